@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Create .venv with a Python >= 3.12 found on this machine and install the project.
+# Looks on PATH first, then in pyenv; re-installs only when pyproject.toml changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=${VENV:-.venv}
+
+is_new_enough() {
+  "$1" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' 2>/dev/null
+}
+
+find_python() {
+  local candidate
+  for candidate in python3.14 python3.13 python3.12 python3 python; do
+    if command -v "$candidate" >/dev/null && is_new_enough "$(command -v "$candidate")"; then
+      command -v "$candidate"
+      return 0
+    fi
+  done
+  if command -v pyenv >/dev/null; then
+    local root version
+    root=$(pyenv root)
+    for version in $(pyenv versions --bare 2>/dev/null | sort -rV); do
+      candidate="$root/versions/$version/bin/python"
+      if [ -x "$candidate" ] && is_new_enough "$candidate"; then
+        echo "$candidate"
+        return 0
+      fi
+    done
+  fi
+  return 1
+}
+
+stamp="$VENV/.installed-$(cat pyproject.toml | sha256sum | cut -c1-16)"
+if [ -f "$stamp" ]; then
+  exit 0
+fi
+
+if [ ! -x "$VENV/bin/python" ] || ! is_new_enough "$VENV/bin/python"; then
+  if ! python=$(find_python); then
+    echo "error: torchgeo-simclr needs Python >= 3.12, and none was found on PATH" \
+      "(python3.14 ... python3) or in pyenv; install one (e.g. 'pyenv install 3.12')" \
+      "and run this again." >&2
+    exit 1
+  fi
+  echo "Creating $VENV with $python ($("$python" --version))"
+  rm -rf "$VENV"
+  "$python" -m venv "$VENV"
+fi
+
+"$VENV/bin/python" -m pip install --quiet --upgrade pip
+"$VENV/bin/python" -m pip install --quiet -e '.[dev]'
+rm -f "$VENV"/.installed-*
+touch "$stamp"
+echo "Installed torchgeo-simclr into $VENV"

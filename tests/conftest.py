@@ -1,0 +1,214 @@
+"""Shared test helpers: small fake Sentinel-2 scenes and DWR label files.
+
+The ``fake_*`` writers are plain functions (import them with
+``from conftest import fake_s2_multiband``) that write into a directory given
+by the test, usually ``tmp_path``. Scenes are EPSG:32610, 10 m, 256 x 256 px
+with their top-left corner at (700000, 4100000) by default; label polygons
+(:data:`FAKE_FIELDS`) lie inside that scene.
+"""
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import numpy.typing as npt
+import rasterio
+import shapely
+from rasterio.transform import from_origin
+
+from torchgeo_simclr.constants import S2_BAND_RESOLUTION, S2_BANDS
+
+#: Product name of the fake scenes (sensing time 2023-07-15 18:49:19).
+FAKE_PRODUCT = "S2B_MSIL2A_20230715T184919_N0509_R070_T10SFG_20230715T223344"
+
+#: CRS of the fake scenes.
+FAKE_CRS = "EPSG:32610"
+
+#: Top-left corner of the fake scenes, metres in :data:`FAKE_CRS`.
+FAKE_ORIGIN = (700000.0, 4100000.0)
+
+#: Side of the fake scenes in 10 m pixels.
+FAKE_SIZE = 256
+
+#: Fake DWR fields: (CLASS2, (xmin, ymin, xmax, ymax) in metres, EPSG:32610),
+#: edges on the 10 m grid. "V" overlaps "I" and comes later, so it wins there.
+FAKE_FIELDS: tuple[tuple[str, tuple[float, float, float, float]], ...] = (
+    ("G", (700100.0, 4099100.0, 700700.0, 4099700.0)),
+    ("I", (701100.0, 4099100.0, 701700.0, 4099700.0)),
+    ("X", (700100.0, 4098100.0, 700700.0, 4098700.0)),
+    ("V", (701500.0, 4099300.0, 702000.0, 4099900.0)),
+    ("P", (701000.0, 4097600.0, 702400.0, 4098600.0)),
+    ("U", (700100.0, 4097600.0, 700900.0, 4098000.0)),
+)
+
+
+def fake_s2_value(
+    band_index: int,
+    x: npt.ArrayLike,
+    y: npt.ArrayLike,
+    origin: tuple[float, float] = FAKE_ORIGIN,
+) -> npt.NDArray[np.float64]:
+    """Reflectance x10000 of the fake scenes at map coordinates (x, y).
+
+    A plane per band, so bilinear resampling of the 20 m and 60 m bands
+    reproduces it exactly away from the scene edge, and any shift shows.
+
+    Args:
+        band_index: position of the band in S2_BANDS (0..11).
+        x: easting, metres.
+        y: northing, metres.
+        origin: top-left corner of the scene, metres.
+
+    Returns:
+        The value, float64, broadcast over *x* and *y*.
+    """
+    dx = np.asarray(x, dtype=np.float64) - origin[0]
+    dy = origin[1] - np.asarray(y, dtype=np.float64)
+    return 1000.0 * (band_index + 1) + dx / 5.0 + 3.0 * dy / 5.0
+
+
+def _band_array(
+    band: str, pixel_size: float, size_m: float, origin: tuple[float, float]
+) -> npt.NDArray[np.uint16]:
+    """The fake band sampled at the centres of a grid of *pixel_size* metres."""
+    n = round(size_m / pixel_size)
+    centres = (np.arange(n) + 0.5) * pixel_size
+    x = origin[0] + centres[None, :]
+    y = origin[1] - centres[:, None]
+    return fake_s2_value(S2_BANDS.index(band), x, y, origin).astype(np.uint16)
+
+
+def _write_tif(
+    path: Path,
+    data: npt.NDArray[np.uint16],
+    pixel_size: float,
+    origin: tuple[float, float],
+    crs: str,
+    **options: str,
+) -> None:
+    count, height, width = data.shape
+    profile = {
+        "driver": "JP2OpenJPEG" if path.suffix == ".jp2" else "GTiff",
+        "width": width,
+        "height": height,
+        "count": count,
+        "dtype": "uint16",
+        "crs": crs,
+        "transform": from_origin(origin[0], origin[1], pixel_size, pixel_size),
+    }
+    with rasterio.open(path, "w", **profile, **options) as dst:
+        dst.write(data)
+
+
+def fake_s2_multiband(
+    root: Path,
+    *,
+    name: str = FAKE_PRODUCT + ".tif",
+    count: int = 12,
+    size: int = FAKE_SIZE,
+    origin: tuple[float, float] = FAKE_ORIGIN,
+    crs: str = FAKE_CRS,
+) -> Path:
+    """Write a multi-band scene (layout 1): all bands at 10 m in one GeoTIFF.
+
+    Args:
+        root: directory to write into (created if needed).
+        name: file name (product style by default).
+        count: number of bands (the first *count* of S2_BANDS; 12 is right).
+        size: side in 10 m pixels.
+        origin: top-left corner, metres.
+        crs: CRS of the scene.
+
+    Returns:
+        The written file.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    data = np.stack(
+        [_band_array(band, 10.0, size * 10.0, origin) for band in S2_BANDS[:count]]
+    )
+    path = root / name
+    _write_tif(path, data, 10.0, origin, crs)
+    return path
+
+
+def fake_s2_per_band(
+    root: Path,
+    *,
+    product: str = FAKE_PRODUCT,
+    safe_names: bool = False,
+    resolution_dirs: bool = False,
+    suffix: str = ".tif",
+    bands: Sequence[str] = S2_BANDS,
+    size: int = FAKE_SIZE,
+    origin: tuple[float, float] = FAKE_ORIGIN,
+    crs: str = FAKE_CRS,
+) -> Path:
+    """Write a per-band product (layout 2), each band at its native resolution.
+
+    Args:
+        root: directory to write into (created if needed).
+        product: name of the product directory.
+        safe_names: name files ``T10SFG_20230715T184919_B04_10m.tif`` instead of
+            ``B04.tif``.
+        resolution_dirs: with *safe_names*, put files in ``R10m``/``R20m``/``R60m``.
+        suffix: ``.tif`` or ``.jp2`` (lossless).
+        bands: bands to write.
+        size: side in 10 m pixels (20 m and 60 m bands round to whole pixels).
+        origin: top-left corner, metres.
+        crs: CRS of the product.
+
+    Returns:
+        The product directory.
+    """
+    directory = root / product
+    options = {"REVERSIBLE": "YES", "QUALITY": "100"} if suffix == ".jp2" else {}
+    for band in bands:
+        metres = S2_BAND_RESOLUTION[band]
+        folder = directory / f"R{metres}m" if resolution_dirs else directory
+        folder.mkdir(parents=True, exist_ok=True)
+        if safe_names:
+            name = f"T10SFG_20230715T184919_{band}_{metres}m{suffix}"
+        else:
+            name = f"{band}{suffix}"
+        data = _band_array(band, float(metres), size * 10.0, origin)[None]
+        _write_tif(folder / name, data, float(metres), origin, crs, **options)
+    return directory
+
+
+def fake_dwr_gpkg(
+    root: Path,
+    *,
+    name: str = "crop_mapping.gpkg",
+    fields: Sequence[tuple[str, tuple[float, float, float, float]]] = FAKE_FIELDS,
+    crs: str = "EPSG:4269",
+    field_crs: str = FAKE_CRS,
+) -> Path:
+    """Write DWR-like crop-mapping polygons (CLASS2, ACRES, COUNTY columns).
+
+    The driver follows the suffix of *name* (.gpkg, .shp, .geojson, .gdb, ...).
+
+    Args:
+        root: directory to write into (created if needed).
+        name: file name.
+        fields: (CLASS2, (xmin, ymin, xmax, ymax)) in *field_crs*, in file order.
+        crs: CRS the file is written in (DWR publishes EPSG:4269).
+        field_crs: CRS of the field coordinates.
+
+    Returns:
+        The written file.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    boxes = [shapely.box(*bounds) for _, bounds in fields]
+    frame = gpd.GeoDataFrame(
+        {
+            "CLASS2": [code for code, _ in fields],
+            "ACRES": [box.area / 4046.8564224 for box in boxes],
+            "COUNTY": "Fresno",
+        },
+        geometry=boxes,
+        crs=field_crs,
+    ).to_crs(crs)
+    path = root / name
+    frame.to_file(path)
+    return path

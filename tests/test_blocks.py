@@ -1,0 +1,37 @@
+import pytest
+import shapely
+import torch
+from shapely import box
+
+from torchgeo_simclr.datamodules.blocks import spatial_blocks
+
+
+def test_blocks_are_disjoint_and_cover_the_region() -> None:
+    roi = box(0, 0, 10_240, 5_120)
+    splits = spatial_blocks(roi, 1280, (0.7, 0.15, 0.15), min_side=480, seed=1)
+    assert [len(s.geoms) for s in splits] == [22, 5, 5]
+    for i, a in enumerate(splits):
+        for b in splits[i + 1 :]:
+            assert a.intersection(b).area == 0
+    assert shapely.union_all(splits).area == pytest.approx(roi.area)
+
+
+def test_assignment_depends_on_seed_only() -> None:
+    roi = box(0, 0, 5_120, 5_120)
+    a = spatial_blocks(roi, 1280, (0.7, 0.15, 0.15), min_side=480, seed=3)
+    b = spatial_blocks(roi, 1280, (0.7, 0.15, 0.15), min_side=480, seed=3)
+    c = spatial_blocks(roi, 1280, (0.7, 0.15, 0.15), min_side=480, seed=4)
+    assert [s.equals(t) for s, t in zip(a, b, strict=True)] == [True] * 3
+    assert not all(s.equals(t) for s, t in zip(a, c, strict=True))
+
+
+def test_small_region_error_says_what_to_do() -> None:
+    with pytest.raises(ValueError, match="smaller block_size"):
+        spatial_blocks(box(0, 0, 1000, 1000), 1280, (0.7, 0.15, 0.15), min_side=480)
+
+
+def test_slivers_that_cannot_hold_a_patch_are_dropped() -> None:
+    roi = box(0, 0, 3_000, 1_280)  # last column is 440 m wide
+    splits = spatial_blocks(roi, 1280, (1, 0, 0), min_side=480)
+    assert len(splits[0].geoms) == 2
+    assert torch.tensor([len(s.geoms) for s in splits[1:]]).sum() == 0

@@ -1,0 +1,112 @@
+from pathlib import Path
+
+import pytest
+import shapely
+import torch
+from conftest import fake_dwr_gpkg, fake_s2_multiband
+
+from torchgeo_simclr.constants import IGNORE_INDEX
+from torchgeo_simclr.datamodules import CentralValleyDataModule
+
+
+@pytest.fixture
+def scene(tmp_path: Path) -> Path:
+    fake_s2_multiband(tmp_path / "sentinel2")
+    fake_dwr_gpkg(tmp_path)
+    return tmp_path
+
+
+def make(scene: Path, **kwargs: object) -> CentralValleyDataModule:
+    defaults: dict[str, object] = {
+        "root": str(scene),
+        "patch_size": 32,
+        "block_size": 64,
+        "batch_size": 4,
+        "length": 8,
+        "stats_patches": 4,
+        "cache_dir": str(scene / "cache"),
+    }
+    defaults.update(kwargs)
+    return CentralValleyDataModule(**defaults)  # type: ignore[arg-type]
+
+
+def boxes(sampler) -> list[shapely.Polygon]:
+    return [shapely.box(x.start, y.start, x.stop, y.stop) for x, y in sampler]
+
+
+def test_splits_never_overlap(scene: Path) -> None:
+    dm = make(scene, length=64)
+    dm.setup("fit")
+    train, val, test = (boxes(getattr(dm, f"{s}_sampler")) for s in ("train", "val", "test"))
+    assert train and val and test
+    for a in train:
+        assert not any(a.intersection(b).area > 0 for b in val + test)
+    for a in val:
+        assert not any(a.intersection(b).area > 0 for b in test)
+    # Grid patches lie on the 10 m pixel grid and have the patch size.
+    for b in val:
+        x0, y0, x1, y1 = b.bounds
+        assert (x1 - x0, y1 - y0) == (320, 320)
+        assert x0 % 10 == 0 and y0 % 10 == 0
+
+
+def test_training_batch_has_two_normalised_views(scene: Path) -> None:
+    dm = make(scene)
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["image"].shape == (4, 12, 32, 32)
+    assert batch["mask"].dtype == torch.int64
+    assert set(batch["mask"].unique().tolist()) <= {0, 1, IGNORE_INDEX}
+    raw = batch["image"].clone()
+    out = dm.train_aug(batch)
+    assert out["views"].shape == (2, 4, 12, 32, 32)
+    expected = (raw - dm.mean[:, None, None]) / dm.std[:, None, None]
+    assert torch.allclose(out["image"], expected, atol=1e-4)
+    assert not torch.allclose(out["views"][0], out["views"][1])
+
+
+def test_one_view_replaces_image_and_mask(scene: Path) -> None:
+    dm = make(scene, num_views=1)
+    dm.setup("fit")
+    batch = dm.train_aug(next(iter(dm.train_dataloader())))
+    assert "views" not in batch
+    assert batch["image"].shape == (4, 12, 32, 32)
+    assert batch["mask"].shape == (4, 32, 32)
+
+
+def test_statistics_come_from_data_and_are_cached(scene: Path) -> None:
+    dm = make(scene)
+    dm.setup("fit")
+    cached = list((scene / "cache" / "stats").glob("*.json"))
+    assert len(cached) == 1
+    image = dm.image_dataset[dm.image_dataset.bounds]["image"]
+    assert torch.all(dm.std > 0)
+    # The patches cover part of the scene: close to, not equal to, the scene mean.
+    assert torch.allclose(dm.mean, image.flatten(1).mean(1), rtol=0.2)
+    again = make(scene)
+    again.setup("fit")
+    assert torch.equal(again.mean, dm.mean)
+
+
+def test_unlabeled_pretraining(scene: Path) -> None:
+    dm = make(scene, labels=None)
+    dm.setup("fit")
+    batch = next(iter(dm.val_dataloader()))
+    assert "mask" not in batch
+
+
+def test_bbox_clips_the_region(scene: Path) -> None:
+    # The scene spans about -120.72..-120.69 E, 37.01..37.04 N.
+    dm = make(scene, bbox=(-120.75, 36.9, -120.705, 37.1), block_size=32, patch_size=16)
+    dm.setup("fit")
+    full = make(scene, block_size=32, patch_size=16)
+    full.setup("fit")
+    clipped = sum(s.area for s in dm.split_blocks.values())
+    whole = sum(s.area for s in full.split_blocks.values())
+    assert 0.2 * whole < clipped < 0.8 * whole
+
+
+def test_bbox_outside_data_prints_both_extents(scene: Path) -> None:
+    dm = make(scene, bbox=(-118.0, 34.0, -117.9, 34.1))
+    with pytest.raises(ValueError, match=r"bbox \[-118.0, 34.0, -117.9, 34.1\].*covers \[-120"):
+        dm.setup("fit")

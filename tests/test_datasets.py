@@ -1,0 +1,544 @@
+"""Tests of CentralValleyS2, IrrigationLabels and the DWR class map."""
+
+import pickle
+import re
+from datetime import datetime
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pyogrio
+import pytest
+import rasterio
+import shapely
+import torch
+from conftest import (
+    FAKE_CRS,
+    FAKE_FIELDS,
+    FAKE_ORIGIN,
+    FAKE_SIZE,
+    fake_dwr_gpkg,
+    fake_s2_multiband,
+    fake_s2_per_band,
+    fake_s2_value,
+)
+from jsonargparse import ArgumentParser
+from matplotlib.figure import Figure
+from pyproj import CRS, Transformer
+from torch.utils.data import DataLoader
+from torchgeo.datasets import IntersectionDataset, stack_samples
+from torchgeo.samplers import GriddedPatchSampler, RandomPatchSampler
+
+from torchgeo_simclr.constants import (
+    IGNORE_INDEX,
+    IRRIGATED,
+    NOT_IRRIGATED,
+    S2_BAND_RESOLUTION,
+    S2_BANDS,
+)
+from torchgeo_simclr.datasets import (
+    DEFAULT_IRRIGATION_MAP,
+    CentralValleyS2,
+    IrrigationLabels,
+    build_irrigation_map,
+)
+
+FIXTURES = Path(__file__).parents[1] / ".." / "shared" / "fixtures"
+MAJORTOM = (
+    FIXTURES
+    / "sentinel2_l2a_majortom"
+    / "S2B_MSIL2A_20200223T032739_N9999_R018_T48QUE_20230924T183543"
+)
+DWR_GDB = (
+    FIXTURES / "dwr_crop_mapping" / "i15_crop_mapping_2023_provisional_20241127.gdb.zip"
+)
+needs_fixtures = pytest.mark.skipif(
+    not FIXTURES.is_dir(), reason=f"real-data fixtures not found at {FIXTURES}"
+)
+
+X0, Y0 = FAKE_ORIGIN
+SIDE = FAKE_SIZE * 10.0
+SENSING = datetime(2023, 7, 15, 18, 49, 19)
+SCENE = (slice(X0, X0 + SIDE), slice(Y0 - SIDE, Y0))
+
+
+#: Pixels at the scene edge where resampling a coarse band extrapolates.
+S2_BAND_EDGE = {
+    band: {10: 0, 20: 1, 60: 4}[res] for band, res in S2_BAND_RESOLUTION.items()
+}
+
+
+def expected(band: str, xmin: float, ymax: float, size: int) -> np.ndarray:
+    """Fake values on the 10 m grid of a window with top-left (xmin, ymax)."""
+    centres = (np.arange(size) + 0.5) * 10.0
+    return fake_s2_value(
+        S2_BANDS.index(band), xmin + centres[None, :], ymax - centres[:, None]
+    )
+
+
+def pixel(sample_mask: torch.Tensor, x: float, y: float) -> int:
+    """Mask value at map coordinates (x, y) of a full-scene sample."""
+    return int(sample_mask[int((Y0 - y) // 10), int((x - X0) // 10)])
+
+
+# Sentinel-2: layouts, grid and dates
+
+
+def test_multiband_scene(tmp_path: Path) -> None:
+    fake_s2_multiband(tmp_path)
+    ds = CentralValleyS2(tmp_path)
+    sample = ds[SCENE]
+    image = sample["image"]
+    assert image.dtype == torch.float32
+    assert image.shape == (12, FAKE_SIZE, FAKE_SIZE)
+    for i, band in enumerate(S2_BANDS):
+        np.testing.assert_array_equal(
+            image[i].numpy(), np.floor(expected(band, X0, Y0, FAKE_SIZE))
+        )
+    assert ds.index.index[0].left == SENSING
+    assert ds.crs == CRS.from_user_input(FAKE_CRS)
+    assert ds.res == (10.0, 10.0)
+
+
+def test_band_selection_and_order(tmp_path: Path) -> None:
+    fake_s2_multiband(tmp_path / "multi")
+    fake_s2_per_band(tmp_path / "single")
+    for root in ("multi", "single"):
+        ds = CentralValleyS2(tmp_path / root, bands=["B11", "B08", "B02"])
+        window = (slice(X0 + 600, X0 + 1200), slice(Y0 - 1200, Y0 - 600))
+        image = ds[window]["image"]
+        assert image.shape == (3, 60, 60)
+        for i, band in enumerate(["B11", "B08", "B02"]):
+            np.testing.assert_allclose(
+                image[i].numpy(), expected(band, X0 + 600, Y0 - 600, 60), atol=1
+            )
+
+
+def test_per_band_product_directory(tmp_path: Path) -> None:
+    product = fake_s2_per_band(tmp_path)
+    ds = CentralValleyS2(tmp_path)
+    assert ds.separate_files
+    assert len(ds) == 1
+    assert Path(ds.index.filepath.iloc[0]).parent == product
+    # No date in B02.tif: it comes from the product directory name.
+    assert ds.index.index[0].left == SENSING
+    image = ds[SCENE]["image"]
+    assert image.shape == (12, FAKE_SIZE, FAKE_SIZE)
+    assert image.dtype == torch.float32
+    for i, band in enumerate(S2_BANDS):
+        # Away from the edge, bilinear resampling of a plane is exact, so any
+        # shift of a 20 m or 60 m pixel would show.
+        edge = S2_BAND_EDGE[band]
+        inner = slice(edge, FAKE_SIZE - edge)
+        np.testing.assert_allclose(
+            image[i, inner, inner].numpy(),
+            expected(band, X0, Y0, FAKE_SIZE)[inner, inner],
+            atol=1,
+            err_msg=band,
+        )
+
+
+def test_20m_pixel_lands_in_place(tmp_path: Path) -> None:
+    product = fake_s2_per_band(tmp_path, bands=["B04", "B05"])
+    # One bright 20 m pixel at row 7, column 12 of B05 (else flat).
+    with rasterio.open(product / "B05.tif", "r+") as dst:
+        data = np.full((dst.height, dst.width), 1000, dtype=np.uint16)
+        data[7, 12] = 5000
+        dst.write(data, 1)
+    ds = CentralValleyS2(tmp_path, bands=["B04", "B05"])
+    b05 = ds[SCENE]["image"][1].numpy() - 1000.0
+    # On the 10 m grid it covers rows 14-15, columns 24-25: the four 10 m
+    # pixels inside it are the brightest, and the response is centred on it.
+    peak = b05.max()
+    rows, cols = np.nonzero(b05 == peak)
+    assert sorted(set(rows.tolist())) == [14, 15]
+    assert sorted(set(cols.tolist())) == [24, 25]
+    r, c = np.indices(b05.shape)
+    centre_x = X0 + ((c + 0.5) * 10 * b05).sum() / b05.sum()
+    centre_y = Y0 - ((r + 0.5) * 10 * b05).sum() / b05.sum()
+    assert (centre_x, centre_y) == pytest.approx((X0 + 250.0, Y0 - 150.0), abs=0.01)
+
+
+@pytest.mark.parametrize(
+    ("suffix", "resolution_dirs"), [(".tif", False), (".jp2", True)]
+)
+def test_safe_style_names(tmp_path: Path, suffix: str, resolution_dirs: bool) -> None:
+    bands = ["B02", "B05", "B09"]
+    fake_s2_per_band(
+        tmp_path,
+        product="unnamed",
+        safe_names=True,
+        resolution_dirs=resolution_dirs,
+        suffix=suffix,
+        bands=bands,
+    )
+    ds = CentralValleyS2(tmp_path, bands=["B05", "B02", "B09"])
+    assert (
+        Path(ds.index.filepath.iloc[0]).name
+        == f"T10SFG_20230715T184919_B02_10m{suffix}"
+    )
+    # The date comes from the file name (the directory has none).
+    assert ds.index.index[0].left == SENSING
+    window = (slice(X0 + 600, X0 + 1200), slice(Y0 - 1200, Y0 - 600))
+    image = ds[window]["image"]
+    for i, band in enumerate(["B05", "B02", "B09"]):
+        np.testing.assert_allclose(
+            image[i].numpy(), expected(band, X0 + 600, Y0 - 600, 60), atol=1
+        )
+
+
+def test_plot(tmp_path: Path) -> None:
+    fake_s2_multiband(tmp_path)
+    ds = CentralValleyS2(tmp_path)
+    sample = ds[SCENE]
+    sample["mask"] = torch.full((FAKE_SIZE, FAKE_SIZE), IGNORE_INDEX)
+    sample["mask"][:100] = IRRIGATED
+    fig = ds.plot(sample, suptitle="fake")
+    assert isinstance(fig, Figure)
+    assert len(fig.axes) == 2
+    plt.close(fig)
+
+
+# Sentinel-2: errors
+
+
+def test_missing_root(tmp_path: Path) -> None:
+    root = tmp_path / "nowhere"
+    with pytest.raises(FileNotFoundError, match=re.escape(str(root))):
+        CentralValleyS2(root)
+
+
+def test_no_matching_files(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("no imagery here")
+    with pytest.raises(FileNotFoundError) as info:
+        CentralValleyS2(tmp_path)
+    message = str(info.value)
+    assert str(tmp_path) in message
+    assert "S2B_MSIL2A_" in message
+    assert "B04.tif" in message
+    assert "sample-data" in message
+
+
+def test_wrong_band_count(tmp_path: Path) -> None:
+    path = fake_s2_multiband(tmp_path, count=4)
+    with pytest.raises(ValueError, match="12") as info:
+        CentralValleyS2(tmp_path)
+    assert str(path) in str(info.value)
+    assert "has 4 band(s)" in str(info.value)
+
+
+def test_unknown_band(tmp_path: Path) -> None:
+    fake_s2_multiband(tmp_path)
+    with pytest.raises(ValueError, match="B10") as info:
+        CentralValleyS2(tmp_path, bands=["B04", "B10"])
+    assert "B8A" in str(info.value)
+
+
+def test_product_missing_band(tmp_path: Path) -> None:
+    product = fake_s2_per_band(tmp_path)
+    (product / "B07.tif").unlink()
+    with pytest.raises(FileNotFoundError, match="B07") as info:
+        CentralValleyS2(tmp_path)
+    assert str(product) in str(info.value)
+    # Without B07 requested, the product reads.
+    assert len(CentralValleyS2(tmp_path, bands=["B04", "B08"])) == 1
+
+
+def test_mixed_layouts(tmp_path: Path) -> None:
+    fake_s2_multiband(tmp_path)
+    fake_s2_per_band(tmp_path)
+    with pytest.raises(ValueError, match="both multi-band scenes"):
+        CentralValleyS2(tmp_path)
+
+
+# DWR class map
+
+
+def test_default_irrigation_map() -> None:
+    for code in ("G", "R", "F", "P", "T", "D", "C", "V", "YP"):
+        assert DEFAULT_IRRIGATION_MAP[code] == IRRIGATED
+    for code in ("I", "U", "UR", "UC", "UI", "UV", "S", "NV", "NR", "NW", "NB"):
+        assert DEFAULT_IRRIGATION_MAP[code] == NOT_IRRIGATED
+    assert DEFAULT_IRRIGATION_MAP["X"] == IGNORE_INDEX
+
+
+def test_build_irrigation_map() -> None:
+    effective = build_irrigation_map({"I": IGNORE_INDEX, "UL": IRRIGATED})
+    assert effective["I"] == IGNORE_INDEX
+    assert effective["UL"] == IRRIGATED
+    assert effective["G"] == IRRIGATED
+    assert DEFAULT_IRRIGATION_MAP["I"] == NOT_IRRIGATED
+    with pytest.raises(ValueError, match="'G': 2"):
+        build_irrigation_map({"G": 2})
+
+
+# Labels
+
+
+@pytest.fixture
+def labels_file(tmp_path: Path) -> Path:
+    return fake_dwr_gpkg(tmp_path / "labels")
+
+
+def test_label_mask_values(labels_file: Path) -> None:
+    labels = IrrigationLabels(labels_file, crs=CRS.from_user_input(FAKE_CRS))
+    mask = labels[SCENE]["mask"]
+    assert mask.dtype == torch.int64
+    assert mask.shape == (FAKE_SIZE, FAKE_SIZE)
+    assert set(mask.unique().tolist()) == {NOT_IRRIGATED, IRRIGATED, IGNORE_INDEX}
+    assert pixel(mask, 700400, 4099400) == IRRIGATED  # G
+    assert pixel(mask, 701300, 4099400) == NOT_IRRIGATED  # I
+    assert pixel(mask, 701600, 4099400) == IRRIGATED  # V over I: later wins
+    assert pixel(mask, 700400, 4098400) == IGNORE_INDEX  # X
+    assert pixel(mask, 700500, 4097800) == NOT_IRRIGATED  # U
+    assert pixel(mask, 700050, 4099950) == IGNORE_INDEX  # no polygon
+    # Field edges lie on the grid, so pixel counts equal areas exactly.
+    irrigated = shapely.union_all(
+        [shapely.box(*b) for code, b in FAKE_FIELDS if code in "GVP"]
+    )
+    assert int((mask == IRRIGATED).sum()) == round(irrigated.area / 100)
+
+
+def test_label_window_grid(labels_file: Path) -> None:
+    labels = IrrigationLabels(labels_file)
+    assert labels.crs == CRS.from_epsg(32610)  # UTM zone of the features
+    window = (slice(700650.0, 700750.0), slice(4099050.0, 4099130.0))
+    mask = labels[window]["mask"]
+    assert mask.shape == (8, 10)
+    # G ends at x=700700 and starts at y=4099100.
+    expected_mask = np.full((8, 10), IGNORE_INDEX)
+    expected_mask[:3, :5] = IRRIGATED
+    np.testing.assert_array_equal(mask.numpy(), expected_mask)
+
+
+def test_label_formats(tmp_path: Path) -> None:
+    for name in ("fields.shp", "fields.geojson", "fields.gdb"):
+        path = fake_dwr_gpkg(tmp_path / name.split(".")[1], name=name)
+        labels = IrrigationLabels(path, crs=CRS.from_user_input(FAKE_CRS))
+        assert pixel(labels[SCENE]["mask"], 700400, 4099400) == IRRIGATED, name
+    # A directory is searched for label files; a .gdb folder counts as one.
+    assert IrrigationLabels(tmp_path / "gdb").files == [
+        str(tmp_path / "gdb" / "fields.gdb")
+    ]
+
+
+def test_unknown_codes_warn_once(tmp_path: Path) -> None:
+    fields = [*FAKE_FIELDS, ("ZZ", (702000.0, 4098800.0, 702200.0, 4099000.0))]
+    fields.append(("ZZ", (702300.0, 4098800.0, 702400.0, 4099000.0)))
+    path = fake_dwr_gpkg(tmp_path, fields=fields)
+    with pytest.warns(UserWarning, match=r"\['ZZ'\]") as record:
+        labels = IrrigationLabels(path, crs=CRS.from_user_input(FAKE_CRS))
+    assert len([w for w in record if "ZZ" in str(w.message)]) == 1
+    assert pixel(labels[SCENE]["mask"], 702100, 4098900) == IGNORE_INDEX
+
+
+def test_class_map_override(labels_file: Path) -> None:
+    labels = IrrigationLabels(
+        labels_file,
+        crs=CRS.from_user_input(FAKE_CRS),
+        class_map={"I": IGNORE_INDEX, "X": NOT_IRRIGATED},
+    )
+    mask = labels[SCENE]["mask"]
+    assert pixel(mask, 701300, 4099400) == IGNORE_INDEX
+    assert pixel(mask, 700400, 4098400) == NOT_IRRIGATED
+    with pytest.raises(ValueError, match="'I': 3"):
+        IrrigationLabels(labels_file, class_map={"I": 3})
+
+
+def lonlat_box(bounds: tuple[float, float, float, float]) -> tuple[float, ...]:
+    to_lonlat = Transformer.from_crs(FAKE_CRS, "EPSG:4326", always_xy=True)
+    return tuple(to_lonlat.transform_bounds(*bounds))
+
+
+def test_bbox_filters_while_reading(
+    labels_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = []
+    read = pyogrio.read_dataframe
+
+    def spy(*args: object, **kwargs: object) -> object:
+        calls.append(kwargs)
+        return read(*args, **kwargs)
+
+    monkeypatch.setattr(pyogrio, "read_dataframe", spy)
+    g_bounds = FAKE_FIELDS[0][1]
+    bbox = lonlat_box(
+        (g_bounds[0] + 50, g_bounds[1] + 50, g_bounds[2] - 50, g_bounds[3] - 50)
+    )
+    labels = IrrigationLabels(labels_file, bbox=bbox)
+    assert calls[0]["mask"] is not None
+    assert calls[0]["columns"] == ["CLASS2"]
+    assert len(labels._features) == 1
+    xmin, ymin, xmax, ymax = labels.index.total_bounds
+    assert (xmin, ymin, xmax, ymax) == pytest.approx(g_bounds, abs=0.01)
+
+
+# Labels: errors
+
+
+def test_bbox_without_features(labels_file: Path) -> None:
+    bbox = (-100.0, 40.0, -99.0, 41.0)
+    with pytest.raises(ValueError, match=re.escape(str(list(bbox)))) as info:
+        IrrigationLabels(labels_file, bbox=bbox)
+    message = str(info.value)
+    assert str(labels_file) in message
+    assert "-120." in message  # the file's extent in lon/lat
+
+
+def test_unreadable_label_file(tmp_path: Path) -> None:
+    path = tmp_path / "labels.gpkg"
+    path.write_text("this is not a GeoPackage")
+    with pytest.raises(ValueError, match=re.escape(str(path))) as info:
+        IrrigationLabels(path)
+    assert "GeoPackage" in str(info.value)
+
+
+def test_unreadable_parquet(tmp_path: Path) -> None:
+    path = tmp_path / "labels.parquet"
+    path.write_text("this is not Parquet")
+    with pytest.raises(ValueError, match=re.escape(str(path))):
+        IrrigationLabels(path)
+
+
+def test_unknown_class_column(labels_file: Path) -> None:
+    with pytest.raises(ValueError, match="'CROP'") as info:
+        IrrigationLabels(labels_file, class_column="CROP")
+    assert "CLASS2" in str(info.value)
+    assert "ACRES" in str(info.value)
+
+
+def test_missing_label_path(tmp_path: Path) -> None:
+    path = tmp_path / "missing.gdb.zip"
+    with pytest.raises(FileNotFoundError, match=re.escape(str(path))):
+        IrrigationLabels(path)
+    with pytest.raises(FileNotFoundError, match="No label file found"):
+        IrrigationLabels(tmp_path)
+
+
+# Image and labels together
+
+
+def test_image_and_labels_in_a_dataloader(tmp_path: Path) -> None:
+    fake_s2_multiband(tmp_path / "s2")
+    labels_file = fake_dwr_gpkg(tmp_path / "labels")
+    image = CentralValleyS2(tmp_path / "s2")
+    # Labels in another CRS follow the image's when intersected.
+    labels = IrrigationLabels(labels_file, crs=CRS.from_epsg(3310))
+    dataset = image & labels
+    assert isinstance(dataset, IntersectionDataset)
+    assert labels.crs == image.crs
+    assert pixel(labels[SCENE]["mask"], 701600, 4099400) == IRRIGATED
+
+    sampler = RandomPatchSampler(dataset, size=64, length=4, generator=0)
+    loader = DataLoader(
+        dataset, batch_size=2, sampler=sampler, collate_fn=stack_samples
+    )
+    batches = list(loader)
+    assert len(batches) == 2
+    for batch in batches:
+        assert batch["image"].shape == (2, 12, 64, 64)
+        assert batch["image"].dtype == torch.float32
+        assert batch["mask"].shape == (2, 64, 64)
+        assert batch["mask"].dtype == torch.int64
+        assert set(batch["mask"].unique().tolist()) <= {0, 1, 255}
+
+    grid = GriddedPatchSampler(dataset, size=128)
+    masks = [dataset[index]["mask"] for index in grid]
+    assert len(masks) == 4
+    irrigated = sum(int((m == IRRIGATED).sum()) for m in masks)
+    assert irrigated == int((labels[SCENE]["mask"] == IRRIGATED).sum())
+
+
+def test_yaml_and_pickle(tmp_path: Path) -> None:
+    fake_s2_multiband(tmp_path / "s2")
+    labels_file = fake_dwr_gpkg(tmp_path / "labels")
+    parser = ArgumentParser()
+    parser.add_argument("--image", type=CentralValleyS2)
+    parser.add_argument("--labels", type=IrrigationLabels)
+    config = parser.parse_string(
+        f"""
+        image:
+          class_path: torchgeo_simclr.datasets.CentralValleyS2
+          init_args:
+            paths: {tmp_path / "s2"}
+            crs: EPSG:32610
+            res: 20.0
+            bands: [B04, B03, B02]
+        labels:
+          class_path: torchgeo_simclr.datasets.IrrigationLabels
+          init_args:
+            paths: {labels_file}
+            crs: EPSG:3310
+            class_map: {{I: 255}}
+            bbox: [-121, 36, -120, 38]
+            layer: 0
+        """
+    )
+    built = parser.instantiate(config)
+    image, labels = built.image, built.labels
+    assert image.bands == ["B04", "B03", "B02"]
+    assert image.res == (20.0, 20.0)
+    assert labels.crs == CRS.from_epsg(3310)
+    assert labels.class_map["I"] == IGNORE_INDEX
+    # Both survive pickling, as DataLoader workers need.
+    dataset = pickle.loads(pickle.dumps(image & labels))
+    sample = dataset[SCENE]
+    assert sample["image"].shape == (3, FAKE_SIZE // 2, FAKE_SIZE // 2)
+    assert sample["mask"].shape == (FAKE_SIZE // 2, FAKE_SIZE // 2)
+
+
+# Real data
+
+
+@needs_fixtures
+def test_real_majortom_product() -> None:
+    ds = CentralValleyS2(MAJORTOM.parent)
+    assert len(ds) == 1
+    assert ds.index.index[0].left.date() == datetime(2020, 2, 23).date()
+    assert ds.crs == CRS.from_epsg(32648)
+    sample = ds[:, :]
+    image = sample["image"]
+    assert image.shape == (12, 1068, 1068)
+    assert image.dtype == torch.float32
+    with rasterio.open(MAJORTOM / "B04.tif") as src:
+        np.testing.assert_array_equal(image[3].numpy(), src.read(1))
+    for i, band in enumerate(S2_BANDS):
+        with rasterio.open(MAJORTOM / f"{band}.tif") as src:
+            native = src.read(1).astype(np.float64)
+        assert image[i].mean().item() == pytest.approx(native.mean(), rel=0.01), band
+
+
+@needs_fixtures
+@pytest.mark.filterwarnings("ignore:Measured \\(M\\) geometry types")
+def test_real_dwr_gdb_zip() -> None:
+    # DWR pads its codes (" G"): they match after stripping.
+    labels = IrrigationLabels(DWR_GDB)
+    features = labels._features
+    assert len(features) == 100
+    assert not features.geometry.has_z.any()
+
+    irrigated = features[features["value"] == IRRIGATED]
+    # Rasterise a window around each irrigated field on the common 10 m grid
+    # and collect the irrigated pixels (a set, so shared windows count once).
+    pixels: set[tuple[int, int]] = set()
+    for xmin, ymin, xmax, ymax in irrigated.geometry.bounds.to_numpy():
+        x0, y0 = np.floor([xmin / 10, ymin / 10]) * 10 - 20
+        x1, y1 = np.ceil([xmax / 10, ymax / 10]) * 10 + 20
+        mask = labels[slice(x0, x1), slice(y0, y1)]["mask"].numpy()
+        rows, cols = np.nonzero(mask == IRRIGATED)
+        top, left = round(y1 / 10), round(x0 / 10)
+        pixels.update(zip((top - rows).tolist(), (left + cols).tolist(), strict=True))
+    raster_area = len(pixels) * 100.0
+    polygon_area = shapely.union_all(irrigated.geometry.to_numpy()).area
+    assert raster_area == pytest.approx(polygon_area, rel=0.03)
+    acres = pyogrio.read_dataframe(
+        DWR_GDB, columns=["CLASS2", "ACRES"], read_geometry=False
+    )
+    irrigated_acres = acres.loc[
+        acres["CLASS2"].str.strip().map(DEFAULT_IRRIGATION_MAP) == IRRIGATED, "ACRES"
+    ].sum()
+    assert raster_area / 4046.8564224 == pytest.approx(irrigated_acres, rel=0.03)

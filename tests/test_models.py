@@ -1,0 +1,61 @@
+import pytest
+import torch
+
+from torchgeo_simclr.models import ProjectionHead, create_backbone
+from torchgeo_simclr.models.checkpoint import DataMetadata, load_encoder
+from torchgeo_simclr.patch_labels import patch_labels
+
+
+def test_projection_head_shapes_and_partial_depth() -> None:
+    head = ProjectionHead(512, 256, 128, num_layers=3)
+    x = torch.randn(8, 512)
+    assert head(x).shape == (8, 128)
+    assert head(x, layers=1).shape == (8, 256)
+    assert head(x, layers=0).shape == (8, 512)
+    # Hidden blocks end in ReLU, the last one does not (SimCLRv2).
+    assert (head(x, layers=1) >= 0).all()
+    assert (head(x) < 0).any()
+
+
+def test_projection_head_rejects_zero_layers() -> None:
+    with pytest.raises(ValueError, match="num_layers >= 1"):
+        ProjectionHead(4, 4, 4, num_layers=0)
+
+
+def test_backbone_takes_twelve_bands() -> None:
+    backbone = create_backbone("resnet18", in_channels=12)
+    assert backbone(torch.randn(2, 12, 32, 32)).shape == (2, backbone.num_features)
+
+
+def test_unknown_backbone_is_named() -> None:
+    with pytest.raises(ValueError, match="'resnet9000' is not a timm model"):
+        create_backbone("resnet9000")
+
+
+def test_patch_labels_majority_and_ignore() -> None:
+    mask = torch.full((4, 4, 4), 255)
+    mask[0] = 1
+    mask[1] = 0
+    mask[2, :3] = 1  # 12 of 16 labelled, all irrigated
+    mask[3, :1] = 0  # 4 of 16 labelled: too few
+    assert patch_labels(mask).tolist() == [1, 0, 1, 255]
+
+
+def test_metadata_round_trip() -> None:
+    meta = DataMetadata(
+        bands=("B04", "B08"), mean=(1.0, 2.0), std=(3.0, 4.0), patch_size=64
+    )
+    assert DataMetadata.from_dict(meta.to_dict()) == meta
+
+
+def test_load_encoder_errors(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"missing\.ckpt"):
+        load_encoder(tmp_path / "missing.ckpt")
+    wrong = tmp_path / "finetuned.ckpt"
+    torch.save({"state_dict": {}, "torchgeo_simclr": {"kind": "finetune"}}, wrong)
+    with pytest.raises(ValueError, match="kind 'finetune' but a 'simclr' checkpoint"):
+        load_encoder(wrong)
+    foreign = tmp_path / "foreign.ckpt"
+    torch.save({"state_dict": {}}, foreign)
+    with pytest.raises(ValueError, match="no torchgeo-simclr metadata"):
+        load_encoder(foreign)

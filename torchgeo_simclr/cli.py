@@ -1,0 +1,193 @@
+"""The ``torchgeo-simclr`` command: sample data, the demo and the kNN probe."""
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+#: Repository directory holding the YAML configs (present in a source checkout).
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+
+def _sample_data(args: argparse.Namespace) -> None:
+    from .sample import make_sample_scene
+
+    scene = make_sample_scene(
+        Path(args.root),
+        size=args.size,
+        seed=args.seed,
+        tiles=args.tiles,
+        overwrite=args.overwrite,
+    )
+    tiles = len(scene.image_paths)
+    print(f"Wrote {tiles} Sentinel-2 tiles under {scene.root / 'sentinel2'}")
+    print(f"Wrote DWR-style crop-mapping labels to {scene.labels_path}")
+
+
+def fit(arguments: Sequence[str]) -> Path:
+    """Run ``torchgeo fit`` in this process and return the last checkpoint.
+
+    Args:
+        arguments: the arguments after ``torchgeo fit``, e.g.
+            ``["--config", "conf/simclr_quickstart.yaml"]``.
+
+    Returns:
+        Path of the checkpoint written last.
+
+    Raises:
+        RuntimeError: if the run wrote no checkpoint.
+    """
+    from lightning.pytorch.cli import LightningCLI
+    from torchgeo.datamodules import BaseDataModule
+    from torchgeo.tasks import BaseTask
+
+    cli = LightningCLI(
+        model_class=BaseTask,
+        datamodule_class=BaseDataModule,
+        seed_everything_default=0,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        save_config_kwargs={"overwrite": True},
+        args=["fit", *arguments],
+    )
+    callback = cli.trainer.checkpoint_callback
+    path = getattr(callback, "last_model_path", "") or getattr(
+        callback, "best_model_path", ""
+    )
+    if not path:
+        msg = "The fit run wrote no checkpoint; check the config's trainer callbacks."
+        raise RuntimeError(msg)
+    return Path(path)
+
+
+def _probe(args: argparse.Namespace) -> None:
+    from .datamodules import CentralValleyDataModule
+    from .datamodules.augment import BatchAugmentation
+    from .models import create_backbone
+    from .models.checkpoint import load_encoder
+    from .probe import knn_probe
+
+    encoder = load_encoder(args.checkpoint)
+    if encoder.data is None:
+        msg = f"Checkpoint {args.checkpoint!r} records no band list or statistics."
+        raise SystemExit(msg)
+    datamodule = CentralValleyDataModule(
+        root=args.root,
+        labels=args.labels,
+        bands=list(encoder.data.bands),
+        patch_size=encoder.data.patch_size,
+        block_size=args.block_size,
+        seed=args.seed,
+        num_views=0,
+    )
+    datamodule.setup("fit")
+    datamodule.aug = BatchAugmentation(
+        torch.tensor(encoder.data.mean), torch.tensor(encoder.data.std)
+    )
+    torch.manual_seed(args.seed)
+    random = create_backbone(encoder.model, in_channels=len(encoder.data.bands))
+    rows = [
+        ("pretrained (SimCLRv2)", knn_probe(encoder.backbone, datamodule, k=args.k)),
+        ("random weights", knn_probe(random, datamodule, k=args.k)),
+    ]
+    patch = encoder.data.patch_size
+    print(f"kNN probe (k={args.k}), {encoder.model}, patches of {patch} px:")
+    header = ("accuracy", 10), ("bal. acc.", 11), ("F1", 8), ("n ref", 8), ("n test", 8)
+    print(f"{'encoder':<24}" + "".join(f"{name:>{width}}" for name, width in header))
+    for name, r in rows:
+        print(
+            f"{name:<24}{r.accuracy:>10.3f}{r.balanced_accuracy:>11.3f}{r.f1:>8.3f}"
+            f"{r.n_reference:>8d}{r.n_test:>8d}"
+        )
+
+
+def _demo(args: argparse.Namespace) -> None:
+    from .sample import make_sample_scene
+
+    root = Path(args.root)
+    if not (root / "crop_mapping.gpkg").exists():
+        print(f"Making the embedded sample scene in {root} ...")
+        make_sample_scene(root)
+    config = CONF_DIR / "simclr_quickstart.yaml"
+    checkpoint = fit(["--config", str(config), "--data.init_args.root", str(root)])
+    print(f"\nPretrained checkpoint: {checkpoint.resolve()}")
+    if args.probe:
+        _probe(
+            argparse.Namespace(
+                checkpoint=str(checkpoint),
+                root=str(root),
+                labels="crop_mapping.gpkg",
+                block_size=256,
+                seed=0,
+                k=20,
+            )
+        )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser of the ``torchgeo-simclr`` command.
+
+    Returns:
+        The parser with one sub-command per job.
+    """
+    parser = argparse.ArgumentParser(
+        prog="torchgeo-simclr",
+        description="SimCLRv2 irrigation mapping from Sentinel-2 (a TorchGeo plugin).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    sample = commands.add_parser(
+        "sample-data", help="write the embedded Central Valley sample scene"
+    )
+    sample.add_argument("--root", required=True, help="output directory")
+    sample.add_argument("--size", type=int, default=2048, help="scene side, pixels")
+    sample.add_argument("--seed", type=int, default=0, help="random seed")
+    sample.add_argument("--tiles", type=int, default=2, help="number of adjacent tiles")
+    sample.add_argument(
+        "--overwrite", action="store_true", help="replace existing files"
+    )
+    sample.set_defaults(func=_sample_data)
+
+    demo = commands.add_parser(
+        "demo", help="sample scene + quickstart pretraining + kNN probe, on a CPU"
+    )
+    demo.add_argument("--root", default="data/sample", help="sample scene directory")
+    demo.add_argument(
+        "--no-probe", dest="probe", action="store_false", help="skip the kNN probe"
+    )
+    demo.set_defaults(func=_demo)
+
+    probe = commands.add_parser(
+        "probe",
+        help="kNN probe of a pretrained encoder against random weights",
+    )
+    probe.add_argument("--checkpoint", required=True, help="SimCLRv2 .ckpt file")
+    probe.add_argument("--root", required=True, help="imagery directory")
+    probe.add_argument(
+        "--labels",
+        default="crop_mapping.gpkg",
+        help="DWR label file (relative to --root)",
+    )
+    probe.add_argument(
+        "--block-size", type=int, default=256, help="split block side, px"
+    )
+    probe.add_argument("--seed", type=int, default=0, help="split seed")
+    probe.add_argument("-k", type=int, default=20, help="neighbours that vote")
+    probe.set_defaults(func=_probe)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the ``torchgeo-simclr`` command.
+
+    Args:
+        argv: arguments (default: ``sys.argv[1:]``).
+    """
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (FileNotFoundError, FileExistsError, ValueError) as error:
+        print(f"torchgeo-simclr {args.command}: error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None

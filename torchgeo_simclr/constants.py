@@ -1,0 +1,51 @@
+"""Band names, label values and other constants shared across the package."""
+
+from typing import Final
+
+#: Sentinel-2 L2A bands in the order the package uses everywhere.
+S2_BANDS: Final[tuple[str, ...]] = (
+    "B01",
+    "B02",
+    "B03",
+    "B04",
+    "B05",
+    "B06",
+    "B07",
+    "B08",
+    "B8A",
+    "B09",
+    "B11",
+    "B12",
+)
+
+#: Native ground sampling distance of each Sentinel-2 band, in metres.
+S2_BAND_RESOLUTION: Final[dict[str, int]] = {
+    "B01": 60,
+    "B02": 10,
+    "B03": 10,
+    "B04": 10,
+    "B05": 20,
+    "B06": 20,
+    "B07": 20,
+    "B08": 10,
+    "B8A": 20,
+    "B09": 60,
+    "B11": 20,
+    "B12": 20,
+}
+
+#: Reflectance scale factor on disk: stored value = reflectance x 10000.
+REFLECTANCE_SCALE: Final[float] = 10000.0
+
+#: Nodata value of Sentinel-2 L2A files.
+S2_NODATA: Final[int] = 0
+
+#: Mask value of a pixel that is not irrigated.
+NOT_IRRIGATED: Final[int] = 0
+
+#: Mask value of a pixel that is irrigated.
+IRRIGATED: Final[int] = 1
+
+#: Mask value of a pixel whose irrigation status is unknown (no polygon, or a
+#: class that says nothing); losses and metrics skip it.
+IGNORE_INDEX: Final[int] = 255

@@ -1,0 +1,267 @@
+"""Central Valley Sentinel-2 (+ DWR labels) for pretraining and fine-tuning."""
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import shapely
+from lightning.pytorch.utilities import rank_zero_info
+from pyproj import CRS, Transformer
+from shapely import MultiPolygon
+from shapely.geometry.base import BaseGeometry
+from torch import Tensor
+from torchgeo.datamodules import GeoDataModule
+from torchgeo.datasets import GeoDataset, IntersectionDataset
+from torchgeo.samplers import RandomPatchSampler
+
+from ..constants import S2_BANDS
+from ..datasets import CentralValleyS2, IrrigationLabels
+from ..transforms import AUGMENTATIONS, SimCLRViews
+from .augment import BatchAugmentation
+from .blocks import spatial_blocks
+from .samplers import BlockGridSampler, snap_to_grid
+from .statistics import cache_key, cached_band_statistics
+
+#: EPSG:4326, the CRS of user-given bounding boxes.
+LONLAT = CRS.from_epsg(4326)
+
+
+class CentralValleyDataModule(GeoDataModule):
+    """Sentinel-2 patches, optionally with irrigation masks, in disjoint blocks.
+
+    The region (all imagery, or *bbox*) is cut into square blocks of
+    *block_size* pixels that are dealt at random to train / val / test, so no
+    patch of one split overlaps a patch of another. Training draws random
+    patches inside the train blocks; val and test walk a grid inside theirs.
+
+    Bands are normalised with a per-band mean and standard deviation computed
+    from training patches (cached under ``~/.cache/torchgeo-simclr``). On the
+    device, after transfer, training batches (and validation batches when
+    ``num_views >= 2``) get augmented views from
+    :class:`~torchgeo_simclr.transforms.SimCLRViews`.
+
+    Samples: ``image`` float32 ``[B, C, H, W]`` (normalised), ``mask`` int64
+    ``[B, H, W]`` when labels are given, ``views`` ``[V, B, C, H, W]`` when
+    ``num_views >= 2``, and torchgeo's ``bounds`` and ``transform``.
+    """
+
+    def __init__(
+        self,
+        root: str = "data",
+        labels: str | None = "crop_mapping.gpkg",
+        bbox: tuple[float, float, float, float] | None = None,
+        bands: list[str] | None = None,
+        patch_size: int = 120,
+        batch_size: int = 32,
+        length: int | None = None,
+        num_workers: int = 0,
+        block_size: int = 512,
+        split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15),
+        seed: int = 0,
+        class_column: str = "CLASS2",
+        class_map: dict[str, int] | None = None,
+        augmentations: list[str] | None = None,
+        ops_per_view: int = 2,
+        num_views: int = 2,
+        augmentation_kwargs: dict[str, dict[str, Any]] | None = None,
+        stats_patches: int = 64,
+        cache_dir: str | None = None,
+    ) -> None:
+        """Initialise a new CentralValleyDataModule.
+
+        Args:
+            root: directory searched (recursively) for Sentinel-2 L2A files in
+                any layout :class:`~torchgeo_simclr.datasets.CentralValleyS2`
+                reads.
+            labels: DWR crop-mapping file (GDB zip, GeoPackage, Shapefile,
+                GeoJSON); a relative path is looked up under *root*; None for
+                unlabeled pretraining.
+            bbox: region of interest ``(min lon, min lat, max lon, max lat)`` in
+                EPSG:4326 degrees (default: all imagery).
+            bands: band names to load (default: all 12, in the standard order).
+            patch_size: patch side, pixels (10 m each).
+            batch_size: patches per batch.
+            length: random training patches per epoch (default: about as many
+                as fit side by side in the train blocks).
+            num_workers: data loading worker processes.
+            block_size: side of the split blocks, pixels.
+            split_fractions: share of blocks for train, val and test.
+            seed: seed of the block assignment and of the statistics' patches.
+            class_column: label file column holding the DWR class code.
+            class_map: overrides of the DWR class to mask value mapping.
+            augmentations: names of the enabled augmentation ops (default:
+                all nine).
+            ops_per_view: ops drawn per view and sample.
+            num_views: augmented views per patch: 2 for contrastive
+                pretraining, 1 for supervised training, 0 for none.
+            augmentation_kwargs: per-op keyword arguments, e.g.
+                ``{"rotation": {"degrees": 90}}``.
+            stats_patches: training patches read to compute band statistics.
+            cache_dir: where band statistics are cached (default:
+                ``$XDG_CACHE_HOME/torchgeo-simclr``).
+        """
+        super().__init__(
+            CentralValleyS2,
+            batch_size=batch_size,
+            patch_size=patch_size,
+            length=length,
+            num_workers=num_workers,
+        )
+        self.root = Path(root)
+        self.labels = labels
+        self.bbox = bbox
+        self.bands = list(bands or S2_BANDS)
+        self.block_size = block_size
+        self.split_fractions = split_fractions
+        self.seed = seed
+        self.class_column = class_column
+        self.class_map = class_map
+        self.views = (
+            SimCLRViews(
+                augmentations or list(AUGMENTATIONS),
+                ops_per_view=ops_per_view,
+                num_views=num_views,
+                op_kwargs=augmentation_kwargs,
+            )
+            if num_views > 0
+            else None
+        )
+        self.stats_patches = stats_patches
+        self.cache_dir = None if cache_dir is None else Path(cache_dir)
+        self.dataset: GeoDataset | None = None
+        self.image_dataset: CentralValleyS2 | None = None
+        self.split_blocks: dict[str, MultiPolygon] = {}
+
+    @property
+    def labels_path(self) -> Path | None:
+        """The label file, resolved against *root* when relative."""
+        if self.labels is None:
+            return None
+        path = Path(self.labels)
+        return path if path.is_absolute() or path.exists() else self.root / path
+
+    def _build_datasets(self) -> None:
+        if self.dataset is not None:
+            return
+        self.image_dataset = CentralValleyS2(self.root, bands=self.bands)
+        dataset: GeoDataset = self.image_dataset
+        if self.labels_path is not None:
+            labels = IrrigationLabels(
+                self.labels_path,
+                crs=self.image_dataset.crs,
+                class_column=self.class_column,
+                class_map=self.class_map,
+                bbox=self.bbox,
+            )
+            dataset = IntersectionDataset(self.image_dataset, labels)
+            snap_to_grid(dataset, self.image_dataset)
+        self.dataset = dataset
+        roi = self._region(dataset)
+        patch_side = self.patch_size_px * dataset.res[0]
+        train, val, test = spatial_blocks(
+            roi,
+            block_size=self.block_size * dataset.res[0],
+            fractions=self.split_fractions,
+            min_side=patch_side,
+            seed=self.seed,
+        )
+        self.split_blocks = {"train": train, "val": val, "test": test}
+
+    @property
+    def patch_size_px(self) -> int:
+        """Patch side in pixels."""
+        size = self.patch_size
+        return size if isinstance(size, int) else int(size[0])
+
+    def _region(self, dataset: GeoDataset) -> BaseGeometry:
+        footprint = dataset.index.geometry.union_all()
+        if self.bbox is None:
+            return footprint
+        to_data = Transformer.from_crs(LONLAT, dataset.crs, always_xy=True)
+        box = shapely.box(*to_data.transform_bounds(*self.bbox))
+        region = footprint & box
+        if region.is_empty or region.area == 0:
+            to_lonlat = Transformer.from_crs(dataset.crs, LONLAT, always_xy=True)
+            extent = np.round(to_lonlat.transform_bounds(*footprint.bounds), 5)
+            msg = (
+                f"bbox {list(self.bbox)} (lon/lat) does not overlap the data in "
+                f"{str(self.root)!r}, which covers {extent.tolist()} (lon/lat) = "
+                f"{np.round(footprint.bounds, 1).tolist()} in {dataset.crs.to_string()}"
+                "; pass a bbox inside that extent."
+            )
+            raise ValueError(msg)
+        return region
+
+    def _statistics(self) -> tuple[Tensor, Tensor]:
+        assert self.image_dataset is not None
+        sampler = RandomPatchSampler(
+            self.image_dataset,
+            size=self.patch_size_px,
+            length=self.stats_patches,
+            roi=self.split_blocks["train"],
+            generator=self.seed,
+        )
+        key = cache_key(
+            self.image_dataset.files,
+            self.bands,
+            self.split_blocks["train"].wkt,
+            self.patch_size_px,
+            self.stats_patches,
+            self.seed,
+        )
+        return cached_band_statistics(
+            self.image_dataset, list(sampler), key, self.cache_dir
+        )
+
+    def setup(self, stage: str) -> None:
+        """Open the data, cut the blocks, compute statistics and samplers.
+
+        Args:
+            stage: ``fit``, ``validate``, ``test`` or ``predict``.
+        """
+        self._build_datasets()
+        assert self.dataset is not None
+        mean, std = self._statistics()
+        self.mean, self.std = mean, std
+        eval_views = self.views if self.views and self.views.num_views >= 2 else None
+        self.train_aug = BatchAugmentation(mean, std, self.views)
+        self.val_aug = BatchAugmentation(mean, std, eval_views)
+        self.test_aug = BatchAugmentation(mean, std, eval_views)
+        self.aug = BatchAugmentation(mean, std)
+        self.train_dataset = self.val_dataset = self.test_dataset = self.dataset
+        self.predict_dataset = self.dataset
+        self.train_sampler = RandomPatchSampler(
+            self.dataset,
+            size=self.patch_size_px,
+            length=self.length,
+            roi=self.split_blocks["train"],
+        )
+        for split in ("val", "test"):
+            sampler = BlockGridSampler(
+                self.dataset,
+                size=self.patch_size_px,
+                blocks=list(self.split_blocks[split].geoms),
+            )
+            setattr(self, f"{split}_sampler", sampler)
+        counts = self.split_lengths()
+        blocks = {split: len(b.geoms) for split, b in self.split_blocks.items()}
+        rank_zero_info(
+            f"Spatial split of {self.root}: {blocks} blocks of {self.block_size} px;"
+            f" patches per epoch: {counts}"
+        )
+        self.predict_sampler = BlockGridSampler(
+            self.dataset,
+            size=self.patch_size_px,
+            blocks=[self._region(self.dataset)],
+        )
+
+    def split_lengths(self) -> dict[str, int]:
+        """Return the number of patches each split yields per epoch.
+
+        Returns:
+            Patches per split.
+        """
+        return {
+            split: len(getattr(self, f"{split}_sampler"))
+            for split in ("train", "val", "test")
+        }

@@ -1,0 +1,118 @@
+"""Per-band normalisation statistics computed from the data, cached on disk."""
+
+import hashlib
+import json
+import os
+import warnings
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from torchgeo.datasets import GeoDataset
+from torchgeo.datasets.utils import GeoSlice
+
+from ..constants import S2_NODATA
+
+
+def default_cache_dir() -> Path:
+    """Return where statistics are cached: ``$XDG_CACHE_HOME/torchgeo-simclr``.
+
+    Returns:
+        The cache directory (not created).
+    """
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "torchgeo-simclr"
+
+
+def cache_key(files: Iterable[str], *parts: object) -> str:
+    """Hash the files' names, sizes and modification times with extra parts.
+
+    Args:
+        files: the data files the statistics are computed from.
+        parts: anything else that changes the result (bands, region, ...).
+
+    Returns:
+        A hex digest that changes when any file or part changes.
+    """
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        stat = os.stat(name)
+        digest.update(f"{name}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    digest.update(repr(parts).encode())
+    return digest.hexdigest()[:32]
+
+
+def band_statistics(
+    dataset: GeoDataset, locations: Iterable[GeoSlice], nodata: float = S2_NODATA
+) -> tuple[Tensor, Tensor]:
+    """Compute per-band mean and standard deviation over valid pixels.
+
+    A pixel is valid when no band equals *nodata*.
+
+    Args:
+        dataset: an image dataset whose samples have ``image`` ``[C, H, W]``.
+        locations: the patches to read.
+        nodata: value that marks missing pixels.
+
+    Returns:
+        Mean and standard deviation, each float32 ``[C]``, in the data's units.
+
+    Raises:
+        ValueError: if the patches hold no valid pixel.
+    """
+    total = count = squares = None
+    for location in locations:
+        image = dataset[location]["image"].double().flatten(1)
+        valid = (image != nodata).all(0)
+        pixels = image[:, valid]
+        if total is None or squares is None or count is None:
+            total = pixels.sum(1)
+            squares = (pixels**2).sum(1)
+            count = valid.sum()
+        else:
+            total += pixels.sum(1)
+            squares += (pixels**2).sum(1)
+            count += valid.sum()
+    if total is None or squares is None or count is None or count == 0:
+        msg = "No valid (non-nodata) pixel was found to compute band statistics from."
+        raise ValueError(msg)
+    mean = total / count
+    std = (squares / count - mean**2).clamp_min(1e-12).sqrt()
+    return mean.float(), std.float()
+
+
+def cached_band_statistics(
+    dataset: GeoDataset,
+    locations: Sequence[GeoSlice],
+    key: str,
+    cache_dir: Path | None = None,
+) -> tuple[Tensor, Tensor]:
+    """:func:`band_statistics`, read from or written to a JSON cache.
+
+    Args:
+        dataset: an image dataset whose samples have ``image`` ``[C, H, W]``.
+        locations: the patches to read when the cache misses.
+        key: the cache key, e.g. from :func:`cache_key`.
+        cache_dir: cache directory (default: :func:`default_cache_dir`).
+
+    Returns:
+        Mean and standard deviation, each float32 ``[C]``.
+    """
+    path = (cache_dir or default_cache_dir()) / "stats" / f"{key}.json"
+    if path.is_file():
+        cached = json.loads(path.read_text())
+        return torch.tensor(cached["mean"]), torch.tensor(cached["std"])
+    mean, std = band_statistics(dataset, locations)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(json.dumps({"mean": mean.tolist(), "std": std.tolist()}))
+        partial.replace(path)
+    except OSError as error:
+        warnings.warn(
+            f"Could not cache band statistics in {path} ({error}); they will be "
+            "recomputed next time. Set cache_dir to a writable directory.",
+            stacklevel=2,
+        )
+    return mean, std

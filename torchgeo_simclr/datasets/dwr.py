@@ -1,0 +1,118 @@
+"""California DWR crop-mapping classes and their irrigation mask values.
+
+The California Department of Water Resources (DWR) Statewide Crop Mapping
+polygons carry a main land-use class in ``CLASS2`` (and ``CLASS1``..``CLASS4`` for
+multi-cropped fields). :data:`DEFAULT_IRRIGATION_MAP` turns each class code into a
+mask value: :data:`~torchgeo_simclr.constants.IRRIGATED` (1),
+:data:`~torchgeo_simclr.constants.NOT_IRRIGATED` (0) or
+:data:`~torchgeo_simclr.constants.IGNORE_INDEX` (255, skipped by losses and
+metrics). Codes that are not in the map are treated as unknown (255).
+"""
+
+from collections.abc import Iterable, Mapping
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+from ..constants import IGNORE_INDEX, IRRIGATED, NOT_IRRIGATED
+
+#: Mask value of every DWR ``CLASS2`` code, one entry per code.
+DEFAULT_IRRIGATION_MAP: Final[dict[str, int]] = {
+    # Agricultural classes, irrigated in California's dry summers.
+    "G": IRRIGATED,  # grain and hay
+    "R": IRRIGATED,  # rice
+    "F": IRRIGATED,  # field crops
+    "P": IRRIGATED,  # pasture (alfalfa, clover, mixed pasture, ...)
+    "T": IRRIGATED,  # truck, nursery and berry crops
+    "D": IRRIGATED,  # deciduous fruits and nuts
+    "C": IRRIGATED,  # citrus and subtropical
+    "V": IRRIGATED,  # vineyards
+    "YP": IRRIGATED,  # young perennials
+    # Land that is not irrigated cropland.
+    "I": NOT_IRRIGATED,  # idle
+    "U": NOT_IRRIGATED,  # urban
+    "UR": NOT_IRRIGATED,  # urban residential
+    "UC": NOT_IRRIGATED,  # urban commercial
+    "UI": NOT_IRRIGATED,  # urban industrial
+    "UV": NOT_IRRIGATED,  # urban vacant
+    "S": NOT_IRRIGATED,  # semi-agricultural (farmsteads, feedlots, dairies)
+    "NV": NOT_IRRIGATED,  # native vegetation
+    "NR": NOT_IRRIGATED,  # riparian vegetation
+    "NW": NOT_IRRIGATED,  # water surface
+    "NC": NOT_IRRIGATED,  # native classes, unsegregated
+    "NB": NOT_IRRIGATED,  # barren and wasteland
+    # Classes that say nothing about irrigation.
+    "NS": IGNORE_INDEX,  # not surveyed
+    "X": IGNORE_INDEX,  # not cropped or unclassified
+}
+
+#: Mask values a class map may use.
+VALID_MASK_VALUES: Final[frozenset[int]] = frozenset(
+    {NOT_IRRIGATED, IRRIGATED, IGNORE_INDEX}
+)
+
+#: Name under which a missing (null) class code is reported.
+MISSING_CODE: Final[str] = "<missing>"
+
+
+def build_irrigation_map(overrides: Mapping[str, int] | None = None) -> dict[str, int]:
+    """Build the effective class map: the default updated with user entries.
+
+    Args:
+        overrides: class code -> mask value entries that replace or extend
+            :data:`DEFAULT_IRRIGATION_MAP`, e.g. ``{"I": 255, "UL": 1}``.
+
+    Returns:
+        A new dict from class code to mask value (0, 1 or 255).
+
+    Raises:
+        ValueError: If an override value is not 0, 1 or 255.
+    """
+    effective = dict(DEFAULT_IRRIGATION_MAP)
+    for code, value in (overrides or {}).items():
+        if isinstance(value, bool) or value not in VALID_MASK_VALUES:
+            msg = (
+                f"class_map entry {code!r}: {value!r} is not a mask value; expected "
+                f"{NOT_IRRIGATED} (not irrigated), {IRRIGATED} (irrigated) or "
+                f"{IGNORE_INDEX} (ignore), so set it to one of those."
+            )
+            raise ValueError(msg)
+        effective[str(code).strip()] = int(value)
+    return effective
+
+
+def class_codes_to_mask_values(
+    codes: Iterable[object], class_map: Mapping[str, int]
+) -> tuple[npt.NDArray[np.uint8], list[str]]:
+    """Map class codes to mask values.
+
+    Codes are compared after stripping surrounding whitespace (DWR pads some
+    codes, e.g. ``" V"``); null codes and codes missing from *class_map* get
+    :data:`~torchgeo_simclr.constants.IGNORE_INDEX`.
+
+    Args:
+        codes: one class code per feature (strings, or None/NaN when missing).
+        class_map: class code -> mask value, e.g. from :func:`build_irrigation_map`.
+
+    Returns:
+        The mask value of each feature, uint8 ``[N]``, and the sorted list of
+        distinct codes that were not in *class_map* (a null code is reported as
+        ``"<missing>"``).
+    """
+    cache: dict[object, int] = {}
+    unknown: set[str] = set()
+    values = []
+    for code in codes:
+        value = cache.get(code)
+        if value is None:
+            if code is None or (isinstance(code, float) and np.isnan(code)):
+                key = MISSING_CODE
+            else:
+                key = str(code).strip()
+            if key not in class_map:
+                unknown.add(key)
+            value = class_map.get(key, IGNORE_INDEX)
+            cache[code] = value
+        values.append(value)
+    return np.asarray(values, dtype=np.uint8), sorted(unknown)

@@ -1,0 +1,567 @@
+"""Irrigation masks rasterised from DWR crop-mapping polygons."""
+
+import os
+import warnings
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar, cast
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+import pyogrio.errors
+import rasterio.features
+import rasterio.transform
+import shapely
+import torch
+from geopandas import GeoDataFrame
+from pyproj import CRS, Transformer
+from torchgeo.datasets import VectorDataset
+from torchgeo.datasets.utils import GeoSlice, Path, Sample
+
+from ..constants import IGNORE_INDEX
+from .dwr import build_irrigation_map, class_codes_to_mask_values
+
+#: EPSG:4326, the CRS of a user-given bbox.
+LONLAT = CRS.from_epsg(4326)
+
+#: What a label file must be, for error messages.
+EXPECTED_FORMATS = (
+    "a vector file GDAL can read (GDB zip, .gdb folder, GeoPackage, Shapefile, "
+    "GeoJSON) or a GeoParquet file"
+)
+
+
+def _lonlat_extent(bounds: Iterable[float], crs: CRS | None) -> list[float]:
+    """Bounds in *crs* as ``[min lon, min lat, max lon, max lat]``, 4 decimals.
+
+    Args:
+        bounds: ``(xmin, ymin, xmax, ymax)`` in *crs*.
+        crs: CRS of *bounds* (None: already lon/lat).
+
+    Returns:
+        The extent in EPSG:4326 degrees.
+    """
+    xmin, ymin, xmax, ymax = bounds
+    if crs is not None and crs != LONLAT:
+        to_lonlat = Transformer.from_crs(crs, LONLAT, always_xy=True)
+        xmin, ymin, xmax, ymax = to_lonlat.transform_bounds(xmin, ymin, xmax, ymax)
+    return [round(float(v), 4) for v in (xmin, ymin, xmax, ymax)]
+
+
+class IrrigationLabels(VectorDataset):
+    """Irrigation masks from California DWR Statewide Crop Mapping polygons.
+
+    Each polygon's class code (column ``CLASS2`` by default) is mapped once to
+    a mask value by :data:`~torchgeo_simclr.datasets.DEFAULT_IRRIGATION_MAP`
+    (updated with *class_map*): 1 irrigated, 0 not irrigated, 255 ignored. The
+    features are read once, with only the class column and the geometry (Z/M
+    dropped), and kept in memory with a spatial index; each sample rasterises
+    the polygons that intersect the query. Pixels are burnt when their centre
+    lies inside a polygon; pixels outside every polygon are 255. Where polygons
+    overlap, the one that comes later in the file (and later files over earlier
+    ones) wins.
+
+    Labels have no date: every file spans all time, so ``image & labels``
+    intersects in space only. When the CRS changes (``image & labels`` sets the
+    labels' CRS to the image's), the features are reprojected once.
+
+    Samples are dicts with ``mask``: int64 ``[H, W]`` on the query grid
+    (``H = round(height / yres)``, ``W = round(width / xres)``), and torchgeo's
+    ``bounds`` and ``transform``.
+
+    Reads the DWR File Geodatabase as published (``*.gdb.zip`` or ``.gdb``
+    folder), GeoPackage, Shapefile, GeoJSON, FlatGeobuf and, with ``pyarrow``
+    installed, GeoParquet.
+    """
+
+    #: File name endings (lower case) of label files found in a directory.
+    label_suffixes: ClassVar[tuple[str, ...]] = (
+        ".gdb.zip",
+        ".gdb",
+        ".gpkg",
+        ".shp",
+        ".geojson",
+        ".fgb",
+        ".parquet",
+    )
+
+    #: File name endings (lower case) read with GeoPandas' Parquet reader.
+    parquet_suffixes: ClassVar[tuple[str, ...]] = (".parquet", ".geoparquet")
+
+    def __init__(
+        self,
+        paths: Path | Iterable[Path] = "data",
+        crs: CRS | str | None = None,
+        res: float | tuple[float, float] = 10.0,
+        class_column: str = "CLASS2",
+        class_map: dict[str, int] | None = None,
+        layer: str | int | None = None,
+        bbox: tuple[float, float, float, float] | None = None,
+        transforms: Callable[[Sample], Sample] | None = None,
+    ) -> None:
+        """Initialise a new IrrigationLabels dataset (reads the features once).
+
+        Args:
+            paths: label files, or directories searched recursively for files
+                ending in one of :attr:`label_suffixes`.
+            crs: CRS of the samples, a pyproj CRS or a string such as
+                ``"EPSG:32610"`` (default: the first file's CRS when projected,
+                else the UTM zone of its features).
+            res: pixel size in units of the CRS (metres for UTM), ``(x, y)`` or
+                one number for both.
+            class_column: attribute holding the class code.
+            class_map: class code -> mask value (0, 1 or 255) entries that
+                update :data:`~torchgeo_simclr.datasets.DEFAULT_IRRIGATION_MAP`.
+            layer: layer name or index in multi-layer files (default: first).
+            bbox: only read features intersecting ``(min lon, min lat, max lon,
+                max lat)``, EPSG:4326 degrees; the filter is applied while
+                reading.
+            transforms: a function that takes a sample and returns a
+                transformed version.
+
+        Raises:
+            FileNotFoundError: If a path does not exist or holds no label file.
+            ValueError: If a file cannot be read, the class column or layer is
+                missing, *class_map* has a value other than 0, 1, 255, *bbox* is
+                malformed, or no feature lies in *bbox*.
+        """
+        self.paths = paths
+        self.transforms = transforms
+        self.class_column = class_column
+        self.class_map = build_irrigation_map(class_map)
+        self.layer = layer
+        self.bbox = self._check_bbox(bbox)
+
+        files = self.files
+        frames: list[GeoDataFrame] = []
+        kept: list[str] = []
+        extents: dict[str, list[float]] = {}
+        unknown: set[str] = set()
+        for filepath in files:
+            frame, extent = self._read(filepath)
+            if frame.empty:
+                extents[filepath] = extent
+                continue
+            values, missing = class_codes_to_mask_values(
+                frame[class_column], self.class_map
+            )
+            unknown.update(missing)
+            frames.append(
+                GeoDataFrame(
+                    {"value": values, "source": len(kept)},
+                    geometry=frame.geometry.to_numpy(),
+                    crs=frame.crs,
+                )
+            )
+            kept.append(filepath)
+
+        if not frames:
+            if self.bbox is None:
+                msg = (
+                    f"Label file(s) {files} hold no polygons; expected DWR crop-"
+                    "mapping polygons, so check the file and `layer`."
+                )
+            else:
+                msg = (
+                    f"No label polygons intersect bbox={list(self.bbox)} (min lon, "
+                    "min lat, max lon, max lat); the file(s) cover "
+                    + "; ".join(f"{f!r}: {e}" for f, e in extents.items())
+                    + " (lon/lat), so pass a bbox inside that extent or omit it."
+                )
+            raise ValueError(msg)
+        if unknown:
+            warnings.warn(
+                f"Label file(s) {kept} have {class_column} codes {sorted(unknown)} "
+                "that are not in the class map; their pixels are set to "
+                f"{IGNORE_INDEX} (ignored). Add them with class_map={{code: 0 or 1}} "
+                "to use them.",
+                UserWarning,
+                stacklevel=2,
+            )
+
+        if crs is not None:
+            crs = CRS.from_user_input(crs)
+        else:
+            first = frames[0]
+            first_crs = CRS.from_user_input(first.crs) if first.crs else LONLAT
+            crs = first_crs if first_crs.is_projected else first.estimate_utm_crs()
+        features = pd.concat([frame.to_crs(crs) for frame in frames], ignore_index=True)
+        self._filepaths = kept
+        if isinstance(res, int | float):
+            res = (float(res), float(res))
+        self._res = res
+        self._set_features(cast(GeoDataFrame, features))
+
+    def _check_bbox(
+        self, bbox: Iterable[float] | None
+    ) -> tuple[float, float, float, float] | None:
+        """Validate a lon/lat bbox.
+
+        Args:
+            bbox: ``(min lon, min lat, max lon, max lat)`` or None.
+
+        Returns:
+            The bbox as a tuple of 4 floats, or None.
+
+        Raises:
+            ValueError: If *bbox* is not 4 numbers with min < max inside
+                [-180, 180] x [-90, 90] degrees.
+        """
+        if bbox is None:
+            return None
+        values = tuple(float(v) for v in bbox)
+        if len(values) != 4 or not (
+            -180 <= values[0] < values[2] <= 180 and -90 <= values[1] < values[3] <= 90
+        ):
+            msg = (
+                f"bbox={list(bbox)} is not (min lon, min lat, max lon, max lat) in "
+                "EPSG:4326 degrees with min < max; pass e.g. "
+                "(-121.5, 36.5, -120.5, 37.5)."
+            )
+            raise ValueError(msg)
+        return values
+
+    @property
+    def files(self) -> list[str]:
+        """Label files: the given files, plus those found in given directories.
+
+        Returns:
+            Sorted label file paths.
+
+        Raises:
+            FileNotFoundError: If a path does not exist or no label file is found.
+        """
+        paths = (
+            [self.paths]
+            if isinstance(self.paths, str | os.PathLike)
+            else list(self.paths)
+        )
+        found: set[str] = set()
+        for path in paths:
+            name = os.fspath(path)
+            is_gdb = os.path.isdir(name) and name.lower().rstrip("/").endswith(".gdb")
+            if name.startswith("/vsi") or os.path.isfile(name) or is_gdb:
+                found.add(name)
+            elif os.path.isdir(name):
+                found.update(self._find_label_files(name))
+            else:
+                msg = (
+                    f"Label path {name!r} does not exist; pass {EXPECTED_FORMATS} "
+                    "such as the DWR crop-mapping GDB zip."
+                )
+                raise FileNotFoundError(msg)
+        if not found:
+            msg = (
+                f"No label file found under {[os.fspath(p) for p in paths]}; "
+                f"expected {EXPECTED_FORMATS} (names ending in "
+                f"{', '.join(self.label_suffixes)}), so put one there or pass its "
+                "path."
+            )
+            raise FileNotFoundError(msg)
+        return sorted(found)
+
+    def _find_label_files(self, root: str) -> list[str]:
+        """Find label files under a directory (a ``.gdb`` folder counts as one).
+
+        Args:
+            root: directory searched recursively.
+
+        Returns:
+            Paths of files (and ``.gdb`` folders) ending in :attr:`label_suffixes`.
+        """
+        found = []
+        for directory, subdirs, filenames in os.walk(root):
+            for subdir in list(subdirs):
+                if subdir.lower().endswith(".gdb"):
+                    found.append(os.path.join(directory, subdir))
+                    subdirs.remove(subdir)
+            found.extend(
+                os.path.join(directory, name)
+                for name in filenames
+                if name.lower().endswith(self.label_suffixes)
+            )
+        return found
+
+    def _bbox_in(self, crs: CRS | None) -> shapely.Polygon | None:
+        """The user bbox as a polygon in *crs* (densified to follow curvature).
+
+        Args:
+            crs: target CRS (None: lon/lat).
+
+        Returns:
+            The bbox polygon in *crs*, or None when no bbox was given.
+        """
+        if self.bbox is None:
+            return None
+        box = shapely.segmentize(shapely.box(*self.bbox), 0.01)
+        if crs is None or crs == LONLAT:
+            return box
+        to_file = Transformer.from_crs(LONLAT, crs, always_xy=True)
+        return cast(
+            shapely.Polygon,
+            shapely.transform(
+                box, lambda xy: np.column_stack(to_file.transform(*xy.T))
+            ),
+        )
+
+    def _read(self, filepath: str) -> tuple[GeoDataFrame, list[float]]:
+        """Read one file's class column and 2-D geometry, within the bbox.
+
+        Args:
+            filepath: label file.
+
+        Returns:
+            The features (class column and geometry, empty and null geometries
+            dropped) and the file's extent as ``[min lon, min lat, max lon,
+            max lat]`` (only computed when no feature is read, else empty).
+
+        Raises:
+            ValueError: If the file cannot be read or lacks the layer or column.
+        """
+        if filepath.lower().endswith(self.parquet_suffixes):
+            frame = self._read_parquet(filepath)
+        else:
+            frame = self._read_ogr(filepath)
+        frame = frame[~(frame.geometry.isna() | frame.geometry.is_empty)]
+        extent: list[float] = []
+        if frame.empty:
+            extent = self._extent(filepath)
+        return frame, extent
+
+    def _unreadable(self, filepath: str, error: Exception) -> ValueError:
+        """Build the error for a label file that cannot be read.
+
+        Args:
+            filepath: the label file.
+            error: what the reader raised.
+
+        Returns:
+            A ValueError with one sentence naming the file.
+        """
+        reason = str(error).strip().splitlines()[0].split(";")[0].rstrip(".")
+        msg = (
+            f"Cannot read label file {filepath!r} ({reason}); expected "
+            f"{EXPECTED_FORMATS}, so check the path or convert the file, e.g. "
+            "with `ogr2ogr out.gpkg IN`."
+        )
+        return ValueError(msg)
+
+    def _read_ogr(self, filepath: str) -> GeoDataFrame:
+        """Read a file with GDAL (pyogrio), filtering by bbox while reading.
+
+        Args:
+            filepath: label file GDAL can open.
+
+        Returns:
+            The features: class column and 2-D geometry, in the file's CRS.
+
+        Raises:
+            ValueError: If the file cannot be read or lacks the layer or column.
+        """
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Measured \\(M\\) geometry types")
+            try:
+                info = pyogrio.read_info(filepath, layer=self.layer)
+            except pyogrio.errors.DataLayerError as error:
+                layers = [str(name) for name in pyogrio.list_layers(filepath)[:, 0]]
+                msg = (
+                    f"Label file {filepath!r} has no layer {self.layer!r} "
+                    f"({error}); its layers are {layers}, so pass one of them as "
+                    "`layer`."
+                )
+                raise ValueError(msg) from None
+            except (pyogrio.errors.DataSourceError, OSError) as error:
+                raise self._unreadable(filepath, error) from None
+            self._check_column(filepath, list(info["fields"]))
+            crs = CRS.from_user_input(info["crs"]) if info["crs"] else LONLAT
+            frame = pyogrio.read_dataframe(
+                filepath,
+                layer=self.layer,
+                columns=[self.class_column],
+                mask=self._bbox_in(crs),
+                force_2d=True,
+            )
+        if frame.crs is None:
+            frame = frame.set_crs(crs)
+        return cast(GeoDataFrame, frame)
+
+    def _read_parquet(self, filepath: str) -> GeoDataFrame:
+        """Read a GeoParquet file (needs pyarrow), then keep features in the bbox.
+
+        Args:
+            filepath: GeoParquet file.
+
+        Returns:
+            The features: class column and 2-D geometry, in the file's CRS.
+
+        Raises:
+            ValueError: If the file cannot be read or lacks the column.
+        """
+        try:
+            frame = gpd.read_parquet(filepath)
+        except ImportError:
+            msg = (
+                f"Reading GeoParquet label file {filepath!r} needs pyarrow, which "
+                "is not installed; install pyarrow or convert the file to "
+                "GeoPackage."
+            )
+            raise ValueError(msg) from None
+        except (OSError, ValueError) as error:
+            raise self._unreadable(filepath, error) from None
+        self._check_column(filepath, [c for c in frame.columns if c != "geometry"])
+        frame = frame[[self.class_column, frame.geometry.name]]
+        frame = frame.set_geometry(frame.geometry.force_2d())
+        if frame.crs is None:
+            frame = frame.set_crs(LONLAT)
+        mask = self._bbox_in(CRS.from_user_input(frame.crs))
+        if mask is not None:
+            frame = frame.iloc[frame.sindex.query(mask, predicate="intersects")]
+        return cast(GeoDataFrame, frame)
+
+    def _check_column(self, filepath: str, columns: list[str]) -> None:
+        """Check that the class column exists.
+
+        Args:
+            filepath: the label file.
+            columns: its attribute columns.
+
+        Raises:
+            ValueError: If :attr:`class_column` is not among *columns*.
+        """
+        if self.class_column not in columns:
+            msg = (
+                f"Label file {filepath!r} has no column {self.class_column!r}; its "
+                f"columns are {columns}, so pass one of them as `class_column`."
+            )
+            raise ValueError(msg)
+
+    def _extent(self, filepath: str) -> list[float]:
+        """A file's extent as ``[min lon, min lat, max lon, max lat]``.
+
+        Args:
+            filepath: label file.
+
+        Returns:
+            The extent of all its features in EPSG:4326 degrees.
+        """
+        if filepath.lower().endswith(self.parquet_suffixes):
+            frame = gpd.read_parquet(filepath)
+            return _lonlat_extent(frame.total_bounds, frame.crs)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Measured \\(M\\) geometry types")
+            info = pyogrio.read_info(
+                filepath, layer=self.layer, force_total_bounds=True
+            )
+        crs = CRS.from_user_input(info["crs"]) if info["crs"] else None
+        return _lonlat_extent(info["total_bounds"], crs)
+
+    def _set_features(self, features: GeoDataFrame) -> None:
+        """Keep *features*, build their spatial index and the dataset index.
+
+        Args:
+            features: all features in the dataset CRS, columns ``value`` (mask
+                value, uint8), ``source`` (file number) and geometry.
+        """
+        self._features = features
+        # Build the spatial index once, here, not in each DataLoader worker.
+        self._features.sindex  # noqa: B018
+        self._values = features["value"].to_numpy(dtype=np.uint8)
+        self._sources = features["source"].to_numpy()
+        self._geometries = features.geometry.to_numpy()
+        bounds = features.geometry.bounds.groupby(self._sources).agg(
+            {"minx": "min", "miny": "min", "maxx": "max", "maxy": "max"}
+        )
+        boxes = [shapely.box(*row) for row in bounds.itertuples(index=False)]
+        full = (pd.Timestamp.min, pd.Timestamp.max)
+        index = pd.IntervalIndex.from_tuples(
+            [full] * len(boxes), closed="both", name="datetime"
+        )
+        self.index = GeoDataFrame(
+            {"filepath": [self._filepaths[i] for i in bounds.index]},
+            index=index,
+            geometry=boxes,
+            crs=features.crs,
+        )
+
+    @property
+    def crs(self) -> CRS:
+        """Coordinate reference system of the samples and features.
+
+        Returns:
+            The CRS.
+        """
+        return cast(CRS, self.index.crs)
+
+    @crs.setter
+    def crs(self, new_crs: CRS) -> None:
+        """Change the CRS, reprojecting the features once.
+
+        Args:
+            new_crs: the new CRS.
+        """
+        if new_crs == self.crs:
+            return
+        self._set_features(cast(GeoDataFrame, self._features.to_crs(new_crs)))
+
+    def __getitem__(self, index: GeoSlice) -> Sample:
+        """Rasterise the irrigation mask of a spatiotemporal slice.
+
+        Args:
+            index: ``[xmin:xmax:xres, ymin:ymax:yres, tmin:tmax:tres]`` in the
+                dataset CRS.
+
+        Returns:
+            ``mask`` int64 ``[H, W]`` (0 not irrigated, 1 irrigated, 255 no
+            polygon or ignored class), ``bounds`` and ``transform``.
+
+        Raises:
+            IndexError: If the slice does not intersect the labels.
+        """
+        x, y, t = self._disambiguate_slice(index)
+        interval = pd.Interval(t.start, t.stop)
+        rows = self.index.iloc[self.index.index.overlaps(interval)]
+        rows = rows.cx[x.start : x.stop, y.start : y.stop]
+        if rows.empty:
+            msg = f"index: {index} not found in dataset with bounds: {self.bounds}"
+            raise IndexError(msg)
+
+        height = round((y.stop - y.start) / y.step)
+        width = round((x.stop - x.start) / x.step)
+        transform = rasterio.transform.from_origin(x.start, y.stop, x.step, y.step)
+        query = shapely.box(x.start, y.start, x.stop, y.stop)
+        hits = np.sort(self._features.sindex.query(query, predicate="intersects"))
+        sources = [self._filepaths.index(path) for path in rows.filepath]
+        hits = hits[np.isin(self._sources[hits], sources)]
+        if hits.size:
+            shapes: Iterable[tuple[Any, int]] = zip(
+                self._geometries[hits], self._values[hits].tolist(), strict=True
+            )
+            mask = rasterio.features.rasterize(
+                shapes,
+                out_shape=(height, width),
+                transform=transform,
+                fill=IGNORE_INDEX,
+                dtype=np.uint8,
+            )
+        else:
+            mask = np.full((height, width), IGNORE_INDEX, dtype=np.uint8)
+
+        sample: Sample = {
+            "mask": torch.from_numpy(mask.astype(np.int64)),
+            "bounds": self._slice_to_tensor(index),
+            "transform": torch.tensor(transform),
+        }
+        if self.transforms is not None:
+            sample = self.transforms(sample)
+        return sample
+
+    def __str__(self) -> str:
+        """Return a short description: files, features and class column."""
+        return (
+            f"{self.__class__.__name__} Dataset\n"
+            f"    type: VectorDataset (features in memory)\n"
+            f"    bbox: {self.bounds}\n"
+            f"    files: {len(self)}, features: {len(self._features)}, "
+            f"class column: {self.class_column}"
+        )

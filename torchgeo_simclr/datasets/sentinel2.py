@@ -1,0 +1,472 @@
+"""Sentinel-2 L2A scenes of California's Central Valley, 12 bands on a 10 m grid."""
+
+import os
+import re
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from typing import Any, ClassVar
+
+import matplotlib.pyplot as plt
+import numpy as np
+import numpy.typing as npt
+import rasterio
+from matplotlib.colors import ListedColormap
+from matplotlib.figure import Figure
+from pyproj import CRS
+from rasterio.enums import Resampling
+from rasterio.io import DatasetReader
+from rasterio.vrt import WarpedVRT
+from torchgeo.datasets import RasterDataset
+from torchgeo.datasets.errors import DatasetNotFoundError, RGBBandsMissingError
+from torchgeo.datasets.utils import (
+    Path,
+    Sample,
+    disambiguate_timestamp,
+    find_files,
+)
+
+from ..constants import IGNORE_INDEX, S2_BAND_RESOLUTION, S2_BANDS, S2_NODATA
+
+#: Colours of the mask / prediction panels of :meth:`CentralValleyS2.plot`:
+#: not irrigated (0) and irrigated (1); ignored pixels (255) stay transparent.
+MASK_CMAP = ListedColormap(["#d8c89a", "#1f78b4"])
+
+
+def _as_path_list(paths: Path | Iterable[Path]) -> list[Path]:
+    """Return *paths* as a list (a single path becomes a one-element list)."""
+    if isinstance(paths, str | os.PathLike):
+        return [paths]
+    return list(paths)
+
+
+class CentralValleyS2(RasterDataset):
+    """Sentinel-2 L2A surface reflectance, 12 bands resampled onto one 10 m grid.
+
+    Two on-disk layouts are read (one layout per dataset; combine datasets in
+    different layouts with ``|``):
+
+    1. **Multi-band scenes**: one GeoTIFF per scene holding the 12 bands in
+       :data:`~torchgeo_simclr.constants.S2_BANDS` order, named like the
+       product, e.g.
+       ``S2B_MSIL2A_20230715T184919_N0509_R070_T10SFG_20230715T223344.tif``.
+    2. **One file per band** at native 10/20/60 m, either
+
+       * in a product directory whose name carries the date:
+         ``S2B_MSIL2A_20200223T032739_N9999_R018_T48QUE_20230924T183543/B04.tif``
+         (``B01.tif`` ... ``B12.tif``, ``B8A.tif``), or
+       * with SAFE-style names carrying tile and date:
+         ``T10SFG_20230715T184919_B04_10m.tif`` (or ``.jp2``; files in ``R10m``,
+         ``R20m``, ``R60m`` folders are found by their band's resolution).
+
+       One reference band file is indexed per product (the first requested
+       band with the finest native resolution) and the others are derived from
+       its path; every requested band must exist for every product.
+
+    Samples are dicts with ``image``: float32 ``[C, H, W]``, surface reflectance
+    x10000 as stored (bands in the requested order, bilinear resampling onto the
+    query grid, 0 = nodata) and torchgeo's ``bounds`` and ``transform``.
+    """
+
+    #: All bands in the order of a multi-band file and of the default output.
+    all_bands: tuple[str, ...] = S2_BANDS
+
+    #: Bands shown as red, green and blue by :meth:`plot`.
+    rgb_bands: tuple[str, ...] = ("B04", "B03", "B02")
+
+    #: Glob of multi-band scene files (layout 1).
+    filename_glob = "S2*_MSIL2A_*.tif"
+
+    #: Regular expression of multi-band scene files (layout 1); ``date`` is the
+    #: sensing start time, ``tile`` the MGRS tile.
+    filename_regex = (
+        r"^S2[ABC]_MSIL2A_(?P<date>\d{8}T\d{6})_N\d{4}_R\d{3}"
+        r"_T(?P<tile>\d{2}[A-Z]{3})_\d{8}T\d{6}\.tif$"
+    )
+
+    #: Glob of per-band files (layout 2), formatted with the reference band.
+    band_filename_glob = "*{band}*"
+
+    #: Regular expression of per-band files (layout 2), formatted with the
+    #: reference band and its native resolution. ``date`` and ``tile`` are
+    #: optional (absent from ``B04.tif``); ``resolution`` is the optional
+    #: SAFE suffix (``10m``, ``20m``, ``60m``).
+    band_filename_regex = (
+        r"^(?:T(?P<tile>\d{{2}}[A-Z]{{3}})_(?P<date>\d{{8}}T\d{{6}})_)?"
+        r"(?P<band>{band})(?:_(?P<resolution>{resolution}))?\.(?:tiff?|jp2)$"
+    )
+
+    #: Regular expression that finds the sensing date in a product directory
+    #: name when the file name has none (first ``YYYYMMDDTHHMMSS`` wins).
+    directory_date_regex = r"(?<!\d)(?P<date>\d{8}T\d{6})(?!\d)"
+
+    #: Date format of the ``date`` groups.
+    date_format = "%Y%m%dT%H%M%S"
+
+    #: Native resolution suffix of each band in SAFE-style names.
+    resolutions: ClassVar[dict[str, str]] = {
+        band: f"{metres}m" for band, metres in S2_BAND_RESOLUTION.items()
+    }
+
+    #: Names of the SAFE resolution folders, swapped to the band's own folder.
+    resolution_dirs: ClassVar[tuple[str, ...]] = ("R10m", "R20m", "R60m")
+
+    #: Stored value of pixels without data (L2A uses 0); they do not overwrite
+    #: valid pixels where scenes overlap.
+    nodata: float | None = S2_NODATA
+
+    def __init__(
+        self,
+        paths: Path | Iterable[Path] = "data",
+        crs: CRS | str | None = None,
+        res: float | tuple[float, float] = 10.0,
+        bands: Sequence[str] | None = None,
+        transforms: Callable[[Sample], Sample] | None = None,
+        cache: bool = True,
+    ) -> None:
+        """Initialise a new CentralValleyS2 dataset.
+
+        Args:
+            paths: one or more root directories searched recursively, or files.
+            crs: coordinate reference system to warp to, a pyproj CRS or a
+                string such as ``"EPSG:32610"`` (default: the CRS of the first
+                file found).
+            res: pixel size of the output grid in units of the CRS (metres for
+                UTM), ``(x, y)`` or one number for both.
+            bands: band names to return, in this order (default: all 12 in
+                :data:`~torchgeo_simclr.constants.S2_BANDS` order).
+            transforms: a function that takes a sample and returns a
+                transformed version.
+            cache: if True, keep file handles open between samples.
+
+        Raises:
+            ValueError: If a band name is unknown, a multi-band file does not
+                hold 12 bands, or both layouts are found under *paths*.
+            FileNotFoundError: If a path does not exist, nothing matches the
+                expected file names, or a product lacks a requested band.
+        """
+        self.paths = paths
+        self.bands = self._check_bands(bands)
+        roots = _as_path_list(paths)
+        for root in roots:
+            if not str(root).startswith("/vsi") and not os.path.exists(root):
+                msg = (
+                    f"Sentinel-2 path {str(root)!r} does not exist; pass a "
+                    "directory holding Sentinel-2 L2A files (or create one with "
+                    "`torchgeo-simclr sample-data --root DIR`)."
+                )
+                raise FileNotFoundError(msg)
+
+        reference = min(self.bands, key=lambda band: S2_BAND_RESOLUTION[band])
+        band_glob = self.band_filename_glob.format(band=reference)
+        band_regex = self.band_filename_regex.format(
+            band=reference, resolution=self.resolutions[reference]
+        )
+        multiband_files = self._matching_files(roots, self.filename_glob)
+        band_files = self._matching_files(roots, band_glob, band_regex)
+        if multiband_files and band_files:
+            msg = (
+                f"Found both multi-band scenes (e.g. {multiband_files[0]!r}) and "
+                f"per-band files (e.g. {band_files[0]!r}) under {self._roots_str()}; "
+                "expected one layout per dataset, so point separate datasets at "
+                "each layout and combine them with `|`."
+            )
+            raise ValueError(msg)
+        if not multiband_files and not band_files:
+            msg = (
+                f"No Sentinel-2 L2A files found under {self._roots_str()}; expected "
+                "multi-band scenes named like S2B_MSIL2A_20230715T184919_N0509_"
+                "R070_T10SFG_20230715T223344.tif or one file per band (B04.tif in "
+                "a product directory, or T10SFG_20230715T184919_B04_10m.tif/.jp2), "
+                "so point `paths` at such files or create a sample with "
+                "`torchgeo-simclr sample-data --root DIR`."
+            )
+            raise FileNotFoundError(msg)
+        if band_files:
+            self.separate_files = True
+            self.filename_glob = band_glob
+            self.filename_regex = band_regex
+
+        target_crs = None if crs is None else CRS.from_user_input(crs)
+        try:
+            super().__init__(paths, target_crs, res, self.bands, transforms, cache)
+        except DatasetNotFoundError:
+            found = multiband_files or band_files
+            msg = (
+                f"None of the {len(found)} Sentinel-2 files found under "
+                f"{self._roots_str()} (e.g. {found[0]!r}) could be opened by "
+                "rasterio; expected readable GeoTIFF or JPEG2000 rasters, so check "
+                "that the files are complete and not corrupted."
+            )
+            raise FileNotFoundError(msg) from None
+
+        if self.separate_files:
+            self._check_band_files()
+        else:
+            self._check_band_counts()
+
+    def _roots_str(self) -> str:
+        """Return the searched paths as text for error messages."""
+        return ", ".join(repr(str(root)) for root in _as_path_list(self.paths))
+
+    def _check_bands(self, bands: Sequence[str] | None) -> list[str]:
+        """Validate requested band names.
+
+        Args:
+            bands: requested band names, or None for all bands.
+
+        Returns:
+            The requested bands as a list.
+
+        Raises:
+            ValueError: If *bands* is empty, repeats a band or names an unknown one.
+        """
+        if bands is None:
+            return list(self.all_bands)
+        if isinstance(bands, str):
+            bands = [bands]
+        unknown = [band for band in bands if band not in self.all_bands]
+        if unknown:
+            msg = (
+                f"Unknown Sentinel-2 band(s) {unknown} in bands={list(bands)}; valid "
+                f"bands are {list(self.all_bands)}, so pick from those."
+            )
+            raise ValueError(msg)
+        if not bands or len(set(bands)) != len(bands):
+            msg = (
+                f"bands={list(bands)} must name each band once and at least one "
+                f"band; pick from {list(self.all_bands)}."
+            )
+            raise ValueError(msg)
+        return list(bands)
+
+    def _matching_files(
+        self, roots: Sequence[Path], glob: str, regex: str | None = None
+    ) -> list[str]:
+        """Find files under *roots* whose name matches *glob* and *regex*.
+
+        Args:
+            roots: directories searched recursively, or files.
+            glob: glob the file name must match.
+            regex: regular expression the file name must match (default:
+                :attr:`filename_regex`).
+
+        Returns:
+            Sorted matching file paths.
+        """
+        pattern = re.compile(regex or self.filename_regex, re.VERBOSE)
+        files = {
+            path
+            for root in roots
+            for path in find_files(root, glob)
+            if pattern.match(os.path.basename(path))
+        }
+        return sorted(files)
+
+    def _check_band_counts(self) -> None:
+        """Check that every multi-band scene holds the 12 bands.
+
+        Raises:
+            ValueError: If a file has another number of bands.
+        """
+        expected = len(self.all_bands)
+        for filepath in self.index.filepath:
+            with rasterio.open(filepath) as src:
+                count = src.count
+            if count != expected:
+                msg = (
+                    f"Sentinel-2 scene {filepath!r} has {count} band(s), expected "
+                    f"{expected} ({' '.join(self.all_bands)}); write all 12 L2A "
+                    "bands in that order, or store one file per band (B01.tif ... "
+                    "B12.tif, B8A.tif) in a product directory."
+                )
+                raise ValueError(msg)
+
+    def _check_band_files(self) -> None:
+        """Check that every indexed product has a file for every requested band.
+
+        Raises:
+            FileNotFoundError: If a product lacks a band file.
+        """
+        for filepath in self.index.filepath:
+            if str(filepath).startswith("/vsi"):
+                continue
+            missing = {
+                band: path
+                for band in self.bands
+                if not os.path.exists(path := self._update_filepath(band, filepath))
+            }
+            if missing:
+                msg = (
+                    f"Sentinel-2 product {os.path.dirname(filepath)!r} lacks "
+                    f"band(s) {list(missing)} (expected e.g. "
+                    f"{next(iter(missing.values()))!r}); add the missing files or "
+                    "pass `bands` without them."
+                )
+                raise FileNotFoundError(msg)
+
+    def _filepath_to_timestamp(self, filepath: Path) -> tuple[datetime, datetime]:
+        """Sensing time of a file, from its name or else its directory name.
+
+        Args:
+            filepath: path of an indexed file.
+
+        Returns:
+            ``(mint, maxt)``: the second the sensing started, or the class's
+            :attr:`mint`/:attr:`maxt` when no date is found.
+        """
+        match = re.match(self.filename_regex, os.path.basename(filepath), re.VERBOSE)
+        date = match.groupdict().get("date") if match else None
+        if date is None:
+            directory = os.path.basename(os.path.dirname(os.fspath(filepath)))
+            found = re.search(self.directory_date_regex, directory)
+            date = found.group("date") if found else None
+        if date is None:
+            return self.mint, self.maxt
+        mint, maxt = disambiguate_timestamp(date, self.date_format)
+        return mint, maxt
+
+    def _update_filepath(self, band: str, filepath: str) -> str:
+        """Path of *band*'s file in the same product as *filepath*.
+
+        Replaces the band name (torchgeo's ``band`` group), and for SAFE-style
+        names the resolution suffix and ``R10m``/``R20m``/``R60m`` folder with
+        *band*'s native resolution.
+
+        Args:
+            band: band to find, e.g. ``"B11"``.
+            filepath: path of the product's indexed reference band file.
+
+        Returns:
+            The path of the band's file (which may not exist).
+        """
+        updated = super()._update_filepath(band, filepath)
+        directory, filename = os.path.split(updated)
+        match = re.match(self.filename_regex, os.path.basename(filepath), re.VERBOSE)
+        if match is None or match.group("resolution") is None:
+            return updated
+        start, end = match.span("resolution")
+        resolution = self.resolutions[band]
+        filename = filename[:start] + resolution + filename[end:]
+        parent, folder = os.path.split(directory)
+        if folder in self.resolution_dirs:
+            directory = os.path.join(parent, f"R{resolution}")
+        return os.path.join(directory, filename)
+
+    def _load_warp_file(
+        self, filepath: Path, crs: CRS | None = None
+    ) -> DatasetReader | WarpedVRT:
+        """Open a file, warped to *crs*, resampling with :attr:`resampling`.
+
+        torchgeo builds its WarpedVRT (used whenever a file is reprojected, and
+        for every file since :attr:`nodata` is set) without a resampling
+        method, so GDAL would warp, and resample each read onto the query grid,
+        with nearest neighbour; this rebuilds it with :attr:`resampling`.
+
+        Args:
+            filepath: file to open.
+            crs: CRS to warp to (default: the dataset CRS).
+
+        Returns:
+            The open file, or a WarpedVRT of it.
+        """
+        handle = super()._load_warp_file(filepath, crs)
+        if not isinstance(handle, WarpedVRT):
+            return handle
+        if Resampling(handle.resampling) == self.resampling:
+            return handle
+        src = rasterio.open(filepath)
+        vrt = WarpedVRT(
+            src,
+            crs=handle.crs,
+            transform=handle.transform,
+            width=handle.width,
+            height=handle.height,
+            src_crs=handle.src_crs,
+            src_transform=handle.src_transform,
+            src_nodata=handle.src_nodata,
+            resampling=self.resampling,
+        )
+        src.close()
+        handle.close()
+        return vrt
+
+    def plot(
+        self,
+        sample: Sample,
+        show_titles: bool = True,
+        suptitle: str | None = None,
+    ) -> Figure:
+        """Plot a sample: true colour, and the mask and prediction when present.
+
+        The true-colour panel shows B04/B03/B02 with each band stretched between
+        its 2nd and 98th percentile (of non-zero pixels).
+
+        Args:
+            sample: a sample from :meth:`__getitem__`, ``image`` ``[C, H, W]``,
+                optionally with ``mask`` and/or ``prediction`` ``[H, W]``
+                (0 not irrigated, 1 irrigated, 255 ignored).
+            show_titles: whether to title each panel.
+            suptitle: optional title of the whole figure.
+
+        Returns:
+            A matplotlib Figure with one panel per shown item.
+
+        Raises:
+            RGBBandsMissingError: If the dataset lacks one of B04, B03, B02.
+        """
+        if not all(band in self.bands for band in self.rgb_bands):
+            raise RGBBandsMissingError()
+        rgb_indices = [self.bands.index(band) for band in self.rgb_bands]
+        image = sample["image"][rgb_indices].detach().cpu().float().numpy()
+        panels: list[tuple[str, npt.NDArray[Any]]] = [
+            ("Image", _percentile_stretch(image).transpose(1, 2, 0))
+        ]
+        for key in ("mask", "prediction"):
+            if key in sample:
+                layer = sample[key].detach().cpu().numpy().squeeze()
+                panels.append((key.capitalize(), layer))
+
+        fig, axes = plt.subplots(
+            1, len(panels), figsize=(4 * len(panels), 4), squeeze=False
+        )
+        for ax, (title, data) in zip(axes[0], panels, strict=True):
+            if data.ndim == 3:
+                ax.imshow(data)
+            else:
+                ax.imshow(
+                    np.ma.masked_equal(data, IGNORE_INDEX),
+                    cmap=MASK_CMAP,
+                    vmin=0,
+                    vmax=1,
+                    interpolation="none",
+                )
+            ax.axis("off")
+            if show_titles:
+                ax.set_title(title)
+        if suptitle is not None:
+            fig.suptitle(suptitle)
+        return fig
+
+
+def _percentile_stretch(
+    image: npt.NDArray[np.floating[Any]], low: float = 2.0, high: float = 98.0
+) -> npt.NDArray[np.float32]:
+    """Stretch each band of a ``[C, H, W]`` image linearly to [0, 1].
+
+    Args:
+        image: reflectance x10000, ``[C, H, W]``; zeros are nodata.
+        low: percentile mapped to 0.
+        high: percentile mapped to 1.
+
+    Returns:
+        The stretched image, float32 ``[C, H, W]`` in [0, 1].
+    """
+    out = np.zeros(image.shape, dtype=np.float32)
+    for i, band in enumerate(image):
+        valid = band[np.isfinite(band) & (band != S2_NODATA)]
+        if valid.size == 0:
+            continue
+        lo, hi = np.percentile(valid, [low, high])
+        scale = hi - lo if hi > lo else 1.0
+        out[i] = np.clip((band - lo) / scale, 0.0, 1.0)
+    return out

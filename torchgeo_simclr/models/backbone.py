@@ -1,0 +1,35 @@
+"""timm backbones for N-band imagery."""
+
+import timm
+from torch import nn
+
+
+def create_backbone(
+    name: str, in_channels: int = 12, pretrained: bool = False
+) -> nn.Module:
+    """Create a timm backbone that maps an image batch to pooled features.
+
+    Args:
+        name: any timm model name, e.g. ``"resnet18"`` or ``"resnet152"``.
+        in_channels: number of input bands (12 for Sentinel-2 L2A).
+        pretrained: load timm's ImageNet weights (needs them in the local cache
+            or network access); the first convolution is adapted to
+            *in_channels* by timm.
+
+    Returns:
+        A module mapping ``[B, in_channels, H, W]`` to ``[B, num_features]``; it
+        has timm's ``num_features`` attribute.
+
+    Raises:
+        ValueError: if *name* is not a timm model.
+    """
+    if not timm.is_model(name):
+        msg = (
+            f"Backbone {name!r} is not a timm model; expected a name from "
+            "timm.list_models(), e.g. 'resnet18', 'resnet50' or 'resnet152'."
+        )
+        raise ValueError(msg)
+    model: nn.Module = timm.create_model(
+        name, in_chans=in_channels, num_classes=0, pretrained=pretrained
+    )
+    return model

@@ -1,0 +1,136 @@
+"""kNN probe: how well do an encoder's embeddings separate irrigated patches?"""
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+from torchgeo.datasets import stack_samples
+from tqdm import tqdm
+
+from .constants import IGNORE_INDEX
+from .datamodules import CentralValleyDataModule
+from .patch_labels import patch_labels
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """Patch-level scores of a kNN classifier on embeddings."""
+
+    #: Fraction of test patches classified correctly.
+    accuracy: float
+    #: Mean of the recall on irrigated and on not-irrigated patches.
+    balanced_accuracy: float
+    #: F1 score of the irrigated class.
+    f1: float
+    #: Number of labelled reference (train-block) patches.
+    n_reference: int
+    #: Number of labelled test-block patches scored.
+    n_test: int
+
+
+@torch.no_grad()
+def embed_split(
+    backbone: nn.Module,
+    datamodule: CentralValleyDataModule,
+    split: str,
+    batch_size: int = 128,
+    progress: bool = True,
+) -> tuple[Tensor, Tensor]:
+    """Embed every grid patch of a split and label it.
+
+    Args:
+        backbone: maps normalised ``[B, C, H, W]`` to ``[B, D]``.
+        datamodule: a set-up datamodule with labels.
+        split: ``train``, ``val`` or ``test``; the patches of a grid over the
+            split's blocks.
+        batch_size: patches per forward pass.
+        progress: show a progress bar.
+
+    Returns:
+        Embeddings ``[N, D]`` and patch labels ``[N]`` of the labelled patches.
+    """
+    backbone.eval()
+    sampler = getattr(datamodule, f"{split}_sampler")
+    loader = DataLoader(
+        datamodule.dataset,  # type: ignore[arg-type]
+        batch_size=batch_size,
+        sampler=sampler,
+        collate_fn=stack_samples,
+    )
+    features, labels = [], []
+    for batch in tqdm(loader, desc=f"embed {split}", disable=not progress):
+        batch = datamodule.aug(batch)
+        features.append(backbone(batch["image"]).float())
+        labels.append(patch_labels(batch["mask"]))
+    embeddings, targets = torch.cat(features), torch.cat(labels)
+    keep = targets != IGNORE_INDEX
+    return embeddings[keep], targets[keep]
+
+
+def knn_classify(
+    reference: Tensor, reference_labels: Tensor, query: Tensor, k: int = 20
+) -> Tensor:
+    """Classify by a majority vote of the *k* most cosine-similar references.
+
+    Args:
+        reference: ``[N, D]`` embeddings with known labels.
+        reference_labels: ``[N]`` labels in {0, 1}.
+        query: ``[M, D]`` embeddings to classify.
+        k: neighbours that vote.
+
+    Returns:
+        ``[M]`` predicted labels.
+    """
+    similarity = F.normalize(query, dim=1) @ F.normalize(reference, dim=1).T
+    neighbours = similarity.topk(min(k, reference.shape[0]), dim=1).indices
+    votes = reference_labels[neighbours].float().mean(dim=1)
+    return (votes > 0.5).long()
+
+
+def score(predictions: Tensor, targets: Tensor) -> tuple[float, float, float]:
+    """Accuracy, balanced accuracy and irrigated-class F1.
+
+    Args:
+        predictions: ``[M]`` in {0, 1}.
+        targets: ``[M]`` in {0, 1}.
+
+    Returns:
+        ``(accuracy, balanced_accuracy, f1)``.
+    """
+    tp = ((predictions == 1) & (targets == 1)).sum().item()
+    tn = ((predictions == 0) & (targets == 0)).sum().item()
+    fp = ((predictions == 1) & (targets == 0)).sum().item()
+    fn = ((predictions == 0) & (targets == 1)).sum().item()
+    accuracy = (tp + tn) / max(tp + tn + fp + fn, 1)
+    recall_pos = tp / max(tp + fn, 1)
+    recall_neg = tn / max(tn + fp, 1)
+    f1 = 2 * tp / max(2 * tp + fp + fn, 1)
+    return accuracy, (recall_pos + recall_neg) / 2, f1
+
+
+def knn_probe(
+    backbone: nn.Module,
+    datamodule: CentralValleyDataModule,
+    k: int = 20,
+    progress: bool = True,
+) -> ProbeResult:
+    """Fit kNN on train-block patches, score it on test-block patches.
+
+    Args:
+        backbone: maps normalised ``[B, C, H, W]`` to ``[B, D]``.
+        datamodule: a set-up datamodule with labels.
+        k: neighbours that vote.
+        progress: show progress bars.
+
+    Returns:
+        The test-block scores.
+    """
+    reference, reference_labels = embed_split(
+        backbone, datamodule, "train", progress=progress
+    )
+    query, targets = embed_split(backbone, datamodule, "test", progress=progress)
+    predictions = knn_classify(reference, reference_labels, query, k)
+    accuracy, balanced, f1 = score(predictions, targets)
+    return ProbeResult(accuracy, balanced, f1, len(reference_labels), len(targets))

@@ -1,0 +1,333 @@
+"""SimCLRv2 self-supervised pretraining on multispectral patches."""
+
+from typing import Any, Literal, cast
+
+import torch.nn.functional as F
+from lightly.loss import NTXentLoss
+from lightly.utils.lars import LARS
+from lightning.pytorch.utilities.types import OptimizerLRScheduler
+from torch import Tensor, nn
+from torch.optim import SGD, Adam, Optimizer
+from torch.optim.lr_scheduler import (
+    CosineAnnealingLR,
+    LambdaLR,
+    LinearLR,
+    LRScheduler,
+    SequentialLR,
+)
+from torchgeo.tasks import BaseTask
+from torchmetrics import MetricCollection
+from torchmetrics.classification import BinaryAccuracy, BinaryF1Score
+
+from ..constants import IGNORE_INDEX
+from ..models import ProjectionHead, create_backbone
+from ..models.checkpoint import CHECKPOINT_KEY, DataMetadata
+from ..patch_labels import patch_labels
+
+
+class SimCLRv2Task(BaseTask):
+    """SimCLRv2 contrastive pretraining of a timm backbone on N-band imagery.
+
+    The batch must carry two augmented views of every patch as ``batch["views"]``
+    ``[2, B, C, H, W]`` (made on the device by
+    :class:`~torchgeo_simclr.datamodules.CentralValleyDataModule`). Both views go
+    through the backbone and the SimCLRv2 projection head; NT-Xent pulls the two
+    views of a patch together and pushes the other patches of the batch (and of
+    the memory bank, and of the other devices with *gather_distributed*) away.
+
+    When the batch also has a ``mask`` ``[B, H, W]``, an online linear probe on
+    detached backbone features learns patch-level irrigated / not irrigated, as
+    in SimCLRv2, so ``val_probe_f1`` shows whether the features are getting
+    useful while pretraining runs; the probe never changes the encoder.
+
+    Checkpoints carry what later stages need: backbone, head, band list,
+    normalisation statistics and patch size (see :class:`DataMetadata`).
+    """
+
+    #: Metric that Lightning callbacks and schedulers should watch.
+    monitor = "val_loss"
+
+    def __init__(
+        self,
+        model: str = "resnet50",
+        in_channels: int = 12,
+        weights: bool = False,
+        hidden_dim: int | None = None,
+        output_dim: int = 128,
+        head_layers: int = 3,
+        temperature: float = 0.1,
+        memory_bank_size: int = 0,
+        gather_distributed: bool = False,
+        optimizer: Literal["adam", "lars", "sgd"] = "adam",
+        lr: float = 5e-4,
+        weight_decay: float = 1e-6,
+        momentum: float = 0.9,
+        warmup_fraction: float = 0.05,
+        probe: bool = True,
+        probe_lr: float = 1e-3,
+    ) -> None:
+        """Initialise a new SimCLRv2Task.
+
+        Args:
+            model: timm backbone name, e.g. ``"resnet18"`` or ``"resnet152"``.
+            in_channels: number of input bands.
+            weights: start from timm's ImageNet weights instead of random ones.
+            hidden_dim: width of the projection head (default: the backbone's
+                feature size).
+            output_dim: size of the projection NT-Xent sees.
+            head_layers: number of projection head layers (SimCLRv2: 3).
+            temperature: NT-Xent temperature.
+            memory_bank_size: number of past projections kept as extra
+                negatives (0 = none).
+            gather_distributed: gather negatives from all devices.
+            optimizer: ``adam`` (default; the SimCLR-S2 study found Adam at
+                5e-4 best), ``lars`` (SimCLR's large-batch optimiser) or ``sgd``.
+            lr: peak learning rate.
+            weight_decay: weight decay.
+            momentum: momentum of ``lars`` and ``sgd``.
+            warmup_fraction: fraction of all training steps spent on a linear
+                warm-up before the cosine decay.
+            probe: train an online linear probe when batches carry masks.
+            probe_lr: learning rate of the probe.
+        """
+        self.data_metadata: DataMetadata | None = None
+        super().__init__()
+
+    def configure_models(self) -> None:
+        """Create the backbone, projection head and online probe."""
+        self.backbone = create_backbone(
+            self.hparams["model"],
+            in_channels=self.hparams["in_channels"],
+            pretrained=self.hparams["weights"],
+        )
+        features = cast(int, self.backbone.num_features)
+        self.projection_head = ProjectionHead(
+            features,
+            self.hparams["hidden_dim"] or features,
+            self.hparams["output_dim"],
+            self.hparams["head_layers"],
+        )
+        self.probe = nn.Linear(features, 2)
+
+    def configure_losses(self) -> None:
+        """Create the NT-Xent criterion."""
+        memory: int | tuple[int, int] = 0
+        if self.hparams["memory_bank_size"] > 0:
+            memory = (self.hparams["memory_bank_size"], self.hparams["output_dim"])
+        self.criterion = NTXentLoss(
+            temperature=self.hparams["temperature"],
+            memory_bank_size=memory,
+            gather_distributed=self.hparams["gather_distributed"],
+        )
+
+    def configure_metrics(self) -> None:
+        """Create the probe's patch-level metrics."""
+        metrics = MetricCollection(
+            {
+                "probe_f1": BinaryF1Score(ignore_index=IGNORE_INDEX),
+                "probe_accuracy": BinaryAccuracy(ignore_index=IGNORE_INDEX),
+            }
+        )
+        self.val_metrics = metrics.clone(prefix="val_")
+        self.test_metrics = metrics.clone(prefix="test_")
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Embed and project a batch.
+
+        Args:
+            x: normalised images ``[B, C, H, W]``.
+
+        Returns:
+            The projection ``[B, output_dim]`` and the backbone features
+            ``[B, num_features]``.
+        """
+        h = self.backbone(x)
+        return self.projection_head(h), h
+
+    def _views(self, batch: dict[str, Tensor]) -> Tensor:
+        if "views" not in batch:
+            msg = (
+                "SimCLRv2Task expected batch['views'] with two augmented views "
+                f"[2, B, C, H, W] but the batch has only {sorted(batch)}; use "
+                "CentralValleyDataModule (num_views=2) or add "
+                "torchgeo_simclr.transforms.SimCLRViews to your datamodule."
+            )
+            raise KeyError(msg)
+        views = batch["views"]
+        if views.shape[2] != self.hparams["in_channels"]:
+            msg = (
+                f"SimCLRv2Task was built for in_channels={self.hparams['in_channels']}"
+                f" but the batch has {views.shape[2]} bands; set "
+                "--model.init_args.in_channels to the number of bands."
+            )
+            raise ValueError(msg)
+        return views
+
+    def _contrastive_step(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        views = self._views(batch)
+        batch_size = views.shape[1]
+        z, h = self(views.flatten(0, 1))
+        z1, z2 = z[:batch_size], z[batch_size : 2 * batch_size]
+        loss: Tensor = self.criterion(z1, z2)
+        return loss, h[:batch_size]
+
+    def _probe_loss(self, features: Tensor, mask: Tensor) -> Tensor:
+        targets = patch_labels(mask)
+        if not (targets != IGNORE_INDEX).any():
+            return features.new_zeros(())
+        logits = self.probe(features.detach())
+        return F.cross_entropy(logits, targets, ignore_index=IGNORE_INDEX)
+
+    def training_step(
+        self, batch: dict[str, Tensor], batch_idx: int, dataloader_idx: int = 0
+    ) -> Tensor:
+        """Compute the NT-Xent loss (plus the probe's loss on detached features).
+
+        Args:
+            batch: ``views`` ``[2, B, C, H, W]``, optionally ``mask`` ``[B, H, W]``.
+            batch_idx: index of the batch.
+            dataloader_idx: index of the dataloader.
+
+        Returns:
+            The loss to minimise.
+        """
+        loss, h = self._contrastive_step(batch)
+        batch_size = h.shape[0]
+        self.log("train_loss", loss, batch_size=batch_size, prog_bar=True)
+        std = F.normalize(h.detach(), dim=1).std(dim=0).mean()
+        self.log("train_feature_std", std, batch_size=batch_size)
+        if self.hparams["probe"] and "mask" in batch:
+            probe_loss = self._probe_loss(h, batch["mask"])
+            self.log("train_probe_loss", probe_loss, batch_size=batch_size)
+            loss = loss + probe_loss
+        return loss
+
+    def _evaluate(
+        self, batch: dict[str, Tensor], metrics: MetricCollection, prefix: str
+    ) -> None:
+        batch_size = batch["image"].shape[0]
+        if "views" in batch:
+            loss, _ = self._contrastive_step(batch)
+            self.log(f"{prefix}_loss", loss, batch_size=batch_size, prog_bar=True)
+        if self.hparams["probe"] and "mask" in batch:
+            h = self.backbone(batch["image"])
+            targets = patch_labels(batch["mask"])
+            preds = self.probe(h).argmax(dim=1)
+            metrics.update(preds, targets)
+            self.log_dict(metrics, batch_size=batch_size)
+
+    def validation_step(
+        self, batch: dict[str, Tensor], batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        """Log the validation NT-Xent loss and the probe's metrics.
+
+        Args:
+            batch: ``image`` ``[B, C, H, W]``, optionally ``views`` and ``mask``.
+            batch_idx: index of the batch.
+            dataloader_idx: index of the dataloader.
+        """
+        self._evaluate(batch, self.val_metrics, "val")
+
+    def test_step(
+        self, batch: dict[str, Tensor], batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        """Log the test NT-Xent loss and the probe's metrics.
+
+        Args:
+            batch: ``image`` ``[B, C, H, W]``, optionally ``views`` and ``mask``.
+            batch_idx: index of the batch.
+            dataloader_idx: index of the dataloader.
+        """
+        self._evaluate(batch, self.test_metrics, "test")
+
+    def predict_step(
+        self, batch: dict[str, Tensor], batch_idx: int, dataloader_idx: int = 0
+    ) -> Tensor:
+        """Embed a batch with the backbone.
+
+        Args:
+            batch: ``image`` ``[B, C, H, W]``.
+            batch_idx: index of the batch.
+            dataloader_idx: index of the dataloader.
+
+        Returns:
+            Backbone features ``[B, num_features]``.
+        """
+        features: Tensor = self.backbone(batch["image"])
+        return features
+
+    def _optimizer(self) -> Optimizer:
+        params = self.parameters()
+        lr, wd = self.hparams["lr"], self.hparams["weight_decay"]
+        match self.hparams["optimizer"]:
+            case "adam":
+                return Adam(params, lr=lr, weight_decay=wd)
+            case "lars":
+                lars = LARS(
+                    params, lr=lr, momentum=self.hparams["momentum"], weight_decay=wd
+                )
+                return cast(Optimizer, lars)
+            case "sgd":
+                return SGD(
+                    params, lr=lr, momentum=self.hparams["momentum"], weight_decay=wd
+                )
+        msg = (
+            f"optimizer must be 'adam', 'lars' or 'sgd', got "
+            f"{self.hparams['optimizer']!r}."
+        )
+        raise ValueError(msg)
+
+    def configure_optimizers(self) -> OptimizerLRScheduler:
+        """Create the optimiser with a linear warm-up and a cosine decay per step.
+
+        Returns:
+            The optimiser and its step-wise learning-rate schedule.
+        """
+        optimizer = self._optimizer()
+        total = max(int(self.trainer.estimated_stepping_batches), 1)
+        warmup = int(total * self.hparams["warmup_fraction"])
+        cosine = CosineAnnealingLR(optimizer, T_max=max(total - warmup, 1))
+        scheduler: LRScheduler = cosine
+        if warmup > 0:
+            scheduler = SequentialLR(
+                optimizer,
+                [LinearLR(optimizer, start_factor=1e-3, total_iters=warmup), cosine],
+                milestones=[warmup],
+            )
+        elif total == 1:
+            scheduler = LambdaLR(optimizer, lambda _: 1.0)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
+
+    def on_fit_start(self) -> None:
+        """Record the datamodule's bands, statistics and patch size."""
+        datamodule = getattr(self.trainer, "datamodule", None)
+        self.data_metadata = DataMetadata.from_datamodule(
+            datamodule, self.hparams["in_channels"]
+        )
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Store what later stages need beside the weights.
+
+        Args:
+            checkpoint: the checkpoint dictionary Lightning is about to save.
+        """
+        checkpoint[CHECKPOINT_KEY] = {
+            "kind": "simclr",
+            "model": self.hparams["model"],
+            "in_channels": self.hparams["in_channels"],
+            "data": None
+            if self.data_metadata is None
+            else self.data_metadata.to_dict(),
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Restore the data metadata saved by :meth:`on_save_checkpoint`.
+
+        Args:
+            checkpoint: the loaded checkpoint dictionary.
+        """
+        data = checkpoint.get(CHECKPOINT_KEY, {}).get("data")
+        self.data_metadata = None if data is None else DataMetadata.from_dict(data)
