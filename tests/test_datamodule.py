@@ -3,7 +3,8 @@ from pathlib import Path
 import pytest
 import shapely
 import torch
-from conftest import fake_dwr_gpkg, fake_s2_multiband
+from conftest import FAKE_CRS, fake_dwr_gpkg, fake_s2_multiband
+from pyproj import Transformer
 
 from torchgeo_simclr.constants import IGNORE_INDEX
 from torchgeo_simclr.datamodules import CentralValleyDataModule
@@ -37,8 +38,10 @@ def boxes(sampler) -> list[shapely.Polygon]:
 def test_splits_never_overlap(scene: Path) -> None:
     dm = make(scene, length=64)
     dm.setup("fit")
-    train, val, test = (boxes(getattr(dm, f"{s}_sampler")) for s in ("train", "val", "test"))
-    assert train and val and test
+    train, val, test = (
+        boxes(getattr(dm, f"{s}_sampler")) for s in ("train", "val", "test")
+    )
+    assert all((train, val, test))
     for a in train:
         assert not any(a.intersection(b).area > 0 for b in val + test)
     for a in val:
@@ -47,7 +50,7 @@ def test_splits_never_overlap(scene: Path) -> None:
     for b in val:
         x0, y0, x1, y1 = b.bounds
         assert (x1 - x0, y1 - y0) == (320, 320)
-        assert x0 % 10 == 0 and y0 % 10 == 0
+        assert (x0 % 10, y0 % 10) == (0, 0)
 
 
 def test_training_batch_has_two_normalised_views(scene: Path) -> None:
@@ -96,17 +99,25 @@ def test_unlabeled_pretraining(scene: Path) -> None:
 
 
 def test_bbox_clips_the_region(scene: Path) -> None:
-    # The scene spans about -120.72..-120.69 E, 37.01..37.04 N.
-    dm = make(scene, bbox=(-120.75, 36.9, -120.705, 37.1), block_size=32, patch_size=16)
-    dm.setup("fit")
     full = make(scene, block_size=32, patch_size=16)
     full.setup("fit")
+    # A bbox over the western half of the scene, in lon/lat.
+    xmin, ymin, xmax, ymax = full.dataset.index.geometry.union_all().bounds
+    to_lonlat = Transformer.from_crs(FAKE_CRS, "EPSG:4326", always_xy=True)
+    west, south, east, north = to_lonlat.transform_bounds(xmin, ymin, xmax, ymax)
+    bbox = (west - 0.01, south - 0.01, (west + east) / 2, north + 0.01)
+    dm = make(scene, bbox=bbox, block_size=32, patch_size=16)
+    dm.setup("fit")
     clipped = sum(s.area for s in dm.split_blocks.values())
     whole = sum(s.area for s in full.split_blocks.values())
-    assert 0.2 * whole < clipped < 0.8 * whole
+    assert 0.3 * whole < clipped < 0.7 * whole
+    for blocks in dm.split_blocks.values():
+        assert blocks.bounds[2] <= (xmin + xmax) / 2 + 60  # grid convergence
 
 
-def test_bbox_outside_data_prints_both_extents(scene: Path) -> None:
-    dm = make(scene, bbox=(-118.0, 34.0, -117.9, 34.1))
-    with pytest.raises(ValueError, match=r"bbox \[-118.0, 34.0, -117.9, 34.1\].*covers \[-120"):
+@pytest.mark.parametrize("labels", ["crop_mapping.gpkg", None])
+def test_bbox_outside_data_prints_both_extents(scene: Path, labels: str | None) -> None:
+    dm = make(scene, bbox=(-118.0, 34.0, -117.9, 34.1), labels=labels)
+    expected = r"bbox.*-118\.0, 34\.0, -117\.9, 34\.1.* cover.*\[-120\.7"
+    with pytest.raises(ValueError, match=expected):
         dm.setup("fit")

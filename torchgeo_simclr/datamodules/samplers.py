@@ -1,8 +1,8 @@
 """Pixel-grid alignment and a grid sampler whose patches stay inside blocks."""
 
+import math
 from collections.abc import Iterator, Sequence
 
-import numpy as np
 import shapely
 from shapely import Polygon
 from shapely.geometry.base import BaseGeometry
@@ -39,9 +39,8 @@ class BlockGridSampler(SpatialSampler):
             stride: distance between patches, pixels (default: *size*).
         """
         super().__init__(dataset)
-        xres, yres = dataset.res
-        self.size = (size * xres, size * yres)
-        self.stride = ((stride or size) * xres, (stride or size) * yres)
+        #: Patch side and grid step, pixels.
+        self.size_px, self.stride_px = size, stride or size
         self.blocks = [block & self.geometry for block in blocks]
         self._length = sum(1 for _ in self)
 
@@ -49,21 +48,70 @@ class BlockGridSampler(SpatialSampler):
         """Yield the patches of every block in turn.
 
         Yields:
-            ``[xmin:xmax, ymin:ymax]`` in CRS units.
+            ``[xmin:xmax, ymin:ymax]`` in CRS units, on the dataset's pixel grid.
         """
         x0, y0 = self.bounds[0], self.bounds[1]
         xres, yres = self.res
+        size, step = self.size_px, self.stride_px
         for block in self.blocks:
             if block.is_empty:
                 continue
-            bxmin, bymin, bxmax, bymax = block.bounds
-            # Snap the block's corner up onto the dataset's pixel grid.
-            xstart = x0 + np.ceil(round((bxmin - x0) / xres, 6)) * xres
-            ystart = y0 + np.ceil(round((bymin - y0) / yres, 6)) * yres
-            for y in np.arange(ystart, bymax - self.size[1] + yres / 2, self.stride[1]):
-                for x in np.arange(
-                    xstart, bxmax - self.size[0] + xres / 2, self.stride[0]
-                ):
-                    x1, y1 = x + self.size[0], y + self.size[1]
+            ix0, iy0, ix1, iy1 = _pixel_extent(block, x0, y0, xres, yres)
+            for iy in range(iy0, iy1 - size + 1, step):
+                for ix in range(ix0, ix1 - size + 1, step):
+                    x, y = x0 + ix * xres, y0 + iy * yres
+                    x1, y1 = x0 + (ix + size) * xres, y0 + (iy + size) * yres
                     if block.covers(shapely.box(x, y, x1, y1)):
-                        yield slice(float(x), float(x1)), slice(float(y), float(y1))
+                        yield slice(x, x1), slice(y, y1)
+
+    def __len__(self) -> int:
+        """Return the number of patches per epoch.
+
+        Returns:
+            Patches yielded by one pass of the iterator.
+        """
+        return self._length
+
+
+def _pixel_extent(
+    geometry: BaseGeometry, x0: float, y0: float, xres: float, yres: float
+) -> tuple[int, int, int, int]:
+    """Whole pixels of the grid at *(x0, y0)* inside *geometry*'s bounds.
+
+    Returns:
+        Column and row of the first and one past the last pixel.
+    """
+    xmin, ymin, xmax, ymax = geometry.bounds
+    # The tolerance absorbs float noise from reprojection and intersection.
+    tol = 1e-6
+    return (
+        math.ceil((xmin - x0) / xres - tol),
+        math.ceil((ymin - y0) / yres - tol),
+        math.floor((xmax - x0) / xres + tol),
+        math.floor((ymax - y0) / yres + tol),
+    )
+
+
+def snap_to_grid(dataset: GeoDataset, grid: GeoDataset) -> None:
+    """Shrink *dataset*'s footprints, in place, onto *grid*'s pixel grid.
+
+    Intersecting imagery with label polygons leaves footprints with edges
+    anywhere; patches cut from them would fall between pixels and be
+    resampled. Each footprint is cut back to the whole pixels it covers.
+
+    Args:
+        dataset: dataset whose index geometries are shrunk (e.g. an
+            :class:`~torchgeo.datasets.IntersectionDataset`).
+        grid: dataset on the target pixel grid (e.g. the imagery).
+    """
+    x0, y0 = grid.bounds[0].start, grid.bounds[1].start
+    xres, yres = grid.res
+    snapped = []
+    for geometry in dataset.index.geometry:
+        ix0, iy0, ix1, iy1 = _pixel_extent(geometry, x0, y0, xres, yres)
+        box = shapely.box(
+            x0 + ix0 * xres, y0 + iy0 * yres, x0 + ix1 * xres, y0 + iy1 * yres
+        )
+        snapped.append(geometry & box if ix1 > ix0 and iy1 > iy0 else Polygon())
+    dataset.index = dataset.index.set_geometry(snapped, crs=dataset.index.crs)
+    dataset.index = dataset.index[~dataset.index.geometry.is_empty]
