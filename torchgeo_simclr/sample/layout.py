@@ -65,43 +65,44 @@ AREA_CRS: Final[str] = "EPSG:3310"
 
 #: Probability of each kind of section block.
 BLOCK_TYPES: Final[dict[str, float]] = {
-    "row": 0.50,
+    "row": 0.48,
     "orchard": 0.28,
-    "fallow": 0.15,
+    "fallow": 0.17,
     "native": 0.07,
 }
 
 #: Relative weight of each field cover in each kind of block.
 FIELD_COVERS: Final[dict[str, dict[str, float]]] = {
     "row": {
-        "alfalfa": 0.18,
-        "alfalfa_cut": 0.08,
-        "corn": 0.12,
-        "row_crop_young": 0.07,
+        "alfalfa": 0.12,
+        "alfalfa_cut": 0.10,
+        "corn": 0.09,
+        "row_crop_young": 0.11,
         "cotton": 0.07,
-        "tomato": 0.12,
+        "tomato": 0.10,
         "rice": 0.04,
-        "grain_stubble": 0.10,
-        "idle_bare": 0.10,
-        "idle_weedy": 0.08,
-        "idle_green": 0.04,
+        "grain_stubble": 0.16,
+        "idle_bare": 0.08,
+        "idle_weedy": 0.05,
+        "idle_green": 0.10,
     },
     "orchard": {
-        "almond": 0.30,
+        "almond": 0.26,
         "walnut": 0.10,
         "pistachio": 0.20,
         "vineyard": 0.12,
-        "young_orchard": 0.12,
-        "idle_bare": 0.08,
-        "idle_weedy": 0.05,
+        "young_orchard": 0.16,
+        "idle_bare": 0.06,
+        "idle_weedy": 0.04,
+        "idle_green": 0.04,
         "alfalfa": 0.03,
     },
     "fallow": {
-        "idle_bare": 0.35,
-        "idle_weedy": 0.30,
+        "idle_bare": 0.30,
+        "idle_weedy": 0.25,
         "grassland": 0.10,
-        "idle_green": 0.05,
-        "grain_stubble": 0.10,
+        "idle_green": 0.15,
+        "grain_stubble": 0.13,
         "alfalfa": 0.05,
         "pistachio": 0.05,
     },
@@ -118,7 +119,7 @@ RIVER_BOTTOM_COVERS: Final[dict[str, float]] = {
 
 #: Probability that a field within :data:`RIVER_BOTTOM_M` of the river gets a
 #: river-bottom cover.
-RIVER_BOTTOM_P: Final[float] = 0.3
+RIVER_BOTTOM_P: Final[float] = 0.45
 
 #: Distance from the riparian corridor that counts as river bottom, in metres.
 RIVER_BOTTOM_M: Final[float] = 600.0
