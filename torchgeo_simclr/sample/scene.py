@@ -384,19 +384,21 @@ def _pixel_extents(
     """Centre row, centre col and half diagonal of each geometry, in pixels.
 
     Args:
-        geoms: geometries (None for the background, which gets zeros).
+        geoms: geometries (None for the background, which gets a centre of
+            0 and a half diagonal of 1).
         to_pixels: affine from EPSG:32610 metres to (col, row) pixels.
 
     Returns:
         float32 array of shape ``[3, N]``.
     """
     out = np.zeros((3, len(geoms)), dtype=np.float32)
+    out[2] = 1.0
     for i, geom in enumerate(geoms):
         if geom is None:
             continue
         x0, y0, x1, y1 = geom.bounds
-        c0, r0 = to_pixels * (x0, y1)
-        c1, r1 = to_pixels * (x1, y0)
+        c0, r0 = to_pixels @ (x0, y1)
+        c1, r1 = to_pixels @ (x1, y0)
         out[:, i] = (
             (r0 + r1) / 2,
             (c0 + c1) / 2,
@@ -625,6 +627,7 @@ def _cloud_opacity(rng: np.random.Generator, size: int) -> np.ndarray:
 def _compression() -> str:
     """``"zstd"`` where this GDAL build has it, else ``"deflate"``."""
     profile = {"driver": "GTiff", "width": 16, "height": 16, "count": 1}
+    profile |= {"crs": SCENE_CRS, "transform": from_origin(0, 16, 1, 1)}
     with MemoryFile() as mem:
         with mem.open(**profile, dtype="uint16", compress="zstd") as dst:
             dst.write(np.ones((1, 16, 16), dtype=np.uint16))

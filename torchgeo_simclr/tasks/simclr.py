@@ -47,6 +47,10 @@ class SimCLRv2Task(BaseTask):
     #: Metric that Lightning callbacks and schedulers should watch.
     monitor = "val_loss"
 
+    #: Hyperparameters left out of the checkpoint: none (``weights`` is a flag
+    #: here, not a weights enum as in torchgeo's tasks).
+    ignore = None
+
     def __init__(
         self,
         model: str = "resnet50",
