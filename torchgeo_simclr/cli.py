@@ -26,7 +26,7 @@ def _sample_data(args: argparse.Namespace) -> None:
     print(f"Wrote DWR-style crop-mapping labels to {scene.labels_path}")
 
 
-def fit(arguments: Sequence[str]) -> Path:
+def fit(arguments: Sequence[str]) -> Path | None:
     """Run ``torchgeo fit`` in this process and return the last checkpoint.
 
     Args:
@@ -34,32 +34,40 @@ def fit(arguments: Sequence[str]) -> Path:
             ``["--config", "conf/simclr_quickstart.yaml"]``.
 
     Returns:
-        Path of the checkpoint written last.
-
-    Raises:
-        RuntimeError: if the run wrote no checkpoint.
+        Path of the checkpoint written last, None if the run wrote none
+        (``fast_dev_run``, or no checkpoint callback).
     """
     from lightning.pytorch.cli import LightningCLI
     from torchgeo.datamodules import BaseDataModule
     from torchgeo.tasks import BaseTask
 
-    cli = LightningCLI(
-        model_class=BaseTask,
-        datamodule_class=BaseDataModule,
-        seed_everything_default=0,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        save_config_kwargs={"overwrite": True},
-        args=["fit", *arguments],
-    )
+    # LightningCLI warns when given args while sys.argv holds others (ours).
+    argv, sys.argv = sys.argv, sys.argv[:1]
+    try:
+        cli = LightningCLI(
+            model_class=BaseTask,
+            datamodule_class=BaseDataModule,
+            seed_everything_default=0,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            save_config_kwargs={"overwrite": True},
+            args=["fit", *arguments],
+        )
+    finally:
+        sys.argv = argv
     callback = cli.trainer.checkpoint_callback
     path = getattr(callback, "last_model_path", "") or getattr(
         callback, "best_model_path", ""
     )
-    if not path:
-        msg = "The fit run wrote no checkpoint; check the config's trainer callbacks."
-        raise RuntimeError(msg)
-    return Path(path)
+    return Path(path) if path else None
+
+
+def _fit(args: argparse.Namespace) -> None:
+    checkpoint = fit(args.arguments)
+    if checkpoint is None:
+        print("\nNo checkpoint written (fast_dev_run or no ModelCheckpoint).")
+    else:
+        print(f"\nCheckpoint: {checkpoint.resolve()}")
 
 
 def _probe(args: argparse.Namespace) -> None:
@@ -112,6 +120,9 @@ def _demo(args: argparse.Namespace) -> None:
         make_sample_scene(root)
     config = CONF_DIR / "simclr_quickstart.yaml"
     checkpoint = fit(["--config", str(config), "--data.init_args.root", str(root)])
+    if checkpoint is None:
+        msg = f"{config} wrote no checkpoint; it needs a ModelCheckpoint callback."
+        raise RuntimeError(msg)
     print(f"\nPretrained checkpoint: {checkpoint.resolve()}")
     if args.probe:
         _probe(
@@ -150,6 +161,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sample.set_defaults(func=_sample_data)
 
+    # Listed for the help text only: main() hands `fit ...` to LightningCLI.
+    commands.add_parser(
+        "fit",
+        help="`torchgeo fit ARGS` that reports bad input in one line and prints "
+        "the checkpoint path",
+    )
+
     demo = commands.add_parser(
         "demo", help="sample scene + quickstart pretraining + kNN probe, on a CPU"
     )
@@ -185,7 +203,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     Args:
         argv: arguments (default: ``sys.argv[1:]``).
     """
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["fit"]:
+        # Everything after `fit`, --help included, goes to LightningCLI as is.
+        args = argparse.Namespace(command="fit", func=_fit, arguments=argv[1:])
+    else:
+        args = build_parser().parse_args(argv)
     try:
         args.func(args)
     except (FileNotFoundError, FileExistsError, ValueError) as error:

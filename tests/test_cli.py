@@ -1,0 +1,189 @@
+"""End to end: `torchgeo fit` with the shipped configs, and what bad input prints."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import rasterio
+import torch
+from torchgeo.main import main as torchgeo_main
+
+from torchgeo_simclr.cli import main
+from torchgeo_simclr.constants import S2_BANDS
+from torchgeo_simclr.models.checkpoint import load_encoder
+from torchgeo_simclr.sample import make_sample_scene
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("scene")
+    make_sample_scene(root, size=512)
+    return root
+
+
+def small(root: Path, *extra: str) -> list[str]:
+    """Arguments that shrink a config's run to seconds on a CPU."""
+    return [
+        "--data.init_args.root",
+        str(root),
+        "--data.init_args.num_workers",
+        "0",
+        "--data.init_args.block_size",
+        "128",
+        "--trainer.accelerator",
+        "cpu",
+        "--trainer.enable_progress_bar",
+        "false",
+        *extra,
+    ]
+
+
+def test_study_config_runs_with_overrides(
+    scene: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    torchgeo_main(
+        [
+            "fit",
+            "--config",
+            str(CONF / "simclr_cal.yaml"),
+            *small(scene),
+            "--model.init_args.model",
+            "resnet18",
+            "--trainer.fast_dev_run",
+            "true",
+        ]
+    )
+
+
+def test_quickstart_checkpoint_keeps_what_later_stages_need(
+    scene: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    main(
+        [
+            "fit",
+            "--config",
+            str(CONF / "simclr_quickstart.yaml"),
+            *small(scene),
+            "--data.init_args.batch_size",
+            "8",
+            "--trainer.max_steps",
+            "2",
+            "--trainer.limit_val_batches",
+            "1",
+        ]
+    )
+    printed = capsys.readouterr().out
+    checkpoint = Path(printed.split("Checkpoint: ")[1].strip())
+    assert checkpoint.is_relative_to(tmp_path / "runs" / "simclr_quickstart")
+    encoder = load_encoder(checkpoint)
+    assert encoder.model == "resnet18"
+    assert encoder.data is not None
+    assert list(encoder.data.bands) == list(S2_BANDS)
+    assert encoder.data.patch_size == 48
+    assert len(encoder.data.mean) == len(encoder.data.std) == 12
+    assert all(s > 0 for s in encoder.data.std)
+    features = encoder.backbone(torch.zeros(2, 12, 48, 48))
+    assert features.shape == (2, 512)
+
+
+def run_cli(args: list[str], capsys) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err
+    # One sentence on one line, naming the command.
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("torchgeo-simclr fit: error: ")
+    return err
+
+
+def fit_args(root: Path, *extra: str) -> list[str]:
+    return [
+        "fit",
+        "--config",
+        str(CONF / "simclr_quickstart.yaml"),
+        *small(root, *extra),
+        "--trainer.fast_dev_run",
+        "true",
+    ]
+
+
+def test_missing_root(tmp_path: Path, capsys) -> None:
+    err = run_cli(fit_args(tmp_path / "nowhere"), capsys)
+    assert "nowhere" in err
+    assert "does not exist" in err
+
+
+def test_no_matching_files(tmp_path: Path, capsys) -> None:
+    (tmp_path / "notes.txt").write_text("no imagery here")
+    err = run_cli(fit_args(tmp_path), capsys)
+    assert str(tmp_path) in err
+    assert "S2" in err  # names the expected file pattern
+
+
+def test_wrong_band_count(scene: Path, tmp_path: Path, capsys) -> None:
+    source = next((scene / "sentinel2").glob("*.tif"))
+    target = tmp_path / "sentinel2" / source.name
+    target.parent.mkdir()
+    with rasterio.open(source) as src:
+        profile = src.profile | {"count": 4}
+        data = src.read([2, 3, 4, 8])
+    with rasterio.open(target, "w", **profile) as dst:
+        dst.write(data)
+    err = run_cli(fit_args(tmp_path, "--data.init_args.labels", "null"), capsys)
+    assert source.name in err
+    assert "12" in err
+    assert "4" in err
+
+
+def test_bbox_outside_the_data(scene: Path, capsys) -> None:
+    bbox = "[-118.0, 34.0, -117.9, 34.1]"
+    err = run_cli(fit_args(scene, "--data.init_args.bbox", bbox), capsys)
+    assert "-118.0, 34.0, -117.9, 34.1" in err
+    assert "-120." in err  # the data's extent
+
+
+def test_unreadable_label_file(scene: Path, tmp_path: Path, capsys) -> None:
+    shutil.copytree(scene / "sentinel2", tmp_path / "sentinel2")
+    (tmp_path / "crop_mapping.gpkg").write_bytes(b"not a geopackage")
+    err = run_cli(fit_args(tmp_path), capsys)
+    assert "crop_mapping.gpkg" in err
+
+
+def test_unknown_class_column(scene: Path, capsys) -> None:
+    err = run_cli(fit_args(scene, "--data.init_args.class_column", "CLASS9"), capsys)
+    assert "CLASS9" in err
+    assert "CLASS2" in err  # lists the columns there are
+
+
+def test_torchgeo_fit_ends_with_the_same_sentence(tmp_path: Path) -> None:
+    torchgeo = Path(sys.executable).with_name("torchgeo")
+    result = subprocess.run(
+        [str(torchgeo), *fit_args(tmp_path / "nowhere")],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("FileNotFoundError: ")
+    assert "nowhere" in last
+
+
+def test_sample_data_refuses_to_overwrite(tmp_path: Path, capsys) -> None:
+    main(["sample-data", "--root", str(tmp_path), "--size", "128"])
+    before = (tmp_path / "crop_mapping.gpkg").read_bytes()
+    with pytest.raises(SystemExit):
+        main(["sample-data", "--root", str(tmp_path), "--size", "128", "--seed", "1"])
+    err = capsys.readouterr().err
+    assert err.startswith("torchgeo-simclr sample-data: error: ")
+    assert "--overwrite" in err
+    assert (tmp_path / "crop_mapping.gpkg").read_bytes() == before
