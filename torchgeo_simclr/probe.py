@@ -26,7 +26,7 @@ class ProbeResult:
     f1: float
     #: Number of labelled reference (train-block) patches.
     n_reference: int
-    #: Number of labelled test-block patches scored.
+    #: Number of labelled val- and test-block patches scored.
     n_test: int
 
 
@@ -44,7 +44,7 @@ def embed_split(
         backbone: maps normalised ``[B, C, H, W]`` to ``[B, D]``.
         datamodule: a set-up datamodule with labels.
         split: ``train``, ``val`` or ``test``; the patches of a grid over the
-            split's blocks.
+            split's blocks (the same patches on every call).
         batch_size: patches per forward pass.
         progress: show a progress bar.
 
@@ -52,7 +52,7 @@ def embed_split(
         Embeddings ``[N, D]`` and patch labels ``[N]`` of the labelled patches.
     """
     backbone.eval()
-    sampler = getattr(datamodule, f"{split}_sampler")
+    sampler = datamodule.grid_sampler(split)
     loader = DataLoader(
         datamodule.dataset,  # type: ignore[arg-type]
         batch_size=batch_size,
@@ -116,7 +116,11 @@ def knn_probe(
     k: int = 20,
     progress: bool = True,
 ) -> ProbeResult:
-    """Fit kNN on train-block patches, score it on test-block patches.
+    """Fit kNN on train-block patches, score it on val- and test-block patches.
+
+    Val and test blocks both lie apart from the train blocks and neither was
+    used to choose anything here, so both serve as queries (more patches, a
+    steadier score).
 
     Args:
         backbone: maps normalised ``[B, C, H, W]`` to ``[B, D]``.
@@ -125,12 +129,16 @@ def knn_probe(
         progress: show progress bars.
 
     Returns:
-        The test-block scores.
+        The scores over the val and test blocks.
     """
     reference, reference_labels = embed_split(
         backbone, datamodule, "train", progress=progress
     )
-    query, targets = embed_split(backbone, datamodule, "test", progress=progress)
+    queries = [
+        embed_split(backbone, datamodule, s, progress=progress) for s in ("val", "test")
+    ]
+    query = torch.cat([q for q, _ in queries])
+    targets = torch.cat([t for _, t in queries])
     predictions = knn_classify(reference, reference_labels, query, k)
     accuracy, balanced, f1 = score(predictions, targets)
     return ProbeResult(accuracy, balanced, f1, len(reference_labels), len(targets))

@@ -236,13 +236,8 @@ class CentralValleyDataModule(GeoDataModule):
             length=self.length,
             roi=self.split_blocks["train"],
         )
-        for split in ("val", "test"):
-            sampler = BlockGridSampler(
-                self.dataset,
-                size=self.patch_size_px,
-                blocks=list(self.split_blocks[split].geoms),
-            )
-            setattr(self, f"{split}_sampler", sampler)
+        self.val_sampler = self.grid_sampler("val")
+        self.test_sampler = self.grid_sampler("test")
         counts = self.split_lengths()
         blocks = {split: len(b.geoms) for split, b in self.split_blocks.items()}
         rank_zero_info(
@@ -253,6 +248,22 @@ class CentralValleyDataModule(GeoDataModule):
             self.dataset,
             size=self.patch_size_px,
             blocks=[self._region(self.dataset)],
+        )
+
+    def grid_sampler(self, split: str) -> BlockGridSampler:
+        """Return a grid of whole patches over one split's blocks.
+
+        Args:
+            split: ``train``, ``val`` or ``test``.
+
+        Returns:
+            A sampler visiting every patch of the grid once, in a fixed order.
+        """
+        assert self.dataset is not None
+        return BlockGridSampler(
+            self.dataset,
+            size=self.patch_size_px,
+            blocks=list(self.split_blocks[split].geoms),
         )
 
     def split_lengths(self) -> dict[str, int]:
