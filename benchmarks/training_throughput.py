@@ -78,7 +78,7 @@ def pure_rate(
         if step == warmup:
             start = time.perf_counter()
         loss, _ = model._contrastive_step({"views": views})
-        loss.backward()
+        torch.autograd.backward(loss)
         optimizer.step()
         optimizer.zero_grad()
     return shape[0] * steps / (time.perf_counter() - start)

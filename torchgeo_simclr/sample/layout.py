@@ -671,8 +671,9 @@ def _canal(
     """
     width = bounds[2] - bounds[0]
     ys = np.linspace(ext[1], ext[3], 6)
-    xs = bounds[0] + rng.uniform(0.06, 0.16) * width
-    xs += np.cumsum(rng.uniform(-0.02, 0.02, ys.size)) * width
+    start = rng.uniform(0.06, 0.16)
+    wander = np.cumsum(rng.uniform(-0.02, 0.02, ys.size))
+    xs = bounds[0] + (start + wander) * width
     line = LineString(np.column_stack([xs, ys]))
     water = line.buffer(15.0, cap_style="flat")
     levee = line.buffer(35.0, cap_style="flat").difference(water)

@@ -315,7 +315,8 @@ def render(rng: np.random.Generator, layout: Layout, size: int) -> np.ndarray:
     _native_resolution(refl)
     _atmosphere(rng, refl)
     dn = np.rint(refl * np.float32(REFLECTANCE_SCALE))
-    return np.clip(dn, S2_NODATA + 1, np.iinfo(np.uint16).max).astype(np.uint16)
+    out: np.ndarray = np.clip(dn, S2_NODATA + 1, np.iinfo(np.uint16).max)
+    return out.astype(np.uint16)
 
 
 def _draw_surfaces(
