@@ -1,0 +1,82 @@
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import fake_dwr_gpkg, fake_s2_multiband
+from torch import Tensor, nn
+
+from torchgeo_simclr.constants import IGNORE_INDEX
+from torchgeo_simclr.datamodules import CentralValleyDataModule
+from torchgeo_simclr.patch_labels import patch_labels
+from torchgeo_simclr.probe import embed_split, knn_classify, knn_probe, score
+
+
+def test_knn_votes_with_the_nearest_by_angle() -> None:
+    reference = torch.tensor([[1.0, 0.0], [2.0, 0.1], [0.0, 1.0], [0.1, 3.0]])
+    labels = torch.tensor([1, 1, 0, 0])
+    # Length does not matter, direction does.
+    query = torch.tensor([[10.0, 0.5], [0.2, 0.01], [0.0, 0.5]])
+    assert knn_classify(reference, labels, query, k=2).tolist() == [1, 1, 0]
+    # k larger than the references: everyone votes, a tie is not irrigated.
+    assert knn_classify(reference, labels, query, k=10).tolist() == [0, 0, 0]
+
+
+def test_score_known_counts() -> None:
+    predictions = torch.tensor([1, 1, 1, 0, 0, 0])
+    targets = torch.tensor([1, 1, 0, 0, 0, 1])
+    accuracy, balanced, f1 = score(predictions, targets)
+    assert accuracy == pytest.approx(4 / 6)
+    assert balanced == pytest.approx((2 / 3 + 2 / 3) / 2)
+    assert f1 == pytest.approx(2 * 2 / (2 * 2 + 1 + 1))
+
+
+def test_patch_labels_need_enough_labelled_pixels() -> None:
+    mask = torch.full((3, 4, 4), IGNORE_INDEX)
+    mask[0] = 1
+    mask[1, :2] = 0  # half labelled, all not irrigated
+    mask[2, 0, 0] = 1  # one labelled pixel of 16
+    assert patch_labels(mask).tolist() == [1, 0, IGNORE_INDEX]
+
+
+class MeanBands(nn.Module):
+    """An 'encoder' that returns each band's mean: enough to find vegetation."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.mean(dim=(-2, -1))
+
+
+@pytest.fixture
+def datamodule(tmp_path: Path) -> CentralValleyDataModule:
+    fake_s2_multiband(tmp_path / "sentinel2")
+    fake_dwr_gpkg(tmp_path)
+    dm = CentralValleyDataModule(
+        root=str(tmp_path),
+        patch_size=16,
+        block_size=32,
+        batch_size=8,
+        stats_patches=4,
+        num_views=0,
+        cache_dir=str(tmp_path / "cache"),
+    )
+    dm.setup("fit")
+    return dm
+
+
+def test_embeddings_are_the_same_patches_every_time(
+    datamodule: CentralValleyDataModule,
+) -> None:
+    first, labels = embed_split(MeanBands(), datamodule, "train", progress=False)
+    again, labels_again = embed_split(MeanBands(), datamodule, "train", progress=False)
+    assert first.shape[1] == 12
+    assert torch.equal(first, again)
+    assert torch.equal(labels, labels_again)
+    assert set(labels.tolist()) <= {0, 1}
+
+
+def test_probe_scores_val_and_test_blocks(datamodule: CentralValleyDataModule) -> None:
+    result = knn_probe(MeanBands(), datamodule, k=3, progress=False)
+    _, val = embed_split(MeanBands(), datamodule, "val", progress=False)
+    _, test = embed_split(MeanBands(), datamodule, "test", progress=False)
+    assert result.n_test == len(val) + len(test)
+    assert result.n_reference > result.n_test
+    assert 0 <= result.balanced_accuracy <= 1
