@@ -17,28 +17,15 @@ Example::
 """
 
 import argparse
-import platform
 import statistics
 import time
 from collections.abc import Callable
 
-import kornia
 import torch
+from machine import describe
 from torch import Tensor
 
 from torchgeo_simclr.transforms import SimCLRViews
-
-
-def cpu_name() -> str:
-    """Return the CPU model name from /proc/cpuinfo, or platform's guess."""
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def per_sample_views(views: SimCLRViews, image: Tensor) -> list[Tensor]:
@@ -92,8 +79,7 @@ def main() -> None:
     views = SimCLRViews(num_views=2).to(device)
     batch = args.batch_size
 
-    print(f"torch {torch.__version__}, kornia {kornia.__version__}")
-    print(f"CPU: {cpu_name()}, torch threads: {torch.get_num_threads()}")
+    print(describe())
     if device.type == "cuda":
         print(f"GPU: {torch.cuda.get_device_name(device)}")
     print(

@@ -17,18 +17,15 @@ share of a step left to the model: 0.85 means data loading and augmentation cost
 """
 
 import argparse
-import platform
 import statistics
 import time
 from pathlib import Path
 from typing import Any
 
-import kornia
-import lightning
 import torch
-import torchgeo
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.cli import LightningCLI
+from machine import describe
 from torchgeo.datamodules import BaseDataModule
 from torchgeo.tasks import BaseTask
 
@@ -123,14 +120,8 @@ def main() -> None:
         statistics.median(fit_rates),
         statistics.median(pure_rates),
     )
-    print(
-        f"cpu: {platform.processor() or platform.machine()}, torch threads: "
-        f"{torch.get_num_threads()}, data workers: {dm.num_workers}"
-    )
-    print(
-        f"torch {torch.__version__}, lightning {lightning.__version__}, "
-        f"torchgeo {torchgeo.__version__}, kornia {kornia.__version__}"
-    )
+    print(describe())
+    print(f"data loader workers: {dm.num_workers}")
     print(f"model {model.hparams['model']}, batch {shape[0]} x 2 views of {shape[1:]}")
     print(f"fit  (median of {args.rounds}): {fit_median:8.1f} img/s")
     print(f"pure (median of {args.rounds}): {pure_median:8.1f} img/s")
