@@ -119,6 +119,12 @@ def _demo(args: argparse.Namespace) -> None:
         print(f"Making the embedded sample scene in {root} ...")
         make_sample_scene(root)
     config = CONF_DIR / "simclr_quickstart.yaml"
+    if not config.exists():
+        msg = (
+            f"the demo needs {config}, which only a source checkout has; clone the "
+            "repository and install it with `pip install -e .` to run the demo."
+        )
+        raise FileNotFoundError(msg)
     checkpoint = fit(["--config", str(config), "--data.init_args.root", str(root)])
     if checkpoint is None:
         msg = f"{config} wrote no checkpoint; it needs a ModelCheckpoint callback."
