@@ -121,3 +121,14 @@ def test_bbox_outside_data_prints_both_extents(scene: Path, labels: str | None) 
     expected = r"bbox.*-118\.0, 34\.0, -117\.9, 34\.1.* cover.*\[-120\.7"
     with pytest.raises(ValueError, match=expected):
         dm.setup("fit")
+
+
+def test_training_patches_repeat_under_the_same_seed(scene: Path) -> None:
+    def patches(seed: int) -> list[tuple[float, float]]:
+        torch.manual_seed(seed)
+        dm = make(scene, length=16)
+        dm.setup("fit")
+        return [(x.start, y.start) for x, y in dm.train_sampler]
+
+    assert patches(0) == patches(0)
+    assert patches(0) != patches(1)

@@ -5,6 +5,7 @@ from typing import Any
 
 import numpy as np
 import shapely
+import torch
 from lightning.pytorch.utilities import rank_zero_info
 from pyproj import CRS, Transformer
 from shapely import MultiPolygon
@@ -230,11 +231,14 @@ class CentralValleyDataModule(GeoDataModule):
         self.aug = BatchAugmentation(mean, std)
         self.train_dataset = self.val_dataset = self.test_dataset = self.dataset
         self.predict_dataset = self.dataset
+        # torchgeo draws patch positions with numpy; seed it from torch so that
+        # `seed_everything` (LightningCLI's `seed_everything:`) makes runs repeat.
         self.train_sampler = RandomPatchSampler(
             self.dataset,
             size=self.patch_size_px,
             length=self.length,
             roi=self.split_blocks["train"],
+            generator=torch.initial_seed(),
         )
         self.val_sampler = self.grid_sampler("val")
         self.test_sampler = self.grid_sampler("test")
