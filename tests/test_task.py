@@ -1,0 +1,104 @@
+import pytest
+import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
+from torch.utils.data import DataLoader, Dataset
+
+from torchgeo_simclr.tasks import SimCLRv2Task
+
+BATCH, BANDS, SIZE = 4, 12, 16
+
+
+class RandomViews(Dataset[dict[str, torch.Tensor]]):
+    """Batches as the datamodule delivers them after transfer: two views."""
+
+    def __len__(self) -> int:
+        return 6
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        generator = torch.Generator().manual_seed(index)
+        image = torch.randn(BANDS, SIZE, SIZE, generator=generator)
+        noise = 0.1 * torch.randn(2, BANDS, SIZE, SIZE, generator=generator)
+        return {"views": image + noise, "mask": torch.ones(SIZE, SIZE).long()}
+
+
+def loader() -> DataLoader[dict[str, torch.Tensor]]:
+    def collate(samples: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        views = torch.stack([s["views"] for s in samples], dim=1)
+        return {"views": views, "mask": torch.stack([s["mask"] for s in samples])}
+
+    return DataLoader(RandomViews(), batch_size=BATCH, collate_fn=collate)
+
+
+class LearningRates(Callback):
+    def __init__(self) -> None:
+        self.rates: list[float] = []
+
+    def on_train_batch_start(
+        self, trainer: Trainer, pl_module: LightningModule, *args: object
+    ) -> None:
+        self.rates.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+
+def fit(task: SimCLRv2Task, steps: int) -> LearningRates:
+    rates = LearningRates()
+    trainer = Trainer(
+        max_steps=steps,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[rates],
+    )
+    trainer.fit(task, train_dataloaders=loader())
+    return rates
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "lars", "sgd"])
+def test_warm_up_then_cosine_decay(optimizer: str) -> None:
+    task = SimCLRv2Task(
+        model="resnet18", optimizer=optimizer, lr=0.1, warmup_fraction=0.25
+    )
+    rates = fit(task, steps=8).rates
+    assert rates[0] == pytest.approx(1e-4)  # lr x 1e-3 at the first step
+    assert max(rates) == pytest.approx(0.1)
+    assert rates.index(max(rates)) == 2  # end of the 2-step warm-up
+    assert rates[-1] < 0.02  # cosine towards 0 by the last step
+    assert type(task.optimizers().optimizer).__name__.lower() == optimizer
+
+
+def test_memory_bank_keeps_past_projections() -> None:
+    task = SimCLRv2Task(model="resnet18", memory_bank_size=8, output_dim=16)
+    fit(task, steps=2)
+    bank = task.criterion.memory_bank.bank
+    assert bank.shape == (8, 16)  # 8 past projections of 16 values
+    assert bank.abs().sum() > 0
+
+
+def test_probe_never_changes_the_encoder() -> None:
+    torch.manual_seed(0)
+    task = SimCLRv2Task(model="resnet18")
+    batch = next(iter(loader()))
+
+    def backbone_grads(with_mask: bool) -> list[torch.Tensor]:
+        task.zero_grad()
+        step = batch if with_mask else {"views": batch["views"]}
+        task.training_step(step, 0).backward()
+        return [p.grad.clone() for p in task.backbone.parameters()]
+
+    task.train()
+    torch.manual_seed(1)
+    without = backbone_grads(False)
+    torch.manual_seed(1)
+    with_probe = backbone_grads(True)
+    assert all(torch.allclose(a, b) for a, b in zip(with_probe, without, strict=True))
+    assert task.probe.weight.grad is not None
+
+
+def test_wrong_band_count_is_named() -> None:
+    task = SimCLRv2Task(model="resnet18", in_channels=12)
+    views = torch.randn(2, BATCH, 4, SIZE, SIZE)
+    with pytest.raises(ValueError, match=r"in_channels=12.*4 bands"):
+        task.training_step({"views": views}, 0)
+    with pytest.raises(KeyError, match="views"):
+        task.training_step({"image": views[0]}, 0)
