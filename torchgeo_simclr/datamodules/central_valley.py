@@ -16,7 +16,7 @@ from torchgeo.datasets import GeoDataset, IntersectionDataset
 from torchgeo.samplers import RandomPatchSampler
 
 from ..constants import S2_BANDS
-from ..datasets import CentralValleyS2, IrrigationLabels
+from ..datasets import CentralValleyS2, IrrigationLabels, resolve_label_path
 from ..transforms import AUGMENTATIONS, SimCLRViews
 from .augment import BatchAugmentation
 from .blocks import spatial_blocks
@@ -138,8 +138,7 @@ class CentralValleyDataModule(GeoDataModule):
         """The label file, resolved against *root* when relative."""
         if self.labels is None:
             return None
-        path = Path(self.labels)
-        return path if path.is_absolute() or path.exists() else self.root / path
+        return resolve_label_path(self.root, self.labels)
 
     def _build_datasets(self) -> None:
         if self.dataset is not None:

@@ -1,7 +1,7 @@
 """GeoDatasets: Sentinel-2 L2A imagery and DWR irrigation labels."""
 
 from .dwr import DEFAULT_IRRIGATION_MAP, build_irrigation_map
-from .labels import IrrigationLabels
+from .labels import IrrigationLabels, resolve_label_path
 from .sentinel2 import CentralValleyS2
 
 __all__ = [
@@ -9,4 +9,5 @@ __all__ = [
     "CentralValleyS2",
     "IrrigationLabels",
     "build_irrigation_map",
+    "resolve_label_path",
 ]

@@ -1,6 +1,7 @@
 """Irrigation masks rasterised from DWR crop-mapping polygons."""
 
 import os
+import pathlib
 import warnings
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, cast
@@ -30,6 +31,21 @@ EXPECTED_FORMATS = (
     "a vector file GDAL can read (GDB zip, .gdb folder, GeoPackage, Shapefile, "
     "GeoJSON) or a GeoParquet file"
 )
+
+
+def resolve_label_path(root: str | os.PathLike[str], labels: str) -> pathlib.Path:
+    """Find a label file given absolute, relative to the working dir or to *root*.
+
+    Args:
+        root: the scene directory.
+        labels: the label file as a user wrote it.
+
+    Returns:
+        *labels* itself when absolute or present in the working directory, else
+        *labels* under *root*.
+    """
+    path = pathlib.Path(labels)
+    return path if path.is_absolute() or path.exists() else pathlib.Path(root) / path
 
 
 def _lonlat_extent(bounds: Iterable[float], crs: CRS | None) -> list[float]:

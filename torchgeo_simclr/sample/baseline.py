@@ -13,7 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from torchgeo_simclr.constants import IRRIGATED, NOT_IRRIGATED
-from torchgeo_simclr.datasets import CentralValleyS2, IrrigationLabels
+from torchgeo_simclr.datasets import (
+    CentralValleyS2,
+    IrrigationLabels,
+    resolve_label_path,
+)
 
 
 @dataclass(frozen=True)
@@ -79,15 +83,15 @@ def ndvi_baseline(
 
     Args:
         root: scene directory (Sentinel-2 files below it).
-        labels: label file, relative to *root* or absolute.
+        labels: label file, absolute, in the working directory or under *root*.
 
     Returns:
         The best NDVI threshold and its per-pixel F1 over labelled pixels.
     """
-    root = Path(root)
-    label_path = Path(labels) if Path(labels).is_absolute() else root / labels
     image_ds = CentralValleyS2(root, bands=["B04", "B08"])
-    label_ds = IrrigationLabels(label_path, crs=image_ds.crs, res=image_ds.res)
+    label_ds = IrrigationLabels(
+        resolve_label_path(root, labels), crs=image_ds.crs, res=image_ds.res
+    )
     dataset = image_ds & label_ds
     sample = dataset[dataset.bounds]
     red, nir = sample["image"].float()
