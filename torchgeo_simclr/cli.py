@@ -4,8 +4,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from lightning.pytorch.cli import LightningCLI
 
 #: Repository directory holding the YAML configs (present in a source checkout).
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -26,6 +30,36 @@ def _sample_data(args: argparse.Namespace) -> None:
     print(f"Wrote DWR-style crop-mapping labels to {scene.labels_path}")
 
 
+def run_cli(arguments: Sequence[str]) -> "LightningCLI":
+    """Run ``torchgeo fit ARGUMENTS`` in this process.
+
+    Args:
+        arguments: the arguments after ``torchgeo fit``, e.g.
+            ``["--config", "conf/simclr_quickstart.yaml"]``.
+
+    Returns:
+        The finished CLI, with its ``trainer``, ``model`` and ``datamodule``.
+    """
+    from lightning.pytorch.cli import LightningCLI
+    from torchgeo.datamodules import BaseDataModule
+    from torchgeo.tasks import BaseTask
+
+    # LightningCLI warns when given args while sys.argv holds others (ours).
+    argv, sys.argv = sys.argv, sys.argv[:1]
+    try:
+        return LightningCLI(
+            model_class=BaseTask,
+            datamodule_class=BaseDataModule,
+            seed_everything_default=0,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            save_config_kwargs={"overwrite": True},
+            args=["fit", *arguments],
+        )
+    finally:
+        sys.argv = argv
+
+
 def fit(arguments: Sequence[str]) -> Path | None:
     """Run ``torchgeo fit`` in this process and return the last checkpoint.
 
@@ -37,24 +71,7 @@ def fit(arguments: Sequence[str]) -> Path | None:
         Path of the checkpoint written last, None if the run wrote none
         (``fast_dev_run``, or no checkpoint callback).
     """
-    from lightning.pytorch.cli import LightningCLI
-    from torchgeo.datamodules import BaseDataModule
-    from torchgeo.tasks import BaseTask
-
-    # LightningCLI warns when given args while sys.argv holds others (ours).
-    argv, sys.argv = sys.argv, sys.argv[:1]
-    try:
-        cli = LightningCLI(
-            model_class=BaseTask,
-            datamodule_class=BaseDataModule,
-            seed_everything_default=0,
-            subclass_mode_model=True,
-            subclass_mode_data=True,
-            save_config_kwargs={"overwrite": True},
-            args=["fit", *arguments],
-        )
-    finally:
-        sys.argv = argv
+    cli = run_cli(arguments)
     callback = cli.trainer.checkpoint_callback
     path = getattr(callback, "last_model_path", "") or getattr(
         callback, "best_model_path", ""
@@ -143,6 +160,46 @@ def _demo(args: argparse.Namespace) -> None:
         )
 
 
+def _experiment(args: argparse.Namespace) -> None:
+    from .experiment import ExperimentPlan, markdown_table, run_experiment
+
+    conf = Path(args.config_dir)
+    stages = {
+        name: Path(
+            getattr(args, f"{name}_config") or conf / f"{stem}_{args.preset}.yaml"
+        )
+        for name, stem in (
+            ("pretrain", "simclr"),
+            ("finetune", "finetune"),
+            ("supervised", "supervised"),
+            ("distill", "distill"),
+        )
+    }
+    for name, path in stages.items():
+        if not path.is_file():
+            msg = (
+                f"the {name} config {str(path)!r} does not exist; pass "
+                f"--{name}-config or --config-dir (default: the repository's conf/)."
+            )
+            raise FileNotFoundError(msg)
+    plan = ExperimentPlan(
+        root=Path(args.root),
+        out=Path(args.out),
+        fractions=args.fractions,
+        seeds=args.seeds,
+        pretrain_config=stages["pretrain"],
+        finetune_config=stages["finetune"],
+        supervised_config=stages["supervised"],
+        distill_config=stages["distill"],
+        checkpoint=None if args.checkpoint is None else Path(args.checkpoint),
+        extra_args=args.stage_args,
+    )
+    rows = run_experiment(plan)
+    print(markdown_table(rows))
+    print(f"\nResults: {plan.out / 'results.csv'}")
+    print(f"Plot:    {plan.out / 'f1_vs_fraction.png'}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser of the ``torchgeo-simclr`` command.
 
@@ -200,6 +257,50 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--seed", type=int, default=0, help="split seed")
     probe.add_argument("-k", type=int, default=20, help="neighbours that vote")
     probe.set_defaults(func=_probe)
+
+    experiment = commands.add_parser(
+        "experiment",
+        help="label-efficiency experiment: fine-tuned SimCLRv2 vs supervised vs "
+        "distilled, over label fractions and seeds (resumable)",
+    )
+    experiment.add_argument("--root", default="data/sample", help="imagery directory")
+    experiment.add_argument(
+        "--out", default="runs/experiment", help="output directory (resumes there)"
+    )
+    experiment.add_argument(
+        "--fractions",
+        type=float,
+        nargs="+",
+        default=[0.01, 0.1, 1.0],
+        help="label fractions",
+    )
+    experiment.add_argument(
+        "--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds"
+    )
+    experiment.add_argument(
+        "--checkpoint",
+        help="SimCLRv2 checkpoint to reuse (default: pretrain once in OUT/runs)",
+    )
+    experiment.add_argument(
+        "--preset",
+        choices=["quickstart", "cal"],
+        default="quickstart",
+        help="config set: conf/<stage>_<preset>.yaml (cal = full scale)",
+    )
+    experiment.add_argument(
+        "--config-dir", default=str(CONF_DIR), help="directory of the configs"
+    )
+    for stage in ("pretrain", "finetune", "supervised", "distill"):
+        experiment.add_argument(
+            f"--{stage}-config", help=f"config of the {stage} stage (overrides preset)"
+        )
+    experiment.add_argument(
+        "stage_args",
+        nargs="*",
+        help="extra LightningCLI arguments for every stage, after `--`, e.g. "
+        "-- --trainer.accelerator cpu",
+    )
+    experiment.set_defaults(func=_experiment)
     return parser
 
 

@@ -11,15 +11,17 @@ from pyproj import CRS, Transformer
 from shapely import MultiPolygon
 from shapely.geometry.base import BaseGeometry
 from torch import Tensor
+from torch.utils.data import RandomSampler, SequentialSampler
 from torchgeo.datamodules import GeoDataModule
 from torchgeo.datasets import GeoDataset, IntersectionDataset
 from torchgeo.samplers import RandomPatchSampler
 
-from ..constants import S2_BANDS
+from ..constants import IGNORE_INDEX, S2_BANDS
 from ..datasets import CentralValleyS2, IrrigationLabels, resolve_label_path
 from ..transforms import AUGMENTATIONS, SimCLRViews
 from .augment import BatchAugmentation
 from .blocks import spatial_blocks
+from .fractions import PatchDataset, grid_patch_labels, nested_balanced_subset
 from .samplers import BlockGridSampler, snap_to_grid
 from .statistics import cache_key, cached_band_statistics
 
@@ -67,6 +69,10 @@ class CentralValleyDataModule(GeoDataModule):
         augmentation_kwargs: dict[str, dict[str, Any]] | None = None,
         stats_patches: int = 64,
         cache_dir: str | None = None,
+        label_fraction: float | None = None,
+        label_seed: int = 0,
+        unlabeled: bool = False,
+        in_memory: bool = False,
     ) -> None:
         """Initialise a new CentralValleyDataModule.
 
@@ -100,6 +106,20 @@ class CentralValleyDataModule(GeoDataModule):
             stats_patches: training patches read to compute band statistics.
             cache_dir: where band statistics are cached (default:
                 ``$XDG_CACHE_HOME/torchgeo-simclr``).
+            label_fraction: None (pretraining): training draws random patches
+                anywhere in the train blocks. A share in ``(0, 1]``
+                (fine-tuning): training uses a class-balanced subset of that
+                share of the labelled patches on the train blocks' grid,
+                nested across fractions for one *label_seed* (see
+                :func:`~torchgeo_simclr.datamodules.fractions.nested_balanced_subset`);
+                the exact count is logged and kept in :attr:`n_labels`.
+            label_seed: seed of the labelled subset (independent of *seed*, so
+                the spatial split stays fixed while subsets vary).
+            unlabeled: with *label_fraction*, train on every patch of the
+                train grid, with the masks of patches outside the labelled
+                subset set to the ignore index (for distillation).
+            in_memory: keep the fine-tuning, validation and test patches in
+                memory after their first read (for small regions).
         """
         super().__init__(
             CentralValleyS2,
@@ -132,6 +152,12 @@ class CentralValleyDataModule(GeoDataModule):
         self.dataset: GeoDataset | None = None
         self.image_dataset: CentralValleyS2 | None = None
         self.split_blocks: dict[str, MultiPolygon] = {}
+        self.label_fraction = label_fraction
+        self.label_seed = label_seed
+        self.unlabeled = unlabeled
+        self.in_memory = in_memory
+        #: Number of labelled training patches (set up with *label_fraction*).
+        self.n_labels: int | None = None
 
     @property
     def labels_path(self) -> Path | None:
@@ -241,6 +267,14 @@ class CentralValleyDataModule(GeoDataModule):
         )
         self.val_sampler = self.grid_sampler("val")
         self.test_sampler = self.grid_sampler("test")
+        if self.label_fraction is not None:
+            self._setup_labelled_subset()
+        if self.in_memory:
+            for split in ("val", "test"):
+                patches = list(getattr(self, f"{split}_sampler"))
+                data = PatchDataset(self.dataset, patches, in_memory=True)
+                setattr(self, f"{split}_dataset", data)
+                setattr(self, f"{split}_sampler", SequentialSampler(data))
         counts = self.split_lengths()
         blocks = {split: len(b.geoms) for split, b in self.split_blocks.items()}
         rank_zero_info(
@@ -251,6 +285,45 @@ class CentralValleyDataModule(GeoDataModule):
             self.dataset,
             size=self.patch_size_px,
             blocks=[self._region(self.dataset)],
+        )
+
+    def _setup_labelled_subset(self) -> None:
+        assert self.dataset is not None
+        assert self.label_fraction is not None
+        if not isinstance(self.dataset, IntersectionDataset):
+            msg = (
+                f"label_fraction={self.label_fraction} needs labels, but labels is "
+                "None; pass the DWR label file as --data.init_args.labels."
+            )
+            raise ValueError(msg)
+        patches = list(self.grid_sampler("train"))
+        labels = grid_patch_labels(self.dataset.datasets[1], patches)
+        chosen = nested_balanced_subset(labels, self.label_fraction, self.label_seed)
+        self.n_labels = len(chosen)
+        positives = int((labels[chosen] == 1).sum())
+        labelled_total = int((labels != IGNORE_INDEX).sum())
+        rank_zero_info(
+            f"Labelled subset: {self.n_labels} of {labelled_total} labelled training"
+            f" patches ({positives} irrigated, {self.n_labels - positives} not; "
+            f"label_fraction={self.label_fraction}, label_seed={self.label_seed})"
+        )
+        if self.unlabeled:
+            keep = torch.zeros(len(patches), dtype=torch.bool)
+            keep[chosen] = True
+            data = PatchDataset(self.dataset, patches, keep, self.in_memory)
+        else:
+            data = PatchDataset(
+                self.dataset, [patches[i] for i in chosen], in_memory=self.in_memory
+            )
+        self.train_dataset = data
+        # Draw with replacement so an epoch holds at least one full batch even
+        # when the subset has fewer patches than a batch. (torchgeo's loader
+        # factory takes any torch sampler; only its annotation says GeoSampler.)
+        self.train_sampler = RandomSampler(  # type: ignore[assignment]
+            data,
+            replacement=True,
+            num_samples=max(self.length or len(data), self.batch_size),
+            generator=torch.Generator().manual_seed(torch.initial_seed()),
         )
 
     def grid_sampler(self, split: str) -> BlockGridSampler:

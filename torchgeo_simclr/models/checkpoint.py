@@ -1,13 +1,16 @@
 """What a checkpoint records beside the weights, and loading an encoder from it."""
 
+import hashlib
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from .backbone import create_backbone
+from .classifier import IrrigationModel, ModelSpec
 
 #: Key of this package's metadata inside a Lightning checkpoint.
 CHECKPOINT_KEY = "torchgeo_simclr"
@@ -25,6 +28,9 @@ class DataMetadata:
     std: tuple[float, ...]
     #: Side of the square training patches, pixels.
     patch_size: int
+    #: Digest of the train / val / test blocks (None if unknown): two runs with
+    #: the same digest share the same held-out blocks.
+    split: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return a plain dictionary for the checkpoint.
@@ -52,6 +58,7 @@ class DataMetadata:
             mean=tuple(float(v) for v in data["mean"]),
             std=tuple(float(v) for v in data["std"]),
             patch_size=int(data["patch_size"]),
+            split=data.get("split"),
         )
 
     @classmethod
@@ -89,7 +96,23 @@ class DataMetadata:
             mean=tuple(float(v) for v in torch.as_tensor(datamodule.mean)),
             std=tuple(float(v) for v in torch.as_tensor(datamodule.std)),
             patch_size=int(patch if isinstance(patch, int) else patch[0]),
+            split=split_digest(getattr(datamodule, "split_blocks", None)),
         )
+
+
+def split_digest(blocks: dict[str, Any] | None) -> str | None:
+    """Fingerprint a spatial split so stages can check they share it.
+
+    Args:
+        blocks: split name → geometry (a datamodule's ``split_blocks``).
+
+    Returns:
+        A short hex digest of the geometries, None without blocks.
+    """
+    if not blocks:
+        return None
+    text = "|".join(f"{name}:{blocks[name].wkt}" for name in sorted(blocks))
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -104,19 +127,21 @@ class Encoder:
     data: DataMetadata | None
 
 
-def load_encoder(path: str | Path, kind: str = "simclr") -> Encoder:
-    """Load the backbone of a checkpoint written by one of this package's tasks.
+def read_checkpoint(
+    path: str | Path, kinds: Sequence[str]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Open a checkpoint of this package and check its kind.
 
     Args:
         path: the ``.ckpt`` file.
-        kind: the kind of checkpoint expected (``"simclr"`` for pretraining).
+        kinds: the accepted kinds (``simclr``, ``finetune``, ``distill``).
 
     Returns:
-        The backbone in eval mode, its name and its data metadata.
+        The whole checkpoint and its torchgeo-simclr metadata.
 
     Raises:
         FileNotFoundError: if *path* does not exist.
-        ValueError: if the file is not a checkpoint of the expected kind.
+        ValueError: if the file is not a checkpoint of an accepted kind.
     """
     path = Path(path)
     if not path.is_file():
@@ -127,29 +152,82 @@ def load_encoder(path: str | Path, kind: str = "simclr") -> Encoder:
         raise FileNotFoundError(msg)
     checkpoint = torch.load(path, map_location="cpu", weights_only=False)
     meta = checkpoint.get(CHECKPOINT_KEY) if isinstance(checkpoint, dict) else None
-    if meta is None or meta.get("kind") != kind:
+    if meta is None or meta.get("kind") not in kinds:
         found = (
             "no torchgeo-simclr metadata"
             if meta is None
             else f"kind {meta.get('kind')!r}"
         )
+        expected = " or ".join(repr(kind) for kind in kinds)
         msg = (
-            f"Checkpoint {str(path)!r} has {found} but a {kind!r} checkpoint was "
-            f"expected; pass a checkpoint written by the {kind} stage."
+            f"Checkpoint {str(path)!r} has {found} but a {expected} checkpoint "
+            f"was expected; pass a checkpoint written by the {kinds[0]} stage."
         )
         raise ValueError(msg)
-    backbone = create_backbone(meta["model"], in_channels=meta["in_channels"])
-    prefix = "backbone."
-    state = {
+    return checkpoint, meta
+
+
+def _sub_state(state: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
+    return {
         key[len(prefix) :]: value
-        for key, value in checkpoint["state_dict"].items()
+        for key, value in state.items()
         if key.startswith(prefix)
     }
-    backbone.load_state_dict(state)
+
+
+def load_encoder(path: str | Path, kind: str = "simclr") -> Encoder:
+    """Load the backbone of a checkpoint written by one of this package's tasks.
+
+    Args:
+        path: the ``.ckpt`` file.
+        kind: the kind of checkpoint expected (``"simclr"`` for pretraining).
+
+    Returns:
+        The backbone in eval mode, its name and its data metadata.
+    """
+    checkpoint, meta = read_checkpoint(path, [kind])
+    backbone = create_backbone(meta["model"], in_channels=meta["in_channels"])
+    backbone.load_state_dict(_sub_state(checkpoint["state_dict"], "backbone."))
     backbone.eval()
     data = meta.get("data")
     return Encoder(
         backbone=backbone,
         model=meta["model"],
+        data=None if data is None else DataMetadata.from_dict(data),
+    )
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """A fine-tuned or distilled irrigation model with the data it expects."""
+
+    #: The network in eval mode, mapping ``[B, C, H, W]`` to logits.
+    model: IrrigationModel
+    #: ``finetune`` or ``distill``.
+    kind: str
+    #: Bands, statistics, patch size and split of the training data.
+    data: DataMetadata | None
+
+
+def load_model(
+    path: str | Path, kinds: Sequence[str] = ("finetune", "distill")
+) -> TrainedModel:
+    """Rebuild a fine-tuned or distilled model from its checkpoint alone.
+
+    Args:
+        path: the ``.ckpt`` file.
+        kinds: the accepted kinds.
+
+    Returns:
+        The model in eval mode with its kind and data metadata.
+    """
+    checkpoint, meta = read_checkpoint(path, kinds)
+    model = IrrigationModel(ModelSpec.from_dict(meta["spec"]))
+    model.load_state_dict(_sub_state(checkpoint["state_dict"], "model."))
+    model.eval()
+    data = meta.get("data")
+    return TrainedModel(
+        model=model,
+        kind=meta["kind"],
         data=None if data is None else DataMetadata.from_dict(data),
     )

@@ -8,13 +8,6 @@ from lightly.utils.lars import LARS
 from lightning.pytorch.utilities.types import OptimizerLRScheduler
 from torch import Tensor, nn
 from torch.optim import SGD, Adam, Optimizer
-from torch.optim.lr_scheduler import (
-    CosineAnnealingLR,
-    LambdaLR,
-    LinearLR,
-    LRScheduler,
-    SequentialLR,
-)
 from torchgeo.tasks import BaseTask
 from torchmetrics import MetricCollection
 from torchmetrics.classification import BinaryAccuracy, BinaryF1Score
@@ -23,6 +16,7 @@ from ..constants import IGNORE_INDEX
 from ..models import ProjectionHead, create_backbone
 from ..models.checkpoint import CHECKPOINT_KEY, DataMetadata
 from ..patch_labels import patch_labels
+from .schedule import warmup_cosine
 
 
 class SimCLRv2Task(BaseTask):
@@ -287,23 +281,11 @@ class SimCLRv2Task(BaseTask):
         Returns:
             The optimiser and its step-wise learning-rate schedule.
         """
-        optimizer = self._optimizer()
-        total = max(int(self.trainer.estimated_stepping_batches), 1)
-        warmup = int(total * self.hparams["warmup_fraction"])
-        cosine = CosineAnnealingLR(optimizer, T_max=max(total - warmup, 1))
-        scheduler: LRScheduler = cosine
-        if warmup > 0:
-            scheduler = SequentialLR(
-                optimizer,
-                [LinearLR(optimizer, start_factor=1e-3, total_iters=warmup), cosine],
-                milestones=[warmup],
-            )
-        elif total == 1:
-            scheduler = LambdaLR(optimizer, lambda _: 1.0)
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
-        }
+        return warmup_cosine(
+            self._optimizer(),
+            int(self.trainer.estimated_stepping_batches),
+            self.hparams["warmup_fraction"],
+        )
 
     def on_fit_start(self) -> None:
         """Record the datamodule's bands, statistics and patch size."""

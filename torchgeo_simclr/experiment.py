@@ -1,0 +1,403 @@
+"""The label-efficiency experiment: SimCLRv2 vs supervised, and distillation.
+
+For every label fraction and seed it fine-tunes the SimCLRv2 encoder, trains the
+supervised baseline on the same labelled subset, and distils the fine-tuned model
+into a small student; all are scored on the same held-out test blocks. Results go
+to ``results.csv`` row by row, so an interrupted experiment resumes where it
+stopped; :func:`plot_results` draws F1 against the label fraction.
+"""
+
+import csv
+import json
+import os
+import shutil
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from .throughput import inference_throughput
+
+#: The methods compared, in the order they run for a fraction and seed.
+METHODS = ("simclr", "supervised", "distilled")
+
+#: Columns of ``results.csv``.
+COLUMNS = (
+    "method",
+    "fraction",
+    "n_labels",
+    "seed",
+    "f1",
+    "precision",
+    "recall",
+    "accuracy",
+    "auroc",
+    "params",
+    "inference_img_s",
+    "speedup_vs_teacher",
+    "model",
+    "seconds",
+    "checkpoint",
+)
+
+#: Patches per batch when timing inference.
+THROUGHPUT_BATCH = 64
+
+
+@dataclass
+class ExperimentPlan:
+    """What an experiment runs: data, fractions, seeds and one config per stage."""
+
+    #: Imagery and labels directory (as for the datamodule's ``root``).
+    root: Path
+    #: Output directory: ``results.csv``, ``f1_vs_fraction.png``, ``runs/``.
+    out: Path
+    #: Label fractions, e.g. ``[0.01, 0.1, 1.0]``.
+    fractions: Sequence[float]
+    #: Seeds: each sets ``seed_everything`` and the labelled subset's seed.
+    seeds: Sequence[int]
+    #: LightningCLI config of each stage.
+    pretrain_config: Path
+    finetune_config: Path
+    supervised_config: Path
+    distill_config: Path
+    #: A SimCLRv2 checkpoint to reuse; None pretrains once with *pretrain_config*.
+    checkpoint: Path | None = None
+    #: Extra LightningCLI arguments given to every stage.
+    extra_args: Sequence[str] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What one fit + test run leaves behind."""
+
+    #: The checkpoint written last.
+    checkpoint: Path
+    #: Test metrics (``test_f1``, ...).
+    metrics: dict[str, float]
+    #: The trained task.
+    task: Any
+    #: Labelled training patches (None without a label fraction).
+    n_labels: int | None
+
+
+def run_stage(
+    config: Path, run_dir: Path, arguments: Sequence[str], test: bool = True
+) -> RunOutcome:
+    """Fit one stage with LightningCLI in this process, then test the final model.
+
+    Args:
+        config: the stage's YAML config.
+        run_dir: where logs and checkpoints go (``run_dir/checkpoints/last.ckpt``).
+        arguments: further LightningCLI arguments (root, seed, fraction, ...).
+        test: score the final model on the test blocks.
+
+    Returns:
+        The checkpoint, the test metrics and the task.
+    """
+    from .cli import run_cli
+
+    # A run cut off earlier leaves a partial directory; start it afresh.
+    shutil.rmtree(run_dir, ignore_errors=True)
+    checkpoint_callback = {
+        "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+        "init_args": {"dirpath": str(run_dir / "checkpoints"), "save_last": True},
+    }
+    cli = run_cli(
+        [
+            "--config",
+            str(config),
+            *arguments,
+            "--trainer.default_root_dir",
+            str(run_dir),
+            "--trainer.callbacks",
+            json.dumps([checkpoint_callback]),
+            "--trainer.enable_progress_bar",
+            "false",
+            "--trainer.enable_model_summary",
+            "false",
+        ]
+    )
+    metrics: dict[str, float] = {}
+    if test:
+        results = cli.trainer.test(cli.model, datamodule=cli.datamodule, verbose=False)
+        metrics = {key: float(value) for key, value in results[0].items()}
+    path = Path(cli.trainer.checkpoint_callback.last_model_path)  # type: ignore[union-attr]
+    return RunOutcome(
+        path, metrics, cli.model, getattr(cli.datamodule, "n_labels", None)
+    )
+
+
+def read_results(path: Path) -> list[dict[str, str]]:
+    """Read ``results.csv`` (empty when it does not exist yet).
+
+    Args:
+        path: the CSV file.
+
+    Returns:
+        Its rows.
+    """
+    if not path.exists():
+        return []
+    with path.open(newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def _write_results(path: Path, rows: list[dict[str, Any]]) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    with temporary.open("w", newline="") as file:
+        writer = csv.DictWriter(file, COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(temporary, path)
+
+
+def _key(method: str, fraction: float, seed: int) -> tuple[str, str, str]:
+    return method, f"{float(fraction):g}", str(int(seed))
+
+
+def _row(
+    method: str,
+    fraction: float,
+    seed: int,
+    outcome: RunOutcome,
+    speed: dict[str, float],
+    seconds: float,
+) -> dict[str, Any]:
+    model = outcome.task.model
+    row: dict[str, Any] = {
+        "method": method,
+        "fraction": f"{float(fraction):g}",
+        "n_labels": outcome.n_labels,
+        "seed": seed,
+        "params": sum(p.numel() for p in model.parameters()),
+        "inference_img_s": round(speed["model"], 1),
+        "speedup_vs_teacher": round(speed["model"] / speed["teacher"], 2)
+        if "teacher" in speed
+        else "",
+        "model": model.spec.model,
+        "seconds": round(seconds, 1),
+        "checkpoint": str(outcome.checkpoint),
+    }
+    for name in ("f1", "precision", "recall", "accuracy", "auroc"):
+        row[name] = round(outcome.metrics[f"test_{name}"], 4)
+    return row
+
+
+def _speed(outcome: RunOutcome, patch_size: int) -> dict[str, float]:
+    task = outcome.task
+    spec = task.model.spec
+    generator = torch.Generator().manual_seed(0)
+    batch = torch.randn(
+        THROUGHPUT_BATCH, spec.in_channels, patch_size, patch_size, generator=generator
+    )
+    models = {"model": task.model}
+    if hasattr(task, "teacher"):
+        models["teacher"] = task.teacher
+    return inference_throughput(models, batch)
+
+
+def run_experiment(plan: ExperimentPlan, progress: bool = True) -> list[dict[str, Any]]:
+    """Run (or resume) the experiment and write ``results.csv`` and the plot.
+
+    Args:
+        plan: what to run.
+        progress: show a progress bar over runs.
+
+    Returns:
+        All result rows, earlier ones included.
+    """
+    plan.out.mkdir(parents=True, exist_ok=True)
+    results = plan.out / "results.csv"
+    rows: list[dict[str, Any]] = list(read_results(results))
+    done = {_key(r["method"], float(r["fraction"]), int(r["seed"])): r for r in rows}
+    common = ["--data.init_args.root", str(plan.root), *plan.extra_args]
+    todo = [
+        (fraction, seed, method)
+        for fraction in plan.fractions
+        for seed in plan.seeds
+        for method in METHODS
+        if _key(method, fraction, seed) not in done
+    ]
+    pretrained = plan.checkpoint
+    needs_pretraining = pretrained is None and any(m == "simclr" for *_, m in todo)
+    bar = tqdm(
+        total=len(todo) + int(needs_pretraining),
+        desc="experiment",
+        unit="run",
+        disable=not progress,
+    )
+    if pretrained is None:
+        pretrained = plan.out / "runs" / "pretrain" / "checkpoints" / "last.ckpt"
+        if needs_pretraining and not pretrained.exists():
+            bar.set_postfix_str("pretrain")
+            run_stage(plan.pretrain_config, pretrained.parents[1], common, test=False)
+        if needs_pretraining:
+            bar.update()
+    for fraction, seed, method in todo:
+        bar.set_postfix_str(f"{method} fraction={fraction:g} seed={seed}")
+        run_dir = plan.out / "runs" / f"{method}_f{fraction:g}_s{seed}"
+        arguments = [
+            *common,
+            "--seed_everything",
+            str(seed),
+            "--data.init_args.label_fraction",
+            str(fraction),
+            "--data.init_args.label_seed",
+            str(seed),
+        ]
+        if method == "simclr":
+            config = plan.finetune_config
+            arguments += ["--model.init_args.checkpoint", str(pretrained)]
+        elif method == "supervised":
+            config = plan.supervised_config
+        else:
+            config = plan.distill_config
+            teacher = done.get(_key("simclr", fraction, seed))
+            if teacher is None:
+                msg = (
+                    f"The distillation for fraction {fraction:g}, seed {seed} needs "
+                    f"the fine-tuned model, which {results} does not list; delete "
+                    "the distilled rows or rerun the fine-tuning."
+                )
+                raise RuntimeError(msg)
+            arguments += ["--model.init_args.teacher", teacher["checkpoint"]]
+        start = time.perf_counter()
+        outcome = run_stage(config, run_dir, arguments)
+        seconds = time.perf_counter() - start
+        patch = outcome.task.data_metadata.patch_size
+        row = _row(method, fraction, seed, outcome, _speed(outcome, patch), seconds)
+        rows.append(row)
+        done[_key(method, fraction, seed)] = row
+        _write_results(results, rows)
+        bar.update()
+    bar.close()
+    plot_results(rows, plan.out / "f1_vs_fraction.png")
+    return rows
+
+
+def summarise(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean and spread over seeds per method and fraction.
+
+    Args:
+        rows: result rows.
+
+    Returns:
+        One row per (fraction, method): ``n`` seeds, ``n_labels``, mean and
+        sample standard deviation of F1, mean AUROC, params and img/s.
+    """
+    groups: dict[tuple[float, str], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        groups[float(row["fraction"]), row["method"]].append(row)
+    out = []
+    for (fraction, method), group in sorted(
+        groups.items(), key=lambda item: (item[0][0], METHODS.index(item[0][1]))
+    ):
+        f1 = torch.tensor([float(r["f1"]) for r in group])
+        out.append(
+            {
+                "fraction": fraction,
+                "method": method,
+                "n": len(group),
+                "n_labels": group[0]["n_labels"],
+                "f1_mean": float(f1.mean()),
+                "f1_std": float(f1.std()) if len(group) > 1 else 0.0,
+                "auroc_mean": sum(float(r["auroc"]) for r in group) / len(group),
+                "params": int(group[0]["params"]),
+                "img_s": sum(float(r["inference_img_s"]) for r in group) / len(group),
+            }
+        )
+    return out
+
+
+def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
+    """The summary as a Markdown table.
+
+    Args:
+        rows: result rows.
+
+    Returns:
+        The table text.
+    """
+    lines = [
+        "| fraction | labelled patches | method | seeds | F1 mean ± sd | AUROC mean "
+        "| params | inference img/s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for s in summarise(rows):
+        lines.append(
+            f"| {s['fraction']:g} | {s['n_labels']} | {s['method']} | {s['n']} | "
+            f"{s['f1_mean']:.3f} ± {s['f1_std']:.3f} | {s['auroc_mean']:.3f} | "
+            f"{s['params'] / 1e6:.1f} M | {s['img_s']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def plot_results(rows: Sequence[dict[str, Any]], path: Path) -> None:
+    """Plot test F1 against the label fraction, one line per method.
+
+    Lines join the means over seeds; the shaded band spans the lowest and
+    highest seed; dots are single seeds. The x axis is logarithmic.
+
+    Args:
+        rows: result rows.
+        path: the PNG to write.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colours = {
+        "simclr": "tab:blue",
+        "supervised": "tab:orange",
+        "distilled": "tab:green",
+    }
+    labels = {
+        "simclr": "SimCLRv2 fine-tuned",
+        "supervised": "supervised (same network, no pretraining)",
+        "distilled": "distilled student",
+    }
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for method in METHODS:
+        mine = [r for r in rows if r["method"] == method]
+        if not mine:
+            continue
+        fractions = sorted({float(r["fraction"]) for r in mine})
+        values = [
+            [float(r["f1"]) for r in mine if float(r["fraction"]) == f]
+            for f in fractions
+        ]
+        colour = colours[method]
+        ax.plot(
+            fractions,
+            [sum(v) / len(v) for v in values],
+            marker="o",
+            color=colour,
+            label=labels[method],
+        )
+        ax.fill_between(
+            fractions,
+            [min(v) for v in values],
+            [max(v) for v in values],
+            color=colour,
+            alpha=0.15,
+        )
+        for fraction, v in zip(fractions, values, strict=True):
+            ax.scatter([fraction] * len(v), v, color=colour, s=10, alpha=0.6)
+    ax.set_xscale("log")
+    ax.set_xlabel("fraction of labelled training patches")
+    ax.set_ylabel("test F1 (irrigated)")
+    ax.set_title("Label efficiency on the held-out test blocks")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    temporary = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(temporary, dpi=120)
+    plt.close(fig)
+    os.replace(temporary, path)

@@ -1,0 +1,167 @@
+"""Irrigation models: a backbone plus a patch classifier or a per-pixel decoder."""
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal, cast
+
+import segmentation_models_pytorch as smp
+from torch import Tensor, nn
+
+from .backbone import create_backbone
+from .projection import ProjectionHead
+
+#: The two problem types: one label per patch, or one label per pixel.
+Problem = Literal["classification", "segmentation"]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything needed to rebuild an :class:`IrrigationModel` before loading weights.
+
+    Checkpoints of the fine-tuning and distillation stages store this, so a model
+    can be rebuilt from the checkpoint alone (no pretraining checkpoint needed).
+    """
+
+    #: timm backbone name, e.g. ``"resnet18"``.
+    model: str
+    #: Number of input bands.
+    in_channels: int
+    #: ``classification`` (a logit per patch) or ``segmentation`` (per pixel).
+    problem: Problem = "classification"
+    #: Projection-head blocks kept on top of the backbone (classification only).
+    head_layers: int = 0
+    #: Width of the pretrained projection head's hidden layers (None: features).
+    hidden_dim: int | None = None
+    #: Output size of the pretrained projection head.
+    output_dim: int = 128
+    #: Number of blocks of the pretrained projection head.
+    projection_layers: int = 3
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a plain dictionary for a checkpoint.
+
+        Returns:
+            The fields.
+        """
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ModelSpec":
+        """Rebuild from :meth:`to_dict`'s output.
+
+        Args:
+            data: the stored dictionary.
+
+        Returns:
+            The spec.
+        """
+        return cls(**data)
+
+
+class IrrigationModel(nn.Module):
+    """Backbone (+ kept projection-head blocks) + a binary irrigation output.
+
+    * ``classification``: backbone → pooled features → the first
+      ``head_layers`` blocks of the SimCLRv2 projection head → a linear layer
+      giving one logit per patch (SimCLRv2's fine-tuning recipe).
+    * ``segmentation``: a U-Net decoder (segmentation_models_pytorch) on the
+      backbone's feature maps, one logit per pixel.
+
+    The backbone is the same timm network as in pretraining, so a
+    :class:`~torchgeo_simclr.tasks.SimCLRv2Task` backbone's weights load into
+    :attr:`backbone` unchanged.
+    """
+
+    #: The timm backbone (classification) or the U-Net's encoder (segmentation).
+    backbone: nn.Module
+    #: The kept projection-head blocks (empty for ``head_layers=0``).
+    head: nn.Sequential
+    #: Linear layer to one logit (classification only).
+    classifier: nn.Module | None
+    #: The U-Net (segmentation only); its encoder is :attr:`backbone`.
+    unet: nn.Module | None
+
+    def __init__(self, spec: ModelSpec, pretrained: bool = False) -> None:
+        """Initialise a new IrrigationModel.
+
+        Args:
+            spec: the architecture.
+            pretrained: start the backbone from timm's ImageNet weights.
+
+        Raises:
+            ValueError: if the spec asks for projection-head blocks on a
+                segmentation model, or for more blocks than the head has.
+        """
+        super().__init__()
+        self.spec = spec
+        if not 0 <= spec.head_layers <= spec.projection_layers:
+            msg = (
+                f"head_layers must be between 0 and the pretrained projection "
+                f"head's {spec.projection_layers} layers, got {spec.head_layers}."
+            )
+            raise ValueError(msg)
+        if spec.problem == "segmentation":
+            if spec.head_layers:
+                msg = (
+                    "head_layers applies to classification only (the projection "
+                    f"head works on pooled features), got {spec.head_layers} for "
+                    "segmentation; set head_layers to 0."
+                )
+                raise ValueError(msg)
+            create_backbone(spec.model, spec.in_channels)  # validates the name
+            unet = smp.Unet(
+                encoder_name=f"tu-{spec.model}",
+                encoder_weights="imagenet" if pretrained else None,
+                in_channels=spec.in_channels,
+                classes=1,
+            )
+            self.unet = unet
+            self.backbone = cast(nn.Module, unet.encoder.model)
+            self.head = nn.Sequential()
+            self.classifier = None
+            return
+        self.unet = None
+        self.backbone = create_backbone(spec.model, spec.in_channels, pretrained)
+        features = cast(int, self.backbone.num_features)
+        projection = ProjectionHead(
+            features,
+            spec.hidden_dim or features,
+            spec.output_dim,
+            spec.projection_layers,
+        )
+        self.head = nn.Sequential(*projection.blocks[: spec.head_layers])
+        dims = [features] + [spec.hidden_dim or features] * (spec.projection_layers - 1)
+        dims.append(spec.output_dim)
+        self.classifier = nn.Linear(dims[spec.head_layers], 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Compute irrigation logits.
+
+        Args:
+            x: normalised images ``[B, C, H, W]``.
+
+        Returns:
+            Logits ``[B]`` (classification) or ``[B, H, W]`` (segmentation);
+            ``sigmoid`` of a logit is the probability of irrigated.
+        """
+        if self.unet is not None:
+            logits: Tensor = self.unet(x)
+            return logits[:, 0]
+        assert self.classifier is not None
+        out: Tensor = self.classifier(self.head(self.backbone(x)))
+        return out[:, 0]
+
+    def stages(self) -> list[nn.Module]:
+        """The pretrained part, input to output, in units for partial freezing.
+
+        Returns:
+            The backbone's top-level children that have parameters (for a
+            ResNet: ``conv1, bn1, layer1, ..., layer4``) followed by the kept
+            projection-head blocks. The classifier and the decoder are not
+            included: they are new and always trained.
+        """
+        stages = [
+            child
+            for child in self.backbone.children()
+            if any(True for _ in child.parameters())
+        ]
+        return stages + list(self.head)

@@ -1,0 +1,179 @@
+"""Stage 3: distil a fine-tuned teacher into a small, fast student."""
+
+from typing import Any
+
+import torch
+from lightning.pytorch.utilities.types import OptimizerLRScheduler
+from torch import Tensor
+from torch.optim import AdamW
+
+from ..constants import IGNORE_INDEX
+from ..losses import binary_loss, distillation_loss
+from ..models.checkpoint import TrainedModel, load_model
+from ..models.classifier import IrrigationModel, ModelSpec
+from .irrigation import IrrigationTask
+from .schedule import warmup_cosine
+
+
+class DistillTask(IrrigationTask):
+    """Train a student to match a fine-tuned teacher's softened predictions.
+
+    As in SimCLRv2's third stage, the student learns from the teacher's
+    predictions on unlabeled patches: the loss is
+    :func:`~torchgeo_simclr.losses.distillation_loss` at *temperature*,
+    plus *alpha* times the binary loss on whatever labels the batch carries
+    (use the datamodule's ``label_fraction`` with ``unlabeled=True``, so only
+    the labelled subset contributes). The student solves the teacher's
+    problem type (classification or segmentation) with a fresh timm backbone.
+
+    The teacher stays frozen in eval mode. Distillation uses only training
+    batches; the student is scored on val / test blocks, which the
+    datamodule keeps apart from the training blocks, and the run stops if its
+    split differs from the teacher's (the teacher's training blocks could then
+    be the student's test blocks).
+    """
+
+    #: Checkpoint kind written by this task.
+    kind = "distill"
+
+    def __init__(
+        self,
+        teacher: str,
+        model: str = "resnet18",
+        weights: bool = False,
+        temperature: float = 1.0,
+        alpha: float = 0.0,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+        warmup_fraction: float = 0.0,
+        threshold: float = 0.5,
+    ) -> None:
+        """Initialise a new DistillTask.
+
+        Args:
+            teacher: a checkpoint written by
+                :class:`~torchgeo_simclr.tasks.FineTuneTask` (or by another
+                distillation).
+            model: timm backbone of the student.
+            weights: start the student from timm's ImageNet weights.
+            temperature: softening temperature of the teacher's and the
+                student's predictions.
+            alpha: weight of the labelled binary loss added to the
+                distillation loss (0: distillation only).
+            lr: peak learning rate.
+            weight_decay: AdamW weight decay.
+            warmup_fraction: share of steps spent on a linear warm-up before
+                the cosine decay.
+            threshold: probability above which a patch or pixel counts as
+                irrigated in the metrics.
+        """
+        super().__init__()
+
+    def configure_models(self) -> None:
+        """Load the frozen teacher and build the student for its problem type."""
+        loaded: TrainedModel = load_model(self.hparams["teacher"])
+        self.teacher_data = loaded.data
+        self.teacher = loaded.model
+        self.teacher.requires_grad_(False)
+        spec = self.teacher.spec
+        self.model = IrrigationModel(
+            ModelSpec(self.hparams["model"], spec.in_channels, spec.problem),
+            pretrained=self.hparams["weights"],
+        )
+
+    def train(self, mode: bool = True) -> "DistillTask":
+        """Switch modes; the teacher always stays in eval mode.
+
+        Args:
+            mode: training (True) or evaluation (False) mode.
+
+        Returns:
+            self.
+        """
+        super().train(mode)
+        if hasattr(self, "teacher"):
+            self.teacher.eval()
+        return self
+
+    def training_step(
+        self, batch: dict[str, Tensor], batch_idx: int, dataloader_idx: int = 0
+    ) -> Tensor:
+        """Distil on the batch (plus *alpha* x the labelled loss).
+
+        Args:
+            batch: ``image`` ``[B, C, H, W]``; ``mask`` ``[B, H, W]`` is used
+                only when *alpha* > 0.
+            batch_idx: index of the batch.
+            dataloader_idx: index of the dataloader.
+
+        Returns:
+            The loss to minimise.
+        """
+        image = batch["image"]
+        with torch.no_grad():
+            teacher_logits = self.teacher(image)
+        logits = self.model(image)
+        loss = distillation_loss(logits, teacher_logits, self.hparams["temperature"])
+        self.log("train_distill_loss", loss, batch_size=image.shape[0])
+        if self.hparams["alpha"] > 0 and "mask" in batch:
+            targets = self.targets(batch)
+            if (targets != IGNORE_INDEX).any():
+                labelled = binary_loss(logits, targets)
+                self.log("train_label_loss", labelled, batch_size=image.shape[0])
+                loss = loss + self.hparams["alpha"] * labelled
+        self.log("train_loss", loss, batch_size=image.shape[0], prog_bar=True)
+        return loss
+
+    def on_fit_start(self) -> None:
+        """Check the data against the teacher's, then record it.
+
+        Raises:
+            ValueError: if the bands differ from the teacher's, or the spatial
+                split differs (the student's test blocks could be the
+                teacher's training blocks).
+        """
+        super().on_fit_start()
+        teacher, data = self.teacher_data, self.data_metadata
+        if teacher is None or data is None:
+            return
+        if teacher.bands != data.bands:
+            msg = (
+                f"Teacher {self.hparams['teacher']!r} was trained on bands "
+                f"{list(teacher.bands)} but the datamodule delivers "
+                f"{list(data.bands)}; set --data.init_args.bands to the teacher's "
+                "bands, in that order."
+            )
+            raise ValueError(msg)
+        if teacher.split is not None and data.split not in (None, teacher.split):
+            msg = (
+                f"Teacher {self.hparams['teacher']!r} was trained on spatial split "
+                f"{teacher.split} but the datamodule makes split {data.split}, so "
+                "the student could be tested on the teacher's training blocks; use "
+                "the teacher's root, bbox, block_size, split_fractions and seed."
+            )
+            raise ValueError(msg)
+
+    def configure_optimizers(self) -> OptimizerLRScheduler:
+        """AdamW over the student with a warm-up + cosine schedule.
+
+        Returns:
+            The optimiser and its schedule.
+        """
+        optimizer = AdamW(
+            self.model.parameters(),
+            lr=self.hparams["lr"],
+            weight_decay=self.hparams["weight_decay"],
+        )
+        return warmup_cosine(
+            optimizer,
+            int(self.trainer.estimated_stepping_batches),
+            self.hparams["warmup_fraction"],
+        )
+
+    def checkpoint_metadata(self) -> dict[str, Any]:
+        """Record the teacher.
+
+        Returns:
+            ``teacher``: the teacher checkpoint path.
+        """
+        return {"teacher": self.hparams["teacher"]}

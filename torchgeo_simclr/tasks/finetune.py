@@ -1,0 +1,268 @@
+"""Stage 2: fine-tune a SimCLRv2 encoder (or train from scratch) on few labels."""
+
+from typing import Any, Literal, cast
+
+from lightning.pytorch.utilities.types import OptimizerLRScheduler
+from torch import Tensor, nn
+from torch.optim import AdamW
+
+from ..losses import binary_loss
+from ..models.checkpoint import DataMetadata, read_checkpoint
+from ..models.classifier import IrrigationModel, ModelSpec, Problem
+from .irrigation import IrrigationTask
+from .schedule import warmup_cosine
+
+#: Which pretrained parts stay fixed while fine-tuning.
+Freeze = Literal["none", "backbone", "all_but_last_n"]
+
+
+class FineTuneTask(IrrigationTask):
+    """Fine-tune a SimCLRv2 checkpoint to map irrigated land, per patch or per pixel.
+
+    SimCLRv2's recipe: keep the backbone and the first *head_layers* blocks of
+    the projection head (1 = through the first projection layer, as in
+    SimCLRv2), add a new linear classifier, and train on the labelled subset.
+    For ``segmentation`` a U-Net decoder is added to the backbone's feature maps
+    instead (*head_layers* must be 0).
+
+    Without *checkpoint* the same network starts from random (or timm's
+    ImageNet, ``weights=True``) weights: that is the supervised baseline, on
+    the same data with the same recipe.
+
+    The batch carries ``image`` ``[B, C, H, W]`` and ``mask`` ``[B, H, W]``; a
+    patch's label is the majority of its labelled pixels
+    (:func:`~torchgeo_simclr.patch_labels.patch_labels`).
+    """
+
+    #: Checkpoint kind written by this task.
+    kind = "finetune"
+
+    def __init__(
+        self,
+        checkpoint: str | None = None,
+        model: str | None = None,
+        in_channels: int | None = None,
+        weights: bool = False,
+        problem: Problem = "classification",
+        head_layers: int = 1,
+        freeze: Freeze = "none",
+        trainable_layers: int = 2,
+        loss: Literal["bce", "focal"] = "bce",
+        pos_weight: float | None = None,
+        focal_gamma: float = 2.0,
+        lr: float = 1e-3,
+        backbone_lr: float | None = None,
+        weight_decay: float = 1e-4,
+        warmup_fraction: float = 0.0,
+        threshold: float = 0.5,
+    ) -> None:
+        """Initialise a new FineTuneTask.
+
+        Args:
+            checkpoint: a :class:`~torchgeo_simclr.tasks.SimCLRv2Task`
+                checkpoint to start from; None trains from scratch (the
+                supervised baseline).
+            model: timm backbone name; taken from *checkpoint* when one is
+                given (an explicit different name is an error), else default
+                ``resnet18``.
+            in_channels: number of input bands; taken from *checkpoint* (an
+                explicit different number is an error), else default 12.
+            weights: without *checkpoint*, start from timm's ImageNet weights.
+            problem: ``classification`` (a label per patch) or
+                ``segmentation`` (per pixel).
+            head_layers: projection-head blocks kept under the new classifier
+                (0 = backbone features; SimCLRv2: 1). Without a checkpoint the
+                kept blocks start random, so both arms have the same network.
+            freeze: ``none``; ``backbone`` (train only the kept head blocks,
+                the classifier and any decoder); ``all_but_last_n`` (train the
+                last *trainable_layers* stages of backbone + kept head, e.g.
+                ``layer3, layer4`` of a ResNet for 2, plus the new parts).
+            trainable_layers: *n* of ``all_but_last_n``.
+            loss: ``bce`` or ``focal``.
+            pos_weight: weight of irrigated targets relative to not-irrigated
+                ones (class weighting; also the focal loss's alpha).
+            focal_gamma: focusing parameter of the focal loss.
+            lr: peak learning rate of the new layers.
+            backbone_lr: peak learning rate of the pretrained stages (default:
+                *lr*).
+            weight_decay: AdamW weight decay.
+            warmup_fraction: share of steps spent on a linear warm-up before
+                the cosine decay.
+            threshold: probability above which a patch or pixel counts as
+                irrigated in the metrics.
+        """
+        self.pretrained_data: DataMetadata | None = None
+        super().__init__()
+
+    def _spec(self) -> tuple[ModelSpec, dict[str, Any] | None]:
+        hp = self.hparams
+        head_layers = hp["head_layers"] if hp["problem"] == "classification" else 0
+        if hp["checkpoint"] is None:
+            spec = ModelSpec(
+                model=hp["model"] or "resnet18",
+                in_channels=hp["in_channels"] or 12,
+                problem=hp["problem"],
+                head_layers=head_layers,
+            )
+            return spec, None
+        checkpoint, meta = read_checkpoint(hp["checkpoint"], ["simclr"])
+        pretrained = checkpoint.get("hyper_parameters", {})
+        for name in ("model", "in_channels"):
+            if hp[name] is not None and hp[name] != meta[name]:
+                msg = (
+                    f"FineTuneTask got {name}={hp[name]!r} but checkpoint "
+                    f"{hp['checkpoint']!r} holds a backbone with {name}="
+                    f"{meta[name]!r}; drop --model.init_args.{name} or pass a "
+                    "checkpoint pretrained with it."
+                )
+                raise ValueError(msg)
+        spec = ModelSpec(
+            model=meta["model"],
+            in_channels=meta["in_channels"],
+            problem=hp["problem"],
+            head_layers=head_layers,
+            hidden_dim=pretrained.get("hidden_dim"),
+            output_dim=pretrained.get("output_dim", 128),
+            projection_layers=pretrained.get("head_layers", 3),
+        )
+        data = meta.get("data")
+        self.pretrained_data = None if data is None else DataMetadata.from_dict(data)
+        return spec, checkpoint["state_dict"]
+
+    def configure_models(self) -> None:
+        """Build the network, load the pretrained weights and apply the freezing."""
+        spec, state = self._spec()
+        self.model = IrrigationModel(spec, pretrained=self.hparams["weights"])
+        if state is not None:
+            self.model.backbone.load_state_dict(
+                {k[9:]: v for k, v in state.items() if k.startswith("backbone.")}
+            )
+            prefix = "projection_head.blocks."
+            kept = {
+                k[len(prefix) :]: v
+                for k, v in state.items()
+                if k.startswith(prefix)
+                and int(k[len(prefix) :].split(".")[0]) < spec.head_layers
+            }
+            self.model.head.load_state_dict(kept)
+        #: Stages kept fixed (a plain list: they are saved under ``model.``).
+        self.frozen: list[nn.Module] = self._frozen_stages()
+        for stage in self.frozen:
+            stage.requires_grad_(False)
+
+    def _frozen_stages(self) -> list[nn.Module]:
+        stages = self.model.stages()
+        match self.hparams["freeze"]:
+            case "none":
+                return []
+            case "backbone":
+                return [self.model.backbone]
+            case "all_but_last_n":
+                n = self.hparams["trainable_layers"]
+                if not 0 <= n <= len(stages):
+                    msg = (
+                        f"trainable_layers must be between 0 and {len(stages)} "
+                        f"(the stages of {self.model.spec.model} plus kept head "
+                        f"blocks), got {n}."
+                    )
+                    raise ValueError(msg)
+                return stages[: len(stages) - n]
+        msg = (
+            "freeze must be 'none', 'backbone' or 'all_but_last_n', got "
+            f"{self.hparams['freeze']!r}."
+        )
+        raise ValueError(msg)
+
+    def train(self, mode: bool = True) -> "FineTuneTask":
+        """Switch modes, keeping frozen stages (and their BN statistics) fixed.
+
+        Args:
+            mode: training (True) or evaluation (False) mode.
+
+        Returns:
+            self.
+        """
+        super().train(mode)
+        if mode:
+            for stage in getattr(self, "frozen", []):
+                stage.eval()
+        return self
+
+    def training_step(
+        self, batch: dict[str, Tensor], batch_idx: int, dataloader_idx: int = 0
+    ) -> Tensor:
+        """Compute the binary loss on the labelled patches or pixels.
+
+        Args:
+            batch: ``image`` ``[B, C, H, W]`` and ``mask`` ``[B, H, W]``.
+            batch_idx: index of the batch.
+            dataloader_idx: index of the dataloader.
+
+        Returns:
+            The loss to minimise.
+        """
+        logits = self.model(batch["image"])
+        loss = binary_loss(
+            logits,
+            self.targets(batch),
+            kind=self.hparams["loss"],
+            pos_weight=self.hparams["pos_weight"],
+            focal_gamma=self.hparams["focal_gamma"],
+        )
+        self.log("train_loss", loss, batch_size=logits.shape[0], prog_bar=True)
+        return loss
+
+    def on_fit_start(self) -> None:
+        """Check the data against the pretraining data, then record it.
+
+        Raises:
+            ValueError: if the datamodule's bands differ from the bands the
+                checkpoint was pretrained on.
+        """
+        super().on_fit_start()
+        pretrained, data = self.pretrained_data, self.data_metadata
+        if pretrained is not None and data is not None:  # noqa: SIM102
+            if pretrained.bands != data.bands:
+                msg = (
+                    f"Checkpoint {self.hparams['checkpoint']!r} was pretrained on "
+                    f"bands {list(pretrained.bands)} but the datamodule delivers "
+                    f"{list(data.bands)}; set --data.init_args.bands to the "
+                    "checkpoint's bands, in that order."
+                )
+                raise ValueError(msg)
+
+    def configure_optimizers(self) -> OptimizerLRScheduler:
+        """AdamW over the trainable parameters, pretrained stages at *backbone_lr*.
+
+        Returns:
+            The optimiser and its warm-up + cosine schedule.
+        """
+        stages = self.model.stages()
+        pretrained = {id(p) for stage in stages for p in stage.parameters()}
+        trainable = [p for p in self.parameters() if p.requires_grad]
+        groups: list[dict[str, Any]] = [
+            {"params": [p for p in trainable if id(p) not in pretrained]},
+            {
+                "params": [p for p in trainable if id(p) in pretrained],
+                "lr": self.hparams["backbone_lr"] or self.hparams["lr"],
+            },
+        ]
+        optimizer = AdamW(
+            [g for g in groups if g["params"]],
+            lr=self.hparams["lr"],
+            weight_decay=self.hparams["weight_decay"],
+        )
+        return warmup_cosine(
+            optimizer,
+            int(self.trainer.estimated_stepping_batches),
+            self.hparams["warmup_fraction"],
+        )
+
+    def checkpoint_metadata(self) -> dict[str, Any]:
+        """Record where the encoder came from.
+
+        Returns:
+            ``pretrained_from``: the SimCLRv2 checkpoint path, None for the
+            supervised baseline.
+        """
+        return {"pretrained_from": cast(str | None, self.hparams["checkpoint"])}

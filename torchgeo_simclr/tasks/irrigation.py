@@ -1,0 +1,179 @@
+"""What fine-tuning and distillation share: metrics, prediction, checkpoints."""
+
+from typing import Any
+
+import torch
+from torch import Tensor
+from torchgeo.tasks import BaseTask
+from torchmetrics import MetricCollection
+from torchmetrics.classification import (
+    BinaryAccuracy,
+    BinaryAUROC,
+    BinaryF1Score,
+    BinaryPrecision,
+    BinaryRecall,
+)
+
+from ..constants import IGNORE_INDEX
+from ..models.checkpoint import CHECKPOINT_KEY, DataMetadata
+from ..models.classifier import IrrigationModel
+from ..patch_labels import patch_labels
+
+
+class IrrigationTask(BaseTask):
+    """Base of the tasks whose :attr:`model` is an :class:`IrrigationModel`.
+
+    Subclasses build :attr:`model` in ``configure_models`` and define
+    ``training_step``. This class scores irrigated / not irrigated with F1,
+    precision, recall, accuracy and AUROC on val and test (per patch for
+    classification, per labelled pixel for segmentation), returns
+    probabilities from ``predict_step``, and stores in the checkpoint what is
+    needed to rebuild the model without any other file.
+    """
+
+    #: Metric that Lightning callbacks and schedulers should watch.
+    monitor = "val_f1"
+
+    #: Higher F1 is better.
+    mode = "max"
+
+    #: Hyperparameters left out of the checkpoint: none.
+    ignore = None
+
+    #: The network being trained.
+    model: IrrigationModel
+
+    #: Checkpoint kind written by this task.
+    kind = "irrigation"
+
+    def __init__(self) -> None:
+        """Initialise the task (hyperparameters come from the subclass)."""
+        self.data_metadata: DataMetadata | None = None
+        super().__init__()
+
+    def configure_metrics(self) -> None:
+        """Create the binary metrics of the irrigated class."""
+        segmentation = self.model.spec.problem == "segmentation"
+        metrics = MetricCollection(
+            {
+                "f1": BinaryF1Score(
+                    threshold=self.hparams["threshold"], ignore_index=IGNORE_INDEX
+                ),
+                "precision": BinaryPrecision(
+                    threshold=self.hparams["threshold"], ignore_index=IGNORE_INDEX
+                ),
+                "recall": BinaryRecall(
+                    threshold=self.hparams["threshold"], ignore_index=IGNORE_INDEX
+                ),
+                "accuracy": BinaryAccuracy(
+                    threshold=self.hparams["threshold"], ignore_index=IGNORE_INDEX
+                ),
+                # Exact AUROC keeps every score: fine per patch, too much per
+                # pixel, where 200 thresholds approximate it closely.
+                "auroc": BinaryAUROC(
+                    thresholds=200 if segmentation else None, ignore_index=IGNORE_INDEX
+                ),
+            }
+        )
+        self.val_metrics = metrics.clone(prefix="val_")
+        self.test_metrics = metrics.clone(prefix="test_")
+
+    def targets(self, batch: dict[str, Tensor]) -> Tensor:
+        """The labels the model's output is scored against.
+
+        Args:
+            batch: with ``mask`` ``[B, H, W]``.
+
+        Returns:
+            ``[B]`` patch labels (classification) or the mask (segmentation),
+            :data:`IGNORE_INDEX` where unknown.
+        """
+        if self.model.spec.problem == "segmentation":
+            return batch["mask"]
+        return patch_labels(batch["mask"])
+
+    def _evaluate(self, batch: dict[str, Tensor], metrics: MetricCollection) -> None:
+        probabilities = torch.sigmoid(self.model(batch["image"]))
+        metrics.update(probabilities, self.targets(batch))
+        self.log_dict(metrics, batch_size=batch["image"].shape[0])
+
+    def validation_step(
+        self, batch: dict[str, Tensor], batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        """Score a validation batch.
+
+        Args:
+            batch: ``image`` ``[B, C, H, W]`` and ``mask`` ``[B, H, W]``.
+            batch_idx: index of the batch.
+            dataloader_idx: index of the dataloader.
+        """
+        self._evaluate(batch, self.val_metrics)
+
+    def test_step(
+        self, batch: dict[str, Tensor], batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        """Score a test batch.
+
+        Args:
+            batch: ``image`` ``[B, C, H, W]`` and ``mask`` ``[B, H, W]``.
+            batch_idx: index of the batch.
+            dataloader_idx: index of the dataloader.
+        """
+        self._evaluate(batch, self.test_metrics)
+
+    def predict_step(
+        self, batch: dict[str, Tensor], batch_idx: int, dataloader_idx: int = 0
+    ) -> Tensor:
+        """Predict the probability of irrigated.
+
+        Args:
+            batch: ``image`` ``[B, C, H, W]``, normalised.
+            batch_idx: index of the batch.
+            dataloader_idx: index of the dataloader.
+
+        Returns:
+            Probabilities in [0, 1]: ``[B]`` per patch (classification) or
+            ``[B, H, W]`` per pixel (segmentation).
+        """
+        return torch.sigmoid(self.model(batch["image"]))
+
+    def on_fit_start(self) -> None:
+        """Record the datamodule's bands, statistics, patch size and split."""
+        datamodule = getattr(self.trainer, "datamodule", None)
+        self.data_metadata = DataMetadata.from_datamodule(
+            datamodule, self.model.spec.in_channels
+        )
+
+    def checkpoint_metadata(self) -> dict[str, Any]:
+        """Extra fields a subclass stores in the checkpoint metadata.
+
+        Returns:
+            Fields merged into the metadata (none here).
+        """
+        return {}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Store the architecture and data beside the weights.
+
+        Args:
+            checkpoint: the checkpoint dictionary Lightning is about to save.
+        """
+        checkpoint[CHECKPOINT_KEY] = {
+            "kind": self.kind,
+            "model": self.model.spec.model,
+            "in_channels": self.model.spec.in_channels,
+            "spec": self.model.spec.to_dict(),
+            "data": None
+            if self.data_metadata is None
+            else self.data_metadata.to_dict(),
+            **self.checkpoint_metadata(),
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Restore the data metadata saved by :meth:`on_save_checkpoint`.
+
+        Args:
+            checkpoint: the loaded checkpoint dictionary.
+        """
+        data = checkpoint.get(CHECKPOINT_KEY, {}).get("data")
+        self.data_metadata = None if data is None else DataMetadata.from_dict(data)

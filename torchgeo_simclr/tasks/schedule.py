@@ -1,0 +1,44 @@
+"""Learning-rate schedule shared by the tasks: linear warm-up, then cosine decay."""
+
+from lightning.pytorch.utilities.types import OptimizerLRScheduler
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import (
+    CosineAnnealingLR,
+    LambdaLR,
+    LinearLR,
+    LRScheduler,
+    SequentialLR,
+)
+
+
+def warmup_cosine(
+    optimizer: Optimizer, total_steps: int, warmup_fraction: float
+) -> OptimizerLRScheduler:
+    """Wrap an optimiser with a per-step linear warm-up and cosine decay.
+
+    Args:
+        optimizer: the optimiser.
+        total_steps: optimiser steps of the whole run (Lightning's
+            ``trainer.estimated_stepping_batches``).
+        warmup_fraction: share of *total_steps* spent warming up linearly
+            from 1e-3 of the peak learning rate.
+
+    Returns:
+        Lightning's optimiser configuration with a step-wise scheduler.
+    """
+    total = max(total_steps, 1)
+    warmup = int(total * warmup_fraction)
+    cosine = CosineAnnealingLR(optimizer, T_max=max(total - warmup, 1))
+    scheduler: LRScheduler = cosine
+    if warmup > 0:
+        scheduler = SequentialLR(
+            optimizer,
+            [LinearLR(optimizer, start_factor=1e-3, total_iters=warmup), cosine],
+            milestones=[warmup],
+        )
+    elif total == 1:
+        scheduler = LambdaLR(optimizer, lambda _: 1.0)
+    return {
+        "optimizer": optimizer,
+        "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+    }
