@@ -121,6 +121,12 @@ def run_stage(
             "false",
             "--trainer.enable_model_summary",
             "false",
+            # Runs are scored once, on the test blocks, with their final
+            # weights; validation would pick nothing and costs time.
+            "--trainer.limit_val_batches",
+            "0",
+            "--trainer.num_sanity_val_steps",
+            "0",
         ]
     )
     metrics: dict[str, float] = {}
@@ -233,10 +239,15 @@ def run_experiment(plan: ExperimentPlan, progress: bool = True) -> list[dict[str
         disable=not progress,
     )
     if pretrained is None:
-        pretrained = plan.out / "runs" / "pretrain" / "checkpoints" / "last.ckpt"
+        # Written (renamed) only when pretraining has finished, so a resumed
+        # experiment never fine-tunes from a half-trained encoder.
+        pretrained = plan.out / "runs" / "pretrain.ckpt"
         if needs_pretraining and not pretrained.exists():
             bar.set_postfix_str("pretrain")
-            run_stage(plan.pretrain_config, pretrained.parents[1], common, test=False)
+            outcome = run_stage(
+                plan.pretrain_config, plan.out / "runs" / "pretrain", common, test=False
+            )
+            os.replace(outcome.checkpoint, pretrained)
         if needs_pretraining:
             bar.update()
     for fraction, seed, method in todo:

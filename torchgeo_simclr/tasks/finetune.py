@@ -23,7 +23,7 @@ class FineTuneTask(IrrigationTask):
     the projection head (1 = through the first projection layer, as in
     SimCLRv2), add a new linear classifier, and train on the labelled subset.
     For ``segmentation`` a U-Net decoder is added to the backbone's feature maps
-    instead (*head_layers* must be 0).
+    instead (*head_layers* does not apply and is taken as 0).
 
     Without *checkpoint* the same network starts from random (or timm's
     ImageNet, ``weights=True``) weights: that is the supervised baseline, on
@@ -148,7 +148,9 @@ class FineTuneTask(IrrigationTask):
         #: Stages kept fixed (a plain list: they are saved under ``model.``).
         self.frozen: list[nn.Module] = self._frozen_stages()
         for stage in self.frozen:
-            stage.requires_grad_(False)
+            # Eval mode keeps BatchNorm statistics fixed: Lightning restores each
+            # module's own mode after validation and never calls train() itself.
+            stage.requires_grad_(False).eval()
 
     def _frozen_stages(self) -> list[nn.Module]:
         stages = self.model.stages()

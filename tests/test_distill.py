@@ -1,0 +1,260 @@
+"""Distillation: the loss, DistillTask on a fine-tuned teacher, and the split guard."""
+
+import math
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import shapely
+import torch
+from torch import Tensor
+
+from torchgeo_simclr.constants import S2_BANDS
+from torchgeo_simclr.losses import binary_loss, distillation_loss
+from torchgeo_simclr.models.checkpoint import DataMetadata, load_model, split_digest
+from torchgeo_simclr.models.classifier import Problem
+from torchgeo_simclr.patch_labels import patch_labels
+from torchgeo_simclr.tasks import DistillTask, FineTuneTask, SimCLRv2Task
+from torchgeo_simclr.tasks.irrigation import IrrigationTask
+
+BATCH, BANDS, SIZE = 4, 12, 32
+
+
+def kl(student: float, teacher: float, temperature: float) -> float:
+    p = 1 / (1 + math.exp(-teacher / temperature))
+    q = 1 / (1 + math.exp(-student / temperature))
+    return p * math.log(p / q) + (1 - p) * math.log((1 - p) / (1 - q))
+
+
+def test_distillation_loss_by_hand() -> None:
+    student = torch.tensor([0.0, 2.0])
+    teacher = torch.tensor([1.0, -1.0])
+    expected = (kl(0.0, 1.0, 2.0) + kl(2.0, -1.0, 2.0)) / 2 * 2.0**2
+    loss = distillation_loss(student, teacher, temperature=2.0)
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+    plain = (kl(0.0, 1.0, 1.0) + kl(2.0, -1.0, 1.0)) / 2
+    assert distillation_loss(student, teacher).item() == pytest.approx(plain, rel=1e-6)
+
+
+def test_distillation_loss_is_zero_for_a_perfect_student() -> None:
+    logits = torch.tensor([[-3.0, 0.5], [8.0, -0.2]])
+    assert distillation_loss(logits, logits.clone(), 3.0).item() == pytest.approx(
+        0.0, abs=1e-7
+    )
+    assert distillation_loss(logits, logits + 1).item() > 0
+
+
+def test_only_the_student_gets_gradients() -> None:
+    student = torch.tensor([0.0, 2.0, -1.0], requires_grad=True)
+    teacher = torch.tensor([1.0, -1.0, -1.0], requires_grad=True)
+    distillation_loss(student, teacher, 2.0).backward()
+    assert teacher.grad is None
+    assert student.grad is not None
+    assert student.grad[0] < 0  # pushed up towards the teacher's higher logit
+    assert student.grad[1] > 0
+    assert student.grad[2] == 0  # already matches
+
+
+def test_valid_mask_averages_over_valid_entries_only() -> None:
+    student = torch.tensor([0.0, 2.0, 5.0, -4.0])
+    teacher = torch.tensor([1.0, -1.0, -6.0, 3.0])
+    valid = torch.tensor([True, True, False, False])
+    masked = distillation_loss(student, teacher, 2.0, valid=valid)
+    assert masked.item() == pytest.approx(
+        distillation_loss(student[:2], teacher[:2], 2.0).item(), rel=1e-6
+    )
+    none = distillation_loss(student, teacher, valid=torch.zeros(4, dtype=torch.bool))
+    assert none.item() == 0
+
+
+def data_metadata(split: str | None = "split-a") -> DataMetadata:
+    return DataMetadata(
+        bands=tuple(S2_BANDS),
+        mean=tuple(float(i) for i in range(BANDS)),
+        std=(1.0,) * BANDS,
+        patch_size=SIZE,
+        split=split,
+    )
+
+
+def save(task: IrrigationTask | SimCLRv2Task, path: Path) -> Path:
+    checkpoint: dict[str, Any] = {
+        "state_dict": task.state_dict(),
+        "hyper_parameters": dict(task.hparams),
+    }
+    task.on_save_checkpoint(checkpoint)
+    torch.save(checkpoint, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def teachers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Fine-tuned checkpoints (random weights), one per problem type."""
+    root = tmp_path_factory.mktemp("teachers")
+    paths: dict[str, Path] = {}
+    problems: tuple[Problem, ...] = ("classification", "segmentation")
+    for problem in problems:
+        torch.manual_seed(0)
+        task = FineTuneTask(problem=problem)
+        task.data_metadata = data_metadata()
+        paths[problem] = save(task, root / f"{problem}.ckpt")
+    return paths
+
+
+def batch(seed: int = 0) -> dict[str, Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    mask = torch.zeros(BATCH, SIZE, SIZE, dtype=torch.long)
+    mask[::2] = 1
+    return {
+        "image": torch.randn(BATCH, BANDS, SIZE, SIZE, generator=generator),
+        "mask": mask,
+    }
+
+
+@pytest.mark.parametrize("problem", ["classification", "segmentation"])
+def test_student_learns_from_a_frozen_teacher(
+    teachers: dict[str, Path], problem: str
+) -> None:
+    task = DistillTask(teacher=str(teachers[problem]), model="resnet18")
+    assert task.model.spec.problem == problem
+    assert task.teacher.spec.problem == problem
+    assert task.teacher_data == data_metadata()
+    assert not any(p.requires_grad for p in task.teacher.parameters())
+    task.train()
+    assert not any(m.training for m in task.teacher.modules())
+    assert task.model.training
+
+    task.training_step(batch(), 0).backward()
+    assert all(p.grad is None for p in task.teacher.parameters())
+    grad = task.model.backbone.get_parameter("conv1.weight").grad
+    assert grad is not None
+    assert grad.abs().sum() > 0
+    task.eval()
+    out = task.model(batch()["image"])
+    shape = (BATCH,) if problem == "classification" else (BATCH, SIZE, SIZE)
+    assert out.shape == shape
+
+
+def test_teacher_stays_unchanged_by_training(teachers: dict[str, Path]) -> None:
+    task = DistillTask(teacher=str(teachers["classification"]))
+    task.train()
+    before = {k: v.clone() for k, v in task.teacher.state_dict().items()}
+    task.training_step(batch(), 0)
+    after = task.teacher.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # BN stats too
+
+
+def test_training_loss_is_distillation_plus_alpha_labelled(
+    teachers: dict[str, Path],
+) -> None:
+    task = DistillTask(
+        teacher=str(teachers["classification"]), temperature=2.0, alpha=0.5
+    )
+    task.train()
+    data = batch()
+    loss = task.training_step(data, 0)
+    assert torch.isfinite(loss)
+    with torch.no_grad():
+        student, teacher = task.model(data["image"]), task.teacher(data["image"])
+    distill = distillation_loss(student, teacher, 2.0)
+    labelled = binary_loss(student, patch_labels(data["mask"]))
+    assert loss.item() == pytest.approx((distill + 0.5 * labelled).item(), rel=1e-5)
+    # Unlabelled patches (all masks ignored) give the distillation loss alone.
+    data["mask"].fill_(255)
+    alone = task.training_step(data, 0)
+    assert alone.item() == pytest.approx(distill.item(), rel=1e-5)
+
+
+def test_pretraining_checkpoint_is_no_teacher(tmp_path: Path) -> None:
+    simclr = save(SimCLRv2Task(model="resnet18"), tmp_path / "simclr.ckpt")
+    with pytest.raises(ValueError, match="'simclr'") as error:
+        DistillTask(teacher=str(simclr))
+    assert "'finetune'" in str(error.value)
+
+
+def test_load_model_rebuilds_the_fine_tuned_model(tmp_path: Path) -> None:
+    torch.manual_seed(1)
+    task = FineTuneTask(model="resnet18", head_layers=2)
+    task.data_metadata = data_metadata()
+    path = save(task, tmp_path / "finetuned.ckpt")
+    loaded = load_model(path)
+    assert loaded.kind == "finetune"
+    assert loaded.data == data_metadata()
+    assert loaded.model.spec == task.model.spec
+    assert not loaded.model.training
+    task.eval()
+    image = batch()["image"]
+    with torch.no_grad():
+        assert torch.equal(loaded.model(image), task.model(image))
+
+
+def test_distilled_checkpoint_holds_the_student(
+    teachers: dict[str, Path], tmp_path: Path
+) -> None:
+    task = DistillTask(teacher=str(teachers["classification"]), model="regnetx_002")
+    task.data_metadata = data_metadata()
+    path = save(task, tmp_path / "distilled.ckpt")
+    loaded = load_model(path)
+    assert loaded.kind == "distill"
+    assert loaded.model.spec.model == "regnetx_002"
+    task.eval()
+    image = batch()["image"]
+    with torch.no_grad():
+        assert torch.equal(loaded.model(image), task.model(image))
+    # A distilled model can teach the next student.
+    again = DistillTask(teacher=str(path))
+    assert again.teacher.spec.model == "regnetx_002"
+
+
+def fake_datamodule(blocks: dict[str, shapely.Polygon], bands: list[str]) -> Any:
+    return SimpleNamespace(
+        bands=bands,
+        mean=torch.zeros(len(bands)),
+        std=torch.ones(len(bands)),
+        patch_size=SIZE,
+        split_blocks=blocks,
+    )
+
+
+def blocks(offset: float) -> dict[str, shapely.Polygon]:
+    return {
+        name: shapely.box(i + offset, 0, i + offset + 1, 1)
+        for i, name in enumerate(("train", "val", "test"))
+    }
+
+
+def attach(task: DistillTask, datamodule: Any) -> None:
+    task.trainer = SimpleNamespace(datamodule=datamodule)  # type: ignore[assignment]
+
+
+def test_split_guard(teachers: dict[str, Path]) -> None:
+    task = DistillTask(teacher=str(teachers["classification"]))
+    teacher_split = split_digest(blocks(0.0))
+    assert teacher_split is not None
+    task.teacher_data = data_metadata(teacher_split)
+
+    attach(task, fake_datamodule(blocks(0.0), list(S2_BANDS)))
+    task.on_fit_start()  # same split: fine
+    assert task.data_metadata is not None
+    assert task.data_metadata.split == teacher_split
+
+    attach(task, fake_datamodule(blocks(5.0), list(S2_BANDS)))
+    with pytest.raises(ValueError, match="split") as error:
+        task.on_fit_start()
+    assert teacher_split in str(error.value)
+    assert str(split_digest(blocks(5.0))) in str(error.value)
+
+    # A teacher that does not know its split cannot be checked.
+    task.teacher_data = data_metadata(None)
+    task.on_fit_start()
+
+
+def test_band_guard(teachers: dict[str, Path]) -> None:
+    task = DistillTask(teacher=str(teachers["classification"]))
+    reordered = [*S2_BANDS[1:], S2_BANDS[0]]
+    attach(task, fake_datamodule(blocks(0.0), reordered))
+    with pytest.raises(ValueError, match="bands") as error:
+        task.on_fit_start()
+    assert str(list(S2_BANDS)) in str(error.value)
+    assert str(reordered) in str(error.value)

@@ -1,0 +1,263 @@
+"""The experiment command: pretrain, fine-tune, supervised and distil, resumably."""
+
+import csv
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+import torchgeo_simclr.experiment as experiment
+from torchgeo_simclr.cli import main
+from torchgeo_simclr.experiment import (
+    COLUMNS,
+    METHODS,
+    markdown_table,
+    read_results,
+    summarise,
+)
+from torchgeo_simclr.models.checkpoint import load_model
+from torchgeo_simclr.sample import make_sample_scene
+
+FRACTIONS = ("0.1", "0.5")
+
+
+def stage_args(cache: Path) -> list[str]:
+    """LightningCLI arguments that shrink every stage to a few CPU steps."""
+    return [
+        "--data.init_args.num_workers",
+        "0",
+        "--data.init_args.block_size",
+        "128",
+        "--data.init_args.batch_size",
+        "4",
+        "--data.init_args.length",
+        "8",
+        "--data.init_args.stats_patches",
+        "4",
+        "--data.init_args.cache_dir",
+        str(cache),
+        "--trainer.max_epochs",
+        "1",
+        "--trainer.max_steps",
+        "2",
+        "--trainer.limit_val_batches",
+        "1",
+        "--trainer.limit_test_batches",
+        "2",
+        "--trainer.accelerator",
+        "cpu",
+    ]
+
+
+@pytest.fixture(scope="module")
+def command(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    root = tmp_path_factory.mktemp("experiment")
+    make_sample_scene(root / "scene", size=512)
+    return [
+        "experiment",
+        "--root",
+        str(root / "scene"),
+        "--out",
+        str(root / "exp"),
+        "--fractions",
+        *FRACTIONS,
+        "--seeds",
+        "0",
+        "--",
+        *stage_args(root / "cache"),
+    ]
+
+
+def out_dir(command: list[str]) -> Path:
+    return Path(command[command.index("--out") + 1])
+
+
+@pytest.fixture(scope="module")
+def ran(command: list[str]) -> Iterator[Path]:
+    """Run the whole experiment once (in a scratch working directory)."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.chdir(out_dir(command).parent)
+        main(command)
+        yield out_dir(command)
+
+
+def rows_by(out: Path) -> dict[tuple[str, str], dict[str, str]]:
+    return {(r["method"], r["fraction"]): r for r in read_results(out / "results.csv")}
+
+
+def test_every_method_and_fraction_is_scored(ran: Path) -> None:
+    with (ran / "results.csv").open(newline="") as file:
+        header = next(csv.reader(file))
+    assert tuple(header) == COLUMNS
+    rows = rows_by(ran)
+    assert len(read_results(ran / "results.csv")) == 6
+    assert set(rows) == {(m, f) for m in METHODS for f in FRACTIONS}
+    for row in rows.values():
+        for metric in ("f1", "precision", "recall", "accuracy", "auroc"):
+            assert 0 <= float(row[metric]) <= 1, (row["method"], metric)
+        assert int(row["params"]) > 0
+        assert float(row["inference_img_s"]) > 0
+        assert row["seed"] == "0"
+        speedup = row["speedup_vs_teacher"]
+        if row["method"] == "distilled":
+            assert float(speedup) > 0
+            assert row["model"] == "regnetx_002"
+        else:
+            assert speedup == ""
+            assert row["model"] == "resnet18"
+    # The same labelled subset for every method of a fraction; more for more.
+    labels = {f: {rows[m, f]["n_labels"] for m in METHODS} for f in FRACTIONS}
+    assert all(len(counts) == 1 for counts in labels.values())
+    assert int(labels["0.1"].pop()) < int(labels["0.5"].pop())
+    assert int(rows["simclr", "0.1"]["params"]) > int(
+        rows["distilled", "0.1"]["params"]
+    )
+
+
+def test_stages_are_chained(ran: Path) -> None:
+    rows = rows_by(ran)
+    pretrained = ran / "runs" / "pretrain.ckpt"
+    assert pretrained.is_file()
+    for fraction in FRACTIONS:
+        simclr = load_model(rows["simclr", fraction]["checkpoint"])
+        assert simclr.kind == "finetune"
+        assert simclr.data is not None
+        supervised = load_model(rows["supervised", fraction]["checkpoint"])
+        assert supervised.kind == "finetune"
+        distilled = load_model(rows["distilled", fraction]["checkpoint"])
+        assert distilled.kind == "distill"
+        assert distilled.model.spec.model == "regnetx_002"
+        assert distilled.data is not None
+        assert distilled.data.split == simclr.data.split
+    # Fine-tuning started from the pretraining run; distillation from fine-tuning.
+    for fraction in FRACTIONS:
+        simclr_ckpt = rows["simclr", fraction]["checkpoint"]
+        meta = torch.load(simclr_ckpt, weights_only=False)["torchgeo_simclr"]
+        assert Path(meta["pretrained_from"]) == pretrained
+        distilled_ckpt = rows["distilled", fraction]["checkpoint"]
+        meta = torch.load(distilled_ckpt, weights_only=False)["torchgeo_simclr"]
+        assert meta["teacher"] == simclr_ckpt
+        supervised_ckpt = rows["supervised", fraction]["checkpoint"]
+        meta = torch.load(supervised_ckpt, weights_only=False)["torchgeo_simclr"]
+        assert meta["pretrained_from"] is None
+
+
+def test_plot_is_written(ran: Path) -> None:
+    assert (ran / "f1_vs_fraction.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_summary_is_printed(
+    ran: Path,
+    command: list[str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(experiment, "run_stage", forbidden)
+    main(command)
+    printed = capsys.readouterr().out
+    assert "| fraction | labelled patches | method |" in printed
+    assert sum(line.startswith("| 0.") for line in printed.splitlines()) == 6
+    assert str(ran / "results.csv") in printed
+
+
+def forbidden(*args: Any, **kwargs: Any) -> Any:
+    raise AssertionError("a finished run was run again")
+
+
+def test_finished_experiment_runs_nothing(
+    ran: Path, command: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = (ran / "results.csv").read_bytes()
+    monkeypatch.setattr(experiment, "run_stage", forbidden)
+    main(command)
+    assert (ran / "results.csv").read_bytes() == before
+
+
+def test_missing_row_is_run_again(
+    ran: Path, command: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = ran / "results.csv"
+    rows = read_results(path)
+    kept = [r for r in rows if (r["method"], r["fraction"]) != ("distilled", "0.5")]
+    assert len(kept) == 5
+    with path.open("w", newline="") as file:
+        writer = csv.DictWriter(file, COLUMNS)
+        writer.writeheader()
+        writer.writerows(kept)
+
+    calls: list[Path] = []
+    real = experiment.run_stage
+
+    def counting(config: Path, *args: Any, **kwargs: Any) -> Any:
+        calls.append(config)
+        return real(config, *args, **kwargs)
+
+    monkeypatch.setattr(experiment, "run_stage", counting)
+    monkeypatch.chdir(ran.parent)
+    main(command)
+    assert [config.name for config in calls] == ["distill_quickstart.yaml"]
+    again = read_results(path)
+    assert again[:5] == kept
+    assert len(again) == 6
+    assert (again[5]["method"], again[5]["fraction"]) == ("distilled", "0.5")
+
+
+def result(method: str, fraction: str, seed: int, f1: float) -> dict[str, str]:
+    row = dict.fromkeys(COLUMNS, "")
+    row |= {
+        "method": method,
+        "fraction": fraction,
+        "seed": str(seed),
+        "n_labels": "12",
+        "f1": str(f1),
+        "auroc": str(f1 + 0.1),
+        "params": "11000000",
+        "inference_img_s": str(100 + seed),
+    }
+    return row
+
+
+def test_summary_of_seeds() -> None:
+    rows = [
+        result("supervised", "0.1", 0, 0.5),
+        result("simclr", "0.1", 1, 0.7),
+        result("simclr", "1", 0, 0.9),
+        result("simclr", "0.1", 0, 0.5),
+    ]
+    summary = summarise(rows)
+    assert [(s["fraction"], s["method"]) for s in summary] == [
+        (0.1, "simclr"),
+        (0.1, "supervised"),
+        (1.0, "simclr"),
+    ]
+    first = summary[0]
+    assert first["n"] == 2
+    assert first["f1_mean"] == pytest.approx(0.6)
+    assert first["f1_std"] == pytest.approx(math.sqrt(0.02))  # sample sd
+    assert first["auroc_mean"] == pytest.approx(0.7)
+    assert first["img_s"] == pytest.approx(100.5)
+    assert summary[1]["f1_std"] == 0.0  # one seed
+    table = markdown_table(rows)
+    lines = table.splitlines()
+    assert len(lines) == 2 + 3
+    assert lines[2] == (
+        "| 0.1 | 12 | simclr | 2 | 0.600 ± 0.141 | 0.700 | 11.0 M | 100 |"
+    )
+
+
+def test_missing_config_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "nowhere.yaml"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["experiment", "--out", str(tmp_path), "--finetune-config", str(missing)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("torchgeo-simclr experiment: error: ")
+    assert "nowhere.yaml" in err
+    assert "--finetune-config" in err
+    assert not (tmp_path / "results.csv").exists()

@@ -1,0 +1,381 @@
+"""FineTuneTask: kept head layers, freezing, checkpoint checks, segmentation, losses."""
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import torch.nn.functional as F
+from lightning.pytorch import Trainer
+from torch import Tensor
+from torch.utils.data import DataLoader
+
+from torchgeo_simclr.losses import binary_loss
+from torchgeo_simclr.models.classifier import IrrigationModel, ModelSpec
+from torchgeo_simclr.tasks import FineTuneTask, SimCLRv2Task
+
+BATCH, BANDS, SIZE = 4, 12, 32
+
+#: Width of each head block's output in the tiny checkpoint, by kept blocks.
+FEATURES = {0: 512, 1: 32, 2: 32, 3: 16}
+
+
+def save_simclr(path: Path, kind: str = "simclr", **hparams: Any) -> Path:
+    """Save a Lightning-style SimCLRv2 checkpoint with distinctive weights."""
+    torch.manual_seed(0)
+    task = SimCLRv2Task(model="resnet18", in_channels=BANDS, **hparams)
+    with torch.no_grad():
+        # Nudge every weight and statistic (batch-norm ones included, which
+        # start equal everywhere), so a model that did not load them differs.
+        for value in task.state_dict().values():
+            if value.is_floating_point():
+                value.add_(1e-3 * torch.rand_like(value))
+    checkpoint: dict[str, Any] = {
+        "state_dict": task.state_dict(),
+        "hyper_parameters": dict(task.hparams),
+    }
+    task.on_save_checkpoint(checkpoint)
+    checkpoint["torchgeo_simclr"]["kind"] = kind
+    torch.save(checkpoint, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def simclr_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("ckpt") / "simclr.ckpt"
+    return save_simclr(path, output_dim=16, hidden_dim=32)
+
+
+def sub_state(state: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
+    return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def batch(size: int = SIZE, seed: int = 0) -> dict[str, Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    image = torch.randn(BATCH, BANDS, size, size, generator=generator)
+    mask = torch.zeros(BATCH, size, size, dtype=torch.long)
+    mask[::2] = 1  # two irrigated patches, two not
+    return {"image": image, "mask": mask}
+
+
+@pytest.mark.parametrize("head_layers", [0, 1, 2, 3])
+def test_kept_head_layers_come_from_the_checkpoint(
+    simclr_ckpt: Path, head_layers: int
+) -> None:
+    task = FineTuneTask(checkpoint=str(simclr_ckpt), head_layers=head_layers)
+    state = torch.load(simclr_ckpt, weights_only=False)["state_dict"]
+    model = task.model
+    assert len(model.head) == head_layers
+    assert model.classifier is not None
+    assert model.classifier.in_features == FEATURES[head_layers]
+
+    backbone = sub_state(state, "backbone.")
+    loaded = model.backbone.state_dict()
+    assert loaded.keys() == backbone.keys()
+    assert all(torch.equal(loaded[k], backbone[k]) for k in backbone)
+
+    for i, block in enumerate(model.head):
+        expected = sub_state(state, f"projection_head.blocks.{i}.")
+        kept = block.state_dict()
+        assert kept.keys() == expected.keys()
+        assert all(torch.equal(kept[k], expected[k]) for k in expected)
+
+    task.eval()
+    assert task.model(batch()["image"]).shape == (BATCH,)
+
+
+def test_more_head_layers_than_the_head_has(simclr_ckpt: Path) -> None:
+    with pytest.raises(ValueError, match=r"between 0 and .*3 layers, got 4"):
+        FineTuneTask(checkpoint=str(simclr_ckpt), head_layers=4)
+
+
+def grads(task: FineTuneTask) -> dict[str, bool]:
+    """One step on a batch; which parameter prefixes got a gradient."""
+    task.train()
+    task.zero_grad()
+    task.training_step(batch(), 0).backward()
+    got: dict[str, bool] = {}
+    for name, param in task.named_parameters():
+        prefix = ".".join(name.split(".")[:3])  # e.g. model.backbone.layer4
+        got[prefix] = got.get(prefix, False) or param.grad is not None
+    return got
+
+
+STAGES = (
+    "model.backbone.conv1",
+    "model.backbone.bn1",
+    "model.backbone.layer1",
+    "model.backbone.layer3",
+    "model.backbone.layer4",
+    "model.head.0",
+    "model.classifier.weight",
+)
+
+
+@pytest.mark.parametrize(
+    ("freeze", "trained"),
+    [
+        ("none", set(STAGES)),
+        ("backbone", {"model.head.0", "model.classifier.weight"}),
+        (
+            "all_but_last_n",
+            {"model.backbone.layer4", "model.head.0", "model.classifier.weight"},
+        ),
+    ],
+)
+def test_frozen_stages_get_no_gradient(
+    simclr_ckpt: Path, freeze: str, trained: set[str]
+) -> None:
+    task = FineTuneTask(
+        checkpoint=str(simclr_ckpt),
+        head_layers=1,
+        freeze=freeze,  # type: ignore[arg-type]
+        trainable_layers=2,
+    )
+    got = grads(task)
+    assert {stage for stage in STAGES if got[stage]} == trained
+    if freeze == "all_but_last_n":
+        # The last two stages of backbone + kept head: layer4 and the head block.
+        last_two = task.model.stages()[-2:]
+        assert last_two[0] is task.model.backbone.layer4
+        assert last_two[1] is task.model.head[0]
+
+
+def test_trainable_layers_out_of_range(simclr_ckpt: Path) -> None:
+    with pytest.raises(ValueError, match=r"between 0 and 7 .*got 8"):
+        FineTuneTask(
+            checkpoint=str(simclr_ckpt),
+            head_layers=1,
+            freeze="all_but_last_n",
+            trainable_layers=8,
+        )
+
+
+@pytest.mark.parametrize(
+    ("freeze", "frozen_bn", "trained_bn"),
+    [
+        ("backbone", "backbone.bn1", "head.0.1"),
+        ("all_but_last_n", "backbone.layer3.0.bn1", "backbone.layer4.0.bn1"),
+    ],
+)
+def test_frozen_batch_norm_keeps_its_statistics(
+    simclr_ckpt: Path, freeze: str, frozen_bn: str, trained_bn: str
+) -> None:
+    task = FineTuneTask(
+        checkpoint=str(simclr_ckpt),
+        head_layers=1,
+        freeze=freeze,  # type: ignore[arg-type]
+        trainable_layers=2,
+    )
+    task.train()
+    frozen = task.model.get_submodule(frozen_bn)
+    trained = task.model.get_submodule(trained_bn)
+    assert not frozen.training
+    assert trained.training
+    frozen_before = frozen.get_buffer("running_mean").clone()
+    trained_before = trained.get_buffer("running_mean").clone()
+    task.model(batch()["image"])
+    assert torch.equal(frozen.get_buffer("running_mean"), frozen_before)
+    assert not torch.equal(trained.get_buffer("running_mean"), trained_before)
+    task.eval()
+    task.train()  # back and forth: the frozen stage stays in eval mode
+    assert not frozen.training
+
+
+def fit_frozen_backbone(checkpoint: Path) -> tuple[FineTuneTask, dict[str, Tensor]]:
+    """Fit two steps with a frozen backbone; the task and its backbone before."""
+    task = FineTuneTask(
+        checkpoint=str(checkpoint), head_layers=1, freeze="backbone", lr=0.1
+    )
+    before = {k: v.clone() for k, v in task.model.backbone.state_dict().items()}
+    data = [{k: v[0] for k, v in batch(seed=i).items()} for i in range(4)]
+    trainer = Trainer(
+        max_steps=2,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(task, train_dataloaders=DataLoader(data, batch_size=2))
+    return task, before
+
+
+@pytest.fixture(scope="module")
+def fitted(simclr_ckpt: Path) -> tuple[FineTuneTask, dict[str, Tensor]]:
+    return fit_frozen_backbone(simclr_ckpt)
+
+
+def test_fit_leaves_frozen_weights_unchanged(
+    fitted: tuple[FineTuneTask, dict[str, Tensor]],
+) -> None:
+    task, before = fitted
+    after = task.model.backbone.state_dict()
+    assert torch.equal(after["conv1.weight"], before["conv1.weight"])
+    assert torch.equal(after["layer4.1.bn2.weight"], before["layer4.1.bn2.weight"])
+    optimizer = task.optimizers().optimizer  # type: ignore[union-attr]
+    optimised = {id(p) for g in optimizer.param_groups for p in g["params"]}
+    assert not optimised & {id(p) for p in task.model.backbone.parameters()}
+    assert id(task.model.classifier.weight) in optimised  # type: ignore[union-attr]
+
+
+def test_fit_leaves_frozen_batch_norm_statistics_unchanged(
+    fitted: tuple[FineTuneTask, dict[str, Tensor]],
+) -> None:
+    task, before = fitted
+    after = task.model.backbone.state_dict()
+    assert torch.equal(after["bn1.running_mean"], before["bn1.running_mean"])
+
+
+def test_checkpoint_of_another_stage_is_refused(tmp_path: Path) -> None:
+    path = save_simclr(tmp_path / "finetuned.ckpt", kind="finetune", output_dim=16)
+    with pytest.raises(ValueError, match="finetune") as error:
+        FineTuneTask(checkpoint=str(path))
+    assert "simclr" in str(error.value)
+
+
+def test_missing_checkpoint_is_named(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"nowhere\.ckpt"):
+        FineTuneTask(checkpoint=str(tmp_path / "nowhere.ckpt"))
+
+
+@pytest.mark.parametrize(
+    ("override", "given", "held"),
+    [
+        ({"in_channels": 10}, "10", "12"),
+        ({"model": "resnet50"}, "resnet50", "resnet18"),
+    ],
+)
+def test_architecture_that_contradicts_the_checkpoint(
+    simclr_ckpt: Path, override: dict[str, Any], given: str, held: str
+) -> None:
+    with pytest.raises(ValueError, match=given) as error:
+        FineTuneTask(checkpoint=str(simclr_ckpt), **override)
+    assert held in str(error.value)
+
+
+@pytest.fixture(scope="module")
+def default_simclr_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A checkpoint with the default head, as the quickstart pretraining writes."""
+    return save_simclr(tmp_path_factory.mktemp("ckpt") / "default.ckpt")
+
+
+@pytest.mark.parametrize("head_layers", [0, 1, 3])
+def test_supervised_baseline_has_the_same_network(
+    default_simclr_ckpt: Path, head_layers: int
+) -> None:
+    pretrained = FineTuneTask(
+        checkpoint=str(default_simclr_ckpt), head_layers=head_layers
+    )
+    baseline = FineTuneTask(checkpoint=None, head_layers=head_layers)
+
+    def shapes(task: FineTuneTask) -> dict[str, tuple[int, ...]]:
+        return {k: tuple(v.shape) for k, v in task.model.state_dict().items()}
+
+    assert shapes(baseline) == shapes(pretrained)
+    assert pretrained.model.spec == baseline.model.spec
+    # ... but not the same weights: only one of them was pretrained.
+    weight = "backbone.conv1.weight"
+    assert not torch.equal(
+        baseline.model.state_dict()[weight], pretrained.model.state_dict()[weight]
+    )
+
+
+def test_segmentation_maps_every_pixel(simclr_ckpt: Path) -> None:
+    task = FineTuneTask(
+        checkpoint=str(simclr_ckpt), problem="segmentation", head_layers=0
+    )
+    # The U-Net's encoder is the pretrained backbone.
+    state = torch.load(simclr_ckpt, weights_only=False)["state_dict"]
+    loaded = task.model.backbone.state_dict()
+    assert torch.equal(loaded["conv1.weight"], state["backbone.conv1.weight"])
+    assert torch.equal(
+        loaded["layer4.1.bn2.running_var"], state["backbone.layer4.1.bn2.running_var"]
+    )
+    data = batch()
+    task.eval()
+    logits = task.model(data["image"])
+    assert logits.shape == (BATCH, SIZE, SIZE)
+    probabilities = task.predict_step(data, 0)
+    assert probabilities.shape == (BATCH, SIZE, SIZE)
+    assert probabilities.min() >= 0
+    assert probabilities.max() <= 1
+    assert torch.allclose(probabilities, torch.sigmoid(logits))
+    task.train()
+    data["mask"][:, :8] = 255  # unlabelled rows
+    loss = task.training_step(data, 0)
+    assert torch.isfinite(loss)
+
+
+def test_segmentation_drops_the_head_layers() -> None:
+    # FineTuneTask sets head_layers to 0 for segmentation (the default is 1).
+    task = FineTuneTask(problem="segmentation")
+    assert task.model.spec.head_layers == 0
+    assert len(task.model.head) == 0
+    assert task.model.classifier is None
+
+
+def test_segmentation_model_with_head_layers_is_refused() -> None:
+    spec = ModelSpec("resnet18", BANDS, problem="segmentation", head_layers=1)
+    with pytest.raises(ValueError, match=r"classification only.*set head_layers to 0"):
+        IrrigationModel(spec)
+
+
+def bce(x: float, y: int, pos_weight: float = 1.0) -> float:
+    p = 1 / (1 + math.exp(-x))
+    return -(pos_weight * y * math.log(p) + (1 - y) * math.log(1 - p))
+
+
+def test_binary_loss_skips_ignored_targets() -> None:
+    targets = torch.tensor([1, 0, 255, 1, 255])
+    logits = torch.tensor([0.5, -1.0, 3.0, 2.0, -4.0])
+    loss = binary_loss(logits, targets)
+    changed = logits.clone()
+    changed[targets == 255] = torch.tensor([-9.0, 9.0])
+    assert binary_loss(changed, targets) == loss
+    expected = (bce(0.5, 1) + bce(-1.0, 0) + bce(2.0, 1)) / 3
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_binary_loss_with_nothing_labelled_is_zero() -> None:
+    logits = torch.randn(2, 4, 4, requires_grad=True)
+    loss = binary_loss(logits, torch.full((2, 4, 4), 255))
+    assert loss.item() == 0
+    loss.backward()
+    assert logits.grad is not None
+    assert not logits.grad.any()
+
+
+def test_pos_weight_weighs_irrigated_targets() -> None:
+    logits = torch.tensor([0.5, -1.0, 2.0, 0.3])
+    targets = torch.tensor([1, 0, 1, 255])
+    loss = binary_loss(logits, targets, pos_weight=2.0)
+    expected = (bce(0.5, 1, 2.0) + bce(-1.0, 0, 2.0) + bce(2.0, 1, 2.0)) / 3
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+    positives = torch.tensor([1, 1, 255, 255])
+    assert binary_loss(logits, positives, pos_weight=2.0).item() == pytest.approx(
+        2 * binary_loss(logits, positives).item(), rel=1e-6
+    )
+
+
+def test_focal_loss() -> None:
+    targets = torch.tensor([1, 0, 1, 255])
+    confident = torch.tensor([4.0, -4.0, 5.0, 0.0])
+    focal = binary_loss(confident, targets, kind="focal")
+    assert 0 < focal.item() < binary_loss(confident, targets).item()
+    # With no focusing the focal loss is the binary cross-entropy.
+    logits = torch.tensor([0.5, -1.0, -2.0, 7.0])
+    unfocused = binary_loss(logits, targets, kind="focal", focal_gamma=0.0)
+    assert unfocused.item() == pytest.approx(
+        binary_loss(logits, targets).item(), rel=1e-6
+    )
+    # pos_weight becomes the focal loss's alpha = w / (1 + w).
+    weighted = binary_loss(logits, targets, kind="focal", pos_weight=3.0)
+    keep = targets != 255
+    x, y = logits[keep], targets[keep].float()
+    ce = F.binary_cross_entropy_with_logits(x, y, reduction="none")
+    p_t = torch.where(y == 1, torch.sigmoid(x), 1 - torch.sigmoid(x))
+    alpha = torch.where(y == 1, 0.75, 0.25)
+    expected = (alpha * ce * (1 - p_t) ** 2).mean()
+    assert weighted.item() == pytest.approx(expected.item(), rel=1e-6)

@@ -1,0 +1,252 @@
+"""The shipped fine-tuning, supervised and distillation configs run, and check data."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from torchgeo_simclr.cli import fit, main, run_cli
+from torchgeo_simclr.constants import S2_BANDS
+from torchgeo_simclr.datamodules import CentralValleyDataModule
+from torchgeo_simclr.models.checkpoint import load_encoder, load_model
+from torchgeo_simclr.sample import make_sample_scene
+from torchgeo_simclr.tasks import DistillTask, FineTuneTask
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def small(root: Path, cache: Path, *extra: str) -> list[str]:
+    """Arguments that shrink a config's run to seconds on a CPU."""
+    return [
+        "--data.init_args.root",
+        str(root),
+        "--data.init_args.num_workers",
+        "0",
+        "--data.init_args.block_size",
+        "128",
+        "--data.init_args.patch_size",
+        "32",
+        "--data.init_args.stats_patches",
+        "4",
+        "--data.init_args.cache_dir",
+        str(cache),
+        "--trainer.accelerator",
+        "cpu",
+        "--trainer.precision",
+        "32",
+        "--trainer.enable_progress_bar",
+        "false",
+        *extra,
+    ]
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A scratch working directory (the configs write under runs/)."""
+    path = tmp_path_factory.mktemp("work")
+    make_sample_scene(path / "scene", size=512)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.chdir(path)
+        yield path
+
+
+def tiny(workdir: Path, *extra: str) -> list[str]:
+    return small(workdir / "scene", workdir / "cache", *extra)
+
+
+def short_fit(config: str, workdir: Path, *extra: str) -> Path:
+    checkpoint = fit(
+        [
+            "--config",
+            str(CONF / config),
+            *tiny(workdir, *extra),
+            "--data.init_args.batch_size",
+            "4",
+            "--data.init_args.length",
+            "4",
+            "--trainer.max_steps",
+            "1",
+            "--trainer.limit_val_batches",
+            "1",
+        ]
+    )
+    assert checkpoint is not None
+    return checkpoint.resolve()
+
+
+@pytest.fixture(scope="module")
+def pretrained(workdir: Path) -> Path:
+    """A one-step quickstart pretraining run: a checkpoint with data metadata."""
+    return short_fit("simclr_quickstart.yaml", workdir)
+
+
+@pytest.fixture(scope="module")
+def finetuned(workdir: Path, pretrained: Path) -> Path:
+    """A one-step quickstart fine-tuning of *pretrained*: a teacher."""
+    return short_fit(
+        "finetune_quickstart.yaml",
+        workdir,
+        "--model.init_args.checkpoint",
+        str(pretrained),
+    )
+
+
+def test_short_runs_write_checkpoints_for_the_next_stage(
+    pretrained: Path, finetuned: Path
+) -> None:
+    encoder = load_encoder(pretrained)
+    assert encoder.data is not None
+    assert encoder.data.bands == tuple(S2_BANDS)
+    teacher = load_model(finetuned)
+    assert teacher.kind == "finetune"
+    assert teacher.data is not None
+    assert teacher.data.bands == tuple(S2_BANDS)
+    assert teacher.data.patch_size == 32
+    assert teacher.model.spec.head_layers == 1
+
+
+@pytest.mark.parametrize("preset", ["cal", "quickstart"])
+def test_finetune_config(workdir: Path, pretrained: Path, preset: str) -> None:
+    cli = run_cli(
+        [
+            "--config",
+            str(CONF / f"finetune_{preset}.yaml"),
+            *tiny(workdir),
+            "--model.init_args.checkpoint",
+            str(pretrained),
+            "--trainer.fast_dev_run",
+            "true",
+        ]
+    )
+    assert cli.trainer.state.finished
+    assert cli.trainer.global_step == 1
+    assert isinstance(cli.model, FineTuneTask)
+    assert cli.model.model.spec.model == "resnet18"  # from the checkpoint
+    assert cli.model.model.spec.head_layers == 1
+    assert cli.model.pretrained_data is not None
+    assert isinstance(cli.datamodule, CentralValleyDataModule)
+    assert cli.datamodule.label_fraction == 0.01
+    assert cli.datamodule.n_labels is not None
+    assert cli.datamodule.n_labels >= 2
+
+
+@pytest.mark.parametrize("preset", ["cal", "quickstart"])
+def test_supervised_config(workdir: Path, preset: str) -> None:
+    cli = run_cli(
+        [
+            "--config",
+            str(CONF / f"supervised_{preset}.yaml"),
+            *tiny(workdir),
+            "--model.init_args.model",
+            "resnet18",
+            "--trainer.fast_dev_run",
+            "true",
+        ]
+    )
+    assert cli.trainer.state.finished
+    assert cli.trainer.global_step == 1
+    assert isinstance(cli.model, FineTuneTask)
+    assert cli.model.hparams["checkpoint"] is None
+    assert cli.model.model.spec.head_layers == 1
+    assert cli.model.data_metadata is not None
+    assert cli.model.data_metadata.bands == tuple(S2_BANDS)
+
+
+@pytest.mark.parametrize(
+    ("preset", "student"), [("cal", "resnet18"), ("quickstart", "regnetx_002")]
+)
+def test_distill_config(
+    workdir: Path, finetuned: Path, preset: str, student: str
+) -> None:
+    cli = run_cli(
+        [
+            "--config",
+            str(CONF / f"distill_{preset}.yaml"),
+            *tiny(workdir),
+            "--model.init_args.teacher",
+            str(finetuned),
+            "--trainer.fast_dev_run",
+            "true",
+        ]
+    )
+    assert cli.trainer.state.finished
+    assert cli.trainer.global_step == 1
+    assert isinstance(cli.model, DistillTask)
+    assert cli.model.model.spec.model == student
+    assert cli.model.teacher.spec.model == "resnet18"
+    assert isinstance(cli.datamodule, CentralValleyDataModule)
+    assert cli.datamodule.unlabeled
+    # Distillation sees every patch of the train grid, not only the labelled ones.
+    assert cli.datamodule.n_labels is not None
+    assert len(cli.datamodule.train_dataset) > cli.datamodule.n_labels
+
+
+def fit_error(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", *args, "--trainer.fast_dev_run", "true"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("torchgeo-simclr fit: error: ")
+    return err
+
+
+REORDERED = ["B02", "B03", "B04", "B08", "B05", "B06", "B07", "B8A", "B11", "B12"]
+REORDERED += ["B01", "B09"]
+
+
+def test_bands_other_than_the_checkpoint_s(
+    workdir: Path, pretrained: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bands = "[" + ",".join(REORDERED) + "]"
+    config = str(CONF / "finetune_quickstart.yaml")
+    err = fit_error(
+        [
+            "--config",
+            config,
+            *tiny(workdir, "--data.init_args.bands", bands),
+            "--model.init_args.checkpoint",
+            str(pretrained),
+        ],
+        capsys,
+    )
+    assert str(list(S2_BANDS)) in err
+    assert str(REORDERED) in err
+
+
+def test_fewer_bands_than_the_checkpoint_s(
+    workdir: Path, pretrained: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = str(CONF / "finetune_quickstart.yaml")
+    err = fit_error(
+        [
+            "--config",
+            config,
+            *tiny(workdir, "--data.init_args.bands", "[B02,B03,B04,B08]"),
+            "--model.init_args.checkpoint",
+            str(pretrained),
+        ],
+        capsys,
+    )
+    assert "in_channels=12" in err
+    assert "4 bands" in err
+    assert "['B02', 'B03', 'B04', 'B08']" in err
+
+
+def test_student_on_another_split(
+    workdir: Path, finetuned: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = str(CONF / "distill_quickstart.yaml")
+    err = fit_error(
+        [
+            "--config",
+            config,
+            *tiny(workdir, "--data.init_args.seed", "1"),
+            "--model.init_args.teacher",
+            str(finetuned),
+        ],
+        capsys,
+    )
+    assert "spatial split" in err
+    assert "seed" in err
