@@ -59,3 +59,12 @@ def test_load_encoder_errors(tmp_path) -> None:
     torch.save({"state_dict": {}}, foreign)
     with pytest.raises(ValueError, match="no torchgeo-simclr metadata"):
         load_encoder(foreign)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "mobilenetv3_small_075", "lcnet_100"])
+def test_backbones_with_a_pre_logits_head_get_a_matching_classifier(name: str) -> None:
+    from torchgeo_simclr.models.classifier import IrrigationModel, ModelSpec
+
+    # MobileNetV3 and LCNet return head_hidden_size features, not num_features.
+    model = IrrigationModel(ModelSpec(name, 12, head_layers=1))
+    assert model(torch.randn(2, 12, 32, 32)).shape == (2,)

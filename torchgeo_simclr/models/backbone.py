@@ -33,3 +33,20 @@ def create_backbone(
         name, in_chans=in_channels, num_classes=0, pretrained=pretrained
     )
     return model
+
+
+def feature_size(backbone: nn.Module) -> int:
+    """Size of the pooled features a :func:`create_backbone` model returns.
+
+    timm's ``num_features`` is the width of the last feature map; models with a
+    pre-logits head (MobileNetV3, LCNet, ...) return ``head_hidden_size``
+    features instead.
+
+    Args:
+        backbone: a model made by :func:`create_backbone`.
+
+    Returns:
+        The length of each row of the backbone's output.
+    """
+    size = getattr(backbone, "head_hidden_size", None) or backbone.num_features
+    return int(size)  # type: ignore[arg-type]

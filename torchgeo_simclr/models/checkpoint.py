@@ -86,8 +86,10 @@ class DataMetadata:
         if len(bands) != in_channels:
             msg = (
                 f"The model has in_channels={in_channels} but the datamodule "
-                f"delivers {len(bands)} bands {list(bands)}; set "
-                f"--model.init_args.in_channels {len(bands)}."
+                f"delivers {len(bands)} bands {list(bands)}; pass the "
+                f"{in_channels} bands the model takes as --data.init_args.bands "
+                "(or, when training from scratch, set --model.init_args.in_channels "
+                f"{len(bands)})."
             )
             raise ValueError(msg)
         patch = datamodule.patch_size

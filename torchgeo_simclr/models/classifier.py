@@ -6,7 +6,7 @@ from typing import Any, Literal, cast
 import segmentation_models_pytorch as smp
 from torch import Tensor, nn
 
-from .backbone import create_backbone
+from .backbone import create_backbone, feature_size
 from .projection import ProjectionHead
 
 #: The two problem types: one label per patch, or one label per pixel.
@@ -121,7 +121,7 @@ class IrrigationModel(nn.Module):
             return
         self.unet = None
         self.backbone = create_backbone(spec.model, spec.in_channels, pretrained)
-        features = cast(int, self.backbone.num_features)
+        features = feature_size(self.backbone)
         projection = ProjectionHead(
             features,
             spec.hidden_dim or features,

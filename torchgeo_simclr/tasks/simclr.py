@@ -14,6 +14,7 @@ from torchmetrics.classification import BinaryAccuracy, BinaryF1Score
 
 from ..constants import IGNORE_INDEX
 from ..models import ProjectionHead, create_backbone
+from ..models.backbone import feature_size
 from ..models.checkpoint import CHECKPOINT_KEY, DataMetadata
 from ..patch_labels import patch_labels
 from .schedule import warmup_cosine
@@ -98,7 +99,7 @@ class SimCLRv2Task(BaseTask):
             in_channels=self.hparams["in_channels"],
             pretrained=self.hparams["weights"],
         )
-        features = cast(int, self.backbone.num_features)
+        features = feature_size(self.backbone)
         self.projection_head = ProjectionHead(
             features,
             self.hparams["hidden_dim"] or features,
