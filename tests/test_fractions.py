@@ -252,3 +252,13 @@ def test_in_memory_datamodule_serves_the_same_patches(
     assert batch["image"].shape == (4, 12, 32, 32)
     again = next(iter(dm.val_dataloader()))
     assert torch.equal(batch["image"], again["image"])
+
+
+def test_test_stage_reuses_the_patches_of_the_fit_stage(scene: Path) -> None:
+    # Trainer.test after Trainer.fit calls setup again: the labelled subset and
+    # the in-memory val/test patches must not be read (or drawn) a second time.
+    dm = datamodule(scene, label_fraction=0.5, in_memory=True)
+    train, test = dm.train_dataset, dm.test_dataset
+    dm.setup("test")
+    assert dm.train_dataset is train
+    assert dm.test_dataset is test

@@ -158,6 +158,9 @@ class CentralValleyDataModule(GeoDataModule):
         self.in_memory = in_memory
         #: Number of labelled training patches (set up with *label_fraction*).
         self.n_labels: int | None = None
+        # Fixed-patch datasets, built once so that setup("test") after
+        # setup("fit") neither re-reads labels nor drops in-memory patches.
+        self._patch_data: dict[str, PatchDataset] = {}
 
     @property
     def labels_path(self) -> Path | None:
@@ -271,8 +274,12 @@ class CentralValleyDataModule(GeoDataModule):
             self._setup_labelled_subset()
         if self.in_memory:
             for split in ("val", "test"):
-                patches = list(getattr(self, f"{split}_sampler"))
-                data = PatchDataset(self.dataset, patches, in_memory=True)
+                if split not in self._patch_data:
+                    patches = list(getattr(self, f"{split}_sampler"))
+                    self._patch_data[split] = PatchDataset(
+                        self.dataset, patches, in_memory=True
+                    )
+                data = self._patch_data[split]
                 setattr(self, f"{split}_dataset", data)
                 setattr(self, f"{split}_sampler", SequentialSampler(data))
         counts = self.split_lengths()
@@ -288,6 +295,21 @@ class CentralValleyDataModule(GeoDataModule):
         )
 
     def _setup_labelled_subset(self) -> None:
+        if "train" not in self._patch_data:
+            self._patch_data["train"] = self._labelled_subset()
+        data = self._patch_data["train"]
+        self.train_dataset = data
+        # Draw with replacement so an epoch holds at least one full batch even
+        # when the subset has fewer patches than a batch. (torchgeo's loader
+        # factory takes any torch sampler; only its annotation says GeoSampler.)
+        self.train_sampler = RandomSampler(  # type: ignore[assignment]
+            data,
+            replacement=True,
+            num_samples=max(self.length or len(data), self.batch_size),
+            generator=torch.Generator().manual_seed(torch.initial_seed()),
+        )
+
+    def _labelled_subset(self) -> PatchDataset:
         assert self.dataset is not None
         assert self.label_fraction is not None
         if not isinstance(self.dataset, IntersectionDataset):
@@ -310,20 +332,9 @@ class CentralValleyDataModule(GeoDataModule):
         if self.unlabeled:
             keep = torch.zeros(len(patches), dtype=torch.bool)
             keep[chosen] = True
-            data = PatchDataset(self.dataset, patches, keep, self.in_memory)
-        else:
-            data = PatchDataset(
-                self.dataset, [patches[i] for i in chosen], in_memory=self.in_memory
-            )
-        self.train_dataset = data
-        # Draw with replacement so an epoch holds at least one full batch even
-        # when the subset has fewer patches than a batch. (torchgeo's loader
-        # factory takes any torch sampler; only its annotation says GeoSampler.)
-        self.train_sampler = RandomSampler(  # type: ignore[assignment]
-            data,
-            replacement=True,
-            num_samples=max(self.length or len(data), self.batch_size),
-            generator=torch.Generator().manual_seed(torch.initial_seed()),
+            return PatchDataset(self.dataset, patches, keep, self.in_memory)
+        return PatchDataset(
+            self.dataset, [patches[i] for i in chosen], in_memory=self.in_memory
         )
 
     def grid_sampler(self, split: str) -> BlockGridSampler:

@@ -62,6 +62,19 @@ class DataMetadata:
         )
 
     @classmethod
+    def from_checkpoint(cls, checkpoint: dict[str, Any]) -> "DataMetadata | None":
+        """Read the metadata a task stored in a Lightning checkpoint.
+
+        Args:
+            checkpoint: the loaded checkpoint dictionary.
+
+        Returns:
+            The metadata, None when the checkpoint records none.
+        """
+        data = checkpoint.get(CHECKPOINT_KEY, {}).get("data")
+        return None if data is None else cls.from_dict(data)
+
+    @classmethod
     def from_datamodule(
         cls, datamodule: Any, in_channels: int
     ) -> "DataMetadata | None":
@@ -169,7 +182,16 @@ def read_checkpoint(
     return checkpoint, meta
 
 
-def _sub_state(state: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
+def sub_state(state: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
+    """The entries of a state dict under *prefix*, with the prefix removed.
+
+    Args:
+        state: a module's (or a Lightning checkpoint's) state dict.
+        prefix: e.g. ``"backbone."``.
+
+    Returns:
+        The sub-module's state dict.
+    """
     return {
         key[len(prefix) :]: value
         for key, value in state.items()
@@ -189,7 +211,7 @@ def load_encoder(path: str | Path, kind: str = "simclr") -> Encoder:
     """
     checkpoint, meta = read_checkpoint(path, [kind])
     backbone = create_backbone(meta["model"], in_channels=meta["in_channels"])
-    backbone.load_state_dict(_sub_state(checkpoint["state_dict"], "backbone."))
+    backbone.load_state_dict(sub_state(checkpoint["state_dict"], "backbone."))
     backbone.eval()
     data = meta.get("data")
     return Encoder(
@@ -225,7 +247,7 @@ def load_model(
     """
     checkpoint, meta = read_checkpoint(path, kinds)
     model = IrrigationModel(ModelSpec.from_dict(meta["spec"]))
-    model.load_state_dict(_sub_state(checkpoint["state_dict"], "model."))
+    model.load_state_dict(sub_state(checkpoint["state_dict"], "model."))
     model.eval()
     data = meta.get("data")
     return TrainedModel(

@@ -7,7 +7,7 @@ from torch import Tensor, nn
 from torch.optim import AdamW
 
 from ..losses import binary_loss
-from ..models.checkpoint import DataMetadata, read_checkpoint
+from ..models.checkpoint import DataMetadata, read_checkpoint, sub_state
 from ..models.classifier import IrrigationModel, ModelSpec, Problem
 from .irrigation import IrrigationTask
 from .schedule import warmup_cosine
@@ -134,17 +134,15 @@ class FineTuneTask(IrrigationTask):
         spec, state = self._spec()
         self.model = IrrigationModel(spec, pretrained=self.hparams["weights"])
         if state is not None:
-            self.model.backbone.load_state_dict(
-                {k[9:]: v for k, v in state.items() if k.startswith("backbone.")}
+            self.model.backbone.load_state_dict(sub_state(state, "backbone."))
+            blocks = sub_state(state, "projection_head.blocks.")
+            self.model.head.load_state_dict(
+                {
+                    key: value
+                    for key, value in blocks.items()
+                    if int(key.split(".")[0]) < spec.head_layers
+                }
             )
-            prefix = "projection_head.blocks."
-            kept = {
-                k[len(prefix) :]: v
-                for k, v in state.items()
-                if k.startswith(prefix)
-                and int(k[len(prefix) :].split(".")[0]) < spec.head_layers
-            }
-            self.model.head.load_state_dict(kept)
         #: Stages kept fixed (a plain list: they are saved under ``model.``).
         self.frozen: list[nn.Module] = self._frozen_stages()
         for stage in self.frozen:

@@ -175,5 +175,4 @@ class IrrigationTask(BaseTask):
         Args:
             checkpoint: the loaded checkpoint dictionary.
         """
-        data = checkpoint.get(CHECKPOINT_KEY, {}).get("data")
-        self.data_metadata = None if data is None else DataMetadata.from_dict(data)
+        self.data_metadata = DataMetadata.from_checkpoint(checkpoint)

@@ -316,5 +316,4 @@ class SimCLRv2Task(BaseTask):
         Args:
             checkpoint: the loaded checkpoint dictionary.
         """
-        data = checkpoint.get(CHECKPOINT_KEY, {}).get("data")
-        self.data_metadata = None if data is None else DataMetadata.from_dict(data)
+        self.data_metadata = DataMetadata.from_checkpoint(checkpoint)
