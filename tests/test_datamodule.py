@@ -132,3 +132,21 @@ def test_training_patches_repeat_under_the_same_seed(scene: Path) -> None:
 
     assert patches(0) == patches(0)
     assert patches(0) != patches(1)
+
+
+def test_workers_open_their_own_files(scene: Path) -> None:
+    from torchgeo.datasets import RasterDataset
+
+    from torchgeo_simclr.datamodules.central_valley import fresh_file_handles
+
+    # Two persistent workers reading through handles inherited from the main
+    # process share one file offset and read corrupt tiles.
+    dm = make(scene, num_workers=1)
+    dm.setup("fit")
+    loader = dm.train_dataloader()
+    assert loader.worker_init_fn is fresh_file_handles
+    assert RasterDataset._cached_load_warp_file.cache_info().currsize > 0
+    fresh_file_handles(0)
+    assert RasterDataset._cached_load_warp_file.cache_info().currsize == 0
+    batch = next(iter(loader))
+    assert torch.isfinite(batch["image"]).all()

@@ -11,9 +11,9 @@ from pyproj import CRS, Transformer
 from shapely import MultiPolygon
 from shapely.geometry.base import BaseGeometry
 from torch import Tensor
-from torch.utils.data import RandomSampler, SequentialSampler
+from torch.utils.data import DataLoader, RandomSampler, SequentialSampler
 from torchgeo.datamodules import GeoDataModule
-from torchgeo.datasets import GeoDataset, IntersectionDataset
+from torchgeo.datasets import GeoDataset, IntersectionDataset, RasterDataset
 from torchgeo.samplers import RandomPatchSampler
 
 from ..constants import IGNORE_INDEX, S2_BANDS
@@ -27,6 +27,22 @@ from .statistics import cache_key, cached_band_statistics
 
 #: EPSG:4326, the CRS of user-given bounding boxes.
 LONLAT = CRS.from_epsg(4326)
+
+
+def fresh_file_handles(worker_id: int) -> None:
+    """Drop the raster file handles a DataLoader worker inherited at fork.
+
+    torchgeo keeps open handles in a cache shared by every
+    :class:`~torchgeo.datasets.RasterDataset`. Workers forked after the main
+    process has read (band statistics) inherit them, and two workers (the
+    persistent train and val workers) then read through one shared file
+    offset, which corrupts compressed tiles ("ZSTD_decompressStream(): Data
+    corruption detected"). Each worker opens its own handles instead.
+
+    Args:
+        worker_id: index of the worker (unused).
+    """
+    RasterDataset._cached_load_warp_file.cache_clear()
 
 
 class CentralValleyDataModule(GeoDataModule):
@@ -336,6 +352,11 @@ class CentralValleyDataModule(GeoDataModule):
         return PatchDataset(
             self.dataset, [patches[i] for i in chosen], in_memory=self.in_memory
         )
+
+    def _dataloader_factory(self, split: str) -> DataLoader[dict[str, Any]]:
+        loader = super()._dataloader_factory(split)
+        loader.worker_init_fn = fresh_file_handles
+        return loader
 
     def grid_sampler(self, split: str) -> BlockGridSampler:
         """Return a grid of whole patches over one split's blocks.
