@@ -372,7 +372,7 @@ def test_bbox_filters_while_reading(
     labels = IrrigationLabels(labels_file, bbox=bbox)
     assert calls[0]["mask"] is not None
     assert calls[0]["columns"] == ["CLASS2"]
-    assert len(labels._features) == 1
+    assert len(labels.features) == 1
     xmin, ymin, xmax, ymax = labels.index.total_bounds
     assert (xmin, ymin, xmax, ymax) == pytest.approx(g_bounds, abs=0.01)
 
@@ -517,7 +517,7 @@ def test_real_majortom_product() -> None:
 def test_real_dwr_gdb_zip() -> None:
     # DWR pads its codes (" G"): they match after stripping.
     labels = IrrigationLabels(DWR_GDB)
-    features = labels._features
+    features = labels.features
     assert len(features) == 100
     assert not features.geometry.has_z.any()
 

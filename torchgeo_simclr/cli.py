@@ -1,10 +1,10 @@
-"""The ``torchgeo-simclr`` command: sample data, the demo and the kNN probe."""
+"""The ``torchgeo-simclr`` command: sample data, demo, probe, experiment, maps."""
 
 import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -200,6 +200,139 @@ def _experiment(args: argparse.Namespace) -> None:
     print(f"Plot:    {plan.out / 'f1_vs_fraction.png'}")
 
 
+def _predict(args: argparse.Namespace) -> None:
+    import logging
+
+    from .inference import predict_map
+
+    # Lightning's start-up notes (GPU available, tips) say nothing about a map.
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    result = predict_map(
+        checkpoint=args.checkpoint,
+        root=args.root,
+        out=args.out,
+        bbox=args.bbox,
+        bbox_crs=args.bbox_crs,
+        patch_size=args.patch_size,
+        overlap=args.overlap,
+        batch_size=args.batch_size,
+        device=args.device,
+        threshold=args.threshold,
+        min_area_ha=args.min_area,
+        num_workers=args.num_workers,
+        overwrite=args.overwrite,
+        progress=args.progress,
+    )
+    summary = result.summary
+    print(
+        f"Irrigated: {summary['irrigated_ha']:,.1f} ha of {summary['valid_ha']:,.1f} "
+        f"ha with data ({100 * summary['irrigated_fraction']:.1f}%), "
+        f"{summary['irrigated_regions']} regions of at least {args.min_area:g} ha; "
+        f"{summary['width']} x {summary['height']} px of {summary['pixel_size']:g} m "
+        f"in {summary['crs']}, {summary['run_seconds']:.1f} s."
+    )
+    for path in result.files.all():
+        print(f"  {path}")
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    from .evaluate import evaluate_map
+
+    result = evaluate_map(
+        args.map,
+        args.labels,
+        class_column=args.class_column,
+        bbox=args.bbox,
+        progress=args.progress,
+    )
+    print(result.table())
+
+
+def _add_map_commands(commands: "argparse._SubParsersAction[Any]") -> None:
+    """Add the ``predict`` and ``evaluate`` sub-commands."""
+    predict = commands.add_parser(
+        "predict",
+        help="map irrigation over a bbox: COG classes + probability, QGIS styles, "
+        "field polygons (GeoPackage) and a JSON summary",
+    )
+    predict.add_argument(
+        "--checkpoint", required=True, help="fine-tuned or distilled .ckpt file"
+    )
+    predict.add_argument("--root", required=True, help="Sentinel-2 directory")
+    predict.add_argument("--out", required=True, help="class map to write, PATH.tif")
+    predict.add_argument(
+        "--bbox",
+        type=float,
+        nargs=4,
+        metavar=("XMIN", "YMIN", "XMAX", "YMAX"),
+        help="region (default: all imagery); lon/lat unless --bbox-crs",
+    )
+    predict.add_argument(
+        "--bbox-crs", default="EPSG:4326", help="CRS of --bbox (default: lon/lat)"
+    )
+    predict.add_argument(
+        "--patch-size",
+        type=int,
+        help="window side, px (default: the training patch for classification, "
+        "256 for segmentation)",
+    )
+    predict.add_argument(
+        "--overlap",
+        type=int,
+        help="px shared by neighbouring windows (default: half a window for "
+        "classification, a quarter for segmentation)",
+    )
+    predict.add_argument("--batch-size", type=int, default=8, help="windows per batch")
+    predict.add_argument(
+        "--device", default="auto", help="auto, cpu, cuda or mps (default: auto)"
+    )
+    predict.add_argument(
+        "--threshold",
+        type=float,
+        help="probability above which a pixel is irrigated (default: the model's)",
+    )
+    predict.add_argument(
+        "--min-area",
+        type=float,
+        default=0.5,
+        help="smallest irrigated region kept as a polygon, ha (default: 0.5)",
+    )
+    predict.add_argument(
+        "--num-workers", type=int, default=0, help="processes reading imagery"
+    )
+    predict.add_argument(
+        "--overwrite", action="store_true", help="replace existing output files"
+    )
+    predict.add_argument(
+        "--no-progress", dest="progress", action="store_false", help="no progress bar"
+    )
+    predict.set_defaults(func=_predict)
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="score a class map against DWR crop-mapping polygons: pixel "
+        "F1/precision/recall/IoU and field-level accuracy",
+    )
+    evaluate.add_argument("--map", required=True, help="class map (PATH.tif)")
+    evaluate.add_argument(
+        "--labels", required=True, help="DWR crop-mapping file (GeoPackage, ...)"
+    )
+    evaluate.add_argument(
+        "--class-column", default="CLASS2", help="attribute with the class code"
+    )
+    evaluate.add_argument(
+        "--bbox",
+        type=float,
+        nargs=4,
+        metavar=("MIN_LON", "MIN_LAT", "MAX_LON", "MAX_LAT"),
+        help="score only inside this lon/lat box",
+    )
+    evaluate.add_argument(
+        "--no-progress", dest="progress", action="store_false", help="no progress bar"
+    )
+    evaluate.set_defaults(func=_evaluate)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser of the ``torchgeo-simclr`` command.
 
@@ -301,6 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
         "-- --trainer.accelerator cpu",
     )
     experiment.set_defaults(func=_experiment)
+    _add_map_commands(commands)
     return parser
 
 
@@ -318,6 +452,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (FileNotFoundError, FileExistsError, ValueError) as error:
+    except (FileNotFoundError, FileExistsError, PermissionError, ValueError) as error:
         print(f"torchgeo-simclr {args.command}: error: {error}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -49,3 +49,14 @@ IRRIGATED: Final[int] = 1
 #: Mask value of a pixel whose irrigation status is unknown (no polygon, or a
 #: class that says nothing); losses and metrics skip it.
 IGNORE_INDEX: Final[int] = 255
+
+#: Class value of a map pixel without a prediction (input nodata, or outside the
+#: imagery); the same value as :data:`IGNORE_INDEX`, so maps and masks agree.
+MAP_NODATA: Final[int] = IGNORE_INDEX
+
+#: Name and colour (hex RGB) of each class of an irrigation map, shared by plots,
+#: the GeoTIFF colour table and the QGIS style.
+MAP_CLASSES: Final[dict[int, tuple[str, str]]] = {
+    NOT_IRRIGATED: ("Not irrigated", "#d8c89a"),
+    IRRIGATED: ("Irrigated", "#1f78b4"),
+}

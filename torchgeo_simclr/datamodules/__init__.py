@@ -1,5 +1,6 @@
 """LightningDataModules: which samples, which split, which augmentations."""
 
 from .central_valley import CentralValleyDataModule
+from .prediction import MapDataModule
 
-__all__ = ("CentralValleyDataModule",)
+__all__ = ("CentralValleyDataModule", "MapDataModule")

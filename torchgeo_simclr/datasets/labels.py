@@ -48,7 +48,7 @@ def resolve_label_path(root: str | os.PathLike[str], labels: str) -> pathlib.Pat
     return path if path.is_absolute() or path.exists() else pathlib.Path(root) / path
 
 
-def _lonlat_extent(bounds: Iterable[float], crs: CRS | None) -> list[float]:
+def lonlat_extent(bounds: Iterable[float], crs: CRS | None) -> list[float]:
     """Bounds in *crs* as ``[min lon, min lat, max lon, max lat]``, 4 decimals.
 
     Args:
@@ -463,14 +463,24 @@ class IrrigationLabels(VectorDataset):
         """
         if filepath.lower().endswith(self.parquet_suffixes):
             frame = gpd.read_parquet(filepath)
-            return _lonlat_extent(frame.total_bounds, frame.crs)
+            return lonlat_extent(frame.total_bounds, frame.crs)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", "Measured \\(M\\) geometry types")
             info = pyogrio.read_info(
                 filepath, layer=self.layer, force_total_bounds=True
             )
         crs = CRS.from_user_input(info["crs"]) if info["crs"] else None
-        return _lonlat_extent(info["total_bounds"], crs)
+        return lonlat_extent(info["total_bounds"], crs)
+
+    @property
+    def features(self) -> GeoDataFrame:
+        """The features in the dataset CRS, read once.
+
+        Returns:
+            Columns ``value`` (mask value, uint8), ``source`` (file number) and
+            geometry, with a spatial index.
+        """
+        return self._features
 
     def _set_features(self, features: GeoDataFrame) -> None:
         """Keep *features*, build their spatial index and the dataset index.

@@ -25,11 +25,17 @@ from torchgeo.datasets.utils import (
     find_files,
 )
 
-from ..constants import IGNORE_INDEX, S2_BAND_RESOLUTION, S2_BANDS, S2_NODATA
+from ..constants import (
+    IGNORE_INDEX,
+    MAP_CLASSES,
+    S2_BAND_RESOLUTION,
+    S2_BANDS,
+    S2_NODATA,
+)
 
 #: Colours of the mask / prediction panels of :meth:`CentralValleyS2.plot`:
 #: not irrigated (0) and irrigated (1); ignored pixels (255) stay transparent.
-MASK_CMAP = ListedColormap(["#d8c89a", "#1f78b4"])
+MASK_CMAP = ListedColormap([colour for _, colour in MAP_CLASSES.values()])
 
 
 def _as_path_list(paths: Path | Iterable[Path]) -> list[Path]:

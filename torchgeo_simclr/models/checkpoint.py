@@ -231,6 +231,8 @@ class TrainedModel:
     kind: str
     #: Bands, statistics, patch size and split of the training data.
     data: DataMetadata | None
+    #: Probability above which a pixel or patch was scored irrigated.
+    threshold: float = 0.5
 
 
 def load_model(
@@ -246,12 +248,22 @@ def load_model(
         The model in eval mode with its kind and data metadata.
     """
     checkpoint, meta = read_checkpoint(path, kinds)
-    model = IrrigationModel(ModelSpec.from_dict(meta["spec"]))
+    spec = ModelSpec.from_dict(meta["spec"])
+    data = meta.get("data")
+    if data is not None and len(data["bands"]) != spec.in_channels:
+        msg = (
+            f"Checkpoint {str(path)!r} lists {len(data['bands'])} bands "
+            f"{list(data['bands'])} but its network takes {spec.in_channels}; the "
+            "file was altered or written by another tool: use the checkpoint the "
+            "fit run wrote."
+        )
+        raise ValueError(msg)
+    model = IrrigationModel(spec)
     model.load_state_dict(sub_state(checkpoint["state_dict"], "model."))
     model.eval()
-    data = meta.get("data")
     return TrainedModel(
         model=model,
         kind=meta["kind"],
         data=None if data is None else DataMetadata.from_dict(data),
+        threshold=float(checkpoint.get("hyper_parameters", {}).get("threshold", 0.5)),
     )

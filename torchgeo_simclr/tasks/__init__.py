@@ -1,7 +1,8 @@
-"""LightningModules: SimCLRv2 pretraining, fine-tuning and distillation."""
+"""LightningModules: SimCLRv2 pretraining, fine-tuning, distillation, maps."""
 
 from .distill import DistillTask
 from .finetune import FineTuneTask
+from .prediction import MapPredictionTask
 from .simclr import SimCLRv2Task
 
-__all__ = ("DistillTask", "FineTuneTask", "SimCLRv2Task")
+__all__ = ("DistillTask", "FineTuneTask", "MapPredictionTask", "SimCLRv2Task")

@@ -1,0 +1,331 @@
+"""Tests of torchgeo_simclr.evaluate: map scores against label polygons."""
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import numpy.typing as npt
+import pytest
+import rasterio
+import shapely
+from pyproj import Transformer
+from rasterio.transform import from_origin
+
+from torchgeo_simclr.datasets.labels import IrrigationLabels
+from torchgeo_simclr.evaluate import MapEvaluation, evaluate_map
+
+#: CRS of the test maps.
+MAP_CRS = "EPSG:32610"
+
+#: Top-left corner of the test maps, metres in MAP_CRS.
+ORIGIN = (700000.0, 4100000.0)
+
+#: Side of the test maps in 10 m pixels.
+SIZE = 20
+
+#: Test fields: (CLASS2, (row0, col0, row1, col1)) in map pixels, end exclusive.
+#: A "P" irrigated, B "I" not irrigated, C "G" irrigated, D "X" ignored,
+#: E "V" irrigated but all map nodata.
+FIELDS: tuple[tuple[str, tuple[int, int, int, int]], ...] = (
+    ("P", (0, 0, 4, 4)),
+    ("I", (0, 10, 4, 14)),
+    ("G", (10, 0, 14, 4)),
+    ("X", (10, 10, 14, 14)),
+    ("V", (16, 16, 19, 19)),
+)
+
+
+def pixel_box(rows: tuple[int, int, int, int], shift: float = 0.0) -> shapely.Polygon:
+    """A rectangle in MAP_CRS covering pixels ``(row0, col0, row1, col1)``."""
+    row0, col0, row1, col1 = rows
+    x0, y0 = ORIGIN
+    return shapely.box(
+        x0 + 10 * col0 + shift, y0 - 10 * row1, x0 + 10 * col1 + shift, y0 - 10 * row0
+    )
+
+
+def write_labels(
+    path: Path,
+    fields: Sequence[tuple[str, tuple[int, int, int, int]]] = FIELDS,
+    crs: str = "EPSG:4269",
+    shift: float = 0.0,
+) -> Path:
+    """Write *fields* as a GeoPackage in *crs* (reprojected from MAP_CRS)."""
+    frame = gpd.GeoDataFrame(
+        {"CLASS2": [code for code, _ in fields]},
+        geometry=[pixel_box(rows, shift) for _, rows in fields],
+        crs=MAP_CRS,
+    )
+    frame.to_crs(crs).to_file(path, driver="GPKG")
+    return path
+
+
+def write_map(
+    path: Path,
+    classes: npt.NDArray[np.uint8],
+    dtype: str = "uint8",
+    nodata: float | None = 255,
+) -> Path:
+    """Write a single-band map GeoTIFF on the test grid."""
+    profile = {
+        "driver": "GTiff",
+        "width": classes.shape[1],
+        "height": classes.shape[0],
+        "count": 1,
+        "dtype": dtype,
+        "crs": MAP_CRS,
+        "transform": from_origin(*ORIGIN, 10.0, 10.0),
+        "nodata": nodata,
+    }
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(classes.astype(dtype), 1)
+    return path
+
+
+def base_map() -> npt.NDArray[np.uint8]:
+    """The map scored in most tests (see test_hand_computed_scores)."""
+    classes = np.zeros((SIZE, SIZE), dtype=np.uint8)
+    classes[0:4, 0:4] = 1  # A: irrigated, all right ...
+    classes[0, 0] = 255  # ... but one pixel is nodata.
+    classes[0, 10:14] = 1  # B: not irrigated, 4 of 16 pixels wrong.
+    classes[10:12, 0:4] = 1  # C: irrigated, half wrong (8 of 16): a tie.
+    classes[10:14, 10:14] = 1  # D: class X, ignored.
+    classes[16:19, 16:19] = 255  # E: no valid map pixel.
+    return classes
+
+
+def lonlat_bbox(
+    xmin: float, ymin: float, xmax: float, ymax: float
+) -> tuple[float, float, float, float]:
+    """The lon/lat bounding box of a MAP_CRS rectangle."""
+    to_lonlat = Transformer.from_crs(MAP_CRS, "EPSG:4326", always_xy=True)
+    bounds = to_lonlat.transform_bounds(xmin, ymin, xmax, ymax)
+    return (bounds[0], bounds[1], bounds[2], bounds[3])
+
+
+@pytest.fixture
+def labels(tmp_path: Path) -> Path:
+    return write_labels(tmp_path / "labels.gpkg")
+
+
+@pytest.fixture
+def map_path(tmp_path: Path) -> Path:
+    return write_map(tmp_path / "map.tif", base_map())
+
+
+def test_hand_computed_scores(map_path: Path, labels: Path) -> None:
+    result = evaluate_map(map_path, labels)
+    # A: 15 TP (one nodata pixel not scored); B: 12 TN, 4 FP; C: 8 TP, 8 FN.
+    assert (result.tp, result.fp, result.fn, result.tn) == (23, 4, 8, 12)
+    assert result.n_pixels == 47
+    assert result.precision == pytest.approx(23 / 27)
+    assert result.recall == pytest.approx(23 / 31)
+    assert result.f1 == pytest.approx(46 / 58)
+    assert result.iou == pytest.approx(23 / 35)
+    assert result.accuracy == pytest.approx(35 / 47)
+    # A right (TP), B right (TN), C a tie voted not irrigated (FN); D ignored,
+    # E has no valid map pixel.
+    assert result.n_fields == 3
+    assert result.field_accuracy == pytest.approx(2 / 3)
+    assert result.field_f1 == pytest.approx(2 / 3)
+
+
+def test_pixels_match_irrigation_labels(map_path: Path, labels: Path) -> None:
+    """Pixel labels are IrrigationLabels' own mask on the map grid."""
+    dataset = IrrigationLabels(labels, crs=MAP_CRS, res=10.0)
+    x0, y0 = ORIGIN
+    mask = dataset[x0 : x0 + 10 * SIZE, y0 - 10 * SIZE : y0]["mask"].numpy()
+    classes = base_map()
+    scored = (classes != 255) & (mask != 255)
+    result = evaluate_map(map_path, labels)
+    assert result.n_pixels == np.count_nonzero(scored)
+    assert result.tp == np.count_nonzero(scored & (classes == 1) & (mask == 1))
+    assert result.fp == np.count_nonzero(scored & (classes == 1) & (mask == 0))
+
+
+def test_nodata_pixel_is_not_scored(tmp_path: Path, labels: Path) -> None:
+    classes = base_map()
+    classes[0, 1] = 255  # a second nodata pixel in A
+    classes[1, 10] = 255  # and one in B (a TN)
+    result = evaluate_map(write_map(tmp_path / "map.tif", classes), labels)
+    assert (result.tp, result.fp, result.fn, result.tn) == (22, 4, 8, 11)
+    assert result.n_pixels == 45
+
+
+def test_majority_vote(tmp_path: Path, labels: Path) -> None:
+    classes = base_map()
+    classes[12, 0] = 1  # C: 9 of 16 irrigated, a strict majority now.
+    result = evaluate_map(write_map(tmp_path / "map.tif", classes), labels)
+    assert result.n_fields == 3
+    assert result.field_accuracy == 1.0
+    assert result.field_f1 == 1.0
+    classes[0:3, 10:14] = 1  # B: 12 of 16 irrigated, voted irrigated (FP).
+    result = evaluate_map(write_map(tmp_path / "map.tif", classes), labels)
+    assert result.field_accuracy == pytest.approx(2 / 3)
+    assert result.field_f1 == pytest.approx(2 * 2 / (2 * 2 + 1))
+
+
+def test_overlap_later_polygon_wins(tmp_path: Path) -> None:
+    # "G" (irrigated) over rows 0-3, then "I" (not irrigated) over rows 0-1.
+    labels = write_labels(
+        tmp_path / "labels.gpkg", [("G", (0, 0, 4, 4)), ("I", (0, 0, 2, 4))]
+    )
+    classes = np.zeros((SIZE, SIZE), dtype=np.uint8)
+    classes[0:4, 0:4] = 1
+    result = evaluate_map(write_map(tmp_path / "map.tif", classes), labels)
+    # Rows 0-1 belong to "I" (8 FP), rows 2-3 to "G" (8 TP); each pixel votes
+    # for the field whose label it carries only.
+    assert (result.tp, result.fp, result.fn, result.tn) == (8, 8, 0, 0)
+    assert result.n_fields == 2
+    assert result.field_accuracy == 0.5
+    assert result.field_f1 == pytest.approx(2 / 3)
+
+
+def test_bbox_restricts_pixels_and_fields(map_path: Path, labels: Path) -> None:
+    # The west part of the map: fields A and C, not B, D, E (edge at x = 700070,
+    # 30 m from the nearest field either side).
+    x0, y0 = ORIGIN
+    bbox = lonlat_bbox(x0 - 100, y0 - 300, x0 + 70, y0 + 100)
+    result = evaluate_map(map_path, labels, bbox=bbox)
+    assert (result.tp, result.fp, result.fn, result.tn) == (23, 0, 8, 0)
+    assert result.n_fields == 2
+    assert result.field_accuracy == 0.5
+
+
+def test_bbox_clips_a_field(tmp_path: Path) -> None:
+    # One wide "P" field, its 5 west columns mapped irrigated; the bbox keeps
+    # just them (east edge at x = 700050, tilted by < 1 m over the bbox).
+    labels = write_labels(tmp_path / "labels.gpkg", [("P", (0, 0, 4, 20))])
+    classes = np.zeros((SIZE, SIZE), dtype=np.uint8)
+    classes[0:4, 0:5] = 1
+    map_path = write_map(tmp_path / "map.tif", classes)
+    full = evaluate_map(map_path, labels)
+    assert (full.tp, full.fn) == (20, 60)
+    assert full.field_accuracy == 0.0
+    x0, y0 = ORIGIN
+    bbox = lonlat_bbox(x0 - 5, y0 - 45, x0 + 50, y0 + 5)
+    clipped = evaluate_map(map_path, labels, bbox=bbox)
+    assert (clipped.tp, clipped.fp, clipped.fn, clipped.tn) == (20, 0, 0, 0)
+    assert clipped.n_fields == 1
+    assert clipped.field_accuracy == 1.0
+
+
+def test_all_correct_map(tmp_path: Path, labels: Path) -> None:
+    classes = np.zeros((SIZE, SIZE), dtype=np.uint8)
+    for code, (row0, col0, row1, col1) in FIELDS:
+        classes[row0:row1, col0:col1] = 1 if code in {"P", "G", "V"} else 0
+    result = evaluate_map(write_map(tmp_path / "map.tif", classes), labels)
+    assert result.f1 == result.precision == result.recall == result.iou == 1.0
+    assert result.accuracy == 1.0
+    assert result.field_accuracy == result.field_f1 == 1.0
+    assert result.n_fields == 4
+    assert result.n_pixels == 16 * 3 + 9
+
+
+def test_zero_denominators_are_zero(tmp_path: Path) -> None:
+    labels = write_labels(tmp_path / "labels.gpkg", [("I", (0, 0, 4, 4))])
+    classes = np.zeros((SIZE, SIZE), dtype=np.uint8)
+    result = evaluate_map(write_map(tmp_path / "map.tif", classes), labels)
+    assert result.tn == 16
+    assert result.accuracy == result.field_accuracy == 1.0
+    assert result.f1 == result.precision == result.recall == result.iou == 0.0
+    assert result.field_f1 == 0.0
+
+
+@pytest.mark.parametrize("rows_per_strip", [1, 3, 7])
+def test_strip_size_does_not_change_result(
+    map_path: Path, labels: Path, rows_per_strip: int
+) -> None:
+    whole = evaluate_map(map_path, labels)
+    assert evaluate_map(map_path, labels, rows_per_strip=rows_per_strip) == whole
+
+
+def test_class_map_and_progress(
+    map_path: Path, labels: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Count "X" (field D, all mapped irrigated) as irrigated: 16 more TP.
+    result = evaluate_map(map_path, labels, class_map={"X": 1}, progress=True)
+    assert (result.tp, result.fp, result.fn, result.tn) == (39, 4, 8, 12)
+    assert result.n_fields == 4
+    assert "evaluate map" in capsys.readouterr().err
+
+
+def test_to_dict_and_table(map_path: Path, labels: Path) -> None:
+    result = evaluate_map(map_path, labels)
+    values = result.to_dict()
+    assert values["tp"] == 23
+    assert values["n_fields"] == 3
+    assert MapEvaluation(**values) == result
+    table = result.table()
+    assert "F1 (irrigated)" in table
+    assert f"{46 / 58:.4f}" in table
+    assert "tp 23" in table
+
+
+def test_missing_map(tmp_path: Path, labels: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"Map file .*nope\.tif' does not"):
+        evaluate_map(tmp_path / "nope.tif", labels)
+
+
+def test_probability_map(tmp_path: Path, labels: Path) -> None:
+    probability = write_map(
+        tmp_path / "map_probability.tif",
+        np.zeros((SIZE, SIZE), dtype=np.uint8),
+        dtype="float32",
+        nodata=None,
+    )
+    with pytest.raises(ValueError, match=r"float32 with nodata None.*_probability"):
+        evaluate_map(probability, labels)
+
+
+def test_map_without_nodata(tmp_path: Path, labels: Path) -> None:
+    classes = write_map(tmp_path / "map.tif", base_map(), nodata=None)
+    with pytest.raises(ValueError, match=r"uint8 with nodata None; expected"):
+        evaluate_map(classes, labels)
+
+
+def test_map_with_other_values(tmp_path: Path, labels: Path) -> None:
+    classes = base_map()
+    classes[5, 5] = 100
+    with pytest.raises(ValueError, match=r"holds value 100; expected"):
+        evaluate_map(write_map(tmp_path / "map.tif", classes), labels)
+
+
+def test_missing_labels(map_path: Path, tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"Label path .*nope\.gpkg' does"):
+        evaluate_map(map_path, tmp_path / "nope.gpkg")
+
+
+def test_labels_not_overlapping(map_path: Path, tmp_path: Path) -> None:
+    far = write_labels(tmp_path / "far.gpkg", shift=50_000.0)
+    with pytest.raises(
+        ValueError, match=r"cover \[-1.*no label polygon overlaps the map;"
+    ):
+        evaluate_map(map_path, far)
+
+
+def test_bbox_not_overlapping_map(map_path: Path, tmp_path: Path) -> None:
+    fields = [*FIELDS, ("P", (0, 5000, 4, 5004))]  # 50 km east of the map
+    labels = write_labels(tmp_path / "labels.gpkg", fields)
+    x0, y0 = ORIGIN
+    bbox = lonlat_bbox(x0 + 49_900, y0 - 100, x0 + 50_100, y0 + 10)
+    with pytest.raises(ValueError, match=r"does not overlap map .*, which covers"):
+        evaluate_map(map_path, labels, bbox=bbox)
+
+
+def test_no_labelled_pixel_all_nodata(tmp_path: Path, labels: Path) -> None:
+    classes = np.full((SIZE, SIZE), 255, dtype=np.uint8)
+    with pytest.raises(ValueError, match=r"all 57 labelled pixels are map nodata"):
+        evaluate_map(write_map(tmp_path / "map.tif", classes), labels)
+
+
+def test_no_labelled_pixel_ignored_classes(map_path: Path, tmp_path: Path) -> None:
+    labels = write_labels(tmp_path / "labels.gpkg", [("X", (0, 0, 4, 4))])
+    with pytest.raises(ValueError, match=r"no pixel centre lies in a polygon"):
+        evaluate_map(map_path, labels)
+
+
+def test_bad_rows_per_strip(map_path: Path, labels: Path) -> None:
+    with pytest.raises(ValueError, match=r"rows_per_strip=0 is not a positive"):
+        evaluate_map(map_path, labels, rows_per_strip=0)

@@ -1,0 +1,1098 @@
+"""Irrigation maps: output grid, blending, predict_map end to end, errors, CLIs."""
+
+import hashlib
+import itertools
+import json
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import numpy.typing as npt
+import pytest
+import rasterio
+import torch
+from conftest import fake_s2_per_band
+from pyproj import CRS, Transformer
+from rasterio.transform import from_origin
+from rasterio.windows import Window
+
+from torchgeo_simclr.cli import main
+from torchgeo_simclr.constants import IRRIGATED, MAP_NODATA, S2_BANDS
+from torchgeo_simclr.datasets import CentralValleyS2
+from torchgeo_simclr.inference import MapResult, predict_map
+from torchgeo_simclr.inference.blend import StripBlender, WeightKind, blend_weights
+from torchgeo_simclr.inference.grid import OutputGrid, output_grid
+from torchgeo_simclr.inference.polygons import irrigated_polygons
+from torchgeo_simclr.models.checkpoint import DataMetadata, load_model
+from torchgeo_simclr.models.classifier import Problem
+from torchgeo_simclr.sample import SampleScene, make_sample_scene
+from torchgeo_simclr.tasks import FineTuneTask
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+#: Side of the sample scene, 10 m pixels: above one 256-px COG tile, so the
+#: maps get overviews, and four 256-px segmentation windows.
+SCENE = 320
+
+#: Training patch side recorded in the tiny checkpoints.
+PATCH = 32
+
+#: Hectares of one 10 m pixel.
+PIXEL_HA = 0.01
+
+#: Sensing date of the sample scene (in its product names).
+DATE = "2023-07-15"
+
+PROBLEMS: tuple[Problem, ...] = ("segmentation", "classification")
+
+#: Suffixes of the files beside PATH.tif.
+COMPANIONS = (
+    "_probability.tif",
+    ".qml",
+    "_probability.qml",
+    ".gpkg",
+    ".json",
+)
+
+
+# --------------------------------------------------------------------------
+# Shared data: a small sample scene, tiny checkpoints and their maps.
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory: pytest.TempPathFactory) -> SampleScene:
+    """A 320 x 320 px sample scene in two GeoTIFFs (west and east)."""
+    return make_sample_scene(tmp_path_factory.mktemp("scene"), size=SCENE, tiles=2)
+
+
+def scene_stats(scene: SampleScene) -> tuple[npt.NDArray[np.float64], ...]:
+    """Per-band mean and std of the scene, reflectance x10000."""
+    pixels = []
+    for path in scene.image_paths:
+        with rasterio.open(path) as src:
+            pixels.append(src.read().reshape(src.count, -1).astype(np.float64))
+    values = np.concatenate(pixels, axis=1)
+    return values.mean(axis=1), values.std(axis=1)
+
+
+def save_checkpoint(
+    path: Path,
+    problem: Problem,
+    metadata: DataMetadata,
+    threshold: float = 0.5,
+    in_channels: int = len(S2_BANDS),
+) -> Path:
+    """A fine-tuned checkpoint (random weights) as a fit run would write it."""
+    torch.manual_seed(0)
+    task = FineTuneTask(problem=problem, in_channels=in_channels)
+    task.data_metadata = metadata
+    checkpoint: dict[str, Any] = {
+        "state_dict": task.state_dict(),
+        "hyper_parameters": {**dict(task.hparams), "threshold": threshold},
+    }
+    task.on_save_checkpoint(checkpoint)
+    torch.save(checkpoint, path)
+    return path
+
+
+def median_patch_probability(
+    path: Path, scene: SampleScene, mean: torch.Tensor, std: torch.Tensor
+) -> float:
+    """Median probability of a classification model over the scene's patches."""
+    with rasterio.open(scene.image_paths[0]) as src:
+        image = torch.from_numpy(src.read().astype(np.float32))
+    patches = image.unfold(1, PATCH, PATCH).unfold(2, PATCH, PATCH)
+    patches = patches.permute(1, 2, 0, 3, 4).reshape(-1, len(S2_BANDS), PATCH, PATCH)
+    x = (patches - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
+    with torch.no_grad():
+        probability = torch.sigmoid(load_model(path).model(x))
+    return float(probability.median())
+
+
+@pytest.fixture(scope="module")
+def checkpoints(
+    scene: SampleScene, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Path]:
+    """A segmentation and a classification checkpoint for the scene's 12 bands.
+
+    Random weights (as in test_distill.py): mapping needs a valid fine-tuned
+    checkpoint, not a good one. The classification one records the threshold
+    that splits the scene's patches in half (as a tuned threshold would), so
+    its map has both classes and the model's own threshold (not 0.5) must be
+    the default.
+    """
+    folder = tmp_path_factory.mktemp("checkpoints")
+    mean, std = scene_stats(scene)
+    metadata = DataMetadata(
+        bands=tuple(S2_BANDS),
+        mean=tuple(mean.tolist()),
+        std=tuple(std.tolist()),
+        patch_size=PATCH,
+    )
+    paths = {
+        problem: save_checkpoint(folder / f"{problem}.ckpt", problem, metadata)
+        for problem in PROBLEMS
+    }
+    classification = paths["classification"]
+    stats = (torch.tensor(mean).float(), torch.tensor(std).float())
+    threshold = round(median_patch_probability(classification, scene, *stats), 4)
+    save_checkpoint(classification, "classification", metadata, threshold)
+    return paths
+
+
+def run(checkpoint: Path, root: Path, out: Path, **kwargs: Any) -> MapResult:
+    """predict_map on the CPU without a progress bar."""
+    kwargs.setdefault("device", "cpu")
+    kwargs.setdefault("progress", False)
+    return predict_map(checkpoint, root, out, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def maps(
+    scene: SampleScene,
+    checkpoints: dict[str, Path],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, MapResult]:
+    """The map of the whole scene by each checkpoint, default settings."""
+    return {
+        problem: run(
+            checkpoints[problem],
+            scene.root,
+            tmp_path_factory.mktemp(problem) / "map.tif",
+        )
+        for problem in PROBLEMS
+    }
+
+
+def read(path: Path) -> npt.NDArray[Any]:
+    with rasterio.open(path) as src:
+        return src.read(1)
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def hidden(folder: Path) -> list[str]:
+    """Temporary files a run may leave behind."""
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+def imagery(scene: SampleScene) -> CentralValleyS2:
+    return CentralValleyS2(scene.root / "sentinel2")
+
+
+def imagery_origin(scene: SampleScene) -> tuple[float, float]:
+    """Top-left corner of the scene (its west tile), metres."""
+    with rasterio.open(scene.image_paths[0]) as src:
+        return src.transform.c, src.transform.f
+
+
+def window_grid(width: int, height: int) -> OutputGrid:
+    """A grid of *width* x *height* 10 m pixels."""
+    transform = from_origin(0, 0, 10, 10)
+    return OutputGrid(CRS.from_epsg(32610), transform, width, height)
+
+
+def assert_on_imagery_grid(
+    transform: Any, origin: tuple[float, float], res: float = 10.0
+) -> None:
+    assert transform.a == res
+    assert transform.e == -res
+    assert transform.b == transform.d == 0
+    cols = (transform.c - origin[0]) / res
+    rows = (origin[1] - transform.f) / res
+    assert cols == round(cols), "map columns are not imagery columns"
+    assert rows == round(rows), "map rows are not imagery rows"
+
+
+# --------------------------------------------------------------------------
+# 1. The output grid.
+
+
+def test_lonlat_bbox_snaps_to_imagery_pixels(scene: SampleScene) -> None:
+    data = imagery(scene)
+    left, top = imagery_origin(scene)
+    to_lonlat = Transformer.from_crs("EPSG:32610", "EPSG:4326", always_xy=True)
+    inner = (left + 333.0, top - 2999.0, left + 2222.0, top - 777.0)
+    bbox = to_lonlat.transform_bounds(*inner)
+    grid = output_grid(data, bbox)
+
+    assert grid.crs.to_epsg() == 32610
+    assert grid.res == 10.0
+    assert_on_imagery_grid(grid.transform, (left, top))
+    # The grid holds the bbox (reprojected) and is at most a pixel wider.
+    to_utm = Transformer.from_crs("EPSG:4326", "EPSG:32610", always_xy=True)
+    wanted = to_utm.transform_bounds(*bbox)
+    xmin, ymin, xmax, ymax = grid.bounds
+    assert xmin <= wanted[0] < xmin + 10
+    assert ymin <= wanted[1] < ymin + 10
+    assert xmax - 10 < wanted[2] <= xmax
+    assert ymax - 10 < wanted[3] <= ymax
+
+
+def test_utm_bbox_cutting_pixels_is_widened_to_whole_pixels(
+    scene: SampleScene,
+) -> None:
+    left, top = imagery_origin(scene)
+    bbox = (left + 105.0, top - 3145.0, left + 1005.0, top - 1195.0)
+    grid = output_grid(imagery(scene), bbox, "EPSG:32610")
+    # Columns 10.5 .. 100.5 and rows 119.5 .. 314.5 -> 10..101 and 119..315.
+    assert grid.transform.c == left + 100.0
+    assert grid.transform.f == top - 1190.0
+    assert (grid.width, grid.height) == (91, 196)
+    assert_on_imagery_grid(grid.transform, (left, top))
+
+
+def test_bbox_reaching_past_the_imagery_is_cut_to_it(scene: SampleScene) -> None:
+    left, top = imagery_origin(scene)
+    bbox = (left - 5000.0, top - 1000.0, left + 500.0, top + 5000.0)
+    grid = output_grid(imagery(scene), bbox, "EPSG:32610")
+    assert grid.bounds == (left, top - 1000.0, left + 500.0, top)
+    assert output_grid(imagery(scene)).bounds == (
+        left,
+        top - SCENE * 10.0,
+        left + SCENE * 10.0,
+        top,
+    )
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "size", "overlap"),
+    [
+        (320, 320, 256, 64),
+        (91, 196, 32, 16),
+        (1000, 37, 64, 0),
+        (257, 513, 256, 255),
+        (20, 10, 32, 8),  # smaller than one window
+        (32, 32, 32, 16),
+    ],
+)
+def test_windows_cover_every_pixel(
+    width: int, height: int, size: int, overlap: int
+) -> None:
+    windows = window_grid(width, height).windows(size, overlap)
+    covered = np.zeros((height, width), dtype=int)
+    for window in windows:
+        assert window.width == window.height == size
+        assert 0 <= window.row_off < height
+        assert 0 <= window.col_off < width
+        if height >= size:
+            assert window.row_off + size <= height
+        if width >= size:
+            assert window.col_off + size <= width
+        covered[
+            window.row_off : window.row_off + size,
+            window.col_off : window.col_off + size,
+        ] += 1
+    assert covered.min() >= 1
+    rows = [w.row_off for w in windows]
+    assert rows == sorted(rows)
+    # Neighbours step by size - overlap (the last row and column may step less).
+    starts = sorted({w.col_off for w in windows})
+    assert all(0 < b - a <= size - overlap for a, b in itertools.pairwise(starts))
+
+
+def test_bbox_missing_the_imagery_names_both_extents(scene: SampleScene) -> None:
+    with pytest.raises(ValueError, match=r"does not overlap the imagery") as info:
+        output_grid(imagery(scene), (-100.0, 40.0, -99.5, 40.5))
+    message = str(info.value)
+    assert "[-100.0, 40.0, -99.5, 40.5]" in message
+    left, top = imagery_origin(scene)
+    assert f"{left}" in message
+    assert f"{top}" in message
+    assert "-120.7" in message  # the imagery's longitude
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "bbox",
+    [
+        (-120.7, 37.1, -120.8, 37.0),  # inverted
+        (-120.8, 37.1, -120.7, 37.0),  # ymin > ymax
+        (-120.8, 37.0, -120.7),  # three numbers
+    ],
+)
+def test_malformed_bbox_is_refused(scene: SampleScene, bbox: tuple[float, ...]) -> None:
+    with pytest.raises(ValueError, match=r"xmin, ymin, xmax, ymax\) with min < max"):
+        output_grid(imagery(scene), bbox)
+
+
+# --------------------------------------------------------------------------
+# 2. Blending overlapping windows.
+
+
+def blend(
+    blender: StripBlender,
+    windows: list[Window],
+    values: list[npt.NDArray[np.floating]],
+    valid: list[npt.NDArray[np.bool_]] | None = None,
+    watch: list[int] | None = None,
+) -> npt.NDArray[np.float32]:
+    """Feed windows in order and assemble the released strips into a map."""
+    out = np.full((blender.height, blender.width), -999.0, dtype=np.float32)
+    released: list[tuple[int, int]] = []
+
+    def take(first: int, rows: npt.NDArray[np.float32]) -> None:
+        assert rows.shape[1] == blender.width
+        released.append((first, len(rows)))
+        out[first : first + len(rows)] = rows
+
+    for i, window in enumerate(windows):
+        ok = np.ones(values[i].shape, dtype=bool) if valid is None else valid[i]
+        for first, rows in blender.add(window, values[i], ok):
+            take(first, rows)
+        if watch is not None:
+            watch.append(blender._sum.shape[0])
+    for first, rows in blender.finish():
+        take(first, rows)
+    # Strips come in order, each row exactly once.
+    starts = [first for first, _ in released]
+    assert starts[0] == 0
+    assert all(a + n == b for (a, n), b in zip(released, starts[1:], strict=False))
+    assert sum(n for _, n in released) == blender.height
+    return out
+
+
+@pytest.mark.parametrize(("kind", "overlap"), [("taper", 8), ("centre", 16)])
+def test_constant_predictions_blend_without_seams(
+    kind: WeightKind, overlap: int
+) -> None:
+    size, width, height = 32, 100, 90
+    windows = window_grid(width, height).windows(size, overlap)
+    blender = StripBlender(width, height, blend_weights(size, overlap, kind))
+    constant = np.float32(0.37)
+    out = blend(blender, windows, [np.full((size, size), constant)] * len(windows))
+    assert np.abs(out - constant).max() < 1e-6
+
+
+def ramp(rows: Any, cols: Any) -> npt.NDArray[np.float64]:
+    return 0.2 + 0.001 * np.asarray(rows) + 0.0005 * np.asarray(cols)
+
+
+@pytest.mark.parametrize(("kind", "overlap"), [("taper", 16), ("centre", 16)])
+def test_smooth_field_is_reproduced_where_windows_overlap(
+    kind: WeightKind, overlap: int
+) -> None:
+    size, width, height = 48, 150, 130
+    windows = window_grid(width, height).windows(size, overlap)
+    values = []
+    count = np.zeros((height, width), dtype=int)
+    for w in windows:
+        rows, cols = np.mgrid[
+            w.row_off : w.row_off + size, w.col_off : w.col_off + size
+        ]
+        values.append(ramp(rows, cols))
+        count[w.row_off : w.row_off + size, w.col_off : w.col_off + size] += 1
+    blender = StripBlender(width, height, blend_weights(size, overlap, kind))
+    out = blend(blender, windows, values)
+    expected = ramp(*np.mgrid[0:height, 0:width]).astype(np.float32)
+    assert (count > 1).sum() > 0.3 * count.size
+    np.testing.assert_allclose(out[count > 1], expected[count > 1], rtol=1e-6)
+    np.testing.assert_allclose(out, expected, rtol=1e-6)
+
+
+def reference_blend(
+    width: int,
+    height: int,
+    weights: npt.NDArray[np.float32],
+    windows: list[Window],
+    values: list[npt.NDArray[np.float64]],
+) -> npt.NDArray[np.float64]:
+    """The whole map blended at once in memory."""
+    total = np.zeros((height, width))
+    weight = np.zeros((height, width))
+    for w, v in zip(windows, values, strict=True):
+        h = min(w.height, height - w.row_off)
+        c = min(w.width, width - w.col_off)
+        rows = slice(w.row_off, w.row_off + h)
+        cols = slice(w.col_off, w.col_off + c)
+        total[rows, cols] += weights[:h, :c] * v[:h, :c]
+        weight[rows, cols] += weights[:h, :c]
+    return total / weight
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "size", "overlap", "kind"),
+    [
+        (130, 170, 32, 8, "taper"),
+        (130, 170, 64, 32, "taper"),
+        (130, 170, 32, 16, "centre"),
+        (20, 25, 32, 8, "taper"),  # one window larger than the grid
+    ],
+)
+def test_strip_blending_equals_blending_the_whole_map(
+    width: int, height: int, size: int, overlap: int, kind: WeightKind
+) -> None:
+    rng = np.random.default_rng(0)
+    windows = window_grid(width, height).windows(size, overlap)
+    values = [rng.random((size, size)) for _ in windows]
+    weights = blend_weights(size, overlap, kind)
+    out = blend(StripBlender(width, height, weights), windows, values)
+    expected = reference_blend(width, height, weights, windows, values)
+    np.testing.assert_allclose(out, expected, rtol=1e-5)
+
+
+def test_pixels_without_valid_input_come_out_nan() -> None:
+    size, overlap, width, height = 32, 8, 80, 80
+    windows = window_grid(width, height).windows(size, overlap)
+    hole = np.zeros((height, width), dtype=bool)
+    hole[30:45, 10:60] = True
+    # Row 5, cols 0..3 are valid only in the first window (value 0.9).
+    once = np.zeros((height, width), dtype=bool)
+    once[5, :4] = True
+    values, valid = [], []
+    for i, w in enumerate(windows):
+        rows = slice(w.row_off, w.row_off + size)
+        cols = slice(w.col_off, w.col_off + size)
+        values.append(np.full((size, size), 0.9 if i == 0 else 0.1))
+        ok = ~hole[rows, cols]
+        if i > 0:
+            ok = ok & ~once[rows, cols]
+        valid.append(ok)
+    blender = StripBlender(width, height, blend_weights(size, overlap, "taper"))
+    out = blend(blender, windows, values, valid)
+    assert np.isnan(out[hole]).all()
+    assert np.isfinite(out[~hole]).all()
+    np.testing.assert_allclose(out[once], 0.9, rtol=1e-6)
+
+
+def test_blender_memory_does_not_grow_with_the_map_height() -> None:
+    size, overlap, width, height = 64, 16, 96, 3000
+    windows = window_grid(width, height).windows(size, overlap)
+    blender = StripBlender(width, height, blend_weights(size, overlap, "taper"))
+    held: list[int] = []
+    out = blend(
+        blender, windows, [np.full((size, size), 0.5)] * len(windows), None, held
+    )
+    assert max(held) <= 2 * size
+    assert blender._sum.shape[0] == 0
+    assert np.all(out == 0.5)
+
+
+def test_windows_out_of_row_order_are_refused() -> None:
+    blender = StripBlender(64, 64, blend_weights(32, 8))
+    ones = np.ones((32, 32))
+    valid = ones.astype(bool)
+    list(blender.add(Window(0, 0, 32, 32), ones, valid))
+    released = list(blender.add(Window(0, 24, 32, 32), ones, valid))
+    assert [(first, len(rows)) for first, rows in released] == [(0, 24)]
+    # Rows 0..23 are written out: a window over them comes too late.
+    with pytest.raises(ValueError, match=r"row by row; got row 16 after 24"):
+        list(blender.add(Window(0, 16, 32, 32), ones, valid))
+
+
+def test_blend_weights() -> None:
+    taper = blend_weights(32, 8, "taper")
+    assert taper.shape == (32, 32)
+    assert taper.min() > 0
+    assert taper.max() == 1
+    np.testing.assert_allclose(taper, taper[::-1, ::-1])
+    assert (taper[8:24, 8:24] == 1).all()
+    centre = blend_weights(32, 16, "centre")
+    assert (centre[8:24, 8:24] == 1).all()
+    assert 0 < centre[0, 0] < 1e-3
+    assert 0 < centre[8, 7] < 1e-3
+
+
+# --------------------------------------------------------------------------
+# 3. predict_map end to end.
+
+
+def test_files_are_written(maps: dict[str, MapResult]) -> None:
+    for result in maps.values():
+        path = result.files.classes
+        assert path.is_file()
+        for suffix in COMPANIONS:
+            assert Path(f"{path.with_suffix('')}{suffix}").is_file(), suffix
+        assert [p.name for p in result.files.all()] == [
+            "map.tif",
+            *(f"map{suffix}" for suffix in COMPANIONS),
+        ]
+        assert hidden(path.parent) == []
+
+
+@pytest.mark.parametrize("problem", PROBLEMS)
+def test_class_map_is_a_cog_on_the_imagery_grid(
+    maps: dict[str, MapResult], scene: SampleScene, problem: str
+) -> None:
+    cogeo = pytest.importorskip("rio_cogeo.cogeo")
+    files = maps[problem].files
+    for path in (files.classes, files.probability):
+        valid, errors, _ = cogeo.cog_validate(str(path))
+        assert (valid, errors) == (True, [])
+    left, top = imagery_origin(scene)
+    with rasterio.open(files.classes) as src:
+        assert src.dtypes == ("uint8",)
+        assert src.nodata == MAP_NODATA
+        assert src.crs.to_epsg() == 32610
+        assert src.res == (10.0, 10.0)
+        assert (src.width, src.height) == (SCENE, SCENE)
+        assert src.bounds == (left, top - SCENE * 10, left + SCENE * 10, top)
+        assert_on_imagery_grid(src.transform, (left, top))
+        assert src.overviews(1)  # larger than one 256-px tile
+        transform = src.transform
+        colours = src.colormap(1)
+        assert colours[0] != colours[1]
+        assert colours[0][3] == colours[1][3] == 255
+        assert colours[MAP_NODATA][3] == 0  # transparent
+        classes = src.read(1)
+    assert set(np.unique(classes).tolist()) <= {0, 1, MAP_NODATA}
+    assert {0, 1} <= set(np.unique(classes).tolist())
+    with rasterio.open(files.probability) as src:
+        assert src.dtypes == ("float32",)
+        assert src.nodata == -1
+        assert src.transform == transform
+        assert src.overviews(1)
+        probability = src.read(1)
+    valid = probability != -1
+    assert probability[valid].min() >= 0
+    assert probability[valid].max() <= 1
+
+
+@pytest.mark.parametrize("problem", PROBLEMS)
+def test_tags_record_model_checkpoint_threshold_and_dates(
+    maps: dict[str, MapResult], checkpoints: dict[str, Path], problem: str
+) -> None:
+    result = maps[problem]
+    threshold = float(
+        torch.load(checkpoints[problem], weights_only=False)["hyper_parameters"][
+            "threshold"
+        ]
+    )
+    assert result.summary["threshold"] == threshold
+    if problem == "classification":
+        assert threshold != 0.5  # the model's own threshold, not a default
+    for path in (result.files.classes, result.files.probability):
+        with rasterio.open(path) as src:
+            tags = src.tags()
+        assert tags["model"] == "resnet18"
+        assert tags["problem"] == problem
+        assert tags["checkpoint_sha256"] == sha256(checkpoints[problem])
+        assert float(tags["threshold"]) == threshold
+        assert tags["imagery_dates"] == DATE
+    assert result.summary["imagery_dates"] == [DATE]
+    assert result.summary["model"]["checkpoint_sha256"] == sha256(checkpoints[problem])
+
+
+@pytest.mark.parametrize("problem", PROBLEMS)
+def test_classes_are_the_thresholded_probability(
+    maps: dict[str, MapResult], problem: str
+) -> None:
+    result = maps[problem]
+    classes = read(result.files.classes)
+    probability = read(result.files.probability)
+    valid = probability != -1
+    threshold = result.summary["threshold"]
+    np.testing.assert_array_equal(classes[valid], probability[valid] > threshold)
+    assert (classes[~valid] == MAP_NODATA).all()
+
+
+def test_classification_map_has_one_value_per_half_patch(
+    maps: dict[str, MapResult],
+) -> None:
+    probability = read(maps["classification"].files.probability)
+    # Each half patch (16 px) takes the value of the window centred on it.
+    inner = probability[8 : SCENE - 8, 8 : SCENE - 8]
+    blocks = inner[: 18 * 16, : 18 * 16].reshape(18, 16, 18, 16)
+    # (up to the 1e-6 weight of the neighbouring windows' edges)
+    np.testing.assert_allclose(
+        blocks, np.broadcast_to(blocks[:, :1, :, :1], blocks.shape), atol=1e-5
+    )
+    assert len(np.unique(probability)) > 10
+    segmentation = read(maps["segmentation"].files.probability)
+    assert len(np.unique(segmentation)) > SCENE * SCENE // 4
+
+
+def components(mask: npt.NDArray[np.bool_]) -> list[int]:
+    """Pixel counts of the 4-connected regions of *mask*."""
+    seen = np.zeros_like(mask)
+    sizes = []
+    height, width = mask.shape
+    for start in zip(*np.nonzero(mask), strict=True):
+        if seen[start]:
+            continue
+        seen[start] = True
+        stack, n = [start], 0
+        while stack:
+            r, c = stack.pop()
+            n += 1
+            for rr, cc in ((r - 1, c), (r + 1, c), (r, c - 1), (r, c + 1)):
+                inside = 0 <= rr < height and 0 <= cc < width
+                if inside and mask[rr, cc] and not seen[rr, cc]:
+                    seen[rr, cc] = True
+                    stack.append((rr, cc))
+        sizes.append(n)
+    return sizes
+
+
+@pytest.mark.parametrize("problem", PROBLEMS)
+def test_summary_and_polygons_agree_with_the_rasters(
+    maps: dict[str, MapResult], problem: str
+) -> None:
+    result = maps[problem]
+    summary = json.loads(result.files.summary.read_text())
+    assert summary == result.summary
+    classes = read(result.files.classes)
+    irrigated = int((classes == IRRIGATED).sum())
+    valid = int((classes != MAP_NODATA).sum())
+    assert irrigated > 0
+    assert summary["irrigated_ha"] == pytest.approx(irrigated * PIXEL_HA, abs=0.006)
+    assert summary["valid_ha"] == pytest.approx(valid * PIXEL_HA, abs=0.006)
+    assert summary["irrigated_fraction"] == pytest.approx(irrigated / valid, abs=1e-4)
+    assert (summary["width"], summary["height"]) == (SCENE, SCENE)
+    assert summary["crs"] == "EPSG:32610"
+    assert summary["pixel_size"] == 10.0
+    with rasterio.open(result.files.classes) as src:
+        assert summary["bounds"] == list(src.bounds)
+    assert summary["files"]["classes"] == "map.tif"
+
+    polygons = gpd.read_file(result.files.polygons, layer="irrigated")
+    assert summary["irrigated_regions"] == len(polygons) > 0
+    assert polygons.crs.to_epsg() == 32610
+    min_area = summary["min_region_ha"]
+    assert (polygons["area_ha"] >= min_area).all()
+    probability = polygons["mean_probability"]
+    assert probability.between(0, 1).all()
+    # Every pixel of a region is above the threshold, so is their mean.
+    assert (probability > summary["threshold"]).all()
+    # The regions are the 4-connected irrigated areas of at least min_area.
+    kept = [n for n in components(classes == IRRIGATED) if n * PIXEL_HA >= min_area]
+    assert len(polygons) == len(kept)
+    assert polygons["area_ha"].sum() == pytest.approx(sum(kept) * PIXEL_HA)
+    assert polygons["area_ha"].sum() <= summary["irrigated_ha"] + 0.005
+    # Simplification smooths pixel staircases but keeps the area roughly.
+    np.testing.assert_allclose(
+        polygons.geometry.area / 1e4, polygons["area_ha"], rtol=0.15
+    )
+    assert polygons.geometry.area.sum() / 1e4 == pytest.approx(
+        polygons["area_ha"].sum(), rel=0.05
+    )
+
+
+def test_polygons_do_not_depend_on_strip_height(maps: dict[str, MapResult]) -> None:
+    files = maps["segmentation"].files
+    whole = irrigated_polygons(files.classes, files.probability, 0.5)
+    strips = irrigated_polygons(files.classes, files.probability, 0.5, None, 7)
+    assert len(strips) == len(whole)
+    np.testing.assert_allclose(strips["area_ha"], whole["area_ha"])
+    np.testing.assert_allclose(
+        np.sort(strips["mean_probability"]), np.sort(whole["mean_probability"])
+    )
+
+
+def test_small_bbox_at_the_imagery_corner(
+    scene: SampleScene, checkpoints: dict[str, Path], tmp_path: Path
+) -> None:
+    """A region smaller than a window, at the scene's edge, cutting pixels."""
+    left, top = imagery_origin(scene)
+    right, bottom = left + SCENE * 10, top - SCENE * 10
+    bbox = (right - 455.0, bottom - 300.0, right + 800.0, bottom + 505.0)
+    result = run(
+        checkpoints["segmentation"],
+        scene.root,
+        tmp_path / "map.tif",
+        bbox=bbox,
+        bbox_crs="EPSG:32610",
+    )
+    with rasterio.open(result.files.classes) as src:
+        assert (src.width, src.height) == (46, 51)
+        assert src.bounds == (right - 460.0, bottom, right, bottom + 510.0)
+        assert_on_imagery_grid(src.transform, (left, top))
+        assert not src.overviews(1)
+        classes = src.read(1)
+    assert (classes != MAP_NODATA).all()
+    assert result.summary["bbox"] == list(bbox)
+    assert result.summary["valid_ha"] == pytest.approx(46 * 51 * PIXEL_HA)
+
+
+def test_checkpoint_of_fewer_bands_reads_only_those(
+    scene: SampleScene, tmp_path: Path
+) -> None:
+    bands = ("B02", "B03", "B04", "B08")
+    mean, std = scene_stats(scene)
+    index = [S2_BANDS.index(band) for band in bands]
+    metadata = DataMetadata(
+        bands=bands,
+        mean=tuple(mean[index].tolist()),
+        std=tuple(std[index].tolist()),
+        patch_size=PATCH,
+    )
+    checkpoint = save_checkpoint(
+        tmp_path / "four.ckpt", "segmentation", metadata, in_channels=4
+    )
+    result = run(checkpoint, scene.root, tmp_path / "map.tif")
+    assert result.summary["model"]["bands"] == list(bands)
+    assert result.summary["valid_ha"] == pytest.approx(SCENE * SCENE * PIXEL_HA)
+
+
+def test_explicit_default_patch_size_gives_the_same_map(
+    maps: dict[str, MapResult],
+    checkpoints: dict[str, Path],
+    scene: SampleScene,
+    tmp_path: Path,
+) -> None:
+    result = run(
+        checkpoints["classification"], scene.root, tmp_path / "map.tif", patch_size=32
+    )
+    np.testing.assert_array_equal(
+        read(result.files.probability),
+        read(maps["classification"].files.probability),
+    )
+
+
+# --------------------------------------------------------------------------
+# 4. Nodata in the imagery.
+
+
+@pytest.mark.parametrize("problem", PROBLEMS)
+def test_imagery_nodata_becomes_map_nodata(
+    scene: SampleScene, checkpoints: dict[str, Path], tmp_path: Path, problem: str
+) -> None:
+    root = tmp_path / "scene"
+    shutil.copytree(scene.root, root)
+    west = root / "sentinel2" / scene.image_paths[0].name
+    block = (slice(100, 150), slice(40, 90))  # rows, cols of the west tile
+    with rasterio.open(west, "r+") as dst:
+        window = Window(40, 100, 50, 50)
+        dst.write(np.zeros((dst.count, 50, 50), dtype=np.uint16), window=window)
+    result = run(checkpoints[problem], root, tmp_path / "map.tif")
+    classes = read(result.files.classes)
+    probability = read(result.files.probability)
+    hole = np.zeros(classes.shape, dtype=bool)
+    hole[block] = True  # the west tile's origin is the map's
+    assert (classes[hole] == MAP_NODATA).all()
+    assert (probability[hole] == -1).all()
+    assert (classes[~hole] != MAP_NODATA).all()
+    assert probability[~hole].min() >= 0
+    assert result.summary["valid_ha"] == pytest.approx(
+        (SCENE * SCENE - 50 * 50) * PIXEL_HA
+    )
+
+
+# --------------------------------------------------------------------------
+# 5. Errors: from predict_map, and one line from the command.
+
+
+def predict_error(
+    capsys: pytest.CaptureFixture[str],
+    checkpoint: Path,
+    root: Path,
+    out: Path,
+    *extra: str,
+) -> str:
+    """Run `torchgeo-simclr predict`, expecting a one-line error."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        main(
+            [
+                "predict",
+                "--checkpoint",
+                str(checkpoint),
+                "--root",
+                str(root),
+                "--out",
+                str(out),
+                "--device",
+                "cpu",
+                *extra,
+            ]
+        )
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("torchgeo-simclr predict: error: ")
+    return err
+
+
+def test_bbox_missing_the_imagery(
+    scene: SampleScene,
+    checkpoints: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = tmp_path / "maps" / "map.tif"
+    bbox = (-100.0, 40.0, -99.5, 40.5)
+    with pytest.raises(ValueError, match=r"does not overlap the imagery"):
+        run(checkpoints["segmentation"], scene.root, out, bbox=bbox)
+    err = predict_error(
+        capsys,
+        checkpoints["segmentation"],
+        scene.root,
+        out,
+        "--bbox",
+        *(str(v) for v in bbox),
+    )
+    assert "does not overlap the imagery" in err
+    assert "-120.7" in err  # where the imagery is
+    assert list(out.parent.iterdir()) == []
+
+
+def test_imagery_without_the_checkpoint_s_bands(
+    scene: SampleScene,
+    checkpoints: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    root = tmp_path / "four_bands"
+    fake_s2_per_band(root, bands=["B02", "B03", "B04", "B08"])
+    out = tmp_path / "map.tif"
+    with pytest.raises(FileNotFoundError, match=r"lacks band\(s\) \['B01'"):
+        run(checkpoints["segmentation"], root, out)
+    err = predict_error(capsys, checkpoints["segmentation"], root, out)
+    assert "lacks band(s)" in err
+    assert not out.exists()
+
+
+def test_checkpoint_with_mismatched_band_list(
+    checkpoints: dict[str, Path],
+    scene: SampleScene,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    checkpoint = torch.load(checkpoints["segmentation"], weights_only=False)
+    checkpoint["torchgeo_simclr"]["data"]["bands"] = ["B02", "B03", "B04", "B08"]
+    path = tmp_path / "edited.ckpt"
+    torch.save(checkpoint, path)
+    out = tmp_path / "map.tif"
+    with pytest.raises(ValueError, match=r"bands"):
+        run(path, scene.root, out)
+    err = predict_error(capsys, path, scene.root, out)
+    assert "bands" in err
+
+
+def test_unwritable_output_directory(
+    scene: SampleScene,
+    checkpoints: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    if os.geteuid() == 0:
+        # root writes anywhere; a directory that is a file cannot be written.
+        (tmp_path / "afile").write_text("not a directory")
+        out = tmp_path / "afile" / "map.tif"
+    else:
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        out = locked / "map.tif"
+    with pytest.raises(PermissionError, match=r"pass --out in a directory you can"):
+        run(checkpoints["segmentation"], scene.root, out)
+    err = predict_error(capsys, checkpoints["segmentation"], scene.root, out)
+    assert str(out.parent) in err
+
+
+def test_existing_output_is_kept_unless_overwrite(
+    scene: SampleScene,
+    checkpoints: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = tmp_path / "map.tif"
+    out.write_bytes(b"an older map")
+    summary = tmp_path / "map.json"  # any one of the files is enough
+    summary.write_text("{}")
+    with pytest.raises(FileExistsError, match=r"pass --overwrite to replace"):
+        run(checkpoints["segmentation"], scene.root, out)
+    err = predict_error(capsys, checkpoints["segmentation"], scene.root, out)
+    assert str(out) in err
+    assert str(summary) in err
+    assert out.read_bytes() == b"an older map"
+    assert summary.read_text() == "{}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["map.json", "map.tif"]
+
+    # With --overwrite the map replaces them (and the command reports it).
+    capsys.readouterr()
+    main(
+        [
+            "predict",
+            "--checkpoint",
+            str(checkpoints["segmentation"]),
+            "--root",
+            str(scene.root),
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+            "--no-progress",
+            "--overwrite",
+        ]
+    )
+    printed = capsys.readouterr().out
+    assert printed.startswith("Irrigated: ")
+    assert str(out) in printed
+    with rasterio.open(out) as src:
+        assert src.dtypes == ("uint8",)
+    assert json.loads(summary.read_text())["width"] == SCENE
+    assert hidden(tmp_path) == []
+
+
+def test_classification_patch_size_other_than_training(
+    scene: SampleScene,
+    checkpoints: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = tmp_path / "map.tif"
+    with pytest.raises(ValueError, match=r"patch_size=40 differs from the 32-pixel"):
+        run(checkpoints["classification"], scene.root, out, patch_size=40)
+    err = predict_error(
+        capsys, checkpoints["classification"], scene.root, out, "--patch-size", "40"
+    )
+    assert "pass 32" in err
+    with pytest.raises(ValueError, match=r"patch_size=100 is not a multiple of 32"):
+        run(checkpoints["segmentation"], scene.root, out, patch_size=100)
+    assert not out.exists()
+
+
+# --------------------------------------------------------------------------
+# 6. An interrupted run leaves no files behind and older maps untouched.
+
+
+def test_failure_while_polygonising_leaves_no_files(
+    scene: SampleScene,
+    checkpoints: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr("torchgeo_simclr.inference.writer.irrigated_polygons", broken)
+    out = tmp_path / "map.tif"
+    with pytest.raises(RuntimeError, match=r"disk full"):
+        run(checkpoints["segmentation"], scene.root, out)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failure_midway_keeps_the_older_map(
+    scene: SampleScene,
+    checkpoints: dict[str, Path],
+    maps: dict[str, MapResult],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    older = maps["classification"].files
+    for path in older.all():
+        shutil.copy(path, tmp_path / path.name)
+    before = {path.name: sha256(path) for path in tmp_path.iterdir()}
+
+    add = StripBlender.add
+    added = []
+
+    def failing(self: StripBlender, *args: Any) -> Iterator[Any]:
+        added.append(1)
+        if len(added) > 60:  # three rows of windows written, the fourth not
+            raise RuntimeError("interrupted")
+        yield from add(self, *args)
+
+    monkeypatch.setattr(StripBlender, "add", failing)
+    with pytest.raises(RuntimeError, match=r"interrupted"):
+        run(
+            checkpoints["classification"],
+            scene.root,
+            tmp_path / "map.tif",
+            overwrite=True,
+            batch_size=2,
+        )
+    assert len(added) == 61
+    assert {path.name: sha256(path) for path in tmp_path.iterdir()} == before
+
+
+# --------------------------------------------------------------------------
+# 7. The Lightning path: `torchgeo predict --config conf/predict_cal.yaml`.
+
+
+@pytest.fixture
+def torchgeo_predict(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """`torchgeo predict ARGS` in this process, in tmp_path (it writes maps/)."""
+    from torchgeo.main import main as torchgeo_main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", sys.argv[:1])
+    # torchgeo sets GDAL options in os.environ; put them back afterwards.
+    for key in (
+        "GDAL_DISABLE_READDIR_ON_OPEN",
+        "AWS_NO_SIGN_REQUEST",
+        "GDAL_MAX_RAW_BLOCK_CACHE_SIZE",
+        "GDAL_SWATH_SIZE",
+        "VSI_CURL_CACHE_SIZE",
+    ):
+        monkeypatch.delenv(key, raising=False)
+
+    def predict(checkpoint: Path, root: Path, *extra: str) -> None:
+        torchgeo_main(
+            [
+                "predict",
+                "--config",
+                str(CONF / "predict_cal.yaml"),
+                "--model.init_args.checkpoint",
+                str(checkpoint),
+                "--data.init_args.root",
+                str(root),
+                "--data.init_args.num_workers",
+                "0",
+                "--trainer.accelerator",
+                "cpu",
+                *extra,
+            ]
+        )
+
+    return predict
+
+
+def test_predict_config_writes_the_same_map(
+    torchgeo_predict: Any,
+    scene: SampleScene,
+    checkpoints: dict[str, Path],
+    maps: dict[str, MapResult],
+    tmp_path: Path,
+) -> None:
+    torchgeo_predict(checkpoints["segmentation"], scene.root)
+    reference = maps["segmentation"]
+    folder = tmp_path / "maps"
+    names = {p.name for p in folder.iterdir()}
+    expected = {f"irrigation{suffix}" for suffix in (".tif", *COMPANIONS)}
+    assert expected <= names
+    assert names - expected <= {"config.yaml"}  # LightningCLI's record of the run
+    classes = read(folder / "irrigation.tif")
+    np.testing.assert_array_equal(classes, read(reference.files.classes))
+    np.testing.assert_allclose(
+        read(folder / "irrigation_probability.tif"),
+        read(reference.files.probability),
+        atol=1e-6,
+    )
+    with (
+        rasterio.open(folder / "irrigation.tif") as src,
+        rasterio.open(reference.files.classes) as ref,
+    ):
+        assert src.profile == ref.profile
+        assert src.tags() == ref.tags()
+    summary = json.loads((folder / "irrigation.json").read_text())
+    for key in ("irrigated_ha", "valid_ha", "irrigated_regions", "bounds", "crs"):
+        assert summary[key] == reference.summary[key], key
+
+
+def test_predict_config_with_other_bands_than_the_checkpoint(
+    torchgeo_predict: Any,
+    scene: SampleScene,
+    checkpoints: dict[str, Path],
+    tmp_path: Path,
+) -> None:
+    reordered = [*S2_BANDS[1:], S2_BANDS[0]]
+    with pytest.raises(ValueError, match=r"was trained on bands \['B01'") as info:
+        torchgeo_predict(
+            checkpoints["segmentation"],
+            scene.root,
+            "--data.init_args.bands",
+            json.dumps(reordered),
+        )
+    assert "['B02', 'B03'" in str(info.value)  # what was read instead
+    folder = tmp_path / "maps"
+    assert not (folder / "irrigation.tif").exists()
+    assert not folder.exists() or hidden(folder) == []

@@ -1,0 +1,542 @@
+"""Score an irrigation map against DWR crop-mapping polygons.
+
+:func:`evaluate_map` compares a class map (single-band uint8 GeoTIFF: 0 not
+irrigated, 1 irrigated, 255 nodata) with label polygons read by
+:class:`~torchgeo_simclr.datasets.labels.IrrigationLabels`, at two levels:
+
+* pixels: the polygons are rasterised onto the map's own grid (a pixel takes a
+  polygon's label when its centre lies inside it; where polygons overlap, the
+  one that comes later in the file wins, as in ``IrrigationLabels``), and every
+  pixel with a map class (0 or 1) and a label (0 or 1) is counted once;
+* fields: each labelled polygon is predicted by a majority vote of the map
+  classes of its pixels (the pixels it carries the label of, so a pixel counts
+  for one field only), and the vote is compared with the polygon's label.
+
+The map is read, and the labels rasterised, in strips of whole rows, so memory
+does not grow with the size of the map.
+"""
+
+import math
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+import numpy.typing as npt
+import rasterio
+import rasterio.errors
+import rasterio.features
+import rasterio.windows
+import shapely
+from pyproj import CRS
+from tqdm import tqdm
+
+from .constants import IRRIGATED, MAP_NODATA, NOT_IRRIGATED
+from .datasets.labels import IrrigationLabels, lonlat_extent
+
+#: What a map file must be, for error messages.
+EXPECTED_MAP = (
+    f"a single-band uint8 irrigation class map with nodata {MAP_NODATA} "
+    f"({NOT_IRRIGATED} not irrigated, {IRRIGATED} irrigated)"
+)
+
+
+def _ratio(numerator: int, denominator: int) -> float:
+    """Divide, returning 0.0 for a zero denominator.
+
+    Args:
+        numerator: count above the line.
+        denominator: count below the line.
+
+    Returns:
+        ``numerator / denominator``, or 0.0 when *denominator* is 0.
+    """
+    return numerator / denominator if denominator else 0.0
+
+
+def _f1(tp: int, fp: int, fn: int) -> float:
+    """F1 score from confusion counts (0.0 when there is no positive at all).
+
+    Args:
+        tp: true positives.
+        fp: false positives.
+        fn: false negatives.
+
+    Returns:
+        ``2 tp / (2 tp + fp + fn)``.
+    """
+    return _ratio(2 * tp, 2 * tp + fp + fn)
+
+
+@dataclass(frozen=True)
+class MapEvaluation:
+    """Pixel- and field-level scores of an irrigation map (irrigated = positive).
+
+    Every score is a fraction in [0, 1]; a score whose denominator is zero (e.g.
+    precision of a map that predicts no irrigated pixel) is 0.0, not NaN.
+    """
+
+    #: Pixel F1 score of the irrigated class, ``2 tp / (2 tp + fp + fn)``.
+    f1: float
+    #: Pixel precision of the irrigated class, ``tp / (tp + fp)``.
+    precision: float
+    #: Pixel recall of the irrigated class, ``tp / (tp + fn)``.
+    recall: float
+    #: Pixel intersection over union of the irrigated class, ``tp / (tp + fp + fn)``.
+    iou: float
+    #: Fraction of scored pixels whose map class equals the label.
+    accuracy: float
+    #: Pixels scored: map class 0 or 1 and label 0 or 1.
+    n_pixels: int
+    #: Scored pixels mapped irrigated and labelled irrigated.
+    tp: int
+    #: Scored pixels mapped irrigated and labelled not irrigated.
+    fp: int
+    #: Scored pixels mapped not irrigated and labelled irrigated.
+    fn: int
+    #: Scored pixels mapped not irrigated and labelled not irrigated.
+    tn: int
+    #: Fraction of scored fields whose majority map class equals their label.
+    field_accuracy: float
+    #: Field F1 score of the irrigated class (fields predicted by majority vote).
+    field_f1: float
+    #: Fields scored: polygons labelled 0 or 1 with at least one map pixel of
+    #: class 0 or 1.
+    n_fields: int
+
+    @classmethod
+    def from_counts(
+        cls,
+        *,
+        tp: int,
+        fp: int,
+        fn: int,
+        tn: int,
+        field_tp: int,
+        field_fp: int,
+        field_fn: int,
+        field_tn: int,
+    ) -> "MapEvaluation":
+        """Compute the scores from pixel and field confusion counts.
+
+        Args:
+            tp: pixels mapped irrigated, labelled irrigated.
+            fp: pixels mapped irrigated, labelled not irrigated.
+            fn: pixels mapped not irrigated, labelled irrigated.
+            tn: pixels mapped not irrigated, labelled not irrigated.
+            field_tp: fields voted irrigated, labelled irrigated.
+            field_fp: fields voted irrigated, labelled not irrigated.
+            field_fn: fields voted not irrigated, labelled irrigated.
+            field_tn: fields voted not irrigated, labelled not irrigated.
+
+        Returns:
+            The evaluation; scores with a zero denominator are 0.0.
+        """
+        n_pixels = tp + fp + fn + tn
+        n_fields = field_tp + field_fp + field_fn + field_tn
+        return cls(
+            f1=_f1(tp, fp, fn),
+            precision=_ratio(tp, tp + fp),
+            recall=_ratio(tp, tp + fn),
+            iou=_ratio(tp, tp + fp + fn),
+            accuracy=_ratio(tp + tn, n_pixels),
+            n_pixels=n_pixels,
+            tp=tp,
+            fp=fp,
+            fn=fn,
+            tn=tn,
+            field_accuracy=_ratio(field_tp + field_tn, n_fields),
+            field_f1=_f1(field_tp, field_fp, field_fn),
+            n_fields=n_fields,
+        )
+
+    def to_dict(self) -> dict[str, float | int]:
+        """Return the scores and counts as a flat dict (JSON-serialisable).
+
+        Returns:
+            Field name -> value, in declaration order.
+        """
+        return asdict(self)
+
+    def table(self) -> str:
+        """Return the scores as a short text table, pixels and fields side by side.
+
+        Returns:
+            Several lines, without a trailing newline.
+        """
+        rows = [
+            ("F1 (irrigated)", f"{self.f1:.4f}", f"{self.field_f1:.4f}"),
+            ("precision", f"{self.precision:.4f}", ""),
+            ("recall", f"{self.recall:.4f}", ""),
+            ("IoU", f"{self.iou:.4f}", ""),
+            ("accuracy", f"{self.accuracy:.4f}", f"{self.field_accuracy:.4f}"),
+            ("count", f"{self.n_pixels:,}", f"{self.n_fields:,}"),
+        ]
+        header = ("", "pixels", "fields")
+        width = max(len(row[0]) for row in rows)
+        cells = max(len(cell) for row in (header, *rows) for cell in row[1:])
+        lines = [
+            f"{name:<{width}}  {pixels:>{cells}}  {fields:>{cells}}".rstrip()
+            for name, pixels, fields in (header, *rows)
+        ]
+        lines.append(
+            f"pixels: tp {self.tp:,}  fp {self.fp:,}  fn {self.fn:,}  tn {self.tn:,}"
+        )
+        return "\n".join(lines)
+
+
+def _open_map(map_path: str | Path) -> Any:
+    """Open and check an irrigation map.
+
+    Args:
+        map_path: the map GeoTIFF.
+
+    Returns:
+        The open rasterio dataset (the caller closes it).
+
+    Raises:
+        FileNotFoundError: If *map_path* does not exist.
+        ValueError: If it cannot be read, is not single-band uint8 with nodata
+            255, has no CRS, or is not north-up.
+    """
+    name = os.fspath(map_path)
+    if not name.startswith("/vsi") and not os.path.isfile(name):
+        msg = (
+            f"Map file {name!r} does not exist; expected {EXPECTED_MAP} as a "
+            "GeoTIFF, so check the path."
+        )
+        raise FileNotFoundError(msg)
+    try:
+        src = rasterio.open(name)
+    except rasterio.errors.RasterioIOError as error:
+        reason = str(error).strip().splitlines()[0].rstrip(".")
+        msg = (
+            f"Cannot read map file {name!r} ({reason}); expected {EXPECTED_MAP} "
+            "as a GeoTIFF, so check the path."
+        )
+        raise ValueError(msg) from None
+    problem = None
+    if src.count != 1 or src.dtypes[0] != "uint8" or src.nodata != MAP_NODATA:
+        problem = (
+            f"has {src.count} band(s) of {', '.join(sorted(set(src.dtypes)))} with "
+            f"nodata {src.nodata}"
+        )
+        advice = (
+            "so pass the class map (not the `_probability.tif` next to it), or "
+            f"set its nodata with `gdal_edit.py -a_nodata {MAP_NODATA}`"
+        )
+    elif src.crs is None:
+        problem = "has no CRS"
+        advice = "so pass the map as written, with its georeferencing"
+    elif src.transform.b != 0 or src.transform.d != 0 or src.transform.e >= 0:
+        problem = f"has a rotated or south-up transform {tuple(src.transform)[:6]}"
+        advice = "so warp it north-up first, e.g. with `gdalwarp`"
+    if problem is not None:
+        src.close()
+        msg = f"Map file {name!r} {problem}; expected {EXPECTED_MAP}, {advice}."
+        raise ValueError(msg)
+    return src
+
+
+def _pixel_range(start: float, stop: float, size: float, limit: int) -> tuple[int, int]:
+    """Pixel index range ``[first, last)`` covering a coordinate interval.
+
+    Args:
+        start: distance of the interval's start from the map's first pixel edge,
+            map units (metres for UTM).
+        stop: distance of the interval's end from that edge, map units.
+        size: pixel size, map units.
+        limit: number of pixels along the axis.
+
+    Returns:
+        The first and one-past-last pixel, clipped to ``[0, limit]``.
+    """
+    first = math.floor(start / size)
+    last = math.ceil(stop / size)
+    return max(first, 0), min(max(last, 0), limit)
+
+
+def evaluate_map(
+    map_path: str | Path,
+    labels: str | Path,
+    class_column: str = "CLASS2",
+    class_map: Mapping[str, int] | None = None,
+    bbox: tuple[float, float, float, float] | None = None,
+    progress: bool = False,
+    *,
+    rows_per_strip: int = 512,
+) -> MapEvaluation:
+    """Score an irrigation map against label polygons, per pixel and per field.
+
+    The labels are read with
+    :class:`~torchgeo_simclr.datasets.labels.IrrigationLabels` (reprojected to
+    the map's CRS, class codes mapped to 0/1/255) and rasterised onto the map's
+    own grid, strip by strip: a pixel takes a polygon's label when its centre
+    lies inside it, and where polygons overlap the later one (later in the file,
+    later files over earlier ones) wins, as in ``IrrigationLabels``. Pixels with
+    map class 255 (nodata) or label 255 (no polygon, or a class such as ``X``
+    that says nothing about irrigation) are not scored.
+
+    Each labelled polygon (0 or 1) is predicted by the majority of the map
+    classes (0 or 1, nodata skipped) of the pixels it labels; a tie is voted
+    not irrigated (a field is called irrigated only with a strict majority).
+    Polygons without any such pixel are not scored.
+
+    Args:
+        map_path: the map GeoTIFF: single band, uint8, 0 not irrigated, 1
+            irrigated, nodata 255, georeferenced and north-up (e.g. EPSG:32610
+            with 10 m pixels).
+        labels: label file (DWR GDB zip, GeoPackage, Shapefile, ...) or a
+            directory of them, in any CRS.
+        class_column: attribute holding the class code.
+        class_map: class code -> mask value (0, 1 or 255) entries that update
+            :data:`~torchgeo_simclr.datasets.DEFAULT_IRRIGATION_MAP`.
+        bbox: ``(min lon, min lat, max lon, max lat)``, EPSG:4326 degrees; when
+            given, only pixels whose centre lies inside it are scored, for pixel
+            and field metrics alike (a field crossing the bbox edge is voted on
+            its pixels inside).
+        progress: show a progress bar over the map's rows.
+        rows_per_strip: map rows (pixels) read and rasterised at once; only
+            memory (a few tens of bytes per strip pixel) and speed depend on it,
+            not the result.
+
+    Returns:
+        The pixel and field scores; scores with a zero denominator are 0.0.
+
+    Raises:
+        FileNotFoundError: If the map or the label file does not exist.
+        ValueError: If the map is not a uint8 class map with nodata 255 or holds
+            values other than 0, 1, 255, the labels cannot be read, *bbox* is
+            malformed or does not overlap the map or the labels, the labels do
+            not overlap the map, or no pixel has both a map class and a 0/1
+            label.
+    """
+    if rows_per_strip < 1:
+        msg = (
+            f"rows_per_strip={rows_per_strip} is not a positive number of rows; "
+            "pass e.g. 512."
+        )
+        raise ValueError(msg)
+    name = os.fspath(map_path)
+    with _open_map(map_path) as src:
+        crs = CRS.from_user_input(src.crs.to_wkt())
+        dataset = IrrigationLabels(
+            paths=os.fspath(labels),
+            crs=crs,
+            res=(float(src.transform.a), float(-src.transform.e)),
+            class_column=class_column,
+            class_map=dict(class_map) if class_map is not None else None,
+            bbox=bbox,
+        )
+        bbox_polygon = dataset._bbox_in(crs)
+        window = _labelled_window(src, dataset, bbox_polygon, name, labels)
+        tally = _Tally(dataset.features["value"].to_numpy(dtype=np.uint8))
+        geometries = dataset.features.geometry.to_numpy()
+        sindex = dataset.features.sindex
+        bar = tqdm(
+            total=window.height, desc="evaluate map", unit="row", disable=not progress
+        )
+        with bar:
+            for row in range(
+                window.row_off, window.row_off + window.height, rows_per_strip
+            ):
+                strip = rasterio.windows.Window(
+                    window.col_off,
+                    row,
+                    window.width,
+                    min(rows_per_strip, window.row_off + window.height - row),
+                )
+                classes = src.read(1, window=strip)
+                bad = classes[(classes > IRRIGATED) & (classes != MAP_NODATA)]
+                if bad.size:
+                    msg = (
+                        f"Map file {name!r} holds value {int(bad[0])}; expected "
+                        f"{EXPECTED_MAP}, so pass the class map, not a "
+                        "probability or other raster."
+                    )
+                    raise ValueError(msg)
+                transform = src.window_transform(strip)
+                hits = sindex.query(
+                    shapely.box(*rasterio.windows.bounds(strip, src.transform)),
+                    predicate="intersects",
+                )
+                ids = _rasterise_ids(geometries, hits, classes.shape, transform)
+                if bbox_polygon is not None:
+                    outside = rasterio.features.geometry_mask(
+                        [bbox_polygon], out_shape=classes.shape, transform=transform
+                    )
+                    ids[outside] = -1
+                tally.add(classes, ids)
+                bar.update(strip.height)
+
+    if tally.confusion.sum() == 0:
+        if tally.n_labelled == 0:
+            found = (
+                "no pixel centre lies in a polygon of an irrigated or not-irrigated "
+                "class"
+            )
+            advice = "check class_column and class_map"
+        else:
+            found = (
+                f"all {tally.n_labelled:,} labelled pixels are map nodata "
+                f"({MAP_NODATA})"
+            )
+            advice = "check that the map covers the labelled fields"
+        msg = (
+            f"No labelled pixel to score in map {name!r} with labels "
+            f"{os.fspath(labels)!r}: {found}; {advice}."
+        )
+        raise ValueError(msg)
+    return tally.evaluation()
+
+
+class _Tally:
+    """Pixel confusion counts and per-field votes, accumulated strip by strip."""
+
+    def __init__(self, values: npt.NDArray[np.uint8]) -> None:
+        """Start with zero counts.
+
+        Args:
+            values: mask value (0, 1 or 255) of every label polygon, ``[N]``.
+        """
+        #: Mask value of every label polygon, ``[N]``.
+        self.values = values
+        #: Scored pixels by ``2 * label + map class``: tn, fp, fn, tp.
+        self.confusion = np.zeros(4, dtype=np.int64)
+        #: Scored pixels of each polygon mapped not irrigated and irrigated,
+        #: ``[N, 2]``.
+        self.votes = np.zeros((len(values), 2), dtype=np.int64)
+        #: Pixels with a 0/1 label, whatever their map class.
+        self.n_labelled = 0
+
+    def add(self, classes: npt.NDArray[np.uint8], ids: npt.NDArray[np.int32]) -> None:
+        """Count one strip.
+
+        Args:
+            classes: map classes of the strip (0, 1 or 255), ``[H, W]``.
+            ids: polygon labelling each pixel of the strip, -1 for none,
+                ``[H, W]``.
+        """
+        labelled = ids >= 0
+        truth = np.full(classes.shape, MAP_NODATA, dtype=np.uint8)
+        truth[labelled] = self.values[ids[labelled]]
+        self.n_labelled += int(np.count_nonzero(truth != MAP_NODATA))
+        scored = (classes != MAP_NODATA) & (truth != MAP_NODATA)
+        predicted = classes[scored].astype(np.int64)
+        self.confusion += np.bincount(
+            2 * truth[scored].astype(np.int64) + predicted, minlength=4
+        )
+        self.votes += np.bincount(
+            2 * ids[scored].astype(np.int64) + predicted, minlength=self.votes.size
+        ).reshape(self.votes.shape)
+
+    def evaluation(self) -> MapEvaluation:
+        """Score the counts; fields are voted irrigated on a strict majority.
+
+        Returns:
+            The pixel and field scores.
+        """
+        tn, fp, fn, tp = (int(count) for count in self.confusion)
+        fields = (self.votes.sum(axis=1) > 0) & (self.values != MAP_NODATA)
+        truth = self.values[fields] == IRRIGATED
+        votes = self.votes[fields]
+        vote = votes[:, IRRIGATED] > votes[:, NOT_IRRIGATED]
+        return MapEvaluation.from_counts(
+            tp=tp,
+            fp=fp,
+            fn=fn,
+            tn=tn,
+            field_tp=int(np.count_nonzero(vote & truth)),
+            field_fp=int(np.count_nonzero(vote & ~truth)),
+            field_fn=int(np.count_nonzero(~vote & truth)),
+            field_tn=int(np.count_nonzero(~vote & ~truth)),
+        )
+
+
+def _labelled_window(
+    src: Any,
+    dataset: IrrigationLabels,
+    bbox_polygon: shapely.Polygon | None,
+    name: str,
+    labels: str | Path,
+) -> rasterio.windows.Window:
+    """The map window to score: the map within the bbox and the labels' extent.
+
+    Args:
+        src: the open map.
+        dataset: the labels, in the map CRS.
+        bbox_polygon: the user bbox in the map CRS, or None.
+        name: the map path, for messages.
+        labels: the label path, for messages.
+
+    Returns:
+        The smallest window of whole pixels holding every pixel that may be
+        scored.
+
+    Raises:
+        ValueError: If the bbox does not overlap the map, or no label polygon
+            overlaps the map (within the bbox).
+    """
+    features = dataset.features
+    map_extent = lonlat_extent(src.bounds, dataset.crs)
+    area = shapely.box(*src.bounds)
+    if bbox_polygon is not None:
+        if not area.intersects(bbox_polygon):
+            msg = (
+                f"bbox={list(dataset.bbox or ())} (min lon, min lat, max lon, max "
+                f"lat) does not overlap map {name!r}, which covers {map_extent} "
+                "(lon/lat); pass a bbox inside that extent or omit it."
+            )
+            raise ValueError(msg)
+        area = area.intersection(bbox_polygon)
+    hits = features.sindex.query(area, predicate="intersects")
+    if hits.size == 0:
+        labels_extent = lonlat_extent(features.total_bounds, dataset.crs)
+        where = "" if bbox_polygon is None else " within the bbox"
+        msg = (
+            f"Labels {os.fspath(labels)!r} cover {labels_extent} but map {name!r} "
+            f"covers {map_extent} (min lon, min lat, max lon, max lat) and no "
+            f"label polygon overlaps the map{where}; pass labels of the map's area."
+        )
+        raise ValueError(msg)
+    extent = shapely.box(*features.geometry.iloc[hits].total_bounds)
+    xmin, ymin, xmax, ymax = extent.intersection(area).bounds
+    left, top = float(src.transform.c), float(src.transform.f)
+    xres, yres = float(src.transform.a), float(-src.transform.e)
+    col0, col1 = _pixel_range(xmin - left, xmax - left, xres, src.width)
+    row0, row1 = _pixel_range(top - ymax, top - ymin, yres, src.height)
+    return rasterio.windows.Window(col0, row0, col1 - col0, row1 - row0)
+
+
+def _rasterise_ids(
+    geometries: npt.NDArray[Any],
+    hits: npt.NDArray[np.intp],
+    shape: tuple[int, ...],
+    transform: Any,
+) -> npt.NDArray[np.int32]:
+    """Burn the row number of the polygon labelling each pixel.
+
+    Args:
+        geometries: all label polygons, in the map CRS.
+        hits: indices of the polygons that may touch the strip.
+        shape: ``(rows, cols)`` of the strip.
+        transform: affine transform of the strip.
+
+    Returns:
+        int32 ``[rows, cols]``: the index of the last polygon (in file order)
+        whose interior holds the pixel centre, or -1 where there is none.
+    """
+    if hits.size == 0:
+        return np.full(shape, -1, dtype=np.int32)
+    order = np.sort(hits)
+    shapes: Iterable[tuple[Any, int]] = zip(
+        geometries[order], order.tolist(), strict=True
+    )
+    return cast(
+        npt.NDArray[np.int32],
+        rasterio.features.rasterize(
+            shapes, out_shape=shape, transform=transform, fill=-1, dtype=np.int32
+        ),
+    )

@@ -1,0 +1,159 @@
+"""The output grid of a map: the imagery's own pixel grid, cut to a bounding box."""
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from pyproj import CRS, Transformer
+from rasterio.transform import Affine
+from rasterio.windows import Window
+from torchgeo.datasets import GeoDataset
+
+#: CRS of a bbox given without one: longitude / latitude in degrees.
+LONLAT = CRS.from_epsg(4326)
+
+
+@dataclass(frozen=True)
+class OutputGrid:
+    """A north-up pixel grid in the imagery's CRS, aligned with its pixels."""
+
+    #: CRS of the imagery (and of every output).
+    crs: CRS
+    #: Affine transform of the top-left pixel corner, CRS units per pixel.
+    transform: Affine
+    #: Columns.
+    width: int
+    #: Rows.
+    height: int
+
+    @property
+    def res(self) -> float:
+        """Pixel side, CRS units (metres for UTM)."""
+        return float(self.transform.a)
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """``(xmin, ymin, xmax, ymax)`` in CRS units."""
+        x0, y1 = self.transform.c, self.transform.f
+        return (x0, y1 - self.height * self.res, x0 + self.width * self.res, y1)
+
+    def window_bounds(self, window: Window) -> tuple[float, float, float, float]:
+        """Bounds of a pixel window (which may reach past the grid).
+
+        Args:
+            window: rows and columns relative to this grid.
+
+        Returns:
+            ``(xmin, ymin, xmax, ymax)`` in CRS units.
+        """
+        x0 = self.transform.c + window.col_off * self.res
+        y1 = self.transform.f - window.row_off * self.res
+        return (x0, y1 - window.height * self.res, x0 + window.width * self.res, y1)
+
+    def lonlat_bounds(self) -> tuple[float, float, float, float]:
+        """The grid's extent in longitude / latitude degrees.
+
+        Returns:
+            ``(min lon, min lat, max lon, max lat)``.
+        """
+        to_lonlat = Transformer.from_crs(self.crs, LONLAT, always_xy=True)
+        bounds = to_lonlat.transform_bounds(*self.bounds)
+        return (bounds[0], bounds[1], bounds[2], bounds[3])
+
+    def windows(self, size: int, overlap: int) -> list[Window]:
+        """Square windows that cover the grid, row by row, top to bottom.
+
+        Windows step by ``size - overlap``; the last row and column are moved
+        back to end on the grid's edge, so every pixel is covered and no window
+        reaches past the grid unless the grid is smaller than one window.
+
+        Args:
+            size: window side, pixels.
+            overlap: pixels shared by neighbouring windows, ``0 <= overlap < size``.
+
+        Returns:
+            Windows in row-major order (``row_off`` never decreases).
+        """
+        rows = _starts(self.height, size, size - overlap)
+        cols = _starts(self.width, size, size - overlap)
+        return [Window(col, row, size, size) for row in rows for col in cols]
+
+
+def _starts(length: int, size: int, step: int) -> list[int]:
+    """Window offsets along one axis: every *step*, the last one flush with the end."""
+    if length <= size:
+        return [0]
+    starts = list(range(0, length - size, step))
+    return [*starts, length - size]
+
+
+def output_grid(
+    dataset: GeoDataset,
+    bbox: Sequence[float] | None = None,
+    bbox_crs: CRS | str = LONLAT,
+) -> OutputGrid:
+    """The imagery's pixel grid over *bbox* (the whole imagery without one).
+
+    The bbox is reprojected once to the imagery's CRS and widened to whole
+    pixels of the imagery, so outputs line up with the input pixel for pixel.
+
+    Args:
+        dataset: the imagery (a torchgeo raster dataset).
+        bbox: ``(xmin, ymin, xmax, ymax)`` in *bbox_crs*; lon/lat by default.
+        bbox_crs: CRS of *bbox*, e.g. ``"EPSG:32610"``.
+
+    Returns:
+        The grid.
+
+    Raises:
+        ValueError: if the bbox is malformed or misses the imagery.
+    """
+    crs = CRS.from_user_input(dataset.crs)
+    xres = float(dataset.res[0])
+    x_bounds, y_bounds = dataset.bounds[0], dataset.bounds[1]
+    data = (
+        float(x_bounds.start),
+        float(y_bounds.start),
+        float(x_bounds.stop),
+        float(y_bounds.stop),
+    )
+    if bbox is None:
+        region = data
+    else:
+        values = [float(v) for v in bbox]
+        source = CRS.from_user_input(bbox_crs)
+        if len(values) != 4 or not (values[0] < values[2] and values[1] < values[3]):
+            msg = (
+                f"bbox {list(bbox)} is not (xmin, ymin, xmax, ymax) with min < max "
+                f"in {source.to_string()}; pass e.g. -120.75 36.95 -120.55 37.1 "
+                "for lon/lat."
+            )
+            raise ValueError(msg)
+        to_data = Transformer.from_crs(source, crs, always_xy=True)
+        region_ = to_data.transform_bounds(values[0], values[1], values[2], values[3])
+        region = (
+            max(region_[0], data[0]),
+            max(region_[1], data[1]),
+            min(region_[2], data[2]),
+            min(region_[3], data[3]),
+        )
+        if region[0] >= region[2] or region[1] >= region[3]:
+            to_lonlat = Transformer.from_crs(crs, LONLAT, always_xy=True)
+            extent = np.round(to_lonlat.transform_bounds(*data), 5).tolist()
+            msg = (
+                f"bbox {values} ({source.to_string()}) does not overlap the imagery, "
+                f"which covers {extent} (lon/lat) = {np.round(data, 1).tolist()} in "
+                f"{crs.to_string()}; pass a bbox inside that extent."
+            )
+            raise ValueError(msg)
+    # Whole pixels of the imagery grid (anchored at its top-left corner) that
+    # touch the region; the tolerance absorbs reprojection noise.
+    left, top = data[0], data[3]
+    tol = 1e-6
+    col0 = math.floor((region[0] - left) / xres + tol)
+    col1 = math.ceil((region[2] - left) / xres - tol)
+    row0 = math.floor((top - region[3]) / xres + tol)
+    row1 = math.ceil((top - region[1]) / xres - tol)
+    transform = Affine(xres, 0.0, left + col0 * xres, 0.0, -xres, top - row0 * xres)
+    return OutputGrid(crs, transform, max(col1 - col0, 1), max(row1 - row0, 1))

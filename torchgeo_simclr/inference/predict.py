@@ -1,0 +1,127 @@
+"""One call from a checkpoint and a bounding box to a styled irrigation map."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .writer import IrrigationMapWriter, MapFiles
+
+
+@dataclass(frozen=True)
+class MapResult:
+    """What :func:`predict_map` wrote."""
+
+    #: The files (class map, probability, styles, polygons, summary).
+    files: MapFiles
+    #: The JSON summary as a dictionary (areas in hectares, model, run time).
+    summary: dict[str, Any]
+
+
+def default_window(problem: str, patch_size: int) -> tuple[int, int]:
+    """Window side and overlap for a model, pixels.
+
+    Classification models see windows of their training patch size, which
+    overlap by half, so the map has one value per half patch. Segmentation
+    models see 256-pixel windows (or their training size when larger) that
+    overlap by a quarter.
+
+    Args:
+        problem: ``classification`` or ``segmentation``.
+        patch_size: the model's training patch side, pixels.
+
+    Returns:
+        ``(patch_size, overlap)``.
+    """
+    if problem == "classification":
+        return patch_size, patch_size // 2
+    size = max(256, -(-patch_size // 32) * 32)
+    return size, size // 4
+
+
+def predict_map(
+    checkpoint: str | Path,
+    root: str | Path,
+    out: str | Path,
+    bbox: Sequence[float] | None = None,
+    bbox_crs: str = "EPSG:4326",
+    patch_size: int | None = None,
+    overlap: int | None = None,
+    batch_size: int = 8,
+    device: str = "auto",
+    threshold: float | None = None,
+    min_area_ha: float = 0.5,
+    num_workers: int = 0,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> MapResult:
+    """Map irrigation over a bounding box with a fine-tuned or distilled model.
+
+    Reads the imagery window by window on its own pixel grid, blends
+    overlapping windows, and writes ``out`` (uint8 classes, COG), the
+    probability COG, their QGIS styles, the irrigated regions as a GeoPackage
+    and a JSON summary, all renamed into place only once complete.
+
+    Args:
+        checkpoint: a fine-tuned or distilled ``.ckpt``.
+        root: Sentinel-2 directory (any layout ``CentralValleyS2`` reads).
+        out: the class map, ``PATH.tif``.
+        bbox: ``(xmin, ymin, xmax, ymax)`` in *bbox_crs* (default: all imagery).
+        bbox_crs: CRS of *bbox* (lon/lat by default).
+        patch_size: window side, pixels (default: see :func:`default_window`).
+        overlap: pixels shared by neighbouring windows (default: likewise).
+        batch_size: windows per forward pass.
+        device: ``auto``, ``cpu``, ``cuda`` or ``mps``.
+        threshold: probability above which a pixel is irrigated (default: the
+            model's).
+        min_area_ha: smallest irrigated region kept as a polygon, hectares.
+        num_workers: DataLoader workers reading imagery.
+        overwrite: replace existing output files.
+        progress: show a progress bar.
+
+    Returns:
+        The files and the summary.
+    """
+    from lightning.pytorch import Trainer
+
+    from ..datamodules.prediction import MapDataModule
+    from ..tasks.prediction import MapPredictionTask
+
+    files = MapFiles.beside(out)
+    files.check_writable(overwrite)
+    task = MapPredictionTask(checkpoint)
+    size = patch_size or default_window(task.problem, task.data.patch_size)[0]
+    if overlap is None:
+        margin = size // 2 if task.problem == "classification" else size // 4
+    else:
+        margin = overlap
+    task.check_windows(list(task.data.bands), size)
+    datamodule = MapDataModule(
+        root=root,
+        bbox=bbox,
+        bbox_crs=bbox_crs,
+        bands=task.data.bands,
+        patch_size=size,
+        overlap=margin,
+        batch_size=batch_size,
+        num_workers=num_workers,
+    )
+    writer = IrrigationMapWriter(
+        out,
+        threshold=threshold,
+        min_area_ha=min_area_ha,
+        overwrite=overwrite,
+        progress=progress,
+    )
+    trainer = Trainer(
+        accelerator=device,
+        devices=1,
+        logger=False,
+        callbacks=[writer],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.predict(task, datamodule=datamodule, return_predictions=False)
+    assert writer.summary is not None
+    return MapResult(files, writer.summary)

@@ -1,0 +1,336 @@
+"""QGIS style files (QML) for the irrigation maps.
+
+Beside each map raster the package writes a QML file with the same stem
+(``map.tif`` -> ``map.qml``); QGIS applies it automatically when the raster is
+opened. :func:`class_style` styles the class map (a *paletted* renderer, one
+colour per class), :func:`probability_style` the probability map (a
+*singlebandpseudocolor* renderer, an interpolated colour ramp), and
+:func:`write_style` puts either on disk atomically.
+
+The documents follow the structure QGIS 3 writes itself: the same element and
+attribute names as ``QgsPalettedRasterRenderer::writeXml``,
+``QgsSingleBandPseudoColorRenderer::writeXml`` and
+``QgsColorRampShader::writeXml``. Nodata pixels (255 in the class map, -1 in the
+probability map) are declared as nodata in the GeoTIFFs, and QGIS draws nodata
+transparent (``nodataColor=""``), so the styles give them no entry.
+"""
+
+import math
+import os
+import uuid
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Final
+
+import matplotlib
+from matplotlib.colors import to_hex, to_rgba
+
+from ..constants import MAP_CLASSES
+
+#: QGIS version written in the ``version`` attribute of the root element.
+QGIS_VERSION: Final[str] = "3.28.0"
+
+#: Document type line QGIS writes at the top of every QML file.
+QML_DOCTYPE: Final[str] = "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>"
+
+#: Matplotlib colormap of the probability map: pale yellow for "surely not
+#: irrigated", through green, to dark blue for "surely irrigated".
+PROBABILITY_COLORMAP: Final[str] = "YlGnBu"
+
+#: Number of colour stops of the probability ramp (0.0, 0.1, ..., 1.0 by default).
+PROBABILITY_STOPS: Final[int] = 11
+
+
+def _number(value: float) -> str:
+    """Format a number the way QGIS prints one: shortest form, no trailing zeros."""
+    return format(float(value), ".15g")
+
+
+def _hex(colour: str) -> str:
+    """Normalise a colour to QGIS's ``#rrggbb`` (lower case, no alpha)."""
+    return to_hex(colour, keep_alpha=False)
+
+
+def _rgba(colour: str) -> str:
+    """A colour as QGIS's ``r,g,b,a`` string of 0-255 integers (colour ramps)."""
+    return ",".join(str(round(channel * 255)) for channel in to_rgba(colour))
+
+
+def _document(renderer: ET.Element) -> str:
+    """Wrap a ``rasterrenderer`` element in a complete QML document.
+
+    Args:
+        renderer: the ``<rasterrenderer>`` element.
+
+    Returns:
+        The QML text, doctype line first, ending with a newline.
+    """
+    qgis = ET.Element(
+        "qgis",
+        {
+            "version": QGIS_VERSION,
+            "styleCategories": "AllStyleCategories",
+            "hasScaleBasedVisibilityFlag": "0",
+            "minScale": "1e+08",
+            "maxScale": "0",
+        },
+    )
+    flags = ET.SubElement(qgis, "flags")
+    for name, value in (
+        ("Identifiable", "1"),
+        ("Removable", "1"),
+        ("Searchable", "1"),
+        ("Private", "0"),
+    ):
+        ET.SubElement(flags, name).text = value
+    pipe = ET.SubElement(qgis, "pipe")
+    provider = ET.SubElement(pipe, "provider")
+    # Nearest neighbour: a class map must never be smoothed into other values.
+    ET.SubElement(
+        provider,
+        "resampling",
+        {
+            "enabled": "false",
+            "maxOversampling": "2",
+            "zoomedInResamplingMethod": "nearestNeighbour",
+            "zoomedOutResamplingMethod": "nearestNeighbour",
+        },
+    )
+    pipe.append(renderer)
+    ET.SubElement(
+        pipe,
+        "brightnesscontrast",
+        {"brightness": "0", "contrast": "0", "gamma": "1"},
+    )
+    ET.SubElement(
+        pipe,
+        "huesaturation",
+        {
+            "colorizeOn": "0",
+            "colorizeRed": "255",
+            "colorizeGreen": "128",
+            "colorizeBlue": "128",
+            "colorizeStrength": "100",
+            "grayscaleMode": "0",
+            "saturation": "0",
+            "invertColors": "0",
+        },
+    )
+    ET.SubElement(pipe, "rasterresampler", {"maxOversampling": "2"})
+    ET.SubElement(pipe, "resamplingStage").text = "resamplingFilter"
+    ET.SubElement(qgis, "blendMode").text = "0"
+    ET.indent(qgis, space="  ")
+    return QML_DOCTYPE + "\n" + ET.tostring(qgis, encoding="unicode") + "\n"
+
+
+def _renderer(kind: str, band: int) -> ET.Element:
+    """A ``<rasterrenderer>`` with the attributes and children every renderer has.
+
+    Args:
+        kind: renderer type, ``paletted`` or ``singlebandpseudocolor``.
+        band: 1-based band the renderer reads.
+
+    Returns:
+        The element, with ``<rasterTransparency/>`` and ``<minMaxOrigin>``.
+
+    Raises:
+        ValueError: if ``band`` is below 1.
+    """
+    if band < 1:
+        raise ValueError(f"band must be 1 or more (bands count from 1), got {band}.")
+    renderer = ET.Element(
+        "rasterrenderer",
+        {
+            "type": kind,
+            "band": str(band),
+            "opacity": "1",
+            "alphaBand": "-1",
+            "nodataColor": "",
+        },
+    )
+    ET.SubElement(renderer, "rasterTransparency")
+    # limits None: use the values in this file, never the raster's statistics.
+    origin = ET.SubElement(renderer, "minMaxOrigin")
+    for name, value in (
+        ("limits", "None"),
+        ("extent", "WholeRaster"),
+        ("statAccuracy", "Estimated"),
+        ("cumulativeCutLower", "0.02"),
+        ("cumulativeCutUpper", "0.98"),
+        ("stdDevFactor", "2"),
+    ):
+        ET.SubElement(origin, name).text = value
+    return renderer
+
+
+def class_style(
+    classes: Mapping[int, tuple[str, str]] = MAP_CLASSES, band: int = 1
+) -> str:
+    """QML of a paletted renderer for a class map.
+
+    Args:
+        classes: class value -> (label, colour); the colour is anything
+            matplotlib understands, usually hex ``#rrggbb``. Values without an
+            entry (the nodata value 255) are drawn transparent.
+        band: 1-based band holding the classes.
+
+    Returns:
+        The QML document, one ``<paletteEntry>`` per class in value order.
+
+    Raises:
+        ValueError: if ``classes`` is empty, a colour is not a colour, or
+            ``band`` is below 1.
+    """
+    if not classes:
+        raise ValueError("classes is empty; a class style needs at least one class.")
+    renderer = _renderer("paletted", band)
+    palette = ET.SubElement(renderer, "colorPalette")
+    for value in sorted(classes):
+        label, colour = classes[value]
+        ET.SubElement(
+            palette,
+            "paletteEntry",
+            {
+                "value": str(int(value)),
+                "color": _hex(colour),
+                "alpha": "255",
+                "label": label,
+            },
+        )
+    return _document(renderer)
+
+
+def probability_style(
+    minimum: float = 0.0,
+    maximum: float = 1.0,
+    band: int = 1,
+    colormap: str = PROBABILITY_COLORMAP,
+    stops: int = PROBABILITY_STOPS,
+) -> str:
+    """QML of a pseudocolour renderer for a probability map.
+
+    The colours are sampled from a matplotlib colormap at ``stops`` evenly
+    spaced values from ``minimum`` to ``maximum`` and interpolated between
+    them; each stop is labelled with its value to two decimals (``"0.50"``).
+
+    Args:
+        minimum: value drawn with the colormap's first colour.
+        maximum: value drawn with the colormap's last colour.
+        band: 1-based band holding the probabilities.
+        colormap: name of a matplotlib colormap.
+        stops: number of colour stops, 2 or more.
+
+    Returns:
+        The QML document.
+
+    Raises:
+        ValueError: if the range is empty or not finite, ``stops`` is below 2,
+            the colormap is unknown, or ``band`` is below 1.
+    """
+    if not (math.isfinite(minimum) and math.isfinite(maximum) and minimum < maximum):
+        raise ValueError(
+            f"minimum must be below maximum and both finite, got {minimum} "
+            f"and {maximum}."
+        )
+    if stops < 2:
+        raise ValueError(f"stops must be 2 or more, got {stops}.")
+    if colormap not in matplotlib.colormaps:
+        raise ValueError(f"{colormap!r} is not a matplotlib colormap.")
+    cmap = matplotlib.colormaps[colormap]
+    positions = [i / (stops - 1) for i in range(stops)]
+    colours = [to_hex(cmap(position), keep_alpha=False) for position in positions]
+
+    renderer = _renderer("singlebandpseudocolor", band)
+    renderer.set("classificationMin", _number(minimum))
+    renderer.set("classificationMax", _number(maximum))
+    shader = ET.SubElement(
+        ET.SubElement(renderer, "rastershader"),
+        "colorrampshader",
+        {
+            "colorRampType": "INTERPOLATED",
+            "classificationMode": "1",  # continuous
+            "clip": "0",
+            "minimumValue": _number(minimum),
+            "maximumValue": _number(maximum),
+            "labelPrecision": "2",
+        },
+    )
+    # The source ramp, so QGIS's "Classify" button rebuilds the same colours.
+    ramp_properties = {
+        "color1": _rgba(colours[0]),
+        "color2": _rgba(colours[-1]),
+        "direction": "ccw",
+        "discrete": "0",
+        "rampType": "gradient",
+        "spec": "rgb",
+        "stops": ":".join(
+            f"{_number(position)};{_rgba(colour)}"
+            for position, colour in zip(positions[1:-1], colours[1:-1], strict=True)
+        ),
+    }
+    ramp = ET.SubElement(shader, "colorramp", {"name": "[source]", "type": "gradient"})
+    options = ET.SubElement(ramp, "Option", {"type": "Map"})
+    for key, value in ramp_properties.items():
+        ET.SubElement(
+            options, "Option", {"name": key, "type": "QString", "value": value}
+        )
+    for key, value in ramp_properties.items():
+        ET.SubElement(ramp, "prop", {"k": key, "v": value})
+    for position, colour in zip(positions, colours, strict=True):
+        stop = minimum * (1 - position) + maximum * position  # exact ends
+        ET.SubElement(
+            shader,
+            "item",
+            {
+                "label": f"{stop:.2f}",
+                "value": _number(stop),
+                "color": colour,
+                "alpha": "255",
+            },
+        )
+    return _document(renderer)
+
+
+def write_style(path: Path, text: str, overwrite: bool = False) -> Path:
+    """Write a style file atomically.
+
+    The text goes to a hidden temporary file in the same directory, which then
+    replaces ``path`` in one step, so a reader (or QGIS) never sees half a file
+    and an interrupted write leaves any old file as it was.
+
+    Args:
+        path: where to write, usually the raster's path with suffix ``.qml``.
+        text: the QML document.
+        overwrite: replace ``path`` if it exists.
+
+    Returns:
+        ``path``.
+
+    Raises:
+        FileExistsError: if ``path`` exists and ``overwrite`` is false.
+        FileNotFoundError: if the directory of ``path`` does not exist.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(
+            f"{path} already exists; pass overwrite=True (--overwrite on the "
+            "command line) to replace it."
+        )
+    if not path.parent.is_dir():
+        raise FileNotFoundError(
+            f"Cannot write {path}: directory {path.parent} does not exist."
+        )
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    # os.open honours the umask, unlike tempfile (always 0o600).
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8", newline="\n") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return path

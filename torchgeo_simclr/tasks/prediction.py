@@ -1,0 +1,174 @@
+"""A fine-tuned or distilled checkpoint, ready to predict maps window by window."""
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+from torchgeo.tasks import BaseTask
+
+from ..models.checkpoint import DataMetadata, load_model
+from ..models.classifier import IrrigationModel
+
+#: Side multiple a segmentation window needs (the U-Net's total downsampling).
+SEGMENTATION_MULTIPLE = 32
+
+
+def file_digest(path: str | Path) -> str:
+    """SHA-256 of a file, read in 1 MiB chunks.
+
+    Args:
+        path: the file.
+
+    Returns:
+        The hex digest.
+    """
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class MapPredictionTask(BaseTask):
+    """Probability of irrigation for each window of a :class:`MapDataModule`.
+
+    Loads any ``finetune`` or ``distill`` checkpoint of this package (the
+    network is rebuilt from the checkpoint alone), normalises the windows with
+    the training statistics stored there, and returns per-pixel probabilities
+    (segmentation) or one probability per window (classification) with the
+    pixels that had data.
+    """
+
+    #: Hyperparameters left out of the checkpoint: none.
+    ignore = None
+
+    #: The irrigation network.
+    model: IrrigationModel
+
+    def __init__(self, checkpoint: str | Path) -> None:
+        """Initialise a new MapPredictionTask.
+
+        Args:
+            checkpoint: a fine-tuned or distilled ``.ckpt`` file.
+        """
+        super().__init__()
+
+    def configure_models(self) -> None:
+        """Rebuild the network and read what it was trained on."""
+        path = Path(self.hparams["checkpoint"])
+        trained = load_model(path)
+        if trained.data is None:
+            msg = (
+                f"Checkpoint {str(path)!r} records no band list or normalisation "
+                "statistics; retrain it with this version of torchgeo-simclr."
+            )
+            raise ValueError(msg)
+        self.model = trained.model
+        #: ``finetune`` or ``distill``.
+        self.kind = trained.kind
+        #: Bands, statistics and patch size of the training data.
+        self.data: DataMetadata = trained.data
+        #: The threshold the model was scored with.
+        self.threshold = trained.threshold
+        #: SHA-256 of the checkpoint file.
+        self.checkpoint_sha256 = file_digest(path)
+        self.register_buffer("mean", torch.tensor(self.data.mean).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(self.data.std).view(1, -1, 1, 1))
+
+    @property
+    def problem(self) -> str:
+        """``classification`` or ``segmentation``."""
+        return self.model.spec.problem
+
+    def check_windows(self, bands: list[str], patch_size: int) -> None:
+        """Check that windows of *bands* and *patch_size* suit the model.
+
+        Args:
+            bands: the bands a datamodule reads, in order.
+            patch_size: its window side, pixels.
+
+        Raises:
+            ValueError: if the bands differ from the training bands, or the
+                window side does not suit the model.
+        """
+        checkpoint = self.hparams["checkpoint"]
+        if list(bands) != list(self.data.bands):
+            msg = (
+                f"Checkpoint {str(checkpoint)!r} was trained on bands "
+                f"{list(self.data.bands)} but the imagery is read as {list(bands)}; "
+                "read the same bands in the same order (--data.init_args.bands)."
+            )
+            raise ValueError(msg)
+        trained = self.data.patch_size
+        if self.problem == "classification" and patch_size != trained:
+            msg = (
+                f"patch_size={patch_size} differs from the {trained}-pixel patches "
+                f"the classification model of {str(checkpoint)!r} was trained on, "
+                f"so its scores would not mean the same; pass {trained}."
+            )
+            raise ValueError(msg)
+        if self.problem == "segmentation" and patch_size % SEGMENTATION_MULTIPLE:
+            msg = (
+                f"patch_size={patch_size} is not a multiple of "
+                f"{SEGMENTATION_MULTIPLE}, which the segmentation model of "
+                f"{str(checkpoint)!r} needs; pass e.g. "
+                f"{max(SEGMENTATION_MULTIPLE, patch_size // 32 * 32)}."
+            )
+            raise ValueError(msg)
+
+    def on_predict_start(self) -> None:
+        """Check the datamodule's bands and window size against the model."""
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is not None and hasattr(datamodule, "bands"):
+            self.check_windows(list(datamodule.bands), int(datamodule.patch_size))
+
+    def predict_step(
+        self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0
+    ) -> dict[str, Tensor]:
+        """Predict the probability of irrigation under each window.
+
+        Args:
+            batch: ``image`` ``[B, C, h, w]`` reflectance x10000 (0 = nodata),
+                ``row`` and ``col`` ``[B]`` of each window on the grid.
+            batch_idx: index of the batch.
+            dataloader_idx: index of the dataloader.
+
+        Returns:
+            ``probability`` ``[B, h, w]`` in [0, 1] (one value repeated over
+            the window for classification), ``valid`` ``[B, h, w]`` (False
+            where every band is nodata), ``row`` and ``col`` as given.
+        """
+        image = batch["image"]
+        valid = image.ne(0).any(dim=1)
+        x = (image - self.mean) / self.std
+        # Nodata pixels become the band means, so they do not disturb the
+        # prediction of their valid neighbours.
+        x = x * valid.unsqueeze(1)
+        probability = torch.sigmoid(self.model(x).float())
+        if probability.ndim == 1:
+            probability = probability.view(-1, 1, 1).expand_as(valid)
+        return {
+            "probability": probability,
+            "valid": valid,
+            "row": batch["row"],
+            "col": batch["col"],
+        }
+
+    def model_info(self) -> dict[str, Any]:
+        """What a map records about the model that made it.
+
+        Returns:
+            Model name, kind, problem, checkpoint path and hash, bands, training
+            patch size.
+        """
+        return {
+            "model": self.model.spec.model,
+            "kind": self.kind,
+            "problem": self.problem,
+            "checkpoint": str(Path(self.hparams["checkpoint"]).resolve()),
+            "checkpoint_sha256": self.checkpoint_sha256,
+            "bands": list(self.data.bands),
+            "training_patch_size": self.data.patch_size,
+        }
