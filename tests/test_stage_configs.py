@@ -8,6 +8,7 @@ import pytest
 from torchgeo_simclr.cli import fit, main, run_cli
 from torchgeo_simclr.constants import S2_BANDS
 from torchgeo_simclr.datamodules import CentralValleyDataModule
+from torchgeo_simclr.inference import predict_map
 from torchgeo_simclr.models.checkpoint import load_encoder, load_model
 from torchgeo_simclr.sample import make_sample_scene
 from torchgeo_simclr.tasks import DistillTask, FineTuneTask
@@ -250,3 +251,27 @@ def test_student_on_another_split(
     )
     assert "spatial split" in err
     assert "seed" in err
+
+
+def test_segment_quickstart_config_makes_a_model_predict_can_map(
+    workdir: Path, pretrained: Path
+) -> None:
+    checkpoint = short_fit(
+        "segment_quickstart.yaml",
+        workdir,
+        "--model.init_args.checkpoint",
+        str(pretrained),
+    )
+    model = load_model(checkpoint)
+    assert model.model.spec.problem == "segmentation"
+    assert model.model.spec.head_layers == 0
+    result = predict_map(
+        checkpoint,
+        workdir / "scene",
+        workdir / "maps" / "segment.tif",
+        patch_size=128,
+        progress=False,
+    )
+    assert result.summary["model"]["problem"] == "segmentation"
+    assert result.summary["valid_ha"] > 0
+    assert result.files.classes.is_file()
