@@ -27,7 +27,7 @@ from machine import describe
 
 from torchgeo_simclr.datamodules.prediction import MapDataModule
 from torchgeo_simclr.datasets import CentralValleyS2
-from torchgeo_simclr.inference import predict_map
+from torchgeo_simclr.inference import MapResult, predict_map
 from torchgeo_simclr.inference.predict import default_window
 from torchgeo_simclr.tasks.prediction import MapPredictionTask
 
@@ -52,6 +52,22 @@ def forward_seconds(task: MapPredictionTask, datamodule: MapDataModule) -> float
     return time.perf_counter() - start
 
 
+def map_region(
+    args: argparse.Namespace, bbox: tuple[float, ...], crs: str, out: Path
+) -> MapResult:
+    """``predict_map`` over *bbox* with the benchmark's checkpoint and batch size."""
+    return predict_map(
+        args.checkpoint,
+        args.root,
+        out,
+        bbox=bbox,
+        bbox_crs=crs,
+        batch_size=args.batch_size,
+        overwrite=True,
+        progress=False,
+    )
+
+
 def peak_rss_mib() -> float:
     """Peak resident memory of this process, MiB.
 
@@ -73,15 +89,7 @@ def child(args: argparse.Namespace) -> None:
     if args.trace:
         tracemalloc.start()
     with tempfile.TemporaryDirectory() as out:
-        result = predict_map(
-            args.checkpoint,
-            args.root,
-            Path(out) / "map.tif",
-            bbox=bbox,
-            bbox_crs=crs,
-            batch_size=args.batch_size,
-            progress=False,
-        )
+        result = map_region(args, bbox, crs, Path(out) / "map.tif")
     traced_mib = tracemalloc.get_traced_memory()[1] / 2**20 if args.trace else 0.0
     peak_mib = peak_rss_mib()
     pixels = result.summary["width"] * result.summary["height"]
@@ -131,16 +139,7 @@ def main() -> None:
         for _ in range(args.repeats):
             forwards.append(forward_seconds(task, datamodule))
             start = time.perf_counter()
-            result = predict_map(
-                args.checkpoint,
-                args.root,
-                Path(out) / "map.tif",
-                bbox=bbox,
-                bbox_crs=crs,
-                batch_size=args.batch_size,
-                overwrite=True,
-                progress=False,
-            )
+            result = map_region(args, bbox, crs, Path(out) / "map.tif")
             walls.append(time.perf_counter() - start)
     wall, forward = statistics.median(walls), statistics.median(forwards)
     pixels = result.summary["width"] * result.summary["height"]
