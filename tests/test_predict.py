@@ -17,6 +17,7 @@ import pytest
 import rasterio
 import torch
 from conftest import fake_s2_per_band
+from PIL import Image
 from pyproj import CRS, Transformer
 from rasterio.transform import from_origin
 from rasterio.windows import Window
@@ -28,6 +29,7 @@ from torchgeo_simclr.inference import MapResult, predict_map
 from torchgeo_simclr.inference.blend import StripBlender, WeightKind, blend_weights
 from torchgeo_simclr.inference.grid import OutputGrid, output_grid
 from torchgeo_simclr.inference.polygons import irrigated_polygons
+from torchgeo_simclr.inference.quicklook import quicklook
 from torchgeo_simclr.models.checkpoint import DataMetadata, load_model
 from torchgeo_simclr.models.classifier import Problem
 from torchgeo_simclr.sample import SampleScene, make_sample_scene
@@ -1096,3 +1098,44 @@ def test_predict_config_with_other_bands_than_the_checkpoint(
     folder = tmp_path / "maps"
     assert not (folder / "irrigation.tif").exists()
     assert not folder.exists() or hidden(folder) == []
+
+
+# --------------------------------------------------------------------------
+# 8. The quick look.
+
+
+def test_quicklook_draws_the_map_beside_the_imagery(
+    scene: SampleScene,
+    checkpoints: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = tmp_path / "map.tif"
+    main(
+        [
+            "predict",
+            "--checkpoint",
+            str(checkpoints["segmentation"]),
+            "--root",
+            str(scene.root),
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+            "--no-progress",
+            "--quicklook",
+        ]
+    )
+    png = out.with_suffix(".png")
+    assert str(png) in capsys.readouterr().out
+    with Image.open(png) as image:
+        width, height = image.size
+    # Two panels side by side: natural colour and the classes.
+    assert width > 1.5 * height
+    before = png.read_bytes()
+    with pytest.raises(FileExistsError, match=r"pass --overwrite"):
+        quicklook(out, png)
+    assert png.read_bytes() == before
+    alone = quicklook(out, tmp_path / "alone.png", max_side=64)
+    with Image.open(alone) as image:
+        assert image.size[0] < width

@@ -204,7 +204,12 @@ def _predict(args: argparse.Namespace) -> None:
     import logging
 
     from .inference import predict_map
+    from .inference.quicklook import quicklook
 
+    png = Path(args.out).with_suffix(".png")
+    if args.quicklook and png.exists() and not args.overwrite:
+        msg = f"{str(png)!r} already exists; pass --overwrite to replace it."
+        raise FileExistsError(msg)
     # Lightning's start-up notes (GPU available, tips) say nothing about a map.
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     result = predict_map(
@@ -231,7 +236,10 @@ def _predict(args: argparse.Namespace) -> None:
         f"{summary['width']} x {summary['height']} px of {summary['pixel_size']:g} m "
         f"in {summary['crs']}, {summary['run_seconds']:.1f} s."
     )
-    for path in result.files.all():
+    paths = result.files.all()
+    if args.quicklook:
+        paths.append(quicklook(args.out, png, root=args.root, overwrite=True))
+    for path in paths:
         print(f"  {path}")
 
 
@@ -302,6 +310,11 @@ def _add_map_commands(commands: "argparse._SubParsersAction[Any]") -> None:
     )
     predict.add_argument(
         "--overwrite", action="store_true", help="replace existing output files"
+    )
+    predict.add_argument(
+        "--quicklook",
+        action="store_true",
+        help="also draw PATH.png: natural colour beside the classes",
     )
     predict.add_argument(
         "--no-progress", dest="progress", action="store_false", help="no progress bar"

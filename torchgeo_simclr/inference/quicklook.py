@@ -1,0 +1,82 @@
+"""A PNG quick look of a class map beside the imagery, read from overviews."""
+
+import math
+import os
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import rasterio
+import torch
+from rasterio.enums import Resampling
+
+from ..constants import MAP_NODATA
+from ..datasets import CentralValleyS2
+from ..datasets.sentinel2 import MASK_CMAP
+
+
+def quicklook(
+    classes: str | Path,
+    out: str | Path,
+    root: str | Path | None = None,
+    max_side: int = 1024,
+    overwrite: bool = False,
+) -> Path:
+    """Draw a class map, next to natural colour imagery when *root* is given.
+
+    Both are read at a reduced resolution (the COG's overviews serve the
+    class map), so memory stays at about *max_side* squared pixels whatever
+    the map's size.
+
+    Args:
+        classes: a class map written by ``predict`` (``PATH.tif``).
+        out: the PNG to write.
+        root: the Sentinel-2 directory the map was made from (optional).
+        max_side: longest side of the drawn map, pixels.
+        overwrite: replace an existing *out*.
+
+    Returns:
+        The PNG's path.
+
+    Raises:
+        FileExistsError: if *out* exists and *overwrite* is False.
+    """
+    out = Path(out)
+    if out.exists() and not overwrite:
+        msg = f"{str(out)!r} already exists; pass --overwrite to replace it."
+        raise FileExistsError(msg)
+    with rasterio.open(classes) as src:
+        step = max(1, math.ceil(max(src.width, src.height) / max_side))
+        shape = (math.ceil(src.height / step), math.ceil(src.width / step))
+        bounds, res = src.bounds, src.res[0] * step
+        imagery = None
+        if root is not None:
+            imagery = CentralValleyS2(
+                root, crs=src.crs.to_wkt(), res=res, bands=CentralValleyS2.rgb_bands
+            )
+            sample = imagery[bounds.left : bounds.right, bounds.bottom : bounds.top]
+            shape = (int(sample["image"].shape[-2]), int(sample["image"].shape[-1]))
+        data = src.read(1, out_shape=shape, resampling=Resampling.nearest)
+    name = Path(classes).name
+    if imagery is None:
+        figure, axis = plt.subplots(figsize=(6, 6))
+        axis.imshow(
+            np.ma.masked_equal(data, MAP_NODATA),
+            cmap=MASK_CMAP,
+            vmin=0,
+            vmax=1,
+            interpolation="none",
+        )
+        axis.set_title(name)
+        axis.axis("off")
+    else:
+        sample["prediction"] = torch.from_numpy(data.astype(np.int64))
+        figure = imagery.plot(sample, suptitle=name)
+    partial = out.with_name(f".{out.stem}.partial-{os.getpid()}{out.suffix}")
+    try:
+        figure.savefig(partial, format="png", dpi=150, bbox_inches="tight")
+        os.replace(partial, out)
+    finally:
+        plt.close(figure)
+        partial.unlink(missing_ok=True)
+    return out
