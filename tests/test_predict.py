@@ -781,6 +781,24 @@ def test_imagery_nodata_becomes_map_nodata(
 # 5. Errors: from predict_map, and one line from the command.
 
 
+def predict_cli(checkpoint: Path, root: Path, out: Path, *extra: str) -> None:
+    """Run `torchgeo-simclr predict` on the CPU."""
+    main(
+        [
+            "predict",
+            "--checkpoint",
+            str(checkpoint),
+            "--root",
+            str(root),
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+            *extra,
+        ]
+    )
+
+
 def predict_error(
     capsys: pytest.CaptureFixture[str],
     checkpoint: Path,
@@ -791,20 +809,7 @@ def predict_error(
     """Run `torchgeo-simclr predict`, expecting a one-line error."""
     capsys.readouterr()
     with pytest.raises(SystemExit) as info:
-        main(
-            [
-                "predict",
-                "--checkpoint",
-                str(checkpoint),
-                "--root",
-                str(root),
-                "--out",
-                str(out),
-                "--device",
-                "cpu",
-                *extra,
-            ]
-        )
+        predict_cli(checkpoint, root, out, *extra)
     assert info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert "Traceback" not in err
@@ -910,20 +915,8 @@ def test_existing_output_is_kept_unless_overwrite(
 
     # With --overwrite the map replaces them (and the command reports it).
     capsys.readouterr()
-    main(
-        [
-            "predict",
-            "--checkpoint",
-            str(checkpoints["segmentation"]),
-            "--root",
-            str(scene.root),
-            "--out",
-            str(out),
-            "--device",
-            "cpu",
-            "--no-progress",
-            "--overwrite",
-        ]
+    predict_cli(
+        checkpoints["segmentation"], scene.root, out, "--no-progress", "--overwrite"
     )
     printed = capsys.readouterr().out
     assert printed.startswith("Irrigated: ")
@@ -1111,20 +1104,8 @@ def test_quicklook_draws_the_map_beside_the_imagery(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     out = tmp_path / "map.tif"
-    main(
-        [
-            "predict",
-            "--checkpoint",
-            str(checkpoints["segmentation"]),
-            "--root",
-            str(scene.root),
-            "--out",
-            str(out),
-            "--device",
-            "cpu",
-            "--no-progress",
-            "--quicklook",
-        ]
+    predict_cli(
+        checkpoints["segmentation"], scene.root, out, "--no-progress", "--quicklook"
     )
     png = out.with_suffix(".png")
     assert str(png) in capsys.readouterr().out

@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import numpy.typing as npt
 import rasterio
+from matplotlib.axes import Axes
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from pyproj import CRS
@@ -439,19 +440,30 @@ class CentralValleyS2(RasterDataset):
             if data.ndim == 3:
                 ax.imshow(data)
             else:
-                ax.imshow(
-                    np.ma.masked_equal(data, IGNORE_INDEX),
-                    cmap=MASK_CMAP,
-                    vmin=0,
-                    vmax=1,
-                    interpolation="none",
-                )
+                show_classes(ax, data)
             ax.axis("off")
             if show_titles:
                 ax.set_title(title)
         if suptitle is not None:
             fig.suptitle(suptitle)
         return fig
+
+
+def show_classes(ax: Axes, classes: npt.NDArray[Any]) -> None:
+    """Draw a class layer: not irrigated and irrigated in the map colours.
+
+    Args:
+        ax: the matplotlib axes.
+        classes: ``[H, W]`` of 0 (not irrigated), 1 (irrigated) and 255
+            (ignored or nodata, left transparent).
+    """
+    ax.imshow(
+        np.ma.masked_equal(classes, IGNORE_INDEX),
+        cmap=MASK_CMAP,
+        vmin=0,
+        vmax=1,
+        interpolation="none",
+    )
 
 
 def _percentile_stretch(

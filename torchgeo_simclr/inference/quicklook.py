@@ -10,9 +10,8 @@ import rasterio
 import torch
 from rasterio.enums import Resampling
 
-from ..constants import MAP_NODATA
 from ..datasets import CentralValleyS2
-from ..datasets.sentinel2 import MASK_CMAP
+from ..datasets.sentinel2 import show_classes
 
 
 def quicklook(
@@ -60,13 +59,7 @@ def quicklook(
     name = Path(classes).name
     if imagery is None:
         figure, axis = plt.subplots(figsize=(6, 6))
-        axis.imshow(
-            np.ma.masked_equal(data, MAP_NODATA),
-            cmap=MASK_CMAP,
-            vmin=0,
-            vmax=1,
-            interpolation="none",
-        )
+        show_classes(axis, data)
         axis.set_title(name)
         axis.axis("off")
     else:
