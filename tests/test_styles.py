@@ -1,7 +1,5 @@
 import itertools
-import os
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import pytest
 
@@ -10,7 +8,6 @@ from torchgeo_simclr.inference.styles import (
     QML_DOCTYPE,
     class_style,
     probability_style,
-    write_style,
 )
 
 
@@ -139,51 +136,3 @@ def test_probability_style_rejects_bad_input(
 ) -> None:
     with pytest.raises(ValueError, match=match):
         probability_style(**kwargs)  # type: ignore[arg-type]
-
-
-def test_write_style_writes_and_leaves_no_temporary(tmp_path: Path) -> None:
-    path = tmp_path / "map.qml"
-    text = class_style({0: ("Café & co", "#123456")})
-    assert write_style(path, text) == path
-    assert path.read_text(encoding="utf-8") == text
-    assert os.listdir(tmp_path) == ["map.qml"]
-
-
-def test_write_style_refuses_to_overwrite(tmp_path: Path) -> None:
-    path = tmp_path / "map.qml"
-    path.write_text("old", encoding="utf-8")
-    with pytest.raises(FileExistsError, match="overwrite") as info:
-        write_style(path, class_style())
-    assert str(path) in str(info.value)
-    assert path.read_text(encoding="utf-8") == "old"
-    assert os.listdir(tmp_path) == ["map.qml"]
-
-
-def test_write_style_overwrites_when_asked(tmp_path: Path) -> None:
-    path = tmp_path / "map_probability.qml"
-    path.write_text("old", encoding="utf-8")
-    text = probability_style()
-    write_style(path, text, overwrite=True)
-    assert path.read_text(encoding="utf-8") == text
-    assert os.listdir(tmp_path) == ["map_probability.qml"]
-
-
-def test_write_style_failure_keeps_old_file_and_cleans_up(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    path = tmp_path / "map.qml"
-    path.write_text("old", encoding="utf-8")
-
-    def fail(*args: object) -> None:
-        raise OSError("disk full")
-
-    monkeypatch.setattr(os, "replace", fail)
-    with pytest.raises(OSError, match="disk full"):
-        write_style(path, class_style(), overwrite=True)
-    assert path.read_text(encoding="utf-8") == "old"
-    assert os.listdir(tmp_path) == ["map.qml"]
-
-
-def test_write_style_missing_directory(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="does not exist"):
-        write_style(tmp_path / "missing" / "map.qml", class_style())

@@ -10,6 +10,8 @@ from rasterio.transform import Affine
 from rasterio.windows import Window
 from torchgeo.datasets import GeoDataset
 
+from ..datasets.labels import lonlat_extent
+
 #: CRS of a bbox given without one: longitude / latitude in degrees.
 LONLAT = CRS.from_epsg(4326)
 
@@ -139,11 +141,10 @@ def output_grid(
             min(region_[3], data[3]),
         )
         if region[0] >= region[2] or region[1] >= region[3]:
-            to_lonlat = Transformer.from_crs(crs, LONLAT, always_xy=True)
-            extent = np.round(to_lonlat.transform_bounds(*data), 5).tolist()
             msg = (
                 f"bbox {values} ({source.to_string()}) does not overlap the imagery, "
-                f"which covers {extent} (lon/lat) = {np.round(data, 1).tolist()} in "
+                f"which covers {lonlat_extent(data, crs)} (lon/lat) = "
+                f"{np.round(data, 1).tolist()} in "
                 f"{crs.to_string()}; pass a bbox inside that extent."
             )
             raise ValueError(msg)

@@ -87,6 +87,8 @@ def predict_map(
     from ..datamodules.prediction import MapDataModule
     from ..tasks.prediction import MapPredictionTask
 
+    # The writer and the task check these again on the Lightning path; here
+    # they fail before a large checkpoint is loaded or any file is opened.
     files = MapFiles.beside(out)
     files.check_writable(overwrite)
     task = MapPredictionTask(checkpoint)

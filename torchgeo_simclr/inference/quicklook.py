@@ -12,6 +12,7 @@ from rasterio.enums import Resampling
 
 from ..datasets import CentralValleyS2
 from ..datasets.sentinel2 import show_classes
+from .writer import partial_path
 
 
 def quicklook(
@@ -65,7 +66,7 @@ def quicklook(
     else:
         sample["prediction"] = torch.from_numpy(data.astype(np.int64))
         figure = imagery.plot(sample, suptitle=name)
-    partial = out.with_name(f".{out.stem}.partial-{os.getpid()}{out.suffix}")
+    partial = partial_path(out)
     try:
         figure.savefig(partial, format="png", dpi=150, bbox_inches="tight")
         os.replace(partial, out)

@@ -4,8 +4,7 @@ Beside each map raster the package writes a QML file with the same stem
 (``map.tif`` -> ``map.qml``); QGIS applies it automatically when the raster is
 opened. :func:`class_style` styles the class map (a *paletted* renderer, one
 colour per class), :func:`probability_style` the probability map (a
-*singlebandpseudocolor* renderer, an interpolated colour ramp), and
-:func:`write_style` puts either on disk atomically.
+*singlebandpseudocolor* renderer, an interpolated colour ramp).
 
 The documents follow the structure QGIS 3 writes itself: the same element and
 attribute names as ``QgsPalettedRasterRenderer::writeXml``,
@@ -16,11 +15,8 @@ transparent (``nodataColor=""``), so the styles give them no entry.
 """
 
 import math
-import os
-import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Final
 
 import matplotlib
@@ -290,47 +286,3 @@ def probability_style(
             },
         )
     return _document(renderer)
-
-
-def write_style(path: Path, text: str, overwrite: bool = False) -> Path:
-    """Write a style file atomically.
-
-    The text goes to a hidden temporary file in the same directory, which then
-    replaces ``path`` in one step, so a reader (or QGIS) never sees half a file
-    and an interrupted write leaves any old file as it was.
-
-    Args:
-        path: where to write, usually the raster's path with suffix ``.qml``.
-        text: the QML document.
-        overwrite: replace ``path`` if it exists.
-
-    Returns:
-        ``path``.
-
-    Raises:
-        FileExistsError: if ``path`` exists and ``overwrite`` is false.
-        FileNotFoundError: if the directory of ``path`` does not exist.
-    """
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(
-            f"{path} already exists; pass overwrite=True (--overwrite on the "
-            "command line) to replace it."
-        )
-    if not path.parent.is_dir():
-        raise FileNotFoundError(
-            f"Cannot write {path}: directory {path.parent} does not exist."
-        )
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    # os.open honours the umask, unlike tempfile (always 0o600).
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8", newline="\n") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    return path

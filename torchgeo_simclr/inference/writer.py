@@ -25,7 +25,7 @@ from .geotiff import (
 )
 from .grid import OutputGrid
 from .polygons import M2_PER_HA, irrigated_polygons
-from .styles import class_style, probability_style, write_style
+from .styles import class_style, probability_style
 
 
 @dataclass(frozen=True)
@@ -124,8 +124,16 @@ class MapFiles:
             raise FileExistsError(msg)
 
 
-def _partial(path: Path) -> Path:
-    """A hidden temporary name beside *path*, with the same suffix."""
+def partial_path(path: Path) -> Path:
+    """A hidden temporary name beside *path*, with the same suffix.
+
+    Args:
+        path: the file's final name.
+
+    Returns:
+        ``.STEM.partial-PID.SUFFIX`` in the same directory, renamed to *path*
+        once the file is complete.
+    """
     return path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
 
 
@@ -166,7 +174,10 @@ class IrrigationMapWriter(BasePredictionWriter):
         self.progress = progress
         #: Summary of the last finished map (None before).
         self.summary: dict[str, Any] | None = None
-        self._partials: list[Path] = []
+        #: Final name -> temporary name of every file being written.
+        self._partial: dict[Path, Path] = {}
+        #: Striped (uncompressed) rasters written row by row, then made COGs.
+        self._strips: dict[str, Path] = {}
 
     def on_predict_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Check the outputs and open the strip writers.
@@ -179,11 +190,9 @@ class IrrigationMapWriter(BasePredictionWriter):
         datamodule: Any = trainer.datamodule  # type: ignore[attr-defined]
         grid: OutputGrid = datamodule.grid
         task: Any = pl_module
-        self._grid, self._task = grid, task
+        self._datamodule, self._task = datamodule, task
         self._threshold = task.threshold if self.threshold is None else self.threshold
         self._dates: list[str] = datamodule.imagery_dates()
-        self._bbox = datamodule.bbox
-        self._bbox_crs = datamodule.bbox_crs.to_string()
         size, overlap = datamodule.patch_size, datamodule.overlap
         kind: WeightKind = "centre" if task.problem == "classification" else "taper"
         self._blender = StripBlender(
@@ -198,12 +207,14 @@ class IrrigationMapWriter(BasePredictionWriter):
             "threshold": f"{self._threshold:g}",
             "imagery_dates": ",".join(self._dates),
         }
-        self._partials = [_partial(path) for path in self.files.all()]
+        self._partial = {path: partial_path(path) for path in self.files.all()}
         self._strips = {
-            "classes": _partial(self.files.classes.with_suffix(".strips.tif")),
-            "probability": _partial(self.files.probability.with_suffix(".strips.tif")),
+            name: partial_path(path.with_suffix(".strips.tif"))
+            for name, path in (
+                ("classes", self.files.classes),
+                ("probability", self.files.probability),
+            )
         }
-        self._partials += list(self._strips.values())
         self._classes = StripWriter(
             self._strips["classes"],
             grid,
@@ -290,8 +301,7 @@ class IrrigationMapWriter(BasePredictionWriter):
         self._bar.close()
         self._classes.close()
         self._probability.close()
-        files = self.files
-        partial = dict(zip(files.all(), self._partials, strict=False))
+        files, partial = self.files, self._partial
         write_cog(self._strips["classes"], partial[files.classes], "nearest")
         write_cog(self._strips["probability"], partial[files.probability], "average")
         for strips in self._strips.values():
@@ -300,25 +310,24 @@ class IrrigationMapWriter(BasePredictionWriter):
             partial[files.classes], partial[files.probability], self.min_area_ha
         )
         polygons.to_file(partial[files.polygons], driver="GPKG", layer="irrigated")
-        write_style(partial[files.classes_style], class_style(), overwrite=True)
-        write_style(
-            partial[files.probability_style], probability_style(), overwrite=True
-        )
+        partial[files.classes_style].write_text(class_style())
+        partial[files.probability_style].write_text(probability_style())
         self.summary = self._summary(len(polygons))
         partial[files.summary].write_text(json.dumps(self.summary, indent=2) + "\n")
         # Every file is complete: only now do they take their real names.
-        for path in files.all():
-            os.replace(partial[path], path)
-        self._partials = []
+        for path, temporary in partial.items():
+            os.replace(temporary, path)
+        self._partial, self._strips = {}, {}
 
     def _summary(self, n_regions: int) -> dict[str, Any]:
         """The JSON summary of the finished map."""
-        grid, res = self._grid, self._grid.res
+        grid, bbox = self._datamodule.grid, self._datamodule.bbox
+        res = grid.res
         pixel_ha = res * res / M2_PER_HA
         valid, irrigated = self._counts["valid"], self._counts["irrigated"]
         return {
-            "bbox": list(self._bbox) if self._bbox is not None else None,
-            "bbox_crs": self._bbox_crs,
+            "bbox": list(bbox) if bbox is not None else None,
+            "bbox_crs": self._datamodule.bbox_crs.to_string(),
             "bounds": list(grid.bounds),
             "bounds_lonlat": list(grid.lonlat_bounds()),
             "crs": grid.crs.to_string(),
@@ -358,6 +367,6 @@ class IrrigationMapWriter(BasePredictionWriter):
                 getattr(self, writer).close()
         if hasattr(self, "_bar"):
             self._bar.close()
-        for path in self._partials:
+        for path in [*self._partial.values(), *self._strips.values()]:
             path.unlink(missing_ok=True)
-        self._partials = []
+        self._partial, self._strips = {}, {}

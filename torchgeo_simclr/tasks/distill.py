@@ -5,14 +5,12 @@ from typing import Any
 import torch
 from lightning.pytorch.utilities.types import OptimizerLRScheduler
 from torch import Tensor
-from torch.optim import AdamW
 
 from ..constants import IGNORE_INDEX
 from ..losses import binary_loss, distillation_loss
 from ..models.checkpoint import TrainedModel, load_model
 from ..models.classifier import IrrigationModel, ModelSpec
 from .irrigation import IrrigationTask
-from .schedule import warmup_cosine
 
 
 class DistillTask(IrrigationTask):
@@ -159,16 +157,7 @@ class DistillTask(IrrigationTask):
         Returns:
             The optimiser and its schedule.
         """
-        optimizer = AdamW(
-            self.model.parameters(),
-            lr=self.hparams["lr"],
-            weight_decay=self.hparams["weight_decay"],
-        )
-        return warmup_cosine(
-            optimizer,
-            int(self.trainer.estimated_stepping_batches),
-            self.hparams["warmup_fraction"],
-        )
+        return self.adamw_schedule(self.model.parameters())
 
     def checkpoint_metadata(self) -> dict[str, Any]:
         """Record the teacher.

@@ -4,13 +4,11 @@ from typing import Any, Literal, cast
 
 from lightning.pytorch.utilities.types import OptimizerLRScheduler
 from torch import Tensor, nn
-from torch.optim import AdamW
 
 from ..losses import binary_loss
 from ..models.checkpoint import DataMetadata, read_checkpoint, sub_state
 from ..models.classifier import IrrigationModel, ModelSpec, Problem
 from .irrigation import IrrigationTask
-from .schedule import warmup_cosine
 
 #: Which pretrained parts stay fixed while fine-tuning.
 Freeze = Literal["none", "backbone", "all_but_last_n"]
@@ -247,16 +245,7 @@ class FineTuneTask(IrrigationTask):
                 "lr": self.hparams["backbone_lr"] or self.hparams["lr"],
             },
         ]
-        optimizer = AdamW(
-            [g for g in groups if g["params"]],
-            lr=self.hparams["lr"],
-            weight_decay=self.hparams["weight_decay"],
-        )
-        return warmup_cosine(
-            optimizer,
-            int(self.trainer.estimated_stepping_batches),
-            self.hparams["warmup_fraction"],
-        )
+        return self.adamw_schedule([g for g in groups if g["params"]])
 
     def checkpoint_metadata(self) -> dict[str, Any]:
         """Record where the encoder came from.

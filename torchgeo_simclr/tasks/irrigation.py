@@ -1,9 +1,12 @@
 """What fine-tuning and distillation share: metrics, prediction, checkpoints."""
 
+from collections.abc import Iterable
 from typing import Any
 
 import torch
+from lightning.pytorch.utilities.types import OptimizerLRScheduler
 from torch import Tensor
+from torch.optim import AdamW
 from torchgeo.tasks import BaseTask
 from torchmetrics import MetricCollection
 from torchmetrics.classification import (
@@ -18,6 +21,7 @@ from ..constants import IGNORE_INDEX
 from ..models.checkpoint import CHECKPOINT_KEY, DataMetadata
 from ..models.classifier import IrrigationModel
 from ..patch_labels import patch_labels
+from .schedule import warmup_cosine
 
 
 class IrrigationTask(BaseTask):
@@ -142,6 +146,24 @@ class IrrigationTask(BaseTask):
         datamodule = getattr(self.trainer, "datamodule", None)
         self.data_metadata = DataMetadata.from_datamodule(
             datamodule, self.model.spec.in_channels
+        )
+
+    def adamw_schedule(self, params: Iterable[Any]) -> OptimizerLRScheduler:
+        """AdamW at ``lr`` and ``weight_decay`` with the warm-up + cosine schedule.
+
+        Args:
+            params: parameters or parameter groups (a group may set its own lr).
+
+        Returns:
+            The optimiser and its schedule.
+        """
+        optimizer = AdamW(
+            params, lr=self.hparams["lr"], weight_decay=self.hparams["weight_decay"]
+        )
+        return warmup_cosine(
+            optimizer,
+            int(self.trainer.estimated_stepping_batches),
+            self.hparams["warmup_fraction"],
         )
 
     def checkpoint_metadata(self) -> dict[str, Any]:
