@@ -30,6 +30,84 @@ def _sample_data(args: argparse.Namespace) -> None:
     print(f"Wrote DWR-style crop-mapping labels to {scene.labels_path}")
 
 
+def _download(args: argparse.Namespace) -> None:
+    from .download import DownloadRequest, download
+
+    request = DownloadRequest.parse(args.bbox, args.start, args.end, args.max_cloud)
+    result = download(
+        request,
+        Path(args.out),
+        stac_url=args.stac_url,
+        collection=args.collection,
+        per_tile=args.per_tile,
+        mask_clouds=args.mask_clouds,
+        retries=args.retries,
+        progress=not args.no_progress,
+    )
+    print(
+        f"Wrote {len(result.written)} scene(s), kept {len(result.kept)} already "
+        f"downloaded, under {Path(args.out) / 'sentinel2'}; manifest: {result.manifest}"
+    )
+
+
+def _add_download_command(commands: "argparse._SubParsersAction[Any]") -> None:
+    """Add the ``download`` sub-command."""
+    from .download import DEFAULT_COLLECTION, DEFAULT_STAC_URL
+
+    download = commands.add_parser(
+        "download",
+        help="Sentinel-2 L2A imagery of a bbox from a STAC API (COG window reads, "
+        "12 bands on 10 m, manifest, resumable)",
+    )
+    download.add_argument(
+        "--bbox",
+        type=float,
+        nargs=4,
+        required=True,
+        metavar=("MIN_LON", "MIN_LAT", "MAX_LON", "MAX_LAT"),
+        help="region in lon/lat degrees (EPSG:4326)",
+    )
+    download.add_argument("--start", required=True, help="first day, YYYY-MM-DD")
+    download.add_argument("--end", required=True, help="last day, YYYY-MM-DD")
+    download.add_argument(
+        "--max-cloud",
+        type=float,
+        default=20.0,
+        help="highest scene cloud cover, %% (default: 20)",
+    )
+    download.add_argument("--out", required=True, help="download root, e.g. data/cv")
+    download.add_argument(
+        "--stac-url",
+        default=DEFAULT_STAC_URL,
+        help=f"STAC API (default: {DEFAULT_STAC_URL}, no account needed)",
+    )
+    download.add_argument(
+        "--collection",
+        default=DEFAULT_COLLECTION,
+        help=f"Sentinel-2 L2A collection (default: {DEFAULT_COLLECTION})",
+    )
+    download.add_argument(
+        "--per-tile",
+        type=int,
+        default=1,
+        help="least cloudy scenes kept per MGRS tile (default: 1)",
+    )
+    download.add_argument(
+        "--no-cloud-mask",
+        dest="mask_clouds",
+        action="store_false",
+        help="keep cloudy pixels (default: SCL cloud, cirrus and shadow -> nodata)",
+    )
+    download.add_argument(
+        "--retries",
+        type=int,
+        default=3,
+        help="retries of a failed request, with back-off (default: 3)",
+    )
+    download.add_argument("--no-progress", action="store_true", help="no progress bar")
+    download.set_defaults(func=_download)
+
+
 def run_cli(arguments: Sequence[str]) -> "LightningCLI":
     """Run ``torchgeo fit ARGUMENTS`` in this process.
 
@@ -429,9 +507,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     experiment.add_argument(
         "--preset",
-        choices=["quickstart", "cal"],
+        choices=["quickstart", "cal", "bigearthnet"],
         default="quickstart",
-        help="config set: conf/<stage>_<preset>.yaml (cal = full scale)",
+        help="config set: conf/<stage>_<preset>.yaml (cal = full scale, "
+        "bigearthnet = BigEarthNet-S2 with the study's splits)",
     )
     experiment.add_argument(
         "--config-dir", default=str(CONF_DIR), help="directory of the configs"
@@ -448,6 +527,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     experiment.set_defaults(func=_experiment)
     _add_map_commands(commands)
+    _add_download_command(commands)
     return parser
 
 
@@ -465,6 +545,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (FileNotFoundError, FileExistsError, PermissionError, ValueError) as error:
+    except (
+        FileNotFoundError,
+        FileExistsError,
+        PermissionError,
+        ConnectionError,
+        ValueError,
+    ) as error:
         print(f"torchgeo-simclr {args.command}: error: {error}", file=sys.stderr)
         raise SystemExit(2) from None

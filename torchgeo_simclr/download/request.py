@@ -1,0 +1,98 @@
+"""What a user asks to download: a lon/lat bbox and a date range, checked once."""
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Self
+
+
+@dataclass(frozen=True)
+class DownloadRequest:
+    """A bbox in lon/lat degrees, a date range and a cloud-cover limit."""
+
+    #: ``(min lon, min lat, max lon, max lat)``, EPSG:4326 degrees.
+    bbox: tuple[float, float, float, float]
+    #: First acquisition day, inclusive.
+    start: date
+    #: Last acquisition day, inclusive.
+    end: date
+    #: Highest scene cloud cover accepted, percent.
+    max_cloud: float
+
+    @classmethod
+    def parse(cls, bbox: list[float], start: str, end: str, max_cloud: float) -> Self:
+        """Check user input and build a request.
+
+        Args:
+            bbox: ``(min lon, min lat, max lon, max lat)`` in degrees.
+            start: first day, ``YYYY-MM-DD``.
+            end: last day, ``YYYY-MM-DD``.
+            max_cloud: cloud-cover limit, percent (0-100).
+
+        Returns:
+            The checked request.
+
+        Raises:
+            ValueError: if the bbox is malformed, inverted or crosses the
+                antimeridian, a date is not ``YYYY-MM-DD``, *start* is after
+                *end*, or *max_cloud* is outside 0-100.
+        """
+        if len(bbox) != 4:
+            msg = f"--bbox {bbox} must be 4 numbers: MIN_LON MIN_LAT MAX_LON MAX_LAT."
+            raise ValueError(msg)
+        west, south, east, north = (float(v) for v in bbox)
+        if not (-180 <= west <= 180 and -180 <= east <= 180):
+            msg = (
+                f"--bbox {bbox} has a longitude outside -180..180 degrees; give "
+                "MIN_LON MIN_LAT MAX_LON MAX_LAT in EPSG:4326 degrees."
+            )
+            raise ValueError(msg)
+        if not (-90 <= south <= 90 and -90 <= north <= 90):
+            msg = (
+                f"--bbox {bbox} has a latitude outside -90..90 degrees; give "
+                "MIN_LON MIN_LAT MAX_LON MAX_LAT (longitude first)."
+            )
+            raise ValueError(msg)
+        if west >= east:
+            msg = (
+                f"--bbox {bbox} has MIN_LON {west} >= MAX_LON {east}: it is inverted "
+                "or crosses the antimeridian (180 degrees), which is not supported; "
+                "give MIN_LON < MAX_LON, or split the region into one download on "
+                "each side of 180 degrees."
+            )
+            raise ValueError(msg)
+        if south >= north:
+            msg = (
+                f"--bbox {bbox} has MIN_LAT {south} >= MAX_LAT {north}: it is "
+                "inverted; give MIN_LON MIN_LAT MAX_LON MAX_LAT."
+            )
+            raise ValueError(msg)
+        first, last = _day("--start", start), _day("--end", end)
+        if first > last:
+            msg = (
+                f"--start {start} is after --end {end}; give the earlier date as "
+                "--start."
+            )
+            raise ValueError(msg)
+        if not 0 <= max_cloud <= 100:
+            msg = f"--max-cloud {max_cloud} must be a percentage between 0 and 100."
+            raise ValueError(msg)
+        return cls((west, south, east, north), first, last, float(max_cloud))
+
+    @property
+    def interval(self) -> str:
+        """The date range as a STAC ``datetime`` interval (whole days, UTC).
+
+        Returns:
+            ``YYYY-MM-DDT00:00:00Z/YYYY-MM-DDT23:59:59Z``.
+        """
+        return f"{self.start.isoformat()}T00:00:00Z/{self.end.isoformat()}T23:59:59Z"
+
+
+def _day(option: str, text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        msg = (
+            f"{option} {text!r} is not a date; give it as YYYY-MM-DD, e.g. 2023-07-01."
+        )
+        raise ValueError(msg) from None

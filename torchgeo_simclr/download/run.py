@@ -1,0 +1,182 @@
+"""Download Sentinel-2 L2A imagery of a bbox from a STAC API, resumably."""
+
+import functools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import rasterio
+from pystac import Item
+from tqdm import tqdm
+
+from ..constants import S2_BANDS
+from .assets import SCL, find_asset
+from .manifest import MANIFEST_NAME, Manifest
+from .request import DownloadRequest
+from .scene import GDAL_HTTP_OPTIONS, SceneFile, with_retries, write_scene
+from .stac import (
+    DEFAULT_COLLECTION,
+    DEFAULT_STAC_URL,
+    cloud_cover,
+    open_catalog,
+    pick_scenes,
+    product_name,
+    search_scenes,
+    tile_of,
+)
+
+#: Sub-directory of the download root holding the scenes (as in the sample).
+IMAGERY_DIR: Final[str] = "sentinel2"
+
+
+@dataclass
+class DownloadResult:
+    """What :func:`download` did."""
+
+    #: The manifest.
+    manifest: Path
+    #: Scene files written by this run.
+    written: list[Path] = field(default_factory=list)
+    #: Scene files already there from an earlier run (not fetched again).
+    kept: list[Path] = field(default_factory=list)
+
+
+def download(
+    request: DownloadRequest,
+    out: Path,
+    stac_url: str = DEFAULT_STAC_URL,
+    collection: str = DEFAULT_COLLECTION,
+    per_tile: int = 1,
+    mask_clouds: bool = True,
+    retries: int = 3,
+    progress: bool = True,
+) -> DownloadResult:
+    """Fetch the least cloudy scenes over a bbox as files CentralValleyS2 reads.
+
+    Searches *collection* of the STAC API at *stac_url*, keeps the *per_tile*
+    least cloudy scenes of each MGRS tile, and writes the bbox window of each
+    as ``OUT/sentinel2/<product>.tif`` (12 bands, 10 m, reflectance x10000,
+    see :func:`~torchgeo_simclr.download.scene.write_scene`), recording it in
+    ``OUT/manifest.json``. Only the needed blocks of each band's COG are read.
+    Scenes already in the manifest with the same bbox are not fetched again,
+    so an interrupted download resumes where it stopped.
+
+    Args:
+        request: bbox, dates and cloud limit.
+        out: download root.
+        stac_url: STAC API landing page.
+        collection: Sentinel-2 L2A collection id.
+        per_tile: scenes per MGRS tile, least cloudy first. Where several
+            scenes overlap, CentralValleyS2 fills one scene's masked clouds
+            from the next.
+        mask_clouds: set cloudy pixels (by the SCL layer) to nodata.
+        retries: retries of a failed request or scene, with back-off.
+        progress: show a progress bar over the bands being read.
+
+    Returns:
+        The files written and kept, and the manifest.
+
+    Raises:
+        ConnectionError: if the API or a file cannot be reached.
+        ValueError: if no scene matches the request.
+        FileExistsError: if a scene file is there but not from this request.
+    """
+    client = open_catalog(stac_url, retries)
+    items, too_cloudy = search_scenes(client, collection, request)
+    if not items:
+        clouds = (
+            f" ({too_cloudy} more above --max-cloud {request.max_cloud:g}%)"
+            if too_cloudy
+            else ""
+        )
+        msg = (
+            f"No scenes of collection {collection!r} at {stac_url} cover bbox "
+            f"{list(request.bbox)} between {request.start} and {request.end} with "
+            f"cloud cover <= {request.max_cloud:g}%{clouds}; widen the dates, raise "
+            "--max-cloud or check the bbox (MIN_LON MIN_LAT MAX_LON MAX_LAT)."
+        )
+        raise ValueError(msg)
+    chosen = pick_scenes(items, per_tile)
+    folder = out / IMAGERY_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    manifest = Manifest(out / MANIFEST_NAME)
+    result = DownloadResult(manifest.path)
+    steps = len(S2_BANDS) + int(mask_clouds)
+    bar = tqdm(
+        total=len(chosen) * steps, desc="download", unit="band", disable=not progress
+    )
+    for item in chosen:
+        name = f"{product_name(item)}.tif"
+        path = folder / name
+        key = f"{IMAGERY_DIR}/{name}"
+        bar.set_postfix_str(name)
+        if path.exists():
+            entry = manifest.scenes.get(key, {})
+            same = entry.get("id") == item.id and entry.get("bbox") == list(
+                request.bbox
+            )
+            if not same or entry.get("mask_clouds") != mask_clouds:
+                msg = (
+                    f"{path} exists but {manifest.path} does not list it as scene "
+                    f"{item.id} over bbox {list(request.bbox)}; move it away or "
+                    "choose another --out."
+                )
+                raise FileExistsError(msg)
+            result.kept.append(path)
+            bar.update(steps)
+            continue
+        # GDAL remembers failed URLs for the life of the process; a retry must
+        # ask the server again.
+        uncached = ":".join(f"/vsicurl/{a.href}" for a in item.assets.values())
+        with rasterio.Env(**GDAL_HTTP_OPTIONS, CPL_VSIL_CURL_NON_CACHED=uncached):
+            written = with_retries(
+                functools.partial(
+                    write_scene,
+                    item,
+                    request.bbox,
+                    path,
+                    mask_clouds,
+                    lambda _band: bar.update(),
+                ),
+                f"scene {item.id}",
+                retries,
+            )
+        if written is None:
+            bar.update(steps)
+            continue
+        manifest.add(
+            _entry(key, item, request, written, mask_clouds, (stac_url, collection))
+        )
+        result.written.append(path)
+    bar.close()
+    return result
+
+
+def _entry(
+    key: str,
+    item: Item,
+    request: DownloadRequest,
+    written: SceneFile,
+    mask_clouds: bool,
+    source: tuple[str, str],
+) -> dict[str, Any]:
+    """The manifest record of a finished scene."""
+    bands = [*S2_BANDS, SCL] if mask_clouds else list(S2_BANDS)
+    return {
+        "file": key,
+        "id": item.id,
+        "datetime": str(item.datetime),
+        "cloud_cover": cloud_cover(item),
+        "tile": tile_of(item),
+        "stac_url": source[0],
+        "collection": source[1],
+        "bbox": list(request.bbox),
+        "mask_clouds": mask_clouds,
+        "crs": written.grid.crs.to_string(),
+        "bounds": list(written.grid.bounds),
+        "width": written.grid.width,
+        "height": written.grid.height,
+        "clear_fraction": round(written.valid_fraction, 4),
+        "harmonisation": {b: list(v) for b, v in written.harmonisation.items()},
+        "assets": {band: find_asset(item, band).href for band in bands},
+    }
