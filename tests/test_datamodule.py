@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 import shapely
 import torch
-from conftest import FAKE_CRS, fake_dwr_gpkg, fake_s2_multiband
+from conftest import FAKE_CRS, FAKE_FIELDS, fake_dwr_gpkg, fake_s2_multiband
 from pyproj import Transformer
 
 from torchgeo_simclr.constants import IGNORE_INDEX
@@ -150,3 +150,15 @@ def test_workers_open_their_own_files(scene: Path) -> None:
     assert RasterDataset._cached_load_warp_file.cache_info().currsize == 0
     batch = next(iter(loader))
     assert torch.isfinite(batch["image"]).all()
+
+
+def test_labels_are_read_only_over_the_imagery(tmp_path: Path) -> None:
+    # A statewide file: the scene's fields plus one 100 km away. Without a
+    # bbox the datamodule reads only the polygons near its imagery.
+    fake_s2_multiband(tmp_path / "sentinel2")
+    far = ("G", (800100.0, 4099100.0, 800700.0, 4099700.0))
+    fake_dwr_gpkg(tmp_path, fields=[*FAKE_FIELDS, far])
+    dm = make(tmp_path)
+    dm.setup("fit")
+    labels = dm.dataset.datasets[1]
+    assert len(labels.features) == len(FAKE_FIELDS)

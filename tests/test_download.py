@@ -409,3 +409,18 @@ def test_request_interval_covers_whole_days() -> None:
         [-121, 36, -120, 37], "2023-07-01", "2023-07-01", 20
     )
     assert request.interval == "2023-07-01T00:00:00Z/2023-07-01T23:59:59Z"
+
+
+def test_two_scenes_per_tile_fill_each_others_clouds(
+    catalog: StacServer, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    download(catalog, out, "--per-tile", "2", "--max-cloud", "50", bbox=CLOUD_BBOX)
+    assert sorted(manifest(out)) == sorted([CLEAR, CLOUDY])
+    with rasterio.open(out / "sentinel2" / f"{CLEAR}.tif") as src:
+        shape = src.shape
+        assert (src.read()[:, 10, 10] == 0).all()  # under CLEAR's cloud
+    dataset = CentralValleyS2(out)
+    image = dataset[dataset.bounds]["image"]
+    assert image.shape[1:] == shape  # both scenes share the grid
+    assert (image[:, 10, 10] > 0).all()  # filled from the 40% scene

@@ -18,6 +18,7 @@ from torchgeo.samplers import RandomPatchSampler
 
 from ..constants import IGNORE_INDEX, S2_BANDS
 from ..datasets import CentralValleyS2, IrrigationLabels, resolve_label_path
+from ..datasets.labels import lonlat_extent
 from ..transforms import AUGMENTATIONS, SimCLRViews
 from .augment import BatchAugmentation
 from .blocks import spatial_blocks
@@ -43,6 +44,29 @@ def fresh_file_handles(worker_id: int) -> None:
         worker_id: index of the worker (unused).
     """
     RasterDataset._cached_load_warp_file.cache_clear()
+
+
+def imagery_extent(dataset: GeoDataset) -> tuple[float, float, float, float]:
+    """A dataset's lon/lat extent plus 0.001 degrees (about 100 m).
+
+    Labels are read only there: a statewide DWR file (some 400,000 polygons) is
+    filtered by GDAL while it is read.
+
+    Args:
+        dataset: the imagery.
+
+    Returns:
+        ``(min lon, min lat, max lon, max lat)``, degrees.
+    """
+    bounds = dataset.index.geometry.union_all().bounds
+    west, south, east, north = lonlat_extent(bounds, dataset.crs)
+    pad = 0.001
+    return (
+        max(west - pad, -180.0),
+        max(south - pad, -90.0),
+        min(east + pad, 180.0),
+        min(north + pad, 90.0),
+    )
 
 
 class CentralValleyDataModule(GeoDataModule):
@@ -196,7 +220,7 @@ class CentralValleyDataModule(GeoDataModule):
                 crs=self.image_dataset.crs,
                 class_column=self.class_column,
                 class_map=self.class_map,
-                bbox=self.bbox,
+                bbox=self.bbox or imagery_extent(self.image_dataset),
             )
             dataset = IntersectionDataset(self.image_dataset, labels)
             snap_to_grid(dataset, self.image_dataset)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import torch
 from torch import Tensor
-from torchgeo.datasets import GeoDataset
-from torchgeo.datasets.utils import GeoSlice
+from torch.utils.data import Dataset
+from torchgeo.datasets.utils import GeoSlice, Sample
 
 from ..constants import S2_NODATA
 
@@ -44,7 +44,9 @@ def cache_key(files: Iterable[str], *parts: object) -> str:
 
 
 def band_statistics(
-    dataset: GeoDataset, locations: Iterable[GeoSlice], nodata: float = S2_NODATA
+    dataset: Dataset[Sample],
+    locations: Iterable[GeoSlice | int],
+    nodata: float = S2_NODATA,
 ) -> tuple[Tensor, Tensor]:
     """Compute per-band mean and standard deviation over valid pixels.
 
@@ -52,7 +54,8 @@ def band_statistics(
 
     Args:
         dataset: an image dataset whose samples have ``image`` ``[C, H, W]``.
-        locations: the patches to read.
+        locations: the patches to read: GeoDataset queries or NonGeoDataset
+            indices.
         nodata: value that marks missing pixels.
 
     Returns:
@@ -83,8 +86,8 @@ def band_statistics(
 
 
 def cached_band_statistics(
-    dataset: GeoDataset,
-    locations: Sequence[GeoSlice],
+    dataset: Dataset[Sample],
+    locations: Sequence[GeoSlice | int],
     key: str,
     cache_dir: Path | None = None,
 ) -> tuple[Tensor, Tensor]:

@@ -1,11 +1,13 @@
-"""GeoDatasets: Sentinel-2 L2A imagery and DWR irrigation labels."""
+"""Datasets: Sentinel-2 L2A imagery, DWR irrigation labels and BigEarthNet-S2."""
 
+from .bigearthnet import BigEarthNetIrrigation
 from .dwr import DEFAULT_IRRIGATION_MAP, build_irrigation_map
 from .labels import IrrigationLabels, resolve_label_path
 from .sentinel2 import CentralValleyS2
 
 __all__ = [
     "DEFAULT_IRRIGATION_MAP",
+    "BigEarthNetIrrigation",
     "CentralValleyS2",
     "IrrigationLabels",
     "build_irrigation_map",

@@ -28,8 +28,8 @@ class DataMetadata:
     std: tuple[float, ...]
     #: Side of the square training patches, pixels.
     patch_size: int
-    #: Digest of the train / val / test blocks (None if unknown): two runs with
-    #: the same digest share the same held-out blocks.
+    #: Digest of the train / val / test blocks or patches (None if unknown):
+    #: two runs with the same digest share the same held-out data.
     split: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -82,7 +82,9 @@ class DataMetadata:
 
         Args:
             datamodule: the trainer's datamodule; anything with ``bands``,
-                ``mean``, ``std`` and ``patch_size`` attributes qualifies.
+                ``mean``, ``std`` and ``patch_size`` attributes qualifies. Its
+                split is its ``split_fingerprint`` (a string) if it has one,
+                else the digest of its ``split_blocks`` (geometries).
             in_channels: the model's number of input bands.
 
         Returns:
@@ -106,12 +108,13 @@ class DataMetadata:
             )
             raise ValueError(msg)
         patch = datamodule.patch_size
+        split = getattr(datamodule, "split_fingerprint", None)
         return cls(
             bands=bands,
             mean=tuple(float(v) for v in torch.as_tensor(datamodule.mean)),
             std=tuple(float(v) for v in torch.as_tensor(datamodule.std)),
             patch_size=int(patch if isinstance(patch, int) else patch[0]),
-            split=split_digest(getattr(datamodule, "split_blocks", None)),
+            split=split or split_digest(getattr(datamodule, "split_blocks", None)),
         )
 
 

@@ -99,8 +99,8 @@ class DistillTask(IrrigationTask):
         """Distil on the batch (plus *alpha* x the labelled loss).
 
         Args:
-            batch: ``image`` ``[B, C, H, W]``; ``mask`` ``[B, H, W]`` is used
-                only when *alpha* > 0.
+            batch: ``image`` ``[B, C, H, W]``; ``mask`` ``[B, H, W]`` or
+                ``label`` ``[B]`` is used only when *alpha* > 0.
             batch_idx: index of the batch.
             dataloader_idx: index of the dataloader.
 
@@ -113,7 +113,7 @@ class DistillTask(IrrigationTask):
         logits = self.model(image)
         loss = distillation_loss(logits, teacher_logits, self.hparams["temperature"])
         self.log("train_distill_loss", loss, batch_size=image.shape[0])
-        if self.hparams["alpha"] > 0 and "mask" in batch:
+        if self.hparams["alpha"] > 0 and ("mask" in batch or "label" in batch):
             targets = self.targets(batch)
             if (targets != IGNORE_INDEX).any():
                 labelled = binary_loss(logits, targets)
@@ -147,7 +147,8 @@ class DistillTask(IrrigationTask):
                 f"Teacher {self.hparams['teacher']!r} was trained on spatial split "
                 f"{teacher.split} but the datamodule makes split {data.split}, so "
                 "the student could be tested on the teacher's training blocks; use "
-                "the teacher's root, bbox, block_size, split_fractions and seed."
+                "the teacher's root, bbox, block_size, split_fractions and seed "
+                "(BigEarthNet: root, scheme and split_seed)."
             )
             raise ValueError(msg)
 

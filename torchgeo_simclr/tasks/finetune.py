@@ -27,9 +27,10 @@ class FineTuneTask(IrrigationTask):
     ImageNet, ``weights=True``) weights: that is the supervised baseline, on
     the same data with the same recipe.
 
-    The batch carries ``image`` ``[B, C, H, W]`` and ``mask`` ``[B, H, W]``; a
-    patch's label is the majority of its labelled pixels
-    (:func:`~torchgeo_simclr.patch_labels.patch_labels`).
+    The batch carries ``image`` ``[B, C, H, W]`` and either ``mask``
+    ``[B, H, W]``, where a patch's label is the majority of its labelled pixels
+    (:func:`~torchgeo_simclr.patch_labels.patch_labels`), or patch labels
+    ``label`` ``[B]`` (BigEarthNet; classification only).
     """
 
     #: Checkpoint kind written by this task.
@@ -192,7 +193,8 @@ class FineTuneTask(IrrigationTask):
         """Compute the binary loss on the labelled patches or pixels.
 
         Args:
-            batch: ``image`` ``[B, C, H, W]`` and ``mask`` ``[B, H, W]``.
+            batch: ``image`` ``[B, C, H, W]`` and ``mask`` ``[B, H, W]`` or
+                ``label`` ``[B]``.
             batch_idx: index of the batch.
             dataloader_idx: index of the dataloader.
 

@@ -86,14 +86,29 @@ class IrrigationTask(BaseTask):
         """The labels the model's output is scored against.
 
         Args:
-            batch: with ``mask`` ``[B, H, W]``.
+            batch: with ``label`` ``[B]`` (patch labels, e.g. BigEarthNet) or
+                ``mask`` ``[B, H, W]``.
 
         Returns:
-            ``[B]`` patch labels (classification) or the mask (segmentation),
+            ``[B]`` patch labels (classification: ``label`` as given, else each
+            mask's majority label) or the mask (segmentation),
             :data:`IGNORE_INDEX` where unknown.
+
+        Raises:
+            ValueError: for segmentation on a batch without ``mask``.
         """
         if self.model.spec.problem == "segmentation":
+            if "mask" not in batch:
+                msg = (
+                    "A segmentation model needs per-pixel labels (batch['mask'] "
+                    f"[B, H, W]) but the batch has only {sorted(batch)}; with "
+                    "patch labels (BigEarthNet) pass --model.init_args.problem "
+                    "classification."
+                )
+                raise ValueError(msg)
             return batch["mask"]
+        if "label" in batch:
+            return batch["label"]
         return patch_labels(batch["mask"])
 
     def _evaluate(self, batch: dict[str, Tensor], metrics: MetricCollection) -> None:
@@ -107,7 +122,8 @@ class IrrigationTask(BaseTask):
         """Score a validation batch.
 
         Args:
-            batch: ``image`` ``[B, C, H, W]`` and ``mask`` ``[B, H, W]``.
+            batch: ``image`` ``[B, C, H, W]`` and ``mask`` ``[B, H, W]`` or
+                ``label`` ``[B]``.
             batch_idx: index of the batch.
             dataloader_idx: index of the dataloader.
         """
@@ -119,7 +135,8 @@ class IrrigationTask(BaseTask):
         """Score a test batch.
 
         Args:
-            batch: ``image`` ``[B, C, H, W]`` and ``mask`` ``[B, H, W]``.
+            batch: ``image`` ``[B, C, H, W]`` and ``mask`` ``[B, H, W]`` or
+                ``label`` ``[B]``.
             batch_idx: index of the batch.
             dataloader_idx: index of the dataloader.
         """

@@ -1,0 +1,333 @@
+"""BigEarthNet-S2 irrigation patches for pretraining, fine-tuning and distillation."""
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch.utilities import rank_zero_info
+from torch import Tensor
+from torch.utils.data import DataLoader, RandomSampler, Subset
+from torchgeo.datamodules import NonGeoDataModule
+from torchgeo.datasets.utils import Sample
+
+from ..constants import IGNORE_INDEX, IRRIGATED, S2_BANDS
+from ..datasets import BigEarthNetIrrigation
+from ..datasets.bigearthnet import Scheme
+from ..transforms import AUGMENTATIONS, SimCLRViews
+from .augment import BatchAugmentation
+from .balanced_split import irrigation_splits
+from .fractions import nested_balanced_subset
+from .statistics import cache_key, cached_band_statistics
+
+
+class IrrigationPatches(Subset[Sample]):
+    """Some patches of a :class:`BigEarthNetIrrigation`, cropped, labels maybe hidden.
+
+    Crops are square, of *patch_size* pixels: at random for training, in the
+    centre for evaluation. Patches outside *labelled* keep their image but get
+    the label :data:`~torchgeo_simclr.constants.IGNORE_INDEX`, so a
+    distillation run sees every patch while a supervised loss sees only the
+    labelled ones.
+    """
+
+    def __init__(
+        self,
+        dataset: BigEarthNetIrrigation,
+        indices: Sequence[int],
+        patch_size: int,
+        random_crop: bool = False,
+        labelled: Tensor | None = None,
+    ) -> None:
+        """Initialise a new IrrigationPatches.
+
+        Args:
+            dataset: where the patches are read.
+            indices: the patches, indices into *dataset*.
+            patch_size: side of the crops, pixels (at most 120).
+            random_crop: crop at random (training) instead of in the centre.
+            labelled: boolean ``[len(indices)]``, True where the label is kept
+                (default: all).
+        """
+        super().__init__(dataset, indices)
+        self.patch_size = patch_size
+        self.random_crop = random_crop
+        self.labelled = labelled
+
+    def __getitem__(self, index: int) -> Sample:
+        """Read one patch.
+
+        Args:
+            index: 0..N-1.
+
+        Returns:
+            ``image`` float32 ``[12, patch_size, patch_size]`` and ``label``
+            int64 scalar (0, 1 or ``IGNORE_INDEX``).
+        """
+        sample = dict(self.dataset[self.indices[index]])
+        image, size = sample["image"], self.patch_size
+        height, width = image.shape[1:]
+        if self.random_crop:
+            top = int(torch.randint(0, height - size + 1, ()))
+            left = int(torch.randint(0, width - size + 1, ()))
+        else:
+            top, left = (height - size) // 2, (width - size) // 2
+        sample["image"] = image[:, top : top + size, left : left + size]
+        if self.labelled is not None and not self.labelled[index]:
+            sample["label"] = torch.tensor(IGNORE_INDEX)
+        return sample
+
+    def __getitems__(self, indices: list[int]) -> list[Sample]:
+        """Read several patches (what the DataLoader calls).
+
+        Args:
+            indices: 0..N-1 each.
+
+        Returns:
+            The samples, as :meth:`__getitem__` returns them.
+        """
+        return [self[index] for index in indices]
+
+
+class BigEarthNetIrrigationDataModule(NonGeoDataModule):
+    """BigEarthNet-S2 irrigation patches in the study's balanced split.
+
+    All irrigated patches (under *scheme*) and as many randomly drawn
+    not-irrigated ones are split 70/15/15 per class into train, val and test
+    (:func:`~torchgeo_simclr.datamodules.balanced_split.irrigation_splits`,
+    seeded by *split_seed*). Pretraining (``label_fraction=None``) uses every
+    training patch without its label; fine-tuning uses a nested,
+    class-balanced *label_fraction* of them (1% of 19,024 = 190 patches), and
+    distillation (``unlabeled=True``) every training patch with only that
+    subset's labels kept.
+
+    Bands are normalised with a per-band mean and standard deviation computed
+    from up to *stats_images* training patches (cached under
+    ``~/.cache/torchgeo-simclr``). On the device, after transfer, training
+    batches (and validation batches when ``num_views >= 2``) get augmented
+    views from :class:`~torchgeo_simclr.transforms.SimCLRViews`.
+
+    Batches: ``image`` float32 ``[B, 12, H, W]`` (normalised), ``label`` int64
+    ``[B]`` (0, 1, or :data:`~torchgeo_simclr.constants.IGNORE_INDEX` where
+    hidden), and ``views`` ``[V, B, 12, H, W]`` when ``num_views >= 2``.
+    """
+
+    def __init__(
+        self,
+        root: str = "data",
+        scheme: Scheme = "regular",
+        split_seed: int = 0,
+        batch_size: int = 32,
+        num_workers: int = 0,
+        patch_size: int = 120,
+        length: int | None = None,
+        label_fraction: float | None = None,
+        label_seed: int = 0,
+        unlabeled: bool = False,
+        augmentations: list[str] | None = None,
+        ops_per_view: int = 2,
+        num_views: int = 2,
+        augmentation_kwargs: dict[str, dict[str, Any]] | None = None,
+        stats_images: int = 256,
+        cache_dir: str | None = None,
+    ) -> None:
+        """Initialise a new BigEarthNetIrrigationDataModule.
+
+        Args:
+            root: directory holding ``BigEarthNet-v1.0/``, or the patch folders
+                (see :class:`~torchgeo_simclr.datasets.BigEarthNetIrrigation`).
+            scheme: ``regular`` (permanently irrigated land) or ``extended``
+                (also rice fields, vineyards, fruit trees and olive groves).
+            split_seed: seed of the balanced train / val / test split and of
+                the statistics' patches.
+            batch_size: patches per batch.
+            num_workers: data loading worker processes.
+            patch_size: side of the patches, pixels (10 m each), at most 120;
+                smaller patches are random crops for training and centre crops
+                for val and test.
+            length: training patches per epoch (default: the training set's
+                size), drawn by reshuffling the training set as often as needed.
+            label_fraction: None (pretraining): train on every training patch,
+                its label hidden. A share in ``(0, 1]`` (fine-tuning): train on
+                a class-balanced subset of that share of the training patches,
+                nested across fractions for one *label_seed* (see
+                :func:`~torchgeo_simclr.datamodules.fractions.nested_balanced_subset`);
+                the exact count is logged and kept in :attr:`n_labels`.
+            label_seed: seed of the labelled subset (independent of
+                *split_seed*, so the split stays fixed while subsets vary).
+            unlabeled: with *label_fraction*, train on every training patch,
+                with the labels of patches outside the labelled subset set to
+                the ignore index (for distillation).
+            augmentations: names of the enabled augmentation ops (default:
+                all nine).
+            ops_per_view: ops drawn per view and sample.
+            num_views: augmented views per patch: 2 for contrastive
+                pretraining, 1 for supervised training, 0 for none.
+            augmentation_kwargs: per-op keyword arguments, e.g.
+                ``{"rotation": {"degrees": 90}}``.
+            stats_images: training patches read to compute band statistics.
+            cache_dir: where band statistics are cached (default:
+                ``$XDG_CACHE_HOME/torchgeo-simclr``).
+
+        Raises:
+            ValueError: if *patch_size* is not between 1 and 120.
+        """
+        super().__init__(BigEarthNetIrrigation, batch_size, num_workers)
+        side = BigEarthNetIrrigation.image_size[0]
+        if not 1 <= patch_size <= side:
+            msg = (
+                f"patch_size must be between 1 and {side} (the side of a "
+                f"BigEarthNet patch, pixels), got {patch_size}; pass a smaller "
+                "--data.init_args.patch_size."
+            )
+            raise ValueError(msg)
+        self.root = Path(root)
+        self.scheme: Scheme = scheme
+        self.split_seed = split_seed
+        self.patch_size = patch_size
+        self.length = length
+        self.label_fraction = label_fraction
+        self.label_seed = label_seed
+        self.unlabeled = unlabeled
+        self.views = (
+            SimCLRViews(
+                augmentations or list(AUGMENTATIONS),
+                ops_per_view=ops_per_view,
+                num_views=num_views,
+                op_kwargs=augmentation_kwargs,
+            )
+            if num_views > 0
+            else None
+        )
+        self.stats_images = stats_images
+        self.cache_dir = None if cache_dir is None else Path(cache_dir)
+        #: Band names, in the order of the image channels.
+        self.bands = list(S2_BANDS)
+        #: Every patch under *root*, built on the first :meth:`setup`.
+        self.patches: BigEarthNetIrrigation | None = None
+        #: Indices into :attr:`patches` of the train, val and test patches.
+        self.splits: dict[str, Tensor] = {}
+        #: Digest of the split's patch names: two runs with the same digest
+        #: share the same val and test patches.
+        self.split_fingerprint: str | None = None
+        #: Number of labelled training patches (set up with *label_fraction*).
+        self.n_labels: int | None = None
+
+    def prepare_data(self) -> None:
+        """Read the label files once per node, so :meth:`setup` reads the cache."""
+        BigEarthNetIrrigation(self.root, self.scheme)
+
+    def _build(self) -> None:
+        patches = BigEarthNetIrrigation(self.root, self.scheme)
+        self.splits = irrigation_splits(patches.labels, self.split_seed)
+        if not len(self.splits["train"]):
+            msg = (
+                f"The balanced split of {str(self.root)!r} has no training patch: "
+                f"{int(patches.labels.sum())} of its {len(patches)} patches are "
+                f"irrigated under scheme {self.scheme!r}, and train takes 70% of "
+                "them (rounded down) and as many others; point root at the full "
+                "BigEarthNet-S2 v1.0 archive or pass --data.init_args.scheme "
+                "extended."
+            )
+            raise ValueError(msg)
+        text = "|".join(
+            f"{split}:" + ",".join(patches.names[i] for i in indices.tolist())
+            for split, indices in self.splits.items()
+        )
+        self.split_fingerprint = hashlib.sha1(text.encode()).hexdigest()[:16]
+        counts = {
+            split: f"{len(indices)} ({int(patches.labels[indices].sum())} irrigated)"
+            for split, indices in self.splits.items()
+        }
+        rank_zero_info(
+            f"BigEarthNet split of {self.root} ({len(patches)} patches, scheme "
+            f"{self.scheme!r}, split_seed={self.split_seed}): {counts}"
+        )
+        self.mean, self.std = self._statistics(patches)
+        self.train_dataset = self._train_patches(patches)
+        self.val_dataset, self.test_dataset = (
+            IrrigationPatches(patches, self.splits[split].tolist(), self.patch_size)
+            for split in ("val", "test")
+        )
+        self.patches = patches
+
+    def _statistics(self, patches: BigEarthNetIrrigation) -> tuple[Tensor, Tensor]:
+        train = self.splits["train"]
+        generator = torch.Generator().manual_seed(self.split_seed)
+        order = torch.randperm(len(train), generator=generator)
+        chosen = train[order[: self.stats_images]].sort().values.tolist()
+        files = [path for i in chosen for path in patches.band_files(i)]
+        key = cache_key(files, "bigearthnet", len(chosen))
+        return cached_band_statistics(patches, chosen, key, self.cache_dir)
+
+    def setup(self, stage: str) -> None:
+        """Read the labels, split, compute statistics and the split datasets.
+
+        The first call does the work; later ones (``test`` after ``fit``) keep
+        its datasets.
+
+        Args:
+            stage: ``fit``, ``validate``, ``test`` or ``predict``.
+        """
+        if self.patches is None:
+            self._build()
+        eval_views = self.views if self.views and self.views.num_views >= 2 else None
+        self.train_aug = BatchAugmentation(self.mean, self.std, self.views)
+        self.val_aug = BatchAugmentation(self.mean, self.std, eval_views)
+        self.test_aug = BatchAugmentation(self.mean, self.std, eval_views)
+        self.aug = BatchAugmentation(self.mean, self.std)
+
+    def _train_patches(self, patches: BigEarthNetIrrigation) -> IrrigationPatches:
+        train = self.splits["train"]
+        if self.label_fraction is None:
+            return IrrigationPatches(
+                patches,
+                train.tolist(),
+                self.patch_size,
+                random_crop=True,
+                labelled=torch.zeros(len(train), dtype=torch.bool),
+            )
+        labels = patches.labels[train]
+        chosen = nested_balanced_subset(labels, self.label_fraction, self.label_seed)
+        self.n_labels = len(chosen)
+        positives = int((labels[chosen] == IRRIGATED).sum())
+        rank_zero_info(
+            f"Labelled subset: {self.n_labels} of {len(train)} training patches "
+            f"({positives} irrigated, {self.n_labels - positives} not; "
+            f"label_fraction={self.label_fraction}, label_seed={self.label_seed})"
+        )
+        if self.unlabeled:
+            keep = torch.zeros(len(train), dtype=torch.bool)
+            keep[chosen] = True
+            return IrrigationPatches(
+                patches,
+                train.tolist(),
+                self.patch_size,
+                random_crop=True,
+                labelled=keep,
+            )
+        return IrrigationPatches(
+            patches, train[chosen].tolist(), self.patch_size, random_crop=True
+        )
+
+    def _dataloader_factory(self, split: str) -> DataLoader[Sample]:
+        if split != "train":
+            return super()._dataloader_factory(split)
+        data = self._valid_attribute("train_dataset")
+        # Reshuffled as often as *length* needs, and at least one full batch
+        # even when the labelled subset is smaller than a batch.
+        sampler = RandomSampler(
+            data,
+            num_samples=max(self.length or len(data), self.batch_size),
+            generator=torch.Generator().manual_seed(torch.initial_seed()),
+        )
+        return DataLoader(
+            data,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            collate_fn=self.collate_fn,
+            drop_last=True,
+            persistent_workers=self.num_workers > 0,
+        )
