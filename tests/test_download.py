@@ -379,7 +379,7 @@ def test_unreachable_stac_url_gets_a_clear_error(
                 *BBOX,
                 *DATES,
                 "--out",
-                str(tmp_path),
+                str(tmp_path / "out"),
                 "--stac-url",
                 url,
                 "--retries",
@@ -387,8 +387,30 @@ def test_unreachable_stac_url_gets_a_clear_error(
             ]
         )
     err = capsys.readouterr().err
-    assert f"Could not reach the STAC API at --stac-url {url}" in err
+    assert f"Could not reach the STAC API at --stac-url {url} (the connection " in err
     assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_url_that_is_not_a_stac_api_gets_a_clear_error(
+    server: StacServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"{server.url}/not-an-api"
+    with pytest.raises(SystemExit):
+        main(
+            [
+                "download",
+                "--bbox",
+                *BBOX,
+                *DATES,
+                "--out",
+                str(tmp_path / "out"),
+                "--stac-url",
+                url,
+            ]
+        )
+    err = capsys.readouterr().err
+    assert f"Could not reach the STAC API at --stac-url {url} (HTTP 404)" in err
 
 
 def test_a_file_that_is_not_ours_is_never_overwritten(

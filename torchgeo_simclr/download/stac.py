@@ -23,6 +23,16 @@ DEFAULT_COLLECTION: Final[str] = "sentinel-2-l2a"
 #: HTTP statuses worth retrying: rate limits and passing server trouble.
 RETRY_STATUSES: Final[tuple[int, ...]] = (429, 500, 502, 503, 504)
 
+#: Plain words for the urllib3 errors behind a failed request.
+CAUSES: Final[dict[str, str]] = {
+    "NameResolutionError": "the host name does not resolve",
+    "NewConnectionError": "the connection was refused",
+    "ConnectTimeoutError": "the connection timed out",
+    "ReadTimeoutError": "the server did not answer in time",
+    "SSLError": "the TLS handshake failed",
+    "ResponseError": "the server kept answering with errors",
+}
+
 #: Product name pattern CentralValleyS2 reads (without ``.tif``).
 PRODUCT_NAME: Final[re.Pattern[str]] = re.compile(
     r"^S2[ABC]_MSIL2A_\d{8}T\d{6}_N\d{4}_R\d{3}_T\d{2}[A-Z]{3}_\d{8}T\d{6}$"
@@ -55,14 +65,33 @@ def open_catalog(url: str, retries: int = 3, timeout: float = 30.0) -> Client:
     try:
         return Client.open(url, stac_io=stac_io)
     except (APIError, OSError, ValueError) as error:
-        reason = (
-            str(error).splitlines()[0][:200] if str(error) else type(error).__name__
-        )
         msg = (
-            f"Could not reach the STAC API at --stac-url {url} ({reason}); check the "
-            "URL and the network connection."
+            f"Could not reach the STAC API at --stac-url {url} ({failure(error)}); "
+            "check the URL and the network connection."
         )
         raise ConnectionError(msg) from None
+
+
+def failure(error: Exception) -> str:
+    """Say in a few words why a request failed.
+
+    pystac-client turns every failure into an ``APIError`` carrying the text of
+    the underlying urllib3 error, whose cause is named in ``(Caused by ...)``.
+
+    Args:
+        error: what the request raised.
+
+    Returns:
+        A short reason, e.g. ``the host name does not resolve`` or ``HTTP 404``.
+    """
+    status = getattr(error, "status_code", None)
+    if status is not None:
+        return f"HTTP {status}"
+    cause = re.search(r"Caused by (\w+)", str(error))
+    if cause is not None:
+        return CAUSES.get(cause.group(1), cause.group(1))
+    text = str(error).strip().splitlines()
+    return text[0][:120] if text else type(error).__name__
 
 
 def search_scenes(
@@ -93,7 +122,7 @@ def search_scenes(
     except APIError as error:
         msg = (
             f"The STAC API at {client.self_href} failed the search of collection "
-            f"{collection!r} ({str(error).splitlines()[0][:200]}); check "
+            f"{collection!r} ({failure(error)}); check "
             "--collection and try again."
         )
         raise ConnectionError(msg) from None
