@@ -50,6 +50,8 @@ class StacServer:
         self.fail: dict[str, int] = {}
         #: Paths answered 404.
         self.missing: set[str] = set()
+        #: Bytes of band files sent, all requests together.
+        self.bytes_sent = 0
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -179,6 +181,7 @@ def _handler(server: StacServer) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             if body:
                 self.wfile.write(data[start : end + 1])
+                server.bytes_sent += end - start + 1
 
     return Handler
 

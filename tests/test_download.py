@@ -154,6 +154,19 @@ def test_clouds_are_masked_with_the_scl_layer(
         assert (src.read()[:, rows, cols] > 0).all()
 
 
+def test_only_the_blocks_under_the_bbox_are_fetched(
+    catalog: StacServer, tmp_path: Path
+) -> None:
+    # About 1 km square in the middle of a 7.68 km scene of 256-px COG blocks.
+    download(
+        catalog, tmp_path / "out", bbox=["-120.715", "36.985", "-120.705", "36.995"]
+    )
+    scene = catalog.files / CLEAR
+    whole = sum(f.stat().st_size for f in scene.iterdir())
+    assert catalog.requests
+    assert catalog.bytes_sent < 0.3 * whole
+
+
 def test_second_run_fetches_nothing_new(catalog: StacServer, tmp_path: Path) -> None:
     out = tmp_path / "out"
     download(catalog, out)
