@@ -7,6 +7,13 @@ mask value: :data:`~torchgeo_simclr.constants.IRRIGATED` (1),
 :data:`~torchgeo_simclr.constants.NOT_IRRIGATED` (0) or
 :data:`~torchgeo_simclr.constants.IGNORE_INDEX` (255, skipped by losses and
 metrics). Codes that are not in the map are treated as unknown (255).
+
+DWR publishes one statewide release per survey year as a zipped File Geodatabase
+(about 400,000 fields) at https://data.cnra.ca.gov/dataset/statewide-crop-mapping;
+:class:`~torchgeo_simclr.datasets.IrrigationLabels` reads the ``.gdb.zip`` as
+downloaded. Use the release of the imagery's year, since fields change crops. The
+map below was checked against the 2023 provisional release; a release whose class
+column or codes differ needs ``class_column`` or ``class_map``.
 """
 
 from collections.abc import Iterable, Mapping
