@@ -1,10 +1,12 @@
 """The batch transform a datamodule runs on the device after transfer."""
 
+from typing import Any
+
 import kornia.augmentation as K
 import torch
 from torch import Tensor, nn
 
-from ..transforms import SimCLRViews
+from ..transforms import AUGMENTATIONS, SimCLRViews
 
 
 class BatchAugmentation(nn.Module):
@@ -50,3 +52,52 @@ class BatchAugmentation(nn.Module):
         else:
             batch["views"] = torch.stack([image for image, _ in views])
         return batch
+
+
+def make_views(
+    augmentations: list[str] | None,
+    ops_per_view: int,
+    num_views: int,
+    op_kwargs: dict[str, dict[str, Any]] | None,
+) -> SimCLRViews | None:
+    """The view generator a datamodule's arguments ask for.
+
+    Args:
+        augmentations: names of the enabled ops (default: all nine).
+        ops_per_view: ops drawn per view and sample.
+        num_views: views per patch; 0 gives no generator.
+        op_kwargs: per-op keyword arguments.
+
+    Returns:
+        The generator, or None for ``num_views=0``.
+    """
+    if num_views <= 0:
+        return None
+    return SimCLRViews(
+        augmentations or list(AUGMENTATIONS),
+        ops_per_view=ops_per_view,
+        num_views=num_views,
+        op_kwargs=op_kwargs,
+    )
+
+
+def set_augmentations(
+    datamodule: Any, mean: Tensor, std: Tensor, views: SimCLRViews | None
+) -> None:
+    """Give a datamodule its per-stage batch transforms.
+
+    Training gets *views*; validation and test get them only for contrastive
+    training (two or more views), so supervised runs are scored on plain
+    patches; ``aug`` (prediction) only normalises.
+
+    Args:
+        datamodule: sets ``train_aug``, ``val_aug``, ``test_aug``, ``aug``.
+        mean: per-band mean ``[C]``, data units.
+        std: per-band standard deviation ``[C]``, data units.
+        views: the training view generator.
+    """
+    eval_views = views if views is not None and views.num_views >= 2 else None
+    datamodule.train_aug = BatchAugmentation(mean, std, views)
+    datamodule.val_aug = BatchAugmentation(mean, std, eval_views)
+    datamodule.test_aug = BatchAugmentation(mean, std, eval_views)
+    datamodule.aug = BatchAugmentation(mean, std)

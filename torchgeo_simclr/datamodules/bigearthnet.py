@@ -15,8 +15,7 @@ from torchgeo.datasets.utils import Sample
 from ..constants import IGNORE_INDEX, IRRIGATED, S2_BANDS
 from ..datasets import BigEarthNetIrrigation
 from ..datasets.bigearthnet import Scheme
-from ..transforms import AUGMENTATIONS, SimCLRViews
-from .augment import BatchAugmentation
+from .augment import make_views, set_augmentations
 from .balanced_split import irrigation_splits
 from .fractions import nested_balanced_subset
 from .statistics import cache_key, cached_band_statistics
@@ -190,15 +189,8 @@ class BigEarthNetIrrigationDataModule(NonGeoDataModule):
         self.label_fraction = label_fraction
         self.label_seed = label_seed
         self.unlabeled = unlabeled
-        self.views = (
-            SimCLRViews(
-                augmentations or list(AUGMENTATIONS),
-                ops_per_view=ops_per_view,
-                num_views=num_views,
-                op_kwargs=augmentation_kwargs,
-            )
-            if num_views > 0
-            else None
+        self.views = make_views(
+            augmentations, ops_per_view, num_views, augmentation_kwargs
         )
         self.stats_images = stats_images
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
@@ -272,11 +264,7 @@ class BigEarthNetIrrigationDataModule(NonGeoDataModule):
         """
         if self.patches is None:
             self._build()
-        eval_views = self.views if self.views and self.views.num_views >= 2 else None
-        self.train_aug = BatchAugmentation(self.mean, self.std, self.views)
-        self.val_aug = BatchAugmentation(self.mean, self.std, eval_views)
-        self.test_aug = BatchAugmentation(self.mean, self.std, eval_views)
-        self.aug = BatchAugmentation(self.mean, self.std)
+        set_augmentations(self, self.mean, self.std, self.views)
 
     def _train_patches(self, patches: BigEarthNetIrrigation) -> IrrigationPatches:
         train = self.splits["train"]

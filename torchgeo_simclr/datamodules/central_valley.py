@@ -19,8 +19,7 @@ from torchgeo.samplers import RandomPatchSampler
 from ..constants import IGNORE_INDEX, S2_BANDS
 from ..datasets import CentralValleyS2, IrrigationLabels, resolve_label_path
 from ..datasets.labels import lonlat_extent
-from ..transforms import AUGMENTATIONS, SimCLRViews
-from .augment import BatchAugmentation
+from .augment import make_views, set_augmentations
 from .blocks import spatial_blocks
 from .fractions import PatchDataset, grid_patch_labels, nested_balanced_subset
 from .samplers import BlockGridSampler, snap_to_grid
@@ -177,15 +176,8 @@ class CentralValleyDataModule(GeoDataModule):
         self.seed = seed
         self.class_column = class_column
         self.class_map = class_map
-        self.views = (
-            SimCLRViews(
-                augmentations or list(AUGMENTATIONS),
-                ops_per_view=ops_per_view,
-                num_views=num_views,
-                op_kwargs=augmentation_kwargs,
-            )
-            if num_views > 0
-            else None
+        self.views = make_views(
+            augmentations, ops_per_view, num_views, augmentation_kwargs
         )
         self.stats_patches = stats_patches
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
@@ -292,11 +284,7 @@ class CentralValleyDataModule(GeoDataModule):
         assert self.dataset is not None
         mean, std = self._statistics()
         self.mean, self.std = mean, std
-        eval_views = self.views if self.views and self.views.num_views >= 2 else None
-        self.train_aug = BatchAugmentation(mean, std, self.views)
-        self.val_aug = BatchAugmentation(mean, std, eval_views)
-        self.test_aug = BatchAugmentation(mean, std, eval_views)
-        self.aug = BatchAugmentation(mean, std)
+        set_augmentations(self, mean, std, self.views)
         self.train_dataset = self.val_dataset = self.test_dataset = self.dataset
         self.predict_dataset = self.dataset
         # torchgeo draws patch positions with numpy; seed it from torch so that
