@@ -87,8 +87,7 @@ class IrrigationLabels(VectorDataset):
     ``bounds`` and ``transform``.
 
     Reads the DWR File Geodatabase as published (``*.gdb.zip`` or ``.gdb``
-    folder), GeoPackage, Shapefile, GeoJSON, FlatGeobuf and, with ``pyarrow``
-    installed, GeoParquet.
+    folder), GeoPackage, Shapefile, GeoJSON, FlatGeobuf and GeoParquet.
     """
 
     #: File name endings (lower case) of label files found in a directory.
@@ -403,7 +402,7 @@ class IrrigationLabels(VectorDataset):
         return cast(GeoDataFrame, frame)
 
     def _read_parquet(self, filepath: str) -> GeoDataFrame:
-        """Read a GeoParquet file (needs pyarrow), then keep features in the bbox.
+        """Read a GeoParquet file, then keep features in the bbox.
 
         Args:
             filepath: GeoParquet file.
@@ -416,13 +415,6 @@ class IrrigationLabels(VectorDataset):
         """
         try:
             frame = gpd.read_parquet(filepath)
-        except ImportError:
-            msg = (
-                f"Reading GeoParquet label file {filepath!r} needs pyarrow, which "
-                "is not installed; install pyarrow or convert the file to "
-                "GeoPackage."
-            )
-            raise ValueError(msg) from None
         except (OSError, ValueError) as error:
             raise self._unreadable(filepath, error) from None
         self._check_column(filepath, [c for c in frame.columns if c != "geometry"])
