@@ -1,4 +1,4 @@
-"""The ``torchgeo-simclr`` command: sample data, demo, probe, experiment, maps."""
+"""The ``torchgeo-simclr`` command: sample data, training, maps, embeddings."""
 
 import argparse
 import sys
@@ -424,6 +424,199 @@ def _add_map_commands(commands: "argparse._SubParsersAction[Any]") -> None:
     evaluate.set_defaults(func=_evaluate)
 
 
+def _embed(args: argparse.Namespace) -> None:
+    from .embeddings import embed_region
+
+    result = embed_region(
+        checkpoint=args.checkpoint,
+        root=args.root,
+        out=args.out,
+        bbox=args.bbox,
+        bbox_crs=args.bbox_crs,
+        patch_size=args.patch_size,
+        stride=args.stride,
+        batch_size=args.batch_size,
+        device=args.device,
+        num_workers=args.num_workers,
+        overwrite=args.overwrite,
+        progress=args.progress,
+    )
+    print(
+        f"Embedded {result.rows:,} patches ({result.skipped:,} skipped: more than "
+        f"half nodata) in {result.seconds:.1f} s: {result.path}"
+    )
+
+
+def _search(args: argparse.Namespace) -> None:
+    from .embeddings import search
+
+    result = search(
+        index=args.index,
+        out=args.out,
+        lonlat=args.lonlat,
+        query=args.query,
+        polygon=args.geojson,
+        k=args.k,
+        sheet=args.sheet,
+        checkpoint=args.checkpoint,
+        root=args.root,
+        overwrite=args.overwrite,
+    )
+    print(f"{'rank':>4} {'similarity':>10} {'lon':>10} {'lat':>9} {'date':>10}")
+    for hit in result.hits.itertuples():
+        print(
+            f"{hit.rank:>4} {hit.similarity:>10.4f} {hit.lon:>10.5f} "
+            f"{hit.lat:>9.5f} {hit.date:>10}"
+        )
+    print(f"Hits: {result.out}\nContact sheet: {result.sheet}")
+
+
+def _embedding_map(args: argparse.Namespace) -> None:
+    from .embeddings.projection import embedding_map
+
+    path = embedding_map(
+        index=Path(args.index),
+        out=Path(args.out),
+        labels=None if args.labels is None else Path(args.labels),
+        root=None if args.root is None else Path(args.root),
+        thumbnails=args.thumbnails,
+        max_points=args.max_points,
+        perplexity=args.perplexity,
+        seed=args.seed,
+        overwrite=args.overwrite,
+        progress=args.progress,
+    )
+    print(f"Embedding map: {path}")
+
+
+def _add_embedding_commands(commands: "argparse._SubParsersAction[Any]") -> None:
+    """Add the ``embed``, ``search`` and ``embedding-map`` sub-commands."""
+    embed = commands.add_parser(
+        "embed",
+        help="embed every patch of a region with a checkpoint's backbone into a "
+        "GeoParquet index (footprint, lon/lat, date, embedding)",
+    )
+    embed.add_argument(
+        "--checkpoint",
+        required=True,
+        help="SimCLR, fine-tuned or distilled .ckpt file",
+    )
+    embed.add_argument("--root", required=True, help="Sentinel-2 directory")
+    embed.add_argument("--out", required=True, help="index to write, PATH.parquet")
+    embed.add_argument(
+        "--bbox",
+        type=float,
+        nargs=4,
+        metavar=("XMIN", "YMIN", "XMAX", "YMAX"),
+        help="region (default: all imagery); lon/lat unless --bbox-crs",
+    )
+    embed.add_argument(
+        "--bbox-crs", default="EPSG:4326", help="CRS of --bbox (default: lon/lat)"
+    )
+    embed.add_argument(
+        "--patch-size", type=int, help="patch side, px (default: the training patch)"
+    )
+    embed.add_argument(
+        "--stride",
+        type=int,
+        help="px between neighbouring patches, 1 to the patch size (default: the "
+        "patch size)",
+    )
+    embed.add_argument(
+        "--batch-size", type=int, default=64, help="patches per batch (default: 64)"
+    )
+    embed.add_argument(
+        "--device", default="cpu", help="cpu, cuda, mps or auto (default: cpu)"
+    )
+    embed.add_argument(
+        "--num-workers", type=int, default=0, help="processes reading imagery"
+    )
+    embed.add_argument(
+        "--overwrite", action="store_true", help="replace an existing index"
+    )
+    embed.add_argument(
+        "--no-progress", dest="progress", action="store_false", help="no progress bar"
+    )
+    embed.set_defaults(func=_embed)
+
+    search = commands.add_parser(
+        "search",
+        help="find the patches of an index most like a point, a polygon or another "
+        "index; hits as GeoPackage/GeoJSON plus a contact sheet",
+    )
+    search.add_argument("--index", required=True, help="index made by embed")
+    where = search.add_mutually_exclusive_group(required=True)
+    where.add_argument(
+        "--lonlat",
+        type=float,
+        nargs=2,
+        metavar=("LON", "LAT"),
+        help="query point: the indexed patch under it",
+    )
+    where.add_argument(
+        "--query", help="query index (PATH.parquet): the mean of its patches"
+    )
+    where.add_argument(
+        "--geojson",
+        help="query polygons (GeoJSON, lon/lat): the mean of the patches inside",
+    )
+    search.add_argument(
+        "--k", type=int, default=20, help="hits to return (default: 20)"
+    )
+    search.add_argument(
+        "--out", required=True, help="hits to write, PATH.gpkg or PATH.geojson"
+    )
+    search.add_argument("--sheet", help="contact sheet PNG (default: --out with .png)")
+    search.add_argument(
+        "--checkpoint", help="check that the index was made by this .ckpt"
+    )
+    search.add_argument(
+        "--root",
+        help="Sentinel-2 directory of the thumbnails (default: the index's)",
+    )
+    search.add_argument(
+        "--overwrite", action="store_true", help="replace existing outputs"
+    )
+    search.set_defaults(func=_search)
+
+    projection = commands.add_parser(
+        "embedding-map",
+        help="2-D t-SNE map of an index's embeddings, coloured by labels, with "
+        "optional thumbnails",
+    )
+    projection.add_argument("--index", required=True, help="index made by embed")
+    projection.add_argument("--out", required=True, help="PNG to write")
+    projection.add_argument(
+        "--labels", help="DWR crop-mapping file colouring the points"
+    )
+    projection.add_argument(
+        "--root", help="Sentinel-2 directory of the thumbnails (default: the index's)"
+    )
+    projection.add_argument(
+        "--thumbnails",
+        type=int,
+        default=0,
+        help="patches drawn as thumbnails on the map (default: 0)",
+    )
+    projection.add_argument(
+        "--max-points",
+        type=int,
+        default=5000,
+        help="patches projected, a random sample above this (default: 5000)",
+    )
+    projection.add_argument(
+        "--perplexity", type=float, default=30.0, help="t-SNE perplexity (default: 30)"
+    )
+    projection.add_argument("--seed", type=int, default=0, help="random seed")
+    projection.add_argument(
+        "--overwrite", action="store_true", help="replace an existing PNG"
+    )
+    projection.add_argument(
+        "--no-progress", dest="progress", action="store_false", help="no progress bar"
+    )
+    projection.set_defaults(func=_embedding_map)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser of the ``torchgeo-simclr`` command.
 
@@ -527,6 +720,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     experiment.set_defaults(func=_experiment)
     _add_map_commands(commands)
+    _add_embedding_commands(commands)
     _add_download_command(commands)
     return parser
 

@@ -1,7 +1,9 @@
 """timm backbones for N-band imagery."""
 
+from typing import Any
+
 import timm
-from torch import nn
+from torch import Tensor, nn
 
 
 def create_backbone(
@@ -50,3 +52,39 @@ def feature_size(backbone: nn.Module) -> int:
     """
     size = getattr(backbone, "head_hidden_size", None) or backbone.num_features
     return int(size)  # type: ignore[arg-type]
+
+
+class PooledFeatures(nn.Module):
+    """Global-average-pooled last feature map of a multi-scale encoder.
+
+    Wraps a timm ``features_only`` network (the encoder of a U-Net), which
+    returns one feature map per stage, so it returns pooled features like the
+    models of :func:`create_backbone`.
+    """
+
+    #: The wrapped encoder.
+    encoder: nn.Module
+
+    def __init__(self, encoder: nn.Module) -> None:
+        """Initialise a new PooledFeatures.
+
+        Args:
+            encoder: a timm ``features_only`` network (with ``feature_info``).
+        """
+        super().__init__()
+        self.encoder = encoder
+        #: Channels of the last feature map: the length of each output row.
+        info: Any = encoder.feature_info
+        self.num_features = int(info.channels()[-1])
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Pool the deepest feature map.
+
+        Args:
+            x: images ``[B, C, H, W]``.
+
+        Returns:
+            Features ``[B, num_features]``.
+        """
+        features: list[Tensor] = self.encoder(x)
+        return features[-1].mean(dim=(2, 3))

@@ -9,11 +9,14 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .backbone import create_backbone
+from .backbone import PooledFeatures, create_backbone
 from .classifier import IrrigationModel, ModelSpec
 
 #: Key of this package's metadata inside a Lightning checkpoint.
 CHECKPOINT_KEY = "torchgeo_simclr"
+
+#: Checkpoint kinds that hold a backbone: those of every training stage.
+BACKBONE_KINDS: tuple[str, ...] = ("simclr", "finetune", "distill")
 
 
 @dataclass(frozen=True)
@@ -213,6 +216,11 @@ def load_encoder(path: str | Path, kind: str = "simclr") -> Encoder:
         The backbone in eval mode, its name and its data metadata.
     """
     checkpoint, meta = read_checkpoint(path, [kind])
+    return _encoder(checkpoint, meta)
+
+
+def _encoder(checkpoint: dict[str, Any], meta: dict[str, Any]) -> Encoder:
+    """The backbone of an opened SimCLR checkpoint (see :func:`load_encoder`)."""
     backbone = create_backbone(meta["model"], in_channels=meta["in_channels"])
     backbone.load_state_dict(sub_state(checkpoint["state_dict"], "backbone."))
     backbone.eval()
@@ -251,6 +259,16 @@ def load_model(
         The model in eval mode with its kind and data metadata.
     """
     checkpoint, meta = read_checkpoint(path, kinds)
+    return _trained_model(path, checkpoint, meta)
+
+
+def _trained_model(
+    path: str | Path, checkpoint: dict[str, Any], meta: dict[str, Any]
+) -> TrainedModel:
+    """The network of an opened fine-tuned or distilled checkpoint.
+
+    See :func:`load_model`; *path* only names the file in errors.
+    """
     spec = ModelSpec.from_dict(meta["spec"])
     data = meta.get("data")
     if data is not None and len(data["bands"]) != spec.in_channels:
@@ -269,4 +287,32 @@ def load_model(
         kind=meta["kind"],
         data=None if data is None else DataMetadata.from_dict(data),
         threshold=float(checkpoint.get("hyper_parameters", {}).get("threshold", 0.5)),
+    )
+
+
+def load_backbone(path: str | Path) -> Encoder:
+    """Load the backbone of any checkpoint of this package, as a feature extractor.
+
+    A SimCLR checkpoint gives its pretrained backbone; a fine-tuned or distilled
+    one the backbone of its irrigation network (for a segmentation model, the
+    U-Net's encoder with its last feature map average-pooled). Either way the
+    backbone maps ``[B, C, H, W]`` to pooled features ``[B, num_features]``, the
+    input of the projection head or classifier.
+
+    Args:
+        path: a ``simclr``, ``finetune`` or ``distill`` ``.ckpt`` file.
+
+    Returns:
+        The backbone in eval mode, its timm name and its data metadata.
+    """
+    checkpoint, meta = read_checkpoint(path, BACKBONE_KINDS)
+    if meta["kind"] == "simclr":
+        return _encoder(checkpoint, meta)
+    trained = _trained_model(path, checkpoint, meta)
+    network = trained.model
+    backbone = (
+        network.backbone if network.unet is None else PooledFeatures(network.backbone)
+    )
+    return Encoder(
+        backbone=backbone.eval(), model=network.spec.model, data=trained.data
     )

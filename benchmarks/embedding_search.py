@@ -1,0 +1,106 @@
+"""Embedding throughput against the encoder's pure forward, and search latency.
+
+Part 1 embeds a region with ``embed_region`` (read imagery, normalise, forward,
+write GeoParquet) and runs the same checkpoint's backbone alone on a batch of
+the same shape, as many times as there are batches, round for round; each
+figure is the best round, so the ratio compares the two under the same load.
+
+Part 2 times exact cosine search (``top_k``) over 1,000,000 random 512-d unit
+vectors for several queries.
+
+    python benchmarks/embedding_search.py \
+        --checkpoint runs/simclr_quickstart/checkpoints/last.ckpt --root data/sample
+"""
+
+import argparse
+import math
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from machine import describe
+
+from torchgeo_simclr.embeddings import embed_region, top_k
+from torchgeo_simclr.embeddings.search import unit_rows
+from torchgeo_simclr.models.checkpoint import load_backbone
+
+
+def embedding_throughput(
+    checkpoint: Path, root: Path, batch_size: int, rounds: int
+) -> tuple[float, float, int]:
+    """Best patches/s of ``embed_region`` and of the pure forward, and N."""
+    encoder = load_backbone(checkpoint)
+    assert encoder.data is not None
+    size, bands = encoder.data.patch_size, len(encoder.data.bands)
+    batch = torch.randn(batch_size, bands, size, size)
+    backbone = encoder.backbone.eval()
+    best_embed = best_forward = math.inf
+    rows = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "index.parquet"
+        for _ in range(rounds):
+            result = embed_region(
+                checkpoint,
+                root,
+                out,
+                batch_size=batch_size,
+                overwrite=True,
+                progress=False,
+            )
+            rows = result.rows + result.skipped
+            best_embed = min(best_embed, result.seconds)
+            start = time.perf_counter()
+            with torch.inference_mode():
+                for _ in range(math.ceil(rows / batch_size)):
+                    backbone(batch)
+            best_forward = min(best_forward, time.perf_counter() - start)
+    return rows / best_embed, rows / best_forward, rows
+
+
+def search_latency(rows: int, dim: int, queries: int, k: int) -> list[float]:
+    """Seconds per query of ``top_k`` over *rows* random unit vectors."""
+    rng = np.random.default_rng(0)
+    matrix = unit_rows(rng.standard_normal((rows, dim), dtype=np.float32))
+    seconds = []
+    for row in rng.choice(rows, queries, replace=False):
+        start = time.perf_counter()
+        top_k(matrix, matrix[row], k)
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
+def main() -> None:
+    """Print both parts."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", type=Path, required=True)
+    parser.add_argument("--root", type=Path, default=Path("data/sample"))
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--dim", type=int, default=512)
+    parser.add_argument("--queries", type=int, default=10)
+    parser.add_argument("--k", type=int, default=20)
+    args = parser.parse_args()
+
+    print(describe())
+    embed, forward, rows = embedding_throughput(
+        args.checkpoint, args.root, args.batch_size, args.rounds
+    )
+    print(
+        f"embedding: {rows} patches, batch {args.batch_size}, best of {args.rounds}:"
+        f" embed_region {embed:.0f} patches/s, pure forward {forward:.0f} patches/s,"
+        f" ratio {embed / forward:.2f} (target >= 0.8)"
+    )
+    seconds = search_latency(args.rows, args.dim, args.queries, args.k)
+    print(
+        f"search: {args.rows:,} x {args.dim} float32, k={args.k}, {args.queries} "
+        f"queries: median {statistics.median(seconds):.3f} s, max {max(seconds):.3f}"
+        " s per query (target <= 1 s)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,817 @@
+"""Embedding index and search by example: embed, top_k, queries, outputs, CLIs."""
+
+import hashlib
+import json
+import re
+import sys
+import types
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import numpy.typing as npt
+import pytest
+import rasterio
+import torch
+from conftest import FAKE_CRS, FAKE_ORIGIN, fake_s2_multiband
+from PIL import Image
+from pyproj import Transformer
+from rasterio.windows import Window
+from torch import Tensor, nn
+
+from torchgeo_simclr.cli import build_parser, main
+from torchgeo_simclr.constants import S2_BANDS
+from torchgeo_simclr.datamodules.prediction import WindowDataset
+from torchgeo_simclr.datasets import CentralValleyS2
+from torchgeo_simclr.embeddings import (
+    EmbedResult,
+    SearchResult,
+    embed_region,
+    read_info,
+    search,
+    top_k,
+)
+from torchgeo_simclr.embeddings.patches import PatchBatches
+from torchgeo_simclr.embeddings.sheet import SHEET_COLUMNS, TILE_INCHES, TITLE_INCHES
+from torchgeo_simclr.inference.grid import output_grid
+from torchgeo_simclr.models.checkpoint import DataMetadata, Encoder, load_backbone
+from torchgeo_simclr.models.classifier import Problem
+from torchgeo_simclr.tasks import FineTuneTask, SimCLRv2Task
+from torchgeo_simclr.tasks.prediction import file_digest
+
+#: Patch side of the tiny checkpoints, pixels.
+PATCH = 32
+
+#: Side of the fake scene, pixels: 6 x 6 patches.
+SIDE = 192
+
+#: Top-left pixel (row, col) of the patch copied, and of its copy.
+ORIGINAL, COPY = (0, 0), (128, 96)
+
+#: First nodata column: patches from column 160 on are all nodata (skipped),
+#: the patch at column 128 is a quarter nodata (kept).
+NODATA_FROM = 152
+
+#: Footprint of the original patch, EPSG:32610 metres.
+FIRST_PATCH = (
+    FAKE_ORIGIN[0],
+    FAKE_ORIGIN[1] - PATCH * 10,
+    FAKE_ORIGIN[0] + PATCH * 10,
+    FAKE_ORIGIN[1],
+)
+
+#: Sensing date of the fake scene (in its product name).
+DATE = date(2023, 7, 15)
+
+#: Length of a ResNet-18's pooled features.
+DIM = 512
+
+TO_LONLAT = Transformer.from_crs(FAKE_CRS, "EPSG:4326", always_xy=True)
+
+
+# --------------------------------------------------------------------------
+# Shared data: a fake scene with a planted duplicate, tiny checkpoints, index.
+
+
+def scene_pixels() -> npt.NDArray[np.uint16]:
+    """12 bands: a spectrum and texture per patch, a duplicate, a nodata strip."""
+    rng = np.random.default_rng(0)
+    cells = SIDE // PATCH
+    levels = rng.uniform(500, 4000, (12, cells, cells))
+    data = np.repeat(np.repeat(levels, PATCH, axis=1), PATCH, axis=2)
+    data += rng.normal(0, 300, data.shape)
+    (r0, c0), (r1, c1) = ORIGINAL, COPY
+    data[:, r1 : r1 + PATCH, c1 : c1 + PATCH] = data[
+        :, r0 : r0 + PATCH, c0 : c0 + PATCH
+    ]
+    data[:, :, NODATA_FROM:] = 0
+    return np.clip(data, 0, 10000).astype(np.uint16)
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 192 x 192 px scene (EPSG:32610, 2023-07-15) written by conftest."""
+    folder = tmp_path_factory.mktemp("scene")
+    path = fake_s2_multiband(folder / "sentinel2", size=SIDE)
+    with rasterio.open(path, "r+") as dst:
+        dst.write(scene_pixels())
+    return folder
+
+
+def metadata() -> DataMetadata:
+    pixels = scene_pixels().reshape(12, -1).astype(np.float64)
+    return DataMetadata(
+        bands=tuple(S2_BANDS),
+        mean=tuple(pixels.mean(axis=1).tolist()),
+        std=tuple(pixels.std(axis=1).tolist()),
+        patch_size=PATCH,
+    )
+
+
+def save(task: SimCLRv2Task | FineTuneTask, path: Path) -> Path:
+    """A checkpoint (random weights) as a fit run would write it."""
+    task.data_metadata = metadata()
+    checkpoint: dict[str, Any] = {
+        "state_dict": task.state_dict(),
+        "hyper_parameters": dict(task.hparams),
+    }
+    task.on_save_checkpoint(checkpoint)
+    torch.save(checkpoint, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def simclr(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(0)
+    task = SimCLRv2Task(model="resnet18", in_channels=12, output_dim=16)
+    return save(task, tmp_path_factory.mktemp("ckpt") / "simclr.ckpt")
+
+
+@pytest.fixture(scope="module")
+def other_simclr(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(1)
+    task = SimCLRv2Task(model="resnet18", in_channels=12, output_dim=16)
+    return save(task, tmp_path_factory.mktemp("ckpt") / "other.ckpt")
+
+
+def embed(checkpoint: Path, root: Path, out: Path, **kwargs: Any) -> EmbedResult:
+    kwargs.setdefault("progress", False)
+    return embed_region(checkpoint, root, out, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def index(
+    simclr: Path, root: Path, tmp_path_factory: pytest.TempPathFactory
+) -> EmbedResult:
+    """The whole scene embedded by the SimCLR checkpoint, batches of 8."""
+    out = tmp_path_factory.mktemp("index") / "scene.parquet"
+    return embed(simclr, root, out, batch_size=8)
+
+
+def lonlat_of(row: int, col: int) -> tuple[float, float]:
+    """Lon/lat of the centre of the patch at grid pixel (row, col)."""
+    x = FAKE_ORIGIN[0] + (col + PATCH / 2) * 10
+    y = FAKE_ORIGIN[1] - (row + PATCH / 2) * 10
+    lon, lat = TO_LONLAT.transform(x, y)
+    return float(lon), float(lat)
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def hidden(folder: Path) -> list[str]:
+    """Temporary files a run may leave behind."""
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+# --------------------------------------------------------------------------
+# embed
+
+
+def test_index_rows_match_the_grid(index: EmbedResult, root: Path) -> None:
+    frame = gpd.read_parquet(index.path)
+    assert frame.crs == FAKE_CRS
+    grid = output_grid(CentralValleyS2(root / "sentinel2"))
+    windows = grid.windows(PATCH, 0)
+    nodata = [w for w in windows if w.col_off + PATCH / 2 > NODATA_FROM]
+    assert len(windows) == 36
+    assert index.skipped == len(nodata) == 6
+    assert index.rows == len(frame) == len(windows) - len(nodata)
+    expected = {(w.row_off, w.col_off) for w in windows} - {
+        (w.row_off, w.col_off) for w in nodata
+    }
+    assert set(zip(frame["row"], frame["col"], strict=True)) == expected
+    # Footprints: 320 m squares on the 10 m grid, at the row and column given.
+    bounds = frame.bounds.to_numpy()
+    np.testing.assert_allclose(bounds[:, 2] - bounds[:, 0], PATCH * 10)
+    np.testing.assert_allclose(bounds[:, 3] - bounds[:, 1], PATCH * 10)
+    np.testing.assert_allclose(bounds[:, 0], FAKE_ORIGIN[0] + frame["col"] * 10)
+    np.testing.assert_allclose(bounds[:, 3], FAKE_ORIGIN[1] - frame["row"] * 10)
+    # Centres in lon/lat.
+    lon, lat = TO_LONLAT.transform(
+        (bounds[:, 0] + bounds[:, 2]) / 2, (bounds[:, 1] + bounds[:, 3]) / 2
+    )
+    np.testing.assert_allclose(frame["lon"], lon)
+    np.testing.assert_allclose(frame["lat"], lat)
+    assert set(frame["date"]) == {DATE}
+    assert {len(e) for e in frame["embedding"]} == {DIM}
+
+
+def test_index_records_its_making(index: EmbedResult, simclr: Path, root: Path) -> None:
+    info = read_info(index.path)
+    digest = file_digest(simclr)[:16]
+    assert info.checkpoint_id == digest
+    assert info.checkpoint == str(simclr.resolve())
+    assert set(gpd.read_parquet(index.path)["checkpoint"]) == {digest}
+    assert (info.model, info.dim, info.patch_size, info.stride) == (
+        "resnet18",
+        DIM,
+        PATCH,
+        PATCH,
+    )
+    assert info.root == str(root.resolve())
+    assert info.origin == FAKE_ORIGIN
+    assert info.bands == tuple(S2_BANDS)
+    assert index.seconds > 0
+
+
+def backbone_features(
+    backbone: nn.Module, root: Path, row: int, col: int
+) -> npt.NDArray[np.float32]:
+    """Pooled features of one patch read straight from the GeoTIFF."""
+    (path,) = (root / "sentinel2").glob("*.tif")
+    with rasterio.open(path) as src:
+        pixels = src.read(window=Window(col, row, PATCH, PATCH)).astype(np.float32)
+    data = metadata()
+    mean = torch.tensor(data.mean).view(-1, 1, 1)
+    std = torch.tensor(data.std).view(-1, 1, 1)
+    image = torch.from_numpy(pixels)
+    x = (image - mean) / std * image.ne(0).any(dim=0)
+    with torch.no_grad():
+        features: Tensor = backbone.eval()(x[None].float())
+    return features[0].numpy()
+
+
+@pytest.mark.parametrize(("row", "col"), [(64, 32), (160, 128)])
+def test_embedding_is_the_backbone_output(
+    index: EmbedResult, simclr: Path, root: Path, row: int, col: int
+) -> None:
+    """(160, 128) is a quarter nodata: kept, its nodata pixels at the mean."""
+    frame = gpd.read_parquet(index.path)
+    (stored,) = frame.loc[(frame["row"] == row) & (frame["col"] == col), "embedding"]
+    expected = backbone_features(load_backbone(simclr).backbone, root, row, col)
+    np.testing.assert_allclose(stored, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("problem", ["classification", "segmentation"])
+def test_fine_tuned_checkpoints_embed_too(
+    problem: Problem, root: Path, tmp_path: Path
+) -> None:
+    """The fine-tuned backbone (for a U-Net, its pooled encoder) embeds."""
+    torch.manual_seed(0)
+    task = FineTuneTask(problem=problem, in_channels=12, model="resnet18")
+    checkpoint = save(task, tmp_path / f"{problem}.ckpt")
+    bbox = (
+        FAKE_ORIGIN[0],
+        FAKE_ORIGIN[1] - 64 * 10,
+        FAKE_ORIGIN[0] + 640,
+        FAKE_ORIGIN[1],
+    )
+    result = embed(
+        checkpoint, root, tmp_path / "index.parquet", bbox=bbox, bbox_crs=FAKE_CRS
+    )
+    frame = gpd.read_parquet(result.path)
+    assert len(frame) == 4
+    assert set(frame["checkpoint"]) == {file_digest(checkpoint)[:16]}
+    embeddings = np.stack(frame["embedding"].to_numpy())
+    assert embeddings.shape == (4, DIM)
+    (stored,) = frame.loc[(frame["row"] == 32) & (frame["col"] == 0), "embedding"]
+    expected = backbone_features(load_backbone(checkpoint).backbone, root, 32, 0)
+    np.testing.assert_allclose(stored, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_bbox_and_stride(simclr: Path, root: Path, tmp_path: Path) -> None:
+    """A lon/lat bbox on the scene's upper left, half-overlapping patches."""
+    west, north = TO_LONLAT.transform(FAKE_ORIGIN[0] + 5, FAKE_ORIGIN[1] - 5)
+    east, south = TO_LONLAT.transform(FAKE_ORIGIN[0] + 955, FAKE_ORIGIN[1] - 955)
+    result = embed(
+        simclr,
+        root,
+        tmp_path / "bbox.parquet",
+        bbox=(west, south, east, north),
+        stride=PATCH // 2,
+    )
+    frame = gpd.read_parquet(result.path)
+    grid = output_grid(CentralValleyS2(root / "sentinel2"), (west, south, east, north))
+    assert len(frame) == len(grid.windows(PATCH, PATCH // 2)) > 16
+    assert frame["lon"].between(west, east).all()
+    assert frame["lat"].between(south, north).all()
+    assert read_info(result.path).stride == PATCH // 2
+    windows = grid.windows(PATCH, PATCH // 2)
+    assert set(zip(frame["row"], frame["col"], strict=True)) == {
+        (w.row_off, w.col_off) for w in windows
+    }
+    assert set(np.diff(np.unique(frame["row"]))) <= set(range(1, PATCH // 2 + 1))
+
+
+def test_patch_batches_match_window_reads(root: Path) -> None:
+    """Patches cut from block reads equal windows read one by one.
+
+    Small blocks and batches make batches straddle blocks; overlapping
+    windows share pixels between blocks.
+    """
+    imagery = CentralValleyS2(root / "sentinel2")
+    grid = output_grid(imagery)
+    windows = grid.windows(PATCH, PATCH // 2)
+    batches = PatchBatches(imagery, grid, windows, batch_size=5, block_size=64)
+    assert len(batches.block_windows) == 9
+    one_by_one = WindowDataset(imagery, grid, windows)
+    reads = {
+        (w.row_off, w.col_off): one_by_one[i]["image"] for i, w in enumerate(windows)
+    }
+    seen, skipped = set(), 0
+    for i in range(len(batches)):
+        batch = batches[i]
+        skipped += batch["skipped"]
+        for image, row, col in zip(
+            batch["image"], batch["row"], batch["col"], strict=True
+        ):
+            place = (int(row), int(col))
+            torch.testing.assert_close(image, reads[place])
+            seen.add(place)
+    valid = {
+        p for p, image in reads.items() if image.ne(0).any(0).float().mean() >= 0.5
+    }
+    assert seen == valid
+    assert skipped == len(windows) - len(valid) > 0
+
+
+def test_interrupted_embed_leaves_nothing(
+    simclr: Path, root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Failing(nn.Module):
+        """Works for one batch, then fails."""
+
+        def __init__(self, backbone: nn.Module) -> None:
+            super().__init__()
+            self.backbone = backbone
+            self.num_features = DIM
+            self.calls = 0
+
+        def forward(self, x: Tensor) -> Tensor:
+            self.calls += 1
+            if self.calls == 2:
+                raise RuntimeError("interrupted")
+            out: Tensor = self.backbone(x)
+            return out
+
+    def failing(path: Path) -> Encoder:
+        encoder = load_backbone(path)
+        return Encoder(Failing(encoder.backbone), encoder.model, encoder.data)
+
+    monkeypatch.setattr("torchgeo_simclr.embeddings.embed.load_backbone", failing)
+    folder = tmp_path / "out"
+    with pytest.raises(RuntimeError, match=r"interrupted"):
+        embed(simclr, root, folder / "index.parquet", batch_size=4)
+    assert list(folder.iterdir()) == []
+
+
+# --------------------------------------------------------------------------
+# top_k
+
+
+def brute_force(
+    matrix: npt.NDArray[np.float32], query: npt.NDArray[np.float32], k: int
+) -> npt.NDArray[np.int64]:
+    return np.argsort(-(matrix @ query), kind="stable")[:k]
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 7, 100, 1000, 5000])
+def test_top_k_equals_brute_force(chunk_rows: int) -> None:
+    rng = np.random.default_rng(chunk_rows)
+    matrix = rng.standard_normal((1000, 16)).astype(np.float32)
+    query = rng.standard_normal(16).astype(np.float32)
+    rows, scores = top_k(matrix, query, 10, chunk_rows=chunk_rows)
+    np.testing.assert_array_equal(rows, brute_force(matrix, query, 10))
+    np.testing.assert_allclose(scores, (matrix @ query)[rows], rtol=1e-6)
+    assert (np.diff(scores) <= 0).all()
+
+
+def test_top_k_excludes_rows_and_runs_out() -> None:
+    rng = np.random.default_rng(0)
+    matrix = rng.standard_normal((50, 8)).astype(np.float32)
+    query = matrix[3]
+    best = brute_force(matrix, query, 50)
+    exclude = best[:5]
+    rows, _ = top_k(matrix, query, 5, chunk_rows=16, exclude=exclude)
+    np.testing.assert_array_equal(rows, best[5:10])
+    rows, _ = top_k(matrix, query, 100, chunk_rows=16, exclude=exclude)
+    np.testing.assert_array_equal(rows, best[5:])
+    with pytest.raises(ValueError, match=r"9 dimensions but the index 8"):
+        top_k(matrix, np.ones(9), 5)
+
+
+# --------------------------------------------------------------------------
+# search
+
+
+@pytest.fixture(scope="module")
+def found(index: EmbedResult, tmp_path_factory: pytest.TempPathFactory) -> SearchResult:
+    """Search by the point at the centre of the original patch, k = 8."""
+    out = tmp_path_factory.mktemp("search") / "hits.gpkg"
+    return search(index.path, out, lonlat=lonlat_of(*ORIGINAL), k=8)
+
+
+def place(frame: gpd.GeoDataFrame, i: int) -> tuple[int, int]:
+    return int(frame["row"].iloc[i]), int(frame["col"].iloc[i])
+
+
+def test_point_search_finds_the_duplicate(
+    found: SearchResult, index: EmbedResult
+) -> None:
+    hits = found.hits
+    assert place(hits, 0) == COPY
+    assert hits["similarity"].iloc[0] == pytest.approx(1.0, abs=1e-4)
+    assert hits["similarity"].iloc[1] < 0.999
+    places = {place(hits, i) for i in range(len(hits))}
+    assert ORIGINAL not in places
+    frame = gpd.read_parquet(index.path)
+    (query_row,) = found.query_rows
+    assert place(frame, int(query_row)) == ORIGINAL
+
+
+def test_hits_file_and_sheet(found: SearchResult) -> None:
+    written = gpd.read_file(found.out)
+    assert written.crs == FAKE_CRS
+    assert len(written) == 8
+    assert written["rank"].tolist() == list(range(1, 9))
+    assert (np.diff(written["similarity"]) <= 0).all()
+    assert set(written["date"]) == {DATE.isoformat()}
+    np.testing.assert_allclose(written.area, (PATCH * 10) ** 2)
+    # Query + 8 hits: 2 rows of 6 thumbnails.
+    assert found.sheet == found.out.with_suffix(".png")
+    with Image.open(found.sheet) as image:
+        width, height = image.size
+    rows, columns = 2, SHEET_COLUMNS
+    expected = columns * TILE_INCHES / (rows * (TILE_INCHES + TITLE_INCHES))
+    assert width / height == pytest.approx(expected, rel=0.02)
+    assert hidden(found.out.parent) == []
+
+
+def test_geojson_output_is_lonlat(index: EmbedResult, tmp_path: Path) -> None:
+    out = tmp_path / "hits.geojson"
+    sheet = tmp_path / "sheet.png"
+    result = search(index.path, out, lonlat=lonlat_of(*ORIGINAL), k=3, sheet=sheet)
+    written = gpd.read_file(out)
+    assert written.crs == "EPSG:4326"
+    assert len(written) == 3
+    centroid = written.geometry.iloc[0].centroid
+    assert (centroid.x, centroid.y) == pytest.approx(lonlat_of(*COPY), abs=1e-6)
+    assert result.sheet == sheet
+    assert sheet.is_file()
+
+
+def square_around(row: int, col: int) -> list[tuple[float, float]]:
+    """Lon/lat ring of a 100 x 100 m square around a patch's centre."""
+    x = FAKE_ORIGIN[0] + (col + PATCH / 2) * 10
+    y = FAKE_ORIGIN[1] - (row + PATCH / 2) * 10
+    corners = [(-50, -50), (50, -50), (50, 50), (-50, 50), (-50, -50)]
+    return [TO_LONLAT.transform(x + dx, y + dy) for dx, dy in corners]
+
+
+def polygon_file(path: Path, *rings: list[tuple[float, float]]) -> Path:
+    """A GeoJSON file of one polygon per lon/lat ring."""
+    features = [
+        {
+            "type": "Feature",
+            "properties": {},
+            "geometry": {"type": "Polygon", "coordinates": [ring]},
+        }
+        for ring in rings
+    ]
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    return path
+
+
+def test_polygon_search(index: EmbedResult, tmp_path: Path) -> None:
+    frame = gpd.read_parquet(index.path)
+    one = polygon_file(tmp_path / "one.geojson", square_around(*ORIGINAL))
+    result = search(index.path, tmp_path / "one.gpkg", polygon=one, k=4)
+    assert [place(frame, int(i)) for i in result.query_rows] == [ORIGINAL]
+    assert place(result.hits, 0) == COPY
+    two = polygon_file(
+        tmp_path / "two.geojson", square_around(*ORIGINAL), square_around(32, 64)
+    )
+    result = search(index.path, tmp_path / "two.gpkg", polygon=two, k=4)
+    assert sorted(place(frame, int(i)) for i in result.query_rows) == [
+        ORIGINAL,
+        (32, 64),
+    ]
+    assert {ORIGINAL, (32, 64)}.isdisjoint(
+        {place(result.hits, i) for i in range(len(result.hits))}
+    )
+
+
+def test_parquet_query(
+    index: EmbedResult, simclr: Path, root: Path, tmp_path: Path
+) -> None:
+    """An index of the original patch alone, as the query."""
+    query = embed(
+        simclr, root, tmp_path / "field.parquet", bbox=FIRST_PATCH, bbox_crs=FAKE_CRS
+    )
+    assert query.rows == 1
+    result = search(index.path, tmp_path / "hits.gpkg", query=query.path, k=5)
+    assert len(result.query_rows) == 0
+    assert place(result.hits, 0) == COPY
+    assert result.hits["similarity"].iloc[0] == pytest.approx(1.0, abs=1e-4)
+    assert ORIGINAL not in {place(result.hits, i) for i in range(5)}
+
+
+# --------------------------------------------------------------------------
+# CLI
+
+
+def cli_error(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    """Run the command, expecting a one-line error."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        main(list(argv))
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith(f"torchgeo-simclr {argv[0]}: error: ")
+    return err
+
+
+def test_embed_and_search_cli(
+    simclr: Path, root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "cli.parquet"
+    capsys.readouterr()
+    main(
+        [
+            "embed",
+            "--checkpoint",
+            str(simclr),
+            "--root",
+            str(root),
+            "--out",
+            str(out),
+            "--no-progress",
+            "--batch-size",
+            "16",
+        ]
+    )
+    printed = capsys.readouterr().out
+    assert "Embedded 30 patches (6 skipped" in printed
+    assert str(out) in printed
+    hits = tmp_path / "hits.gpkg"
+    lon, lat = lonlat_of(*ORIGINAL)
+    main(
+        [
+            "search",
+            "--index",
+            str(out),
+            "--lonlat",
+            str(lon),
+            str(lat),
+            "--k",
+            "3",
+            "--out",
+            str(hits),
+            "--checkpoint",
+            str(simclr),
+        ]
+    )
+    printed = capsys.readouterr().out
+    assert printed.splitlines()[0].split() == [
+        "rank",
+        "similarity",
+        "lon",
+        "lat",
+        "date",
+    ]
+    assert printed.splitlines()[1].split()[:2] == ["1", "1.0000"]
+    assert hits.is_file()
+    assert hits.with_suffix(".png").is_file()
+
+
+def test_search_errors(
+    index: EmbedResult,
+    other_simclr: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = str(tmp_path / "hits.gpkg")
+    err = cli_error(
+        capsys,
+        "search",
+        "--index",
+        str(index.path),
+        "--lonlat",
+        "-100",
+        "40",
+        "--out",
+        out,
+    )
+    assert "lies outside the indexed area" in err
+    assert "which covers lon/lat [" in err
+    err = cli_error(
+        capsys,
+        "search",
+        "--index",
+        str(index.path),
+        "--lonlat",
+        *map(str, lonlat_of(0, 160)),
+        "--out",
+        out,
+    )
+    assert "lies outside the indexed area" in err
+    far = polygon_file(
+        tmp_path / "far.geojson", [(-100, 40), (-99, 40), (-99, 41), (-100, 40)]
+    )
+    err = cli_error(
+        capsys,
+        "search",
+        "--index",
+        str(index.path),
+        "--geojson",
+        str(far),
+        "--out",
+        out,
+    )
+    assert "lies outside the indexed area" in err
+    err = cli_error(
+        capsys,
+        "search",
+        "--index",
+        str(index.path),
+        "--lonlat",
+        *map(str, lonlat_of(*ORIGINAL)),
+        "--out",
+        out,
+        "--checkpoint",
+        str(other_simclr),
+    )
+    info = read_info(index.path)
+    other_id = file_digest(other_simclr)[:16]
+    assert f"made by checkpoint {info.checkpoint!r} (id {info.checkpoint_id})" in err
+    assert f"you gave {str(other_simclr)!r} (id {other_id})" in err
+    assert not (tmp_path / "hits.gpkg").exists()
+    assert hidden(tmp_path) == []
+
+
+def test_query_from_another_checkpoint(
+    index: EmbedResult,
+    other_simclr: Path,
+    root: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    query = embed(
+        other_simclr, root, tmp_path / "q.parquet", bbox=FIRST_PATCH, bbox_crs=FAKE_CRS
+    )
+    err = cli_error(
+        capsys,
+        "search",
+        "--index",
+        str(index.path),
+        "--query",
+        str(query.path),
+        "--out",
+        str(tmp_path / "hits.gpkg"),
+    )
+    assert "embeddings of different encoders cannot be compared" in err
+    assert file_digest(other_simclr)[:16] in err
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--bbox", "-120.7", "37.0", "-120.7", "37.1"], r"with min < max"),
+        (["--bbox", "-100", "40", "-99.5", "40.5"], r"does not overlap the imagery"),
+        (
+            ["--stride", str(PATCH + 1)],
+            r"--stride 33 must be between 1 and the patch size 32",
+        ),
+        (["--stride", "0"], r"--stride 0 must be between 1"),
+    ],
+)
+def test_embed_errors(
+    simclr: Path,
+    root: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    extra: list[str],
+    message: str,
+) -> None:
+    out = tmp_path / "index.parquet"
+    err = cli_error(
+        capsys,
+        "embed",
+        "--checkpoint",
+        str(simclr),
+        "--root",
+        str(root),
+        "--out",
+        str(out),
+        "--no-progress",
+        *extra,
+    )
+    assert re.search(message, err)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_outputs_are_not_overwritten(
+    index: EmbedResult,
+    found: SearchResult,
+    simclr: Path,
+    root: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    before = sha256(index.path)
+    err = cli_error(
+        capsys,
+        "embed",
+        "--checkpoint",
+        str(simclr),
+        "--root",
+        str(root),
+        "--out",
+        str(index.path),
+    )
+    assert "already exists; pass --overwrite" in err
+    assert sha256(index.path) == before
+    hits = (sha256(found.out), sha256(found.sheet))
+    err = cli_error(
+        capsys,
+        "search",
+        "--index",
+        str(index.path),
+        "--lonlat",
+        *map(str, lonlat_of(*ORIGINAL)),
+        "--out",
+        str(found.out),
+    )
+    assert "pass --overwrite" in err
+    assert (sha256(found.out), sha256(found.sheet)) == hits
+
+
+def test_embedding_map_cli(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The sub-command hands its options to embedding_map."""
+    calls: list[dict[str, Any]] = []
+
+    def embedding_map(**kwargs: Any) -> Path:
+        calls.append(kwargs)
+        return Path(kwargs["out"])
+
+    module = types.ModuleType("torchgeo_simclr.embeddings.projection")
+    module.embedding_map = embedding_map  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "torchgeo_simclr.embeddings.projection", module)
+    main(["embedding-map", "--index", "a.parquet", "--out", str(tmp_path / "map.png")])
+    assert calls[-1] == {
+        "index": Path("a.parquet"),
+        "out": tmp_path / "map.png",
+        "labels": None,
+        "root": None,
+        "thumbnails": 0,
+        "max_points": 5000,
+        "perplexity": 30.0,
+        "seed": 0,
+        "overwrite": False,
+        "progress": True,
+    }
+    assert str(tmp_path / "map.png") in capsys.readouterr().out
+    main(
+        [
+            "embedding-map",
+            "--index",
+            "a.parquet",
+            "--out",
+            "m.png",
+            "--labels",
+            "l.gpkg",
+            "--root",
+            "r",
+            "--thumbnails",
+            "12",
+            "--max-points",
+            "100",
+            "--perplexity",
+            "5",
+            "--seed",
+            "3",
+            "--overwrite",
+            "--no-progress",
+        ]
+    )
+    assert calls[-1] == {
+        "index": Path("a.parquet"),
+        "out": Path("m.png"),
+        "labels": Path("l.gpkg"),
+        "root": Path("r"),
+        "thumbnails": 12,
+        "max_points": 100,
+        "perplexity": 5.0,
+        "seed": 3,
+        "overwrite": True,
+        "progress": False,
+    }
+
+
+@pytest.mark.parametrize(
+    "queries",
+    [[], ["--lonlat", "1", "2", "--query", "q.parquet"]],
+)
+def test_search_takes_one_query(queries: list[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        build_parser().parse_args(
+            ["search", "--index", "a", "--out", "b.gpkg", *queries]
+        )
+    assert info.value.code == 2

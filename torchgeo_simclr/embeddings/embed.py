@@ -1,0 +1,314 @@
+"""Embed every patch of a region with a checkpoint's backbone, into an index."""
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import shapely
+import torch
+from geopandas import GeoDataFrame
+from pyproj import Transformer
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from ..datamodules.central_valley import fresh_file_handles
+from ..datamodules.prediction import MapDataModule
+from ..inference.grid import LONLAT, OutputGrid
+from ..models.backbone import feature_size
+from ..models.checkpoint import load_backbone
+from .index import IndexInfo, IndexWriter, checkpoint_id
+from .patches import PatchBatches
+
+
+@dataclass(frozen=True)
+class EmbedResult:
+    """What :func:`embed_region` wrote."""
+
+    #: The index file.
+    path: Path
+    #: Patches written, one row each.
+    rows: int
+    #: Patches left out because more than half of their pixels had no data.
+    skipped: int
+    #: Wall time, seconds.
+    seconds: float
+
+
+class SceneDates:
+    """Sensing date of the earliest scene under each patch."""
+
+    def __init__(self, index: GeoDataFrame, margin: float) -> None:
+        """Index the scenes' footprints.
+
+        Args:
+            index: a torchgeo dataset's index: one row per file, a time
+                interval (or timestamp) as index, footprints in the dataset CRS.
+            margin: inset of each patch before the look-up, CRS units (half a
+                pixel: a scene that only touches a patch's edge is not under it).
+        """
+        starts = [
+            interval.left if isinstance(interval, pd.Interval) else interval
+            for interval in index.index
+        ]
+        #: Date of each scene, days.
+        self.dates = np.array(
+            [pd.Timestamp(start).date() for start in starts], dtype="datetime64[D]"
+        )
+        #: The scenes' footprints.
+        self.tree = shapely.STRtree(np.asarray(index.geometry.values))
+        #: Inset of each patch, CRS units.
+        self.margin = margin
+
+    def __call__(self, footprints: npt.NDArray[np.float64]) -> list[date]:
+        """Find the earliest scene under each patch.
+
+        Args:
+            footprints: ``[N, 4]`` ``(xmin, ymin, xmax, ymax)``, dataset CRS.
+
+        Returns:
+            ``N`` dates (every patch with data lies on some scene).
+        """
+        inset = footprints + self.margin * np.array([1.0, 1.0, -1.0, -1.0])
+        patch, scene = self.tree.query(shapely.box(*inset.T), predicate="intersects")
+        earliest = np.full(
+            len(footprints), np.datetime64("9999-12-31"), "datetime64[D]"
+        )
+        np.minimum.at(earliest, patch, self.dates[scene])
+        dates: list[date] = earliest.tolist()
+        return dates
+
+
+def resolve_device(device: str) -> torch.device:
+    """The torch device of a ``--device`` value.
+
+    Args:
+        device: ``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda``,
+            ``cuda:N`` or ``mps``.
+
+    Returns:
+        The device.
+    """
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class Embedder:
+    """A backbone that turns reflectance patches into embeddings."""
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        mean: Sequence[float],
+        std: Sequence[float],
+        device: torch.device,
+    ) -> None:
+        """Put the backbone on *device* in eval mode.
+
+        Args:
+            backbone: maps ``[B, C, H, W]`` to pooled features ``[B, D]``.
+            mean: per-band training mean, reflectance x10000.
+            std: per-band training standard deviation, reflectance x10000.
+            device: where the forward pass runs.
+        """
+        #: The backbone, in eval mode.
+        self.backbone = backbone.to(device).eval()
+        #: Where the forward pass runs.
+        self.device = device
+        #: Normalisation statistics, ``[1, C, 1, 1]`` on the device.
+        self.mean = torch.tensor(mean, device=device).view(1, -1, 1, 1)
+        self.std = torch.tensor(std, device=device).view(1, -1, 1, 1)
+
+    def __call__(self, image: Tensor) -> npt.NDArray[np.float32]:
+        """Embed a batch of patches.
+
+        Args:
+            image: ``[B, C, H, W]`` reflectance x10000, 0 = nodata.
+
+        Returns:
+            ``[B, D]`` pooled backbone features. Nodata pixels enter the
+            network as the band means (0 after normalisation), as in maps.
+        """
+        x = image.to(self.device, non_blocking=True)
+        valid = x.ne(0).any(dim=1, keepdim=True)
+        x = (x - self.mean) / self.std * valid
+        features: Tensor = self.backbone(x)
+        return features.float().cpu().numpy()
+
+
+def patch_places(
+    grid: OutputGrid, rows: Tensor, cols: Tensor, size: int, to_lonlat: Transformer
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Footprints and lon/lat centres of patches on a grid.
+
+    Args:
+        grid: the grid.
+        rows: ``[N]`` top-left pixel rows.
+        cols: ``[N]`` top-left pixel columns.
+        size: patch side, pixels.
+        to_lonlat: from the grid's CRS to lon/lat.
+
+    Returns:
+        ``[N, 4]`` ``(xmin, ymin, xmax, ymax)`` in the grid's CRS and ``[N, 2]``
+        ``(lon, lat)`` of the centres, degrees.
+    """
+    res = grid.res
+    xmin = grid.transform.c + cols.numpy().astype(np.float64) * res
+    ymax = grid.transform.f - rows.numpy().astype(np.float64) * res
+    side = size * res
+    footprints = np.stack([xmin, ymax - side, xmin + side, ymax], axis=1)
+    lon, lat = to_lonlat.transform(xmin + side / 2, ymax - side / 2)
+    return footprints, np.stack([lon, lat], axis=1)
+
+
+def embed_region(
+    checkpoint: str | Path,
+    root: str | Path,
+    out: str | Path,
+    bbox: Sequence[float] | None = None,
+    bbox_crs: str = "EPSG:4326",
+    patch_size: int | None = None,
+    stride: int | None = None,
+    batch_size: int = 64,
+    device: str = "cpu",
+    num_workers: int = 0,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> EmbedResult:
+    """Embed every patch of a region into a GeoParquet index.
+
+    Patches tile the bounding box on the imagery's own pixel grid, every
+    *stride* pixels (the last row and column flush with the region's edge).
+    Each is normalised with the checkpoint's training statistics and passed
+    through its backbone; the pooled features (e.g. 512 numbers for a
+    ResNet-18; not the projection head's output) are written with the patch's
+    footprint, centre, sensing date and grid position, batch by batch, so
+    memory does not grow with the region. The file appears under *out* only
+    once complete.
+
+    Args:
+        checkpoint: a SimCLR, fine-tuned or distilled ``.ckpt``.
+        root: Sentinel-2 directory (any layout ``CentralValleyS2`` reads).
+        out: the index to write, ``PATH.parquet``.
+        bbox: ``(xmin, ymin, xmax, ymax)`` in *bbox_crs* (default: all imagery).
+        bbox_crs: CRS of *bbox* (lon/lat by default).
+        patch_size: patch side, pixels (default: the training patch size).
+        stride: pixels between neighbouring patches, 1 to *patch_size*
+            (default: *patch_size*, patches side by side).
+        batch_size: patches per forward pass.
+        device: ``cpu``, ``cuda``, ``mps`` or ``auto``.
+        num_workers: DataLoader workers reading imagery.
+        overwrite: replace an existing *out*.
+        progress: show a progress bar over patches.
+
+    Returns:
+        The file, rows written, patches skipped as nodata and the run time.
+
+    Raises:
+        FileExistsError: if *out* exists and *overwrite* is False.
+        ValueError: if *out* is not ``.parquet``, the checkpoint records no
+            bands or statistics, the patch size, stride or batch size is out
+            of range, or the bbox misses the imagery.
+    """
+    start = time.perf_counter()
+    out = Path(out)
+    if out.suffix.lower() != ".parquet":
+        msg = (
+            f"--out {str(out)!r} must end in .parquet (the index is GeoParquet); "
+            f"pass e.g. {out.with_suffix('.parquet').name}."
+        )
+        raise ValueError(msg)
+    if out.exists() and not overwrite:
+        msg = f"--out {str(out)!r} already exists; pass --overwrite to replace it."
+        raise FileExistsError(msg)
+    if batch_size < 1:
+        msg = f"--batch-size must be at least 1, got {batch_size}; pass e.g. 64."
+        raise ValueError(msg)
+    encoder = load_backbone(checkpoint)
+    if encoder.data is None:
+        msg = (
+            f"Checkpoint {str(checkpoint)!r} records no band list or normalisation "
+            "statistics; retrain it with this version of torchgeo-simclr."
+        )
+        raise ValueError(msg)
+    data = encoder.data
+    size = data.patch_size if patch_size is None else patch_size
+    if size < 1:
+        msg = f"--patch-size must be at least 1 pixel, got {size}; pass e.g. 32."
+        raise ValueError(msg)
+    step = size if stride is None else stride
+    if not 1 <= step <= size:
+        msg = (
+            f"--stride {step} must be between 1 and the patch size {size} pixels "
+            f"(larger strides leave gaps between patches); pass e.g. {size} for "
+            f"patches side by side or {max(size // 2, 1)} for half-overlapping ones."
+        )
+        raise ValueError(msg)
+    datamodule = MapDataModule(
+        root=root,
+        bbox=bbox,
+        bbox_crs=bbox_crs,
+        bands=data.bands,
+        patch_size=size,
+        overlap=size - step,
+        batch_size=batch_size,
+        num_workers=num_workers,
+    )
+    datamodule.setup("predict")
+    assert datamodule.imagery is not None
+    assert datamodule.grid is not None
+    imagery, grid = datamodule.imagery, datamodule.grid
+    windows = grid.windows(size, size - step)
+    target = resolve_device(device)
+    loader = DataLoader(
+        PatchBatches(imagery, grid, windows, batch_size),
+        batch_size=None,
+        num_workers=num_workers,
+        worker_init_fn=fresh_file_handles if num_workers else None,
+        pin_memory=target.type == "cuda",
+    )
+    embedder = Embedder(encoder.backbone, data.mean, data.std, target)
+    info = IndexInfo(
+        checkpoint_id=checkpoint_id(checkpoint),
+        checkpoint=str(Path(checkpoint).resolve()),
+        model=encoder.model,
+        dim=feature_size(encoder.backbone),
+        patch_size=size,
+        stride=step,
+        root=str(Path(root).resolve()),
+        bands=tuple(data.bands),
+        crs=grid.crs.to_wkt(),
+        res=grid.res,
+        origin=(float(grid.transform.c), float(grid.transform.f)),
+    )
+    scene_dates = SceneDates(imagery.index, grid.res / 2)
+    to_lonlat = Transformer.from_crs(grid.crs, LONLAT, always_xy=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    skipped = 0
+    with (
+        IndexWriter(out, info) as writer,
+        tqdm(total=len(windows), unit="patch", disable=not progress) as bar,
+        torch.inference_mode(),
+    ):
+        for batch in loader:
+            skipped += batch["skipped"]
+            image, rows, cols = batch["image"], batch["row"], batch["col"]
+            if len(image):
+                embeddings = embedder(image)
+                footprints, lonlat = patch_places(grid, rows, cols, size, to_lonlat)
+                writer.write(
+                    footprints,
+                    scene_dates(footprints),
+                    rows.numpy(),
+                    cols.numpy(),
+                    lonlat,
+                    embeddings,
+                )
+            bar.update(len(image) + batch["skipped"])
+    return EmbedResult(out, writer.rows, skipped, time.perf_counter() - start)

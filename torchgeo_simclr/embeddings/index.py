@@ -1,0 +1,303 @@
+"""The embedding index: one GeoParquet row per patch, written in batches.
+
+Columns (GeoParquet 1.1, readable by GeoPandas, GDAL and DuckDB):
+
+- ``geometry``: the patch footprint, a WKB polygon in the imagery's CRS;
+- ``lon``, ``lat``: the footprint's centre, EPSG:4326 degrees (float64);
+- ``date``: sensing date of the earliest scene under the patch (date32);
+- ``row``, ``col``: the patch's top-left pixel on the index grid (int32);
+- ``embedding``: the encoder's output, ``fixed_size_list<float32>[dim]``;
+- ``checkpoint``: the encoder checkpoint's id (first 16 hex digits of its
+  SHA-256), the same on every row.
+
+The file's schema metadata also holds ``torchgeo_simclr``: a JSON
+:class:`IndexInfo` (checkpoint, model, patch size, stride, root, bands, CRS,
+grid origin), so search and plots need no other input.
+"""
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from datetime import date
+from pathlib import Path
+from types import TracebackType
+from typing import Final, Self
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.parquet as pq
+import shapely
+from pyproj import CRS
+
+from ..tasks.prediction import file_digest
+
+#: Schema metadata key of :class:`IndexInfo`.
+INFO_KEY: Final[bytes] = b"torchgeo_simclr"
+
+#: Version of the GeoParquet metadata written.
+GEOPARQUET_VERSION: Final[str] = "1.1.0"
+
+#: Hex digits of a checkpoint's SHA-256 kept as its id.
+CHECKPOINT_ID_LENGTH: Final[int] = 16
+
+
+@dataclass(frozen=True)
+class IndexInfo:
+    """What an index was made from and how."""
+
+    #: Id of the encoder checkpoint: the first 16 hex digits of its SHA-256.
+    checkpoint_id: str
+    #: Path of the checkpoint when the index was made.
+    checkpoint: str
+    #: timm backbone name.
+    model: str
+    #: Embedding length.
+    dim: int
+    #: Patch side, pixels.
+    patch_size: int
+    #: Distance between neighbouring patches, pixels.
+    stride: int
+    #: Imagery directory the patches were read from.
+    root: str
+    #: Bands given to the encoder, in order.
+    bands: tuple[str, ...]
+    #: CRS of the footprints and of the grid, as WKT.
+    crs: str
+    #: Pixel size, CRS units (metres).
+    res: float
+    #: ``(x, y)`` of the grid's top-left corner, CRS units: the pixel ``(row,
+    #: col)`` starts at ``x + col * res``, ``y - row * res``.
+    origin: tuple[float, float]
+
+    def to_json(self) -> str:
+        """Serialise for the file's metadata.
+
+        Returns:
+            JSON text.
+        """
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Self:
+        """Parse :meth:`to_json`'s output.
+
+        Args:
+            text: JSON text.
+
+        Returns:
+            The info.
+        """
+        data = json.loads(text)
+        data["bands"] = tuple(data["bands"])
+        data["origin"] = tuple(data["origin"])
+        return cls(**data)
+
+
+def index_schema(info: IndexInfo) -> pa.Schema:
+    """The Arrow schema of an index, with its GeoParquet and info metadata.
+
+    Args:
+        info: what the index is made from.
+
+    Returns:
+        The schema.
+    """
+    geo = {
+        "version": GEOPARQUET_VERSION,
+        "primary_column": "geometry",
+        "columns": {
+            "geometry": {
+                "encoding": "WKB",
+                "geometry_types": ["Polygon"],
+                "crs": CRS.from_wkt(info.crs).to_json_dict(),
+            }
+        },
+    }
+    fields = [
+        pa.field("geometry", pa.binary()),
+        pa.field("lon", pa.float64()),
+        pa.field("lat", pa.float64()),
+        pa.field("date", pa.date32()),
+        pa.field("row", pa.int32()),
+        pa.field("col", pa.int32()),
+        pa.field("embedding", pa.list_(pa.float32(), info.dim)),
+        pa.field("checkpoint", pa.string()),
+    ]
+    metadata = {b"geo": json.dumps(geo).encode(), INFO_KEY: info.to_json().encode()}
+    return pa.schema(fields, metadata=metadata)
+
+
+class IndexWriter:
+    """Append patches to an index file batch by batch (memory stays flat).
+
+    Rows go to a hidden temporary file, renamed to *path* only when the writer
+    closes without an error; an interrupted run leaves *path* as it was.
+    """
+
+    def __init__(self, path: Path, info: IndexInfo) -> None:
+        """Open a new index for writing.
+
+        Args:
+            path: the ``.parquet`` file to write.
+            info: what the index is made from.
+        """
+        #: The final file.
+        self.path = path
+        #: What the index is made from.
+        self.info = info
+        #: Rows written so far.
+        self.rows = 0
+        self._partial = path.with_name(f".{path.name}.partial")
+        self._schema = index_schema(info)
+        self._writer = pq.ParquetWriter(self._partial, self._schema)
+
+    def write(
+        self,
+        footprints: npt.NDArray[np.float64],
+        dates: list[date],
+        rows: npt.NDArray[np.int64],
+        cols: npt.NDArray[np.int64],
+        lonlat: npt.NDArray[np.float64],
+        embeddings: npt.NDArray[np.float32],
+    ) -> None:
+        """Append a batch of patches.
+
+        Args:
+            footprints: ``[N, 4]`` ``(xmin, ymin, xmax, ymax)`` in the CRS.
+            dates: ``N`` sensing dates.
+            rows: ``[N]`` top-left pixel rows on the grid.
+            cols: ``[N]`` top-left pixel columns on the grid.
+            lonlat: ``[N, 2]`` footprint centres, degrees.
+            embeddings: ``[N, dim]``.
+        """
+        n = len(footprints)
+        polygons = shapely.box(*np.asarray(footprints, dtype=np.float64).T)
+        values = pa.array(np.ascontiguousarray(embeddings, np.float32).reshape(-1))
+        table = pa.table(
+            {
+                "geometry": pa.array(shapely.to_wkb(polygons), pa.binary()),
+                "lon": pa.array(lonlat[:, 0], pa.float64()),
+                "lat": pa.array(lonlat[:, 1], pa.float64()),
+                "date": pa.array(dates, pa.date32()),
+                "row": pa.array(rows, pa.int32()),
+                "col": pa.array(cols, pa.int32()),
+                "embedding": pa.FixedSizeListArray.from_arrays(values, self.info.dim),
+                "checkpoint": pa.array([self.info.checkpoint_id] * n, pa.string()),
+            },
+            schema=self._schema,
+        )
+        self._writer.write_table(table)
+        self.rows += n
+
+    def close(self, ok: bool = True) -> None:
+        """Finish the file and rename it (or, when not *ok*, delete it).
+
+        Args:
+            ok: whether everything was written.
+        """
+        self._writer.close()
+        if ok:
+            os.replace(self._partial, self.path)
+        else:
+            self._partial.unlink(missing_ok=True)
+
+    def __enter__(self) -> Self:
+        """Use as a context manager.
+
+        Returns:
+            self.
+        """
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        """Close, keeping the file only without an exception."""
+        self.close(ok=error is None)
+
+
+def checkpoint_id(path: str | os.PathLike[str]) -> str:
+    """The id an index records for the checkpoint that made it.
+
+    Args:
+        path: the ``.ckpt`` file.
+
+    Returns:
+        The first :data:`CHECKPOINT_ID_LENGTH` hex digits of its SHA-256.
+    """
+    return file_digest(Path(path))[:CHECKPOINT_ID_LENGTH]
+
+
+def read_info(path: str | os.PathLike[str], option: str = "--index") -> IndexInfo:
+    """Read what an index was made from, without reading its rows.
+
+    Args:
+        path: the index file.
+        option: how errors name the file (the command-line option that gave it).
+
+    Returns:
+        The info.
+
+    Raises:
+        FileNotFoundError: if *path* does not exist.
+        ValueError: if *path* is not an index written by this package.
+    """
+    if not Path(path).is_file():
+        msg = (
+            f"{option} {str(path)!r} does not exist; pass an index written by "
+            "`torchgeo-simclr embed`."
+        )
+        raise FileNotFoundError(msg)
+    try:
+        metadata = pq.read_schema(path).metadata or {}
+    except (OSError, pa.ArrowInvalid) as error:
+        msg = (
+            f"{option} {str(path)!r} is not a readable Parquet file ({error}); make "
+            "one with `torchgeo-simclr embed`."
+        )
+        raise ValueError(msg) from None
+    if INFO_KEY not in metadata:
+        msg = (
+            f"{option} {str(path)!r} is a Parquet file but not an embedding index "
+            "(no torchgeo_simclr metadata); make one with `torchgeo-simclr embed`."
+        )
+        raise ValueError(msg)
+    return IndexInfo.from_json(metadata[INFO_KEY])
+
+
+def read_embeddings(table: pa.Table) -> npt.NDArray[np.float32]:
+    """The ``embedding`` column of an index table as one matrix.
+
+    Args:
+        table: rows of an index, with the ``embedding`` column.
+
+    Returns:
+        ``[N, dim]`` float32 (a view of Arrow's buffer where possible).
+    """
+    column = table.column("embedding").combine_chunks()
+    dim = column.type.list_size
+    values = column.values.to_numpy(zero_copy_only=False)
+    return np.asarray(values, dtype=np.float32).reshape(len(column), dim)
+
+
+def read_index(
+    path: str | os.PathLike[str],
+    columns: list[str] | None = None,
+    option: str = "--index",
+) -> tuple[IndexInfo, pa.Table]:
+    """Read an index's info and rows.
+
+    Args:
+        path: the index file.
+        columns: columns to read (default: all).
+        option: how errors name the file (see :func:`read_info`).
+
+    Returns:
+        The info and the rows as an Arrow table.
+    """
+    info = read_info(path, option)
+    return info, pq.read_table(path, columns=columns)

@@ -1,0 +1,172 @@
+"""Batches of patches on an output grid, cut from a few large reads."""
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from rasterio.windows import Window
+from torch import Tensor
+from torch.utils.data import Dataset
+from torchgeo.datasets import RasterDataset
+
+from ..inference.grid import OutputGrid
+
+
+class PatchBatches(Dataset[dict[str, Any]]):
+    """Square windows of a grid, *batch_size* of them per item, read by blocks.
+
+    Reading each window on its own costs a raster query per patch, several
+    milliseconds, more than a small encoder's forward pass. Here the windows
+    are grouped into blocks of *block_size* x *block_size* pixels of top-left
+    corners; each block's imagery is read once, in one query, and its patches
+    are cut from it. Items follow the windows block by block (row-major inside
+    a block), so memory holds one or two blocks whatever the region's size.
+    Patches whose pixels are mostly nodata are dropped, and counted, before
+    they leave the worker.
+    """
+
+    def __init__(
+        self,
+        imagery: RasterDataset,
+        grid: OutputGrid,
+        windows: Sequence[Window],
+        batch_size: int,
+        min_valid: float = 0.5,
+        block_size: int = 512,
+    ) -> None:
+        """Initialise a new PatchBatches.
+
+        Args:
+            imagery: the Sentinel-2 dataset, read on its own pixel grid.
+            grid: the grid the windows refer to.
+            windows: square windows of one size (at least one).
+            batch_size: windows per item (an item may hold fewer).
+            min_valid: least fraction of a patch's pixels with data (any band
+                non-zero) for the patch to be kept.
+            block_size: side of a block of window corners, pixels; a block's
+                read covers its windows, ``block_size + window side`` pixels
+                at most.
+        """
+        #: Where pixels are read from.
+        self.imagery = imagery
+        #: The grid the windows refer to.
+        self.grid = grid
+        #: Window side, pixels.
+        self.size = int(windows[0].width)
+        #: Windows per item.
+        self.batch_size = batch_size
+        #: Least fraction of pixels with data in a kept patch.
+        self.min_valid = min_valid
+        rows = np.array([int(w.row_off) for w in windows], dtype=np.int64)
+        cols = np.array([int(w.col_off) for w in windows], dtype=np.int64)
+        block_row, block_col = rows // block_size, cols // block_size
+        order = np.lexsort((cols, rows, block_col, block_row))
+        #: Top-left pixel of each window on the grid, ``[N]`` each, in the
+        #: order items deliver them.
+        self.rows, self.cols = rows[order], cols[order]
+        keys = block_row[order] * (int(block_col.max()) + 1) + block_col[order]
+        #: Block of each window, ``[N]``, numbered in reading order.
+        self.blocks = np.cumsum(np.diff(keys, prepend=keys[0]) != 0)
+        # The windows of a block are consecutive.
+        first = np.flatnonzero(np.diff(self.blocks, prepend=-1))
+        top = np.minimum.reduceat(self.rows, first)
+        left = np.minimum.reduceat(self.cols, first)
+        height = np.maximum.reduceat(self.rows, first) + self.size - top
+        width = np.maximum.reduceat(self.cols, first) + self.size - left
+        #: Pixel window read for each block, the union of its windows: ``[B,
+        #: 4]`` ``(row, col, height, width)``.
+        self.block_windows = np.stack([top, left, height, width], axis=1)
+        self._cache: dict[int, tuple[Tensor, Tensor]] = {}
+
+    def __len__(self) -> int:
+        """Return the number of batches.
+
+        Returns:
+            Items, each of up to :attr:`batch_size` windows.
+        """
+        return math.ceil(len(self.rows) / self.batch_size)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        """Read the patches of one batch.
+
+        Args:
+            index: batch number.
+
+        Returns:
+            ``image`` float32 ``[n, C, size, size]`` reflectance x10000 of the
+            kept patches (0 = nodata), ``row`` and ``col`` int64 ``[n]`` of
+            their top-left pixels on the grid, and ``skipped``, the number of
+            the batch's windows dropped as mostly nodata.
+        """
+        batch = slice(index * self.batch_size, (index + 1) * self.batch_size)
+        rows, cols, blocks = self.rows[batch], self.cols[batch], self.blocks[batch]
+        images, kept = [], []
+        for block in np.unique(blocks):
+            members = np.flatnonzero(blocks == block)
+            image, integral = self._block(int(block))
+            top, left = self.block_windows[block, :2]
+            r = torch.from_numpy(rows[members] - top)
+            c = torch.from_numpy(cols[members] - left)
+            s = self.size
+            corners = (integral[r + s, c + s], integral[r, c])
+            edges = (integral[r, c + s], integral[r + s, c])
+            counts = corners[0] + corners[1] - edges[0] - edges[1]
+            keep = counts >= self.min_valid * s * s
+            # [C, h - s + 1, w - s + 1, s, s]: every window of the block, a view.
+            patches = image.unfold(1, s, 1).unfold(2, s, 1)
+            images.append(patches[:, r[keep], c[keep]].transpose(0, 1))
+            kept.append(members[keep.numpy()])
+        chosen = np.concatenate(kept)
+        return {
+            "image": torch.cat(images).contiguous(),
+            "row": torch.from_numpy(rows[chosen]),
+            "col": torch.from_numpy(cols[chosen]),
+            "skipped": len(rows) - len(chosen),
+        }
+
+    def _block(self, block: int) -> tuple[Tensor, Tensor]:
+        """The imagery of a block and the integral image of its valid pixels.
+
+        Only the blocks of the current item and the one before are kept.
+
+        Args:
+            block: block number.
+
+        Returns:
+            ``[C, h, w]`` reflectance x10000 and int32 ``[h + 1, w + 1]``
+            counts of pixels with data above and left of each pixel corner.
+        """
+        if block not in self._cache:
+            for old in [key for key in self._cache if key < block - 1]:
+                del self._cache[old]
+            self._cache[block] = self._read(*self.block_windows[block])
+        return self._cache[block]
+
+    def _read(
+        self, row: np.int64, col: np.int64, height: np.int64, width: np.int64
+    ) -> tuple[Tensor, Tensor]:
+        """Read a pixel window of the grid and count its pixels with data.
+
+        Args:
+            row: top pixel row on the grid.
+            col: left pixel column on the grid.
+            height: rows.
+            width: columns.
+
+        Returns:
+            See :meth:`_block`.
+        """
+        res = self.grid.res
+        window = Window(int(col), int(row), int(width), int(height))
+        xmin, ymin, xmax, ymax = self.grid.window_bounds(window)
+        try:
+            image = self.imagery[xmin:xmax:res, ymin:ymax:res]["image"].float()
+        except IndexError:
+            # A block over a gap between scenes: no data at all.
+            image = torch.zeros(len(self.imagery.bands), int(height), int(width))
+        valid = image.ne(0).any(dim=0).int()
+        integral = torch.zeros(int(height) + 1, int(width) + 1, dtype=torch.int32)
+        integral[1:, 1:] = valid.cumsum(0).cumsum(1)
+        return image, integral

@@ -1,0 +1,648 @@
+"""A 2-D t-SNE map of an embedding index, drawn as a PNG.
+
+Each plotted patch is a point, coloured by its DWR irrigation label (the
+majority of the rasterised label mask within its footprint) or, without labels,
+by acquisition date; a few points can be drawn as natural-colour thumbnails.
+t-SNE keeps neighbourhoods, not distances: the map shows which patches the
+encoder finds alike, not how far apart the clusters are.
+"""
+
+import os
+import sys
+from pathlib import Path
+from typing import Final
+
+import geopandas as gpd
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pyogrio
+import torch
+from matplotlib.axes import Axes
+from matplotlib.collections import PathCollection
+from matplotlib.figure import Figure
+from matplotlib.offsetbox import AnnotationBbox, OffsetImage
+from matplotlib.ticker import FuncFormatter, MaxNLocator
+from pyproj import CRS, Transformer
+from sklearn.manifold import TSNE
+from tqdm import tqdm
+
+from ..constants import (
+    IGNORE_INDEX,
+    IRRIGATED,
+    MAP_CLASSES,
+    NOT_IRRIGATED,
+    REFLECTANCE_SCALE,
+)
+from ..datasets import CentralValleyS2, IrrigationLabels
+from ..datasets.labels import LONLAT, lonlat_extent
+from ..patch_labels import patch_labels
+from .index import IndexInfo, read_embeddings, read_info
+
+#: Index columns the map reads.
+COLUMNS: Final[list[str]] = ["row", "col", "date", "embedding"]
+
+#: Fewest patches a t-SNE map is drawn for.
+MIN_POINTS: Final[int] = 3
+
+#: Name and colour (hex RGB) of points without a label.
+UNLABELLED: Final[tuple[str, str]] = ("Unlabelled", "#9e9e9e")
+
+#: Colour (hex RGB) of every point when all patches share one date.
+SINGLE_DATE_COLOUR: Final[str] = "#6a3d9a"
+
+#: Side of the square blocks the label mask is rasterised in, pixels; patches
+#: are labelled one block at a time, so memory stays at about this squared.
+LABEL_BLOCK: Final[int] = 1024
+
+#: Reflectance shown as full brightness in thumbnails (0 is black).
+THUMBNAIL_MAX_REFLECTANCE: Final[float] = 0.2
+
+#: Side of a thumbnail on the figure, points.
+THUMBNAIL_SIDE: Final[float] = 28.0
+
+#: Figure side, inches, and resolution, dots per inch: the PNG is
+#: ``FIGURE_SIDE * FIGURE_DPI`` pixels square.
+FIGURE_SIDE: Final[float] = 8.0
+FIGURE_DPI: Final[int] = 150
+
+#: Caption under the map.
+CAPTION: Final[str] = (
+    "t-SNE keeps neighbourhoods: nearby points are patches the encoder finds "
+    "alike,\nbut distances between clusters and cluster sizes are not meaningful."
+)
+
+
+def sample_rows(total: int, max_points: int, seed: int = 0) -> npt.NDArray[np.int64]:
+    """Pick at most *max_points* of *total* rows, at random but repeatably.
+
+    Args:
+        total: number of rows.
+        max_points: most rows to keep.
+        seed: seed of the random choice.
+
+    Returns:
+        Sorted row numbers ``[min(total, max_points)]``: all rows when *total*
+        is at most *max_points*, else a sample without replacement that
+        depends only on *total*, *max_points* and *seed*.
+    """
+    if total <= max_points:
+        return np.arange(total, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(total, size=max_points, replace=False)).astype(np.int64)
+
+
+def read_rows(
+    path: str | os.PathLike[str], rows: npt.NDArray[np.int64], columns: list[str]
+) -> pa.Table:
+    """Read some rows of an index, one row group at a time.
+
+    Args:
+        path: the index file.
+        rows: sorted row numbers to read.
+        columns: columns to read.
+
+    Returns:
+        The rows, in the order of *rows*; memory holds at most one row group
+        beyond them.
+    """
+    file = pq.ParquetFile(path)
+    parts = []
+    start = 0
+    for group in range(file.num_row_groups):
+        stop = start + file.metadata.row_group(group).num_rows
+        lo, hi = np.searchsorted(rows, [start, stop])
+        if hi > lo:
+            table = file.read_row_group(group, columns=columns)
+            parts.append(table.take(pa.array(rows[lo:hi] - start)))
+        start = stop
+    if not parts:
+        return file.schema_arrow.empty_table().select(columns)
+    return pa.concat_tables(parts)
+
+
+def _check_perplexity(perplexity: float) -> None:
+    """Check that a t-SNE perplexity is positive.
+
+    Args:
+        perplexity: the requested perplexity.
+
+    Raises:
+        ValueError: if *perplexity* is not positive.
+    """
+    if perplexity <= 0:
+        msg = f"perplexity must be positive, got {perplexity}; pass e.g. 30."
+        raise ValueError(msg)
+
+
+def _perplexity(perplexity: float, n: int) -> float:
+    """Clamp a t-SNE perplexity to what *n* points allow.
+
+    Args:
+        perplexity: the requested perplexity.
+        n: number of points.
+
+    Returns:
+        *perplexity*, lowered to ``(n - 1) / 3`` (each point's neighbourhood
+        then still fits in the data; scikit-learn needs less than *n*) but not
+        below 1.
+    """
+    return min(perplexity, max(1.0, (n - 1) / 3))
+
+
+def project(
+    embeddings: npt.NDArray[np.floating], perplexity: float = 30.0, seed: int = 0
+) -> npt.NDArray[np.float64]:
+    """Project embeddings to 2-D with t-SNE (cosine distance, PCA start).
+
+    Args:
+        embeddings: ``[N, dim]``, N at least 3; each row is L2-normalised first.
+        perplexity: about how many neighbours each point keeps, lowered to
+            ``(N - 1) / 3`` for small N.
+        seed: seed of the optimisation; the same inputs and seed give the same
+            map.
+
+    Returns:
+        ``[N, 2]`` map coordinates (unitless).
+
+    Raises:
+        ValueError: if there are fewer than 3 embeddings or *perplexity* is
+            not positive.
+    """
+    n = len(embeddings)
+    if n < MIN_POINTS:
+        msg = (
+            f"project() got {n} embedding(s); t-SNE needs at least {MIN_POINTS}, "
+            "so pass more rows."
+        )
+        raise ValueError(msg)
+    _check_perplexity(perplexity)
+    vectors = np.asarray(embeddings, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    vectors = vectors / np.maximum(norms, np.finfo(np.float32).tiny)
+    tsne = TSNE(
+        n_components=2,
+        perplexity=_perplexity(perplexity, n),
+        metric="cosine",
+        init="pca",
+        random_state=seed,
+    )
+    return np.asarray(tsne.fit_transform(vectors), dtype=np.float64)
+
+
+def _grid_bounds(
+    info: IndexInfo, rows: npt.NDArray[np.int64], cols: npt.NDArray[np.int64]
+) -> tuple[float, float, float, float]:
+    """The extent of the patches with these top-left pixels, in the index CRS.
+
+    Args:
+        info: the index's info (origin, resolution, patch size).
+        rows: ``[N]`` top-left pixel rows.
+        cols: ``[N]`` top-left pixel columns.
+
+    Returns:
+        ``(xmin, ymin, xmax, ymax)``, CRS units.
+    """
+    x0, y0 = info.origin
+    size = info.patch_size
+    return (
+        x0 + int(cols.min()) * info.res,
+        y0 - (int(rows.max()) + size) * info.res,
+        x0 + (int(cols.max()) + size) * info.res,
+        y0 - int(rows.min()) * info.res,
+    )
+
+
+def _label_file_extent(labels: Path) -> list[float] | None:
+    """A label file's extent, ``[min lon, min lat, max lon, max lat]``.
+
+    Args:
+        labels: a vector or GeoParquet file.
+
+    Returns:
+        The extent in degrees, or None when it cannot be read (a directory, an
+        unreadable file).
+    """
+    try:
+        if str(labels).lower().endswith(IrrigationLabels.parquet_suffixes):
+            frame = gpd.read_parquet(labels)
+            return lonlat_extent(frame.total_bounds, frame.crs)
+        found = pyogrio.read_info(labels, force_total_bounds=True)
+    except (OSError, ValueError, RuntimeError):
+        return None
+    crs = CRS.from_user_input(found["crs"]) if found["crs"] else None
+    return lonlat_extent(found["total_bounds"], crs)
+
+
+def _overlaps(a: list[float], b: list[float]) -> bool:
+    """Whether two ``[xmin, ymin, xmax, ymax]`` rectangles overlap."""
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _open_labels(
+    info: IndexInfo, bounds: tuple[float, float, float, float], labels: Path
+) -> IrrigationLabels:
+    """Read the label polygons within the index's extent, in the index's CRS.
+
+    Args:
+        info: the index's info (CRS, resolution).
+        bounds: ``(xmin, ymin, xmax, ymax)`` of the patches, CRS units.
+        labels: a DWR crop-mapping file.
+
+    Returns:
+        The labels, rasterised on the index grid.
+
+    Raises:
+        ValueError: if the label file does not overlap *bounds*, or cannot be
+            read (see :class:`~torchgeo_simclr.datasets.IrrigationLabels`).
+    """
+    crs = CRS.from_wkt(info.crs)
+    to_lonlat = Transformer.from_crs(crs, LONLAT, always_xy=True)
+    bbox = [float(v) for v in to_lonlat.transform_bounds(*bounds)]
+    try:
+        return IrrigationLabels(
+            labels, crs=crs, res=info.res, bbox=(bbox[0], bbox[1], bbox[2], bbox[3])
+        )
+    except ValueError:
+        extent = _label_file_extent(labels)
+        if extent is None or _overlaps(extent, bbox):
+            raise
+        msg = (
+            f"Label file {str(labels)!r} does not overlap the index: its polygons "
+            f"cover {extent} but the patches cover {lonlat_extent(bounds, crs)} "
+            "(min lon, min lat, max lon, max lat), so pass the DWR crop-mapping "
+            "file of the index's area."
+        )
+        raise ValueError(msg) from None
+
+
+def patch_majority_labels(
+    info: IndexInfo, table: pa.Table, labels: Path, progress: bool = False
+) -> npt.NDArray[np.int64]:
+    """Label each patch of an index by the majority of its rasterised DWR mask.
+
+    The label polygons within the patches' extent are read once and
+    rasterised on the index grid one block of :data:`LABEL_BLOCK` pixels at a
+    time; each patch then gets
+    :func:`~torchgeo_simclr.patch_labels.patch_labels` of the mask under its
+    footprint.
+
+    Args:
+        info: the index's info (CRS, resolution, origin, patch size).
+        table: index rows with the ``row`` and ``col`` columns.
+        labels: a DWR crop-mapping file in any format
+            :class:`~torchgeo_simclr.datasets.IrrigationLabels` reads.
+        progress: show a progress bar.
+
+    Returns:
+        ``[N]`` labels: 0 not irrigated, 1 irrigated, 255 where less than half
+        the patch is labelled.
+
+    Raises:
+        ValueError: if the label file does not overlap the patches, or cannot
+            be read.
+    """
+    rows = table.column("row").to_numpy().astype(np.int64)
+    cols = table.column("col").to_numpy().astype(np.int64)
+    out = np.full(len(rows), IGNORE_INDEX, dtype=np.int64)
+    if len(rows) == 0:
+        return out
+    dataset = _open_labels(info, _grid_bounds(info, rows, cols), labels)
+    blocks_across = int(cols.max()) // LABEL_BLOCK + 1
+    block = (rows // LABEL_BLOCK) * blocks_across + cols // LABEL_BLOCK
+    _, counts = np.unique(block, return_counts=True)
+    members_of = np.split(np.argsort(block, kind="stable"), np.cumsum(counts)[:-1])
+    size = info.patch_size
+    with tqdm(
+        total=len(rows), desc="label patches", unit="patch", disable=not progress
+    ) as bar:
+        for members in members_of:
+            xmin, ymin, xmax, ymax = _grid_bounds(info, rows[members], cols[members])
+            try:
+                mask = dataset[xmin:xmax, ymin:ymax]["mask"]
+            except IndexError:
+                # The block lies outside every label file: its patches stay 255.
+                bar.update(len(members))
+                continue
+            top = rows[members] - rows[members].min()
+            left = cols[members] - cols[members].min()
+            windows = torch.stack(
+                [
+                    mask[i : i + size, j : j + size]
+                    for i, j in zip(top.tolist(), left.tolist(), strict=True)
+                ]
+            )
+            out[members] = patch_labels(windows).numpy()
+            bar.update(len(members))
+    return out
+
+
+def _read_thumbnails(
+    info: IndexInfo, table: pa.Table, root: Path, progress: bool = False
+) -> list[npt.NDArray[np.float32]]:
+    """Read the natural-colour image of each patch.
+
+    Args:
+        info: the index's info (CRS, resolution, origin, patch size).
+        table: index rows with the ``row`` and ``col`` columns.
+        root: the Sentinel-2 directory the index was made from.
+        progress: show a progress bar.
+
+    Returns:
+        One ``[H, W, 3]`` float32 image in [0, 1] per row: B04/B03/B02
+        reflectance, 0 to :data:`THUMBNAIL_MAX_REFLECTANCE` stretched to 0-1.
+
+    Raises:
+        ValueError: if the imagery does not cover a patch.
+    """
+    imagery = CentralValleyS2(
+        root,
+        crs=CRS.from_wkt(info.crs),
+        res=info.res,
+        bands=CentralValleyS2.rgb_bands,
+    )
+    rows = table.column("row").to_numpy().astype(np.int64)
+    cols = table.column("col").to_numpy().astype(np.int64)
+    images = []
+    for i in tqdm(range(len(rows)), desc="thumbnails", disable=not progress):
+        xmin, ymin, xmax, ymax = _grid_bounds(info, rows[i : i + 1], cols[i : i + 1])
+        try:
+            image = imagery[xmin:xmax, ymin:ymax]["image"].numpy()
+        except IndexError:
+            msg = (
+                f"Imagery under {str(root)!r} does not cover the patch at row "
+                f"{rows[i]}, col {cols[i]} of the index ({xmin}, {ymin}, {xmax}, "
+                f"{ymax} in its CRS); pass the root the index was made from."
+            )
+            raise ValueError(msg) from None
+        scaled = image / (REFLECTANCE_SCALE * THUMBNAIL_MAX_REFLECTANCE)
+        images.append(np.clip(scaled, 0, 1).transpose(1, 2, 0).astype(np.float32))
+    return images
+
+
+def _point_size(n: int) -> float:
+    """Marker area of a scatter of *n* points, points squared."""
+    return float(np.clip(4000 / n, 2, 40))
+
+
+def _draw_labels(
+    ax: Axes, xy: npt.NDArray[np.float64], labels: npt.NDArray[np.int64]
+) -> None:
+    """Scatter points coloured by irrigation label, with a legend of counts.
+
+    Args:
+        ax: the axes.
+        xy: ``[N, 2]`` map coordinates.
+        labels: ``[N]`` 0, 1 or 255.
+    """
+    classes = {IGNORE_INDEX: UNLABELLED} | {
+        value: MAP_CLASSES[value] for value in (NOT_IRRIGATED, IRRIGATED)
+    }
+    size = _point_size(len(xy))
+    for value, (name, colour) in classes.items():
+        chosen = labels == value
+        ax.scatter(
+            xy[chosen, 0],
+            xy[chosen, 1],
+            s=size,
+            color=colour,
+            linewidths=0,
+            label=f"{name} ({int(chosen.sum()):,})",
+        )
+    legend = ax.legend(title="DWR label (patch majority)", loc="best", fontsize=8)
+    for handle in legend.legend_handles:
+        if isinstance(handle, PathCollection):
+            handle.set_sizes([30.0])
+
+
+def _draw_dates(
+    figure: Figure,
+    ax: Axes,
+    xy: npt.NDArray[np.float64],
+    dates: npt.NDArray[np.datetime64],
+) -> None:
+    """Scatter points coloured by acquisition date (one colour for one date).
+
+    Args:
+        figure: the figure, for the colour bar.
+        ax: the axes.
+        xy: ``[N, 2]`` map coordinates.
+        dates: ``[N]`` acquisition dates.
+    """
+    size = _point_size(len(xy))
+    unique = np.unique(dates)
+    if len(unique) == 1:
+        ax.scatter(
+            xy[:, 0],
+            xy[:, 1],
+            s=size,
+            color=SINGLE_DATE_COLOUR,
+            linewidths=0,
+            label=f"Acquired {unique[0]} ({len(xy):,})",
+        )
+        ax.legend(loc="best", fontsize=8)
+        return
+    days = dates.astype("datetime64[D]").astype(np.int64)
+    points = ax.scatter(
+        xy[:, 0], xy[:, 1], s=size, c=days, cmap="viridis", linewidths=0
+    )
+    colour_bar = figure.colorbar(points, ax=ax, shrink=0.8, label="Acquisition date")
+    colour_bar.ax.yaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
+    colour_bar.ax.yaxis.set_major_formatter(
+        FuncFormatter(lambda day, _: str(np.datetime64(round(day), "D")))
+    )
+
+
+def _draw_thumbnails(
+    ax: Axes, xy: npt.NDArray[np.float64], images: list[npt.NDArray[np.float32]]
+) -> None:
+    """Draw images centred on their points.
+
+    Args:
+        ax: the axes.
+        xy: ``[K, 2]`` map coordinates of the images.
+        images: ``K`` ``[H, W, 3]`` images in [0, 1].
+    """
+    for point, image in zip(xy, images, strict=True):
+        box = OffsetImage(image, zoom=THUMBNAIL_SIDE / max(image.shape[:2]))
+        ax.add_artist(
+            AnnotationBbox(
+                box,
+                (float(point[0]), float(point[1])),
+                frameon=True,
+                pad=0.1,
+                bboxprops={"edgecolor": "black", "linewidth": 0.5},
+            )
+        )
+
+
+def _draw_map(
+    xy: npt.NDArray[np.float64],
+    title: str,
+    classes: npt.NDArray[np.int64] | None,
+    dates: npt.NDArray[np.datetime64],
+    thumbnail_xy: npt.NDArray[np.float64],
+    images: list[npt.NDArray[np.float32]],
+) -> Figure:
+    """Draw the map: points, legend or colour bar, thumbnails, title and caption.
+
+    Args:
+        xy: ``[N, 2]`` map coordinates.
+        title: the figure title.
+        classes: ``[N]`` irrigation labels (0, 1, 255), or None to colour by
+            date.
+        dates: ``[N]`` acquisition dates.
+        thumbnail_xy: ``[K, 2]`` map coordinates of the thumbnails.
+        images: ``K`` ``[H, W, 3]`` thumbnails in [0, 1].
+
+    Returns:
+        A ``FIGURE_SIDE`` inch square figure.
+    """
+    figure = Figure(figsize=(FIGURE_SIDE, FIGURE_SIDE), layout="constrained")
+    ax = figure.add_subplot()
+    if classes is not None:
+        _draw_labels(ax, xy, classes)
+    else:
+        _draw_dates(figure, ax, xy, dates)
+    _draw_thumbnails(ax, thumbnail_xy, images)
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_xlabel(CAPTION, fontsize=8)
+    ax.set_title(title)
+    return figure
+
+
+def _check_options(
+    out: Path, max_points: int, thumbnails: int, perplexity: float, overwrite: bool
+) -> None:
+    """Check :func:`embedding_map`'s options before any work.
+
+    Args:
+        out: the PNG to write.
+        max_points: most patches to plot.
+        thumbnails: number of thumbnails.
+        perplexity: t-SNE perplexity.
+        overwrite: replace an existing *out*.
+
+    Raises:
+        ValueError: if an option is out of range or *out* is not a ``.png``.
+        FileExistsError: if *out* exists and *overwrite* is False.
+    """
+    if out.suffix.lower() != ".png":
+        msg = f"--out {str(out)!r} must be a .png file; pass a name ending in .png."
+        raise ValueError(msg)
+    if out.exists() and not overwrite:
+        msg = f"{str(out)!r} already exists; pass --overwrite to replace it."
+        raise FileExistsError(msg)
+    if max_points < MIN_POINTS:
+        msg = (
+            f"max_points must be at least {MIN_POINTS} for a t-SNE map, got "
+            f"{max_points}; pass e.g. 5000."
+        )
+        raise ValueError(msg)
+    if thumbnails < 0:
+        msg = f"thumbnails must be 0 or more, got {thumbnails}; pass e.g. 30."
+        raise ValueError(msg)
+    _check_perplexity(perplexity)
+
+
+def embedding_map(
+    index: Path,
+    out: Path,
+    labels: Path | None = None,
+    root: Path | None = None,
+    thumbnails: int = 0,
+    max_points: int = 5000,
+    perplexity: float = 30.0,
+    seed: int = 0,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Draw a 2-D t-SNE map of an embedding index as a PNG.
+
+    At most *max_points* patches are plotted (a sample drawn with *seed* when
+    the index has more). Points are coloured by DWR irrigation label when
+    *labels* is given (the majority of the label mask within each footprint,
+    see :func:`patch_majority_labels`), else by acquisition date.
+
+    Args:
+        index: an index written by ``torchgeo-simclr embed``.
+        out: the PNG to write (``FIGURE_SIDE * FIGURE_DPI`` = 1200 px square).
+        labels: a DWR crop-mapping file covering the index (optional).
+        root: the Sentinel-2 directory thumbnails are read from (default: the
+            one the index was made from).
+        thumbnails: number of randomly chosen points drawn as natural-colour
+            thumbnails.
+        max_points: most patches to plot.
+        perplexity: t-SNE perplexity, about how many neighbours each point
+            keeps (lowered for small indexes, see :func:`project`).
+        seed: seed of the sample, the t-SNE and the thumbnail choice.
+        overwrite: replace an existing *out*.
+        progress: report the sample size and show progress bars.
+
+    Returns:
+        The PNG's path.
+
+    Raises:
+        ValueError: if *out* is not a ``.png``, an option is out of range,
+            *index* is not an index or has fewer than 3 patches, or *labels*
+            does not overlap it.
+        FileExistsError: if *out* exists and *overwrite* is False.
+        FileNotFoundError: if *index* does not exist, or thumbnails are asked
+            for and the imagery directory does not exist.
+    """
+    index, out = Path(index), Path(out)
+    _check_options(out, max_points, thumbnails, perplexity, overwrite)
+    info = read_info(index)
+    total = pq.ParquetFile(index).metadata.num_rows
+    if total < MIN_POINTS:
+        msg = (
+            f"--index {str(index)!r} holds {total} patch(es) but a t-SNE map "
+            f"needs at least {MIN_POINTS}; embed a larger area or use a smaller "
+            "stride."
+        )
+        raise ValueError(msg)
+    imagery = Path(root) if root is not None else Path(info.root)
+    if thumbnails and not imagery.exists():
+        source = "--root" if root is not None else "the index's imagery root"
+        msg = (
+            f"Thumbnails are read from {source} {str(imagery)!r}, which does not "
+            "exist; pass --root with the Sentinel-2 directory the index was made "
+            "from, or no thumbnails."
+        )
+        raise FileNotFoundError(msg)
+
+    keep = sample_rows(total, max_points, seed)
+    if progress:
+        sampled = f" (a sample drawn with seed {seed})" if len(keep) < total else ""
+        print(f"Mapping {len(keep):,} of {total:,} patches{sampled}.", file=sys.stderr)
+    table = read_rows(index, keep, COLUMNS)
+    classes = None
+    if labels is not None:
+        classes = patch_majority_labels(info, table, Path(labels), progress)
+    xy = project(read_embeddings(table), perplexity, seed)
+    chosen = sample_rows(len(keep), thumbnails, seed)
+    images = (
+        _read_thumbnails(info, table.take(pa.array(chosen)), imagery, progress)
+        if thumbnails
+        else []
+    )
+
+    title = (
+        f"t-SNE of {info.model} embeddings, checkpoint {info.checkpoint_id}\n"
+        + (f"{len(keep):,} of {total:,}" if len(keep) < total else f"{total:,}")
+        + f" patches of {info.patch_size} px"
+    )
+    dates = table.column("date").to_numpy(zero_copy_only=False)
+    figure = _draw_map(xy, title, classes, dates, xy[chosen], images)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(f".{out.stem}.partial-{os.getpid()}.png")
+    try:
+        figure.savefig(partial, format="png", dpi=FIGURE_DPI)
+        os.replace(partial, out)
+    finally:
+        partial.unlink(missing_ok=True)
+    return out

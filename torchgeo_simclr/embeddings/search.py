@@ -1,0 +1,550 @@
+"""Search an embedding index by example: the patches most like a query.
+
+A query is a point (the indexed patch under it), a polygon (the mean of the
+patches whose centres lie inside) or another index file (the mean of its
+rows). Similarity is the cosine of the angle between embeddings, computed
+exactly over every row of the index.
+"""
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import geopandas as gpd
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.parquet as pq
+import shapely
+from pyproj import CRS, Transformer
+
+from ..datasets.labels import lonlat_extent
+from ..inference.grid import LONLAT
+from ..inference.writer import partial_path
+from .index import IndexInfo, checkpoint_id, read_embeddings, read_info
+from .sheet import contact_sheet, read_thumbnails
+
+#: Output formats of the hits, by suffix: OGR driver.
+DRIVERS: Final[dict[str, str]] = {".gpkg": "GPKG", ".geojson": "GeoJSON"}
+
+#: Most query patches drawn on the contact sheet (polygon and file queries).
+SHEET_QUERIES: Final[int] = 4
+
+#: Rows of an index read at once.
+READ_ROWS: Final[int] = 65536
+
+#: Rows of the index multiplied at once by :func:`top_k` (512 MiB of float32
+#: at 512 dimensions).
+CHUNK_ROWS: Final[int] = 262144
+
+
+@dataclass(frozen=True)
+class EmbeddingIndex:
+    """An index in memory: where each patch is, and its unit-length embedding."""
+
+    #: The file.
+    path: Path
+    #: What the index was made from.
+    info: IndexInfo
+    #: Every column but ``embedding``, one row per patch.
+    table: pa.Table
+    #: Embeddings scaled to unit length, float32 ``[N, dim]``.
+    matrix: npt.NDArray[np.float32]
+    #: Footprints ``[N, 4]`` ``(xmin, ymin, xmax, ymax)`` in the index CRS.
+    bounds: npt.NDArray[np.float64]
+
+    @property
+    def crs(self) -> CRS:
+        """CRS of the footprints."""
+        return CRS.from_wkt(self.info.crs)
+
+    def lonlat_extent(self) -> list[float]:
+        """Extent of the indexed patches, ``[min lon, min lat, max lon, max lat]``.
+
+        Returns:
+            Degrees, 4 decimals (empty for an index without rows).
+        """
+        if not len(self.bounds):
+            return []
+        xmin, ymin = self.bounds[:, :2].min(axis=0)
+        xmax, ymax = self.bounds[:, 2:].max(axis=0)
+        return lonlat_extent((xmin, ymin, xmax, ymax), self.crs)
+
+
+def unit_rows(values: npt.NDArray[np.floating]) -> npt.NDArray[np.float32]:
+    """Scale each row to unit length (all-zero rows stay zero).
+
+    Args:
+        values: ``[N, D]``.
+
+    Returns:
+        float32 ``[N, D]``, a new array.
+    """
+    matrix = np.array(values, dtype=np.float32)
+    norms = np.sqrt(np.einsum("ij,ij->i", matrix, matrix))
+    matrix /= np.where(norms > 0, norms, 1)[:, None]
+    return matrix
+
+
+def load_index(path: str | os.PathLike[str], option: str = "--index") -> EmbeddingIndex:
+    """Read an index for searching, row group by row group.
+
+    The embeddings go straight into one preallocated matrix, scaled to unit
+    length on the way, so memory peaks at the matrix plus one batch of rows.
+
+    Args:
+        path: an index written by :func:`~torchgeo_simclr.embeddings.embed_region`.
+        option: how errors name the file.
+
+    Returns:
+        The index with unit-length embeddings and patch footprints.
+    """
+    info = read_info(path, option)
+    file = pq.ParquetFile(path)
+    matrix = np.empty((file.metadata.num_rows, info.dim), dtype=np.float32)
+    parts = [file.schema_arrow.empty_table().drop_columns(["embedding"])]
+    start = 0
+    for batch in file.iter_batches(batch_size=READ_ROWS):
+        table = pa.Table.from_batches([batch])
+        matrix[start : start + len(table)] = unit_rows(read_embeddings(table))
+        parts.append(table.drop_columns(["embedding"]))
+        start += len(table)
+    table = pa.concat_tables(parts)
+    side = info.patch_size * info.res
+    xmin = info.origin[0] + table.column("col").to_numpy().astype(np.float64) * info.res
+    ymax = info.origin[1] - table.column("row").to_numpy().astype(np.float64) * info.res
+    bounds = np.stack([xmin, ymax - side, xmin + side, ymax], axis=1)
+    return EmbeddingIndex(Path(path), info, table, matrix, bounds)
+
+
+def top_k(
+    matrix: npt.NDArray[np.float32],
+    query: npt.ArrayLike,
+    k: int,
+    chunk_rows: int = CHUNK_ROWS,
+    exclude: npt.NDArray[np.int64] | None = None,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+    """The *k* rows of *matrix* with the largest dot product with *query*.
+
+    Exact search: *chunk_rows* rows at a time are multiplied by the query and
+    their best *k* kept (``np.argpartition``); memory beyond the matrix stays
+    at one chunk of products. With unit-length rows and query the products
+    are cosine similarities.
+
+    Args:
+        matrix: ``[N, D]``.
+        query: ``[D]``.
+        k: rows to return (fewer when fewer rows are left).
+        chunk_rows: rows multiplied at once.
+        exclude: rows never returned, ``[M]`` indices.
+
+    Returns:
+        ``[k]`` row indices and ``[k]`` products, best first (ties by row).
+
+    Raises:
+        ValueError: if *k* or *chunk_rows* is below 1 or the query's length
+            differs from the matrix's width.
+    """
+    vector = np.asarray(query, dtype=np.float32).reshape(-1)
+    if vector.size != matrix.shape[1]:
+        msg = (
+            f"the query has {vector.size} dimensions but the index {matrix.shape[1]}; "
+            "search with a query embedded by the same checkpoint."
+        )
+        raise ValueError(msg)
+    if k < 1 or chunk_rows < 1:
+        msg = f"k={k} and chunk_rows={chunk_rows} must be at least 1; pass e.g. k=20."
+        raise ValueError(msg)
+    skip = np.sort(np.asarray([] if exclude is None else exclude, dtype=np.int64))
+    rows: list[npt.NDArray[np.int64]] = []
+    scores: list[npt.NDArray[np.float32]] = []
+    for start in range(0, len(matrix), chunk_rows):
+        products = matrix[start : start + chunk_rows] @ vector
+        stop = start + len(products)
+        inside = skip[np.searchsorted(skip, start) : np.searchsorted(skip, stop)]
+        products[inside - start] = -np.inf
+        best = np.arange(len(products))
+        if len(products) > k:
+            best = np.argpartition(products, len(products) - k)[-k:]
+        rows.append(best + start)
+        scores.append(products[best])
+    index = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+    score = np.concatenate(scores) if scores else np.zeros(0, dtype=np.float32)
+    allowed = np.isfinite(score)
+    index, score = index[allowed], score[allowed]
+    order = np.lexsort((index, -score))[:k]
+    return index[order].astype(np.int64), score[order].astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Query:
+    """What a search looks for, and where it came from."""
+
+    #: Unit-length query embedding ``[D]``.
+    vector: npt.NDArray[np.float32]
+    #: Rows of the searched index whose embeddings make the query (empty when
+    #: they come from another file).
+    rows: npt.NDArray[np.int64]
+    #: Footprints of the query's patches, ``[M, 4]`` in :attr:`crs`.
+    footprints: npt.NDArray[np.float64]
+    #: CRS of :attr:`footprints`.
+    crs: CRS
+    #: Imagery directory of the query's patches.
+    root: Path
+    #: Pixel size of that imagery, CRS units.
+    res: float
+
+
+def _outside(index: EmbeddingIndex, what: str, fix: str) -> ValueError:
+    """The error for a query that falls on no indexed patch."""
+    msg = (
+        f"query {what} lies outside the indexed area of --index "
+        f"{str(index.path)!r}, which covers lon/lat {index.lonlat_extent()} "
+        f"(patches more than half nodata are not indexed); {fix}."
+    )
+    return ValueError(msg)
+
+
+def _index_query(index: EmbeddingIndex, rows: npt.NDArray[np.int64]) -> Query:
+    """A query made of rows of the searched index: their mean embedding."""
+    return Query(
+        vector=unit_rows(index.matrix[rows].mean(axis=0, keepdims=True))[0],
+        rows=rows,
+        footprints=index.bounds[rows],
+        crs=index.crs,
+        root=Path(index.info.root),
+        res=index.info.res,
+    )
+
+
+def point_query(index: EmbeddingIndex, lon: float, lat: float) -> Query:
+    """The indexed patch under a point (of several, the one centred nearest).
+
+    Args:
+        index: the searched index.
+        lon: longitude, degrees.
+        lat: latitude, degrees.
+
+    Returns:
+        The query.
+
+    Raises:
+        ValueError: if no indexed patch covers the point.
+    """
+    to_index = Transformer.from_crs(LONLAT, index.crs, always_xy=True)
+    x, y = to_index.transform(lon, lat)
+    b = index.bounds
+    under = np.flatnonzero(
+        (b[:, 0] <= x) & (x < b[:, 2]) & (b[:, 1] < y) & (y <= b[:, 3])
+    )
+    if not len(under):
+        raise _outside(index, f"point ({lon}, {lat})", "pass a point inside it")
+    centres = (b[under, :2] + b[under, 2:]) / 2
+    nearest = under[np.argmin(np.hypot(centres[:, 0] - x, centres[:, 1] - y))]
+    return _index_query(index, np.array([nearest], dtype=np.int64))
+
+
+def polygon_query(index: EmbeddingIndex, path: str | os.PathLike[str]) -> Query:
+    """The indexed patches whose centres lie inside the polygons of a file.
+
+    Args:
+        index: the searched index.
+        path: a GeoJSON file (or any vector file GDAL reads) of polygons; a
+            file without a CRS is taken as lon/lat.
+
+    Returns:
+        The query (the patches' mean embedding).
+
+    Raises:
+        FileNotFoundError: if *path* does not exist.
+        ValueError: if the file holds no polygon or no patch centre lies in one.
+    """
+    if not Path(path).is_file():
+        msg = (
+            f"--geojson {str(path)!r} does not exist; pass a GeoJSON file of polygons."
+        )
+        raise FileNotFoundError(msg)
+    shapes = gpd.read_file(path)
+    if shapes.crs is None:
+        shapes = shapes.set_crs(LONLAT)
+    polygonal = shapes[shapes.geom_type.isin(["Polygon", "MultiPolygon"])]
+    if polygonal.empty:
+        found = sorted(set(shapes.geom_type.dropna())) or ["no geometry"]
+        msg = (
+            f"--geojson {str(path)!r} holds no polygon (found {', '.join(found)}); "
+            "draw the field as a polygon, or pass a point with --lonlat."
+        )
+        raise ValueError(msg)
+    area = polygonal.to_crs(index.crs).union_all()
+    centres = (index.bounds[:, :2] + index.bounds[:, 2:]) / 2
+    inside = np.flatnonzero(shapely.contains_xy(area, centres[:, 0], centres[:, 1]))
+    if not len(inside):
+        extent = lonlat_extent(polygonal.total_bounds, polygonal.crs)
+        raise _outside(
+            index,
+            f"polygon {str(path)!r} (lon/lat {extent})",
+            "draw it over indexed patches (a patch counts when its centre is inside)",
+        )
+    return _index_query(index, inside.astype(np.int64))
+
+
+def file_query(
+    index: EmbeddingIndex, path: str | os.PathLike[str], root: Path | None
+) -> Query:
+    """The mean embedding of the rows of another index file.
+
+    Args:
+        index: the searched index.
+        path: an index made by ``embed`` with the same checkpoint.
+        root: imagery directory of the query's patches (default: the one
+            recorded in the file).
+
+    Returns:
+        The query.
+
+    Raises:
+        ValueError: if the file was made by another checkpoint or has no rows.
+    """
+    query = load_index(path, option="--query")
+    if query.info.checkpoint_id != index.info.checkpoint_id:
+        msg = (
+            f"--query {str(path)!r} was made by checkpoint "
+            f"{query.info.checkpoint!r} (id {query.info.checkpoint_id}) but --index "
+            f"{str(index.path)!r} by {index.info.checkpoint!r} (id "
+            f"{index.info.checkpoint_id}), and embeddings of different encoders "
+            f"cannot be compared; re-run embed for the query with "
+            f"{index.info.checkpoint!r}."
+        )
+        raise ValueError(msg)
+    if not len(query.matrix):
+        msg = f"--query {str(path)!r} has no rows; embed a region with data."
+        raise ValueError(msg)
+    return Query(
+        vector=unit_rows(query.matrix.mean(axis=0, keepdims=True))[0],
+        rows=np.zeros(0, dtype=np.int64),
+        footprints=query.bounds,
+        crs=query.crs,
+        root=root or Path(query.info.root),
+        res=query.info.res,
+    )
+
+
+def overlapping(
+    index: EmbeddingIndex, footprints: npt.NDArray[np.float64], crs: CRS
+) -> npt.NDArray[np.int64]:
+    """Rows of the index whose patches share pixels with any footprint.
+
+    Args:
+        index: the index.
+        footprints: ``[M, 4]`` ``(xmin, ymin, xmax, ymax)`` in *crs*.
+        crs: CRS of *footprints*.
+
+    Returns:
+        Sorted row indices.
+    """
+    boxes = shapely.box(*footprints.T)
+    if crs != index.crs:
+        boxes = gpd.GeoSeries(boxes, crs=crs).to_crs(index.crs).values
+    xmin, ymin, xmax, ymax = shapely.total_bounds(boxes)
+    b = index.bounds
+    near = np.flatnonzero(
+        (b[:, 0] < xmax) & (b[:, 2] > xmin) & (b[:, 1] < ymax) & (b[:, 3] > ymin)
+    )
+    # Half a pixel inside each patch: a box that only touches its edge misses.
+    inset = b[near] + index.info.res / 2 * np.array([1.0, 1.0, -1.0, -1.0])
+    tree = shapely.STRtree(boxes)
+    hit, _ = tree.query(shapely.box(*inset.T), predicate="intersects")
+    return np.unique(near[hit]).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """What :func:`search` found and wrote."""
+
+    #: The hits, best first: ``rank`` (1..k), ``similarity`` (cosine),
+    #: ``lon``, ``lat``, ``date``, ``row``, ``col`` and the footprint, in the
+    #: index CRS.
+    hits: gpd.GeoDataFrame
+    #: The hits file (GeoPackage or GeoJSON).
+    out: Path
+    #: The contact sheet (PNG).
+    sheet: Path
+    #: Rows of the index that make the query (empty for a file query).
+    query_rows: npt.NDArray[np.int64]
+
+
+def _check_outputs(out: Path, sheet: Path, overwrite: bool) -> None:
+    """Refuse unknown formats and, without *overwrite*, existing files."""
+    if out.suffix.lower() not in DRIVERS:
+        msg = (
+            f"--out {str(out)!r} must end in {' or '.join(DRIVERS)}; pass e.g. "
+            f"{out.with_suffix('.gpkg').name}."
+        )
+        raise ValueError(msg)
+    if sheet.resolve() == out.resolve():
+        msg = f"--sheet {str(sheet)!r} is --out; pass a different PATH.png."
+        raise ValueError(msg)
+    existing = [str(path) for path in (out, sheet) if path.exists()]
+    if existing and not overwrite:
+        msg = f"{existing} already exist(s); pass --overwrite to replace."
+        raise FileExistsError(msg)
+
+
+def _check_checkpoint(index: EmbeddingIndex, checkpoint: Path) -> None:
+    """Refuse a checkpoint other than the one that made the index."""
+    given = checkpoint_id(checkpoint)
+    if given != index.info.checkpoint_id:
+        msg = (
+            f"--index {str(index.path)!r} was made by checkpoint "
+            f"{index.info.checkpoint!r} (id {index.info.checkpoint_id}), you gave "
+            f"{str(checkpoint)!r} (id {given}); re-run embed with {str(checkpoint)!r} "
+            f"or search with {index.info.checkpoint!r}."
+        )
+        raise ValueError(msg)
+
+
+def _hits_frame(
+    index: EmbeddingIndex,
+    rows: npt.NDArray[np.int64],
+    similarity: npt.NDArray[np.float32],
+) -> gpd.GeoDataFrame:
+    """The table of hits, best first."""
+    picked = index.table.take(pa.array(rows))
+    return gpd.GeoDataFrame(
+        {
+            "rank": np.arange(1, len(rows) + 1),
+            "similarity": similarity.astype(np.float64),
+            "lon": picked.column("lon").to_numpy(),
+            "lat": picked.column("lat").to_numpy(),
+            "date": picked.column("date").cast(pa.string()).to_pylist(),
+            "row": picked.column("row").to_numpy(),
+            "col": picked.column("col").to_numpy(),
+        },
+        geometry=shapely.from_wkb(picked.column("geometry").to_numpy(False)),
+        crs=index.crs,
+    )
+
+
+def _query_footprints(query: Query) -> npt.NDArray[np.float64]:
+    """Up to :data:`SHEET_QUERIES` of the query's patches, spread over it."""
+    count = len(query.footprints)
+    picks = np.unique(np.linspace(0, count - 1, min(count, SHEET_QUERIES)).round())
+    return query.footprints[picks.astype(np.int64)]
+
+
+def search(
+    index: str | Path,
+    out: str | Path,
+    lonlat: Sequence[float] | None = None,
+    query: str | Path | None = None,
+    polygon: str | Path | None = None,
+    k: int = 20,
+    sheet: str | Path | None = None,
+    checkpoint: str | Path | None = None,
+    root: str | Path | None = None,
+    overwrite: bool = False,
+) -> SearchResult:
+    """Find the *k* indexed patches most like a query, and draw them.
+
+    The query's own patches, and any patch sharing pixels with them, are left
+    out of the hits. Writes the hits (GeoPackage in the index CRS, or GeoJSON
+    in lon/lat) and a contact sheet: the query's patches (at most
+    :data:`SHEET_QUERIES`, titled in red) then the hits, each in natural colour
+    titled with rank and similarity. Both appear only once complete.
+
+    Args:
+        index: an index written by ``embed``.
+        out: the hits, ``PATH.gpkg`` or ``PATH.geojson``.
+        lonlat: query point ``(lon, lat)``, degrees: the patch under it.
+        query: query index file: the mean of its rows.
+        polygon: query polygons (GeoJSON, lon/lat): the mean of the indexed
+            patches centred inside.
+        k: hits to return (fewer if the index has fewer other patches).
+        sheet: the contact sheet (default: *out* with ``.png``).
+        checkpoint: check that the index was made by this checkpoint.
+        root: imagery directory of the thumbnails (default: the one recorded
+            in the index, and in a query file).
+        overwrite: replace existing outputs.
+
+    Returns:
+        The hits, the files and the query's rows.
+
+    Raises:
+        FileExistsError: if an output exists and *overwrite* is False.
+        FileNotFoundError: if an input or the imagery does not exist.
+        ValueError: for anything but exactly one query, a query outside the
+            indexed area, or an index made by another checkpoint.
+    """
+    out = Path(out)
+    sheet = out.with_suffix(".png") if sheet is None else Path(sheet)
+    given = [lonlat is not None, query is not None, polygon is not None]
+    if sum(given) != 1:
+        msg = (
+            "pass exactly one query: --lonlat LON LAT, --query PATH.parquet or "
+            f"--geojson PATH; got {sum(given)}."
+        )
+        raise ValueError(msg)
+    if k < 1:
+        msg = f"--k must be at least 1, got {k}; pass e.g. 20."
+        raise ValueError(msg)
+    _check_outputs(out, sheet, overwrite)
+    if checkpoint is not None and not Path(checkpoint).is_file():
+        msg = f"--checkpoint {str(checkpoint)!r} does not exist; pass a .ckpt file."
+        raise FileNotFoundError(msg)
+    searched = load_index(index)
+    if not len(searched.matrix):
+        msg = (
+            f"--index {str(index)!r} has no patches (all were more than half "
+            "nodata); embed a region with data."
+        )
+        raise ValueError(msg)
+    if checkpoint is not None:
+        _check_checkpoint(searched, Path(checkpoint))
+    imagery = Path(root) if root is not None else Path(searched.info.root)
+    if not imagery.is_dir():
+        msg = (
+            f"the imagery {str(imagery)!r} the thumbnails are read from does not "
+            "exist; pass --root with the Sentinel-2 directory the index was made "
+            "from."
+        )
+        raise FileNotFoundError(msg)
+    if lonlat is not None:
+        wanted = point_query(searched, float(lonlat[0]), float(lonlat[1]))
+    elif polygon is not None:
+        wanted = polygon_query(searched, polygon)
+    else:
+        assert query is not None
+        wanted = file_query(searched, query, None if root is None else imagery)
+    own = overlapping(searched, wanted.footprints, wanted.crs)
+    rows, similarity = top_k(searched.matrix, wanted.vector, k, exclude=own)
+    if not len(rows):
+        msg = (
+            f"--index {str(index)!r} has no patch besides the query's own; embed a "
+            "larger region to search."
+        )
+        raise ValueError(msg)
+    hits = _hits_frame(searched, rows, similarity)
+
+    shown = _query_footprints(wanted)
+    tiles = read_thumbnails(wanted.root, wanted.crs, wanted.res, shown)
+    tiles += read_thumbnails(
+        imagery, searched.crs, searched.info.res, searched.bounds[rows]
+    )
+    titles = ["query"] * len(shown)
+    titles += [f"#{i + 1} {value:.3f}" for i, value in enumerate(similarity)]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sheet.parent.mkdir(parents=True, exist_ok=True)
+    partials = (partial_path(out), partial_path(sheet))
+    try:
+        driver = DRIVERS[out.suffix.lower()]
+        table = hits.to_crs(LONLAT) if driver == "GeoJSON" else hits
+        table.to_file(partials[0], driver=driver, layer=out.stem)
+        contact_sheet(tiles, titles, partials[1], queries=len(shown))
+        os.replace(partials[0], out)
+        os.replace(partials[1], sheet)
+    finally:
+        for partial in partials:
+            partial.unlink(missing_ok=True)
+    return SearchResult(hits, out, sheet, wanted.rows)

@@ -1,0 +1,156 @@
+"""Contact sheets: natural-colour thumbnails of patches on a titled grid."""
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import matplotlib.pyplot as plt
+import numpy as np
+import numpy.typing as npt
+from pyproj import CRS
+
+from ..constants import S2_NODATA
+from ..datasets import CentralValleyS2
+
+#: Thumbnails per row of a sheet.
+SHEET_COLUMNS: Final[int] = 6
+
+#: Side of a thumbnail on the sheet, inches.
+TILE_INCHES: Final[float] = 2.0
+
+#: Height of the title above each thumbnail, inches.
+TITLE_INCHES: Final[float] = 0.3
+
+#: Resolution of the PNG, pixels per inch.
+SHEET_DPI: Final[int] = 100
+
+#: Percentiles of the non-nodata values stretched to black and white.
+STRETCH: Final[tuple[float, float]] = (2.0, 98.0)
+
+
+def read_thumbnails(
+    root: str | Path,
+    crs: CRS | str,
+    res: float,
+    footprints: npt.NDArray[np.float64],
+) -> list[npt.NDArray[np.float32]]:
+    """Read the natural-colour bands (B04, B03, B02) under each footprint.
+
+    Args:
+        root: Sentinel-2 directory.
+        crs: CRS of the footprints.
+        res: pixel size to read at, CRS units.
+        footprints: ``[N, 4]`` ``(xmin, ymin, xmax, ymax)``.
+
+    Returns:
+        ``N`` float32 ``[3, h, w]`` arrays of reflectance x10000 (0 = nodata).
+    """
+    imagery = CentralValleyS2(
+        root, crs=crs, res=res, bands=CentralValleyS2.rgb_bands, cache=False
+    )
+    tiles = []
+    for xmin, ymin, xmax, ymax in footprints:
+        try:
+            image = imagery[xmin:xmax:res, ymin:ymax:res]["image"]
+            tiles.append(image.float().numpy())
+        except IndexError:
+            # Off the imagery (a query from another index): a black tile.
+            height, width = round((ymax - ymin) / res), round((xmax - xmin) / res)
+            tiles.append(np.zeros((3, height, width), dtype=np.float32))
+    return tiles
+
+
+def stretch(
+    tiles: Sequence[npt.NDArray[np.floating[Any]]],
+) -> list[npt.NDArray[np.float32]]:
+    """Stretch thumbnails to [0, 1] with one set of limits for all of them.
+
+    Shared limits (each band's :data:`STRETCH` percentiles over every tile)
+    keep the thumbnails comparable: a bright field looks bright beside a dark
+    one.
+
+    Args:
+        tiles: ``[3, h, w]`` reflectance x10000, 0 = nodata.
+
+    Returns:
+        ``[h, w, 3]`` float32 images in [0, 1].
+    """
+    low = np.zeros((3, 1, 1), dtype=np.float32)
+    high = np.ones((3, 1, 1), dtype=np.float32)
+    for band in range(3):
+        values = np.concatenate([tile[band].ravel() for tile in tiles])
+        valid = values[values != S2_NODATA]
+        if valid.size:
+            low[band], high[band] = np.percentile(valid, STRETCH)
+            high[band] = max(high[band], low[band] + 1)
+    scale = high - low
+    return [
+        np.clip((tile - low) / scale, 0, 1).transpose(1, 2, 0).astype(np.float32)
+        for tile in tiles
+    ]
+
+
+def sheet_shape(count: int) -> tuple[int, int]:
+    """Rows and columns of a sheet of *count* thumbnails.
+
+    Args:
+        count: thumbnails.
+
+    Returns:
+        ``(rows, columns)``.
+    """
+    columns = max(1, min(SHEET_COLUMNS, count))
+    return math.ceil(count / columns), columns
+
+
+def contact_sheet(
+    tiles: Sequence[npt.NDArray[np.floating[Any]]],
+    titles: Sequence[str],
+    out: Path,
+    queries: int = 0,
+) -> Path:
+    """Draw thumbnails in rows of :data:`SHEET_COLUMNS`, each under its title.
+
+    The PNG is ``columns x TILE_INCHES`` wide and ``rows x (TILE_INCHES +
+    TITLE_INCHES)`` high at :data:`SHEET_DPI`.
+
+    Args:
+        tiles: ``[3, h, w]`` reflectance x10000 of B04, B03, B02.
+        titles: one per tile.
+        out: the PNG to write (any name: the format is fixed).
+        queries: how many of the first tiles are the query, titled in red.
+
+    Returns:
+        *out*.
+    """
+    images = stretch(tiles)
+    rows, columns = sheet_shape(len(images))
+    height = rows * (TILE_INCHES + TITLE_INCHES)
+    # Each thumbnail fills its cell; the title takes the strip above it.
+    layout = {
+        "left": 0.0,
+        "right": 1.0,
+        "bottom": 0.0,
+        "top": 1 - TITLE_INCHES / height,
+        "wspace": 0.05,
+        "hspace": TITLE_INCHES / TILE_INCHES,
+    }
+    figure, axes = plt.subplots(
+        rows,
+        columns,
+        figsize=(columns * TILE_INCHES, height),
+        squeeze=False,
+        gridspec_kw=layout,
+    )
+    try:
+        for i, axis in enumerate(axes.ravel()):
+            axis.axis("off")
+            if i < len(images):
+                axis.imshow(images[i], interpolation="nearest")
+                colour = "tab:red" if i < queries else "black"
+                axis.set_title(titles[i], fontsize=9, color=colour)
+        figure.savefig(out, format="png", dpi=SHEET_DPI)
+    finally:
+        plt.close(figure)
+    return out
