@@ -33,12 +33,12 @@ from ..constants import (
     IRRIGATED,
     MAP_CLASSES,
     NOT_IRRIGATED,
-    REFLECTANCE_SCALE,
 )
-from ..datasets import CentralValleyS2, IrrigationLabels
+from ..datasets import IrrigationLabels
 from ..datasets.labels import LONLAT, lonlat_extent
 from ..patch_labels import patch_labels
 from .index import IndexInfo, read_embeddings, read_info
+from .sheet import natural_colour, read_thumbnails
 
 #: Index columns the map reads.
 COLUMNS: Final[list[str]] = ["row", "col", "date", "embedding"]
@@ -55,9 +55,6 @@ SINGLE_DATE_COLOUR: Final[str] = "#6a3d9a"
 #: Side of the square blocks the label mask is rasterised in, pixels; patches
 #: are labelled one block at a time, so memory stays at about this squared.
 LABEL_BLOCK: Final[int] = 1024
-
-#: Reflectance shown as full brightness in thumbnails (0 is black).
-THUMBNAIL_MAX_REFLECTANCE: Final[float] = 0.2
 
 #: Side of a thumbnail on the figure, points.
 THUMBNAIL_SIDE: Final[float] = 28.0
@@ -339,7 +336,7 @@ def patch_majority_labels(
 
 
 def _read_thumbnails(
-    info: IndexInfo, table: pa.Table, root: Path, progress: bool = False
+    info: IndexInfo, table: pa.Table, root: Path
 ) -> list[npt.NDArray[np.float32]]:
     """Read the natural-colour image of each patch.
 
@@ -347,38 +344,27 @@ def _read_thumbnails(
         info: the index's info (CRS, resolution, origin, patch size).
         table: index rows with the ``row`` and ``col`` columns.
         root: the Sentinel-2 directory the index was made from.
-        progress: show a progress bar.
 
     Returns:
-        One ``[H, W, 3]`` float32 image in [0, 1] per row: B04/B03/B02
-        reflectance, 0 to :data:`THUMBNAIL_MAX_REFLECTANCE` stretched to 0-1.
+        One ``[H, W, 3]`` float32 image in [0, 1] per row (see
+        :func:`~torchgeo_simclr.embeddings.sheet.natural_colour`).
 
     Raises:
-        ValueError: if the imagery does not cover a patch.
+        ValueError: if the imagery covers none of the patches.
     """
-    imagery = CentralValleyS2(
-        root,
-        crs=CRS.from_wkt(info.crs),
-        res=info.res,
-        bands=CentralValleyS2.rgb_bands,
-    )
     rows = table.column("row").to_numpy().astype(np.int64)
     cols = table.column("col").to_numpy().astype(np.int64)
-    images = []
-    for i in tqdm(range(len(rows)), desc="thumbnails", disable=not progress):
-        xmin, ymin, xmax, ymax = _grid_bounds(info, rows[i : i + 1], cols[i : i + 1])
-        try:
-            image = imagery[xmin:xmax, ymin:ymax]["image"].numpy()
-        except IndexError:
-            msg = (
-                f"Imagery under {str(root)!r} does not cover the patch at row "
-                f"{rows[i]}, col {cols[i]} of the index ({xmin}, {ymin}, {xmax}, "
-                f"{ymax} in its CRS); pass the root the index was made from."
-            )
-            raise ValueError(msg) from None
-        scaled = image / (REFLECTANCE_SCALE * THUMBNAIL_MAX_REFLECTANCE)
-        images.append(np.clip(scaled, 0, 1).transpose(1, 2, 0).astype(np.float32))
-    return images
+    footprints = np.array(
+        [_grid_bounds(info, rows[i : i + 1], cols[i : i + 1]) for i in range(len(rows))]
+    )
+    tiles = read_thumbnails(root, CRS.from_wkt(info.crs), info.res, footprints)
+    if not any(tile.any() for tile in tiles):
+        msg = (
+            f"Imagery under {str(root)!r} covers none of the index's patches; pass "
+            "the --root the index was made from."
+        )
+        raise ValueError(msg)
+    return natural_colour(tiles)
 
 
 def _point_size(n: int) -> float:
@@ -625,7 +611,7 @@ def embedding_map(
     xy = project(read_embeddings(table), perplexity, seed)
     chosen = sample_rows(len(keep), thumbnails, seed)
     images = (
-        _read_thumbnails(info, table.take(pa.array(chosen)), imagery, progress)
+        _read_thumbnails(info, table.take(pa.array(chosen)), imagery)
         if thumbnails
         else []
     )

@@ -10,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 from pyproj import CRS
 
-from ..constants import S2_NODATA
+from ..constants import REFLECTANCE_SCALE
 from ..datasets import CentralValleyS2
 
 #: Thumbnails per row of a sheet.
@@ -25,8 +25,8 @@ TITLE_INCHES: Final[float] = 0.3
 #: Resolution of the PNG, pixels per inch.
 SHEET_DPI: Final[int] = 100
 
-#: Percentiles of the non-nodata values stretched to black and white.
-STRETCH: Final[tuple[float, float]] = (2.0, 98.0)
+#: Reflectance shown as full brightness (0 is black).
+MAX_REFLECTANCE: Final[float] = 0.2
 
 
 def read_thumbnails(
@@ -61,32 +61,24 @@ def read_thumbnails(
     return tiles
 
 
-def stretch(
+def natural_colour(
     tiles: Sequence[npt.NDArray[np.floating[Any]]],
 ) -> list[npt.NDArray[np.float32]]:
-    """Stretch thumbnails to [0, 1] with one set of limits for all of them.
+    """Scale natural-colour thumbnails to [0, 1], all with the same limits.
 
-    Shared limits (each band's :data:`STRETCH` percentiles over every tile)
-    keep the thumbnails comparable: a bright field looks bright beside a dark
-    one.
+    Reflectance 0 is black and :data:`MAX_REFLECTANCE` full brightness in every
+    band, so thumbnails stay comparable (a bright field looks bright beside a
+    dark one) and colours look as in a true-colour map.
 
     Args:
-        tiles: ``[3, h, w]`` reflectance x10000, 0 = nodata.
+        tiles: ``[3, h, w]`` B04/B03/B02 reflectance x10000.
 
     Returns:
         ``[h, w, 3]`` float32 images in [0, 1].
     """
-    low = np.zeros((3, 1, 1), dtype=np.float32)
-    high = np.ones((3, 1, 1), dtype=np.float32)
-    for band in range(3):
-        values = np.concatenate([tile[band].ravel() for tile in tiles])
-        valid = values[values != S2_NODATA]
-        if valid.size:
-            low[band], high[band] = np.percentile(valid, STRETCH)
-            high[band] = max(high[band], low[band] + 1)
-    scale = high - low
+    scale = REFLECTANCE_SCALE * MAX_REFLECTANCE
     return [
-        np.clip((tile - low) / scale, 0, 1).transpose(1, 2, 0).astype(np.float32)
+        np.clip(np.asarray(tile) / scale, 0, 1).transpose(1, 2, 0).astype(np.float32)
         for tile in tiles
     ]
 
@@ -124,7 +116,7 @@ def contact_sheet(
     Returns:
         *out*.
     """
-    images = stretch(tiles)
+    images = natural_colour(tiles)
     rows, columns = sheet_shape(len(images))
     height = rows * (TILE_INCHES + TITLE_INCHES)
     # Each thumbnail fills its cell; the title takes the strip above it.
