@@ -42,11 +42,32 @@ def _download(args: argparse.Namespace) -> None:
         per_tile=args.per_tile,
         mask_clouds=args.mask_clouds,
         retries=args.retries,
-        progress=not args.no_progress,
+        progress=args.progress,
     )
     print(
         f"Wrote {len(result.written)} scene(s), kept {len(result.kept)} already "
         f"downloaded, under {Path(args.out) / 'sentinel2'}; manifest: {result.manifest}"
+    )
+
+
+def _add_bbox(parser: argparse.ArgumentParser) -> None:
+    """Add ``--bbox`` and ``--bbox-crs`` (a region, lon/lat by default)."""
+    parser.add_argument(
+        "--bbox",
+        type=float,
+        nargs=4,
+        metavar=("XMIN", "YMIN", "XMAX", "YMAX"),
+        help="region (default: all imagery); lon/lat unless --bbox-crs",
+    )
+    parser.add_argument(
+        "--bbox-crs", default="EPSG:4326", help="CRS of --bbox (default: lon/lat)"
+    )
+
+
+def _add_progress(parser: argparse.ArgumentParser) -> None:
+    """Add ``--no-progress`` (sets ``progress`` to False)."""
+    parser.add_argument(
+        "--no-progress", dest="progress", action="store_false", help="no progress bar"
     )
 
 
@@ -104,7 +125,7 @@ def _add_download_command(commands: "argparse._SubParsersAction[Any]") -> None:
         default=3,
         help="retries of a failed request, with back-off (default: 3)",
     )
-    download.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_progress(download)
     download.set_defaults(func=_download)
 
 
@@ -346,16 +367,7 @@ def _add_map_commands(commands: "argparse._SubParsersAction[Any]") -> None:
     )
     predict.add_argument("--root", required=True, help="Sentinel-2 directory")
     predict.add_argument("--out", required=True, help="class map to write, PATH.tif")
-    predict.add_argument(
-        "--bbox",
-        type=float,
-        nargs=4,
-        metavar=("XMIN", "YMIN", "XMAX", "YMAX"),
-        help="region (default: all imagery); lon/lat unless --bbox-crs",
-    )
-    predict.add_argument(
-        "--bbox-crs", default="EPSG:4326", help="CRS of --bbox (default: lon/lat)"
-    )
+    _add_bbox(predict)
     predict.add_argument(
         "--patch-size",
         type=int,
@@ -394,9 +406,7 @@ def _add_map_commands(commands: "argparse._SubParsersAction[Any]") -> None:
         action="store_true",
         help="also draw PATH.png: natural colour beside the classes",
     )
-    predict.add_argument(
-        "--no-progress", dest="progress", action="store_false", help="no progress bar"
-    )
+    _add_progress(predict)
     predict.set_defaults(func=_predict)
 
     evaluate = commands.add_parser(
@@ -418,9 +428,7 @@ def _add_map_commands(commands: "argparse._SubParsersAction[Any]") -> None:
         metavar=("MIN_LON", "MIN_LAT", "MAX_LON", "MAX_LAT"),
         help="score only inside this lon/lat box",
     )
-    evaluate.add_argument(
-        "--no-progress", dest="progress", action="store_false", help="no progress bar"
-    )
+    _add_progress(evaluate)
     evaluate.set_defaults(func=_evaluate)
 
 
@@ -503,16 +511,7 @@ def _add_embedding_commands(commands: "argparse._SubParsersAction[Any]") -> None
     )
     embed.add_argument("--root", required=True, help="Sentinel-2 directory")
     embed.add_argument("--out", required=True, help="index to write, PATH.parquet")
-    embed.add_argument(
-        "--bbox",
-        type=float,
-        nargs=4,
-        metavar=("XMIN", "YMIN", "XMAX", "YMAX"),
-        help="region (default: all imagery); lon/lat unless --bbox-crs",
-    )
-    embed.add_argument(
-        "--bbox-crs", default="EPSG:4326", help="CRS of --bbox (default: lon/lat)"
-    )
+    _add_bbox(embed)
     embed.add_argument(
         "--patch-size", type=int, help="patch side, px (default: the training patch)"
     )
@@ -526,7 +525,7 @@ def _add_embedding_commands(commands: "argparse._SubParsersAction[Any]") -> None
         "--batch-size", type=int, default=64, help="patches per batch (default: 64)"
     )
     embed.add_argument(
-        "--device", default="cpu", help="cpu, cuda, mps or auto (default: cpu)"
+        "--device", default="auto", help="auto, cpu, cuda or mps (default: auto)"
     )
     embed.add_argument(
         "--num-workers", type=int, default=0, help="processes reading imagery"
@@ -534,9 +533,7 @@ def _add_embedding_commands(commands: "argparse._SubParsersAction[Any]") -> None
     embed.add_argument(
         "--overwrite", action="store_true", help="replace an existing index"
     )
-    embed.add_argument(
-        "--no-progress", dest="progress", action="store_false", help="no progress bar"
-    )
+    _add_progress(embed)
     embed.set_defaults(func=_embed)
 
     search = commands.add_parser(
@@ -611,9 +608,7 @@ def _add_embedding_commands(commands: "argparse._SubParsersAction[Any]") -> None
     projection.add_argument(
         "--overwrite", action="store_true", help="replace an existing PNG"
     )
-    projection.add_argument(
-        "--no-progress", dest="progress", action="store_false", help="no progress bar"
-    )
+    _add_progress(projection)
     projection.set_defaults(func=_embedding_map)
 
 
