@@ -17,7 +17,7 @@ from conftest import (
     fake_s2_multiband,
 )
 from PIL import Image
-from pyproj import CRS, Transformer
+from pyproj import CRS
 
 from torchgeo_simclr.constants import IGNORE_INDEX
 from torchgeo_simclr.embeddings.index import IndexInfo, IndexWriter, read_index
@@ -91,23 +91,10 @@ def write_index(
     dates: list[date],
     batch: int = 16,
 ) -> Path:
-    bounds = footprints(rows, cols)
-    to_lonlat = Transformer.from_crs(FAKE_CRS, "EPSG:4326", always_xy=True)
-    lon, lat = to_lonlat.transform(
-        (bounds[:, 0] + bounds[:, 2]) / 2, (bounds[:, 1] + bounds[:, 3]) / 2
-    )
-    lonlat = np.stack([lon, lat], axis=1)
     with IndexWriter(path, make_info(root)) as writer:
         for i in range(0, len(rows), batch):
             part = slice(i, i + batch)
-            writer.write(
-                bounds[part],
-                dates[part],
-                rows[part],
-                cols[part],
-                lonlat[part],
-                embeddings[part],
-            )
+            writer.write(rows[part], cols[part], dates[part], embeddings[part])
     return path
 
 
@@ -335,8 +322,8 @@ def test_embedding_map_labels_elsewhere(scene: dict[str, Path], tmp_path: Path) 
     labels = fake_dwr_gpkg(tmp_path, fields=far)
     with pytest.raises(
         ValueError,
-        match=r"does not overlap the index: its polygons cover \[.*\] but the "
-        r"patches cover \[.*\]",
+        match=r"No label polygons intersect the region \[.*\] .* the file\(s\) "
+        r"cover .*\[.*\]",
     ):
         embedding_map(scene["index"], tmp_path / "map.png", labels=labels)
 

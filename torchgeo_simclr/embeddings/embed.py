@@ -12,14 +12,12 @@ import pandas as pd
 import shapely
 import torch
 from geopandas import GeoDataFrame
-from pyproj import Transformer
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..datamodules.central_valley import fresh_file_handles
 from ..datamodules.prediction import MapDataModule
-from ..inference.grid import LONLAT, OutputGrid
 from ..models.backbone import feature_size
 from ..models.checkpoint import load_backbone
 from .index import IndexInfo, IndexWriter, checkpoint_id
@@ -140,31 +138,6 @@ class Embedder:
         x = (x - self.mean) / self.std * valid
         features: Tensor = self.backbone(x)
         return features.float().cpu().numpy()
-
-
-def patch_places(
-    grid: OutputGrid, rows: Tensor, cols: Tensor, size: int, to_lonlat: Transformer
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """Footprints and lon/lat centres of patches on a grid.
-
-    Args:
-        grid: the grid.
-        rows: ``[N]`` top-left pixel rows.
-        cols: ``[N]`` top-left pixel columns.
-        size: patch side, pixels.
-        to_lonlat: from the grid's CRS to lon/lat.
-
-    Returns:
-        ``[N, 4]`` ``(xmin, ymin, xmax, ymax)`` in the grid's CRS and ``[N, 2]``
-        ``(lon, lat)`` of the centres, degrees.
-    """
-    res = grid.res
-    xmin = grid.transform.c + cols.numpy().astype(np.float64) * res
-    ymax = grid.transform.f - rows.numpy().astype(np.float64) * res
-    side = size * res
-    footprints = np.stack([xmin, ymax - side, xmin + side, ymax], axis=1)
-    lon, lat = to_lonlat.transform(xmin + side / 2, ymax - side / 2)
-    return footprints, np.stack([lon, lat], axis=1)
 
 
 def embed_region(
@@ -288,7 +261,6 @@ def embed_region(
         origin=(float(grid.transform.c), float(grid.transform.f)),
     )
     scene_dates = SceneDates(imagery.index, grid.res / 2)
-    to_lonlat = Transformer.from_crs(grid.crs, LONLAT, always_xy=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     skipped = 0
     with (
@@ -301,14 +273,9 @@ def embed_region(
             image, rows, cols = batch["image"], batch["row"], batch["col"]
             if len(image):
                 embeddings = embedder(image)
-                footprints, lonlat = patch_places(grid, rows, cols, size, to_lonlat)
+                footprints = info.footprints(rows.numpy(), cols.numpy())
                 writer.write(
-                    footprints,
-                    scene_dates(footprints),
-                    rows.numpy(),
-                    cols.numpy(),
-                    lonlat,
-                    embeddings,
+                    rows.numpy(), cols.numpy(), scene_dates(footprints), embeddings
                 )
             bar.update(len(image) + batch["skipped"])
     return EmbedResult(out, writer.rows, skipped, time.perf_counter() - start)

@@ -28,7 +28,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.parquet as pq
 import shapely
-from pyproj import CRS
+from pyproj import CRS, Transformer
 
 from ..tasks.prediction import file_digest
 
@@ -69,6 +69,23 @@ class IndexInfo:
     #: ``(x, y)`` of the grid's top-left corner, CRS units: the pixel ``(row,
     #: col)`` starts at ``x + col * res``, ``y - row * res``.
     origin: tuple[float, float]
+
+    def footprints(
+        self, rows: npt.ArrayLike, cols: npt.ArrayLike
+    ) -> npt.NDArray[np.float64]:
+        """Footprints of the patches with these top-left pixels.
+
+        Args:
+            rows: ``[N]`` top-left pixel rows on the grid.
+            cols: ``[N]`` top-left pixel columns on the grid.
+
+        Returns:
+            ``[N, 4]`` ``(xmin, ymin, xmax, ymax)`` in the index CRS.
+        """
+        xmin = self.origin[0] + np.asarray(cols, dtype=np.float64) * self.res
+        ymax = self.origin[1] - np.asarray(rows, dtype=np.float64) * self.res
+        side = self.patch_size * self.res
+        return np.stack([xmin, ymax - side, xmin + side, ymax], axis=1)
 
     def to_json(self) -> str:
         """Serialise for the file's metadata.
@@ -150,35 +167,38 @@ class IndexWriter:
         self.rows = 0
         self._partial = path.with_name(f".{path.name}.partial")
         self._schema = index_schema(info)
+        self._to_lonlat = Transformer.from_crs(
+            CRS.from_wkt(info.crs), "EPSG:4326", always_xy=True
+        )
         self._writer = pq.ParquetWriter(self._partial, self._schema)
 
     def write(
         self,
-        footprints: npt.NDArray[np.float64],
-        dates: list[date],
         rows: npt.NDArray[np.int64],
         cols: npt.NDArray[np.int64],
-        lonlat: npt.NDArray[np.float64],
+        dates: list[date],
         embeddings: npt.NDArray[np.float32],
     ) -> None:
-        """Append a batch of patches.
+        """Append a batch of patches; footprints and centres follow from the grid.
 
         Args:
-            footprints: ``[N, 4]`` ``(xmin, ymin, xmax, ymax)`` in the CRS.
-            dates: ``N`` sensing dates.
             rows: ``[N]`` top-left pixel rows on the grid.
             cols: ``[N]`` top-left pixel columns on the grid.
-            lonlat: ``[N, 2]`` footprint centres, degrees.
+            dates: ``N`` sensing dates.
             embeddings: ``[N, dim]``.
         """
-        n = len(footprints)
-        polygons = shapely.box(*np.asarray(footprints, dtype=np.float64).T)
+        n = len(rows)
+        footprints = self.info.footprints(rows, cols)
+        lon, lat = self._to_lonlat.transform(
+            footprints[:, [0, 2]].mean(axis=1), footprints[:, [1, 3]].mean(axis=1)
+        )
+        polygons = shapely.box(*footprints.T)
         values = pa.array(np.ascontiguousarray(embeddings, np.float32).reshape(-1))
         table = pa.table(
             {
                 "geometry": pa.array(shapely.to_wkb(polygons), pa.binary()),
-                "lon": pa.array(lonlat[:, 0], pa.float64()),
-                "lat": pa.array(lonlat[:, 1], pa.float64()),
+                "lon": pa.array(lon, pa.float64()),
+                "lat": pa.array(lat, pa.float64()),
                 "date": pa.array(dates, pa.date32()),
                 "row": pa.array(rows, pa.int32()),
                 "col": pa.array(cols, pa.int32()),

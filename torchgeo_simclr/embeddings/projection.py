@@ -12,12 +12,10 @@ import sys
 from pathlib import Path
 from typing import Final
 
-import geopandas as gpd
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pyogrio
 import torch
 from matplotlib.axes import Axes
 from matplotlib.collections import PathCollection
@@ -35,7 +33,7 @@ from ..constants import (
     NOT_IRRIGATED,
 )
 from ..datasets import IrrigationLabels
-from ..datasets.labels import LONLAT, lonlat_extent
+from ..datasets.labels import LONLAT
 from ..patch_labels import patch_labels
 from .index import IndexInfo, read_embeddings, read_info
 from .sheet import natural_colour, read_thumbnails
@@ -201,40 +199,10 @@ def _grid_bounds(
     Returns:
         ``(xmin, ymin, xmax, ymax)``, CRS units.
     """
-    x0, y0 = info.origin
-    size = info.patch_size
-    return (
-        x0 + int(cols.min()) * info.res,
-        y0 - (int(rows.max()) + size) * info.res,
-        x0 + (int(cols.max()) + size) * info.res,
-        y0 - int(rows.min()) * info.res,
-    )
-
-
-def _label_file_extent(labels: Path) -> list[float] | None:
-    """A label file's extent, ``[min lon, min lat, max lon, max lat]``.
-
-    Args:
-        labels: a vector or GeoParquet file.
-
-    Returns:
-        The extent in degrees, or None when it cannot be read (a directory, an
-        unreadable file).
-    """
-    try:
-        if str(labels).lower().endswith(IrrigationLabels.parquet_suffixes):
-            frame = gpd.read_parquet(labels)
-            return lonlat_extent(frame.total_bounds, frame.crs)
-        found = pyogrio.read_info(labels, force_total_bounds=True)
-    except (OSError, ValueError, RuntimeError):
-        return None
-    crs = CRS.from_user_input(found["crs"]) if found["crs"] else None
-    return lonlat_extent(found["total_bounds"], crs)
-
-
-def _overlaps(a: list[float], b: list[float]) -> bool:
-    """Whether two ``[xmin, ymin, xmax, ymax]`` rectangles overlap."""
-    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+    footprints = info.footprints(rows, cols)
+    xmin, ymin = footprints[:, :2].min(axis=0)
+    xmax, ymax = footprints[:, 2:].max(axis=0)
+    return float(xmin), float(ymin), float(xmax), float(ymax)
 
 
 def _open_labels(
@@ -251,27 +219,16 @@ def _open_labels(
         The labels, rasterised on the index grid.
 
     Raises:
-        ValueError: if the label file does not overlap *bounds*, or cannot be
-            read (see :class:`~torchgeo_simclr.datasets.IrrigationLabels`).
+        ValueError: if the label file has no polygon within *bounds* (the
+            message names both extents), or cannot be read (see
+            :class:`~torchgeo_simclr.datasets.IrrigationLabels`).
     """
     crs = CRS.from_wkt(info.crs)
     to_lonlat = Transformer.from_crs(crs, LONLAT, always_xy=True)
-    bbox = [float(v) for v in to_lonlat.transform_bounds(*bounds)]
-    try:
-        return IrrigationLabels(
-            labels, crs=crs, res=info.res, bbox=(bbox[0], bbox[1], bbox[2], bbox[3])
-        )
-    except ValueError:
-        extent = _label_file_extent(labels)
-        if extent is None or _overlaps(extent, bbox):
-            raise
-        msg = (
-            f"Label file {str(labels)!r} does not overlap the index: its polygons "
-            f"cover {extent} but the patches cover {lonlat_extent(bounds, crs)} "
-            "(min lon, min lat, max lon, max lat), so pass the DWR crop-mapping "
-            "file of the index's area."
-        )
-        raise ValueError(msg) from None
+    west, south, east, north = to_lonlat.transform_bounds(*bounds)
+    return IrrigationLabels(
+        labels, crs=crs, res=info.res, bbox=(west, south, east, north)
+    )
 
 
 def patch_majority_labels(
@@ -354,9 +311,7 @@ def _read_thumbnails(
     """
     rows = table.column("row").to_numpy().astype(np.int64)
     cols = table.column("col").to_numpy().astype(np.int64)
-    footprints = np.array(
-        [_grid_bounds(info, rows[i : i + 1], cols[i : i + 1]) for i in range(len(rows))]
-    )
+    footprints = info.footprints(rows, cols)
     tiles = read_thumbnails(root, CRS.from_wkt(info.crs), info.res, footprints)
     if not any(tile.any() for tile in tiles):
         msg = (

@@ -112,10 +112,9 @@ def load_index(path: str | os.PathLike[str], option: str = "--index") -> Embeddi
         parts.append(table.drop_columns(["embedding"]))
         start += len(table)
     table = pa.concat_tables(parts)
-    side = info.patch_size * info.res
-    xmin = info.origin[0] + table.column("col").to_numpy().astype(np.float64) * info.res
-    ymax = info.origin[1] - table.column("row").to_numpy().astype(np.float64) * info.res
-    bounds = np.stack([xmin, ymax - side, xmin + side, ymax], axis=1)
+    bounds = info.footprints(
+        table.column("row").to_numpy(), table.column("col").to_numpy()
+    )
     return EmbeddingIndex(Path(path), info, table, matrix, bounds)
 
 
