@@ -111,15 +111,17 @@ def download(
         key = f"{IMAGERY_DIR}/{name}"
         bar.set_postfix_str(name)
         if path.exists():
+            wanted = {
+                "id": item.id,
+                "bbox": list(request.bbox),
+                "mask_clouds": mask_clouds,
+            }
             entry = manifest.scenes.get(key, {})
-            same = entry.get("id") == item.id and entry.get("bbox") == list(
-                request.bbox
-            )
-            if not same or entry.get("mask_clouds") != mask_clouds:
+            if any(entry.get(field) != value for field, value in wanted.items()):
                 msg = (
                     f"{path} exists but {manifest.path} does not list it as scene "
-                    f"{item.id} over bbox {list(request.bbox)}; move it away or "
-                    "choose another --out."
+                    f"{item.id} over bbox {list(request.bbox)} with mask_clouds="
+                    f"{mask_clouds}; move it away or choose another --out."
                 )
                 raise FileExistsError(msg)
             result.kept.append(path)
