@@ -179,8 +179,8 @@ class IrrigationLabels(VectorDataset):
                 )
             else:
                 msg = (
-                    f"No label polygons intersect the region {list(self.bbox)} (min "
-                    "lon, min lat, max lon, max lat); the file(s) cover "
+                    f"No label polygons intersect bbox={list(self.bbox)} (min lon, "
+                    "min lat, max lon, max lat); the file(s) cover "
                     + "; ".join(f"{f!r}: {e}" for f, e in extents.items())
                     + " (lon/lat), so pass the label file of that region or a bbox "
                     "inside the file's extent."
