@@ -29,6 +29,7 @@ from conftest import (
 from jsonargparse import ArgumentParser
 from matplotlib.figure import Figure
 from pyproj import CRS, Transformer
+from rasterio.vrt import WarpedVRT
 from torch.utils.data import DataLoader
 from torchgeo.datasets import IntersectionDataset, stack_samples
 from torchgeo.samplers import GriddedPatchSampler, RandomPatchSampler
@@ -161,6 +162,39 @@ def test_20m_pixel_lands_in_place(tmp_path: Path) -> None:
     centre_x = X0 + ((c + 0.5) * 10 * b05).sum() / b05.sum()
     centre_y = Y0 - ((r + 0.5) * 10 * b05).sum() / b05.sum()
     assert (centre_x, centre_y) == pytest.approx((X0 + 250.0, Y0 - 150.0), abs=0.01)
+
+
+@pytest.mark.parametrize("declared", [None, 0.0])
+def test_overlapping_scenes_fill_each_others_nodata(
+    tmp_path: Path, declared: float | None
+) -> None:
+    # Two dates of one tile, each missing (0) where the other has data. A file
+    # that declares nodata 0 is read as it is, one that does not through a
+    # WarpedVRT that says so; either way no hole is left and no value moves.
+    half = FAKE_SIZE // 2
+    for date, hole in (
+        ("20230715T184919", np.s_[:, :half]),
+        ("20230720T184921", np.s_[:, half:]),
+    ):
+        path = fake_s2_multiband(
+            tmp_path, name=f"S2B_MSIL2A_{date}_N0509_R070_T10SFG_{date}.tif"
+        )
+        with rasterio.open(path, "r+") as dst:
+            data = dst.read()
+            data[(slice(None), *hole)] = 0
+            dst.write(data)
+            dst.nodata = declared
+    ds = CentralValleyS2(tmp_path)
+    direct = [
+        not isinstance(ds._load_warp_file(path), WarpedVRT)
+        for path in ds.index.filepath
+    ]
+    assert direct == [declared is not None] * 2
+    image = ds[SCENE]["image"]
+    for i, band in enumerate(S2_BANDS):
+        np.testing.assert_array_equal(
+            image[i].numpy(), np.floor(expected(band, X0, Y0, FAKE_SIZE))
+        )
 
 
 @pytest.mark.parametrize(

@@ -364,10 +364,13 @@ class CentralValleyS2(RasterDataset):
     ) -> DatasetReader | WarpedVRT:
         """Open a file, warped to *crs*, resampling with :attr:`resampling`.
 
-        torchgeo builds its WarpedVRT (used whenever a file is reprojected, and
-        for every file since :attr:`nodata` is set) without a resampling
-        method, so GDAL would warp, and resample each read onto the query grid,
-        with nearest neighbour; this rebuilds it with :attr:`resampling`.
+        torchgeo wraps every file in a WarpedVRT once :attr:`nodata` is set,
+        even one already in *crs*, and builds it without a resampling method,
+        so GDAL would warp, and resample each read onto the query grid, with
+        nearest neighbour. Here a file already in *crs* and at :attr:`res` that
+        itself declares :attr:`nodata` is read directly (the warp would change
+        nothing and makes each read about twice as slow); any other is warped
+        with :attr:`resampling`.
 
         Args:
             filepath: file to open.
@@ -379,9 +382,19 @@ class CentralValleyS2(RasterDataset):
         handle = super()._load_warp_file(filepath, crs)
         if not isinstance(handle, WarpedVRT):
             return handle
-        if Resampling(handle.resampling) == self.resampling:
-            return handle
         src = rasterio.open(filepath)
+        unwarped = (
+            handle.crs == handle.src_crs
+            and handle.transform == handle.src_transform
+            and (handle.width, handle.height) == (src.width, src.height)
+            and tuple(src.res) == tuple(self.res)
+        )
+        if unwarped and src.nodata == self.nodata:
+            handle.close()
+            return src
+        if Resampling(handle.resampling) == self.resampling:
+            src.close()
+            return handle
         vrt = WarpedVRT(
             src,
             crs=handle.crs,
