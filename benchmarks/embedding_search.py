@@ -8,6 +8,10 @@ figure is the best round, so the ratio compares the two under the same load.
 Part 2 times exact cosine search (``top_k``) over 1,000,000 random 512-d unit
 vectors for several queries.
 
+Part 3 writes those vectors as an index (``IndexWriter``) and loads it for
+search (``load_index``) in a fresh process, which reports the time and its peak
+resident memory before and after loading.
+
     python benchmarks/embedding_search.py \
         --checkpoint runs/simclr_quickstart/checkpoints/last.ckpt --root data/sample
 """
@@ -15,15 +19,20 @@ vectors for several queries.
 import argparse
 import math
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
+from datetime import date
 from pathlib import Path
 
 import numpy as np
 import torch
 from machine import describe
+from pyproj import CRS
 
 from torchgeo_simclr.embeddings import embed_region, top_k
+from torchgeo_simclr.embeddings.index import ROW_GROUP_ROWS, IndexInfo, IndexWriter
 from torchgeo_simclr.embeddings.search import unit_rows
 from torchgeo_simclr.models.checkpoint import load_backbone
 
@@ -60,16 +69,69 @@ def embedding_throughput(
     return rows / best_embed, rows / best_forward, rows
 
 
-def search_latency(rows: int, dim: int, queries: int, k: int) -> list[float]:
-    """Seconds per query of ``top_k`` over *rows* random unit vectors."""
-    rng = np.random.default_rng(0)
-    matrix = unit_rows(rng.standard_normal((rows, dim), dtype=np.float32))
+def search_latency(
+    matrix: np.ndarray, queries: int, k: int, rng: np.random.Generator
+) -> list[float]:
+    """Seconds per query of ``top_k`` over the unit rows of *matrix*."""
     seconds = []
-    for row in rng.choice(rows, queries, replace=False):
+    for row in rng.choice(len(matrix), queries, replace=False):
         start = time.perf_counter()
         top_k(matrix, matrix[row], k)
         seconds.append(time.perf_counter() - start)
     return seconds
+
+
+#: Run in a fresh process: load an index, print seconds and VmHWM (kB) before
+#: and after.
+LOAD = """
+import sys, time
+from torchgeo_simclr.embeddings.search import load_index
+def peak():
+    with open("/proc/self/status") as status:
+        return next(int(l.split()[1]) for l in status if l.startswith("VmHWM"))
+before = peak()
+start = time.perf_counter()
+load_index(sys.argv[1])
+print(time.perf_counter() - start, before, peak())
+"""
+
+
+def index_load(matrix: np.ndarray) -> tuple[float, float, float, float]:
+    """Write *matrix* as an index; seconds to load it and peak GB before/after."""
+    n = len(matrix)
+    info = IndexInfo(
+        checkpoint_id="0" * 16,
+        checkpoint="random.ckpt",
+        model="random",
+        dim=matrix.shape[1],
+        patch_size=48,
+        stride=48,
+        root="random",
+        bands=("B01",),
+        crs=CRS.from_epsg(32610).to_wkt(),
+        res=10.0,
+        origin=(600000.0, 4200000.0),
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "index.parquet"
+        with IndexWriter(path, info) as writer:
+            for start in range(0, n, ROW_GROUP_ROWS):
+                rows = np.arange(start, min(start + ROW_GROUP_ROWS, n))
+                writer.write(
+                    rows // 1000 * 48,
+                    rows % 1000 * 48,
+                    [date(2023, 7, 15)] * len(rows),
+                    matrix[rows],
+                )
+        size = path.stat().st_size / 1e9
+        output = subprocess.run(
+            [sys.executable, "-c", LOAD, str(path)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.split()
+    seconds, before, after = (float(value) for value in output[-3:])
+    return seconds, before / 1e6, after / 1e6, size
 
 
 def main() -> None:
@@ -94,11 +156,19 @@ def main() -> None:
         f" embed_region {embed:.0f} patches/s, pure forward {forward:.0f} patches/s,"
         f" ratio {embed / forward:.2f} (target >= 0.8)"
     )
-    seconds = search_latency(args.rows, args.dim, args.queries, args.k)
+    rng = np.random.default_rng(0)
+    matrix = unit_rows(rng.standard_normal((args.rows, args.dim), dtype=np.float32))
+    seconds = search_latency(matrix, args.queries, args.k, rng)
     print(
         f"search: {args.rows:,} x {args.dim} float32, k={args.k}, {args.queries} "
         f"queries: median {statistics.median(seconds):.3f} s, max {max(seconds):.3f}"
         " s per query (target <= 1 s)"
+    )
+    load, before, after, size = index_load(matrix)
+    print(
+        f"index load: {args.rows:,} rows ({size:.2f} GB of Parquet) in {load:.1f} s;"
+        f" peak resident memory {after:.2f} GB ({before:.2f} GB before loading,"
+        f" the matrix is {matrix.nbytes / 1e9:.2f} GB)"
     )
 
 

@@ -12,12 +12,13 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import numpy.typing as npt
+import pyarrow.parquet as pq
 import pytest
 import rasterio
 import torch
 from conftest import FAKE_CRS, FAKE_ORIGIN, fake_s2_multiband
 from PIL import Image
-from pyproj import Transformer
+from pyproj import CRS, Transformer
 from rasterio.windows import Window
 from torch import Tensor, nn
 
@@ -33,7 +34,9 @@ from torchgeo_simclr.embeddings import (
     search,
     top_k,
 )
+from torchgeo_simclr.embeddings.index import ROW_GROUP_ROWS, IndexInfo, IndexWriter
 from torchgeo_simclr.embeddings.patches import PatchBatches
+from torchgeo_simclr.embeddings.search import load_index, unit_rows
 from torchgeo_simclr.embeddings.sheet import SHEET_COLUMNS, TILE_INCHES, TITLE_INCHES
 from torchgeo_simclr.inference.grid import output_grid
 from torchgeo_simclr.models.checkpoint import DataMetadata, Encoder, load_backbone
@@ -327,6 +330,42 @@ def test_patch_batches_match_window_reads(root: Path) -> None:
     }
     assert seen == valid
     assert skipped == len(windows) - len(valid) > 0
+
+
+def test_batches_are_gathered_into_row_groups(tmp_path: Path) -> None:
+    # embed writes 64 patches at a time; a Parquet row group for each batch
+    # made indexes 40% larger. The rows still come back whole and in order.
+    info = IndexInfo(
+        checkpoint_id="0" * 16,
+        checkpoint="simclr.ckpt",
+        model="resnet18",
+        dim=4,
+        patch_size=PATCH,
+        stride=PATCH,
+        root=str(tmp_path),
+        bands=tuple(S2_BANDS),
+        crs=CRS.from_user_input(FAKE_CRS).to_wkt(),
+        res=10.0,
+        origin=FAKE_ORIGIN,
+    )
+    rows = 2 * ROW_GROUP_ROWS + 100
+    embeddings = np.random.default_rng(0).standard_normal((rows, 4), np.float32)
+    path = tmp_path / "index.parquet"
+    with IndexWriter(path, info) as writer:
+        for start in range(0, rows, 64):
+            batch = np.arange(start, min(start + 64, rows))
+            writer.write(
+                batch // 100 * PATCH,
+                batch % 100 * PATCH,
+                [DATE] * len(batch),
+                embeddings[batch],
+            )
+    metadata = pq.ParquetFile(path).metadata
+    sizes = [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
+    assert sizes == [ROW_GROUP_ROWS, ROW_GROUP_ROWS, 100]
+    index = load_index(path)
+    np.testing.assert_allclose(index.matrix, unit_rows(embeddings), rtol=1e-6)
+    assert index.table.column("col").to_pylist()[:3] == [0, PATCH, 2 * PATCH]
 
 
 def test_interrupted_embed_leaves_nothing(

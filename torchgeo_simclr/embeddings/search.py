@@ -33,7 +33,7 @@ DRIVERS: Final[dict[str, str]] = {".gpkg": "GPKG", ".geojson": "GeoJSON"}
 SHEET_QUERIES: Final[int] = 4
 
 #: Rows of an index read at once.
-READ_ROWS: Final[int] = 65536
+READ_ROWS: Final[int] = 16384
 
 #: Rows of the index multiplied at once by :func:`top_k` (512 MiB of float32
 #: at 512 dimensions).
@@ -102,7 +102,8 @@ def load_index(path: str | os.PathLike[str], option: str = "--index") -> Embeddi
         The index with unit-length embeddings and patch footprints.
     """
     info = read_info(path, option)
-    file = pq.ParquetFile(path)
+    # Arrow's pre-buffering keeps every row group it has read in memory.
+    file = pq.ParquetFile(path, pre_buffer=False)
     matrix = np.empty((file.metadata.num_rows, info.dim), dtype=np.float32)
     parts = [file.schema_arrow.empty_table().drop_columns(["embedding"])]
     start = 0
