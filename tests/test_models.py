@@ -1,8 +1,15 @@
+from collections.abc import Callable
+
 import pytest
 import torch
+from torch import nn
 
 from torchgeo_simclr.models import ProjectionHead, create_backbone
-from torchgeo_simclr.models.checkpoint import DataMetadata, load_encoder
+from torchgeo_simclr.models.checkpoint import (
+    DataMetadata,
+    build_loaded,
+    load_encoder,
+)
 from torchgeo_simclr.patch_labels import patch_labels
 
 
@@ -68,3 +75,56 @@ def test_backbones_with_a_pre_logits_head_get_a_matching_classifier(name: str) -
     # MobileNetV3 and LCNet return head_hidden_size features, not num_features.
     model = IrrigationModel(ModelSpec(name, 12, head_layers=1))
     assert model(torch.randn(2, 12, 32, 32)).shape == (2,)
+
+
+class _DerivedBuffer(nn.Module):
+    """A buffer computed in the constructor and left out of the state dict."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(3, 2)
+        self.register_buffer("offset", torch.arange(2.0), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x) + self.offset
+
+
+class _ReadsATensor(nn.Module):
+    """A constructor that needs tensor values, which the meta device lacks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.width = int(torch.tensor(2).item())
+        self.linear = nn.Linear(3, self.width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x)
+
+
+@pytest.mark.parametrize(
+    ("build", "shape"),
+    [
+        (lambda: create_backbone("resnet18"), (2, 12, 32, 32)),
+        (_DerivedBuffer, (4, 3)),
+        (_ReadsATensor, (4, 3)),
+    ],
+    ids=["resnet18", "non-persistent buffer", "reads a tensor"],
+)
+def test_a_loaded_network_computes_what_the_saved_one_did(
+    build: Callable[[], nn.Module], shape: tuple[int, ...]
+) -> None:
+    torch.manual_seed(0)
+    saved = build().eval()
+    state = {key: value.clone() for key, value in saved.state_dict().items()}
+    loaded = build_loaded(build, state).eval()
+    x = torch.randn(shape)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), saved(x), rtol=0, atol=0)
+    assert not any(t.is_meta for t in [*loaded.parameters(), *loaded.buffers()])
+
+
+def test_weights_that_do_not_fit_are_named() -> None:
+    state = create_backbone("resnet18").state_dict()
+    del state["conv1.weight"]
+    with pytest.raises(RuntimeError, match=r'Missing key\(s\).*"conv1.weight"'):
+        build_loaded(lambda: create_backbone("resnet18"), state)
