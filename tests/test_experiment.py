@@ -177,7 +177,10 @@ def test_finished_experiment_runs_nothing(
 
 
 def test_missing_row_is_run_again(
-    ran: Path, command: list[str], monkeypatch: pytest.MonkeyPatch
+    ran: Path,
+    command: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     path = ran / "results.csv"
     rows = read_results(path)
@@ -203,6 +206,14 @@ def test_missing_row_is_run_again(
     assert again[:5] == kept
     assert len(again) == 6
     assert (again[5]["method"], again[5]["fraction"]) == ("distilled", "0.5")
+    # One line for the run, with what the row says, and none of Lightning's
+    # start-up notes around the progress bar.
+    printed = capfd.readouterr()
+    assert (
+        f"distilled fraction=0.5 seed=0: {again[5]['n_labels']} labelled patches, "
+        f"test F1 {float(again[5]['f1']):.4f}"
+    ) in printed.out
+    assert "GPU available" not in printed.out + printed.err
 
 
 def result(method: str, fraction: str, seed: int, f1: float) -> dict[str, str]:

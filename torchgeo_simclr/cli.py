@@ -293,15 +293,37 @@ def _experiment(args: argparse.Namespace) -> None:
         checkpoint=None if args.checkpoint is None else Path(args.checkpoint),
         extra_args=args.stage_args,
     )
+    _quiet_lightning()
     rows = run_experiment(plan)
     print(markdown_table(rows))
     print(f"\nResults: {plan.out / 'results.csv'}")
     print(f"Plot:    {plan.out / 'f1_vs_fraction.png'}")
 
 
-def _predict(args: argparse.Namespace) -> None:
-    import logging
+def _quiet_lightning() -> None:
+    """Keep Lightning's start-up notes and known harmless warnings off the terminal.
 
+    The GPU/TPU banner, tips and seeding notes say nothing about a map or an
+    experiment; neither do Lightning's own deprecation warning from its pytree
+    helper and, in distillation, the note that the frozen teacher is in eval mode.
+    """
+    import logging
+    import warnings
+
+    # Lightning sets its loggers to INFO when first imported: import it first.
+    import lightning.pytorch  # noqa: F401
+
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings(
+        "ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated"
+    )
+    warnings.filterwarnings(
+        "ignore", message=r"Found \d+ module\(s\) in eval mode at the start"
+    )
+
+
+def _predict(args: argparse.Namespace) -> None:
     from .inference import predict_map
     from .inference.quicklook import quicklook
 
@@ -309,8 +331,7 @@ def _predict(args: argparse.Namespace) -> None:
     if args.quicklook and png.exists() and not args.overwrite:
         msg = f"{str(png)!r} already exists; pass --overwrite to replace it."
         raise FileExistsError(msg)
-    # Lightning's start-up notes (GPU available, tips) say nothing about a map.
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    _quiet_lightning()
     result = predict_map(
         checkpoint=args.checkpoint,
         root=args.root,

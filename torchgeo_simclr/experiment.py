@@ -244,10 +244,15 @@ def run_experiment(plan: ExperimentPlan, progress: bool = True) -> list[dict[str
         pretrained = plan.out / "runs" / "pretrain.ckpt"
         if needs_pretraining and not pretrained.exists():
             bar.set_postfix_str("pretrain")
+            start = time.perf_counter()
             outcome = run_stage(
                 plan.pretrain_config, plan.out / "runs" / "pretrain", common, test=False
             )
             os.replace(outcome.checkpoint, pretrained)
+            if progress:
+                bar.write(
+                    f"pretrain: {pretrained} ({time.perf_counter() - start:.0f} s)"
+                )
         if needs_pretraining:
             bar.update()
     for fraction, seed, method in todo:
@@ -283,6 +288,12 @@ def run_experiment(plan: ExperimentPlan, progress: bool = True) -> list[dict[str
         seconds = time.perf_counter() - start
         patch = outcome.task.data_metadata.patch_size
         row = _row(method, fraction, seed, outcome, _speed(outcome, patch), seconds)
+        if progress:
+            bar.write(
+                f"{method} fraction={fraction:g} seed={seed}: {row['n_labels']} "
+                f"labelled patches, test F1 {row['f1']:.4f}, AUROC "
+                f"{row['auroc']:.4f} ({seconds:.0f} s)"
+            )
         rows.append(row)
         done[_key(method, fraction, seed)] = row
         _write_results(results, rows)
