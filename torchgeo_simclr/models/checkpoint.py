@@ -224,6 +224,7 @@ def build_loaded[M: nn.Module](
     Returns:
         The network, holding *state*'s tensors.
     """
+    module: M | None
     try:
         with torch.device("meta"):
             module = build()
@@ -231,10 +232,10 @@ def build_loaded[M: nn.Module](
     except (RuntimeError, NotImplementedError, ValueError):
         # Some constructors compute values from tensors, which meta tensors lack.
         module = None
-    tensors = (
-        [] if module is None else itertools.chain(module.parameters(), module.buffers())
-    )
-    if module is None or any(tensor.is_meta for tensor in tensors):
+    if module is None or any(
+        tensor.is_meta
+        for tensor in itertools.chain(module.parameters(), module.buffers())
+    ):
         module = build()
         module.load_state_dict(state)
     return module
