@@ -3,6 +3,7 @@
 import pickle
 import re
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 import matplotlib
@@ -31,7 +32,7 @@ from matplotlib.figure import Figure
 from pyproj import CRS, Transformer
 from rasterio.vrt import WarpedVRT
 from torch.utils.data import DataLoader
-from torchgeo.datasets import IntersectionDataset, stack_samples
+from torchgeo.datasets import IntersectionDataset, RasterDataset, stack_samples
 from torchgeo.samplers import GriddedPatchSampler, RandomPatchSampler
 
 from torchgeo_simclr.constants import (
@@ -195,6 +196,61 @@ def test_overlapping_scenes_fill_each_others_nodata(
         np.testing.assert_array_equal(
             image[i].numpy(), np.floor(expected(band, X0, Y0, FAKE_SIZE))
         )
+
+
+def test_mosaic_on_the_files_grid_matches_torchgeos_merge(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two tiles side by side, the first with a hole, and a later scene over
+    # both (values + 1000, so the mosaic order shows), all declaring nodata 0.
+    # Queries on the files' pixel grid are cut from the files directly; they
+    # must give what torchgeo's rasterio.merge gives, band order, holes, edges
+    # and all. A query off the grid still goes through torchgeo.
+    scenes = (
+        ("20230715T184919", "T10SFG", (X0, Y0), 0),
+        ("20230715T184919", "T10SGG", (X0 + SIDE, Y0), 0),
+        ("20230720T184921", "T10SFG", (X0 + SIDE / 2, Y0 - SIDE / 4), 1000),
+    )
+    for date, tile, origin, offset in scenes:
+        path = fake_s2_multiband(
+            tmp_path,
+            name=f"S2B_MSIL2A_{date}_N0509_R070_{tile}_{date}.tif",
+            origin=origin,
+        )
+        with rasterio.open(path, "r+") as dst:
+            data = dst.read()
+            data[data > 0] += offset
+            if offset == 0 and tile == "T10SFG":
+                data[:, 100:160, 200:] = 0
+            dst.write(data)
+            dst.nodata = 0
+    bands = ["B08", "B02", "B11"]
+    ds = CentralValleyS2(tmp_path, bands=bands)
+    reference = CentralValleyS2(tmp_path, bands=bands)
+    through_merge = RasterDataset._merge_or_stack
+    monkeypatch.setattr(reference, "_merge_or_stack", partial(through_merge, reference))
+    merged: list[object] = []
+    monkeypatch.setattr(
+        RasterDataset,
+        "_merge_or_stack",
+        lambda self, *args, **kwargs: (
+            merged.append(args) or through_merge(self, *args, **kwargs)
+        ),
+    )
+    rng = np.random.default_rng(0)
+    for _ in range(25):
+        # Boxes over the first tile, some crossing into the second or outside.
+        x, y = X0 + rng.integers(-40, 200) * 10.0, Y0 + rng.integers(-200, 40) * 10.0
+        width, height = rng.integers(45, 300, size=2) * 10.0
+        query = (slice(x, x + width, 10.0), slice(y - height, y, 10.0))
+        image = ds[query]["image"]
+        assert image.dtype == torch.float32
+        assert image.shape == (3, height / 10, width / 10)
+        assert torch.equal(image, reference[query]["image"])
+    assert merged == []
+    off_grid = (slice(X0 + 1003.0, X0 + 3003.0), slice(Y0 - 2000.0, Y0))
+    assert torch.equal(ds[off_grid]["image"], reference[off_grid]["image"])
+    assert len(merged) == 1
 
 
 @pytest.mark.parametrize(

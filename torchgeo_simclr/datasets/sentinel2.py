@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import numpy.typing as npt
 import rasterio
+import torch
 from matplotlib.axes import Axes
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
@@ -17,9 +18,12 @@ from pyproj import CRS
 from rasterio.enums import Resampling
 from rasterio.io import DatasetReader
 from rasterio.vrt import WarpedVRT
+from rasterio.windows import Window
+from torch import Tensor
 from torchgeo.datasets import RasterDataset
 from torchgeo.datasets.errors import DatasetNotFoundError, RGBBandsMissingError
 from torchgeo.datasets.utils import (
+    GeoSlice,
     Path,
     Sample,
     disambiguate_timestamp,
@@ -409,6 +413,98 @@ class CentralValleyS2(RasterDataset):
         src.close()
         handle.close()
         return vrt
+
+    def _merge_or_stack(
+        self,
+        filepaths: Sequence[str],
+        index: GeoSlice,
+        band_indexes: Sequence[int] | None = None,
+        out_crs: CRS | None = None,
+    ) -> Tensor:
+        """Read the files under a query and mosaic them, first valid pixel wins.
+
+        torchgeo mosaics with :func:`rasterio.merge.merge`, which reads each
+        file masked, then converts the mosaic to int32 and float32. When every
+        file is read directly (see :meth:`_load_warp_file`), no time series is
+        asked for and the query lies on the files' own pixel grid, each file's
+        part of the query is read here straight into float32 and pasted where
+        no earlier file had data: the same values, in about half the time.
+        Any other query goes through torchgeo.
+
+        Args:
+            filepaths: files under the query, in mosaic order.
+            index: ``[xmin:xmax:xres, ymin:ymax:yres, tmin:tmax:tres]``.
+            band_indexes: 1-based bands to read (default: all).
+            out_crs: CRS of the query (default: the dataset CRS).
+
+        Returns:
+            ``[C, H, W]`` pixel values (float32 on the direct path), :attr:`nodata`
+            where no file has data.
+        """
+        out_crs = out_crs or self.crs
+        load = self._cached_load_warp_file if self.cache else self._load_warp_file
+        handles = [load(filepath, out_crs) for filepath in filepaths]
+        x, y, _ = self._disambiguate_slice(index)
+        width, height = (x.stop - x.start) / x.step, (y.stop - y.start) / y.step
+        if (
+            self.time_series
+            or self.nodata is None
+            or not all(self._on_grid(handle, x, y) for handle in handles)
+            or abs(width - round(width)) > 1e-6
+            or abs(height - round(height)) > 1e-6
+        ):
+            return super()._merge_or_stack(filepaths, index, band_indexes, out_crs)
+        width, height = round(width), round(height)
+        bands = len(band_indexes) if band_indexes else handles[0].count
+        mosaic = np.full((bands, height, width), self.nodata, np.float32)
+        for handle in handles:
+            left, top = handle.transform * (0, 0)
+            col, row = round((left - x.start) / x.step), round((y.stop - top) / y.step)
+            rows = slice(max(row, 0), min(row + handle.height, height))
+            cols = slice(max(col, 0), min(col + handle.width, width))
+            if rows.start >= rows.stop or cols.start >= cols.stop:
+                continue
+            window = Window(
+                cols.start - col,
+                rows.start - row,
+                cols.stop - cols.start,
+                rows.stop - rows.start,
+            )
+            data = handle.read(band_indexes, window=window)
+            region = mosaic[:, rows, cols]
+            if len(handles) == 1:
+                region[...] = data
+            else:
+                np.copyto(region, data, where=region == self.nodata)
+        return torch.from_numpy(mosaic)
+
+    @staticmethod
+    def _on_grid(handle: DatasetReader | WarpedVRT, x: slice, y: slice) -> bool:
+        """Whether a query can be cut from a file without resampling.
+
+        Args:
+            handle: an open file, as :meth:`_load_warp_file` returns it.
+            x: the query's ``xmin:xmax:xres``.
+            y: the query's ``ymin:ymax:yres``.
+
+        Returns:
+            True for a file read directly (not warped), north up, at the
+            query's resolution, with the query's corner on a pixel corner, and
+            with values float32 holds exactly (integers of up to 16 bits).
+        """
+        transform = handle.transform
+        dtype = np.dtype(handle.dtypes[0])
+        col = (x.start - transform.c) / x.step
+        row = (transform.f - y.stop) / y.step
+        return (
+            not isinstance(handle, WarpedVRT)
+            and (transform.a, transform.e) == (x.step, -y.step)
+            and transform.b == transform.d == 0
+            and abs(col - round(col)) < 1e-6
+            and abs(row - round(row)) < 1e-6
+            and dtype.kind in "ui"
+            and dtype.itemsize <= 2
+        )
 
     def plot(
         self,

@@ -2,6 +2,7 @@
 
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -19,7 +20,7 @@ from tqdm import tqdm
 from ..datamodules.central_valley import fresh_file_handles
 from ..datamodules.prediction import MapDataModule
 from ..models.backbone import feature_size
-from ..models.checkpoint import load_backbone
+from ..models.checkpoint import DataMetadata, Encoder, load_backbone
 from .index import IndexInfo, IndexWriter, checkpoint_id
 from .patches import PatchBatches
 
@@ -135,9 +136,51 @@ class Embedder:
         """
         x = image.to(self.device, non_blocking=True)
         valid = x.ne(0).any(dim=1, keepdim=True)
-        x = (x - self.mean) / self.std * valid
+        x = torch.sub(x, self.mean).div_(self.std).mul_(valid)
         features: Tensor = self.backbone(x)
         return features.float().cpu().numpy()
+
+
+def _patch_geometry(
+    encoder: Encoder,
+    checkpoint: str | Path,
+    patch_size: int | None,
+    stride: int | None,
+) -> tuple[DataMetadata, int, int]:
+    """Check the patch size and stride asked of a checkpoint's encoder.
+
+    Args:
+        encoder: the loaded backbone.
+        checkpoint: its file, as errors name it.
+        patch_size: patch side, pixels (None: the training patch size).
+        stride: pixels between neighbouring patches (None: *patch_size*).
+
+    Returns:
+        The checkpoint's bands and statistics, the patch side and the stride.
+
+    Raises:
+        ValueError: if the checkpoint records no bands or statistics, or the
+            patch size or stride is out of range.
+    """
+    if encoder.data is None:
+        msg = (
+            f"Checkpoint {str(checkpoint)!r} records no band list or normalisation "
+            "statistics; retrain it with this version of torchgeo-simclr."
+        )
+        raise ValueError(msg)
+    size = encoder.data.patch_size if patch_size is None else patch_size
+    if size < 1:
+        msg = f"--patch-size must be at least 1 pixel, got {size}; pass e.g. 32."
+        raise ValueError(msg)
+    step = size if stride is None else stride
+    if not 1 <= step <= size:
+        msg = (
+            f"--stride {step} must be between 1 and the patch size {size} pixels "
+            f"(larger strides leave gaps between patches); pass e.g. {size} for "
+            f"patches side by side or {max(size // 2, 1)} for half-overlapping ones."
+        )
+        raise ValueError(msg)
+    return encoder.data, size, step
 
 
 def embed_region(
@@ -203,37 +246,22 @@ def embed_region(
     if batch_size < 1:
         msg = f"--batch-size must be at least 1, got {batch_size}; pass e.g. 64."
         raise ValueError(msg)
-    encoder = load_backbone(checkpoint)
-    if encoder.data is None:
-        msg = (
-            f"Checkpoint {str(checkpoint)!r} records no band list or normalisation "
-            "statistics; retrain it with this version of torchgeo-simclr."
+    with ThreadPoolExecutor(max_workers=1) as hashing:
+        # hashlib releases the GIL: the checkpoint is hashed while it loads.
+        digest = hashing.submit(checkpoint_id, checkpoint)
+        encoder = load_backbone(checkpoint)
+        data, size, step = _patch_geometry(encoder, checkpoint, patch_size, stride)
+        datamodule = MapDataModule(
+            root=root,
+            bbox=bbox,
+            bbox_crs=bbox_crs,
+            bands=data.bands,
+            patch_size=size,
+            overlap=size - step,
+            batch_size=batch_size,
+            num_workers=num_workers,
         )
-        raise ValueError(msg)
-    data = encoder.data
-    size = data.patch_size if patch_size is None else patch_size
-    if size < 1:
-        msg = f"--patch-size must be at least 1 pixel, got {size}; pass e.g. 32."
-        raise ValueError(msg)
-    step = size if stride is None else stride
-    if not 1 <= step <= size:
-        msg = (
-            f"--stride {step} must be between 1 and the patch size {size} pixels "
-            f"(larger strides leave gaps between patches); pass e.g. {size} for "
-            f"patches side by side or {max(size // 2, 1)} for half-overlapping ones."
-        )
-        raise ValueError(msg)
-    datamodule = MapDataModule(
-        root=root,
-        bbox=bbox,
-        bbox_crs=bbox_crs,
-        bands=data.bands,
-        patch_size=size,
-        overlap=size - step,
-        batch_size=batch_size,
-        num_workers=num_workers,
-    )
-    datamodule.setup("predict")
+        datamodule.setup("predict")
     assert datamodule.imagery is not None
     assert datamodule.grid is not None
     imagery, grid = datamodule.imagery, datamodule.grid
@@ -248,7 +276,7 @@ def embed_region(
     )
     embedder = Embedder(encoder.backbone, data.mean, data.std, target)
     info = IndexInfo(
-        checkpoint_id=checkpoint_id(checkpoint),
+        checkpoint_id=digest.result(),
         checkpoint=str(Path(checkpoint).resolve()),
         model=encoder.model,
         dim=feature_size(encoder.backbone),

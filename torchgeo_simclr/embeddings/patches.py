@@ -114,13 +114,13 @@ class PatchBatches(Dataset[dict[str, Any]]):
             edges = (integral[r, c + s], integral[r + s, c])
             counts = corners[0] + corners[1] - edges[0] - edges[1]
             keep = counts >= self.min_valid * s * s
-            # [C, h - s + 1, w - s + 1, s, s]: every window of the block, a view.
-            patches = image.unfold(1, s, 1).unfold(2, s, 1)
-            images.append(patches[:, r[keep], c[keep]].transpose(0, 1))
+            # [h - s + 1, w - s + 1, C, s, s]: every window of the block, a view.
+            patches = image.unfold(1, s, 1).unfold(2, s, 1).permute(1, 2, 0, 3, 4)
+            images.append(patches[r[keep], c[keep]])
             kept.append(members[keep.numpy()])
         chosen = np.concatenate(kept)
         return {
-            "image": torch.cat(images).contiguous(),
+            "image": images[0] if len(images) == 1 else torch.cat(images),
             "row": torch.from_numpy(rows[chosen]),
             "col": torch.from_numpy(cols[chosen]),
             "skipped": len(rows) - len(chosen),
