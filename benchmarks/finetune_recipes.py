@@ -11,7 +11,13 @@ honest figure. Recipes (overrides of ``conf/finetune_quickstart.yaml``):
 - ``backbone_lr``: the pretrained stages at a 3x lower learning rate (3e-4);
 - ``lp_ft``: linear probing, then fine-tuning (Kumar et al., ICLR 2022): the
   pretrained stages stay frozen, BatchNorm statistics included, for the first
-  third of the steps, then train at 3e-4.
+  third of the steps, then train at 3e-4;
+- ``frozen_bn``: as ``backbone_lr``, with the pretrained BatchNorm statistics
+  kept (its layers stay in eval mode; their scales and shifts still train);
+- ``head_layers_0`` and ``head_layers_2``: as ``backbone_lr``, with the
+  classifier on the backbone's features or on two projection-head blocks.
+
+The first three run by default; ``--recipes`` picks others.
 
     python benchmarks/finetune_recipes.py \
         --checkpoint runs/experiment/runs/pretrain.ckpt --root data/sample \
@@ -26,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from machine import describe
+from torch import nn
 
 from torchgeo_simclr.cli import run_cli
 from torchgeo_simclr.tasks import FineTuneTask
@@ -40,7 +47,28 @@ RECIPES: dict[str, list[str]] = {
         "--model.init_args.backbone_lr",
         "3e-4",
     ],
+    "frozen_bn": [
+        "--model.class_path",
+        "__main__.FrozenBatchNorm",
+        "--model.init_args.backbone_lr",
+        "3e-4",
+    ],
+    "head_layers_0": [
+        "--model.init_args.head_layers",
+        "0",
+        "--model.init_args.backbone_lr",
+        "3e-4",
+    ],
+    "head_layers_2": [
+        "--model.init_args.head_layers",
+        "2",
+        "--model.init_args.backbone_lr",
+        "3e-4",
+    ],
 }
+
+#: Recipes run when ``--recipes`` is not given.
+DEFAULT_RECIPES = ("default", "backbone_lr", "lp_ft")
 
 
 class ProbeThenFineTune(FineTuneTask):
@@ -68,6 +96,17 @@ class ProbeThenFineTune(FineTuneTask):
         elif self.probing:
             for stage in self.model.stages():
                 stage.eval()
+
+
+class FrozenBatchNorm(FineTuneTask):
+    """Fine-tuning that keeps the pretrained BatchNorm statistics."""
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        """Put the pretrained BatchNorm layers back in eval mode."""
+        for stage in self.model.stages():
+            for module in stage.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
 
 
 def score(config: str, arguments: list[str], run_dir: Path) -> tuple[float, float]:
@@ -108,6 +147,9 @@ def main() -> None:
     parser.add_argument("--root", type=Path, default=Path("data/sample"))
     parser.add_argument("--fraction", type=float, default=0.01)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument(
+        "--recipes", nargs="+", choices=list(RECIPES), default=list(DEFAULT_RECIPES)
+    )
     args = parser.parse_args()
 
     print(describe())
@@ -119,6 +161,7 @@ def main() -> None:
             ["--model.init_args.checkpoint", str(args.checkpoint), *extra],
         )
         for name, extra in RECIPES.items()
+        if name in args.recipes
     }
     f1: dict[str, list[tuple[float, float]]] = {name: [] for name in runs}
     with tempfile.TemporaryDirectory() as tmp:
@@ -149,7 +192,7 @@ def main() -> None:
         gap = "" if name == "supervised" else f"{statistics.mean(gaps):+.3f} ({se:.3f})"
         val = statistics.mean(v for v, _ in scores)
         print(f"| {name} | {val:.3f} | {statistics.mean(tests):.3f} | {gap} |")
-    chosen = max(RECIPES, key=lambda name: statistics.mean(v for v, _ in f1[name]))
+    chosen = max(args.recipes, key=lambda name: statistics.mean(v for v, _ in f1[name]))
     print(f"validation picks: {chosen}")
 
 
