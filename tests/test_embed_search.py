@@ -587,6 +587,7 @@ def test_embed_and_search_cli(
     )
     printed = capsys.readouterr().out
     assert "Embedded 30 patches (6 skipped" in printed
+    assert re.search(r"in \d+\.\d s \([\d,]+ patches/s\)", printed)
     assert str(out) in printed
     hits = tmp_path / "hits.gpkg"
     lon, lat = lonlat_of(*ORIGINAL)

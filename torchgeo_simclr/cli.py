@@ -472,7 +472,9 @@ def _embed(args: argparse.Namespace) -> None:
     )
     print(
         f"Embedded {result.rows:,} patches ({result.skipped:,} skipped: more than "
-        f"half nodata) in {result.seconds:.1f} s: {result.path}"
+        f"half nodata) in {result.seconds:.1f} s "
+        f"({(result.rows + result.skipped) / result.seconds:,.0f} patches/s): "
+        f"{result.path}"
     )
 
 
