@@ -43,6 +43,11 @@ from ..constants import (
 MASK_CMAP = ListedColormap([colour for _, colour in MAP_CLASSES.values()])
 
 
+def _whole(pixels: float) -> bool:
+    """Whether a distance in pixels is a whole number (to within 1e-6 px)."""
+    return abs(pixels - round(pixels)) < 1e-6
+
+
 def _as_path_list(paths: Path | Iterable[Path]) -> list[Path]:
     """Return *paths* as a list (a single path becomes a one-element list)."""
     if isinstance(paths, str | os.PathLike):
@@ -424,12 +429,13 @@ class CentralValleyS2(RasterDataset):
         """Read the files under a query and mosaic them, first valid pixel wins.
 
         torchgeo mosaics with :func:`rasterio.merge.merge`, which reads each
-        file masked, then converts the mosaic to int32 and float32. When every
-        file is read directly (see :meth:`_load_warp_file`), no time series is
-        asked for and the query lies on the files' own pixel grid, each file's
-        part of the query is read here straight into float32 and pasted where
-        no earlier file had data: the same values, in about half the time.
-        Any other query goes through torchgeo.
+        file masked, then converts the mosaic to int32 and float32. When file
+        handles are cached, every file is read directly (see
+        :meth:`_load_warp_file`), no time series is asked for and the query
+        lies on the files' own pixel grid, each file's part of the query is
+        read here and converted to float32 once: the first file fills its
+        part, later ones only what is still nodata. The values are the same,
+        read about a quarter faster. Any other query goes through torchgeo.
 
         Args:
             filepaths: files under the query, in mosaic order.
@@ -442,22 +448,21 @@ class CentralValleyS2(RasterDataset):
             where no file has data.
         """
         out_crs = out_crs or self.crs
-        load = self._cached_load_warp_file if self.cache else self._load_warp_file
-        handles = [load(filepath, out_crs) for filepath in filepaths]
+        if not self.cache or self.time_series or self.nodata is None:
+            return super()._merge_or_stack(filepaths, index, band_indexes, out_crs)
+        handles = [self._cached_load_warp_file(path, out_crs) for path in filepaths]
         x, y, _ = self._disambiguate_slice(index)
         width, height = (x.stop - x.start) / x.step, (y.stop - y.start) / y.step
-        if (
-            self.time_series
-            or self.nodata is None
-            or not all(self._on_grid(handle, x, y) for handle in handles)
-            or abs(width - round(width)) > 1e-6
-            or abs(height - round(height)) > 1e-6
+        if not (
+            _whole(width)
+            and _whole(height)
+            and all(self._on_grid(handle, x, y) for handle in handles)
         ):
             return super()._merge_or_stack(filepaths, index, band_indexes, out_crs)
         width, height = round(width), round(height)
         bands = len(band_indexes) if band_indexes else handles[0].count
         mosaic = np.full((bands, height, width), self.nodata, np.float32)
-        for handle in handles:
+        for i, handle in enumerate(handles):
             left, top = handle.transform * (0, 0)
             col, row = round((left - x.start) / x.step), round((y.stop - top) / y.step)
             rows = slice(max(row, 0), min(row + handle.height, height))
@@ -472,7 +477,7 @@ class CentralValleyS2(RasterDataset):
             )
             data = handle.read(band_indexes, window=window)
             region = mosaic[:, rows, cols]
-            if len(handles) == 1:
+            if i == 0:
                 region[...] = data
             else:
                 np.copyto(region, data, where=region == self.nodata)
@@ -494,14 +499,12 @@ class CentralValleyS2(RasterDataset):
         """
         transform = handle.transform
         dtype = np.dtype(handle.dtypes[0])
-        col = (x.start - transform.c) / x.step
-        row = (transform.f - y.stop) / y.step
         return (
             not isinstance(handle, WarpedVRT)
             and (transform.a, transform.e) == (x.step, -y.step)
             and transform.b == transform.d == 0
-            and abs(col - round(col)) < 1e-6
-            and abs(row - round(row)) < 1e-6
+            and _whole((x.start - transform.c) / x.step)
+            and _whole((transform.f - y.stop) / y.step)
             and dtype.kind in "ui"
             and dtype.itemsize <= 2
         )
