@@ -290,6 +290,13 @@ def test_plot(tmp_path: Path) -> None:
     fig = ds.plot(sample, suptitle="fake")
     assert isinstance(fig, Figure)
     assert len(fig.axes) == 2
+    # The class panel says which colour is which.
+    legend = fig.axes[1].get_legend()
+    assert legend is not None
+    assert [text.get_text() for text in legend.get_texts()] == [
+        "Not irrigated",
+        "Irrigated",
+    ]
     plt.close(fig)
 
 

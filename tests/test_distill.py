@@ -1,6 +1,7 @@
 """Distillation: the loss, DistillTask on a fine-tuned teacher, and the split guard."""
 
 import math
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -8,7 +9,9 @@ from typing import Any
 import pytest
 import shapely
 import torch
+from lightning.pytorch import Trainer
 from torch import Tensor
+from torch.utils.data import DataLoader
 
 from torchgeo_simclr.constants import S2_BANDS
 from torchgeo_simclr.losses import binary_loss, distillation_loss
@@ -134,6 +137,25 @@ def test_student_learns_from_a_frozen_teacher(
     out = task.model(batch()["image"])
     shape = (BATCH,) if problem == "classification" else (BATCH, SIZE, SIZE)
     assert out.shape == shape
+
+
+def test_fit_raises_no_eval_mode_warning_for_the_teacher(
+    teachers: dict[str, Path],
+) -> None:
+    task = DistillTask(teacher=str(teachers["classification"]), model="resnet18")
+    trainer = Trainer(
+        max_steps=1,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer.fit(task, train_dataloaders=DataLoader([batch()], batch_size=None))
+    assert not [w for w in caught if "in eval mode" in str(w.message)]
+    assert not any(m.training for m in task.teacher.modules())
 
 
 def test_teacher_stays_unchanged_by_training(teachers: dict[str, Path]) -> None:

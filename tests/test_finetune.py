@@ -1,6 +1,7 @@
 """FineTuneTask: kept head layers, freezing, checkpoint checks, segmentation, losses."""
 
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -218,6 +219,14 @@ def test_fit_leaves_frozen_weights_unchanged(
     optimised = {id(p) for g in optimizer.param_groups for p in g["params"]}
     assert not optimised & {id(p) for p in task.model.backbone.parameters()}
     assert id(task.model.classifier.weight) in optimised  # type: ignore[union-attr]
+
+
+def test_frozen_stages_raise_no_eval_mode_warning(simclr_ckpt: Path) -> None:
+    # They stay in eval mode on purpose; Lightning's warning would only alarm.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit_frozen_backbone(simclr_ckpt)
+    assert not [w for w in caught if "in eval mode" in str(w.message)]
 
 
 def test_fit_leaves_frozen_batch_norm_statistics_unchanged(

@@ -14,6 +14,7 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 from pyproj import CRS
 from rasterio.enums import Resampling
 from rasterio.io import DatasetReader
@@ -562,7 +563,7 @@ class CentralValleyS2(RasterDataset):
 
 
 def show_classes(ax: Axes, classes: npt.NDArray[Any]) -> None:
-    """Draw a class layer: not irrigated and irrigated in the map colours.
+    """Draw a class layer in the map colours, with a legend under it.
 
     Args:
         ax: the matplotlib axes.
@@ -575,6 +576,16 @@ def show_classes(ax: Axes, classes: npt.NDArray[Any]) -> None:
         vmin=0,
         vmax=1,
         interpolation="none",
+    )
+    ax.legend(
+        handles=[
+            Patch(color=colour, label=name) for name, colour in MAP_CLASSES.values()
+        ],
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.0),
+        ncol=len(MAP_CLASSES),
+        frameon=False,
+        fontsize="small",
     )
 
 

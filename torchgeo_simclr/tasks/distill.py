@@ -10,7 +10,7 @@ from ..constants import IGNORE_INDEX
 from ..losses import binary_loss, distillation_loss
 from ..models.checkpoint import TrainedModel, load_model
 from ..models.classifier import IrrigationModel, ModelSpec
-from .irrigation import IrrigationTask
+from .irrigation import IrrigationTask, expect_frozen_modules
 
 
 class DistillTask(IrrigationTask):
@@ -131,6 +131,7 @@ class DistillTask(IrrigationTask):
                 teacher's training blocks).
         """
         super().on_fit_start()
+        expect_frozen_modules()
         teacher, data = self.teacher_data, self.data_metadata
         if teacher is None or data is None:
             return

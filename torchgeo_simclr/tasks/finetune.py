@@ -8,7 +8,7 @@ from torch import Tensor, nn
 from ..losses import binary_loss
 from ..models.checkpoint import DataMetadata, read_checkpoint, sub_state
 from ..models.classifier import IrrigationModel, ModelSpec, Problem
-from .irrigation import IrrigationTask
+from .irrigation import IrrigationTask, expect_frozen_modules
 
 #: Which pretrained parts stay fixed while fine-tuning.
 Freeze = Literal["none", "backbone", "all_but_last_n"]
@@ -220,6 +220,8 @@ class FineTuneTask(IrrigationTask):
                 checkpoint was pretrained on.
         """
         super().on_fit_start()
+        if self.frozen:
+            expect_frozen_modules()
         pretrained, data = self.pretrained_data, self.data_metadata
         if pretrained is not None and data is not None:  # noqa: SIM102
             if pretrained.bands != data.bands:

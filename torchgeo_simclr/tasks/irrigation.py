@@ -1,9 +1,11 @@
 """What fine-tuning and distillation share: metrics, prediction, checkpoints."""
 
+import warnings
 from collections.abc import Iterable
 from typing import Any
 
 import torch
+from lightning.fabric.utilities.warnings import PossibleUserWarning
 from lightning.pytorch.utilities.types import OptimizerLRScheduler
 from torch import Tensor
 from torch.optim import AdamW
@@ -22,6 +24,20 @@ from ..models.checkpoint import CHECKPOINT_KEY, DataMetadata
 from ..models.classifier import IrrigationModel
 from ..patch_labels import patch_labels
 from .schedule import warmup_cosine
+
+
+def expect_frozen_modules() -> None:
+    """Silence Lightning's warning about modules in eval mode when training starts.
+
+    A frozen teacher or frozen pretrained stages stay in eval mode on purpose
+    (their BatchNorm statistics must not move), so the warning would only
+    alarm users. Call it from ``on_fit_start`` of a run that freezes a part.
+    """
+    warnings.filterwarnings(
+        "ignore",
+        message=r"Found \d+ module\(s\) in eval mode at the start of training",
+        category=PossibleUserWarning,
+    )
 
 
 class IrrigationTask(BaseTask):
