@@ -15,7 +15,10 @@ honest figure. Recipes (overrides of ``conf/finetune_quickstart.yaml``):
 - ``frozen_bn``: as ``backbone_lr``, with the pretrained BatchNorm statistics
   kept (its layers stay in eval mode; their scales and shifts still train);
 - ``head_layers_0`` and ``head_layers_2``: as ``backbone_lr``, with the
-  classifier on the backbone's features or on two projection-head blocks.
+  classifier on the backbone's features or on two projection-head blocks;
+- ``l2sp_0.01`` and ``l2sp_0.1``: as ``backbone_lr``, plus L2-SP (Li et al.,
+  ICML 2018): alpha / 2 x the squared distance of the pretrained stages'
+  weights from their pretrained values is added to the loss.
 
 The first three run by default; ``--recipes`` picks others.
 
@@ -31,8 +34,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import torch
 from machine import describe
-from torch import nn
+from torch import Tensor, nn
 
 from torchgeo_simclr.cli import run_cli
 from torchgeo_simclr.tasks import FineTuneTask
@@ -64,6 +68,22 @@ RECIPES: dict[str, list[str]] = {
         "2",
         "--model.init_args.backbone_lr",
         "3e-4",
+    ],
+    "l2sp_0.01": [
+        "--model.class_path",
+        "__main__.L2SP",
+        "--model.init_args.backbone_lr",
+        "3e-4",
+        "--model.init_args.alpha",
+        "0.01",
+    ],
+    "l2sp_0.1": [
+        "--model.class_path",
+        "__main__.L2SP",
+        "--model.init_args.backbone_lr",
+        "3e-4",
+        "--model.init_args.alpha",
+        "0.1",
     ],
 }
 
@@ -107,6 +127,34 @@ class FrozenBatchNorm(FineTuneTask):
             for module in stage.modules():
                 if isinstance(module, nn.modules.batchnorm._BatchNorm):
                     module.eval()
+
+
+class L2SP(FineTuneTask):
+    """Fine-tuning that pulls the pretrained stages towards their start (L2-SP)."""
+
+    def __init__(self, *args: Any, alpha: float = 0.01, **kwargs: Any):
+        """Initialise; *alpha* weighs the squared distance from the start."""
+        super().__init__(*args, **kwargs)
+        self.start = [
+            p.detach().clone()
+            for stage in self.model.stages()
+            for p in stage.parameters()
+        ]
+
+    def training_step(
+        self, batch: dict[str, Tensor], batch_idx: int, dataloader_idx: int = 0
+    ) -> Tensor:
+        """The fine-tuning loss plus alpha / 2 x the squared distance."""
+        loss = super().training_step(batch, batch_idx, dataloader_idx)
+        current = [p for stage in self.model.stages() for p in stage.parameters()]
+        distance = torch.stack(
+            [
+                ((p - p0.to(p.device)) ** 2).sum()
+                for p, p0 in zip(current, self.start, strict=True)
+            ]
+        ).sum()
+        penalty: Tensor = self.hparams["alpha"] / 2 * distance
+        return loss + penalty
 
 
 def score(config: str, arguments: list[str], run_dir: Path) -> tuple[float, float]:
