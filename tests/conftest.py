@@ -9,12 +9,14 @@ with their top-left corner at (700000, 4100000) by default; label polygons
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
 import numpy.typing as npt
 import rasterio
 import shapely
+from lightning.pytorch import Trainer
 from rasterio.transform import from_origin
 
 from torchgeo_simclr.constants import S2_BAND_RESOLUTION, S2_BANDS
@@ -212,3 +214,16 @@ def fake_dwr_gpkg(
     path = root / name
     frame.to_file(path)
     return path
+
+
+def quiet_trainer(max_steps: int, **kwargs: Any) -> Trainer:
+    """A CPU Trainer for a few steps: no logger, checkpoints, bar or summary."""
+    return Trainer(
+        max_steps=max_steps,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        **kwargs,
+    )

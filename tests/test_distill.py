@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import shapely
 import torch
-from lightning.pytorch import Trainer
+from conftest import quiet_trainer
 from torch import Tensor
 from torch.utils.data import DataLoader
 
@@ -143,14 +143,7 @@ def test_fit_raises_no_eval_mode_warning_for_the_teacher(
     teachers: dict[str, Path],
 ) -> None:
     task = DistillTask(teacher=str(teachers["classification"]), model="resnet18")
-    trainer = Trainer(
-        max_steps=1,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
+    trainer = quiet_trainer(1)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         trainer.fit(task, train_dataloaders=DataLoader([batch()], batch_size=None))

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
-from lightning.pytorch import Trainer
+from conftest import quiet_trainer
 from torch import Tensor
 from torch.utils.data import DataLoader
 
@@ -191,14 +191,7 @@ def fit_frozen_backbone(checkpoint: Path) -> tuple[FineTuneTask, dict[str, Tenso
     )
     before = {k: v.clone() for k, v in task.model.backbone.state_dict().items()}
     data = [{k: v[0] for k, v in batch(seed=i).items()} for i in range(4)]
-    trainer = Trainer(
-        max_steps=2,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
+    trainer = quiet_trainer(2)
     trainer.fit(task, train_dataloaders=DataLoader(data, batch_size=2))
     return task, before
 

@@ -1,5 +1,6 @@
 import pytest
 import torch
+from conftest import quiet_trainer
 from lightning.pytorch import Callback, LightningModule, Trainer
 from torch.utils.data import DataLoader, Dataset
 
@@ -41,15 +42,7 @@ class LearningRates(Callback):
 
 def fit(task: SimCLRv2Task, steps: int) -> LearningRates:
     rates = LearningRates()
-    trainer = Trainer(
-        max_steps=steps,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[rates],
-    )
+    trainer = quiet_trainer(steps, callbacks=[rates])
     trainer.fit(task, train_dataloaders=loader())
     return rates
 
