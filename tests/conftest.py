@@ -9,17 +9,19 @@ with their top-left corner at (700000, 4100000) by default; label polygons
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 import numpy as np
 import numpy.typing as npt
 import rasterio
 import shapely
-from lightning.pytorch import Trainer
 from rasterio.transform import from_origin
 
 from torchgeo_simclr.constants import S2_BAND_RESOLUTION, S2_BANDS
+
+if TYPE_CHECKING:
+    from lightning.pytorch import Trainer
 
 #: Product name of the fake scenes (sensing time 2023-07-15 18:49:19).
 FAKE_PRODUCT = "S2B_MSIL2A_20230715T184919_N0509_R070_T10SFG_20230715T223344"
@@ -216,8 +218,12 @@ def fake_dwr_gpkg(
     return path
 
 
-def quiet_trainer(max_steps: int, **kwargs: Any) -> Trainer:
+def quiet_trainer(max_steps: int, **kwargs: Any) -> "Trainer":
     """A CPU Trainer for a few steps: no logger, checkpoints, bar or summary."""
+    # Imported here: importing Lightning with the fixtures changes how its
+    # loggers propagate, which the logging tests rely on.
+    from lightning.pytorch import Trainer
+
     return Trainer(
         max_steps=max_steps,
         accelerator="cpu",

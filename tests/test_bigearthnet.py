@@ -9,13 +9,13 @@ import tarfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import lightning
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import rasterio
 import torch
 import torch.nn.functional as F
+from conftest import quiet_trainer
 from rasterio.transform import from_origin
 
 from torchgeo_simclr.cli import fit, run_cli
@@ -478,14 +478,7 @@ def test_no_irrigated_patch(example: Path, tmp_path: Path) -> None:
 def test_fine_tune_fast_dev_run(fake_root: Path, tmp_path: Path) -> None:
     dm = datamodule(fake_root, tmp_path, label_fraction=1.0, num_views=1)
     task = FineTuneTask(model="resnet18", in_channels=12)
-    trainer = lightning.Trainer(
-        fast_dev_run=True,
-        accelerator="cpu",
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-    )
+    trainer = quiet_trainer(1, fast_dev_run=True, default_root_dir=tmp_path)
     trainer.fit(task, datamodule=dm)
     assert trainer.state.finished
     assert task.data_metadata is not None
