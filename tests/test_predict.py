@@ -34,6 +34,7 @@ from torchgeo_simclr.models.checkpoint import DataMetadata, load_model
 from torchgeo_simclr.models.classifier import Problem
 from torchgeo_simclr.sample import SampleScene, make_sample_scene
 from torchgeo_simclr.tasks import FineTuneTask
+from torchgeo_simclr.tasks.prediction import MapPredictionTask
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -746,6 +747,32 @@ def test_explicit_default_patch_size_gives_the_same_map(
         read(result.files.probability),
         read(maps["classification"].files.probability),
     )
+
+
+def test_segmentation_runs_channels_last_with_the_same_probabilities(
+    checkpoints: dict[str, Path],
+) -> None:
+    task = MapPredictionTask(str(checkpoints["segmentation"]))
+    assert task.memory_format == torch.channels_last
+    weight = task.model.backbone.get_parameter("conv1.weight")
+    assert weight.is_contiguous(memory_format=torch.channels_last)
+    generator = torch.Generator().manual_seed(0)
+    image = torch.rand(2, len(task.data.bands), 64, 64, generator=generator) * 5000
+    image[0, :, :8] = 0  # a nodata strip
+    batch = {"image": image, "row": torch.zeros(2), "col": torch.zeros(2)}
+    with torch.inference_mode():
+        fast = task.predict_step(batch, 0)["probability"]
+        task.memory_format = torch.contiguous_format
+        task.model.to(memory_format=torch.contiguous_format)
+        plain = task.predict_step(batch, 0)["probability"]
+    torch.testing.assert_close(fast, plain, atol=1e-5, rtol=0)
+
+
+def test_classification_keeps_nchw(checkpoints: dict[str, Path]) -> None:
+    task = MapPredictionTask(str(checkpoints["classification"]))
+    assert task.memory_format == torch.contiguous_format
+    weight = task.model.backbone.get_parameter("conv1.weight")
+    assert weight.is_contiguous()
 
 
 # --------------------------------------------------------------------------
