@@ -141,6 +141,11 @@ class L2SP(FineTuneTask):
             for p in stage.parameters()
         ]
 
+    def on_fit_start(self) -> None:
+        """Check the data as usual; keep the start on the training device."""
+        super().on_fit_start()
+        self.start = [p0.to(self.device) for p0 in self.start]
+
     def training_step(
         self, batch: dict[str, Tensor], batch_idx: int, dataloader_idx: int = 0
     ) -> Tensor:
@@ -148,10 +153,7 @@ class L2SP(FineTuneTask):
         loss = super().training_step(batch, batch_idx, dataloader_idx)
         current = [p for stage in self.model.stages() for p in stage.parameters()]
         distance = torch.stack(
-            [
-                ((p - p0.to(p.device)) ** 2).sum()
-                for p, p0 in zip(current, self.start, strict=True)
-            ]
+            [((p - p0) ** 2).sum() for p, p0 in zip(current, self.start, strict=True)]
         ).sum()
         penalty: Tensor = self.hparams["alpha"] / 2 * distance
         return loss + penalty

@@ -39,12 +39,10 @@ from sklearn.metrics import f1_score, roc_auc_score
 from sklearn.preprocessing import StandardScaler
 from torch import Tensor, nn
 
-from torchgeo_simclr.datamodules import CentralValleyDataModule
-from torchgeo_simclr.datamodules.augment import BatchAugmentation
 from torchgeo_simclr.datamodules.fractions import nested_balanced_subset
 from torchgeo_simclr.models import create_backbone
 from torchgeo_simclr.models.checkpoint import load_encoder
-from torchgeo_simclr.probe import embed_split
+from torchgeo_simclr.probe import embed_split, probe_datamodule
 
 #: Colour of each feature set in the plot.
 COLOURS = {"simclr": "tab:blue", "random": "tab:orange", "band stats": "tab:gray"}
@@ -63,6 +61,11 @@ class BandStatistics(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """Pool *x* ``[B, C, H, W]`` to ``[B, 2C]``."""
         return torch.cat([x.mean(dim=(2, 3)), x.std(dim=(2, 3))], dim=1)
+
+
+def standard_error(values: list[float]) -> float:
+    """Standard error of the mean of *values* (0 for a single value)."""
+    return statistics.stdev(values) / len(values) ** 0.5 if len(values) > 1 else 0.0
 
 
 def probe(
@@ -94,14 +97,7 @@ def plot(
     for name, by_labels in curves.items():
         counts = sorted(by_labels)
         means = np.array([statistics.mean(by_labels[n]) for n in counts])
-        errors = np.array(
-            [
-                statistics.stdev(by_labels[n]) / len(by_labels[n]) ** 0.5
-                if len(by_labels[n]) > 1
-                else 0.0
-                for n in counts
-            ]
-        )
+        errors = np.array([standard_error(by_labels[n]) for n in counts])
         colour = COLOURS[name]
         ax.plot(counts, means, marker="o", color=colour, label=LEGEND[name])
         ax.fill_between(
@@ -151,19 +147,7 @@ def main() -> None:
     print(describe())
     encoder = load_encoder(args.checkpoint)
     assert encoder.data is not None
-    datamodule = CentralValleyDataModule(
-        root=str(args.root),
-        labels="crop_mapping.gpkg",
-        bands=list(encoder.data.bands),
-        patch_size=encoder.data.patch_size,
-        block_size=256,
-        seed=0,
-        num_views=0,
-    )
-    datamodule.setup("fit")
-    datamodule.aug = BatchAugmentation(
-        torch.tensor(encoder.data.mean), torch.tensor(encoder.data.std)
-    )
+    datamodule = probe_datamodule(encoder.data, str(args.root))
     torch.manual_seed(0)
     encoders: dict[str, nn.Module] = {
         "simclr": encoder.backbone,
@@ -210,19 +194,14 @@ def main() -> None:
             curves[name][n] = f1[name]
         for name in features:
             gaps = [a - b for a, b in zip(f1[name], f1["random"], strict=True)]
-            se, gap_se = (
-                (statistics.stdev(f1[name]), statistics.stdev(gaps))
-                if draws > 1
-                else (0.0, 0.0)
-            )
             gap = (
                 ""
                 if name == "random"
-                else f"{statistics.mean(gaps):+.3f} ({gap_se / draws**0.5:.3f})"
+                else f"{statistics.mean(gaps):+.3f} ({standard_error(gaps):.3f})"
             )
             print(
                 f"| {fraction:g} | {n} | {draws} | {name} | "
-                f"{statistics.mean(f1[name]):.3f} ({se / draws**0.5:.3f}) | "
+                f"{statistics.mean(f1[name]):.3f} ({standard_error(f1[name]):.3f}) | "
                 f"{statistics.mean(auroc[name]):.3f} | {gap} |"
             )
     if args.plot is not None:

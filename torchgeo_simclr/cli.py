@@ -187,28 +187,16 @@ def _fit(args: argparse.Namespace) -> None:
 
 
 def _probe(args: argparse.Namespace) -> None:
-    from .datamodules import CentralValleyDataModule
-    from .datamodules.augment import BatchAugmentation
     from .models import create_backbone
     from .models.checkpoint import load_encoder
-    from .probe import knn_probe
+    from .probe import knn_probe, probe_datamodule
 
     encoder = load_encoder(args.checkpoint)
     if encoder.data is None:
         msg = f"Checkpoint {args.checkpoint!r} records no band list or statistics."
         raise SystemExit(msg)
-    datamodule = CentralValleyDataModule(
-        root=args.root,
-        labels=args.labels,
-        bands=list(encoder.data.bands),
-        patch_size=encoder.data.patch_size,
-        block_size=args.block_size,
-        seed=args.seed,
-        num_views=0,
-    )
-    datamodule.setup("fit")
-    datamodule.aug = BatchAugmentation(
-        torch.tensor(encoder.data.mean), torch.tensor(encoder.data.std)
+    datamodule = probe_datamodule(
+        encoder.data, args.root, args.labels, args.block_size, args.seed
     )
     torch.manual_seed(args.seed)
     random = create_backbone(encoder.model, in_channels=len(encoder.data.bands))

@@ -11,6 +11,8 @@ from tqdm import tqdm
 
 from .constants import IGNORE_INDEX
 from .datamodules import CentralValleyDataModule
+from .datamodules.augment import BatchAugmentation
+from .models.checkpoint import DataMetadata
 from .patch_labels import patch_labels
 
 
@@ -28,6 +30,40 @@ class ProbeResult:
     n_reference: int
     #: Number of labelled val- and test-block patches scored.
     n_test: int
+
+
+def probe_datamodule(
+    data: DataMetadata,
+    root: str,
+    labels: str = "crop_mapping.gpkg",
+    block_size: int = 256,
+    seed: int = 0,
+) -> CentralValleyDataModule:
+    """A labelled datamodule that feeds patches the way an encoder was trained.
+
+    Args:
+        data: the encoder's bands, normalisation statistics and patch size.
+        root: imagery directory.
+        labels: DWR label file, relative to *root*.
+        block_size: side of the blocks dealt to train / val / test, pixels.
+        seed: seed of the spatial split.
+
+    Returns:
+        The datamodule, set up for ``fit``, normalising with *data*'s
+        statistics and drawing no augmented views.
+    """
+    datamodule = CentralValleyDataModule(
+        root=root,
+        labels=labels,
+        bands=list(data.bands),
+        patch_size=data.patch_size,
+        block_size=block_size,
+        seed=seed,
+        num_views=0,
+    )
+    datamodule.setup("fit")
+    datamodule.aug = BatchAugmentation(torch.tensor(data.mean), torch.tensor(data.std))
+    return datamodule
 
 
 @torch.no_grad()
