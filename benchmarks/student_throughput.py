@@ -1,10 +1,12 @@
 """Inference throughput of distillation students against their teacher.
 
 Builds the irrigation model (backbone + classifier, as the tasks do) for the
-teacher and for each candidate student, and times their forward passes on the
-same random batch, interleaved round by round (see
+teacher and for each candidate student, each in PyTorch's default (NCHW) and in
+channels-last memory order (``channels_last`` of the tasks), and times their
+forward passes on the same random batch, interleaved round by round (see
 :func:`torchgeo_simclr.throughput.inference_throughput`), so the printed
-speed-ups are ratios taken under the same machine load.
+speed-ups are ratios taken under the same machine load. Every speed-up is over
+the teacher in NCHW order.
 
     python benchmarks/student_throughput.py --patch-size 48 --batch-size 64
 """
@@ -17,6 +19,9 @@ from torch import nn
 
 from torchgeo_simclr.models.classifier import IrrigationModel, ModelSpec
 from torchgeo_simclr.throughput import inference_throughput
+
+#: Name suffix of each memory order and whether it is channels-last.
+ORDERS = {"": False, " (channels-last)": True}
 
 
 def main() -> None:
@@ -36,7 +41,11 @@ def main() -> None:
     print(describe())
     names = [args.teacher, *args.students]
     models: dict[str, nn.Module] = {
-        name: IrrigationModel(ModelSpec(name, 12)) for name in names
+        f"{name}{suffix}": IrrigationModel(
+            ModelSpec(name, 12, channels_last=channels_last)
+        )
+        for name in names
+        for suffix, channels_last in ORDERS.items()
     }
     batch = torch.randn(
         args.batch_size,
@@ -47,11 +56,18 @@ def main() -> None:
     )
     speed = inference_throughput(models, batch, repeats=args.repeats)
     print(f"batch {args.batch_size} x 12 x {args.patch_size} x {args.patch_size}")
-    print(f"{'model':<24}{'params':>10}{'img/s':>10}{'vs teacher':>12}")
+    print(
+        f"{'model':<24}{'params':>10}{'NCHW img/s':>12}{'vs teacher':>12}"
+        f"{'NHWC img/s':>12}{'vs teacher':>12}"
+    )
+    teacher = speed[args.teacher]
     for name in names:
         params = sum(p.numel() for p in models[name].parameters()) / 1e6
-        ratio = speed[name] / speed[args.teacher]
-        print(f"{name:<24}{params:>9.1f}M{speed[name]:>10.0f}{ratio:>11.2f}x")
+        columns = "".join(
+            f"{speed[name + suffix]:>12.0f}{speed[name + suffix] / teacher:>11.2f}x"
+            for suffix in ORDERS
+        )
+        print(f"{name:<24}{params:>9.1f}M{columns}")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 import math
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -16,10 +17,11 @@ from torch.utils.data import DataLoader
 from torchgeo_simclr.constants import S2_BANDS
 from torchgeo_simclr.losses import binary_loss, distillation_loss
 from torchgeo_simclr.models.checkpoint import DataMetadata, load_model, split_digest
-from torchgeo_simclr.models.classifier import Problem
+from torchgeo_simclr.models.classifier import IrrigationModel, ModelSpec, Problem
 from torchgeo_simclr.patch_labels import patch_labels
 from torchgeo_simclr.tasks import DistillTask, FineTuneTask, SimCLRv2Task
 from torchgeo_simclr.tasks.irrigation import IrrigationTask
+from torchgeo_simclr.tasks.prediction import MapPredictionTask
 
 BATCH, BANDS, SIZE = 4, 12, 32
 
@@ -220,6 +222,48 @@ def test_distilled_checkpoint_holds_the_student(
     # A distilled model can teach the next student.
     again = DistillTask(teacher=str(path))
     assert again.teacher.spec.model == "regnetx_002"
+
+
+def test_channels_last_student_trains_and_maps_channels_last(
+    teachers: dict[str, Path], tmp_path: Path
+) -> None:
+    task = DistillTask(
+        teacher=str(teachers["classification"]),
+        model="regnetx_002",
+        channels_last=True,
+    )
+    weight = task.model.backbone.get_parameter("stem.conv.weight")
+    assert weight.is_contiguous(memory_format=torch.channels_last)
+    assert task.teacher.backbone.get_parameter("conv1.weight").is_contiguous()
+    task.train()
+    task.training_step(batch(), 0).backward()
+    assert weight.grad is not None
+    assert weight.grad.abs().sum() > 0
+
+    task.eval()
+    task.data_metadata = data_metadata()
+    path = save(task, tmp_path / "distilled.ckpt")
+    loaded = load_model(path)
+    assert loaded.model.spec.channels_last
+    assert MapPredictionTask(str(path)).memory_format == torch.channels_last
+    # The same weights in NCHW give the same logits, up to rounding.
+    plain = IrrigationModel(replace(loaded.model.spec, channels_last=False)).eval()
+    plain.load_state_dict(loaded.model.state_dict())
+    assert plain.backbone.get_parameter("stem.conv.weight").is_contiguous()
+    image = batch()["image"]
+    with torch.no_grad():
+        torch.testing.assert_close(
+            loaded.model(image), plain(image), atol=1e-4, rtol=1e-4
+        )
+
+
+def test_checkpoints_without_a_memory_order_load_as_nchw(
+    teachers: dict[str, Path],
+) -> None:
+    checkpoint = torch.load(teachers["classification"], weights_only=False)
+    spec = checkpoint["torchgeo_simclr"]["spec"]
+    del spec["channels_last"]  # as written before the option existed
+    assert not ModelSpec.from_dict(spec).channels_last
 
 
 def fake_datamodule(blocks: dict[str, shapely.Polygon], bands: list[str]) -> Any:

@@ -54,6 +54,7 @@ class FineTuneTask(IrrigationTask):
         weight_decay: float = 1e-4,
         warmup_fraction: float = 0.0,
         threshold: float = 0.5,
+        channels_last: bool = False,
     ) -> None:
         """Initialise a new FineTuneTask.
 
@@ -89,6 +90,9 @@ class FineTuneTask(IrrigationTask):
                 the cosine decay.
             threshold: probability above which a patch or pixel counts as
                 irrigated in the metrics.
+            channels_last: train and run the network in channels-last memory
+                order (recorded in the checkpoint, so maps use it too); see
+                :attr:`~torchgeo_simclr.models.classifier.ModelSpec.channels_last`.
         """
         self.pretrained_data: DataMetadata | None = None
         super().__init__()
@@ -102,6 +106,7 @@ class FineTuneTask(IrrigationTask):
                 in_channels=hp["in_channels"] or 12,
                 problem=hp["problem"],
                 head_layers=head_layers,
+                channels_last=hp["channels_last"],
             )
             return spec, None
         checkpoint, meta = read_checkpoint(hp["checkpoint"], ["simclr"])
@@ -123,6 +128,7 @@ class FineTuneTask(IrrigationTask):
             hidden_dim=pretrained.get("hidden_dim"),
             output_dim=pretrained.get("output_dim", 128),
             projection_layers=pretrained.get("head_layers", 3),
+            channels_last=hp["channels_last"],
         )
         data = meta.get("data")
         self.pretrained_data = None if data is None else DataMetadata.from_dict(data)
