@@ -4,8 +4,8 @@ For every fine-tuned SimCLRv2 teacher of a finished ``torchgeo-simclr experiment
 (its ``results.csv``), distils each student named with ``conf/distill_quickstart.yaml``
 (same seed, fraction, epochs and learning rate as the experiment's own student),
 scores it on the test blocks, and times student and teacher side by side on one
-random batch, as the experiment does. Prints per run and per fraction: student F1,
-teacher F1, the difference and the speed-up.
+random batch in a separate fresh process, as the experiment does. Prints per run
+and per fraction: student F1, teacher F1, the difference and the speed-up.
 
     python benchmarks/distill_students.py --results runs/experiment/results.csv \
         --root data/sample --students lcnet_100 mobilenetv3_small_075
@@ -17,12 +17,11 @@ import tempfile
 from collections import defaultdict
 from pathlib import Path
 
-import torch
 from machine import describe
 
 from torchgeo_simclr.cli import _quiet_lightning
-from torchgeo_simclr.experiment import THROUGHPUT_BATCH, read_results, run_stage
-from torchgeo_simclr.throughput import inference_throughput
+from torchgeo_simclr.experiment import read_results, run_stage
+from torchgeo_simclr.throughput import FreshProcessTimer
 
 CONFIG = Path(__file__).resolve().parents[1] / "conf" / "distill_quickstart.yaml"
 
@@ -40,7 +39,7 @@ def main() -> None:
     teachers = [row for row in read_results(args.results) if row["method"] == "simclr"]
     # (student, fraction) -> [(student F1, teacher F1, speed-up)]
     scores: dict[tuple[str, str], list[tuple[float, float, float]]] = defaultdict(list)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, FreshProcessTimer() as timer:
         for student in args.students:
             for teacher in teachers:
                 fraction, seed = teacher["fraction"], teacher["seed"]
@@ -62,13 +61,9 @@ def main() -> None:
                         student,
                     ],
                 )
-                task = outcome.task
-                size = task.data_metadata.patch_size
-                batch = torch.randn(
-                    THROUGHPUT_BATCH, task.model.spec.in_channels, size, size
-                )
-                speed = inference_throughput(
-                    {"student": task.model, "teacher": task.teacher}, batch
+                speed = timer(
+                    {"student": outcome.checkpoint, "teacher": teacher["checkpoint"]},
+                    outcome.task.data_metadata.patch_size,
                 )
                 f1, teacher_f1 = outcome.metrics["test_f1"], float(teacher["f1"])
                 speedup = speed["student"] / speed["teacher"]

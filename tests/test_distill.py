@@ -22,6 +22,7 @@ from torchgeo_simclr.patch_labels import patch_labels
 from torchgeo_simclr.tasks import DistillTask, FineTuneTask, SimCLRv2Task
 from torchgeo_simclr.tasks.irrigation import IrrigationTask
 from torchgeo_simclr.tasks.prediction import MapPredictionTask
+from torchgeo_simclr.throughput import FreshProcessTimer
 
 BATCH, BANDS, SIZE = 4, 12, 32
 
@@ -317,3 +318,21 @@ def test_band_guard(teachers: dict[str, Path]) -> None:
         task.on_fit_start()
     assert str(list(S2_BANDS)) in str(error.value)
     assert str(reordered) in str(error.value)
+
+
+def test_fresh_process_timer_times_checkpoints_as_predict_loads_them(
+    teachers: dict[str, Path], tmp_path: Path
+) -> None:
+    task = DistillTask(
+        teacher=str(teachers["classification"]),
+        model="regnetx_002",
+        channels_last=True,
+    )
+    task.data_metadata = data_metadata()
+    student = save(task, tmp_path / "student.ckpt")
+    with FreshProcessTimer() as timer:
+        assert timer.pool is None  # no process until something is timed
+        speed = timer({"student": student, "teacher": teachers["classification"]}, SIZE)
+        assert timer.pool is not None
+    assert set(speed) == {"student", "teacher"}
+    assert all(0 < value < math.inf for value in speed.values())

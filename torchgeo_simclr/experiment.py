@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from .throughput import inference_throughput
+from .throughput import FreshProcessTimer
 
 #: The methods compared, in the order they run for a fraction and seed.
 METHODS = ("simclr", "supervised", "distilled")
@@ -44,14 +44,6 @@ COLUMNS = (
     "seconds",
     "checkpoint",
 )
-
-#: Patches per batch when timing inference.
-THROUGHPUT_BATCH = 64
-
-#: Timed rounds per model when timing inference; each model's figure is its
-#: best round. With 5, a 2-core shared CPU put one student at 2.7x its teacher
-#: where a later 10-round timing of the same two checkpoints gave 3.5x.
-THROUGHPUT_REPEATS = 15
 
 
 @dataclass
@@ -200,17 +192,54 @@ def _row(
     return row
 
 
-def _speed(outcome: RunOutcome, patch_size: int) -> dict[str, float]:
-    task = outcome.task
-    spec = task.model.spec
-    generator = torch.Generator().manual_seed(0)
-    batch = torch.randn(
-        THROUGHPUT_BATCH, spec.in_channels, patch_size, patch_size, generator=generator
-    )
-    models = {"model": task.model}
-    if hasattr(task, "teacher"):
-        models["teacher"] = task.teacher
-    return inference_throughput(models, batch, repeats=THROUGHPUT_REPEATS)
+def _stage(
+    plan: ExperimentPlan,
+    method: str,
+    fraction: float,
+    seed: int,
+    pretrained: Path,
+    done: dict[tuple[str, str, str], dict[str, Any]],
+) -> tuple[Path, list[str]]:
+    """The config and LightningCLI arguments of one run (besides *plan*'s own)."""
+    arguments = [
+        "--seed_everything",
+        str(seed),
+        "--data.init_args.label_fraction",
+        str(fraction),
+        "--data.init_args.label_seed",
+        str(seed),
+    ]
+    if method == "simclr":
+        return plan.finetune_config, [
+            *arguments,
+            "--model.init_args.checkpoint",
+            str(pretrained),
+        ]
+    if method == "supervised":
+        return plan.supervised_config, arguments
+    teacher = done.get(_key("simclr", fraction, seed))
+    if teacher is None:
+        msg = (
+            f"The distillation for fraction {fraction:g}, seed {seed} needs the "
+            f"fine-tuned model, which {plan.out / 'results.csv'} does not list; "
+            "delete the distilled rows or rerun the fine-tuning."
+        )
+        raise RuntimeError(msg)
+    return plan.distill_config, [
+        *arguments,
+        "--model.init_args.teacher",
+        teacher["checkpoint"],
+    ]
+
+
+def _speed(
+    timer: FreshProcessTimer, outcome: RunOutcome, patch_size: int
+) -> dict[str, float]:
+    checkpoints: dict[str, str | Path] = {"model": outcome.checkpoint}
+    teacher = outcome.task.hparams.get("teacher")
+    if teacher is not None:
+        checkpoints["teacher"] = teacher
+    return timer(checkpoints, patch_size)
 
 
 def run_experiment(plan: ExperimentPlan, progress: bool = True) -> list[dict[str, Any]]:
@@ -260,49 +289,26 @@ def run_experiment(plan: ExperimentPlan, progress: bool = True) -> list[dict[str
                 )
         if needs_pretraining:
             bar.update()
-    for fraction, seed, method in todo:
-        bar.set_postfix_str(f"{method} fraction={fraction:g} seed={seed}")
-        run_dir = plan.out / "runs" / f"{method}_f{fraction:g}_s{seed}"
-        arguments = [
-            *common,
-            "--seed_everything",
-            str(seed),
-            "--data.init_args.label_fraction",
-            str(fraction),
-            "--data.init_args.label_seed",
-            str(seed),
-        ]
-        if method == "simclr":
-            config = plan.finetune_config
-            arguments += ["--model.init_args.checkpoint", str(pretrained)]
-        elif method == "supervised":
-            config = plan.supervised_config
-        else:
-            config = plan.distill_config
-            teacher = done.get(_key("simclr", fraction, seed))
-            if teacher is None:
-                msg = (
-                    f"The distillation for fraction {fraction:g}, seed {seed} needs "
-                    f"the fine-tuned model, which {results} does not list; delete "
-                    "the distilled rows or rerun the fine-tuning."
+    with FreshProcessTimer() as timer:
+        for fraction, seed, method in todo:
+            bar.set_postfix_str(f"{method} fraction={fraction:g} seed={seed}")
+            config, arguments = _stage(plan, method, fraction, seed, pretrained, done)
+            run_dir = plan.out / "runs" / f"{method}_f{fraction:g}_s{seed}"
+            start = time.perf_counter()
+            outcome = run_stage(config, run_dir, [*common, *arguments])
+            seconds = time.perf_counter() - start
+            speed = _speed(timer, outcome, outcome.task.data_metadata.patch_size)
+            row = _row(method, fraction, seed, outcome, speed, seconds)
+            if progress:
+                bar.write(
+                    f"{method} fraction={fraction:g} seed={seed}: {row['n_labels']} "
+                    f"labelled patches, test F1 {row['f1']:.4f}, AUROC "
+                    f"{row['auroc']:.4f} ({seconds:.0f} s)"
                 )
-                raise RuntimeError(msg)
-            arguments += ["--model.init_args.teacher", teacher["checkpoint"]]
-        start = time.perf_counter()
-        outcome = run_stage(config, run_dir, arguments)
-        seconds = time.perf_counter() - start
-        patch = outcome.task.data_metadata.patch_size
-        row = _row(method, fraction, seed, outcome, _speed(outcome, patch), seconds)
-        if progress:
-            bar.write(
-                f"{method} fraction={fraction:g} seed={seed}: {row['n_labels']} "
-                f"labelled patches, test F1 {row['f1']:.4f}, AUROC "
-                f"{row['auroc']:.4f} ({seconds:.0f} s)"
-            )
-        rows.append(row)
-        done[_key(method, fraction, seed)] = row
-        _write_results(results, rows)
-        bar.update()
+            rows.append(row)
+            done[_key(method, fraction, seed)] = row
+            _write_results(results, rows)
+            bar.update()
     bar.close()
     plot_results(rows, plan.out / "f1_vs_fraction.png")
     return rows
