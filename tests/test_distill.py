@@ -225,14 +225,18 @@ def test_distilled_checkpoint_holds_the_student(
     assert again.teacher.spec.model == "regnetx_002"
 
 
-def test_channels_last_student_trains_and_maps_channels_last(
-    teachers: dict[str, Path], tmp_path: Path
-) -> None:
-    task = DistillTask(
+def channels_last_student(teachers: dict[str, Path]) -> DistillTask:
+    return DistillTask(
         teacher=str(teachers["classification"]),
         model="regnetx_002",
         channels_last=True,
     )
+
+
+def test_channels_last_student_trains_and_maps_channels_last(
+    teachers: dict[str, Path], tmp_path: Path
+) -> None:
+    task = channels_last_student(teachers)
     weight = task.model.backbone.get_parameter("stem.conv.weight")
     assert weight.is_contiguous(memory_format=torch.channels_last)
     assert task.teacher.backbone.get_parameter("conv1.weight").is_contiguous()
@@ -323,11 +327,7 @@ def test_band_guard(teachers: dict[str, Path]) -> None:
 def test_fresh_process_timer_times_checkpoints_as_predict_loads_them(
     teachers: dict[str, Path], tmp_path: Path
 ) -> None:
-    task = DistillTask(
-        teacher=str(teachers["classification"]),
-        model="regnetx_002",
-        channels_last=True,
-    )
+    task = channels_last_student(teachers)
     task.data_metadata = data_metadata()
     student = save(task, tmp_path / "student.ckpt")
     with FreshProcessTimer() as timer:
