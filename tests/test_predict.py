@@ -29,6 +29,7 @@ from torchgeo_simclr.inference import MapResult, predict_map
 from torchgeo_simclr.inference.blend import StripBlender, WeightKind, blend_weights
 from torchgeo_simclr.inference.grid import OutputGrid, output_grid
 from torchgeo_simclr.inference.polygons import irrigated_polygons
+from torchgeo_simclr.inference.predict import default_batch_size
 from torchgeo_simclr.inference.quicklook import quicklook
 from torchgeo_simclr.models.checkpoint import DataMetadata, load_model
 from torchgeo_simclr.models.classifier import Problem
@@ -775,6 +776,28 @@ def test_classification_keeps_nchw(checkpoints: dict[str, Path]) -> None:
     assert weight.is_contiguous()
 
 
+def test_default_batch_holds_as_many_pixels_whatever_the_window() -> None:
+    assert default_batch_size(256) == 8
+    assert default_batch_size(48) == 227
+    assert default_batch_size(4096) == 1
+
+
+@pytest.mark.parametrize("problem", PROBLEMS)
+def test_batch_size_does_not_change_the_map(
+    scene: SampleScene,
+    checkpoints: dict[str, Path],
+    maps: dict[str, MapResult],
+    tmp_path: Path,
+    problem: str,
+) -> None:
+    result = run(checkpoints[problem], scene.root, tmp_path / "map.tif", batch_size=3)
+    default = maps[problem].files
+    assert np.array_equal(read(result.files.classes), read(default.classes))
+    np.testing.assert_allclose(
+        read(result.files.probability), read(default.probability), atol=1e-5
+    )
+
+
 # --------------------------------------------------------------------------
 # 4. Nodata in the imagery.
 
@@ -843,6 +866,20 @@ def predict_error(
     assert len(err.splitlines()) == 1, err
     assert err.startswith("torchgeo-simclr predict: error: ")
     return err
+
+
+def test_batch_size_below_one(
+    scene: SampleScene,
+    checkpoints: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = tmp_path / "map.tif"
+    err = predict_error(
+        capsys, checkpoints["segmentation"], scene.root, out, "--batch-size", "0"
+    )
+    assert "--batch-size must be at least 1, got 0" in err
+    assert not out.exists()
 
 
 def test_bbox_missing_the_imagery(

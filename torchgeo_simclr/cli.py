@@ -389,7 +389,12 @@ def _add_map_commands(commands: "argparse._SubParsersAction[Any]") -> None:
         help="px shared by neighbouring windows (default: half a window for "
         "classification, a quarter for segmentation)",
     )
-    predict.add_argument("--batch-size", type=int, default=8, help="windows per batch")
+    predict.add_argument(
+        "--batch-size",
+        type=int,
+        help="windows per batch (default: 8 x 256 x 256 px worth: 8 windows of 256 "
+        "px, 227 of 48 px)",
+    )
     predict.add_argument(
         "--device", default="auto", help="auto, cpu, cuda or mps (default: auto)"
     )
