@@ -763,8 +763,7 @@ def test_segmentation_runs_channels_last_with_the_same_probabilities(
     batch = {"image": image, "row": torch.zeros(2), "col": torch.zeros(2)}
     with torch.inference_mode():
         fast = task.predict_step(batch, 0)["probability"]
-        task.memory_format = torch.contiguous_format
-        task.model.to(memory_format=torch.contiguous_format)
+        task.model.use_memory_format(torch.contiguous_format)
         plain = task.predict_step(batch, 0)["probability"]
     torch.testing.assert_close(fast, plain, atol=1e-5, rtol=0)
 

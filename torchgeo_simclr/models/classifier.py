@@ -109,8 +109,19 @@ class IrrigationModel(nn.Module):
             self._build_unet(spec, pretrained)
         else:
             self._build_classifier(spec, pretrained)
+        #: Memory order of the weights and of :meth:`forward`'s input.
+        self.memory_format = torch.contiguous_format
         if spec.channels_last:
-            self.to(memory_format=torch.channels_last)
+            self.use_memory_format(torch.channels_last)
+
+    def use_memory_format(self, memory_format: torch.memory_format) -> None:
+        """Hold the weights in *memory_format* and run inputs in it too.
+
+        Args:
+            memory_format: ``torch.channels_last`` or ``torch.contiguous_format``.
+        """
+        self.memory_format = memory_format
+        self.to(memory_format=memory_format)
 
     def _build_unet(self, spec: ModelSpec, pretrained: bool) -> None:
         """Build :attr:`unet` (and :attr:`backbone`, its encoder) for *spec*."""
@@ -159,8 +170,7 @@ class IrrigationModel(nn.Module):
             Logits ``[B]`` (classification) or ``[B, H, W]`` (segmentation);
             ``sigmoid`` of a logit is the probability of irrigated.
         """
-        if self.spec.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=self.memory_format)
         if self.unet is not None:
             logits: Tensor = self.unet(x)
             return logits[:, 0]
