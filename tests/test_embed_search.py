@@ -21,10 +21,11 @@ from PIL import Image
 from pyproj import CRS, Transformer
 from rasterio.windows import Window
 from torch import Tensor, nn
+from torch.utils.data import DataLoader
 
 from torchgeo_simclr.cli import build_parser, main
 from torchgeo_simclr.constants import S2_BANDS
-from torchgeo_simclr.datamodules.prediction import WindowDataset
+from torchgeo_simclr.datamodules.patches import GridPatches, keep_batch
 from torchgeo_simclr.datasets import CentralValleyS2
 from torchgeo_simclr.embeddings import (
     EmbedResult,
@@ -35,7 +36,6 @@ from torchgeo_simclr.embeddings import (
     top_k,
 )
 from torchgeo_simclr.embeddings.index import ROW_GROUP_ROWS, IndexInfo, IndexWriter
-from torchgeo_simclr.embeddings.patches import PatchBatches
 from torchgeo_simclr.embeddings.search import load_index, unit_rows
 from torchgeo_simclr.embeddings.sheet import SHEET_COLUMNS, TILE_INCHES, TITLE_INCHES
 from torchgeo_simclr.inference.grid import output_grid
@@ -300,36 +300,50 @@ def test_bbox_and_stride(simclr: Path, root: Path, tmp_path: Path) -> None:
     assert set(np.diff(np.unique(frame["row"]))) <= set(range(1, PATCH // 2 + 1))
 
 
-def test_patch_batches_match_window_reads(root: Path) -> None:
+@pytest.mark.parametrize(
+    ("block_shape", "min_valid", "blocks"),
+    [((64, 64), 0.5, 9), ((1, 64), 0.0, 33)],
+    ids=["blocks", "rows"],
+)
+def test_patch_batches_match_window_reads(
+    root: Path, block_shape: tuple[int, int], min_valid: float, blocks: int
+) -> None:
     """Patches cut from block reads equal windows read one by one.
 
     Small blocks and batches make batches straddle blocks; overlapping
-    windows share pixels between blocks.
+    windows share pixels between blocks. Blocks one pixel high (as maps read)
+    keep every window, in the grid's row-major order.
     """
     imagery = CentralValleyS2(root / "sentinel2")
     grid = output_grid(imagery)
     windows = grid.windows(PATCH, PATCH // 2)
-    batches = PatchBatches(imagery, grid, windows, batch_size=5, block_size=64)
-    assert len(batches.block_windows) == 9
-    one_by_one = WindowDataset(imagery, grid, windows)
-    reads = {
-        (w.row_off, w.col_off): one_by_one[i]["image"] for i, w in enumerate(windows)
-    }
-    seen, skipped = set(), 0
-    for i in range(len(batches)):
-        batch = batches[i]
+    patches = GridPatches(
+        imagery, grid, windows, min_valid=min_valid, block_shape=block_shape
+    )
+    assert len(patches.block_windows) == blocks
+    reads = {}
+    for w in windows:
+        xmin, ymin, xmax, ymax = grid.window_bounds(w)
+        query = imagery[xmin : xmax : grid.res, ymin : ymax : grid.res]
+        reads[(w.row_off, w.col_off)] = query["image"].float()
+    order, skipped = [], 0
+    for batch in DataLoader(patches, batch_size=5, collate_fn=keep_batch):
         skipped += batch["skipped"]
         for image, row, col in zip(
             batch["image"], batch["row"], batch["col"], strict=True
         ):
             place = (int(row), int(col))
             torch.testing.assert_close(image, reads[place])
-            seen.add(place)
-    valid = {
+            order.append(place)
+    valid = [
         p for p, image in reads.items() if image.ne(0).any(0).float().mean() >= 0.5
-    }
-    assert seen == valid
-    assert skipped == len(windows) - len(valid) > 0
+    ]
+    if min_valid:
+        assert sorted(order) == sorted(valid)
+        assert skipped == len(windows) - len(valid) > 0
+    else:
+        assert order == list(reads)
+        assert skipped == 0
 
 
 def test_batches_are_gathered_into_row_groups(tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ from torchgeo_simclr.datasets import CentralValleyS2
 from torchgeo_simclr.inference import MapResult, predict_map
 from torchgeo_simclr.inference.blend import StripBlender, WeightKind, blend_weights
 from torchgeo_simclr.inference.grid import OutputGrid, output_grid
+from torchgeo_simclr.inference.normalise import has_data, normalise
 from torchgeo_simclr.inference.polygons import irrigated_polygons
 from torchgeo_simclr.inference.predict import default_batch_size
 from torchgeo_simclr.inference.quicklook import quicklook
@@ -489,6 +490,25 @@ def test_windows_out_of_row_order_are_refused() -> None:
     # Rows 0..23 are written out: a window over them comes too late.
     with pytest.raises(ValueError, match=r"row by row; got row 16 after 24"):
         list(blender.add(Window(0, 16, 32, 32), ones, valid))
+
+
+def test_nodata_pixels_are_those_with_every_band_zero() -> None:
+    image = torch.randn(4, 3, 5, 6).round()
+    image[0, :, 1, 2] = 0
+    image[1, :, :, 0] = 0
+    image[2, 0, 3, 3] = -1
+    image[2, 1:, 3, 3] = 0
+    valid = has_data(image, dim=1)
+    assert torch.equal(valid, image.ne(0).any(dim=1))
+    assert not valid[0, 1, 2]
+    assert not valid[1, :, 0].any()
+    assert valid[2, 3, 3]
+    mean = torch.tensor([1.0, 2.0, 3.0]).view(1, -1, 1, 1)
+    std = torch.tensor([2.0, 4.0, 8.0]).view(1, -1, 1, 1)
+    x, same = normalise(image, mean, std)
+    assert torch.equal(same, valid)
+    expected = torch.where(valid.unsqueeze(1), (image - mean) / std, 0.0)
+    torch.testing.assert_close(x, expected)
 
 
 def test_blend_weights() -> None:

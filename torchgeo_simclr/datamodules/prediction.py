@@ -5,73 +5,22 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import torch
 from pyproj import CRS
 from rasterio.windows import Window
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 from torchgeo.datamodules import BaseDataModule
-from torchgeo.datasets import RasterDataset
 
 from ..constants import S2_BANDS
 from ..datasets import CentralValleyS2
 from ..inference.grid import LONLAT, OutputGrid, output_grid
 from .central_valley import fresh_file_handles
+from .patches import GridPatches, keep_batch
 
-
-class WindowDataset(Dataset[dict[str, Any]]):
-    """The imagery under each window of an output grid, in row-major order."""
-
-    def __init__(
-        self, imagery: RasterDataset, grid: OutputGrid, windows: Sequence[Window]
-    ) -> None:
-        """Initialise a new WindowDataset.
-
-        Args:
-            imagery: the Sentinel-2 dataset, read on its own pixel grid.
-            grid: the output grid (the imagery's grid cut to the bbox).
-            windows: windows of *grid*, in the order they are written.
-        """
-        #: Where pixels are read from.
-        self.imagery = imagery
-        #: The grid the windows refer to.
-        self.grid = grid
-        #: The windows, row by row.
-        self.windows = list(windows)
-
-    def __len__(self) -> int:
-        """Return the number of windows.
-
-        Returns:
-            Windows over the grid.
-        """
-        return len(self.windows)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        """Read the imagery under one window.
-
-        Args:
-            index: window number.
-
-        Returns:
-            ``image`` float32 ``[C, h, w]`` reflectance x10000 (0 = nodata, also
-            where the window reaches past the imagery), ``row`` and ``col`` of
-            the window's top-left pixel on the grid.
-        """
-        window = self.windows[index]
-        xmin, ymin, xmax, ymax = self.grid.window_bounds(window)
-        res = self.grid.res
-        try:
-            image = self.imagery[xmin:xmax:res, ymin:ymax:res]["image"].float()
-        except IndexError:
-            # A window over a gap between scenes: no data at all.
-            bands = len(self.imagery.bands)
-            image = torch.zeros(bands, int(window.height), int(window.width))
-        return {
-            "image": image,
-            "row": int(window.row_off),
-            "col": int(window.col_off),
-        }
+#: Width of the reads that batches of map windows are cut from: window
+#: corners along a row, pixels (a read is a window side more). A 256 px
+#: segmentation row then reads at most 12 x 256 x 2304 float32, 28 MB.
+READ_WIDTH = 2048
 
 
 class MapDataModule(BaseDataModule):
@@ -79,7 +28,10 @@ class MapDataModule(BaseDataModule):
 
     Only ``predict`` is supported: the windows tile the region with *overlap*
     pixels shared between neighbours, row by row, so a writer can blend and
-    write the map strip by strip. Normalisation is the model's business (its
+    write the map strip by strip. Each batch is cut from a few reads of up to
+    :data:`READ_WIDTH` pixels of window corners along a row of windows
+    (:class:`~torchgeo_simclr.datamodules.patches.GridPatches`), not one
+    raster query per window. Normalisation is the model's business (its
     checkpoint holds the training statistics), so batches stay in reflectance
     x10000.
     """
@@ -132,6 +84,8 @@ class MapDataModule(BaseDataModule):
         #: The imagery and the output grid, set by :meth:`setup`.
         self.imagery: CentralValleyS2 | None = None
         self.grid: OutputGrid | None = None
+        #: The windows, row by row, set by :meth:`setup`.
+        self.windows: list[Window] = []
 
     def setup(self, stage: str) -> None:
         """Open the imagery and lay the windows over the bbox.
@@ -149,8 +103,14 @@ class MapDataModule(BaseDataModule):
             return
         self.imagery = CentralValleyS2(self.root, bands=self.bands)
         self.grid = output_grid(self.imagery, self.bbox, self.bbox_crs)
-        windows = self.grid.windows(self.patch_size, self.overlap)
-        self.predict_dataset = WindowDataset(self.imagery, self.grid, windows)
+        self.windows = self.grid.windows(self.patch_size, self.overlap)
+        self.predict_dataset = GridPatches(
+            self.imagery,
+            self.grid,
+            self.windows,
+            min_valid=0,
+            block_shape=(1, READ_WIDTH),
+        )
 
     def imagery_dates(self) -> list[str]:
         """Sensing dates of the scenes under the output grid.
@@ -180,6 +140,7 @@ class MapDataModule(BaseDataModule):
             self.predict_dataset,
             batch_size=self.batch_size,
             shuffle=False,
+            collate_fn=keep_batch,
             num_workers=workers,
             worker_init_fn=fresh_file_handles if workers else None,
             persistent_workers=False,
@@ -191,7 +152,7 @@ class MapDataModule(BaseDataModule):
         """Leave batches as read; the model normalises with its own statistics.
 
         Args:
-            batch: ``image`` ``[B, C, h, w]``, ``row``, ``col``.
+            batch: ``image`` ``[B, C, h, w]``, ``row``, ``col``, ``skipped``.
             dataloader_idx: index of the dataloader.
 
         Returns:

@@ -464,7 +464,7 @@ class CentralValleyS2(RasterDataset):
         bands = len(band_indexes) if band_indexes else handles[0].count
         mosaic = np.full((bands, height, width), self.nodata, np.float32)
         for i, handle in enumerate(handles):
-            left, top = handle.transform * (0, 0)
+            left, top = handle.transform.c, handle.transform.f
             col, row = round((left - x.start) / x.step), round((y.stop - top) / y.step)
             rows = slice(max(row, 0), min(row + handle.height, height))
             cols = slice(max(col, 0), min(col + handle.width, width))

@@ -18,11 +18,12 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..datamodules.central_valley import fresh_file_handles
+from ..datamodules.patches import GridPatches, keep_batch
 from ..datamodules.prediction import MapDataModule
+from ..inference.normalise import normalise
 from ..models.backbone import feature_size
 from ..models.checkpoint import DataMetadata, Encoder, load_backbone
 from .index import IndexInfo, IndexWriter, checkpoint_id
-from .patches import PatchBatches
 
 
 @dataclass(frozen=True)
@@ -134,9 +135,7 @@ class Embedder:
             ``[B, D]`` pooled backbone features. Nodata pixels enter the
             network as the band means (0 after normalisation), as in maps.
         """
-        x = image.to(self.device, non_blocking=True)
-        valid = x.ne(0).any(dim=1, keepdim=True)
-        x = torch.sub(x, self.mean).div_(self.std).mul_(valid)
+        x, _ = normalise(image.to(self.device, non_blocking=True), self.mean, self.std)
         features: Tensor = self.backbone(x)
         return features.float().cpu().numpy()
 
@@ -268,8 +267,9 @@ def embed_region(
     windows = grid.windows(size, size - step)
     target = resolve_device(device)
     loader = DataLoader(
-        PatchBatches(imagery, grid, windows, batch_size),
-        batch_size=None,
+        GridPatches(imagery, grid, windows),
+        batch_size=batch_size,
+        collate_fn=keep_batch,
         num_workers=num_workers,
         worker_init_fn=fresh_file_handles if num_workers else None,
         pin_memory=target.type == "cuda",

@@ -49,7 +49,8 @@ def default_batch_size(size: int) -> int:
     A batch then takes about the same memory whatever the window: 8 windows of
     256 px (segmentation), 227 of 48 px (classification). On a 2-core CPU, maps
     of the sample scene with the quickstart student (48 px windows) took 26-28
-    s in batches of 64 or 227 windows, against 33-35 s in batches of 8.
+    s in batches of 64 or 227 windows, against 33-35 s in batches of 8, when
+    each window was still a raster query of its own.
 
     Args:
         size: window side, pixels.
@@ -78,7 +79,7 @@ def predict_map(
 ) -> MapResult:
     """Map irrigation over a bounding box with a fine-tuned or distilled model.
 
-    Reads the imagery window by window on its own pixel grid, blends
+    Reads the imagery a row of windows at a time on its own pixel grid, blends
     overlapping windows, and writes ``out`` (uint8 classes, COG), the
     probability COG, their QGIS styles, the irrigated regions as a GeoPackage
     and a JSON summary, all renamed into place only once complete.

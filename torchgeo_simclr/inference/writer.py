@@ -236,7 +236,7 @@ class IrrigationMapWriter(BasePredictionWriter):
         self._counts = {"irrigated": 0, "valid": 0}
         self._start = time.perf_counter()
         self._bar = tqdm(
-            total=len(datamodule.predict_dataset),
+            total=len(datamodule.windows),
             desc="predict",
             unit="tile",
             disable=not self.progress,

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 from torchgeo.tasks import BaseTask
 
+from ..inference.normalise import normalise
 from ..models.checkpoint import DataMetadata, load_model
 from ..models.classifier import IrrigationModel
 
@@ -46,6 +47,10 @@ class MapPredictionTask(BaseTask):
 
     #: The irrigation network.
     model: IrrigationModel
+
+    #: Training mean and standard deviation per band, ``[1, C, 1, 1]`` buffers.
+    mean: Tensor
+    std: Tensor
 
     def __init__(self, checkpoint: str | Path) -> None:
         """Initialise a new MapPredictionTask.
@@ -152,12 +157,7 @@ class MapPredictionTask(BaseTask):
             the window for classification), ``valid`` ``[B, h, w]`` (False
             where every band is nodata), ``row`` and ``col`` as given.
         """
-        image = batch["image"]
-        valid = image.ne(0).any(dim=1)
-        x = (image - self.mean) / self.std
-        # Nodata pixels become the band means, so they do not disturb the
-        # prediction of their valid neighbours.
-        x = x * valid.unsqueeze(1)
+        x, valid = normalise(batch["image"], self.mean, self.std)
         probability = torch.sigmoid(self.model(x).float())
         if probability.ndim == 1:
             probability = probability.view(-1, 1, 1).expand_as(valid)

@@ -1,6 +1,5 @@
-"""Batches of patches on an output grid, cut from a few large reads."""
+"""Patches of an output grid's windows, cut batch by batch from a few large reads."""
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,19 +11,35 @@ from torch.utils.data import Dataset
 from torchgeo.datasets import RasterDataset
 
 from ..inference.grid import OutputGrid
+from ..inference.normalise import has_data
 
 
-class PatchBatches(Dataset[dict[str, Any]]):
-    """Square windows of a grid, *batch_size* of them per item, read by blocks.
+def keep_batch(batch: Any) -> Any:
+    """A DataLoader ``collate_fn`` for :class:`GridPatches`: batches come whole.
+
+    Args:
+        batch: what :meth:`GridPatches.__getitems__` returned.
+
+    Returns:
+        *batch*.
+    """
+    return batch
+
+
+class GridPatches(Dataset[dict[str, Any]]):
+    """Square windows of a grid, read by blocks and delivered a batch at a time.
 
     Reading each window on its own costs a raster query per patch, several
     milliseconds, more than a small encoder's forward pass. Here the windows
-    are grouped into blocks of *block_size* x *block_size* pixels of top-left
-    corners; each block's imagery is read once, in one query, and its patches
-    are cut from it. Items follow the windows block by block (row-major inside
-    a block), so memory holds one or two blocks whatever the region's size.
-    Patches whose pixels are mostly nodata are dropped, and counted, before
-    they leave the worker.
+    are grouped into blocks of *block_shape* pixels of top-left corners; each
+    block's imagery is read once, in one query, and its patches are cut from
+    it. Index *i* is the *i*-th window block by block (row-major inside a
+    block), so a DataLoader that batches indices in order (``batch_size=B``,
+    ``collate_fn=``:func:`keep_batch`) reads through :meth:`__getitems__`
+    and holds one or two blocks whatever the region's size. Blocks one pixel
+    high hold one row of windows each, so the indices then follow the windows
+    in row-major order, as a map writer needs. Patches whose pixels are mostly
+    nodata are dropped, and counted, before they leave the worker.
     """
 
     def __init__(
@@ -32,22 +47,20 @@ class PatchBatches(Dataset[dict[str, Any]]):
         imagery: RasterDataset,
         grid: OutputGrid,
         windows: Sequence[Window],
-        batch_size: int,
         min_valid: float = 0.5,
-        block_size: int = 512,
+        block_shape: tuple[int, int] = (512, 512),
     ) -> None:
-        """Initialise a new PatchBatches.
+        """Initialise a new GridPatches.
 
         Args:
             imagery: the Sentinel-2 dataset, read on its own pixel grid.
             grid: the grid the windows refer to.
             windows: square windows of one size (at least one).
-            batch_size: windows per item (an item may hold fewer).
             min_valid: least fraction of a patch's pixels with data (any band
-                non-zero) for the patch to be kept.
-            block_size: side of a block of window corners, pixels; a block's
-                read covers its windows, ``block_size + window side`` pixels
-                at most.
+                non-zero) for the patch to be kept (0 keeps every patch).
+            block_shape: ``(height, width)`` of a block of window corners,
+                pixels; a block's read covers its windows, up to
+                ``block_shape`` plus the window side in each direction.
         """
         #: Where pixels are read from.
         self.imagery = imagery
@@ -55,16 +68,13 @@ class PatchBatches(Dataset[dict[str, Any]]):
         self.grid = grid
         #: Window side, pixels.
         self.size = int(windows[0].width)
-        #: Windows per item.
-        self.batch_size = batch_size
         #: Least fraction of pixels with data in a kept patch.
         self.min_valid = min_valid
         rows = np.array([int(w.row_off) for w in windows], dtype=np.int64)
         cols = np.array([int(w.col_off) for w in windows], dtype=np.int64)
-        block_row, block_col = rows // block_size, cols // block_size
+        block_row, block_col = rows // block_shape[0], cols // block_shape[1]
         order = np.lexsort((cols, rows, block_col, block_row))
-        #: Top-left pixel of each window on the grid, ``[N]`` each, in the
-        #: order items deliver them.
+        #: Top-left pixel of each window on the grid, ``[N]`` each, by index.
         self.rows, self.cols = rows[order], cols[order]
         keys = block_row[order] * (int(block_col.max()) + 1) + block_col[order]
         #: Block of each window, ``[N]``, numbered in reading order.
@@ -81,18 +91,30 @@ class PatchBatches(Dataset[dict[str, Any]]):
         self._cache: dict[int, tuple[Tensor, Tensor]] = {}
 
     def __len__(self) -> int:
-        """Return the number of batches.
+        """Return the number of windows.
 
         Returns:
-            Items, each of up to :attr:`batch_size` windows.
+            Windows over the grid.
         """
-        return math.ceil(len(self.rows) / self.batch_size)
+        return len(self.rows)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        """Read the patches of one batch.
+        """Read one window, as a batch of one.
 
         Args:
-            index: batch number.
+            index: window number.
+
+        Returns:
+            See :meth:`__getitems__`.
+        """
+        return self.__getitems__([index])
+
+    def __getitems__(self, indices: Sequence[int]) -> dict[str, Any]:
+        """Read the patches of a batch of windows.
+
+        Args:
+            indices: window numbers, best in increasing order (blocks read
+                for earlier indices are not kept).
 
         Returns:
             ``image`` float32 ``[n, C, size, size]`` reflectance x10000 of the
@@ -100,7 +122,7 @@ class PatchBatches(Dataset[dict[str, Any]]):
             their top-left pixels on the grid, and ``skipped``, the number of
             the batch's windows dropped as mostly nodata.
         """
-        batch = slice(index * self.batch_size, (index + 1) * self.batch_size)
+        batch = np.asarray(indices, dtype=np.int64)
         rows, cols, blocks = self.rows[batch], self.cols[batch], self.blocks[batch]
         images, kept = [], []
         for block in np.unique(blocks):
@@ -129,7 +151,7 @@ class PatchBatches(Dataset[dict[str, Any]]):
     def _block(self, block: int) -> tuple[Tensor, Tensor]:
         """The imagery of a block and the integral image of its valid pixels.
 
-        Only the blocks of the current item and the one before are kept.
+        Only the blocks of the current batch and the one before are kept.
 
         Args:
             block: block number.
@@ -166,7 +188,7 @@ class PatchBatches(Dataset[dict[str, Any]]):
         except IndexError:
             # A block over a gap between scenes: no data at all.
             image = torch.zeros(len(self.imagery.bands), int(height), int(width))
-        valid = image.ne(0).any(dim=0).int()
+        valid = has_data(image, dim=0).int()
         integral = torch.zeros(int(height) + 1, int(width) + 1, dtype=torch.int32)
         integral[1:, 1:] = valid.cumsum(0).cumsum(1)
         return image, integral
