@@ -311,8 +311,9 @@ def test_patch_batches_match_window_reads(
     """Patches cut from block reads equal windows read one by one.
 
     Small blocks and batches make batches straddle blocks; overlapping
-    windows share pixels between blocks. Blocks one pixel high (as maps read)
-    keep every window, in the grid's row-major order.
+    windows share pixels between blocks. Each patch comes with its pixels
+    with data. Blocks one pixel high (as maps read) keep every window, in the
+    grid's row-major order.
     """
     imagery = CentralValleyS2(root / "sentinel2")
     grid = output_grid(imagery)
@@ -329,11 +330,12 @@ def test_patch_batches_match_window_reads(
     order, skipped = [], 0
     for batch in DataLoader(patches, batch_size=5, collate_fn=keep_batch):
         skipped += batch["skipped"]
-        for image, row, col in zip(
-            batch["image"], batch["row"], batch["col"], strict=True
+        for image, valid, row, col in zip(
+            batch["image"], batch["valid"], batch["row"], batch["col"], strict=True
         ):
             place = (int(row), int(col))
             torch.testing.assert_close(image, reads[place])
+            assert torch.equal(valid, reads[place].ne(0).any(0))
             order.append(place)
     valid = [
         p for p, image in reads.items() if image.ne(0).any(0).float().mean() >= 0.5

@@ -88,7 +88,7 @@ class GridPatches(Dataset[dict[str, Any]]):
         #: Pixel window read for each block, the union of its windows: ``[B,
         #: 4]`` ``(row, col, height, width)``.
         self.block_windows = np.stack([top, left, height, width], axis=1)
-        self._cache: dict[int, tuple[Tensor, Tensor]] = {}
+        self._cache: dict[int, tuple[Tensor, Tensor, Tensor]] = {}
 
     def __len__(self) -> int:
         """Return the number of windows.
@@ -118,16 +118,17 @@ class GridPatches(Dataset[dict[str, Any]]):
 
         Returns:
             ``image`` float32 ``[n, C, size, size]`` reflectance x10000 of the
-            kept patches (0 = nodata), ``row`` and ``col`` int64 ``[n]`` of
-            their top-left pixels on the grid, and ``skipped``, the number of
-            the batch's windows dropped as mostly nodata.
+            kept patches (0 = nodata), ``valid`` bool ``[n, size, size]``
+            (False where every band is nodata), ``row`` and ``col`` int64
+            ``[n]`` of their top-left pixels on the grid, and ``skipped``, the
+            number of the batch's windows dropped as mostly nodata.
         """
         batch = np.asarray(indices, dtype=np.int64)
         rows, cols, blocks = self.rows[batch], self.cols[batch], self.blocks[batch]
-        images, kept = [], []
+        images, masks, kept = [], [], []
         for block in np.unique(blocks):
             members = np.flatnonzero(blocks == block)
-            image, integral = self._block(int(block))
+            image, valid, integral = self._block(int(block))
             top, left = self.block_windows[block, :2]
             r = torch.from_numpy(rows[members] - top)
             c = torch.from_numpy(cols[members] - left)
@@ -139,17 +140,19 @@ class GridPatches(Dataset[dict[str, Any]]):
             # [h - s + 1, w - s + 1, C, s, s]: every window of the block, a view.
             patches = image.unfold(1, s, 1).unfold(2, s, 1).permute(1, 2, 0, 3, 4)
             images.append(patches[r[keep], c[keep]])
+            masks.append(valid.unfold(0, s, 1).unfold(1, s, 1)[r[keep], c[keep]])
             kept.append(members[keep.numpy()])
         chosen = np.concatenate(kept)
         return {
             "image": images[0] if len(images) == 1 else torch.cat(images),
+            "valid": masks[0] if len(masks) == 1 else torch.cat(masks),
             "row": torch.from_numpy(rows[chosen]),
             "col": torch.from_numpy(cols[chosen]),
             "skipped": len(rows) - len(chosen),
         }
 
-    def _block(self, block: int) -> tuple[Tensor, Tensor]:
-        """The imagery of a block and the integral image of its valid pixels.
+    def _block(self, block: int) -> tuple[Tensor, Tensor, Tensor]:
+        """The imagery of a block, its pixels with data and their integral image.
 
         Only the blocks of the current batch and the one before are kept.
 
@@ -157,8 +160,9 @@ class GridPatches(Dataset[dict[str, Any]]):
             block: block number.
 
         Returns:
-            ``[C, h, w]`` reflectance x10000 and int32 ``[h + 1, w + 1]``
-            counts of pixels with data above and left of each pixel corner.
+            ``[C, h, w]`` reflectance x10000, bool ``[h, w]`` pixels with
+            data (any band non-zero) and int32 ``[h + 1, w + 1]`` counts of
+            pixels with data above and left of each pixel corner.
         """
         if block not in self._cache:
             for old in [key for key in self._cache if key < block - 1]:
@@ -168,7 +172,7 @@ class GridPatches(Dataset[dict[str, Any]]):
 
     def _read(
         self, row: np.int64, col: np.int64, height: np.int64, width: np.int64
-    ) -> tuple[Tensor, Tensor]:
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """Read a pixel window of the grid and count its pixels with data.
 
         Args:
@@ -188,7 +192,7 @@ class GridPatches(Dataset[dict[str, Any]]):
         except IndexError:
             # A block over a gap between scenes: no data at all.
             image = torch.zeros(len(self.imagery.bands), int(height), int(width))
-        valid = has_data(image, dim=0).int()
+        valid = has_data(image, dim=0)
         integral = torch.zeros(int(height) + 1, int(width) + 1, dtype=torch.int32)
-        integral[1:, 1:] = valid.cumsum(0).cumsum(1)
-        return image, integral
+        integral[1:, 1:] = valid.int().cumsum(0).cumsum(1)
+        return image, valid, integral

@@ -125,17 +125,23 @@ class Embedder:
         self.mean = torch.tensor(mean, device=device).view(1, -1, 1, 1)
         self.std = torch.tensor(std, device=device).view(1, -1, 1, 1)
 
-    def __call__(self, image: Tensor) -> npt.NDArray[np.float32]:
+    def __call__(self, image: Tensor, valid: Tensor) -> npt.NDArray[np.float32]:
         """Embed a batch of patches.
 
         Args:
             image: ``[B, C, H, W]`` reflectance x10000, 0 = nodata.
+            valid: ``[B, H, W]`` pixels with data.
 
         Returns:
             ``[B, D]`` pooled backbone features. Nodata pixels enter the
             network as the band means (0 after normalisation), as in maps.
         """
-        x, _ = normalise(image.to(self.device, non_blocking=True), self.mean, self.std)
+        x, _ = normalise(
+            image.to(self.device, non_blocking=True),
+            self.mean,
+            self.std,
+            valid.to(self.device, non_blocking=True),
+        )
         features: Tensor = self.backbone(x)
         return features.float().cpu().numpy()
 
@@ -300,7 +306,7 @@ def embed_region(
             skipped += batch["skipped"]
             image, rows, cols = batch["image"], batch["row"], batch["col"]
             if len(image):
-                embeddings = embedder(image)
+                embeddings = embedder(image, batch["valid"])
                 footprints = info.footprints(rows.numpy(), cols.numpy())
                 writer.write(
                     rows.numpy(), cols.numpy(), scene_dates(footprints), embeddings

@@ -148,7 +148,9 @@ class MapPredictionTask(BaseTask):
 
         Args:
             batch: ``image`` ``[B, C, h, w]`` reflectance x10000 (0 = nodata),
-                ``row`` and ``col`` ``[B]`` of each window on the grid.
+                ``row`` and ``col`` ``[B]`` of each window on the grid, and
+                optionally ``valid`` ``[B, h, w]``, the pixels with data
+                (found from the image when absent).
             batch_idx: index of the batch.
             dataloader_idx: index of the dataloader.
 
@@ -157,7 +159,7 @@ class MapPredictionTask(BaseTask):
             the window for classification), ``valid`` ``[B, h, w]`` (False
             where every band is nodata), ``row`` and ``col`` as given.
         """
-        x, valid = normalise(batch["image"], self.mean, self.std)
+        x, valid = normalise(batch["image"], self.mean, self.std, batch.get("valid"))
         probability = torch.sigmoid(self.model(x).float())
         if probability.ndim == 1:
             probability = probability.view(-1, 1, 1).expand_as(valid)
