@@ -817,6 +817,28 @@ def test_batch_size_does_not_change_the_map(
     )
 
 
+def test_reading_workers_do_not_change_the_map(
+    scene: SampleScene,
+    checkpoints: dict[str, Path],
+    maps: dict[str, MapResult],
+    tmp_path: Path,
+) -> None:
+    # Each worker reads the rows of windows of its own batches; batches that
+    # straddle two rows make two workers read the same row.
+    result = run(
+        checkpoints["classification"],
+        scene.root,
+        tmp_path / "map.tif",
+        batch_size=5,
+        num_workers=2,
+    )
+    default = maps["classification"].files
+    assert np.array_equal(read(result.files.classes), read(default.classes))
+    np.testing.assert_allclose(
+        read(result.files.probability), read(default.probability), atol=1e-5
+    )
+
+
 # --------------------------------------------------------------------------
 # 4. Nodata in the imagery.
 
