@@ -152,7 +152,8 @@ class MapDataModule(BaseDataModule):
         """Leave batches as read; the model normalises with its own statistics.
 
         Args:
-            batch: ``image`` ``[B, C, h, w]``, ``row``, ``col``, ``skipped``.
+            batch: ``image`` ``[B, C, h, w]``, ``valid``, ``row``, ``col``,
+                ``skipped``.
             dataloader_idx: index of the dataloader.
 
         Returns:

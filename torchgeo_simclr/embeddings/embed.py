@@ -269,8 +269,7 @@ def embed_region(
         datamodule.setup("predict")
     assert datamodule.imagery is not None
     assert datamodule.grid is not None
-    imagery, grid = datamodule.imagery, datamodule.grid
-    windows = grid.windows(size, size - step)
+    imagery, grid, windows = datamodule.imagery, datamodule.grid, datamodule.windows
     target = resolve_device(device)
     loader = DataLoader(
         GridPatches(imagery, grid, windows),
