@@ -232,14 +232,12 @@ def _stage(
     ]
 
 
-def _speed(
-    timer: FreshProcessTimer, outcome: RunOutcome, patch_size: int
-) -> dict[str, float]:
+def _speed(timer: FreshProcessTimer, outcome: RunOutcome) -> dict[str, float]:
     checkpoints: dict[str, str | Path] = {"model": outcome.checkpoint}
     teacher = outcome.task.hparams.get("teacher")
     if teacher is not None:
         checkpoints["teacher"] = teacher
-    return timer(checkpoints, patch_size)
+    return timer(checkpoints, outcome.task.data_metadata.patch_size)
 
 
 def run_experiment(plan: ExperimentPlan, progress: bool = True) -> list[dict[str, Any]]:
@@ -297,7 +295,7 @@ def run_experiment(plan: ExperimentPlan, progress: bool = True) -> list[dict[str
             start = time.perf_counter()
             outcome = run_stage(config, run_dir, [*common, *arguments])
             seconds = time.perf_counter() - start
-            speed = _speed(timer, outcome, outcome.task.data_metadata.patch_size)
+            speed = _speed(timer, outcome)
             row = _row(method, fraction, seed, outcome, speed, seconds)
             if progress:
                 bar.write(
