@@ -230,8 +230,8 @@ def test_fewer_bands_than_the_checkpoint_s(
         ],
         capsys,
     )
-    assert "in_channels=12" in err
-    assert "4 bands" in err
+    assert str(pretrained) in err
+    assert str(list(S2_BANDS)) in err
     assert "['B02', 'B03', 'B04', 'B08']" in err
 
 
@@ -251,6 +251,58 @@ def test_student_on_another_split(
     )
     assert "spatial split" in err
     assert "seed" in err
+
+
+@pytest.mark.parametrize(
+    ("config", "argument", "given", "found", "expected"),
+    [
+        ("finetune_quickstart.yaml", "checkpoint", "finetuned", "finetune", "simclr"),
+        ("distill_quickstart.yaml", "teacher", "pretrained", "simclr", "finetune"),
+    ],
+)
+def test_checkpoint_of_the_wrong_kind(
+    workdir: Path,
+    request: pytest.FixtureRequest,
+    capsys: pytest.CaptureFixture[str],
+    config: str,
+    argument: str,
+    given: str,
+    found: str,
+    expected: str,
+) -> None:
+    path = request.getfixturevalue(given)
+    err = fit_error(
+        [
+            "--config",
+            str(CONF / config),
+            *tiny(workdir),
+            f"--model.init_args.{argument}",
+            str(path),
+        ],
+        capsys,
+    )
+    assert str(path) in err
+    assert f"kind {found!r}" in err
+    assert f"{expected!r}" in err
+
+
+@pytest.mark.parametrize("content", [b"", b"not a checkpoint\n"])
+def test_a_file_that_is_no_checkpoint(
+    workdir: Path, capsys: pytest.CaptureFixture[str], content: bytes
+) -> None:
+    path = workdir / "notes.ckpt"
+    path.write_bytes(content)
+    err = fit_error(
+        [
+            "--config",
+            str(CONF / "finetune_quickstart.yaml"),
+            *tiny(workdir),
+            "--model.init_args.checkpoint",
+            str(path),
+        ],
+        capsys,
+    )
+    assert f"{str(path)!r} is not a readable PyTorch checkpoint" in err
 
 
 def test_segment_quickstart_config_makes_a_model_predict_can_map(

@@ -139,14 +139,15 @@ def run_cli(arguments: Sequence[str]) -> "LightningCLI":
     Returns:
         The finished CLI, with its ``trainer``, ``model`` and ``datamodule``.
     """
-    from lightning.pytorch.cli import LightningCLI
     from torchgeo.datamodules import BaseDataModule
     from torchgeo.tasks import BaseTask
+
+    from .lightning_cli import PluginCLI
 
     # LightningCLI warns when given args while sys.argv holds others (ours).
     argv, sys.argv = sys.argv, sys.argv[:1]
     try:
-        return LightningCLI(
+        return PluginCLI(
             model_class=BaseTask,
             datamodule_class=BaseDataModule,
             seed_everything_default=0,

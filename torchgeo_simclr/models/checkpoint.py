@@ -2,6 +2,7 @@
 
 import hashlib
 import itertools
+import pickle
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -166,13 +167,28 @@ def read_checkpoint(
         ValueError: if the file is not a checkpoint of an accepted kind.
     """
     path = Path(path)
+    if path.is_dir():
+        msg = (
+            f"Checkpoint {str(path)!r} is a folder; pass the .ckpt file inside "
+            "it that a fit run wrote (e.g. checkpoints/last.ckpt)."
+        )
+        raise ValueError(msg)
     if not path.is_file():
         msg = (
             f"Checkpoint {str(path)!r} does not exist; pass the .ckpt file that "
             "a fit run wrote."
         )
         raise FileNotFoundError(msg)
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    except (pickle.UnpicklingError, EOFError, RuntimeError) as error:
+        found = str(error).split(". ")[0].rstrip(".")
+        msg = (
+            f"Checkpoint {str(path)!r} is not a readable PyTorch checkpoint "
+            f"({found}); pass a .ckpt file that a fit run wrote, and copy it "
+            "again if it was cut short."
+        )
+        raise ValueError(msg) from error
     meta = checkpoint.get(CHECKPOINT_KEY) if isinstance(checkpoint, dict) else None
     if meta is None or meta.get("kind") not in kinds:
         found = (

@@ -135,23 +135,14 @@ class DistillTask(IrrigationTask):
         """Check the data against the teacher's, then record it.
 
         Raises:
-            ValueError: if the bands differ from the teacher's, or the spatial
-                split differs (the student's test blocks could be the
-                teacher's training blocks).
+            ValueError: if the spatial split differs from the teacher's (the
+                student's test blocks could be the teacher's training blocks).
         """
         super().on_fit_start()
         expect_frozen_modules()
         teacher, data = self.teacher_data, self.data_metadata
         if teacher is None or data is None:
             return
-        if teacher.bands != data.bands:
-            msg = (
-                f"Teacher {self.hparams['teacher']!r} was trained on bands "
-                f"{list(teacher.bands)} but the datamodule delivers "
-                f"{list(data.bands)}; set --data.init_args.bands to the teacher's "
-                "bands, in that order."
-            )
-            raise ValueError(msg)
         if teacher.split is not None and data.split not in (None, teacher.split):
             msg = (
                 f"Teacher {self.hparams['teacher']!r} was trained on spatial split "
@@ -159,6 +150,25 @@ class DistillTask(IrrigationTask):
                 "the student could be tested on the teacher's training blocks; use "
                 "the teacher's root, bbox, block_size, split_fractions and seed "
                 "(BigEarthNet: root, scheme and split_seed)."
+            )
+            raise ValueError(msg)
+
+    def check_bands(self, bands: tuple[str, ...]) -> None:
+        """Refuse data of other bands than the teacher was trained on.
+
+        Args:
+            bands: the datamodule's band names, in order.
+
+        Raises:
+            ValueError: if *bands* differ from the teacher's.
+        """
+        teacher = self.teacher_data
+        if teacher is not None and teacher.bands != bands:
+            msg = (
+                f"Teacher {self.hparams['teacher']!r} was trained on bands "
+                f"{list(teacher.bands)} but the datamodule delivers "
+                f"{list(bands)}; set --data.init_args.bands to the teacher's "
+                "bands, in that order."
             )
             raise ValueError(msg)
 

@@ -219,25 +219,29 @@ class FineTuneTask(IrrigationTask):
         return loss
 
     def on_fit_start(self) -> None:
-        """Check the data against the pretraining data, then record it.
-
-        Raises:
-            ValueError: if the datamodule's bands differ from the bands the
-                checkpoint was pretrained on.
-        """
+        """Check the data against the pretraining data, then record it."""
         super().on_fit_start()
         if self.frozen:
             expect_frozen_modules()
-        pretrained, data = self.pretrained_data, self.data_metadata
-        if pretrained is not None and data is not None:  # noqa: SIM102
-            if pretrained.bands != data.bands:
-                msg = (
-                    f"Checkpoint {self.hparams['checkpoint']!r} was pretrained on "
-                    f"bands {list(pretrained.bands)} but the datamodule delivers "
-                    f"{list(data.bands)}; set --data.init_args.bands to the "
-                    "checkpoint's bands, in that order."
-                )
-                raise ValueError(msg)
+
+    def check_bands(self, bands: tuple[str, ...]) -> None:
+        """Refuse data of other bands than the checkpoint was pretrained on.
+
+        Args:
+            bands: the datamodule's band names, in order.
+
+        Raises:
+            ValueError: if *bands* differ from the checkpoint's.
+        """
+        pretrained = self.pretrained_data
+        if pretrained is not None and pretrained.bands != bands:
+            msg = (
+                f"Checkpoint {self.hparams['checkpoint']!r} was pretrained on "
+                f"bands {list(pretrained.bands)} but the datamodule delivers "
+                f"{list(bands)}; set --data.init_args.bands to the "
+                "checkpoint's bands, in that order."
+            )
+            raise ValueError(msg)
 
     def configure_optimizers(self) -> OptimizerLRScheduler:
         """AdamW over the trainable parameters, pretrained stages at *backbone_lr*.

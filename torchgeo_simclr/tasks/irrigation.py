@@ -175,11 +175,28 @@ class IrrigationTask(BaseTask):
         return torch.sigmoid(self.model(batch["image"]))
 
     def on_fit_start(self) -> None:
-        """Record the datamodule's bands, statistics, patch size and split."""
+        """Check, then record, the datamodule's bands, statistics, patch size and split.
+
+        Raises:
+            ValueError: if the bands differ from :meth:`check_bands`'s, or
+                their number from the model's ``in_channels``.
+        """
         datamodule = getattr(self.trainer, "datamodule", None)
+        bands = getattr(datamodule, "bands", None)
+        if bands is not None:
+            self.check_bands(tuple(bands))
         self.data_metadata = DataMetadata.from_datamodule(
             datamodule, self.model.spec.in_channels
         )
+
+    def check_bands(self, bands: tuple[str, ...]) -> None:
+        """Refuse data of other bands than the weights were trained on.
+
+        Nothing to check here; stages that start from a checkpoint do.
+
+        Args:
+            bands: the datamodule's band names, in order.
+        """
 
     def adamw_schedule(self, params: Iterable[Any]) -> OptimizerLRScheduler:
         """AdamW at ``lr`` and ``weight_decay`` with the warm-up + cosine schedule.

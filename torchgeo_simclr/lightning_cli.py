@@ -1,0 +1,66 @@
+"""LightningCLI that reports a task's or datamodule's own error for bad input."""
+
+import importlib
+from typing import Any
+
+from lightning.pytorch.cli import LightningCLI
+
+#: What ``torchgeo-simclr`` reports as one line of bad input.
+INPUT_ERRORS = (FileNotFoundError, FileExistsError, PermissionError, ValueError)
+
+
+def construction_error(spec: Any) -> BaseException | None:
+    """The error that building a ``class_path``/``init_args`` config raises.
+
+    Args:
+        spec: a parsed ``model`` or ``data`` entry (a jsonargparse Namespace
+            with ``class_path`` and ``init_args``), or anything else.
+
+    Returns:
+        The bad-input error the class's constructor raises with these
+        arguments, or None where it builds, or where *spec* is not such an
+        entry.
+    """
+    class_path = getattr(spec, "class_path", None)
+    init_args = getattr(spec, "init_args", None)
+    if not isinstance(class_path, str) or init_args is None:
+        return None
+    module, _, name = class_path.rpartition(".")
+    try:
+        getattr(importlib.import_module(module), name)(**init_args.as_dict())
+    except INPUT_ERRORS as error:
+        return error
+    except Exception:
+        # Not bad input (or arguments that need jsonargparse to build them):
+        # jsonargparse's own report stands.
+        return None
+    return None
+
+
+class PluginCLI(LightningCLI):
+    """LightningCLI whose model or datamodule errors reach the user unwrapped.
+
+    LightningCLI builds ``model`` and ``data`` through jsonargparse, which
+    catches whatever their constructors raise and reports it inside a
+    "Does not validate against any of the Union subtypes" dump of the whole
+    configuration. Here, when that happens, the constructor that failed is
+    called again directly and its own error (e.g. a checkpoint of the wrong
+    kind, named with the kind that was expected) is raised instead.
+    """
+
+    def instantiate_classes(self) -> None:
+        """Build the classes; raise the model's or datamodule's own error.
+
+        Raises:
+            FileNotFoundError: from the model's or datamodule's constructor.
+            ValueError: from those constructors, or jsonargparse's own.
+        """
+        try:
+            super().instantiate_classes()
+        except ValueError:
+            config = self.config[self.subcommand] if self.subcommand else self.config
+            for key in ("model", "data"):
+                error = construction_error(config.get(key))
+                if error is not None:
+                    raise error from None
+            raise
