@@ -176,6 +176,25 @@ def test_finished_experiment_runs_nothing(
     assert (ran / "results.csv").read_bytes() == before
 
 
+def test_resuming_with_other_settings_is_refused(
+    ran: Path,
+    command: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    before = (ran / "results.csv").read_bytes()
+    monkeypatch.setattr(experiment, "run_stage", forbidden)
+    other = [*command, "--data.init_args.seed", "3"]
+    with pytest.raises(SystemExit) as exit_info:
+        main(other)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "stage arguments" in err
+    assert "another --out" in err
+    assert (ran / "results.csv").read_bytes() == before
+
+
 def test_missing_row_is_run_again(
     ran: Path,
     command: list[str],
@@ -272,3 +291,33 @@ def test_missing_config_is_one_line(
     assert "nowhere.yaml" in err
     assert "--finetune-config" in err
     assert not (tmp_path / "results.csv").exists()
+
+
+@pytest.mark.parametrize(
+    ("option", "values", "named"),
+    [
+        ("--fractions", ["10"], "got 10"),
+        ("--fractions", ["0"], "got 0"),
+        ("--fractions", ["0.01", "0.1", "0.01"], "lists 0.01 more than once"),
+        ("--seeds", ["0", "1", "1"], "lists 1 more than once"),
+    ],
+)
+def test_bad_fractions_or_seeds_stop_before_any_run(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    option: str,
+    values: list[str],
+    named: str,
+) -> None:
+    out = tmp_path / "experiment"
+    with pytest.raises(SystemExit) as exit_info:
+        main(
+            ["experiment", "--root", str(tmp_path), "--out", str(out), option, *values]
+        )
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith(f"torchgeo-simclr experiment: error: {option}")
+    assert named in err
+    # Nothing ran: no pretraining, no run directory.
+    assert not out.exists()

@@ -4,6 +4,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 from torchgeo_simclr.cli import fit, main, run_cli
 from torchgeo_simclr.constants import S2_BANDS
@@ -251,6 +252,22 @@ def test_student_on_another_split(
     )
     assert "spatial split" in err
     assert "seed" in err
+
+
+def test_a_rerun_replaces_the_checkpoint_the_next_stage_reads(
+    workdir: Path, pretrained: Path, finetuned: Path
+) -> None:
+    again = short_fit(
+        "finetune_quickstart.yaml",
+        workdir,
+        "--model.init_args.checkpoint",
+        str(pretrained),
+        "--model.init_args.lr",
+        "0.0123",
+    )
+    assert again == finetuned
+    assert torch.load(again, weights_only=False)["hyper_parameters"]["lr"] == 0.0123
+    assert not list(again.parent.glob("last-v*.ckpt"))
 
 
 @pytest.mark.parametrize(

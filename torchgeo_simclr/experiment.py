@@ -68,6 +68,31 @@ class ExperimentPlan:
     #: Extra LightningCLI arguments given to every stage.
     extra_args: Sequence[str] = field(default_factory=tuple)
 
+    def __post_init__(self) -> None:
+        """Refuse fractions and seeds that would fail or clash, before any run.
+
+        Raises:
+            ValueError: for a fraction outside (0, 1], or a fraction or seed
+                given twice (both runs would share one directory).
+        """
+        for fraction in self.fractions:
+            if not 0 < fraction <= 1:
+                msg = (
+                    f"--fractions takes shares of the labelled patches in (0, 1], "
+                    f"got {fraction:g}; pass e.g. --fractions 0.01 0.1 1 for 1%, "
+                    "10% and all."
+                )
+                raise ValueError(msg)
+        for name, values in (("fractions", self.fractions), ("seeds", self.seeds)):
+            repeated = sorted({v for v in values if list(values).count(v) > 1})
+            if repeated:
+                msg = (
+                    f"--{name} lists {', '.join(f'{v:g}' for v in repeated)} more "
+                    "than once; give each once (a repeat would redo the same run "
+                    "in the same directory)."
+                )
+                raise ValueError(msg)
+
 
 @dataclass(frozen=True)
 class RunOutcome:
@@ -240,6 +265,59 @@ def _speed(timer: FreshProcessTimer, outcome: RunOutcome) -> dict[str, float]:
     return timer(checkpoints, outcome.task.data_metadata.patch_size)
 
 
+#: Where an experiment records the settings its rows were made with.
+SETTINGS_FILE = "settings.json"
+
+
+def check_settings(plan: ExperimentPlan, resuming: bool) -> None:
+    """Record the settings that make a row, or check them against the record.
+
+    Rows are reused by method, fraction and seed only, so resuming with
+    another encoder, scene, config or stage arguments would mix two
+    experiments in one table. Fractions and seeds may change: new ones add
+    rows.
+
+    Args:
+        plan: this run's plan.
+        resuming: whether ``results.csv`` already holds rows.
+
+    Raises:
+        ValueError: if the rows were made with other settings.
+    """
+    settings = {
+        "root": str(plan.root.resolve()),
+        "checkpoint": None
+        if plan.checkpoint is None
+        else str(plan.checkpoint.resolve()),
+        "configs": [
+            str(config.resolve())
+            for config in (
+                plan.pretrain_config,
+                plan.finetune_config,
+                plan.supervised_config,
+                plan.distill_config,
+            )
+        ],
+        "stage arguments": list(plan.extra_args),
+    }
+    path = plan.out / SETTINGS_FILE
+    if resuming and path.exists():
+        recorded = json.loads(path.read_text())
+        changed = [key for key in settings if recorded.get(key) != settings[key]]
+        if changed:
+            key = changed[0]
+            msg = (
+                f"--out {str(plan.out)!r} holds results made with {key} "
+                f"{recorded.get(key)!r}, but this run has {settings[key]!r}; pass "
+                "another --out for a new experiment, or the same settings to "
+                "resume this one."
+            )
+            raise ValueError(msg)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps(settings, indent=2) + "\n")
+    os.replace(partial, path)
+
+
 def run_experiment(plan: ExperimentPlan, progress: bool = True) -> list[dict[str, Any]]:
     """Run (or resume) the experiment and write ``results.csv`` and the plot.
 
@@ -253,6 +331,7 @@ def run_experiment(plan: ExperimentPlan, progress: bool = True) -> list[dict[str
     plan.out.mkdir(parents=True, exist_ok=True)
     results = plan.out / "results.csv"
     rows: list[dict[str, Any]] = list(read_results(results))
+    check_settings(plan, resuming=bool(rows))
     done = {_key(r["method"], float(r["fraction"]), int(r["seed"])): r for r in rows}
     common = ["--data.init_args.root", str(plan.root), *plan.extra_args]
     todo = [
