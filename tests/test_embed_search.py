@@ -1,8 +1,10 @@
 """Embedding index and search by example: embed, top_k, queries, outputs, CLIs."""
 
 import hashlib
+import importlib
 import json
 import re
+import shutil
 import sys
 import types
 from datetime import date
@@ -550,6 +552,47 @@ def test_polygon_search(index: EmbedResult, tmp_path: Path) -> None:
     )
 
 
+def test_a_polygon_smaller_than_a_patch_queries_the_patch_under_it(
+    index: EmbedResult, tmp_path: Path
+) -> None:
+    frame = gpd.read_parquet(index.path)
+    x = FAKE_ORIGIN[0] + (COPY[1] + PATCH / 2) * 10
+    y = FAKE_ORIGIN[1] - (COPY[0] + PATCH / 2) * 10
+    # 20 m square 60-80 m east and north of the patch centre: no centre inside.
+    corners = [(60, 60), (80, 60), (80, 80), (60, 80), (60, 60)]
+    ring = [TO_LONLAT.transform(x + dx, y + dy) for dx, dy in corners]
+    small = polygon_file(tmp_path / "small.geojson", ring)
+    result = search(index.path, tmp_path / "small.gpkg", polygon=small, k=1)
+    assert [place(frame, int(i)) for i in result.query_rows] == [COPY]
+    assert place(result.hits, 0) == ORIGINAL
+
+
+def test_thumbnails_come_from_the_root_given(
+    index: EmbedResult, root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    moved = tmp_path / "moved"
+    shutil.copytree(root, moved)
+    search_module = importlib.import_module("torchgeo_simclr.embeddings.search")
+    read: list[Path] = []
+    real = search_module.read_thumbnails
+
+    def recording(imagery: Path, *args: Any) -> Any:
+        read.append(Path(imagery))
+        return real(imagery, *args)
+
+    monkeypatch.setattr(search_module, "read_thumbnails", recording)
+    ring = square_around(*ORIGINAL)
+    queries = {
+        "lonlat": lonlat_of(*ORIGINAL),
+        "polygon": polygon_file(tmp_path / "one.geojson", ring),
+    }
+    for name, value in queries.items():
+        read.clear()
+        out = tmp_path / f"{name}.gpkg"
+        search(index.path, out, k=2, root=moved, **{name: value})  # type: ignore[arg-type]
+        assert read == [moved, moved]
+
+
 def test_parquet_query(
     index: EmbedResult, simclr: Path, root: Path, tmp_path: Path
 ) -> None:
@@ -681,6 +724,19 @@ def test_search_errors(
         out,
     )
     assert "lies outside the indexed area" in err
+    garbled = tmp_path / "garbled.geojson"
+    garbled.write_text("not json")
+    err = cli_error(
+        capsys,
+        "search",
+        "--index",
+        str(index.path),
+        "--geojson",
+        str(garbled),
+        "--out",
+        out,
+    )
+    assert f"--geojson {str(garbled)!r} is not a vector file GDAL reads" in err
     err = cli_error(
         capsys,
         "search",

@@ -5,7 +5,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from pyproj import CRS
 from rasterio.windows import Window
 from torch import Tensor
 from torch.utils.data import DataLoader
@@ -13,7 +12,7 @@ from torchgeo.datamodules import BaseDataModule
 
 from ..constants import S2_BANDS
 from ..datasets import CentralValleyS2
-from ..inference.grid import LONLAT, OutputGrid, output_grid
+from ..inference.grid import LONLAT, OutputGrid, output_grid, parse_bbox_crs
 from .central_valley import fresh_file_handles
 from .patches import GridPatches, keep_batch
 
@@ -76,7 +75,7 @@ class MapDataModule(BaseDataModule):
         self.root = Path(root)
         #: Region and its CRS.
         self.bbox = None if bbox is None else tuple(float(v) for v in bbox)
-        self.bbox_crs = CRS.from_user_input(bbox_crs) if bbox_crs else LONLAT
+        self.bbox_crs = parse_bbox_crs(bbox_crs) if bbox_crs else LONLAT
         #: Bands read, in model order.
         self.bands = list(bands)
         #: Window side and overlap, pixels.

@@ -20,6 +20,7 @@ from tqdm import tqdm
 from ..datamodules.central_valley import fresh_file_handles
 from ..datamodules.patches import GridPatches, keep_batch
 from ..datamodules.prediction import MapDataModule
+from ..inference.device import resolve_device
 from ..inference.normalise import normalise
 from ..models.backbone import feature_size
 from ..models.checkpoint import DataMetadata, Encoder, load_backbone
@@ -82,21 +83,6 @@ class SceneDates:
         np.minimum.at(earliest, patch, self.dates[scene])
         dates: list[date] = earliest.tolist()
         return dates
-
-
-def resolve_device(device: str) -> torch.device:
-    """The torch device of a ``--device`` value.
-
-    Args:
-        device: ``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda``,
-            ``cuda:N`` or ``mps``.
-
-    Returns:
-        The device.
-    """
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 class Embedder:

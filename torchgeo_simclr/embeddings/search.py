@@ -8,7 +8,7 @@ exactly over every row of the index.
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Final
 
@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pyogrio.errors
 import shapely
 from pyproj import CRS, Transformer
 
@@ -249,6 +250,9 @@ def point_query(index: EmbeddingIndex, lon: float, lat: float) -> Query:
 def polygon_query(index: EmbeddingIndex, path: str | os.PathLike[str]) -> Query:
     """The indexed patches whose centres lie inside the polygons of a file.
 
+    Polygons smaller than a patch may hold no patch centre; then the patches
+    they overlap make the query.
+
     Args:
         index: the searched index.
         path: a GeoJSON file (or any vector file GDAL reads) of polygons; a
@@ -259,14 +263,22 @@ def polygon_query(index: EmbeddingIndex, path: str | os.PathLike[str]) -> Query:
 
     Raises:
         FileNotFoundError: if *path* does not exist.
-        ValueError: if the file holds no polygon or no patch centre lies in one.
+        ValueError: if the file is unreadable, holds no polygon, or none
+            overlaps an indexed patch.
     """
     if not Path(path).is_file():
         msg = (
             f"--geojson {str(path)!r} does not exist; pass a GeoJSON file of polygons."
         )
         raise FileNotFoundError(msg)
-    shapes = gpd.read_file(path)
+    try:
+        shapes = gpd.read_file(path)
+    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as error:
+        msg = (
+            f"--geojson {str(path)!r} is not a vector file GDAL reads ({error}); "
+            "pass a GeoJSON file of polygons (an index goes to --query)."
+        )
+        raise ValueError(msg) from error
     if shapes.crs is None:
         shapes = shapes.set_crs(LONLAT)
     polygonal = shapes[shapes.geom_type.isin(["Polygon", "MultiPolygon"])]
@@ -281,11 +293,12 @@ def polygon_query(index: EmbeddingIndex, path: str | os.PathLike[str]) -> Query:
     centres = (index.bounds[:, :2] + index.bounds[:, 2:]) / 2
     inside = np.flatnonzero(shapely.contains_xy(area, centres[:, 0], centres[:, 1]))
     if not len(inside):
+        footprints = shapely.box(*index.bounds.T)
+        inside = np.flatnonzero(shapely.intersects(area, footprints))
+    if not len(inside):
         extent = lonlat_extent(polygonal.total_bounds, polygonal.crs)
         raise _outside(
-            index,
-            f"polygon {str(path)!r} (lon/lat {extent})",
-            "draw it over indexed patches (a patch counts when its centre is inside)",
+            index, f"polygon {str(path)!r} (lon/lat {extent})", "draw it over them"
         )
     return _index_query(index, inside.astype(np.int64))
 
@@ -511,9 +524,11 @@ def search(
         )
         raise FileNotFoundError(msg)
     if lonlat is not None:
-        wanted = point_query(searched, float(lonlat[0]), float(lonlat[1]))
+        wanted = replace(
+            point_query(searched, float(lonlat[0]), float(lonlat[1])), root=imagery
+        )
     elif polygon is not None:
-        wanted = polygon_query(searched, polygon)
+        wanted = replace(polygon_query(searched, polygon), root=imagery)
     else:
         assert query is not None
         wanted = file_query(searched, query, None if root is None else imagery)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from pyproj import CRS, Transformer
+from pyproj.exceptions import CRSError
 from rasterio.transform import Affine
 from rasterio.windows import Window
 from torchgeo.datasets import GeoDataset
@@ -14,6 +15,28 @@ from ..datasets.labels import lonlat_extent
 
 #: CRS of a bbox given without one: longitude / latitude in degrees.
 LONLAT = CRS.from_epsg(4326)
+
+
+def parse_bbox_crs(value: str | CRS) -> CRS:
+    """The CRS a ``--bbox-crs`` value names.
+
+    Args:
+        value: anything pyproj reads, e.g. ``"EPSG:32610"``.
+
+    Returns:
+        The CRS.
+
+    Raises:
+        ValueError: if pyproj does not know *value*.
+    """
+    try:
+        return CRS.from_user_input(value)
+    except CRSError as error:
+        msg = (
+            f"--bbox-crs {str(value)!r} is not a CRS that pyproj knows; pass e.g. "
+            "EPSG:4326 for lon/lat or EPSG:32610 for UTM zone 10N metres."
+        )
+        raise ValueError(msg) from error
 
 
 @dataclass(frozen=True)
@@ -124,7 +147,7 @@ def output_grid(
         region = data
     else:
         values = [float(v) for v in bbox]
-        source = CRS.from_user_input(bbox_crs)
+        source = parse_bbox_crs(bbox_crs)
         if len(values) != 4 or not (values[0] < values[2] and values[1] < values[3]):
             msg = (
                 f"bbox {list(bbox)} is not (xmin, ymin, xmax, ymax) with min < max "

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .device import resolve_device
 from .writer import IrrigationMapWriter, MapFiles
 
 
@@ -114,6 +115,7 @@ def predict_map(
     # they fail before a large checkpoint is loaded or any file is opened.
     files = MapFiles.beside(out)
     files.check_writable(overwrite)
+    target = resolve_device(device)
     task = MapPredictionTask(checkpoint)
     size = patch_size or default_window(task.problem, task.data.patch_size)[0]
     if overlap is None:
@@ -142,8 +144,8 @@ def predict_map(
         progress=progress,
     )
     trainer = Trainer(
-        accelerator=device,
-        devices=1,
+        accelerator=target.type,
+        devices=[target.index] if target.index is not None else 1,
         logger=False,
         callbacks=[writer],
         enable_checkpointing=False,
