@@ -60,6 +60,14 @@ ORIGINAL, COPY = (0, 0), (128, 96)
 NODATA_FROM = 152
 
 #: Footprint of the original patch, EPSG:32610 metres.
+#: The top-right patch, all nodata, EPSG:32610 metres.
+NODATA_STRIP = (
+    FAKE_ORIGIN[0] + (SIDE - PATCH) * 10,
+    FAKE_ORIGIN[1] - PATCH * 10,
+    FAKE_ORIGIN[0] + SIDE * 10,
+    FAKE_ORIGIN[1],
+)
+
 FIRST_PATCH = (
     FAKE_ORIGIN[0],
     FAKE_ORIGIN[1] - PATCH * 10,
@@ -791,6 +799,17 @@ def test_query_from_another_checkpoint(
             r"--stride 33 must be between 1 and the patch size 32",
         ),
         (["--stride", "0"], r"--stride 0 must be between 1"),
+        (["--device", "gpu"], r"--device 'gpu' is not a device"),
+        (["--bbox-crs", "foo", "--bbox", "1", "2", "3", "4"], r"'foo' is not a CRS"),
+        (
+            [
+                "--bbox",
+                *map(str, NODATA_STRIP),
+                "--bbox-crs",
+                FAKE_CRS,
+            ],
+            r"all 1 patches over the region are more than half nodata",
+        ),
     ],
 )
 def test_embed_errors(
@@ -816,6 +835,26 @@ def test_embed_errors(
     )
     assert re.search(message, err)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_index_is_not_written_over_a_folder(
+    simclr: Path, root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "index.parquet"
+    folder.mkdir()
+    err = cli_error(
+        capsys,
+        "embed",
+        "--checkpoint",
+        str(simclr),
+        "--root",
+        str(root),
+        "--out",
+        str(folder),
+        "--overwrite",
+    )
+    assert f"--out {str(folder)!r} is a folder" in err
+    assert list(tmp_path.iterdir()) == [folder]
 
 
 def test_outputs_are_not_overwritten(
@@ -849,8 +888,21 @@ def test_outputs_are_not_overwritten(
         "--out",
         str(found.out),
     )
-    assert "pass --overwrite" in err
+    assert f"{found.out} and {found.sheet} already exist; pass --overwrite" in err
     assert (sha256(found.out), sha256(found.sheet)) == hits
+    err = cli_error(
+        capsys,
+        "search",
+        "--index",
+        str(index.path),
+        "--lonlat",
+        *map(str, lonlat_of(*ORIGINAL)),
+        "--out",
+        str(found.out.with_name("new.gpkg")),
+        "--sheet",
+        str(found.out.with_name("sheet.jpg")),
+    )
+    assert "sheet.jpg' must end in .png" in err
 
 
 def test_embedding_map_cli(

@@ -465,7 +465,8 @@ def _embed(args: argparse.Namespace) -> None:
         progress=args.progress,
     )
     print(
-        f"Embedded {result.rows:,} patches ({result.skipped:,} skipped: more than "
+        f"Embedded {result.rows:,} patch{'es' if result.rows != 1 else ''} "
+        f"({result.skipped:,} skipped: more than "
         f"half nodata) in {result.seconds:.1f} s "
         f"({(result.rows + result.skipped) / result.seconds:,.0f} patches/s): "
         f"{result.path}"

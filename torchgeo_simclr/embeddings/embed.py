@@ -219,9 +219,10 @@ def embed_region(
 
     Raises:
         FileExistsError: if *out* exists and *overwrite* is False.
-        ValueError: if *out* is not ``.parquet``, the checkpoint records no
-            bands or statistics, the patch size, stride or batch size is out
-            of range, or the bbox misses the imagery.
+        ValueError: if *out* is not ``.parquet`` or is a folder, the device
+            is unknown or missing, the checkpoint records no bands or
+            statistics, the patch size, stride or batch size is out of range,
+            the bbox misses the imagery, or every patch is mostly nodata.
     """
     start = time.perf_counter()
     out = Path(out)
@@ -231,12 +232,19 @@ def embed_region(
             f"pass e.g. {out.with_suffix('.parquet').name}."
         )
         raise ValueError(msg)
+    if out.is_dir():
+        msg = (
+            f"--out {str(out)!r} is a folder; pass a file name, e.g. "
+            f"{out / 'index.parquet'}."
+        )
+        raise ValueError(msg)
     if out.exists() and not overwrite:
         msg = f"--out {str(out)!r} already exists; pass --overwrite to replace it."
         raise FileExistsError(msg)
     if batch_size < 1:
         msg = f"--batch-size must be at least 1, got {batch_size}; pass e.g. 64."
         raise ValueError(msg)
+    target = resolve_device(device)
     with ThreadPoolExecutor(max_workers=1) as hashing:
         # hashlib releases the GIL: the checkpoint is hashed while it loads.
         digest = hashing.submit(checkpoint_id, checkpoint)
@@ -256,7 +264,6 @@ def embed_region(
     assert datamodule.imagery is not None
     assert datamodule.grid is not None
     imagery, grid, windows = datamodule.imagery, datamodule.grid, datamodule.windows
-    target = resolve_device(device)
     loader = DataLoader(
         GridPatches(imagery, grid, windows),
         batch_size=batch_size,
@@ -297,4 +304,11 @@ def embed_region(
                     rows.numpy(), cols.numpy(), scene_dates(footprints), embeddings
                 )
             bar.update(len(image) + batch["skipped"])
+        if not writer.rows:
+            msg = (
+                f"all {skipped} patches over the region are more than half nodata, "
+                "so the index would be empty; pass a --bbox over imagery with data "
+                "(a bbox smaller than a patch gets the patch at its top-left corner)."
+            )
+            raise ValueError(msg)
     return EmbedResult(out, writer.rows, skipped, time.perf_counter() - start)

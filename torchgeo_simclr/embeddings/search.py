@@ -396,12 +396,22 @@ def _check_outputs(out: Path, sheet: Path, overwrite: bool) -> None:
             f"{out.with_suffix('.gpkg').name}."
         )
         raise ValueError(msg)
+    if sheet.suffix.lower() != ".png":
+        msg = (
+            f"--sheet {str(sheet)!r} must end in .png (the contact sheet is a PNG); "
+            f"pass e.g. {sheet.with_suffix('.png').name}."
+        )
+        raise ValueError(msg)
     if sheet.resolve() == out.resolve():
         msg = f"--sheet {str(sheet)!r} is --out; pass a different PATH.png."
         raise ValueError(msg)
     existing = [str(path) for path in (out, sheet) if path.exists()]
     if existing and not overwrite:
-        msg = f"{existing} already exist(s); pass --overwrite to replace."
+        msg = (
+            f"{' and '.join(existing)} already "
+            f"{'exists' if len(existing) == 1 else 'exist'}; pass --overwrite to "
+            "replace them."
+        )
         raise FileExistsError(msg)
 
 
