@@ -1,10 +1,10 @@
 """The shipped fine-tuning, supervised and distillation configs run, and check data."""
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 
 from torchgeo_simclr.cli import fit, main, run_cli
 from torchgeo_simclr.constants import S2_BANDS
@@ -254,20 +254,37 @@ def test_student_on_another_split(
     assert "seed" in err
 
 
-def test_a_rerun_replaces_the_checkpoint_the_next_stage_reads(
-    workdir: Path, pretrained: Path, finetuned: Path
+def test_a_rerun_names_the_checkpoint_it_wrote(
+    workdir: Path,
+    pretrained: Path,
+    finetuned: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    again = short_fit(
-        "finetune_quickstart.yaml",
-        workdir,
-        "--model.init_args.checkpoint",
-        str(pretrained),
-        "--model.init_args.lr",
-        "0.0123",
+    before = finetuned.read_bytes()
+    capsys.readouterr()
+    main(
+        [
+            "fit",
+            "--config",
+            str(CONF / "finetune_quickstart.yaml"),
+            *tiny(workdir),
+            "--model.init_args.checkpoint",
+            str(pretrained),
+            "--data.init_args.batch_size",
+            "4",
+            "--trainer.max_steps",
+            "1",
+            "--trainer.limit_val_batches",
+            "1",
+        ]
     )
-    assert again == finetuned
-    assert torch.load(again, weights_only=False)["hyper_parameters"]["lr"] == 0.0123
-    assert not list(again.parent.glob("last-v*.ckpt"))
+    printed = capsys.readouterr().out
+    # The earlier run's checkpoint is kept; the new one is named.
+    assert finetuned.read_bytes() == before
+    written = re.search(r"Checkpoint: (\S+)", printed)
+    assert written is not None
+    assert Path(written[1]).name.startswith("last-v")
+    assert f"({finetuned} holds an earlier run in the same folder" in printed
 
 
 @pytest.mark.parametrize(

@@ -185,6 +185,13 @@ def _fit(args: argparse.Namespace) -> None:
         print("\nNo checkpoint written (fast_dev_run or no ModelCheckpoint).")
     else:
         print(f"\nCheckpoint: {checkpoint.resolve()}")
+        earlier = checkpoint.with_name("last.ckpt")
+        if checkpoint.name.startswith("last-v") and earlier.exists():
+            # Lightning never overwrites a checkpoint: a rerun writes last-vN.
+            print(
+                f"({earlier.resolve()} holds an earlier run in the same folder; "
+                "give the next stage the path above.)"
+            )
 
 
 def _probe(args: argparse.Namespace) -> None:
