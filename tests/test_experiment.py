@@ -276,6 +276,8 @@ def test_summary_of_seeds() -> None:
     assert lines[2] == (
         "| 0.1 | 12 | simclr | 2 | 0.600 ± 0.141 | 0.700 | 11.0 M | 100 |"
     )
+    # One seed has no spread to show.
+    assert "| supervised | 1 | 0.500 (one seed) |" in lines[3]
 
 
 def test_missing_config_is_one_line(

@@ -440,9 +440,10 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for s in summarise(rows):
+        spread = f"± {s['f1_std']:.3f}" if s["n"] > 1 else "(one seed)"
         lines.append(
             f"| {s['fraction']:g} | {s['n_labels']} | {s['method']} | {s['n']} | "
-            f"{s['f1_mean']:.3f} ± {s['f1_std']:.3f} | {s['auroc_mean']:.3f} | "
+            f"{s['f1_mean']:.3f} {spread} | {s['auroc_mean']:.3f} | "
             f"{s['params'] / 1e6:.1f} M | {s['img_s']:.0f} |"
         )
     return "\n".join(lines)
@@ -505,7 +506,7 @@ def plot_results(rows: Sequence[dict[str, Any]], path: Path) -> None:
     ax.set_ylabel("test F1 (irrigated)")
     ax.set_title("Label efficiency on the held-out test blocks")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(loc="lower right")
+    ax.legend(loc="best")
     fig.tight_layout()
     temporary = path.with_name(f".{path.stem}.tmp.png")
     fig.savefig(temporary, dpi=120)
