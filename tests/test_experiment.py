@@ -323,3 +323,20 @@ def test_bad_fractions_or_seeds_stop_before_any_run(
     assert named in err
     # Nothing ran: no pretraining, no run directory.
     assert not out.exists()
+
+
+def test_an_interrupted_experiment_says_how_to_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(experiment, "run_experiment", interrupted)
+    out = tmp_path / "experiment"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["experiment", "--root", str(tmp_path), "--out", str(out)])
+    assert exit_info.value.code == 130
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert f"Finished runs are kept in {out / 'results.csv'}" in err
+    assert "run the same command again to resume" in err

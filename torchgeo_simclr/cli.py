@@ -290,7 +290,15 @@ def _experiment(args: argparse.Namespace) -> None:
         extra_args=args.stage_args,
     )
     _quiet_lightning()
-    rows = run_experiment(plan)
+    try:
+        rows = run_experiment(plan)
+    except KeyboardInterrupt:
+        print(
+            f"\nInterrupted. Finished runs are kept in {plan.out / 'results.csv'}; "
+            "run the same command again to resume.",
+            file=sys.stderr,
+        )
+        raise SystemExit(130) from None
     print(markdown_table(rows))
     print(f"\nResults: {plan.out / 'results.csv'}")
     print(f"Plot:    {plan.out / 'f1_vs_fraction.png'}")

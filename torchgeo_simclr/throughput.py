@@ -1,6 +1,7 @@
 """Inference throughput of models measured side by side on the same batch."""
 
 import multiprocessing
+import signal
 import time
 from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
@@ -82,6 +83,11 @@ def checkpoint_throughput(
     return inference_throughput(models, batch, repeats=CHECKPOINT_REPEATS)
 
 
+def _leave_interrupts_to_the_parent() -> None:
+    """Ignore Ctrl-C in a worker: the parent stops it, without its traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 class FreshProcessTimer:
     """Times checkpoints in a separate process that does nothing else.
 
@@ -113,7 +119,9 @@ class FreshProcessTimer:
         """
         if self.pool is None:
             self.pool = ProcessPoolExecutor(
-                max_workers=1, mp_context=multiprocessing.get_context("spawn")
+                max_workers=1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_leave_interrupts_to_the_parent,
             )
         paths = {name: str(path) for name, path in checkpoints.items()}
         future = self.pool.submit(
