@@ -2,6 +2,7 @@
 
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -333,3 +334,18 @@ def test_embedding_map_missing_root(scene: dict[str, Path], tmp_path: Path) -> N
     with pytest.raises(FileNotFoundError, match=r"no-imagery'?, which does not exist"):
         embedding_map(scene["index"], tmp_path / "map.png", root=missing, thumbnails=3)
     assert not (tmp_path / "map.png").exists()
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ({"max_points": 2}, "--max-points must be at least 3"),
+        ({"thumbnails": -1}, "--thumbnails must be 0 or more"),
+        ({"perplexity": 0.0}, "--perplexity must be positive"),
+    ],
+)
+def test_option_errors_name_the_command_line_option(
+    tmp_path: Path, option: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        embedding_map(tmp_path / "index.parquet", tmp_path / "map.png", **option)

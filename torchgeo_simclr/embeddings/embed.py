@@ -161,14 +161,18 @@ def _patch_geometry(
         raise ValueError(msg)
     size = encoder.data.patch_size if patch_size is None else patch_size
     if size < 1:
-        msg = f"--patch-size must be at least 1 pixel, got {size}; pass e.g. 32."
+        msg = (
+            f"--patch-size must be at least 1 pixel, got {size}; pass e.g. "
+            f"{encoder.data.patch_size}, the size the checkpoint was trained on."
+        )
         raise ValueError(msg)
     step = size if stride is None else stride
     if not 1 <= step <= size:
+        why = " (larger strides leave gaps between patches)" if step > size else ""
         msg = (
-            f"--stride {step} must be between 1 and the patch size {size} pixels "
-            f"(larger strides leave gaps between patches); pass e.g. {size} for "
-            f"patches side by side or {max(size // 2, 1)} for half-overlapping ones."
+            f"--stride {step} must be between 1 and the patch size {size} "
+            f"pixels{why}; pass e.g. {size} for patches side by side or "
+            f"{max(size // 2, 1)} for half-overlapping ones."
         )
         raise ValueError(msg)
     return encoder.data, size, step

@@ -127,7 +127,7 @@ def _check_perplexity(perplexity: float) -> None:
         ValueError: if *perplexity* is not positive.
     """
     if perplexity <= 0:
-        msg = f"perplexity must be positive, got {perplexity}; pass e.g. 30."
+        msg = f"--perplexity must be positive, got {perplexity}; pass e.g. 30."
         raise ValueError(msg)
 
 
@@ -475,16 +475,16 @@ def _check_options(
         msg = f"--out {str(out)!r} must be a .png file; pass a name ending in .png."
         raise ValueError(msg)
     if out.exists() and not overwrite:
-        msg = f"{str(out)!r} already exists; pass --overwrite to replace it."
+        msg = f"--out {str(out)!r} already exists; pass --overwrite to replace it."
         raise FileExistsError(msg)
     if max_points < MIN_POINTS:
         msg = (
-            f"max_points must be at least {MIN_POINTS} for a t-SNE map, got "
+            f"--max-points must be at least {MIN_POINTS} for a t-SNE map, got "
             f"{max_points}; pass e.g. 5000."
         )
         raise ValueError(msg)
     if thumbnails < 0:
-        msg = f"thumbnails must be 0 or more, got {thumbnails}; pass e.g. 30."
+        msg = f"--thumbnails must be 0 or more, got {thumbnails}; pass e.g. 30."
         raise ValueError(msg)
     _check_perplexity(perplexity)
 
