@@ -18,7 +18,7 @@ from torchgeo_simclr.experiment import (
     read_results,
     summarise,
 )
-from torchgeo_simclr.models.checkpoint import load_model
+from torchgeo_simclr.models.checkpoint import CHECKPOINT_KEY, load_model
 from torchgeo_simclr.sample import make_sample_scene
 
 FRACTIONS = ("0.1", "0.5")
@@ -340,3 +340,18 @@ def test_an_interrupted_experiment_says_how_to_resume(
     assert "Traceback" not in err
     assert f"Finished runs are kept in {out / 'results.csv'}" in err
     assert "run the same command again to resume" in err
+
+
+def test_a_checkpoint_of_the_wrong_kind_stops_before_any_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wrong = tmp_path / "finetuned.ckpt"
+    torch.save({CHECKPOINT_KEY: {"kind": "finetune"}}, wrong)
+    out = tmp_path / "experiment"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["experiment", "--out", str(out), "--checkpoint", str(wrong)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "has kind 'finetune' but a 'simclr' checkpoint was expected" in err
+    assert not out.exists()

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from .models.checkpoint import read_checkpoint
 from .throughput import FreshProcessTimer
 
 #: The methods compared, in the order they run for a fraction and seed.
@@ -328,6 +329,9 @@ def run_experiment(plan: ExperimentPlan, progress: bool = True) -> list[dict[str
     Returns:
         All result rows, earlier ones included.
     """
+    if plan.checkpoint is not None:
+        # A wrong file fails here, before anything is written or run.
+        read_checkpoint(plan.checkpoint, ("simclr",))
     plan.out.mkdir(parents=True, exist_ok=True)
     results = plan.out / "results.csv"
     rows: list[dict[str, Any]] = list(read_results(results))
