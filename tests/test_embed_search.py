@@ -820,8 +820,20 @@ def test_embed_errors(
     extra: list[str],
     message: str,
 ) -> None:
-    out = tmp_path / "index.parquet"
-    err = cli_error(
+    err = embed_error(capsys, simclr, root, tmp_path / "index.parquet", *extra)
+    assert re.search(message, err)
+    assert list(tmp_path.iterdir()) == []
+
+
+def embed_error(
+    capsys: pytest.CaptureFixture[str],
+    simclr: Path,
+    root: Path,
+    out: Path,
+    *extra: str,
+) -> str:
+    """Run ``embed`` of *root* into *out*, expecting a one-line error."""
+    return cli_error(
         capsys,
         "embed",
         "--checkpoint",
@@ -833,8 +845,6 @@ def test_embed_errors(
         "--no-progress",
         *extra,
     )
-    assert re.search(message, err)
-    assert list(tmp_path.iterdir()) == []
 
 
 def test_an_index_is_not_written_over_a_folder(
@@ -842,17 +852,7 @@ def test_an_index_is_not_written_over_a_folder(
 ) -> None:
     folder = tmp_path / "index.parquet"
     folder.mkdir()
-    err = cli_error(
-        capsys,
-        "embed",
-        "--checkpoint",
-        str(simclr),
-        "--root",
-        str(root),
-        "--out",
-        str(folder),
-        "--overwrite",
-    )
+    err = embed_error(capsys, simclr, root, folder, "--overwrite")
     assert f"--out {str(folder)!r} is a folder" in err
     assert list(tmp_path.iterdir()) == [folder]
 

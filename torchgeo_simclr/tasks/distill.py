@@ -153,24 +153,16 @@ class DistillTask(IrrigationTask):
             )
             raise ValueError(msg)
 
-    def check_bands(self, bands: tuple[str, ...]) -> None:
-        """Refuse data of other bands than the teacher was trained on.
+    def trained_bands(self) -> tuple[str, str, tuple[str, ...]] | None:
+        """The teacher checkpoint and its bands.
 
-        Args:
-            bands: the datamodule's band names, in order.
-
-        Raises:
-            ValueError: if *bands* differ from the teacher's.
+        Returns:
+            See :meth:`IrrigationTask.trained_bands`.
         """
-        teacher = self.teacher_data
-        if teacher is not None and teacher.bands != bands:
-            msg = (
-                f"Teacher {self.hparams['teacher']!r} was trained on bands "
-                f"{list(teacher.bands)} but the datamodule delivers "
-                f"{list(bands)}; set --data.init_args.bands to the teacher's "
-                "bands, in that order."
-            )
-            raise ValueError(msg)
+        if self.teacher_data is None:
+            return None
+        who = f"Teacher {self.hparams['teacher']!r} was trained on"
+        return who, "the teacher's", self.teacher_data.bands
 
     def configure_optimizers(self) -> OptimizerLRScheduler:
         """AdamW over the student with a warm-up + cosine schedule.

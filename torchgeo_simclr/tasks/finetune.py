@@ -224,24 +224,16 @@ class FineTuneTask(IrrigationTask):
         if self.frozen:
             expect_frozen_modules()
 
-    def check_bands(self, bands: tuple[str, ...]) -> None:
-        """Refuse data of other bands than the checkpoint was pretrained on.
+    def trained_bands(self) -> tuple[str, str, tuple[str, ...]] | None:
+        """The pretraining checkpoint and its bands, when one was given.
 
-        Args:
-            bands: the datamodule's band names, in order.
-
-        Raises:
-            ValueError: if *bands* differ from the checkpoint's.
+        Returns:
+            See :meth:`IrrigationTask.trained_bands`.
         """
-        pretrained = self.pretrained_data
-        if pretrained is not None and pretrained.bands != bands:
-            msg = (
-                f"Checkpoint {self.hparams['checkpoint']!r} was pretrained on "
-                f"bands {list(pretrained.bands)} but the datamodule delivers "
-                f"{list(bands)}; set --data.init_args.bands to the "
-                "checkpoint's bands, in that order."
-            )
-            raise ValueError(msg)
+        if self.pretrained_data is None:
+            return None
+        who = f"Checkpoint {self.hparams['checkpoint']!r} was pretrained on"
+        return who, "the checkpoint's", self.pretrained_data.bands
 
     def configure_optimizers(self) -> OptimizerLRScheduler:
         """AdamW over the trainable parameters, pretrained stages at *backbone_lr*.

@@ -189,14 +189,34 @@ class IrrigationTask(BaseTask):
             datamodule, self.model.spec.in_channels
         )
 
+    def trained_bands(self) -> tuple[str, str, tuple[str, ...]] | None:
+        """The checkpoint the weights come from, and its bands.
+
+        Returns:
+            What to call the checkpoint, what to call its bands and the band
+            names, e.g. ``("Teacher 'x.ckpt' was trained on", "the
+            teacher's", (...))``; None here (no checkpoint to match).
+        """
+        return None
+
     def check_bands(self, bands: tuple[str, ...]) -> None:
         """Refuse data of other bands than the weights were trained on.
 
-        Nothing to check here; stages that start from a checkpoint do.
-
         Args:
             bands: the datamodule's band names, in order.
+
+        Raises:
+            ValueError: if *bands* differ from :meth:`trained_bands`'.
         """
+        trained = self.trained_bands()
+        if trained is not None and trained[2] != bands:
+            who, whose, expected = trained
+            msg = (
+                f"{who} bands {list(expected)} but the datamodule delivers "
+                f"{list(bands)}; set --data.init_args.bands to {whose} bands, in "
+                "that order."
+            )
+            raise ValueError(msg)
 
     def adamw_schedule(self, params: Iterable[Any]) -> OptimizerLRScheduler:
         """AdamW at ``lr`` and ``weight_decay`` with the warm-up + cosine schedule.
