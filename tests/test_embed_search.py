@@ -39,7 +39,12 @@ from torchgeo_simclr.embeddings import (
 )
 from torchgeo_simclr.embeddings.index import ROW_GROUP_ROWS, IndexInfo, IndexWriter
 from torchgeo_simclr.embeddings.search import load_index, unit_rows
-from torchgeo_simclr.embeddings.sheet import SHEET_COLUMNS, TILE_INCHES, TITLE_INCHES
+from torchgeo_simclr.embeddings.sheet import (
+    SHEET_COLUMNS,
+    TILE_INCHES,
+    TITLE_INCHES,
+    read_thumbnails,
+)
 from torchgeo_simclr.inference.grid import output_grid
 from torchgeo_simclr.models.checkpoint import DataMetadata, Encoder, load_backbone
 from torchgeo_simclr.models.classifier import Problem
@@ -599,6 +604,15 @@ def test_thumbnails_come_from_the_root_given(
         out = tmp_path / f"{name}.gpkg"
         search(index.path, out, k=2, root=moved, **{name: value})  # type: ignore[arg-type]
         assert read == [moved, moved]
+
+
+def test_thumbnails_without_imagery_are_reported(root: Path) -> None:
+    far = np.array(FIRST_PATCH) + np.array([1e5, 0, 1e5, 0])
+    footprints = np.stack([np.array(FIRST_PATCH), far])
+    with pytest.warns(UserWarning, match=r"1 of 2 thumbnails have no imagery under"):
+        tiles = read_thumbnails(root, FAKE_CRS, 10.0, footprints)
+    assert tiles[0].any()
+    assert not tiles[1].any()
 
 
 def test_parquet_query(

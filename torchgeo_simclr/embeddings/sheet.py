@@ -1,6 +1,7 @@
 """Contact sheets: natural-colour thumbnails of patches on a titled grid."""
 
 import math
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -45,6 +46,10 @@ def read_thumbnails(
 
     Returns:
         ``N`` float32 ``[3, h, w]`` arrays of reflectance x10000 (0 = nodata).
+
+    Warns:
+        UserWarning: if some footprints, not all, have no imagery under
+            *root* (they come out black).
     """
     imagery = CentralValleyS2(
         root, crs=crs, res=res, bands=CentralValleyS2.rgb_bands, cache=False
@@ -58,6 +63,14 @@ def read_thumbnails(
             # Off the imagery (a query from another index): a black tile.
             height, width = round((ymax - ymin) / res), round((xmax - xmin) / res)
             tiles.append(np.zeros((3, height, width), dtype=np.float32))
+    blank = sum(not tile.any() for tile in tiles)
+    if 0 < blank < len(tiles):
+        warnings.warn(
+            f"{blank} of {len(tiles)} thumbnails have no imagery under "
+            f"{str(root)!r} and are drawn black; pass --root with the Sentinel-2 "
+            "directory the index was made from to see them.",
+            stacklevel=2,
+        )
     return tiles
 
 
