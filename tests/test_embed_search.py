@@ -630,6 +630,21 @@ def test_parquet_query(
     assert ORIGINAL not in {place(result.hits, i) for i in range(5)}
 
 
+def test_a_query_of_another_patch_size_is_flagged(
+    index: EmbedResult, simclr: Path, root: Path, tmp_path: Path
+) -> None:
+    query = embed(
+        simclr,
+        root,
+        tmp_path / "wide.parquet",
+        bbox=FIRST_PATCH,
+        bbox_crs=FAKE_CRS,
+        patch_size=2 * PATCH,
+    )
+    with pytest.warns(UserWarning, match=rf"holds {2 * PATCH} px patches but"):
+        search(index.path, tmp_path / "hits.gpkg", query=query.path, k=2)
+
+
 # --------------------------------------------------------------------------
 # CLI
 

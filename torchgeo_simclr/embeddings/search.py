@@ -7,6 +7,7 @@ exactly over every row of the index.
 """
 
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -319,6 +320,9 @@ def file_query(
 
     Raises:
         ValueError: if the file was made by another checkpoint or has no rows.
+
+    Warns:
+        UserWarning: if its patches are of another size than the index's.
     """
     query = load_index(path, option="--query")
     if query.info.checkpoint_id != index.info.checkpoint_id:
@@ -334,6 +338,15 @@ def file_query(
     if not len(query.matrix):
         msg = f"--query {str(path)!r} has no rows; embed a region with data."
         raise ValueError(msg)
+    if query.info.patch_size != index.info.patch_size:
+        warnings.warn(
+            f"--query {str(path)!r} holds {query.info.patch_size} px patches but "
+            f"--index {str(index.path)!r} {index.info.patch_size} px ones; the "
+            "encoder sees a different scale in each, so similarities mix "
+            "appearance and size (embed the query with --patch-size "
+            f"{index.info.patch_size} to compare like with like).",
+            stacklevel=2,
+        )
     return Query(
         vector=unit_rows(query.matrix.mean(axis=0, keepdims=True))[0],
         rows=np.zeros(0, dtype=np.int64),
