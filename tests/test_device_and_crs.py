@@ -23,9 +23,12 @@ def test_a_gpu_this_machine_lacks() -> None:
 
 def test_cpu_and_auto() -> None:
     assert resolve_device("cpu") == torch.device("cpu")
-    assert resolve_device("auto").type == (
-        "cuda" if torch.cuda.is_available() else "cpu"
-    )
+    expected = "cpu"
+    if torch.cuda.is_available():
+        expected = "cuda"
+    elif torch.backends.mps.is_available():
+        expected = "mps"
+    assert resolve_device("auto").type == expected
 
 
 @pytest.mark.parametrize("value", ["foo", "EPSG:99999"])

@@ -299,7 +299,9 @@ def polygon_query(index: EmbeddingIndex, path: str | os.PathLike[str]) -> Query:
     if not len(inside):
         extent = lonlat_extent(polygonal.total_bounds, polygonal.crs)
         raise _outside(
-            index, f"polygon {str(path)!r} (lon/lat {extent})", "draw it over them"
+            index,
+            f"polygon {str(path)!r} (lon/lat {extent})",
+            "draw it over indexed patches",
         )
     return _index_query(index, inside.astype(np.int64))
 
@@ -420,10 +422,10 @@ def _check_outputs(out: Path, sheet: Path, overwrite: bool) -> None:
         raise ValueError(msg)
     existing = [str(path) for path in (out, sheet) if path.exists()]
     if existing and not overwrite:
+        one = len(existing) == 1
         msg = (
-            f"{' and '.join(existing)} already "
-            f"{'exists' if len(existing) == 1 else 'exist'}; pass --overwrite to "
-            "replace them."
+            f"{' and '.join(existing)} already {'exists' if one else 'exist'}; "
+            f"pass --overwrite to replace {'it' if one else 'them'}."
         )
         raise FileExistsError(msg)
 

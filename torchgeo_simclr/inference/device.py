@@ -16,8 +16,8 @@ def resolve_device(device: str) -> torch.device:
     """The torch device of a ``--device`` value.
 
     Args:
-        device: ``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda``,
-            ``cuda:N`` or ``mps``.
+        device: ``auto`` (CUDA when available, else Apple's MPS, else CPU),
+            ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
 
     Returns:
         The device.
@@ -27,7 +27,8 @@ def resolve_device(device: str) -> torch.device:
             lacks.
     """
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        found = next(kind for kind in ("cuda", "mps", "cpu") if _AVAILABLE[kind]())
+        return torch.device(found)
     try:
         resolved = torch.device(device)
     except RuntimeError:
