@@ -511,6 +511,22 @@ def test_hits_file_and_sheet(found: SearchResult) -> None:
     assert hidden(found.out.parent) == []
 
 
+def test_the_sheet_draws_the_best_hits_only(
+    index: EmbedResult, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    search_module = importlib.import_module("torchgeo_simclr.embeddings.search")
+    monkeypatch.setattr(search_module, "SHEET_HITS", 3)
+    result = search(
+        index.path, tmp_path / "hits.gpkg", lonlat=lonlat_of(*ORIGINAL), k=8
+    )
+    assert len(gpd.read_file(result.out)) == 8
+    # Query + 3 hits: one row of 4 thumbnails.
+    with Image.open(result.sheet) as image:
+        width, height = image.size
+    expected = 4 * TILE_INCHES / (TILE_INCHES + TITLE_INCHES)
+    assert width / height == pytest.approx(expected, rel=0.02)
+
+
 def test_geojson_output_is_lonlat(index: EmbedResult, tmp_path: Path) -> None:
     out = tmp_path / "hits.geojson"
     sheet = tmp_path / "sheet.png"

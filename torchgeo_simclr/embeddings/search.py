@@ -34,6 +34,9 @@ DRIVERS: Final[dict[str, str]] = {".gpkg": "GPKG", ".geojson": "GeoJSON"}
 #: Most query patches drawn on the contact sheet (polygon and file queries).
 SHEET_QUERIES: Final[int] = 4
 
+#: Most hits drawn on the contact sheet (the best ones; all are in the file).
+SHEET_HITS: Final[int] = 100
+
 #: Rows of an index read at once.
 READ_ROWS: Final[int] = 16384
 
@@ -489,8 +492,9 @@ def search(
     The query's own patches, and any patch sharing pixels with them, are left
     out of the hits. Writes the hits (GeoPackage in the index CRS, or GeoJSON
     in lon/lat) and a contact sheet: the query's patches (at most
-    :data:`SHEET_QUERIES`, titled in red) then the hits, each in natural colour
-    titled with rank and similarity. Both appear only once complete.
+    :data:`SHEET_QUERIES`, titled in red) then the hits (the best
+    :data:`SHEET_HITS`), each in natural colour titled with rank and
+    similarity. Both appear only once complete.
 
     Args:
         index: an index written by ``embed``.
@@ -569,11 +573,14 @@ def search(
 
     shown = _query_footprints(wanted)
     tiles = read_thumbnails(wanted.root, wanted.crs, wanted.res, shown)
+    drawn = rows[:SHEET_HITS]
     tiles += read_thumbnails(
-        imagery, searched.crs, searched.info.res, searched.bounds[rows]
+        imagery, searched.crs, searched.info.res, searched.bounds[drawn]
     )
     titles = ["query"] * len(shown)
-    titles += [f"#{i + 1} {value:.3f}" for i, value in enumerate(similarity)]
+    titles += [
+        f"#{i + 1} {value:.3f}" for i, value in enumerate(similarity[:SHEET_HITS])
+    ]
     out.parent.mkdir(parents=True, exist_ok=True)
     sheet.parent.mkdir(parents=True, exist_ok=True)
     partials = (partial_path(out), partial_path(sheet))
