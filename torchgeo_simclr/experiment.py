@@ -304,9 +304,8 @@ def check_settings(plan: ExperimentPlan, resuming: bool) -> None:
     path = plan.out / SETTINGS_FILE
     if resuming and path.exists():
         recorded = json.loads(path.read_text())
-        changed = [key for key in settings if recorded.get(key) != settings[key]]
-        if changed:
-            key = changed[0]
+        key = next((k for k in settings if recorded.get(k) != settings[k]), None)
+        if key is not None:
             msg = (
                 f"--out {str(plan.out)!r} holds results made with {key} "
                 f"{recorded.get(key)!r}, but this run has {settings[key]!r}; pass "

@@ -9,7 +9,7 @@ exactly over every row of the index.
 import os
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -212,25 +212,34 @@ def _outside(index: EmbeddingIndex, what: str, fix: str) -> ValueError:
     return ValueError(msg)
 
 
-def _index_query(index: EmbeddingIndex, rows: npt.NDArray[np.int64]) -> Query:
-    """A query made of rows of the searched index: their mean embedding."""
+def _index_query(
+    index: EmbeddingIndex, rows: npt.NDArray[np.int64], root: Path | None
+) -> Query:
+    """A query made of rows of the searched index: their mean embedding.
+
+    Its thumbnails come from *root*, else from the imagery the index records.
+    """
     return Query(
         vector=unit_rows(index.matrix[rows].mean(axis=0, keepdims=True))[0],
         rows=rows,
         footprints=index.bounds[rows],
         crs=index.crs,
-        root=Path(index.info.root),
+        root=root or Path(index.info.root),
         res=index.info.res,
     )
 
 
-def point_query(index: EmbeddingIndex, lon: float, lat: float) -> Query:
+def point_query(
+    index: EmbeddingIndex, lon: float, lat: float, root: Path | None = None
+) -> Query:
     """The indexed patch under a point (of several, the one centred nearest).
 
     Args:
         index: the searched index.
         lon: longitude, degrees.
         lat: latitude, degrees.
+        root: imagery directory of the thumbnails (default: the one recorded
+            in the index).
 
     Returns:
         The query.
@@ -248,10 +257,12 @@ def point_query(index: EmbeddingIndex, lon: float, lat: float) -> Query:
         raise _outside(index, f"point ({lon}, {lat})", "pass a point inside it")
     centres = (b[under, :2] + b[under, 2:]) / 2
     nearest = under[np.argmin(np.hypot(centres[:, 0] - x, centres[:, 1] - y))]
-    return _index_query(index, np.array([nearest], dtype=np.int64))
+    return _index_query(index, np.array([nearest], dtype=np.int64), root)
 
 
-def polygon_query(index: EmbeddingIndex, path: str | os.PathLike[str]) -> Query:
+def polygon_query(
+    index: EmbeddingIndex, path: str | os.PathLike[str], root: Path | None = None
+) -> Query:
     """The indexed patches whose centres lie inside the polygons of a file.
 
     Polygons smaller than a patch may hold no patch centre; then the patches
@@ -261,6 +272,8 @@ def polygon_query(index: EmbeddingIndex, path: str | os.PathLike[str]) -> Query:
         index: the searched index.
         path: a GeoJSON file (or any vector file GDAL reads) of polygons; a
             file without a CRS is taken as lon/lat.
+        root: imagery directory of the thumbnails (default: the one recorded
+            in the index).
 
     Returns:
         The query (the patches' mean embedding).
@@ -306,7 +319,7 @@ def polygon_query(index: EmbeddingIndex, path: str | os.PathLike[str]) -> Query:
             f"polygon {str(path)!r} (lon/lat {extent})",
             "draw it over indexed patches",
         )
-    return _index_query(index, inside.astype(np.int64))
+    return _index_query(index, inside.astype(np.int64), root)
 
 
 def file_query(
@@ -553,11 +566,9 @@ def search(
         )
         raise FileNotFoundError(msg)
     if lonlat is not None:
-        wanted = replace(
-            point_query(searched, float(lonlat[0]), float(lonlat[1])), root=imagery
-        )
+        wanted = point_query(searched, float(lonlat[0]), float(lonlat[1]), imagery)
     elif polygon is not None:
-        wanted = replace(polygon_query(searched, polygon), root=imagery)
+        wanted = polygon_query(searched, polygon, imagery)
     else:
         assert query is not None
         wanted = file_query(searched, query, None if root is None else imagery)
