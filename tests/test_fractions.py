@@ -159,6 +159,8 @@ def test_subset_size_is_logged(
     # handler exists; let caplog see it.
     monkeypatch.setattr(logging.getLogger("lightning.pytorch"), "propagate", True)
     caplog.set_level(logging.INFO)
+    # An experiment run earlier in this process may have quietened it.
+    caplog.set_level(logging.INFO, logger="lightning.pytorch")
     dm = datamodule(scene, label_fraction=0.1)
     lines = [r.getMessage() for r in caplog.records]
     logged = [line for line in lines if line.startswith("Labelled subset:")]
