@@ -15,6 +15,7 @@ import geopandas as gpd
 import numpy as np
 import numpy.typing as npt
 import pyarrow.parquet as pq
+import pyogrio
 import pytest
 import rasterio
 import torch
@@ -315,6 +316,27 @@ def test_bbox_and_stride(simclr: Path, root: Path, tmp_path: Path) -> None:
     assert set(np.diff(np.unique(frame["row"]))) <= set(range(1, PATCH // 2 + 1))
 
 
+def test_bbox_smaller_than_a_patch_gets_the_patch_centred_on_it(
+    simclr: Path, root: Path, tmp_path: Path
+) -> None:
+    """A 10 x 10 px bbox 60 px into the scene: one patch, from pixel 49 on."""
+    x0, y0 = FAKE_ORIGIN[0] + 600, FAKE_ORIGIN[1] - 600
+    bbox = (x0, y0 - 100, x0 + 100, y0)
+    result = embed(
+        simclr, root, tmp_path / "tiny.parquet", bbox=bbox, bbox_crs=FAKE_CRS
+    )
+    frame = gpd.read_parquet(result.path)
+    assert len(frame) == 1
+    assert frame.geometry.iloc[0].centroid.coords[0] == pytest.approx(
+        (x0 + 50, y0 - 50)
+    )
+    start = 60 - (PATCH - 10) // 2
+    expected = backbone_features(load_backbone(simclr).backbone, root, start, start)
+    np.testing.assert_allclose(
+        frame["embedding"].iloc[0], expected, atol=1e-4, rtol=1e-4
+    )
+
+
 @pytest.mark.parametrize(
     ("block_shape", "min_valid", "blocks"),
     [((64, 64), 0.5, 9), ((1, 64), 0.0, 33)],
@@ -499,7 +521,11 @@ def test_hits_file_and_sheet(found: SearchResult) -> None:
     assert len(written) == 8
     assert written["rank"].tolist() == list(range(1, 9))
     assert (np.diff(written["similarity"]) <= 0).all()
-    assert set(written["date"]) == {DATE.isoformat()}
+    # A date field, which QGIS filters and sorts as dates, not text.
+    fields = pyogrio.read_info(found.out)
+    types = dict(zip(fields["fields"], fields["dtypes"], strict=True))
+    assert types["date"] == "datetime64[D]"
+    assert set(written["date"].dt.date) == {DATE}
     np.testing.assert_allclose(written.area, (PATCH * 10) ** 2)
     # Query + 8 hits: 2 rows of 6 thumbnails.
     assert found.sheet == found.out.with_suffix(".png")
@@ -763,6 +789,20 @@ def test_search_errors(
         out,
     )
     assert "lies outside the indexed area" in err
+    lon, lat = lonlat_of(*ORIGINAL)
+    err = cli_error(
+        capsys,
+        "search",
+        "--index",
+        str(index.path),
+        "--lonlat",
+        str(lat),
+        str(lon),
+        "--out",
+        out,
+    )
+    assert "look swapped" in err
+    assert err.rstrip().endswith(f"pass --lonlat {lon:g} {lat:g}.")
     far = polygon_file(
         tmp_path / "far.geojson", [(-100, 40), (-99, 40), (-99, 41), (-100, 40)]
     )

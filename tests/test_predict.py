@@ -285,15 +285,14 @@ def test_windows_cover_every_pixel(
     covered = np.zeros((height, width), dtype=int)
     for window in windows:
         assert window.width == window.height == size
-        assert 0 <= window.row_off < height
-        assert 0 <= window.col_off < width
-        if height >= size:
-            assert window.row_off + size <= height
-        if width >= size:
-            assert window.col_off + size <= width
+        for offset, length in ((window.row_off, height), (window.col_off, width)):
+            if length >= size:
+                assert 0 <= offset <= length - size
+            else:  # One window, centred on the side shorter than it.
+                assert offset == -((size - length) // 2)
         covered[
-            window.row_off : window.row_off + size,
-            window.col_off : window.col_off + size,
+            max(window.row_off, 0) : window.row_off + size,
+            max(window.col_off, 0) : window.col_off + size,
         ] += 1
     assert covered.min() >= 1
     rows = [w.row_off for w in windows]
@@ -326,6 +325,14 @@ def test_bbox_missing_the_imagery_names_both_extents(scene: SampleScene) -> None
 def test_malformed_bbox_is_refused(scene: SampleScene, bbox: tuple[float, ...]) -> None:
     with pytest.raises(ValueError, match=r"xmin, ymin, xmax, ymax\) with min < max"):
         output_grid(imagery(scene), bbox)
+
+
+def test_swapped_lonlat_bbox_gets_the_swapped_suggestion(scene: SampleScene) -> None:
+    with pytest.raises(ValueError, match="look swapped") as info:
+        output_grid(imagery(scene), (37.0, -120.8, 37.1, -120.7))
+    assert str(info.value).endswith("pass --bbox -120.8 37 -120.7 37.1.")
+    # The suggestion is the bbox the user meant: it lies on the imagery.
+    assert output_grid(imagery(scene), (-120.8, 37.0, -120.7, 37.1)).width > 1
 
 
 # --------------------------------------------------------------------------
@@ -413,12 +420,14 @@ def reference_blend(
     total = np.zeros((height, width))
     weight = np.zeros((height, width))
     for w, v in zip(windows, values, strict=True):
-        h = min(w.height, height - w.row_off)
-        c = min(w.width, width - w.col_off)
-        rows = slice(w.row_off, w.row_off + h)
-        cols = slice(w.col_off, w.col_off + c)
-        total[rows, cols] += weights[:h, :c] * v[:h, :c]
-        weight[rows, cols] += weights[:h, :c]
+        # The part of the window on the grid, in window pixels.
+        r0, c0 = max(-w.row_off, 0), max(-w.col_off, 0)
+        r1 = min(w.height, height - w.row_off)
+        c1 = min(w.width, width - w.col_off)
+        rows = slice(w.row_off + r0, w.row_off + r1)
+        cols = slice(w.col_off + c0, w.col_off + c1)
+        total[rows, cols] += weights[r0:r1, c0:c1] * v[r0:r1, c0:c1]
+        weight[rows, cols] += weights[r0:r1, c0:c1]
     return total / weight
 
 

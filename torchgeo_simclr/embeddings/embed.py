@@ -312,7 +312,7 @@ def embed_region(
             msg = (
                 f"all {skipped} patches over the region are more than half nodata, "
                 "so the index would be empty; pass a --bbox over imagery with data "
-                "(a bbox smaller than a patch gets the patch at its top-left corner)."
+                "(a bbox smaller than a patch gets the patch centred on it)."
             )
             raise ValueError(msg)
     return EmbedResult(out, writer.rows, skipped, time.perf_counter() - start)

@@ -23,7 +23,7 @@ import shapely
 from pyproj import CRS, Transformer
 
 from ..datasets.labels import lonlat_extent
-from ..inference.grid import LONLAT
+from ..inference.grid import LONLAT, check_latitudes
 from ..inference.writer import partial_path
 from .index import IndexInfo, checkpoint_id, read_embeddings, read_info
 from .sheet import contact_sheet, read_thumbnails
@@ -245,8 +245,10 @@ def point_query(
         The query.
 
     Raises:
-        ValueError: if no indexed patch covers the point.
+        ValueError: if the latitude is beyond +-90 degrees (lon/lat swapped)
+            or no indexed patch covers the point.
     """
+    check_latitudes("--lonlat", (lon, lat), LONLAT)
     to_index = Transformer.from_crs(LONLAT, index.crs, always_xy=True)
     x, y = to_index.transform(lon, lat)
     b = index.bounds
@@ -472,7 +474,7 @@ def _hits_frame(
             "similarity": similarity.astype(np.float64),
             "lon": picked.column("lon").to_numpy(),
             "lat": picked.column("lat").to_numpy(),
-            "date": picked.column("date").cast(pa.string()).to_pylist(),
+            "date": picked.column("date").to_pylist(),
             "row": picked.column("row").to_numpy(),
             "col": picked.column("col").to_numpy(),
         },
@@ -598,7 +600,8 @@ def search(
     try:
         driver = DRIVERS[out.suffix.lower()]
         table = hits.to_crs(LONLAT) if driver == "GeoJSON" else hits
-        table.to_file(partials[0], driver=driver, layer=out.stem)
+        # Through Arrow, dates are written as a date field, not as text.
+        table.to_file(partials[0], driver=driver, layer=out.stem, use_arrow=True)
         contact_sheet(tiles, titles, partials[1], queries=len(shown))
         os.replace(partials[0], out)
         os.replace(partials[1], sheet)

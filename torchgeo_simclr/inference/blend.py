@@ -94,7 +94,7 @@ class StripBlender:
             window had valid input.
         """
         row0, col0 = int(window.row_off), int(window.col_off)
-        if row0 < self.top:
+        if max(row0, 0) < self.top:
             msg = f"windows must come row by row; got row {row0} after {self.top}."
             raise ValueError(msg)
         yield from self._release(row0)

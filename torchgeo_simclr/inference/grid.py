@@ -39,6 +39,32 @@ def parse_bbox_crs(value: str | CRS) -> CRS:
         raise ValueError(msg) from error
 
 
+def check_latitudes(option: str, values: Sequence[float], crs: CRS) -> None:
+    """Refuse geographic coordinates whose latitudes are out of range.
+
+    A latitude beyond +-90 degrees is nearly always a longitude given first
+    the other way round, so the message suggests the swapped values.
+
+    Args:
+        option: the command-line option the values came from, e.g. ``--bbox``.
+        values: ``(lon, lat)`` or ``(min lon, min lat, max lon, max lat)``.
+        crs: the CRS the values are in; only a geographic one is checked.
+
+    Raises:
+        ValueError: if *crs* is geographic and a latitude is beyond +-90.
+    """
+    if not crs.is_geographic or all(abs(lat) <= 90 for lat in values[1::2]):
+        return
+    swapped = [values[i + 1 - 2 * (i % 2)] for i in range(len(values))]
+    msg = (
+        f"{option} {' '.join(f'{v:g}' for v in values)} has a latitude beyond "
+        "+-90 degrees, so longitude and latitude look swapped; "
+        f"{option} takes longitude first: pass {option} "
+        f"{' '.join(f'{v:g}' for v in swapped)}."
+    )
+    raise ValueError(msg)
+
+
 @dataclass(frozen=True)
 class OutputGrid:
     """A north-up pixel grid in the imagery's CRS, aligned with its pixels."""
@@ -91,7 +117,8 @@ class OutputGrid:
 
         Windows step by ``size - overlap``; the last row and column are moved
         back to end on the grid's edge, so every pixel is covered and no window
-        reaches past the grid unless the grid is smaller than one window.
+        reaches past the grid. Along a side shorter than a window, the one
+        window is centred on the grid (its offset is then negative).
 
         Args:
             size: window side, pixels.
@@ -106,9 +133,12 @@ class OutputGrid:
 
 
 def _starts(length: int, size: int, step: int) -> list[int]:
-    """Window offsets along one axis: every *step*, the last one flush with the end."""
+    """Window offsets along one axis: every *step*, the last one flush with the end.
+
+    An axis shorter than a window gets one window, centred on it.
+    """
     if length <= size:
-        return [0]
+        return [-((size - length) // 2)]
     starts = list(range(0, length - size, step))
     return [*starts, length - size]
 
@@ -132,7 +162,8 @@ def output_grid(
         The grid.
 
     Raises:
-        ValueError: if the bbox is malformed or misses the imagery.
+        ValueError: if the bbox is malformed (lon/lat swapped included) or
+            misses the imagery.
     """
     crs = CRS.from_user_input(dataset.crs)
     xres = float(dataset.res[0])
@@ -155,6 +186,7 @@ def output_grid(
                 "for lon/lat."
             )
             raise ValueError(msg)
+        check_latitudes("--bbox", values, source)
         to_data = Transformer.from_crs(source, crs, always_xy=True)
         region_ = to_data.transform_bounds(values[0], values[1], values[2], values[3])
         region = (
