@@ -1,6 +1,7 @@
 """Distillation: the loss, DistillTask on a fine-tuned teacher, and the split guard."""
 
 import math
+import signal
 import warnings
 from dataclasses import replace
 from pathlib import Path
@@ -330,9 +331,15 @@ def test_fresh_process_timer_times_checkpoints_as_predict_loads_them(
     task = channels_last_student(teachers)
     task.data_metadata = data_metadata()
     student = save(task, tmp_path / "student.ckpt")
+    handler = signal.getsignal(signal.SIGINT)
     with FreshProcessTimer() as timer:
         assert timer.pool is None  # no process until something is timed
         speed = timer({"student": student, "teacher": teachers["classification"]}, SIZE)
         assert timer.pool is not None
+        # Ctrl-C reaches the whole process group; the worker leaves it to us
+        # (a traceback of its own would bury the experiment's message).
+        ignored = timer.pool.submit(signal.getsignal, signal.SIGINT).result()
+        assert ignored == signal.SIG_IGN
+    assert signal.getsignal(signal.SIGINT) is handler  # ours again
     assert set(speed) == {"student", "teacher"}
     assert all(0 < value < math.inf for value in speed.values())

@@ -2,9 +2,11 @@
 
 import multiprocessing
 import signal
+import threading
 import time
 from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 
@@ -83,11 +85,6 @@ def checkpoint_throughput(
     return inference_throughput(models, batch, repeats=CHECKPOINT_REPEATS)
 
 
-def _leave_interrupts_to_the_parent() -> None:
-    """Ignore Ctrl-C in a worker: the parent stops it, without its traceback."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
 class FreshProcessTimer:
     """Times checkpoints in a separate process that does nothing else.
 
@@ -117,16 +114,25 @@ class FreshProcessTimer:
         Returns:
             name → images per second.
         """
-        if self.pool is None:
-            self.pool = ProcessPoolExecutor(
-                max_workers=1,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_leave_interrupts_to_the_parent,
-            )
         paths = {name: str(path) for name, path in checkpoints.items()}
-        future = self.pool.submit(
+        task = partial(
             checkpoint_throughput, paths, patch_size, torch.get_num_threads()
         )
+        if self.pool is not None:
+            return self.pool.submit(task).result()
+        self.pool = ProcessPoolExecutor(
+            max_workers=1, mp_context=multiprocessing.get_context("spawn")
+        )
+        # The first submit starts the worker. A spawned Python keeps Ctrl-C
+        # ignored if it starts that way, from its first import on: the parent
+        # stops it, without a traceback of the worker's.
+        main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+        try:
+            future = self.pool.submit(task)
+        finally:
+            if main:
+                signal.signal(signal.SIGINT, previous)
         return future.result()
 
     def __enter__(self) -> "FreshProcessTimer":
