@@ -196,6 +196,25 @@ def fit_frozen_backbone(checkpoint: Path) -> tuple[FineTuneTask, dict[str, Tenso
     return task, before
 
 
+def test_checkpoint_is_saved_absolute_for_restoring_from_elsewhere(
+    simclr_ckpt: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(simclr_ckpt.parent)
+    task = FineTuneTask(checkpoint=simclr_ckpt.name, head_layers=1)
+    assert task.hparams["checkpoint"] == str(simclr_ckpt.resolve())
+
+
+def test_validation_f1_is_on_the_progress_bar(simclr_ckpt: Path) -> None:
+    task = FineTuneTask(checkpoint=str(simclr_ckpt), head_layers=1)
+    data = [{k: v[0] for k, v in batch(seed=i).items()} for i in range(4)]
+    trainer = quiet_trainer(1, limit_val_batches=1, num_sanity_val_steps=0)
+    loader = DataLoader(data, batch_size=4)
+    trainer.fit(task, train_dataloaders=loader, val_dataloaders=loader)
+    assert "val_f1" in trainer.progress_bar_metrics
+    assert {"val_precision", "val_auroc"} <= set(trainer.callback_metrics)
+    assert "val_auroc" not in trainer.progress_bar_metrics
+
+
 @pytest.fixture(scope="module")
 def fitted(simclr_ckpt: Path) -> tuple[FineTuneTask, dict[str, Tensor]]:
     return fit_frozen_backbone(simclr_ckpt)

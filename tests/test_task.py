@@ -60,6 +60,16 @@ def test_warm_up_then_cosine_decay(optimizer: str) -> None:
     assert type(task.optimizers().optimizer).__name__.lower() == optimizer
 
 
+def test_probe_learns_at_its_own_rate() -> None:
+    task = SimCLRv2Task(model="resnet18", lr=0.1, probe_lr=0.5, warmup_fraction=0.25)
+    fit(task, steps=4)
+    encoder, probe = task.optimizers().optimizer.param_groups
+    assert probe["params"] == list(task.probe.parameters())
+    assert len(encoder["params"]) + 2 == len(list(task.parameters()))
+    # The same step of the schedule: 5 times the encoder's rate.
+    assert probe["lr"] == pytest.approx(5 * encoder["lr"])
+
+
 def test_memory_bank_keeps_past_projections() -> None:
     task = SimCLRv2Task(model="resnet18", memory_bank_size=8, output_dim=16)
     fit(task, steps=2)

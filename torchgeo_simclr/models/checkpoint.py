@@ -6,7 +6,7 @@ import pickle
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import torch
 from torch import Tensor, nn
@@ -148,6 +148,29 @@ class Encoder:
     model: str
     #: Bands, statistics and patch size of the training data (None if unknown).
     data: DataMetadata | None
+
+
+@overload
+def absolute_if_present(path: str) -> str: ...
+@overload
+def absolute_if_present(path: None) -> None: ...
+def absolute_if_present(path: str | None) -> str | None:
+    """The absolute path of an existing file, else *path* as given.
+
+    A task saves its checkpoint arguments among its hyperparameters, which
+    Lightning reuses when it restores the task (``--ckpt_path``): absolute,
+    they still lead to the file when the run is restored from another
+    folder; a missing file keeps the name its error message should show.
+
+    Args:
+        path: a file path, or None.
+
+    Returns:
+        The resolved path, or *path*.
+    """
+    if path is None or not Path(path).is_file():
+        return path
+    return str(Path(path).resolve())
 
 
 def read_checkpoint(

@@ -8,9 +8,10 @@ from torch import Tensor
 
 from ..constants import IGNORE_INDEX
 from ..losses import binary_loss, distillation_loss
-from ..models.checkpoint import TrainedModel, load_model
+from ..models.checkpoint import TrainedModel, absolute_if_present, load_model
 from ..models.classifier import IrrigationModel, ModelSpec
 from .irrigation import IrrigationTask, expect_frozen_modules
+from .schedule import check_schedule
 
 
 class DistillTask(IrrigationTask):
@@ -68,7 +69,13 @@ class DistillTask(IrrigationTask):
             channels_last: train and run the student in channels-last memory
                 order (recorded in the checkpoint, so maps use it too): faster
                 for RegNetX-200MF on a CPU, slower for ResNet-18.
+
+        Raises:
+            ValueError: if *temperature* or *warmup_fraction* is out of range.
         """
+        check_schedule(warmup_fraction, temperature)
+        # Saved absolute, so `torchgeo test --ckpt_path` works from anywhere.
+        teacher = absolute_if_present(teacher)
         super().__init__()
 
     def configure_models(self) -> None:

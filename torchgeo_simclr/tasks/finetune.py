@@ -6,9 +6,15 @@ from lightning.pytorch.utilities.types import OptimizerLRScheduler
 from torch import Tensor, nn
 
 from ..losses import binary_loss
-from ..models.checkpoint import DataMetadata, read_checkpoint, sub_state
+from ..models.checkpoint import (
+    DataMetadata,
+    absolute_if_present,
+    read_checkpoint,
+    sub_state,
+)
 from ..models.classifier import IrrigationModel, ModelSpec, Problem
 from .irrigation import IrrigationTask, expect_frozen_modules
+from .schedule import check_schedule
 
 #: Which pretrained parts stay fixed while fine-tuning.
 Freeze = Literal["none", "backbone", "all_but_last_n"]
@@ -75,8 +81,15 @@ class FineTuneTask(IrrigationTask):
                 kept blocks start random, so both arms have the same network.
             freeze: ``none``; ``backbone`` (train only the kept head blocks,
                 the classifier and any decoder); ``all_but_last_n`` (train the
-                last *trainable_layers* stages of backbone + kept head, e.g.
-                ``layer3, layer4`` of a ResNet for 2, plus the new parts).
+                last *trainable_layers* stages of backbone + kept head, each
+                kept head block a stage, plus the new parts: for 2, a ResNet's
+                ``layer4`` and the head block with ``head_layers: 1``, its
+                ``layer3, layer4`` with ``head_layers: 0``). A stage is a
+                top-level child of the timm backbone: a ResNet has 4 layers,
+                but EfficientNet puts all its blocks in one ``blocks`` stage
+                and ConvNeXt its 4 stages in one ``stages``, so check
+                :meth:`~torchgeo_simclr.models.classifier.IrrigationModel.stages`
+                for other backbones.
             trainable_layers: *n* of ``all_but_last_n``.
             loss: ``bce`` or ``focal``.
             pos_weight: weight of irrigated targets relative to not-irrigated
@@ -94,6 +107,9 @@ class FineTuneTask(IrrigationTask):
                 order (recorded in the checkpoint, so maps use it too); see
                 :attr:`~torchgeo_simclr.models.classifier.ModelSpec.channels_last`.
         """
+        check_schedule(warmup_fraction)
+        # Saved absolute, so `torchgeo test --ckpt_path` works from anywhere.
+        checkpoint = absolute_if_present(checkpoint)
         self.pretrained_data: DataMetadata | None = None
         super().__init__()
 

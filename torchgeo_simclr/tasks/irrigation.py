@@ -23,6 +23,7 @@ from ..constants import IGNORE_INDEX
 from ..models.checkpoint import CHECKPOINT_KEY, DataMetadata
 from ..models.classifier import IrrigationModel
 from ..patch_labels import patch_labels
+from .metrics import log_metrics
 from .schedule import warmup_cosine
 
 
@@ -130,7 +131,7 @@ class IrrigationTask(BaseTask):
     def _evaluate(self, batch: dict[str, Tensor], metrics: MetricCollection) -> None:
         probabilities = torch.sigmoid(self.model(batch["image"]))
         metrics.update(probabilities, self.targets(batch))
-        self.log_dict(metrics, batch_size=batch["image"].shape[0])
+        log_metrics(self, metrics, batch["image"].shape[0])
 
     def validation_step(
         self, batch: dict[str, Tensor], batch_idx: int, dataloader_idx: int = 0

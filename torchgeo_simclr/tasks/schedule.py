@@ -11,6 +11,30 @@ from torch.optim.lr_scheduler import (
 )
 
 
+def check_schedule(warmup_fraction: float, temperature: float | None = None) -> None:
+    """Refuse a warm-up share or a temperature that would spoil training.
+
+    Args:
+        warmup_fraction: share of the steps spent warming up, in [0, 1).
+        temperature: a softmax temperature, above 0 (None: not checked).
+
+    Raises:
+        ValueError: naming the option, if a value is out of range.
+    """
+    if not 0 <= warmup_fraction < 1:
+        msg = (
+            f"--model.init_args.warmup_fraction {warmup_fraction:g} must be at "
+            "least 0 and below 1 (a share of the training steps); pass e.g. 0.05."
+        )
+        raise ValueError(msg)
+    if temperature is not None and not temperature > 0:
+        msg = (
+            f"--model.init_args.temperature {temperature:g} must be above 0 (it "
+            "divides the logits); pass e.g. 0.1 for SimCLR or 1 for distillation."
+        )
+        raise ValueError(msg)
+
+
 def warmup_cosine(
     optimizer: Optimizer, total_steps: int, warmup_fraction: float
 ) -> OptimizerLRScheduler:

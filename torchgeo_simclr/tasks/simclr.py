@@ -17,7 +17,8 @@ from ..models import ProjectionHead, create_backbone
 from ..models.backbone import feature_size
 from ..models.checkpoint import CHECKPOINT_KEY, DataMetadata
 from ..patch_labels import patch_labels
-from .schedule import warmup_cosine
+from .metrics import log_metrics
+from .schedule import check_schedule, warmup_cosine
 
 
 class SimCLRv2Task(BaseTask):
@@ -28,7 +29,10 @@ class SimCLRv2Task(BaseTask):
     :class:`~torchgeo_simclr.datamodules.CentralValleyDataModule`). Both views go
     through the backbone and the SimCLRv2 projection head; NT-Xent pulls the two
     views of a patch together and pushes the other patches of the batch (and of
-    the memory bank, and of the other devices with *gather_distributed*) away.
+    the other devices with *gather_distributed*) away. With a memory bank,
+    lightly's NT-Xent pushes away the banked projections instead of the
+    batch, as in MoCo; its loss values, validation included, are then not
+    comparable with a run without one.
 
     When the batch also has a ``mask`` ``[B, H, W]``, an online linear probe on
     detached backbone features learns patch-level irrigated / not irrigated, as
@@ -76,8 +80,9 @@ class SimCLRv2Task(BaseTask):
             output_dim: size of the projection NT-Xent sees.
             head_layers: number of projection head layers (SimCLRv2: 3).
             temperature: NT-Xent temperature.
-            memory_bank_size: number of past projections kept as extra
-                negatives (0 = none).
+            memory_bank_size: number of past projections kept as the
+                negatives, in place of the other patches of the batch (0 =
+                none: the batch's own negatives, as SimCLR).
             gather_distributed: gather negatives from all devices.
             optimizer: ``adam`` (default; the SimCLR-S2 study found Adam at
                 5e-4 best), ``lars`` (SimCLR's large-batch optimiser) or ``sgd``.
@@ -88,7 +93,18 @@ class SimCLRv2Task(BaseTask):
                 warm-up before the cosine decay.
             probe: train an online linear probe when batches carry masks.
             probe_lr: learning rate of the probe.
+
+        Raises:
+            ValueError: if *head_layers*, *temperature* or *warmup_fraction*
+                is out of range.
         """
+        check_schedule(warmup_fraction, temperature)
+        if head_layers < 1:
+            msg = (
+                f"--model.init_args.head_layers {head_layers} must be at least 1: "
+                "NT-Xent compares projections; pass e.g. 3 (SimCLRv2)."
+            )
+            raise ValueError(msg)
         self.data_metadata: DataMetadata | None = None
         super().__init__()
 
@@ -213,7 +229,7 @@ class SimCLRv2Task(BaseTask):
             targets = patch_labels(batch["mask"])
             preds = self.probe(h).argmax(dim=1)
             metrics.update(preds, targets)
-            self.log_dict(metrics, batch_size=batch_size)
+            log_metrics(self, metrics, batch_size)
 
     def validation_step(
         self, batch: dict[str, Tensor], batch_idx: int, dataloader_idx: int = 0
@@ -256,7 +272,12 @@ class SimCLRv2Task(BaseTask):
         return features
 
     def _optimizer(self) -> Optimizer:
-        params = self.parameters()
+        probe = [p for name, p in self.named_parameters() if name.startswith("probe.")]
+        rest = [
+            p for name, p in self.named_parameters() if not name.startswith("probe.")
+        ]
+        # The probe has its own learning rate; the schedule scales both alike.
+        params = [{"params": rest}, {"params": probe, "lr": self.hparams["probe_lr"]}]
         lr, wd = self.hparams["lr"], self.hparams["weight_decay"]
         match self.hparams["optimizer"]:
             case "adam":
