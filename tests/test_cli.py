@@ -187,3 +187,20 @@ def test_sample_data_refuses_to_overwrite(tmp_path: Path, capsys) -> None:
     assert err.startswith("torchgeo-simclr sample-data: error: ")
     assert "--overwrite" in err
     assert (tmp_path / "crop_mapping.gpkg").read_bytes() == before
+
+
+def test_ctrl_c_says_what_was_kept_and_exits_130(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys
+) -> None:
+    def interrupted(**kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("torchgeo_simclr.inference.predict_map", interrupted)
+    args = ["predict", "--checkpoint", "m.ckpt", "--root", str(tmp_path)]
+    args += ["--out", str(tmp_path / "m.tif")]
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code == 130
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("torchgeo-simclr predict: interrupted. Outputs are")
+    assert "Traceback" not in err

@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 import pyogrio
 import pytest
 import rasterio
+import shapely
 import torch
 from conftest import FAKE_CRS, FAKE_ORIGIN, fake_s2_multiband
 from PIL import Image
@@ -306,8 +307,10 @@ def test_bbox_and_stride(simclr: Path, root: Path, tmp_path: Path) -> None:
     frame = gpd.read_parquet(result.path)
     grid = output_grid(CentralValleyS2(root / "sentinel2"), (west, south, east, north))
     assert len(frame) == len(grid.windows(PATCH, PATCH // 2)) > 16
-    assert frame["lon"].between(west, east).all()
-    assert frame["lat"].between(south, north).all()
+    # The patches touch the bbox and together cover it.
+    region = shapely.box(*grid.bounds)
+    assert (frame.geometry.intersection(region).area > 0).all()
+    assert frame.geometry.union_all().contains(region)
     assert read_info(result.path).stride == PATCH // 2
     windows = grid.windows(PATCH, PATCH // 2)
     assert set(zip(frame["row"], frame["col"], strict=True)) == {
@@ -316,25 +319,36 @@ def test_bbox_and_stride(simclr: Path, root: Path, tmp_path: Path) -> None:
     assert set(np.diff(np.unique(frame["row"]))) <= set(range(1, PATCH // 2 + 1))
 
 
-def test_bbox_smaller_than_a_patch_gets_the_patch_centred_on_it(
-    simclr: Path, root: Path, tmp_path: Path
+def test_a_bbox_index_is_the_scene_index_cut_to_the_bbox(
+    index: EmbedResult, simclr: Path, root: Path, tmp_path: Path
 ) -> None:
-    """A 10 x 10 px bbox 60 px into the scene: one patch, from pixel 49 on."""
-    x0, y0 = FAKE_ORIGIN[0] + 600, FAKE_ORIGIN[1] - 600
-    bbox = (x0, y0 - 100, x0 + 100, y0)
-    result = embed(
-        simclr, root, tmp_path / "tiny.parquet", bbox=bbox, bbox_crs=FAKE_CRS
-    )
-    frame = gpd.read_parquet(result.path)
-    assert len(frame) == 1
-    assert frame.geometry.iloc[0].centroid.coords[0] == pytest.approx(
-        (x0 + 50, y0 - 50)
-    )
-    start = 60 - (PATCH - 10) // 2
-    expected = backbone_features(load_backbone(simclr).backbone, root, start, start)
-    np.testing.assert_allclose(
-        frame["embedding"].iloc[0], expected, atol=1e-4, rtol=1e-4
-    )
+    """Patches lie on the whole imagery's grid of patches, whatever the bbox.
+
+    So the same place has the same patch and embedding in both indexes, and
+    a bbox smaller than a patch gets the patches that hold it.
+    """
+    scene = gpd.read_parquet(index.path)
+    for name, (first, last) in {"small": (60, 70), "odd": (45, 110)}.items():
+        x0, y0 = FAKE_ORIGIN[0] + first * 10, FAKE_ORIGIN[1] - first * 10
+        side = (last - first) * 10
+        bbox = (x0, y0 - side, x0 + side, y0)
+        result = embed(
+            simclr, root, tmp_path / f"{name}.parquet", bbox=bbox, bbox_crs=FAKE_CRS
+        )
+        frame = gpd.read_parquet(result.path)
+        touching = scene[scene.geometry.intersection(shapely.box(*bbox)).area > 0]
+        assert sorted(frame.geometry.bounds.itertuples(index=False)) == sorted(
+            touching.geometry.bounds.itertuples(index=False)
+        )
+        ours = frame.set_index(frame.geometry.bounds.apply(tuple, axis=1))
+        theirs = touching.set_index(touching.geometry.bounds.apply(tuple, axis=1))
+        np.testing.assert_allclose(
+            np.stack(ours["embedding"].to_numpy()),
+            np.stack(theirs.loc[ours.index, "embedding"].to_numpy()),
+            rtol=1e-4,
+            atol=1e-5,
+        )
+    assert len(gpd.read_parquet(tmp_path / "small.parquet")) == 4
 
 
 @pytest.mark.parametrize(
@@ -802,7 +816,7 @@ def test_search_errors(
         out,
     )
     assert "look swapped" in err
-    assert err.rstrip().endswith(f"pass --lonlat {lon:g} {lat:g}.")
+    assert err.rstrip().endswith(f"pass --lonlat {lon:.10g} {lat:.10g}.")
     far = polygon_file(
         tmp_path / "far.geojson", [(-100, 40), (-99, 40), (-99, 41), (-100, 40)]
     )

@@ -12,6 +12,7 @@ import shapely
 from pyproj import Transformer
 from rasterio.transform import from_origin
 
+from torchgeo_simclr.cli import main
 from torchgeo_simclr.datasets.labels import IrrigationLabels
 from torchgeo_simclr.evaluate import MapEvaluation, evaluate_map
 
@@ -261,6 +262,31 @@ def test_to_dict_and_table(map_path: Path, labels: Path) -> None:
     assert "F1 (irrigated)" in table
     assert f"{46 / 58:.4f}" in table
     assert "tp 23" in table
+
+
+def test_cli_unmapped_codes_warn_in_one_line_and_class_map_maps_them(
+    map_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Field G6 (all irrigated on the map) is ignored until --class-map G6=1."""
+    fields = [(code, rows) for code, rows in FIELDS if code != "X"]
+    labels = write_labels(tmp_path / "g6.gpkg", [*fields, ("G6", (10, 10, 14, 14))])
+    command = ["evaluate", "--map", str(map_path), "--labels", str(labels)]
+    main([*command, "--no-progress"])
+    out, err = capsys.readouterr()
+    assert err.splitlines() == [
+        "torchgeo-simclr evaluate: warning: 1 of 5 label polygons have a CLASS2 "
+        "code with no irrigation class (G6), so they are ignored (labelled 255); "
+        "map codes to 1 (irrigated) or 0 (not) with class_map (evaluate: "
+        "--class-map CODE=1)."
+    ]
+    assert "tp 23" in out
+    main([*command, "--no-progress", "--class-map", "G6=1"])
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert "tp 39" in out  # G6's 16 pixels count as irrigated now.
+    with pytest.raises(SystemExit):
+        main([*command, "--class-map", "G6=2"])
+    assert "'G6=2' is not CODE=VALUE" in capsys.readouterr().err
 
 
 def test_missing_map(tmp_path: Path, labels: Path) -> None:

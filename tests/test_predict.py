@@ -13,6 +13,7 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import numpy.typing as npt
+import pyogrio
 import pytest
 import rasterio
 import torch
@@ -20,7 +21,7 @@ from conftest import fake_s2_per_band
 from PIL import Image
 from pyproj import CRS, Transformer
 from rasterio.transform import from_origin
-from rasterio.windows import Window
+from rasterio.windows import Window, from_bounds
 
 from torchgeo_simclr.cli import main
 from torchgeo_simclr.constants import IRRIGATED, MAP_NODATA, S2_BANDS
@@ -32,6 +33,7 @@ from torchgeo_simclr.inference.normalise import has_data, normalise
 from torchgeo_simclr.inference.polygons import irrigated_polygons
 from torchgeo_simclr.inference.predict import default_batch_size
 from torchgeo_simclr.inference.quicklook import quicklook
+from torchgeo_simclr.inference.writer import MapFiles
 from torchgeo_simclr.models.checkpoint import DataMetadata, load_model
 from torchgeo_simclr.models.classifier import Problem
 from torchgeo_simclr.sample import SampleScene, make_sample_scene
@@ -257,7 +259,9 @@ def test_utm_bbox_cutting_pixels_is_widened_to_whole_pixels(
 def test_bbox_reaching_past_the_imagery_is_cut_to_it(scene: SampleScene) -> None:
     left, top = imagery_origin(scene)
     bbox = (left - 5000.0, top - 1000.0, left + 500.0, top + 5000.0)
-    grid = output_grid(imagery(scene), bbox, "EPSG:32610")
+    with pytest.warns(UserWarning, match="reaches past the imagery") as record:
+        grid = output_grid(imagery(scene), bbox, "EPSG:32610")
+    assert f"{[left, top - 1000.0, left + 500.0, top]}" in str(record[0].message)
     assert grid.bounds == (left, top - 1000.0, left + 500.0, top)
     assert output_grid(imagery(scene)).bounds == (
         left,
@@ -332,7 +336,20 @@ def test_swapped_lonlat_bbox_gets_the_swapped_suggestion(scene: SampleScene) -> 
         output_grid(imagery(scene), (37.0, -120.8, 37.1, -120.7))
     assert str(info.value).endswith("pass --bbox -120.8 37 -120.7 37.1.")
     # The suggestion is the bbox the user meant: it lies on the imagery.
-    assert output_grid(imagery(scene), (-120.8, 37.0, -120.7, 37.1)).width > 1
+    assert output_grid(imagery(scene), (-120.8, 37.05, -120.7, 37.1)).width > 1
+
+
+def test_utm_bbox_without_its_crs_gets_the_bbox_crs_suggestion(
+    scene: SampleScene,
+) -> None:
+    left, top = imagery_origin(scene)
+    bbox = (left + 100, top - 900, left + 900, top - 100)
+    with pytest.raises(ValueError, match="look like projected coordinates") as info:
+        output_grid(imagery(scene), bbox)
+    assert f"--bbox {left + 100:.10g} {top - 900:.10g}" in str(info.value)
+    assert str(info.value).endswith(
+        "--bbox-crs EPSG:32610 if they are in the imagery's CRS."
+    )
 
 
 # --------------------------------------------------------------------------
@@ -550,6 +567,15 @@ def test_files_are_written(maps: dict[str, MapResult]) -> None:
         assert hidden(path.parent) == []
 
 
+def test_companions_keep_every_dot_of_the_name() -> None:
+    """irrig.2023.tif and irrig.2024.tif must not share irrig.qml."""
+    files = MapFiles.beside("maps/irrig.2023.tif")
+    assert [p.name for p in files.all()] == [
+        "irrig.2023.tif",
+        *(f"irrig.2023{suffix}" for suffix in COMPANIONS),
+    ]
+
+
 @pytest.mark.parametrize("problem", PROBLEMS)
 def test_class_map_is_a_cog_on_the_imagery_grid(
     maps: dict[str, MapResult], scene: SampleScene, problem: str
@@ -719,6 +745,34 @@ def test_polygons_do_not_depend_on_strip_height(maps: dict[str, MapResult]) -> N
     )
 
 
+@pytest.mark.parametrize("problem", PROBLEMS)
+def test_a_bbox_map_is_the_whole_map_cut_to_the_bbox(
+    scene: SampleScene,
+    checkpoints: dict[str, Path],
+    maps: dict[str, MapResult],
+    problem: str,
+    tmp_path: Path,
+) -> None:
+    """Maps of neighbouring bboxes meet without seams: windows lie on the
+    whole imagery's grid and reach past the bbox for context."""
+    left, top = imagery_origin(scene)
+    bbox = (left + 1234.0, top - 2345.0, left + 2001.0, top - 1617.0)
+    result = run(
+        checkpoints[problem],
+        scene.root,
+        tmp_path / "map.tif",
+        bbox=bbox,
+        bbox_crs="EPSG:32610",
+    )
+    with rasterio.open(result.files.probability) as part:
+        cut = part.read(1)
+        bounds = part.bounds
+    with rasterio.open(maps[problem].files.probability) as whole:
+        expected = whole.read(1, window=from_bounds(*bounds, whole.transform))
+    assert cut.shape == expected.shape == (74, 78)
+    np.testing.assert_allclose(cut, expected, rtol=1e-5, atol=1e-6)
+
+
 def test_small_bbox_at_the_imagery_corner(
     scene: SampleScene, checkpoints: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -726,13 +780,14 @@ def test_small_bbox_at_the_imagery_corner(
     left, top = imagery_origin(scene)
     right, bottom = left + SCENE * 10, top - SCENE * 10
     bbox = (right - 455.0, bottom - 300.0, right + 800.0, bottom + 505.0)
-    result = run(
-        checkpoints["segmentation"],
-        scene.root,
-        tmp_path / "map.tif",
-        bbox=bbox,
-        bbox_crs="EPSG:32610",
-    )
+    with pytest.warns(UserWarning, match="reaches past the imagery"):
+        result = run(
+            checkpoints["segmentation"],
+            scene.root,
+            tmp_path / "map.tif",
+            bbox=bbox,
+            bbox_crs="EPSG:32610",
+        )
     with rasterio.open(result.files.classes) as src:
         assert (src.width, src.height) == (46, 51)
         assert src.bounds == (right - 460.0, bottom, right, bottom + 510.0)
@@ -932,6 +987,32 @@ def test_batch_size_below_one(
     assert not out.exists()
 
 
+@pytest.mark.parametrize(
+    ("option", "value", "expected"),
+    [
+        ("--threshold", "50", "--threshold 50 is not a probability between 0 and 1"),
+        ("--threshold", "-0.1", "--threshold -0.1 is not a probability"),
+        ("--min-area", "-1", "--min-area -1 ha is negative"),
+    ],
+)
+def test_threshold_and_min_area_out_of_range(
+    scene: SampleScene,
+    checkpoints: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    option: str,
+    value: str,
+    expected: str,
+) -> None:
+    """Not an empty map (threshold 50) or every speck kept (min area -1)."""
+    out = tmp_path / "map.tif"
+    err = predict_error(
+        capsys, checkpoints["segmentation"], scene.root, out, option, value
+    )
+    assert expected in err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_bbox_missing_the_imagery(
     scene: SampleScene,
     checkpoints: dict[str, Path],
@@ -952,7 +1033,7 @@ def test_bbox_missing_the_imagery(
     )
     assert "does not overlap the imagery" in err
     assert "-120.7" in err  # where the imagery is
-    assert list(out.parent.iterdir()) == []
+    assert not out.parent.exists()  # a refused run leaves no empty folders
 
 
 def test_imagery_without_the_checkpoint_s_bands(
@@ -1008,6 +1089,21 @@ def test_unwritable_output_directory(
     assert str(out.parent) in err
 
 
+def test_a_map_without_irrigation_still_has_a_polygon_layer(
+    scene: SampleScene, checkpoints: dict[str, Path], tmp_path: Path
+) -> None:
+    """QGIS shows an empty layer of polygons in the map's CRS, not Unknown."""
+    result = run(
+        checkpoints["segmentation"], scene.root, tmp_path / "map.tif", threshold=1.0
+    )
+    assert result.summary["irrigated_regions"] == 0
+    info = pyogrio.read_info(result.files.polygons, layer="irrigated")
+    assert info["geometry_type"] == "Polygon"
+    assert info["features"] == 0
+    assert list(info["fields"]) == ["area_ha", "mean_probability"]
+    assert info["crs"] == "EPSG:32610"
+
+
 def test_existing_output_is_kept_unless_overwrite(
     scene: SampleScene,
     checkpoints: dict[str, Path],
@@ -1039,6 +1135,36 @@ def test_existing_output_is_kept_unless_overwrite(
         assert src.dtypes == ("uint8",)
     assert json.loads(summary.read_text())["width"] == SCENE
     assert hidden(tmp_path) == []
+
+
+def test_a_two_pixel_map_reports_its_area_in_words(
+    scene: SampleScene,
+    checkpoints: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """0.04 ha, not 0.0 ha; one region, not 1 regions."""
+    left, top = imagery_origin(scene)
+    bbox = [str(v) for v in (left + 1000, top - 1020, left + 1020, top - 1000)]
+    capsys.readouterr()
+    predict_cli(
+        checkpoints["segmentation"],
+        scene.root,
+        tmp_path / "map.tif",
+        "--no-progress",
+        "--bbox",
+        *bbox,
+        "--bbox-crs",
+        "EPSG:32610",
+        "--threshold",
+        "0",
+        "--min-area",
+        "0",
+    )
+    printed = capsys.readouterr().out
+    assert printed.startswith(
+        "Irrigated: 0.04 ha of 0.04 ha with data (100.0%), 1 region of at least 0 ha;"
+    )
 
 
 def test_classification_patch_size_other_than_training(

@@ -2,14 +2,19 @@
 
 import argparse
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 import torch
 
 if TYPE_CHECKING:
     from lightning.pytorch.cli import LightningCLI
+
+#: This package's directory: its warnings are printed as one line.
+PACKAGE = Path(__file__).resolve().parent
 
 #: Repository directory holding the YAML configs (present in a source checkout).
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -142,20 +147,22 @@ def run_cli(arguments: Sequence[str]) -> "LightningCLI":
     from torchgeo.datamodules import BaseDataModule
     from torchgeo.tasks import BaseTask
 
+    from .interrupts import keyboard_interrupts
     from .lightning_cli import PluginCLI
 
     # LightningCLI warns when given args while sys.argv holds others (ours).
     argv, sys.argv = sys.argv, sys.argv[:1]
     try:
-        return PluginCLI(
-            model_class=BaseTask,
-            datamodule_class=BaseDataModule,
-            seed_everything_default=0,
-            subclass_mode_model=True,
-            subclass_mode_data=True,
-            save_config_kwargs={"overwrite": True},
-            args=["fit", *arguments],
-        )
+        with keyboard_interrupts():
+            return PluginCLI(
+                model_class=BaseTask,
+                datamodule_class=BaseDataModule,
+                seed_everything_default=0,
+                subclass_mode_model=True,
+                subclass_mode_data=True,
+                save_config_kwargs={"overwrite": True},
+                args=["fit", *arguments],
+            )
     finally:
         sys.argv = argv
 
@@ -312,7 +319,6 @@ def _quiet_lightning() -> None:
     helper and, in distillation, the note that the frozen teacher is in eval mode.
     """
     import logging
-    import warnings
 
     # Lightning sets its loggers to INFO when first imported: import it first.
     import lightning.pytorch  # noqa: F401
@@ -325,6 +331,11 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings(
         "ignore", message=r"Found \d+ module\(s\) in eval mode at the start"
     )
+
+
+def _hectares(value: float) -> str:
+    """Hectares to one decimal, or two significant digits below 1 ha."""
+    return f"{value:,.1f} ha" if value >= 1 or value == 0 else f"{value:.2g} ha"
 
 
 def _predict(args: argparse.Namespace) -> None:
@@ -353,10 +364,12 @@ def _predict(args: argparse.Namespace) -> None:
         progress=args.progress,
     )
     summary = result.summary
+    regions = summary["irrigated_regions"]
     print(
-        f"Irrigated: {summary['irrigated_ha']:,.1f} ha of {summary['valid_ha']:,.1f} "
-        f"ha with data ({100 * summary['irrigated_fraction']:.1f}%), "
-        f"{summary['irrigated_regions']} regions of at least {args.min_area:g} ha; "
+        f"Irrigated: {_hectares(summary['irrigated_ha'])} of "
+        f"{_hectares(summary['valid_ha'])} with data "
+        f"({100 * summary['irrigated_fraction']:.1f}%), {regions} "
+        f"region{'' if regions == 1 else 's'} of at least {args.min_area:g} ha; "
         f"{summary['width']} x {summary['height']} px of {summary['pixel_size']:g} m "
         f"in {summary['crs']}, {summary['run_seconds']:.1f} s."
     )
@@ -374,6 +387,7 @@ def _evaluate(args: argparse.Namespace) -> None:
         args.map,
         args.labels,
         class_column=args.class_column,
+        class_map=dict(args.class_map),
         bbox=args.bbox,
         progress=args.progress,
     )
@@ -385,7 +399,8 @@ def _add_map_commands(commands: "argparse._SubParsersAction[Any]") -> None:
     predict = commands.add_parser(
         "predict",
         help="map irrigation over a bbox: COG classes + probability, QGIS styles, "
-        "field polygons (GeoPackage) and a JSON summary",
+        "irrigated regions as polygons (GeoPackage; fields that touch merge into one) "
+        "and a JSON summary",
     )
     predict.add_argument(
         "--checkpoint", required=True, help="fine-tuned or distilled .ckpt file"
@@ -458,8 +473,29 @@ def _add_map_commands(commands: "argparse._SubParsersAction[Any]") -> None:
         metavar=("MIN_LON", "MIN_LAT", "MAX_LON", "MAX_LAT"),
         help="score only inside this lon/lat box",
     )
+    evaluate.add_argument(
+        "--class-map",
+        nargs="+",
+        type=_class_code,
+        default=[],
+        metavar="CODE=VALUE",
+        help="class codes to count as irrigated (1), not irrigated (0) or ignored "
+        "(255), over the DWR defaults, e.g. --class-map I=1 X=0",
+    )
     _add_progress(evaluate)
     evaluate.set_defaults(func=_evaluate)
+
+
+def _class_code(value: str) -> tuple[str, int]:
+    """Parse one ``CODE=VALUE`` of ``--class-map``."""
+    code, _, number = value.partition("=")
+    if not code.strip() or number not in ("0", "1", "255"):
+        msg = (
+            f"{value!r} is not CODE=VALUE with VALUE 0 (not irrigated), 1 "
+            "(irrigated) or 255 (ignored); pass e.g. I=1"
+        )
+        raise argparse.ArgumentTypeError(msg)
+    return code.strip(), int(number)
 
 
 def _embed(args: argparse.Namespace) -> None:
@@ -753,6 +789,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: What an interrupted command leaves, by command.
+INTERRUPTED: dict[str, str] = {
+    **dict.fromkeys(
+        ("predict", "embed", "search", "embedding-map"),
+        " Outputs are written under temporary names and renamed only once "
+        "complete, so no file was written or changed.",
+    ),
+    "fit": " The checkpoints saved so far are kept; resume with --ckpt_path "
+    "and the run's checkpoints/last.ckpt.",
+}
+
+
+def _show_warning(
+    prefix: str,
+    default: Callable[..., None],
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """Print this package's warnings as one line, others as Python does."""
+    if Path(filename).resolve().is_relative_to(PACKAGE):
+        print(f"{prefix}: warning: {message}", file=sys.stderr)
+    else:
+        default(message, category, filename, lineno, file, line)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the ``torchgeo-simclr`` command.
 
@@ -765,8 +830,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         args = argparse.Namespace(command="fit", func=_fit, arguments=argv[1:])
     else:
         args = build_parser().parse_args(argv)
+    prefix = f"torchgeo-simclr {args.command}"
     try:
-        args.func(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = partial(_show_warning, prefix, warnings.showwarning)
+            args.func(args)
     except (
         FileNotFoundError,
         FileExistsError,
@@ -774,5 +842,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         ConnectionError,
         ValueError,
     ) as error:
-        print(f"torchgeo-simclr {args.command}: error: {error}", file=sys.stderr)
+        print(f"{prefix}: error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        note = INTERRUPTED.get(args.command, "")
+        print(f"\n{prefix}: interrupted.{note}", file=sys.stderr)
+        raise SystemExit(130) from None

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from .interrupts import keyboard_interrupts
 from .models.checkpoint import read_checkpoint
 from .throughput import FreshProcessTimer
 
@@ -154,7 +155,10 @@ def run_stage(
     )
     metrics: dict[str, float] = {}
     if test:
-        results = cli.trainer.test(cli.model, datamodule=cli.datamodule, verbose=False)
+        with keyboard_interrupts():
+            results = cli.trainer.test(
+                cli.model, datamodule=cli.datamodule, verbose=False
+            )
         metrics = {key: float(value) for key, value in results[0].items()}
     path = Path(cli.trainer.checkpoint_callback.last_model_path)  # type: ignore[union-attr]
     return RunOutcome(

@@ -76,6 +76,8 @@ class GridPatches(Dataset[dict[str, Any]]):
         order = np.lexsort((cols, rows, block_col, block_row))
         #: Top-left pixel of each window on the grid, ``[N]`` each, by index.
         self.rows, self.cols = rows[order], cols[order]
+        # Windows may start left of or above the grid (negative offsets).
+        block_row, block_col = block_row - block_row.min(), block_col - block_col.min()
         keys = block_row[order] * (int(block_col.max()) + 1) + block_col[order]
         #: Block of each window, ``[N]``, numbered in reading order.
         self.blocks = np.cumsum(np.diff(keys, prepend=keys[0]) != 0)

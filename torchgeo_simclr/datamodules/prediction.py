@@ -27,10 +27,12 @@ class MapDataModule(BaseDataModule):
 
     Only ``predict`` is supported: the windows tile the region with *overlap*
     pixels shared between neighbours, row by row, so a writer can blend and
-    write the map strip by strip. Each batch is cut from a few reads of up to
-    :data:`READ_WIDTH` pixels of window corners along a row of windows
-    (:class:`~torchgeo_simclr.datamodules.patches.GridPatches`), not one
-    raster query per window. Normalisation is the model's business (its
+    write the map strip by strip. They lie on a tiling of the whole imagery
+    (see :meth:`~torchgeo_simclr.inference.grid.OutputGrid.windows`), so a
+    bbox's map is the whole map cut to the bbox. Each batch is cut from a few
+    reads of up to :data:`READ_WIDTH` pixels of window corners along a row of
+    windows (:class:`~torchgeo_simclr.datamodules.patches.GridPatches`), not
+    one raster query per window. Normalisation is the model's business (its
     checkpoint holds the training statistics), so batches stay in reflectance
     x10000.
     """

@@ -89,6 +89,21 @@ def build_irrigation_map(overrides: Mapping[str, int] | None = None) -> dict[str
     return effective
 
 
+def code_key(code: object) -> str:
+    """A class code as the class map keys it.
+
+    Args:
+        code: a code as read (string, or None/NaN when missing).
+
+    Returns:
+        The code without surrounding whitespace (DWR pads some codes, e.g.
+        ``" V"``), or ``"<missing>"`` for a null code.
+    """
+    if code is None or (isinstance(code, float) and np.isnan(code)):
+        return MISSING_CODE
+    return str(code).strip()
+
+
 def class_codes_to_mask_values(
     codes: Iterable[object], class_map: Mapping[str, int]
 ) -> tuple[npt.NDArray[np.uint8], list[str]]:
@@ -113,10 +128,7 @@ def class_codes_to_mask_values(
     for code in codes:
         value = cache.get(code)
         if value is None:
-            if code is None or (isinstance(code, float) and np.isnan(code)):
-                key = MISSING_CODE
-            else:
-                key = str(code).strip()
+            key = code_key(code)
             if key not in class_map:
                 unknown.add(key)
             value = class_map.get(key, IGNORE_INDEX)

@@ -21,7 +21,7 @@ from torchgeo.datasets import VectorDataset
 from torchgeo.datasets.utils import GeoSlice, Path, Sample
 
 from ..constants import IGNORE_INDEX
-from .dwr import build_irrigation_map, class_codes_to_mask_values
+from .dwr import build_irrigation_map, class_codes_to_mask_values, code_key
 
 #: EPSG:4326, the CRS of a user-given bbox.
 LONLAT = CRS.from_epsg(4326)
@@ -153,6 +153,8 @@ class IrrigationLabels(VectorDataset):
         kept: list[str] = []
         extents: dict[str, list[float]] = {}
         unknown: set[str] = set()
+        # Polygons read, and those whose code has no irrigation class.
+        polygons = unmapped = 0
         for filepath in files:
             frame, extent = self._read(filepath)
             if frame.empty:
@@ -162,6 +164,8 @@ class IrrigationLabels(VectorDataset):
                 frame[class_column], self.class_map
             )
             unknown.update(missing)
+            polygons += len(frame)
+            unmapped += sum(code_key(code) in missing for code in frame[class_column])
             frames.append(
                 GeoDataFrame(
                     {"value": values, "source": len(kept)},
@@ -187,11 +191,15 @@ class IrrigationLabels(VectorDataset):
                 )
             raise ValueError(msg)
         if unknown:
+            codes = sorted(unknown)
+            listed = ", ".join(codes[:10]) + (
+                f" and {len(codes) - 10} more" if len(codes) > 10 else ""
+            )
             warnings.warn(
-                f"Label file(s) {kept} have {class_column} codes {sorted(unknown)} "
-                "that are not in the class map; their pixels are set to "
-                f"{IGNORE_INDEX} (ignored). Add them with class_map={{code: 0 or 1}} "
-                "to use them.",
+                f"{unmapped:,} of {polygons:,} label polygons have a {class_column} "
+                f"code with no irrigation class ({listed}), so they are ignored "
+                "(labelled 255); map codes to 1 (irrigated) or 0 (not) with "
+                "class_map (evaluate: --class-map CODE=1).",
                 UserWarning,
                 stacklevel=2,
             )

@@ -194,8 +194,10 @@ def embed_region(
 ) -> EmbedResult:
     """Embed every patch of a region into a GeoParquet index.
 
-    Patches tile the bounding box on the imagery's own pixel grid, every
-    *stride* pixels (the last row and column flush with the region's edge).
+    Patches lie on the imagery's own pixel grid, every *stride* pixels from
+    the imagery's top-left corner (the last row and column flush with its
+    edge); those touching the bounding box are embedded, so a place has the
+    same patch in the index of any bbox.
     Each is normalised with the checkpoint's training statistics and passed
     through its backbone; the pooled features (e.g. 512 numbers for a
     ResNet-18; not the projection head's output) are written with the patch's
@@ -312,7 +314,7 @@ def embed_region(
             msg = (
                 f"all {skipped} patches over the region are more than half nodata, "
                 "so the index would be empty; pass a --bbox over imagery with data "
-                "(a bbox smaller than a patch gets the patch centred on it)."
+                "(a bbox gets the patches of the imagery's patch grid that touch it)."
             )
             raise ValueError(msg)
     return EmbedResult(out, writer.rows, skipped, time.perf_counter() - start)

@@ -1,6 +1,7 @@
 """The output grid of a map: the imagery's own pixel grid, cut to a bounding box."""
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -39,28 +40,52 @@ def parse_bbox_crs(value: str | CRS) -> CRS:
         raise ValueError(msg) from error
 
 
-def check_latitudes(option: str, values: Sequence[float], crs: CRS) -> None:
+def check_latitudes(
+    option: str, values: Sequence[float], crs: CRS, imagery_crs: CRS | None = None
+) -> None:
     """Refuse geographic coordinates whose latitudes are out of range.
 
-    A latitude beyond +-90 degrees is nearly always a longitude given first
-    the other way round, so the message suggests the swapped values.
+    A latitude beyond +-90 degrees is a longitude given first the other way
+    round, when swapping makes the values degrees, or else projected
+    coordinates (metres) given without their CRS: the message suggests the
+    swapped values or ``--bbox-crs``.
 
     Args:
         option: the command-line option the values came from, e.g. ``--bbox``.
         values: ``(lon, lat)`` or ``(min lon, min lat, max lon, max lat)``.
         crs: the CRS the values are in; only a geographic one is checked.
+        imagery_crs: the imagery's CRS, suggested for projected values.
 
     Raises:
         ValueError: if *crs* is geographic and a latitude is beyond +-90.
     """
     if not crs.is_geographic or all(abs(lat) <= 90 for lat in values[1::2]):
         return
+    given = " ".join(f"{v:.10g}" for v in values)
     swapped = [values[i + 1 - 2 * (i % 2)] for i in range(len(values))]
+    if all(abs(lat) <= 90 for lat in swapped[1::2]) and all(
+        abs(lon) <= 180 for lon in swapped[0::2]
+    ):
+        fix = (
+            "longitude and latitude look swapped; "
+            f"{option} takes longitude first: pass {option} "
+            f"{' '.join(f'{v:.10g}' for v in swapped)}"
+        )
+    else:
+        example = (
+            f"--bbox-crs {imagery_crs.to_string()} if they are in the imagery's CRS"
+            if imagery_crs is not None
+            else "--bbox-crs EPSG:32610 for UTM zone 10N"
+        )
+        fix = (
+            f"these look like projected coordinates (metres); give their CRS, e.g. "
+            f"{example}"
+            if option == "--bbox"
+            else f"{option} takes degrees of longitude and latitude"
+        )
     msg = (
-        f"{option} {' '.join(f'{v:g}' for v in values)} has a latitude beyond "
-        "+-90 degrees, so longitude and latitude look swapped; "
-        f"{option} takes longitude first: pass {option} "
-        f"{' '.join(f'{v:g}' for v in swapped)}."
+        f"{option} {given} has a latitude beyond +-90 degrees in "
+        f"{crs.to_string()}, so {fix}."
     )
     raise ValueError(msg)
 
@@ -77,6 +102,11 @@ class OutputGrid:
     width: int
     #: Rows.
     height: int
+    #: ``(row, col)`` of this grid's top-left pixel on the whole imagery's
+    #: grid, whose windows this grid shares.
+    offset: tuple[int, int] = (0, 0)
+    #: ``(rows, cols)`` of the whole imagery's grid (None: this grid is it).
+    imagery_shape: tuple[int, int] | None = None
 
     @property
     def res(self) -> float:
@@ -115,10 +145,14 @@ class OutputGrid:
     def windows(self, size: int, overlap: int) -> list[Window]:
         """Square windows that cover the grid, row by row, top to bottom.
 
-        Windows step by ``size - overlap``; the last row and column are moved
-        back to end on the grid's edge, so every pixel is covered and no window
-        reaches past the grid. Along a side shorter than a window, the one
-        window is centred on the grid (its offset is then negative).
+        The windows are laid over the whole imagery: they step by ``size -
+        overlap`` from its top-left corner, and the last row and column are
+        moved back to end on its edge. This grid gets those that touch it,
+        relative to its own top-left pixel, so a bbox's map or index is the
+        whole imagery's cut to the bbox, pixel for pixel. Windows at a bbox's
+        edge reach past it (negative offsets included), for the context
+        around it. Along a side of the imagery shorter than a window, the
+        one window is centred on it.
 
         Args:
             size: window side, pixels.
@@ -127,20 +161,33 @@ class OutputGrid:
         Returns:
             Windows in row-major order (``row_off`` never decreases).
         """
-        rows = _starts(self.height, size, size - overlap)
-        cols = _starts(self.width, size, size - overlap)
+        rows_total, cols_total = self.imagery_shape or (self.height, self.width)
+        step = size - overlap
+        rows = _starts(rows_total, size, step, self.offset[0], self.height)
+        cols = _starts(cols_total, size, step, self.offset[1], self.width)
         return [Window(col, row, size, size) for row in rows for col in cols]
 
 
-def _starts(length: int, size: int, step: int) -> list[int]:
-    """Window offsets along one axis: every *step*, the last one flush with the end.
+def _starts(length: int, size: int, step: int, first: int, count: int) -> list[int]:
+    """Window offsets along one axis of the imagery that touch a stretch of it.
 
-    An axis shorter than a window gets one window, centred on it.
+    Args:
+        length: pixels along the axis of the whole imagery.
+        size: window side, pixels.
+        step: pixels between window starts.
+        first: first pixel of the stretch.
+        count: pixels in the stretch.
+
+    Returns:
+        Window starts relative to *first*: every *step* from the imagery's
+        start, the last flush with its end (one centred window if the
+        imagery is shorter than a window), those overlapping the stretch.
     """
     if length <= size:
-        return [-((size - length) // 2)]
-    starts = list(range(0, length - size, step))
-    return [*starts, length - size]
+        starts = [-((size - length) // 2)]
+    else:
+        starts = [*range(0, length - size, step), length - size]
+    return [s - first for s in starts if s < first + count and s + size > first]
 
 
 def output_grid(
@@ -186,7 +233,7 @@ def output_grid(
                 "for lon/lat."
             )
             raise ValueError(msg)
-        check_latitudes("--bbox", values, source)
+        check_latitudes("--bbox", values, source, crs)
         to_data = Transformer.from_crs(source, crs, always_xy=True)
         region_ = to_data.transform_bounds(values[0], values[1], values[2], values[3])
         region = (
@@ -203,6 +250,14 @@ def output_grid(
                 f"{crs.to_string()}; pass a bbox inside that extent."
             )
             raise ValueError(msg)
+        if any(abs(a - b) > xres / 2 for a, b in zip(region, region_, strict=True)):
+            warnings.warn(
+                f"--bbox reaches past the imagery, so only its part over the "
+                f"imagery is covered: {lonlat_extent(region, crs)} (lon/lat) = "
+                f"{np.round(region, 1).tolist()} in {crs.to_string()}.",
+                UserWarning,
+                stacklevel=2,
+            )
     # Whole pixels of the imagery grid (anchored at its top-left corner) that
     # touch the region; the tolerance absorbs reprojection noise.
     left, top = data[0], data[3]
@@ -212,4 +267,15 @@ def output_grid(
     row0 = math.floor((top - region[3]) / xres + tol)
     row1 = math.ceil((top - region[1]) / xres - tol)
     transform = Affine(xres, 0.0, left + col0 * xres, 0.0, -xres, top - row0 * xres)
-    return OutputGrid(crs, transform, max(col1 - col0, 1), max(row1 - row0, 1))
+    shape = (
+        math.ceil((data[3] - data[1]) / xres - tol),
+        math.ceil((data[2] - data[0]) / xres - tol),
+    )
+    return OutputGrid(
+        crs,
+        transform,
+        max(col1 - col0, 1),
+        max(row1 - row0, 1),
+        offset=(row0, col0),
+        imagery_shape=shape,
+    )

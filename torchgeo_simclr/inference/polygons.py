@@ -1,4 +1,4 @@
-"""Irrigated areas of a class map as field polygons, read strip by strip."""
+"""Irrigated areas of a class map as polygons of connected regions, strip by strip."""
 
 from pathlib import Path
 

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..interrupts import keyboard_interrupts
 from .device import resolve_device
 from .writer import IrrigationMapWriter, MapFiles
 
@@ -113,7 +114,14 @@ def predict_map(
 
     # The writer and the task check these again on the Lightning path; here
     # they fail before a large checkpoint is loaded or any file is opened.
-    files = MapFiles.beside(out)
+    writer = IrrigationMapWriter(
+        out,
+        threshold=threshold,
+        min_area_ha=min_area_ha,
+        overwrite=overwrite,
+        progress=progress,
+    )
+    files = writer.files
     files.check_writable(overwrite)
     target = resolve_device(device)
     task = MapPredictionTask(checkpoint)
@@ -136,13 +144,6 @@ def predict_map(
         batch_size=default_batch_size(size) if batch_size is None else batch_size,
         num_workers=num_workers,
     )
-    writer = IrrigationMapWriter(
-        out,
-        threshold=threshold,
-        min_area_ha=min_area_ha,
-        overwrite=overwrite,
-        progress=progress,
-    )
     trainer = Trainer(
         accelerator=target.type,
         devices=[target.index] if target.index is not None else 1,
@@ -152,6 +153,7 @@ def predict_map(
         enable_progress_bar=False,
         enable_model_summary=False,
     )
-    trainer.predict(task, datamodule=datamodule, return_predictions=False)
+    with keyboard_interrupts():
+        trainer.predict(task, datamodule=datamodule, return_predictions=False)
     assert writer.summary is not None
     return MapResult(files, writer.summary)

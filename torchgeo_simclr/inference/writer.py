@@ -65,14 +65,15 @@ class MapFiles:
                 "files are named after it."
             )
             raise ValueError(msg)
+        # Not with_suffix: a name such as irrig.2023.tif keeps its ".2023".
         stem = path.with_suffix("")
         return cls(
             classes=path,
             probability=Path(f"{stem}_probability{path.suffix}"),
-            classes_style=stem.with_suffix(".qml"),
+            classes_style=Path(f"{stem}.qml"),
             probability_style=Path(f"{stem}_probability.qml"),
-            polygons=stem.with_suffix(".gpkg"),
-            summary=stem.with_suffix(".json"),
+            polygons=Path(f"{stem}.gpkg"),
+            summary=Path(f"{stem}.json"),
         )
 
     def all(self) -> list[Path]:
@@ -91,7 +92,9 @@ class MapFiles:
         ]
 
     def check_writable(self, overwrite: bool) -> None:
-        """Create the directory; refuse to replace files or to write where one cannot.
+        """Refuse to replace files, or to write where one cannot.
+
+        Nothing is created: a run that fails later leaves no empty folders.
 
         Args:
             overwrite: allow replacing existing files.
@@ -99,6 +102,30 @@ class MapFiles:
         Raises:
             FileExistsError: if a file exists and *overwrite* is False.
             PermissionError: if the directory cannot be created or written.
+        """
+        folder = self.classes.parent
+        nearest = next(path for path in (folder, *folder.parents) if path.exists())
+        if not nearest.is_dir() or not os.access(nearest, os.W_OK | os.X_OK):
+            why = "is a file" if not nearest.is_dir() else "is not writable"
+            msg = (
+                f"The output directory {str(folder)!r} cannot be written to "
+                f"({str(nearest)!r} {why}); pass --out in a directory you can "
+                "write to."
+            )
+            raise PermissionError(msg)
+        existing = [str(path) for path in self.all() if path.exists()]
+        if existing and not overwrite:
+            msg = (
+                f"{', '.join(existing)} already exist; pass --overwrite to replace "
+                "them, or choose another --out."
+            )
+            raise FileExistsError(msg)
+
+    def make_folder(self) -> None:
+        """Create the output directory, once the inputs have been checked.
+
+        Raises:
+            PermissionError: if it cannot be created.
         """
         folder = self.classes.parent
         try:
@@ -109,19 +136,6 @@ class MapFiles:
                 f"({error.strerror}); pass --out in a directory you can write to."
             )
             raise PermissionError(msg) from None
-        if not os.access(folder, os.W_OK | os.X_OK):
-            msg = (
-                f"The output directory {str(folder)!r} is not writable; pass --out "
-                "in a directory you can write to."
-            )
-            raise PermissionError(msg)
-        existing = [str(path) for path in self.all() if path.exists()]
-        if existing and not overwrite:
-            msg = (
-                f"{', '.join(existing)} already exist; pass --overwrite to replace "
-                "them, or choose another --out."
-            )
-            raise FileExistsError(msg)
 
 
 def partial_path(path: Path) -> Path:
@@ -164,7 +178,23 @@ class IrrigationMapWriter(BasePredictionWriter):
             min_area_ha: smallest irrigated region kept as a polygon, hectares.
             overwrite: replace existing output files.
             progress: show a progress bar (tiles, pixels per second, time left).
+
+        Raises:
+            ValueError: if *out* is not ``.tif``, *threshold* is outside
+                [0, 1] or *min_area_ha* is negative.
         """
+        if threshold is not None and not 0 <= threshold <= 1:
+            msg = (
+                f"--threshold {threshold:g} is not a probability between 0 and 1; "
+                "pass e.g. 0.5, or leave it out for the model's own threshold."
+            )
+            raise ValueError(msg)
+        if min_area_ha < 0:
+            msg = (
+                f"--min-area {min_area_ha:g} ha is negative; pass 0 to keep every "
+                "irrigated region as a polygon, or e.g. 0.5."
+            )
+            raise ValueError(msg)
         super().__init__(write_interval="batch")
         #: Output file names.
         self.files = MapFiles.beside(out)
@@ -187,6 +217,7 @@ class IrrigationMapWriter(BasePredictionWriter):
             pl_module: a :class:`~torchgeo_simclr.tasks.MapPredictionTask`.
         """
         self.files.check_writable(self.overwrite)
+        self.files.make_folder()
         datamodule: Any = trainer.datamodule  # type: ignore[attr-defined]
         grid: OutputGrid = datamodule.grid
         task: Any = pl_module
@@ -309,7 +340,13 @@ class IrrigationMapWriter(BasePredictionWriter):
         polygons = irrigated_polygons(
             partial[files.classes], partial[files.probability], self.min_area_ha
         )
-        polygons.to_file(partial[files.polygons], driver="GPKG", layer="irrigated")
+        # Named, the geometry type holds for an empty layer too (else Unknown).
+        polygons.to_file(
+            partial[files.polygons],
+            driver="GPKG",
+            layer="irrigated",
+            geometry_type="Polygon",
+        )
         partial[files.classes_style].write_text(class_style())
         partial[files.probability_style].write_text(probability_style())
         self.summary = self._summary(len(polygons))

@@ -1,0 +1,58 @@
+"""Ctrl-C in a Lightning run reaches our commands as KeyboardInterrupt."""
+
+import signal
+import sys
+
+import pytest
+from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.demos.boring_classes import BoringModel
+
+from torchgeo_simclr.interrupts import keyboard_interrupts
+
+
+class CtrlC(Callback):
+    """Press Ctrl-C at the second training step."""
+
+    def on_train_batch_start(
+        self, trainer: Trainer, pl_module: LightningModule, batch: object, index: int
+    ) -> None:
+        if index == 1:
+            raise KeyboardInterrupt
+
+
+def trainer(*callbacks: Callback) -> Trainer:
+    return Trainer(
+        max_steps=4,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=list(callbacks),
+    )
+
+
+def test_lightning_exits_on_ctrl_c_and_we_get_the_interrupt_back() -> None:
+    """Lightning turns Ctrl-C into exit status 1; the context undoes that."""
+    with pytest.raises(SystemExit) as exit_:
+        trainer(CtrlC()).fit(BoringModel())
+    assert exit_.value.code == 1
+    handler = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt), keyboard_interrupts():
+        trainer(CtrlC()).fit(BoringModel())
+    assert signal.getsignal(signal.SIGINT) == handler
+
+
+def exit_while_interrupted(code: int) -> None:
+    try:
+        raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        sys.exit(code)
+
+
+def test_other_exits_pass_through() -> None:
+    with pytest.raises(SystemExit) as exit_, keyboard_interrupts():
+        sys.exit(1)
+    assert exit_.value.code == 1
+    with pytest.raises(SystemExit) as exit_, keyboard_interrupts():
+        exit_while_interrupted(2)
+    assert exit_.value.code == 2
