@@ -165,7 +165,11 @@ class IrrigationLabels(VectorDataset):
             )
             unknown.update(missing)
             polygons += len(frame)
-            unmapped += sum(code_key(code) in missing for code in frame[class_column])
+            if missing:  # A second pass over the codes only when some are unknown.
+                unknown_codes = set(missing)
+                unmapped += sum(
+                    code_key(c) in unknown_codes for c in frame[class_column]
+                )
             frames.append(
                 GeoDataFrame(
                     {"value": values, "source": len(kept)},
@@ -198,8 +202,8 @@ class IrrigationLabels(VectorDataset):
             warnings.warn(
                 f"{unmapped:,} of {polygons:,} label polygons have a {class_column} "
                 f"code with no irrigation class ({listed}), so they are ignored "
-                "(labelled 255); map codes to 1 (irrigated) or 0 (not) with "
-                "class_map (evaluate: --class-map CODE=1).",
+                f"(labelled {IGNORE_INDEX}); map codes to 1 (irrigated) or 0 (not) "
+                "with class_map (evaluate: --class-map CODE=1).",
                 UserWarning,
                 stacklevel=2,
             )
