@@ -325,6 +325,23 @@ def test_band_guard(teachers: dict[str, Path]) -> None:
     assert str(reordered) in str(error.value)
 
 
+@pytest.mark.parametrize("problem", ["classification", "segmentation"])
+def test_patch_size_guard(teachers: dict[str, Path], problem: str) -> None:
+    task = DistillTask(teacher=str(teachers[problem]))
+    task.teacher_data = replace(data_metadata(None), patch_size=2 * SIZE)
+    attach(task, fake_datamodule(blocks(0.0), list(S2_BANDS)))
+    if problem == "segmentation":  # a per-pixel teacher maps any patch size
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            task.on_fit_start()
+        return
+    with pytest.warns(UserWarning, match="patch_size") as record:
+        task.on_fit_start()
+    assert f"{2 * SIZE}-px patches but the student gets {SIZE}-px" in str(
+        record[0].message
+    )
+
+
 def test_fresh_process_timer_times_checkpoints_as_predict_loads_them(
     teachers: dict[str, Path], tmp_path: Path
 ) -> None:

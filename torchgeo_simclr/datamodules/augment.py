@@ -1,5 +1,6 @@
 """The batch transform a datamodule runs on the device after transfer."""
 
+from collections.abc import Sequence
 from typing import Any
 
 import kornia.augmentation as K
@@ -101,3 +102,32 @@ def set_augmentations(
     datamodule.val_aug = BatchAugmentation(mean, std, eval_views)
     datamodule.test_aug = BatchAugmentation(mean, std, eval_views)
     datamodule.aug = BatchAugmentation(mean, std)
+
+
+def use_statistics(
+    datamodule: Any, mean: Sequence[float], std: Sequence[float]
+) -> bool:
+    """Normalise a datamodule's batches with given statistics instead of its own.
+
+    Args:
+        datamodule: a set-up datamodule with ``mean``, ``std`` and ``views``
+            (see :func:`set_augmentations`); any other is left alone.
+        mean: per-band mean ``[C]``, data units.
+        std: per-band standard deviation ``[C]``, data units.
+
+    Returns:
+        True when the statistics differed from the datamodule's and replaced
+        them, False when they matched or the datamodule has none.
+    """
+    own = getattr(datamodule, "mean", None), getattr(datamodule, "std", None)
+    if own[0] is None or own[1] is None or not hasattr(datamodule, "views"):
+        return False
+    new = torch.tensor(mean), torch.tensor(std)
+    if all(
+        a.shape == b.shape and torch.allclose(a, b.to(a), rtol=1e-5)
+        for a, b in zip(new, map(torch.as_tensor, own), strict=True)
+    ):
+        return False
+    datamodule.mean, datamodule.std = new
+    set_augmentations(datamodule, *new, datamodule.views)
+    return True

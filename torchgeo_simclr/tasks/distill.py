@@ -1,5 +1,6 @@
 """Stage 3: distil a fine-tuned teacher into a small, fast student."""
 
+import warnings
 from typing import Any
 
 import torch
@@ -8,7 +9,12 @@ from torch import Tensor
 
 from ..constants import IGNORE_INDEX
 from ..losses import binary_loss, distillation_loss
-from ..models.checkpoint import TrainedModel, absolute_if_present, load_model
+from ..models.checkpoint import (
+    DataMetadata,
+    TrainedModel,
+    absolute_if_present,
+    load_model,
+)
 from ..models.classifier import IrrigationModel, ModelSpec
 from .irrigation import IrrigationTask, expect_frozen_modules
 from .schedule import check_schedule
@@ -159,17 +165,30 @@ class DistillTask(IrrigationTask):
                 "(BigEarthNet: root, scheme and split_seed)."
             )
             raise ValueError(msg)
+        if (
+            self.model.spec.problem == "classification"
+            and teacher.patch_size != data.patch_size
+        ):
+            warnings.warn(
+                f"Teacher {self.hparams['teacher']!r} was fine-tuned on "
+                f"{teacher.patch_size}-px patches but the student gets "
+                f"{data.patch_size}-px patches, so the teacher's soft labels "
+                "describe patches of another size than it learnt; set "
+                f"--data.init_args.patch_size {teacher.patch_size} unless that is "
+                "what you want.",
+                UserWarning,
+                stacklevel=2,
+            )
 
-    def trained_bands(self) -> tuple[str, str, tuple[str, ...]] | None:
-        """The teacher checkpoint and its bands.
+    def earlier_stage(self) -> tuple[str, DataMetadata] | None:
+        """The teacher checkpoint and its data.
 
         Returns:
-            See :meth:`IrrigationTask.trained_bands`.
+            What to call the checkpoint in messages, and its data.
         """
         if self.teacher_data is None:
             return None
-        who = f"Teacher {self.hparams['teacher']!r} was trained on"
-        return who, "the teacher's", self.teacher_data.bands
+        return f"teacher {self.hparams['teacher']!r}", self.teacher_data
 
     def configure_optimizers(self) -> OptimizerLRScheduler:
         """AdamW over the student with a warm-up + cosine schedule.

@@ -240,16 +240,15 @@ class FineTuneTask(IrrigationTask):
         if self.frozen:
             expect_frozen_modules()
 
-    def trained_bands(self) -> tuple[str, str, tuple[str, ...]] | None:
-        """The pretraining checkpoint and its bands, when one was given.
+    def earlier_stage(self) -> tuple[str, DataMetadata] | None:
+        """The pretraining checkpoint and its data, when one was given.
 
         Returns:
-            See :meth:`IrrigationTask.trained_bands`.
+            What to call the checkpoint in messages, and its data.
         """
         if self.pretrained_data is None:
             return None
-        who = f"Checkpoint {self.hparams['checkpoint']!r} was pretrained on"
-        return who, "the checkpoint's", self.pretrained_data.bands
+        return f"checkpoint {self.hparams['checkpoint']!r}", self.pretrained_data
 
     def configure_optimizers(self) -> OptimizerLRScheduler:
         """AdamW over the trainable parameters, pretrained stages at *backbone_lr*.

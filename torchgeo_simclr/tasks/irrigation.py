@@ -24,6 +24,7 @@ from ..models.checkpoint import CHECKPOINT_KEY, DataMetadata
 from ..models.classifier import IrrigationModel
 from ..patch_labels import patch_labels
 from .metrics import log_metrics
+from .normalisation import NormalisedAsTrained
 from .schedule import warmup_cosine
 
 
@@ -41,7 +42,7 @@ def expect_frozen_modules() -> None:
     )
 
 
-class IrrigationTask(BaseTask):
+class IrrigationTask(NormalisedAsTrained, BaseTask):
     """Base of the tasks whose :attr:`model` is an :class:`IrrigationModel`.
 
     Subclasses build :attr:`model` in ``configure_models`` and define
@@ -176,48 +177,17 @@ class IrrigationTask(BaseTask):
         return torch.sigmoid(self.model(batch["image"]))
 
     def on_fit_start(self) -> None:
-        """Check, then record, the datamodule's bands, statistics, patch size and split.
+        """Normalise as the earlier stage did, then record bands, statistics and split.
 
         Raises:
-            ValueError: if the bands differ from :meth:`check_bands`'s, or
-                their number from the model's ``in_channels``.
+            ValueError: if the bands differ from the earlier stage's (see
+                :meth:`normalise_as_trained`), or their number from the model's
+                ``in_channels``.
         """
-        datamodule = getattr(self.trainer, "datamodule", None)
-        bands = getattr(datamodule, "bands", None)
-        if bands is not None:
-            self.check_bands(tuple(bands))
+        self.normalise_as_trained()
         self.data_metadata = DataMetadata.from_datamodule(
-            datamodule, self.model.spec.in_channels
+            getattr(self.trainer, "datamodule", None), self.model.spec.in_channels
         )
-
-    def trained_bands(self) -> tuple[str, str, tuple[str, ...]] | None:
-        """The checkpoint the weights come from, and its bands.
-
-        Returns:
-            What to call the checkpoint, what to call its bands and the band
-            names, e.g. ``("Teacher 'x.ckpt' was trained on", "the
-            teacher's", (...))``; None here (no checkpoint to match).
-        """
-        return None
-
-    def check_bands(self, bands: tuple[str, ...]) -> None:
-        """Refuse data of other bands than the weights were trained on.
-
-        Args:
-            bands: the datamodule's band names, in order.
-
-        Raises:
-            ValueError: if *bands* differ from :meth:`trained_bands`'.
-        """
-        trained = self.trained_bands()
-        if trained is not None and trained[2] != bands:
-            who, whose, expected = trained
-            msg = (
-                f"{who} bands {list(expected)} but the datamodule delivers "
-                f"{list(bands)}; set --data.init_args.bands to {whose} bands, in "
-                "that order."
-            )
-            raise ValueError(msg)
 
     def adamw_schedule(self, params: Iterable[Any]) -> OptimizerLRScheduler:
         """AdamW at ``lr`` and ``weight_decay`` with the warm-up + cosine schedule.

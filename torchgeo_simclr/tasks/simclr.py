@@ -18,10 +18,11 @@ from ..models.backbone import feature_size
 from ..models.checkpoint import CHECKPOINT_KEY, DataMetadata
 from ..patch_labels import patch_labels
 from .metrics import log_metrics
+from .normalisation import NormalisedAsTrained
 from .schedule import check_schedule, warmup_cosine
 
 
-class SimCLRv2Task(BaseTask):
+class SimCLRv2Task(NormalisedAsTrained, BaseTask):
     """SimCLRv2 contrastive pretraining of a timm backbone on N-band imagery.
 
     The batch must carry two augmented views of every patch as ``batch["views"]``
@@ -310,7 +311,8 @@ class SimCLRv2Task(BaseTask):
         )
 
     def on_fit_start(self) -> None:
-        """Record the datamodule's bands, statistics and patch size."""
+        """Normalise as a resumed checkpoint did; record bands, statistics, patch."""
+        self.normalise_as_trained()
         datamodule = getattr(self.trainer, "datamodule", None)
         self.data_metadata = DataMetadata.from_datamodule(
             datamodule, self.hparams["in_channels"]

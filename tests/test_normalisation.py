@@ -1,0 +1,120 @@
+"""A network sees its inputs normalised as in training, whatever the data gives."""
+
+import logging
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import fake_dwr_gpkg, fake_s2_multiband, quiet_trainer
+from torch import Tensor
+
+from torchgeo_simclr.constants import S2_BANDS
+from torchgeo_simclr.datamodules import CentralValleyDataModule
+from torchgeo_simclr.models.checkpoint import load_model
+from torchgeo_simclr.tasks import FineTuneTask, SimCLRv2Task
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("scene")
+    fake_s2_multiband(root / "sentinel2")
+    fake_dwr_gpkg(root)
+    return root
+
+
+def datamodule(
+    scene: Path, stats_patches: int, **kwargs: object
+) -> CentralValleyDataModule:
+    """The fake scene in 16-px patches; *stats_patches* changes the statistics."""
+    options: dict[str, object] = {
+        "root": str(scene),
+        "patch_size": 16,
+        "block_size": 32,
+        "batch_size": 8,
+        "length": 8,
+        "stats_patches": stats_patches,
+        "num_views": 0,
+        "cache_dir": str(scene / "cache"),
+    }
+    return CentralValleyDataModule(**(options | kwargs))  # type: ignore[arg-type]
+
+
+def fit(
+    task: FineTuneTask | SimCLRv2Task, dm: CentralValleyDataModule, path: Path
+) -> Path:
+    trainer = quiet_trainer(1, num_sanity_val_steps=0, limit_val_batches=0)
+    trainer.fit(task, datamodule=dm)
+    trainer.save_checkpoint(path)
+    return path
+
+
+def means(dm: CentralValleyDataModule) -> Tensor:
+    dm.setup("fit")
+    return dm.mean
+
+
+@pytest.fixture(scope="module")
+def finetuned(scene: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ckpt") / "finetuned.ckpt"
+    return fit(FineTuneTask(), datamodule(scene, 4), path)
+
+
+def predicted(checkpoint: Path, dm: CentralValleyDataModule) -> Tensor:
+    trainer = quiet_trainer(1)
+    outputs = trainer.predict(FineTuneTask(), datamodule=dm, ckpt_path=checkpoint)
+    assert outputs is not None
+    return torch.cat([torch.as_tensor(o) for o in outputs])
+
+
+def test_the_two_datamodules_compute_different_statistics(scene: Path) -> None:
+    assert not torch.allclose(means(datamodule(scene, 4)), means(datamodule(scene, 2)))
+
+
+def test_predictions_of_a_checkpoint_do_not_depend_on_stats_patches(
+    scene: Path, finetuned: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    as_trained = predicted(finetuned, datamodule(scene, 4))
+    with caplog.at_level(logging.INFO):
+        other = datamodule(scene, 2)
+        elsewhere = predicted(finetuned, other)
+    assert torch.allclose(as_trained, elsewhere)
+    trained = load_model(finetuned).data
+    assert trained is not None
+    assert torch.allclose(other.mean, torch.tensor(trained.mean))
+    assert f"band statistics of checkpoint {str(finetuned)!r}" in caplog.text
+
+
+def test_testing_a_checkpoint_uses_its_statistics(scene: Path, finetuned: Path) -> None:
+    other = datamodule(scene, 2)
+    quiet_trainer(1).test(FineTuneTask(), datamodule=other, ckpt_path=finetuned)
+    trained = load_model(finetuned).data
+    assert trained is not None
+    assert torch.allclose(other.mean, torch.tensor(trained.mean))
+
+
+def test_testing_with_other_bands_names_both(scene: Path, finetuned: Path) -> None:
+    reordered = [*S2_BANDS[1:], S2_BANDS[0]]
+    other = datamodule(scene, 4, bands=reordered)
+    with pytest.raises(ValueError, match="was trained on bands") as error:
+        quiet_trainer(1).test(FineTuneTask(), datamodule=other, ckpt_path=finetuned)
+    assert str(list(S2_BANDS)) in str(error.value)
+    assert str(reordered) in str(error.value)
+
+
+def test_fine_tuning_normalises_as_pretraining_did(scene: Path, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    pretrained = fit(
+        SimCLRv2Task(), datamodule(scene, 4, num_views=2), tmp_path / "simclr.ckpt"
+    )
+    finetuned = fit(
+        FineTuneTask(checkpoint=str(pretrained)),
+        datamodule(scene, 2),
+        tmp_path / "finetuned.ckpt",
+    )
+    first, second = (
+        torch.load(path, weights_only=False)["torchgeo_simclr"]["data"]
+        for path in (pretrained, finetuned)
+    )
+    assert second["mean"] == first["mean"]
+    assert second["std"] == first["std"]
