@@ -13,6 +13,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from torchgeo_simclr.losses import binary_loss
+from torchgeo_simclr.models.backbone import load_encoder_state
 from torchgeo_simclr.models.classifier import IrrigationModel, ModelSpec
 from torchgeo_simclr.tasks import FineTuneTask, SimCLRv2Task
 
@@ -25,7 +26,7 @@ FEATURES = {0: 512, 1: 32, 2: 32, 3: 16}
 def save_simclr(path: Path, kind: str = "simclr", **hparams: Any) -> Path:
     """Save a Lightning-style SimCLRv2 checkpoint with distinctive weights."""
     torch.manual_seed(0)
-    task = SimCLRv2Task(model="resnet18", in_channels=BANDS, **hparams)
+    task = SimCLRv2Task(**({"model": "resnet18", "in_channels": BANDS} | hparams))
     with torch.no_grad():
         # Nudge every weight and statistic (batch-norm ones included, which
         # start equal everywhere), so a model that did not load them differs.
@@ -327,6 +328,28 @@ def test_segmentation_maps_every_pixel(simclr_ckpt: Path) -> None:
     data["mask"][:, :8] = 255  # unlabelled rows
     loss = task.training_step(data, 0)
     assert torch.isfinite(loss)
+
+
+@pytest.mark.parametrize("model", ["convnext_atto", "mobilenetv3_small_050"])
+def test_segmentation_encoder_of_other_backbones_gets_the_pretrained_weights(
+    tmp_path: Path, model: str
+) -> None:
+    # timm's feature extractors rename (ConvNeXt: stages_0) or drop (MobileNet:
+    # conv_head) some of the full model's weights.
+    path = save_simclr(tmp_path / "simclr.ckpt", model=model)
+    task = FineTuneTask(checkpoint=str(path), problem="segmentation")
+    state = torch.load(path, weights_only=False)["state_dict"]
+    pretrained = [v for k, v in state.items() if k.startswith("backbone.")]
+    encoder = task.model.backbone.state_dict()
+    assert len(encoder) <= len(pretrained)
+    for name, value in encoder.items():
+        if value.is_floating_point():  # nudged: no two pretrained tensors alike
+            assert any(
+                v.shape == value.shape and torch.equal(v, value) for v in pretrained
+            ), name
+    assert task.model(batch()["image"]).shape == (BATCH, SIZE, SIZE)
+    with pytest.raises(ValueError, match=rf"no weights for {len(encoder)} of the"):
+        load_encoder_state(task.model.backbone, {})
 
 
 def test_segmentation_drops_the_head_layers() -> None:

@@ -1,5 +1,6 @@
 """timm backbones for N-band imagery."""
 
+from collections.abc import Mapping
 from typing import Any
 
 import timm
@@ -88,3 +89,43 @@ class PooledFeatures(nn.Module):
         """
         features: list[Tensor] = self.encoder(x)
         return features[-1].mean(dim=(2, 3))
+
+
+def load_encoder_state(encoder: nn.Module, state: Mapping[str, Tensor]) -> None:
+    """Load a :func:`create_backbone` model's weights into its feature extractor.
+
+    timm's ``features_only`` version of a model (a U-Net's encoder) has the
+    same weights under other names or without the last layers: ConvNeXt's
+    ``stages.0.…`` is ``stages_0.…`` (timm's ``FeatureListNet`` flattens
+    sequential children), EfficientNet and MobileNetV3 drop ``conv_head`` and
+    ``bn2``. Each encoder weight is matched to the one of *state* whose name,
+    with leading dots turned into underscores, equals it; weights that only the
+    full model has are left out, as timm does when it loads pretrained
+    weights into a feature extractor.
+
+    Args:
+        encoder: a timm ``features_only`` network.
+        state: the full backbone's state dict (no ``backbone.`` prefix).
+
+    Raises:
+        ValueError: if some encoder weight has no counterpart in *state*.
+    """
+    own = encoder.state_dict()
+    matched: dict[str, Tensor] = {}
+    for key, value in state.items():
+        parts = key.split(".")
+        for depth in range(1, len(parts) + 1):
+            name = ".".join(["_".join(parts[:depth]), *parts[depth:]])
+            if name in own:
+                matched[name] = value
+                break
+    missing = [key for key in own if key not in matched]
+    if missing:
+        shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
+        msg = (
+            f"The checkpoint's backbone has no weights for {len(missing)} of the "
+            f"{len(own)} weights of the segmentation encoder ({shown}); pretrain "
+            "and fine-tune the same timm model."
+        )
+        raise ValueError(msg)
+    encoder.load_state_dict(matched)

@@ -6,6 +6,7 @@ from lightning.pytorch.utilities.types import OptimizerLRScheduler
 from torch import Tensor, nn
 
 from ..losses import binary_loss
+from ..models.backbone import load_encoder_state
 from ..models.checkpoint import (
     DataMetadata,
     absolute_if_present,
@@ -155,7 +156,11 @@ class FineTuneTask(IrrigationTask):
         spec, state = self._spec()
         self.model = IrrigationModel(spec, pretrained=self.hparams["weights"])
         if state is not None:
-            self.model.backbone.load_state_dict(sub_state(state, "backbone."))
+            backbone = sub_state(state, "backbone.")
+            if self.model.unet is None:
+                self.model.backbone.load_state_dict(backbone)
+            else:
+                load_encoder_state(self.model.backbone, backbone)
             blocks = sub_state(state, "projection_head.blocks.")
             self.model.head.load_state_dict(
                 {
