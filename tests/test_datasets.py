@@ -2,6 +2,7 @@
 
 import pickle
 import re
+import warnings
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -10,6 +11,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import geopandas as gpd
 import matplotlib.pyplot as plt
 import numpy as np
 import pyogrio
@@ -485,6 +487,46 @@ def test_bbox_without_features(labels_file: Path) -> None:
     message = str(info.value)
     assert str(labels_file) in message
     assert "-120." in message  # the file's extent in lon/lat
+
+
+def without_crs(path: Path, frame: gpd.GeoDataFrame) -> Path:
+    frame = frame.set_crs(None, allow_override=True)
+    if path.suffix == ".parquet":
+        frame.to_parquet(path)
+    else:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "'crs' was not provided")
+            frame.to_file(path)
+    return path
+
+
+@pytest.mark.parametrize("name", ["fields.gpkg", "fields.shp", "fields.parquet"])
+def test_metres_without_a_crs_are_refused(tmp_path: Path, name: str) -> None:
+    # A shapefile without its .prj: read as degrees, every field would lie
+    # off the imagery.
+    utm = gpd.read_file(fake_dwr_gpkg(tmp_path / "src")).to_crs(FAKE_CRS)
+    path = without_crs(tmp_path / name, utm)
+    with pytest.raises(ValueError, match="names no CRS") as info:
+        IrrigationLabels(path)
+    assert str(path) in str(info.value)
+    assert "700100.0" in str(info.value)  # the coordinates it found
+
+
+def test_degrees_without_a_crs_are_lon_lat(tmp_path: Path) -> None:
+    # GeoJSON and GeoParquet are lon/lat unless they say otherwise.
+    lonlat = gpd.read_file(fake_dwr_gpkg(tmp_path / "src")).to_crs("EPSG:4326")
+    path = without_crs(tmp_path / "fields.parquet", lonlat)
+    labels = IrrigationLabels(path, crs=CRS.from_user_input(FAKE_CRS))
+    assert pixel(labels[SCENE]["mask"], 700400, 4099400) == IRRIGATED
+
+
+@pytest.mark.parametrize("bbox", [None, (-120.0, 36.0, -119.0, 37.0)])
+def test_empty_label_file(
+    tmp_path: Path, bbox: tuple[float, float, float, float] | None
+) -> None:
+    path = fake_dwr_gpkg(tmp_path, fields=[])
+    with pytest.raises(ValueError, match="hold no polygons"):
+        IrrigationLabels(path, bbox=bbox)
 
 
 def test_unreadable_label_file(tmp_path: Path) -> None:

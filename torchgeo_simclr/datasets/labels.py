@@ -1,5 +1,6 @@
 """Irrigation masks rasterised from DWR crop-mapping polygons."""
 
+import math
 import os
 import pathlib
 import warnings
@@ -63,6 +64,37 @@ def lonlat_extent(bounds: Iterable[float], crs: CRS | None) -> list[float]:
         to_lonlat = Transformer.from_crs(crs, LONLAT, always_xy=True)
         xmin, ymin, xmax, ymax = to_lonlat.transform_bounds(xmin, ymin, xmax, ymax)
     return [round(float(v), 4) for v in (xmin, ymin, xmax, ymax)]
+
+
+def unnamed_crs(filepath: str, bounds: Iterable[float]) -> CRS:
+    """The CRS of a label file that names none: lon/lat, if its values can be degrees.
+
+    GeoJSON and GeoParquet without a CRS are lon/lat by definition; a
+    shapefile without its ``.prj`` may be in anything, so metres are refused
+    rather than read as degrees (which would put the fields off the imagery).
+
+    Args:
+        filepath: the label file, for the message.
+        bounds: its ``(xmin, ymin, xmax, ymax)`` (NaN for an empty file).
+
+    Returns:
+        EPSG:4326.
+
+    Raises:
+        ValueError: if the bounds reach beyond ±180 / ±90.
+    """
+    xmin, ymin, xmax, ymax = (float(v) for v in bounds)
+    degrees = xmin >= -180 and xmax <= 180 and ymin >= -90 and ymax <= 90
+    if not degrees and not any(math.isnan(v) for v in (xmin, ymin, xmax, ymax)):
+        extent = [round(v, 1) for v in (xmin, ymin, xmax, ymax)]
+        msg = (
+            f"Label file {filepath!r} names no CRS and its coordinates "
+            f"{extent} are not longitude/latitude degrees; give the file its "
+            "CRS, e.g. `ogr2ogr -a_srs EPSG:32610 out.gpkg IN` (a shapefile "
+            "keeps it in its .prj)."
+        )
+        raise ValueError(msg)
+    return LONLAT
 
 
 class IrrigationLabels(VectorDataset):
@@ -158,7 +190,8 @@ class IrrigationLabels(VectorDataset):
         for filepath in files:
             frame, extent = self._read(filepath)
             if frame.empty:
-                extents[filepath] = extent
+                if extent is not None:
+                    extents[filepath] = extent
                 continue
             values, missing = class_codes_to_mask_values(
                 frame[class_column], self.class_map
@@ -180,7 +213,7 @@ class IrrigationLabels(VectorDataset):
             kept.append(filepath)
 
         if not frames:
-            if self.bbox is None:
+            if self.bbox is None or not extents:
                 msg = (
                     f"Label file(s) {files} hold no polygons; expected DWR crop-"
                     "mapping polygons, so check the file and `layer`."
@@ -333,7 +366,7 @@ class IrrigationLabels(VectorDataset):
             ),
         )
 
-    def _read(self, filepath: str) -> tuple[GeoDataFrame, list[float]]:
+    def _read(self, filepath: str) -> tuple[GeoDataFrame, list[float] | None]:
         """Read one file's class column and 2-D geometry, within the bbox.
 
         Args:
@@ -342,7 +375,8 @@ class IrrigationLabels(VectorDataset):
         Returns:
             The features (class column and geometry, empty and null geometries
             dropped) and the file's extent as ``[min lon, min lat, max lon,
-            max lat]`` (only computed when no feature is read, else empty).
+            max lat]`` (only computed when no feature is read, else empty;
+            None when the file holds no feature at all).
 
         Raises:
             ValueError: If the file cannot be read or lacks the layer or column.
@@ -352,7 +386,7 @@ class IrrigationLabels(VectorDataset):
         else:
             frame = self._read_ogr(filepath)
         frame = frame[~(frame.geometry.isna() | frame.geometry.is_empty)]
-        extent: list[float] = []
+        extent: list[float] | None = []
         if frame.empty:
             extent = self._extent(filepath)
         return frame, extent
@@ -402,7 +436,15 @@ class IrrigationLabels(VectorDataset):
             except (pyogrio.errors.DataSourceError, OSError) as error:
                 raise self._unreadable(filepath, error) from None
             self._check_column(filepath, list(info["fields"]))
-            crs = CRS.from_user_input(info["crs"]) if info["crs"] else LONLAT
+            if info["crs"]:
+                crs = CRS.from_user_input(info["crs"])
+            else:
+                extent = pyogrio.read_info(
+                    filepath, layer=self.layer, force_total_bounds=True
+                )["total_bounds"]
+                crs = unnamed_crs(
+                    filepath, (math.nan,) * 4 if extent is None else extent
+                )
             frame = pyogrio.read_dataframe(
                 filepath,
                 layer=self.layer,
@@ -434,7 +476,7 @@ class IrrigationLabels(VectorDataset):
         frame = frame[[self.class_column, frame.geometry.name]]
         frame = frame.set_geometry(frame.geometry.force_2d())
         if frame.crs is None:
-            frame = frame.set_crs(LONLAT)
+            frame = frame.set_crs(unnamed_crs(filepath, frame.total_bounds))
         mask = self._bbox_in(CRS.from_user_input(frame.crs))
         if mask is not None:
             frame = frame.iloc[frame.sindex.query(mask, predicate="intersects")]
@@ -457,23 +499,28 @@ class IrrigationLabels(VectorDataset):
             )
             raise ValueError(msg)
 
-    def _extent(self, filepath: str) -> list[float]:
+    def _extent(self, filepath: str) -> list[float] | None:
         """A file's extent as ``[min lon, min lat, max lon, max lat]``.
 
         Args:
             filepath: label file.
 
         Returns:
-            The extent of all its features in EPSG:4326 degrees.
+            The extent of all its features in EPSG:4326 degrees; None for
+            a file without features.
         """
         if filepath.lower().endswith(self.parquet_suffixes):
             frame = gpd.read_parquet(filepath)
+            if frame.empty:
+                return None
             return lonlat_extent(frame.total_bounds, frame.crs)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", "Measured \\(M\\) geometry types")
             info = pyogrio.read_info(
                 filepath, layer=self.layer, force_total_bounds=True
             )
+        if info["total_bounds"] is None:
+            return None
         crs = CRS.from_user_input(info["crs"]) if info["crs"] else None
         return lonlat_extent(info["total_bounds"], crs)
 
