@@ -163,6 +163,13 @@ def test_unknown_class_column(scene: Path, capsys) -> None:
     assert "CLASS2" in err  # lists the columns there are
 
 
+def test_a_schedule_lightning_would_ignore_is_refused(scene: Path, capsys) -> None:
+    # Lightning uses --lr_scheduler only with --optimizer; alone it did nothing.
+    args = ["--lr_scheduler", "StepLR", "--lr_scheduler.step_size", "1"]
+    err = run_cli(fit_args(scene, *args), capsys)
+    assert "--lr_scheduler takes effect only together with --optimizer" in err
+
+
 def test_torchgeo_fit_ends_with_the_same_sentence(tmp_path: Path) -> None:
     torchgeo = Path(sys.executable).with_name("torchgeo")
     result = subprocess.run(

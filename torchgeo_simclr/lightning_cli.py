@@ -48,6 +48,22 @@ class PluginCLI(LightningCLI):
     kind, named with the kind that was expected) is raised instead.
     """
 
+    def before_instantiate_classes(self) -> None:
+        """Refuse a learning-rate schedule that Lightning would silently ignore.
+
+        Raises:
+            ValueError: for ``--lr_scheduler`` without ``--optimizer``.
+        """
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        if config.get("lr_scheduler") and not config.get("optimizer"):
+            msg = (
+                "--lr_scheduler takes effect only together with --optimizer, "
+                "which replaces the task's own optimiser and warm-up + cosine "
+                "schedule; drop --lr_scheduler (the task's schedule is set by "
+                "--model.init_args.warmup_fraction) or pass --optimizer too."
+            )
+            raise ValueError(msg)
+
     def instantiate_classes(self) -> None:
         """Build the classes; raise the model's or datamodule's own error.
 
