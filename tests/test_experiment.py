@@ -145,6 +145,16 @@ def test_stages_are_chained(ran: Path) -> None:
         assert meta["pretrained_from"] is None
 
 
+def test_checkpoints_record_their_labelled_subset(ran: Path) -> None:
+    rows = rows_by(ran)
+    for (method, fraction), row in rows.items():
+        labels = load_model(row["checkpoint"]).labels
+        assert labels is not None, method
+        assert labels["label_fraction"] == pytest.approx(float(fraction))
+        assert str(labels["n_labels"]) == str(row["n_labels"])
+        assert str(labels["label_seed"]) == str(row["seed"])
+
+
 def test_plot_is_written(ran: Path) -> None:
     assert (ran / "f1_vs_fraction.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
 

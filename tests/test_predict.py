@@ -87,6 +87,10 @@ def scene_stats(scene: SampleScene) -> tuple[npt.NDArray[np.float64], ...]:
     return values.mean(axis=1), values.std(axis=1)
 
 
+#: How the fake checkpoints' labels were drawn: 11 patches, 1%.
+LABELS = {"label_fraction": 0.01, "label_seed": 0, "n_labels": 11}
+
+
 def save_checkpoint(
     path: Path,
     problem: Problem,
@@ -98,6 +102,7 @@ def save_checkpoint(
     torch.manual_seed(0)
     task = FineTuneTask(problem=problem, in_channels=in_channels)
     task.data_metadata = metadata
+    task.training_labels = LABELS
     checkpoint: dict[str, Any] = {
         "state_dict": task.state_dict(),
         "hyper_parameters": {**dict(task.hparams), "threshold": threshold},
@@ -637,6 +642,7 @@ def test_tags_record_model_checkpoint_threshold_and_dates(
         assert tags["imagery_dates"] == DATE
     assert result.summary["imagery_dates"] == [DATE]
     assert result.summary["model"]["checkpoint_sha256"] == sha256(checkpoints[problem])
+    assert result.summary["model"]["training_labels"] == LABELS
 
 
 @pytest.mark.parametrize("problem", PROBLEMS)

@@ -321,6 +321,30 @@ class TrainedModel:
     data: DataMetadata | None
     #: Probability above which a pixel or patch was scored irrigated.
     threshold: float = 0.5
+    #: How its training labels were drawn: ``label_fraction``, ``label_seed``
+    #: and ``n_labels`` (labelled patches; None for all of them); None when
+    #: the checkpoint does not record it.
+    labels: dict[str, Any] | None = None
+
+
+def training_labels(datamodule: Any) -> dict[str, Any] | None:
+    """How a datamodule draws its labelled training patches, for the checkpoint.
+
+    Args:
+        datamodule: the trainer's datamodule.
+
+    Returns:
+        ``label_fraction``, ``label_seed`` and ``n_labels`` (None where every
+        labelled patch is used), or None for a datamodule without label
+        fractions.
+    """
+    if not hasattr(datamodule, "label_fraction"):
+        return None
+    return {
+        "label_fraction": datamodule.label_fraction,
+        "label_seed": getattr(datamodule, "label_seed", None),
+        "n_labels": getattr(datamodule, "n_labels", None),
+    }
 
 
 def load_model(
@@ -365,6 +389,7 @@ def _trained_model(
         kind=meta["kind"],
         data=None if data is None else DataMetadata.from_dict(data),
         threshold=float(checkpoint.get("hyper_parameters", {}).get("threshold", 0.5)),
+        labels=meta.get("labels"),
     )
 
 

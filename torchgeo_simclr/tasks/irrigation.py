@@ -20,7 +20,7 @@ from torchmetrics.classification import (
 )
 
 from ..constants import IGNORE_INDEX
-from ..models.checkpoint import CHECKPOINT_KEY, DataMetadata
+from ..models.checkpoint import CHECKPOINT_KEY, DataMetadata, training_labels
 from ..models.classifier import IrrigationModel
 from ..patch_labels import patch_labels
 from .metrics import log_metrics
@@ -71,6 +71,9 @@ class IrrigationTask(NormalisedAsTrained, BaseTask):
     def __init__(self) -> None:
         """Initialise the task (hyperparameters come from the subclass)."""
         self.data_metadata: DataMetadata | None = None
+        #: How the training labels were drawn (see
+        #: :func:`~torchgeo_simclr.models.checkpoint.training_labels`).
+        self.training_labels: dict[str, Any] | None = None
         super().__init__()
 
     def configure_metrics(self) -> None:
@@ -185,9 +188,11 @@ class IrrigationTask(NormalisedAsTrained, BaseTask):
                 ``in_channels``.
         """
         self.normalise_as_trained()
+        datamodule = getattr(self.trainer, "datamodule", None)
         self.data_metadata = DataMetadata.from_datamodule(
-            getattr(self.trainer, "datamodule", None), self.model.spec.in_channels
+            datamodule, self.model.spec.in_channels
         )
+        self.training_labels = training_labels(datamodule)
 
     def adamw_schedule(self, params: Iterable[Any]) -> OptimizerLRScheduler:
         """AdamW at ``lr`` and ``weight_decay`` with the warm-up + cosine schedule.
@@ -216,7 +221,7 @@ class IrrigationTask(NormalisedAsTrained, BaseTask):
         return {}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Store the architecture and data beside the weights.
+        """Store the architecture, data and training labels beside the weights.
 
         Args:
             checkpoint: the checkpoint dictionary Lightning is about to save.
@@ -229,13 +234,15 @@ class IrrigationTask(NormalisedAsTrained, BaseTask):
             "data": None
             if self.data_metadata is None
             else self.data_metadata.to_dict(),
+            "labels": self.training_labels,
             **self.checkpoint_metadata(),
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Restore the data metadata saved by :meth:`on_save_checkpoint`.
+        """Restore the data and labels metadata saved by :meth:`on_save_checkpoint`.
 
         Args:
             checkpoint: the loaded checkpoint dictionary.
         """
         self.data_metadata = DataMetadata.from_checkpoint(checkpoint)
+        self.training_labels = checkpoint.get(CHECKPOINT_KEY, {}).get("labels")

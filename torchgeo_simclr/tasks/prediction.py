@@ -84,6 +84,8 @@ class MapPredictionTask(BaseTask):
         self.data: DataMetadata = trained.data
         #: The threshold the model was scored with.
         self.threshold = trained.threshold
+        #: How its training labels were drawn (None if unrecorded).
+        self.training_labels = trained.labels
         #: SHA-256 of the checkpoint file.
         self.checkpoint_sha256 = file_digest(path)
         self.register_buffer("mean", torch.tensor(self.data.mean).view(1, -1, 1, 1))
@@ -175,7 +177,7 @@ class MapPredictionTask(BaseTask):
 
         Returns:
             Model name, kind, problem, checkpoint path and hash, bands, training
-            patch size.
+            patch size and how the training labels were drawn.
         """
         return {
             "model": self.model.spec.model,
@@ -185,4 +187,5 @@ class MapPredictionTask(BaseTask):
             "checkpoint_sha256": self.checkpoint_sha256,
             "bands": list(self.data.bands),
             "training_patch_size": self.data.patch_size,
+            "training_labels": self.training_labels,
         }
