@@ -258,8 +258,40 @@ def test_checkpoint_of_another_stage_is_refused(tmp_path: Path) -> None:
 
 
 def test_missing_checkpoint_is_named(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match=r"nowhere\.ckpt"):
-        FineTuneTask(checkpoint=str(tmp_path / "nowhere.ckpt"))
+    with pytest.warns(UserWarning, match=r"nowhere\.ckpt' does not exist"):
+        task = FineTuneTask(checkpoint=str(tmp_path / "nowhere.ckpt"))
+    data = [{k: v[0] for k, v in batch(seed=i).items()} for i in range(2)]
+    with pytest.raises(FileNotFoundError, match=r"nowhere\.ckpt' does not exist"):
+        quiet_trainer(1).fit(task, train_dataloaders=DataLoader(data, batch_size=2))
+    with pytest.raises(FileNotFoundError, match=r"nowhere\.ckpt' does not exist"):
+        quiet_trainer(1).predict(task, DataLoader(data, batch_size=2))
+
+
+def test_a_fine_tuned_checkpoint_runs_without_its_pretraining_checkpoint(
+    simclr_ckpt: Path, tmp_path: Path
+) -> None:
+    # The SimCLR checkpoint has a 32-16 head, the task alone would build 512-128.
+    pretrained = tmp_path / "simclr.ckpt"
+    pretrained.write_bytes(simclr_ckpt.read_bytes())
+    data = [{k: v[0] for k, v in batch(seed=i).items()} for i in range(4)]
+    loader = DataLoader(data, batch_size=2)
+    trainer = quiet_trainer(1)
+    trainer.fit(FineTuneTask(checkpoint=str(pretrained), head_layers=2), loader)
+    finetuned = tmp_path / "finetuned.ckpt"
+    trainer.save_checkpoint(finetuned)
+    expected = quiet_trainer(1).predict(
+        FineTuneTask(checkpoint=str(pretrained), head_layers=2),
+        loader,
+        ckpt_path=finetuned,
+    )
+    pretrained.unlink()
+    with pytest.warns(UserWarning, match="does not exist"):
+        task = FineTuneTask(checkpoint=str(pretrained), head_layers=2)
+    got = quiet_trainer(1).predict(task, loader, ckpt_path=finetuned)
+    assert expected is not None
+    assert got is not None
+    assert torch.equal(torch.cat(got), torch.cat(expected))  # type: ignore[arg-type]
+    assert task.model.head[1][0].out_features == FEATURES[2]
 
 
 @pytest.mark.parametrize(

@@ -72,12 +72,18 @@ def test_the_two_datamodules_compute_different_statistics(scene: Path) -> None:
 
 
 def test_predictions_of_a_checkpoint_do_not_depend_on_stats_patches(
-    scene: Path, finetuned: Path, caplog: pytest.LogCaptureFixture
+    scene: Path,
+    finetuned: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     as_trained = predicted(finetuned, datamodule(scene, 4))
-    with caplog.at_level(logging.INFO):
-        other = datamodule(scene, 2)
-        elsewhere = predicted(finetuned, other)
+    # Lightning's logger may not propagate (see test_fractions.py); let caplog
+    # see it, at INFO even if an earlier run in this process quietened it.
+    monkeypatch.setattr(logging.getLogger("lightning.pytorch"), "propagate", True)
+    caplog.set_level(logging.INFO, logger="lightning.pytorch")
+    other = datamodule(scene, 2)
+    elsewhere = predicted(finetuned, other)
     assert torch.allclose(as_trained, elsewhere)
     trained = load_model(finetuned).data
     assert trained is not None
