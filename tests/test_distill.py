@@ -155,6 +155,36 @@ def test_fit_raises_no_eval_mode_warning_for_the_teacher(
     assert not any(m.training for m in task.teacher.modules())
 
 
+def test_a_distilled_checkpoint_holds_the_student_alone_and_runs_without_the_teacher(
+    teachers: dict[str, Path], tmp_path: Path
+) -> None:
+    teacher = tmp_path / "teacher.ckpt"
+    teacher.write_bytes(teachers["segmentation"].read_bytes())
+    loader = DataLoader([batch(), batch(1)], batch_size=None)
+    trainer = quiet_trainer(1)
+    trainer.fit(DistillTask(teacher=str(teacher), model="regnetx_002"), loader)
+    distilled = tmp_path / "distilled.ckpt"
+    trainer.save_checkpoint(distilled)
+    state = torch.load(distilled, weights_only=False)["state_dict"]
+    assert state
+    assert not [key for key in state if key.startswith("teacher.")]
+    expected = quiet_trainer(1).predict(
+        DistillTask(teacher=str(teacher), model="regnetx_002"),
+        loader,
+        ckpt_path=distilled,
+    )
+    teacher.unlink()
+    with pytest.warns(UserWarning, match=r"teacher\.ckpt' does not exist"):
+        task = DistillTask(teacher=str(teacher), model="regnetx_002")
+    with pytest.raises(FileNotFoundError, match=r"teacher\.ckpt' does not exist"):
+        quiet_trainer(1).fit(task, loader)
+    got = quiet_trainer(1).predict(task, loader, ckpt_path=distilled)
+    assert expected is not None
+    assert got is not None
+    assert task.model.spec.problem == "segmentation"  # rebuilt as recorded
+    assert torch.equal(torch.cat(got), torch.cat(expected))  # type: ignore[arg-type]
+
+
 def test_teacher_stays_unchanged_by_training(teachers: dict[str, Path]) -> None:
     task = DistillTask(teacher=str(teachers["classification"]))
     task.train()

@@ -1,6 +1,7 @@
 """Stage 3: distil a fine-tuned teacher into a small, fast student."""
 
 import warnings
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -85,12 +86,28 @@ class DistillTask(IrrigationTask):
         super().__init__()
 
     def configure_models(self) -> None:
-        """Load the frozen teacher and build the student for its problem type."""
-        loaded: TrainedModel = load_model(self.hparams["teacher"])
-        self.teacher_data = loaded.data
-        self.teacher = loaded.model
-        self.teacher.requires_grad_(False)
-        spec = self.teacher.spec
+        """Load the frozen teacher and build the student for its problem type.
+
+        Without the teacher's file the student is a stand-in (12 bands,
+        classification) for a restored checkpoint to replace; see
+        :meth:`~torchgeo_simclr.tasks.irrigation.IrrigationTask.build_without`.
+        """
+        #: The frozen teacher; None when its file is gone.
+        self.teacher: IrrigationModel | None = None
+        #: The data the teacher was trained on (None if unknown).
+        self.teacher_data: DataMetadata | None = None
+        spec = ModelSpec(self.hparams["model"], 12, "classification")
+        path = self.hparams["teacher"]
+        if Path(path).exists():
+            loaded: TrainedModel = load_model(path)
+            self.teacher_data = loaded.data
+            self.teacher = loaded.model.requires_grad_(False)
+            spec = self.teacher.spec
+        else:
+            self.build_without(
+                f"Teacher {path!r} does not exist; pass the .ckpt file that a "
+                "fine-tuning run wrote."
+            )
         self.model = IrrigationModel(
             ModelSpec(
                 self.hparams["model"],
@@ -98,7 +115,7 @@ class DistillTask(IrrigationTask):
                 spec.problem,
                 channels_last=self.hparams["channels_last"],
             ),
-            pretrained=self.hparams["weights"],
+            pretrained=self.hparams["weights"] and self.teacher is not None,
         )
 
     def train(self, mode: bool = True) -> "DistillTask":
@@ -111,8 +128,9 @@ class DistillTask(IrrigationTask):
             self.
         """
         super().train(mode)
-        if hasattr(self, "teacher"):
-            self.teacher.eval()
+        teacher = getattr(self, "teacher", None)
+        if teacher is not None:
+            teacher.eval()
         return self
 
     def training_step(
@@ -130,6 +148,7 @@ class DistillTask(IrrigationTask):
             The loss to minimise.
         """
         image = batch["image"]
+        assert self.teacher is not None  # check_built refuses to fit without
         with torch.no_grad():
             teacher_logits = self.teacher(image)
         logits = self.model(image)
@@ -197,6 +216,34 @@ class DistillTask(IrrigationTask):
             The optimiser and its schedule.
         """
         return self.adamw_schedule(self.model.parameters())
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Store the student and the metadata; leave the teacher out.
+
+        The teacher has its own checkpoint (named in the metadata), so the
+        distilled one holds only what predicting needs.
+
+        Args:
+            checkpoint: the checkpoint dictionary Lightning is about to save.
+        """
+        super().on_save_checkpoint(checkpoint)
+        state = checkpoint.get("state_dict", {})
+        for key in [key for key in state if key.startswith("teacher.")]:
+            del state[key]
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Restore the student; the teacher keeps the weights of its own file.
+
+        Args:
+            checkpoint: the loaded checkpoint dictionary.
+        """
+        super().on_load_checkpoint(checkpoint)
+        state = checkpoint.get("state_dict", {})
+        for key in [key for key in state if key.startswith("teacher.")]:
+            del state[key]  # written by earlier versions
+        if self.teacher is not None:
+            own = self.teacher.state_dict()
+            state.update({f"teacher.{key}": value for key, value in own.items()})
 
     def checkpoint_metadata(self) -> dict[str, Any]:
         """Record the teacher.

@@ -1,6 +1,5 @@
 """Stage 2: fine-tune a SimCLRv2 encoder (or train from scratch) on few labels."""
 
-import warnings
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -10,7 +9,6 @@ from torch import Tensor, nn
 from ..losses import binary_loss
 from ..models.backbone import load_encoder_state
 from ..models.checkpoint import (
-    CHECKPOINT_KEY,
     DataMetadata,
     absolute_if_present,
     read_checkpoint,
@@ -115,27 +113,15 @@ class FineTuneTask(IrrigationTask):
         # Saved absolute, so `torchgeo test --ckpt_path` works from anywhere.
         checkpoint = absolute_if_present(checkpoint)
         self.pretrained_data: DataMetadata | None = None
-        #: Why the network was built without its pretraining checkpoint (the
-        #: file is gone), None when it was not; see :meth:`check_built`.
-        self.missing_checkpoint: str | None = None
-        #: Whether Lightning restored a checkpoint into this task.
-        self.restored = False
         super().__init__()
 
     def _spec(self) -> tuple[ModelSpec, dict[str, Any] | None]:
         hp = self.hparams
         head_layers = hp["head_layers"] if hp["problem"] == "classification" else 0
         if hp["checkpoint"] is not None and not Path(hp["checkpoint"]).exists():
-            self.missing_checkpoint = (
+            self.build_without(
                 f"Checkpoint {hp['checkpoint']!r} does not exist; pass the .ckpt "
                 "file that a SimCLR fit run wrote."
-            )
-            warnings.warn(
-                f"{self.missing_checkpoint} The network is built without it, so "
-                "only a run that restores a fine-tuned checkpoint (--ckpt_path: "
-                "test, validate, predict, a resumed fit) can go on.",
-                UserWarning,
-                stacklevel=2,
             )
         if hp["checkpoint"] is None or self.missing_checkpoint is not None:
             spec = ModelSpec(
@@ -199,26 +185,15 @@ class FineTuneTask(IrrigationTask):
             # module's own mode after validation and never calls train() itself.
             stage.requires_grad_(False).eval()
 
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Restore the metadata; rebuild the network as the checkpoint records it.
-
-        Lightning calls this before it loads the weights, so a task built
-        without its pretraining checkpoint (the file is gone) gets the
-        architecture of the fine-tuned checkpoint it restores (``--ckpt_path``),
-        whatever backbone and head that has.
+    def rebuild(self, spec: ModelSpec) -> None:
+        """Build the network *spec* describes, with this task's freezing.
 
         Args:
-            checkpoint: the loaded checkpoint dictionary.
+            spec: the architecture a restored checkpoint records.
 
         Raises:
             ValueError: if the checkpoint holds a model of the other problem type.
         """
-        super().on_load_checkpoint(checkpoint)
-        self.restored = True
-        recorded = checkpoint.get(CHECKPOINT_KEY, {}).get("spec")
-        if recorded is None:
-            return
-        spec = ModelSpec.from_dict(recorded)
         if spec.problem != self.model.spec.problem:
             msg = (
                 f"The checkpoint holds a {spec.problem} model but the task is set "
@@ -226,9 +201,8 @@ class FineTuneTask(IrrigationTask):
                 f"{spec.problem}."
             )
             raise ValueError(msg)
-        if spec != self.model.spec:
-            self.model = IrrigationModel(spec)
-            self._freeze()
+        super().rebuild(spec)
+        self._freeze()
 
     def _frozen_stages(self) -> list[nn.Module]:
         stages = self.model.stages()
@@ -293,38 +267,8 @@ class FineTuneTask(IrrigationTask):
         self.log("train_loss", loss, batch_size=logits.shape[0], prog_bar=True)
         return loss
 
-    def check_built(self) -> None:
-        """Refuse to run a network that lacks its pretraining checkpoint.
-
-        Raises:
-            FileNotFoundError: if the pretraining checkpoint was missing and
-                no fine-tuned checkpoint was restored in its place.
-        """
-        if self.missing_checkpoint is not None and not self.restored:
-            msg = (
-                f"{self.missing_checkpoint} (Or restore a fine-tuned checkpoint "
-                "with --ckpt_path.)"
-            )
-            raise FileNotFoundError(msg)
-
-    def on_validation_start(self) -> None:
-        """Check the network was built (see :meth:`check_built`), then normalise."""
-        self.check_built()
-        super().on_validation_start()
-
-    def on_test_start(self) -> None:
-        """Check the network was built (see :meth:`check_built`), then normalise."""
-        self.check_built()
-        super().on_test_start()
-
-    def on_predict_start(self) -> None:
-        """Check the network was built (see :meth:`check_built`), then normalise."""
-        self.check_built()
-        super().on_predict_start()
-
     def on_fit_start(self) -> None:
         """Check the data against the pretraining data, then record it."""
-        self.check_built()
         super().on_fit_start()
         if self.frozen:
             expect_frozen_modules()

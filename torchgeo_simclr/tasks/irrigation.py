@@ -21,7 +21,7 @@ from torchmetrics.classification import (
 
 from ..constants import IGNORE_INDEX
 from ..models.checkpoint import CHECKPOINT_KEY, DataMetadata, training_labels
-from ..models.classifier import IrrigationModel
+from ..models.classifier import IrrigationModel, ModelSpec
 from ..patch_labels import patch_labels
 from .metrics import log_metrics
 from .normalisation import NormalisedAsTrained
@@ -74,7 +74,61 @@ class IrrigationTask(NormalisedAsTrained, BaseTask):
         #: How the training labels were drawn (see
         #: :func:`~torchgeo_simclr.models.checkpoint.training_labels`).
         self.training_labels: dict[str, Any] | None = None
+        #: Why the network was built without the earlier stage's checkpoint
+        #: (the file is gone), None when it was not; see :meth:`build_without`.
+        self.missing_checkpoint: str | None = None
+        #: Whether Lightning restored a checkpoint into this task.
+        self.restored = False
         super().__init__()
+
+    def build_without(self, missing: str) -> None:
+        """Note that the earlier stage's checkpoint is gone, and warn.
+
+        The task then builds a stand-in network, which only a restored
+        checkpoint (``--ckpt_path``) can replace: :meth:`on_load_checkpoint`
+        rebuilds it as recorded, and every other run is refused when it
+        starts.
+
+        Args:
+            missing: one sentence naming the missing file and what to pass.
+        """
+        self.missing_checkpoint = missing
+        warnings.warn(
+            f"{missing} The network is built without it, so only a run that "
+            "restores a checkpoint of this stage (--ckpt_path: test, validate, "
+            "predict, a resumed fit) can go on.",
+            UserWarning,
+            stacklevel=3,
+        )
+
+    def check_built(self) -> None:
+        """Refuse to run a stand-in network (see :meth:`build_without`).
+
+        Raises:
+            FileNotFoundError: if the earlier stage's checkpoint was missing
+                and no checkpoint of this stage was restored in its place.
+        """
+        if self.missing_checkpoint is not None and not self.restored:
+            msg = (
+                f"{self.missing_checkpoint} (Or restore a checkpoint of this "
+                "stage with --ckpt_path.)"
+            )
+            raise FileNotFoundError(msg)
+
+    def on_validation_start(self) -> None:
+        """Check the network was built (see :meth:`check_built`), then normalise."""
+        self.check_built()
+        super().on_validation_start()
+
+    def on_test_start(self) -> None:
+        """Check the network was built (see :meth:`check_built`), then normalise."""
+        self.check_built()
+        super().on_test_start()
+
+    def on_predict_start(self) -> None:
+        """Check the network was built (see :meth:`check_built`), then normalise."""
+        self.check_built()
+        super().on_predict_start()
 
     def configure_metrics(self) -> None:
         """Create the binary metrics of the irrigated class."""
@@ -187,6 +241,7 @@ class IrrigationTask(NormalisedAsTrained, BaseTask):
                 :meth:`normalise_as_trained`), or their number from the model's
                 ``in_channels``.
         """
+        self.check_built()
         self.normalise_as_trained()
         datamodule = getattr(self.trainer, "datamodule", None)
         self.data_metadata = DataMetadata.from_datamodule(
@@ -239,10 +294,32 @@ class IrrigationTask(NormalisedAsTrained, BaseTask):
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Restore the data and labels metadata saved by :meth:`on_save_checkpoint`.
+        """Restore the metadata; rebuild the network as the checkpoint records it.
+
+        Lightning calls this before it loads the weights, so a task built
+        without the earlier stage's checkpoint (see :meth:`build_without`)
+        gets the architecture of the checkpoint it restores (``--ckpt_path``),
+        whatever backbone and head that has.
 
         Args:
             checkpoint: the loaded checkpoint dictionary.
         """
+        self.restored = True
         self.data_metadata = DataMetadata.from_checkpoint(checkpoint)
-        self.training_labels = checkpoint.get(CHECKPOINT_KEY, {}).get("labels")
+        meta = checkpoint.get(CHECKPOINT_KEY, {})
+        self.training_labels = meta.get("labels")
+        if meta.get("spec") is not None:
+            spec = ModelSpec.from_dict(meta["spec"])
+            if spec != self.model.spec:
+                self.rebuild(spec)
+
+    def rebuild(self, spec: ModelSpec) -> None:
+        """Replace the network with one *spec* describes (weights load next).
+
+        Args:
+            spec: the architecture a restored checkpoint records.
+        """
+        problem = self.model.spec.problem
+        self.model = IrrigationModel(spec)
+        if spec.problem != problem:
+            self.configure_metrics()
