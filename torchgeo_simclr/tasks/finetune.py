@@ -160,7 +160,9 @@ class FineTuneTask(IrrigationTask):
     def configure_models(self) -> None:
         """Build the network, load the pretrained weights and apply the freezing."""
         spec, state = self._spec()
-        self.model = IrrigationModel(spec, pretrained=self.hparams["weights"])
+        # ImageNet weights only start a network that no checkpoint fills.
+        imagenet = self.hparams["weights"] and self.hparams["checkpoint"] is None
+        self.model = IrrigationModel(spec, pretrained=imagenet)
         if state is not None:
             backbone = sub_state(state, "backbone.")
             if self.model.unet is None:
