@@ -5,6 +5,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 from torchgeo_simclr.cli import fit, main, run_cli
 from torchgeo_simclr.constants import S2_BANDS
@@ -130,6 +131,29 @@ def test_finetune_config(workdir: Path, pretrained: Path, preset: str) -> None:
     assert cli.datamodule.label_fraction == 0.01
     assert cli.datamodule.n_labels is not None
     assert cli.datamodule.n_labels >= 2
+
+
+def test_earlier_stages_given_relative_are_saved_absolute(
+    workdir: Path, pretrained: Path, finetuned: Path
+) -> None:
+    # LightningCLI saves the hyperparameters it parsed; `--ckpt_path` puts them
+    # back over the command line, so a relative path breaks in another folder.
+    finetune = short_fit(
+        "finetune_quickstart.yaml",
+        workdir,
+        "--model.init_args.checkpoint",
+        str(pretrained.relative_to(workdir)),
+    )
+    saved = torch.load(finetune, weights_only=False)["hyper_parameters"]
+    assert saved["checkpoint"] == str(pretrained)
+    distill = short_fit(
+        "distill_quickstart.yaml",
+        workdir,
+        "--model.init_args.teacher",
+        str(finetuned.relative_to(workdir)),
+    )
+    saved = torch.load(distill, weights_only=False)["hyper_parameters"]
+    assert saved["teacher"] == str(finetuned)
 
 
 @pytest.mark.parametrize("preset", ["cal", "quickstart"])

@@ -81,9 +81,10 @@ class DistillTask(IrrigationTask):
             ValueError: if *temperature* or *warmup_fraction* is out of range.
         """
         check_schedule(warmup_fraction, temperature)
-        # Saved absolute, so `torchgeo test --ckpt_path` works from anywhere.
-        teacher = absolute_if_present(teacher)
         super().__init__()
+        # Saved absolute, so `--ckpt_path` works from any folder. Set after
+        # saving: LightningCLI saves the hyperparameters it parsed, not these.
+        self.hparams["teacher"] = absolute_if_present(teacher)
 
     def configure_models(self) -> None:
         """Load the frozen teacher and build the student for its problem type.

@@ -110,10 +110,11 @@ class FineTuneTask(IrrigationTask):
                 :attr:`~torchgeo_simclr.models.classifier.ModelSpec.channels_last`.
         """
         check_schedule(warmup_fraction)
-        # Saved absolute, so `torchgeo test --ckpt_path` works from anywhere.
-        checkpoint = absolute_if_present(checkpoint)
         self.pretrained_data: DataMetadata | None = None
         super().__init__()
+        # Saved absolute, so `--ckpt_path` works from any folder. Set after
+        # saving: LightningCLI saves the hyperparameters it parsed, not these.
+        self.hparams["checkpoint"] = absolute_if_present(checkpoint)
 
     def _spec(self) -> tuple[ModelSpec, dict[str, Any] | None]:
         hp = self.hparams
