@@ -178,6 +178,8 @@ def test_a_distilled_checkpoint_holds_the_student_alone_and_runs_without_the_tea
         task = DistillTask(teacher=str(teacher), model="regnetx_002")
     with pytest.raises(FileNotFoundError, match=r"teacher\.ckpt' does not exist"):
         quiet_trainer(1).fit(task, loader)
+    with pytest.raises(FileNotFoundError, match="also when it resumes"):
+        quiet_trainer(2).fit(task, loader, ckpt_path=distilled)
     got = quiet_trainer(1).predict(task, loader, ckpt_path=distilled)
     assert expected is not None
     assert got is not None

@@ -107,7 +107,8 @@ class DistillTask(IrrigationTask):
         else:
             self.build_without(
                 f"Teacher {path!r} does not exist; pass the .ckpt file that a "
-                "fine-tuning run wrote."
+                "fine-tuning run wrote.",
+                "test, validate or predict",
             )
         self.model = IrrigationModel(
             ModelSpec(
@@ -168,9 +169,16 @@ class DistillTask(IrrigationTask):
         """Check the data against the teacher's, then record it.
 
         Raises:
+            FileNotFoundError: if the teacher's file is gone.
             ValueError: if the spatial split differs from the teacher's (the
                 student's test blocks could be the teacher's training blocks).
         """
+        if self.teacher is None:
+            msg = (
+                f"{self.missing_checkpoint} Distilling needs the teacher, also "
+                "when it resumes from --ckpt_path."
+            )
+            raise FileNotFoundError(msg)
         super().on_fit_start()
         expect_frozen_modules()
         teacher, data = self.teacher_data, self.data_metadata

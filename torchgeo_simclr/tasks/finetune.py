@@ -122,7 +122,8 @@ class FineTuneTask(IrrigationTask):
         if hp["checkpoint"] is not None and not Path(hp["checkpoint"]).exists():
             self.build_without(
                 f"Checkpoint {hp['checkpoint']!r} does not exist; pass the .ckpt "
-                "file that a SimCLR fit run wrote."
+                "file that a SimCLR fit run wrote.",
+                "test, validate, predict or a resumed fit",
             )
         if hp["checkpoint"] is None or self.missing_checkpoint is not None:
             spec = ModelSpec(

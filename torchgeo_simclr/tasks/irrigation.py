@@ -81,7 +81,7 @@ class IrrigationTask(NormalisedAsTrained, BaseTask):
         self.restored = False
         super().__init__()
 
-    def build_without(self, missing: str) -> None:
+    def build_without(self, missing: str, runs: str) -> None:
         """Note that the earlier stage's checkpoint is gone, and warn.
 
         The task then builds a stand-in network, which only a restored
@@ -91,14 +91,16 @@ class IrrigationTask(NormalisedAsTrained, BaseTask):
 
         Args:
             missing: one sentence naming the missing file and what to pass.
+            runs: the runs that can do without it, e.g. ``"test, validate,
+                predict"``.
         """
         self.missing_checkpoint = missing
         warnings.warn(
-            f"{missing} The network is built without it, so only a run that "
-            "restores a checkpoint of this stage (--ckpt_path: test, validate, "
-            "predict, a resumed fit) can go on.",
+            f"{missing} The network is built without it: {runs} with a "
+            "checkpoint of this stage (--ckpt_path) can use it; any other run "
+            "stops when it starts.",
             UserWarning,
-            stacklevel=3,
+            stacklevel=2,
         )
 
     def check_built(self) -> None:
