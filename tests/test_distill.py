@@ -374,6 +374,20 @@ def test_patch_size_guard(teachers: dict[str, Path], problem: str) -> None:
     )
 
 
+def test_a_student_records_the_labels_behind_it(teachers: dict[str, Path]) -> None:
+    tenth = {"label_fraction": 0.1, "label_seed": 0, "n_labels": 5}
+    hundredth = {"label_fraction": 0.01, "label_seed": 0, "n_labels": 2}
+    task = DistillTask(teacher=str(teachers["classification"]))
+    task.teacher_labels = tenth
+    # Distillation alone learns only through the teacher.
+    assert task.labels_behind(hundredth) == tenth
+    task = DistillTask(teacher=str(teachers["classification"]), alpha=0.5)
+    task.teacher_labels = tenth
+    assert task.labels_behind(dict(tenth)) == tenth
+    with pytest.warns(UserWarning, match=r"label_fraction 0\.1 .* uses label_fraction"):
+        assert task.labels_behind(hundredth) == hundredth
+
+
 def test_fresh_process_timer_times_checkpoints_as_predict_loads_them(
     teachers: dict[str, Path], tmp_path: Path
 ) -> None:

@@ -124,3 +124,35 @@ def test_fine_tuning_normalises_as_pretraining_did(scene: Path, tmp_path: Path) 
     )
     assert second["mean"] == first["mean"]
     assert second["std"] == first["std"]
+
+
+def test_testing_on_another_split_warns(scene: Path, finetuned: Path) -> None:
+    # Seed 3 deals the blocks anew: its test blocks hold training blocks of seed 0.
+    other = datamodule(scene, 4, seed=3)
+    with pytest.warns(UserWarning, match="scores come out too high") as record:
+        quiet_trainer(1).test(FineTuneTask(), datamodule=other, ckpt_path=finetuned)
+    message = next(str(w.message) for w in record if "too high" in str(w.message))
+    assert str(finetuned) in message
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"seed": 3}, "spatial split"),
+        (
+            {"label_fraction": 0.5},
+            "trained on every labelled patch .* draws label_fraction 0.5",
+        ),
+    ],
+)
+def test_resuming_on_other_data_is_refused(
+    scene: Path, finetuned: Path, change: dict[str, object], expected: str
+) -> None:
+    other = datamodule(scene, 4, **change)
+    trainer = quiet_trainer(2, num_sanity_val_steps=0, limit_val_batches=0)
+    with pytest.raises(ValueError, match=expected):
+        trainer.fit(FineTuneTask(), datamodule=other, ckpt_path=finetuned)
+    # The same data resumes.
+    trainer = quiet_trainer(2, num_sanity_val_steps=0, limit_val_batches=0)
+    trainer.fit(FineTuneTask(), datamodule=datamodule(scene, 4), ckpt_path=finetuned)
+    assert trainer.global_step == 2

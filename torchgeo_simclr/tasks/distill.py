@@ -18,6 +18,7 @@ from ..models.checkpoint import (
 )
 from ..models.classifier import IrrigationModel, ModelSpec
 from .irrigation import IrrigationTask, expect_frozen_modules
+from .provenance import LABEL_KEYS, describe_labels
 from .schedule import check_schedule
 
 
@@ -97,11 +98,14 @@ class DistillTask(IrrigationTask):
         self.teacher: IrrigationModel | None = None
         #: The data the teacher was trained on (None if unknown).
         self.teacher_data: DataMetadata | None = None
+        #: The teacher's labelled subset (None if unknown).
+        self.teacher_labels: dict[str, Any] | None = None
         spec = ModelSpec(self.hparams["model"], 12, "classification")
         path = self.hparams["teacher"]
         if Path(path).exists():
             loaded: TrainedModel = load_model(path)
             self.teacher_data = loaded.data
+            self.teacher_labels = loaded.labels
             self.teacher = loaded.model.requires_grad_(False)
             spec = self.teacher.spec
         else:
@@ -207,6 +211,38 @@ class DistillTask(IrrigationTask):
                 UserWarning,
                 stacklevel=2,
             )
+
+    def labels_behind(self, labels: dict[str, Any] | None) -> dict[str, Any] | None:
+        """The teacher's labelled subset: the student learns from its predictions.
+
+        With *alpha* > 0 the student also learns from the datamodule's subset,
+        which is recorded instead (the same draw as the teacher's, or the
+        teacher's is unknown; another draw gets a warning).
+
+        Args:
+            labels: the datamodule's subset.
+
+        Returns:
+            The subset to record in the checkpoint.
+        """
+        teacher = self.teacher_labels
+        if self.hparams["alpha"] == 0:
+            return teacher
+        if teacher is None:
+            return labels
+        if labels is not None and any(
+            teacher.get(k) != labels.get(k) for k in LABEL_KEYS
+        ):
+            warnings.warn(
+                f"Teacher {self.hparams['teacher']!r} learnt from "
+                f"{describe_labels(teacher)} but the student's labelled loss "
+                f"(alpha {self.hparams['alpha']}) uses {describe_labels(labels)}; "
+                "the checkpoint records the student's. Give the datamodule the "
+                "teacher's label_fraction and label_seed to keep to its labels.",
+                UserWarning,
+                stacklevel=2,
+            )
+        return labels
 
     def earlier_stage(self) -> tuple[str, DataMetadata] | None:
         """The teacher checkpoint and its data.

@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 from lightning.fabric.utilities.warnings import PossibleUserWarning
+from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.types import OptimizerLRScheduler
 from torch import Tensor
 from torch.optim import AdamW
@@ -25,6 +26,7 @@ from ..models.classifier import IrrigationModel, ModelSpec
 from ..patch_labels import patch_labels
 from .metrics import log_metrics
 from .normalisation import NormalisedAsTrained
+from .provenance import check_resume, split_warning
 from .schedule import warmup_cosine
 
 
@@ -118,14 +120,27 @@ class IrrigationTask(NormalisedAsTrained, BaseTask):
             raise FileNotFoundError(msg)
 
     def on_validation_start(self) -> None:
-        """Check the network was built (see :meth:`check_built`), then normalise."""
+        """Check the network and normalise (see :meth:`on_test_start`)."""
         self.check_built()
         super().on_validation_start()
+        if self.trainer.state.fn != TrainerFn.FITTING:
+            self.warn_other_split()
 
     def on_test_start(self) -> None:
-        """Check the network was built (see :meth:`check_built`), then normalise."""
+        """Check the network was built, normalise, warn on another split."""
         self.check_built()
         super().on_test_start()
+        self.warn_other_split()
+
+    def warn_other_split(self) -> None:
+        """Warn when the datamodule's spatial split is not the checkpoint's."""
+        datamodule = getattr(self.trainer, "datamodule", None)
+        data = DataMetadata.from_datamodule(datamodule, self.model.spec.in_channels)
+        ckpt = getattr(self.trainer, "ckpt_path", None)
+        source = "the model" if ckpt is None else f"checkpoint {str(ckpt)!r}"
+        message = split_warning(source, self.data_metadata, data)
+        if message is not None:
+            warnings.warn(message, UserWarning, stacklevel=2)
 
     def on_predict_start(self) -> None:
         """Check the network was built (see :meth:`check_built`), then normalise."""
@@ -241,15 +256,31 @@ class IrrigationTask(NormalisedAsTrained, BaseTask):
         Raises:
             ValueError: if the bands differ from the earlier stage's (see
                 :meth:`normalise_as_trained`), or their number from the model's
-                ``in_channels``.
+                ``in_channels``; if a resumed fit has another spatial split or
+                labelled subset than its checkpoint.
         """
         self.check_built()
         self.normalise_as_trained()
         datamodule = getattr(self.trainer, "datamodule", None)
-        self.data_metadata = DataMetadata.from_datamodule(
-            datamodule, self.model.spec.in_channels
-        )
-        self.training_labels = training_labels(datamodule)
+        data = DataMetadata.from_datamodule(datamodule, self.model.spec.in_channels)
+        labels = self.labels_behind(training_labels(datamodule))
+        if (ckpt := getattr(self.trainer, "ckpt_path", None)) is not None:
+            source = f"checkpoint {str(ckpt)!r}"
+            check_resume(source, self.data_metadata, data, self.training_labels, labels)
+        self.data_metadata, self.training_labels = data, labels
+
+    def labels_behind(self, labels: dict[str, Any] | None) -> dict[str, Any] | None:
+        """The labelled subset this stage learns from, to record in the checkpoint.
+
+        Args:
+            labels: the datamodule's subset (see
+                :func:`~torchgeo_simclr.models.checkpoint.training_labels`).
+
+        Returns:
+            *labels* here; a stage that learns from another model's
+            predictions names that model's labels.
+        """
+        return labels
 
     def adamw_schedule(self, params: Iterable[Any]) -> OptimizerLRScheduler:
         """AdamW at ``lr`` and ``weight_decay`` with the warm-up + cosine schedule.

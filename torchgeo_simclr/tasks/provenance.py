@@ -1,0 +1,105 @@
+"""Whether a run resumes or scores a checkpoint on the data it was trained on."""
+
+from typing import Any
+
+from ..models.checkpoint import DataMetadata
+
+#: What decides which patches are labelled (``n_labels`` follows from them).
+LABEL_KEYS = ("label_fraction", "label_seed")
+
+
+def describe_labels(labels: dict[str, Any]) -> str:
+    """Name a labelled subset in words.
+
+    Args:
+        labels: ``label_fraction`` and ``label_seed`` (see
+            :func:`~torchgeo_simclr.models.checkpoint.training_labels`).
+
+    Returns:
+        E.g. ``"label_fraction 0.1 (label_seed 0)"``.
+    """
+    fraction = labels.get("label_fraction")
+    subset = (
+        "every labelled patch" if fraction is None else f"label_fraction {fraction}"
+    )
+    return f"{subset} (label_seed {labels.get('label_seed')})"
+
+
+def split_change(
+    trained: DataMetadata | None, current: DataMetadata | None
+) -> tuple[str, str] | None:
+    """The checkpoint's and the datamodule's spatial splits, when they differ.
+
+    Args:
+        trained: the checkpoint's data.
+        current: the datamodule's data.
+
+    Returns:
+        Both split digests, or None when they match or either is unknown.
+    """
+    if trained is None or current is None or not trained.split or not current.split:
+        return None
+    return None if trained.split == current.split else (trained.split, current.split)
+
+
+def check_resume(
+    source: str,
+    trained: DataMetadata | None,
+    current: DataMetadata | None,
+    trained_labels: dict[str, Any] | None,
+    current_labels: dict[str, Any] | None,
+) -> None:
+    """Refuse to resume training on another split or labelled subset.
+
+    Args:
+        source: what to call the checkpoint, e.g. ``"checkpoint 'x.ckpt'"``.
+        trained: the data the checkpoint was trained on.
+        current: the datamodule's data.
+        trained_labels: the checkpoint's labelled subset (None if unknown).
+        current_labels: the datamodule's labelled subset (None if it has none).
+
+    Raises:
+        ValueError: if the split or the labelled subset differs.
+    """
+    who = f"{source[0].upper()}{source[1:]}"
+    if (splits := split_change(trained, current)) is not None:
+        msg = (
+            f"{who} was trained on spatial split {splits[0]} but the "
+            f"datamodule makes split {splits[1]}, so resuming would train on "
+            "its held-out blocks; resume with the root, bbox, block_size, "
+            "split_fractions and seed it was trained with."
+        )
+        raise ValueError(msg)
+    if trained_labels is None or current_labels is None:
+        return
+    if any(trained_labels.get(k) != current_labels.get(k) for k in LABEL_KEYS):
+        msg = (
+            f"{who} was trained on {describe_labels(trained_labels)} but the "
+            f"datamodule draws {describe_labels(current_labels)}; resume with the "
+            "same --data.init_args.label_fraction and label_seed."
+        )
+        raise ValueError(msg)
+
+
+def split_warning(
+    source: str, trained: DataMetadata | None, current: DataMetadata | None
+) -> str | None:
+    """Say why scores on another split than the checkpoint's may be too high.
+
+    Args:
+        source: what to call the checkpoint.
+        trained: the data the checkpoint was trained on.
+        current: the datamodule's data.
+
+    Returns:
+        The warning, or None when the splits match or are unknown.
+    """
+    if (splits := split_change(trained, current)) is None:
+        return None
+    return (
+        f"{source[0].upper()}{source[1:]} was trained on spatial split "
+        f"{splits[0]} but the datamodule makes split {splits[1]}: on the "
+        "same imagery its held-out blocks may hold the checkpoint's training "
+        "blocks, and the scores come out too high; use the root, bbox, "
+        "block_size, split_fractions and seed it was trained with."
+    )
