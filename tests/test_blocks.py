@@ -30,6 +30,14 @@ def test_small_region_error_says_what_to_do() -> None:
         spatial_blocks(box(0, 0, 1000, 1000), 1280, (0.7, 0.15, 0.15), min_side=480)
 
 
+def test_blocks_smaller_than_a_patch_ask_for_larger_blocks_in_pixels() -> None:
+    with pytest.raises(ValueError, match=r"block_size of at least the patch side") as e:
+        spatial_blocks(box(0, 0, 5120, 5120), 640, (0.7, 0.15, 0.15), 1600, res=10)
+    assert "blocks of 64 px that can fit a patch of 160 px" in str(e.value)
+    with pytest.raises(ValueError, match="block_size must be positive, got -256 px"):
+        spatial_blocks(box(0, 0, 5120, 5120), -2560, (0.7, 0.15, 0.15), 480, res=10)
+
+
 def test_slivers_that_cannot_hold_a_patch_are_dropped() -> None:
     roi = box(0, 0, 3_000, 1_280)  # last column is 440 m wide
     splits = spatial_blocks(roi, 1280, (1, 0, 0), min_side=480)

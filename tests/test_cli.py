@@ -170,6 +170,32 @@ def test_a_schedule_lightning_would_ignore_is_refused(scene: Path, capsys) -> No
     assert "--lr_scheduler takes effect only together with --optimizer" in err
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        "probe --checkpoint m.ckpt --root . -k 0",
+        "probe --checkpoint m.ckpt --root . --block-size 0",
+        "predict --checkpoint m.ckpt --root . --out m.tif --patch-size 0",
+        "embed --checkpoint m.ckpt --root . --out i.parquet --stride -4",
+        "search --index i.parquet --lonlat -120 37 --k 0 --out hits.gpkg",
+        "download --bbox -120.5 36.5 -120.4 36.6 --start 2023-07-01 --end 2023-07-31"
+        " --root . --per-tile 0",
+        "sample-data --root . --tiles 0",
+    ],
+)
+def test_counts_below_their_minimum_are_refused(
+    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    # -k 0 scored every patch "not irrigated"; --per-tile 0 downloaded nothing
+    # and exited 0; --patch-size 0 fell back to the default.
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(command.split())
+    assert exit_info.value.code == 2
+    assert "must be at least" in capsys.readouterr().err.splitlines()[-1]
+    assert not list(tmp_path.iterdir())
+
+
 def test_torchgeo_fit_ends_with_the_same_sentence(tmp_path: Path) -> None:
     torchgeo = Path(sys.executable).with_name("torchgeo")
     result = subprocess.run(
@@ -183,6 +209,16 @@ def test_torchgeo_fit_ends_with_the_same_sentence(tmp_path: Path) -> None:
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("FileNotFoundError: ")
     assert "nowhere" in last
+
+
+def test_sample_data_into_a_file_is_one_line(tmp_path: Path, capsys) -> None:
+    (tmp_path / "afile").write_text("keep me")
+    with pytest.raises(SystemExit):
+        main(["sample-data", "--root", str(tmp_path / "afile"), "--size", "128"])
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("torchgeo-simclr sample-data: error: ")
+    assert "afile' is a file" in err
+    assert (tmp_path / "afile").read_text() == "keep me"
 
 
 def test_sample_data_refuses_to_overwrite(tmp_path: Path, capsys) -> None:

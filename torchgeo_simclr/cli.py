@@ -20,6 +20,26 @@ PACKAGE = Path(__file__).resolve().parent
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 
+def _at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least *minimum*.
+
+    Args:
+        minimum: the smallest value accepted.
+
+    Returns:
+        The converter, which argparse reports errors of in one line.
+    """
+
+    def integer(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            msg = f"must be at least {minimum}, got {value}"
+            raise argparse.ArgumentTypeError(msg)
+        return value
+
+    return integer
+
+
 def _sample_data(args: argparse.Namespace) -> None:
     from .sample import make_sample_scene
 
@@ -114,7 +134,7 @@ def _add_download_command(commands: "argparse._SubParsersAction[Any]") -> None:
     )
     download.add_argument(
         "--per-tile",
-        type=int,
+        type=_at_least(1),
         default=1,
         help="least cloudy scenes kept per MGRS tile (default: 1)",
     )
@@ -126,7 +146,7 @@ def _add_download_command(commands: "argparse._SubParsersAction[Any]") -> None:
     )
     download.add_argument(
         "--retries",
-        type=int,
+        type=_at_least(0),
         default=3,
         help="retries of a failed request, with back-off (default: 3)",
     )
@@ -410,19 +430,19 @@ def _add_map_commands(commands: "argparse._SubParsersAction[Any]") -> None:
     _add_bbox(predict)
     predict.add_argument(
         "--patch-size",
-        type=int,
+        type=_at_least(1),
         help="window side, px (default: the training patch for classification, "
         "256 for segmentation)",
     )
     predict.add_argument(
         "--overlap",
-        type=int,
+        type=_at_least(0),
         help="px shared by neighbouring windows (default: half a window for "
         "classification, a quarter for segmentation)",
     )
     predict.add_argument(
         "--batch-size",
-        type=int,
+        type=_at_least(1),
         help="windows per batch (default: 8 x 256 x 256 px worth: 8 windows of 256 "
         "px, 227 of 48 px)",
     )
@@ -441,7 +461,7 @@ def _add_map_commands(commands: "argparse._SubParsersAction[Any]") -> None:
         help="smallest irrigated region kept as a polygon, ha (default: 0.5)",
     )
     predict.add_argument(
-        "--num-workers", type=int, default=0, help="processes reading imagery"
+        "--num-workers", type=_at_least(0), default=0, help="processes reading imagery"
     )
     predict.add_argument(
         "--overwrite", action="store_true", help="replace existing output files"
@@ -582,22 +602,27 @@ def _add_embedding_commands(commands: "argparse._SubParsersAction[Any]") -> None
     embed.add_argument("--out", required=True, help="index to write, PATH.parquet")
     _add_bbox(embed)
     embed.add_argument(
-        "--patch-size", type=int, help="patch side, px (default: the training patch)"
+        "--patch-size",
+        type=_at_least(1),
+        help="patch side, px (default: the training patch)",
     )
     embed.add_argument(
         "--stride",
-        type=int,
+        type=_at_least(1),
         help="px between neighbouring patches, 1 to the patch size (default: the "
         "patch size)",
     )
     embed.add_argument(
-        "--batch-size", type=int, default=64, help="patches per batch (default: 64)"
+        "--batch-size",
+        type=_at_least(1),
+        default=64,
+        help="patches per batch (default: 64)",
     )
     embed.add_argument(
         "--device", default="auto", help="auto, cpu, cuda or mps (default: auto)"
     )
     embed.add_argument(
-        "--num-workers", type=int, default=0, help="processes reading imagery"
+        "--num-workers", type=_at_least(0), default=0, help="processes reading imagery"
     )
     embed.add_argument(
         "--overwrite", action="store_true", help="replace an existing index"
@@ -627,7 +652,7 @@ def _add_embedding_commands(commands: "argparse._SubParsersAction[Any]") -> None
         help="query polygons (GeoJSON, lon/lat): the mean of the patches inside",
     )
     search.add_argument(
-        "--k", type=int, default=20, help="hits to return (default: 20)"
+        "--k", type=_at_least(1), default=20, help="hits to return (default: 20)"
     )
     search.add_argument(
         "--out", required=True, help="hits to write, PATH.gpkg or PATH.geojson"
@@ -660,13 +685,13 @@ def _add_embedding_commands(commands: "argparse._SubParsersAction[Any]") -> None
     )
     projection.add_argument(
         "--thumbnails",
-        type=int,
+        type=_at_least(0),
         default=0,
         help="patches drawn as thumbnails on the map (default: 0)",
     )
     projection.add_argument(
         "--max-points",
-        type=int,
+        type=_at_least(2),
         default=5000,
         help="patches projected, a random sample above this (default: 5000)",
     )
@@ -697,9 +722,13 @@ def build_parser() -> argparse.ArgumentParser:
         "sample-data", help="write the embedded Central Valley sample scene"
     )
     sample.add_argument("--root", required=True, help="output directory")
-    sample.add_argument("--size", type=int, default=2048, help="scene side, pixels")
+    sample.add_argument(
+        "--size", type=_at_least(1), default=2048, help="scene side, pixels"
+    )
     sample.add_argument("--seed", type=int, default=0, help="random seed")
-    sample.add_argument("--tiles", type=int, default=2, help="number of adjacent tiles")
+    sample.add_argument(
+        "--tiles", type=_at_least(1), default=2, help="number of adjacent tiles"
+    )
     sample.add_argument(
         "--overwrite", action="store_true", help="replace existing files"
     )
@@ -733,10 +762,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="DWR label file (relative to --root)",
     )
     probe.add_argument(
-        "--block-size", type=int, default=256, help="split block side, px"
+        "--block-size", type=_at_least(1), default=256, help="split block side, px"
     )
     probe.add_argument("--seed", type=int, default=0, help="split seed")
-    probe.add_argument("-k", type=int, default=20, help="neighbours that vote")
+    probe.add_argument("-k", type=_at_least(1), default=20, help="neighbours that vote")
     probe.set_defaults(func=_probe)
 
     experiment = commands.add_parser(

@@ -14,6 +14,7 @@ def spatial_blocks(
     fractions: Sequence[float],
     min_side: float,
     seed: int = 0,
+    res: float | None = None,
 ) -> list[MultiPolygon]:
     """Cut a region into square blocks and deal them out to splits at random.
 
@@ -28,13 +29,22 @@ def spatial_blocks(
         min_side: blocks whose clipped extent is narrower than this (one patch
             side, CRS units) cannot hold a patch and are dropped.
         seed: seed of the random assignment.
+        res: pixel side, CRS units, to state sizes in pixels in errors.
 
     Returns:
         One MultiPolygon per split, in the order of *fractions*.
 
     Raises:
-        ValueError: if the region holds too few usable blocks for the splits.
+        ValueError: if *block_size* is not positive, or the region holds too
+            few usable blocks for the splits.
     """
+
+    def size(value: float) -> str:
+        return f"{value:g} CRS units" if res is None else f"{value / res:g} px"
+
+    if block_size <= 0:
+        msg = f"block_size must be positive, got {size(block_size)}."
+        raise ValueError(msg)
     xmin, ymin, xmax, ymax = roi.bounds
     cells: list[Polygon] = []
     for y in np.arange(ymin, ymax, block_size):
@@ -48,10 +58,16 @@ def spatial_blocks(
                 cells.append(part)
     wanted = [1 if f > 0 else 0 for f in fractions]
     if len(cells) < sum(wanted):
+        fix = (
+            f"pass a block_size of at least the patch side ({size(min_side)})"
+            if block_size < min_side
+            else "pass a smaller block_size (at least the patch side, "
+            f"{size(min_side)}) or patch_size, or a larger region"
+        )
         msg = (
-            f"The region holds {len(cells)} blocks of {block_size:g} CRS units that "
-            f"can fit a patch, but {sum(wanted)} splits need at least one each; "
-            "pass a smaller block_size or patch_size, or a larger bbox."
+            f"The region holds {len(cells)} blocks of {size(block_size)} that "
+            f"can fit a patch of {size(min_side)}, but {sum(wanted)} splits need "
+            f"at least one each; {fix}."
         )
         raise ValueError(msg)
     order = np.random.default_rng(seed).permutation(len(cells))

@@ -225,6 +225,7 @@ class CentralValleyDataModule(GeoDataModule):
             fractions=self.split_fractions,
             min_side=patch_side,
             seed=self.seed,
+            res=dataset.res[0],
         )
         self.split_blocks = {"train": train, "val": val, "test": test}
 

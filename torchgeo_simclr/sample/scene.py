@@ -163,11 +163,19 @@ def make_sample_scene(
         The paths and bounds of the scene.
 
     Raises:
-        ValueError: if ``size`` or ``tiles`` is out of range.
+        ValueError: if ``size`` or ``tiles`` is out of range, or ``root`` (or
+            its ``sentinel2`` folder) is a file.
         FileExistsError: if an output file exists and ``overwrite`` is False.
     """
     _check_arguments(size, tiles)
     root = Path(root)
+    for folder in (root, root / "sentinel2"):
+        if folder.exists() and not folder.is_dir():
+            msg = (
+                f"Sample scene folder {str(folder)!r} is a file; pass a folder "
+                "for --root (it is made if missing)."
+            )
+            raise ValueError(msg)
     image_paths = [root / "sentinel2" / name for name in tile_names(tiles)]
     labels_path = root / f"{LAYER}.gpkg"
     if not overwrite:
