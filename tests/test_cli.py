@@ -192,7 +192,9 @@ def test_counts_below_their_minimum_are_refused(
     with pytest.raises(SystemExit) as exit_info:
         main(command.split())
     assert exit_info.value.code == 2
-    assert "must be at least" in capsys.readouterr().err.splitlines()[-1]
+    (err,) = capsys.readouterr().err.splitlines()  # one line, no usage dump
+    assert "must be at least" in err
+    assert err.endswith("--help)")
     assert not list(tmp_path.iterdir())
 
 

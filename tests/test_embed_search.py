@@ -342,6 +342,9 @@ def test_a_bbox_index_is_the_scene_index_cut_to_the_bbox(
         )
         ours = frame.set_index(frame.geometry.bounds.apply(tuple, axis=1))
         theirs = touching.set_index(touching.geometry.bounds.apply(tuple, axis=1))
+        # One place, one grid position: indexes of two bboxes join on row/col.
+        for column in ("row", "col"):
+            assert (ours[column] == theirs.loc[ours.index, column]).all()
         np.testing.assert_allclose(
             np.stack(ours["embedding"].to_numpy()),
             np.stack(theirs.loc[ours.index, "embedding"].to_numpy()),
@@ -897,7 +900,7 @@ def test_query_from_another_checkpoint(
             ["--stride", str(PATCH + 1)],
             r"--stride 33 must be between 1 and the patch size 32",
         ),
-        (["--stride", "0"], r"--stride 0 must be between 1"),
+        (["--stride", "0"], r"--stride: must be at least 1, got 0"),
         (["--device", "gpu"], r"--device 'gpu' is not a device"),
         (["--bbox-crs", "foo", "--bbox", "1", "2", "3", "4"], r"'foo' is not a CRS"),
         (

@@ -989,7 +989,7 @@ def test_batch_size_below_one(
     err = predict_error(
         capsys, checkpoints["segmentation"], scene.root, out, "--batch-size", "0"
     )
-    assert "--batch-size must be at least 1, got 0" in err
+    assert "--batch-size: must be at least 1, got 0" in err
     assert not out.exists()
 
 

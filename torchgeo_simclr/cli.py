@@ -6,7 +6,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 import torch
 
@@ -18,6 +18,21 @@ PACKAGE = Path(__file__).resolve().parent
 
 #: Repository directory holding the YAML configs (present in a source checkout).
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+
+class OneLineErrors(argparse.ArgumentParser):
+    """An argument parser that reports bad arguments in one line.
+
+    Like every other error of this command: the usage is one ``--help`` away.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``PROG: error: MESSAGE (see PROG --help)`` and exit with 2.
+
+        Args:
+            message: argparse's description of the problem.
+        """
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _at_least(minimum: int) -> Callable[[str], int]:
@@ -712,7 +727,7 @@ def build_parser() -> argparse.ArgumentParser:
     Returns:
         The parser with one sub-command per job.
     """
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrors(
         prog="torchgeo-simclr",
         description="SimCLRv2 irrigation mapping from Sentinel-2 (a TorchGeo plugin).",
     )

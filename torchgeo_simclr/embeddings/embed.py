@@ -290,7 +290,12 @@ def embed_region(
         bands=tuple(data.bands),
         crs=grid.crs.to_wkt(),
         res=grid.res,
-        origin=(float(grid.transform.c), float(grid.transform.f)),
+        # Rows and columns count from the whole imagery's corner, as the
+        # patches do, so one place has one (row, col) in every index.
+        origin=(
+            float(grid.transform.c - grid.offset[1] * grid.res),
+            float(grid.transform.f + grid.offset[0] * grid.res),
+        ),
     )
     scene_dates = SceneDates(imagery.index, grid.res / 2)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -302,13 +307,13 @@ def embed_region(
     ):
         for batch in loader:
             skipped += batch["skipped"]
-            image, rows, cols = batch["image"], batch["row"], batch["col"]
+            image = batch["image"]
+            rows = batch["row"].numpy() + grid.offset[0]
+            cols = batch["col"].numpy() + grid.offset[1]
             if len(image):
                 embeddings = embedder(image, batch["valid"])
-                footprints = info.footprints(rows.numpy(), cols.numpy())
-                writer.write(
-                    rows.numpy(), cols.numpy(), scene_dates(footprints), embeddings
-                )
+                footprints = info.footprints(rows, cols)
+                writer.write(rows, cols, scene_dates(footprints), embeddings)
             bar.update(len(image) + batch["skipped"])
         if not writer.rows:
             msg = (
