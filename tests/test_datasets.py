@@ -449,6 +449,14 @@ def test_class_map_override(labels_file: Path) -> None:
         IrrigationLabels(labels_file, class_map={"I": 3})
 
 
+def test_class_map_codes_that_match_nothing_warn(labels_file: Path) -> None:
+    # A typo ("i" for "I") changed nothing and said nothing.
+    with pytest.warns(UserWarning, match=r"code\(s\) \['ZZ', 'i'\] match no") as record:
+        IrrigationLabels(labels_file, class_map={"i": IRRIGATED, "ZZ": IRRIGATED})
+    message = next(str(w.message) for w in record if "match no" in str(w.message))
+    assert "G, I, P, U, V, X" in message
+
+
 def lonlat_box(bounds: tuple[float, float, float, float]) -> tuple[float, ...]:
     to_lonlat = Transformer.from_crs(FAKE_CRS, "EPSG:4326", always_xy=True)
     return tuple(to_lonlat.transform_bounds(*bounds))

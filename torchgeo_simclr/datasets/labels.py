@@ -185,6 +185,8 @@ class IrrigationLabels(VectorDataset):
         kept: list[str] = []
         extents: dict[str, list[float]] = {}
         unknown: set[str] = set()
+        # Codes the polygons have (to catch class_map entries that match none).
+        seen: set[str] = set()
         # Polygons read, and those whose code has no irrigation class.
         polygons = unmapped = 0
         for filepath in files:
@@ -196,6 +198,7 @@ class IrrigationLabels(VectorDataset):
             values, missing = class_codes_to_mask_values(
                 frame[class_column], self.class_map
             )
+            seen.update(code_key(code) for code in frame[class_column].unique())
             unknown.update(missing)
             polygons += len(frame)
             if missing:  # A second pass over the codes only when some are unknown.
@@ -237,6 +240,18 @@ class IrrigationLabels(VectorDataset):
                 f"code with no irrigation class ({listed}), so they are ignored "
                 f"(labelled {IGNORE_INDEX}); map codes to 1 (irrigated) or 0 (not) "
                 "with class_map (evaluate: --class-map CODE=1).",
+                UserWarning,
+                stacklevel=2,
+            )
+
+        unused = sorted({code_key(code) for code in class_map or {}} - seen)
+        if unused:
+            present = sorted(seen)
+            listed = ", ".join(present[:20]) + (" ..." if len(present) > 20 else "")
+            warnings.warn(
+                f"class_map code(s) {unused} match no label polygon, so they change "
+                f"nothing; the {class_column} codes here are {listed} (compared "
+                "case-sensitively, surrounding spaces stripped).",
                 UserWarning,
                 stacklevel=2,
             )
