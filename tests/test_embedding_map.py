@@ -4,6 +4,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import geopandas as gpd
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
@@ -176,6 +177,20 @@ def test_patch_majority_labels(scene: dict[str, Path]) -> None:
         (224, 224): IGNORE_INDEX,
     }
     assert {key: found[key] for key in expected} == expected
+
+
+def test_labels_with_another_class_column(
+    scene: dict[str, Path], tmp_path: Path
+) -> None:
+    frame = gpd.read_file(scene["labels"]).rename(columns={"CLASS2": "CROP"})
+    renamed = tmp_path / "crop_mapping.gpkg"
+    frame.to_file(renamed)
+    info, table = read_index(scene["index"])
+    expected = patch_majority_labels(info, table, scene["labels"])
+    with pytest.raises(ValueError, match="--class-column"):
+        patch_majority_labels(info, table, renamed)
+    got = patch_majority_labels(info, table, renamed, class_column="CROP")
+    np.testing.assert_array_equal(got, expected)
 
 
 def test_project_separates_clusters(scene: dict[str, Path]) -> None:

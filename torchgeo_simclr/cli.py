@@ -104,6 +104,14 @@ def _add_bbox(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_class_column(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--class-column",
+        default="CLASS2",
+        help="attribute of the label file with the crop class code (default: CLASS2)",
+    )
+
+
 def _add_progress(parser: argparse.ArgumentParser) -> None:
     """Add ``--no-progress`` (sets ``progress`` to False)."""
     parser.add_argument(
@@ -246,7 +254,12 @@ def _probe(args: argparse.Namespace) -> None:
         msg = f"Checkpoint {args.checkpoint!r} records no band list or statistics."
         raise SystemExit(msg)
     datamodule = probe_datamodule(
-        encoder.data, args.root, args.labels, args.block_size, args.seed
+        encoder.data,
+        args.root,
+        args.labels,
+        args.block_size,
+        args.seed,
+        class_column=args.class_column,
     )
     torch.manual_seed(args.seed)
     random = create_backbone(encoder.model, in_channels=len(encoder.data.bands))
@@ -498,9 +511,7 @@ def _add_map_commands(commands: "argparse._SubParsersAction[Any]") -> None:
     evaluate.add_argument(
         "--labels", required=True, help="DWR crop-mapping file (GeoPackage, ...)"
     )
-    evaluate.add_argument(
-        "--class-column", default="CLASS2", help="attribute with the class code"
-    )
+    _add_class_column(evaluate)
     evaluate.add_argument(
         "--bbox",
         type=float,
@@ -590,6 +601,7 @@ def _embedding_map(args: argparse.Namespace) -> None:
         index=Path(args.index),
         out=Path(args.out),
         labels=None if args.labels is None else Path(args.labels),
+        class_column=args.class_column,
         root=None if args.root is None else Path(args.root),
         thumbnails=args.thumbnails,
         max_points=args.max_points,
@@ -695,6 +707,7 @@ def _add_embedding_commands(commands: "argparse._SubParsersAction[Any]") -> None
     projection.add_argument(
         "--labels", help="DWR crop-mapping file colouring the points"
     )
+    _add_class_column(projection)
     projection.add_argument(
         "--root", help="Sentinel-2 directory of the thumbnails (default: the index's)"
     )
@@ -776,6 +789,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="crop_mapping.gpkg",
         help="DWR label file (relative to --root)",
     )
+    _add_class_column(probe)
     probe.add_argument(
         "--block-size", type=_at_least(1), default=256, help="split block side, px"
     )

@@ -38,6 +38,7 @@ def probe_datamodule(
     labels: str = "crop_mapping.gpkg",
     block_size: int = 256,
     seed: int = 0,
+    class_column: str = "CLASS2",
 ) -> CentralValleyDataModule:
     """A labelled datamodule that feeds patches the way an encoder was trained.
 
@@ -47,6 +48,7 @@ def probe_datamodule(
         labels: DWR label file, relative to *root*.
         block_size: side of the blocks dealt to train / val / test, pixels.
         seed: seed of the spatial split.
+        class_column: attribute of *labels* holding the crop class code.
 
     Returns:
         The datamodule, set up for ``fit``, normalising with *data*'s
@@ -55,6 +57,7 @@ def probe_datamodule(
     datamodule = CentralValleyDataModule(
         root=root,
         labels=labels,
+        class_column=class_column,
         bands=list(data.bands),
         patch_size=data.patch_size,
         block_size=block_size,

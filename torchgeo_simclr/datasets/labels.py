@@ -510,7 +510,8 @@ class IrrigationLabels(VectorDataset):
         if self.class_column not in columns:
             msg = (
                 f"Label file {filepath!r} has no column {self.class_column!r}; its "
-                f"columns are {columns}, so pass one of them as `class_column`."
+                f"columns are {columns}, so pass one of them as `class_column` "
+                "(--class-column, --data.init_args.class_column)."
             )
             raise ValueError(msg)
 

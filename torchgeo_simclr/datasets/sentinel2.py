@@ -194,7 +194,8 @@ class CentralValleyS2(RasterDataset):
                 "multi-band scenes named like S2B_MSIL2A_20230715T184919_N0509_"
                 "R070_T10SFG_20230715T223344.tif or one file per band (B04.tif in "
                 "a product directory, or T10SFG_20230715T184919_B04_10m.tif/.jp2), "
-                "so point `paths` at such files or create a sample with "
+                "so point `paths` (--root, --data.init_args.root) at such files or "
+                "create a sample with "
                 "`torchgeo-simclr sample-data --root DIR`."
             )
             raise FileNotFoundError(msg)

@@ -206,7 +206,10 @@ def _grid_bounds(
 
 
 def _open_labels(
-    info: IndexInfo, bounds: tuple[float, float, float, float], labels: Path
+    info: IndexInfo,
+    bounds: tuple[float, float, float, float],
+    labels: Path,
+    class_column: str = "CLASS2",
 ) -> IrrigationLabels:
     """Read the label polygons within the index's extent, in the index's CRS.
 
@@ -214,6 +217,7 @@ def _open_labels(
         info: the index's info (CRS, resolution).
         bounds: ``(xmin, ymin, xmax, ymax)`` of the patches, CRS units.
         labels: a DWR crop-mapping file.
+        class_column: attribute holding the crop class code.
 
     Returns:
         The labels, rasterised on the index grid.
@@ -227,12 +231,20 @@ def _open_labels(
     to_lonlat = Transformer.from_crs(crs, LONLAT, always_xy=True)
     west, south, east, north = to_lonlat.transform_bounds(*bounds)
     return IrrigationLabels(
-        labels, crs=crs, res=info.res, bbox=(west, south, east, north)
+        labels,
+        crs=crs,
+        res=info.res,
+        class_column=class_column,
+        bbox=(west, south, east, north),
     )
 
 
 def patch_majority_labels(
-    info: IndexInfo, table: pa.Table, labels: Path, progress: bool = False
+    info: IndexInfo,
+    table: pa.Table,
+    labels: Path,
+    progress: bool = False,
+    class_column: str = "CLASS2",
 ) -> npt.NDArray[np.int64]:
     """Label each patch of an index by the majority of its rasterised DWR mask.
 
@@ -248,6 +260,7 @@ def patch_majority_labels(
         labels: a DWR crop-mapping file in any format
             :class:`~torchgeo_simclr.datasets.IrrigationLabels` reads.
         progress: show a progress bar.
+        class_column: attribute holding the crop class code.
 
     Returns:
         ``[N]`` labels: 0 not irrigated, 1 irrigated, 255 where less than half
@@ -262,7 +275,7 @@ def patch_majority_labels(
     out = np.full(len(rows), IGNORE_INDEX, dtype=np.int64)
     if len(rows) == 0:
         return out
-    dataset = _open_labels(info, _grid_bounds(info, rows, cols), labels)
+    dataset = _open_labels(info, _grid_bounds(info, rows, cols), labels, class_column)
     blocks_across = int(cols.max()) // LABEL_BLOCK + 1
     block = (rows // LABEL_BLOCK) * blocks_across + cols // LABEL_BLOCK
     _, counts = np.unique(block, return_counts=True)
@@ -493,6 +506,7 @@ def embedding_map(
     index: Path,
     out: Path,
     labels: Path | None = None,
+    class_column: str = "CLASS2",
     root: Path | None = None,
     thumbnails: int = 0,
     max_points: int = 5000,
@@ -512,6 +526,7 @@ def embedding_map(
         index: an index written by ``torchgeo-simclr embed``.
         out: the PNG to write (``FIGURE_SIDE * FIGURE_DPI`` = 1200 px square).
         labels: a DWR crop-mapping file covering the index (optional).
+        class_column: attribute of *labels* holding the crop class code.
         root: the Sentinel-2 directory thumbnails are read from (default: the
             one the index was made from).
         thumbnails: number of randomly chosen points drawn as natural-colour
@@ -562,7 +577,9 @@ def embedding_map(
     table = read_rows(index, keep, COLUMNS)
     classes = None
     if labels is not None:
-        classes = patch_majority_labels(info, table, Path(labels), progress)
+        classes = patch_majority_labels(
+            info, table, Path(labels), progress, class_column
+        )
     xy = project(read_embeddings(table), perplexity, seed)
     chosen = sample_rows(len(keep), thumbnails, seed)
     images = (
