@@ -771,6 +771,7 @@ def test_embed_and_search_cli(
         "date",
     ]
     assert printed.splitlines()[1].split()[:2] == ["1", "1.0000"]
+    assert printed.splitlines()[1].split()[4] == "2023-07-15"  # printed ">10" once
     assert hits.is_file()
     assert hits.with_suffix(".png").is_file()
 
@@ -901,6 +902,7 @@ def test_query_from_another_checkpoint(
             r"--stride 33 must be between 1 and the patch size 32",
         ),
         (["--stride", "0"], r"--stride: must be at least 1, got 0"),
+        (["--patch-size", "2000"], r"2000 px is larger than the imagery .*192 x 192"),
         (["--device", "gpu"], r"--device 'gpu' is not a device"),
         (["--bbox-crs", "foo", "--bbox", "1", "2", "3", "4"], r"'foo' is not a CRS"),
         (

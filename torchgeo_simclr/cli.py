@@ -589,7 +589,7 @@ def _search(args: argparse.Namespace) -> None:
     for hit in result.hits.itertuples():
         print(
             f"{hit.rank:>4} {hit.similarity:>10.4f} {hit.lon:>10.5f} "
-            f"{hit.lat:>9.5f} {hit.date:>10}"
+            f"{hit.lat:>9.5f} {hit.date!s:>10}"
         )
     print(f"Hits: {result.out}\nContact sheet: {result.sheet}")
 

@@ -270,6 +270,14 @@ def embed_region(
     assert datamodule.imagery is not None
     assert datamodule.grid is not None
     imagery, grid, windows = datamodule.imagery, datamodule.grid, datamodule.windows
+    rows_total, cols_total = grid.imagery_shape or (grid.height, grid.width)
+    if size > min(rows_total, cols_total):
+        msg = (
+            f"--patch-size {size} px is larger than the imagery under --root "
+            f"({cols_total} x {rows_total} px), so every patch would be mostly "
+            f"nodata; pass --patch-size {min(rows_total, cols_total)} or less."
+        )
+        raise ValueError(msg)
     loader = DataLoader(
         GridPatches(imagery, grid, windows),
         batch_size=batch_size,
