@@ -218,6 +218,37 @@ def fit_error(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
     return err
 
 
+def test_a_checkpoint_of_another_task_as_ckpt_path_is_refused(
+    workdir: Path,
+    pretrained: Path,
+    finetuned: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # LightningCLI took the task from the checkpoint: SimCLR ran instead.
+    args = ["--config", str(CONF / "finetune_quickstart.yaml"), *tiny(workdir)]
+    err = fit_error([*args, "--ckpt_path", str(pretrained)], capsys)
+    assert "was written by torchgeo_simclr.tasks.SimCLRv2Task" in err
+    assert "trains torchgeo_simclr.tasks.FineTuneTask" in err
+    assert "--model.init_args.checkpoint" in err
+    # A checkpoint of the same task resumes.
+    cli = run_cli(
+        [
+            *args,
+            "--model.init_args.checkpoint",
+            str(pretrained),
+            "--ckpt_path",
+            str(finetuned),
+            "--data.init_args.length",
+            "4",
+            "--trainer.max_steps",
+            "2",
+            "--trainer.limit_val_batches",
+            "1",
+        ]
+    )
+    assert cli.trainer.global_step == 2
+
+
 REORDERED = ["B02", "B03", "B04", "B08", "B05", "B06", "B07", "B8A", "B11", "B12"]
 REORDERED += ["B01", "B09"]
 

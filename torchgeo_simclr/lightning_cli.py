@@ -3,10 +3,27 @@
 import importlib
 from typing import Any
 
-from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 
 #: What ``torchgeo-simclr`` reports as one line of bad input.
 INPUT_ERRORS = (FileNotFoundError, FileExistsError, PermissionError, ValueError)
+
+
+def resolve(class_path: str) -> Any:
+    """The object a dotted ``class_path`` names.
+
+    Args:
+        class_path: e.g. ``torchgeo_simclr.tasks.FineTuneTask``.
+
+    Returns:
+        The class (two paths to one class give the same object), or the
+        path itself when it cannot be imported.
+    """
+    module, _, name = class_path.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError):
+        return class_path
 
 
 def construction_error(spec: Any) -> BaseException | None:
@@ -48,13 +65,44 @@ class PluginCLI(LightningCLI):
     kind, named with the kind that was expected) is raised instead.
     """
 
+    def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
+        """Parse the arguments; remember the task the configuration names.
+
+        ``--ckpt_path`` then replaces it with the task that wrote the
+        checkpoint, which :meth:`before_instantiate_classes` refuses.
+
+        Args:
+            parser: the CLI's parser.
+            args: the command-line arguments.
+        """
+        super().parse_arguments(parser, args)
+        config = self.config.get(self.config.get("subcommand") or "", self.config)
+        #: ``class_path`` of the model the configuration names.
+        self.configured_model = getattr(config.get("model"), "class_path", None)
+
     def before_instantiate_classes(self) -> None:
-        """Refuse a learning-rate schedule that Lightning would silently ignore.
+        """Refuse a checkpoint of another task, or a schedule Lightning ignores.
 
         Raises:
-            ValueError: for ``--lr_scheduler`` without ``--optimizer``.
+            ValueError: for ``--ckpt_path`` of a checkpoint another task wrote
+                (LightningCLI would quietly train that task instead), or for
+                ``--lr_scheduler`` without ``--optimizer``.
         """
         config = self.config[self.subcommand] if self.subcommand else self.config
+        restored = getattr(config.get("model"), "class_path", None)
+        if (
+            self.configured_model
+            and restored
+            and resolve(restored) is not resolve(self.configured_model)
+        ):
+            msg = (
+                f"--ckpt_path {str(config.get('ckpt_path'))!r} was written by "
+                f"{restored} but the configuration trains {self.configured_model}; "
+                "--ckpt_path resumes a run of the same task, so pass an earlier "
+                "stage's checkpoint as --model.init_args.checkpoint (fine-tuning) "
+                "or --model.init_args.teacher (distillation)."
+            )
+            raise ValueError(msg)
         if config.get("lr_scheduler") and not config.get("optimizer"):
             msg = (
                 "--lr_scheduler takes effect only together with --optimizer, "
