@@ -198,6 +198,18 @@ def test_counts_below_their_minimum_are_refused(
     assert not list(tmp_path.iterdir())
 
 
+def test_help_and_argument_errors_start_without_torch() -> None:
+    # Importing torch took a second before every --help, and a Ctrl-C during
+    # it printed a traceback before the command could catch it.
+    code = (
+        "import sys\n"
+        "from torchgeo_simclr.cli import build_parser\n"
+        "build_parser().format_help()\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def test_torchgeo_fit_ends_with_the_same_sentence(tmp_path: Path) -> None:
     torchgeo = Path(sys.executable).with_name("torchgeo")
     result = subprocess.run(

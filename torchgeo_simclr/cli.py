@@ -8,8 +8,6 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
-import torch
-
 if TYPE_CHECKING:
     from lightning.pytorch.cli import LightningCLI
 
@@ -245,6 +243,8 @@ def _fit(args: argparse.Namespace) -> None:
 
 
 def _probe(args: argparse.Namespace) -> None:
+    import torch
+
     from .models import create_backbone
     from .models.checkpoint import load_encoder
     from .probe import knn_probe, probe_datamodule
