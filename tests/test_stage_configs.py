@@ -138,22 +138,15 @@ def test_earlier_stages_given_relative_are_saved_absolute(
 ) -> None:
     # LightningCLI saves the hyperparameters it parsed; `--ckpt_path` puts them
     # back over the command line, so a relative path breaks in another folder.
-    finetune = short_fit(
-        "finetune_quickstart.yaml",
-        workdir,
-        "--model.init_args.checkpoint",
-        str(pretrained.relative_to(workdir)),
+    stages = (
+        ("finetune_quickstart.yaml", "checkpoint", pretrained),
+        ("distill_quickstart.yaml", "teacher", finetuned),
     )
-    saved = torch.load(finetune, weights_only=False)["hyper_parameters"]
-    assert saved["checkpoint"] == str(pretrained)
-    distill = short_fit(
-        "distill_quickstart.yaml",
-        workdir,
-        "--model.init_args.teacher",
-        str(finetuned.relative_to(workdir)),
-    )
-    saved = torch.load(distill, weights_only=False)["hyper_parameters"]
-    assert saved["teacher"] == str(finetuned)
+    for config, option, earlier in stages:
+        relative = str(earlier.relative_to(workdir))
+        written = short_fit(config, workdir, f"--model.init_args.{option}", relative)
+        saved = torch.load(written, weights_only=False)["hyper_parameters"]
+        assert saved[option] == str(earlier)
 
 
 @pytest.mark.parametrize("preset", ["cal", "quickstart"])
