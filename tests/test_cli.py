@@ -1,5 +1,6 @@
 """End to end: `torchgeo fit` with the shipped configs, and what bad input prints."""
 
+import argparse
 import shutil
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import rasterio
 import torch
 from torchgeo.main import main as torchgeo_main
 
+from torchgeo_simclr import cli
 from torchgeo_simclr.cli import main
 from torchgeo_simclr.constants import S2_BANDS
 from torchgeo_simclr.models.checkpoint import load_encoder
@@ -223,6 +225,21 @@ def test_torchgeo_fit_ends_with_the_same_sentence(tmp_path: Path) -> None:
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("FileNotFoundError: ")
     assert "nowhere" in last
+
+
+def test_demo_probes_with_the_probe_command_s_defaults(
+    scene: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The demo built the probe's arguments by hand and lost one (class_column):
+    # `make demo` died with an AttributeError after pretraining.
+    probed: list[argparse.Namespace] = []
+    monkeypatch.setattr(cli, "fit", lambda arguments: Path("pretrained.ckpt"))
+    monkeypatch.setattr(cli, "_probe", probed.append)
+    main(["demo", "--root", str(scene)])
+    expected = cli.build_parser().parse_args(
+        ["probe", "--checkpoint", "pretrained.ckpt", "--root", str(scene)]
+    )
+    assert probed == [expected]
 
 
 def test_sample_data_into_a_file_is_one_line(tmp_path: Path, capsys) -> None:

@@ -298,16 +298,11 @@ def _demo(args: argparse.Namespace) -> None:
         raise RuntimeError(msg)
     print(f"\nPretrained checkpoint: {checkpoint.resolve()}")
     if args.probe:
-        _probe(
-            argparse.Namespace(
-                checkpoint=str(checkpoint),
-                root=str(root),
-                labels="crop_mapping.gpkg",
-                block_size=256,
-                seed=0,
-                k=20,
-            )
+        # The probe command's own defaults, so the two never drift apart.
+        probe = build_parser().parse_args(
+            ["probe", "--checkpoint", str(checkpoint), "--root", str(root)]
         )
+        probe.func(probe)
 
 
 def _experiment(args: argparse.Namespace) -> None:
