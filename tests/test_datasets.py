@@ -49,6 +49,7 @@ from torchgeo_simclr.datasets import (
     CentralValleyS2,
     IrrigationLabels,
     build_irrigation_map,
+    resolve_label_path,
 )
 
 FIXTURES = Path(__file__).parents[1] / ".." / "shared" / "fixtures"
@@ -535,6 +536,22 @@ def test_empty_label_file(
     path = fake_dwr_gpkg(tmp_path, fields=[])
     with pytest.raises(ValueError, match="hold no polygons"):
         IrrigationLabels(path, bbox=bbox)
+
+
+def test_relative_labels_are_looked_up_under_root_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, work = tmp_path / "scene", tmp_path / "work"
+    for folder in (root, work):
+        folder.mkdir()
+        (folder / "crop_mapping.gpkg").touch()
+    (work / "other.gpkg").touch()
+    monkeypatch.chdir(work)
+    # A file of the same name in the working directory used to win silently.
+    assert resolve_label_path(root, "crop_mapping.gpkg") == root / "crop_mapping.gpkg"
+    assert resolve_label_path(root, "other.gpkg") == Path("other.gpkg")
+    assert resolve_label_path(root, "missing.gpkg") == root / "missing.gpkg"
+    assert resolve_label_path(root, str(work / "x.gpkg")) == work / "x.gpkg"
 
 
 def test_unreadable_label_file(tmp_path: Path) -> None:

@@ -164,7 +164,7 @@ class BigEarthNetIrrigationDataModule(NonGeoDataModule):
             num_views: augmented views per patch: 2 for contrastive
                 pretraining, 1 for supervised training, 0 for none.
             augmentation_kwargs: per-op keyword arguments, e.g.
-                ``{"rotation": {"degrees": 90}}``.
+                ``{"rotation": {"right_angles": True}}``.
             stats_images: training patches read to compute band statistics.
             cache_dir: where band statistics are cached (default:
                 ``$XDG_CACHE_HOME/torchgeo-simclr``).

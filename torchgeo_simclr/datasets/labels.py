@@ -35,18 +35,22 @@ EXPECTED_FORMATS = (
 
 
 def resolve_label_path(root: str | os.PathLike[str], labels: str) -> pathlib.Path:
-    """Find a label file given absolute, relative to the working dir or to *root*.
+    """Find a label file given absolute, relative to *root* or to the working dir.
 
     Args:
         root: the scene directory.
         labels: the label file as a user wrote it.
 
     Returns:
-        *labels* itself when absolute or present in the working directory, else
-        *labels* under *root*.
+        *labels* itself when absolute; else *labels* under *root* when it is
+        there; else *labels* from the working directory when it is there; else
+        *labels* under *root* (whose absence the reader then reports).
     """
     path = pathlib.Path(labels)
-    return path if path.is_absolute() or path.exists() else pathlib.Path(root) / path
+    under_root = pathlib.Path(root) / path
+    if path.is_absolute() or (not under_root.exists() and path.exists()):
+        return path
+    return under_root
 
 
 def lonlat_extent(bounds: Iterable[float], crs: CRS | None) -> list[float]:
@@ -324,7 +328,8 @@ class IrrigationLabels(VectorDataset):
             else:
                 msg = (
                     f"Label path {name!r} does not exist; pass {EXPECTED_FORMATS} "
-                    "such as the DWR crop-mapping GDB zip."
+                    "such as the DWR crop-mapping GDB zip (--data.init_args.labels; "
+                    "null to pretrain without labels)."
                 )
                 raise FileNotFoundError(msg)
         if not found:
