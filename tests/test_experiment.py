@@ -2,6 +2,7 @@
 
 import csv
 import math
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from torchgeo_simclr.cli import main
 from torchgeo_simclr.experiment import (
     COLUMNS,
     METHODS,
+    SETTINGS_FILE,
     markdown_table,
     read_results,
     summarise,
@@ -205,6 +207,44 @@ def test_resuming_with_other_settings_is_refused(
     assert (ran / "results.csv").read_bytes() == before
 
 
+def test_a_pretrained_encoder_is_not_reused_under_other_settings(
+    tmp_path: Path,
+    ran: Path,
+    command: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Interrupted after pretraining, before any row: the encoder was reused
+    # for another scene without a word.
+    out = tmp_path / "interrupted"
+    (out / "runs").mkdir(parents=True)
+    shutil.copy(ran / SETTINGS_FILE, out / SETTINGS_FILE)
+    shutil.copy(ran / "runs" / "pretrain.ckpt", out / "runs" / "pretrain.ckpt")
+    monkeypatch.setattr(experiment, "run_stage", forbidden)
+    other_root = tmp_path / "other"
+    other_root.mkdir()
+    other = list(command)
+    other[other.index("--out") + 1] = str(out)
+    other[other.index("--root") + 1] = str(other_root)
+    with pytest.raises(SystemExit) as exit_info:
+        main(other)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "holds runs made with other settings (root " in err
+    assert str(other_root) in err
+
+
+def test_out_that_is_a_file_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "outfile"
+    out.write_text("keep me")
+    with pytest.raises(SystemExit):
+        main(["experiment", "--root", str(tmp_path), "--out", str(out)])
+    assert "--out" in capsys.readouterr().err
+    assert out.read_text() == "keep me"
+
+
 def test_missing_row_is_run_again(
     ran: Path,
     command: list[str],
@@ -312,6 +352,10 @@ def test_missing_config_is_one_line(
         ("--fractions", ["0"], "got 0"),
         ("--fractions", ["0.01", "0.1", "0.01"], "lists 0.01 more than once"),
         ("--seeds", ["0", "1", "1"], "lists 1 more than once"),
+        # Runs are named to 6 significant digits: these two shared a directory.
+        ("--fractions", ["0.1", "0.1000001"], "lists 0.1 more than once"),
+        # numpy refused it only after pretraining, without naming the option.
+        ("--seeds", ["-1"], "from 0 to 4294967295, got -1"),
     ],
 )
 def test_bad_fractions_or_seeds_stop_before_any_run(
@@ -348,7 +392,8 @@ def test_an_interrupted_experiment_says_how_to_resume(
     assert exit_info.value.code == 130
     err = capsys.readouterr().err
     assert "Traceback" not in err
-    assert f"Finished runs are kept in {out / 'results.csv'}" in err
+    # No run had finished: there is no results.csv to point at.
+    assert "No run had finished (a finished pretraining is kept)" in err
     assert "run the same command again to resume" in err
 
 

@@ -343,9 +343,14 @@ def _experiment(args: argparse.Namespace) -> None:
     try:
         rows = run_experiment(plan)
     except KeyboardInterrupt:
+        results = plan.out / "results.csv"
+        kept = (
+            f"Finished runs are kept in {results}"
+            if results.exists()
+            else "No run had finished (a finished pretraining is kept)"
+        )
         print(
-            f"\nInterrupted. Finished runs are kept in {plan.out / 'results.csv'}; "
-            "run the same command again to resume.",
+            f"\nInterrupted. {kept}; run the same command again to resume.",
             file=sys.stderr,
         )
         raise SystemExit(130) from None

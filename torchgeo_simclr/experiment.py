@@ -74,8 +74,9 @@ class ExperimentPlan:
         """Refuse fractions and seeds that would fail or clash, before any run.
 
         Raises:
-            ValueError: for a fraction outside (0, 1], or a fraction or seed
-                given twice (both runs would share one directory).
+            ValueError: for a fraction outside (0, 1], a seed outside
+                [0, 2**32), or a fraction or seed given twice (both runs would
+                share one directory).
         """
         for fraction in self.fractions:
             if not 0 < fraction <= 1:
@@ -85,13 +86,22 @@ class ExperimentPlan:
                     "10% and all."
                 )
                 raise ValueError(msg)
+        for seed in self.seeds:
+            if not 0 <= seed < 2**32:
+                msg = (
+                    f"--seeds takes whole numbers from 0 to {2**32 - 1}, got {seed}; "
+                    "pass e.g. --seeds 0 1 2."
+                )
+                raise ValueError(msg)
         for name, values in (("fractions", self.fractions), ("seeds", self.seeds)):
-            repeated = sorted({v for v in values if list(values).count(v) > 1})
+            # Runs are named by fraction to 6 significant digits: compare so.
+            names = [f"{float(v):g}" for v in values]
+            repeated = sorted({n for n in names if names.count(n) > 1})
             if repeated:
                 msg = (
-                    f"--{name} lists {', '.join(f'{v:g}' for v in repeated)} more "
-                    "than once; give each once (a repeat would redo the same run "
-                    "in the same directory)."
+                    f"--{name} lists {', '.join(repeated)} more than once (to 6 "
+                    "significant digits, which name the runs); give each once (a "
+                    "repeat would redo the same run in the same directory)."
                 )
                 raise ValueError(msg)
 
@@ -274,6 +284,11 @@ def _speed(timer: FreshProcessTimer, outcome: RunOutcome) -> dict[str, float]:
 SETTINGS_FILE = "settings.json"
 
 
+def _setting(value: Any) -> str:
+    """A recorded setting in words (None, for the checkpoint, is pretraining)."""
+    return "none (pretrained in --out)" if value is None else repr(value)
+
+
 def check_settings(plan: ExperimentPlan, resuming: bool) -> None:
     """Record the settings that make a row, or check them against the record.
 
@@ -284,10 +299,11 @@ def check_settings(plan: ExperimentPlan, resuming: bool) -> None:
 
     Args:
         plan: this run's plan.
-        resuming: whether ``results.csv`` already holds rows.
+        resuming: whether *plan*'s ``--out`` already holds runs (rows of
+            ``results.csv``, or a pretrained encoder that later runs reuse).
 
     Raises:
-        ValueError: if the rows were made with other settings.
+        ValueError: if those runs were made with other settings.
     """
     settings = {
         "root": str(plan.root.resolve()),
@@ -308,13 +324,16 @@ def check_settings(plan: ExperimentPlan, resuming: bool) -> None:
     path = plan.out / SETTINGS_FILE
     if resuming and path.exists():
         recorded = json.loads(path.read_text())
-        key = next((k for k in settings if recorded.get(k) != settings[k]), None)
-        if key is not None:
+        changed = [k for k in settings if recorded.get(k) != settings[k]]
+        if changed:
+            differences = "; ".join(
+                f"{k} {_setting(recorded.get(k))} there, {_setting(settings[k])} now"
+                for k in changed
+            )
             msg = (
-                f"--out {str(plan.out)!r} holds results made with {key} "
-                f"{recorded.get(key)!r}, but this run has {settings[key]!r}; pass "
-                "another --out for a new experiment, or the same settings to "
-                "resume this one."
+                f"--out {str(plan.out)!r} holds runs made with other settings "
+                f"({differences}); pass another --out for a new experiment, or the "
+                "same settings to resume this one."
             )
             raise ValueError(msg)
     partial = path.with_name(f".{path.name}.partial")
@@ -335,10 +354,16 @@ def run_experiment(plan: ExperimentPlan, progress: bool = True) -> list[dict[str
     if plan.checkpoint is not None:
         # A wrong file fails here, before anything is written or run.
         read_checkpoint(plan.checkpoint, ("simclr",))
+    if plan.out.exists() and not plan.out.is_dir():
+        msg = (
+            f"--out {str(plan.out)!r} is a file; pass a folder (made if missing) "
+            "for the experiment's runs and results."
+        )
+        raise ValueError(msg)
     plan.out.mkdir(parents=True, exist_ok=True)
     results = plan.out / "results.csv"
     rows: list[dict[str, Any]] = list(read_results(results))
-    check_settings(plan, resuming=bool(rows))
+    check_settings(plan, resuming=bool(rows) or (plan.out / "runs").exists())
     done = {_key(r["method"], float(r["fraction"]), int(r["seed"])): r for r in rows}
     common = ["--data.init_args.root", str(plan.root), *plan.extra_args]
     todo = [
@@ -350,12 +375,26 @@ def run_experiment(plan: ExperimentPlan, progress: bool = True) -> list[dict[str
     ]
     pretrained = plan.checkpoint
     needs_pretraining = pretrained is None and any(m == "simclr" for *_, m in todo)
-    bar = tqdm(
+    with tqdm(
         total=len(todo) + int(needs_pretraining),
         desc="experiment",
         unit="run",
         disable=not progress,
-    )
+    ) as bar:
+        pretrained = _pretrain(plan, pretrained, needs_pretraining, common, bar)
+        _run_all(plan, todo, pretrained, common, rows, done, bar)
+    plot_results(rows, plan.out / "f1_vs_fraction.png")
+    return rows
+
+
+def _pretrain(
+    plan: ExperimentPlan,
+    pretrained: Path | None,
+    needs_pretraining: bool,
+    common: list[str],
+    bar: tqdm,
+) -> Path:
+    """The encoder to fine-tune: *pretrained*, or one pretrained in ``--out``."""
     if pretrained is None:
         # Written (renamed) only when pretraining has finished, so a resumed
         # experiment never fine-tunes from a half-trained encoder.
@@ -367,12 +406,26 @@ def run_experiment(plan: ExperimentPlan, progress: bool = True) -> list[dict[str
                 plan.pretrain_config, plan.out / "runs" / "pretrain", common, test=False
             )
             os.replace(outcome.checkpoint, pretrained)
-            if progress:
+            if not bar.disable:
                 bar.write(
                     f"pretrain: {pretrained} ({time.perf_counter() - start:.0f} s)"
                 )
         if needs_pretraining:
             bar.update()
+    return pretrained
+
+
+def _run_all(
+    plan: ExperimentPlan,
+    todo: list[tuple[float, int, str]],
+    pretrained: Path,
+    common: list[str],
+    rows: list[dict[str, Any]],
+    done: dict[tuple[str, str, str], dict[str, Any]],
+    bar: tqdm,
+) -> None:
+    """Fine-tune, train and distil each run of *todo*, appending to *rows*."""
+    results = plan.out / "results.csv"
     with FreshProcessTimer() as timer:
         for fraction, seed, method in todo:
             bar.set_postfix_str(f"{method} fraction={fraction:g} seed={seed}")
@@ -383,7 +436,7 @@ def run_experiment(plan: ExperimentPlan, progress: bool = True) -> list[dict[str
             seconds = time.perf_counter() - start
             speed = _speed(timer, outcome)
             row = _row(method, fraction, seed, outcome, speed, seconds)
-            if progress:
+            if not bar.disable:
                 bar.write(
                     f"{method} fraction={fraction:g} seed={seed}: {row['n_labels']} "
                     f"labelled patches, test F1 {row['f1']:.4f}, AUROC "
@@ -393,9 +446,6 @@ def run_experiment(plan: ExperimentPlan, progress: bool = True) -> list[dict[str
             done[_key(method, fraction, seed)] = row
             _write_results(results, rows)
             bar.update()
-    bar.close()
-    plot_results(rows, plan.out / "f1_vs_fraction.png")
-    return rows
 
 
 def summarise(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -509,11 +559,12 @@ def plot_results(rows: Sequence[dict[str, Any]], path: Path) -> None:
         for fraction, v in zip(fractions, values, strict=True):
             ax.scatter([fraction] * len(v), v, color=colour, s=10, alpha=0.6)
     ax.set_xscale("log")
-    ax.set_xlabel("fraction of labelled training patches")
+    ax.set_xlabel("fraction of labelled training patches", labelpad=2)
     ax.set_ylabel("test F1 (irrigated)")
     ax.set_title("Label efficiency on the held-out test blocks")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(loc="best")
+    # Below the axes, so it never hides a point.
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, fontsize="small")
     fig.tight_layout()
     temporary = path.with_name(f".{path.stem}.tmp.png")
     fig.savefig(temporary, dpi=120)
