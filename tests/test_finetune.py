@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 
 from torchgeo_simclr.losses import binary_loss
 from torchgeo_simclr.models.backbone import load_encoder_state
-from torchgeo_simclr.models.classifier import IrrigationModel, ModelSpec
+from torchgeo_simclr.models.classifier import IrrigationModel, ModelSpec, Problem
 from torchgeo_simclr.tasks import FineTuneTask, SimCLRv2Task
 
 BATCH, BANDS, SIZE = 4, 12, 32
@@ -255,6 +255,20 @@ def test_checkpoint_of_another_stage_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="finetune") as error:
         FineTuneTask(checkpoint=str(path))
     assert "simclr" in str(error.value)
+
+
+@pytest.mark.parametrize("problem", ["classification", "segmentation"])
+def test_blocks_without_labels_stop_with_one_sentence(problem: Problem) -> None:
+    # AUROC crashed on no samples (classification); segmentation logged F1 0.
+    labelled = [{k: v[0] for k, v in batch(seed=i).items()} for i in range(2)]
+    unlabelled = [{**b, "mask": torch.full_like(b["mask"], 255)} for b in labelled]
+    train, held_out = (DataLoader(d, batch_size=2) for d in (labelled, unlabelled))
+    task = FineTuneTask(problem=problem)
+    with pytest.raises(ValueError, match="val_f1 cannot be computed"):
+        quiet_trainer(2, num_sanity_val_steps=0).fit(task, train, held_out)
+    with pytest.raises(ValueError, match="test_f1 cannot be computed"):
+        quiet_trainer(1).test(task, held_out, verbose=False)
+    quiet_trainer(1).test(task, train, verbose=False)  # labelled: scored
 
 
 def test_missing_checkpoint_is_named(tmp_path: Path) -> None:

@@ -81,6 +81,8 @@ class IrrigationTask(NormalisedAsTrained, BaseTask):
         self.missing_checkpoint: str | None = None
         #: Whether Lightning restored a checkpoint into this task.
         self.restored = False
+        #: Whether this validation or test epoch has scored a labelled batch.
+        self.scored = False
         super().__init__()
 
     def build_without(self, missing: str, runs: str) -> None:
@@ -204,9 +206,49 @@ class IrrigationTask(NormalisedAsTrained, BaseTask):
         return patch_labels(batch["mask"])
 
     def _evaluate(self, batch: dict[str, Tensor], metrics: MetricCollection) -> None:
+        targets = self.targets(batch)
+        if not bool((targets != IGNORE_INDEX).any()):
+            return  # nothing to score; logging would compute on no samples
+        self.scored = True
         probabilities = torch.sigmoid(self.model(batch["image"]))
-        metrics.update(probabilities, self.targets(batch))
+        metrics.update(probabilities, targets)
         log_metrics(self, metrics, batch["image"].shape[0])
+
+    def _refuse_unscored(self, split: str) -> None:
+        scored, self.scored = self.scored, False
+        if not scored and not self.trainer.sanity_checking:
+            msg = (
+                f"The {split} batches (all, or --trainer.limit_{split}_batches of "
+                "them) hold no labelled patch (at least half its pixels labelled) "
+                f"or pixel, so {split}_f1 cannot be computed; the labels may cover "
+                "only part of the imagery: pass a --data.init_args.bbox inside the "
+                "labels, or labels that cover it."
+            )
+            raise ValueError(msg)
+
+    def on_validation_epoch_start(self) -> None:
+        """Start counting scored validation batches."""
+        self.scored = False
+
+    def on_validation_epoch_end(self) -> None:
+        """Refuse to go on when no validation batch had a label.
+
+        Raises:
+            ValueError: if none had (after the sanity check).
+        """
+        self._refuse_unscored("val")
+
+    def on_test_epoch_start(self) -> None:
+        """Start counting scored test batches."""
+        self.scored = False
+
+    def on_test_epoch_end(self) -> None:
+        """Refuse to report when no test batch had a label.
+
+        Raises:
+            ValueError: if none had.
+        """
+        self._refuse_unscored("test")
 
     def validation_step(
         self, batch: dict[str, Tensor], batch_idx: int, dataloader_idx: int = 0
