@@ -162,3 +162,11 @@ def test_labels_are_read_only_over_the_imagery(tmp_path: Path) -> None:
     dm.setup("fit")
     labels = dm.dataset.datasets[1]
     assert len(labels.features) == len(FAKE_FIELDS)
+
+
+def test_an_epoch_shorter_than_one_batch_is_refused(scene: Path) -> None:
+    # Training drops the partial batch: Lightning said "No training batches"
+    # and the run ended without a checkpoint or a reason.
+    with pytest.raises(ValueError, match="length 2 patches per epoch is less than"):
+        make(scene, length=2, batch_size=4).setup("fit")
+    make(scene, length=2, batch_size=4).setup("test")  # no training, no check

@@ -1,10 +1,12 @@
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 from conftest import fake_dwr_gpkg, fake_s2_multiband
 from torch import Tensor, nn
 
+from torchgeo_simclr import probe
 from torchgeo_simclr.constants import IGNORE_INDEX
 from torchgeo_simclr.datamodules import CentralValleyDataModule
 from torchgeo_simclr.patch_labels import patch_labels
@@ -71,6 +73,23 @@ def test_embeddings_are_the_same_patches_every_time(
     assert torch.equal(first, again)
     assert torch.equal(labels, labels_again)
     assert set(labels.tolist()) <= {0, 1}
+
+
+def test_probe_without_labelled_held_out_patches_says_so(
+    datamodule: CentralValleyDataModule, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Labels that miss the val and test blocks printed scores of 0.000.
+    real = probe.embed_split
+
+    def no_held_out(*args: Any, **kwargs: Any) -> tuple[Tensor, Tensor]:
+        features, labels = real(*args, **kwargs)
+        held_out = args[2] != "train"
+        return (features[:0], labels[:0]) if held_out else (features, labels)
+
+    monkeypatch.setattr(probe, "embed_split", no_held_out)
+    with pytest.raises(ValueError, match="and 0 in the val and test blocks") as e:
+        knn_probe(MeanBands(), datamodule, k=3, progress=False)
+    assert "nothing to score" in str(e.value)
 
 
 def test_probe_scores_val_and_test_blocks(datamodule: CentralValleyDataModule) -> None:

@@ -169,6 +169,10 @@ def knn_probe(
 
     Returns:
         The scores over the val and test blocks.
+
+    Raises:
+        ValueError: if the train, or the val and test, blocks hold no
+            labelled patch.
     """
     reference, reference_labels = embed_split(
         backbone, datamodule, "train", progress=progress
@@ -178,6 +182,16 @@ def knn_probe(
     ]
     query = torch.cat([q for q, _ in queries])
     targets = torch.cat([t for _, t in queries])
+    if len(reference_labels) == 0 or len(targets) == 0:
+        msg = (
+            f"The labels give {len(reference_labels)} labelled patches in the train "
+            f"blocks and {len(targets)} in the val and test blocks (a patch needs at "
+            "least half its pixels labelled), so the probe has nothing to "
+            + ("learn from" if len(reference_labels) == 0 else "score")
+            + "; pass labels that cover the imagery (--labels) or a smaller "
+            "--block-size."
+        )
+        raise ValueError(msg)
     predictions = knn_classify(reference, reference_labels, query, k)
     accuracy, balanced, f1 = score(predictions, targets)
     return ProbeResult(accuracy, balanced, f1, len(reference_labels), len(targets))

@@ -288,6 +288,8 @@ class CentralValleyDataModule(GeoDataModule):
         set_augmentations(self, mean, std, self.views)
         self.train_dataset = self.val_dataset = self.test_dataset = self.dataset
         self.predict_dataset = self.dataset
+        if stage == "fit" and self.label_fraction is None and self.length is not None:
+            self._check_one_batch()
         # torchgeo draws patch positions with numpy; seed it from torch so that
         # `seed_everything` (LightningCLI's `seed_everything:`) makes runs repeat.
         self.train_sampler = RandomPatchSampler(
@@ -322,6 +324,22 @@ class CentralValleyDataModule(GeoDataModule):
             size=self.patch_size_px,
             blocks=[self._region(self.dataset)],
         )
+
+    def _check_one_batch(self) -> None:
+        """Refuse an epoch shorter than one batch (the partial batch is dropped).
+
+        Raises:
+            ValueError: if ``length`` is below ``batch_size``.
+        """
+        batch_size = int(self.batch_size)
+        if self.length is not None and self.length < batch_size:
+            msg = (
+                f"length {self.length} patches per epoch is less than one batch of "
+                f"{batch_size}, and training drops a partial batch, so there would "
+                f"be no training step; pass --data.init_args.length {batch_size} or "
+                "more, or a smaller --data.init_args.batch_size."
+            )
+            raise ValueError(msg)
 
     def _setup_labelled_subset(self) -> None:
         if "train" not in self._patch_data:

@@ -328,8 +328,8 @@ class IrrigationLabels(VectorDataset):
             else:
                 msg = (
                     f"Label path {name!r} does not exist; pass {EXPECTED_FORMATS} "
-                    "such as the DWR crop-mapping GDB zip (--data.init_args.labels; "
-                    "null to pretrain without labels)."
+                    "such as the DWR crop-mapping GDB zip (--labels, "
+                    "--data.init_args.labels; null to pretrain without labels)."
                 )
                 raise FileNotFoundError(msg)
         if not found:
