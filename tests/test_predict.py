@@ -16,6 +16,8 @@ import numpy.typing as npt
 import pyogrio
 import pytest
 import rasterio
+import rasterio.transform
+import shapely
 import torch
 from conftest import fake_s2_per_band
 from PIL import Image
@@ -749,6 +751,29 @@ def test_polygons_do_not_depend_on_strip_height(maps: dict[str, MapResult]) -> N
     np.testing.assert_allclose(
         np.sort(strips["mean_probability"]), np.sort(whole["mean_probability"])
     )
+
+
+def test_merged_polygons_stay_on_a_grid_that_starts_off_whole_metres(
+    tmp_path: Path,
+) -> None:
+    # Regions crossing a strip boundary were snapped to whole metres: 0.2 m off
+    # the pixel edges of a real scene whose corner is at x 362612.197.
+    x0, y0, res = 362612.197, 1980000.43, 10.0
+    classes = np.zeros((8, 8), dtype=np.uint8)
+    classes[1:7, 2:5] = IRRIGATED  # crosses the boundaries of 3-row strips
+    transform = rasterio.transform.from_origin(x0, y0, res, res)
+    paths = {"classes": tmp_path / "c.tif", "probability": tmp_path / "p.tif"}
+    for name, data in (("classes", classes), ("probability", classes / 1.0)):
+        profile = {"driver": "GTiff", "width": 8, "height": 8, "count": 1}
+        profile |= {"dtype": data.dtype.name, "crs": "EPSG:32647"}
+        with rasterio.open(paths[name], "w", transform=transform, **profile) as dst:
+            dst.write(data, 1)
+    polygons = irrigated_polygons(paths["classes"], paths["probability"], 0, 0, 3)
+    (region,) = polygons.geometry
+    xy = shapely.get_coordinates(region)
+    np.testing.assert_allclose((xy[:, 0] - x0) / res, np.round((xy[:, 0] - x0) / res))
+    np.testing.assert_allclose((y0 - xy[:, 1]) / res, np.round((y0 - xy[:, 1]) / res))
+    assert region.area == pytest.approx(18 * res * res)
 
 
 @pytest.mark.parametrize("problem", PROBLEMS)

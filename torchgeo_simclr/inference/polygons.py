@@ -45,6 +45,7 @@ def irrigated_polygons(
     edges: list[float] = []
     with rasterio.open(classes) as src:
         crs, res = src.crs, src.res[0]
+        origin = (src.transform.c, src.transform.f)
         for row in range(0, src.height, rows_per_strip):
             window = Window(0, row, src.width, min(rows_per_strip, src.height - row))
             data = src.read(1, window=window)
@@ -56,7 +57,7 @@ def irrigated_polygons(
             )
             pieces.extend(shapely.geometry.shape(geometry) for geometry, _ in shapes)
             edges.append(src.window_transform(window).f)
-    regions = _merge_across(pieces, edges[1:], res)
+    regions = _merge_across(pieces, edges[1:], res, origin)
     tolerance = res / 2 if simplify is None else simplify
     frame = gpd.GeoDataFrame(geometry=regions, crs=crs)
     frame["area_ha"] = frame.geometry.area / M2_PER_HA
@@ -71,9 +72,17 @@ def irrigated_polygons(
 
 
 def _merge_across(
-    pieces: list[shapely.Geometry], edges: list[float], res: float
+    pieces: list[shapely.Geometry],
+    edges: list[float],
+    res: float,
+    origin: tuple[float, float],
 ) -> list[shapely.Geometry]:
-    """Union pieces that meet across strip boundaries (horizontal lines at *edges*)."""
+    """Union pieces that meet across strip boundaries (horizontal lines at *edges*).
+
+    Coordinates are snapped to a tenth of a pixel from the map's *origin*
+    (its top-left corner), so vertices stay on the pixel edges wherever the
+    grid starts.
+    """
     if not edges or not pieces:
         return pieces
     tree = shapely.STRtree(pieces)
@@ -87,8 +96,11 @@ def _merge_across(
     keep = [piece for i, piece in enumerate(pieces) if i not in crossing]
     # Pieces sharing an edge on a strip boundary fuse into one region; a snap
     # to a tenth of a pixel absorbs float noise in the edge coordinates.
-    snapped = shapely.set_precision([pieces[i] for i in cut], res / 10)
-    return keep + list(shapely.get_parts(shapely.unary_union(snapped)))
+    shift = np.asarray(origin)
+    local = shapely.transform([pieces[i] for i in cut], lambda xy: xy - shift)
+    merged = shapely.unary_union(shapely.set_precision(local, res / 10))
+    parts = shapely.transform(shapely.get_parts(merged), lambda xy: xy + shift)
+    return keep + list(parts)
 
 
 def _mean_inside(src: DatasetReader, geometry: shapely.Geometry) -> float:
