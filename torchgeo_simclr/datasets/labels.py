@@ -226,12 +226,14 @@ class IrrigationLabels(VectorDataset):
                     "mapping polygons, so check the file and `layer`."
                 )
             else:
+                box = [round(v, 4) for v in self.bbox]
                 msg = (
-                    f"No label polygons intersect bbox={list(self.bbox)} (min lon, "
-                    "min lat, max lon, max lat); the file(s) cover "
+                    f"No label polygons intersect bbox={box} (min lon, min lat, "
+                    "max lon, max lat); the file(s) cover "
                     + "; ".join(f"{f!r}: {e}" for f, e in extents.items())
-                    + " (lon/lat), so pass the label file of that region or a bbox "
-                    "inside the file's extent."
+                    + " (lon/lat), so pass labels of the area being scored (where "
+                    "the command takes a bbox, one inside both the labels and the "
+                    "imagery or map)."
                 )
             raise ValueError(msg)
         if unknown:
