@@ -323,12 +323,17 @@ def test_missing_labels(map_path: Path, tmp_path: Path) -> None:
         evaluate_map(map_path, tmp_path / "nope.gpkg")
 
 
-def test_labels_not_overlapping(map_path: Path, tmp_path: Path) -> None:
-    far = write_labels(tmp_path / "far.gpkg", shift=50_000.0)
+@pytest.mark.parametrize("shift", [50_000.0, 1_500_000.0])
+def test_labels_not_overlapping(map_path: Path, tmp_path: Path, shift: float) -> None:
+    far = write_labels(tmp_path / "far.gpkg", shift=shift)
     with pytest.raises(
         ValueError, match=r"cover \[-1.*no label polygon overlaps the map;"
-    ):
+    ) as error:
         evaluate_map(map_path, far)
+    # The file's own extent; the box around it in the map's UTM zone, taken
+    # back to lon/lat, was degrees wider for labels far away.
+    extent = [round(float(v), 4) for v in gpd.read_file(far).to_crs(4326).total_bounds]
+    assert f"cover {extent}" in str(error.value)
 
 
 def test_bbox_not_overlapping_map(map_path: Path, tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ from pyproj import CRS
 from tqdm import tqdm
 
 from .constants import IRRIGATED, MAP_NODATA, NOT_IRRIGATED
-from .datasets.labels import IrrigationLabels, lonlat_extent
+from .datasets.labels import LONLAT, IrrigationLabels, lonlat_extent
 
 #: What a map file must be, for error messages.
 EXPECTED_MAP = (
@@ -493,7 +493,11 @@ def _labelled_window(
         area = area.intersection(bbox_polygon)
     hits = features.sindex.query(area, predicate="intersects")
     if hits.size == 0:
-        labels_extent = lonlat_extent(features.total_bounds, dataset.crs)
+        # The features' own lon/lat bounds: the box around them in the map's
+        # CRS, taken back to lon/lat, is far wider for labels far from the map.
+        labels_extent = lonlat_extent(
+            features.geometry.to_crs(LONLAT).total_bounds, None
+        )
         where = "" if bbox_polygon is None else " within the bbox"
         msg = (
             f"Labels {os.fspath(labels)!r} cover {labels_extent} but map {name!r} "
