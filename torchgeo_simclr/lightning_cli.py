@@ -42,9 +42,8 @@ def construction_error(spec: Any) -> BaseException | None:
     init_args = getattr(spec, "init_args", None)
     if not isinstance(class_path, str) or init_args is None:
         return None
-    module, _, name = class_path.rpartition(".")
     try:
-        getattr(importlib.import_module(module), name)(**init_args.as_dict())
+        resolve(class_path)(**init_args.as_dict())
     except INPUT_ERRORS as error:
         return error
     except Exception:

@@ -288,7 +288,7 @@ class CentralValleyDataModule(GeoDataModule):
         set_augmentations(self, mean, std, self.views)
         self.train_dataset = self.val_dataset = self.test_dataset = self.dataset
         self.predict_dataset = self.dataset
-        if stage == "fit" and self.label_fraction is None and self.length is not None:
+        if stage == "fit" and self.label_fraction is None:
             self._check_one_batch()
         # torchgeo draws patch positions with numpy; seed it from torch so that
         # `seed_everything` (LightningCLI's `seed_everything:`) makes runs repeat.

@@ -18,7 +18,7 @@ from ..models.checkpoint import (
 )
 from ..models.classifier import IrrigationModel, ModelSpec
 from .irrigation import IrrigationTask, expect_frozen_modules
-from .provenance import LABEL_KEYS, describe_labels
+from .provenance import describe_labels, same_draw
 from .schedule import check_schedule
 
 
@@ -230,9 +230,7 @@ class DistillTask(IrrigationTask):
             return teacher
         if teacher is None:
             return labels
-        if labels is not None and any(
-            teacher.get(k) != labels.get(k) for k in LABEL_KEYS
-        ):
+        if labels is not None and not same_draw(teacher, labels):
             warnings.warn(
                 f"Teacher {self.hparams['teacher']!r} learnt from "
                 f"{describe_labels(teacher)} but the student's labelled loss "
@@ -272,9 +270,7 @@ class DistillTask(IrrigationTask):
             checkpoint: the checkpoint dictionary Lightning is about to save.
         """
         super().on_save_checkpoint(checkpoint)
-        state = checkpoint.get("state_dict", {})
-        for key in [key for key in state if key.startswith("teacher.")]:
-            del state[key]
+        _drop_teacher(checkpoint.get("state_dict", {}))
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Restore the student; the teacher keeps the weights of its own file.
@@ -284,8 +280,7 @@ class DistillTask(IrrigationTask):
         """
         super().on_load_checkpoint(checkpoint)
         state = checkpoint.get("state_dict", {})
-        for key in [key for key in state if key.startswith("teacher.")]:
-            del state[key]  # written by earlier versions
+        _drop_teacher(state)  # earlier versions wrote it
         if self.teacher is not None:
             own = self.teacher.state_dict()
             state.update({f"teacher.{key}": value for key, value in own.items()})
@@ -297,3 +292,9 @@ class DistillTask(IrrigationTask):
             ``teacher``: the teacher checkpoint path.
         """
         return {"teacher": self.hparams["teacher"]}
+
+
+def _drop_teacher(state: dict[str, Any]) -> None:
+    """Remove the teacher's weights from a task's state dict, in place."""
+    for key in [key for key in state if key.startswith("teacher.")]:
+        del state[key]

@@ -26,7 +26,7 @@ from ..models.classifier import IrrigationModel, ModelSpec
 from ..patch_labels import patch_labels
 from .metrics import log_metrics
 from .normalisation import NormalisedAsTrained
-from .provenance import check_resume, split_warning
+from .provenance import check_resume, restored_from, split_warning
 from .schedule import warmup_cosine
 
 
@@ -125,8 +125,7 @@ class IrrigationTask(NormalisedAsTrained, BaseTask):
         """Check the network and normalise (see :meth:`on_test_start`)."""
         self.check_built()
         super().on_validation_start()
-        if self.trainer.state.fn != TrainerFn.FITTING:
-            self.warn_other_split()
+        self.warn_other_split()
 
     def on_test_start(self) -> None:
         """Check the network was built, normalise, warn on another split."""
@@ -135,11 +134,12 @@ class IrrigationTask(NormalisedAsTrained, BaseTask):
         self.warn_other_split()
 
     def warn_other_split(self) -> None:
-        """Warn when the datamodule's spatial split is not the checkpoint's."""
+        """Warn when a scored split is not the one the checkpoint was trained on."""
+        if self.trainer.state.fn == TrainerFn.FITTING:
+            return  # scoring its own held-out blocks
         datamodule = getattr(self.trainer, "datamodule", None)
         data = DataMetadata.from_datamodule(datamodule, self.model.spec.in_channels)
-        ckpt = getattr(self.trainer, "ckpt_path", None)
-        source = "the model" if ckpt is None else f"checkpoint {str(ckpt)!r}"
+        source = restored_from(self.trainer) or "the model"
         message = split_warning(source, self.data_metadata, data)
         if message is not None:
             warnings.warn(message, UserWarning, stacklevel=2)
@@ -306,8 +306,7 @@ class IrrigationTask(NormalisedAsTrained, BaseTask):
         datamodule = getattr(self.trainer, "datamodule", None)
         data = DataMetadata.from_datamodule(datamodule, self.model.spec.in_channels)
         labels = self.labels_behind(training_labels(datamodule))
-        if (ckpt := getattr(self.trainer, "ckpt_path", None)) is not None:
-            source = f"checkpoint {str(ckpt)!r}"
+        if (source := restored_from(self.trainer)) is not None:
             check_resume(source, self.data_metadata, data, self.training_labels, labels)
         self.data_metadata, self.training_labels = data, labels
 

@@ -6,6 +6,7 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from ..datamodules.augment import use_statistics
 from ..models.checkpoint import DataMetadata
+from .provenance import restored_from, upper_first
 
 
 class NormalisedAsTrained(LightningModule):
@@ -45,10 +46,7 @@ class NormalisedAsTrained(LightningModule):
                 statistics belong to.
         """
         if self.data_metadata is not None:
-            ckpt = getattr(self.trainer, "ckpt_path", None)
-            source = (
-                "its training data" if ckpt is None else f"checkpoint {str(ckpt)!r}"
-            )
+            source = restored_from(self.trainer) or "its training data"
             data = self.data_metadata
         elif (earlier := self.earlier_stage()) is not None:
             source, data = earlier
@@ -58,7 +56,7 @@ class NormalisedAsTrained(LightningModule):
         bands = getattr(datamodule, "bands", None)
         if bands is not None and tuple(bands) != data.bands:
             msg = (
-                f"{source[0].upper()}{source[1:]} was trained on bands "
+                f"{upper_first(source)} was trained on bands "
                 f"{list(data.bands)} but the datamodule delivers {list(bands)}; set "
                 "--data.init_args.bands to those bands, in that order."
             )

@@ -8,6 +8,44 @@ from ..models.checkpoint import DataMetadata
 LABEL_KEYS = ("label_fraction", "label_seed")
 
 
+def upper_first(text: str) -> str:
+    """*text* with its first letter capitalised, the rest as it is.
+
+    Args:
+        text: e.g. ``"checkpoint 'x.ckpt'"``.
+
+    Returns:
+        E.g. ``"Checkpoint 'x.ckpt'"`` (``str.capitalize`` would lower the rest).
+    """
+    return text[:1].upper() + text[1:]
+
+
+def restored_from(trainer: Any) -> str | None:
+    """What to call the checkpoint a trainer restored in this run.
+
+    Args:
+        trainer: the task's trainer (anything with ``ckpt_path``).
+
+    Returns:
+        E.g. ``"checkpoint 'runs/x/last.ckpt'"``, or None when none was.
+    """
+    ckpt = getattr(trainer, "ckpt_path", None)
+    return None if ckpt is None else f"checkpoint {str(ckpt)!r}"
+
+
+def same_draw(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two labelled subsets are the same draw.
+
+    Args:
+        a: ``label_fraction`` and ``label_seed`` of one subset.
+        b: those of the other.
+
+    Returns:
+        True when fraction and seed agree (``n_labels`` follows from them).
+    """
+    return all(a.get(k) == b.get(k) for k in LABEL_KEYS)
+
+
 def describe_labels(labels: dict[str, Any]) -> str:
     """Name a labelled subset in words.
 
@@ -61,7 +99,7 @@ def check_resume(
     Raises:
         ValueError: if the split or the labelled subset differs.
     """
-    who = f"{source[0].upper()}{source[1:]}"
+    who = upper_first(source)
     if (splits := split_change(trained, current)) is not None:
         msg = (
             f"{who} was trained on spatial split {splits[0]} but the "
@@ -72,7 +110,7 @@ def check_resume(
         raise ValueError(msg)
     if trained_labels is None or current_labels is None:
         return
-    if any(trained_labels.get(k) != current_labels.get(k) for k in LABEL_KEYS):
+    if not same_draw(trained_labels, current_labels):
         msg = (
             f"{who} was trained on {describe_labels(trained_labels)} but the "
             f"datamodule draws {describe_labels(current_labels)}; resume with the "
@@ -97,7 +135,7 @@ def split_warning(
     if (splits := split_change(trained, current)) is None:
         return None
     return (
-        f"{source[0].upper()}{source[1:]} was trained on spatial split "
+        f"{upper_first(source)} was trained on spatial split "
         f"{splits[0]} but the datamodule makes split {splits[1]}: on the "
         "same imagery its held-out blocks may hold the checkpoint's training "
         "blocks, and the scores come out too high; use the root, bbox, "
