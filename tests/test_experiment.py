@@ -16,6 +16,7 @@ from torchgeo_simclr.experiment import (
     COLUMNS,
     METHODS,
     SETTINGS_FILE,
+    ExperimentPlan,
     markdown_table,
     read_results,
     summarise,
@@ -377,6 +378,21 @@ def test_bad_fractions_or_seeds_stop_before_any_run(
     assert named in err
     # Nothing ran: no pretraining, no run directory.
     assert not out.exists()
+
+
+def test_large_distinct_seeds_are_not_repeats() -> None:
+    # Seeds compared as 6-significant-digit numbers made these two one repeat.
+    plan = ExperimentPlan(
+        root=Path("scene"),
+        out=Path("out"),
+        fractions=[0.1],
+        seeds=[12345678, 12345679],
+        pretrain_config=Path("p.yaml"),
+        finetune_config=Path("f.yaml"),
+        supervised_config=Path("s.yaml"),
+        distill_config=Path("d.yaml"),
+    )
+    assert list(plan.seeds) == [12345678, 12345679]
 
 
 def test_an_interrupted_experiment_says_how_to_resume(

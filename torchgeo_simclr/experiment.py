@@ -93,15 +93,18 @@ class ExperimentPlan:
                     "pass e.g. --seeds 0 1 2."
                 )
                 raise ValueError(msg)
-        for name, values in (("fractions", self.fractions), ("seeds", self.seeds)):
-            # Runs are named by fraction to 6 significant digits: compare so.
-            names = [f"{float(v):g}" for v in values]
+        # Compared as they name the runs: a fraction to 6 significant digits.
+        named = (
+            ("fractions", [fraction_name(f) for f in self.fractions]),
+            ("seeds", [str(int(s)) for s in self.seeds]),
+        )
+        for name, names in named:
             repeated = sorted({n for n in names if names.count(n) > 1})
             if repeated:
                 msg = (
-                    f"--{name} lists {', '.join(repeated)} more than once (to 6 "
-                    "significant digits, which name the runs); give each once (a "
-                    "repeat would redo the same run in the same directory)."
+                    f"--{name} lists {', '.join(repeated)} more than once (as the "
+                    "runs are named, fractions to 6 significant digits); give each "
+                    "once (a repeat would redo the same run in the same directory)."
                 )
                 raise ValueError(msg)
 
@@ -200,8 +203,20 @@ def _write_results(path: Path, rows: list[dict[str, Any]]) -> None:
     os.replace(temporary, path)
 
 
+def fraction_name(fraction: float) -> str:
+    """A label fraction as runs and result rows name it (6 significant digits).
+
+    Args:
+        fraction: e.g. 0.01.
+
+    Returns:
+        E.g. ``"0.01"``.
+    """
+    return f"{float(fraction):g}"
+
+
 def _key(method: str, fraction: float, seed: int) -> tuple[str, str, str]:
-    return method, f"{float(fraction):g}", str(int(seed))
+    return method, fraction_name(fraction), str(int(seed))
 
 
 def _row(
@@ -215,7 +230,7 @@ def _row(
     model = outcome.task.model
     row: dict[str, Any] = {
         "method": method,
-        "fraction": f"{float(fraction):g}",
+        "fraction": fraction_name(fraction),
         "n_labels": outcome.n_labels,
         "seed": seed,
         "params": sum(p.numel() for p in model.parameters()),
@@ -430,7 +445,7 @@ def _run_all(
         for fraction, seed, method in todo:
             bar.set_postfix_str(f"{method} fraction={fraction:g} seed={seed}")
             config, arguments = _stage(plan, method, fraction, seed, pretrained, done)
-            run_dir = plan.out / "runs" / f"{method}_f{fraction:g}_s{seed}"
+            run_dir = plan.out / "runs" / f"{method}_f{fraction_name(fraction)}_s{seed}"
             start = time.perf_counter()
             outcome = run_stage(config, run_dir, [*common, *arguments])
             seconds = time.perf_counter() - start
