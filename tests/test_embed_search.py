@@ -783,82 +783,31 @@ def test_search_errors(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     out = str(tmp_path / "hits.gpkg")
-    err = cli_error(
-        capsys,
-        "search",
-        "--index",
-        str(index.path),
-        "--lonlat",
-        "-100",
-        "40",
-        "--out",
-        out,
-    )
+
+    def search(*query: str) -> str:
+        index_and_out = ["--index", str(index.path), "--out", out]
+        return cli_error(capsys, "search", *index_and_out, *query)
+
+    err = search("--lonlat", "-100", "40")
     assert "lies outside the indexed area" in err
     assert "which covers lon/lat [" in err
-    err = cli_error(
-        capsys,
-        "search",
-        "--index",
-        str(index.path),
-        "--lonlat",
-        *map(str, lonlat_of(0, 160)),
-        "--out",
-        out,
-    )
+    err = search("--lonlat", *map(str, lonlat_of(0, 160)))
     assert "lies outside the indexed area" in err
     lon, lat = lonlat_of(*ORIGINAL)
-    err = cli_error(
-        capsys,
-        "search",
-        "--index",
-        str(index.path),
-        "--lonlat",
-        str(lat),
-        str(lon),
-        "--out",
-        out,
-    )
+    err = search("--lonlat", str(lat), str(lon))
     assert "look swapped" in err
     assert err.rstrip().endswith(f"pass --lonlat {lon:.10g} {lat:.10g}.")
     far = polygon_file(
         tmp_path / "far.geojson", [(-100, 40), (-99, 40), (-99, 41), (-100, 40)]
     )
-    err = cli_error(
-        capsys,
-        "search",
-        "--index",
-        str(index.path),
-        "--geojson",
-        str(far),
-        "--out",
-        out,
-    )
+    err = search("--geojson", str(far))
     assert "lies outside the indexed area" in err
     garbled = tmp_path / "garbled.geojson"
     garbled.write_text("not json")
-    err = cli_error(
-        capsys,
-        "search",
-        "--index",
-        str(index.path),
-        "--geojson",
-        str(garbled),
-        "--out",
-        out,
-    )
+    err = search("--geojson", str(garbled))
     assert f"--geojson {str(garbled)!r} is not a vector file GDAL reads" in err
-    err = cli_error(
-        capsys,
-        "search",
-        "--index",
-        str(index.path),
-        "--lonlat",
-        *map(str, lonlat_of(*ORIGINAL)),
-        "--out",
-        out,
-        "--checkpoint",
-        str(other_simclr),
+    err = search(
+        "--lonlat", *map(str, lonlat_of(*ORIGINAL)), "--checkpoint", str(other_simclr)
     )
     info = read_info(index.path)
     other_id = file_digest(other_simclr)[:16]
