@@ -23,6 +23,10 @@ from torchgeo_simclr.constants import S2_BAND_RESOLUTION, S2_BANDS
 if TYPE_CHECKING:
     from lightning.pytorch import Trainer
 
+    from torchgeo_simclr.models.checkpoint import DataMetadata
+    from torchgeo_simclr.models.classifier import Problem
+    from torchgeo_simclr.sample import SampleScene
+
 #: Product name of the fake scenes (sensing time 2023-07-15 18:49:19).
 FAKE_PRODUCT = "S2B_MSIL2A_20230715T184919_N0509_R070_T10SFG_20230715T223344"
 
@@ -233,3 +237,55 @@ def quiet_trainer(max_steps: int, **kwargs: Any) -> "Trainer":
         enable_model_summary=False,
         **kwargs,
     )
+
+
+def scene_stats(scene: "SampleScene") -> tuple[npt.NDArray[np.float64], ...]:
+    """Per-band mean and std of a sample scene, reflectance x10000."""
+    pixels = []
+    for path in scene.image_paths:
+        with rasterio.open(path) as src:
+            pixels.append(src.read().reshape(src.count, -1).astype(np.float64))
+    values = np.concatenate(pixels, axis=1)
+    return values.mean(axis=1), values.std(axis=1)
+
+
+#: How the fake checkpoints' labels were drawn: 11 patches, 1%.
+LABELS = {"label_fraction": 0.01, "label_seed": 0, "n_labels": 11}
+
+
+def save_checkpoint(
+    path: Path,
+    problem: "Problem",
+    metadata: "DataMetadata",
+    threshold: float = 0.5,
+    in_channels: int = len(S2_BANDS),
+) -> Path:
+    """A fine-tuned checkpoint (random weights) as a fit run would write it."""
+    import torch
+
+    from torchgeo_simclr.tasks import FineTuneTask
+
+    torch.manual_seed(0)
+    task = FineTuneTask(problem=problem, in_channels=in_channels)
+    task.data_metadata = metadata
+    task.training_labels = LABELS
+    checkpoint: dict[str, Any] = {
+        "state_dict": task.state_dict(),
+        "hyper_parameters": {**dict(task.hparams), "threshold": threshold},
+    }
+    task.on_save_checkpoint(checkpoint)
+    torch.save(checkpoint, path)
+    return path
+
+
+#: ``user_version`` of a GeoPackage 1.2, which GDAL of every age reads quietly.
+GPKG_1_2 = 10200
+
+
+def gpkg_version(path: Path) -> int:
+    """The ``user_version`` a GeoPackage records (10200 for version 1.2)."""
+    import sqlite3
+
+    with sqlite3.connect(path) as database:
+        version: int = database.execute("PRAGMA user_version").fetchone()[0]
+    return version

@@ -19,7 +19,14 @@ import rasterio
 import rasterio.transform
 import shapely
 import torch
-from conftest import fake_s2_per_band
+from conftest import (
+    GPKG_1_2,
+    LABELS,
+    fake_s2_per_band,
+    gpkg_version,
+    save_checkpoint,
+    scene_stats,
+)
 from PIL import Image
 from pyproj import CRS, Transformer
 from rasterio.transform import from_origin
@@ -35,11 +42,11 @@ from torchgeo_simclr.inference.normalise import has_data, normalise
 from torchgeo_simclr.inference.polygons import irrigated_polygons
 from torchgeo_simclr.inference.predict import default_batch_size
 from torchgeo_simclr.inference.quicklook import quicklook
+from torchgeo_simclr.inference.styles import polygon_style
 from torchgeo_simclr.inference.writer import MapFiles
 from torchgeo_simclr.models.checkpoint import DataMetadata, load_model
 from torchgeo_simclr.models.classifier import Problem
 from torchgeo_simclr.sample import SampleScene, make_sample_scene
-from torchgeo_simclr.tasks import FineTuneTask
 from torchgeo_simclr.tasks.prediction import MapPredictionTask
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -77,41 +84,6 @@ COMPANIONS = (
 def scene(tmp_path_factory: pytest.TempPathFactory) -> SampleScene:
     """A 320 x 320 px sample scene in two GeoTIFFs (west and east)."""
     return make_sample_scene(tmp_path_factory.mktemp("scene"), size=SCENE, tiles=2)
-
-
-def scene_stats(scene: SampleScene) -> tuple[npt.NDArray[np.float64], ...]:
-    """Per-band mean and std of the scene, reflectance x10000."""
-    pixels = []
-    for path in scene.image_paths:
-        with rasterio.open(path) as src:
-            pixels.append(src.read().reshape(src.count, -1).astype(np.float64))
-    values = np.concatenate(pixels, axis=1)
-    return values.mean(axis=1), values.std(axis=1)
-
-
-#: How the fake checkpoints' labels were drawn: 11 patches, 1%.
-LABELS = {"label_fraction": 0.01, "label_seed": 0, "n_labels": 11}
-
-
-def save_checkpoint(
-    path: Path,
-    problem: Problem,
-    metadata: DataMetadata,
-    threshold: float = 0.5,
-    in_channels: int = len(S2_BANDS),
-) -> Path:
-    """A fine-tuned checkpoint (random weights) as a fit run would write it."""
-    torch.manual_seed(0)
-    task = FineTuneTask(problem=problem, in_channels=in_channels)
-    task.data_metadata = metadata
-    task.training_labels = LABELS
-    checkpoint: dict[str, Any] = {
-        "state_dict": task.state_dict(),
-        "hyper_parameters": {**dict(task.hparams), "threshold": threshold},
-    }
-    task.on_save_checkpoint(checkpoint)
-    torch.save(checkpoint, path)
-    return path
 
 
 def median_patch_probability(
@@ -1133,6 +1105,27 @@ def test_a_map_without_irrigation_still_has_a_polygon_layer(
     assert info["features"] == 0
     assert list(info["fields"]) == ["area_ha", "mean_probability"]
     assert info["crs"] == "EPSG:32610"
+
+
+def test_polygons_open_in_qgis_with_their_own_style(
+    maps: dict[str, MapResult],
+) -> None:
+    """The GeoPackage carries its QGIS style, and not under the raster's name."""
+    path = maps["segmentation"].files.polygons
+    layers = pyogrio.list_layers(path)
+    # The regions come first (the layer a reader gets without naming one).
+    assert [name for name, _ in layers] == ["irrigated", "layer_styles"]
+    styles = pyogrio.read_dataframe(path, layer="layer_styles")
+    assert len(styles) == 1
+    style = styles.iloc[0]
+    geometry = pyogrio.read_info(path, layer="irrigated")["geometry_name"]
+    assert (style["f_table_name"], style["f_geometry_column"]) == (
+        "irrigated",
+        geometry,
+    )
+    assert bool(style["useAsDefault"])
+    assert style["styleQML"] == polygon_style()
+    assert gpkg_version(path) == GPKG_1_2  # QGIS 3.22 reads it quietly
 
 
 def test_existing_output_is_kept_unless_overwrite(

@@ -6,6 +6,7 @@ import numpy as np
 import pyogrio
 import pytest
 import rasterio
+from conftest import GPKG_1_2, gpkg_version
 
 from torchgeo_simclr.constants import S2_BANDS, S2_NODATA
 from torchgeo_simclr.datasets import CentralValleyS2, IrrigationLabels
@@ -72,6 +73,7 @@ def test_reflectance_looks_like_summer_farmland(scene) -> None:
 def test_labels_follow_the_dwr_schema(scene) -> None:
     info = pyogrio.read_info(scene.labels_path)
     assert info["crs"] == "EPSG:4269"
+    assert gpkg_version(scene.labels_path) == GPKG_1_2  # QGIS 3.22 reads it quietly
     assert list(info["fields"]) == list(DWR_COLUMNS)
     fields = gpd.read_file(scene.labels_path)
     assert fields["UniqueID"].is_unique

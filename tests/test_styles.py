@@ -5,8 +5,10 @@ import pytest
 
 from torchgeo_simclr.constants import MAP_CLASSES, MAP_NODATA
 from torchgeo_simclr.inference.styles import (
+    POLYGON_OUTLINE,
     QML_DOCTYPE,
     class_style,
+    polygon_style,
     probability_style,
 )
 
@@ -136,3 +138,36 @@ def test_probability_style_rejects_bad_input(
 ) -> None:
     with pytest.raises(ValueError, match=match):
         probability_style(**kwargs)  # type: ignore[arg-type]
+
+
+def test_polygon_style_draws_outlines_only() -> None:
+    text = polygon_style()
+    assert text.startswith(QML_DOCTYPE + "\n")
+    root = ET.fromstring(text)
+    assert root.findtext("layerGeometryType") == "2"  # polygons
+    single = root.find("renderer-v2")
+    assert single is not None
+    assert single.get("type") == "singleSymbol"
+    symbol = single.find("symbols/symbol")
+    assert symbol is not None
+    assert symbol.get("type") == "fill"
+    layer = symbol.find("layer")
+    assert layer is not None
+    assert layer.get("class") == "SimpleFill"
+    props = {prop.get("k"): prop.get("v") for prop in layer.findall("prop")}
+    options = {
+        option.get("name"): option.get("value")
+        for option in layer.findall("Option/Option")
+    }
+    assert props == options  # QGIS 3 reads either
+    # No fill, so the class map shows through; a dark outline around it.
+    assert props["style"] == "no"
+    red, green, blue = (int(POLYGON_OUTLINE[i : i + 2], 16) for i in (1, 3, 5))
+    assert props["outline_color"] == f"{red},{green},{blue},255"
+    assert float(props["outline_width"] or "nan") > 0
+    assert props["outline_width_unit"] == "MM"
+
+
+def test_polygon_style_rejects_a_width_of_zero() -> None:
+    with pytest.raises(ValueError, match="width_mm"):
+        polygon_style(width_mm=0)

@@ -22,6 +22,7 @@ import pyogrio.errors
 import shapely
 from pyproj import CRS, Transformer
 
+from ..constants import GPKG_OPTIONS
 from ..datasets.labels import lonlat_extent
 from ..inference.grid import LONLAT, check_latitudes
 from ..inference.writer import partial_path
@@ -601,7 +602,14 @@ def search(
         driver = DRIVERS[out.suffix.lower()]
         table = hits.to_crs(LONLAT) if driver == "GeoJSON" else hits
         # Through Arrow, dates are written as a date field, not as text.
-        table.to_file(partials[0], driver=driver, layer=out.stem, use_arrow=True)
+        options = GPKG_OPTIONS if driver == "GPKG" else {}
+        table.to_file(
+            partials[0],
+            driver=driver,
+            layer=out.stem,
+            use_arrow=True,
+            dataset_options=options,
+        )
         contact_sheet(tiles, titles, partials[1], queries=len(shown))
         os.replace(partials[0], out)
         os.replace(partials[1], sheet)

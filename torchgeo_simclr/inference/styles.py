@@ -5,21 +5,29 @@ Beside each map raster the package writes a QML file with the same stem
 opened. :func:`class_style` styles the class map (a *paletted* renderer, one
 colour per class), :func:`probability_style` the probability map (a
 *singlebandpseudocolor* renderer, an interpolated colour ramp).
+:func:`polygon_style` styles the irrigated regions (outlines only, so the map
+shows through); :func:`store_default_style` puts it inside their GeoPackage,
+where QGIS looks first for a vector layer's default style. A ``map.qml`` beside
+``map.gpkg`` would not do: that name is the class map's style.
 
 The documents follow the structure QGIS 3 writes itself: the same element and
 attribute names as ``QgsPalettedRasterRenderer::writeXml``,
-``QgsSingleBandPseudoColorRenderer::writeXml`` and
-``QgsColorRampShader::writeXml``. Nodata pixels (255 in the class map, -1 in the
-probability map) are declared as nodata in the GeoTIFFs, and QGIS draws nodata
-transparent (``nodataColor=""``), so the styles give them no entry.
+``QgsSingleBandPseudoColorRenderer::writeXml``,
+``QgsColorRampShader::writeXml`` and ``QgsSingleSymbolRenderer::save``. Nodata
+pixels (255 in the class map, -1 in the probability map) are declared as nodata
+in the GeoTIFFs, and QGIS draws nodata transparent (``nodataColor=""``), so the
+styles give them no entry.
 """
 
 import math
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Final
 
 import matplotlib
+import pandas as pd
+import pyogrio
 from matplotlib.colors import to_hex, to_rgba
 
 from ..constants import MAP_CLASSES
@@ -37,6 +45,15 @@ PROBABILITY_COLORMAP: Final[str] = "YlGnBu"
 #: Number of colour stops of the probability ramp (0.0, 0.1, ..., 1.0 by default).
 PROBABILITY_STOPS: Final[int] = 11
 
+#: Outline of the irrigated regions: dark blue, darker than the irrigated class.
+POLYGON_OUTLINE: Final[str] = "#08306b"
+
+#: Width of that outline, millimetres on screen (QGIS's own default line width).
+POLYGON_OUTLINE_MM: Final[float] = 0.26
+
+#: Table of a GeoPackage in which QGIS keeps its layers' styles.
+STYLE_TABLE: Final[str] = "layer_styles"
+
 
 def _number(value: float) -> str:
     """Format a number the way QGIS prints one: shortest form, no trailing zeros."""
@@ -53,15 +70,8 @@ def _rgba(colour: str) -> str:
     return ",".join(str(round(channel * 255)) for channel in to_rgba(colour))
 
 
-def _document(renderer: ET.Element) -> str:
-    """Wrap a ``rasterrenderer`` element in a complete QML document.
-
-    Args:
-        renderer: the ``<rasterrenderer>`` element.
-
-    Returns:
-        The QML text, doctype line first, ending with a newline.
-    """
+def _root() -> ET.Element:
+    """The ``<qgis>`` root element with the attributes and flags QGIS writes."""
     qgis = ET.Element(
         "qgis",
         {
@@ -80,6 +90,25 @@ def _document(renderer: ET.Element) -> str:
         ("Private", "0"),
     ):
         ET.SubElement(flags, name).text = value
+    return qgis
+
+
+def _text(qgis: ET.Element) -> str:
+    """A QML document as text: doctype line first, ending with a newline."""
+    ET.indent(qgis, space="  ")
+    return QML_DOCTYPE + "\n" + ET.tostring(qgis, encoding="unicode") + "\n"
+
+
+def _document(renderer: ET.Element) -> str:
+    """Wrap a ``rasterrenderer`` element in a complete QML document.
+
+    Args:
+        renderer: the ``<rasterrenderer>`` element.
+
+    Returns:
+        The QML text, doctype line first, ending with a newline.
+    """
+    qgis = _root()
     pipe = ET.SubElement(qgis, "pipe")
     provider = ET.SubElement(pipe, "provider")
     # Nearest neighbour: a class map must never be smoothed into other values.
@@ -116,8 +145,7 @@ def _document(renderer: ET.Element) -> str:
     ET.SubElement(pipe, "rasterresampler", {"maxOversampling": "2"})
     ET.SubElement(pipe, "resamplingStage").text = "resamplingFilter"
     ET.SubElement(qgis, "blendMode").text = "0"
-    ET.indent(qgis, space="  ")
-    return QML_DOCTYPE + "\n" + ET.tostring(qgis, encoding="unicode") + "\n"
+    return _text(qgis)
 
 
 def _renderer(kind: str, band: int) -> ET.Element:
@@ -286,3 +314,109 @@ def probability_style(
             },
         )
     return _document(renderer)
+
+
+def polygon_style(
+    outline: str = POLYGON_OUTLINE, width_mm: float = POLYGON_OUTLINE_MM
+) -> str:
+    """QML of a single-symbol renderer that draws polygons as outlines only.
+
+    Args:
+        outline: outline colour, anything matplotlib understands.
+        width_mm: outline width, millimetres on screen.
+
+    Returns:
+        The QML document (``layerGeometryType`` 2: polygons).
+
+    Raises:
+        ValueError: if ``width_mm`` is not above 0 or ``outline`` is not a colour.
+    """
+    if not width_mm > 0:
+        raise ValueError(f"width_mm must be above 0 millimetres, got {width_mm}.")
+    qgis = _root()
+    renderer = ET.SubElement(
+        qgis,
+        "renderer-v2",
+        {
+            "type": "singleSymbol",
+            "symbollevels": "0",
+            "enableorderby": "0",
+            "forceraster": "0",
+            "referencescale": "-1",
+        },
+    )
+    symbol = ET.SubElement(
+        ET.SubElement(renderer, "symbols"),
+        "symbol",
+        {
+            "type": "fill",
+            "name": "0",
+            "alpha": "1",
+            "clip_to_extent": "1",
+            "force_rhr": "0",
+        },
+    )
+    layer = ET.SubElement(
+        symbol,
+        "layer",
+        {"class": "SimpleFill", "enabled": "1", "locked": "0", "pass": "0"},
+    )
+    properties = {
+        "color": "0,0,0,0",
+        "style": "no",  # no fill: the class map shows through
+        "outline_color": _rgba(outline),
+        "outline_style": "solid",
+        "outline_width": _number(width_mm),
+        "outline_width_unit": "MM",
+        "joinstyle": "bevel",
+    }
+    options = ET.SubElement(layer, "Option", {"type": "Map"})
+    for key, value in properties.items():
+        ET.SubElement(
+            options, "Option", {"name": key, "type": "QString", "value": value}
+        )
+    for key, value in properties.items():
+        ET.SubElement(layer, "prop", {"k": key, "v": value})
+    ET.SubElement(renderer, "rotation")
+    ET.SubElement(renderer, "sizescale")
+    ET.SubElement(qgis, "blendMode").text = "0"
+    ET.SubElement(qgis, "featureBlendMode").text = "0"
+    ET.SubElement(qgis, "layerGeometryType").text = "2"
+    return _text(qgis)
+
+
+def store_default_style(path: str | Path, layer: str, qml: str, name: str) -> None:
+    """Store *qml* in a GeoPackage as its *layer*'s default QGIS style.
+
+    QGIS keeps styles in the GeoPackage's ``layer_styles`` table (one row per
+    style, the default one flagged ``useAsDefault``) and applies the default
+    when the layer is opened; the table does not show as a layer there.
+
+    Args:
+        path: a GeoPackage that holds *layer* and no styles yet.
+        layer: the vector layer the style is for.
+        qml: the QML document, e.g. :func:`polygon_style`.
+        name: the style's name, shown in QGIS's style manager.
+    """
+    geometry_column = pyogrio.read_info(path, layer=layer)["geometry_name"]
+    row = {
+        "f_table_catalog": "",
+        "f_table_schema": "",
+        "f_table_name": layer,
+        "f_geometry_column": geometry_column,
+        "styleName": name,
+        "styleQML": qml,
+        "styleSLD": "",
+        "useAsDefault": True,
+        "description": "written by torchgeo-simclr",
+        "owner": "",
+        "ui": "",
+        "update_time": pd.Timestamp.now(tz="UTC"),
+    }
+    pyogrio.write_dataframe(
+        pd.DataFrame([row]),
+        path,
+        layer=STYLE_TABLE,
+        driver="GPKG",
+        layer_options={"FID": "id"},
+    )

@@ -15,7 +15,7 @@ from rasterio.windows import Window
 from tqdm.auto import tqdm
 
 from .. import __version__
-from ..constants import IRRIGATED, MAP_NODATA, NOT_IRRIGATED
+from ..constants import GPKG_OPTIONS, IRRIGATED, MAP_NODATA, NOT_IRRIGATED
 from .blend import StripBlender, WeightKind, blend_weights
 from .geotiff import (
     PROBABILITY_NODATA,
@@ -25,7 +25,15 @@ from .geotiff import (
 )
 from .grid import OutputGrid
 from .polygons import M2_PER_HA, irrigated_polygons
-from .styles import class_style, probability_style
+from .styles import (
+    class_style,
+    polygon_style,
+    probability_style,
+    store_default_style,
+)
+
+#: Layer of the irrigated regions in ``PATH.gpkg``.
+POLYGON_LAYER = "irrigated"
 
 
 @dataclass(frozen=True)
@@ -344,8 +352,12 @@ class IrrigationMapWriter(BasePredictionWriter):
         polygons.to_file(
             partial[files.polygons],
             driver="GPKG",
-            layer="irrigated",
+            layer=POLYGON_LAYER,
             geometry_type="Polygon",
+            dataset_options=GPKG_OPTIONS,
+        )
+        store_default_style(
+            partial[files.polygons], POLYGON_LAYER, polygon_style(), "irrigated regions"
         )
         partial[files.classes_style].write_text(class_style())
         partial[files.probability_style].write_text(probability_style())

@@ -36,6 +36,7 @@ from rasterio.transform import Affine, from_origin
 from shapely.geometry.base import BaseGeometry
 
 from torchgeo_simclr.constants import (
+    GPKG_OPTIONS,
     REFLECTANCE_SCALE,
     S2_BAND_RESOLUTION,
     S2_BANDS,
@@ -665,7 +666,11 @@ def _write_outputs(
             tmp.unlink(missing_ok=True)
         _write_tiles(image, layout.bounds, [staged[p] for p in image_paths], seed)
         to_crop_mapping(layout).to_file(
-            staged[labels_path], layer=LAYER, driver="GPKG", engine="pyogrio"
+            staged[labels_path],
+            layer=LAYER,
+            driver="GPKG",
+            engine="pyogrio",
+            dataset_options=GPKG_OPTIONS,
         )
         for final, tmp in staged.items():
             tmp.replace(final)

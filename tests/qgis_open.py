@@ -1,0 +1,120 @@
+"""Open an irrigation map's files in QGIS, as a user would, and report what QGIS shows.
+
+Run by ``test_qgis.py`` with the Python that has QGIS's bindings (``python3-qgis``
+on Debian), not the project's::
+
+    python3 tests/qgis_open.py MAP.tif PIXELS.json OUT.json [RENDER.png]
+
+PIXELS.json lists ``[col, row]`` pixels of the class map. The layers are loaded
+the way QGIS loads a dropped file (each with its default style: the QML beside
+a raster, the style stored in a GeoPackage), the class map is rendered at one
+screen pixel per map pixel on a magenta background, and OUT.json records the
+renderers, the layers' CRS and extent, and the rendered colour of each pixel.
+RENDER.png, if given, is the class map with the polygons drawn over it.
+"""
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from qgis.core import (
+    QgsApplication,
+    QgsMapLayer,
+    QgsMapRendererSequentialJob,
+    QgsMapSettings,
+    QgsRasterLayer,
+    QgsVectorLayer,
+)
+from qgis.PyQt.QtCore import QSize
+from qgis.PyQt.QtGui import QColor, QImage
+
+#: Background of the rendering: any pixel QGIS leaves transparent shows it.
+BACKGROUND = QColor(255, 0, 255)
+
+
+def render(layers: list[QgsMapLayer], like: QgsRasterLayer) -> QImage:
+    """Render *layers* over *like*'s extent at one screen pixel per raster pixel."""
+    settings = QgsMapSettings()
+    settings.setLayers(layers)
+    settings.setDestinationCrs(like.crs())
+    settings.setExtent(like.extent())
+    settings.setOutputSize(QSize(like.width(), like.height()))
+    settings.setBackgroundColor(BACKGROUND)
+    job = QgsMapRendererSequentialJob(settings)
+    job.start()
+    job.waitForFinished()
+    return job.renderedImage()
+
+
+def raster(layer: QgsRasterLayer) -> dict[str, Any]:
+    """What QGIS made of a raster layer: validity, renderer, CRS, grid."""
+    extent = layer.extent()
+    return {
+        "valid": layer.isValid(),
+        "renderer": layer.renderer().type(),
+        "crs": layer.crs().authid(),
+        "extent": [
+            extent.xMinimum(),
+            extent.yMinimum(),
+            extent.xMaximum(),
+            extent.yMaximum(),
+        ],
+        "size": [layer.width(), layer.height()],
+        "pixel_size": [layer.rasterUnitsPerPixelX(), layer.rasterUnitsPerPixelY()],
+    }
+
+
+def inspect(map_path: Path, pixels: list[list[int]], png: str | None) -> dict[str, Any]:
+    """Load the map's layers as QGIS does, render the class map, report both."""
+    stem = map_path.with_suffix("")
+    classes = QgsRasterLayer(str(map_path), "classes")
+    probability = QgsRasterLayer(f"{stem}_probability.tif", "probability")
+    polygons = QgsVectorLayer(f"{stem}.gpkg|layername=irrigated", "polygons", "ogr")
+
+    report: dict[str, Any] = {
+        "classes": raster(classes),
+        "probability": raster(probability),
+    }
+    report["classes"]["palette"] = [
+        [int(entry.value), entry.label, entry.color.name(), entry.color.alpha()]
+        for entry in classes.renderer().classes()
+    ]
+    shader = probability.renderer().shader().rasterShaderFunction()
+    report["probability"]["range"] = [shader.minimumValue(), shader.maximumValue()]
+    report["probability"]["ramp"] = [
+        [item.value, item.color.name()] for item in shader.colorRampItemList()
+    ]
+    symbol = polygons.renderer().symbol().symbolLayer(0)
+    report["polygons"] = {
+        "valid": polygons.isValid(),
+        "features": polygons.featureCount(),
+        "crs": polygons.crs().authid(),
+        "renderer": polygons.renderer().type(),
+        "symbol_layer": symbol.layerType(),
+        "fill": symbol.properties()["style"],
+        "outline": symbol.strokeColor().name(),
+    }
+    image = render([classes], classes)
+    report["rendered"] = [QColor(image.pixel(col, row)).name() for col, row in pixels]
+    if png is not None:
+        render([polygons, classes], classes).save(png)
+    return report
+
+
+def main() -> None:
+    """Start QGIS, inspect the map and write the report."""
+    map_path, pixels_path, out_path = (Path(arg) for arg in sys.argv[1:4])
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # no screen needed
+    app = QgsApplication([], False)
+    app.initQgis()
+    pixels = json.loads(pixels_path.read_text())
+    png = sys.argv[4] if len(sys.argv) > 4 else None
+    # The layers live inside inspect(): QGIS crashes on exit if any outlives it.
+    out_path.write_text(json.dumps(inspect(map_path, pixels, png)))
+    app.exitQgis()
+
+
+if __name__ == "__main__":
+    main()
