@@ -648,26 +648,26 @@ def test_classification_map_has_one_value_per_half_patch(
     assert len(np.unique(segmentation)) > SCENE * SCENE // 4
 
 
-def components(mask: npt.NDArray[np.bool_]) -> list[int]:
-    """Pixel counts of the 4-connected regions of *mask*."""
+def components(mask: npt.NDArray[np.bool_]) -> list[list[tuple[int, int]]]:
+    """The pixels (row, col) of each 4-connected region of *mask*."""
     seen = np.zeros_like(mask)
-    sizes = []
+    regions = []
     height, width = mask.shape
     for start in zip(*np.nonzero(mask), strict=True):
         if seen[start]:
             continue
         seen[start] = True
-        stack, n = [start], 0
+        stack, pixels = [start], []
         while stack:
             r, c = stack.pop()
-            n += 1
+            pixels.append((r, c))
             for rr, cc in ((r - 1, c), (r + 1, c), (r, c - 1), (r, c + 1)):
                 inside = 0 <= rr < height and 0 <= cc < width
                 if inside and mask[rr, cc] and not seen[rr, cc]:
                     seen[rr, cc] = True
                     stack.append((rr, cc))
-        sizes.append(n)
-    return sizes
+        regions.append(pixels)
+    return regions
 
 
 @pytest.mark.parametrize("problem", PROBLEMS)
@@ -701,9 +701,19 @@ def test_summary_and_polygons_agree_with_the_rasters(
     # Every pixel of a region is above the threshold, so is their mean.
     assert (probability > summary["threshold"]).all()
     # The regions are the 4-connected irrigated areas of at least min_area.
-    kept = [n for n in components(classes == IRRIGATED) if n * PIXEL_HA >= min_area]
+    kept = [
+        region
+        for region in components(classes == IRRIGATED)
+        if len(region) * PIXEL_HA >= min_area
+    ]
     assert len(polygons) == len(kept)
-    assert polygons["area_ha"].sum() == pytest.approx(sum(kept) * PIXEL_HA)
+    assert polygons["area_ha"].sum() == pytest.approx(sum(map(len, kept)) * PIXEL_HA)
+    # Each region's mean is over exactly its own pixels.
+    values = read(result.files.probability)
+    means = [float(values[tuple(np.array(region).T)].mean()) for region in kept]
+    np.testing.assert_allclose(
+        sorted(polygons["mean_probability"]), sorted(means), rtol=1e-5
+    )
     assert polygons["area_ha"].sum() <= summary["irrigated_ha"] + 0.005
     # Simplification smooths pixel staircases but keeps the area roughly.
     np.testing.assert_allclose(

@@ -3,6 +3,7 @@
 import json
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -340,14 +341,17 @@ class IrrigationMapWriter(BasePredictionWriter):
         self._bar.close()
         self._classes.close()
         self._probability.close()
-        files, partial = self.files, self._partial
-        write_cog(self._strips["classes"], partial[files.classes], "nearest")
-        write_cog(self._strips["probability"], partial[files.probability], "average")
-        for strips in self._strips.values():
-            strips.unlink()
-        polygons = irrigated_polygons(
-            partial[files.classes], partial[files.probability], self.min_area_ha
-        )
+        files, partial, strips = self.files, self._partial, self._strips
+        # The cores are free once the network is done: GDAL lays out the COGs
+        # in a thread while the polygons are traced from the same strips.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            cogs = pool.submit(self._write_cogs)
+            polygons = irrigated_polygons(
+                strips["classes"], strips["probability"], self.min_area_ha
+            )
+            cogs.result()
+        for path in strips.values():
+            path.unlink()
         # Named, the geometry type holds for an empty layer too (else Unknown).
         polygons.to_file(
             partial[files.polygons],
@@ -367,6 +371,12 @@ class IrrigationMapWriter(BasePredictionWriter):
         for path, temporary in partial.items():
             os.replace(temporary, path)
         self._partial, self._strips = {}, {}
+
+    def _write_cogs(self) -> None:
+        """Lay out both strip files as COGs under their temporary names."""
+        files, partial, strips = self.files, self._partial, self._strips
+        write_cog(strips["classes"], partial[files.classes], "nearest")
+        write_cog(strips["probability"], partial[files.probability], "average")
 
     def _summary(self, n_regions: int) -> dict[str, Any]:
         """The JSON summary of the finished map."""

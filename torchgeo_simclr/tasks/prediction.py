@@ -1,6 +1,7 @@
 """A fine-tuned or distilled checkpoint, ready to predict maps window by window."""
 
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +64,10 @@ class MapPredictionTask(BaseTask):
     def configure_models(self) -> None:
         """Rebuild the network and read what it was trained on."""
         path = Path(self.hparams["checkpoint"])
-        trained = load_model(path)
+        with ThreadPoolExecutor(max_workers=1) as hashing:
+            # hashlib releases the GIL: the checkpoint is hashed while it loads.
+            digest = hashing.submit(file_digest, path)
+            trained = load_model(path)
         if trained.data is None:
             msg = (
                 f"Checkpoint {str(path)!r} records no band list or normalisation "
@@ -87,7 +91,7 @@ class MapPredictionTask(BaseTask):
         #: How its training labels were drawn (None if unrecorded).
         self.training_labels = trained.labels
         #: SHA-256 of the checkpoint file.
-        self.checkpoint_sha256 = file_digest(path)
+        self.checkpoint_sha256 = digest.result()
         self.register_buffer("mean", torch.tensor(self.data.mean).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(self.data.std).view(1, -1, 1, 1))
 
