@@ -6,6 +6,8 @@ import json
 import os
 import shutil
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,7 @@ from torchgeo_simclr.cli import main
 from torchgeo_simclr.constants import IRRIGATED, MAP_NODATA, S2_BANDS
 from torchgeo_simclr.datasets import CentralValleyS2
 from torchgeo_simclr.inference import MapResult, predict_map
+from torchgeo_simclr.inference import writer as writer_module
 from torchgeo_simclr.inference.blend import StripBlender, WeightKind, blend_weights
 from torchgeo_simclr.inference.grid import OutputGrid, output_grid
 from torchgeo_simclr.inference.normalise import has_data, normalise
@@ -735,6 +738,13 @@ def test_polygons_do_not_depend_on_strip_height(maps: dict[str, MapResult]) -> N
     )
 
 
+@pytest.mark.parametrize("rows", [0, -1])
+def test_strips_of_no_rows_are_refused(maps: dict[str, MapResult], rows: int) -> None:
+    files = maps["segmentation"].files
+    with pytest.raises(ValueError, match="rows_per_strip must be 1 or more"):
+        irrigated_polygons(files.classes, files.probability, 0.5, None, rows)
+
+
 def test_merged_polygons_stay_on_a_grid_that_starts_off_whole_metres(
     tmp_path: Path,
 ) -> None:
@@ -1232,10 +1242,22 @@ def test_failure_while_polygonising_leaves_no_files(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr("torchgeo_simclr.inference.writer.irrigated_polygons", broken)
+    def slow_cog(source: Path, target: Path, resampling: str) -> None:
+        # Like GDAL's COG driver, the file appears only at the end of the write.
+        data = source.read_bytes()
+        time.sleep(0.5)  # still writing when the polygons fail
+        target.write_bytes(data)
+
+    monkeypatch.setattr(writer_module, "irrigated_polygons", broken)
+    monkeypatch.setattr(writer_module, "write_cog", slow_cog)
     out = tmp_path / "map.tif"
     with pytest.raises(RuntimeError, match=r"disk full"):
         run(checkpoints["segmentation"], scene.root, out)
+    # The COGs being written in their thread are waited for, then removed:
+    # none appears once every thread has finished.
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join(timeout=60)
     assert list(tmp_path.iterdir()) == []
 
 

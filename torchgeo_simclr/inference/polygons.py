@@ -42,13 +42,19 @@ def irrigated_polygons(
         min_area_ha: drop regions smaller than this, hectares.
         simplify: simplification tolerance, CRS units (default: half a pixel,
             which removes the staircase of pixel edges but no pixel).
-        rows_per_strip: rows read at once (default: as many as hold
-            :data:`STRIP_PIXELS`).
+        rows_per_strip: rows read at once, 1 or more (default: as many as
+            hold :data:`STRIP_PIXELS`).
 
     Returns:
         One row per region: ``area_ha``, ``mean_probability`` (over the
         region's pixels) and ``geometry`` in the map's CRS, largest first.
+
+    Raises:
+        ValueError: if *rows_per_strip* is below 1.
     """
+    if rows_per_strip is not None and rows_per_strip < 1:
+        msg = f"rows_per_strip must be 1 or more, got {rows_per_strip}."
+        raise ValueError(msg)
     pieces: list[shapely.Geometry] = []
     edges: list[float] = []
     with rasterio.open(classes) as src:

@@ -99,6 +99,21 @@ def _text(qgis: ET.Element) -> str:
     return QML_DOCTYPE + "\n" + ET.tostring(qgis, encoding="unicode") + "\n"
 
 
+def _properties(element: ET.Element, properties: Mapping[str, str]) -> None:
+    """Give *element* string properties twice, as QGIS 3.22 writes them.
+
+    Once as an ``<Option type="Map">`` of ``QString`` options and once as the
+    older ``<prop k v>`` elements, so QGIS versions reading either find them.
+    """
+    options = ET.SubElement(element, "Option", {"type": "Map"})
+    for key, value in properties.items():
+        ET.SubElement(
+            options, "Option", {"name": key, "type": "QString", "value": value}
+        )
+    for key, value in properties.items():
+        ET.SubElement(element, "prop", {"k": key, "v": value})
+
+
 def _document(renderer: ET.Element) -> str:
     """Wrap a ``rasterrenderer`` element in a complete QML document.
 
@@ -294,13 +309,7 @@ def probability_style(
         ),
     }
     ramp = ET.SubElement(shader, "colorramp", {"name": "[source]", "type": "gradient"})
-    options = ET.SubElement(ramp, "Option", {"type": "Map"})
-    for key, value in ramp_properties.items():
-        ET.SubElement(
-            options, "Option", {"name": key, "type": "QString", "value": value}
-        )
-    for key, value in ramp_properties.items():
-        ET.SubElement(ramp, "prop", {"k": key, "v": value})
+    _properties(ramp, ramp_properties)
     for position, colour in zip(positions, colours, strict=True):
         stop = minimum * (1 - position) + maximum * position  # exact ends
         ET.SubElement(
@@ -370,13 +379,7 @@ def polygon_style(
         "outline_width_unit": "MM",
         "joinstyle": "bevel",
     }
-    options = ET.SubElement(layer, "Option", {"type": "Map"})
-    for key, value in properties.items():
-        ET.SubElement(
-            options, "Option", {"name": key, "type": "QString", "value": value}
-        )
-    for key, value in properties.items():
-        ET.SubElement(layer, "prop", {"k": key, "v": value})
+    _properties(layer, properties)
     ET.SubElement(renderer, "rotation")
     ET.SubElement(renderer, "sizescale")
     ET.SubElement(qgis, "blendMode").text = "0"
@@ -392,8 +395,10 @@ def store_default_style(path: str | Path, layer: str, qml: str, name: str) -> No
     style, the default one flagged ``useAsDefault``) and applies the default
     when the layer is opened; the table does not show as a layer there.
 
+    Any styles the GeoPackage had are replaced: this is for a file just written.
+
     Args:
-        path: a GeoPackage that holds *layer* and no styles yet.
+        path: a GeoPackage that holds *layer*.
         layer: the vector layer the style is for.
         qml: the QML document, e.g. :func:`polygon_style`.
         name: the style's name, shown in QGIS's style manager.

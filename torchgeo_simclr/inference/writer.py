@@ -217,6 +217,8 @@ class IrrigationMapWriter(BasePredictionWriter):
         self._partial: dict[Path, Path] = {}
         #: Striped (uncompressed) rasters written row by row, then made COGs.
         self._strips: dict[str, Path] = {}
+        #: The thread laying out the COGs while the polygons are traced.
+        self._cog_thread: ThreadPoolExecutor | None = None
 
     def on_predict_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Check the outputs and open the strip writers.
@@ -344,12 +346,14 @@ class IrrigationMapWriter(BasePredictionWriter):
         files, partial, strips = self.files, self._partial, self._strips
         # The cores are free once the network is done: GDAL lays out the COGs
         # in a thread while the polygons are traced from the same strips.
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            cogs = pool.submit(self._write_cogs)
-            polygons = irrigated_polygons(
-                strips["classes"], strips["probability"], self.min_area_ha
-            )
-            cogs.result()
+        self._cog_thread = ThreadPoolExecutor(max_workers=1)
+        cogs = self._cog_thread.submit(self._write_cogs)
+        polygons = irrigated_polygons(
+            strips["classes"], strips["probability"], self.min_area_ha
+        )
+        cogs.result()
+        self._cog_thread.shutdown()
+        self._cog_thread = None
         for path in strips.values():
             path.unlink()
         # Named, the geometry type holds for an empty layer too (else Unknown).
@@ -426,6 +430,10 @@ class IrrigationMapWriter(BasePredictionWriter):
                 getattr(self, writer).close()
         if hasattr(self, "_bar"):
             self._bar.close()
+        if self._cog_thread is not None:
+            # A COG still being written would reappear after its removal.
+            self._cog_thread.shutdown(wait=True)
+            self._cog_thread = None
         for path in [*self._partial.values(), *self._strips.values()]:
             path.unlink(missing_ok=True)
         self._partial, self._strips = {}, {}
