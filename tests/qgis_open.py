@@ -3,14 +3,17 @@
 Run by ``test_qgis.py`` with the Python that has QGIS's bindings (``python3-qgis``
 on Debian), not the project's::
 
-    python3 tests/qgis_open.py MAP.tif PIXELS.json OUT.json [RENDER.png]
+    python3 tests/qgis_open.py map MAP.tif PIXELS.json OUT.json [RENDER.png]
+    python3 tests/qgis_open.py vector FILE.gpkg LAYER OUT.json
 
-PIXELS.json lists ``[col, row]`` pixels of the class map. The layers are loaded
-the way QGIS loads a dropped file (each with its default style: the QML beside
-a raster, the style stored in a GeoPackage), the class map is rendered at one
-screen pixel per map pixel on a magenta background, and OUT.json records the
-renderers, the layers' CRS and extent, and the rendered colour of each pixel.
-RENDER.png, if given, is the class map with the polygons drawn over it.
+``map``: PIXELS.json lists ``[col, row]`` pixels of the class map. The layers are
+loaded the way QGIS loads a dropped file (each with its default style: the QML
+beside a raster, the style stored in a GeoPackage), the class map is rendered
+at one screen pixel per map pixel on a magenta background, and OUT.json records
+the renderers, the layers' CRS and extent, and the rendered colour of each
+pixel. RENDER.png, if given, is the class map with the polygons drawn over it.
+
+``vector``: OUT.json records how QGIS styles one layer of a GeoPackage.
 """
 
 import json
@@ -66,6 +69,27 @@ def raster(layer: QgsRasterLayer) -> dict[str, Any]:
     }
 
 
+def vector(layer: QgsVectorLayer) -> dict[str, Any]:
+    """What QGIS made of a vector layer: validity, symbol, labels."""
+    symbol = layer.renderer().symbol().symbolLayer(0)
+    found = {
+        "valid": layer.isValid(),
+        "features": layer.featureCount(),
+        "crs": layer.crs().authid(),
+        "renderer": layer.renderer().type(),
+        "symbol_layer": symbol.layerType(),
+        "fill": symbol.properties()["style"],
+        "outline": symbol.strokeColor().name(),
+        "labels": layer.labelsEnabled(),
+    }
+    if layer.labelsEnabled():
+        settings = layer.labeling().settings()
+        text = settings.format()  # held: buffer() refers into it
+        found["label_field"] = settings.fieldName
+        found["label_halo"] = text.buffer().enabled()
+    return found
+
+
 def inspect(map_path: Path, pixels: list[list[int]], png: str | None) -> dict[str, Any]:
     """Load the map's layers as QGIS does, render the class map, report both."""
     stem = map_path.with_suffix("")
@@ -73,46 +97,45 @@ def inspect(map_path: Path, pixels: list[list[int]], png: str | None) -> dict[st
     probability = QgsRasterLayer(f"{stem}_probability.tif", "probability")
     polygons = QgsVectorLayer(f"{stem}.gpkg|layername=irrigated", "polygons", "ogr")
 
-    report: dict[str, Any] = {
+    shown: dict[str, Any] = {
         "classes": raster(classes),
         "probability": raster(probability),
     }
-    report["classes"]["palette"] = [
+    shown["classes"]["palette"] = [
         [int(entry.value), entry.label, entry.color.name(), entry.color.alpha()]
         for entry in classes.renderer().classes()
     ]
     shader = probability.renderer().shader().rasterShaderFunction()
-    report["probability"]["range"] = [shader.minimumValue(), shader.maximumValue()]
-    report["probability"]["ramp"] = [
+    shown["probability"]["range"] = [shader.minimumValue(), shader.maximumValue()]
+    shown["probability"]["ramp"] = [
         [item.value, item.color.name()] for item in shader.colorRampItemList()
     ]
-    symbol = polygons.renderer().symbol().symbolLayer(0)
-    report["polygons"] = {
-        "valid": polygons.isValid(),
-        "features": polygons.featureCount(),
-        "crs": polygons.crs().authid(),
-        "renderer": polygons.renderer().type(),
-        "symbol_layer": symbol.layerType(),
-        "fill": symbol.properties()["style"],
-        "outline": symbol.strokeColor().name(),
-    }
+    shown["polygons"] = vector(polygons)
     image = render([classes], classes)
-    report["rendered"] = [QColor(image.pixel(col, row)).name() for col, row in pixels]
+    shown["rendered"] = [QColor(image.pixel(col, row)).name() for col, row in pixels]
     if png is not None:
         render([polygons, classes], classes).save(png)
-    return report
+    return shown
+
+
+def report(mode: str, args: list[str]) -> dict[str, Any]:
+    """The report of *mode* (``map`` or ``vector``) on its arguments."""
+    if mode == "map":
+        pixels = json.loads(Path(args[1]).read_text())
+        png = args[3] if len(args) > 3 else None
+        return inspect(Path(args[0]), pixels, png)
+    return vector(QgsVectorLayer(f"{args[0]}|layername={args[1]}", "layer", "ogr"))
 
 
 def main() -> None:
-    """Start QGIS, inspect the map and write the report."""
-    map_path, pixels_path, out_path = (Path(arg) for arg in sys.argv[1:4])
+    """Start QGIS, make the report and write it."""
+    mode, *args = sys.argv[1:]
+    out_path = Path(args[2])
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # no screen needed
     app = QgsApplication([], False)
     app.initQgis()
-    pixels = json.loads(pixels_path.read_text())
-    png = sys.argv[4] if len(sys.argv) > 4 else None
-    # The layers live inside inspect(): QGIS crashes on exit if any outlives it.
-    out_path.write_text(json.dumps(inspect(map_path, pixels, png)))
+    # The layers live inside report(): QGIS crashes on exit if any outlives it.
+    out_path.write_text(json.dumps(report(mode, args)))
     app.exitQgis()
 
 

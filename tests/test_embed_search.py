@@ -7,6 +7,7 @@ import re
 import shutil
 import sys
 import types
+import xml.etree.ElementTree as ET
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,7 @@ from torchgeo_simclr.embeddings.sheet import (
     read_thumbnails,
 )
 from torchgeo_simclr.inference.grid import output_grid
+from torchgeo_simclr.inference.styles import HIT_OUTLINE, HIT_OUTLINE_MM, polygon_style
 from torchgeo_simclr.models.checkpoint import DataMetadata, Encoder, load_backbone
 from torchgeo_simclr.models.classifier import Problem
 from torchgeo_simclr.tasks import FineTuneTask, SimCLRv2Task
@@ -533,7 +535,7 @@ def test_point_search_finds_the_duplicate(
 
 
 def test_hits_file_and_sheet(found: SearchResult) -> None:
-    written = gpd.read_file(found.out)
+    written = gpd.read_file(found.out, layer="hits")
     assert written.crs == FAKE_CRS
     assert gpkg_version(found.out) == GPKG_1_2  # QGIS 3.22 reads it quietly
     assert len(written) == 8
@@ -555,6 +557,25 @@ def test_hits_file_and_sheet(found: SearchResult) -> None:
     assert hidden(found.out.parent) == []
 
 
+def test_hits_open_in_qgis_outlined_and_labelled_by_rank(
+    found: SearchResult,
+) -> None:
+    layers = [name for name, _ in pyogrio.list_layers(found.out)]
+    assert layers == ["hits", "layer_styles"]  # the hits are the default layer
+    styles = pyogrio.read_dataframe(found.out, layer="layer_styles")
+    assert len(styles) == 1
+    assert styles["f_table_name"].iloc[0] == "hits"
+    assert bool(styles["useAsDefault"].iloc[0])
+    qml = styles["styleQML"].iloc[0]
+    assert qml == polygon_style(HIT_OUTLINE, HIT_OUTLINE_MM, label_field="rank")
+    # tests/test_qgis.py checks that QGIS draws such a style: here, its content.
+    root = ET.fromstring(qml)
+    assert root.get("labelsEnabled") == "1"
+    text = root.find("labeling/settings/text-style")
+    assert text is not None
+    assert text.get("fieldName") == "rank"
+
+
 def test_the_sheet_draws_the_best_hits_only(
     index: EmbedResult, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -563,7 +584,7 @@ def test_the_sheet_draws_the_best_hits_only(
     result = search(
         index.path, tmp_path / "hits.gpkg", lonlat=lonlat_of(*ORIGINAL), k=8
     )
-    assert len(gpd.read_file(result.out)) == 8
+    assert len(gpd.read_file(result.out, layer="hits")) == 8
     # Query + 3 hits: one row of 4 thumbnails.
     with Image.open(result.sheet) as image:
         width, height = image.size

@@ -11,14 +11,22 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
+import shapely
 from conftest import save_checkpoint, scene_stats
 
 from torchgeo_simclr.constants import MAP_CLASSES, MAP_NODATA, S2_BANDS
 from torchgeo_simclr.inference import MapResult, predict_map
-from torchgeo_simclr.inference.styles import POLYGON_OUTLINE
+from torchgeo_simclr.inference.styles import (
+    HIT_OUTLINE,
+    HIT_OUTLINE_MM,
+    POLYGON_OUTLINE,
+    polygon_style,
+    store_default_style,
+)
 from torchgeo_simclr.models.checkpoint import DataMetadata
 from torchgeo_simclr.sample import make_sample_scene
 
@@ -126,7 +134,7 @@ def test_qgis_opens_the_map_styled_on_the_imagery_grid(
     home = {"HOME": str(tmp_path), "XDG_RUNTIME_DIR": str(tmp_path)}
     classes_path = str(qgis_map.files.classes)
     subprocess.run(
-        [qgis, str(SCRIPT), classes_path, str(queried), str(report_path)],
+        [qgis, str(SCRIPT), "map", classes_path, str(queried), str(report_path)],
         check=True,
         env={**os.environ, **home},
         timeout=300,
@@ -166,3 +174,34 @@ def test_qgis_opens_the_map_styled_on_the_imagery_grid(
     assert polygons["symbol_layer"] == "SimpleFill"
     assert polygons["fill"] == "no"
     assert polygons["outline"] == POLYGON_OUTLINE
+
+
+def test_qgis_draws_search_hits_outlined_and_labelled_by_rank(
+    qgis: str, tmp_path: Path
+) -> None:
+    """The style search stores with its hits, as QGIS reads it back."""
+    hits = gpd.GeoDataFrame(
+        {"rank": [1, 2, 3], "similarity": [0.9, 0.8, 0.7]},
+        geometry=[shapely.box(x, 0, x + 480, 480) for x in (0, 1000, 2000)],
+        crs="EPSG:32610",
+    )
+    path = tmp_path / "hits.gpkg"
+    hits.to_file(path, layer="hits", driver="GPKG")
+    style = polygon_style(HIT_OUTLINE, HIT_OUTLINE_MM, label_field="rank")
+    store_default_style(path, "hits", style, "search hits")
+    report_path = tmp_path / "report.json"
+    home = {"HOME": str(tmp_path), "XDG_RUNTIME_DIR": str(tmp_path)}
+    subprocess.run(
+        [qgis, str(SCRIPT), "vector", str(path), "hits", str(report_path)],
+        check=True,
+        env={**os.environ, **home},
+        timeout=300,
+    )
+    shown = json.loads(report_path.read_text())
+    assert shown["valid"]
+    assert shown["features"] == 3
+    assert (shown["renderer"], shown["fill"]) == ("singleSymbol", "no")
+    assert shown["outline"] == HIT_OUTLINE
+    assert shown["labels"]
+    assert shown["label_field"] == "rank"
+    assert shown["label_halo"]

@@ -25,6 +25,12 @@ from pyproj import CRS, Transformer
 from ..constants import GPKG_OPTIONS
 from ..datasets.labels import lonlat_extent
 from ..inference.grid import LONLAT, check_latitudes
+from ..inference.styles import (
+    HIT_OUTLINE,
+    HIT_OUTLINE_MM,
+    polygon_style,
+    store_default_style,
+)
 from ..inference.writer import partial_path
 from .index import IndexInfo, checkpoint_id, read_embeddings, read_info
 from .sheet import contact_sheet, read_thumbnails
@@ -610,6 +616,9 @@ def search(
             use_arrow=True,
             dataset_options=options,
         )
+        if driver == "GPKG":  # GeoJSON has no place for a style
+            style = polygon_style(HIT_OUTLINE, HIT_OUTLINE_MM, label_field="rank")
+            store_default_style(partials[0], out.stem, style, "search hits")
         contact_sheet(tiles, titles, partials[1], queries=len(shown))
         os.replace(partials[0], out)
         os.replace(partials[1], sheet)

@@ -5,8 +5,9 @@ Beside each map raster the package writes a QML file with the same stem
 opened. :func:`class_style` styles the class map (a *paletted* renderer, one
 colour per class), :func:`probability_style` the probability map (a
 *singlebandpseudocolor* renderer, an interpolated colour ramp).
-:func:`polygon_style` styles the irrigated regions (outlines only, so the map
-shows through); :func:`store_default_style` puts it inside their GeoPackage,
+:func:`polygon_style` styles the irrigated regions and search hits (outlines
+only, so the map shows through; hits labelled by rank);
+:func:`store_default_style` puts it inside their GeoPackage,
 where QGIS looks first for a vector layer's default style. A ``map.qml`` beside
 ``map.gpkg`` would not do: that name is the class map's style.
 
@@ -50,6 +51,12 @@ POLYGON_OUTLINE: Final[str] = "#08306b"
 
 #: Width of that outline, millimetres on screen (QGIS's own default line width).
 POLYGON_OUTLINE_MM: Final[float] = 0.26
+
+#: Outline of search hits: orange, to stand out on imagery and class maps.
+HIT_OUTLINE: Final[str] = "#ff7f00"
+
+#: Width of that outline, millimetres on screen.
+HIT_OUTLINE_MM: Final[float] = 0.6
 
 #: Table of a GeoPackage in which QGIS keeps its layers' styles.
 STYLE_TABLE: Final[str] = "layer_styles"
@@ -326,13 +333,17 @@ def probability_style(
 
 
 def polygon_style(
-    outline: str = POLYGON_OUTLINE, width_mm: float = POLYGON_OUTLINE_MM
+    outline: str = POLYGON_OUTLINE,
+    width_mm: float = POLYGON_OUTLINE_MM,
+    label_field: str | None = None,
 ) -> str:
     """QML of a single-symbol renderer that draws polygons as outlines only.
 
     Args:
         outline: outline colour, anything matplotlib understands.
         width_mm: outline width, millimetres on screen.
+        label_field: a field whose value labels each polygon at its centre
+            (dark text on a white halo), or None for no labels.
 
     Returns:
         The QML document (``layerGeometryType`` 2: polygons).
@@ -382,10 +393,49 @@ def polygon_style(
     _properties(layer, properties)
     ET.SubElement(renderer, "rotation")
     ET.SubElement(renderer, "sizescale")
+    if label_field is not None:
+        qgis.set("labelsEnabled", "1")
+        _labels(qgis, label_field)
     ET.SubElement(qgis, "blendMode").text = "0"
     ET.SubElement(qgis, "featureBlendMode").text = "0"
     ET.SubElement(qgis, "layerGeometryType").text = "2"
     return _text(qgis)
+
+
+def _labels(qgis: ET.Element, field: str) -> None:
+    """Add simple labels of *field*, over each polygon's centre, to a QML root.
+
+    Attributes left out take QGIS's defaults (``QgsPalLayerSettings::readXml``).
+    """
+    settings = ET.SubElement(
+        ET.SubElement(qgis, "labeling", {"type": "simple"}), "settings"
+    )
+    style = ET.SubElement(
+        settings,
+        "text-style",
+        {
+            "fieldName": field,
+            "isExpression": "0",
+            "fontSize": "9",
+            "fontSizeUnit": "Point",
+            "fontWeight": "75",  # bold
+            "textColor": "0,0,0,255",
+            "textOpacity": "1",
+        },
+    )
+    ET.SubElement(
+        style,  # the halo belongs to the text style, as QGIS writes it
+        "text-buffer",
+        {
+            "bufferDraw": "1",
+            "bufferSize": "0.8",
+            "bufferSizeUnits": "MM",
+            "bufferColor": "255,255,255,255",
+            "bufferOpacity": "1",
+        },
+    )
+    ET.SubElement(settings, "placement", {"placement": "1"})  # over the centroid
+    ET.SubElement(settings, "rendering", {"obstacle": "0", "displayAll": "1"})
 
 
 def store_default_style(path: str | Path, layer: str, qml: str, name: str) -> None:
