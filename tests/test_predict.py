@@ -1403,8 +1403,10 @@ def test_quicklook_draws_the_map_beside_the_imagery(
     predict_cli(
         checkpoints["segmentation"], scene.root, out, "--no-progress", "--quicklook"
     )
-    png = out.with_suffix(".png")
+    # Not map.png, which QGIS would style with map.qml (the class style).
+    png = tmp_path / "map_quicklook.png"
     assert str(png) in capsys.readouterr().out
+    assert not out.with_suffix(".png").exists()
     with Image.open(png) as image:
         width, height = image.size
     # Two panels side by side: natural colour and the classes.

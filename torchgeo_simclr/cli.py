@@ -390,7 +390,8 @@ def _predict(args: argparse.Namespace) -> None:
     from .inference import predict_map
     from .inference.quicklook import quicklook
 
-    png = Path(args.out).with_suffix(".png")
+    # Not PATH.png: QGIS would style that picture with PATH.qml, the map's style.
+    png = Path(f"{Path(args.out).with_suffix('')}_quicklook.png")
     if args.quicklook and png.exists() and not args.overwrite:
         msg = f"{str(png)!r} already exists; pass --overwrite to replace it."
         raise FileExistsError(msg)
@@ -497,7 +498,7 @@ def _add_map_commands(commands: "argparse._SubParsersAction[Any]") -> None:
     predict.add_argument(
         "--quicklook",
         action="store_true",
-        help="also draw PATH.png: natural colour beside the classes",
+        help="also draw PATH_quicklook.png: natural colour beside the classes",
     )
     _add_progress(predict)
     predict.set_defaults(func=_predict)
