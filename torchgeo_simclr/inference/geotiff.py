@@ -110,10 +110,10 @@ class StripWriter:
 def write_cog(source: Path, target: Path, resampling: str) -> None:
     """Copy a GeoTIFF to a Cloud Optimized GeoTIFF with GDAL's COG driver.
 
-    Tiles of :data:`COG_BLOCKSIZE` pixels, DEFLATE compression with a
-    predictor, and overviews down to one tile; nodata, colour table, band
-    description and tags are carried over. GDAL compresses the tiles on all
-    cores (the same bytes, sooner).
+    Tiles of :data:`COG_BLOCKSIZE` pixels, DEFLATE compression (with the
+    floating-point predictor for probabilities), and overviews down to one
+    tile; nodata, colour table, band description and tags are carried over.
+    GDAL compresses the tiles on all cores (the same bytes, sooner).
 
     Args:
         source: the striped GeoTIFF.
@@ -129,6 +129,10 @@ def write_cog(source: Path, target: Path, resampling: str) -> None:
         driver="COG",
         COMPRESS="DEFLATE",
         PREDICTOR="YES" if floating else "NO",
+        # Probabilities hardly compress (15 MB of 21 for the sample scene) and
+        # level 1 gets within 2% of level 6 in 60% of the time; classes shrink
+        # to half at level 6 for a few milliseconds more.
+        LEVEL=1 if floating else 6,
         BLOCKSIZE=COG_BLOCKSIZE,
         OVERVIEW_RESAMPLING=resampling.upper(),
         BIGTIFF="IF_SAFER",

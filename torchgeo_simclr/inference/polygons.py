@@ -1,15 +1,16 @@
 """Irrigated areas of a class map as polygons of connected regions, strip by strip."""
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import numpy.typing as npt
 import rasterio
 import rasterio.features
 import shapely
 from rasterio.io import DatasetReader
 from rasterio.windows import Window
+from scipy import ndimage
 
 from ..constants import IRRIGATED
 
@@ -33,8 +34,7 @@ def irrigated_polygons(
     The map is polygonised one strip of rows at a time; regions cut by a strip
     boundary are merged back afterwards, so the result does not depend on
     *rows_per_strip* while memory stays at one strip (plus the polygons). Each
-    region's mean probability is summed over the same strips, once for all
-    regions.
+    region's mean probability is summed over its pixels as they are traced.
 
     Args:
         classes: uint8 class map (1 = irrigated).
@@ -56,28 +56,42 @@ def irrigated_polygons(
         msg = f"rows_per_strip must be 1 or more, got {rows_per_strip}."
         raise ValueError(msg)
     pieces: list[shapely.Geometry] = []
+    # Per piece: the sum of its probabilities and its number of pixels.
+    sums: list[float] = []
+    counts: list[int] = []
     edges: list[float] = []
-    with rasterio.open(classes) as src:
+    with rasterio.open(classes) as src, rasterio.open(probability) as values_src:
         crs, res = src.crs, src.res[0]
         origin = (src.transform.c, src.transform.f)
         rows = rows_per_strip or max(1, STRIP_PIXELS // src.width)
         for window in _strips(src, rows):
-            data = src.read(1, window=window)
-            mask = data == IRRIGATED
+            mask = src.read(1, window=window) == IRRIGATED
             if not mask.any():
                 continue
-            shapes = rasterio.features.shapes(
-                data, mask=mask, transform=src.window_transform(window)
+            # The 4-connected regions, as rasterio.features.shapes traces them.
+            labels, n = ndimage.label(mask)
+            values = values_src.read(1, window=window, masked=True)
+            counted = mask & ~np.ma.getmaskarray(values)
+            label_sums = np.bincount(
+                labels[counted], values.data[counted], minlength=n + 1
             )
-            pieces.extend(shapely.geometry.shape(geometry) for geometry, _ in shapes)
-            edges.append(src.window_transform(window).f)
-    regions = _merge_across(pieces, edges[1:], res, origin)
+            label_counts = np.bincount(labels[counted], minlength=n + 1)
+            transform = src.window_transform(window)
+            shapes = rasterio.features.shapes(labels, mask=mask, transform=transform)
+            for geometry, label in shapes:
+                pieces.append(shapely.geometry.shape(geometry))
+                sums.append(float(label_sums[int(label)]))
+                counts.append(int(label_counts[int(label)]))
+            edges.append(transform.f)
+    regions, owner = _merge_across(pieces, edges[1:], res, origin)
+    with np.errstate(invalid="ignore"):  # a region without valid pixels: NaN
+        means = np.bincount(owner, sums, len(regions)) / np.bincount(
+            owner, counts, len(regions)
+        )
     tolerance = res / 2 if simplify is None else simplify
-    frame = gpd.GeoDataFrame(geometry=regions, crs=crs)
+    frame = gpd.GeoDataFrame({"mean_probability": means}, geometry=regions, crs=crs)
     frame["area_ha"] = frame.geometry.area / M2_PER_HA
     frame = frame[frame["area_ha"] >= min_area_ha].copy()
-    with rasterio.open(probability) as src:
-        frame["mean_probability"] = _means_inside(src, list(frame.geometry), rows)
     frame["geometry"] = frame.geometry.simplify(tolerance, preserve_topology=True)
     frame = frame.sort_values("area_ha", ascending=False).reset_index(drop=True)
     return frame[["area_ha", "mean_probability", "geometry"]]
@@ -88,31 +102,40 @@ def _merge_across(
     edges: list[float],
     res: float,
     origin: tuple[float, float],
-) -> list[shapely.Geometry]:
+) -> tuple[list[shapely.Geometry], npt.NDArray[np.int64]]:
     """Union pieces that meet across strip boundaries (horizontal lines at *edges*).
 
     Coordinates are snapped to a tenth of a pixel from the map's *origin*
     (its top-left corner), so vertices stay on the pixel edges wherever the
     grid starts.
+
+    Returns:
+        The regions, and for each piece the index of the region it is part of.
     """
+    owner = np.arange(len(pieces))
     if not edges or not pieces:
-        return pieces
+        return pieces, owner
     tree = shapely.STRtree(pieces)
     lines = [shapely.LineString([(-1e12, y), (1e12, y)]) for y in edges]
     cut = np.unique(
         np.concatenate([tree.query(line, predicate="intersects") for line in lines])
     )
     if cut.size == 0:
-        return pieces
-    crossing = set(cut.tolist())
-    keep = [piece for i, piece in enumerate(pieces) if i not in crossing]
+        return pieces, owner
+    keep = np.setdiff1d(owner, cut)
     # Pieces sharing an edge on a strip boundary fuse into one region; a snap
     # to a tenth of a pixel absorbs float noise in the edge coordinates.
     shift = np.asarray(origin)
     local = shapely.transform([pieces[i] for i in cut], lambda xy: xy - shift)
     merged = shapely.unary_union(shapely.set_precision(local, res / 10))
     parts = shapely.transform(shapely.get_parts(merged), lambda xy: xy + shift)
-    return keep + list(parts)
+    # A cut piece is part of the region its inner point (half a pixel or more
+    # from its edges, far beyond the snap) lies in.
+    inner = shapely.point_on_surface([pieces[i] for i in cut])
+    point, part = shapely.STRtree(parts).query(inner, predicate="intersects")
+    owner[keep] = np.arange(len(keep))
+    owner[cut[point]] = len(keep) + part
+    return [pieces[i] for i in keep] + list(parts), owner
 
 
 def _strips(src: DatasetReader, rows: int) -> list[Window]:
@@ -121,38 +144,3 @@ def _strips(src: DatasetReader, rows: int) -> list[Window]:
         Window(0, row, src.width, min(rows, src.height - row))
         for row in range(0, src.height, rows)
     ]
-
-
-def _means_inside(
-    src: DatasetReader, regions: Sequence[shapely.Geometry], rows: int
-) -> list[float]:
-    """Mean of an open raster's valid pixels inside each of *regions*.
-
-    A pixel belongs to a region when its centre lies inside it (as in
-    :func:`rasterio.features.geometry_mask`); the regions must not overlap.
-    The raster is read *rows* rows at a time, each strip once for all regions.
-    """
-    if not regions:
-        return []
-    sums = np.zeros(len(regions) + 1)
-    counts = np.zeros(len(regions) + 1)
-    tree = shapely.STRtree(regions)
-    for window in _strips(src, rows):
-        inside = tree.query(shapely.box(*src.window_bounds(window)))
-        if inside.size == 0:
-            continue
-        # Pixel -> 1 + index of the region it belongs to, 0 outside them all.
-        ids = rasterio.features.rasterize(
-            zip((regions[i] for i in inside), inside + 1, strict=True),
-            out_shape=(window.height, window.width),
-            transform=src.window_transform(window),
-            dtype="int32",
-        )
-        values = src.read(1, window=window, masked=True)
-        counted = (ids > 0) & ~np.ma.getmaskarray(values)
-        ids = ids[counted]
-        sums += np.bincount(ids, values.data[counted], minlength=sums.size)
-        counts += np.bincount(ids, minlength=counts.size)
-    with np.errstate(invalid="ignore"):  # a region without valid pixels: NaN
-        means = sums[1:] / counts[1:]
-    return [float(mean) for mean in means]
