@@ -2,6 +2,7 @@
 
 import hashlib
 import importlib
+import itertools
 import json
 import re
 import shutil
@@ -555,6 +556,20 @@ def test_hits_file_and_sheet(found: SearchResult) -> None:
     expected = columns * TILE_INCHES / (rows * (TILE_INCHES + TITLE_INCHES))
     assert width / height == pytest.approx(expected, rel=0.02)
     assert hidden(found.out.parent) == []
+
+
+def test_hits_are_distinct_places(simclr: Path, root: Path, tmp_path: Path) -> None:
+    """With half-overlapping patches, no two hits share a pixel."""
+    half = embed(simclr, root, tmp_path / "half.parquet", stride=PATCH // 2)
+    result = search(half.path, tmp_path / "hits.gpkg", lonlat=lonlat_of(*ORIGINAL), k=8)
+    hits = result.hits
+    assert len(hits) == 8
+    assert place(hits, 0) == COPY  # the duplicate still comes first
+    footprints = list(hits.geometry)
+    for i, j in itertools.combinations(range(len(footprints)), 2):
+        assert footprints[i].intersection(footprints[j]).area == 0, (i, j)
+    # The patches half over the duplicate look like it, yet are left out.
+    assert (COPY[0], COPY[1] + PATCH // 2) not in {place(hits, i) for i in range(8)}
 
 
 def test_hits_open_in_qgis_outlined_and_labelled_by_rank(

@@ -6,6 +6,7 @@ rows). Similarity is the cosine of the angle between embeddings, computed
 exactly over every row of the index.
 """
 
+import math
 import os
 import warnings
 from collections.abc import Sequence
@@ -412,6 +413,45 @@ def overlapping(
     return np.unique(near[hit]).astype(np.int64)
 
 
+def distinct_places(
+    index: EmbeddingIndex,
+    rows: npt.NDArray[np.int64],
+    similarity: npt.NDArray[np.float32],
+    k: int,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+    """The best *k* candidates whose patches share no pixel with a better one.
+
+    Overlapping patches of one place (a stride below the patch size, or the
+    last patch of a row or column, which ends flush with the imagery) look
+    alike; each place is kept once, by its most similar patch.
+
+    Args:
+        index: the searched index.
+        rows: candidate rows, best first.
+        similarity: their similarities.
+        k: places to keep.
+
+    Returns:
+        Up to *k* rows and their similarities, best first.
+    """
+    # Half a pixel inside each patch: patches that only touch do not overlap.
+    boxes = index.bounds[rows] + index.info.res / 2 * np.array([1.0, 1.0, -1.0, -1.0])
+    kept: list[int] = []
+    for i, (xmin, ymin, xmax, ymax) in enumerate(boxes):
+        taken = boxes[kept]
+        shared = (
+            (xmin < taken[:, 2])
+            & (xmax > taken[:, 0])
+            & (ymin < taken[:, 3])
+            & (ymax > taken[:, 1])
+        )
+        if not shared.any():
+            kept.append(i)
+            if len(kept) == k:
+                break
+    return rows[kept], similarity[kept]
+
+
 @dataclass(frozen=True)
 class SearchResult:
     """What :func:`search` found and wrote."""
@@ -582,7 +622,12 @@ def search(
         assert query is not None
         wanted = file_query(searched, query, None if root is None else imagery)
     own = overlapping(searched, wanted.footprints, wanted.crs)
-    rows, similarity = top_k(searched.matrix, wanted.vector, k, exclude=own)
+    # Enough candidates for k distinct places even if each hit has every
+    # patch that shares pixels with it (up to (2 patch/stride + 1)^2) behind it.
+    reach = 2 * math.ceil(searched.info.patch_size / searched.info.stride) + 1
+    candidates = k * reach**2
+    rows, similarity = top_k(searched.matrix, wanted.vector, candidates, exclude=own)
+    rows, similarity = distinct_places(searched, rows, similarity, k)
     if not len(rows):
         msg = (
             f"--index {str(index)!r} has no patch besides the query's own; embed a "
