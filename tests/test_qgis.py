@@ -19,13 +19,13 @@ import shapely
 from conftest import save_checkpoint, scene_stats
 
 from torchgeo_simclr.constants import MAP_CLASSES, MAP_NODATA, S2_BANDS
+from torchgeo_simclr.geopackage import store_default_style
 from torchgeo_simclr.inference import MapResult, predict_map
 from torchgeo_simclr.inference.styles import (
     HIT_OUTLINE,
     HIT_OUTLINE_MM,
     POLYGON_OUTLINE,
     polygon_style,
-    store_default_style,
 )
 from torchgeo_simclr.models.checkpoint import DataMetadata
 from torchgeo_simclr.sample import make_sample_scene
@@ -188,7 +188,7 @@ def test_qgis_draws_search_hits_outlined_and_labelled_by_rank(
     path = tmp_path / "hits.gpkg"
     hits.to_file(path, layer="hits", driver="GPKG")
     style = polygon_style(HIT_OUTLINE, HIT_OUTLINE_MM, label_field="rank")
-    store_default_style(path, "hits", style, "search hits")
+    store_default_style(path, "hits", "search hits", style)
     report_path = tmp_path / "report.json"
     home = {"HOME": str(tmp_path), "XDG_RUNTIME_DIR": str(tmp_path)}
     subprocess.run(

@@ -60,9 +60,3 @@ MAP_CLASSES: Final[dict[int, tuple[str, str]]] = {
     NOT_IRRIGATED: ("Not irrigated", "#d8c89a"),
     IRRIGATED: ("Irrigated", "#1f78b4"),
 }
-
-#: Dataset creation options of every GeoPackage the package writes. Version 1.2
-#: is what GDAL wrote before 3.7.1 made 1.4 its default, and it uses nothing of
-#: 1.3 or 1.4; GDAL 3.6 and earlier (QGIS 3.22 on Debian 12, for one) read a
-#: 1.4 file but warn that it "may only be partially supported".
-GPKG_OPTIONS: Final[dict[str, str]] = {"VERSION": "1.2"}

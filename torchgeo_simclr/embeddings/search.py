@@ -23,15 +23,10 @@ import pyogrio.errors
 import shapely
 from pyproj import CRS, Transformer
 
-from ..constants import GPKG_OPTIONS
 from ..datasets.labels import lonlat_extent
+from ..geopackage import write_geopackage
 from ..inference.grid import LONLAT, check_latitudes
-from ..inference.styles import (
-    HIT_OUTLINE,
-    HIT_OUTLINE_MM,
-    polygon_style,
-    store_default_style,
-)
+from ..inference.styles import HIT_OUTLINE, HIT_OUTLINE_MM, polygon_style
 from ..inference.writer import partial_path
 from .index import IndexInfo, checkpoint_id, read_embeddings, read_info
 from .sheet import contact_sheet, read_thumbnails
@@ -653,17 +648,13 @@ def search(
         driver = DRIVERS[out.suffix.lower()]
         table = hits.to_crs(LONLAT) if driver == "GeoJSON" else hits
         # Through Arrow, dates are written as a date field, not as text.
-        options = GPKG_OPTIONS if driver == "GPKG" else {}
-        table.to_file(
-            partials[0],
-            driver=driver,
-            layer=out.stem,
-            use_arrow=True,
-            dataset_options=options,
-        )
-        if driver == "GPKG":  # GeoJSON has no place for a style
+        if driver == "GPKG":
             style = polygon_style(HIT_OUTLINE, HIT_OUTLINE_MM, label_field="rank")
-            store_default_style(partials[0], out.stem, style, "search hits")
+            write_geopackage(
+                table, partials[0], out.stem, ("search hits", style), use_arrow=True
+            )
+        else:  # GeoJSON has no place for a style
+            table.to_file(partials[0], driver=driver, layer=out.stem, use_arrow=True)
         contact_sheet(tiles, titles, partials[1], queries=len(shown))
         os.replace(partials[0], out)
         os.replace(partials[1], sheet)

@@ -8,7 +8,6 @@ import numpy.typing as npt
 import rasterio
 import rasterio.features
 import shapely
-from rasterio.io import DatasetReader
 from rasterio.windows import Window
 from scipy import ndimage
 
@@ -64,7 +63,8 @@ def irrigated_polygons(
         crs, res = src.crs, src.res[0]
         origin = (src.transform.c, src.transform.f)
         rows = rows_per_strip or max(1, STRIP_PIXELS // src.width)
-        for window in _strips(src, rows):
+        for row in range(0, src.height, rows):
+            window = Window(0, row, src.width, min(rows, src.height - row))
             mask = src.read(1, window=window) == IRRIGATED
             if not mask.any():
                 continue
@@ -136,11 +136,3 @@ def _merge_across(
     owner[keep] = np.arange(len(keep))
     owner[cut[point]] = len(keep) + part
     return [pieces[i] for i in keep] + list(parts), owner
-
-
-def _strips(src: DatasetReader, rows: int) -> list[Window]:
-    """Windows of *rows* whole rows each, top to bottom, over an open raster."""
-    return [
-        Window(0, row, src.width, min(rows, src.height - row))
-        for row in range(0, src.height, rows)
-    ]

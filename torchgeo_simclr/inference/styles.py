@@ -7,9 +7,9 @@ colour per class), :func:`probability_style` the probability map (a
 *singlebandpseudocolor* renderer, an interpolated colour ramp).
 :func:`polygon_style` styles the irrigated regions and search hits (outlines
 only, so the map shows through; hits labelled by rank);
-:func:`store_default_style` puts it inside their GeoPackage,
-where QGIS looks first for a vector layer's default style. A ``map.qml`` beside
-``map.gpkg`` would not do: that name is the class map's style.
+:func:`~torchgeo_simclr.geopackage.write_geopackage` stores it inside their
+GeoPackage, where QGIS looks first for a vector layer's default style. A
+``map.qml`` beside ``map.gpkg`` would not do: that name is the class map's style.
 
 The documents follow the structure QGIS 3 writes itself: the same element and
 attribute names as ``QgsPalettedRasterRenderer::writeXml``,
@@ -23,12 +23,9 @@ styles give them no entry.
 import math
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Final
 
 import matplotlib
-import pandas as pd
-import pyogrio
 from matplotlib.colors import to_hex, to_rgba
 
 from ..constants import MAP_CLASSES
@@ -57,9 +54,6 @@ HIT_OUTLINE: Final[str] = "#ff7f00"
 
 #: Width of that outline, millimetres on screen.
 HIT_OUTLINE_MM: Final[float] = 0.6
-
-#: Table of a GeoPackage in which QGIS keeps its layers' styles.
-STYLE_TABLE: Final[str] = "layer_styles"
 
 
 def _number(value: float) -> str:
@@ -436,42 +430,3 @@ def _labels(qgis: ET.Element, field: str) -> None:
     )
     ET.SubElement(settings, "placement", {"placement": "1"})  # over the centroid
     ET.SubElement(settings, "rendering", {"obstacle": "0", "displayAll": "1"})
-
-
-def store_default_style(path: str | Path, layer: str, qml: str, name: str) -> None:
-    """Store *qml* in a GeoPackage as its *layer*'s default QGIS style.
-
-    QGIS keeps styles in the GeoPackage's ``layer_styles`` table (one row per
-    style, the default one flagged ``useAsDefault``) and applies the default
-    when the layer is opened; the table does not show as a layer there.
-
-    Any styles the GeoPackage had are replaced: this is for a file just written.
-
-    Args:
-        path: a GeoPackage that holds *layer*.
-        layer: the vector layer the style is for.
-        qml: the QML document, e.g. :func:`polygon_style`.
-        name: the style's name, shown in QGIS's style manager.
-    """
-    geometry_column = pyogrio.read_info(path, layer=layer)["geometry_name"]
-    row = {
-        "f_table_catalog": "",
-        "f_table_schema": "",
-        "f_table_name": layer,
-        "f_geometry_column": geometry_column,
-        "styleName": name,
-        "styleQML": qml,
-        "styleSLD": "",
-        "useAsDefault": True,
-        "description": "written by torchgeo-simclr",
-        "owner": "",
-        "ui": "",
-        "update_time": pd.Timestamp.now(tz="UTC"),
-    }
-    pyogrio.write_dataframe(
-        pd.DataFrame([row]),
-        path,
-        layer=STYLE_TABLE,
-        driver="GPKG",
-        layer_options={"FID": "id"},
-    )

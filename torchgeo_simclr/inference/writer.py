@@ -16,7 +16,8 @@ from rasterio.windows import Window
 from tqdm.auto import tqdm
 
 from .. import __version__
-from ..constants import GPKG_OPTIONS, IRRIGATED, MAP_NODATA, NOT_IRRIGATED
+from ..constants import IRRIGATED, MAP_NODATA, NOT_IRRIGATED
+from ..geopackage import write_geopackage
 from .blend import StripBlender, WeightKind, blend_weights
 from .geotiff import (
     PROBABILITY_NODATA,
@@ -26,12 +27,7 @@ from .geotiff import (
 )
 from .grid import OutputGrid
 from .polygons import M2_PER_HA, irrigated_polygons
-from .styles import (
-    class_style,
-    polygon_style,
-    probability_style,
-    store_default_style,
-)
+from .styles import class_style, polygon_style, probability_style
 
 #: Layer of the irrigated regions in ``PATH.gpkg``.
 POLYGON_LAYER = "irrigated"
@@ -357,15 +353,12 @@ class IrrigationMapWriter(BasePredictionWriter):
         for path in strips.values():
             path.unlink()
         # Named, the geometry type holds for an empty layer too (else Unknown).
-        polygons.to_file(
+        write_geopackage(
+            polygons,
             partial[files.polygons],
-            driver="GPKG",
-            layer=POLYGON_LAYER,
+            POLYGON_LAYER,
+            style=("irrigated regions", polygon_style()),
             geometry_type="Polygon",
-            dataset_options=GPKG_OPTIONS,
-        )
-        store_default_style(
-            partial[files.polygons], POLYGON_LAYER, polygon_style(), "irrigated regions"
         )
         partial[files.classes_style].write_text(class_style())
         partial[files.probability_style].write_text(probability_style())

@@ -36,12 +36,12 @@ from rasterio.transform import Affine, from_origin
 from shapely.geometry.base import BaseGeometry
 
 from torchgeo_simclr.constants import (
-    GPKG_OPTIONS,
     REFLECTANCE_SCALE,
     S2_BAND_RESOLUTION,
     S2_BANDS,
     S2_NODATA,
 )
+from torchgeo_simclr.geopackage import write_geopackage
 from torchgeo_simclr.sample.layout import (
     GRID_M,
     SCENE_CRS,
@@ -665,13 +665,7 @@ def _write_outputs(
         for tmp in staged.values():
             tmp.unlink(missing_ok=True)
         _write_tiles(image, layout.bounds, [staged[p] for p in image_paths], seed)
-        to_crop_mapping(layout).to_file(
-            staged[labels_path],
-            layer=LAYER,
-            driver="GPKG",
-            engine="pyogrio",
-            dataset_options=GPKG_OPTIONS,
-        )
+        write_geopackage(to_crop_mapping(layout), staged[labels_path], LAYER)
         for final, tmp in staged.items():
             tmp.replace(final)
     finally:
