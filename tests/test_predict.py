@@ -622,6 +622,20 @@ def test_tags_record_model_checkpoint_threshold_and_dates(
     assert result.summary["model"]["training_labels"] == LABELS
 
 
+def test_class_band_description_is_a_short_legend_heading(
+    maps: dict[str, MapResult],
+) -> None:
+    # QGIS heads the class legend with "Band 1: <description>" in a narrow panel;
+    # the value meanings live in a tag (and in the style's class labels).
+    result = maps["segmentation"]
+    with rasterio.open(result.files.classes) as src:
+        description, tags = src.descriptions[0], src.tags()
+    assert description == f"irrigated (probability > {result.summary['threshold']:g})"
+    assert tags["classes"] == f"0 not irrigated, 1 irrigated, {MAP_NODATA} nodata"
+    with rasterio.open(result.files.probability) as src:
+        assert "classes" not in src.tags()
+
+
 @pytest.mark.parametrize("problem", PROBLEMS)
 def test_classes_are_the_thresholded_probability(
     maps: dict[str, MapResult], problem: str
@@ -701,8 +715,11 @@ def test_summary_and_polygons_agree_with_the_rasters(
     assert (polygons["area_ha"] >= min_area).all()
     probability = polygons["mean_probability"]
     assert probability.between(0, 1).all()
-    # Every pixel of a region is above the threshold, so is their mean.
-    assert (probability > summary["threshold"]).all()
+    # Every pixel of a region is above the threshold, so is their mean (to 3
+    # decimals: the attribute table shows 0.873, not 0.8734567890123456).
+    assert (probability >= summary["threshold"]).all()
+    assert (probability == probability.round(3)).all()
+    assert (polygons["area_ha"] == polygons["area_ha"].round(2)).all()
     # The regions are the 4-connected irrigated areas of at least min_area.
     kept = [
         region
@@ -715,7 +732,7 @@ def test_summary_and_polygons_agree_with_the_rasters(
     values = read(result.files.probability)
     means = [float(values[tuple(np.array(region).T)].mean()) for region in kept]
     np.testing.assert_allclose(
-        sorted(polygons["mean_probability"]), sorted(means), rtol=1e-5
+        sorted(polygons["mean_probability"]), sorted(means), atol=5e-4
     )
     assert polygons["area_ha"].sum() <= summary["irrigated_ha"] + 0.005
     # Simplification smooths pixel staircases but keeps the area roughly.

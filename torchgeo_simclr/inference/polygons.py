@@ -16,6 +16,12 @@ from ..constants import IRRIGATED
 #: Square metres in a hectare.
 M2_PER_HA = 10_000.0
 
+#: Decimals of ``area_ha``: 0.01 ha is one 10 m pixel.
+AREA_DECIMALS = 2
+
+#: Decimals of ``mean_probability``.
+PROBABILITY_DECIMALS = 3
+
 #: Pixels read at once (a strip of whole rows): 2048 x 2048 px, 4 MB of classes
 #: and 16 MB of probabilities, whatever the map's width.
 STRIP_PIXELS = 2**22
@@ -45,8 +51,9 @@ def irrigated_polygons(
             hold :data:`STRIP_PIXELS`).
 
     Returns:
-        One row per region: ``area_ha``, ``mean_probability`` (over the
-        region's pixels) and ``geometry`` in the map's CRS, largest first.
+        One row per region: ``area_ha`` (to 0.01 ha) and ``mean_probability``
+        (over the region's pixels, to 3 decimals), so the attribute table
+        reads cleanly, and ``geometry`` in the map's CRS, largest first.
 
     Raises:
         ValueError: if *rows_per_strip* is below 1.
@@ -94,6 +101,9 @@ def irrigated_polygons(
     frame = frame[frame["area_ha"] >= min_area_ha].copy()
     frame["geometry"] = frame.geometry.simplify(tolerance, preserve_topology=True)
     frame = frame.sort_values("area_ha", ascending=False).reset_index(drop=True)
+    frame = frame.round(
+        {"area_ha": AREA_DECIMALS, "mean_probability": PROBABILITY_DECIMALS}
+    )
     return frame[["area_ha", "mean_probability", "geometry"]]
 
 

@@ -258,9 +258,12 @@ class IrrigationMapWriter(BasePredictionWriter):
             grid,
             "uint8",
             MAP_NODATA,
-            f"irrigation class: {NOT_IRRIGATED} not irrigated, {IRRIGATED} irrigated, "
-            f"{MAP_NODATA} nodata (probability > {self._threshold:g})",
-            tags,
+            f"irrigated (probability > {self._threshold:g})",
+            {
+                **tags,
+                "classes": f"{NOT_IRRIGATED} not irrigated, {IRRIGATED} irrigated, "
+                f"{MAP_NODATA} nodata",
+            },
             class_colormap(),
         )
         self._probability = StripWriter(
