@@ -1,6 +1,7 @@
 """The experiment command: pretrain, fine-tune, supervised and distil, resumably."""
 
 import csv
+import json
 import math
 import shutil
 from collections.abc import Iterator
@@ -233,6 +234,49 @@ def test_a_pretrained_encoder_is_not_reused_under_other_settings(
     err = capsys.readouterr().err.strip()
     assert "holds runs made with other settings (root " in err
     assert str(other_root) in err
+
+
+def test_an_edited_config_is_not_resumed(
+    tmp_path: Path,
+    ran: Path,
+    command: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Same config paths, but a file was edited since the rows were made: new
+    # rows would use the new recipe beside the old ones.
+    out = tmp_path / "edited"
+    shutil.copytree(ran, out)
+    settings = json.loads((out / SETTINGS_FILE).read_text())
+    contents = settings["config contents (SHA-256)"]
+    assert len(contents) == 4
+    assert all(len(digest) == 16 for digest in contents)
+    contents[1] = "0" * 16  # the fine-tuning config's record
+    (out / SETTINGS_FILE).write_text(json.dumps(settings))
+    monkeypatch.setattr(experiment, "run_stage", forbidden)
+    other = list(command)
+    other[other.index("--out") + 1] = str(out)
+    with pytest.raises(SystemExit) as exit_info:
+        main(other)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "holds runs made with other settings (config contents (SHA-256) " in err
+    assert "0" * 16 in err
+
+
+def test_a_model_stage_argument_is_refused(
+    command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # It would reach the distillation stage too and replace the small student.
+    other = [*command, "--model.init_args.model", "resnet34"]
+    with pytest.raises(SystemExit) as exit_info:
+        main(other)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "--model.init_args.model would change" in err
+    assert "distilled student" in err
+    assert "--distill-config" in err
 
 
 def test_out_that_is_a_file_is_one_line(

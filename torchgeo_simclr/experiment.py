@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from .interrupts import keyboard_interrupts
 from .models.checkpoint import read_checkpoint
+from .tasks.prediction import file_digest
 from .throughput import FreshProcessTimer
 
 #: The methods compared, in the order they run for a fraction and seed.
@@ -75,8 +76,9 @@ class ExperimentPlan:
 
         Raises:
             ValueError: for a fraction outside (0, 1], a seed outside
-                [0, 2**32), or a fraction or seed given twice (both runs would
-                share one directory).
+                [0, 2**32), a fraction or seed given twice (both runs would
+                share one directory), or a ``--model`` stage argument (it would
+                reach every stage, the distilled student included).
         """
         for fraction in self.fractions:
             if not 0 < fraction <= 1:
@@ -107,6 +109,16 @@ class ExperimentPlan:
                     "once (a repeat would redo the same run in the same directory)."
                 )
                 raise ValueError(msg)
+        models = [a for a in self.extra_args if a.split("=")[0].startswith("--model")]
+        if models:
+            msg = (
+                f"Stage arguments go to every stage, so {models[0]} would change the "
+                "pretrained encoder, the fine-tuned and supervised networks and the "
+                "distilled student alike; change one stage's model in its config "
+                "(--pretrain-config, --finetune-config, --supervised-config, "
+                "--distill-config or --config-dir) instead."
+            )
+            raise ValueError(msg)
 
 
 @dataclass(frozen=True)
@@ -298,6 +310,9 @@ def _speed(timer: FreshProcessTimer, outcome: RunOutcome) -> dict[str, float]:
 #: Where an experiment records the settings its rows were made with.
 SETTINGS_FILE = "settings.json"
 
+#: Hex digits of a file's SHA-256 recorded in the settings.
+DIGEST_LENGTH = 16
+
 
 def _setting(value: Any) -> str:
     """A recorded setting in words (None, for the checkpoint, is pretraining)."""
@@ -308,9 +323,9 @@ def check_settings(plan: ExperimentPlan, resuming: bool) -> None:
     """Record the settings that make a row, or check them against the record.
 
     Rows are reused by method, fraction and seed only, so resuming with
-    another encoder, scene, config or stage arguments would mix two
-    experiments in one table. Fractions and seeds may change: new ones add
-    rows.
+    another encoder, scene, config (by path or an edited file) or stage
+    arguments would mix two experiments in one table. Fractions and seeds may
+    change: new ones add rows.
 
     Args:
         plan: this run's plan.
@@ -320,26 +335,31 @@ def check_settings(plan: ExperimentPlan, resuming: bool) -> None:
     Raises:
         ValueError: if those runs were made with other settings.
     """
+    configs = (
+        plan.pretrain_config,
+        plan.finetune_config,
+        plan.supervised_config,
+        plan.distill_config,
+    )
     settings = {
         "root": str(plan.root.resolve()),
         "checkpoint": None
         if plan.checkpoint is None
         else str(plan.checkpoint.resolve()),
-        "configs": [
-            str(config.resolve())
-            for config in (
-                plan.pretrain_config,
-                plan.finetune_config,
-                plan.supervised_config,
-                plan.distill_config,
-            )
+        "checkpoint SHA-256": None
+        if plan.checkpoint is None
+        else file_digest(plan.checkpoint)[:DIGEST_LENGTH],
+        "configs": [str(config.resolve()) for config in configs],
+        "config contents (SHA-256)": [
+            file_digest(config)[:DIGEST_LENGTH] for config in configs
         ],
         "stage arguments": list(plan.extra_args),
     }
     path = plan.out / SETTINGS_FILE
     if resuming and path.exists():
         recorded = json.loads(path.read_text())
-        changed = [k for k in settings if recorded.get(k) != settings[k]]
+        # A record from before a setting was recorded is not checked for it.
+        changed = [k for k in settings if k in recorded and recorded[k] != settings[k]]
         if changed:
             differences = "; ".join(
                 f"{k} {_setting(recorded.get(k))} there, {_setting(settings[k])} now"
