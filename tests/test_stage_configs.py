@@ -172,6 +172,37 @@ def test_supervised_config(workdir: Path, preset: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("config", "option"),
+    [
+        ("simclr_quickstart.yaml", None),
+        ("finetune_quickstart.yaml", "checkpoint"),
+        ("distill_quickstart.yaml", "teacher"),
+    ],
+)
+def test_a_fast_dev_run_leaves_no_checkpoint(
+    tmp_path: Path,
+    workdir: Path,
+    pretrained: Path,
+    finetuned: Path,
+    config: str,
+    option: str | None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A smoke test before the real run: had it left checkpoints/last.ckpt, the
+    # next stage's documented path would name the one-step model, and the real
+    # run would write last-v1.ckpt.
+    earlier = {"checkpoint": pretrained, "teacher": finetuned}
+    extra = (
+        [] if option is None else [f"--model.init_args.{option}", str(earlier[option])]
+    )
+    monkeypatch.chdir(tmp_path)
+    dev_run = ["--trainer.fast_dev_run", "true"]
+    written = fit(["--config", str(CONF / config), *tiny(workdir, *extra), *dev_run])
+    assert written is None
+    assert not list(tmp_path.rglob("*.ckpt"))
+
+
+@pytest.mark.parametrize(
     ("preset", "student"), [("cal", "resnet18"), ("quickstart", "regnetx_002")]
 )
 def test_distill_config(

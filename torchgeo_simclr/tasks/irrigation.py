@@ -24,6 +24,7 @@ from ..constants import IGNORE_INDEX
 from ..models.checkpoint import CHECKPOINT_KEY, DataMetadata, training_labels
 from ..models.classifier import IrrigationModel, ModelSpec
 from ..patch_labels import patch_labels
+from .dev_run import no_checkpoint_in_dev_run
 from .metrics import log_metrics
 from .normalisation import NormalisedAsTrained
 from .provenance import check_resume, restored_from, split_warning
@@ -302,6 +303,7 @@ class IrrigationTask(NormalisedAsTrained, BaseTask):
                 labelled subset than its checkpoint.
         """
         self.check_built()
+        no_checkpoint_in_dev_run(self.trainer)
         self.normalise_as_trained()
         datamodule = getattr(self.trainer, "datamodule", None)
         data = DataMetadata.from_datamodule(datamodule, self.model.spec.in_channels)

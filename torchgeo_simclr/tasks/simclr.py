@@ -17,6 +17,7 @@ from ..models import ProjectionHead, create_backbone
 from ..models.backbone import feature_size
 from ..models.checkpoint import CHECKPOINT_KEY, DataMetadata
 from ..patch_labels import patch_labels
+from .dev_run import no_checkpoint_in_dev_run
 from .metrics import log_metrics
 from .normalisation import NormalisedAsTrained
 from .schedule import check_schedule, warmup_cosine
@@ -312,6 +313,7 @@ class SimCLRv2Task(NormalisedAsTrained, BaseTask):
 
     def on_fit_start(self) -> None:
         """Normalise as a resumed checkpoint did; record bands, statistics, patch."""
+        no_checkpoint_in_dev_run(self.trainer)
         self.normalise_as_trained()
         datamodule = getattr(self.trainer, "datamodule", None)
         self.data_metadata = DataMetadata.from_datamodule(
