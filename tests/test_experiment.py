@@ -236,6 +236,32 @@ def test_a_pretrained_encoder_is_not_reused_under_other_settings(
     assert str(other_root) in err
 
 
+def test_a_run_that_failed_on_a_mistyped_root_does_not_block_out(
+    tmp_path: Path,
+    command: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = tmp_path / "typo"
+    mistyped = list(command)
+    mistyped[mistyped.index("--out") + 1] = str(out)
+    mistyped[mistyped.index("--root") + 1] = str(tmp_path / "nope")
+    with pytest.raises(SystemExit):
+        main(mistyped)
+    assert "does not exist" in capsys.readouterr().err
+    # The corrected command starts (here: reaches its first stage) instead of
+    # being refused for "other settings".
+    corrected = list(command)
+    corrected[corrected.index("--out") + 1] = str(out)
+
+    def reached(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("first stage reached")
+
+    monkeypatch.setattr(experiment, "run_stage", reached)
+    with pytest.raises(RuntimeError, match="first stage reached"):
+        main(corrected)
+
+
 def test_an_edited_config_is_not_resumed(
     tmp_path: Path,
     ran: Path,

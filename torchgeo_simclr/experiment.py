@@ -398,7 +398,10 @@ def run_experiment(plan: ExperimentPlan, progress: bool = True) -> list[dict[str
     plan.out.mkdir(parents=True, exist_ok=True)
     results = plan.out / "results.csv"
     rows: list[dict[str, Any]] = list(read_results(results))
-    check_settings(plan, resuming=bool(rows) or (plan.out / "runs").exists())
+    # Rows and the pretrained encoder are all a later run reuses (a stage's
+    # folder is cleared before it runs), so a run that failed before either,
+    # e.g. on a mistyped --root, leaves --out free for the corrected command.
+    check_settings(plan, resuming=bool(rows) or _pretrained_path(plan).exists())
     done = {_key(r["method"], float(r["fraction"]), int(r["seed"])): r for r in rows}
     common = ["--data.init_args.root", str(plan.root), *plan.extra_args]
     todo = [
@@ -422,6 +425,11 @@ def run_experiment(plan: ExperimentPlan, progress: bool = True) -> list[dict[str
     return rows
 
 
+def _pretrained_path(plan: ExperimentPlan) -> Path:
+    """Where the experiment keeps the encoder it pretrained itself."""
+    return plan.out / "runs" / "pretrain.ckpt"
+
+
 def _pretrain(
     plan: ExperimentPlan,
     pretrained: Path | None,
@@ -433,7 +441,7 @@ def _pretrain(
     if pretrained is None:
         # Written (renamed) only when pretraining has finished, so a resumed
         # experiment never fine-tunes from a half-trained encoder.
-        pretrained = plan.out / "runs" / "pretrain.ckpt"
+        pretrained = _pretrained_path(plan)
         if needs_pretraining and not pretrained.exists():
             bar.set_postfix_str("pretrain")
             start = time.perf_counter()
