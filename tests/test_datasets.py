@@ -303,6 +303,28 @@ def test_plot(tmp_path: Path) -> None:
     plt.close(fig)
 
 
+def test_plot_draws_natural_colour(tmp_path: Path) -> None:
+    # The quick look beside a map: vegetation green, bare soil tan, as in a
+    # true-colour map (a stretch per band drew vegetation near-black).
+    fake_s2_multiband(tmp_path)
+    ds = CentralValleyS2(tmp_path)
+    sample = ds[SCENE]
+    rgb = [ds.bands.index(band) for band in ("B04", "B03", "B02")]
+    image = torch.zeros_like(sample["image"])
+    image[rgb, :, : FAKE_SIZE // 2] = torch.tensor([300.0, 700.0, 400.0])[:, None, None]
+    image[rgb, :, FAKE_SIZE // 2 :] = torch.tensor([2200.0, 1800.0, 1300.0])[
+        :, None, None
+    ]
+    fig = ds.plot({"image": image})
+    drawn = np.asarray(fig.axes[0].get_images()[0].get_array())
+    plt.close(fig)
+    vegetation, soil = drawn[0, 0], drawn[0, -1]
+    assert vegetation[1] > vegetation[0] > 0  # green above red, not black
+    assert vegetation[1] > vegetation[2]
+    assert soil[0] > soil[1] > soil[2]  # tan: red, then green, then blue
+    assert soil[0] > vegetation[0]
+
+
 # Sentinel-2: errors
 
 

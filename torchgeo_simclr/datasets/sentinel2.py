@@ -34,6 +34,7 @@ from torchgeo.datasets.utils import (
 from ..constants import (
     IGNORE_INDEX,
     MAP_CLASSES,
+    REFLECTANCE_SCALE,
     S2_BAND_RESOLUTION,
     S2_BANDS,
     S2_NODATA,
@@ -42,6 +43,9 @@ from ..constants import (
 #: Colours of the mask / prediction panels of :meth:`CentralValleyS2.plot`:
 #: not irrigated (0) and irrigated (1); ignored pixels (255) stay transparent.
 MASK_CMAP = ListedColormap([colour for _, colour in MAP_CLASSES.values()])
+
+#: Reflectance (0-1) drawn at full brightness in natural colour (0 is black).
+NATURAL_COLOUR_MAX = 0.2
 
 
 def _whole(pixels: float) -> bool:
@@ -519,8 +523,8 @@ class CentralValleyS2(RasterDataset):
     ) -> Figure:
         """Plot a sample: true colour, and the mask and prediction when present.
 
-        The true-colour panel shows B04/B03/B02 with each band stretched between
-        its 2nd and 98th percentile (of non-zero pixels).
+        The true-colour panel shows B04/B03/B02 on one scale for all three
+        bands (see :func:`natural_colour`).
 
         Args:
             sample: a sample from :meth:`__getitem__`, ``image`` ``[C, H, W]``,
@@ -539,9 +543,7 @@ class CentralValleyS2(RasterDataset):
             raise RGBBandsMissingError()
         rgb_indices = [self.bands.index(band) for band in self.rgb_bands]
         image = sample["image"][rgb_indices].detach().cpu().float().numpy()
-        panels: list[tuple[str, npt.NDArray[Any]]] = [
-            ("Image", _percentile_stretch(image).transpose(1, 2, 0))
-        ]
+        panels: list[tuple[str, npt.NDArray[Any]]] = [("Image", natural_colour(image))]
         for key in ("mask", "prediction"):
             if key in sample:
                 layer = sample[key].detach().cpu().numpy().squeeze()
@@ -590,25 +592,22 @@ def show_classes(ax: Axes, classes: npt.NDArray[Any]) -> None:
     )
 
 
-def _percentile_stretch(
-    image: npt.NDArray[np.floating[Any]], low: float = 2.0, high: float = 98.0
-) -> npt.NDArray[np.float32]:
-    """Stretch each band of a ``[C, H, W]`` image linearly to [0, 1].
+def natural_colour(image: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.float32]:
+    """Scale a B04/B03/B02 image to [0, 1] for display, all bands alike.
+
+    Reflectance 0 is black and :data:`NATURAL_COLOUR_MAX` full brightness in
+    every band, so vegetation shows green and bare soil tan, and a bright field
+    looks bright beside a dark one. (A separate stretch per band, e.g. between
+    each band's 2nd and 98th percentile, tints the whole picture and draws
+    vegetation near-black.)
 
     Args:
-        image: reflectance x10000, ``[C, H, W]``; zeros are nodata.
-        low: percentile mapped to 0.
-        high: percentile mapped to 1.
+        image: reflectance x10000, ``[3, H, W]`` in B04, B03, B02 order.
 
     Returns:
-        The stretched image, float32 ``[C, H, W]`` in [0, 1].
+        ``[H, W, 3]`` float32 in [0, 1].
     """
-    out = np.zeros(image.shape, dtype=np.float32)
-    for i, band in enumerate(image):
-        valid = band[np.isfinite(band) & (band != S2_NODATA)]
-        if valid.size == 0:
-            continue
-        lo, hi = np.percentile(valid, [low, high])
-        scale = hi - lo if hi > lo else 1.0
-        out[i] = np.clip((band - lo) / scale, 0.0, 1.0)
-    return out
+    scale = REFLECTANCE_SCALE * NATURAL_COLOUR_MAX
+    return (
+        np.clip(np.asarray(image) / scale, 0, 1).transpose(1, 2, 0).astype(np.float32)
+    )

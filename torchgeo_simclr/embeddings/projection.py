@@ -34,9 +34,10 @@ from ..constants import (
 )
 from ..datasets import IrrigationLabels
 from ..datasets.labels import LONLAT
+from ..datasets.sentinel2 import natural_colour
 from ..patch_labels import patch_labels
 from .index import IndexInfo, read_embeddings, read_info
-from .sheet import natural_colour, read_thumbnails
+from .sheet import read_thumbnails
 
 #: Index columns the map reads.
 COLUMNS: Final[list[str]] = ["row", "col", "date", "embedding"]
@@ -317,7 +318,7 @@ def _read_thumbnails(
 
     Returns:
         One ``[H, W, 3]`` float32 image in [0, 1] per row (see
-        :func:`~torchgeo_simclr.embeddings.sheet.natural_colour`).
+        :func:`~torchgeo_simclr.datasets.sentinel2.natural_colour`).
 
     Raises:
         ValueError: if the imagery covers none of the patches.
@@ -332,7 +333,7 @@ def _read_thumbnails(
             "the --root the index was made from."
         )
         raise ValueError(msg)
-    return natural_colour(tiles)
+    return [natural_colour(tile) for tile in tiles]
 
 
 def _point_size(n: int) -> float:

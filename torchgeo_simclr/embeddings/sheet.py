@@ -11,8 +11,8 @@ import numpy as np
 import numpy.typing as npt
 from pyproj import CRS
 
-from ..constants import REFLECTANCE_SCALE
 from ..datasets import CentralValleyS2
+from ..datasets.sentinel2 import natural_colour
 
 #: Thumbnails per row of a sheet.
 SHEET_COLUMNS: Final[int] = 6
@@ -25,9 +25,6 @@ TITLE_INCHES: Final[float] = 0.3
 
 #: Resolution of the PNG, pixels per inch.
 SHEET_DPI: Final[int] = 100
-
-#: Reflectance shown as full brightness (0 is black).
-MAX_REFLECTANCE: Final[float] = 0.2
 
 
 def read_thumbnails(
@@ -74,28 +71,6 @@ def read_thumbnails(
     return tiles
 
 
-def natural_colour(
-    tiles: Sequence[npt.NDArray[np.floating[Any]]],
-) -> list[npt.NDArray[np.float32]]:
-    """Scale natural-colour thumbnails to [0, 1], all with the same limits.
-
-    Reflectance 0 is black and :data:`MAX_REFLECTANCE` full brightness in every
-    band, so thumbnails stay comparable (a bright field looks bright beside a
-    dark one) and colours look as in a true-colour map.
-
-    Args:
-        tiles: ``[3, h, w]`` B04/B03/B02 reflectance x10000.
-
-    Returns:
-        ``[h, w, 3]`` float32 images in [0, 1].
-    """
-    scale = REFLECTANCE_SCALE * MAX_REFLECTANCE
-    return [
-        np.clip(np.asarray(tile) / scale, 0, 1).transpose(1, 2, 0).astype(np.float32)
-        for tile in tiles
-    ]
-
-
 def sheet_shape(count: int) -> tuple[int, int]:
     """Rows and columns of a sheet of *count* thumbnails.
 
@@ -129,7 +104,7 @@ def contact_sheet(
     Returns:
         *out*.
     """
-    images = natural_colour(tiles)
+    images = [natural_colour(tile) for tile in tiles]
     rows, columns = sheet_shape(len(images))
     height = rows * (TILE_INCHES + TITLE_INCHES)
     # Each thumbnail fills its cell; the title takes the strip above it.
