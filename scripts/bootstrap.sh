@@ -32,12 +32,18 @@ find_python() {
   return 1
 }
 
+# A venv whose Python still runs (its base may have been removed) and has pip (a
+# failed 'python -m venv' leaves one without).
+venv_works() {
+  is_new_enough "$VENV/bin/python" && "$VENV/bin/python" -m pip --version >/dev/null 2>&1
+}
+
 stamp="$VENV/.installed-$(cat pyproject.toml | sha256sum | cut -c1-16)"
-if [ -f "$stamp" ]; then
+if [ -f "$stamp" ] && venv_works; then
   exit 0
 fi
 
-if [ ! -x "$VENV/bin/python" ] || ! is_new_enough "$VENV/bin/python"; then
+if ! venv_works; then
   if ! python=$(find_python); then
     echo "error: torchgeo-simclr needs Python >= 3.12, and none was found on PATH" \
       "(python3.14 ... python3) or in pyenv; install one (e.g. 'pyenv install 3.12')" \
@@ -46,7 +52,13 @@ if [ ! -x "$VENV/bin/python" ] || ! is_new_enough "$VENV/bin/python"; then
   fi
   echo "Creating $VENV with $python ($("$python" --version))"
   rm -rf "$VENV"
-  "$python" -m venv "$VENV"
+  if ! "$python" -m venv "$VENV"; then
+    rm -rf "$VENV"
+    echo "error: '$python -m venv $VENV' failed; on Debian or Ubuntu install the" \
+      "venv module of that Python (e.g. 'apt install python3.12-venv') and run this" \
+      "again." >&2
+    exit 1
+  fi
 fi
 
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
