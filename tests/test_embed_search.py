@@ -29,6 +29,7 @@ from rasterio.windows import Window
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
+import torchgeo_simclr.download.run as download_run
 from torchgeo_simclr.cli import build_parser, main
 from torchgeo_simclr.constants import S2_BANDS
 from torchgeo_simclr.datamodules.patches import GridPatches, keep_batch
@@ -37,6 +38,7 @@ from torchgeo_simclr.embeddings import (
     EmbedResult,
     SearchResult,
     embed_region,
+    projection,
     read_info,
     search,
     top_k,
@@ -828,6 +830,12 @@ def test_search_errors(
     err = search("--lonlat", "-100", "40")
     assert "lies outside the indexed area" in err
     assert "which covers lon/lat [" in err
+    err = search("--geojson", str(tmp_path))
+    assert f"--geojson {str(tmp_path)!r} is a folder; pass a GeoJSON file" in err
+    err = cli_error(
+        capsys, "search", "--index", str(tmp_path), "--out", out, "--lonlat", "0", "0"
+    )
+    assert f"--index {str(tmp_path)!r} is a folder; pass an index" in err
     err = search("--lonlat", *map(str, lonlat_of(0, 160)))
     assert "lies outside the indexed area" in err
     lon, lat = lonlat_of(*ORIGINAL)
@@ -993,6 +1001,46 @@ def test_outputs_are_not_overwritten(
         str(found.out.with_name("sheet.jpg")),
     )
     assert "sheet.jpg' must end in .png" in err
+
+
+def test_outputs_under_a_file_are_refused_before_any_work(
+    index: EmbedResult,
+    simclr: Path,
+    root: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # `--out notes.txt/x` was a bare "[Errno 17] File exists" (embedding-map:
+    # after the whole t-SNE; download: a traceback after the catalogue search).
+    notes = tmp_path / "notes.txt"
+    notes.write_text("keep me")
+    lonlat = [*map(str, lonlat_of(*ORIGINAL))]
+    monkeypatch.setattr(projection, "project", forbidden)
+    monkeypatch.setattr(download_run, "open_catalog", forbidden)
+    commands = {
+        "embed": ["--checkpoint", str(simclr), "--root", str(root), "--no-progress"],
+        "search": ["--index", str(index.path), "--lonlat", *lonlat],
+        "embedding-map": ["--index", str(index.path)],
+        "download": [
+            *("--bbox", "-120.62", "36.60", "-120.40", "36.78"),
+            *("--start", "2023-07-01", "--end", "2023-08-31"),
+        ],
+    }
+    names = {"embed": "i.parquet", "search": "h.gpkg", "embedding-map": "m.png"}
+    for command, arguments in commands.items():
+        out = notes / names[command] if command in names else notes / "scene"
+        err = cli_error(capsys, command, *arguments, "--out", str(out))
+        assert f"({str(notes)!r} is a file); pass --out in a directory" in err
+    sheet = ["--out", str(tmp_path / "h.gpkg"), "--sheet", str(notes / "s.png")]
+    err = cli_error(capsys, "search", *commands["search"], *sheet)
+    assert f"({str(notes)!r} is a file); pass --sheet in a directory" in err
+    assert sorted(tmp_path.iterdir()) == [notes]
+    assert notes.read_text() == "keep me"
+
+
+def forbidden(*args: Any, **kwargs: Any) -> Any:
+    raise AssertionError("work started before the output was checked")
 
 
 def test_embedding_map_cli(

@@ -292,6 +292,8 @@ def test_cli_unmapped_codes_warn_in_one_line_and_class_map_maps_them(
 def test_missing_map(tmp_path: Path, labels: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"Map file .*nope\.tif' does not"):
         evaluate_map(tmp_path / "nope.tif", labels)
+    with pytest.raises(FileNotFoundError, match=r"Map file .* is a folder; expected"):
+        evaluate_map(tmp_path, labels)
 
 
 def test_probability_map(tmp_path: Path, labels: Path) -> None:

@@ -894,13 +894,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         with warnings.catch_warnings():
             warnings.showwarning = partial(_show_warning, prefix, warnings.showwarning)
             args.func(args)
-    except (
-        FileNotFoundError,
-        FileExistsError,
-        PermissionError,
-        ConnectionError,
-        ValueError,
-    ) as error:
+    except (OSError, ValueError) as error:  # files, network, bad input
         print(f"{prefix}: error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
     except KeyboardInterrupt:

@@ -197,14 +197,15 @@ def _open_map(map_path: str | Path) -> Any:
         The open rasterio dataset (the caller closes it).
 
     Raises:
-        FileNotFoundError: If *map_path* does not exist.
+        FileNotFoundError: If *map_path* does not exist or is a folder.
         ValueError: If it cannot be read, is not single-band uint8 with nodata
             255, has no CRS, or is not north-up.
     """
     name = os.fspath(map_path)
     if not name.startswith("/vsi") and not os.path.isfile(name):
+        missing = "is a folder" if os.path.isdir(name) else "does not exist"
         msg = (
-            f"Map file {name!r} does not exist; expected {EXPECTED_MAP} as a "
+            f"Map file {name!r} {missing}; expected {EXPECTED_MAP} as a "
             "GeoTIFF, so check the path."
         )
         raise FileNotFoundError(msg)

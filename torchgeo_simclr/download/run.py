@@ -10,6 +10,7 @@ from pystac import Item
 from tqdm import tqdm
 
 from ..constants import S2_BANDS
+from ..outputs import check_output_folder
 from .assets import SCL, find_asset
 from .manifest import MANIFEST_NAME, Manifest
 from .request import DownloadRequest
@@ -81,6 +82,7 @@ def download(
         ValueError: if no scene matches the request.
         FileExistsError: if a scene file is there but not from this request.
     """
+    check_output_folder(out / IMAGERY_DIR)
     client = open_catalog(stac_url, retries)
     items, too_cloudy = search_scenes(client, collection, request)
     if not items:

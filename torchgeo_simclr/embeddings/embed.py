@@ -24,6 +24,7 @@ from ..inference.device import resolve_device
 from ..inference.normalise import normalise
 from ..models.backbone import feature_size
 from ..models.checkpoint import DataMetadata, Encoder, load_backbone
+from ..outputs import check_output_folder
 from .index import IndexInfo, IndexWriter, checkpoint_id
 
 
@@ -247,6 +248,7 @@ def embed_region(
     if out.exists() and not overwrite:
         msg = f"--out {str(out)!r} already exists; pass --overwrite to replace it."
         raise FileExistsError(msg)
+    check_output_folder(out.parent)
     if batch_size < 1:
         msg = f"--batch-size must be at least 1, got {batch_size}; pass e.g. 64."
         raise ValueError(msg)

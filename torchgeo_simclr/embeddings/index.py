@@ -285,13 +285,14 @@ def read_info(path: str | os.PathLike[str], option: str = "--index") -> IndexInf
         The info.
 
     Raises:
-        FileNotFoundError: if *path* does not exist.
+        FileNotFoundError: if *path* does not exist or is a folder.
         ValueError: if *path* is not an index written by this package.
     """
     if not Path(path).is_file():
+        missing = "is a folder" if Path(path).is_dir() else "does not exist"
         msg = (
-            f"{option} {str(path)!r} does not exist; pass an index written by "
-            "`torchgeo-simclr embed`."
+            f"{option} {str(path)!r} {missing}; pass an index written by "
+            "`torchgeo-simclr embed` (a .parquet file)."
         )
         raise FileNotFoundError(msg)
     try:

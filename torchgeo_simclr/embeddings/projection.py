@@ -35,6 +35,7 @@ from ..constants import (
 from ..datasets import IrrigationLabels
 from ..datasets.labels import LONLAT
 from ..datasets.sentinel2 import natural_colour
+from ..outputs import check_output_folder
 from ..patch_labels import patch_labels
 from .index import IndexInfo, read_embeddings, read_info
 from .sheet import read_thumbnails
@@ -491,6 +492,7 @@ def _check_options(
     if out.exists() and not overwrite:
         msg = f"--out {str(out)!r} already exists; pass --overwrite to replace it."
         raise FileExistsError(msg)
+    check_output_folder(out.parent)
     if max_points < MIN_POINTS:
         msg = (
             f"--max-points must be at least {MIN_POINTS} for a t-SNE map, got "

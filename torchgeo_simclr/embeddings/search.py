@@ -28,6 +28,7 @@ from ..geopackage import write_geopackage
 from ..inference.grid import LONLAT, check_latitudes
 from ..inference.styles import HIT_OUTLINE, HIT_OUTLINE_MM, polygon_style
 from ..inference.writer import partial_path
+from ..outputs import check_output_folder
 from .index import IndexInfo, checkpoint_id, read_embeddings, read_info
 from .sheet import contact_sheet, read_thumbnails
 
@@ -284,14 +285,13 @@ def polygon_query(
         The query (the patches' mean embedding).
 
     Raises:
-        FileNotFoundError: if *path* does not exist.
+        FileNotFoundError: if *path* does not exist or is a folder.
         ValueError: if the file is unreadable, holds no polygon, or none
             overlaps an indexed patch.
     """
     if not Path(path).is_file():
-        msg = (
-            f"--geojson {str(path)!r} does not exist; pass a GeoJSON file of polygons."
-        )
+        missing = "is a folder" if Path(path).is_dir() else "does not exist"
+        msg = f"--geojson {str(path)!r} {missing}; pass a GeoJSON file of polygons."
         raise FileNotFoundError(msg)
     try:
         shapes = gpd.read_file(path)
@@ -488,6 +488,8 @@ def _check_outputs(out: Path, sheet: Path, overwrite: bool) -> None:
             f"pass --overwrite to replace {'it' if one else 'them'}."
         )
         raise FileExistsError(msg)
+    check_output_folder(out.parent)
+    check_output_folder(sheet.parent, "--sheet")
 
 
 def _check_checkpoint(index: EmbeddingIndex, checkpoint: Path) -> None:

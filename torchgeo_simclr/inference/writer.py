@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 from .. import __version__
 from ..constants import IRRIGATED, MAP_NODATA, NOT_IRRIGATED
 from ..geopackage import write_geopackage
+from ..outputs import check_output_folder
 from .blend import StripBlender, WeightKind, blend_weights
 from .geotiff import (
     PROBABILITY_NODATA,
@@ -108,16 +109,7 @@ class MapFiles:
             FileExistsError: if a file exists and *overwrite* is False.
             PermissionError: if the directory cannot be created or written.
         """
-        folder = self.classes.parent
-        nearest = next(path for path in (folder, *folder.parents) if path.exists())
-        if not nearest.is_dir() or not os.access(nearest, os.W_OK | os.X_OK):
-            why = "is a file" if not nearest.is_dir() else "is not writable"
-            msg = (
-                f"The output directory {str(folder)!r} cannot be written to "
-                f"({str(nearest)!r} {why}); pass --out in a directory you can "
-                "write to."
-            )
-            raise PermissionError(msg)
+        check_output_folder(self.classes.parent)
         existing = [str(path) for path in self.all() if path.exists()]
         if existing and not overwrite:
             msg = (
