@@ -144,6 +144,19 @@ def test_frozen_stages_get_no_gradient(
         assert last_two[1] is task.model.head[0]
 
 
+def test_the_log_names_what_is_frozen(
+    simclr_ckpt: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # For a backbone other than a ResNet "the last two stages" may be a norm
+    # layer and the head block; the log says which modules they are.
+    fit_frozen_backbone(simclr_ckpt, "all_but_last_n")
+    assert (
+        "Frozen (freeze=all_but_last_n): backbone.conv1, backbone.bn1, "
+        "backbone.layer1, backbone.layer2, backbone.layer3; trained: "
+        "backbone.layer4, head.0, the classifier"
+    ) in caplog.text
+
+
 def test_trainable_layers_out_of_range(simclr_ckpt: Path) -> None:
     with pytest.raises(ValueError, match=r"between 0 and 7 .*got 8"):
         FineTuneTask(
@@ -185,10 +198,16 @@ def test_frozen_batch_norm_keeps_its_statistics(
     assert not frozen.training
 
 
-def fit_frozen_backbone(checkpoint: Path) -> tuple[FineTuneTask, dict[str, Tensor]]:
+def fit_frozen_backbone(
+    checkpoint: Path, freeze: str = "backbone"
+) -> tuple[FineTuneTask, dict[str, Tensor]]:
     """Fit two steps with a frozen backbone; the task and its backbone before."""
     task = FineTuneTask(
-        checkpoint=str(checkpoint), head_layers=1, freeze="backbone", lr=0.1
+        checkpoint=str(checkpoint),
+        head_layers=1,
+        freeze=freeze,  # type: ignore[arg-type]
+        trainable_layers=2,
+        lr=0.1,
     )
     before = {k: v.clone() for k, v in task.model.backbone.state_dict().items()}
     data = [{k: v[0] for k, v in batch(seed=i).items()} for i in range(4)]

@@ -312,7 +312,9 @@ def embed_region(
     skipped = 0
     with (
         IndexWriter(out, info) as writer,
-        tqdm(total=len(windows), unit="patch", disable=not progress) as bar,
+        tqdm(
+            total=len(windows), desc="embed", unit="patch", disable=not progress
+        ) as bar,
         torch.inference_mode(),
     ):
         for batch in loader:

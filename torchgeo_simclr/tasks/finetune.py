@@ -3,6 +3,7 @@
 from pathlib import Path
 from typing import Any, Literal, cast
 
+from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.types import OptimizerLRScheduler
 from torch import Tensor, nn
 
@@ -276,6 +277,19 @@ class FineTuneTask(IrrigationTask):
         super().on_fit_start()
         if self.frozen:
             expect_frozen_modules()
+            rank_zero_info(self._freezing_summary())
+
+    def _freezing_summary(self) -> str:
+        """Which pretrained stages stay fixed and which train, by module name."""
+        names = {id(module): name for name, module in self.model.named_modules()}
+        frozen = {id(stage) for stage in self.frozen}
+        fixed = [names[id(s)] for s in self.model.stages() if id(s) in frozen]
+        trained = [names[id(s)] for s in self.model.stages() if id(s) not in frozen]
+        new = "the decoder" if self.model.unet is not None else "the classifier"
+        return (
+            f"Frozen (freeze={self.hparams['freeze']}): {', '.join(fixed)}; "
+            f"trained: {', '.join([*trained, new])}"
+        )
 
     def earlier_stage(self) -> tuple[str, DataMetadata] | None:
         """The pretraining checkpoint and its data, when one was given.
