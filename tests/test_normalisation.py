@@ -156,3 +156,18 @@ def test_resuming_on_other_data_is_refused(
     trainer = quiet_trainer(2, num_sanity_val_steps=0, limit_val_batches=0)
     trainer.fit(FineTuneTask(), datamodule=datamodule(scene, 4), ckpt_path=finetuned)
     assert trainer.global_step == 2
+
+
+def test_resuming_a_checkpoint_without_a_label_record_warns(
+    scene: Path, finetuned: Path, tmp_path: Path
+) -> None:
+    # Checkpoints of earlier versions record no labelled subset: resuming one on
+    # another label_fraction cannot be refused, so the user is told.
+    checkpoint = torch.load(finetuned, weights_only=False)
+    del checkpoint["torchgeo_simclr"]["labels"]
+    older = tmp_path / "older.ckpt"
+    torch.save(checkpoint, older)
+    other = datamodule(scene, 4, label_fraction=0.5)
+    trainer = quiet_trainer(2, num_sanity_val_steps=0, limit_val_batches=0)
+    with pytest.warns(UserWarning, match="records no labelled subset"):
+        trainer.fit(FineTuneTask(), datamodule=other, ckpt_path=older)

@@ -1,5 +1,6 @@
 """Whether a run resumes or scores a checkpoint on the data it was trained on."""
 
+import warnings
 from typing import Any
 
 from ..models.checkpoint import DataMetadata
@@ -98,6 +99,9 @@ def check_resume(
 
     Raises:
         ValueError: if the split or the labelled subset differs.
+
+    Warns:
+        UserWarning: if the checkpoint records no labelled subset to compare.
     """
     who = upper_first(source)
     if (splits := split_change(trained, current)) is not None:
@@ -108,6 +112,14 @@ def check_resume(
             "split_fractions and seed it was trained with."
         )
         raise ValueError(msg)
+    if trained_labels is None and current_labels is not None:
+        warnings.warn(
+            f"{who} records no labelled subset (it was written by an earlier "
+            "version), so resuming it on another label_fraction or label_seed "
+            "cannot be refused; resume only with the ones it was trained with.",
+            UserWarning,
+            stacklevel=2,
+        )
     if trained_labels is None or current_labels is None:
         return
     if not same_draw(trained_labels, current_labels):
