@@ -511,6 +511,22 @@ def test_bbox_filters_while_reading(
 # Labels: errors
 
 
+@pytest.mark.parametrize(
+    ("bbox", "fix"),
+    [
+        # Latitude first, as people often write a place: say so, with the fix.
+        ((37.03, -120.86, 37.15, -120.7), "look swapped: pass [-120.86, 37.03, "),
+        ((-120.0, 37.0, -121.0, 38.0), "pass e.g. [-121.5, 36.5, -120.5, 37.5]"),
+    ],
+)
+def test_a_bad_bbox_says_how_to_fix_it(
+    labels_file: Path, bbox: tuple[float, ...], fix: str
+) -> None:
+    with pytest.raises(ValueError, match="is not \\(min lon, min lat") as info:
+        IrrigationLabels(labels_file, bbox=bbox)
+    assert fix in str(info.value)
+
+
 def test_bbox_without_features(labels_file: Path) -> None:
     bbox = (-100.0, 40.0, -99.0, 41.0)
     with pytest.raises(ValueError, match=re.escape(str(list(bbox)))) as info:

@@ -293,16 +293,27 @@ class IrrigationLabels(VectorDataset):
         if bbox is None:
             return None
         values = tuple(float(v) for v in bbox)
-        if len(values) != 4 or not (
-            -180 <= values[0] < values[2] <= 180 and -90 <= values[1] < values[3] <= 90
-        ):
+
+        def valid(v: tuple[float, ...]) -> bool:
+            return (
+                len(v) == 4 and -180 <= v[0] < v[2] <= 180 and -90 <= v[1] < v[3] <= 90
+            )
+
+        if not valid(values):
+            swapped = values[1::-1] + values[:1:-1] if len(values) == 4 else ()
+            fix = (
+                "longitude and latitude look swapped: pass "
+                f"[{', '.join(f'{v:g}' for v in swapped)}]"
+                if valid(swapped)
+                else "pass e.g. [-121.5, 36.5, -120.5, 37.5]"
+            )
             msg = (
                 f"bbox={list(bbox)} is not (min lon, min lat, max lon, max lat) in "
-                "EPSG:4326 degrees with min < max; pass e.g. "
-                "(-121.5, 36.5, -120.5, 37.5)."
+                f"EPSG:4326 degrees with min < max; {fix}."
             )
             raise ValueError(msg)
-        return values
+        west, south, east, north = values
+        return west, south, east, north
 
     @property
     def files(self) -> list[str]:
