@@ -858,6 +858,14 @@ def test_search_errors(
     other_id = file_digest(other_simclr)[:16]
     assert f"made by checkpoint {info.checkpoint!r} (id {info.checkpoint_id})" in err
     assert f"you gave {str(other_simclr)!r} (id {other_id})" in err
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a checkpoint")
+    err = search(
+        "--lonlat", *map(str, lonlat_of(*ORIGINAL)), "--checkpoint", str(notes)
+    )
+    assert "is not a readable PyTorch checkpoint" in err
+    assert "re-run embed with" not in err
+    notes.unlink()
     assert not (tmp_path / "hits.gpkg").exists()
     assert hidden(tmp_path) == []
 
