@@ -242,6 +242,16 @@ def test_demo_probes_with_the_probe_command_s_defaults(
     assert probed == [expected]
 
 
+def test_fit_without_arguments_names_a_config(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "--config conf/simclr_quickstart.yaml" in err
+    assert "{fit,validate,test,predict}" not in err
+
+
 def test_sample_data_into_a_file_is_one_line(tmp_path: Path, capsys) -> None:
     (tmp_path / "afile").write_text("keep me")
     with pytest.raises(SystemExit):

@@ -884,6 +884,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         argv: arguments (default: ``sys.argv[1:]``).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv == ["fit"]:
+        # LightningCLI would print its own usage (with subcommands this tool
+        # does not have) and "required: fit.data, fit.model".
+        print(
+            "torchgeo-simclr fit: error: pass a config, e.g. torchgeo-simclr fit "
+            "--config conf/simclr_quickstart.yaml (the README names one per stage; "
+            "torchgeo-simclr fit --help lists every option).",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
     if argv[:1] == ["fit"]:
         # Everything after `fit`, --help included, goes to LightningCLI as is.
         args = argparse.Namespace(command="fit", func=_fit, arguments=argv[1:])
