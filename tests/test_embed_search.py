@@ -29,6 +29,7 @@ from rasterio.windows import Window
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
+import torchgeo_simclr.cli as cli
 import torchgeo_simclr.download.run as download_run
 from torchgeo_simclr.cli import build_parser, main
 from torchgeo_simclr.constants import S2_BANDS
@@ -813,6 +814,36 @@ def test_embed_and_search_cli(
     assert printed.splitlines()[1].split()[4] == "2023-07-15"  # printed ">10" once
     assert hits.is_file()
     assert hits.with_suffix(".png").is_file()
+
+
+def test_search_prints_the_best_hits_only(
+    index: EmbedResult,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # --k 100000 printed every row to the terminal; the file has them all.
+    monkeypatch.setattr(cli, "PRINTED_HITS", 2)
+    hits = tmp_path / "hits.gpkg"
+    lonlat = [*map(str, lonlat_of(*ORIGINAL))]
+    capsys.readouterr()
+    main(
+        [
+            "search",
+            "--index",
+            str(index.path),
+            "--lonlat",
+            *lonlat,
+            "--k",
+            "5",
+            "--out",
+            str(hits),
+        ]
+    )
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines[1:3]] == ["1", "2"]
+    assert lines[3] == f"... and 3 more in {hits}"
+    assert len(gpd.read_file(hits, layer="hits")) == 5
 
 
 def test_search_errors(

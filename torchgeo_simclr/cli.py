@@ -17,6 +17,9 @@ PACKAGE = Path(__file__).resolve().parent
 #: Repository directory holding the YAML configs (present in a source checkout).
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
+#: Hits `search` prints; all of them are in its output file.
+PRINTED_HITS = 50
+
 
 class OneLineErrors(argparse.ArgumentParser):
     """An argument parser that reports bad arguments in one line.
@@ -587,11 +590,13 @@ def _search(args: argparse.Namespace) -> None:
         overwrite=args.overwrite,
     )
     print(f"{'rank':>4} {'similarity':>10} {'lon':>10} {'lat':>9} {'date':>10}")
-    for hit in result.hits.itertuples():
+    for hit in result.hits.head(PRINTED_HITS).itertuples():
         print(
             f"{hit.rank:>4} {hit.similarity:>10.4f} {hit.lon:>10.5f} "
             f"{hit.lat:>9.5f} {hit.date!s:>10}"
         )
+    if len(result.hits) > PRINTED_HITS:
+        print(f"... and {len(result.hits) - PRINTED_HITS:,} more in {result.out}")
     print(f"Hits: {result.out}\nContact sheet: {result.sheet}")
 
 
