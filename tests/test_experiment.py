@@ -181,6 +181,22 @@ def forbidden(*args: Any, **kwargs: Any) -> Any:
     raise AssertionError("a finished run was run again")
 
 
+def replaced(command: list[str], **options: Path) -> list[str]:
+    """*command* with the values of ``--out``, ``--root``, ... replaced."""
+    changed = list(command)
+    for name, value in options.items():
+        changed[changed.index(f"--{name}") + 1] = str(value)
+    return changed
+
+
+def refusal(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """Run *argv*, expecting it refused with exit status 2; its message."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    return capsys.readouterr().err.strip()
+
+
 def test_finished_experiment_runs_nothing(
     ran: Path, command: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -198,11 +214,7 @@ def test_resuming_with_other_settings_is_refused(
 ) -> None:
     before = (ran / "results.csv").read_bytes()
     monkeypatch.setattr(experiment, "run_stage", forbidden)
-    other = [*command, "--data.init_args.seed", "3"]
-    with pytest.raises(SystemExit) as exit_info:
-        main(other)
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err.strip()
+    err = refusal([*command, "--data.init_args.seed", "3"], capsys)
     assert len(err.splitlines()) == 1, err
     assert "stage arguments" in err
     assert "another --out" in err
@@ -225,13 +237,7 @@ def test_a_pretrained_encoder_is_not_reused_under_other_settings(
     monkeypatch.setattr(experiment, "run_stage", forbidden)
     other_root = tmp_path / "other"
     other_root.mkdir()
-    other = list(command)
-    other[other.index("--out") + 1] = str(out)
-    other[other.index("--root") + 1] = str(other_root)
-    with pytest.raises(SystemExit) as exit_info:
-        main(other)
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err.strip()
+    err = refusal(replaced(command, out=out, root=other_root), capsys)
     assert "holds runs made with other settings (root " in err
     assert str(other_root) in err
 
@@ -243,16 +249,11 @@ def test_a_run_that_failed_on_a_mistyped_root_does_not_block_out(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     out = tmp_path / "typo"
-    mistyped = list(command)
-    mistyped[mistyped.index("--out") + 1] = str(out)
-    mistyped[mistyped.index("--root") + 1] = str(tmp_path / "nope")
-    with pytest.raises(SystemExit):
-        main(mistyped)
-    assert "does not exist" in capsys.readouterr().err
+    err = refusal(replaced(command, out=out, root=tmp_path / "nope"), capsys)
+    assert "does not exist" in err
     # The corrected command starts (here: reaches its first stage) instead of
     # being refused for "other settings".
-    corrected = list(command)
-    corrected[corrected.index("--out") + 1] = str(out)
+    corrected = replaced(command, out=out)
 
     def reached(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("first stage reached")
@@ -280,12 +281,7 @@ def test_an_edited_config_is_not_resumed(
     contents[1] = "0" * 16  # the fine-tuning config's record
     (out / SETTINGS_FILE).write_text(json.dumps(settings))
     monkeypatch.setattr(experiment, "run_stage", forbidden)
-    other = list(command)
-    other[other.index("--out") + 1] = str(out)
-    with pytest.raises(SystemExit) as exit_info:
-        main(other)
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err.strip()
+    err = refusal(replaced(command, out=out), capsys)
     assert "holds runs made with other settings (config contents (SHA-256) " in err
     assert "0" * 16 in err
 
@@ -294,11 +290,7 @@ def test_a_model_stage_argument_is_refused(
     command: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     # It would reach the distillation stage too and replace the small student.
-    other = [*command, "--model.init_args.model", "resnet34"]
-    with pytest.raises(SystemExit) as exit_info:
-        main(other)
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err.strip()
+    err = refusal([*command, "--model.init_args.model", "resnet34"], capsys)
     assert len(err.splitlines()) == 1, err
     assert "--model.init_args.model would change" in err
     assert "distilled student" in err
