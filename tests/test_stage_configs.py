@@ -273,6 +273,20 @@ def test_a_checkpoint_of_another_task_as_ckpt_path_is_refused(
     assert cli.trainer.global_step == 2
 
 
+@pytest.mark.parametrize(
+    "config", ["simclr_quickstart.yaml", "supervised_quickstart.yaml"]
+)
+def test_a_backbone_of_one_input_size_is_refused_before_training(
+    workdir: Path, config: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A ViT takes 224 px only: it failed at its first step with timm's
+    # assertion in a traceback.
+    model = ["--model.init_args.model", "vit_tiny_patch16_224"]
+    err = fit_error(["--config", str(CONF / config), *tiny(workdir), *model], capsys)
+    assert "'vit_tiny_patch16_224' takes only 224 x 224 px inputs" in err
+    assert "the patches are 32 px" in err
+
+
 REORDERED = ["B02", "B03", "B04", "B08", "B05", "B06", "B07", "B8A", "B11", "B12"]
 REORDERED += ["B01", "B09"]
 

@@ -38,6 +38,35 @@ def create_backbone(
     return model
 
 
+def check_input_size(backbone: nn.Module, name: str, patch_size: int) -> None:
+    """Refuse patches a fixed-input-size backbone (e.g. a ViT) cannot take.
+
+    Such a network (timm's ``pretrained_cfg["fixed_input_size"]``) would fail
+    only at its first forward pass, with an assertion deep in timm.
+
+    Args:
+        backbone: a model made by :func:`create_backbone`.
+        name: its timm name, for the message.
+        patch_size: side of the data's patches, pixels.
+
+    Raises:
+        ValueError: if the backbone takes one input size and it is not
+            *patch_size*.
+    """
+    config = getattr(backbone, "pretrained_cfg", None) or {}
+    if not config.get("fixed_input_size"):
+        return
+    height, width = config["input_size"][-2:]
+    if (height, width) != (patch_size, patch_size):
+        msg = (
+            f"Backbone {name!r} takes only {height} x {width} px inputs (timm's "
+            f"fixed_input_size) but the patches are {patch_size} px; pick a "
+            "backbone that takes any size (e.g. resnet18, regnetx_002, "
+            f"efficientnet_b0) or set --data.init_args.patch_size {height}."
+        )
+        raise ValueError(msg)
+
+
 def feature_size(backbone: nn.Module) -> int:
     """Size of the pooled features a :func:`create_backbone` model returns.
 

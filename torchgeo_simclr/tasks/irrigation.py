@@ -21,6 +21,7 @@ from torchmetrics.classification import (
 )
 
 from ..constants import IGNORE_INDEX
+from ..models.backbone import check_input_size
 from ..models.checkpoint import CHECKPOINT_KEY, DataMetadata, training_labels
 from ..models.classifier import IrrigationModel, ModelSpec
 from ..patch_labels import patch_labels
@@ -300,13 +301,18 @@ class IrrigationTask(NormalisedAsTrained, BaseTask):
             ValueError: if the bands differ from the earlier stage's (see
                 :meth:`normalise_as_trained`), or their number from the model's
                 ``in_channels``; if a resumed fit has another spatial split or
-                labelled subset than its checkpoint.
+                labelled subset than its checkpoint; if the backbone takes one
+                input size and the patches have another.
         """
         self.check_built()
         no_checkpoint_in_dev_run(self.trainer)
         self.normalise_as_trained()
         datamodule = getattr(self.trainer, "datamodule", None)
         data = DataMetadata.from_datamodule(datamodule, self.model.spec.in_channels)
+        if data is not None:
+            check_input_size(
+                self.model.backbone, self.model.spec.model, data.patch_size
+            )
         labels = self.labels_behind(training_labels(datamodule))
         if (source := restored_from(self.trainer)) is not None:
             check_resume(source, self.data_metadata, data, self.training_labels, labels)

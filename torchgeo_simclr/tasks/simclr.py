@@ -14,7 +14,7 @@ from torchmetrics.classification import BinaryAccuracy, BinaryF1Score
 
 from ..constants import IGNORE_INDEX
 from ..models import ProjectionHead, create_backbone
-from ..models.backbone import feature_size
+from ..models.backbone import check_input_size, feature_size
 from ..models.checkpoint import CHECKPOINT_KEY, DataMetadata
 from ..patch_labels import patch_labels
 from .dev_run import no_checkpoint_in_dev_run
@@ -312,13 +312,22 @@ class SimCLRv2Task(NormalisedAsTrained, BaseTask):
         )
 
     def on_fit_start(self) -> None:
-        """Normalise as a resumed checkpoint did; record bands, statistics, patch."""
+        """Normalise as a resumed checkpoint did; record bands, statistics, patch.
+
+        Raises:
+            ValueError: if the backbone takes one input size and the patches
+                have another.
+        """
         no_checkpoint_in_dev_run(self.trainer)
         self.normalise_as_trained()
         datamodule = getattr(self.trainer, "datamodule", None)
         self.data_metadata = DataMetadata.from_datamodule(
             datamodule, self.hparams["in_channels"]
         )
+        if self.data_metadata is not None:
+            check_input_size(
+                self.backbone, self.hparams["model"], self.data_metadata.patch_size
+            )
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Store what later stages need beside the weights.
