@@ -212,6 +212,19 @@ def test_help_and_argument_errors_start_without_torch() -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def test_help_shows_defaults(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["sample-data", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--size SIZE scene side, pixels (default: 2048)" in text
+    assert "--seed SEED random seed (default: 0)" in text
+    assert "--overwrite replace existing files" in text
+    assert "(default: False)" not in text  # flags say nothing
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    assert "(default: True)" not in capsys.readouterr().out  # --no-probe
+
+
 def test_torchgeo_fit_ends_with_the_same_sentence(tmp_path: Path) -> None:
     torchgeo = Path(sys.executable).with_name("torchgeo")
     result = subprocess.run(

@@ -36,6 +36,28 @@ class OneLineErrors(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+class DefaultsShown(argparse.HelpFormatter):
+    """Help that ends each option with its default, where it has a telling one.
+
+    Unlike :class:`argparse.ArgumentDefaultsHelpFormatter`, flags, options
+    without a default (None) and help that already names its default are
+    left as they are.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if (
+            action.nargs == 0  # a flag: --overwrite, --no-probe, ...
+            or default is None
+            or default == argparse.SUPPRESS
+            or "default" in text
+            or not action.option_strings
+        ):
+            return action.help
+        return f"{text} (default: %(default)s)"
+
+
 def _at_least(minimum: int) -> Callable[[str], int]:
     """An argparse type: a whole number of at least *minimum*.
 
@@ -850,6 +872,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_map_commands(commands)
     _add_embedding_commands(commands)
     _add_download_command(commands)
+    for command in commands.choices.values():
+        command.formatter_class = DefaultsShown
     return parser
 
 
