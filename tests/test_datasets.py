@@ -325,6 +325,17 @@ def test_plot_draws_natural_colour(tmp_path: Path) -> None:
     assert soil[0] > vegetation[0]
 
 
+def test_copies_of_a_scene_in_several_folders_warn(tmp_path: Path) -> None:
+    # A backup or reprocessed copy under the root is mixed into the mosaic.
+    fake_s2_multiband(tmp_path / "scene")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        CentralValleyS2(tmp_path)  # one copy: nothing to say
+    fake_s2_multiband(tmp_path / "backup")
+    with pytest.warns(UserWarning, match="1 Sentinel-2 scene name.* more than one"):
+        CentralValleyS2(tmp_path)
+
+
 # Sentinel-2: errors
 
 

@@ -2,6 +2,7 @@
 
 import os
 import re
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, ClassVar
@@ -207,6 +208,7 @@ class CentralValleyS2(RasterDataset):
             self.separate_files = True
             self.filename_glob = band_glob
             self.filename_regex = band_regex
+        _warn_copies(multiband_files)
 
         target_crs = None if crs is None else CRS.from_user_input(crs)
         try:
@@ -590,6 +592,30 @@ def show_classes(ax: Axes, classes: npt.NDArray[Any]) -> None:
         frameon=False,
         fontsize="small",
     )
+
+
+def _warn_copies(scenes: Sequence[str]) -> None:
+    """Warn when scene files of one name lie in several folders under the root.
+
+    They are read as one mosaic, the first file winning where they overlap: a
+    backup copy or a reprocessed version of a product is then mixed in without
+    a word.
+
+    Args:
+        scenes: multi-band scene files (their names are product ids).
+    """
+    folders: dict[str, list[str]] = {}
+    for path in scenes:
+        folders.setdefault(os.path.basename(path), []).append(os.path.dirname(path))
+    repeated = {name: where for name, where in folders.items() if len(where) > 1}
+    if repeated:
+        name, where = next(iter(repeated.items()))
+        msg = (
+            f"{len(repeated)} Sentinel-2 scene name(s) occur in more than one folder, "
+            f"e.g. {name!r} in {where}; they are read as one mosaic, the first file "
+            "winning where they overlap, so point --root at one copy of each scene."
+        )
+        warnings.warn(msg, UserWarning, stacklevel=3)
 
 
 def natural_colour(image: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.float32]:
