@@ -13,10 +13,11 @@ draws 0-2 are the experiment's seeds 0-2. Three feature sets are compared:
 - ``band stats``: each band's mean and standard deviation over the patch (24
   numbers, no network), a spectral baseline.
 
-Features are standardised on the labelled subset. The classifier is an
-L2-regularised logistic regression (``C`` = 0.1), or with ``--classifier
-centroid`` the nearest class mean by cosine (no fitting), scored at 0.5 on
-the labelled patches of the test blocks (block seed 0, the experiment's split).
+The classifier is an L2-regularised logistic regression (``C`` = 0.1) on
+features standardised on the labelled subset, or with ``--classifier
+centroid`` the nearest class mean by cosine on features centred on the
+labelled subset and scaled to unit length (no fitting), scored at 0.5 on the
+labelled patches of the test blocks (block seed 0, the experiment's split).
 The table gives the paired gap of ``simclr`` over ``random`` (same subsets).
 The plot puts F1 against the number of labelled patches, with a 95% band
 (±1.96 standard errors), and marks the F1 that "everything irrigated" scores.
@@ -149,9 +150,7 @@ def plot(
     ax.set_xscale("log")
     ax.set_xlabel("labelled training patches")
     ax.set_ylabel(f"test F1 (irrigated), {classifier}")
-    ax.set_title(
-        "Linear probe on frozen features: mean over labelled subsets, 95% band"
-    )
+    ax.set_title("Probe on frozen features: mean over labelled subsets, 95% band")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="lower right")
     fig.tight_layout()

@@ -43,6 +43,11 @@ if [ -f "$stamp" ] && venv_works; then
   exit 0
 fi
 
+# A venv made without pip (uv, --without-pip) gets pip rather than being replaced.
+if ! venv_works && is_new_enough "$VENV/bin/python"; then
+  "$VENV/bin/python" -m ensurepip --upgrade >/dev/null 2>&1 || true
+fi
+
 if ! venv_works; then
   if ! python=$(find_python); then
     echo "error: torchgeo-simclr needs Python >= 3.12, and none was found on PATH" \

@@ -1042,6 +1042,17 @@ def test_outputs_are_not_overwritten(
     assert "sheet.jpg' must end in .png" in err
 
 
+def test_a_backbone_of_one_input_size_is_refused(
+    root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A ViT takes 224 px only: embedding other patch sizes failed in timm.
+    task = SimCLRv2Task(model="vit_tiny_patch16_224", in_channels=12, output_dim=16)
+    vit = save(task, tmp_path / "vit.ckpt")
+    err = embed_error(capsys, vit, root, tmp_path / "i.parquet", "--patch-size", "32")
+    assert "'vit_tiny_patch16_224' takes only 224 x 224 px inputs" in err
+    assert "set --patch-size 224" in err
+
+
 def test_outputs_under_a_file_are_refused_before_any_work(
     index: EmbedResult,
     simclr: Path,

@@ -289,6 +289,14 @@ def test_cli_unmapped_codes_warn_in_one_line_and_class_map_maps_them(
     assert "'G6=2' is not CODE=VALUE" in capsys.readouterr().err
 
 
+def test_a_latitude_first_bbox_gets_the_fix_in_cli_syntax(
+    map_path: Path, labels: Path
+) -> None:
+    with pytest.raises(ValueError, match="look swapped") as info:
+        evaluate_map(map_path, labels, bbox=(37.03, -120.86, 37.15, -120.7))
+    assert "pass --bbox -120.86 37.03 -120.7 37.15." in str(info.value)
+
+
 def test_missing_map(tmp_path: Path, labels: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"Map file .*nope\.tif' does not"):
         evaluate_map(tmp_path / "nope.tif", labels)

@@ -286,6 +286,20 @@ def test_an_edited_config_is_not_resumed(
     assert "0" * 16 in err
 
 
+def test_a_record_of_an_earlier_version_resumes(
+    tmp_path: Path, ran: Path, command: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Records written before the contents' SHA-256 was kept lack those keys.
+    out = tmp_path / "earlier"
+    shutil.copytree(ran, out)
+    settings = json.loads((out / SETTINGS_FILE).read_text())
+    del settings["config contents (SHA-256)"], settings["checkpoint SHA-256"]
+    (out / SETTINGS_FILE).write_text(json.dumps(settings))
+    monkeypatch.setattr(experiment, "run_stage", forbidden)
+    main(replaced(command, out=out))
+    assert "config contents (SHA-256)" in json.loads((out / SETTINGS_FILE).read_text())
+
+
 def test_a_model_stage_argument_is_refused(
     command: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -295,6 +309,20 @@ def test_a_model_stage_argument_is_refused(
     assert "--model.init_args.model would change" in err
     assert "distilled student" in err
     assert "--distill-config" in err
+    # Other model settings are the user's call for every stage, as before.
+    configs = dict.fromkeys(
+        ("pretrain_config", "finetune_config", "supervised_config", "distill_config"),
+        Path("x.yaml"),
+    )
+    plan = ExperimentPlan(
+        root=Path("r"),
+        out=Path("o"),
+        fractions=[0.1],
+        seeds=[0],
+        extra_args=["--model.init_args.lr", "0.01"],
+        **configs,
+    )
+    assert plan.extra_args == ["--model.init_args.lr", "0.01"]
 
 
 def test_out_that_is_a_file_is_one_line(

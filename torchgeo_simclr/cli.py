@@ -347,8 +347,9 @@ def _experiment(args: argparse.Namespace) -> None:
     }
     for name, path in stages.items():
         if not path.is_file():
+            missing = "is a folder" if path.is_dir() else "does not exist"
             msg = (
-                f"the {name} config {str(path)!r} does not exist; pass "
+                f"the {name} config {str(path)!r} {missing}; pass "
                 f"--{name}-config or --config-dir (default: the repository's conf/)."
             )
             raise FileNotFoundError(msg)
@@ -933,7 +934,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         with warnings.catch_warnings():
             warnings.showwarning = partial(_show_warning, prefix, warnings.showwarning)
             args.func(args)
-    except (OSError, ValueError) as error:  # files, network, bad input
+    except (
+        FileNotFoundError,
+        FileExistsError,
+        NotADirectoryError,
+        IsADirectoryError,
+        PermissionError,
+        ConnectionError,
+        ValueError,
+    ) as error:
         print(f"{prefix}: error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
     except KeyboardInterrupt:

@@ -35,6 +35,7 @@ from tqdm import tqdm
 
 from .constants import IRRIGATED, MAP_NODATA, NOT_IRRIGATED
 from .datasets.labels import LONLAT, IrrigationLabels, lonlat_extent
+from .inference.grid import check_latitudes
 
 #: What a map file must be, for error messages.
 EXPECTED_MAP = (
@@ -320,6 +321,9 @@ def evaluate_map(
             "pass e.g. 512."
         )
         raise ValueError(msg)
+    if bbox is not None:
+        # A latitude-first bbox gets the fix in --bbox's own syntax.
+        check_latitudes("--bbox", tuple(bbox), LONLAT)
     name = os.fspath(map_path)
     with _open_map(map_path) as src:
         crs = CRS.from_user_input(src.crs.to_wkt())

@@ -49,6 +49,10 @@ COLUMNS = (
 )
 
 
+#: Stage arguments that name a network: refused, since they reach every stage.
+NETWORK_OPTIONS = ("--model", "--model.class_path", "--model.init_args.model")
+
+
 @dataclass
 class ExperimentPlan:
     """What an experiment runs: data, fractions, seeds and one config per stage."""
@@ -77,8 +81,8 @@ class ExperimentPlan:
         Raises:
             ValueError: for a fraction outside (0, 1], a seed outside
                 [0, 2**32), a fraction or seed given twice (both runs would
-                share one directory), or a ``--model`` stage argument (it would
-                reach every stage, the distilled student included).
+                share one directory), or a stage argument that names the network
+                (it would reach every stage, the distilled student included).
         """
         for fraction in self.fractions:
             if not 0 < fraction <= 1:
@@ -109,12 +113,12 @@ class ExperimentPlan:
                     "once (a repeat would redo the same run in the same directory)."
                 )
                 raise ValueError(msg)
-        models = [a for a in self.extra_args if a.split("=")[0].startswith("--model")]
-        if models:
+        networks = [a for a in self.extra_args if a.split("=")[0] in NETWORK_OPTIONS]
+        if networks:
             msg = (
-                f"Stage arguments go to every stage, so {models[0]} would change the "
+                f"Stage arguments go to every stage, so {networks[0]} would change the "
                 "pretrained encoder, the fine-tuned and supervised networks and the "
-                "distilled student alike; change one stage's model in its config "
+                "distilled student alike; change one stage's network in its config "
                 "(--pretrain-config, --finetune-config, --supervised-config, "
                 "--distill-config or --config-dir) instead."
             )
@@ -313,6 +317,9 @@ SETTINGS_FILE = "settings.json"
 #: Hex digits of a file's SHA-256 recorded in the settings.
 DIGEST_LENGTH = 16
 
+#: Settings that records of earlier versions lack.
+LATER_SETTINGS = ("checkpoint SHA-256", "config contents (SHA-256)")
+
 
 def _setting(value: Any) -> str:
     """A recorded setting in words (None, for the checkpoint, is pretraining)."""
@@ -358,8 +365,13 @@ def check_settings(plan: ExperimentPlan, resuming: bool) -> None:
     path = plan.out / SETTINGS_FILE
     if resuming and path.exists():
         recorded = json.loads(path.read_text())
-        # A record from before a setting was recorded is not checked for it.
-        changed = [k for k in settings if k in recorded and recorded[k] != settings[k]]
+        # A record from before the contents were recorded is not checked for them.
+        changed = [
+            k
+            for k in settings
+            if (k in recorded or k not in LATER_SETTINGS)
+            and recorded.get(k) != settings[k]
+        ]
         if changed:
             differences = "; ".join(
                 f"{k} {_setting(recorded.get(k))} there, {_setting(settings[k])} now"

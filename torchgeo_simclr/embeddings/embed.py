@@ -22,7 +22,7 @@ from ..datamodules.patches import GridPatches, keep_batch
 from ..datamodules.prediction import MapDataModule
 from ..inference.device import resolve_device
 from ..inference.normalise import normalise
-from ..models.backbone import feature_size
+from ..models.backbone import check_input_size, feature_size
 from ..models.checkpoint import DataMetadata, Encoder, load_backbone
 from ..outputs import check_output_folder
 from .index import IndexInfo, IndexWriter, checkpoint_id
@@ -151,8 +151,9 @@ def _patch_geometry(
         The checkpoint's bands and statistics, the patch side and the stride.
 
     Raises:
-        ValueError: if the checkpoint records no bands or statistics, or the
-            patch size or stride is out of range.
+        ValueError: if the checkpoint records no bands or statistics, the
+            patch size or stride is out of range, or the backbone takes
+            another input size.
     """
     if encoder.data is None:
         msg = (
@@ -167,6 +168,7 @@ def _patch_geometry(
             f"{encoder.data.patch_size}, the size the checkpoint was trained on."
         )
         raise ValueError(msg)
+    check_input_size(encoder.backbone, encoder.model, size, "--patch-size")
     step = size if stride is None else stride
     if not 1 <= step <= size:
         why = " (larger strides leave gaps between patches)" if step > size else ""

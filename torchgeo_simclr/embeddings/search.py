@@ -595,7 +595,8 @@ def search(
         raise ValueError(msg)
     _check_outputs(out, sheet, overwrite)
     if checkpoint is not None and not Path(checkpoint).is_file():
-        msg = f"--checkpoint {str(checkpoint)!r} does not exist; pass a .ckpt file."
+        missing = "is a folder" if Path(checkpoint).is_dir() else "does not exist"
+        msg = f"--checkpoint {str(checkpoint)!r} {missing}; pass a .ckpt file."
         raise FileNotFoundError(msg)
     searched = load_index(index)
     if not len(searched.matrix):

@@ -38,7 +38,12 @@ def create_backbone(
     return model
 
 
-def check_input_size(backbone: nn.Module, name: str, patch_size: int) -> None:
+def check_input_size(
+    backbone: nn.Module,
+    name: str,
+    patch_size: int,
+    option: str = "--data.init_args.patch_size",
+) -> None:
     """Refuse patches a fixed-input-size backbone (e.g. a ViT) cannot take.
 
     Such a network (timm's ``pretrained_cfg["fixed_input_size"]``) would fail
@@ -48,13 +53,14 @@ def check_input_size(backbone: nn.Module, name: str, patch_size: int) -> None:
         backbone: a model made by :func:`create_backbone`.
         name: its timm name, for the message.
         patch_size: side of the data's patches, pixels.
+        option: the setting that chose *patch_size*, for the message.
 
     Raises:
         ValueError: if the backbone takes one input size and it is not
             *patch_size*.
     """
     config = getattr(backbone, "pretrained_cfg", None) or {}
-    if not config.get("fixed_input_size"):
+    if not config.get("fixed_input_size") or not config.get("input_size"):
         return
     height, width = config["input_size"][-2:]
     if (height, width) != (patch_size, patch_size):
@@ -62,7 +68,7 @@ def check_input_size(backbone: nn.Module, name: str, patch_size: int) -> None:
             f"Backbone {name!r} takes only {height} x {width} px inputs (timm's "
             f"fixed_input_size) but the patches are {patch_size} px; pick a "
             "backbone that takes any size (e.g. resnet18, regnetx_002, "
-            f"efficientnet_b0) or set --data.init_args.patch_size {height}."
+            f"efficientnet_b0) or set {option} {height}."
         )
         raise ValueError(msg)
 
