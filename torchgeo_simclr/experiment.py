@@ -366,11 +366,11 @@ def check_settings(plan: ExperimentPlan, resuming: bool) -> None:
     if resuming and path.exists():
         recorded = json.loads(path.read_text())
         # A record from before the contents were recorded is not checked for them.
+        unrecorded = {k for k in LATER_SETTINGS if k not in recorded}
         changed = [
             k
             for k in settings
-            if (k in recorded or k not in LATER_SETTINGS)
-            and recorded.get(k) != settings[k]
+            if k not in unrecorded and recorded.get(k) != settings[k]
         ]
         if changed:
             differences = "; ".join(

@@ -28,7 +28,7 @@ from ..geopackage import write_geopackage
 from ..inference.grid import LONLAT, check_latitudes
 from ..inference.styles import HIT_OUTLINE, HIT_OUTLINE_MM, polygon_style
 from ..inference.writer import partial_path
-from ..models.checkpoint import read_checkpoint
+from ..models.checkpoint import BACKBONE_KINDS, read_checkpoint
 from ..outputs import check_output_folder
 from .index import IndexInfo, checkpoint_id, read_embeddings, read_info
 from .sheet import contact_sheet, read_thumbnails
@@ -498,7 +498,7 @@ def _check_checkpoint(index: EmbeddingIndex, checkpoint: Path) -> None:
     given = checkpoint_id(checkpoint)
     if given != index.info.checkpoint_id:
         # A file that is no checkpoint at all gets that said instead.
-        read_checkpoint(checkpoint, ("simclr", "finetune", "distill"))
+        read_checkpoint(checkpoint, BACKBONE_KINDS)
         msg = (
             f"--index {str(index.path)!r} was made by checkpoint "
             f"{index.info.checkpoint!r} (id {index.info.checkpoint_id}), you gave "

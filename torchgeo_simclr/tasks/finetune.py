@@ -283,8 +283,9 @@ class FineTuneTask(IrrigationTask):
         """Which pretrained stages stay fixed and which train, by module name."""
         names = {id(module): name for name, module in self.model.named_modules()}
         frozen = {id(stage) for stage in self.frozen}
-        fixed = [names[id(s)] for s in self.model.stages() if id(s) in frozen]
-        trained = [names[id(s)] for s in self.model.stages() if id(s) not in frozen]
+        stages = self.model.stages()
+        fixed = [names[id(s)] for s in stages if id(s) in frozen]
+        trained = [names[id(s)] for s in stages if id(s) not in frozen]
         new = "the decoder" if self.model.unet is not None else "the classifier"
         return (
             f"Frozen (freeze={self.hparams['freeze']}): {', '.join(fixed)}; "
