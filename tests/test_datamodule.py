@@ -1,13 +1,18 @@
 from pathlib import Path
 
+import numpy as np
 import pytest
+import rasterio
 import shapely
 import torch
 from conftest import FAKE_CRS, FAKE_FIELDS, fake_dwr_gpkg, fake_s2_multiband
 from pyproj import Transformer
+from rasterio.windows import from_bounds
 
-from torchgeo_simclr.constants import IGNORE_INDEX
+from torchgeo_simclr.constants import IGNORE_INDEX, IRRIGATED
 from torchgeo_simclr.datamodules import CentralValleyDataModule
+from torchgeo_simclr.datamodules.fractions import grid_patch_labels
+from torchgeo_simclr.datamodules.statistics import band_statistics
 
 
 @pytest.fixture
@@ -63,6 +68,7 @@ def test_training_batch_has_two_normalised_views(scene: Path) -> None:
     raw = batch["image"].clone()
     out = dm.train_aug(batch)
     assert out["views"].shape == (2, 4, 12, 32, 32)
+    assert out["view_masks"].shape == (2, 4, 32, 32)
     expected = (raw - dm.mean[:, None, None]) / dm.std[:, None, None]
     assert torch.allclose(out["image"], expected, atol=1e-4)
     assert not torch.allclose(out["views"][0], out["views"][1])
@@ -170,3 +176,55 @@ def test_an_epoch_shorter_than_one_batch_is_refused(scene: Path) -> None:
     with pytest.raises(ValueError, match="length 2 patches per epoch is less than"):
         make(scene, length=2, batch_size=4).setup("fit")
     make(scene, length=2, batch_size=4).setup("test")  # no training, no check
+
+
+def test_pixels_without_data_are_neither_trained_on_nor_labelled(
+    tmp_path: Path,
+) -> None:
+    # A download turns cloud pixels into nodata 0; the DWR field under them
+    # keeps its label. Those pixels entered the loss, the metrics and the
+    # patch labels as a flat -mean/std image labelled "irrigated".
+    scene = fake_s2_multiband(tmp_path / "sentinel2")
+    fake_dwr_gpkg(tmp_path)
+    with rasterio.open(scene, "r+") as dst:
+        window = from_bounds(700100, 4099100, 700700, 4099700, dst.transform)
+        dst.write(np.zeros((12, 60, 60), "uint16"), window=window.round_offsets())
+    dm = make(tmp_path, num_views=1)
+    dm.setup("fit")
+    cloud = (slice(700200.0, 700520.0), slice(4099200.0, 4099520.0))
+    clear = (slice(701200.0, 701520.0), slice(4099150.0, 4099470.0))
+    samples = [dm.dataset[patch] for patch in (cloud, clear)]
+    assert all(s["mask"].shape == (32, 32) for s in samples)
+    assert (samples[0]["mask"] == IRRIGATED).all()
+    assert (samples[0]["image"] == 0).all()
+
+    batch = dm.train_aug(
+        {
+            "image": torch.stack([s["image"] for s in samples]),
+            "mask": torch.stack([s["mask"] for s in samples]),
+        }
+    )
+    assert (batch["mask"][0] == IGNORE_INDEX).all()
+    assert (batch["mask"][1] != IGNORE_INDEX).any()
+    labels = grid_patch_labels(dm.dataset, [cloud, clear])
+    assert labels[0] == IGNORE_INDEX
+    assert labels[1] == grid_patch_labels(dm.dataset.datasets[1], [clear])[0]
+
+
+def test_normalised_nodata_is_the_band_mean(scene: Path) -> None:
+    dm = make(scene)
+    dm.setup("fit")
+    image = torch.full((1, 12, 8, 8), 5000.0)
+    image[..., :4] = 0
+    out = dm.aug({"image": image})["image"]
+    assert (out[..., :4] == 0).all()
+    expected = (5000.0 - dm.mean[:, None, None]) / dm.std[:, None, None]
+    assert torch.allclose(out[0, :, :, 4:], expected.expand(12, 8, 4))
+
+
+def test_a_pixel_with_some_zero_bands_counts_in_the_statistics() -> None:
+    # Prediction treats a pixel as data when any band is non-zero; the
+    # statistics dropped it unless every band was.
+    image = torch.tensor([[[0.0, 4.0]], [[2.0, 4.0]]])
+    mean, _ = band_statistics([{"image": image}], [0])
+    assert mean.tolist() == [2.0, 3.0]

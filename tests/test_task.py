@@ -1,5 +1,6 @@
 import pytest
 import torch
+import torch.nn.functional as F
 from conftest import quiet_trainer
 from lightning.pytorch import Callback, LightningModule, Trainer
 from torch.utils.data import DataLoader, Dataset
@@ -96,6 +97,29 @@ def test_probe_never_changes_the_encoder() -> None:
     with_probe = backbone_grads(True)
     assert all(torch.allclose(a, b) for a, b in zip(with_probe, without, strict=True))
     assert task.probe.weight.grad is not None
+
+
+def test_probe_learns_the_labels_of_the_view_it_sees(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The probe is fed the first view's features; after a zoom or shift the
+    # first view's majority class can differ from the patch's.
+    torch.manual_seed(0)
+    task = SimCLRv2Task(model="resnet18")
+    task.train()
+    batch = next(iter(loader()))
+    batch["view_masks"] = torch.stack([1 - batch["mask"], batch["mask"]])
+    _, h = task._contrastive_step(batch)
+    logits = task.probe(h.detach())
+    first_view = F.cross_entropy(logits, torch.zeros(BATCH, dtype=torch.long))
+    unaugmented = F.cross_entropy(logits, torch.ones(BATCH, dtype=torch.long))
+    logged: dict[str, torch.Tensor] = {}
+    monkeypatch.setattr(
+        task, "log", lambda name, value, **_: logged.update({name: value})
+    )
+    task.training_step(batch, 0)
+    assert logged["train_probe_loss"].item() == pytest.approx(first_view.item())
+    assert first_view.item() != pytest.approx(unaugmented.item())
 
 
 def test_wrong_band_count_is_named() -> None:

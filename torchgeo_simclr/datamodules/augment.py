@@ -3,20 +3,26 @@
 from collections.abc import Sequence
 from typing import Any
 
-import kornia.augmentation as K
 import torch
 from torch import Tensor, nn
 
+from ..constants import IGNORE_INDEX
+from ..inference.normalise import normalise
 from ..transforms import AUGMENTATIONS, SimCLRViews
 
 
 class BatchAugmentation(nn.Module):
     """Normalise a batch per band, then optionally draw augmented views.
 
+    Pixels without data (every band 0, e.g. cloud-masked in a download) are
+    normalised to 0, the band means, as prediction does, and their mask
+    becomes :data:`IGNORE_INDEX`: they are neither trained on nor scored.
+
     With ``views.num_views == 1`` the image and mask are replaced by one
     augmented view (for supervised training); with two or more, the normalised
     image and mask are kept and ``batch["views"]`` ``[V, B, C, H, W]`` is added
-    (for contrastive training).
+    (for contrastive training), with the views' masks as ``batch["view_masks"]``
+    ``[V, B, H, W]`` when the batch has a mask.
     """
 
     def __init__(
@@ -30,7 +36,11 @@ class BatchAugmentation(nn.Module):
             views: the view generator; None only normalises.
         """
         super().__init__()
-        self.normalize = K.Normalize(mean=mean, std=std)
+        #: per-band mean ``[1, C, 1, 1]``, data units.
+        self.mean = mean.reshape(1, -1, 1, 1)
+        #: per-band standard deviation ``[1, C, 1, 1]``, data units.
+        self.std = std.reshape(1, -1, 1, 1)
+        #: the view generator, or None to only normalise.
         self.views = views
 
     def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -40,9 +50,15 @@ class BatchAugmentation(nn.Module):
             batch: ``image`` ``[B, C, H, W]`` and optionally ``mask`` ``[B, H, W]``.
 
         Returns:
-            The same dictionary with the image normalised and views added.
+            The same dictionary with the image normalised, the mask ignored
+            where the image has no data, and views added.
         """
-        batch["image"] = self.normalize(batch["image"])
+        image = batch["image"]
+        batch["image"], valid = normalise(
+            image, self.mean.to(image), self.std.to(image)
+        )
+        if "mask" in batch:
+            batch["mask"] = batch["mask"].masked_fill(~valid, IGNORE_INDEX)
         if self.views is None:
             return batch
         views = self.views(batch["image"], batch.get("mask"))
@@ -52,6 +68,9 @@ class BatchAugmentation(nn.Module):
                 batch["mask"] = mask
         else:
             batch["views"] = torch.stack([image for image, _ in views])
+            masks = [mask for _, mask in views if mask is not None]
+            if masks:
+                batch["view_masks"] = torch.stack(masks)
         return batch
 
 

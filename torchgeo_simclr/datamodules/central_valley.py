@@ -84,7 +84,8 @@ class CentralValleyDataModule(GeoDataModule):
 
     Samples: ``image`` float32 ``[B, C, H, W]`` (normalised), ``mask`` int64
     ``[B, H, W]`` when labels are given, ``views`` ``[V, B, C, H, W]`` when
-    ``num_views >= 2``, and torchgeo's ``bounds`` and ``transform``.
+    ``num_views >= 2`` (with their masks ``view_masks`` ``[V, B, H, W]``), and
+    torchgeo's ``bounds`` and ``transform``.
     """
 
     def __init__(
@@ -366,7 +367,7 @@ class CentralValleyDataModule(GeoDataModule):
             )
             raise ValueError(msg)
         patches = list(self.grid_sampler("train"))
-        labels = grid_patch_labels(self.dataset.datasets[1], patches)
+        labels = grid_patch_labels(self.dataset, patches)
         chosen = nested_balanced_subset(labels, self.label_fraction, self.label_seed)
         self.n_labels = len(chosen)
         positives = int((labels[chosen] == 1).sum())

@@ -11,6 +11,7 @@ from torchgeo.datasets import GeoDataset
 from tqdm import tqdm
 
 from ..constants import IGNORE_INDEX
+from ..inference.normalise import has_data
 from ..patch_labels import patch_labels
 
 #: A patch as the grid samplers yield it: ``(x slice, y slice)`` in CRS units.
@@ -61,13 +62,19 @@ def nested_balanced_subset(labels: Tensor, fraction: float, seed: int = 0) -> Te
 
 
 def grid_patch_labels(
-    labels: GeoDataset, patches: Sequence[Patch], progress: bool = False
+    dataset: GeoDataset, patches: Sequence[Patch], progress: bool = False
 ) -> Tensor:
     """Read the mask of each patch and reduce it to a patch label.
 
+    Where the samples also hold an ``image``, its pixels without data (every
+    band 0, e.g. cloud-masked) count as unlabelled, as they do in training, so
+    a patch that is mostly nodata gets no label and is never drawn into a
+    labelled subset.
+
     Args:
-        labels: a dataset returning ``mask`` (e.g.
-            :class:`~torchgeo_simclr.datasets.IrrigationLabels`).
+        dataset: a dataset returning ``mask`` (e.g.
+            :class:`~torchgeo_simclr.datasets.IrrigationLabels`), or ``image``
+            and ``mask`` (the imagery intersected with the labels).
         patches: the patches to label.
         progress: show a progress bar.
 
@@ -75,10 +82,13 @@ def grid_patch_labels(
         ``[N]`` labels: 0, 1 or :data:`IGNORE_INDEX` (see
         :func:`~torchgeo_simclr.patch_labels.patch_labels`).
     """
-    out = [
-        patch_labels(labels[patch]["mask"][None])[0]
-        for patch in tqdm(patches, desc="label patches", disable=not progress)
-    ]
+    out = []
+    for patch in tqdm(patches, desc="label patches", disable=not progress):
+        sample = dataset[patch]
+        mask = sample["mask"]
+        if "image" in sample:
+            mask = mask.masked_fill(~has_data(sample["image"], dim=0), IGNORE_INDEX)
+        out.append(patch_labels(mask[None])[0])
     return torch.stack(out) if out else torch.empty(0, dtype=torch.long)
 
 

@@ -201,7 +201,8 @@ class SimCLRv2Task(NormalisedAsTrained, BaseTask):
         """Compute the NT-Xent loss (plus the probe's loss on detached features).
 
         Args:
-            batch: ``views`` ``[2, B, C, H, W]``, optionally ``mask`` ``[B, H, W]``.
+            batch: ``views`` ``[2, B, C, H, W]``, optionally ``mask`` ``[B, H, W]``
+                and the views' masks ``view_masks`` ``[2, B, H, W]``.
             batch_idx: index of the batch.
             dataloader_idx: index of the dataloader.
 
@@ -214,7 +215,10 @@ class SimCLRv2Task(NormalisedAsTrained, BaseTask):
         std = F.normalize(h.detach(), dim=1).std(dim=0).mean()
         self.log("train_feature_std", std, batch_size=batch_size)
         if self.hparams["probe"] and "mask" in batch:
-            probe_loss = self._probe_loss(h, batch["mask"])
+            # The probe sees the first view's features, so it learns that
+            # view's labels: a zoom or shift can move a patch's majority class.
+            mask = batch["view_masks"][0] if "view_masks" in batch else batch["mask"]
+            probe_loss = self._probe_loss(h, mask)
             self.log("train_probe_loss", probe_loss, batch_size=batch_size)
             loss = loss + probe_loss
         return loss
