@@ -43,3 +43,32 @@ def test_slivers_that_cannot_hold_a_patch_are_dropped() -> None:
     splits = spatial_blocks(roi, 1280, (1, 0, 0), min_side=480)
     assert len(splits[0].geoms) == 2
     assert torch.tensor([len(s.geoms) for s in splits[1:]]).sum() == 0
+
+
+def test_a_buffer_keeps_training_away_from_held_out_blocks() -> None:
+    # Blocks touch, so a field crossing a block edge is trained on and scored;
+    # the buffer cuts a gap out of the training blocks only.
+    roi = box(0, 0, 10_240, 5_120)
+    touching = spatial_blocks(roi, 1280, (0.7, 0.15, 0.15), min_side=480, seed=1)
+    apart = spatial_blocks(
+        roi, 1280, (0.7, 0.15, 0.15), min_side=480, seed=1, buffer=400
+    )
+    assert touching[0].distance(touching[1] | touching[2]) == 0
+    assert apart[0].distance(apart[1] | apart[2]) >= 400 - 1e-6
+    assert apart[1].equals(touching[1])
+    assert apart[2].equals(touching[2])
+    # Only the gap is lost: training keeps what lies 400 m or more away.
+    kept = touching[0].difference(
+        (touching[1] | touching[2]).buffer(400, join_style="mitre")
+    )
+    assert apart[0].area == pytest.approx(kept.area)
+    assert 0 < apart[0].area < touching[0].area
+
+
+def test_a_buffer_too_wide_for_the_blocks_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"split_buffer of 90 px leaves no training"):
+        spatial_blocks(
+            box(0, 0, 3840, 1280), 1280, (0.34, 0.33, 0.33), 480, res=10, buffer=900
+        )
+    with pytest.raises(ValueError, match="split_buffer must be 0 or more, got -1 px"):
+        spatial_blocks(box(0, 0, 5120, 5120), 1280, (0.7, 0.15, 0.15), 480, 0, 10, -10)

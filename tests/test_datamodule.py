@@ -222,9 +222,29 @@ def test_normalised_nodata_is_the_band_mean(scene: Path) -> None:
     assert torch.allclose(out[0, :, :, 4:], expected.expand(12, 8, 4))
 
 
-def test_a_pixel_with_some_zero_bands_counts_in_the_statistics() -> None:
-    # Prediction treats a pixel as data when any band is non-zero; the
-    # statistics dropped it unless every band was.
-    image = torch.tensor([[[0.0, 4.0]], [[2.0, 4.0]]])
-    mean, _ = band_statistics([{"image": image}], [0])
-    assert mean.tolist() == [2.0, 3.0]
+def test_a_pixel_missing_some_bands_is_nodata(scene: Path) -> None:
+    # At a swath edge or a masked cloud the 20 m and 60 m bands, resampled to
+    # 10 m, reach past the 10 m bands' edge: such pixels hold only some bands.
+    image = torch.full((1, 12, 1, 2), 5000.0)
+    image[0, [1, 2, 3, 7], 0, 0] = 0  # B02, B03, B04, B08: the 10 m bands
+    mean, _ = band_statistics([{"image": image[0]}], [0])
+    assert mean.tolist() == [5000.0] * 12
+    dm = make(scene)
+    dm.setup("fit")
+    batch = dm.aug({"image": image, "mask": torch.ones(1, 1, 2, dtype=torch.long)})
+    assert batch["mask"].tolist() == [[[IGNORE_INDEX, 1]]]
+    assert (batch["image"][0, :, 0, 0] == 0).all()
+
+
+def test_split_buffer_keeps_training_patches_away_from_held_out_ones(
+    scene: Path,
+) -> None:
+    def closest(**kwargs: object) -> float:
+        dm = make(scene, length=64, **kwargs)
+        dm.setup("fit")
+        train = boxes(dm.train_sampler) + boxes(dm.grid_sampler("train"))
+        held_out = shapely.union_all(boxes(dm.val_sampler) + boxes(dm.test_sampler))
+        return min(b.distance(held_out) for b in train)
+
+    assert closest() < 80
+    assert closest(split_buffer=8) >= 80  # 8 px of 10 m

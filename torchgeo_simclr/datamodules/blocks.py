@@ -15,11 +15,15 @@ def spatial_blocks(
     min_side: float,
     seed: int = 0,
     res: float | None = None,
+    buffer: float = 0.0,
 ) -> list[MultiPolygon]:
     """Cut a region into square blocks and deal them out to splits at random.
 
     Blocks of one split never overlap blocks of another, so patches sampled
-    inside a split's blocks never overlap another split's patches.
+    inside a split's blocks never overlap another split's patches. Neighbouring
+    blocks touch, though, so a field crossing a block edge can be trained on
+    and scored; a *buffer* cuts a gap of that width out of the training
+    blocks around every other split's blocks.
 
     Args:
         roi: region of interest, in the data's CRS.
@@ -30,13 +34,16 @@ def spatial_blocks(
             side, CRS units) cannot hold a patch and are dropped.
         seed: seed of the random assignment.
         res: pixel side, CRS units, to state sizes in pixels in errors.
+        buffer: least distance from the first split's (training) blocks to
+            any other split's blocks, CRS units; training blocks cut below
+            *min_side* by it are dropped.
 
     Returns:
         One MultiPolygon per split, in the order of *fractions*.
 
     Raises:
-        ValueError: if *block_size* is not positive, or the region holds too
-            few usable blocks for the splits.
+        ValueError: if *block_size* is not positive, *buffer* is negative, or
+            the region holds too few usable blocks for the splits.
     """
 
     def size(value: float) -> str:
@@ -44,6 +51,9 @@ def spatial_blocks(
 
     if block_size <= 0:
         msg = f"block_size must be positive, got {size(block_size)}."
+        raise ValueError(msg)
+    if buffer < 0:
+        msg = f"split_buffer must be 0 or more, got {size(buffer)}."
         raise ValueError(msg)
     xmin, ymin, xmax, ymax = roi.bounds
     cells: list[Polygon] = []
@@ -53,8 +63,7 @@ def spatial_blocks(
                 x, y, min(x + block_size, xmax), min(y + block_size, ymax)
             )
             part = cell.intersection(roi)
-            bx0, by0, bx1, by1 = part.bounds if not part.is_empty else (0, 0, 0, 0)
-            if min(bx1 - bx0, by1 - by0) >= min_side and isinstance(part, Polygon):
+            if _fits(part, min_side) and isinstance(part, Polygon):
                 cells.append(part)
     wanted = [1 if f > 0 else 0 for f in fractions]
     if len(cells) < sum(wanted):
@@ -83,4 +92,41 @@ def spatial_blocks(
         chosen = [cells[i] for i in order[start : start + count]]
         splits.append(MultiPolygon(chosen))
         start += count
+    if buffer > 0:
+        splits[0] = _keep_away(splits[0], splits[1:], buffer, min_side)
+        if splits[0].is_empty:
+            msg = (
+                f"A split_buffer of {size(buffer)} leaves no training block that "
+                f"can fit a patch of {size(min_side)}; pass a smaller split_buffer "
+                "or a larger block_size."
+            )
+            raise ValueError(msg)
     return splits
+
+
+def _fits(part: BaseGeometry, min_side: float) -> bool:
+    """Whether *part*'s extent is at least *min_side* wide and high."""
+    if part.is_empty:
+        return False
+    x0, y0, x1, y1 = part.bounds
+    return min(x1 - x0, y1 - y0) >= min_side
+
+
+def _keep_away(
+    train: MultiPolygon,
+    others: Sequence[MultiPolygon],
+    buffer: float,
+    min_side: float,
+) -> MultiPolygon:
+    """Cut a gap of *buffer* around the *others*' blocks out of *train*.
+
+    Returns:
+        The remaining training parts that can still fit a patch.
+    """
+    # A square (mitre) gap: at least *buffer* everywhere, and straight edges
+    # that stay on the pixel grid.
+    held_out = shapely.unary_union([*others]).buffer(buffer, join_style="mitre")
+    parts = shapely.get_parts(train.difference(held_out))
+    return MultiPolygon(
+        [p for p in parts if isinstance(p, Polygon) and _fits(p, min_side)]
+    )

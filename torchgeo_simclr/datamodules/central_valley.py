@@ -100,6 +100,7 @@ class CentralValleyDataModule(GeoDataModule):
         num_workers: int = 0,
         block_size: int = 512,
         split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15),
+        split_buffer: int = 0,
         seed: int = 0,
         class_column: str = "CLASS2",
         class_map: dict[str, int] | None = None,
@@ -133,6 +134,11 @@ class CentralValleyDataModule(GeoDataModule):
             num_workers: data loading worker processes.
             block_size: side of the split blocks, pixels.
             split_fractions: share of blocks for train, val and test.
+            split_buffer: least distance from the train blocks to the val and
+                test blocks, pixels. Blocks touch at 0 (the default), so a
+                field crossing a block edge can be both trained on and scored;
+                a buffer about one field wide keeps such fields out of
+                training.
             seed: seed of the block assignment and of the statistics' patches.
             class_column: label file column holding the DWR class code.
             class_map: overrides of the DWR class to mask value mapping.
@@ -174,6 +180,7 @@ class CentralValleyDataModule(GeoDataModule):
         self.bands = list(bands or S2_BANDS)
         self.block_size = block_size
         self.split_fractions = split_fractions
+        self.split_buffer = split_buffer
         self.seed = seed
         self.class_column = class_column
         self.class_map = class_map
@@ -227,6 +234,7 @@ class CentralValleyDataModule(GeoDataModule):
             min_side=patch_side,
             seed=self.seed,
             res=dataset.res[0],
+            buffer=self.split_buffer * dataset.res[0],
         )
         self.split_blocks = {"train": train, "val": val, "test": test}
 
@@ -316,9 +324,14 @@ class CentralValleyDataModule(GeoDataModule):
                 setattr(self, f"{split}_sampler", SequentialSampler(data))
         counts = self.split_lengths()
         blocks = {split: len(b.geoms) for split, b in self.split_blocks.items()}
+        gap = (
+            f", training kept {self.split_buffer} px from val and test"
+            if self.split_buffer
+            else ""
+        )
         rank_zero_info(
-            f"Spatial split of {self.root}: {blocks} blocks of {self.block_size} px;"
-            f" patches per epoch: {counts}"
+            f"Spatial split of {self.root}: {blocks} blocks of {self.block_size} px"
+            f"{gap}; patches per epoch: {counts}"
         )
         self.predict_sampler = BlockGridSampler(
             self.dataset,

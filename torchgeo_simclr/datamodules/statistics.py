@@ -14,11 +14,6 @@ from torchgeo.datasets.utils import GeoSlice, Sample
 
 from ..constants import S2_NODATA
 
-#: Changes whenever the way statistics are computed changes, so that cached
-#: statistics of an earlier rule are not reused (2: a pixel is valid when any
-#: band has data, not only when every band has).
-STATISTICS_VERSION = 2
-
 
 def default_cache_dir() -> Path:
     """Return where statistics are cached: ``$XDG_CACHE_HOME/torchgeo-simclr``.
@@ -40,7 +35,7 @@ def cache_key(files: Iterable[str], *parts: object) -> str:
     Returns:
         A hex digest that changes when any file or part changes.
     """
-    digest = hashlib.sha256(f"{STATISTICS_VERSION}\n".encode())
+    digest = hashlib.sha256()
     for name in sorted(files):
         stat = os.stat(name)
         digest.update(f"{name}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
@@ -55,8 +50,7 @@ def band_statistics(
 ) -> tuple[Tensor, Tensor]:
     """Compute per-band mean and standard deviation over valid pixels.
 
-    A pixel is valid when any band differs from *nodata*, the rule training
-    and prediction use to tell data from nodata.
+    A pixel is valid when no band equals *nodata*.
 
     Args:
         dataset: an image dataset whose samples have ``image`` ``[C, H, W]``.
@@ -73,7 +67,7 @@ def band_statistics(
     total = count = squares = None
     for location in locations:
         image = dataset[location]["image"].double().flatten(1)
-        valid = (image != nodata).any(0)
+        valid = (image != nodata).all(0)
         pixels = image[:, valid]
         if total is None or squares is None or count is None:
             total = pixels.sum(1)

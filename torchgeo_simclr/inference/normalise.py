@@ -5,20 +5,22 @@ from torch import Tensor
 
 
 def has_data(image: Tensor, dim: int) -> Tensor:
-    """Pixels where any band is non-zero (0 is Sentinel-2 L2A's nodata).
+    """Pixels where every band has data (0 is Sentinel-2 L2A's nodata).
 
-    The same as ``image.ne(0).any(dim)`` for any finite values, without a
-    boolean copy of the image: 3 times faster on a CPU, which adds up over
-    the thousands of windows of a map.
+    A pixel missing any band counts as nodata: at a swath edge or a masked
+    cloud, the 20 m and 60 m bands resampled to 10 m reach a pixel or three
+    past the 10 m bands' edge, and those pixels hold only some bands.
+    Reflectance x10000 is positive where there is data, so this is the
+    smallest band above 0, which needs no boolean copy of the image.
 
     Args:
-        image: pixel values, bands along *dim*.
+        image: reflectance x10000 (non-negative), bands along *dim*.
         dim: the band dimension.
 
     Returns:
         Boolean, *image*'s shape without *dim*.
     """
-    return image.amax(dim=dim).ne(0) | image.amin(dim=dim).ne(0)
+    return image.amin(dim=dim).gt(0)
 
 
 def normalise(

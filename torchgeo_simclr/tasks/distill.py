@@ -193,8 +193,8 @@ class DistillTask(IrrigationTask):
                 f"Teacher {self.hparams['teacher']!r} was trained on spatial split "
                 f"{teacher.split} but the datamodule makes split {data.split}, so "
                 "the student could be tested on the teacher's training blocks; use "
-                "the teacher's root, bbox, block_size, split_fractions and seed "
-                "(BigEarthNet: root, scheme and split_seed)."
+                "the teacher's root, bbox, block_size, split_fractions, split_buffer "
+                "and seed (BigEarthNet: root, scheme and split_seed)."
             )
             raise ValueError(msg)
         if (

@@ -109,7 +109,7 @@ def check_resume(
             f"{who} was trained on spatial split {splits[0]} but the "
             f"datamodule makes split {splits[1]}, so resuming would train on "
             "its held-out blocks; resume with the root, bbox, block_size, "
-            "split_fractions and seed it was trained with."
+            "split_fractions, split_buffer and seed it was trained with."
         )
         raise ValueError(msg)
     if trained_labels is None and current_labels is not None:
@@ -151,5 +151,5 @@ def split_warning(
         f"{splits[0]} but the datamodule makes split {splits[1]}: on the "
         "same imagery its held-out blocks may hold the checkpoint's training "
         "blocks, and the scores come out too high; use the root, bbox, "
-        "block_size, split_fractions and seed it was trained with."
+        "block_size, split_fractions, split_buffer and seed it was trained with."
     )
