@@ -140,6 +140,12 @@ def fake_s2_multiband(
     return path
 
 
+def _esa_offset(product: str) -> int:
+    """The +1000 that ESA adds from processing baseline 04.00 (``N0400``) on."""
+    baseline = product.split("_N")[1][:4] if "_N" in product else "0000"
+    return 1000 if "0400" <= baseline < "9999" else 0
+
+
 def fake_s2_per_band(
     root: Path,
     *,
@@ -167,7 +173,8 @@ def fake_s2_per_band(
         crs: CRS of the product.
 
     Returns:
-        The product directory.
+        The product directory. As in ESA's products, the files of processing
+        baselines 04.00 and later (e.g. N0509) hold reflectance x10000 + 1000.
     """
     directory = root / product
     options = {"REVERSIBLE": "YES", "QUALITY": "100"} if suffix == ".jp2" else {}
@@ -180,6 +187,7 @@ def fake_s2_per_band(
         else:
             name = f"{band}{suffix}"
         data = _band_array(band, float(metres), size * 10.0, origin)[None]
+        data += _esa_offset(product)
         _write_tif(folder / name, data, float(metres), origin, crs, **options)
     return directory
 

@@ -23,6 +23,7 @@ from conftest import (
     FAKE_CRS,
     FAKE_FIELDS,
     FAKE_ORIGIN,
+    FAKE_PRODUCT,
     FAKE_SIZE,
     fake_dwr_gpkg,
     fake_s2_multiband,
@@ -51,6 +52,7 @@ from torchgeo_simclr.datasets import (
     build_irrigation_map,
     resolve_label_path,
 )
+from torchgeo_simclr.datasets.sentinel2 import remove_offset
 
 FIXTURES = Path(__file__).parents[1] / ".." / "shared" / "fixtures"
 MAJORTOM = (
@@ -147,12 +149,55 @@ def test_per_band_product_directory(tmp_path: Path) -> None:
         )
 
 
+@pytest.mark.parametrize(
+    ("baseline", "stored_offset"), [("N0301", 0), ("N0400", 1000), ("N0509", 1000)]
+)
+def test_per_band_products_lose_esas_offset(
+    tmp_path: Path, baseline: str, stored_offset: int
+) -> None:
+    # From baseline 04.00 (January 2022) ESA stores reflectance x10000 + 1000;
+    # read as stored, every pixel of such a product was 0.1 too bright.
+    product = FAKE_PRODUCT.replace("_N0509_", f"_{baseline}_")
+    fake_s2_per_band(tmp_path, product=product, bands=["B02"])
+    with rasterio.open(tmp_path / product / "B02.tif") as src:
+        stored = src.read(1)
+    np.testing.assert_array_equal(
+        stored, expected("B02", X0, Y0, FAKE_SIZE) + stored_offset
+    )
+    image = CentralValleyS2(tmp_path, bands=["B02"])[SCENE]["image"]
+    np.testing.assert_array_equal(image[0].numpy(), expected("B02", X0, Y0, FAKE_SIZE))
+
+
+def test_removing_the_offset_keeps_nodata_and_dark_pixels() -> None:
+    data = torch.tensor([0, 1, 999, 1000, 1001, 6000])
+    assert remove_offset(data, 1000).tolist() == [0, 1, 1, 1, 1, 5000]
+    assert remove_offset(data, 0).tolist() == data.tolist()
+
+
+def test_products_of_both_baselines_mosaic_each_without_its_offset(
+    tmp_path: Path,
+) -> None:
+    east = (X0 + 1280, Y0)
+    old = FAKE_PRODUCT.replace("_N0509_", "_N0301_")
+    fake_s2_per_band(tmp_path / "a", product=old, bands=["B02"])
+    fake_s2_per_band(tmp_path / "b", bands=["B02"], origin=east)
+    ds = CentralValleyS2(tmp_path, bands=["B02"])
+    image = ds[X0 + 640 : X0 + 1920, Y0 - 640 : Y0]["image"][0].numpy()
+    x, y = np.meshgrid(X0 + 645 + 10 * np.arange(128), Y0 - 5 - 10 * np.arange(64))
+    west = fake_s2_value(1, x, y)
+    east_plane = fake_s2_value(1, x, y, origin=east)
+    assert (image[:, :64] == west[:, :64]).all()  # only the N0301 product
+    # Where both lie, either one's reflectance, never one with the offset left.
+    assert ((image == west) | (image == east_plane))[:, 64:].all()
+
+
 def test_20m_pixel_lands_in_place(tmp_path: Path) -> None:
     product = fake_s2_per_band(tmp_path, bands=["B04", "B05"])
-    # One bright 20 m pixel at row 7, column 12 of B05 (else flat).
+    # One bright 20 m pixel at row 7, column 12 of B05 (else flat), stored
+    # with the +1000 offset of baseline N0509.
     with rasterio.open(product / "B05.tif", "r+") as dst:
-        data = np.full((dst.height, dst.width), 1000, dtype=np.uint16)
-        data[7, 12] = 5000
+        data = np.full((dst.height, dst.width), 2000, dtype=np.uint16)
+        data[7, 12] = 6000
         dst.write(data, 1)
     ds = CentralValleyS2(tmp_path, bands=["B04", "B05"])
     b05 = ds[SCENE]["image"][1].numpy() - 1000.0

@@ -22,7 +22,14 @@ import pytest
 import rasterio
 import shapely
 import torch
-from conftest import FAKE_CRS, FAKE_ORIGIN, GPKG_1_2, fake_s2_multiband, gpkg_version
+from conftest import (
+    FAKE_CRS,
+    FAKE_ORIGIN,
+    GPKG_1_2,
+    fake_s2_multiband,
+    fake_s2_per_band,
+    gpkg_version,
+)
 from PIL import Image
 from pyproj import CRS, Transformer
 from rasterio.windows import Window
@@ -34,6 +41,7 @@ import torchgeo_simclr.download.run as download_run
 from torchgeo_simclr.cli import build_parser, main
 from torchgeo_simclr.constants import S2_BANDS
 from torchgeo_simclr.datamodules.patches import GridPatches, keep_batch
+from torchgeo_simclr.datamodules.prediction import MapDataModule
 from torchgeo_simclr.datasets import CentralValleyS2
 from torchgeo_simclr.embeddings import (
     EmbedResult,
@@ -1171,3 +1179,20 @@ def test_search_takes_one_query(queries: list[str]) -> None:
             ["search", "--index", "a", "--out", "b.gpkg", *queries]
         )
     assert info.value.code == 2
+
+
+def test_scenes_without_a_date_get_an_unknown_date(
+    simclr: Path, tmp_path: Path
+) -> None:
+    # torchgeo indexes a file whose name carries no date from 1677-09-21 on,
+    # and that date went into the index, the hits and the maps' metadata.
+    fake_s2_per_band(tmp_path / "imagery", product="unnamed")
+    with pytest.warns(UserWarning, match=r"1 of 1 Sentinel-2 file\(s\).*no sensing"):
+        embed(simclr, tmp_path / "imagery", tmp_path / "index.parquet")
+    dates = pq.read_table(tmp_path / "index.parquet").column("date")
+    assert len(dates) > 0
+    assert dates.null_count == len(dates)
+    maps = MapDataModule(root=tmp_path / "imagery", patch_size=64, overlap=0)
+    with pytest.warns(UserWarning, match="no sensing date"):
+        maps.setup("predict")
+    assert maps.imagery_dates() == ["unknown"]

@@ -18,6 +18,8 @@ from conftest import (
     fake_dwr_gpkg,
     fake_s2_multiband,
 )
+from matplotlib.colors import to_hex
+from matplotlib.figure import Figure
 from PIL import Image
 from pyproj import CRS
 
@@ -26,6 +28,8 @@ from torchgeo_simclr.embeddings.index import IndexInfo, IndexWriter, read_index
 from torchgeo_simclr.embeddings.projection import (
     FIGURE_DPI,
     FIGURE_SIDE,
+    UNKNOWN_DATE_COLOUR,
+    _draw_dates,
     embedding_map,
     patch_majority_labels,
     project,
@@ -364,3 +368,15 @@ def test_option_errors_name_the_command_line_option(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         embedding_map(tmp_path / "index.parquet", tmp_path / "map.png", **option)
+
+
+def test_patches_of_unknown_date_are_drawn_grey() -> None:
+    # Before, NaT joined the date colours as a day 292 years before 1970.
+    figure = Figure()
+    ax = figure.add_subplot()
+    dates = np.array([None] * 3 + ["2023-07-15"] * 2, dtype="datetime64[D]")
+    _draw_dates(figure, ax, np.arange(10.0).reshape(5, 2), dates)
+    legend = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert legend == ["Date unknown (3)", "Acquired 2023-07-15 (2)"]
+    grey = ax.collections[0].get_facecolor()[0]
+    assert to_hex(grey) == UNKNOWN_DATE_COLOUR

@@ -616,7 +616,7 @@ def _search(args: argparse.Namespace) -> None:
     for hit in result.hits.head(PRINTED_HITS).itertuples():
         print(
             f"{hit.rank:>4} {hit.similarity:>10.4f} {hit.lon:>10.5f} "
-            f"{hit.lat:>9.5f} {hit.date!s:>10}"
+            f"{hit.lat:>9.5f} {hit.date or 'unknown'!s:>10}"
         )
     if len(result.hits) > PRINTED_HITS:
         print(f"... and {len(result.hits) - PRINTED_HITS:,} more in {result.out}")

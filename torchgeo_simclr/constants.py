@@ -40,6 +40,13 @@ REFLECTANCE_SCALE: Final[float] = 10000.0
 #: Nodata value of Sentinel-2 L2A files.
 S2_NODATA: Final[int] = 0
 
+#: First processing baseline whose L2A digital numbers carry a +1000 offset
+#: (ESA, January 2022): reflectance x10000 = DN - 1000.
+OFFSET_BASELINE: Final[tuple[int, int]] = (4, 0)
+
+#: The offset those baselines add to every digital number with data.
+BOA_ADD_OFFSET: Final[int] = 1000
+
 #: Mask value of a pixel that is not irrigated.
 NOT_IRRIGATED: Final[int] = 0
 

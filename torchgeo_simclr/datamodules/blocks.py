@@ -109,7 +109,7 @@ def _fits(part: BaseGeometry, min_side: float) -> bool:
     if part.is_empty:
         return False
     x0, y0, x1, y1 = part.bounds
-    return min(x1 - x0, y1 - y0) >= min_side
+    return bool(min(x1 - x0, y1 - y0) >= min_side)
 
 
 def _keep_away(

@@ -12,6 +12,7 @@ from torchgeo.datamodules import BaseDataModule
 
 from ..constants import S2_BANDS
 from ..datasets import CentralValleyS2
+from ..datasets.sentinel2 import has_date
 from ..inference.grid import LONLAT, OutputGrid, output_grid, parse_bbox_crs
 from .central_valley import fresh_file_handles
 from .patches import GridPatches, keep_batch
@@ -117,17 +118,22 @@ class MapDataModule(BaseDataModule):
         """Sensing dates of the scenes under the output grid.
 
         Returns:
-            ISO dates (``YYYY-MM-DD``), sorted, without repeats.
+            ISO dates (``YYYY-MM-DD``), sorted, without repeats, then
+            ``"unknown"`` when a scene's name carries no date.
         """
         assert self.imagery is not None
         assert self.grid is not None
         xmin, ymin, xmax, ymax = self.grid.bounds
         index = self.imagery.index.cx[xmin:xmax, ymin:ymax]
         dates: set[str] = set()
+        unknown = []
         for interval in index.index:
+            if not has_date(interval):
+                unknown = ["unknown"]
+                continue
             start = interval.left if isinstance(interval, pd.Interval) else interval
             dates.add(pd.Timestamp(start).to_pydatetime().date().isoformat())
-        return sorted(dates)
+        return sorted(dates) + unknown
 
     def predict_dataloader(self) -> DataLoader[dict[str, Any]]:
         """Windows in row-major order (never shuffled: the writer relies on it).

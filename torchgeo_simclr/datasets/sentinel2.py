@@ -1,5 +1,6 @@
 """Sentinel-2 L2A scenes of California's Central Valley, 12 bands on a 10 m grid."""
 
+import functools
 import os
 import re
 import warnings
@@ -10,6 +11,7 @@ from typing import Any, ClassVar
 import matplotlib.pyplot as plt
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 import rasterio
 import torch
 from matplotlib.axes import Axes
@@ -33,8 +35,10 @@ from torchgeo.datasets.utils import (
 )
 
 from ..constants import (
+    BOA_ADD_OFFSET,
     IGNORE_INDEX,
     MAP_CLASSES,
+    OFFSET_BASELINE,
     REFLECTANCE_SCALE,
     S2_BAND_RESOLUTION,
     S2_BANDS,
@@ -47,6 +51,55 @@ MASK_CMAP = ListedColormap([colour for _, colour in MAP_CLASSES.values()])
 
 #: Reflectance (0-1) drawn at full brightness in natural colour (0 is black).
 NATURAL_COLOUR_MAX = 0.2
+
+#: Product names (a folder or ``.SAFE`` above the band files) and their
+#: processing baseline, e.g. ``S2B_MSIL2A_20230715T184919_N0509_...``.
+PRODUCT_BASELINE_REGEX = re.compile(
+    r"^S2[ABC]_MSIL2A_\d{8}T\d{6}_N(?P<major>\d{2})(?P<minor>\d{2})_"
+)
+
+
+@functools.lru_cache(maxsize=4096)
+def boa_offset(filepath: str) -> int:
+    """The offset ESA added to a per-band file's digital numbers.
+
+    The processing baseline is read from the nearest folder above the file
+    named like an L2A product (``S2B_MSIL2A_20230715T184919_N0509_...``, or
+    its ``.SAFE``). Baselines 04.00 and later (January 2022 on) add 1000;
+    earlier ones, ``N9999`` (no baseline given) and files outside a product
+    folder add nothing.
+
+    Args:
+        filepath: path of a band file.
+
+    Returns:
+        1000 or 0.
+    """
+    for part in reversed(os.path.normpath(filepath).split(os.sep)[:-1]):
+        if found := PRODUCT_BASELINE_REGEX.match(part):
+            baseline = int(found["major"]), int(found["minor"])
+            newer = OFFSET_BASELINE <= baseline < (99, 99)
+            return BOA_ADD_OFFSET if newer else 0
+    return 0
+
+
+def remove_offset(data: Tensor, offset: int, nodata: float = S2_NODATA) -> Tensor:
+    """Subtract a BOA offset from pixels with data, keeping them above nodata.
+
+    As ``torchgeo-simclr download`` does: values the offset would take to 0 or
+    below (negative reflectance) become 1, so they stay data.
+
+    Args:
+        data: digital numbers, any shape.
+        offset: the offset to remove (see :func:`boa_offset`).
+        nodata: the value of pixels without data, left as it is.
+
+    Returns:
+        Reflectance x10000, *data*'s shape and dtype.
+    """
+    if not offset:
+        return data
+    return torch.where(data == nodata, data, (data - offset).clamp_min(1))
 
 
 def _whole(pixels: float) -> bool:
@@ -227,6 +280,7 @@ class CentralValleyS2(RasterDataset):
             self._check_band_files()
         else:
             self._check_band_counts()
+        self._warn_undated()
 
     def _roots_str(self) -> str:
         """Return the searched paths as text for error messages."""
@@ -328,6 +382,25 @@ class CentralValleyS2(RasterDataset):
                 )
                 raise FileNotFoundError(msg)
 
+    def _warn_undated(self) -> None:
+        """Warn when files carry no sensing date in their or their folder's name."""
+        undated = [
+            path
+            for path, interval in zip(
+                self.index.filepath, self.index.index, strict=True
+            )
+            if not has_date(interval)
+        ]
+        if undated:
+            msg = (
+                f"{len(undated)} of {len(self.index)} Sentinel-2 file(s) under "
+                f"{self._roots_str()} carry no sensing date in their name or their "
+                f"folder's (e.g. {undated[0]!r}); expected YYYYMMDDTHHMMSS as in "
+                "S2B_MSIL2A_20230715T184919_..., so their date is recorded as "
+                "unknown; rename the product folder to carry its date."
+            )
+            warnings.warn(msg, UserWarning, stacklevel=3)
+
     def _filepath_to_timestamp(self, filepath: Path) -> tuple[datetime, datetime]:
         """Sensing time of a file, from its name or else its directory name.
 
@@ -428,6 +501,55 @@ class CentralValleyS2(RasterDataset):
         return vrt
 
     def _merge_or_stack(
+        self,
+        filepaths: Sequence[str],
+        index: GeoSlice,
+        band_indexes: Sequence[int] | None = None,
+        out_crs: CRS | None = None,
+    ) -> Tensor:
+        """Read the files under a query as reflectance x10000, and mosaic them.
+
+        Per-band files of processing baseline 04.00 and later lose ESA's +1000
+        offset (see :func:`boa_offset`), file by file, before the mosaic; other
+        files are returned as stored.
+
+        Args:
+            filepaths: files under the query, in mosaic order.
+            index: ``[xmin:xmax:xres, ymin:ymax:yres, tmin:tmax:tres]``.
+            band_indexes: 1-based bands to read (default: all).
+            out_crs: CRS of the query (default: the dataset CRS).
+
+        Returns:
+            ``[C, H, W]`` (``[T, C, H, W]`` for a time series), :attr:`nodata`
+            where no file has data.
+        """
+        offsets = [
+            boa_offset(os.fspath(path)) if self.separate_files else 0
+            for path in filepaths
+        ]
+        if not any(offsets):
+            return self._mosaic(filepaths, index, band_indexes, out_crs)
+        if self.time_series or len(set(offsets)) == 1:
+            data = self._mosaic(filepaths, index, band_indexes, out_crs)
+            if not self.time_series:
+                return remove_offset(data, offsets[0])
+            return torch.stack(
+                [remove_offset(d, o) for d, o in zip(data, offsets, strict=True)]
+            )
+        # Products of both kinds overlap: remove each one's offset, then mosaic.
+        mosaic: Tensor | None = None
+        for path, offset in zip(filepaths, offsets, strict=True):
+            part = remove_offset(
+                self._mosaic([path], index, band_indexes, out_crs), offset
+            )
+            if mosaic is None:
+                mosaic = part
+            else:
+                mosaic = torch.where(mosaic.eq(S2_NODATA), part, mosaic)
+        assert mosaic is not None
+        return mosaic
+
+    def _mosaic(
         self,
         filepaths: Sequence[str],
         index: GeoSlice,
@@ -592,6 +714,23 @@ def show_classes(ax: Axes, classes: npt.NDArray[Any]) -> None:
         frameon=False,
         fontsize="small",
     )
+
+
+def has_date(interval: pd.Interval | datetime) -> bool:
+    """Whether a torchgeo index entry holds a sensing date.
+
+    Files whose names carry no date are indexed from torchgeo's earliest
+    timestamp (``pd.Timestamp.min``, 1677-09-21) on.
+
+    Args:
+        interval: an entry of a dataset's ``index.index`` (an interval or a
+            timestamp).
+
+    Returns:
+        False for a file indexed without a date.
+    """
+    start = interval.left if isinstance(interval, pd.Interval) else interval
+    return bool(pd.Timestamp(start) != pd.Timestamp.min)
 
 
 def _warn_copies(scenes: Sequence[str]) -> None:

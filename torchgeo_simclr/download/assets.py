@@ -10,7 +10,12 @@ from typing import Any, Final
 
 from pystac import Asset, Item
 
-from ..constants import REFLECTANCE_SCALE, S2_BAND_RESOLUTION
+from ..constants import (
+    BOA_ADD_OFFSET,
+    OFFSET_BASELINE,
+    REFLECTANCE_SCALE,
+    S2_BAND_RESOLUTION,
+)
 
 #: Scene classification layer: band name used in the manifest.
 SCL: Final[str] = "SCL"
@@ -34,10 +39,6 @@ COMMON_NAMES: Final[dict[str, str]] = {
 
 #: Native resolution of the SCL layer, metres.
 SCL_RESOLUTION: Final[int] = 20
-
-#: First processing baseline whose L2A digital numbers carry a +1000 offset
-#: (ESA, January 2022): reflectance = (DN - 1000) / 10000.
-OFFSET_BASELINE: Final[tuple[int, int]] = (4, 0)
 
 
 def asset_keys(band: str) -> list[str]:
@@ -105,4 +106,4 @@ def to_reflectance_x10000(item: Item, asset: Asset) -> tuple[float, float]:
     baseline = str(item.properties.get("s2:processing_baseline", "0.0"))
     major, _, minor = baseline.partition(".")
     newer = (int(major or 0), int(minor or 0)) >= OFFSET_BASELINE
-    return 1.0, -1000.0 if newer else 0.0
+    return 1.0, -float(BOA_ADD_OFFSET) if newer else 0.0

@@ -20,6 +20,7 @@ from tqdm import tqdm
 from ..datamodules.central_valley import fresh_file_handles
 from ..datamodules.patches import GridPatches, keep_batch
 from ..datamodules.prediction import MapDataModule
+from ..datasets.sentinel2 import has_date
 from ..inference.device import resolve_device
 from ..inference.normalise import normalise
 from ..models.backbone import check_input_size, feature_size
@@ -58,31 +59,36 @@ class SceneDates:
             interval.left if isinstance(interval, pd.Interval) else interval
             for interval in index.index
         ]
-        #: Date of each scene, days.
+        #: Date of each scene, days (NaT where its name carries none).
         self.dates = np.array(
-            [pd.Timestamp(start).date() for start in starts], dtype="datetime64[D]"
+            [
+                pd.Timestamp(start).date() if has_date(start) else None
+                for start in starts
+            ],
+            dtype="datetime64[D]",
         )
         #: The scenes' footprints.
         self.tree = shapely.STRtree(np.asarray(index.geometry.values))
         #: Inset of each patch, CRS units.
         self.margin = margin
 
-    def __call__(self, footprints: npt.NDArray[np.float64]) -> list[date]:
+    def __call__(self, footprints: npt.NDArray[np.float64]) -> list[date | None]:
         """Find the earliest scene under each patch.
 
         Args:
             footprints: ``[N, 4]`` ``(xmin, ymin, xmax, ymax)``, dataset CRS.
 
         Returns:
-            ``N`` dates (every patch with data lies on some scene).
+            ``N`` dates (every patch with data lies on some scene); None where
+            no scene under the patch has a known date.
         """
         inset = footprints + self.margin * np.array([1.0, 1.0, -1.0, -1.0])
         patch, scene = self.tree.query(shapely.box(*inset.T), predicate="intersects")
-        earliest = np.full(
-            len(footprints), np.datetime64("9999-12-31"), "datetime64[D]"
-        )
-        np.minimum.at(earliest, patch, self.dates[scene])
-        dates: list[date] = earliest.tolist()
+        none = np.datetime64("9999-12-31")
+        earliest = np.full(len(footprints), none, "datetime64[D]")
+        np.fmin.at(earliest, patch, self.dates[scene])
+        earliest[earliest == none] = np.datetime64("NaT")
+        dates: list[date | None] = earliest.tolist()
         return dates
 
 

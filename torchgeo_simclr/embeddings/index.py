@@ -4,7 +4,8 @@ Columns (GeoParquet 1.1, readable by GeoPandas, GDAL and DuckDB):
 
 - ``geometry``: the patch footprint, a WKB polygon in the imagery's CRS;
 - ``lon``, ``lat``: the footprint's centre, EPSG:4326 degrees (float64);
-- ``date``: sensing date of the earliest scene under the patch (date32);
+- ``date``: sensing date of the earliest scene under the patch (date32; null
+  where the scenes' names carry no date);
 - ``row``, ``col``: the patch's top-left pixel on the index grid (int32);
 - ``embedding``: the encoder's output, ``fixed_size_list<float32>[dim]``;
 - ``checkpoint``: the encoder checkpoint's id (first 16 hex digits of its
@@ -183,7 +184,7 @@ class IndexWriter:
         self,
         rows: npt.NDArray[np.int64],
         cols: npt.NDArray[np.int64],
-        dates: list[date],
+        dates: list[date | None],
         embeddings: npt.NDArray[np.float32],
     ) -> None:
         """Append a batch of patches; footprints and centres follow from the grid.
@@ -191,7 +192,7 @@ class IndexWriter:
         Args:
             rows: ``[N]`` top-left pixel rows on the grid.
             cols: ``[N]`` top-left pixel columns on the grid.
-            dates: ``N`` sensing dates.
+            dates: ``N`` sensing dates (None: unknown).
             embeddings: ``[N, dim]``.
         """
         n = len(rows)

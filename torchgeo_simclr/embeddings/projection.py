@@ -52,6 +52,9 @@ UNLABELLED: Final[tuple[str, str]] = ("Unlabelled", "#9e9e9e")
 #: Colour (hex RGB) of every point when all patches share one date.
 SINGLE_DATE_COLOUR: Final[str] = "#6a3d9a"
 
+#: Colour (hex RGB) of points whose scene names carry no date.
+UNKNOWN_DATE_COLOUR: Final[str] = "#9e9e9e"
+
 #: Side of the square blocks the label mask is rasterised in, pixels; patches
 #: are labelled one block at a time, so memory stays at about this squared.
 LABEL_BLOCK: Final[int] = 1024
@@ -384,9 +387,23 @@ def _draw_dates(
         figure: the figure, for the colour bar.
         ax: the axes.
         xy: ``[N, 2]`` map coordinates.
-        dates: ``[N]`` acquisition dates.
+        dates: ``[N]`` acquisition dates (NaT: unknown, drawn grey).
     """
     size = _point_size(len(xy))
+    unknown = np.isnat(dates)
+    if unknown.any():
+        ax.scatter(
+            xy[unknown, 0],
+            xy[unknown, 1],
+            s=size,
+            color=UNKNOWN_DATE_COLOUR,
+            linewidths=0,
+            label=f"Date unknown ({int(unknown.sum()):,})",
+        )
+        ax.legend(loc="best", fontsize=8)
+        xy, dates = xy[~unknown], dates[~unknown]
+    if not len(dates):
+        return
     unique = np.unique(dates)
     if len(unique) == 1:
         ax.scatter(
