@@ -124,8 +124,18 @@ def test_bbox_clips_the_region(scene: Path) -> None:
 @pytest.mark.parametrize("labels", ["crop_mapping.gpkg", None])
 def test_bbox_outside_data_prints_both_extents(scene: Path, labels: str | None) -> None:
     dm = make(scene, bbox=(-118.0, 34.0, -117.9, 34.1), labels=labels)
-    expected = r"bbox.*-118\.0, 34\.0, -117\.9, 34\.1.* cover.*\[-120\.7"
+    expected = r"-118\.0, 34\.0, -117\.9, 34\.1.* cover.*\[-120\.7"
     with pytest.raises(ValueError, match=expected):
+        dm.setup("fit")
+
+
+@pytest.mark.parametrize("labels", ["crop_mapping.gpkg", None])
+def test_latitude_first_bbox_gets_the_fixed_bbox(
+    scene: Path, labels: str | None
+) -> None:
+    # Without labels the swap hint was missing: only "does not overlap".
+    dm = make(scene, bbox=(37.1, -120.7, 37.2, -120.6), labels=labels)
+    with pytest.raises(ValueError, match=r"look swapped: pass \[-120.7, 37.1, -120.6"):
         dm.setup("fit")
 
 

@@ -342,7 +342,7 @@ def test_embedding_map_labels_elsewhere(scene: dict[str, Path], tmp_path: Path) 
     labels = fake_dwr_gpkg(tmp_path, fields=far)
     with pytest.raises(
         ValueError,
-        match=r"No label polygons intersect bbox=\[-?\d+\.\d{1,4}, .*\] .* the "
+        match=r"No label polygons intersect \[-?\d+\.\d{1,4}, .*\] .* the "
         r"file\(s\) cover .*\[.*\]",
     ):
         embedding_map(scene["index"], tmp_path / "map.png", labels=labels)

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from torchgeo_simclr.constants import IGNORE_INDEX
-from torchgeo_simclr.datamodules import CentralValleyDataModule
+from torchgeo_simclr.datamodules import CentralValleyDataModule, central_valley
 from torchgeo_simclr.datamodules.fractions import PatchDataset, nested_balanced_subset
 from torchgeo_simclr.sample import make_sample_scene
 
@@ -264,3 +264,17 @@ def test_test_stage_reuses_the_patches_of_the_fit_stage(scene: Path) -> None:
     dm.setup("test")
     assert dm.train_dataset is train
     assert dm.test_dataset is test
+
+
+def test_a_subset_of_one_class_warns(
+    scene: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Sparse labels gave "1 of 1 labelled training patches (1 irrigated, 0
+    # not)" and fine-tuning went ahead on one class without a word.
+    monkeypatch.setattr(
+        central_valley,
+        "grid_patch_labels",
+        lambda dataset, patches: torch.ones(len(patches), dtype=torch.long),
+    )
+    with pytest.warns(UserWarning, match=r"Every labelled training patch .* is irri"):
+        datamodule(scene, label_fraction=0.1)

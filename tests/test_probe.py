@@ -1,3 +1,4 @@
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -99,3 +100,31 @@ def test_probe_scores_val_and_test_blocks(datamodule: CentralValleyDataModule) -
     assert result.n_test == len(val) + len(test)
     assert result.n_reference > result.n_test
     assert 0 <= result.balanced_accuracy <= 1
+
+
+def test_probe_warns_when_its_scores_cannot_mean_much(
+    datamodule: CentralValleyDataModule, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Sparse labels gave 2 reference patches of one class for k=20, and the
+    # probe printed accuracy and F1 of 1.000 without a word.
+    real = probe.embed_split
+
+    def two_irrigated(*args: Any, **kwargs: Any) -> tuple[Tensor, Tensor]:
+        features, _ = real(*args, **kwargs)
+        return features[:2], torch.ones(2, dtype=torch.long)
+
+    monkeypatch.setattr(probe, "embed_split", two_irrigated)
+    with pytest.warns(UserWarning, match="not meaningful") as caught:
+        result = knn_probe(MeanBands(), datamodule, k=20, progress=False)
+    text = str(caught[0].message)
+    assert "k=20 but only 2 labelled reference patches" in text
+    assert "every reference patch is irrigated" in text
+    assert result.f1 == 1.0
+
+
+def test_probe_with_enough_patches_of_both_classes_does_not_warn(
+    datamodule: CentralValleyDataModule,
+) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        knn_probe(MeanBands(), datamodule, k=3, progress=False)

@@ -1,5 +1,6 @@
 """kNN probe: how well do an encoder's embeddings separate irrigated patches?"""
 
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -149,6 +150,31 @@ def score(predictions: Tensor, targets: Tensor) -> tuple[float, float, float]:
     return accuracy, (recall_pos + recall_neg) / 2, f1
 
 
+def _warn_if_too_few(reference_labels: Tensor, targets: Tensor, k: int) -> None:
+    """Warn when the probe's scores cannot mean much.
+
+    With fewer labelled reference patches than *k*, every query gets the
+    majority vote of all of them; with one class among the references or the
+    queries, accuracy and F1 say nothing about the features.
+    """
+    problems = []
+    if len(reference_labels) < k:
+        problems.append(
+            f"k={k} but only {len(reference_labels)} labelled reference patches"
+        )
+    for name, labels in (("reference", reference_labels), ("query", targets)):
+        if int(labels.min()) == int(labels.max()):
+            kind = "irrigated" if int(labels[0]) == 1 else "not irrigated"
+            problems.append(f"every {name} patch is {kind}")
+    if problems:
+        msg = (
+            f"The kNN probe's scores are not meaningful: {'; '.join(problems)}; "
+            "pass labels that cover more of the imagery (--labels), a larger "
+            "region, or a smaller --block-size or --k."
+        )
+        warnings.warn(msg, UserWarning, stacklevel=3)
+
+
 def knn_probe(
     backbone: nn.Module,
     datamodule: CentralValleyDataModule,
@@ -192,6 +218,7 @@ def knn_probe(
             "--block-size."
         )
         raise ValueError(msg)
+    _warn_if_too_few(reference_labels, targets, k)
     predictions = knn_classify(reference, reference_labels, query, k)
     accuracy, balanced, f1 = score(predictions, targets)
     return ProbeResult(accuracy, balanced, f1, len(reference_labels), len(targets))

@@ -6,7 +6,7 @@ from typing import Any
 import numpy as np
 import shapely
 import torch
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from pyproj import CRS, Transformer
 from shapely import MultiPolygon
 from shapely.geometry.base import BaseGeometry
@@ -18,7 +18,7 @@ from torchgeo.samplers import RandomPatchSampler
 
 from ..constants import IGNORE_INDEX, S2_BANDS
 from ..datasets import CentralValleyS2, IrrigationLabels, resolve_label_path
-from ..datasets.labels import lonlat_extent
+from ..datasets.labels import check_lonlat_bbox, lonlat_extent
 from .augment import make_views, set_augmentations
 from .blocks import spatial_blocks
 from .fractions import PatchDataset, grid_patch_labels, nested_balanced_subset
@@ -248,8 +248,10 @@ class CentralValleyDataModule(GeoDataModule):
         footprint = dataset.index.geometry.union_all()
         if self.bbox is None:
             return footprint
+        bbox = check_lonlat_bbox(self.bbox)
+        assert bbox is not None
         to_data = Transformer.from_crs(LONLAT, dataset.crs, always_xy=True)
-        box = shapely.box(*to_data.transform_bounds(*self.bbox))
+        box = shapely.box(*to_data.transform_bounds(*bbox))
         region = footprint & box
         if region.is_empty or region.area == 0:
             to_lonlat = Transformer.from_crs(dataset.crs, LONLAT, always_xy=True)
@@ -390,6 +392,16 @@ class CentralValleyDataModule(GeoDataModule):
             f" patches ({positives} irrigated, {self.n_labels - positives} not; "
             f"label_fraction={self.label_fraction}, label_seed={self.label_seed})"
         )
+        if positives in (0, self.n_labels):
+            kind = "not irrigated" if positives == 0 else "irrigated"
+            rank_zero_warn(
+                f"Every labelled training patch under {str(self.root)!r} is {kind}"
+                f" ({self.n_labels} of {labelled_total}), so the model can only "
+                "learn one class; pass labels that cover both irrigated and other "
+                "fields (--data.init_args.labels), or a larger region or "
+                "label_fraction.",
+                category=UserWarning,
+            )
         if self.unlabeled:
             keep = torch.zeros(len(patches), dtype=torch.bool)
             keep[chosen] = True

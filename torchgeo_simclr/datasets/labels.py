@@ -101,6 +101,45 @@ def unnamed_crs(filepath: str, bounds: Iterable[float]) -> CRS:
     return LONLAT
 
 
+def check_lonlat_bbox(
+    bbox: Iterable[float] | None,
+) -> tuple[float, float, float, float] | None:
+    """Validate a lon/lat bbox.
+
+    Args:
+        bbox: ``(min lon, min lat, max lon, max lat)`` or None.
+
+    Returns:
+        The bbox as a tuple of 4 floats, or None.
+
+    Raises:
+        ValueError: If *bbox* is not 4 numbers with min < max inside
+            [-180, 180] x [-90, 90] degrees.
+    """
+    if bbox is None:
+        return None
+    values = tuple(float(v) for v in bbox)
+
+    def valid(v: tuple[float, ...]) -> bool:
+        return len(v) == 4 and -180 <= v[0] < v[2] <= 180 and -90 <= v[1] < v[3] <= 90
+
+    if not valid(values):
+        swapped = values[1::-1] + values[:1:-1] if len(values) == 4 else ()
+        fix = (
+            "longitude and latitude look swapped: pass "
+            f"[{', '.join(f'{v:g}' for v in swapped)}]"
+            if valid(swapped)
+            else "pass e.g. [-121.5, 36.5, -120.5, 37.5]"
+        )
+        msg = (
+            f"bbox={list(bbox)} is not (min lon, min lat, max lon, max lat) in "
+            f"EPSG:4326 degrees with min < max; {fix}."
+        )
+        raise ValueError(msg)
+    west, south, east, north = values
+    return west, south, east, north
+
+
 class IrrigationLabels(VectorDataset):
     """Irrigation masks from California DWR Statewide Crop Mapping polygons.
 
@@ -182,7 +221,7 @@ class IrrigationLabels(VectorDataset):
         self.class_column = class_column
         self.class_map = build_irrigation_map(class_map)
         self.layer = layer
-        self.bbox = self._check_bbox(bbox)
+        self.bbox = check_lonlat_bbox(bbox)
 
         files = self.files
         frames: list[GeoDataFrame] = []
@@ -228,12 +267,12 @@ class IrrigationLabels(VectorDataset):
             else:
                 box = [round(v, 4) for v in self.bbox]
                 msg = (
-                    f"No label polygons intersect bbox={box} (min lon, min lat, "
-                    "max lon, max lat); the file(s) cover "
+                    f"No label polygons intersect {box} (min lon, min lat, max lon,"
+                    " max lat: the bbox, or the imagery's or map's extent where no "
+                    "bbox is given); the file(s) cover "
                     + "; ".join(f"{f!r}: {e}" for f, e in extents.items())
-                    + " (lon/lat), so pass labels of the area being scored (where "
-                    "the command takes a bbox, one inside both the labels and the "
-                    "imagery or map)."
+                    + " (lon/lat), so pass labels of that area, a bbox inside both, "
+                    "or no labels to pretrain (--data.init_args.labels null)."
                 )
             raise ValueError(msg)
         if unknown:
@@ -274,46 +313,6 @@ class IrrigationLabels(VectorDataset):
             res = (float(res), float(res))
         self._res = res
         self._set_features(cast(GeoDataFrame, features))
-
-    def _check_bbox(
-        self, bbox: Iterable[float] | None
-    ) -> tuple[float, float, float, float] | None:
-        """Validate a lon/lat bbox.
-
-        Args:
-            bbox: ``(min lon, min lat, max lon, max lat)`` or None.
-
-        Returns:
-            The bbox as a tuple of 4 floats, or None.
-
-        Raises:
-            ValueError: If *bbox* is not 4 numbers with min < max inside
-                [-180, 180] x [-90, 90] degrees.
-        """
-        if bbox is None:
-            return None
-        values = tuple(float(v) for v in bbox)
-
-        def valid(v: tuple[float, ...]) -> bool:
-            return (
-                len(v) == 4 and -180 <= v[0] < v[2] <= 180 and -90 <= v[1] < v[3] <= 90
-            )
-
-        if not valid(values):
-            swapped = values[1::-1] + values[:1:-1] if len(values) == 4 else ()
-            fix = (
-                "longitude and latitude look swapped: pass "
-                f"[{', '.join(f'{v:g}' for v in swapped)}]"
-                if valid(swapped)
-                else "pass e.g. [-121.5, 36.5, -120.5, 37.5]"
-            )
-            msg = (
-                f"bbox={list(bbox)} is not (min lon, min lat, max lon, max lat) in "
-                f"EPSG:4326 degrees with min < max; {fix}."
-            )
-            raise ValueError(msg)
-        west, south, east, north = values
-        return west, south, east, north
 
     @property
     def files(self) -> list[str]:

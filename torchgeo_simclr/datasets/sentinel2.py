@@ -377,8 +377,9 @@ class CentralValleyS2(RasterDataset):
                 msg = (
                     f"Sentinel-2 product {os.path.dirname(filepath)!r} lacks "
                     f"band(s) {list(missing)} (expected e.g. "
-                    f"{next(iter(missing.values()))!r}); add the missing files or "
-                    "pass `bands` without them."
+                    f"{next(iter(missing.values()))!r}); add the missing files, or "
+                    "pass `bands` without them where the command takes bands (a "
+                    "trained model needs every band it was trained on)."
                 )
                 raise FileNotFoundError(msg)
 
