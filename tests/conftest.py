@@ -267,6 +267,7 @@ def save_checkpoint(
     metadata: "DataMetadata",
     threshold: float = 0.5,
     in_channels: int = len(S2_BANDS),
+    model: str = "resnet18",
 ) -> Path:
     """A fine-tuned checkpoint (random weights) as a fit run would write it."""
     import torch
@@ -274,7 +275,7 @@ def save_checkpoint(
     from torchgeo_simclr.tasks import FineTuneTask
 
     torch.manual_seed(0)
-    task = FineTuneTask(problem=problem, in_channels=in_channels)
+    task = FineTuneTask(problem=problem, in_channels=in_channels, model=model)
     task.data_metadata = metadata
     task.training_labels = LABELS
     checkpoint: dict[str, Any] = {

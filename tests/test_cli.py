@@ -301,3 +301,54 @@ def test_ctrl_c_says_what_was_kept_and_exits_130(
     err = capsys.readouterr().err.strip()
     assert err.startswith("torchgeo-simclr predict: interrupted. Outputs are")
     assert "Traceback" not in err
+
+
+def test_fit_runs_on_two_processes(scene: Path, tmp_path: Path) -> None:
+    # DDP starts every rank but the first by running sys.argv again; the
+    # wrapper had cut it to the bare command, so each other rank stopped with
+    # "the following arguments are required: command" and rank 0 was killed.
+    command = Path(sys.executable).with_name("torchgeo-simclr")
+    result = subprocess.run(
+        [
+            str(command),
+            *fit_args(scene),
+            "--trainer.devices",
+            "2",
+            "--trainer.strategy",
+            "ddp",
+            "--data.init_args.batch_size",
+            "4",
+            "--model.init_args.gather_distributed",
+            "true",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "MEMBER: 2/2" in result.stderr + result.stdout
+
+
+def test_batches_of_one_patch_are_refused_for_contrastive_training(
+    scene: Path, capsys
+) -> None:
+    # NT-Xent had no negatives: the loss was 0 and a normal-looking
+    # checkpoint was written.
+    err = run_cli(fit_args(scene, "--data.init_args.batch_size", "1"), capsys)
+    assert "batch_size 1 leaves NT-Xent no negatives" in err
+
+
+def test_patches_that_fit_in_no_file_are_named(scene: Path, capsys) -> None:
+    # "No valid (non-nodata) pixel was found" blamed the imagery.
+    args = ["--data.init_args.block_size", "256", "--data.init_args.patch_size", "192"]
+    err = run_cli(fit_args(scene, *args), capsys)
+    assert "No 192 px patch fits inside one image file" in err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without GPU")
+def test_asking_for_a_gpu_without_one_is_one_line(scene: Path, capsys) -> None:
+    err = run_cli(fit_args(scene, "--trainer.accelerator", "gpu"), capsys)
+    assert "No supported gpu backend found" in err
+    assert "torch sees 0 GPU(s)" in err

@@ -6,12 +6,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import save_checkpoint
 
 from torchgeo_simclr.cli import fit, main, run_cli
 from torchgeo_simclr.constants import S2_BANDS
 from torchgeo_simclr.datamodules import CentralValleyDataModule
 from torchgeo_simclr.inference import predict_map
-from torchgeo_simclr.models.checkpoint import load_encoder, load_model
+from torchgeo_simclr.models.checkpoint import DataMetadata, load_encoder, load_model
 from torchgeo_simclr.sample import make_sample_scene
 from torchgeo_simclr.tasks import DistillTask, FineTuneTask
 
@@ -285,6 +286,25 @@ def test_a_backbone_of_one_input_size_is_refused_before_training(
     err = fit_error(["--config", str(CONF / config), *tiny(workdir), *model], capsys)
     assert "'vit_tiny_patch16_224' takes only 224 x 224 px inputs" in err
     assert "the patches are 32 px" in err
+
+
+def test_a_teacher_of_one_input_size_is_refused_before_training(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A ViT teacher at 32 px failed at the first step, deep in timm.
+    metadata = DataMetadata(
+        bands=tuple(S2_BANDS), mean=(1e3,) * 12, std=(5e2,) * 12, patch_size=32
+    )
+    teacher = save_checkpoint(
+        workdir / "vit_teacher.ckpt",
+        "classification",
+        metadata,
+        model="vit_tiny_patch16_224",
+    )
+    config = ["--config", str(CONF / "distill_quickstart.yaml"), *tiny(workdir)]
+    err = fit_error([*config, "--model.init_args.teacher", str(teacher)], capsys)
+    assert f"Teacher {str(teacher)!r}: Backbone 'vit_tiny_patch16_224'" in err
+    assert "takes only 224 x 224 px inputs" in err
 
 
 REORDERED = ["B02", "B03", "B04", "B08", "B05", "B06", "B07", "B8A", "B11", "B12"]

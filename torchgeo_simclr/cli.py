@@ -216,8 +216,9 @@ def run_cli(arguments: Sequence[str]) -> "LightningCLI":
     from .interrupts import keyboard_interrupts
     from .lightning_cli import PluginCLI
 
-    # LightningCLI warns when given args while sys.argv holds others (ours).
-    argv, sys.argv = sys.argv, sys.argv[:1]
+    # LightningCLI reads sys.argv, which must be this stage's command line:
+    # DDP starts every other rank by running sys.argv again.
+    argv, sys.argv = sys.argv, [sys.argv[0], "fit", *arguments]
     try:
         with keyboard_interrupts():
             return PluginCLI(
@@ -227,7 +228,6 @@ def run_cli(arguments: Sequence[str]) -> "LightningCLI":
                 subclass_mode_model=True,
                 subclass_mode_data=True,
                 save_config_kwargs={"overwrite": True},
-                args=["fit", *arguments],
             )
     finally:
         sys.argv = argv
@@ -944,6 +944,20 @@ def main(argv: Sequence[str] | None = None) -> None:
         ValueError,
     ) as error:
         print(f"{prefix}: error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except Exception as error:
+        # Lightning's refusal of trainer settings, e.g. "No supported gpu
+        # backend found!" for --trainer.accelerator gpu on a CPU-only machine.
+        if type(error).__name__ != "MisconfigurationException":
+            raise
+        import torch
+
+        print(
+            f"{prefix}: error: {error} (check --trainer.accelerator and "
+            f"--trainer.devices: torch sees {torch.cuda.device_count()} GPU(s); "
+            "auto picks what there is)",
+            file=sys.stderr,
+        )
         raise SystemExit(2) from None
     except KeyboardInterrupt:
         note = INTERRUPTED.get(args.command, "")

@@ -274,6 +274,15 @@ class CentralValleyDataModule(GeoDataModule):
             roi=self.split_blocks["train"],
             generator=self.seed,
         )
+        locations = list(sampler)
+        if not locations:
+            msg = (
+                f"No {self.patch_size_px} px patch fits inside one image file within"
+                f" the train blocks of {str(self.root)!r} (torchgeo draws each "
+                "training patch from one file); pass a smaller "
+                "--data.init_args.patch_size, or a larger block_size."
+            )
+            raise ValueError(msg)
         key = cache_key(
             self.image_dataset.files,
             self.bands,
@@ -283,7 +292,7 @@ class CentralValleyDataModule(GeoDataModule):
             self.seed,
         )
         return cached_band_statistics(
-            self.image_dataset, list(sampler), key, self.cache_dir
+            self.image_dataset, locations, key, self.cache_dir
         )
 
     def setup(self, stage: str) -> None:

@@ -10,6 +10,7 @@ from torch import Tensor
 
 from ..constants import IGNORE_INDEX
 from ..losses import binary_loss, distillation_loss
+from ..models.backbone import check_input_size
 from ..models.checkpoint import (
     DataMetadata,
     TrainedModel,
@@ -186,6 +187,14 @@ class DistillTask(IrrigationTask):
         super().on_fit_start()
         expect_frozen_modules()
         teacher, data = self.teacher_data, self.data_metadata
+        if data is not None:
+            try:
+                check_input_size(
+                    self.teacher.backbone, self.teacher.spec.model, data.patch_size
+                )
+            except ValueError as error:
+                msg = f"Teacher {self.hparams['teacher']!r}: {error}"
+                raise ValueError(msg) from None
         if teacher is None or data is None:
             return
         if teacher.split is not None and data.split not in (None, teacher.split):

@@ -320,11 +320,20 @@ class SimCLRv2Task(NormalisedAsTrained, BaseTask):
 
         Raises:
             ValueError: if the backbone takes one input size and the patches
-                have another.
+                have another, or batches of one patch leave NT-Xent no negatives.
         """
         no_checkpoint_in_dev_run(self.trainer)
         self.normalise_as_trained()
         datamodule = getattr(self.trainer, "datamodule", None)
+        batch_size = getattr(datamodule, "batch_size", None)
+        if batch_size == 1 and self.hparams["memory_bank_size"] == 0:
+            msg = (
+                "batch_size 1 leaves NT-Xent no negatives (the other patches of "
+                "a batch), so the loss is 0 and nothing is learnt; pass "
+                "--data.init_args.batch_size 2 or more, or keep past projections "
+                "with --model.init_args.memory_bank_size."
+            )
+            raise ValueError(msg)
         self.data_metadata = DataMetadata.from_datamodule(
             datamodule, self.hparams["in_channels"]
         )
