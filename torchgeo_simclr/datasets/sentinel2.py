@@ -138,8 +138,11 @@ class CentralValleyS2(RasterDataset):
        its path; every requested band must exist for every product.
 
     Samples are dicts with ``image``: float32 ``[C, H, W]``, surface reflectance
-    x10000 as stored (bands in the requested order, bilinear resampling onto the
-    query grid, 0 = nodata) and torchgeo's ``bounds`` and ``transform``.
+    x10000 as stored, less ESA's +1000 offset in per-band products of
+    processing baseline 04.00 and later (bands in the requested order, bilinear
+    resampling onto the query grid, 0 = nodata) and torchgeo's ``bounds`` and
+    ``transform``. A file whose name, and whose folder's, carries no sensing
+    date is indexed without one (a warning says so).
     """
 
     #: All bands in the order of a multi-band file and of the default output.

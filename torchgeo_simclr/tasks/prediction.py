@@ -13,9 +13,6 @@ from ..inference.normalise import normalise
 from ..models.checkpoint import DataMetadata, load_model
 from ..models.classifier import IrrigationModel
 
-#: Side multiple a segmentation window needs (the U-Net's total downsampling).
-SEGMENTATION_MULTIPLE = 32
-
 
 def file_digest(path: str | Path) -> str:
     """SHA-256 of a file, read in 1 MiB chunks.
@@ -113,8 +110,9 @@ class MapPredictionTask(BaseTask):
             patch_size: its window side, pixels.
 
         Raises:
-            ValueError: if the bands differ from the training bands, or the
-                window side does not suit the model.
+            ValueError: if the bands differ from the training bands, or a
+                classification model gets windows of another size than its
+                training patches (a U-Net takes any size).
         """
         checkpoint = self.hparams["checkpoint"]
         if list(bands) != list(self.data.bands):
@@ -130,14 +128,6 @@ class MapPredictionTask(BaseTask):
                 f"patch_size={patch_size} differs from the {trained}-pixel patches "
                 f"the classification model of {str(checkpoint)!r} was trained on, "
                 f"so its scores would not mean the same; pass {trained}."
-            )
-            raise ValueError(msg)
-        if self.problem == "segmentation" and patch_size % SEGMENTATION_MULTIPLE:
-            msg = (
-                f"patch_size={patch_size} is not a multiple of "
-                f"{SEGMENTATION_MULTIPLE}, which the segmentation model of "
-                f"{str(checkpoint)!r} needs; pass e.g. "
-                f"{max(SEGMENTATION_MULTIPLE, patch_size // 32 * 32)}."
             )
             raise ValueError(msg)
 
