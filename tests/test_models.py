@@ -10,6 +10,7 @@ from torchgeo_simclr.models.checkpoint import (
     build_loaded,
     load_encoder,
 )
+from torchgeo_simclr.models.classifier import IrrigationModel, ModelSpec
 from torchgeo_simclr.patch_labels import patch_labels
 
 
@@ -37,6 +38,31 @@ def test_backbone_takes_twelve_bands() -> None:
 def test_unknown_backbone_is_named() -> None:
     with pytest.raises(ValueError, match="'resnet9000' is not a timm model"):
         create_backbone("resnet9000")
+    with pytest.raises(ValueError, match=r"\(did you mean 'resnet18'"):
+        create_backbone("resnet_18")
+
+
+def test_weights_that_cannot_be_fetched_name_the_option(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Offline, the Hub's own error named neither the model nor the option.
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("HF_HOME", "/nonexistent/hf")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", "/nonexistent/hf")
+    with pytest.raises(ValueError, match=r"ImageNet weights for backbone 'resnet18'"):
+        create_backbone("resnet18", pretrained=True)
+    with pytest.raises(ValueError, match=r"--model.init_args.weights false"):
+        IrrigationModel(
+            ModelSpec(model="resnet18", in_channels=12, problem="segmentation"), True
+        )
+
+
+def test_a_backbone_without_a_feature_pyramid_cannot_segment() -> None:
+    spec = ModelSpec("vit_tiny_patch16_224", in_channels=12, problem="segmentation")
+    with pytest.raises(ValueError, match=r"cannot feed a U-Net .*problem classif"):
+        IrrigationModel(spec, False)
 
 
 def test_patch_labels_majority_and_ignore() -> None:

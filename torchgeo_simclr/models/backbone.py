@@ -1,6 +1,8 @@
 """timm backbones for N-band imagery."""
 
-from collections.abc import Mapping
+import difflib
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import timm
@@ -27,15 +29,49 @@ def create_backbone(
         ValueError: if *name* is not a timm model.
     """
     if not timm.is_model(name):
+        close = difflib.get_close_matches(name, timm.list_models(), n=3)
+        hint = f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
         msg = (
-            f"Backbone {name!r} is not a timm model; expected a name from "
+            f"Backbone {name!r} is not a timm model{hint}; expected a name from "
             "timm.list_models(), e.g. 'resnet18', 'resnet50' or 'resnet152'."
         )
         raise ValueError(msg)
-    model: nn.Module = timm.create_model(
-        name, in_chans=in_channels, num_classes=0, pretrained=pretrained
-    )
+    with imagenet_weights(name, pretrained):
+        model: nn.Module = timm.create_model(
+            name, in_chans=in_channels, num_classes=0, pretrained=pretrained
+        )
     return model
+
+
+@contextmanager
+def imagenet_weights(name: str, pretrained: bool) -> Iterator[None]:
+    """Say in one sentence why pretrained weights could not be fetched.
+
+    timm and segmentation_models_pytorch download ImageNet weights from the
+    Hugging Face Hub on first use; offline, the Hub's error names neither the
+    model nor the option that asked for them.
+
+    Args:
+        name: the timm model name.
+        pretrained: whether weights are being loaded (nothing is caught if not).
+
+    Raises:
+        ValueError: if fetching the weights fails with an OS error (no network,
+            no cached copy).
+    """
+    try:
+        yield
+    except OSError as error:
+        if not pretrained:
+            raise
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        msg = (
+            f"ImageNet weights for backbone {name!r} could not be loaded ({first}); "
+            "they are fetched from the Hugging Face Hub on first use and cached "
+            "(~/.cache/huggingface), so fetch them once with network access, or "
+            "set --model.init_args.weights false."
+        )
+        raise ValueError(msg) from None
 
 
 def check_input_size(

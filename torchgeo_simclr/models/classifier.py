@@ -7,7 +7,7 @@ import segmentation_models_pytorch as smp
 import torch
 from torch import Tensor, nn
 
-from .backbone import create_backbone, feature_size
+from .backbone import create_backbone, feature_size, imagenet_weights
 from .projection import ProjectionHead
 
 #: The two problem types: one label per patch, or one label per pixel.
@@ -133,12 +133,25 @@ class IrrigationModel(nn.Module):
             )
             raise ValueError(msg)
         create_backbone(spec.model, spec.in_channels)  # validates the name
-        unet = smp.Unet(
-            encoder_name=f"tu-{spec.model}",
-            encoder_weights="imagenet" if pretrained else None,
-            in_channels=spec.in_channels,
-            classes=1,
-        )
+        try:
+            with imagenet_weights(spec.model, pretrained):
+                unet = smp.Unet(
+                    encoder_name=f"tu-{spec.model}",
+                    encoder_weights="imagenet" if pretrained else None,
+                    in_channels=spec.in_channels,
+                    classes=1,
+                )
+        except ValueError as error:
+            if "downsampling" not in str(error):
+                raise
+            msg = (
+                f"Backbone {spec.model!r} cannot feed a U-Net "
+                f"({str(error).rstrip('.')}): its "
+                "feature maps are not a pyramid of halving sizes (a plain ViT "
+                "keeps one size); use problem classification, or a backbone "
+                "such as resnet18, convnext_atto, efficientnet_b0 or swin_*."
+            )
+            raise ValueError(msg) from None
         self.unet = unet
         self.backbone = cast(nn.Module, unet.encoder.model)
         self.head = nn.Sequential()
