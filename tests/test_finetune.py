@@ -160,6 +160,24 @@ def test_the_log_names_what_is_frozen(
     ]
 
 
+def test_a_backbone_that_barely_trains_warns(
+    simclr_ckpt: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # For EfficientNet or ConvNeXt "the last two stages" are a norm layer and
+    # a 1x1 convolution: under 5% of the backbone trained, without a word.
+    warned: list[str] = []
+    monkeypatch.setattr(finetune, "rank_zero_warn", lambda msg, **_: warned.append(msg))
+    for layers in (2, 1):
+        FineTuneTask(
+            checkpoint=str(simclr_ckpt),
+            head_layers=1,
+            freeze="all_but_last_n",
+            trainable_layers=layers,
+        )._warn_if_backbone_barely_trains()
+    assert len(warned) == 1  # layer4 trains with 2; only the head block with 1
+    assert "trainable_layers 1 trains 0.0% of resnet18's backbone" in warned[0]
+
+
 def test_trainable_layers_out_of_range(simclr_ckpt: Path) -> None:
     with pytest.raises(ValueError, match=r"between 0 and 7 .*got 8"):
         FineTuneTask(

@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import Any, Literal, cast
 
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.types import OptimizerLRScheduler
 from torch import Tensor, nn
 
@@ -21,6 +21,10 @@ from .schedule import check_schedule
 
 #: Which pretrained parts stay fixed while fine-tuning.
 Freeze = Literal["none", "backbone", "all_but_last_n"]
+
+#: Share of the backbone's parameters below which ``all_but_last_n`` warns
+#: that it barely fine-tunes the backbone.
+BARELY_TRAINED = 0.05
 
 
 class FineTuneTask(IrrigationTask):
@@ -278,6 +282,7 @@ class FineTuneTask(IrrigationTask):
         if self.frozen:
             expect_frozen_modules()
             rank_zero_info(self._freezing_summary())
+            self._warn_if_backbone_barely_trains()
 
     def _freezing_summary(self) -> str:
         """Which pretrained stages stay fixed and which train, by module name."""
@@ -291,6 +296,29 @@ class FineTuneTask(IrrigationTask):
             f"Frozen (freeze={self.hparams['freeze']}): {', '.join(fixed)}; "
             f"trained: {', '.join([*trained, new])}"
         )
+
+    def _warn_if_backbone_barely_trains(self) -> None:
+        """Warn when ``all_but_last_n`` leaves almost all of the backbone fixed.
+
+        Stages are timm's top-level children, so for some backbones the last
+        *n* are a final norm or a 1x1 convolution (EfficientNet, ConvNeXt):
+        the "fine-tuned" model is then nearly a linear probe.
+        """
+        if self.hparams["freeze"] != "all_but_last_n":
+            return
+        backbone = list(self.model.backbone.parameters())
+        total = sum(p.numel() for p in backbone)
+        trained = sum(p.numel() for p in backbone if p.requires_grad)
+        if total and trained < BARELY_TRAINED * total:
+            msg = (
+                f"freeze all_but_last_n with trainable_layers "
+                f"{self.hparams['trainable_layers']} trains {trained / total:.1%} of "
+                f"{self.model.spec.model}'s backbone parameters (its last stages "
+                "are small: a stage is a top-level child of the timm model); raise "
+                "--model.init_args.trainable_layers, or check "
+                "IrrigationModel.stages() for this backbone."
+            )
+            rank_zero_warn(msg, category=UserWarning)
 
     def earlier_stage(self) -> tuple[str, DataMetadata] | None:
         """The pretraining checkpoint and its data, when one was given.
