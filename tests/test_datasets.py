@@ -681,6 +681,24 @@ def test_missing_label_path(tmp_path: Path) -> None:
 # Image and labels together
 
 
+def test_image_and_labels_that_miss_each_other_name_both_extents(
+    tmp_path: Path,
+) -> None:
+    # torchgeo said only "Datasets have no spatial intersection".
+    image = CentralValleyS2(fake_s2_multiband(tmp_path / "s2").parent)
+    far = [(c, (x0 + 9e4, y0, x1 + 9e4, y1)) for c, (x0, y0, x1, y1) in FAKE_FIELDS]
+    labels = IrrigationLabels(fake_dwr_gpkg(tmp_path, fields=far), crs=image.crs)
+    for a, b in ((image, labels), (labels, image)):
+        with pytest.raises(ValueError, match="so they do not overlap") as error:
+            a & b
+        assert re.search(
+            r"CentralValleyS2 of \[.*\] covers \[-120\.\d+", str(error.value)
+        )
+        assert re.search(
+            r"IrrigationLabels of \[.*\] covers \[-119\.\d+", str(error.value)
+        )
+
+
 def test_image_and_labels_in_a_dataloader(tmp_path: Path) -> None:
     fake_s2_multiband(tmp_path / "s2")
     labels_file = fake_dwr_gpkg(tmp_path / "labels")

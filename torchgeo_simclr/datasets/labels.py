@@ -18,7 +18,7 @@ import shapely
 import torch
 from geopandas import GeoDataFrame
 from pyproj import CRS, Transformer
-from torchgeo.datasets import VectorDataset
+from torchgeo.datasets import GeoDataset, IntersectionDataset, VectorDataset
 from torchgeo.datasets.utils import GeoSlice, Path, Sample
 
 from ..constants import IGNORE_INDEX
@@ -68,6 +68,45 @@ def lonlat_extent(bounds: Iterable[float], crs: CRS | None) -> list[float]:
         to_lonlat = Transformer.from_crs(crs, LONLAT, always_xy=True)
         xmin, ymin, xmax, ymax = to_lonlat.transform_bounds(xmin, ymin, xmax, ymax)
     return [round(float(v), 4) for v in (xmin, ymin, xmax, ymax)]
+
+
+def intersect(first: GeoDataset, second: GeoDataset) -> IntersectionDataset:
+    """``first & second``, refused in one sentence naming both extents.
+
+    torchgeo says only "Datasets have no spatial intersection".
+
+    Args:
+        first: e.g. the imagery.
+        second: e.g. the labels.
+
+    Returns:
+        The intersection of the two datasets.
+
+    Raises:
+        ValueError: if their footprints do not overlap.
+    """
+    try:
+        return IntersectionDataset(first, second)
+    except RuntimeError as error:
+        if "no spatial intersection" not in str(error):
+            raise
+
+        def side(dataset: GeoDataset) -> str:
+            # Label polygons themselves: a file's footprint box warped across
+            # UTM zones and back grows by degrees.
+            shapes = getattr(dataset, "features", dataset.index)
+            extent = lonlat_extent(shapes.geometry.to_crs(LONLAT).total_bounds, None)
+            more = " ..." if len(dataset.files) > 1 else ""
+            return (
+                f"{type(dataset).__name__} of {dataset.files[:1]}{more} covers {extent}"
+            )
+
+        sides = [side(first), side(second)]
+        msg = (
+            f"{sides[0]} and {sides[1]} (lon/lat), so they do not overlap; pass "
+            "imagery and labels of the same area."
+        )
+        raise ValueError(msg) from None
 
 
 def unnamed_crs(filepath: str, bounds: Iterable[float]) -> CRS:
@@ -178,6 +217,17 @@ class IrrigationLabels(VectorDataset):
 
     #: File name endings (lower case) read with GeoPandas' Parquet reader.
     parquet_suffixes: ClassVar[tuple[str, ...]] = (".parquet", ".geoparquet")
+
+    def __and__(self, other: GeoDataset) -> IntersectionDataset:
+        """Intersect with *other*, refused in one sentence when they miss.
+
+        Args:
+            other: e.g. the imagery.
+
+        Returns:
+            The intersection.
+        """
+        return intersect(self, other)
 
     def __init__(
         self,

@@ -24,7 +24,7 @@ from rasterio.io import DatasetReader
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 from torch import Tensor
-from torchgeo.datasets import RasterDataset
+from torchgeo.datasets import GeoDataset, IntersectionDataset, RasterDataset
 from torchgeo.datasets.errors import DatasetNotFoundError, RGBBandsMissingError
 from torchgeo.datasets.utils import (
     GeoSlice,
@@ -44,6 +44,7 @@ from ..constants import (
     S2_BANDS,
     S2_NODATA,
 )
+from .labels import intersect
 
 #: Colours of the mask / prediction panels of :meth:`CentralValleyS2.plot`:
 #: not irrigated (0) and irrigated (1); ignored pixels (255) stay transparent.
@@ -191,6 +192,17 @@ class CentralValleyS2(RasterDataset):
     #: Stored value of pixels without data (L2A uses 0); they do not overwrite
     #: valid pixels where scenes overlap.
     nodata: float | None = S2_NODATA
+
+    def __and__(self, other: GeoDataset) -> IntersectionDataset:
+        """Intersect with *other*, refused in one sentence when they miss.
+
+        Args:
+            other: e.g. :class:`~torchgeo_simclr.datasets.IrrigationLabels`.
+
+        Returns:
+            The intersection.
+        """
+        return intersect(self, other)
 
     def __init__(
         self,
