@@ -229,7 +229,14 @@ class SimCLRv2Task(NormalisedAsTrained, BaseTask):
         batch_size = batch["image"].shape[0]
         if "views" in batch:
             loss, _ = self._contrastive_step(batch)
-            self.log(f"{prefix}_loss", loss, batch_size=batch_size, prog_bar=True)
+            # Averaged over every device's batches, so all ranks agree on it.
+            self.log(
+                f"{prefix}_loss",
+                loss,
+                batch_size=batch_size,
+                prog_bar=True,
+                sync_dist=True,
+            )
         if self.hparams["probe"] and "mask" in batch:
             h = self.backbone(batch["image"])
             targets = patch_labels(batch["mask"])
