@@ -340,11 +340,12 @@ def test_batches_of_one_patch_are_refused_for_contrastive_training(
     assert "batch_size 1 leaves NT-Xent no negatives" in err
 
 
-def test_patches_that_fit_in_no_file_are_named(scene: Path, capsys) -> None:
+def test_patches_too_large_for_the_train_blocks_are_named(scene: Path, capsys) -> None:
     # "No valid (non-nodata) pixel was found" blamed the imagery.
     args = ["--data.init_args.block_size", "256", "--data.init_args.patch_size", "192"]
     err = run_cli(fit_args(scene, *args), capsys)
-    assert "No 192 px patch fits inside one image file" in err
+    assert "No 192 px training patch can be drawn in the train blocks" in err
+    assert "about 272 px wide" in err
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without GPU")
@@ -352,3 +353,8 @@ def test_asking_for_a_gpu_without_one_is_one_line(scene: Path, capsys) -> None:
     err = run_cli(fit_args(scene, "--trainer.accelerator", "gpu"), capsys)
     assert "No supported gpu backend found" in err
     assert "torch sees 0 GPU(s)" in err
+    # Other trainer settings Lightning refuses get no word about GPUs.
+    clip = ["--trainer.gradient_clip_algorithm", "foo"]
+    err = run_cli(fit_args(scene, *clip), capsys)
+    assert "gradient_clip_algorithm" in err
+    assert "GPU" not in err

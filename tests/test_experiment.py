@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import torch
 
+import torchgeo_simclr.cli as cli
 import torchgeo_simclr.experiment as experiment
 from torchgeo_simclr.cli import main
 from torchgeo_simclr.experiment import (
@@ -323,6 +324,35 @@ def test_a_model_stage_argument_is_refused(
         **configs,
     )
     assert plan.extra_args == ["--model.init_args.lr", "0.01"]
+
+
+@pytest.mark.parametrize(
+    "devices", [["--trainer.devices", "2"], ["--trainer.strategy=ddp"]]
+)
+def test_stage_arguments_for_several_devices_are_refused(
+    command: list[str], devices: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # DDP's other ranks run one stage's fit alone, not its test or the later
+    # stages: the experiment would hang or score half the test blocks.
+    err = refusal([*command, *devices], capsys)
+    assert len(err.splitlines()) == 1, err
+    assert "runs every stage in one process on one device" in err
+
+
+def test_every_stage_runs_on_one_device(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The full-scale configs say devices: auto, which is DDP on 2 or more GPUs.
+    given: list[str] = []
+
+    def stop(arguments: list[str]) -> Any:
+        given.extend(arguments)
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr(cli, "run_cli", stop)
+    with pytest.raises(RuntimeError, match="stop"):
+        experiment.run_stage(Path("conf.yaml"), tmp_path / "run", ["--x", "1"])
+    assert given[-2:] == ["--trainer.devices", "1"]
 
 
 def test_out_that_is_a_file_is_one_line(

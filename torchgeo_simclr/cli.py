@@ -1,6 +1,7 @@
 """The ``torchgeo-simclr`` command: sample data, training, maps, embeddings."""
 
 import argparse
+import re
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -952,12 +953,13 @@ def main(argv: Sequence[str] | None = None) -> None:
             raise
         import torch
 
-        print(
-            f"{prefix}: error: {error} (check --trainer.accelerator and "
-            f"--trainer.devices: torch sees {torch.cuda.device_count()} GPU(s); "
-            "auto picks what there is)",
-            file=sys.stderr,
-        )
+        hint = ""
+        if re.search(r"gpu|cuda|accelerator|device", str(error), re.IGNORECASE):
+            hint = (
+                f" (torch sees {torch.cuda.device_count()} GPU(s); check "
+                "--trainer.accelerator and --trainer.devices, or use auto)"
+            )
+        print(f"{prefix}: error: {error}{hint}", file=sys.stderr)
         raise SystemExit(2) from None
     except KeyboardInterrupt:
         note = INTERRUPTED.get(args.command, "")

@@ -47,6 +47,20 @@ OFFSET_BASELINE: Final[tuple[int, int]] = (4, 0)
 #: The offset those baselines add to every digital number with data.
 BOA_ADD_OFFSET: Final[int] = 1000
 
+
+def adds_boa_offset(baseline: tuple[int, int]) -> bool:
+    """Whether L2A products of a processing baseline carry the +1000 offset.
+
+    Args:
+        baseline: ``(major, minor)``, e.g. ``(5, 9)`` for ``N0509`` / ``05.09``.
+
+    Returns:
+        True from 04.00 on; False before, and for 99.99 (``N9999``: no baseline
+        given, e.g. reprocessed or third-party products).
+    """
+    return OFFSET_BASELINE <= baseline < (99, 99)
+
+
 #: Mask value of a pixel that is not irrigated.
 NOT_IRRIGATED: Final[int] = 0
 

@@ -52,6 +52,11 @@ COLUMNS = (
 #: Stage arguments that name a network: refused, since they reach every stage.
 NETWORK_OPTIONS = ("--model", "--model.class_path", "--model.init_args.model")
 
+#: Stage arguments that would spread a stage over several processes (DDP). The
+#: experiment runs its stages one after another in one process, which the
+#: other ranks cannot follow, so every stage runs on one device.
+DEVICE_OPTIONS = ("--trainer.devices", "--trainer.strategy", "--trainer.num_nodes")
+
 
 @dataclass
 class ExperimentPlan:
@@ -123,6 +128,35 @@ class ExperimentPlan:
                 "--distill-config or --config-dir) instead."
             )
             raise ValueError(msg)
+        for option, value in _options(self.extra_args, DEVICE_OPTIONS):
+            if value not in ("1", "auto", "single_device"):
+                msg = (
+                    f"The experiment runs every stage in one process on one device, "
+                    f"so it cannot take {option} {value}; run the stages one by one "
+                    "with `torchgeo-simclr fit --config ...` to train on several "
+                    "devices."
+                )
+                raise ValueError(msg)
+
+
+def _options(arguments: Sequence[str], names: Sequence[str]) -> list[tuple[str, str]]:
+    """The ``(option, value)`` pairs of *names* among LightningCLI arguments.
+
+    Args:
+        arguments: e.g. ``["--trainer.devices", "2", "--seed_everything=1"]``.
+        names: the options to find.
+
+    Returns:
+        Each occurrence, in order, ``--option=value`` or ``--option value``.
+    """
+    found = []
+    for i, argument in enumerate(arguments):
+        option, equals, value = argument.partition("=")
+        if option in names:
+            if not equals:
+                value = arguments[i + 1] if i + 1 < len(arguments) else ""
+            found.append((option, value))
+    return found
 
 
 @dataclass(frozen=True)
@@ -180,6 +214,10 @@ def run_stage(
             "0",
             "--trainer.num_sanity_val_steps",
             "0",
+            # One device (configs may say auto): DDP would start other ranks
+            # that run this stage's fit alone, not its test or later stages.
+            "--trainer.devices",
+            "1",
         ]
     )
     metrics: dict[str, float] = {}

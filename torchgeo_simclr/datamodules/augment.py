@@ -14,7 +14,7 @@ from ..transforms import AUGMENTATIONS, SimCLRViews
 class BatchAugmentation(nn.Module):
     """Normalise a batch per band, then optionally draw augmented views.
 
-    Pixels without data (every band 0, e.g. cloud-masked in a download) are
+    Pixels without data (any band 0: cloud-masked in a download, a swath edge) are
     normalised to 0, the band means, as prediction does, and their mask
     becomes :data:`IGNORE_INDEX`: they are neither trained on nor scored.
 

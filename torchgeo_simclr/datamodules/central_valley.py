@@ -1,5 +1,6 @@
 """Central Valley Sentinel-2 (+ DWR labels) for pretraining and fine-tuning."""
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -276,11 +277,13 @@ class CentralValleyDataModule(GeoDataModule):
         )
         locations = list(sampler)
         if not locations:
+            side = math.ceil(self.patch_size_px * math.sqrt(2))
             msg = (
-                f"No {self.patch_size_px} px patch fits inside one image file within"
-                f" the train blocks of {str(self.root)!r} (torchgeo draws each "
-                "training patch from one file); pass a smaller "
-                "--data.init_args.patch_size, or a larger block_size."
+                f"No {self.patch_size_px} px training patch can be drawn in the train"
+                f" blocks of {str(self.root)!r}: torchgeo's random sampler needs "
+                f"imagery about {side} px wide there (the patch's diagonal); pass "
+                "a smaller --data.init_args.patch_size or split_buffer, or a "
+                "larger block_size."
             )
             raise ValueError(msg)
         key = cache_key(

@@ -66,7 +66,7 @@ def grid_patch_labels(
 ) -> Tensor:
     """Read the mask of each patch and reduce it to a patch label.
 
-    Where the samples also hold an ``image``, its pixels without data (every
+    Where the samples also hold an ``image``, its pixels without data (any
     band 0, e.g. cloud-masked) count as unlabelled, as they do in training, so
     a patch that is mostly nodata gets no label and is never drawn into a
     labelled subset.

@@ -56,7 +56,7 @@ class GridPatches(Dataset[dict[str, Any]]):
             imagery: the Sentinel-2 dataset, read on its own pixel grid.
             grid: the grid the windows refer to.
             windows: square windows of one size (at least one).
-            min_valid: least fraction of a patch's pixels with data (any band
+            min_valid: least fraction of a patch's pixels with data (every band
                 non-zero) for the patch to be kept (0 keeps every patch).
             block_shape: ``(height, width)`` of a block of window corners,
                 pixels; a block's read covers its windows, up to
@@ -121,7 +121,7 @@ class GridPatches(Dataset[dict[str, Any]]):
         Returns:
             ``image`` float32 ``[n, C, size, size]`` reflectance x10000 of the
             kept patches (0 = nodata), ``valid`` bool ``[n, size, size]``
-            (False where every band is nodata), ``row`` and ``col`` int64
+            (False where any band is nodata), ``row`` and ``col`` int64
             ``[n]`` of their top-left pixels on the grid, and ``skipped``, the
             number of the batch's windows dropped as mostly nodata.
         """
@@ -163,7 +163,7 @@ class GridPatches(Dataset[dict[str, Any]]):
 
         Returns:
             ``[C, h, w]`` reflectance x10000, bool ``[h, w]`` pixels with
-            data (any band non-zero) and int32 ``[h + 1, w + 1]`` counts of
+            data (every band non-zero) and int32 ``[h + 1, w + 1]`` counts of
             pixels with data above and left of each pixel corner.
         """
         if block not in self._cache:

@@ -14,6 +14,11 @@ from torchgeo.datasets.utils import GeoSlice, Sample
 
 from ..constants import S2_NODATA
 
+#: Changes whenever the values statistics are computed from change, so that
+#: cached statistics of an earlier version are not reused (2: per-band
+#: products of processing baseline 04.00 on are read without ESA's +1000).
+STATISTICS_VERSION = 2
+
 
 def default_cache_dir() -> Path:
     """Return where statistics are cached: ``$XDG_CACHE_HOME/torchgeo-simclr``.
@@ -35,7 +40,7 @@ def cache_key(files: Iterable[str], *parts: object) -> str:
     Returns:
         A hex digest that changes when any file or part changes.
     """
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(f"{STATISTICS_VERSION}\n".encode())
     for name in sorted(files):
         stat = os.stat(name)
         digest.update(f"{name}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())

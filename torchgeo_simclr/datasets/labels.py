@@ -96,10 +96,10 @@ def intersect(first: GeoDataset, second: GeoDataset) -> IntersectionDataset:
             # UTM zones and back grows by degrees.
             shapes = getattr(dataset, "features", dataset.index)
             extent = lonlat_extent(shapes.geometry.to_crs(LONLAT).total_bounds, None)
-            more = " ..." if len(dataset.files) > 1 else ""
-            return (
-                f"{type(dataset).__name__} of {dataset.files[:1]}{more} covers {extent}"
-            )
+            files = list(getattr(dataset, "files", []))  # a UnionDataset has none
+            more = " ..." if len(files) > 1 else ""
+            where = f" of {files[:1]}{more}" if files else ""
+            return f"{type(dataset).__name__}{where} covers {extent}"
 
         sides = [side(first), side(second)]
         msg = (

@@ -38,11 +38,11 @@ from ..constants import (
     BOA_ADD_OFFSET,
     IGNORE_INDEX,
     MAP_CLASSES,
-    OFFSET_BASELINE,
     REFLECTANCE_SCALE,
     S2_BAND_RESOLUTION,
     S2_BANDS,
     S2_NODATA,
+    adds_boa_offset,
 )
 from .labels import intersect
 
@@ -79,8 +79,7 @@ def boa_offset(filepath: str) -> int:
     for part in reversed(os.path.normpath(filepath).split(os.sep)[:-1]):
         if found := PRODUCT_BASELINE_REGEX.match(part):
             baseline = int(found["major"]), int(found["minor"])
-            newer = OFFSET_BASELINE <= baseline < (99, 99)
-            return BOA_ADD_OFFSET if newer else 0
+            return BOA_ADD_OFFSET if adds_boa_offset(baseline) else 0
     return 0
 
 

@@ -12,9 +12,9 @@ from pystac import Asset, Item
 
 from ..constants import (
     BOA_ADD_OFFSET,
-    OFFSET_BASELINE,
     REFLECTANCE_SCALE,
     S2_BAND_RESOLUTION,
+    adds_boa_offset,
 )
 
 #: Scene classification layer: band name used in the manifest.
@@ -105,5 +105,5 @@ def to_reflectance_x10000(item: Item, asset: Asset) -> tuple[float, float]:
         return float(scale) * REFLECTANCE_SCALE, float(offset or 0) * REFLECTANCE_SCALE
     baseline = str(item.properties.get("s2:processing_baseline", "0.0"))
     major, _, minor = baseline.partition(".")
-    newer = (int(major or 0), int(minor or 0)) >= OFFSET_BASELINE
+    newer = adds_boa_offset((int(major or 0), int(minor or 0)))
     return 1.0, -float(BOA_ADD_OFFSET) if newer else 0.0

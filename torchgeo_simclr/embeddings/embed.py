@@ -87,7 +87,7 @@ class SceneDates:
         none = np.datetime64("9999-12-31")
         earliest = np.full(len(footprints), none, "datetime64[D]")
         np.fmin.at(earliest, patch, self.dates[scene])
-        earliest[earliest == none] = np.datetime64("NaT")
+        earliest[earliest == none] = np.datetime64("NaT", "D")
         dates: list[date | None] = earliest.tolist()
         return dates
 

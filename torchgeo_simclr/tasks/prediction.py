@@ -153,7 +153,7 @@ class MapPredictionTask(BaseTask):
         Returns:
             ``probability`` ``[B, h, w]`` in [0, 1] (one value repeated over
             the window for classification), ``valid`` ``[B, h, w]`` (False
-            where every band is nodata), ``row`` and ``col`` as given.
+            where any band is nodata), ``row`` and ``col`` as given.
         """
         x, valid = normalise(batch["image"], self.mean, self.std, batch.get("valid"))
         probability = torch.sigmoid(self.model(x).float())

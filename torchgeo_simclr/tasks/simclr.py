@@ -333,7 +333,8 @@ class SimCLRv2Task(NormalisedAsTrained, BaseTask):
         self.normalise_as_trained()
         datamodule = getattr(self.trainer, "datamodule", None)
         batch_size = getattr(datamodule, "batch_size", None)
-        if batch_size == 1 and self.hparams["memory_bank_size"] == 0:
+        ranks = self.trainer.world_size if self.hparams["gather_distributed"] else 1
+        if batch_size == 1 and ranks == 1 and self.hparams["memory_bank_size"] == 0:
             msg = (
                 "batch_size 1 leaves NT-Xent no negatives (the other patches of "
                 "a batch), so the loss is 0 and nothing is learnt; pass "
