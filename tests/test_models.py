@@ -1,10 +1,13 @@
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 from torch import nn
 
 from torchgeo_simclr.models import ProjectionHead, create_backbone
+from torchgeo_simclr.models.backbone import check_input_size
 from torchgeo_simclr.models.checkpoint import (
     DataMetadata,
     build_loaded,
@@ -12,6 +15,7 @@ from torchgeo_simclr.models.checkpoint import (
 )
 from torchgeo_simclr.models.classifier import IrrigationModel, ModelSpec
 from torchgeo_simclr.patch_labels import patch_labels
+from torchgeo_simclr.tasks import FineTuneTask, SimCLRv2Task
 
 
 def test_projection_head_shapes_and_partial_depth() -> None:
@@ -154,3 +158,32 @@ def test_weights_that_do_not_fit_are_named() -> None:
     del state["conv1.weight"]
     with pytest.raises(RuntimeError, match=r'Missing key\(s\).*"conv1.weight"'):
         build_loaded(lambda: create_backbone("resnet18"), state)
+
+
+def test_backbone_options_reach_every_stage(tmp_path: Path) -> None:
+    # A ViT is fixed to 224 px unless built with dynamic_img_size; there was
+    # no way to pass timm options, so ViTs could not run at 32 or 120 px.
+    options = {"dynamic_img_size": True}
+    task = SimCLRv2Task(
+        model="vit_tiny_patch16_224", backbone_kwargs=options, output_dim=16
+    )
+    checkpoint: dict[str, Any] = {
+        "state_dict": task.state_dict(),
+        "hyper_parameters": dict(task.hparams),
+    }
+    task.on_save_checkpoint(checkpoint)
+    path = tmp_path / "vit.ckpt"
+    torch.save(checkpoint, path)
+
+    encoder = load_encoder(path)
+    assert encoder.backbone_kwargs == options
+    check_input_size(encoder.backbone, encoder.model, 32)
+    assert encoder.backbone(torch.zeros(1, 12, 32, 32)).shape == (1, 192)
+
+    finetuned = FineTuneTask(checkpoint=str(path), head_layers=1)
+    assert finetuned.model.spec.backbone_kwargs == options
+    assert finetuned.model(torch.zeros(2, 12, 32, 32)).shape == (2,)
+    with pytest.raises(ValueError, match=r"backbone_kwargs=\{'drop_path_rate'"):
+        FineTuneTask(checkpoint=str(path), backbone_kwargs={"drop_path_rate": 0.1})
+    with pytest.raises(ValueError, match="backbone_kwargs may not set in_chans"):
+        create_backbone("resnet18", options={"in_chans": 3})

@@ -288,7 +288,11 @@ def _probe(args: argparse.Namespace) -> None:
         class_column=args.class_column,
     )
     torch.manual_seed(args.seed)
-    random = create_backbone(encoder.model, in_channels=len(encoder.data.bands))
+    random = create_backbone(
+        encoder.model,
+        in_channels=len(encoder.data.bands),
+        options=encoder.backbone_kwargs,
+    )
     rows = [
         ("pretrained (SimCLRv2)", knn_probe(encoder.backbone, datamodule, k=args.k)),
         ("random weights", knn_probe(random, datamodule, k=args.k)),

@@ -10,7 +10,10 @@ from torch import Tensor, nn
 
 
 def create_backbone(
-    name: str, in_channels: int = 12, pretrained: bool = False
+    name: str,
+    in_channels: int = 12,
+    pretrained: bool = False,
+    options: Mapping[str, Any] | None = None,
 ) -> nn.Module:
     """Create a timm backbone that maps an image batch to pooled features.
 
@@ -20,14 +23,19 @@ def create_backbone(
         pretrained: load timm's ImageNet weights (needs them in the local cache
             or network access); the first convolution is adapted to
             *in_channels* by timm.
+        options: further keyword arguments of ``timm.create_model``, e.g.
+            ``{"drop_path_rate": 0.1}`` or, for a ViT at any patch size,
+            ``{"dynamic_img_size": True}``.
 
     Returns:
         A module mapping ``[B, in_channels, H, W]`` to ``[B, num_features]``; it
         has timm's ``num_features`` attribute.
 
     Raises:
-        ValueError: if *name* is not a timm model.
+        ValueError: if *name* is not a timm model, or *options* set what this
+            function sets itself.
     """
+    check_backbone_options(options)
     if not timm.is_model(name):
         close = difflib.get_close_matches(name, timm.list_models(), n=3)
         hint = f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
@@ -38,9 +46,36 @@ def create_backbone(
         raise ValueError(msg)
     with imagenet_weights(name, pretrained):
         model: nn.Module = timm.create_model(
-            name, in_chans=in_channels, num_classes=0, pretrained=pretrained
+            name,
+            in_chans=in_channels,
+            num_classes=0,
+            pretrained=pretrained,
+            **(options or {}),
         )
     return model
+
+
+#: ``timm.create_model`` arguments the tasks set themselves, from their own
+#: options (bands, weights) or because the pipeline relies on them.
+RESERVED_OPTIONS = ("in_chans", "num_classes", "pretrained", "features_only")
+
+
+def check_backbone_options(options: Mapping[str, Any] | None) -> None:
+    """Refuse backbone options that would clash with what the tasks set.
+
+    Args:
+        options: ``backbone_kwargs`` as given.
+
+    Raises:
+        ValueError: if *options* holds a reserved key.
+    """
+    clash = sorted(set(options or {}) & set(RESERVED_OPTIONS))
+    if clash:
+        msg = (
+            f"backbone_kwargs may not set {', '.join(clash)}: the task sets it "
+            "(in_channels and weights are options of their own); drop it."
+        )
+        raise ValueError(msg)
 
 
 @contextmanager
@@ -96,15 +131,18 @@ def check_input_size(
             *patch_size*.
     """
     config = getattr(backbone, "pretrained_cfg", None) or {}
+    if getattr(backbone, "dynamic_img_size", False):
+        return  # a ViT built with dynamic_img_size takes any size
     if not config.get("fixed_input_size") or not config.get("input_size"):
         return
     height, width = config["input_size"][-2:]
     if (height, width) != (patch_size, patch_size):
         msg = (
             f"Backbone {name!r} takes only {height} x {width} px inputs (timm's "
-            f"fixed_input_size) but the patches are {patch_size} px; pick a "
-            "backbone that takes any size (e.g. resnet18, regnetx_002, "
-            f"efficientnet_b0) or set {option} {height}."
+            f"fixed_input_size) but the patches are {patch_size} px; set {option} "
+            f"{height}, build it with --model.init_args.backbone_kwargs "
+            "'{dynamic_img_size: true}' (ViTs), or pick a backbone that takes any "
+            "size (e.g. resnet18, regnetx_002, efficientnet_b0)."
         )
         raise ValueError(msg)
 

@@ -148,6 +148,8 @@ class Encoder:
     model: str
     #: Bands, statistics and patch size of the training data (None if unknown).
     data: DataMetadata | None
+    #: Further ``timm.create_model`` arguments the backbone was built with.
+    backbone_kwargs: dict[str, Any] | None = None
 
 
 @overload
@@ -296,8 +298,11 @@ def load_encoder(path: str | Path, kind: str = "simclr") -> Encoder:
 
 def _encoder(checkpoint: dict[str, Any], meta: dict[str, Any]) -> Encoder:
     """The backbone of an opened SimCLR checkpoint (see :func:`load_encoder`)."""
+    options = meta.get("backbone_kwargs")
     backbone = build_loaded(
-        lambda: create_backbone(meta["model"], in_channels=meta["in_channels"]),
+        lambda: create_backbone(
+            meta["model"], in_channels=meta["in_channels"], options=options
+        ),
         sub_state(checkpoint["state_dict"], "backbone."),
     )
     backbone.eval()
@@ -306,6 +311,7 @@ def _encoder(checkpoint: dict[str, Any], meta: dict[str, Any]) -> Encoder:
         backbone=backbone,
         model=meta["model"],
         data=None if data is None else DataMetadata.from_dict(data),
+        backbone_kwargs=options,
     )
 
 
@@ -417,5 +423,8 @@ def load_backbone(path: str | Path) -> Encoder:
         network.backbone if network.unet is None else PooledFeatures(network.backbone)
     )
     return Encoder(
-        backbone=backbone.eval(), model=network.spec.model, data=trained.data
+        backbone=backbone.eval(),
+        model=network.spec.model,
+        data=trained.data,
+        backbone_kwargs=network.spec.backbone_kwargs,
     )

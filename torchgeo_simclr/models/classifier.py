@@ -41,6 +41,9 @@ class ModelSpec:
     #: and 1.4x in training on a 2-core Intel CPU), slower for others
     #: (ResNet-18: 0.8x there); the same numbers up to rounding either way.
     channels_last: bool = False
+    #: Further ``timm.create_model`` arguments of the backbone, e.g.
+    #: ``{"dynamic_img_size": True}`` (None: none).
+    backbone_kwargs: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return a plain dictionary for a checkpoint.
@@ -132,7 +135,8 @@ class IrrigationModel(nn.Module):
                 "segmentation; set head_layers to 0."
             )
             raise ValueError(msg)
-        create_backbone(spec.model, spec.in_channels)  # validates the name
+        options = spec.backbone_kwargs or {}
+        create_backbone(spec.model, spec.in_channels, options=options)  # validates
         try:
             with imagenet_weights(spec.model, pretrained):
                 unet = smp.Unet(
@@ -140,6 +144,7 @@ class IrrigationModel(nn.Module):
                     encoder_weights="imagenet" if pretrained else None,
                     in_channels=spec.in_channels,
                     classes=1,
+                    **options,
                 )
         except ValueError as error:
             if "downsampling" not in str(error):
@@ -160,7 +165,9 @@ class IrrigationModel(nn.Module):
     def _build_classifier(self, spec: ModelSpec, pretrained: bool) -> None:
         """Build :attr:`backbone`, :attr:`head` and :attr:`classifier` for *spec*."""
         self.unet = None
-        self.backbone = create_backbone(spec.model, spec.in_channels, pretrained)
+        self.backbone = create_backbone(
+            spec.model, spec.in_channels, pretrained, spec.backbone_kwargs
+        )
         features = feature_size(self.backbone)
         projection = ProjectionHead(
             features,

@@ -56,6 +56,7 @@ class DistillTask(IrrigationTask):
         warmup_fraction: float = 0.0,
         threshold: float = 0.5,
         channels_last: bool = False,
+        backbone_kwargs: dict[str, Any] | None = None,
     ) -> None:
         """Initialise a new DistillTask.
 
@@ -78,6 +79,8 @@ class DistillTask(IrrigationTask):
             channels_last: train and run the student in channels-last memory
                 order (recorded in the checkpoint, so maps use it too): faster
                 for RegNetX-200MF on a CPU, slower for ResNet-18.
+            backbone_kwargs: further ``timm.create_model`` arguments of the
+                student's backbone (recorded in the checkpoint).
 
         Raises:
             ValueError: if *temperature* or *warmup_fraction* is out of range.
@@ -121,6 +124,7 @@ class DistillTask(IrrigationTask):
                 spec.in_channels,
                 spec.problem,
                 channels_last=self.hparams["channels_last"],
+                backbone_kwargs=self.hparams["backbone_kwargs"],
             ),
             pretrained=self.hparams["weights"] and self.teacher is not None,
         )

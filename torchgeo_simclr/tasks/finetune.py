@@ -68,6 +68,7 @@ class FineTuneTask(IrrigationTask):
         warmup_fraction: float = 0.0,
         threshold: float = 0.5,
         channels_last: bool = False,
+        backbone_kwargs: dict[str, Any] | None = None,
     ) -> None:
         """Initialise a new FineTuneTask.
 
@@ -113,6 +114,9 @@ class FineTuneTask(IrrigationTask):
             channels_last: train and run the network in channels-last memory
                 order (recorded in the checkpoint, so maps use it too); see
                 :attr:`~torchgeo_simclr.models.classifier.ModelSpec.channels_last`.
+            backbone_kwargs: further ``timm.create_model`` arguments of the
+                backbone; taken from *checkpoint* when one is given (which it
+                must then match).
         """
         check_schedule(warmup_fraction)
         self.pretrained_data: DataMetadata | None = None
@@ -137,16 +141,17 @@ class FineTuneTask(IrrigationTask):
                 problem=hp["problem"],
                 head_layers=head_layers,
                 channels_last=hp["channels_last"],
+                backbone_kwargs=hp["backbone_kwargs"],
             )
             return spec, None
         checkpoint, meta = read_checkpoint(hp["checkpoint"], ["simclr"])
         pretrained = checkpoint.get("hyper_parameters", {})
-        for name in ("model", "in_channels"):
-            if hp[name] is not None and hp[name] != meta[name]:
+        for name in ("model", "in_channels", "backbone_kwargs"):
+            if hp[name] is not None and hp[name] != meta.get(name):
                 msg = (
                     f"FineTuneTask got {name}={hp[name]!r} but checkpoint "
                     f"{hp['checkpoint']!r} holds a backbone with {name}="
-                    f"{meta[name]!r}; drop --model.init_args.{name} or pass a "
+                    f"{meta.get(name)!r}; drop --model.init_args.{name} or pass a "
                     "checkpoint pretrained with it."
                 )
                 raise ValueError(msg)
@@ -159,6 +164,7 @@ class FineTuneTask(IrrigationTask):
             output_dim=pretrained.get("output_dim", 128),
             projection_layers=pretrained.get("head_layers", 3),
             channels_last=hp["channels_last"],
+            backbone_kwargs=meta.get("backbone_kwargs"),
         )
         data = meta.get("data")
         self.pretrained_data = None if data is None else DataMetadata.from_dict(data)

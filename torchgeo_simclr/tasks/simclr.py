@@ -70,6 +70,7 @@ class SimCLRv2Task(NormalisedAsTrained, BaseTask):
         warmup_fraction: float = 0.05,
         probe: bool = True,
         probe_lr: float = 1e-3,
+        backbone_kwargs: dict[str, Any] | None = None,
     ) -> None:
         """Initialise a new SimCLRv2Task.
 
@@ -95,6 +96,10 @@ class SimCLRv2Task(NormalisedAsTrained, BaseTask):
                 warm-up before the cosine decay.
             probe: train an online linear probe when batches carry masks.
             probe_lr: learning rate of the probe.
+            backbone_kwargs: further ``timm.create_model`` arguments, e.g.
+                ``{"drop_path_rate": 0.1}``, or ``{"dynamic_img_size": True}``
+                for a ViT at any patch size; recorded in the checkpoint, so
+                later stages, ``embed`` and ``probe`` rebuild the same network.
 
         Raises:
             ValueError: if *head_layers*, *temperature* or *warmup_fraction*
@@ -116,6 +121,7 @@ class SimCLRv2Task(NormalisedAsTrained, BaseTask):
             self.hparams["model"],
             in_channels=self.hparams["in_channels"],
             pretrained=self.hparams["weights"],
+            options=self.hparams["backbone_kwargs"],
         )
         features = feature_size(self.backbone)
         self.projection_head = ProjectionHead(
@@ -360,6 +366,7 @@ class SimCLRv2Task(NormalisedAsTrained, BaseTask):
             "kind": "simclr",
             "model": self.hparams["model"],
             "in_channels": self.hparams["in_channels"],
+            "backbone_kwargs": self.hparams["backbone_kwargs"],
             "data": None
             if self.data_metadata is None
             else self.data_metadata.to_dict(),
