@@ -345,6 +345,21 @@ def _point_size(n: int) -> float:
     return float(np.clip(4000 / n, 2, 40))
 
 
+def _draw_group(
+    ax: Axes, xy: npt.NDArray[np.float64], size: float, colour: str, label: str
+) -> None:
+    """Scatter one group of points in one colour, named in the legend.
+
+    Args:
+        ax: the axes.
+        xy: ``[K, 2]`` map coordinates of the group.
+        size: marker area, points squared (see :func:`_point_size`).
+        colour: hex RGB.
+        label: legend entry.
+    """
+    ax.scatter(xy[:, 0], xy[:, 1], s=size, color=colour, linewidths=0, label=label)
+
+
 def _draw_labels(
     ax: Axes, xy: npt.NDArray[np.float64], labels: npt.NDArray[np.int64]
 ) -> None:
@@ -361,14 +376,7 @@ def _draw_labels(
     size = _point_size(len(xy))
     for value, (name, colour) in classes.items():
         chosen = labels == value
-        ax.scatter(
-            xy[chosen, 0],
-            xy[chosen, 1],
-            s=size,
-            color=colour,
-            linewidths=0,
-            label=f"{name} ({int(chosen.sum()):,})",
-        )
+        _draw_group(ax, xy[chosen], size, colour, f"{name} ({int(chosen.sum()):,})")
     legend = ax.legend(title="DWR label (patch majority)", loc="best", fontsize=8)
     for handle in legend.legend_handles:
         if isinstance(handle, PathCollection):
@@ -392,28 +400,16 @@ def _draw_dates(
     size = _point_size(len(xy))
     unknown = np.isnat(dates)
     if unknown.any():
-        ax.scatter(
-            xy[unknown, 0],
-            xy[unknown, 1],
-            s=size,
-            color=UNKNOWN_DATE_COLOUR,
-            linewidths=0,
-            label=f"Date unknown ({int(unknown.sum()):,})",
-        )
+        label = f"Date unknown ({int(unknown.sum()):,})"
+        _draw_group(ax, xy[unknown], size, UNKNOWN_DATE_COLOUR, label)
         ax.legend(loc="best", fontsize=8)
         xy, dates = xy[~unknown], dates[~unknown]
     if not len(dates):
         return
     unique = np.unique(dates)
     if len(unique) == 1:
-        ax.scatter(
-            xy[:, 0],
-            xy[:, 1],
-            s=size,
-            color=SINGLE_DATE_COLOUR,
-            linewidths=0,
-            label=f"Acquired {unique[0]} ({len(xy):,})",
-        )
+        label = f"Acquired {unique[0]} ({len(xy):,})"
+        _draw_group(ax, xy, size, SINGLE_DATE_COLOUR, label)
         ax.legend(loc="best", fontsize=8)
         return
     days = dates.astype("datetime64[D]").astype(np.int64)
