@@ -310,6 +310,9 @@ def test_a_model_stage_argument_is_refused(
     assert "--model.init_args.model would change" in err
     assert "distilled student" in err
     assert "--distill-config" in err
+    options = ["--model.init_args.backbone_kwargs", "{drop_path_rate: 0.1}"]
+    err = refusal([*command, *options], capsys)
+    assert "--model.init_args.backbone_kwargs would change" in err
     # Other model settings are the user's call for every stage, as before.
     configs = dict.fromkeys(
         ("pretrain_config", "finetune_config", "supervised_config", "distill_config"),

@@ -50,7 +50,12 @@ COLUMNS = (
 
 
 #: Stage arguments that name a network: refused, since they reach every stage.
-NETWORK_OPTIONS = ("--model", "--model.class_path", "--model.init_args.model")
+NETWORK_OPTIONS = (
+    "--model",
+    "--model.class_path",
+    "--model.init_args.model",
+    "--model.init_args.backbone_kwargs",
+)
 
 #: Stage arguments that would spread a stage over several processes (DDP). The
 #: experiment runs its stages one after another in one process, which the

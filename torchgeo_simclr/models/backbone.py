@@ -25,7 +25,7 @@ def create_backbone(
             *in_channels* by timm.
         options: further keyword arguments of ``timm.create_model``, e.g.
             ``{"drop_path_rate": 0.1}`` or, for a ViT at any patch size,
-            ``{"dynamic_img_size": True}``.
+            ``{"dynamic_img_size": True, "dynamic_img_pad": True}``.
 
     Returns:
         A module mapping ``[B, in_channels, H, W]`` to ``[B, num_features]``; it
@@ -44,14 +44,23 @@ def create_backbone(
             "timm.list_models(), e.g. 'resnet18', 'resnet50' or 'resnet152'."
         )
         raise ValueError(msg)
-    with imagenet_weights(name, pretrained):
-        model: nn.Module = timm.create_model(
-            name,
-            in_chans=in_channels,
-            num_classes=0,
-            pretrained=pretrained,
-            **(options or {}),
+    try:
+        with imagenet_weights(name, pretrained):
+            model: nn.Module = timm.create_model(
+                name,
+                in_chans=in_channels,
+                num_classes=0,
+                pretrained=pretrained,
+                **(options or {}),
+            )
+    except TypeError as error:
+        if not options:
+            raise
+        msg = (
+            f"Backbone {name!r} does not take backbone_kwargs {dict(options)} "
+            f"({error}); drop the options it does not know."
         )
+        raise ValueError(msg) from None
     return model
 
 
@@ -118,21 +127,37 @@ def check_input_size(
     """Refuse patches a fixed-input-size backbone (e.g. a ViT) cannot take.
 
     Such a network (timm's ``pretrained_cfg["fixed_input_size"]``) would fail
-    only at its first forward pass, with an assertion deep in timm.
+    only at its first forward pass, with an assertion deep in timm. Built with
+    ``dynamic_img_size`` (its patch embedding no longer strict) it takes sides
+    that are multiples of its patch embedding, or any side with
+    ``dynamic_img_pad``.
 
     Args:
-        backbone: a model made by :func:`create_backbone`.
+        backbone: a model made by :func:`create_backbone` (or its feature
+            extractor).
         name: its timm name, for the message.
         patch_size: side of the data's patches, pixels.
         option: the setting that chose *patch_size*, for the message.
 
     Raises:
-        ValueError: if the backbone takes one input size and it is not
-            *patch_size*.
+        ValueError: if the backbone cannot take *patch_size*.
     """
+    embeds = [m for m in backbone.modules() if hasattr(m, "strict_img_size")]
+    if embeds and not any(m.strict_img_size for m in embeds):
+        embed = embeds[0]
+        size: Any = embed.patch_size  # timm's (height, width), or one int
+        step = int(size[0] if isinstance(size, tuple | list) else size)
+        if patch_size % step and not getattr(embed, "dynamic_img_pad", False):
+            lower, upper = patch_size // step * step, -(-patch_size // step) * step
+            msg = (
+                f"Backbone {name!r}, built with dynamic_img_size, takes sides that "
+                f"are multiples of its {step} px patch embedding but the patches "
+                f"are {patch_size} px; set {option} {lower or upper} or {upper}, or "
+                "pretrain with dynamic_img_pad: true in backbone_kwargs too."
+            )
+            raise ValueError(msg)
+        return
     config = getattr(backbone, "pretrained_cfg", None) or {}
-    if getattr(backbone, "dynamic_img_size", False):
-        return  # a ViT built with dynamic_img_size takes any size
     if not config.get("fixed_input_size") or not config.get("input_size"):
         return
     height, width = config["input_size"][-2:]
@@ -140,9 +165,10 @@ def check_input_size(
         msg = (
             f"Backbone {name!r} takes only {height} x {width} px inputs (timm's "
             f"fixed_input_size) but the patches are {patch_size} px; set {option} "
-            f"{height}, build it with --model.init_args.backbone_kwargs "
-            "'{dynamic_img_size: true}' (ViTs), or pick a backbone that takes any "
-            "size (e.g. resnet18, regnetx_002, efficientnet_b0)."
+            f"{height}, or pick a backbone that takes any size (e.g. resnet18, "
+            "regnetx_002, efficientnet_b0); a ViT or Swin pretrained with "
+            "backbone_kwargs {dynamic_img_size: true, dynamic_img_pad: true} "
+            "does too."
         )
         raise ValueError(msg)
 

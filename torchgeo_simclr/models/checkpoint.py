@@ -4,7 +4,7 @@ import hashlib
 import itertools
 import pickle
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, overload
 
@@ -149,7 +149,7 @@ class Encoder:
     #: Bands, statistics and patch size of the training data (None if unknown).
     data: DataMetadata | None
     #: Further ``timm.create_model`` arguments the backbone was built with.
-    backbone_kwargs: dict[str, Any] | None = None
+    backbone_kwargs: dict[str, Any] | None = field(default=None, hash=False)
 
 
 @overload

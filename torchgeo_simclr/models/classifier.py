@@ -1,6 +1,6 @@
 """Irrigation models: a backbone plus a patch classifier or a per-pixel decoder."""
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, cast
 
 import segmentation_models_pytorch as smp
@@ -42,8 +42,8 @@ class ModelSpec:
     #: (ResNet-18: 0.8x there); the same numbers up to rounding either way.
     channels_last: bool = False
     #: Further ``timm.create_model`` arguments of the backbone, e.g.
-    #: ``{"dynamic_img_size": True}`` (None: none).
-    backbone_kwargs: dict[str, Any] | None = None
+    #: ``{"dynamic_img_size": True, "dynamic_img_pad": True}`` (None: none).
+    backbone_kwargs: dict[str, Any] | None = field(default=None, hash=False)
 
     def to_dict(self) -> dict[str, Any]:
         """Return a plain dictionary for a checkpoint.

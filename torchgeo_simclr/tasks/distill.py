@@ -124,7 +124,7 @@ class DistillTask(IrrigationTask):
                 spec.in_channels,
                 spec.problem,
                 channels_last=self.hparams["channels_last"],
-                backbone_kwargs=self.hparams["backbone_kwargs"],
+                backbone_kwargs=self.hparams["backbone_kwargs"] or None,
             ),
             pretrained=self.hparams["weights"] and self.teacher is not None,
         )

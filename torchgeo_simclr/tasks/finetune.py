@@ -141,13 +141,15 @@ class FineTuneTask(IrrigationTask):
                 problem=hp["problem"],
                 head_layers=head_layers,
                 channels_last=hp["channels_last"],
-                backbone_kwargs=hp["backbone_kwargs"],
+                backbone_kwargs=hp["backbone_kwargs"] or None,
             )
             return spec, None
         checkpoint, meta = read_checkpoint(hp["checkpoint"], ["simclr"])
         pretrained = checkpoint.get("hyper_parameters", {})
+        # {} asks for no options, as None does.
+        given = {**hp, "backbone_kwargs": hp["backbone_kwargs"] or None}
         for name in ("model", "in_channels", "backbone_kwargs"):
-            if hp[name] is not None and hp[name] != meta.get(name):
+            if given[name] is not None and given[name] != meta.get(name):
                 msg = (
                     f"FineTuneTask got {name}={hp[name]!r} but checkpoint "
                     f"{hp['checkpoint']!r} holds a backbone with {name}="

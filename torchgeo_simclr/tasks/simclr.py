@@ -97,9 +97,11 @@ class SimCLRv2Task(NormalisedAsTrained, BaseTask):
             probe: train an online linear probe when batches carry masks.
             probe_lr: learning rate of the probe.
             backbone_kwargs: further ``timm.create_model`` arguments, e.g.
-                ``{"drop_path_rate": 0.1}``, or ``{"dynamic_img_size": True}``
-                for a ViT at any patch size; recorded in the checkpoint, so
-                later stages, ``embed`` and ``probe`` rebuild the same network.
+                ``{"drop_path_rate": 0.1}``, or ``{"dynamic_img_size": True,
+                "dynamic_img_pad": True}`` for a ViT or Swin at any patch size;
+                recorded in the checkpoint, so fine-tuning (which must keep
+                them), ``predict``, ``embed`` and ``probe`` rebuild the same
+                network.
 
         Raises:
             ValueError: if *head_layers*, *temperature* or *warmup_fraction*
@@ -121,7 +123,7 @@ class SimCLRv2Task(NormalisedAsTrained, BaseTask):
             self.hparams["model"],
             in_channels=self.hparams["in_channels"],
             pretrained=self.hparams["weights"],
-            options=self.hparams["backbone_kwargs"],
+            options=self.hparams["backbone_kwargs"] or None,
         )
         features = feature_size(self.backbone)
         self.projection_head = ProjectionHead(
@@ -366,7 +368,7 @@ class SimCLRv2Task(NormalisedAsTrained, BaseTask):
             "kind": "simclr",
             "model": self.hparams["model"],
             "in_channels": self.hparams["in_channels"],
-            "backbone_kwargs": self.hparams["backbone_kwargs"],
+            "backbone_kwargs": self.hparams["backbone_kwargs"] or None,
             "data": None
             if self.data_metadata is None
             else self.data_metadata.to_dict(),
