@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ from pyproj import Transformer
 from rasterio.windows import from_bounds
 
 from torchgeo_simclr.constants import IGNORE_INDEX, IRRIGATED
-from torchgeo_simclr.datamodules import CentralValleyDataModule
+from torchgeo_simclr.datamodules import CentralValleyDataModule, central_valley
 from torchgeo_simclr.datamodules.fractions import grid_patch_labels
 from torchgeo_simclr.datamodules.statistics import band_statistics
 
@@ -258,3 +259,16 @@ def test_split_buffer_keeps_training_patches_away_from_held_out_ones(
 
     assert closest() < 80
     assert closest(split_buffer=8) >= 80  # 8 px of 10 m
+
+
+def test_the_split_log_gives_the_training_area_a_buffer_keeps(
+    scene: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The gap merges the rest of touching training blocks: "{'train': 2}
+    # blocks" read as if it had thrown away most of them.
+    logged: list[str] = []
+    monkeypatch.setattr(central_valley, "rank_zero_info", logged.append)
+    make(scene, length=64, split_buffer=8).setup("fit")
+    (line,) = [text for text in logged if text.startswith("Spatial split")]
+    assert "'train'" not in line.split(";")[0]
+    assert re.search(r"training on \d+% of the other blocks' area, kept 8 px", line)

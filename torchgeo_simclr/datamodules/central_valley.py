@@ -193,6 +193,8 @@ class CentralValleyDataModule(GeoDataModule):
         self.dataset: GeoDataset | None = None
         self.image_dataset: CentralValleyS2 | None = None
         self.split_blocks: dict[str, MultiPolygon] = {}
+        #: Area of the region the blocks are cut from, CRS units squared.
+        self.region_area = 0.0
         self.label_fraction = label_fraction
         self.label_seed = label_seed
         self.unlabeled = unlabeled
@@ -227,6 +229,7 @@ class CentralValleyDataModule(GeoDataModule):
             snap_to_grid(dataset, self.image_dataset)
         self.dataset = dataset
         roi = self._region(dataset)
+        self.region_area = float(roi.area)
         patch_side = self.patch_size_px * dataset.res[0]
         train, val, test = spatial_blocks(
             roi,
@@ -338,14 +341,21 @@ class CentralValleyDataModule(GeoDataModule):
                 setattr(self, f"{split}_sampler", SequentialSampler(data))
         counts = self.split_lengths()
         blocks = {split: len(b.geoms) for split, b in self.split_blocks.items()}
-        gap = (
-            f", training kept {self.split_buffer} px from val and test"
-            if self.split_buffer
-            else ""
-        )
+        training = ""
+        if self.split_buffer:
+            # The gap merges what is left of touching training blocks, so
+            # their count says nothing; the area kept does.
+            held_out = self.split_blocks["val"] | self.split_blocks["test"]
+            rest = self.region_area - held_out.area
+            share = self.split_blocks["train"].area / rest
+            del blocks["train"]
+            training = (
+                f", training on {share:.0%} of the other blocks' area, kept "
+                f"{self.split_buffer} px from them"
+            )
         rank_zero_info(
             f"Spatial split of {self.root}: {blocks} blocks of {self.block_size} px"
-            f"{gap}; patches per epoch: {counts}"
+            f"{training}; patches per epoch: {counts}"
         )
         self.predict_sampler = BlockGridSampler(
             self.dataset,
