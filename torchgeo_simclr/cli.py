@@ -337,6 +337,7 @@ def _demo(args: argparse.Namespace) -> None:
 
 def _experiment(args: argparse.Namespace) -> None:
     from .experiment import ExperimentPlan, markdown_table, run_experiment
+    from .outputs import not_a_file
 
     conf = Path(args.config_dir)
     stages = {
@@ -352,7 +353,7 @@ def _experiment(args: argparse.Namespace) -> None:
     }
     for name, path in stages.items():
         if not path.is_file():
-            missing = "is a folder" if path.is_dir() else "does not exist"
+            missing = not_a_file(path)
             msg = (
                 f"the {name} config {str(path)!r} {missing}; pass "
                 f"--{name}-config or --config-dir (default: the repository's conf/)."

@@ -36,6 +36,7 @@ from tqdm import tqdm
 from .constants import IRRIGATED, MAP_NODATA, NOT_IRRIGATED
 from .datasets.labels import LONLAT, IrrigationLabels, lonlat_extent
 from .inference.grid import check_latitudes
+from .outputs import not_a_file
 
 #: What a map file must be, for error messages.
 EXPECTED_MAP = (
@@ -204,7 +205,7 @@ def _open_map(map_path: str | Path) -> Any:
     """
     name = os.fspath(map_path)
     if not name.startswith("/vsi") and not os.path.isfile(name):
-        missing = "is a folder" if os.path.isdir(name) else "does not exist"
+        missing = not_a_file(name)
         msg = (
             f"Map file {name!r} {missing}; expected {EXPECTED_MAP} as a "
             "GeoTIFF, so check the path."

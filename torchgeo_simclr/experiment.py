@@ -123,10 +123,11 @@ class ExperimentPlan:
                     "once (a repeat would redo the same run in the same directory)."
                 )
                 raise ValueError(msg)
-        networks = [a for a in self.extra_args if a.split("=")[0] in NETWORK_OPTIONS]
+        networks = _options(self.extra_args, NETWORK_OPTIONS)
         if networks:
+            option = networks[0][0]
             msg = (
-                f"Stage arguments go to every stage, so {networks[0]} would change the "
+                f"Stage arguments go to every stage, so {option} would change the "
                 "pretrained encoder, the fine-tuned and supervised networks and the "
                 "distilled student alike; change one stage's network in its config "
                 "(--pretrain-config, --finetune-config, --supervised-config, "

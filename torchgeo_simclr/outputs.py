@@ -1,4 +1,4 @@
-"""Check, before any work, that an output can be written where it is asked for."""
+"""Check, before any work, the paths a command is given to read and write."""
 
 import os
 from pathlib import Path
@@ -28,3 +28,15 @@ def check_output_folder(folder: Path, option: str = "--out") -> None:
             "write to."
         )
         raise PermissionError(msg)
+
+
+def not_a_file(path: str | os.PathLike[str]) -> str:
+    """Why an input that should be a file is not one, for a message.
+
+    Args:
+        path: the path given.
+
+    Returns:
+        ``"is a folder"`` or ``"does not exist"``.
+    """
+    return "is a folder" if os.path.isdir(path) else "does not exist"

@@ -4,7 +4,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 from rasterio.windows import Window
 from torch import Tensor
 from torch.utils.data import DataLoader
@@ -12,7 +11,7 @@ from torchgeo.datamodules import BaseDataModule
 
 from ..constants import S2_BANDS
 from ..datasets import CentralValleyS2
-from ..datasets.sentinel2 import has_date
+from ..datasets.sentinel2 import sensing_date
 from ..inference.grid import LONLAT, OutputGrid, output_grid, parse_bbox_crs
 from .central_valley import fresh_file_handles
 from .patches import GridPatches, keep_batch
@@ -125,15 +124,9 @@ class MapDataModule(BaseDataModule):
         assert self.grid is not None
         xmin, ymin, xmax, ymax = self.grid.bounds
         index = self.imagery.index.cx[xmin:xmax, ymin:ymax]
-        dates: set[str] = set()
-        unknown = []
-        for interval in index.index:
-            if not has_date(interval):
-                unknown = ["unknown"]
-                continue
-            start = interval.left if isinstance(interval, pd.Interval) else interval
-            dates.add(pd.Timestamp(start).to_pydatetime().date().isoformat())
-        return sorted(dates) + unknown
+        dates = {sensing_date(interval) for interval in index.index}
+        known = sorted(day.isoformat() for day in dates if day is not None)
+        return known + (["unknown"] if None in dates else [])
 
     def predict_dataloader(self) -> DataLoader[dict[str, Any]]:
         """Windows in row-major order (never shuffled: the writer relies on it).

@@ -5,7 +5,7 @@ import os
 import re
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, ClassVar
 
 import matplotlib.pyplot as plt
@@ -404,7 +404,7 @@ class CentralValleyS2(RasterDataset):
             for path, interval in zip(
                 self.index.filepath, self.index.index, strict=True
             )
-            if not has_date(interval)
+            if sensing_date(interval) is None
         ]
         if undated:
             msg = (
@@ -427,14 +427,14 @@ class CentralValleyS2(RasterDataset):
             :attr:`mint`/:attr:`maxt` when no date is found.
         """
         match = re.match(self.filename_regex, os.path.basename(filepath), re.VERBOSE)
-        date = match.groupdict().get("date") if match else None
-        if date is None:
+        stamp = match.groupdict().get("date") if match else None
+        if stamp is None:
             directory = os.path.basename(os.path.dirname(os.fspath(filepath)))
             found = re.search(self.directory_date_regex, directory)
-            date = found.group("date") if found else None
-        if date is None:
+            stamp = found.group("date") if found else None
+        if stamp is None:
             return self.mint, self.maxt
-        mint, maxt = disambiguate_timestamp(date, self.date_format)
+        mint, maxt = disambiguate_timestamp(stamp, self.date_format)
         return mint, maxt
 
     def _update_filepath(self, band: str, filepath: str) -> str:
@@ -542,15 +542,14 @@ class CentralValleyS2(RasterDataset):
             boa_offset(os.fspath(path)) if self.separate_files else 0
             for path in filepaths
         ]
-        if not any(offsets):
-            return self._mosaic(filepaths, index, band_indexes, out_crs)
-        if self.time_series or len(set(offsets)) == 1:
+        if self.time_series:
             data = self._mosaic(filepaths, index, band_indexes, out_crs)
-            if not self.time_series:
-                return remove_offset(data, offsets[0])
             return torch.stack(
                 [remove_offset(d, o) for d, o in zip(data, offsets, strict=True)]
             )
+        if len(set(offsets)) == 1:
+            data = self._mosaic(filepaths, index, band_indexes, out_crs)
+            return remove_offset(data, offsets[0])
         # Products of both kinds overlap: remove each one's offset, then mosaic.
         mosaic: Tensor | None = None
         for path, offset in zip(filepaths, offsets, strict=True):
@@ -731,8 +730,8 @@ def show_classes(ax: Axes, classes: npt.NDArray[Any]) -> None:
     )
 
 
-def has_date(interval: pd.Interval | datetime) -> bool:
-    """Whether a torchgeo index entry holds a sensing date.
+def sensing_date(interval: pd.Interval | datetime) -> date | None:
+    """The sensing date a torchgeo index entry holds.
 
     Files whose names carry no date are indexed from torchgeo's earliest
     timestamp (``pd.Timestamp.min``, 1677-09-21) on.
@@ -742,10 +741,12 @@ def has_date(interval: pd.Interval | datetime) -> bool:
             timestamp).
 
     Returns:
-        False for a file indexed without a date.
+        The date the entry starts on; None for a file indexed without a date.
     """
-    start = interval.left if isinstance(interval, pd.Interval) else interval
-    return bool(pd.Timestamp(start) != pd.Timestamp.min)
+    start = pd.Timestamp(
+        interval.left if isinstance(interval, pd.Interval) else interval
+    )
+    return None if start == pd.Timestamp.min else start.date()
 
 
 def _warn_copies(scenes: Sequence[str]) -> None:

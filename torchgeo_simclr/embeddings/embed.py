@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 import shapely
 import torch
 from geopandas import GeoDataFrame
@@ -20,7 +19,7 @@ from tqdm import tqdm
 from ..datamodules.central_valley import fresh_file_handles
 from ..datamodules.patches import GridPatches, keep_batch
 from ..datamodules.prediction import MapDataModule
-from ..datasets.sentinel2 import has_date
+from ..datasets.sentinel2 import sensing_date
 from ..inference.device import resolve_device
 from ..inference.normalise import normalise
 from ..models.backbone import check_input_size, feature_size
@@ -55,16 +54,9 @@ class SceneDates:
             margin: inset of each patch before the look-up, CRS units (half a
                 pixel: a scene that only touches a patch's edge is not under it).
         """
-        starts = [
-            interval.left if isinstance(interval, pd.Interval) else interval
-            for interval in index.index
-        ]
         #: Date of each scene, days (NaT where its name carries none).
         self.dates = np.array(
-            [
-                pd.Timestamp(start).date() if has_date(start) else None
-                for start in starts
-            ],
+            [sensing_date(interval) for interval in index.index],
             dtype="datetime64[D]",
         )
         #: The scenes' footprints.

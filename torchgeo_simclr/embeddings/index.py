@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 import shapely
 from pyproj import CRS, Transformer
 
+from ..outputs import not_a_file
 from ..tasks.prediction import file_digest
 
 #: Schema metadata key of :class:`IndexInfo`.
@@ -290,7 +291,7 @@ def read_info(path: str | os.PathLike[str], option: str = "--index") -> IndexInf
         ValueError: if *path* is not an index written by this package.
     """
     if not Path(path).is_file():
-        missing = "is a folder" if Path(path).is_dir() else "does not exist"
+        missing = not_a_file(path)
         msg = (
             f"{option} {str(path)!r} {missing}; pass an index written by "
             "`torchgeo-simclr embed` (a .parquet file)."

@@ -52,8 +52,9 @@ UNLABELLED: Final[tuple[str, str]] = ("Unlabelled", "#9e9e9e")
 #: Colour (hex RGB) of every point when all patches share one date.
 SINGLE_DATE_COLOUR: Final[str] = "#6a3d9a"
 
-#: Colour (hex RGB) of points whose scene names carry no date.
-UNKNOWN_DATE_COLOUR: Final[str] = "#9e9e9e"
+#: Colour (hex RGB) of points whose scene names carry no date: the grey of
+#: unlabelled points.
+UNKNOWN_DATE_COLOUR: Final[str] = UNLABELLED[1]
 
 #: Side of the square blocks the label mask is rasterised in, pixels; patches
 #: are labelled one block at a time, so memory stays at about this squared.

@@ -29,7 +29,7 @@ from ..inference.grid import LONLAT, check_latitudes
 from ..inference.styles import HIT_OUTLINE, HIT_OUTLINE_MM, polygon_style
 from ..inference.writer import partial_path
 from ..models.checkpoint import BACKBONE_KINDS, read_checkpoint
-from ..outputs import check_output_folder
+from ..outputs import check_output_folder, not_a_file
 from .index import IndexInfo, checkpoint_id, read_embeddings, read_info
 from .sheet import contact_sheet, read_thumbnails
 
@@ -291,7 +291,7 @@ def polygon_query(
             overlaps an indexed patch.
     """
     if not Path(path).is_file():
-        missing = "is a folder" if Path(path).is_dir() else "does not exist"
+        missing = not_a_file(path)
         msg = f"--geojson {str(path)!r} {missing}; pass a GeoJSON file of polygons."
         raise FileNotFoundError(msg)
     try:
@@ -595,7 +595,7 @@ def search(
         raise ValueError(msg)
     _check_outputs(out, sheet, overwrite)
     if checkpoint is not None and not Path(checkpoint).is_file():
-        missing = "is a folder" if Path(checkpoint).is_dir() else "does not exist"
+        missing = not_a_file(checkpoint)
         msg = f"--checkpoint {str(checkpoint)!r} {missing}; pass a .ckpt file."
         raise FileNotFoundError(msg)
     searched = load_index(index)
