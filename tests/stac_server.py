@@ -23,8 +23,8 @@ import shapely
 from rasterio.transform import from_origin
 from rasterio.warp import transform_bounds
 
-from torchgeo_simclr.constants import S2_BAND_RESOLUTION, S2_BANDS
-from torchgeo_simclr.download.assets import COMMON_NAMES, SCL
+from torchgeo_simclr.constants import S2_BAND_RESOLUTION, S2_BANDS, SCL
+from torchgeo_simclr.download.assets import COMMON_NAMES
 
 #: Side of a fake scene in 10 m pixels.
 SCENE_SIZE = 768

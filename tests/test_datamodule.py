@@ -6,7 +6,13 @@ import pytest
 import rasterio
 import shapely
 import torch
-from conftest import FAKE_CRS, FAKE_FIELDS, fake_dwr_gpkg, fake_s2_multiband
+from conftest import (
+    FAKE_CRS,
+    FAKE_FIELDS,
+    fake_dwr_gpkg,
+    fake_s2_multiband,
+    fake_s2_per_band,
+)
 from pyproj import Transformer
 from rasterio.windows import from_bounds
 
@@ -245,6 +251,45 @@ def test_a_pixel_missing_some_bands_is_nodata(scene: Path) -> None:
     batch = dm.aug({"image": image, "mask": torch.ones(1, 1, 2, dtype=torch.long)})
     assert batch["mask"].tolist() == [[[IGNORE_INDEX, 1]]]
     assert (batch["image"][0, :, 0, 0] == 0).all()
+
+
+def test_clouds_in_an_scl_stay_out_of_the_statistics(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Bright cloud tops in the band means and deviations would shift every
+    # normalised pixel; a cache made without the mask must not be reused.
+    product = fake_s2_per_band(tmp_path / "sentinel2")
+    fake_dwr_gpkg(tmp_path)
+    with rasterio.open(product / "B02.tif") as src:
+        profile = src.profile | {"dtype": "uint8", "count": 1}
+        profile["width"], profile["height"] = src.width // 2, src.height // 2
+        profile["transform"] = src.transform @ src.transform.scale(2, 2)
+        clear = src.read(1).astype(float).mean() - 1000  # less ESA's offset
+        cloud = np.zeros((src.height, src.width), dtype=bool)
+        cloud[:, : src.width // 2] = True
+        data = src.read(1)
+        data[cloud] = 9000
+    with rasterio.open(product / "B02.tif", "r+") as dst:
+        dst.write(data, 1)
+    scl = np.full((profile["height"], profile["width"]), 4, dtype=np.uint8)
+    scl[:, : profile["width"] // 2] = 8  # cloud, medium probability
+    with rasterio.open(product / "SCL.tif", "w", **profile) as dst:
+        dst.write(scl, 1)
+    lines: list[str] = []
+    monkeypatch.setattr(central_valley, "rank_zero_info", lines.append)
+
+    kept = make(tmp_path, mask_clouds=False)
+    kept.setup("fit")
+    assert not any("Cloud masks" in line for line in lines)
+    masked = make(tmp_path)
+    masked.setup("fit")
+    assert any(
+        "Cloud masks: 1 file(s)" in line and "mask_clouds false" in line
+        for line in lines
+    )
+    b02 = 1
+    assert kept.mean[b02] > clear + 1000
+    assert abs(masked.mean[b02] - clear) < 0.25 * (kept.mean[b02] - clear)
 
 
 def test_split_buffer_keeps_training_patches_away_from_held_out_ones(

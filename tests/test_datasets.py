@@ -39,6 +39,7 @@ from torchgeo.datasets import IntersectionDataset, RasterDataset, stack_samples
 from torchgeo.samplers import GriddedPatchSampler, RandomPatchSampler
 
 from torchgeo_simclr.constants import (
+    CLOUDY_SCL,
     IGNORE_INDEX,
     IRRIGATED,
     NOT_IRRIGATED,
@@ -189,6 +190,100 @@ def test_products_of_both_baselines_mosaic_each_without_its_offset(
     assert (image[:, :64] == west[:, :64]).all()  # only the N0301 product
     # Where both lie, either one's reflectance, never one with the offset left.
     assert ((image == west) | (image == east_plane))[:, 64:].all()
+
+
+def write_mask(path: Path, values: np.ndarray, pixel_size: float) -> None:
+    """Write a one-band uint8 mask with the fake scenes' top-left corner."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    profile = {
+        "driver": "GTiff",
+        "width": values.shape[1],
+        "height": values.shape[0],
+        "count": 1,
+        "dtype": "uint8",
+        "crs": FAKE_CRS,
+        "transform": rasterio.transform.from_origin(X0, Y0, pixel_size, pixel_size),
+    }
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(values.astype(np.uint8), 1)
+
+
+def scene_classes() -> np.ndarray:
+    """A 20 m SCL layer: vegetation (4), a cloud (9), a shadow (3), and a strip
+    of unclassified pixels (7), which are not masked."""
+    scl = np.full((FAKE_SIZE // 2, FAKE_SIZE // 2), 4)
+    scl[:16, :32] = 9
+    scl[40:48, 10:20] = 3
+    scl[60:64] = 7
+    return scl
+
+
+@pytest.mark.parametrize("safe", [False, True])
+def test_scl_beside_per_band_files_blanks_cloudy_pixels(
+    tmp_path: Path, safe: bool
+) -> None:
+    # An ESA product carries its scene classification beside the bands; a
+    # cloud read as reflectance would be trained on and mapped as a field.
+    bands = ["B02", "B05"]
+    product = fake_s2_per_band(
+        tmp_path, bands=bands, safe_names=safe, resolution_dirs=safe
+    )
+    scl = scene_classes()
+    path = (
+        product / "R20m" / "T10SFG_20230715T184919_SCL_20m.tif"
+        if safe
+        else product / "SCL.tif"
+    )
+    write_mask(path, scl, 20.0)
+    ds = CentralValleyS2(tmp_path, bands=bands)
+    assert ds.cloud_mask_files == [str(path)]
+    image = ds[SCENE]["image"].numpy()
+    kept = CentralValleyS2(tmp_path, bands=bands, mask_clouds=False)
+    assert kept.cloud_mask_files == []
+    stored = kept[SCENE]["image"].numpy()
+    cloudy = np.kron(np.isin(scl, CLOUDY_SCL), np.ones((2, 2), dtype=bool))
+    assert cloudy.sum() == (16 * 32 + 8 * 10) * 4
+    assert (image[:, cloudy] == 0).all()
+    np.testing.assert_array_equal(image[:, ~cloudy], stored[:, ~cloudy])
+    assert (stored > 0).all()
+
+
+def test_cloud_mask_tif_blanks_every_value_but_0(tmp_path: Path) -> None:
+    # Major TOM's cloud_mask.tif: 1 thick cloud, 2 thin cloud, 3 shadow.
+    product = fake_s2_per_band(tmp_path, bands=["B02"])
+    mask = np.zeros((FAKE_SIZE, FAKE_SIZE), dtype=np.uint8)
+    mask[:10, :10], mask[20:30, :5], mask[50:52, 50:90] = 1, 2, 3
+    write_mask(product / "cloud_mask.tif", mask, 10.0)
+    image = CentralValleyS2(tmp_path, bands=["B02"])[SCENE]["image"][0].numpy()
+    np.testing.assert_array_equal(image == 0, mask > 0)
+
+
+def test_a_cloud_is_filled_from_an_overlapping_clear_product(tmp_path: Path) -> None:
+    # Where one date is cloudy and another clear, the mosaic takes the clear
+    # one instead of leaving a hole (or keeping the cloud).
+    cloudy_date = FAKE_PRODUCT
+    clear_date = FAKE_PRODUCT.replace("20230715T184919", "20230720T184921")
+    product = fake_s2_per_band(tmp_path / "a", product=cloudy_date, bands=["B02"])
+    fake_s2_per_band(tmp_path / "b", product=clear_date, bands=["B02"])
+    scl = scene_classes()
+    write_mask(product / "SCL.tif", scl, 20.0)
+    cloudy = np.kron(np.isin(scl, CLOUDY_SCL), np.ones((2, 2), dtype=bool))
+    with rasterio.open(product / "B02.tif", "r+") as dst:
+        data = dst.read(1)
+        data[cloudy] = 9000  # bright cloud tops
+        dst.write(data, 1)
+    ds = CentralValleyS2(tmp_path, bands=["B02"])
+    assert Path(ds.index.filepath.iloc[0]).parent == product
+    image = ds[SCENE]["image"][0].numpy()
+    np.testing.assert_array_equal(image, expected("B02", X0, Y0, FAKE_SIZE))
+
+
+def test_multiband_scenes_have_no_cloud_masks(tmp_path: Path) -> None:
+    fake_s2_multiband(tmp_path)
+    write_mask(tmp_path / "cloud_mask.tif", np.ones((8, 8)), 10.0)
+    ds = CentralValleyS2(tmp_path)
+    assert ds.cloud_mask_files == []
+    assert (ds[SCENE]["image"] > 0).all()
 
 
 def test_20m_pixel_lands_in_place(tmp_path: Path) -> None:

@@ -1197,3 +1197,23 @@ def test_scenes_without_a_date_get_an_unknown_date(
     with pytest.warns(UserWarning, match="no sensing date"):
         maps.setup("predict")
     assert maps.imagery_dates() == ["unknown"]
+
+
+def test_patches_under_an_scl_cloud_are_left_out(simclr: Path, tmp_path: Path) -> None:
+    # A search hit on a cloud would point the scientist at cloud tops.
+    product = fake_s2_per_band(tmp_path / "imagery")
+    with rasterio.open(product / "B04.tif") as src:
+        profile = src.profile | {"dtype": "uint8", "count": 1}
+        profile["width"], profile["height"] = src.width // 2, src.height // 2
+        profile["transform"] = src.transform @ src.transform.scale(2, 2)
+    scl = np.full((profile["height"], profile["width"]), 4, dtype=np.uint8)
+    scl[:, : profile["width"] // 2] = 10  # thin cirrus over the west half
+    with rasterio.open(product / "SCL.tif", "w", **profile) as dst:
+        dst.write(scl, 1)
+    masked = embed(simclr, tmp_path / "imagery", tmp_path / "masked.parquet")
+    kept = embed(
+        simclr, tmp_path / "imagery", tmp_path / "kept.parquet", mask_clouds=False
+    )
+    assert kept.skipped == 0
+    assert masked.rows + masked.skipped == kept.rows
+    assert masked.rows == kept.rows // 2

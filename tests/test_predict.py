@@ -972,6 +972,33 @@ def test_imagery_nodata_becomes_map_nodata(
     )
 
 
+def test_clouds_in_an_scl_beside_the_bands_are_map_nodata(
+    checkpoints: dict[str, Path], tmp_path: Path
+) -> None:
+    # An ESA product with its scene classification: the analyst expects the
+    # cloud as a hole in the map, not a field guessed from cloud tops.
+    product = fake_s2_per_band(tmp_path / "s2")
+    with rasterio.open(product / "B04.tif") as src:
+        profile = src.profile | {"dtype": "uint8", "count": 1}
+        profile["width"], profile["height"] = src.width // 2, src.height // 2
+        profile["transform"] = src.transform @ src.transform.scale(2, 2)
+    scl = np.full((profile["height"], profile["width"]), 4, dtype=np.uint8)
+    scl[10:30, 20:60] = 9  # cloud, high probability
+    with rasterio.open(product / "SCL.tif", "w", **profile) as dst:
+        dst.write(scl, 1)
+    cloud = np.kron(scl == 9, np.ones((2, 2), dtype=bool))
+
+    root = tmp_path / "s2"
+    result = run(checkpoints["segmentation"], root, tmp_path / "a.tif")
+    masked = read(result.files.classes)
+    assert masked.shape == cloud.shape
+    assert (masked[cloud] == MAP_NODATA).all()
+    assert (masked[~cloud] != MAP_NODATA).all()
+    out = tmp_path / "b.tif"
+    predict_cli(checkpoints["segmentation"], root, out, "--no-cloud-mask")
+    assert (read(out) != MAP_NODATA).all()
+
+
 # --------------------------------------------------------------------------
 # 5. Errors: from predict_map, and one line from the command.
 

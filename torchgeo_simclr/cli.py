@@ -136,6 +136,18 @@ def _add_class_column(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_cloud_mask(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-cloud-mask",
+        dest="mask_clouds",
+        action="store_false",
+        help=(
+            "keep the pixels an SCL or cloud_mask.tif beside per-band files "
+            "calls cloudy (default: they are nodata)"
+        ),
+    )
+
+
 def _add_progress(parser: argparse.ArgumentParser) -> None:
     """Add ``--no-progress`` (sets ``progress`` to False)."""
     parser.add_argument(
@@ -441,6 +453,7 @@ def _predict(args: argparse.Namespace) -> None:
         threshold=args.threshold,
         min_area_ha=args.min_area,
         num_workers=args.num_workers,
+        mask_clouds=args.mask_clouds,
         overwrite=args.overwrite,
         progress=args.progress,
     )
@@ -524,6 +537,7 @@ def _add_map_commands(commands: "argparse._SubParsersAction[Any]") -> None:
     predict.add_argument(
         "--num-workers", type=_at_least(0), default=0, help="processes reading imagery"
     )
+    _add_cloud_mask(predict)
     predict.add_argument(
         "--overwrite", action="store_true", help="replace existing output files"
     )
@@ -591,6 +605,7 @@ def _embed(args: argparse.Namespace) -> None:
         batch_size=args.batch_size,
         device=args.device,
         num_workers=args.num_workers,
+        mask_clouds=args.mask_clouds,
         overwrite=args.overwrite,
         progress=args.progress,
     )
@@ -686,6 +701,7 @@ def _add_embedding_commands(commands: "argparse._SubParsersAction[Any]") -> None
     embed.add_argument(
         "--num-workers", type=_at_least(0), default=0, help="processes reading imagery"
     )
+    _add_cloud_mask(embed)
     embed.add_argument(
         "--overwrite", action="store_true", help="replace an existing index"
     )

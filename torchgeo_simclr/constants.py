@@ -61,6 +61,17 @@ def adds_boa_offset(baseline: tuple[int, int]) -> bool:
     return OFFSET_BASELINE <= baseline < (99, 99)
 
 
+#: Name of the L2A scene classification layer (SCL), as a band.
+SCL: Final[str] = "SCL"
+
+#: Native resolution of the SCL layer, metres.
+SCL_RESOLUTION: Final[int] = 20
+
+#: SCL classes masked as nodata: no data (0), saturated or defective (1), cloud
+#: shadow (3), cloud medium (8) and high probability (9), thin cirrus (10).
+CLOUDY_SCL: Final[tuple[int, ...]] = (0, 1, 3, 8, 9, 10)
+
+
 #: Mask value of a pixel that is not irrigated.
 NOT_IRRIGATED: Final[int] = 0
 

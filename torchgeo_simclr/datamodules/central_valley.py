@@ -115,6 +115,7 @@ class CentralValleyDataModule(GeoDataModule):
         label_seed: int = 0,
         unlabeled: bool = False,
         in_memory: bool = False,
+        mask_clouds: bool = True,
     ) -> None:
         """Initialise a new CentralValleyDataModule.
 
@@ -167,6 +168,9 @@ class CentralValleyDataModule(GeoDataModule):
                 subset set to the ignore index (for distillation).
             in_memory: keep the fine-tuning, validation and test patches in
                 memory after their first read (for small regions).
+            mask_clouds: read the pixels that a cloud mask beside per-band
+                files (SCL, ``cloud_mask.tif``) calls cloudy as nodata (see
+                :class:`~torchgeo_simclr.datasets.CentralValleyS2`).
         """
         super().__init__(
             CentralValleyS2,
@@ -182,6 +186,7 @@ class CentralValleyDataModule(GeoDataModule):
         self.block_size = block_size
         self.split_fractions = split_fractions
         self.split_buffer = split_buffer
+        self.mask_clouds = mask_clouds
         self.seed = seed
         self.class_column = class_column
         self.class_map = class_map
@@ -215,7 +220,15 @@ class CentralValleyDataModule(GeoDataModule):
     def _build_datasets(self) -> None:
         if self.dataset is not None:
             return
-        self.image_dataset = CentralValleyS2(self.root, bands=self.bands)
+        self.image_dataset = CentralValleyS2(
+            self.root, bands=self.bands, mask_clouds=self.mask_clouds
+        )
+        if masks := self.image_dataset.cloud_mask_files:
+            rank_zero_info(
+                f"Cloud masks: {len(masks)} file(s) beside the bands of "
+                f"{self.root} (e.g. {masks[0]}) set cloudy pixels to nodata; "
+                "--data.init_args.mask_clouds false keeps them."
+            )
         dataset: GeoDataset = self.image_dataset
         if self.labels_path is not None:
             labels = IrrigationLabels(
@@ -290,7 +303,7 @@ class CentralValleyDataModule(GeoDataModule):
             )
             raise ValueError(msg)
         key = cache_key(
-            self.image_dataset.files,
+            [*self.image_dataset.files, *self.image_dataset.cloud_mask_files],
             self.bands,
             self.split_blocks["train"].wkt,
             self.patch_size_px,

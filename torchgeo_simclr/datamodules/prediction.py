@@ -47,6 +47,7 @@ class MapDataModule(BaseDataModule):
         overlap: int = 32,
         batch_size: int = 8,
         num_workers: int = 0,
+        mask_clouds: bool = True,
     ) -> None:
         """Initialise a new MapDataModule.
 
@@ -61,6 +62,9 @@ class MapDataModule(BaseDataModule):
             overlap: pixels shared by neighbouring windows.
             batch_size: windows per batch.
             num_workers: DataLoader worker processes.
+            mask_clouds: read pixels that cloud masks beside per-band files
+                call cloudy as nodata (see
+                :class:`~torchgeo_simclr.datasets.CentralValleyS2`).
 
         Raises:
             ValueError: if *overlap* is not between 0 and *patch_size* - 1.
@@ -82,6 +86,8 @@ class MapDataModule(BaseDataModule):
         self.bands = list(bands)
         #: Window side and overlap, pixels.
         self.patch_size, self.overlap = patch_size, overlap
+        #: Whether cloud masks beside per-band files are applied.
+        self.mask_clouds = mask_clouds
         #: The imagery and the output grid, set by :meth:`setup`.
         self.imagery: CentralValleyS2 | None = None
         self.grid: OutputGrid | None = None
@@ -102,7 +108,9 @@ class MapDataModule(BaseDataModule):
             raise ValueError(msg)
         if self.imagery is not None:
             return
-        self.imagery = CentralValleyS2(self.root, bands=self.bands)
+        self.imagery = CentralValleyS2(
+            self.root, bands=self.bands, mask_clouds=self.mask_clouds
+        )
         self.grid = output_grid(self.imagery, self.bbox, self.bbox_crs)
         self.windows = self.grid.windows(self.patch_size, self.overlap)
         self.predict_dataset = GridPatches(

@@ -36,14 +36,18 @@ from torchgeo.datasets.utils import (
 
 from ..constants import (
     BOA_ADD_OFFSET,
+    CLOUDY_SCL,
     IGNORE_INDEX,
     MAP_CLASSES,
     REFLECTANCE_SCALE,
     S2_BAND_RESOLUTION,
     S2_BANDS,
     S2_NODATA,
+    SCL,
+    SCL_RESOLUTION,
     adds_boa_offset,
 )
+from .cloud_masks import CLOUD_MASK_NAME, CloudMask, open_mask, read_flags
 from .labels import intersect
 
 #: Colours of the mask / prediction panels of :meth:`CentralValleyS2.plot`:
@@ -137,6 +141,14 @@ class CentralValleyS2(RasterDataset):
        band with the finest native resolution) and the others are derived from
        its path; every requested band must exist for every product.
 
+       With *mask_clouds*, a cloud mask beside the band files blanks the
+       pixels it calls cloudy in every band of its product (they become
+       nodata, so an overlapping product fills them): ESA's scene
+       classification (``SCL.tif``, or ``T10SFG_20230715T184919_SCL_20m.jp2``
+       in ``R20m``) masks no data, saturated, cloud shadow, cloud and cirrus
+       (:data:`~torchgeo_simclr.constants.CLOUDY_SCL`), and a
+       ``cloud_mask.tif`` masks every value but 0 (Major TOM's layout).
+
     Samples are dicts with ``image``: float32 ``[C, H, W]``, surface reflectance
     x10000 as stored, less ESA's +1000 offset in per-band products of
     processing baseline 04.00 and later (bands in the requested order, bilinear
@@ -182,7 +194,8 @@ class CentralValleyS2(RasterDataset):
 
     #: Native resolution suffix of each band in SAFE-style names.
     resolutions: ClassVar[dict[str, str]] = {
-        band: f"{metres}m" for band, metres in S2_BAND_RESOLUTION.items()
+        band: f"{metres}m"
+        for band, metres in {**S2_BAND_RESOLUTION, SCL: SCL_RESOLUTION}.items()
     }
 
     #: Names of the SAFE resolution folders, swapped to the band's own folder.
@@ -211,6 +224,7 @@ class CentralValleyS2(RasterDataset):
         bands: Sequence[str] | None = None,
         transforms: Callable[[Sample], Sample] | None = None,
         cache: bool = True,
+        mask_clouds: bool = True,
     ) -> None:
         """Initialise a new CentralValleyS2 dataset.
 
@@ -226,6 +240,8 @@ class CentralValleyS2(RasterDataset):
             transforms: a function that takes a sample and returns a
                 transformed version.
             cache: if True, keep file handles open between samples.
+            mask_clouds: blank the pixels that a cloud mask beside per-band
+                files calls cloudy (SCL, ``cloud_mask.tif``; see above).
 
         Raises:
             ValueError: If a band name is unknown, a multi-band file does not
@@ -295,6 +311,14 @@ class CentralValleyS2(RasterDataset):
         else:
             self._check_band_counts()
         self._warn_undated()
+        #: Whether cloud masks beside per-band files are applied.
+        self.mask_clouds = mask_clouds
+        #: The cloud masks of each band file (of every requested band) whose
+        #: product has any, when applied.
+        self.cloud_masks: dict[str, tuple[CloudMask, ...]] = (
+            self._find_cloud_masks() if mask_clouds and self.separate_files else {}
+        )
+        self._last_flags: tuple[tuple[object, ...], Tensor] | None = None
 
     def _roots_str(self) -> str:
         """Return the searched paths as text for error messages."""
@@ -396,6 +420,35 @@ class CentralValleyS2(RasterDataset):
                     "trained model needs every band it was trained on)."
                 )
                 raise FileNotFoundError(msg)
+
+    def _find_cloud_masks(self) -> dict[str, tuple[CloudMask, ...]]:
+        """Find each indexed product's cloud masks (see the class docstring).
+
+        Returns:
+            The masks of every requested band's file, for products with any.
+        """
+        found: dict[str, tuple[CloudMask, ...]] = {}
+        for filepath in self.index.filepath:
+            scl = self._update_filepath(SCL, filepath)
+            other = os.path.join(os.path.dirname(filepath), CLOUD_MASK_NAME)
+            masks = tuple(
+                mask
+                for mask in (CloudMask(scl, CLOUDY_SCL), CloudMask(other))
+                if mask.path != filepath and os.path.exists(mask.path)
+            )
+            if masks:
+                for band in self.bands:
+                    found[self._update_filepath(band, filepath)] = masks
+        return found
+
+    @property
+    def cloud_mask_files(self) -> list[str]:
+        """The cloud mask files applied, sorted.
+
+        Returns:
+            Paths of the SCL and ``cloud_mask.tif`` files in use.
+        """
+        return sorted({m.path for masks in self.cloud_masks.values() for m in masks})
 
     def _warn_undated(self) -> None:
         """Warn when files carry no sensing date in their or their folder's name."""
@@ -525,8 +578,9 @@ class CentralValleyS2(RasterDataset):
         """Read the files under a query as reflectance x10000, and mosaic them.
 
         Per-band files of processing baseline 04.00 and later lose ESA's +1000
-        offset (see :func:`boa_offset`), file by file, before the mosaic; other
-        files are returned as stored.
+        offset (see :func:`boa_offset`), and pixels their product's cloud
+        masks call cloudy become nodata, file by file, before the mosaic;
+        other files are returned as stored.
 
         Args:
             filepaths: files under the query, in mosaic order.
@@ -542,26 +596,80 @@ class CentralValleyS2(RasterDataset):
             boa_offset(os.fspath(path)) if self.separate_files else 0
             for path in filepaths
         ]
+        masks = [self.cloud_masks.get(os.fspath(path), ()) for path in filepaths]
         if self.time_series:
             data = self._mosaic(filepaths, index, band_indexes, out_crs)
             return torch.stack(
-                [remove_offset(d, o) for d, o in zip(data, offsets, strict=True)]
+                [
+                    self._blank_clouds(remove_offset(d, o), m, index, out_crs)
+                    for d, o, m in zip(data, offsets, masks, strict=True)
+                ]
             )
-        if len(set(offsets)) == 1:
+        if len(set(offsets)) == 1 and not any(masks):
             data = self._mosaic(filepaths, index, band_indexes, out_crs)
             return remove_offset(data, offsets[0])
-        # Products of both kinds overlap: remove each one's offset, then mosaic.
+        # Products with cloud masks, or of both offset kinds, overlap: correct
+        # each file on its own, then mosaic.
         mosaic: Tensor | None = None
-        for path, offset in zip(filepaths, offsets, strict=True):
+        for path, offset, mask in zip(filepaths, offsets, masks, strict=True):
             part = remove_offset(
                 self._mosaic([path], index, band_indexes, out_crs), offset
             )
+            part = self._blank_clouds(part, mask, index, out_crs)
             if mosaic is None:
                 mosaic = part
             else:
                 mosaic = torch.where(mosaic.eq(S2_NODATA), part, mosaic)
         assert mosaic is not None
         return mosaic
+
+    def _blank_clouds(
+        self,
+        data: Tensor,
+        masks: Sequence[CloudMask],
+        index: GeoSlice,
+        out_crs: CRS | None = None,
+    ) -> Tensor:
+        """Set the pixels that any of *masks* calls cloudy to :attr:`nodata`.
+
+        A query's flags are kept until the next query, so the other bands of
+        the same product reuse them.
+
+        Args:
+            data: ``[C, H, W]`` one file's pixels under the query.
+            masks: the cloud masks of the file's product (may be empty).
+            index: ``[xmin:xmax:xres, ymin:ymax:yres, tmin:tmax:tres]``.
+            out_crs: CRS of the query (default: the dataset CRS).
+
+        Returns:
+            *data*, blanked where cloudy.
+        """
+        if not masks:
+            return data
+        out_crs = out_crs or self.crs
+        x, y, _ = self._disambiguate_slice(index)
+        key = (masks, x.start, x.stop, x.step, y.start, y.stop, y.step, out_crs)
+        if self._last_flags is None or self._last_flags[0] != key:
+            bounds = (x.start, y.start, x.stop, y.stop)
+            flags = np.zeros(data.shape[-2:], dtype=bool)
+            for mask in masks:
+                handle = self._cached_open_mask(mask.path, out_crs)
+                flags |= read_flags(mask, handle, bounds, (x.step, y.step))
+            self._last_flags = (key, torch.from_numpy(flags))
+        return data.masked_fill(self._last_flags[1], S2_NODATA)
+
+    @functools.lru_cache(maxsize=128)  # noqa: B019
+    def _cached_open_mask(self, path: str, crs: CRS) -> DatasetReader | WarpedVRT:
+        """Open a cloud mask once per dataset, and keep it open.
+
+        Args:
+            path: the mask raster.
+            crs: CRS of the queries.
+
+        Returns:
+            The open mask.
+        """
+        return open_mask(path, crs)
 
     def _mosaic(
         self,

@@ -14,11 +14,10 @@ from ..constants import (
     BOA_ADD_OFFSET,
     REFLECTANCE_SCALE,
     S2_BAND_RESOLUTION,
+    SCL,
+    SCL_RESOLUTION,
     adds_boa_offset,
 )
-
-#: Scene classification layer: band name used in the manifest.
-SCL: Final[str] = "SCL"
 
 #: Common (Earth Search v1) asset name of each band and of the SCL layer.
 COMMON_NAMES: Final[dict[str, str]] = {
@@ -36,9 +35,6 @@ COMMON_NAMES: Final[dict[str, str]] = {
     "B12": "swir22",
     SCL: "scl",
 }
-
-#: Native resolution of the SCL layer, metres.
-SCL_RESOLUTION: Final[int] = 20
 
 
 def asset_keys(band: str) -> list[str]:

@@ -9,9 +9,9 @@ import rasterio
 from pystac import Item
 from tqdm import tqdm
 
-from ..constants import S2_BANDS
+from ..constants import S2_BANDS, SCL
 from ..outputs import check_output_folder
-from .assets import SCL, find_asset
+from .assets import find_asset
 from .manifest import MANIFEST_NAME, Manifest
 from .request import DownloadRequest
 from .scene import GDAL_HTTP_OPTIONS, SceneFile, with_retries, write_scene

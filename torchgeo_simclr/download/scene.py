@@ -20,12 +20,8 @@ from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window, from_bounds
 
-from ..constants import S2_BANDS, S2_NODATA
-from .assets import SCL, find_asset, to_reflectance_x10000
-
-#: SCL classes masked as nodata: no data, saturated or defective, cloud
-#: shadow, cloud medium and high probability, thin cirrus.
-CLOUDY_SCL: Final[tuple[int, ...]] = (0, 1, 3, 8, 9, 10)
+from ..constants import CLOUDY_SCL, S2_BANDS, S2_NODATA, SCL
+from .assets import find_asset, to_reflectance_x10000
 
 #: Band whose native 10 m grid the output follows.
 REFERENCE_BAND: Final[str] = "B04"

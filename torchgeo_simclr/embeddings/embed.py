@@ -190,6 +190,7 @@ def embed_region(
     batch_size: int = 64,
     device: str = "cpu",
     num_workers: int = 0,
+    mask_clouds: bool = True,
     overwrite: bool = False,
     progress: bool = True,
 ) -> EmbedResult:
@@ -218,6 +219,9 @@ def embed_region(
         batch_size: patches per forward pass.
         device: ``cpu``, ``cuda``, ``mps`` or ``auto``.
         num_workers: DataLoader workers reading imagery.
+        mask_clouds: treat pixels that cloud masks beside per-band files call
+            cloudy as nodata (see
+            :class:`~torchgeo_simclr.datasets.CentralValleyS2`).
         overwrite: replace an existing *out*.
         progress: show a progress bar over patches.
 
@@ -267,6 +271,7 @@ def embed_region(
             overlap=size - step,
             batch_size=batch_size,
             num_workers=num_workers,
+            mask_clouds=mask_clouds,
         )
         datamodule.setup("predict")
     assert datamodule.imagery is not None

@@ -76,6 +76,7 @@ def predict_map(
     threshold: float | None = None,
     min_area_ha: float = 0.5,
     num_workers: int = 0,
+    mask_clouds: bool = True,
     overwrite: bool = False,
     progress: bool = True,
 ) -> MapResult:
@@ -101,6 +102,9 @@ def predict_map(
             model's).
         min_area_ha: smallest irrigated region kept as a polygon, hectares.
         num_workers: DataLoader workers reading imagery.
+        mask_clouds: map pixels that cloud masks beside per-band files call
+            cloudy as nodata (see
+            :class:`~torchgeo_simclr.datasets.CentralValleyS2`).
         overwrite: replace existing output files.
         progress: show a progress bar.
 
@@ -143,6 +147,7 @@ def predict_map(
         overlap=margin,
         batch_size=default_batch_size(size) if batch_size is None else batch_size,
         num_workers=num_workers,
+        mask_clouds=mask_clouds,
     )
     trainer = Trainer(
         accelerator=target.type,
