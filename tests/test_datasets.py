@@ -6,6 +6,7 @@ import warnings
 from datetime import datetime
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -52,7 +53,9 @@ from torchgeo_simclr.datasets import (
     IrrigationLabels,
     build_irrigation_map,
     resolve_label_path,
+    sentinel2,
 )
+from torchgeo_simclr.datasets.cloud_masks import CloudMask, read_flags
 from torchgeo_simclr.datasets.sentinel2 import remove_offset
 
 FIXTURES = Path(__file__).parents[1] / ".." / "shared" / "fixtures"
@@ -276,6 +279,27 @@ def test_a_cloud_is_filled_from_an_overlapping_clear_product(tmp_path: Path) -> 
     assert Path(ds.index.filepath.iloc[0]).parent == product
     image = ds[SCENE]["image"][0].numpy()
     np.testing.assert_array_equal(image, expected("B02", X0, Y0, FAKE_SIZE))
+
+
+def test_each_products_cloud_mask_is_read_once_per_query(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bands = ["B02", "B03", "B05"]
+    for root, product in (("a", FAKE_PRODUCT), ("b", FAKE_PRODUCT[:-1] + "5")):
+        folder = fake_s2_per_band(tmp_path / root, product=product, bands=bands)
+        write_mask(folder / "SCL.tif", scene_classes(), 20.0)
+    reads: list[str] = []
+
+    def counted(mask: CloudMask, *args: Any) -> np.ndarray:
+        reads.append(mask.path)
+        return read_flags(mask, *args)
+
+    monkeypatch.setattr(sentinel2, "read_flags", counted)
+    ds = CentralValleyS2(tmp_path, bands=bands)
+    ds[SCENE]
+    assert sorted(reads) == ds.cloud_mask_files
+    ds[X0 : X0 + 640, Y0 - 640 : Y0]
+    assert len(reads) == 4
 
 
 def test_multiband_scenes_have_no_cloud_masks(tmp_path: Path) -> None:

@@ -318,7 +318,9 @@ class CentralValleyS2(RasterDataset):
         self.cloud_masks: dict[str, tuple[CloudMask, ...]] = (
             self._find_cloud_masks() if mask_clouds and self.separate_files else {}
         )
-        self._last_flags: tuple[tuple[object, ...], Tensor] | None = None
+        # The last query's cloudy flags, per product, for its other bands.
+        self._flags_query: tuple[object, ...] | None = None
+        self._flags: dict[tuple[CloudMask, ...], Tensor] = {}
 
     def _roots_str(self) -> str:
         """Return the searched paths as text for error messages."""
@@ -626,14 +628,14 @@ class CentralValleyS2(RasterDataset):
     def _blank_clouds(
         self,
         data: Tensor,
-        masks: Sequence[CloudMask],
+        masks: tuple[CloudMask, ...],
         index: GeoSlice,
         out_crs: CRS | None = None,
     ) -> Tensor:
         """Set the pixels that any of *masks* calls cloudy to :attr:`nodata`.
 
-        A query's flags are kept until the next query, so the other bands of
-        the same product reuse them.
+        A query's flags are kept, per product, until the next query, so the
+        product's other bands reuse them.
 
         Args:
             data: ``[C, H, W]`` one file's pixels under the query.
@@ -648,15 +650,17 @@ class CentralValleyS2(RasterDataset):
             return data
         out_crs = out_crs or self.crs
         x, y, _ = self._disambiguate_slice(index)
-        key = (masks, x.start, x.stop, x.step, y.start, y.stop, y.step, out_crs)
-        if self._last_flags is None or self._last_flags[0] != key:
+        query = (x.start, x.stop, x.step, y.start, y.stop, y.step, out_crs)
+        if query != self._flags_query:
+            self._flags_query, self._flags = query, {}
+        if masks not in self._flags:
             bounds = (x.start, y.start, x.stop, y.stop)
             flags = np.zeros(data.shape[-2:], dtype=bool)
             for mask in masks:
                 handle = self._cached_open_mask(mask.path, out_crs)
                 flags |= read_flags(mask, handle, bounds, (x.step, y.step))
-            self._last_flags = (key, torch.from_numpy(flags))
-        return data.masked_fill(self._last_flags[1], S2_NODATA)
+            self._flags[masks] = torch.from_numpy(flags)
+        return data.masked_fill(self._flags[masks], S2_NODATA)
 
     @functools.lru_cache(maxsize=128)  # noqa: B019
     def _cached_open_mask(self, path: str, crs: CRS) -> DatasetReader | WarpedVRT:
