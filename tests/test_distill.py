@@ -12,10 +12,11 @@ import pytest
 import shapely
 import torch
 from conftest import quiet_trainer
-from torch import Tensor
+from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from torchgeo_simclr.constants import S2_BANDS
+from torchgeo_simclr.datamodules.augment import BatchAugmentation
 from torchgeo_simclr.losses import binary_loss, distillation_loss
 from torchgeo_simclr.models.checkpoint import DataMetadata, load_model, split_digest
 from torchgeo_simclr.models.classifier import IrrigationModel, ModelSpec, Problem
@@ -24,6 +25,7 @@ from torchgeo_simclr.tasks import DistillTask, FineTuneTask, SimCLRv2Task
 from torchgeo_simclr.tasks.irrigation import IrrigationTask
 from torchgeo_simclr.tasks.prediction import MapPredictionTask
 from torchgeo_simclr.throughput import FreshProcessTimer
+from torchgeo_simclr.transforms import SimCLRViews
 
 BATCH, BANDS, SIZE = 4, 12, 32
 
@@ -215,6 +217,118 @@ def test_training_loss_is_distillation_plus_alpha_labelled(
     data["mask"].fill_(255)
     alone = task.training_step(data, 0)
     assert alone.item() == pytest.approx(distill.item(), rel=1e-5)
+
+
+class FixedTeacher(nn.Module):
+    """A teacher that says given logits, whatever the image."""
+
+    def __init__(self, logits: Tensor) -> None:
+        super().__init__()
+        self.logits = logits
+
+    def forward(self, image: Tensor) -> Tensor:
+        return self.logits
+
+
+def raw_batch(nodata_columns: int) -> dict[str, Tensor]:
+    """Reflectance x10000 whose right *nodata_columns* columns have no data."""
+    generator = torch.Generator().manual_seed(0)
+    image = torch.rand(BATCH, BANDS, SIZE, SIZE, generator=generator) * 3000 + 1
+    image[..., SIZE - nodata_columns :] = 0
+    image[0, 3, 0, 0] = 0  # a pixel missing one band has no data either
+    return {"image": image}
+
+
+def first_grad(task: DistillTask) -> Tensor:
+    """The gradient of the student's first weight."""
+    grad = next(task.model.parameters()).grad
+    assert grad is not None
+    return grad
+
+
+def distil_twice(
+    task: DistillTask, data: dict[str, Tensor], teacher: Tensor, nodata: Tensor
+) -> list[tuple[Tensor, Tensor]]:
+    """(loss, first gradient) of a step, then of one with other teacher logits
+    on the *nodata* entries."""
+    steps = []
+    for shift in (0.0, 8.0):
+        task.teacher = FixedTeacher(teacher + nodata * shift)
+        task.model.zero_grad()
+        loss = task.training_step(data, 0)
+        loss.backward()
+        steps.append((loss.detach(), first_grad(task).clone()))
+    return steps
+
+
+def test_a_segmentation_student_is_not_taught_on_pixels_without_data(
+    teachers: dict[str, Path],
+) -> None:
+    # Half of each patch is cloud-masked; the view flips some patches, and
+    # the pixels without data must move with them.
+    augment = BatchAugmentation(
+        torch.full((BANDS,), 1000.0),
+        torch.full((BANDS,), 500.0),
+        SimCLRViews(["flip"], ops_per_view=1, num_views=1),
+    )
+    torch.manual_seed(0)
+    data = augment(raw_batch(nodata_columns=SIZE // 2))
+    valid = data["valid"]
+    assert valid.float().mean().item() == pytest.approx(0.5, abs=0.01)
+    task = DistillTask(teacher=str(teachers["segmentation"]), model="regnetx_002")
+    task.train()
+    teacher = torch.randn(BATCH, SIZE, SIZE, generator=torch.Generator().manual_seed(1))
+    (loss, grad), (moved_loss, moved_grad) = distil_twice(task, data, teacher, ~valid)
+    # What the teacher says about pixels without data changes nothing ...
+    assert torch.equal(loss, moved_loss)
+    assert torch.equal(grad, moved_grad)
+    # ... and the loss is the mean over the pixels with data.
+    with torch.no_grad():
+        student = task.model(data["image"])
+    expected = distillation_loss(student[valid], teacher[valid])
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_a_classification_student_skips_patches_without_data(
+    teachers: dict[str, Path],
+) -> None:
+    task = DistillTask(teacher=str(teachers["classification"]), model="regnetx_002")
+    task.train()
+    data = batch()
+    valid = torch.ones(BATCH, SIZE, SIZE, dtype=torch.bool)
+    valid[0] = False  # all cloud: the teacher knows nothing about this patch
+    valid[1, :, 1:] = False  # one column of data: the map shows its prediction
+    data["valid"] = valid
+    teacher = torch.tensor([9.0, -2.0, 0.5, 1.0])
+    nodata = torch.tensor([True, False, False, False])
+    (loss, grad), (moved_loss, moved_grad) = distil_twice(task, data, teacher, nodata)
+    assert torch.equal(loss, moved_loss)
+    assert torch.equal(grad, moved_grad)
+    with torch.no_grad():
+        student = task.model(data["image"])
+    expected = distillation_loss(student[1:], teacher[1:])
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    data["valid"] = torch.zeros_like(valid)
+    assert task.training_step(data, 0).item() == 0
+
+
+@pytest.mark.parametrize("problem", ["classification", "segmentation"])
+def test_distillation_is_unchanged_where_every_pixel_has_data(
+    teachers: dict[str, Path], problem: str
+) -> None:
+    steps = []
+    for valid in (None, torch.ones(BATCH, SIZE, SIZE, dtype=torch.bool)):
+        torch.manual_seed(0)
+        task = DistillTask(teacher=str(teachers[problem]), model="regnetx_002")
+        task.train()
+        data = batch()
+        if valid is not None:
+            data["valid"] = valid
+        loss = task.training_step(data, 0)
+        loss.backward()
+        steps.append((loss.detach(), first_grad(task)))
+    assert torch.equal(steps[0][0], steps[1][0])
+    assert torch.equal(steps[0][1], steps[1][1])
 
 
 def test_pretraining_checkpoint_is_no_teacher(tmp_path: Path) -> None:

@@ -68,10 +68,11 @@ def distillation_loss(
         student_logits: ``[B]`` or ``[B, H, W]`` logits of irrigated.
         teacher_logits: the teacher's logits, same shape (no gradient needed).
         temperature: softening temperature ``T`` > 0.
-        valid: optional boolean mask of the entries to average over.
+        valid: optional boolean mask of the entries to average over, same
+            shape (e.g. the pixels or patches with data).
 
     Returns:
-        The scalar loss.
+        The scalar loss (0 when no entry is valid).
     """
     s = student_logits / temperature
     t = teacher_logits.detach() / temperature

@@ -17,12 +17,17 @@ class BatchAugmentation(nn.Module):
     Pixels without data (any band 0: cloud-masked in a download, a swath edge) are
     normalised to 0, the band means, as prediction does, and their mask
     becomes :data:`IGNORE_INDEX`: they are neither trained on nor scored.
+    ``batch["valid"]`` bool ``[B, H, W]`` says which pixels of ``batch["image"]``
+    have data, for losses without labels (distillation).
 
     With ``views.num_views == 1`` the image and mask are replaced by one
-    augmented view (for supervised training); with two or more, the normalised
-    image and mask are kept and ``batch["views"]`` ``[V, B, C, H, W]`` is added
-    (for contrastive training), with the views' masks as ``batch["view_masks"]``
-    ``[V, B, H, W]`` when the batch has a mask.
+    augmented view (for supervised training and distillation), and the valid
+    pixels follow the view's geometric ops with nearest interpolation: pixels
+    that come from outside the patch (the corners after a rotation, the border
+    after a shift) have no data either. With two or more views, the normalised
+    image, mask and valid pixels are kept and ``batch["views"]``
+    ``[V, B, C, H, W]`` is added (for contrastive training), with the views'
+    masks as ``batch["view_masks"]`` ``[V, B, H, W]`` when the batch has a mask.
     """
 
     def __init__(
@@ -47,11 +52,13 @@ class BatchAugmentation(nn.Module):
         """Transform a batch.
 
         Args:
-            batch: ``image`` ``[B, C, H, W]`` and optionally ``mask`` ``[B, H, W]``.
+            batch: ``image`` ``[B, C, H, W]`` reflectance x10000 (0 = nodata) and
+                optionally ``mask`` ``[B, H, W]``.
 
         Returns:
             The same dictionary with the image normalised, the mask ignored
-            where the image has no data, and views added.
+            where the image has no data, ``valid`` bool ``[B, H, W]`` (the
+            pixels of ``image`` with data) and views added.
         """
         image = batch["image"]
         batch["image"], valid = normalise(
@@ -59,19 +66,62 @@ class BatchAugmentation(nn.Module):
         )
         if "mask" in batch:
             batch["mask"] = batch["mask"].masked_fill(~valid, IGNORE_INDEX)
+        batch["valid"] = valid
         if self.views is None:
             return batch
-        views = self.views(batch["image"], batch.get("mask"))
-        if len(views) == 1:
-            batch["image"], mask = views[0]
-            if mask is not None:
+        if self.views.num_views == 1:
+            [(batch["image"], code)] = self.views(
+                batch["image"], _pack(batch.get("mask"), valid)
+            )
+            assert code is not None  # a view warps the mask it is given
+            mask, batch["valid"] = _unpack(code)
+            if "mask" in batch:
                 batch["mask"] = mask
-        else:
-            batch["views"] = torch.stack([image for image, _ in views])
-            masks = [mask for _, mask in views if mask is not None]
-            if masks:
-                batch["view_masks"] = torch.stack(masks)
+            return batch
+        views = self.views(batch["image"], batch.get("mask"))
+        batch["views"] = torch.stack([image for image, _ in views])
+        masks = [mask for _, mask in views if mask is not None]
+        if masks:
+            batch["view_masks"] = torch.stack(masks)
         return batch
+
+
+#: Added to a label to mark its pixel as having data in :func:`_pack`.
+_HAS_DATA = IGNORE_INDEX + 1
+
+
+def _pack(mask: Tensor | None, valid: Tensor) -> Tensor:
+    """Labels and pixels with data in one mask, for a view to warp together.
+
+    A pixel without data becomes :data:`IGNORE_INDEX`, the value geometric ops
+    give pixels from outside the input, so both end up without data; a pixel
+    with data keeps its label (0, 1 or :data:`IGNORE_INDEX`) plus
+    :data:`_HAS_DATA`.
+
+    Args:
+        mask: labels ``[B, H, W]`` int64, or None (all unknown).
+        valid: pixels with data ``[B, H, W]``, bool.
+
+    Returns:
+        The packed mask ``[B, H, W]``, int64.
+    """
+    if mask is None:
+        mask = torch.full_like(valid, IGNORE_INDEX, dtype=torch.long)
+    return torch.where(valid, mask + _HAS_DATA, IGNORE_INDEX)
+
+
+def _unpack(code: Tensor) -> tuple[Tensor, Tensor]:
+    """Split a mask made by :func:`_pack` (and warped) into labels and data.
+
+    Args:
+        code: packed mask ``[B, H, W]``, int64.
+
+    Returns:
+        The labels ``[B, H, W]`` int64 (:data:`IGNORE_INDEX` where there is no
+        data) and the pixels with data ``[B, H, W]`` bool.
+    """
+    valid = code != IGNORE_INDEX
+    return (code - _HAS_DATA).masked_fill_(~valid, IGNORE_INDEX), valid
 
 
 def make_views(

@@ -109,7 +109,8 @@ class BigEarthNetIrrigationDataModule(NonGeoDataModule):
 
     Batches: ``image`` float32 ``[B, 12, H, W]`` (normalised), ``label`` int64
     ``[B]`` (0, 1, or :data:`~torchgeo_simclr.constants.IGNORE_INDEX` where
-    hidden), and ``views`` ``[V, B, 12, H, W]`` when ``num_views >= 2``.
+    hidden), ``valid`` bool ``[B, H, W]`` (pixels of ``image`` with data), and
+    ``views`` ``[V, B, 12, H, W]`` when ``num_views >= 2``.
     """
 
     def __init__(

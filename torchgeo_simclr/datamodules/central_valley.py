@@ -84,7 +84,8 @@ class CentralValleyDataModule(GeoDataModule):
     :class:`~torchgeo_simclr.transforms.SimCLRViews`.
 
     Samples: ``image`` float32 ``[B, C, H, W]`` (normalised), ``mask`` int64
-    ``[B, H, W]`` when labels are given, ``views`` ``[V, B, C, H, W]`` when
+    ``[B, H, W]`` when labels are given, ``valid`` bool ``[B, H, W]`` (the
+    pixels of ``image`` with data), ``views`` ``[V, B, C, H, W]`` when
     ``num_views >= 2`` (with their masks ``view_masks`` ``[V, B, H, W]``), and
     torchgeo's ``bounds`` and ``transform``.
     """

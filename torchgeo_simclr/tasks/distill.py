@@ -33,6 +33,9 @@ class DistillTask(IrrigationTask):
     (use the datamodule's ``label_fraction`` with ``unlabeled=True``, so only
     the labelled subset contributes). The student solves the teacher's
     problem type (classification or segmentation) with a fresh timm backbone.
+    Pixels without data (``batch["valid"]``, see :meth:`training_step`) are
+    left out of the distillation loss, as they are out of the labelled loss
+    and the metrics.
 
     The teacher stays frozen in eval mode. Distillation uses only training
     batches; the student is scored on val / test blocks, which the
@@ -147,11 +150,20 @@ class DistillTask(IrrigationTask):
     def training_step(
         self, batch: dict[str, Tensor], batch_idx: int, dataloader_idx: int = 0
     ) -> Tensor:
-        """Distil on the batch (plus *alpha* x the labelled loss).
+        """Distil on the batch's pixels with data (plus *alpha* x the labelled loss).
+
+        A segmentation student matches the teacher on the pixels with data
+        only; a classification student on the patches with at least one
+        pixel with data (a map writes a patch's prediction on those pixels).
+        Pixels without data (0 in any band, or from outside the patch after
+        a rotation or shift) carry nothing the teacher could know.
 
         Args:
-            batch: ``image`` ``[B, C, H, W]``; ``mask`` ``[B, H, W]`` or
-                ``label`` ``[B]`` is used only when *alpha* > 0.
+            batch: ``image`` ``[B, C, H, W]``; ``valid`` bool ``[B, H, W]``,
+                the pixels with data (all when absent), as
+                :class:`~torchgeo_simclr.datamodules.augment.BatchAugmentation`
+                gives; ``mask`` ``[B, H, W]`` or ``label`` ``[B]`` is used only
+                when *alpha* > 0.
             batch_idx: index of the batch.
             dataloader_idx: index of the dataloader.
 
@@ -163,7 +175,12 @@ class DistillTask(IrrigationTask):
         with torch.no_grad():
             teacher_logits = self.teacher(image)
         logits = self.model(image)
-        loss = distillation_loss(logits, teacher_logits, self.hparams["temperature"])
+        valid = batch.get("valid")
+        if valid is not None and self.model.spec.problem == "classification":
+            valid = valid.flatten(1).any(1)
+        loss = distillation_loss(
+            logits, teacher_logits, self.hparams["temperature"], valid
+        )
         self.log("train_distill_loss", loss, batch_size=image.shape[0])
         if self.hparams["alpha"] > 0 and ("mask" in batch or "label" in batch):
             targets = self.targets(batch)
