@@ -140,51 +140,167 @@ def test_frozen_stages_get_no_gradient(
     if freeze == "all_but_last_n":
         # The last two stages of backbone + kept head: layer4 and the head block.
         last_two = task.model.stages()[-2:]
-        assert last_two[0] is task.model.backbone.layer4
-        assert last_two[1] is task.model.head[0]
+        assert [stage.name for stage in last_two] == ["backbone.layer4", "head.0"]
+        assert list(last_two[0].parts) == [task.model.backbone.layer4]
+        assert list(last_two[1].parts) == [task.model.head[0]]
 
 
 def test_the_log_names_what_is_frozen(
     simclr_ckpt: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # For a backbone other than a ResNet "the last two stages" may be a norm
-    # layer and the head block; the log says which modules they are. (Read at
-    # the call: other tests' CLI runs quieten Lightning's logger.)
+    # The log says which stages train and how much of the backbone they hold.
+    # (Read at the call: other tests' CLI runs quieten Lightning's logger.)
     logged: list[str] = []
     monkeypatch.setattr(finetune, "rank_zero_info", logged.append)
     fit_frozen_backbone(simclr_ckpt, "all_but_last_n")
+    fit_frozen_backbone(simclr_ckpt, "backbone")
     assert logged == [
-        "Frozen (freeze=all_but_last_n): backbone.conv1, backbone.bn1, "
-        "backbone.layer1, backbone.layer2, backbone.layer3; trained: "
-        "backbone.layer4, head.0, the classifier"
+        "Frozen (freeze=all_but_last_n): backbone.conv1+bn1, backbone.layer1, "
+        "backbone.layer2, backbone.layer3; trained: backbone.layer4, head.0, the "
+        "classifier; 74.9% of resnet18's backbone parameters train",
+        "Frozen (freeze=backbone): backbone; trained: head.0, the classifier; "
+        "0.0% of resnet18's backbone parameters train",
     ]
 
 
-def test_a_backbone_that_barely_trains_warns(
-    simclr_ckpt: Path, monkeypatch: pytest.MonkeyPatch
+def test_the_log_names_timm_stages_of_other_backbones() -> None:
+    task = FineTuneTask(
+        model="efficientnet_b0",
+        head_layers=0,
+        freeze="all_but_last_n",
+        trainable_layers=2,
+    )
+    assert task._freezing_summary() == (
+        "Frozen (freeze=all_but_last_n): backbone.conv_stem+bn1, backbone.blocks.0, "
+        "backbone.blocks.1, backbone.blocks.2, backbone.blocks.3, backbone.blocks.4; "
+        "trained: backbone.blocks.5, backbone.blocks.6+conv_head+bn2, the "
+        "classifier; 78.7% of efficientnet_b0's backbone parameters train"
+    )
+
+
+def trained_backbone_weights(task: FineTuneTask) -> tuple[set[str], float]:
+    """Names of the backbone's trainable parameters, and their share of its size."""
+    params = dict(task.model.backbone.named_parameters())
+    trained = {name for name, param in params.items() if param.requires_grad}
+    size = sum(param.numel() for param in params.values())
+    return trained, sum(params[name].numel() for name in trained) / size
+
+
+@pytest.mark.parametrize("model", ["resnet18", "resnet50", "resnet152"])
+@pytest.mark.parametrize(
+    ("head_layers", "last_two"), [(0, ("layer3.", "layer4.")), (1, ("layer4.",))]
+)
+def test_all_but_last_two_of_a_resnet_trains_its_last_layers(
+    model: str, head_layers: int, last_two: tuple[str, ...]
 ) -> None:
-    # For EfficientNet or ConvNeXt "the last two stages" are a norm layer and
-    # a 1x1 convolution: under 5% of the backbone trained, without a word.
-    warned: list[str] = []
-    monkeypatch.setattr(finetune, "rank_zero_warn", lambda msg, **_: warned.append(msg))
-    for layers in (2, 1):
-        FineTuneTask(
-            checkpoint=str(simclr_ckpt),
-            head_layers=1,
-            freeze="all_but_last_n",
-            trainable_layers=layers,
-        )._warn_if_backbone_barely_trains()
-    assert len(warned) == 1  # layer4 trains with 2; only the head block with 1
-    assert "trainable_layers 1 trains 0.0% of resnet18's backbone" in warned[0]
+    # The study's "all but the last two layers" on a ResNet, as the label-
+    # efficiency runs were made: layer3 and layer4, or layer4 and the head block.
+    task = FineTuneTask(
+        model=model,
+        head_layers=head_layers,
+        freeze="all_but_last_n",
+        trainable_layers=2,
+    )
+    trained, _ = trained_backbone_weights(task)
+    names = [name for name, _ in task.model.backbone.named_parameters()]
+    assert trained == {name for name in names if name.startswith(last_two)}
+    assert all(  # the kept head blocks and the classifier
+        param.requires_grad
+        for name, param in task.model.named_parameters()
+        if not name.startswith("backbone.")
+    )
+
+
+@pytest.mark.parametrize(
+    ("model", "head_layers", "last", "share"),
+    [
+        ("efficientnet_b0", 0, ("blocks.5.", "blocks.6.", "conv_head.", "bn2."), 0.7),
+        ("efficientnet_b0", 1, ("blocks.6.", "conv_head.", "bn2."), 0.25),
+        ("convnext_atto", 0, ("stages.2.", "stages.3.", "head.norm."), 0.9),
+        ("convnext_atto", 1, ("stages.3.", "head.norm."), 0.5),
+        ("regnetx_002", 0, ("s3.", "s4."), 0.9),
+        ("vit_tiny_patch16_224", 0, ("blocks.10.", "blocks.11.", "norm."), 0.14),
+        ("vit_tiny_patch16_224", 1, ("blocks.11.", "norm."), 0.07),
+    ],
+)
+def test_all_but_last_two_trains_the_last_timm_stages(
+    model: str, head_layers: int, last: tuple[str, ...], share: float
+) -> None:
+    # The last stages of timm's grouping train, a final norm or head
+    # convolution with the last, not the model's last top-level children
+    # (EfficientNet: the head convolution alone; ConvNeXt, ViT: every block).
+    task = FineTuneTask(
+        model=model,
+        head_layers=head_layers,
+        freeze="all_but_last_n",
+        trainable_layers=2,
+    )
+    trained, trained_share = trained_backbone_weights(task)
+    names = [name for name, _ in task.model.backbone.named_parameters()]
+    assert trained == {name for name in names if name.startswith(last)}
+    assert share < trained_share < 1
+
+
+def test_a_backbone_without_timm_stages_has_its_top_level_children() -> None:
+    # PiT (like MetaFormer and CSATv2) has no group_matcher: it still builds
+    # and freezes, by top-level children, its class token with the embedding.
+    task = FineTuneTask(
+        model="pit_ti_224", head_layers=0, freeze="all_but_last_n", trainable_layers=2
+    )
+    assert [stage.name for stage in task.model.stages()] == [
+        "backbone.pos_embed+cls_token+patch_embed",
+        "backbone.transformers",
+        "backbone.norm",
+    ]
+    trained, _ = trained_backbone_weights(task)
+    assert {name.split(".")[0] for name in trained} == {"transformers", "norm"}
+
+
+def test_all_but_last_two_of_a_segmentation_encoder() -> None:
+    # The U-Net's encoder (timm's features_only EfficientNet, without the
+    # head convolution) has the full model's stages.
+    task = FineTuneTask(
+        model="efficientnet_b0",
+        problem="segmentation",
+        freeze="all_but_last_n",
+        trainable_layers=2,
+    )
+    trained, share = trained_backbone_weights(task)
+    names = [name for name, _ in task.model.backbone.named_parameters()]
+    assert trained == {
+        name for name in names if name.startswith(("blocks.5.", "blocks.6."))
+    }
+    assert 0.7 < share < 1
+    assert task.model.unet is not None
+    assert all(p.requires_grad for p in task.model.unet.decoder.parameters())
+    frozen = task.model.backbone.get_submodule("blocks.4")
+    task.train()
+    assert not frozen.training
+    assert task.model.backbone.get_submodule("blocks.5").training
+
+
+def test_resnet_segmentation_encoder_trains_layer3_and_layer4() -> None:
+    task = FineTuneTask(
+        model="resnet18",
+        problem="segmentation",
+        freeze="all_but_last_n",
+        trainable_layers=2,
+    )
+    trained, _ = trained_backbone_weights(task)
+    names = [name for name, _ in task.model.backbone.named_parameters()]
+    assert trained == {
+        name for name in names if name.startswith(("layer3.", "layer4."))
+    }
 
 
 def test_trainable_layers_out_of_range(simclr_ckpt: Path) -> None:
-    with pytest.raises(ValueError, match=r"between 0 and 7 .*got 8"):
+    match = r"between 0 and 6 \(resnet18's 5 backbone stages plus 1 kept head block\)"
+    with pytest.raises(ValueError, match=rf"{match}, got 7\."):
         FineTuneTask(
             checkpoint=str(simclr_ckpt),
             head_layers=1,
             freeze="all_but_last_n",
-            trainable_layers=8,
+            trainable_layers=7,
         )
 
 

@@ -1,11 +1,13 @@
 """timm backbones for N-band imagery."""
 
 import difflib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import timm
+from timm.models import group_parameters
+from timm.models._manipulate import MATCH_PREV_GROUP
 from torch import Tensor, nn
 
 
@@ -226,17 +228,86 @@ class PooledFeatures(nn.Module):
         return features[-1].mean(dim=(2, 3))
 
 
-def load_encoder_state(encoder: nn.Module, state: Mapping[str, Tensor]) -> None:
-    """Load a :func:`create_backbone` model's weights into its feature extractor.
+def stage_of_parameters(backbone: nn.Module) -> dict[str, int]:
+    """Stage of each parameter of a timm backbone, numbered input to output.
+
+    The stages are timm's own, ``group_matcher(coarse=True)`` (the grouping
+    that its layer-wise learning-rate decay refines into blocks): a ResNet's
+    stem (``conv1``, ``bn1``) and ``layer1`` ... ``layer4``, an EfficientNet's
+    stem and its 7 block stages (``conv_head`` and ``bn2`` with the last), a
+    ConvNeXt's stem and 4 stages, a RegNet's stem and ``s1`` ... ``s4``, a
+    ViT's embedding and each block (the final ``norm`` with the last). What a
+    model's matcher leaves out, which timm would make a group of its own after
+    the last stage (ConvNeXt's and Swin's final norm, MobileNetV3's 1x1 head
+    convolution), joins the last stage here: it only transforms that stage's
+    output, like EfficientNet's head convolution and a ViT's final norm, which
+    timm itself puts with their last stage.
+
+    A few timm models give no grouping (PiT, MetaFormer, CSATv2): there each
+    top-level child with parameters is a stage, and parameters the model holds
+    itself (a class token) belong to the first.
+
+    Args:
+        backbone: a model made by :func:`create_backbone`.
+
+    Returns:
+        The stage (0 = the stem) of each of its parameter names.
+    """
+    grouping = getattr(backbone, "group_matcher", None)
+    if grouping is None:
+        children = [
+            name
+            for name, child in backbone.named_children()
+            if any(True for _ in child.parameters())
+        ]
+        stage = {name: i for i, name in enumerate(children)}
+        return {
+            name: stage.get(name.split(".")[0], 0)
+            for name, _ in backbone.named_parameters()
+        }
+    matcher = cast(Callable[..., Any], grouping)(coarse=True)
+    if isinstance(matcher, dict):
+        # An empty pattern takes the names no other pattern took, and
+        # MATCH_PREV_GROUP puts them in the group before it: the last stage.
+        matcher = {**matcher, "unmatched": [("", MATCH_PREV_GROUP)]}
+    return cast(dict[str, int], group_parameters(backbone, matcher, reverse=True))
+
+
+def encoder_names(names: Iterable[str], encoder: Container[str]) -> dict[str, str]:
+    """Translate a :func:`create_backbone` model's weight names to its encoder's.
 
     timm's ``features_only`` version of a model (a U-Net's encoder) has the
     same weights under other names or without the last layers: ConvNeXt's
     ``stages.0.…`` is ``stages_0.…`` (timm's ``FeatureListNet`` flattens
     sequential children), EfficientNet and MobileNetV3 drop ``conv_head`` and
-    ``bn2``. Each encoder weight is matched to the one of *state* whose name,
-    with leading dots turned into underscores, equals it; weights that only the
-    full model has are left out, as timm does when it loads pretrained
-    weights into a feature extractor.
+    ``bn2``. A name's counterpart is the encoder name that equals it with
+    leading dots turned into underscores.
+
+    Args:
+        names: weight names of the full model.
+        encoder: weight names of the encoder.
+
+    Returns:
+        The encoder's name of each of *names* that it has.
+    """
+    translated: dict[str, str] = {}
+    for key in names:
+        parts = key.split(".")
+        for depth in range(1, len(parts) + 1):
+            name = ".".join(["_".join(parts[:depth]), *parts[depth:]])
+            if name in encoder:
+                translated[key] = name
+                break
+    return translated
+
+
+def load_encoder_state(encoder: nn.Module, state: Mapping[str, Tensor]) -> None:
+    """Load a :func:`create_backbone` model's weights into its feature extractor.
+
+    Each encoder weight is matched to the one of *state* that
+    :func:`encoder_names` translates to its name; weights that only the full
+    model has are left out, as timm does when it loads pretrained weights into
+    a feature extractor.
 
     Args:
         encoder: a timm ``features_only`` network.
@@ -246,14 +317,7 @@ def load_encoder_state(encoder: nn.Module, state: Mapping[str, Tensor]) -> None:
         ValueError: if some encoder weight has no counterpart in *state*.
     """
     own = encoder.state_dict()
-    matched: dict[str, Tensor] = {}
-    for key, value in state.items():
-        parts = key.split(".")
-        for depth in range(1, len(parts) + 1):
-            name = ".".join(["_".join(parts[:depth]), *parts[depth:]])
-            if name in own:
-                matched[name] = value
-                break
+    matched = {name: state[key] for key, name in encoder_names(state, own).items()}
     missing = [key for key in own if key not in matched]
     if missing:
         shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")

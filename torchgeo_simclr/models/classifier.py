@@ -1,5 +1,7 @@
 """Irrigation models: a backbone plus a patch classifier or a per-pixel decoder."""
 
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, cast
 
@@ -7,7 +9,13 @@ import segmentation_models_pytorch as smp
 import torch
 from torch import Tensor, nn
 
-from .backbone import create_backbone, feature_size, imagenet_weights
+from .backbone import (
+    create_backbone,
+    encoder_names,
+    feature_size,
+    imagenet_weights,
+    stage_of_parameters,
+)
 from .projection import ProjectionHead
 
 #: The two problem types: one label per patch, or one label per pixel.
@@ -66,6 +74,42 @@ class ModelSpec:
         return cls(**data)
 
 
+class Stage(nn.Module):
+    """Part of a pretrained network that is frozen or trained as one unit.
+
+    It refers to modules and parameters of the network without being part of
+    it (nothing is saved under it): ``stage.requires_grad_(False).eval()``
+    freezes them and ``stage.parameters()`` lists them.
+    """
+
+    #: What a log calls it: its parts' names in the :class:`IrrigationModel`
+    #: joined by ``+``, e.g. ``backbone.layer4`` or ``backbone.blocks.11+norm``.
+    name: str
+    #: Its modules, each whole.
+    parts: nn.ModuleList
+    #: Its parameters held directly by a module that spans several stages
+    #: (a ViT's ``cls_token`` and ``pos_embed``, held by the backbone itself).
+    loose: nn.ParameterList
+
+    def __init__(
+        self,
+        name: str,
+        modules: Sequence[nn.Module],
+        parameters: Sequence[nn.Parameter] = (),
+    ) -> None:
+        """Initialise a new Stage.
+
+        Args:
+            name: what a log calls it.
+            modules: its modules, each whole.
+            parameters: its parameters outside *modules*.
+        """
+        super().__init__()
+        self.name = name
+        self.parts = nn.ModuleList(modules)
+        self.loose = nn.ParameterList(parameters)
+
+
 class IrrigationModel(nn.Module):
     """Backbone (+ kept projection-head blocks) + a binary irrigation output.
 
@@ -88,6 +132,10 @@ class IrrigationModel(nn.Module):
     classifier: nn.Module | None
     #: The U-Net (segmentation only); its encoder is :attr:`backbone`.
     unet: nn.Module | None
+    #: Stage of each backbone parameter name, input to output (0 = the stem),
+    #: as timm groups the full model (see
+    #: :func:`~torchgeo_simclr.models.backbone.stage_of_parameters`).
+    stage_of: dict[str, int]
 
     def __init__(self, spec: ModelSpec, pretrained: bool = False) -> None:
         """Initialise a new IrrigationModel.
@@ -136,7 +184,8 @@ class IrrigationModel(nn.Module):
             )
             raise ValueError(msg)
         options = spec.backbone_kwargs or {}
-        create_backbone(spec.model, spec.in_channels, options=options)  # validates
+        # Validates the name and options, and groups the weights into stages.
+        full = create_backbone(spec.model, spec.in_channels, options=options)
         try:
             with imagenet_weights(spec.model, pretrained):
                 unet = smp.Unet(
@@ -159,6 +208,9 @@ class IrrigationModel(nn.Module):
             raise ValueError(msg) from None
         self.unet = unet
         self.backbone = cast(nn.Module, unet.encoder.model)
+        stage_of = stage_of_parameters(full)
+        names = encoder_names(stage_of, dict(self.backbone.named_parameters()))
+        self.stage_of = {names[key]: stage_of[key] for key in names}
         self.head = nn.Sequential()
         self.classifier = None
 
@@ -168,6 +220,7 @@ class IrrigationModel(nn.Module):
         self.backbone = create_backbone(
             spec.model, spec.in_channels, pretrained, spec.backbone_kwargs
         )
+        self.stage_of = stage_of_parameters(self.backbone)
         features = feature_size(self.backbone)
         projection = ProjectionHead(
             features,
@@ -198,18 +251,53 @@ class IrrigationModel(nn.Module):
         out: Tensor = self.classifier(self.head(self.backbone(x)))
         return out[:, 0]
 
-    def stages(self) -> list[nn.Module]:
+    def stages(self) -> list[Stage]:
         """The pretrained part, input to output, in units for partial freezing.
 
         Returns:
-            The backbone's top-level children that have parameters (for a
-            ResNet: ``conv1, bn1, layer1, ..., layer4``) followed by the kept
-            projection-head blocks. The classifier and the decoder are not
-            included: they are new and always trained.
+            The backbone's stages as timm groups them (:attr:`stage_of`): for a
+            ResNet ``conv1+bn1, layer1, ..., layer4``, for an EfficientNet its
+            stem and 7 block stages, for a ViT its embedding and each block;
+            followed by the kept projection-head blocks. The classifier and the
+            decoder are not included: they are new and always trained.
         """
-        stages = [
-            child
-            for child in self.backbone.children()
-            if any(True for _ in child.parameters())
-        ]
-        return stages + list(self.head)
+        parts: dict[int, list[tuple[str, nn.Module | nn.Parameter]]] = defaultdict(list)
+        for stage, name, part in _parts(self.backbone, self.stage_of):
+            parts[stage].append((name, part))
+        backbone = []
+        for stage in sorted(parts):
+            names = "+".join(name for name, _ in parts[stage])
+            members = [part for _, part in parts[stage]]
+            backbone.append(
+                Stage(
+                    f"backbone.{names}" if names else "backbone",
+                    [part for part in members if isinstance(part, nn.Module)],
+                    [part for part in members if isinstance(part, nn.Parameter)],
+                )
+            )
+        head = [Stage(f"head.{i}", [block]) for i, block in enumerate(self.head)]
+        return backbone + head
+
+
+def _parts(
+    module: nn.Module, stage_of: dict[str, int], prefix: str = ""
+) -> Iterator[tuple[int, str, nn.Module | nn.Parameter]]:
+    """Split *module* into the largest parts whose parameters share a stage.
+
+    Args:
+        module: a backbone or one of its modules.
+        stage_of: stage of each backbone parameter name.
+        prefix: the backbone's name of *module* plus a dot ("" for the backbone).
+
+    Yields:
+        The stage, the backbone's name and the module of each part, or of a
+        parameter that *module* holds itself when its modules span stages.
+    """
+    found = {stage_of[prefix + name] for name, _ in module.named_parameters()}
+    if len(found) == 1:
+        yield found.pop(), prefix.removesuffix("."), module
+    elif found:
+        for name, parameter in module.named_parameters(recurse=False):
+            yield stage_of[prefix + name], prefix + name, parameter
+        for name, child in module.named_children():
+            yield from _parts(child, stage_of, f"{prefix}{name}.")

@@ -3,9 +3,9 @@
 from pathlib import Path
 from typing import Any, Literal, cast
 
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.types import OptimizerLRScheduler
-from torch import Tensor, nn
+from torch import Tensor
 
 from ..losses import binary_loss
 from ..models.backbone import load_encoder_state
@@ -15,16 +15,12 @@ from ..models.checkpoint import (
     read_checkpoint,
     sub_state,
 )
-from ..models.classifier import IrrigationModel, ModelSpec, Problem
+from ..models.classifier import IrrigationModel, ModelSpec, Problem, Stage
 from .irrigation import IrrigationTask, expect_frozen_modules
 from .schedule import check_schedule
 
 #: Which pretrained parts stay fixed while fine-tuning.
 Freeze = Literal["none", "backbone", "all_but_last_n"]
-
-#: Share of the backbone's parameters below which ``all_but_last_n`` warns
-#: that it barely fine-tunes the backbone.
-BARELY_TRAINED = 0.05
 
 
 class FineTuneTask(IrrigationTask):
@@ -92,12 +88,13 @@ class FineTuneTask(IrrigationTask):
                 last *trainable_layers* stages of backbone + kept head, each
                 kept head block a stage, plus the new parts: for 2, a ResNet's
                 ``layer4`` and the head block with ``head_layers: 1``, its
-                ``layer3, layer4`` with ``head_layers: 0``). A stage is a
-                top-level child of the timm backbone: a ResNet has 4 layers,
-                but EfficientNet puts all its blocks in one ``blocks`` stage
-                and ConvNeXt its 4 stages in one ``stages``, so check
-                :meth:`~torchgeo_simclr.models.classifier.IrrigationModel.stages`
-                for other backbones.
+                ``layer3, layer4`` with ``head_layers: 0``). The backbone's
+                stages are timm's (``group_matcher(coarse=True)``, see
+                :meth:`~torchgeo_simclr.models.classifier.IrrigationModel.stages`):
+                a stem, then a ResNet's 4 layers, an EfficientNet's 7 block
+                stages, a ConvNeXt's or RegNet's 4 stages or a ViT's blocks;
+                a final norm or head convolution belongs to the last stage.
+                The log names the stages that train when fitting starts.
             trainable_layers: *n* of ``all_but_last_n``.
             loss: ``bce`` or ``focal``.
             pos_weight: weight of irrigated targets relative to not-irrigated
@@ -196,7 +193,7 @@ class FineTuneTask(IrrigationTask):
 
     def _freeze(self) -> None:
         #: Stages kept fixed (a plain list: they are saved under ``model.``).
-        self.frozen: list[nn.Module] = self._frozen_stages()
+        self.frozen: list[Stage] = self._frozen_stages()
         for stage in self.frozen:
             # Eval mode keeps BatchNorm statistics fixed: Lightning restores each
             # module's own mode after validation and never calls train() itself.
@@ -221,20 +218,22 @@ class FineTuneTask(IrrigationTask):
         super().rebuild(spec)
         self._freeze()
 
-    def _frozen_stages(self) -> list[nn.Module]:
+    def _frozen_stages(self) -> list[Stage]:
         stages = self.model.stages()
         match self.hparams["freeze"]:
             case "none":
                 return []
             case "backbone":
-                return [self.model.backbone]
+                return [Stage("backbone", [self.model.backbone])]
             case "all_but_last_n":
                 n = self.hparams["trainable_layers"]
                 if not 0 <= n <= len(stages):
+                    head = len(self.model.head)
                     msg = (
                         f"trainable_layers must be between 0 and {len(stages)} "
-                        f"(the stages of {self.model.spec.model} plus kept head "
-                        f"blocks), got {n}."
+                        f"({self.model.spec.model}'s {len(stages) - head} backbone "
+                        f"stages plus {head} kept head block{'s' * (head != 1)}), "
+                        f"got {n}."
                     )
                     raise ValueError(msg)
                 return stages[: len(stages) - n]
@@ -290,43 +289,24 @@ class FineTuneTask(IrrigationTask):
         if self.frozen:
             expect_frozen_modules()
             rank_zero_info(self._freezing_summary())
-            self._warn_if_backbone_barely_trains()
 
     def _freezing_summary(self) -> str:
         """Which pretrained stages stay fixed and which train, by module name."""
-        names = {id(module): name for name, module in self.model.named_modules()}
-        frozen = {id(stage) for stage in self.frozen}
-        stages = self.model.stages()
-        fixed = [names[id(s)] for s in stages if id(s) in frozen]
-        trained = [names[id(s)] for s in stages if id(s) not in frozen]
+        trained = [
+            stage.name
+            for stage in self.model.stages()
+            if any(p.requires_grad for p in stage.parameters())
+        ]
         new = "the decoder" if self.model.unet is not None else "the classifier"
-        return (
-            f"Frozen (freeze={self.hparams['freeze']}): {', '.join(fixed)}; "
-            f"trained: {', '.join([*trained, new])}"
-        )
-
-    def _warn_if_backbone_barely_trains(self) -> None:
-        """Warn when ``all_but_last_n`` leaves almost all of the backbone fixed.
-
-        Stages are timm's top-level children, so for some backbones the last
-        *n* are a final norm or a 1x1 convolution (EfficientNet, ConvNeXt):
-        the "fine-tuned" model is then nearly a linear probe.
-        """
-        if self.hparams["freeze"] != "all_but_last_n":
-            return
         backbone = list(self.model.backbone.parameters())
         total = sum(p.numel() for p in backbone)
-        trained = sum(p.numel() for p in backbone if p.requires_grad)
-        if total and trained < BARELY_TRAINED * total:
-            msg = (
-                f"freeze all_but_last_n with trainable_layers "
-                f"{self.hparams['trainable_layers']} trains {trained / total:.1%} of "
-                f"{self.model.spec.model}'s backbone parameters (its last stages "
-                "are small: a stage is a top-level child of the timm model); raise "
-                "--model.init_args.trainable_layers, or check "
-                "IrrigationModel.stages() for this backbone."
-            )
-            rank_zero_warn(msg, category=UserWarning)
+        share = sum(p.numel() for p in backbone if p.requires_grad) / total
+        return (
+            f"Frozen (freeze={self.hparams['freeze']}): "
+            f"{', '.join(stage.name for stage in self.frozen)}; "
+            f"trained: {', '.join([*trained, new])}; {share:.1%} of "
+            f"{self.model.spec.model}'s backbone parameters train"
+        )
 
     def earlier_stage(self) -> tuple[str, DataMetadata] | None:
         """The pretraining checkpoint and its data, when one was given.
