@@ -4,6 +4,7 @@ from typing import Any
 
 import pytest
 import torch
+from timm.layers import DropPath
 from torch import nn
 
 from torchgeo_simclr.models import ProjectionHead, create_backbone
@@ -184,8 +185,18 @@ def test_backbone_options_reach_every_stage(tmp_path: Path) -> None:
     assert finetuned.model.spec.backbone_kwargs == options
     assert hash(finetuned.model.spec)  # a frozen spec stays hashable
     assert finetuned.model(torch.zeros(2, 12, 48, 48)).shape == (2,)
-    with pytest.raises(ValueError, match=r"backbone_kwargs=\{'drop_path_rate'"):
-        FineTuneTask(checkpoint=str(path), backbone_kwargs={"drop_path_rate": 0.1})
+    # Fine-tuning may add options that keep the weights, e.g. stochastic depth.
+    deeper = FineTuneTask(checkpoint=str(path), backbone_kwargs={"drop_path_rate": 0.1})
+    assert deeper.model.spec.backbone_kwargs == {**options, "drop_path_rate": 0.1}
+    drops = [m.drop_prob for m in deeper.model.modules() if isinstance(m, DropPath)]
+    assert drops
+    assert max(drops) == pytest.approx(0.1)
+    torch.testing.assert_close(
+        deeper.model.backbone.state_dict(), finetuned.model.backbone.state_dict()
+    )
+    # Options that change the weights are refused in one line.
+    with pytest.raises(ValueError, match=r"weights do not fit \(.*\); pass only"):
+        FineTuneTask(checkpoint=str(path), backbone_kwargs={"embed_dim": 96})
 
 
 def test_backbone_options_are_checked_in_one_line() -> None:

@@ -1,5 +1,6 @@
 """Stage 2: fine-tune a SimCLRv2 encoder (or train from scratch) on few labels."""
 
+import textwrap
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -112,8 +113,9 @@ class FineTuneTask(IrrigationTask):
                 order (recorded in the checkpoint, so maps use it too); see
                 :attr:`~torchgeo_simclr.models.classifier.ModelSpec.channels_last`.
             backbone_kwargs: further ``timm.create_model`` arguments of the
-                backbone; taken from *checkpoint* when one is given (which it
-                must then match).
+                backbone. With *checkpoint* they update the checkpoint's own
+                (e.g. a new ``drop_path_rate``), as long as its weights still
+                fit the network they build.
         """
         check_schedule(warmup_fraction)
         self.pretrained_data: DataMetadata | None = None
@@ -143,10 +145,8 @@ class FineTuneTask(IrrigationTask):
             return spec, None
         checkpoint, meta = read_checkpoint(hp["checkpoint"], ["simclr"])
         pretrained = checkpoint.get("hyper_parameters", {})
-        # {} asks for no options, as None does.
-        given = {**hp, "backbone_kwargs": hp["backbone_kwargs"] or None}
-        for name in ("model", "in_channels", "backbone_kwargs"):
-            if given[name] is not None and given[name] != meta.get(name):
+        for name in ("model", "in_channels"):
+            if hp[name] is not None and hp[name] != meta.get(name):
                 msg = (
                     f"FineTuneTask got {name}={hp[name]!r} but checkpoint "
                     f"{hp['checkpoint']!r} holds a backbone with {name}="
@@ -163,7 +163,11 @@ class FineTuneTask(IrrigationTask):
             output_dim=pretrained.get("output_dim", 128),
             projection_layers=pretrained.get("head_layers", 3),
             channels_last=hp["channels_last"],
-            backbone_kwargs=meta.get("backbone_kwargs"),
+            backbone_kwargs={
+                **(meta.get("backbone_kwargs") or {}),
+                **(hp["backbone_kwargs"] or {}),
+            }
+            or None,
         )
         data = meta.get("data")
         self.pretrained_data = None if data is None else DataMetadata.from_dict(data)
@@ -176,11 +180,7 @@ class FineTuneTask(IrrigationTask):
         imagenet = self.hparams["weights"] and self.hparams["checkpoint"] is None
         self.model = IrrigationModel(spec, pretrained=imagenet)
         if state is not None:
-            backbone = sub_state(state, "backbone.")
-            if self.model.unet is None:
-                self.model.backbone.load_state_dict(backbone)
-            else:
-                load_encoder_state(self.model.backbone, backbone)
+            self._load_backbone(sub_state(state, "backbone."))
             blocks = sub_state(state, "projection_head.blocks.")
             self.model.head.load_state_dict(
                 {
@@ -190,6 +190,38 @@ class FineTuneTask(IrrigationTask):
                 }
             )
         self._freeze()
+
+    def _load_backbone(self, state: dict[str, Tensor]) -> None:
+        """Load the checkpoint's backbone weights into the network.
+
+        Args:
+            state: the SimCLR checkpoint's backbone weights.
+
+        Raises:
+            ValueError: if ``backbone_kwargs`` built a network they do not fit.
+        """
+        try:
+            if self.model.unet is None:
+                self.model.backbone.load_state_dict(state)
+            else:
+                load_encoder_state(self.model.backbone, state)
+        except (RuntimeError, ValueError) as error:
+            if not self.hparams["backbone_kwargs"]:
+                raise
+            # load_state_dict heads its list of problems with a line of its own.
+            lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+            detail = (
+                lines[-1] if lines[0].startswith("Error(s) in loading") else lines[0]
+            )
+            detail = textwrap.shorten(detail.rstrip(". "), 200)
+            msg = (
+                f"FineTuneTask's backbone_kwargs={self.hparams['backbone_kwargs']!r} "
+                f"build a {self.model.spec.model} that checkpoint "
+                f"{self.hparams['checkpoint']!r}'s weights do not fit ({detail}); "
+                "pass only options that keep the weights' shapes, such as "
+                "drop_path_rate, or none."
+            )
+            raise ValueError(msg) from None
 
     def _freeze(self) -> None:
         #: Stages kept fixed (a plain list: they are saved under ``model.``).
