@@ -40,12 +40,12 @@ from torchgeo.datasets import IntersectionDataset, RasterDataset, stack_samples
 from torchgeo.samplers import GriddedPatchSampler, RandomPatchSampler
 
 from torchgeo_simclr.constants import (
-    CLOUDY_SCL,
     IGNORE_INDEX,
     IRRIGATED,
     NOT_IRRIGATED,
     S2_BAND_RESOLUTION,
     S2_BANDS,
+    SCL_CLOUDS,
 )
 from torchgeo_simclr.datasets import (
     DEFAULT_IRRIGATION_MAP,
@@ -244,11 +244,42 @@ def test_scl_beside_per_band_files_blanks_cloudy_pixels(
     kept = CentralValleyS2(tmp_path, bands=bands, mask_clouds=False)
     assert kept.cloud_mask_files == []
     stored = kept[SCENE]["image"].numpy()
-    cloudy = np.kron(np.isin(scl, CLOUDY_SCL), np.ones((2, 2), dtype=bool))
-    assert cloudy.sum() == (16 * 32 + 8 * 10) * 4
+    cloud = np.kron(np.isin(scl, SCL_CLOUDS), np.ones((2, 2), dtype=bool))
+    assert cloud.sum() == (16 * 32 + 8 * 10) * 4
+    # B05 (20 m) resampled to 10 m carries cloud light 1 px past the cloud:
+    # those pixels go too.
+    cloudy = grown(cloud, 1)
     assert (image[:, cloudy] == 0).all()
     np.testing.assert_array_equal(image[:, ~cloudy], stored[:, ~cloudy])
     assert (stored > 0).all()
+
+
+def grown(flags: np.ndarray, reach: int) -> np.ndarray:
+    """*flags* widened by *reach* pixels, square corners, within the array."""
+    padded = np.pad(flags, reach)
+    out = np.zeros_like(flags)
+    height, width = flags.shape
+    for dy in range(2 * reach + 1):
+        for dx in range(2 * reach + 1):
+            out |= padded[dy : dy + height, dx : dx + width]
+    return out
+
+
+@pytest.mark.parametrize(("bands", "reach"), [(["B02"], 0), (["B02", "B09"], 3)])
+def test_clouds_grow_by_the_coarsest_bands_reach(
+    tmp_path: Path, bands: list[str], reach: int
+) -> None:
+    # A 60 m band resampled to 10 m spreads a cloud pixel's light 3 px; no
+    # data (SCL 0) at the product's edge spreads nothing.
+    product = fake_s2_per_band(tmp_path, bands=bands)
+    scl = np.full((FAKE_SIZE // 2, FAKE_SIZE // 2), 4)
+    scl[30:40, 30:40] = 9
+    scl[:, -5:] = 0
+    write_mask(product / "SCL.tif", scl, 20.0)
+    image = CentralValleyS2(tmp_path, bands=bands)[SCENE]["image"]
+    cloud = np.kron(scl == 9, np.ones((2, 2), dtype=bool))
+    blank = grown(cloud, reach) | np.kron(scl == 0, np.ones((2, 2), dtype=bool))
+    np.testing.assert_array_equal((image == 0).all(0).numpy(), blank)
 
 
 def test_cloud_mask_tif_blanks_every_value_but_0(tmp_path: Path) -> None:
@@ -264,13 +295,13 @@ def test_cloud_mask_tif_blanks_every_value_but_0(tmp_path: Path) -> None:
 def test_a_cloud_is_filled_from_an_overlapping_clear_product(tmp_path: Path) -> None:
     # Where one date is cloudy and another clear, the mosaic takes the clear
     # one instead of leaving a hole (or keeping the cloud).
-    cloudy_date = FAKE_PRODUCT
-    clear_date = FAKE_PRODUCT.replace("20230715T184919", "20230720T184921")
+    clear_date = FAKE_PRODUCT
+    cloudy_date = FAKE_PRODUCT.replace("20230715T184919", "20230720T184921")
     product = fake_s2_per_band(tmp_path / "a", product=cloudy_date, bands=["B02"])
     fake_s2_per_band(tmp_path / "b", product=clear_date, bands=["B02"])
     scl = scene_classes()
     write_mask(product / "SCL.tif", scl, 20.0)
-    cloudy = np.kron(np.isin(scl, CLOUDY_SCL), np.ones((2, 2), dtype=bool))
+    cloudy = np.kron(np.isin(scl, SCL_CLOUDS), np.ones((2, 2), dtype=bool))
     with rasterio.open(product / "B02.tif", "r+") as dst:
         data = dst.read(1)
         data[cloudy] = 9000  # bright cloud tops
@@ -279,6 +310,53 @@ def test_a_cloud_is_filled_from_an_overlapping_clear_product(tmp_path: Path) -> 
     assert Path(ds.index.filepath.iloc[0]).parent == product
     image = ds[SCENE]["image"][0].numpy()
     np.testing.assert_array_equal(image, expected("B02", X0, Y0, FAKE_SIZE))
+
+
+def test_overlapping_products_are_mosaicked_newest_first(tmp_path: Path) -> None:
+    # torchgeo orders files by path, so S2A_..._2021 came before S2B_..._2023
+    # and the older scene won every pixel they shared.
+    old = "S2A_MSIL2A_20210224T032739_N0213_R018_T10SFG_20210224T060000"
+    new = FAKE_PRODUCT
+    fake_s2_per_band(tmp_path / "a", product=old, bands=["B02"])
+    recent = fake_s2_per_band(tmp_path / "z", product=new, bands=["B02"])
+    with rasterio.open(recent / "B02.tif", "r+") as dst:
+        dst.write(dst.read(1) + 50, 1)
+    ds = CentralValleyS2(tmp_path, bands=["B02"])
+    assert Path(ds.index.filepath.iloc[0]).parent == recent
+    image = ds[SCENE]["image"][0].numpy()
+    np.testing.assert_array_equal(image, expected("B02", X0, Y0, FAKE_SIZE) + 50)
+
+
+def test_level_1c_products_are_refused(tmp_path: Path) -> None:
+    product = FAKE_PRODUCT.replace("MSIL2A", "MSIL1C")
+    fake_s2_per_band(tmp_path, product=product, bands=["B02"])
+    with pytest.raises(ValueError, match=r"Level-1C product .*MSIL1C.*Sen2Cor"):
+        CentralValleyS2(tmp_path, bands=["B02"])
+
+
+def test_a_safe_without_its_20m_scl_uses_the_60m_one(tmp_path: Path) -> None:
+    bands = ["B02"]
+    product = fake_s2_per_band(
+        tmp_path / "p.SAFE", bands=bands, safe_names=True, resolution_dirs=True
+    )
+    with pytest.warns(UserWarning, match=r"1 of 1 .* no cloud mask.*every \.SAFE"):
+        CentralValleyS2(tmp_path, bands=bands)
+    scl = np.full((FAKE_SIZE // 6, FAKE_SIZE // 6), 4)
+    scl[:5, :5] = 8
+    write_mask(product / "R60m" / "T10SFG_20230715T184919_SCL_60m.tif", scl, 60.0)
+    ds = CentralValleyS2(tmp_path, bands=bands)
+    assert ds.cloud_mask_files == [
+        str(product / "R60m" / "T10SFG_20230715T184919_SCL_60m.tif")
+    ]
+    assert (ds[SCENE]["image"][0, :30, :30] == 0).all()
+
+
+def test_an_unreadable_cloud_mask_is_one_sentence(tmp_path: Path) -> None:
+    product = fake_s2_per_band(tmp_path, bands=["B02"])
+    (product / "SCL.tif").write_bytes(b"II*\x00 truncated")
+    ds = CentralValleyS2(tmp_path, bands=["B02"])
+    with pytest.raises(ValueError, match=r"Cloud mask .*SCL.tif' could not be read"):
+        ds[SCENE]
 
 
 def test_each_products_cloud_mask_is_read_once_per_query(

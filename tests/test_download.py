@@ -144,7 +144,13 @@ def test_clouds_are_masked_with_the_scl_layer(
     with rasterio.open(out / "sentinel2" / f"{CLEAR}.tif") as src:
         image = src.read()
         rows, cols = rasterio.transform.rowcol(src.transform, 700500, 4099500)
+        # The cloud's east edge is at 701,920 m; the 60 m bands resampled to
+        # 10 m carry its light 3 px (30 m) further, which goes too.
+        halo = rasterio.transform.rowcol(src.transform, 701945, 4099500)
+        clear = rasterio.transform.rowcol(src.transform, 701955, 4099500)
     assert (image[:, rows, cols] == 0).all()  # 500 m inside the cloud
+    assert (image[:, halo[0], halo[1]] == 0).all()
+    assert (image[:, clear[0], clear[1]] > 0).all()
     assert (image[:, -1, -1] > 0).all()  # clear corner
     assert 0 < manifest(out)[CLEAR]["clear_fraction"] < 1
 

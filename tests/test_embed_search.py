@@ -25,6 +25,7 @@ import torch
 from conftest import (
     FAKE_CRS,
     FAKE_ORIGIN,
+    FAKE_SIZE,
     GPKG_1_2,
     fake_s2_multiband,
     fake_s2_per_band,
@@ -1199,7 +1200,9 @@ def test_scenes_without_a_date_get_an_unknown_date(
     assert maps.imagery_dates() == ["unknown"]
 
 
-def test_patches_under_an_scl_cloud_are_left_out(simclr: Path, tmp_path: Path) -> None:
+def test_patches_under_an_scl_cloud_are_left_out(
+    simclr: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     # A search hit on a cloud would point the scientist at cloud tops.
     product = fake_s2_per_band(tmp_path / "imagery")
     with rasterio.open(product / "B04.tif") as src:
@@ -1207,13 +1210,29 @@ def test_patches_under_an_scl_cloud_are_left_out(simclr: Path, tmp_path: Path) -
         profile["width"], profile["height"] = src.width // 2, src.height // 2
         profile["transform"] = src.transform @ src.transform.scale(2, 2)
     scl = np.full((profile["height"], profile["width"]), 4, dtype=np.uint8)
-    scl[:, : profile["width"] // 2] = 10  # thin cirrus over the west half
+    scl[:, 32:64] = 10  # thin cirrus over columns 64-127 of the 10 m grid
     with rasterio.open(product / "SCL.tif", "w", **profile) as dst:
         dst.write(scl, 1)
     masked = embed(simclr, tmp_path / "imagery", tmp_path / "masked.parquet")
     kept = embed(
         simclr, tmp_path / "imagery", tmp_path / "kept.parquet", mask_clouds=False
     )
+    rows = FAKE_SIZE // PATCH
     assert kept.skipped == 0
+    assert masked.skipped == 2 * rows  # the two columns of patches under it
     assert masked.rows + masked.skipped == kept.rows
-    assert masked.rows == kept.rows // 2
+    out = str(tmp_path / "hits.gpkg")
+    lon, lat = lonlat_of(0, 64)
+    err = cli_error(
+        capsys,
+        "search",
+        "--index",
+        str(masked.path),
+        "--out",
+        out,
+        "--lonlat",
+        str(lon),
+        str(lat),
+    )
+    assert "lies in the indexed extent but on no indexed patch" in err
+    assert "under masked clouds" in err

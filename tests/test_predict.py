@@ -986,17 +986,23 @@ def test_clouds_in_an_scl_beside_the_bands_are_map_nodata(
     scl[10:30, 20:60] = 9  # cloud, high probability
     with rasterio.open(product / "SCL.tif", "w", **profile) as dst:
         dst.write(scl, 1)
-    cloud = np.kron(scl == 9, np.ones((2, 2), dtype=bool))
+    # With the 60 m bands' resampling reach of 3 px around it.
+    cloud = np.zeros((2 * scl.shape[0], 2 * scl.shape[1]), dtype=bool)
+    cloud[20 - 3 : 60 + 3, 40 - 3 : 120 + 3] = True
 
     root = tmp_path / "s2"
     result = run(checkpoints["segmentation"], root, tmp_path / "a.tif")
     masked = read(result.files.classes)
     assert masked.shape == cloud.shape
+    assert result.summary["cloud_masks"] == [str(product / "SCL.tif")]
+    with rasterio.open(result.files.classes) as src:
+        assert src.tags()["cloud_masks"] == "1"
     assert (masked[cloud] == MAP_NODATA).all()
     assert (masked[~cloud] != MAP_NODATA).all()
     out = tmp_path / "b.tif"
     predict_cli(checkpoints["segmentation"], root, out, "--no-cloud-mask")
     assert (read(out) != MAP_NODATA).all()
+    assert json.loads(out.with_suffix(".json").read_text())["cloud_masks"] == []
 
 
 # --------------------------------------------------------------------------

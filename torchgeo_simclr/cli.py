@@ -467,6 +467,8 @@ def _predict(args: argparse.Namespace) -> None:
         f"{summary['width']} x {summary['height']} px of {summary['pixel_size']:g} m "
         f"in {summary['crs']}, {summary['run_seconds']:.1f} s."
     )
+    if masks := summary["cloud_masks"]:
+        print(f"Cloud masks applied: {len(masks)} file(s), e.g. {masks[0]}")
     paths = result.files.all()
     if args.quicklook:
         paths.append(quicklook(args.out, png, root=args.root, overwrite=True))

@@ -67,9 +67,15 @@ SCL: Final[str] = "SCL"
 #: Native resolution of the SCL layer, metres.
 SCL_RESOLUTION: Final[int] = 20
 
-#: SCL classes masked as nodata: no data (0), saturated or defective (1), cloud
-#: shadow (3), cloud medium (8) and high probability (9), thin cirrus (10).
-CLOUDY_SCL: Final[tuple[int, ...]] = (0, 1, 3, 8, 9, 10)
+#: SCL classes of clouds and their shadows: cloud shadow (3), cloud medium (8)
+#: and high probability (9), thin cirrus (10).
+SCL_CLOUDS: Final[tuple[int, ...]] = (3, 8, 9, 10)
+
+#: SCL classes without usable data: no data (0), saturated or defective (1).
+SCL_UNUSABLE: Final[tuple[int, ...]] = (0, 1)
+
+#: SCL classes masked as nodata.
+CLOUDY_SCL: Final[tuple[int, ...]] = (*SCL_UNUSABLE, *SCL_CLOUDS)
 
 
 #: Mask value of a pixel that is not irrigated.

@@ -121,6 +121,18 @@ class MapDataModule(BaseDataModule):
             block_shape=(1, READ_WIDTH),
         )
 
+    def cloud_masks(self) -> list[str]:
+        """The cloud mask files applied to the imagery.
+
+        See :class:`~torchgeo_simclr.datasets.CentralValleyS2`.
+
+        Returns:
+            Their paths, sorted; empty without masks or with ``mask_clouds``
+            False.
+        """
+        assert self.imagery is not None
+        return self.imagery.cloud_mask_files
+
     def imagery_dates(self) -> list[str]:
         """Sensing dates of the scenes under the output grid.
 

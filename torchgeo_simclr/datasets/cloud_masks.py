@@ -25,21 +25,28 @@ class CloudMask:
 
     #: Path of the mask raster.
     path: str
-    #: Values that mark a pixel as cloudy; empty: every value but 0.
+    #: Values of clouds and their shadows, whose light resampling spreads to
+    #: neighbouring pixels; empty: every value but 0 and :attr:`unusable`.
     cloudy: tuple[int, ...] = ()
+    #: Values of pixels without usable data (no data, saturated), masked as
+    #: they are.
+    unusable: tuple[int, ...] = ()
 
-    def flags(self, values: npt.NDArray[Any]) -> npt.NDArray[np.bool_]:
-        """Which pixels the mask calls cloudy.
+    def flags(
+        self, values: npt.NDArray[Any]
+    ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+        """Which pixels the mask calls cloudy, and which unusable.
 
         Args:
             values: the mask's values, any shape.
 
         Returns:
-            True where cloudy, *values*' shape.
+            ``(cloudy, unusable)``, each True where so, *values*' shape.
         """
+        unusable = np.isin(values, self.unusable)
         if self.cloudy:
-            return np.isin(values, self.cloudy)
-        return np.asarray(values != 0)
+            return np.isin(values, self.cloudy), unusable
+        return (values != 0) & ~unusable, unusable
 
 
 def open_mask(path: str, crs: CRS) -> DatasetReader | WarpedVRT:
@@ -64,17 +71,18 @@ def read_flags(
     handle: DatasetReader | WarpedVRT,
     bounds: tuple[float, float, float, float],
     res: tuple[float, float],
-) -> npt.NDArray[np.bool_]:
-    """Read a mask over a query box with nearest neighbours, as cloudy flags.
+) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """Read a mask over a query box with nearest neighbours, as flags.
 
     Args:
-        mask: the mask and the values it marks as cloudy.
+        mask: the mask and the values it marks.
         handle: the open mask (see :func:`open_mask`).
         bounds: ``(xmin, ymin, xmax, ymax)`` of the query, in the handle's CRS.
         res: ``(x, y)`` pixel size of the query.
 
     Returns:
-        ``[H, W]``, True where cloudy; pixels outside the mask read as 0.
+        ``(cloudy, unusable)`` ``[H, W]`` (see :meth:`CloudMask.flags`); pixels
+        outside the mask read as 0.
     """
     values, _ = rasterio.merge.merge(
         [handle], bounds=bounds, res=res, indexes=[1], resampling=Resampling.nearest

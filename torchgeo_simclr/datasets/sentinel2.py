@@ -1,6 +1,7 @@
 """Sentinel-2 L2A scenes of California's Central Valley, 12 bands on a 10 m grid."""
 
 import functools
+import math
 import os
 import re
 import warnings
@@ -20,6 +21,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from pyproj import CRS
 from rasterio.enums import Resampling
+from rasterio.errors import RasterioIOError
 from rasterio.io import DatasetReader
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
@@ -36,7 +38,6 @@ from torchgeo.datasets.utils import (
 
 from ..constants import (
     BOA_ADD_OFFSET,
-    CLOUDY_SCL,
     IGNORE_INDEX,
     MAP_CLASSES,
     REFLECTANCE_SCALE,
@@ -44,9 +45,12 @@ from ..constants import (
     S2_BANDS,
     S2_NODATA,
     SCL,
+    SCL_CLOUDS,
     SCL_RESOLUTION,
+    SCL_UNUSABLE,
     adds_boa_offset,
 )
+from ..dilation import grow
 from .cloud_masks import CLOUD_MASK_NAME, CloudMask, open_mask, read_flags
 from .labels import intersect
 
@@ -57,14 +61,30 @@ MASK_CMAP = ListedColormap([colour for _, colour in MAP_CLASSES.values()])
 #: Reflectance (0-1) drawn at full brightness in natural colour (0 is black).
 NATURAL_COLOUR_MAX = 0.2
 
-#: Product names (a folder or ``.SAFE`` above the band files) and their
-#: processing baseline, e.g. ``S2B_MSIL2A_20230715T184919_N0509_...``.
-PRODUCT_BASELINE_REGEX = re.compile(
-    r"^S2[ABC]_MSIL2A_\d{8}T\d{6}_N(?P<major>\d{2})(?P<minor>\d{2})_"
+#: Product names (a folder or ``.SAFE`` above the band files), their
+#: processing level and baseline, e.g. ``S2B_MSIL2A_20230715T184919_N0509_...``.
+PRODUCT_REGEX = re.compile(
+    r"^S2[ABC]_MSIL(?P<level>1C|2A)_\d{8}T\d{6}_N(?P<major>\d{2})(?P<minor>\d{2})_"
 )
 
 
 @functools.lru_cache(maxsize=4096)
+def product_name(filepath: str) -> re.Match[str] | None:
+    """The nearest folder above a file named like a Sentinel-2 product.
+
+    Args:
+        filepath: path of a band file.
+
+    Returns:
+        The match of :data:`PRODUCT_REGEX` on that folder's name (``level``,
+        ``major``, ``minor``), or None outside a product folder.
+    """
+    for part in reversed(os.path.normpath(filepath).split(os.sep)[:-1]):
+        if found := PRODUCT_REGEX.match(part):
+            return found
+    return None
+
+
 def boa_offset(filepath: str) -> int:
     """The offset ESA added to a per-band file's digital numbers.
 
@@ -80,11 +100,11 @@ def boa_offset(filepath: str) -> int:
     Returns:
         1000 or 0.
     """
-    for part in reversed(os.path.normpath(filepath).split(os.sep)[:-1]):
-        if found := PRODUCT_BASELINE_REGEX.match(part):
-            baseline = int(found["major"]), int(found["minor"])
-            return BOA_ADD_OFFSET if adds_boa_offset(baseline) else 0
-    return 0
+    found = product_name(filepath)
+    if found is None or found["level"] != "2A":
+        return 0
+    baseline = int(found["major"]), int(found["minor"])
+    return BOA_ADD_OFFSET if adds_boa_offset(baseline) else 0
 
 
 def remove_offset(data: Tensor, offset: int, nodata: float = S2_NODATA) -> Tensor:
@@ -145,9 +165,17 @@ class CentralValleyS2(RasterDataset):
        pixels it calls cloudy in every band of its product (they become
        nodata, so an overlapping product fills them): ESA's scene
        classification (``SCL.tif``, or ``T10SFG_20230715T184919_SCL_20m.jp2``
-       in ``R20m``) masks no data, saturated, cloud shadow, cloud and cirrus
-       (:data:`~torchgeo_simclr.constants.CLOUDY_SCL`), and a
-       ``cloud_mask.tif`` masks every value but 0 (Major TOM's layout).
+       in ``R20m``, else ``..._SCL_60m`` in ``R60m``) masks no data and
+       saturated pixels (:data:`~torchgeo_simclr.constants.SCL_UNUSABLE`)
+       and clouds, their shadows and cirrus
+       (:data:`~torchgeo_simclr.constants.SCL_CLOUDS`), and a
+       ``cloud_mask.tif`` masks every value but 0 as cloud (Major TOM's
+       layout). Clouds grow by the reach of the coarsest band's resampling
+       (see :meth:`_cloudy`). A ``.SAFE`` without an SCL, or a product
+       without a mask where others have one, is warned about.
+
+    Products are mosaicked newest first: where they overlap, each pixel comes
+    from the most recent product with data there.
 
     Samples are dicts with ``image``: float32 ``[C, H, W]``, surface reflectance
     x10000 as stored, less ESA's +1000 offset in per-band products of
@@ -291,6 +319,7 @@ class CentralValleyS2(RasterDataset):
             self.separate_files = True
             self.filename_glob = band_glob
             self.filename_regex = band_regex
+            _refuse_level_1c(band_files)
         _warn_copies(multiband_files)
 
         target_crs = None if crs is None else CRS.from_user_input(crs)
@@ -311,6 +340,8 @@ class CentralValleyS2(RasterDataset):
         else:
             self._check_band_counts()
         self._warn_undated()
+        if not self.time_series:  # a time series stacks in torchgeo's order
+            self._newest_first()
         #: Whether cloud masks beside per-band files are applied.
         self.mask_clouds = mask_clouds
         #: The cloud masks of each band file (of every requested band) whose
@@ -423,25 +454,78 @@ class CentralValleyS2(RasterDataset):
                 )
                 raise FileNotFoundError(msg)
 
+    def _newest_first(self) -> None:
+        """Order the index by sensing time, newest first, then by path.
+
+        Where products overlap, the first with data wins each pixel
+        (:meth:`_merge_or_stack`); torchgeo indexes them in path order, so a
+        2021 ``S2A_...`` product came before a 2023 ``S2B_...`` one.
+        """
+        starts = [
+            pd.Timestamp(entry.left if isinstance(entry, pd.Interval) else entry)
+            for entry in self.index.index
+        ]
+        paths = list(self.index.filepath)
+        order = sorted(range(len(paths)), key=paths.__getitem__)
+        order.sort(key=starts.__getitem__, reverse=True)
+        self.index = self.index.iloc[order]
+
     def _find_cloud_masks(self) -> dict[str, tuple[CloudMask, ...]]:
         """Find each indexed product's cloud masks (see the class docstring).
+
+        A ``.SAFE`` without ``..._SCL_20m`` uses its ``R60m`` ``..._SCL_60m``.
+        Warns when only some products have a mask.
 
         Returns:
             The masks of every requested band's file, for products with any.
         """
         found: dict[str, tuple[CloudMask, ...]] = {}
+        unmasked: list[str] = []
         for filepath in self.index.filepath:
-            scl = self._update_filepath(SCL, filepath)
-            other = os.path.join(os.path.dirname(filepath), CLOUD_MASK_NAME)
             masks = tuple(
                 mask
-                for mask in (CloudMask(scl, CLOUDY_SCL), CloudMask(other))
-                if mask.path != filepath and os.path.exists(mask.path)
+                for mask in (
+                    self._scl_of(filepath),
+                    CloudMask(os.path.join(os.path.dirname(filepath), CLOUD_MASK_NAME)),
+                )
+                if mask is not None and os.path.exists(mask.path)
             )
             if masks:
                 for band in self.bands:
                     found[self._update_filepath(band, filepath)] = masks
+            else:
+                unmasked.append(filepath)
+        safe = [path for path in unmasked if ".SAFE" in path]
+        if (found and unmasked) or safe:
+            example = (safe or unmasked)[0]
+            msg = (
+                f"{len(unmasked)} of {len(self.index)} Sentinel-2 products under "
+                f"{self._roots_str()} have no cloud mask beside their bands (e.g. "
+                f"{os.path.dirname(example)!r}; expected an SCL, which every .SAFE "
+                f"holds, or a {CLOUD_MASK_NAME}), so their cloudy pixels are read "
+                "as reflectance; add the masks, or set cloudy pixels to 0 first."
+            )
+            warnings.warn(msg, UserWarning, stacklevel=4)
         return found
+
+    def _scl_of(self, filepath: str) -> CloudMask | None:
+        """The scene classification of a product, if it has one.
+
+        Args:
+            filepath: the product's indexed reference band file.
+
+        Returns:
+            Its ``SCL`` file (in a ``.SAFE``: ``..._SCL_20m``, else
+            ``R60m``'s ``..._SCL_60m``) as a mask, or None.
+        """
+        scl = self._update_filepath(SCL, filepath)
+        if scl == filepath:
+            return None
+        folder, name = os.path.split(scl)
+        if os.path.basename(folder) == "R20m" and not os.path.exists(scl):
+            name = name.replace("_SCL_20m.", "_SCL_60m.")
+            scl = os.path.join(os.path.dirname(folder), "R60m", name)
+        return CloudMask(scl, SCL_CLOUDS, SCL_UNUSABLE)
 
     @property
     def cloud_mask_files(self) -> list[str]:
@@ -634,8 +718,8 @@ class CentralValleyS2(RasterDataset):
     ) -> Tensor:
         """Set the pixels that any of *masks* calls cloudy to :attr:`nodata`.
 
-        A query's flags are kept, per product, until the next query, so the
-        product's other bands reuse them.
+        A query's flags (see :meth:`_cloudy`) are kept, per product, until the
+        next query, so the product's other bands reuse them.
 
         Args:
             data: ``[C, H, W]`` one file's pixels under the query.
@@ -654,13 +738,61 @@ class CentralValleyS2(RasterDataset):
         if query != self._flags_query:
             self._flags_query, self._flags = query, {}
         if masks not in self._flags:
-            bounds = (x.start, y.start, x.stop, y.stop)
-            flags = np.zeros(data.shape[-2:], dtype=bool)
-            for mask in masks:
-                handle = self._cached_open_mask(mask.path, out_crs)
-                flags |= read_flags(mask, handle, bounds, (x.step, y.step))
-            self._flags[masks] = torch.from_numpy(flags)
+            self._flags[masks] = self._cloudy(masks, x, y, out_crs)
         return data.masked_fill(self._flags[masks], S2_NODATA)
+
+    def _cloudy(
+        self, masks: tuple[CloudMask, ...], x: slice, y: slice, out_crs: CRS
+    ) -> Tensor:
+        """Read a product's masks over a query, widened by the bands' reach.
+
+        A band of native resolution *R* resampled bilinearly onto the query
+        grid of pixel size *r* carries a masked pixel's value up to
+        ``ceil(R / 2r - 1/2)`` pixels past it (1 px for 20 m bands and 3 px
+        for 60 m ones at 10 m), so the flags grow by the largest reach of the
+        dataset's bands: no pixel keeps cloud light in its coarse bands.
+
+        Args:
+            masks: the cloud masks of one product.
+            x: the query's ``xmin:xmax:xres``.
+            y: the query's ``ymin:ymax:yres``.
+            out_crs: CRS of the query.
+
+        Returns:
+            ``[H, W]``, True where cloudy or within reach of a cloudy pixel.
+
+        Raises:
+            ValueError: If a mask cannot be read.
+        """
+        reach = max(
+            math.ceil(S2_BAND_RESOLUTION[band] / (2 * x.step) - 0.5)
+            for band in self.bands
+        )
+        bounds = (
+            x.start - reach * x.step,
+            y.start - reach * y.step,
+            x.stop + reach * x.step,
+            y.stop + reach * y.step,
+        )
+        cloudy, unusable = [], []
+        for mask in masks:
+            try:
+                handle = self._cached_open_mask(mask.path, out_crs)
+                clouds, nodata = read_flags(mask, handle, bounds, (x.step, y.step))
+            except RasterioIOError as error:
+                msg = (
+                    f"Cloud mask {mask.path!r} could not be read ({error}); expected "
+                    "a readable one-band raster, so replace the file, or read "
+                    "without masks (--data.init_args.mask_clouds false, or "
+                    "--no-cloud-mask for predict and embed)."
+                )
+                raise ValueError(msg) from None
+            cloudy.append(clouds)
+            unusable.append(nodata)
+        height, width = cloudy[0].shape
+        inside = slice(reach, height - reach), slice(reach, width - reach)
+        flags = grow(np.logical_or.reduce(cloudy), reach)
+        return torch.from_numpy(flags | np.logical_or.reduce(unusable)[inside])
 
     @functools.lru_cache(maxsize=128)  # noqa: B019
     def _cached_open_mask(self, path: str, crs: CRS) -> DatasetReader | WarpedVRT:
@@ -883,6 +1015,27 @@ def _warn_copies(scenes: Sequence[str]) -> None:
             "winning where they overlap, so point --root at one copy of each scene."
         )
         warnings.warn(msg, UserWarning, stacklevel=3)
+
+
+def _refuse_level_1c(band_files: Sequence[str]) -> None:
+    """Refuse band files inside a Level-1C product folder.
+
+    Args:
+        band_files: per-band files found under the root.
+
+    Raises:
+        ValueError: If any lies in a folder named ``S2?_MSIL1C_...``.
+    """
+    for path in band_files:
+        found = product_name(path)
+        if found is not None and found["level"] == "1C":
+            msg = (
+                f"Sentinel-2 file {path!r} lies in Level-1C product "
+                f"{found.string!r} (top-of-atmosphere reflectance); expected "
+                "Level-2A surface reflectance (S2?_MSIL2A_...), so process it with "
+                "Sen2Cor or fetch L2A scenes with `torchgeo-simclr download`."
+            )
+            raise ValueError(msg)
 
 
 def natural_colour(image: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.float32]:

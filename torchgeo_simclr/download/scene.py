@@ -20,8 +20,13 @@ from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window, from_bounds
 
-from ..constants import CLOUDY_SCL, S2_BANDS, S2_NODATA, SCL
+from ..constants import S2_BANDS, S2_NODATA, SCL, SCL_CLOUDS, SCL_UNUSABLE
+from ..dilation import grow
 from .assets import find_asset, to_reflectance_x10000
+
+#: Pixels a cloud grows by on the 10 m grid: how far bilinear resampling
+#: carries a 60 m pixel's value past its edge.
+CLOUD_REACH: Final[int] = 3
 
 #: Band whose native 10 m grid the output follows.
 REFERENCE_BAND: Final[str] = "B04"
@@ -158,8 +163,9 @@ def write_scene(
     and 60 m bands are resampled onto it bilinearly, the SCL layer with
     nearest neighbours. Digital numbers become reflectance x10000 (the
     baseline 04.00 offset removed), 0 is nodata, and with *mask_clouds* the
-    pixels that SCL calls cloud, cirrus, shadow, saturated or no data are set
-    to 0. The file is written under a hidden temporary name and renamed at
+    pixels that SCL calls saturated or no data, and those within
+    :data:`CLOUD_REACH` pixels of what it calls cloud, cirrus or shadow, are
+    set to 0. The file is written under a hidden temporary name and renamed at
     the end.
 
     Args:
@@ -179,7 +185,9 @@ def write_scene(
     keep = np.ones((grid.height, grid.width), dtype=bool)
     if mask_clouds:
         scl = read_on_grid(find_asset(item, SCL).href, grid, Resampling.nearest)
-        keep = ~np.isin(scl, CLOUDY_SCL)
+        # The 60 m bands resampled to 10 m carry cloud light 3 px past a cloud.
+        clouds = grow(np.pad(np.isin(scl, SCL_CLOUDS), CLOUD_REACH), CLOUD_REACH)
+        keep = ~(clouds | np.isin(scl, SCL_UNUSABLE))
         if on_band is not None:
             on_band(SCL)
     profile = {

@@ -207,12 +207,30 @@ class Query:
     res: float
 
 
-def _outside(index: EmbeddingIndex, what: str, fix: str) -> ValueError:
-    """The error for a query that falls on no indexed patch."""
+def _outside(
+    index: EmbeddingIndex, what: str, fix: str, within: shapely.Geometry
+) -> ValueError:
+    """The error for a query that falls on no indexed patch.
+
+    Args:
+        index: the searched index.
+        what: the query, as the message names it.
+        fix: what to do.
+        within: the query's geometry in the index's CRS.
+
+    Returns:
+        The error to raise.
+    """
+    extent = shapely.box(*index.bounds[:, :2].min(0), *index.bounds[:, 2:].max(0))
+    where = (
+        "lies in the indexed extent but on no indexed patch"
+        if extent.intersects(within)
+        else "lies outside the indexed area"
+    )
     msg = (
-        f"query {what} lies outside the indexed area of --index "
-        f"{str(index.path)!r}, which covers lon/lat {index.lonlat_extent()} "
-        f"(patches more than half nodata are not indexed); {fix}."
+        f"query {what} {where} of --index {str(index.path)!r}, which covers "
+        f"lon/lat {index.lonlat_extent()} (patches more than half nodata, e.g. "
+        f"under masked clouds, are not indexed); {fix}."
     )
     return ValueError(msg)
 
@@ -261,7 +279,12 @@ def point_query(
         (b[:, 0] <= x) & (x < b[:, 2]) & (b[:, 1] < y) & (y <= b[:, 3])
     )
     if not len(under):
-        raise _outside(index, f"point ({lon}, {lat})", "pass a point inside it")
+        raise _outside(
+            index,
+            f"point ({lon}, {lat})",
+            "pass a point on a patch with data",
+            shapely.Point(x, y),
+        )
     centres = (b[under, :2] + b[under, 2:]) / 2
     nearest = under[np.argmin(np.hypot(centres[:, 0] - x, centres[:, 1] - y))]
     return _index_query(index, np.array([nearest], dtype=np.int64), root)
@@ -324,6 +347,7 @@ def polygon_query(
             index,
             f"polygon {str(path)!r} (lon/lat {extent})",
             "draw it over indexed patches",
+            area,
         )
     return _index_query(index, inside.astype(np.int64), root)
 

@@ -223,6 +223,7 @@ class IrrigationMapWriter(BasePredictionWriter):
         self._datamodule, self._task = datamodule, task
         self._threshold = task.threshold if self.threshold is None else self.threshold
         self._dates: list[str] = datamodule.imagery_dates()
+        self._masks: list[str] = datamodule.cloud_masks()
         size, overlap = datamodule.patch_size, datamodule.overlap
         kind: WeightKind = "centre" if task.problem == "classification" else "taper"
         self._blender = StripBlender(
@@ -236,6 +237,7 @@ class IrrigationMapWriter(BasePredictionWriter):
             "problem": task.problem,
             "threshold": f"{self._threshold:g}",
             "imagery_dates": ",".join(self._dates),
+            "cloud_masks": str(len(self._masks)),
         }
         self._partial = {path: partial_path(path) for path in self.files.all()}
         self._strips = {
@@ -392,6 +394,7 @@ class IrrigationMapWriter(BasePredictionWriter):
             "min_region_ha": self.min_area_ha,
             "threshold": self._threshold,
             "imagery_dates": self._dates,
+            "cloud_masks": self._masks,
             "model": self._task.model_info(),
             "run_seconds": round(time.perf_counter() - self._start, 2),
             "files": {
