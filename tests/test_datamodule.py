@@ -20,6 +20,7 @@ from torchgeo_simclr.constants import IGNORE_INDEX, IRRIGATED
 from torchgeo_simclr.datamodules import CentralValleyDataModule, central_valley
 from torchgeo_simclr.datamodules.fractions import grid_patch_labels
 from torchgeo_simclr.datamodules.statistics import band_statistics
+from torchgeo_simclr.datasets import CentralValleyS2
 
 
 @pytest.fixture
@@ -290,6 +291,11 @@ def test_clouds_in_an_scl_stay_out_of_the_statistics(
     b02 = 1
     assert kept.mean[b02] > clear + 1000
     assert abs(masked.mean[b02] - clear) < 0.25 * (kept.mean[b02] - clear)
+    # Workers forked after the statistics open their own masks too.
+    opened = CentralValleyS2._cached_open_mask
+    assert opened.cache_info().currsize > 0
+    central_valley.fresh_file_handles(0)
+    assert opened.cache_info().currsize == 0
 
 
 def test_split_buffer_keeps_training_patches_away_from_held_out_ones(

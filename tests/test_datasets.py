@@ -265,20 +265,46 @@ def grown(flags: np.ndarray, reach: int) -> np.ndarray:
     return out
 
 
-@pytest.mark.parametrize(("bands", "reach"), [(["B02"], 0), (["B02", "B09"], 3)])
-def test_clouds_grow_by_the_coarsest_bands_reach(
-    tmp_path: Path, bands: list[str], reach: int
+@pytest.mark.parametrize("band", ["B05", "B09"])
+@pytest.mark.parametrize("mask_size", [10.0, 20.0])
+def test_no_pixel_with_data_keeps_cloud_light(
+    tmp_path: Path, band: str, mask_size: float
 ) -> None:
-    # A 60 m band resampled to 10 m spreads a cloud pixel's light 3 px; no
-    # data (SCL 0) at the product's edge spreads nothing.
-    product = fake_s2_per_band(tmp_path, bands=bands)
+    # One cloudy mask pixel in the corner of a 20 m or 60 m band pixel makes
+    # all of that pixel cloud, and bilinear resampling to 10 m spreads it
+    # further: every pixel left with data must be free of it.
+    product = fake_s2_per_band(tmp_path, bands=["B02", band])
+    size = S2_BAND_RESOLUTION[band]
+    with rasterio.open(product / f"{band}.tif", "r+") as dst:
+        data = dst.read(1)
+        clear = int(data.max()) - 1000  # N0509: stored with ESA's offset
+        data[10, 10] = 30000
+        dst.write(data, 1)
+    side = round(FAKE_SIZE * 10 / mask_size)
+    corner = round(10 * size / mask_size)
+    cloud = np.zeros((side, side), dtype=bool)
+    cloud[corner, corner] = True
+    if mask_size == 20.0:
+        write_mask(product / "SCL.tif", np.where(cloud, 9, 4), mask_size)
+    else:
+        write_mask(product / "cloud_mask.tif", cloud, mask_size)
+    stored = CentralValleyS2(tmp_path, bands=["B02", band], mask_clouds=False)
+    spread = (stored[SCENE]["image"][1] > clear).numpy()
+    mask_pixel = np.kron(cloud, np.ones((round(mask_size / 10),) * 2, dtype=bool))
+    assert (spread & ~mask_pixel).sum() > 0  # cloud light beyond the mask pixel
+    image = CentralValleyS2(tmp_path, bands=["B02", band])[SCENE]["image"]
+    with_data = (image != 0).all(0)
+    assert image[1][with_data].max() <= clear
+    assert (~with_data).sum() < 0.02 * with_data.numel()  # only around the cloud
+
+
+def test_no_data_in_an_scl_does_not_grow(tmp_path: Path) -> None:
+    product = fake_s2_per_band(tmp_path, bands=["B02", "B09"])
     scl = np.full((FAKE_SIZE // 2, FAKE_SIZE // 2), 4)
-    scl[30:40, 30:40] = 9
-    scl[:, -5:] = 0
+    scl[:, -5:] = 0  # the swath ends: no data, no cloud light
     write_mask(product / "SCL.tif", scl, 20.0)
-    image = CentralValleyS2(tmp_path, bands=bands)[SCENE]["image"]
-    cloud = np.kron(scl == 9, np.ones((2, 2), dtype=bool))
-    blank = grown(cloud, reach) | np.kron(scl == 0, np.ones((2, 2), dtype=bool))
+    image = CentralValleyS2(tmp_path, bands=["B02", "B09"])[SCENE]["image"]
+    blank = np.kron(scl == 0, np.ones((2, 2), dtype=bool))
     np.testing.assert_array_equal((image == 0).all(0).numpy(), blank)
 
 
@@ -327,11 +353,20 @@ def test_overlapping_products_are_mosaicked_newest_first(tmp_path: Path) -> None
     np.testing.assert_array_equal(image, expected("B02", X0, Y0, FAKE_SIZE) + 50)
 
 
-def test_level_1c_products_are_refused(tmp_path: Path) -> None:
-    product = FAKE_PRODUCT.replace("MSIL2A", "MSIL1C")
-    fake_s2_per_band(tmp_path, product=product, bands=["B02"])
-    with pytest.raises(ValueError, match=r"Level-1C product .*MSIL1C.*Sen2Cor"):
+def test_level_1c_products_are_refused_or_left_out(tmp_path: Path) -> None:
+    # Sen2Cor writes its L2A product beside the L1C input; read as L2A, the
+    # L1C bands were top-of-atmosphere reflectance with ESA's offset left in.
+    level_1c = FAKE_PRODUCT.replace("MSIL2A", "MSIL1C")
+    fake_s2_per_band(tmp_path / "a", product=level_1c, bands=["B02"])
+    with pytest.raises(ValueError, match=r"Level-1C products only .*MSIL1C.*Sen2Cor"):
         CentralValleyS2(tmp_path, bands=["B02"])
+    fake_s2_per_band(tmp_path / "b", bands=["B02"])
+    with pytest.warns(UserWarning, match=r"1 Level-1C product\(s\) .* left out"):
+        ds = CentralValleyS2(tmp_path, bands=["B02"])
+    [path] = ds.index.filepath
+    assert Path(path).parent.name == FAKE_PRODUCT
+    image = ds[SCENE]["image"][0].numpy()
+    np.testing.assert_array_equal(image, expected("B02", X0, Y0, FAKE_SIZE))
 
 
 def test_a_safe_without_its_20m_scl_uses_the_60m_one(tmp_path: Path) -> None:
@@ -972,6 +1007,7 @@ def test_yaml_and_pickle(tmp_path: Path) -> None:
 def test_real_majortom_product() -> None:
     ds = CentralValleyS2(MAJORTOM.parent)
     assert len(ds) == 1
+    assert ds.cloud_mask_files == [str(MAJORTOM / "cloud_mask.tif")]  # all clear
     assert ds.index.index[0].left.date() == datetime(2020, 2, 23).date()
     assert ds.crs == CRS.from_epsg(32648)
     sample = ds[:, :]

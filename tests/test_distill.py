@@ -264,8 +264,8 @@ def distil_twice(
 def test_a_segmentation_student_is_not_taught_on_pixels_without_data(
     teachers: dict[str, Path],
 ) -> None:
-    # Half of each patch is cloud-masked; the view flips some patches, and
-    # the pixels without data must move with them.
+    # Half of each patch is cloud-masked and the view flips some patches
+    # (test_batch_augmentation checks that the pixels without data follow).
     augment = BatchAugmentation(
         torch.full((BANDS,), 1000.0),
         torch.full((BANDS,), 500.0),

@@ -986,9 +986,9 @@ def test_clouds_in_an_scl_beside_the_bands_are_map_nodata(
     scl[10:30, 20:60] = 9  # cloud, high probability
     with rasterio.open(product / "SCL.tif", "w", **profile) as dst:
         dst.write(scl, 1)
-    # With the 60 m bands' resampling reach of 3 px around it.
+    # With the 7 px (70 m) around it that the 60 m bands' resampling can reach.
     cloud = np.zeros((2 * scl.shape[0], 2 * scl.shape[1]), dtype=bool)
-    cloud[20 - 3 : 60 + 3, 40 - 3 : 120 + 3] = True
+    cloud[20 - 7 : 60 + 7, 40 - 7 : 120 + 7] = True
 
     root = tmp_path / "s2"
     result = run(checkpoints["segmentation"], root, tmp_path / "a.tif")
@@ -1003,6 +1003,30 @@ def test_clouds_in_an_scl_beside_the_bands_are_map_nodata(
     predict_cli(checkpoints["segmentation"], root, out, "--no-cloud-mask")
     assert (read(out) != MAP_NODATA).all()
     assert json.loads(out.with_suffix(".json").read_text())["cloud_masks"] == []
+
+
+def test_the_summary_names_the_cloud_masks_under_the_bbox(
+    checkpoints: dict[str, Path], tmp_path: Path
+) -> None:
+    # Two products side by side, each with its SCL; the map covers the west.
+    west, east = (700000.0, 4100000.0), (702560.0, 4100000.0)
+    for name, origin in (("w", west), ("e", east)):
+        product = fake_s2_per_band(tmp_path / "s2" / name, origin=origin)
+        with rasterio.open(product / "B04.tif") as src:
+            profile = src.profile | {"dtype": "uint8", "count": 1}
+            profile["width"], profile["height"] = src.width // 2, src.height // 2
+            profile["transform"] = src.transform @ src.transform.scale(2, 2)
+        with rasterio.open(product / "SCL.tif", "w", **profile) as dst:
+            dst.write(np.full((1, profile["height"], profile["width"]), 4, "uint8"))
+    result = run(
+        checkpoints["segmentation"],
+        tmp_path / "s2",
+        tmp_path / "map.tif",
+        bbox=(700100.0, 4098000.0, 701000.0, 4099900.0),
+        bbox_crs="EPSG:32610",
+    )
+    [mask] = result.summary["cloud_masks"]
+    assert Path(mask).parent.parent.name == "w"
 
 
 # --------------------------------------------------------------------------

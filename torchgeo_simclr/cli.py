@@ -137,6 +137,7 @@ def _add_class_column(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_cloud_mask(parser: argparse.ArgumentParser) -> None:
+    """Add ``--no-cloud-mask`` (sets ``mask_clouds`` to False)."""
     parser.add_argument(
         "--no-cloud-mask",
         dest="mask_clouds",

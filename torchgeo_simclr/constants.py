@@ -74,9 +74,6 @@ SCL_CLOUDS: Final[tuple[int, ...]] = (3, 8, 9, 10)
 #: SCL classes without usable data: no data (0), saturated or defective (1).
 SCL_UNUSABLE: Final[tuple[int, ...]] = (0, 1)
 
-#: SCL classes masked as nodata.
-CLOUDY_SCL: Final[tuple[int, ...]] = (*SCL_UNUSABLE, *SCL_CLOUDS)
-
 
 #: Mask value of a pixel that is not irrigated.
 NOT_IRRIGATED: Final[int] = 0

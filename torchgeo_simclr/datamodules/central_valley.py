@@ -38,12 +38,14 @@ def fresh_file_handles(worker_id: int) -> None:
     process has read (band statistics) inherit them, and two workers (the
     persistent train and val workers) then read through one shared file
     offset, which corrupts compressed tiles ("ZSTD_decompressStream(): Data
-    corruption detected"). Each worker opens its own handles instead.
+    corruption detected"). Each worker opens its own handles instead, of the
+    bands and of the cloud masks.
 
     Args:
         worker_id: index of the worker (unused).
     """
     RasterDataset._cached_load_warp_file.cache_clear()
+    CentralValleyS2._cached_open_mask.cache_clear()
 
 
 def imagery_extent(dataset: GeoDataset) -> tuple[float, float, float, float]:

@@ -122,7 +122,7 @@ class MapDataModule(BaseDataModule):
         )
 
     def cloud_masks(self) -> list[str]:
-        """The cloud mask files applied to the imagery.
+        """The cloud mask files applied to the scenes under the output grid.
 
         See :class:`~torchgeo_simclr.datasets.CentralValleyS2`.
 
@@ -131,7 +131,11 @@ class MapDataModule(BaseDataModule):
             False.
         """
         assert self.imagery is not None
-        return self.imagery.cloud_mask_files
+        assert self.grid is not None
+        xmin, ymin, xmax, ymax = self.grid.bounds
+        index = self.imagery.index.cx[xmin:xmax, ymin:ymax]
+        masks = self.imagery.cloud_masks
+        return sorted({m.path for path in index.filepath for m in masks.get(path, ())})
 
     def imagery_dates(self) -> list[str]:
         """Sensing dates of the scenes under the output grid.

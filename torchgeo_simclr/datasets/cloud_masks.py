@@ -85,6 +85,11 @@ def read_flags(
         outside the mask read as 0.
     """
     values, _ = rasterio.merge.merge(
-        [handle], bounds=bounds, res=res, indexes=[1], resampling=Resampling.nearest
+        [handle],
+        bounds=bounds,
+        res=res,
+        nodata=0,
+        indexes=[1],
+        resampling=Resampling.nearest,
     )
     return mask.flags(values[0])

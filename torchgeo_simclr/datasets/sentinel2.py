@@ -5,7 +5,8 @@ import math
 import os
 import re
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date, datetime
 from typing import Any, ClassVar
 
@@ -319,7 +320,16 @@ class CentralValleyS2(RasterDataset):
             self.separate_files = True
             self.filename_glob = band_glob
             self.filename_regex = band_regex
-            _refuse_level_1c(band_files)
+        level_1c = _level_1c(band_files)
+        if band_files and len(level_1c) == len(band_files):
+            msg = (
+                f"Sentinel-2 files under {self._roots_str()} lie in Level-1C "
+                f"products only (e.g. {os.path.dirname(level_1c[0])!r}: "
+                "top-of-atmosphere reflectance); expected Level-2A surface "
+                "reflectance (S2?_MSIL2A_...), so process them with Sen2Cor or "
+                "fetch L2A scenes with `torchgeo-simclr download`."
+            )
+            raise ValueError(msg)
         _warn_copies(multiband_files)
 
         target_crs = None if crs is None else CRS.from_user_input(crs)
@@ -339,6 +349,15 @@ class CentralValleyS2(RasterDataset):
             self._check_band_files()
         else:
             self._check_band_counts()
+        if level_1c:
+            self.index = self.index[~self.index.filepath.isin(level_1c)]
+            msg = (
+                f"{len(level_1c)} Level-1C product(s) under {self._roots_str()} "
+                f"(e.g. {os.path.dirname(level_1c[0])!r}) are left out; only "
+                "Level-2A products are read, so move them out of the root to "
+                "silence this."
+            )
+            warnings.warn(msg, UserWarning, stacklevel=2)
         self._warn_undated()
         if not self.time_series:  # a time series stacks in torchgeo's order
             self._newest_first()
@@ -505,7 +524,7 @@ class CentralValleyS2(RasterDataset):
                 f"holds, or a {CLOUD_MASK_NAME}), so their cloudy pixels are read "
                 "as reflectance; add the masks, or set cloudy pixels to 0 first."
             )
-            warnings.warn(msg, UserWarning, stacklevel=4)
+            warnings.warn(msg, UserWarning, stacklevel=3)
         return found
 
     def _scl_of(self, filepath: str) -> CloudMask | None:
@@ -746,11 +765,14 @@ class CentralValleyS2(RasterDataset):
     ) -> Tensor:
         """Read a product's masks over a query, widened by the bands' reach.
 
-        A band of native resolution *R* resampled bilinearly onto the query
-        grid of pixel size *r* carries a masked pixel's value up to
-        ``ceil(R / 2r - 1/2)`` pixels past it (1 px for 20 m bands and 3 px
-        for 60 m ones at 10 m), so the flags grow by the largest reach of the
-        dataset's bands: no pixel keeps cloud light in its coarse bands.
+        A band pixel of size *R* that holds a cloudy mask pixel of size *m*
+        (in its corner, at worst) is all cloud light, and bilinear resampling
+        onto the query grid of pixel size *r* carries it half a band pixel
+        further: up to ``ceil((1.5 R - m) / r - 1/2)`` query pixels past the
+        mask pixel. Each mask's clouds grow by the largest such reach of the
+        dataset's bands, so no pixel keeps cloud light in its coarse bands:
+        at 10 m, a 20 m SCL grows by 1 px with 20 m bands and 7 px with 60 m
+        ones. Pixels without usable data do not grow.
 
         Args:
             masks: the cloud masks of one product.
@@ -764,35 +786,33 @@ class CentralValleyS2(RasterDataset):
         Raises:
             ValueError: If a mask cannot be read.
         """
-        reach = max(
-            math.ceil(S2_BAND_RESOLUTION[band] / (2 * x.step) - 0.5)
-            for band in self.bands
-        )
+        coarsest = max(S2_BAND_RESOLUTION[band] for band in self.bands)
+        handles, reaches = [], []
+        for mask in masks:
+            with _readable(mask.path):
+                handle = self._cached_open_mask(mask.path, out_crs)
+            handles.append(handle)
+            spread = (1.5 * coarsest - handle.res[0]) / x.step
+            reaches.append(max(0, math.ceil(spread - 0.5)))
+        reach = max(reaches)
         bounds = (
             x.start - reach * x.step,
             y.start - reach * y.step,
             x.stop + reach * x.step,
             y.stop + reach * y.step,
         )
-        cloudy, unusable = [], []
-        for mask in masks:
-            try:
-                handle = self._cached_open_mask(mask.path, out_crs)
-                clouds, nodata = read_flags(mask, handle, bounds, (x.step, y.step))
-            except RasterioIOError as error:
-                msg = (
-                    f"Cloud mask {mask.path!r} could not be read ({error}); expected "
-                    "a readable one-band raster, so replace the file, or read "
-                    "without masks (--data.init_args.mask_clouds false, or "
-                    "--no-cloud-mask for predict and embed)."
-                )
-                raise ValueError(msg) from None
-            cloudy.append(clouds)
-            unusable.append(nodata)
-        height, width = cloudy[0].shape
-        inside = slice(reach, height - reach), slice(reach, width - reach)
-        flags = grow(np.logical_or.reduce(cloudy), reach)
-        return torch.from_numpy(flags | np.logical_or.reduce(unusable)[inside])
+        flags = []
+        for mask, handle in zip(masks, handles, strict=True):
+            with _readable(mask.path):
+                flags.append(read_flags(mask, handle, bounds, (x.step, y.step)))
+        height, width = flags[0][0].shape
+        cloudy = np.zeros((height - 2 * reach, width - 2 * reach), dtype=bool)
+        for (clouds, unusable), own in zip(flags, reaches, strict=True):
+            rim = reach - own
+            grown = grow(clouds, own)
+            cloudy |= grown[rim : grown.shape[0] - rim, rim : grown.shape[1] - rim]
+            cloudy |= unusable[reach : height - reach, reach : width - reach]
+        return torch.from_numpy(cloudy)
 
     @functools.lru_cache(maxsize=128)  # noqa: B019
     def _cached_open_mask(self, path: str, crs: CRS) -> DatasetReader | WarpedVRT:
@@ -1017,25 +1037,46 @@ def _warn_copies(scenes: Sequence[str]) -> None:
         warnings.warn(msg, UserWarning, stacklevel=3)
 
 
-def _refuse_level_1c(band_files: Sequence[str]) -> None:
-    """Refuse band files inside a Level-1C product folder.
+@contextmanager
+def _readable(path: str) -> Iterator[None]:
+    """Turn rasterio's failure to open or read a cloud mask into one sentence.
+
+    Args:
+        path: the mask raster.
+
+    Yields:
+        Nothing; the block that opens or reads it runs inside.
+
+    Raises:
+        ValueError: If rasterio cannot open or read it.
+    """
+    try:
+        yield
+    except RasterioIOError as error:
+        msg = (
+            f"Cloud mask {path!r} could not be read ({error}); expected a readable "
+            "one-band raster, so replace the file, or read without masks "
+            "(--data.init_args.mask_clouds false, or --no-cloud-mask for predict "
+            "and embed)."
+        )
+        raise ValueError(msg) from None
+
+
+def _level_1c(band_files: Sequence[str]) -> list[str]:
+    """The band files that lie inside a Level-1C product folder.
 
     Args:
         band_files: per-band files found under the root.
 
-    Raises:
-        ValueError: If any lies in a folder named ``S2?_MSIL1C_...``.
+    Returns:
+        Those in a folder named ``S2?_MSIL1C_...`` (top-of-atmosphere
+        reflectance, e.g. the input Sen2Cor leaves beside its output).
     """
-    for path in band_files:
-        found = product_name(path)
-        if found is not None and found["level"] == "1C":
-            msg = (
-                f"Sentinel-2 file {path!r} lies in Level-1C product "
-                f"{found.string!r} (top-of-atmosphere reflectance); expected "
-                "Level-2A surface reflectance (S2?_MSIL2A_...), so process it with "
-                "Sen2Cor or fetch L2A scenes with `torchgeo-simclr download`."
-            )
-            raise ValueError(msg)
+    return [
+        path
+        for path in band_files
+        if (found := product_name(path)) is not None and found["level"] == "1C"
+    ]
 
 
 def natural_colour(image: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.float32]:

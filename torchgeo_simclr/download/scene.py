@@ -24,9 +24,11 @@ from ..constants import S2_BANDS, S2_NODATA, SCL, SCL_CLOUDS, SCL_UNUSABLE
 from ..dilation import grow
 from .assets import find_asset, to_reflectance_x10000
 
-#: Pixels a cloud grows by on the 10 m grid: how far bilinear resampling
-#: carries a 60 m pixel's value past its edge.
-CLOUD_REACH: Final[int] = 3
+#: Pixels a cloud grows by on the 10 m grid: a 60 m band pixel holding a 20 m
+#: SCL cloud pixel in its corner is all cloud light, and bilinear resampling
+#: carries it half a 60 m pixel further: (1.5 x 60 - 20) / 10 m, rounded to
+#: the pixel centres it reaches (see CentralValleyS2's cloud masks).
+CLOUD_REACH: Final[int] = 7
 
 #: Band whose native 10 m grid the output follows.
 REFERENCE_BAND: Final[str] = "B04"

@@ -336,7 +336,8 @@ def embed_region(
             msg = (
                 f"all {skipped} patches over the region are more than half nodata, "
                 "so the index would be empty; pass a --bbox over imagery with data "
-                "(a bbox gets the patches of the imagery's patch grid that touch it)."
+                "(a bbox gets the patches of the imagery's patch grid that touch it), "
+                "or --no-cloud-mask where cloud masks blank the region."
             )
             raise ValueError(msg)
     return EmbedResult(out, writer.rows, skipped, time.perf_counter() - start)

@@ -7,7 +7,6 @@ from typing import Any, cast
 
 import timm
 from timm.models import group_parameters
-from timm.models._manipulate import MATCH_PREV_GROUP
 from torch import Tensor, nn
 
 
@@ -226,6 +225,11 @@ class PooledFeatures(nn.Module):
         """
         features: list[Tensor] = self.encoder(x)
         return features[-1].mean(dim=(2, 3))
+
+
+#: The group ordinal that makes timm's ``group_parameters`` put a name in the
+#: group before it (timm's own ``MATCH_PREV_GROUP``, a private name).
+MATCH_PREV_GROUP = (99999,)
 
 
 def stage_of_parameters(backbone: nn.Module) -> dict[str, int]:

@@ -211,7 +211,7 @@ class FineTuneTask(IrrigationTask):
             # load_state_dict heads its list of problems with a line of its own.
             lines = [line.strip() for line in str(error).splitlines() if line.strip()]
             detail = (
-                lines[-1] if lines[0].startswith("Error(s) in loading") else lines[0]
+                lines[1] if lines[0].startswith("Error(s) in loading") else lines[0]
             )
             detail = textwrap.shorten(detail.rstrip(". "), 200)
             msg = (
