@@ -52,11 +52,11 @@ from torchgeo_simclr.datasets import (
     CentralValleyS2,
     IrrigationLabels,
     build_irrigation_map,
+    cloud_masks,
     resolve_label_path,
-    sentinel2,
 )
 from torchgeo_simclr.datasets.cloud_masks import CloudMask, read_flags
-from torchgeo_simclr.datasets.sentinel2 import remove_offset
+from torchgeo_simclr.datasets.products import remove_offset
 
 FIXTURES = Path(__file__).parents[1] / ".." / "shared" / "fixtures"
 MAJORTOM = (
@@ -407,7 +407,7 @@ def test_each_products_cloud_mask_is_read_once_per_query(
         reads.append(mask.path)
         return read_flags(mask, *args)
 
-    monkeypatch.setattr(sentinel2, "read_flags", counted)
+    monkeypatch.setattr(cloud_masks, "read_flags", counted)
     ds = CentralValleyS2(tmp_path, bands=bands)
     ds[SCENE]
     assert sorted(reads) == ds.cloud_mask_files

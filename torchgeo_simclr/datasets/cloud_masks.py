@@ -1,5 +1,8 @@
 """Cloud masks stored beside per-band Sentinel-2 files, read onto a query grid."""
 
+import math
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -10,8 +13,11 @@ import rasterio.crs
 import rasterio.merge
 from pyproj import CRS
 from rasterio.enums import Resampling
+from rasterio.errors import RasterioIOError
 from rasterio.io import DatasetReader
 from rasterio.vrt import WarpedVRT
+
+from ..dilation import grow
 
 #: File name of a cloud mask beside the band files in which 0 is clear and any
 #: other value masked (Major TOM's ``cloud_mask.tif``: 1 thick cloud, 2 thin
@@ -93,3 +99,82 @@ def read_flags(
         resampling=Resampling.nearest,
     )
     return mask.flags(values[0])
+
+
+def cloudy_pixels(
+    masks: Sequence[tuple[CloudMask, DatasetReader | WarpedVRT]],
+    x: slice,
+    y: slice,
+    coarsest: float,
+) -> npt.NDArray[np.bool_]:
+    """A product's cloudy pixels over a query, widened by the bands' reach.
+
+    A band pixel of size *R* that holds a cloudy mask pixel of size *m* (in
+    its corner, at worst) is all cloud light, and bilinear resampling onto the
+    query grid of pixel size *r* carries it half a band pixel further: up to
+    ``ceil((1.5 R - m) / r - 1/2)`` query pixels past the mask pixel. Each
+    mask's clouds grow by that reach for the coarsest band read, so no pixel
+    keeps cloud light in its coarse bands: at 10 m, a 20 m SCL grows by 1 px
+    with 20 m bands and 7 px with 60 m ones. Pixels without usable data do
+    not grow.
+
+    Args:
+        masks: the product's masks, each with its open raster (see
+            :func:`open_mask`).
+        x: the query's ``xmin:xmax:xres``, CRS units (metres).
+        y: the query's ``ymin:ymax:yres``.
+        coarsest: native pixel size of the coarsest band read, metres.
+
+    Returns:
+        ``[H, W]``, True where cloudy, within reach of a cloudy pixel, or
+        without usable data.
+    """
+    reaches = [
+        max(0, math.ceil((1.5 * coarsest - handle.res[0]) / x.step - 0.5))
+        for _, handle in masks
+    ]
+    reach = max(reaches)
+    bounds = (
+        x.start - reach * x.step,
+        y.start - reach * y.step,
+        x.stop + reach * x.step,
+        y.stop + reach * y.step,
+    )
+    cloudy: npt.NDArray[np.bool_] | None = None
+    for (mask, handle), own in zip(masks, reaches, strict=True):
+        with readable(mask.path):
+            clouds, unusable = read_flags(mask, handle, bounds, (x.step, y.step))
+        height, width = clouds.shape
+        rim = reach - own
+        found = grow(clouds, own)[
+            rim : height - 2 * own - rim, rim : width - 2 * own - rim
+        ]
+        found |= unusable[reach : height - reach, reach : width - reach]
+        cloudy = found if cloudy is None else cloudy | found
+    assert cloudy is not None  # a product with masks has one at least
+    return cloudy
+
+
+@contextmanager
+def readable(path: str) -> Iterator[None]:
+    """Turn rasterio's failure to open or read a cloud mask into one sentence.
+
+    Args:
+        path: the mask raster.
+
+    Yields:
+        Nothing; the block that opens or reads it runs inside.
+
+    Raises:
+        ValueError: If rasterio cannot open or read it.
+    """
+    try:
+        yield
+    except RasterioIOError as error:
+        msg = (
+            f"Cloud mask {path!r} could not be read ({error}); expected a readable "
+            "one-band raster, so replace the file, or read without masks "
+            "(--data.init_args.mask_clouds false, or --no-cloud-mask for predict "
+            "and embed)."
+        )
+        raise ValueError(msg) from None

@@ -1,12 +1,10 @@
 """Sentinel-2 L2A scenes of California's Central Valley, 12 bands on a 10 m grid."""
 
 import functools
-import math
 import os
 import re
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
 from typing import Any, ClassVar
 
@@ -22,7 +20,6 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from pyproj import CRS
 from rasterio.enums import Resampling
-from rasterio.errors import RasterioIOError
 from rasterio.io import DatasetReader
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
@@ -38,7 +35,6 @@ from torchgeo.datasets.utils import (
 )
 
 from ..constants import (
-    BOA_ADD_OFFSET,
     IGNORE_INDEX,
     MAP_CLASSES,
     REFLECTANCE_SCALE,
@@ -49,11 +45,16 @@ from ..constants import (
     SCL_CLOUDS,
     SCL_RESOLUTION,
     SCL_UNUSABLE,
-    adds_boa_offset,
 )
-from ..dilation import grow
-from .cloud_masks import CLOUD_MASK_NAME, CloudMask, open_mask, read_flags
+from .cloud_masks import (
+    CLOUD_MASK_NAME,
+    CloudMask,
+    cloudy_pixels,
+    open_mask,
+    readable,
+)
 from .labels import intersect
+from .products import boa_offset, level_1c_files, remove_offset
 
 #: Colours of the mask / prediction panels of :meth:`CentralValleyS2.plot`:
 #: not irrigated (0) and irrigated (1); ignored pixels (255) stay transparent.
@@ -61,70 +62,6 @@ MASK_CMAP = ListedColormap([colour for _, colour in MAP_CLASSES.values()])
 
 #: Reflectance (0-1) drawn at full brightness in natural colour (0 is black).
 NATURAL_COLOUR_MAX = 0.2
-
-#: Product names (a folder or ``.SAFE`` above the band files), their
-#: processing level and baseline, e.g. ``S2B_MSIL2A_20230715T184919_N0509_...``.
-PRODUCT_REGEX = re.compile(
-    r"^S2[ABC]_MSIL(?P<level>1C|2A)_\d{8}T\d{6}_N(?P<major>\d{2})(?P<minor>\d{2})_"
-)
-
-
-@functools.lru_cache(maxsize=4096)
-def product_name(filepath: str) -> re.Match[str] | None:
-    """The nearest folder above a file named like a Sentinel-2 product.
-
-    Args:
-        filepath: path of a band file.
-
-    Returns:
-        The match of :data:`PRODUCT_REGEX` on that folder's name (``level``,
-        ``major``, ``minor``), or None outside a product folder.
-    """
-    for part in reversed(os.path.normpath(filepath).split(os.sep)[:-1]):
-        if found := PRODUCT_REGEX.match(part):
-            return found
-    return None
-
-
-def boa_offset(filepath: str) -> int:
-    """The offset ESA added to a per-band file's digital numbers.
-
-    The processing baseline is read from the nearest folder above the file
-    named like an L2A product (``S2B_MSIL2A_20230715T184919_N0509_...``, or
-    its ``.SAFE``). Baselines 04.00 and later (January 2022 on) add 1000;
-    earlier ones, ``N9999`` (no baseline given) and files outside a product
-    folder add nothing.
-
-    Args:
-        filepath: path of a band file.
-
-    Returns:
-        1000 or 0.
-    """
-    found = product_name(filepath)
-    if found is None or found["level"] != "2A":
-        return 0
-    baseline = int(found["major"]), int(found["minor"])
-    return BOA_ADD_OFFSET if adds_boa_offset(baseline) else 0
-
-
-def remove_offset(data: Tensor, offset: int, nodata: float = S2_NODATA) -> Tensor:
-    """Subtract a BOA offset from pixels with data, keeping them above nodata.
-
-    As ``torchgeo-simclr download`` does: values the offset would take to 0 or
-    below (negative reflectance) become 1, so they stay data.
-
-    Args:
-        data: digital numbers, any shape.
-        offset: the offset to remove (see :func:`boa_offset`).
-        nodata: the value of pixels without data, left as it is.
-
-    Returns:
-        Reflectance x10000, *data*'s shape and dtype.
-    """
-    if not offset:
-        return data
-    return torch.where(data == nodata, data, (data - offset).clamp_min(1))
 
 
 def _whole(pixels: float) -> bool:
@@ -320,7 +257,7 @@ class CentralValleyS2(RasterDataset):
             self.separate_files = True
             self.filename_glob = band_glob
             self.filename_regex = band_regex
-        level_1c = _level_1c(band_files)
+        level_1c = level_1c_files(band_files)
         if band_files and len(level_1c) == len(band_files):
             msg = (
                 f"Sentinel-2 files under {self._roots_str()} lie in Level-1C "
@@ -683,9 +620,9 @@ class CentralValleyS2(RasterDataset):
         """Read the files under a query as reflectance x10000, and mosaic them.
 
         Per-band files of processing baseline 04.00 and later lose ESA's +1000
-        offset (see :func:`boa_offset`), and pixels their product's cloud
-        masks call cloudy become nodata, file by file, before the mosaic;
-        other files are returned as stored.
+        offset (see :func:`~torchgeo_simclr.datasets.products.boa_offset`),
+        and pixels their product's cloud masks call cloudy become nodata,
+        file by file, before the mosaic; other files are returned as stored.
 
         Args:
             filepaths: files under the query, in mosaic order.
@@ -765,14 +702,7 @@ class CentralValleyS2(RasterDataset):
     ) -> Tensor:
         """Read a product's masks over a query, widened by the bands' reach.
 
-        A band pixel of size *R* that holds a cloudy mask pixel of size *m*
-        (in its corner, at worst) is all cloud light, and bilinear resampling
-        onto the query grid of pixel size *r* carries it half a band pixel
-        further: up to ``ceil((1.5 R - m) / r - 1/2)`` query pixels past the
-        mask pixel. Each mask's clouds grow by the largest such reach of the
-        dataset's bands, so no pixel keeps cloud light in its coarse bands:
-        at 10 m, a 20 m SCL grows by 1 px with 20 m bands and 7 px with 60 m
-        ones. Pixels without usable data do not grow.
+        See :func:`~torchgeo_simclr.datasets.cloud_masks.cloudy_pixels`.
 
         Args:
             masks: the cloud masks of one product.
@@ -786,33 +716,12 @@ class CentralValleyS2(RasterDataset):
         Raises:
             ValueError: If a mask cannot be read.
         """
-        coarsest = max(S2_BAND_RESOLUTION[band] for band in self.bands)
-        handles, reaches = [], []
+        opened = []
         for mask in masks:
-            with _readable(mask.path):
-                handle = self._cached_open_mask(mask.path, out_crs)
-            handles.append(handle)
-            spread = (1.5 * coarsest - handle.res[0]) / x.step
-            reaches.append(max(0, math.ceil(spread - 0.5)))
-        reach = max(reaches)
-        bounds = (
-            x.start - reach * x.step,
-            y.start - reach * y.step,
-            x.stop + reach * x.step,
-            y.stop + reach * y.step,
-        )
-        flags = []
-        for mask, handle in zip(masks, handles, strict=True):
-            with _readable(mask.path):
-                flags.append(read_flags(mask, handle, bounds, (x.step, y.step)))
-        height, width = flags[0][0].shape
-        cloudy = np.zeros((height - 2 * reach, width - 2 * reach), dtype=bool)
-        for (clouds, unusable), own in zip(flags, reaches, strict=True):
-            rim = reach - own
-            grown = grow(clouds, own)
-            cloudy |= grown[rim : grown.shape[0] - rim, rim : grown.shape[1] - rim]
-            cloudy |= unusable[reach : height - reach, reach : width - reach]
-        return torch.from_numpy(cloudy)
+            with readable(mask.path):
+                opened.append((mask, self._cached_open_mask(mask.path, out_crs)))
+        coarsest = max(S2_BAND_RESOLUTION[band] for band in self.bands)
+        return torch.from_numpy(cloudy_pixels(opened, x, y, coarsest))
 
     @functools.lru_cache(maxsize=128)  # noqa: B019
     def _cached_open_mask(self, path: str, crs: CRS) -> DatasetReader | WarpedVRT:
@@ -1035,48 +944,6 @@ def _warn_copies(scenes: Sequence[str]) -> None:
             "winning where they overlap, so point --root at one copy of each scene."
         )
         warnings.warn(msg, UserWarning, stacklevel=3)
-
-
-@contextmanager
-def _readable(path: str) -> Iterator[None]:
-    """Turn rasterio's failure to open or read a cloud mask into one sentence.
-
-    Args:
-        path: the mask raster.
-
-    Yields:
-        Nothing; the block that opens or reads it runs inside.
-
-    Raises:
-        ValueError: If rasterio cannot open or read it.
-    """
-    try:
-        yield
-    except RasterioIOError as error:
-        msg = (
-            f"Cloud mask {path!r} could not be read ({error}); expected a readable "
-            "one-band raster, so replace the file, or read without masks "
-            "(--data.init_args.mask_clouds false, or --no-cloud-mask for predict "
-            "and embed)."
-        )
-        raise ValueError(msg) from None
-
-
-def _level_1c(band_files: Sequence[str]) -> list[str]:
-    """The band files that lie inside a Level-1C product folder.
-
-    Args:
-        band_files: per-band files found under the root.
-
-    Returns:
-        Those in a folder named ``S2?_MSIL1C_...`` (top-of-atmosphere
-        reflectance, e.g. the input Sen2Cor leaves beside its output).
-    """
-    return [
-        path
-        for path in band_files
-        if (found := product_name(path)) is not None and found["level"] == "1C"
-    ]
 
 
 def natural_colour(image: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.float32]:
