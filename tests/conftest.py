@@ -192,6 +192,27 @@ def fake_s2_per_band(
     return directory
 
 
+def fake_scl(product: Path, classes: npt.NDArray[Any]) -> Path:
+    """Write a 20 m scene classification layer, ``SCL.tif``, beside the bands.
+
+    Args:
+        product: a product folder of :func:`fake_s2_per_band` holding B02.
+        classes: SCL classes ``[H / 2, W / 2]`` of the product's 10 m grid
+            (e.g. 4 vegetation, 9 cloud high probability, 10 thin cirrus).
+
+    Returns:
+        The written file.
+    """
+    with rasterio.open(product / "B02.tif") as src:
+        profile = src.profile | {"dtype": "uint8", "count": 1}
+        profile["width"], profile["height"] = src.width // 2, src.height // 2
+        profile["transform"] = src.transform @ src.transform.scale(2, 2)
+    path = product / "SCL.tif"
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(classes.astype(np.uint8), 1)
+    return path
+
+
 def fake_dwr_gpkg(
     root: Path,
     *,

@@ -9,9 +9,11 @@ import torch
 from conftest import (
     FAKE_CRS,
     FAKE_FIELDS,
+    FAKE_SIZE,
     fake_dwr_gpkg,
     fake_s2_multiband,
     fake_s2_per_band,
+    fake_scl,
 )
 from pyproj import Transformer
 from rasterio.windows import from_bounds
@@ -261,21 +263,14 @@ def test_clouds_in_an_scl_stay_out_of_the_statistics(
     # normalised pixel; a cache made without the mask must not be reused.
     product = fake_s2_per_band(tmp_path / "sentinel2")
     fake_dwr_gpkg(tmp_path)
-    with rasterio.open(product / "B02.tif") as src:
-        profile = src.profile | {"dtype": "uint8", "count": 1}
-        profile["width"], profile["height"] = src.width // 2, src.height // 2
-        profile["transform"] = src.transform @ src.transform.scale(2, 2)
-        clear = src.read(1).astype(float).mean() - 1000  # less ESA's offset
-        cloud = np.zeros((src.height, src.width), dtype=bool)
-        cloud[:, : src.width // 2] = True
-        data = src.read(1)
-        data[cloud] = 9000
     with rasterio.open(product / "B02.tif", "r+") as dst:
+        data = dst.read(1)
+        clear = data.astype(float).mean() - 1000  # less ESA's offset
+        data[:, : dst.width // 2] = 9000  # bright cloud tops
         dst.write(data, 1)
-    scl = np.full((profile["height"], profile["width"]), 4, dtype=np.uint8)
-    scl[:, : profile["width"] // 2] = 8  # cloud, medium probability
-    with rasterio.open(product / "SCL.tif", "w", **profile) as dst:
-        dst.write(scl, 1)
+    scl = np.full((FAKE_SIZE // 2, FAKE_SIZE // 2), 4)
+    scl[:, : FAKE_SIZE // 4] = 8  # cloud, medium probability
+    fake_scl(product, scl)
     lines: list[str] = []
     monkeypatch.setattr(central_valley, "rank_zero_info", lines.append)
 

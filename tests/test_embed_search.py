@@ -29,6 +29,7 @@ from conftest import (
     GPKG_1_2,
     fake_s2_multiband,
     fake_s2_per_band,
+    fake_scl,
     gpkg_version,
 )
 from PIL import Image
@@ -1205,14 +1206,9 @@ def test_patches_under_an_scl_cloud_are_left_out(
 ) -> None:
     # A search hit on a cloud would point the scientist at cloud tops.
     product = fake_s2_per_band(tmp_path / "imagery")
-    with rasterio.open(product / "B04.tif") as src:
-        profile = src.profile | {"dtype": "uint8", "count": 1}
-        profile["width"], profile["height"] = src.width // 2, src.height // 2
-        profile["transform"] = src.transform @ src.transform.scale(2, 2)
-    scl = np.full((profile["height"], profile["width"]), 4, dtype=np.uint8)
+    scl = np.full((FAKE_SIZE // 2, FAKE_SIZE // 2), 4)
     scl[:, 32:64] = 10  # thin cirrus over columns 64-127 of the 10 m grid
-    with rasterio.open(product / "SCL.tif", "w", **profile) as dst:
-        dst.write(scl, 1)
+    fake_scl(product, scl)
     masked = embed(simclr, tmp_path / "imagery", tmp_path / "masked.parquet")
     kept = embed(
         simclr, tmp_path / "imagery", tmp_path / "kept.parquet", mask_clouds=False

@@ -256,41 +256,33 @@ def test_a_backbone_without_timm_stages_has_its_top_level_children() -> None:
     assert {name.split(".")[0] for name in trained} == {"transformers", "norm"}
 
 
-def test_all_but_last_two_of_a_segmentation_encoder() -> None:
-    # The U-Net's encoder (timm's features_only EfficientNet, without the
-    # head convolution) has the full model's stages.
+@pytest.mark.parametrize(
+    ("model", "last_two", "frozen", "trained"),
+    [
+        ("efficientnet_b0", ("blocks.5.", "blocks.6."), "blocks.4", "blocks.5"),
+        ("resnet18", ("layer3.", "layer4."), "layer2", "layer3"),
+    ],
+)
+def test_all_but_last_two_of_a_segmentation_encoder(
+    model: str, last_two: tuple[str, ...], frozen: str, trained: str
+) -> None:
+    # The U-Net's encoder (timm's features_only model; EfficientNet's lacks
+    # the head convolution) has the full model's stages.
     task = FineTuneTask(
-        model="efficientnet_b0",
+        model=model,
         problem="segmentation",
         freeze="all_but_last_n",
         trainable_layers=2,
     )
-    trained, share = trained_backbone_weights(task)
-    names = [name for name, _ in task.model.backbone.named_parameters()]
-    assert trained == {
-        name for name in names if name.startswith(("blocks.5.", "blocks.6."))
-    }
+    names, share = trained_backbone_weights(task)
+    every = [name for name, _ in task.model.backbone.named_parameters()]
+    assert names == {name for name in every if name.startswith(last_two)}
     assert 0.7 < share < 1
     assert task.model.unet is not None
     assert all(p.requires_grad for p in task.model.unet.decoder.parameters())
-    frozen = task.model.backbone.get_submodule("blocks.4")
     task.train()
-    assert not frozen.training
-    assert task.model.backbone.get_submodule("blocks.5").training
-
-
-def test_resnet_segmentation_encoder_trains_layer3_and_layer4() -> None:
-    task = FineTuneTask(
-        model="resnet18",
-        problem="segmentation",
-        freeze="all_but_last_n",
-        trainable_layers=2,
-    )
-    trained, _ = trained_backbone_weights(task)
-    names = [name for name, _ in task.model.backbone.named_parameters()]
-    assert trained == {
-        name for name in names if name.startswith(("layer3.", "layer4."))
-    }
+    assert not task.model.backbone.get_submodule(frozen).training
+    assert task.model.backbone.get_submodule(trained).training
 
 
 def test_trainable_layers_out_of_range(simclr_ckpt: Path) -> None:

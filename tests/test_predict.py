@@ -22,9 +22,11 @@ import rasterio.transform
 import shapely
 import torch
 from conftest import (
+    FAKE_SIZE,
     GPKG_1_2,
     LABELS,
     fake_s2_per_band,
+    fake_scl,
     gpkg_version,
     save_checkpoint,
     scene_stats,
@@ -978,14 +980,9 @@ def test_clouds_in_an_scl_beside_the_bands_are_map_nodata(
     # An ESA product with its scene classification: the analyst expects the
     # cloud as a hole in the map, not a field guessed from cloud tops.
     product = fake_s2_per_band(tmp_path / "s2")
-    with rasterio.open(product / "B04.tif") as src:
-        profile = src.profile | {"dtype": "uint8", "count": 1}
-        profile["width"], profile["height"] = src.width // 2, src.height // 2
-        profile["transform"] = src.transform @ src.transform.scale(2, 2)
-    scl = np.full((profile["height"], profile["width"]), 4, dtype=np.uint8)
+    scl = np.full((FAKE_SIZE // 2, FAKE_SIZE // 2), 4)
     scl[10:30, 20:60] = 9  # cloud, high probability
-    with rasterio.open(product / "SCL.tif", "w", **profile) as dst:
-        dst.write(scl, 1)
+    fake_scl(product, scl)
     # With the 7 px (70 m) around it that the 60 m bands' resampling can reach.
     cloud = np.zeros((2 * scl.shape[0], 2 * scl.shape[1]), dtype=bool)
     cloud[20 - 7 : 60 + 7, 40 - 7 : 120 + 7] = True
@@ -1012,12 +1009,7 @@ def test_the_summary_names_the_cloud_masks_under_the_bbox(
     west, east = (700000.0, 4100000.0), (702560.0, 4100000.0)
     for name, origin in (("w", west), ("e", east)):
         product = fake_s2_per_band(tmp_path / "s2" / name, origin=origin)
-        with rasterio.open(product / "B04.tif") as src:
-            profile = src.profile | {"dtype": "uint8", "count": 1}
-            profile["width"], profile["height"] = src.width // 2, src.height // 2
-            profile["transform"] = src.transform @ src.transform.scale(2, 2)
-        with rasterio.open(product / "SCL.tif", "w", **profile) as dst:
-            dst.write(np.full((1, profile["height"], profile["width"]), 4, "uint8"))
+        fake_scl(product, np.full((FAKE_SIZE // 2, FAKE_SIZE // 2), 4))
     result = run(
         checkpoints["segmentation"],
         tmp_path / "s2",
