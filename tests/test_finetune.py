@@ -186,34 +186,20 @@ def trained_backbone_weights(task: FineTuneTask) -> tuple[set[str], float]:
     return trained, sum(params[name].numel() for name in trained) / size
 
 
-@pytest.mark.parametrize("model", ["resnet18", "resnet50", "resnet152"])
-@pytest.mark.parametrize(
-    ("head_layers", "last_two"), [(0, ("layer3.", "layer4.")), (1, ("layer4.",))]
-)
-def test_all_but_last_two_of_a_resnet_trains_its_last_layers(
-    model: str, head_layers: int, last_two: tuple[str, ...]
-) -> None:
-    # The study's "all but the last two layers" on a ResNet, as the label-
-    # efficiency runs were made: layer3 and layer4, or layer4 and the head block.
-    task = FineTuneTask(
-        model=model,
-        head_layers=head_layers,
-        freeze="all_but_last_n",
-        trainable_layers=2,
-    )
-    trained, _ = trained_backbone_weights(task)
-    names = [name for name, _ in task.model.backbone.named_parameters()]
-    assert trained == {name for name in names if name.startswith(last_two)}
-    assert all(  # the kept head blocks and the classifier
-        param.requires_grad
-        for name, param in task.model.named_parameters()
-        if not name.startswith("backbone.")
-    )
-
-
 @pytest.mark.parametrize(
     ("model", "head_layers", "last", "share"),
     [
+        # The study's "all but the last two layers" on a ResNet, as the label-
+        # efficiency runs were made: layer3 and layer4, or layer4 and the head.
+        ("resnet18", 0, ("layer3.", "layer4."), 0.9),
+        ("resnet18", 1, ("layer4.",), 0.7),
+        ("resnet50", 0, ("layer3.", "layer4."), 0.9),
+        ("resnet50", 1, ("layer4.",), 0.6),
+        ("resnet152", 0, ("layer3.", "layer4."), 0.9),
+        ("resnet152", 1, ("layer4.",), 0.25),
+        # Other backbones: their last timm stages, a final norm or head
+        # convolution with the last, not the model's last top-level children
+        # (EfficientNet: the head convolution alone; ConvNeXt, ViT: every block).
         ("efficientnet_b0", 0, ("blocks.5.", "blocks.6.", "conv_head.", "bn2."), 0.7),
         ("efficientnet_b0", 1, ("blocks.6.", "conv_head.", "bn2."), 0.25),
         ("convnext_atto", 0, ("stages.2.", "stages.3.", "head.norm."), 0.9),
@@ -223,12 +209,9 @@ def test_all_but_last_two_of_a_resnet_trains_its_last_layers(
         ("vit_tiny_patch16_224", 1, ("blocks.11.", "norm."), 0.07),
     ],
 )
-def test_all_but_last_two_trains_the_last_timm_stages(
+def test_all_but_last_two_trains_the_last_stages(
     model: str, head_layers: int, last: tuple[str, ...], share: float
 ) -> None:
-    # The last stages of timm's grouping train, a final norm or head
-    # convolution with the last, not the model's last top-level children
-    # (EfficientNet: the head convolution alone; ConvNeXt, ViT: every block).
     task = FineTuneTask(
         model=model,
         head_layers=head_layers,
@@ -239,6 +222,11 @@ def test_all_but_last_two_trains_the_last_timm_stages(
     names = [name for name, _ in task.model.backbone.named_parameters()]
     assert trained == {name for name in names if name.startswith(last)}
     assert share < trained_share < 1
+    assert all(  # the kept head blocks and the classifier
+        param.requires_grad
+        for name, param in task.model.named_parameters()
+        if not name.startswith("backbone.")
+    )
 
 
 def test_a_backbone_without_timm_stages_has_its_top_level_children() -> None:
