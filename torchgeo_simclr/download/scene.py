@@ -187,7 +187,7 @@ def write_scene(
     keep = np.ones((grid.height, grid.width), dtype=bool)
     if mask_clouds:
         scl = read_on_grid(find_asset(item, SCL).href, grid, Resampling.nearest)
-        # The 60 m bands resampled to 10 m carry cloud light 3 px past a cloud.
+        # The 60 m bands resampled to 10 m can carry cloud light 7 px past a cloud.
         clouds = grow(np.pad(np.isin(scl, SCL_CLOUDS), CLOUD_REACH), CLOUD_REACH)
         keep = ~(clouds | np.isin(scl, SCL_UNUSABLE))
         if on_band is not None:
