@@ -18,7 +18,12 @@ import shapely
 import torch
 from geopandas import GeoDataFrame
 from pyproj import CRS, Transformer
-from torchgeo.datasets import GeoDataset, IntersectionDataset, VectorDataset
+from torchgeo.datasets import (
+    GeoDataset,
+    IntersectionDataset,
+    UnionDataset,
+    VectorDataset,
+)
 from torchgeo.datasets.utils import GeoSlice, Path, Sample
 
 from ..constants import IGNORE_INDEX
@@ -99,7 +104,9 @@ def intersect(first: GeoDataset, second: GeoDataset) -> IntersectionDataset:
             files = list(getattr(dataset, "files", []))  # a UnionDataset has none
             more = " ..." if len(files) > 1 else ""
             where = f" of {files[:1]}{more}" if files else ""
-            return f"{type(dataset).__name__}{where} covers {extent}"
+            parts = dataset.datasets if isinstance(dataset, UnionDataset) else [dataset]
+            name = " | ".join(type(part).__name__ for part in parts)
+            return f"{name}{where} covers {extent}"
 
         sides = [side(first), side(second)]
         msg = (
@@ -107,6 +114,26 @@ def intersect(first: GeoDataset, second: GeoDataset) -> IntersectionDataset:
             "imagery and labels of the same area."
         )
         raise ValueError(msg) from None
+
+
+class CheckedUnion(UnionDataset):
+    """``first | second`` whose ``& labels`` is refused as :func:`intersect` does.
+
+    torchgeo's union intersects with torchgeo's own message ("Datasets have
+    no spatial intersection"), so ``(a | b) & labels`` lost the extents that
+    ``a & labels`` names.
+    """
+
+    def __and__(self, other: GeoDataset) -> IntersectionDataset:
+        """Intersect with *other*, refused in one sentence when they miss.
+
+        Args:
+            other: e.g. :class:`IrrigationLabels`.
+
+        Returns:
+            The intersection.
+        """
+        return intersect(self, other)
 
 
 def unnamed_crs(filepath: str, bounds: Iterable[float]) -> CRS:

@@ -53,7 +53,7 @@ from .cloud_masks import (
     open_mask,
     readable,
 )
-from .labels import intersect
+from .labels import CheckedUnion, intersect
 from .products import boa_offset, level_1c_files, remove_offset
 
 #: Colours of the mask / prediction panels of :meth:`CentralValleyS2.plot`:
@@ -181,6 +181,17 @@ class CentralValleyS2(RasterDataset):
             The intersection.
         """
         return intersect(self, other)
+
+    def __or__(self, other: GeoDataset) -> CheckedUnion:
+        """Unite with *other* (e.g. imagery in the other layout).
+
+        Args:
+            other: another dataset of imagery.
+
+        Returns:
+            The union, whose ``& labels`` names both extents when they miss.
+        """
+        return CheckedUnion(self, other)
 
     def __init__(
         self,
