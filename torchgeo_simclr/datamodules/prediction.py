@@ -4,6 +4,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from geopandas import GeoDataFrame
 from rasterio.windows import Window
 from torch import Tensor
 from torch.utils.data import DataLoader
@@ -121,6 +122,17 @@ class MapDataModule(BaseDataModule):
             block_shape=(1, READ_WIDTH),
         )
 
+    def _scenes(self) -> GeoDataFrame:
+        """The imagery's index entries under the output grid.
+
+        Returns:
+            Those rows of the index (``filepath`` and sensing interval).
+        """
+        assert self.imagery is not None
+        assert self.grid is not None
+        xmin, ymin, xmax, ymax = self.grid.bounds
+        return self.imagery.index.cx[xmin:xmax, ymin:ymax]
+
     def cloud_masks(self) -> list[str]:
         """The cloud mask files applied to the scenes under the output grid.
 
@@ -131,11 +143,9 @@ class MapDataModule(BaseDataModule):
             False.
         """
         assert self.imagery is not None
-        assert self.grid is not None
-        xmin, ymin, xmax, ymax = self.grid.bounds
-        index = self.imagery.index.cx[xmin:xmax, ymin:ymax]
         masks = self.imagery.cloud_masks
-        return sorted({m.path for path in index.filepath for m in masks.get(path, ())})
+        scenes = self._scenes().filepath
+        return sorted({mask.path for path in scenes for mask in masks.get(path, ())})
 
     def imagery_dates(self) -> list[str]:
         """Sensing dates of the scenes under the output grid.
@@ -144,11 +154,7 @@ class MapDataModule(BaseDataModule):
             ISO dates (``YYYY-MM-DD``), sorted, without repeats, then
             ``"unknown"`` when a scene's name carries no date.
         """
-        assert self.imagery is not None
-        assert self.grid is not None
-        xmin, ymin, xmax, ymax = self.grid.bounds
-        index = self.imagery.index.cx[xmin:xmax, ymin:ymax]
-        dates = {sensing_date(interval) for interval in index.index}
+        dates = {sensing_date(interval) for interval in self._scenes().index}
         known = sorted(day.isoformat() for day in dates if day is not None)
         return known + (["unknown"] if None in dates else [])
 

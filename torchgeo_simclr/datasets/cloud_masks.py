@@ -1,6 +1,5 @@
 """Cloud masks stored beside per-band Sentinel-2 files, read onto a query grid."""
 
-import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from rasterio.errors import RasterioIOError
 from rasterio.io import DatasetReader
 from rasterio.vrt import WarpedVRT
 
-from ..dilation import grow
+from ..dilation import cloud_reach, grow
 
 #: File name of a cloud mask beside the band files in which 0 is clear and any
 #: other value masked (Major TOM's ``cloud_mask.tif``: 1 thick cloud, 2 thin
@@ -109,14 +108,9 @@ def cloudy_pixels(
 ) -> npt.NDArray[np.bool_]:
     """A product's cloudy pixels over a query, widened by the bands' reach.
 
-    A band pixel of size *R* that holds a cloudy mask pixel of size *m* (in
-    its corner, at worst) is all cloud light, and bilinear resampling onto the
-    query grid of pixel size *r* carries it half a band pixel further: up to
-    ``ceil((1.5 R - m) / r - 1/2)`` query pixels past the mask pixel. Each
-    mask's clouds grow by that reach for the coarsest band read, so no pixel
-    keeps cloud light in its coarse bands: at 10 m, a 20 m SCL grows by 1 px
-    with 20 m bands and 7 px with 60 m ones. Pixels without usable data do
-    not grow.
+    Each mask's clouds grow by :func:`~torchgeo_simclr.dilation.cloud_reach`
+    for the coarsest band read, so no pixel keeps cloud light in its coarse
+    bands. Pixels without usable data do not grow.
 
     Args:
         masks: the product's masks, each with its open raster (see
@@ -129,10 +123,7 @@ def cloudy_pixels(
         ``[H, W]``, True where cloudy, within reach of a cloudy pixel, or
         without usable data.
     """
-    reaches = [
-        max(0, math.ceil((1.5 * coarsest - handle.res[0]) / x.step - 0.5))
-        for _, handle in masks
-    ]
+    reaches = [cloud_reach(coarsest, handle.res[0], x.step) for _, handle in masks]
     reach = max(reaches)
     bounds = (
         x.start - reach * x.step,

@@ -428,10 +428,7 @@ class CentralValleyS2(RasterDataset):
         (:meth:`_merge_or_stack`); torchgeo indexes them in path order, so a
         2021 ``S2A_...`` product came before a 2023 ``S2B_...`` one.
         """
-        starts = [
-            pd.Timestamp(entry.left if isinstance(entry, pd.Interval) else entry)
-            for entry in self.index.index
-        ]
+        starts = [sensing_start(entry) for entry in self.index.index]
         paths = list(self.index.filepath)
         order = sorted(range(len(paths)), key=paths.__getitem__)
         order.sort(key=starts.__getitem__, reverse=True)
@@ -914,6 +911,21 @@ def show_classes(ax: Axes, classes: npt.NDArray[Any]) -> None:
     )
 
 
+def sensing_start(interval: pd.Interval | datetime) -> pd.Timestamp:
+    """The time a torchgeo index entry starts at.
+
+    Args:
+        interval: an entry of a dataset's ``index.index`` (an interval or a
+            timestamp).
+
+    Returns:
+        Its start; ``pd.Timestamp.min`` for a file indexed without a date.
+    """
+    return pd.Timestamp(
+        interval.left if isinstance(interval, pd.Interval) else interval
+    )
+
+
 def sensing_date(interval: pd.Interval | datetime) -> date | None:
     """The sensing date a torchgeo index entry holds.
 
@@ -927,9 +939,7 @@ def sensing_date(interval: pd.Interval | datetime) -> date | None:
     Returns:
         The date the entry starts on; None for a file indexed without a date.
     """
-    start = pd.Timestamp(
-        interval.left if isinstance(interval, pd.Interval) else interval
-    )
+    start = sensing_start(interval)
     return None if start == pd.Timestamp.min else start.date()
 
 

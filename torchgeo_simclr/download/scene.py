@@ -20,15 +20,22 @@ from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window, from_bounds
 
-from ..constants import S2_BANDS, S2_NODATA, SCL, SCL_CLOUDS, SCL_UNUSABLE
-from ..dilation import grow
+from ..constants import (
+    S2_BAND_RESOLUTION,
+    S2_BANDS,
+    S2_NODATA,
+    SCL,
+    SCL_CLOUDS,
+    SCL_RESOLUTION,
+    SCL_UNUSABLE,
+)
+from ..dilation import cloud_reach, grow
 from .assets import find_asset, to_reflectance_x10000
 
-#: Pixels a cloud grows by on the 10 m grid: a 60 m band pixel holding a 20 m
-#: SCL cloud pixel in its corner is all cloud light, and bilinear resampling
-#: carries it half a 60 m pixel further: (1.5 x 60 - 20) / 10 m, rounded to
-#: the pixel centres it reaches (see CentralValleyS2's cloud masks).
-CLOUD_REACH: Final[int] = 7
+#: Pixels an SCL cloud grows by on the 10 m grid, for the 60 m bands (7).
+CLOUD_REACH: Final[int] = cloud_reach(
+    max(S2_BAND_RESOLUTION.values()), SCL_RESOLUTION, 10
+)
 
 #: Band whose native 10 m grid the output follows.
 REFERENCE_BAND: Final[str] = "B04"
