@@ -286,6 +286,14 @@ def test_clouds_in_an_scl_stay_out_of_the_statistics(
     b02 = 1
     assert kept.mean[b02] > clear + 1000
     assert abs(masked.mean[b02] - clear) < 0.25 * (kept.mean[b02] - clear)
+    # Clouds grown further leave other pixels: statistics of their own.
+    stats = tmp_path / "cache" / "stats"
+    assert len(list(stats.iterdir())) == 2
+    buffered = make(tmp_path, cloud_buffer=200.0)
+    buffered.setup("fit")
+    assert buffered.image_dataset.cloud_buffer == 200
+    assert len(list(stats.iterdir())) == 3
+    assert any("clouds grown by 200 m more" in line for line in lines)
     # Workers forked after the statistics open their own masks too.
     opened = CentralValleyS2._cached_open_mask
     assert opened.cache_info().currsize > 0

@@ -308,6 +308,33 @@ def test_no_data_in_an_scl_does_not_grow(tmp_path: Path) -> None:
     np.testing.assert_array_equal((image == 0).all(0).numpy(), blank)
 
 
+@pytest.mark.parametrize(("buffer", "pixels"), [(0.0, 0), (45.0, 5), (50.0, 5)])
+def test_cloud_buffer_grows_clouds_but_not_no_data(
+    tmp_path: Path, buffer: float, pixels: int
+) -> None:
+    # The SCL misses haze at cloud edges; a buffer in metres, rounded up to
+    # whole 10 m pixels, blanks that much more around each cloud and shadow.
+    product = fake_s2_per_band(tmp_path, bands=["B02"])
+    scl = np.full((FAKE_SIZE // 2, FAKE_SIZE // 2), 4)
+    scl[20:30, 20:30] = 9
+    scl[:, -5:] = 0
+    write_mask(product / "SCL.tif", scl, 20.0)
+    ds = CentralValleyS2(tmp_path, bands=["B02"], cloud_buffer=buffer)
+    image = ds[SCENE]["image"][0].numpy()
+    double = np.ones((2, 2), dtype=bool)
+    cloud = grown(np.kron(scl == 9, double), pixels)  # B02: no reach of its own
+    no_data = np.kron(scl == 0, double)
+    np.testing.assert_array_equal(image == 0, cloud | no_data)
+
+
+def test_a_negative_cloud_buffer_is_one_sentence(tmp_path: Path) -> None:
+    fake_s2_per_band(tmp_path, bands=["B02"])
+    with pytest.raises(
+        ValueError, match=r"cloud_buffer must be 0 or more metres, got -10"
+    ):
+        CentralValleyS2(tmp_path, bands=["B02"], cloud_buffer=-10)
+
+
 def test_cloud_mask_tif_blanks_every_value_but_0(tmp_path: Path) -> None:
     # Major TOM's cloud_mask.tif: 1 thick cloud, 2 thin cloud, 3 shadow.
     product = fake_s2_per_band(tmp_path, bands=["B02"])

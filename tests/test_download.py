@@ -160,6 +160,43 @@ def test_clouds_are_masked_with_the_scl_layer(
         assert (src.read()[:, rows, cols] > 0).all()
 
 
+def test_cloud_buffer_grows_the_scl_clouds_further(
+    catalog: StacServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # 100 m more than the 70 m that the 60 m bands need.
+    out = tmp_path / "out"
+    download(catalog, out, "--cloud-buffer", "100", bbox=CLOUD_BBOX)
+    with rasterio.open(out / "sentinel2" / f"{CLEAR}.tif") as src:
+        image = src.read()
+        halo = rasterio.transform.rowcol(src.transform, 702085, 4099500)
+        clear = rasterio.transform.rowcol(src.transform, 702095, 4099500)
+    assert (image[:, halo[0], halo[1]] == 0).all()
+    assert (image[:, clear[0], clear[1]] > 0).all()
+    assert manifest(out)[CLEAR]["cloud_buffer"] == 100
+
+    # The same folder with another buffer would mix two maskings.
+    with pytest.raises(SystemExit):
+        download(catalog, out, bbox=CLOUD_BBOX)
+    err = capsys.readouterr().err
+    assert "with mask_clouds=True and cloud_buffer=0 (it has cloud_buffer=100.0)" in err
+
+
+def test_a_manifest_from_before_cloud_buffer_still_resumes(
+    catalog: StacServer, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    download(catalog, out)
+    record = json.loads((out / "manifest.json").read_text())
+    for scene in record["scenes"]:
+        del scene["cloud_buffer"]
+    (out / "manifest.json").write_text(json.dumps(record))
+    catalog.requests.clear()
+
+    download(catalog, out)
+
+    assert catalog.requests == []  # the scene is kept, as before
+
+
 def test_only_the_blocks_under_the_bbox_are_fetched(
     catalog: StacServer, tmp_path: Path
 ) -> None:

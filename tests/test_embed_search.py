@@ -1217,6 +1217,23 @@ def test_patches_under_an_scl_cloud_are_left_out(
     assert kept.skipped == 0
     assert masked.skipped == 2 * rows  # the two columns of patches under it
     assert masked.rows + masked.skipped == kept.rows
+    # Grown 100 m more, the cloud covers most of a patch column on each side.
+    buffered = tmp_path / "buffered.parquet"
+    main(
+        [
+            "embed",
+            "--checkpoint",
+            str(simclr),
+            "--root",
+            str(tmp_path / "imagery"),
+            "--out",
+            str(buffered),
+            "--cloud-buffer",
+            "100",
+            "--no-progress",
+        ]
+    )
+    assert pq.read_metadata(buffered).num_rows == kept.rows - 4 * rows
     out = str(tmp_path / "hits.gpkg")
     lon, lat = lonlat_of(0, 64)
     err = cli_error(

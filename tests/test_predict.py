@@ -1002,6 +1002,46 @@ def test_clouds_in_an_scl_beside_the_bands_are_map_nodata(
     assert json.loads(out.with_suffix(".json").read_text())["cloud_masks"] == []
 
 
+def test_cloud_buffer_widens_the_holes_and_is_recorded(
+    checkpoints: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # 30 m more than the 70 m the 60 m bands need: 3 px more on every side.
+    product = fake_s2_per_band(tmp_path / "s2")
+    scl = np.full((FAKE_SIZE // 2, FAKE_SIZE // 2), 4)
+    scl[10:30, 20:60] = 9
+    fake_scl(product, scl)
+    cloud = np.zeros((2 * scl.shape[0], 2 * scl.shape[1]), dtype=bool)
+    cloud[20 - 10 : 60 + 10, 40 - 10 : 120 + 10] = True
+    out = tmp_path / "map.tif"
+    predict_cli(
+        checkpoints["segmentation"], tmp_path / "s2", out, "--cloud-buffer", "30"
+    )
+    classes = read(out)
+    assert (classes[cloud] == MAP_NODATA).all()
+    assert (classes[~cloud] != MAP_NODATA).all()
+    assert json.loads(out.with_suffix(".json").read_text())["cloud_buffer_m"] == 30
+    with rasterio.open(out) as src:
+        assert src.tags()["cloud_buffer_m"] == "30"
+    assert "clouds grown by 30 m more" in capsys.readouterr().out
+
+
+def test_a_negative_cloud_buffer_is_refused_before_anything_runs(
+    checkpoints: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        predict_cli(
+            checkpoints["segmentation"],
+            tmp_path,
+            tmp_path / "map.tif",
+            "--cloud-buffer",
+            "-50",
+        )
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--cloud-buffer: must be a distance of 0 metres or more, got -50" in err
+    assert not (tmp_path / "map.tif").exists()
+
+
 def test_the_summary_names_the_cloud_masks_under_the_bbox(
     checkpoints: dict[str, Path], tmp_path: Path
 ) -> None:

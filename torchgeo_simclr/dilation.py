@@ -26,6 +26,20 @@ def cloud_reach(band: float, mask: float, pixel: float) -> int:
     return max(0, math.ceil((1.5 * band - mask) / pixel - 0.5))
 
 
+def buffer_pixels(buffer: float, pixel: float) -> int:
+    """Whole pixels that cover a buffer distance.
+
+    Args:
+        buffer: distance, metres, 0 or more.
+        pixel: pixel size, metres.
+
+    Returns:
+        ``ceil(buffer / pixel)``, with a buffer within a millionth of a pixel
+        of a whole number of pixels taken as that number.
+    """
+    return max(0, math.ceil(buffer / pixel - 1e-6))
+
+
 def grow(flags: npt.NDArray[np.bool_], reach: int) -> npt.NDArray[np.bool_]:
     """Widen flags by *reach* pixels in every direction, square corners.
 

@@ -119,6 +119,7 @@ class CentralValleyDataModule(GeoDataModule):
         unlabeled: bool = False,
         in_memory: bool = False,
         mask_clouds: bool = True,
+        cloud_buffer: float = 0.0,
     ) -> None:
         """Initialise a new CentralValleyDataModule.
 
@@ -174,6 +175,8 @@ class CentralValleyDataModule(GeoDataModule):
             mask_clouds: read the pixels that a cloud mask beside per-band
                 files (SCL, ``cloud_mask.tif``) calls cloudy as nodata (see
                 :class:`~torchgeo_simclr.datasets.CentralValleyS2`).
+            cloud_buffer: metres by which masked clouds grow beyond the
+                coarsest band's reach, for cloud edges and haze the mask misses.
         """
         super().__init__(
             CentralValleyS2,
@@ -190,6 +193,7 @@ class CentralValleyDataModule(GeoDataModule):
         self.split_fractions = split_fractions
         self.split_buffer = split_buffer
         self.mask_clouds = mask_clouds
+        self.cloud_buffer = cloud_buffer
         self.seed = seed
         self.class_column = class_column
         self.class_map = class_map
@@ -224,13 +228,21 @@ class CentralValleyDataModule(GeoDataModule):
         if self.dataset is not None:
             return
         self.image_dataset = CentralValleyS2(
-            self.root, bands=self.bands, mask_clouds=self.mask_clouds
+            self.root,
+            bands=self.bands,
+            mask_clouds=self.mask_clouds,
+            cloud_buffer=self.cloud_buffer,
         )
         if masks := self.image_dataset.cloud_mask_files:
+            buffer = (
+                f", clouds grown by {self.cloud_buffer:g} m more"
+                if self.cloud_buffer
+                else ""
+            )
             rank_zero_info(
                 f"Cloud masks: {len(masks)} file(s) beside the bands of "
-                f"{self.root} (e.g. {masks[0]}) set cloudy pixels to nodata; "
-                "--data.init_args.mask_clouds false keeps them."
+                f"{self.root} (e.g. {masks[0]}) set cloudy pixels to nodata"
+                f"{buffer}; --data.init_args.mask_clouds false keeps them."
             )
         dataset: GeoDataset = self.image_dataset
         if self.labels_path is not None:
@@ -305,13 +317,17 @@ class CentralValleyDataModule(GeoDataModule):
                 "larger block_size."
             )
             raise ValueError(msg)
+        masks = self.image_dataset.cloud_mask_files
+        # Keys without a buffer stay as they were, so older caches still serve.
+        buffer = [self.cloud_buffer] if masks and self.cloud_buffer else []
         key = cache_key(
-            [*self.image_dataset.files, *self.image_dataset.cloud_mask_files],
+            [*self.image_dataset.files, *masks],
             self.bands,
             self.split_blocks["train"].wkt,
             self.patch_size_px,
             self.stats_patches,
             self.seed,
+            *buffer,
         )
         return cached_band_statistics(
             self.image_dataset, locations, key, self.cache_dir

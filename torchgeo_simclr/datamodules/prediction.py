@@ -49,6 +49,7 @@ class MapDataModule(BaseDataModule):
         batch_size: int = 8,
         num_workers: int = 0,
         mask_clouds: bool = True,
+        cloud_buffer: float = 0.0,
     ) -> None:
         """Initialise a new MapDataModule.
 
@@ -66,6 +67,8 @@ class MapDataModule(BaseDataModule):
             mask_clouds: read pixels that cloud masks beside per-band files
                 call cloudy as nodata (see
                 :class:`~torchgeo_simclr.datasets.CentralValleyS2`).
+            cloud_buffer: metres by which masked clouds grow beyond the
+                coarsest band's reach.
 
         Raises:
             ValueError: if *overlap* is not between 0 and *patch_size* - 1.
@@ -89,6 +92,8 @@ class MapDataModule(BaseDataModule):
         self.patch_size, self.overlap = patch_size, overlap
         #: Whether cloud masks beside per-band files are applied.
         self.mask_clouds = mask_clouds
+        #: Metres by which masked clouds grow beyond the bands' reach.
+        self.cloud_buffer = cloud_buffer
         #: The imagery and the output grid, set by :meth:`setup`.
         self.imagery: CentralValleyS2 | None = None
         self.grid: OutputGrid | None = None
@@ -110,7 +115,10 @@ class MapDataModule(BaseDataModule):
         if self.imagery is not None:
             return
         self.imagery = CentralValleyS2(
-            self.root, bands=self.bands, mask_clouds=self.mask_clouds
+            self.root,
+            bands=self.bands,
+            mask_clouds=self.mask_clouds,
+            cloud_buffer=self.cloud_buffer,
         )
         self.grid = output_grid(self.imagery, self.bbox, self.bbox_crs)
         self.windows = self.grid.windows(self.patch_size, self.overlap)

@@ -16,7 +16,7 @@ from rasterio.errors import RasterioIOError
 from rasterio.io import DatasetReader
 from rasterio.vrt import WarpedVRT
 
-from ..dilation import cloud_reach, grow
+from ..dilation import buffer_pixels, cloud_reach, grow
 
 #: File name of a cloud mask beside the band files in which 0 is clear and any
 #: other value masked (Major TOM's ``cloud_mask.tif``: 1 thick cloud, 2 thin
@@ -105,12 +105,14 @@ def cloudy_pixels(
     x: slice,
     y: slice,
     coarsest: float,
+    buffer: float = 0.0,
 ) -> npt.NDArray[np.bool_]:
     """A product's cloudy pixels over a query, widened by the bands' reach.
 
     Each mask's clouds grow by :func:`~torchgeo_simclr.dilation.cloud_reach`
     for the coarsest band read, so no pixel keeps cloud light in its coarse
-    bands. Pixels without usable data do not grow.
+    bands, and then by *buffer*, for cloud edges and haze the mask misses.
+    Pixels without usable data do not grow.
 
     Args:
         masks: the product's masks, each with its open raster (see
@@ -118,12 +120,17 @@ def cloudy_pixels(
         x: the query's ``xmin:xmax:xres``, CRS units (metres).
         y: the query's ``ymin:ymax:yres``.
         coarsest: native pixel size of the coarsest band read, metres.
+        buffer: further growth of the clouds, metres (rounded up to whole
+            query pixels).
 
     Returns:
         ``[H, W]``, True where cloudy, within reach of a cloudy pixel, or
         without usable data.
     """
-    reaches = [cloud_reach(coarsest, handle.res[0], x.step) for _, handle in masks]
+    extra = buffer_pixels(buffer, x.step)
+    reaches = [
+        cloud_reach(coarsest, handle.res[0], x.step) + extra for _, handle in masks
+    ]
     reach = max(reaches)
     bounds = (
         x.start - reach * x.step,

@@ -109,8 +109,9 @@ class CentralValleyS2(RasterDataset):
        (:data:`~torchgeo_simclr.constants.SCL_CLOUDS`), and a
        ``cloud_mask.tif`` masks every value but 0 as cloud (Major TOM's
        layout). Clouds grow by the reach of the coarsest band's resampling
-       (see :meth:`_cloudy`). A ``.SAFE`` without an SCL, or a product
-       without a mask where others have one, is warned about.
+       (see :meth:`_cloudy`), and by *cloud_buffer* more. A ``.SAFE``
+       without an SCL, or a product without a mask where others have one, is
+       warned about.
 
     Products are mosaicked newest first: where they overlap, each pixel comes
     from the most recent product with data there.
@@ -202,6 +203,7 @@ class CentralValleyS2(RasterDataset):
         transforms: Callable[[Sample], Sample] | None = None,
         cache: bool = True,
         mask_clouds: bool = True,
+        cloud_buffer: float = 0.0,
     ) -> None:
         """Initialise a new CentralValleyS2 dataset.
 
@@ -219,15 +221,25 @@ class CentralValleyS2(RasterDataset):
             cache: if True, keep file handles open between samples.
             mask_clouds: blank the pixels that a cloud mask beside per-band
                 files calls cloudy (SCL, ``cloud_mask.tif``; see above).
+            cloud_buffer: metres by which masked clouds grow beyond the
+                coarsest band's reach, for cloud edges and haze the mask
+                misses (rounded up to whole pixels of *res*).
 
         Raises:
             ValueError: If a band name is unknown, a multi-band file does not
-                hold 12 bands, or both layouts are found under *paths*.
+                hold 12 bands, both layouts are found under *paths*, or
+                *cloud_buffer* is negative.
             FileNotFoundError: If a path does not exist, nothing matches the
                 expected file names, or a product lacks a requested band.
         """
         self.paths = paths
         self.bands = self._check_bands(bands)
+        if not cloud_buffer >= 0:
+            msg = (
+                f"cloud_buffer must be 0 or more metres, got {cloud_buffer}; pass "
+                "the distance by which masked clouds should grow, e.g. 50."
+            )
+            raise ValueError(msg)
         roots = _as_path_list(paths)
         for root in roots:
             if not str(root).startswith("/vsi") and not os.path.exists(root):
@@ -311,6 +323,8 @@ class CentralValleyS2(RasterDataset):
             self._newest_first()
         #: Whether cloud masks beside per-band files are applied.
         self.mask_clouds = mask_clouds
+        #: Metres by which masked clouds grow beyond the bands' reach.
+        self.cloud_buffer = float(cloud_buffer)
         #: The cloud masks of each band file (of every requested band) whose
         #: product has any, when applied.
         self.cloud_masks: dict[str, tuple[CloudMask, ...]] = (
@@ -729,7 +743,9 @@ class CentralValleyS2(RasterDataset):
             with readable(mask.path):
                 opened.append((mask, self._cached_open_mask(mask.path, out_crs)))
         coarsest = max(S2_BAND_RESOLUTION[band] for band in self.bands)
-        return torch.from_numpy(cloudy_pixels(opened, x, y, coarsest))
+        return torch.from_numpy(
+            cloudy_pixels(opened, x, y, coarsest, self.cloud_buffer)
+        )
 
     @functools.lru_cache(maxsize=128)  # noqa: B019
     def _cached_open_mask(self, path: str, crs: CRS) -> DatasetReader | WarpedVRT:

@@ -49,6 +49,7 @@ def download(
     collection: str = DEFAULT_COLLECTION,
     per_tile: int = 1,
     mask_clouds: bool = True,
+    cloud_buffer: float = 0.0,
     retries: int = 3,
     progress: bool = True,
 ) -> DownloadResult:
@@ -71,6 +72,8 @@ def download(
             scenes overlap, CentralValleyS2 fills one scene's masked clouds
             from the next.
         mask_clouds: set cloudy pixels (by the SCL layer) to nodata.
+        cloud_buffer: metres by which masked clouds grow beyond the 60 m
+            bands' reach.
         retries: retries of a failed request or scene, with back-off.
         progress: show a progress bar over the bands being read.
 
@@ -117,13 +120,21 @@ def download(
                 "id": item.id,
                 "bbox": list(request.bbox),
                 "mask_clouds": mask_clouds,
+                "cloud_buffer": cloud_buffer if mask_clouds else 0.0,
             }
-            entry = manifest.scenes.get(key, {})
-            if any(entry.get(field) != value for field, value in wanted.items()):
+            # Manifests from before --cloud-buffer grew clouds by nothing more.
+            entry = {"cloud_buffer": 0.0, **manifest.scenes.get(key, {})}
+            if found := [
+                f"{field}={entry.get(field)}"
+                for field, value in wanted.items()
+                if entry.get(field) != value
+            ]:
                 msg = (
                     f"{path} exists but {manifest.path} does not list it as scene "
                     f"{item.id} over bbox {list(request.bbox)} with mask_clouds="
-                    f"{mask_clouds}; move it away or choose another --out."
+                    f"{mask_clouds} and cloud_buffer={wanted['cloud_buffer']:g} "
+                    f"(it has {', '.join(found)}); move it away or choose "
+                    "another --out."
                 )
                 raise FileExistsError(msg)
             result.kept.append(path)
@@ -141,6 +152,7 @@ def download(
                     path,
                     mask_clouds,
                     lambda _band: bar.update(),
+                    cloud_buffer,
                 ),
                 f"scene {item.id}",
                 retries,
@@ -149,7 +161,14 @@ def download(
             bar.update(steps)
             continue
         manifest.add(
-            _entry(key, item, request, written, mask_clouds, (stac_url, collection))
+            _entry(
+                key,
+                item,
+                request,
+                written,
+                (mask_clouds, cloud_buffer),
+                (stac_url, collection),
+            )
         )
         result.written.append(path)
     bar.close()
@@ -161,10 +180,11 @@ def _entry(
     item: Item,
     request: DownloadRequest,
     written: SceneFile,
-    mask_clouds: bool,
+    clouds: tuple[bool, float],
     source: tuple[str, str],
 ) -> dict[str, Any]:
     """The manifest record of a finished scene."""
+    mask_clouds, cloud_buffer = clouds
     bands = [*S2_BANDS, SCL] if mask_clouds else list(S2_BANDS)
     return {
         "file": key,
@@ -176,6 +196,7 @@ def _entry(
         "collection": source[1],
         "bbox": list(request.bbox),
         "mask_clouds": mask_clouds,
+        "cloud_buffer": cloud_buffer if mask_clouds else 0.0,
         "crs": written.grid.crs.to_string(),
         "bounds": list(written.grid.bounds),
         "width": written.grid.width,

@@ -29,7 +29,7 @@ from ..constants import (
     SCL_RESOLUTION,
     SCL_UNUSABLE,
 )
-from ..dilation import cloud_reach, grow
+from ..dilation import buffer_pixels, cloud_reach, grow
 from .assets import find_asset, to_reflectance_x10000
 
 #: Pixels an SCL cloud grows by on the 10 m grid, for the 60 m bands (7).
@@ -165,6 +165,7 @@ def write_scene(
     path: Path,
     mask_clouds: bool = True,
     on_band: Callable[[str], None] | None = None,
+    cloud_buffer: float = 0.0,
 ) -> SceneFile | None:
     """Write the bbox window of a scene as one 12-band 10 m GeoTIFF.
 
@@ -173,9 +174,9 @@ def write_scene(
     nearest neighbours. Digital numbers become reflectance x10000 (the
     baseline 04.00 offset removed), 0 is nodata, and with *mask_clouds* the
     pixels that SCL calls saturated or no data, and those within
-    :data:`CLOUD_REACH` pixels of what it calls cloud, cirrus or shadow, are
-    set to 0. The file is written under a hidden temporary name and renamed at
-    the end.
+    :data:`CLOUD_REACH` pixels (and *cloud_buffer* further) of what it calls
+    cloud, cirrus or shadow, are set to 0. The file is written under a hidden
+    temporary name and renamed at the end.
 
     Args:
         item: the scene.
@@ -183,6 +184,7 @@ def write_scene(
         path: the GeoTIFF to write (``S2*_MSIL2A_*.tif``).
         mask_clouds: blank cloudy pixels using the SCL layer.
         on_band: called with each band name once it is read.
+        cloud_buffer: metres by which clouds grow beyond :data:`CLOUD_REACH`.
 
     Returns:
         What was written, or None where the bbox misses the scene's raster.
@@ -195,7 +197,8 @@ def write_scene(
     if mask_clouds:
         scl = read_on_grid(find_asset(item, SCL).href, grid, Resampling.nearest)
         # The 60 m bands resampled to 10 m can carry cloud light 7 px past a cloud.
-        clouds = grow(np.pad(np.isin(scl, SCL_CLOUDS), CLOUD_REACH), CLOUD_REACH)
+        reach = CLOUD_REACH + buffer_pixels(cloud_buffer, abs(grid.transform.a))
+        clouds = grow(np.pad(np.isin(scl, SCL_CLOUDS), reach), reach)
         keep = ~(clouds | np.isin(scl, SCL_UNUSABLE))
         if on_band is not None:
             on_band(SCL)

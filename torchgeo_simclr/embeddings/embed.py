@@ -191,6 +191,7 @@ def embed_region(
     device: str = "cpu",
     num_workers: int = 0,
     mask_clouds: bool = True,
+    cloud_buffer: float = 0.0,
     overwrite: bool = False,
     progress: bool = True,
 ) -> EmbedResult:
@@ -222,6 +223,8 @@ def embed_region(
         mask_clouds: treat pixels that cloud masks beside per-band files call
             cloudy as nodata (see
             :class:`~torchgeo_simclr.datasets.CentralValleyS2`).
+        cloud_buffer: metres by which masked clouds grow beyond the coarsest
+            band's reach.
         overwrite: replace an existing *out*.
         progress: show a progress bar over patches.
 
@@ -272,6 +275,7 @@ def embed_region(
             batch_size=batch_size,
             num_workers=num_workers,
             mask_clouds=mask_clouds,
+            cloud_buffer=cloud_buffer,
         )
         datamodule.setup("predict")
     assert datamodule.imagery is not None

@@ -77,6 +77,7 @@ def predict_map(
     min_area_ha: float = 0.5,
     num_workers: int = 0,
     mask_clouds: bool = True,
+    cloud_buffer: float = 0.0,
     overwrite: bool = False,
     progress: bool = True,
 ) -> MapResult:
@@ -105,6 +106,8 @@ def predict_map(
         mask_clouds: map pixels that cloud masks beside per-band files call
             cloudy as nodata (see
             :class:`~torchgeo_simclr.datasets.CentralValleyS2`).
+        cloud_buffer: metres by which masked clouds grow beyond the coarsest
+            band's reach.
         overwrite: replace existing output files.
         progress: show a progress bar.
 
@@ -148,6 +151,7 @@ def predict_map(
         batch_size=default_batch_size(size) if batch_size is None else batch_size,
         num_workers=num_workers,
         mask_clouds=mask_clouds,
+        cloud_buffer=cloud_buffer,
     )
     trainer = Trainer(
         accelerator=target.type,

@@ -224,6 +224,7 @@ class IrrigationMapWriter(BasePredictionWriter):
         self._threshold = task.threshold if self.threshold is None else self.threshold
         self._dates: list[str] = datamodule.imagery_dates()
         self._masks: list[str] = datamodule.cloud_masks()
+        self._buffer = float(datamodule.cloud_buffer) if self._masks else 0.0
         size, overlap = datamodule.patch_size, datamodule.overlap
         kind: WeightKind = "centre" if task.problem == "classification" else "taper"
         self._blender = StripBlender(
@@ -238,6 +239,7 @@ class IrrigationMapWriter(BasePredictionWriter):
             "threshold": f"{self._threshold:g}",
             "imagery_dates": ",".join(self._dates),
             "cloud_masks": str(len(self._masks)),
+            "cloud_buffer_m": f"{self._buffer:g}",
         }
         self._partial = {path: partial_path(path) for path in self.files.all()}
         self._strips = {
@@ -395,6 +397,7 @@ class IrrigationMapWriter(BasePredictionWriter):
             "threshold": self._threshold,
             "imagery_dates": self._dates,
             "cloud_masks": self._masks,
+            "cloud_buffer_m": self._buffer,
             "model": self._task.model_info(),
             "run_seconds": round(time.perf_counter() - self._start, 2),
             "files": {
