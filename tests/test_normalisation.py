@@ -1,6 +1,7 @@
 """A network sees its inputs normalised as in training, whatever the data gives."""
 
 import logging
+import warnings
 from pathlib import Path
 
 import pytest
@@ -133,6 +134,30 @@ def test_testing_on_another_split_warns(scene: Path, finetuned: Path) -> None:
         quiet_trainer(1).test(FineTuneTask(), datamodule=other, ckpt_path=finetuned)
     message = next(str(w.message) for w in record if "too high" in str(w.message))
     assert str(finetuned) in message
+
+
+@pytest.mark.parametrize("recorded", [True, False])
+def test_a_split_buffer_holds_out_the_same_blocks(
+    scene: Path, finetuned: Path, tmp_path: Path, recorded: bool
+) -> None:
+    # A gap around the val and test blocks only shrinks the training blocks:
+    # scoring or resuming there is as honest as on the split trained on.
+    checkpoint = finetuned
+    if not recorded:  # earlier versions recorded the whole split alone
+        saved = torch.load(finetuned, weights_only=False)
+        del saved["torchgeo_simclr"]["data"]["held_out"]
+        checkpoint = tmp_path / "older.ckpt"
+        torch.save(saved, checkpoint)
+    other = datamodule(scene, 4, split_buffer=2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        quiet_trainer(1).test(FineTuneTask(), datamodule=other, ckpt_path=checkpoint)
+    too_high = [w for w in caught if "too high" in str(w.message)]
+    assert bool(too_high) is not recorded
+    if recorded:
+        trainer = quiet_trainer(2, num_sanity_val_steps=0, limit_val_batches=0)
+        trainer.fit(FineTuneTask(), datamodule=other, ckpt_path=checkpoint)
+        assert trainer.global_step == 2
 
 
 @pytest.mark.parametrize(

@@ -36,6 +36,10 @@ class DataMetadata:
     #: Digest of the train / val / test blocks or patches (None if unknown):
     #: two runs with the same digest share the same held-out data.
     split: str | None = None
+    #: Digest of the val and test blocks alone (None if unknown or not
+    #: blocks): runs whose training blocks keep another distance from them
+    #: (``split_buffer``) share it.
+    held_out: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return a plain dictionary for the checkpoint.
@@ -64,6 +68,7 @@ class DataMetadata:
             std=tuple(float(v) for v in data["std"]),
             patch_size=int(data["patch_size"]),
             split=data.get("split"),
+            held_out=data.get("held_out"),
         )
 
     @classmethod
@@ -89,7 +94,8 @@ class DataMetadata:
             datamodule: the trainer's datamodule; anything with ``bands``,
                 ``mean``, ``std`` and ``patch_size`` attributes qualifies. Its
                 split is its ``split_fingerprint`` (a string) if it has one,
-                else the digest of its ``split_blocks`` (geometries).
+                else the digest of its ``split_blocks`` (geometries), and
+                its held-out data the digest of the val and test blocks.
             in_channels: the model's number of input bands.
 
         Returns:
@@ -114,12 +120,17 @@ class DataMetadata:
             raise ValueError(msg)
         patch = datamodule.patch_size
         split = getattr(datamodule, "split_fingerprint", None)
+        blocks = None if split else getattr(datamodule, "split_blocks", None)
+        held_out = None
+        if blocks:
+            held_out = split_digest({k: v for k, v in blocks.items() if k != "train"})
         return cls(
             bands=bands,
             mean=tuple(float(v) for v in torch.as_tensor(datamodule.mean)),
             std=tuple(float(v) for v in torch.as_tensor(datamodule.std)),
             patch_size=int(patch if isinstance(patch, int) else patch[0]),
-            split=split or split_digest(getattr(datamodule, "split_blocks", None)),
+            split=split or split_digest(blocks),
+            held_out=held_out,
         )
 
 

@@ -19,7 +19,7 @@ from ..models.checkpoint import (
 )
 from ..models.classifier import IrrigationModel, ModelSpec
 from .irrigation import IrrigationTask, expect_frozen_modules
-from .provenance import describe_labels, same_draw
+from .provenance import describe_labels, same_draw, split_change
 from .schedule import check_schedule
 
 
@@ -218,10 +218,10 @@ class DistillTask(IrrigationTask):
                 raise ValueError(msg) from None
         if teacher is None or data is None:
             return
-        if teacher.split is not None and data.split not in (None, teacher.split):
+        if (splits := split_change(teacher, data)) is not None:
             msg = (
                 f"Teacher {self.hparams['teacher']!r} was trained on spatial split "
-                f"{teacher.split} but the datamodule makes split {data.split}, so "
+                f"{splits[0]} but the datamodule makes split {splits[1]}, so "
                 "the student could be tested on the teacher's training blocks; use "
                 "the teacher's root, bbox, block_size, split_fractions, split_buffer "
                 "and seed (BigEarthNet: root, scheme and split_seed)."

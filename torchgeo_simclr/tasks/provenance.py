@@ -69,16 +69,27 @@ def split_change(
 ) -> tuple[str, str] | None:
     """The checkpoint's and the datamodule's spatial splits, when they differ.
 
+    Where both record their val and test blocks, those are compared alone:
+    a split that keeps its training blocks further from them
+    (``split_buffer``) holds out the same data. Checkpoints that record only
+    the whole split are compared on it.
+
     Args:
         trained: the checkpoint's data.
         current: the datamodule's data.
 
     Returns:
-        Both split digests, or None when they match or either is unknown.
+        Both digests compared, or None when they match or either is unknown.
     """
-    if trained is None or current is None or not trained.split or not current.split:
+    if trained is None or current is None:
         return None
-    return None if trained.split == current.split else (trained.split, current.split)
+    if trained.held_out and current.held_out:
+        pair = (trained.held_out, current.held_out)
+    elif trained.split and current.split:
+        pair = (trained.split, current.split)
+    else:
+        return None
+    return None if pair[0] == pair[1] else pair
 
 
 def check_resume(
