@@ -956,15 +956,21 @@ def test_image_and_labels_that_miss_each_other_name_both_extents(
         assert re.search(
             r"IrrigationLabels of \[.*\] covers \[-119\.\d+", str(error.value)
         )
-    # Imagery in both layouts, united, then intersected: the same sentence.
-    both = image | CentralValleyS2(fake_s2_per_band(tmp_path / "bands").parent)
-    for a, b in ((both, labels), (labels, both)):
-        with pytest.raises(ValueError, match="so they do not overlap") as error:
-            a & b
-        assert re.search(
-            r"CentralValleyS2 \| CentralValleyS2 covers \[-120\.\d+", str(error.value)
-        )
-        assert re.search(r"IrrigationLabels of \[.*\] covers", str(error.value))
+    # Imagery in both layouts, united, then intersected: the same sentence,
+    # also with a third folder united to the first two.
+    bands = CentralValleyS2(fake_s2_per_band(tmp_path / "bands").parent)
+    third = CentralValleyS2(fake_s2_multiband(tmp_path / "s2_third").parent)
+    for union, parts in (
+        (image | bands, 2),
+        ((image | bands) | third, 3),
+        (image | (bands | third), 3),
+    ):
+        for a, b in ((union, labels), (labels, union)):
+            with pytest.raises(ValueError, match="so they do not overlap") as error:
+                a & b
+            name = r" \| ".join(["CentralValleyS2"] * parts)
+            assert re.search(rf"{name} covers \[-120\.\d+", str(error.value))
+            assert re.search(r"IrrigationLabels of \[.*\] covers", str(error.value))
 
 
 def test_image_and_labels_in_a_dataloader(tmp_path: Path) -> None:

@@ -104,8 +104,7 @@ def intersect(first: GeoDataset, second: GeoDataset) -> IntersectionDataset:
             files = list(getattr(dataset, "files", []))  # a UnionDataset has none
             more = " ..." if len(files) > 1 else ""
             where = f" of {files[:1]}{more}" if files else ""
-            parts = dataset.datasets if isinstance(dataset, UnionDataset) else [dataset]
-            name = " | ".join(type(part).__name__ for part in parts)
+            name = " | ".join(type(part).__name__ for part in united(dataset))
             return f"{name}{where} covers {extent}"
 
         sides = [side(first), side(second)]
@@ -116,13 +115,39 @@ def intersect(first: GeoDataset, second: GeoDataset) -> IntersectionDataset:
         raise ValueError(msg) from None
 
 
+def united(dataset: GeoDataset) -> list[GeoDataset]:
+    """The datasets a union of unions is made of, in order.
+
+    Args:
+        dataset: any dataset; a :class:`~torchgeo.datasets.UnionDataset` is
+            taken apart, nested ones too.
+
+    Returns:
+        The datasets that are not unions.
+    """
+    if not isinstance(dataset, UnionDataset):
+        return [dataset]
+    return [part for inner in dataset.datasets for part in united(inner)]
+
+
 class CheckedUnion(UnionDataset):
     """``first | second`` whose ``& labels`` is refused as :func:`intersect` does.
 
     torchgeo's union intersects with torchgeo's own message ("Datasets have
     no spatial intersection"), so ``(a | b) & labels`` lost the extents that
-    ``a & labels`` names.
+    ``a & labels`` names. Its ``|`` gives a checked union again.
     """
+
+    def __or__(self, other: GeoDataset) -> "CheckedUnion":
+        """Unite with *other*, e.g. imagery of a third folder.
+
+        Args:
+            other: another dataset of imagery.
+
+        Returns:
+            The union, whose ``& labels`` names all its parts when they miss.
+        """
+        return CheckedUnion(self, other)
 
     def __and__(self, other: GeoDataset) -> IntersectionDataset:
         """Intersect with *other*, refused in one sentence when they miss.
