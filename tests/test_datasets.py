@@ -365,6 +365,59 @@ def test_a_cloud_is_filled_from_an_overlapping_clear_product(tmp_path: Path) -> 
     np.testing.assert_array_equal(image, expected("B02", X0, Y0, FAKE_SIZE))
 
 
+@pytest.mark.parametrize("declared_nodata", [False, True])
+@pytest.mark.parametrize("with_masks", [False, True])
+def test_an_older_product_under_a_full_newer_one_is_not_read(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    with_masks: bool,
+    declared_nodata: bool,
+) -> None:
+    # Two dates of one tile: where the newer has data everywhere, reading the
+    # older (and its mask) is wasted time; where it has a cloud, it is needed.
+    # Files that declare nodata 0 are read directly, others through a warp.
+    newer = fake_s2_per_band(tmp_path / "a", bands=["B02"])
+    older_name = FAKE_PRODUCT.replace("20230715T184919", "20230705T184921")
+    older = fake_s2_per_band(tmp_path / "b", product=older_name, bands=["B02"])
+    for product in (newer, older):
+        if declared_nodata:
+            with rasterio.open(product / "B02.tif", "r+") as dst:
+                dst.nodata = 0
+    scl = np.full((FAKE_SIZE // 2, FAKE_SIZE // 2), 4)
+    if with_masks:
+        write_mask(newer / "SCL.tif", scl, 20.0)
+        write_mask(older / "SCL.tif", scl, 20.0)
+    read: list[str] = []
+    for kind in (rasterio.io.DatasetReader, WarpedVRT):
+        original = kind.read
+
+        def spy(self: Any, *args: Any, original: Any = original, **kw: Any) -> Any:
+            read.append(getattr(self, "src_dataset", self).name)
+            return original(self, *args, **kw)
+
+        monkeypatch.setattr(kind, "read", spy)
+    ds = CentralValleyS2(tmp_path, bands=["B02"])
+    image = ds[SCENE]["image"][0].numpy()
+    np.testing.assert_array_equal(image, expected("B02", X0, Y0, FAKE_SIZE))
+    assert str(newer / "B02.tif") in read
+    assert not [name for name in read if str(older) in name]
+
+    # A hole in the newer product (a cloud, or no data): the older one fills it.
+    if with_masks:
+        scl[:8, :8] = 9
+        write_mask(newer / "SCL.tif", scl, 20.0)
+    else:
+        with rasterio.open(newer / "B02.tif", "r+") as dst:
+            data = dst.read(1)
+            data[:16, :16] = 0
+            dst.write(data, 1)
+    read.clear()
+    ds = CentralValleyS2(tmp_path, bands=["B02"])
+    image = ds[SCENE]["image"][0].numpy()
+    np.testing.assert_array_equal(image, expected("B02", X0, Y0, FAKE_SIZE))
+    assert str(older / "B02.tif") in read
+
+
 def test_overlapping_products_are_mosaicked_newest_first(tmp_path: Path) -> None:
     # torchgeo orders files by path, so S2A_..._2021 came before S2B_..._2023
     # and the older scene won every pixel they shared.
@@ -512,7 +565,7 @@ def test_mosaic_on_the_files_grid_matches_torchgeos_merge(
     # both (values + 1000, so the mosaic order shows), all declaring nodata 0.
     # Queries on the files' pixel grid are cut from the files directly; they
     # must give what torchgeo's rasterio.merge gives, band order, holes, edges
-    # and all. A query off the grid still goes through torchgeo.
+    # and all. A query off the grid still goes through torchgeo, file by file.
     scenes = (
         ("20230715T184919", "T10SFG", (X0, Y0), 0),
         ("20230715T184919", "T10SGG", (X0 + SIDE, Y0), 0),
@@ -557,7 +610,9 @@ def test_mosaic_on_the_files_grid_matches_torchgeos_merge(
     assert merged == []
     off_grid = (slice(X0 + 1003.0, X0 + 3003.0), slice(Y0 - 2000.0, Y0))
     assert torch.equal(ds[off_grid]["image"], reference[off_grid]["image"])
-    assert len(merged) == 1
+    # File by file, newest first, until the query is full.
+    assert [len(args[0]) for args in merged] == [1] * len(merged)
+    assert 1 <= len(merged) <= 3
 
 
 @pytest.mark.parametrize(

@@ -674,18 +674,15 @@ class CentralValleyS2(RasterDataset):
             return remove_offset(data, offsets[0])
         # Products with cloud masks, or of both offset kinds, overlap: correct
         # each file on its own, then mosaic.
-        mosaic: Tensor | None = None
-        for path, offset, mask in zip(filepaths, offsets, masks, strict=True):
-            part = remove_offset(
-                self._mosaic([path], index, band_indexes, out_crs), offset
+        return first_valid(
+            self._blank_clouds(
+                remove_offset(self._mosaic([path], index, band_indexes, out_crs), o),
+                m,
+                index,
+                out_crs,
             )
-            part = self._blank_clouds(part, mask, index, out_crs)
-            if mosaic is None:
-                mosaic = part
-            else:
-                mosaic = torch.where(mosaic.eq(S2_NODATA), part, mosaic)
-        assert mosaic is not None
-        return mosaic
+            for path, o, m in zip(filepaths, offsets, masks, strict=True)
+        )
 
     def _blank_clouds(
         self,
@@ -775,8 +772,11 @@ class CentralValleyS2(RasterDataset):
         :meth:`_load_warp_file`), no time series is asked for and the query
         lies on the files' own pixel grid, each file's part of the query is
         read here and converted to float32 once: the first file fills its
-        part, later ones only what is still nodata. The values are the same,
-        read about a quarter faster. Any other query goes through torchgeo.
+        part, later ones only what is still nodata, and a file whose part has
+        no nodata left is not read. The values are the same, read about a
+        quarter faster. Any other query goes through torchgeo, file by file
+        (see :func:`first_valid`) unless it asks for a time series or the
+        files are read without cached handles or nodata.
 
         Args:
             filepaths: files under the query, in mosaic order.
@@ -789,8 +789,9 @@ class CentralValleyS2(RasterDataset):
             where no file has data.
         """
         out_crs = out_crs or self.crs
+        merge = super()._merge_or_stack
         if not self.cache or self.time_series or self.nodata is None:
-            return super()._merge_or_stack(filepaths, index, band_indexes, out_crs)
+            return merge(filepaths, index, band_indexes, out_crs)
         handles = [self._cached_load_warp_file(path, out_crs) for path in filepaths]
         x, y, _ = self._disambiguate_slice(index)
         width, height = (x.stop - x.start) / x.step, (y.stop - y.start) / y.step
@@ -799,7 +800,9 @@ class CentralValleyS2(RasterDataset):
             and _whole(height)
             and all(self._on_grid(handle, x, y) for handle in handles)
         ):
-            return super()._merge_or_stack(filepaths, index, band_indexes, out_crs)
+            return first_valid(
+                merge([path], index, band_indexes, out_crs) for path in filepaths
+            )
         width, height = round(width), round(height)
         bands = len(band_indexes) if band_indexes else handles[0].count
         mosaic = np.full((bands, height, width), self.nodata, np.float32)
@@ -816,12 +819,14 @@ class CentralValleyS2(RasterDataset):
                 cols.stop - cols.start,
                 rows.stop - rows.start,
             )
-            data = handle.read(band_indexes, window=window)
             region = mosaic[:, rows, cols]
             if i == 0:
-                region[...] = data
-            else:
-                np.copyto(region, data, where=region == self.nodata)
+                region[...] = handle.read(band_indexes, window=window)
+                continue
+            empty = region == self.nodata
+            if not empty.any():  # this file would change nothing here
+                continue
+            np.copyto(region, handle.read(band_indexes, window=window), where=empty)
         return torch.from_numpy(mosaic)
 
     @staticmethod
@@ -925,6 +930,29 @@ def show_classes(ax: Axes, classes: npt.NDArray[Any]) -> None:
         frameon=False,
         fontsize="small",
     )
+
+
+def first_valid(parts: Iterable[Tensor]) -> Tensor:
+    """Mosaic files' pixels, each from the first file with data there.
+
+    Args:
+        parts: ``[C, H, W]`` each file's pixels under one query, in mosaic
+            order, :data:`~torchgeo_simclr.constants.S2_NODATA` where it has
+            none; consumed only while a pixel still lacks data, so a lazy
+            iterable reads no file that could change nothing.
+
+    Returns:
+        ``[C, H, W]``.
+    """
+    mosaic: Tensor | None = None
+    for part in parts:
+        mosaic = (
+            part if mosaic is None else torch.where(mosaic.eq(S2_NODATA), part, mosaic)
+        )
+        if not mosaic.eq(S2_NODATA).any():
+            break
+    assert mosaic is not None  # a query always has a file under it
+    return mosaic
 
 
 def sensing_start(interval: pd.Interval | datetime) -> pd.Timestamp:
