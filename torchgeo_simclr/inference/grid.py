@@ -6,8 +6,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import rasterio
 from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError
+from rasterio.errors import RasterioIOError
 from rasterio.transform import Affine
 from rasterio.windows import Window
 from torchgeo.datasets import GeoDataset
@@ -190,6 +192,45 @@ def _starts(length: int, size: int, step: int, first: int, count: int) -> list[i
     return [s - first for s in starts if s < first + count and s + size > first]
 
 
+def native_bounds(dataset: GeoDataset) -> tuple[float, float, float, float]:
+    """The imagery's extent, widened to whole pixels of a file on its own grid.
+
+    torchgeo's bounds take in files of other CRSs once reprojected, whose
+    edges fall between the pixels of the files in the dataset's CRS; a grid
+    anchored there would resample every file. The top-left corner of the
+    first file (by path) in the dataset's CRS, north up, anchors the grid
+    instead; without one the bounds are kept as they are.
+
+    Args:
+        dataset: the imagery (a torchgeo raster dataset).
+
+    Returns:
+        ``(xmin, ymin, xmax, ymax)`` in the dataset's CRS.
+    """
+    x_bounds, y_bounds = dataset.bounds[0], dataset.bounds[1]
+    left, bottom = float(x_bounds.start), float(y_bounds.start)
+    right, top = float(x_bounds.stop), float(y_bounds.stop)
+    crs = CRS.from_user_input(dataset.crs)
+    xres, yres = (float(r) for r in dataset.res)
+    for path in sorted(set(dataset.index.filepath)):
+        try:
+            with rasterio.open(path) as src:
+                if src.crs is None or CRS.from_user_input(src.crs) != crs:
+                    continue
+                transform = src.transform
+        except RasterioIOError:
+            continue
+        if transform.b == transform.d == 0:
+            tol = 1e-6
+            x0, y0 = transform.c, transform.f
+            left = x0 + math.floor((left - x0) / xres + tol) * xres
+            right = x0 + math.ceil((right - x0) / xres - tol) * xres
+            top = y0 + math.ceil((top - y0) / yres - tol) * yres
+            bottom = y0 + math.floor((bottom - y0) / yres + tol) * yres
+            break
+    return left, bottom, right, top
+
+
 def output_grid(
     dataset: GeoDataset,
     bbox: Sequence[float] | None = None,
@@ -198,7 +239,8 @@ def output_grid(
     """The imagery's pixel grid over *bbox* (the whole imagery without one).
 
     The bbox is reprojected once to the imagery's CRS and widened to whole
-    pixels of the imagery, so outputs line up with the input pixel for pixel.
+    pixels of the imagery (see :func:`native_bounds`), so outputs line up with
+    the input pixel for pixel.
 
     Args:
         dataset: the imagery (a torchgeo raster dataset).
@@ -214,13 +256,7 @@ def output_grid(
     """
     crs = CRS.from_user_input(dataset.crs)
     xres = float(dataset.res[0])
-    x_bounds, y_bounds = dataset.bounds[0], dataset.bounds[1]
-    data = (
-        float(x_bounds.start),
-        float(y_bounds.start),
-        float(x_bounds.stop),
-        float(y_bounds.stop),
-    )
+    data = native_bounds(dataset)
     if bbox is None:
         region = data
     else:

@@ -1,0 +1,46 @@
+"""The output grid of maps and indexes stays on the imagery's own pixels."""
+
+from pathlib import Path
+
+from conftest import FAKE_ORIGIN, FAKE_PRODUCT, fake_s2_multiband
+from pyproj import CRS
+
+from torchgeo_simclr.datasets import CentralValleyS2
+from torchgeo_simclr.inference.grid import output_grid
+
+
+def on_grid(value: float, origin: float, res: float = 10.0) -> bool:
+    return ((value - origin) / res).is_integer()
+
+
+def test_a_scene_in_another_utm_zone_leaves_the_grid_on_the_native_pixels(
+    tmp_path: Path,
+) -> None:
+    # Tiles of zones 10 and 11 side by side, as at -120 degrees: the zone-11
+    # scene's reprojected edges fall between zone-10 pixels, and a grid
+    # anchored there would resample the zone-10 scene everywhere.
+    fake_s2_multiband(tmp_path)
+    fake_s2_multiband(
+        tmp_path,
+        name=FAKE_PRODUCT.replace("T10SFG", "T11SKB") + ".tif",
+        origin=(169790.0, 4104000.0),
+        crs="EPSG:32611",
+    )
+    data = CentralValleyS2(tmp_path)
+    assert data.crs == CRS.from_epsg(32610)
+    assert not on_grid(data.bounds[1].stop, FAKE_ORIGIN[1])  # reprojected edge
+    bbox = (700500.0, 4098000.0, 702500.0, 4099500.0)
+    grid = output_grid(data, bbox, "EPSG:32610")
+    assert (grid.transform.c, grid.transform.f) == (700500.0, 4099500.0)
+    assert (grid.width, grid.height) == (200, 150)
+    # The whole imagery's grid: on the zone-10 pixels, around every scene.
+    whole = output_grid(data)
+    xmin, ymin, xmax, ymax = whole.bounds
+    for value, origin in ((xmin, 0), (xmax, 0), (ymin, 1), (ymax, 1)):
+        assert on_grid(value, FAKE_ORIGIN[origin])
+    x, y = data.bounds[0], data.bounds[1]
+    assert xmin <= x.start
+    assert ymin <= y.start
+    assert xmax >= x.stop
+    assert ymax >= y.stop
+    assert xmax - xmin < x.stop - x.start + 10
