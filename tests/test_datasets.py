@@ -335,6 +335,32 @@ def test_a_negative_cloud_buffer_is_one_sentence(tmp_path: Path) -> None:
         CentralValleyS2(tmp_path, bands=["B02"], cloud_buffer=-10)
 
 
+@pytest.mark.parametrize("change", ["cropped", "reprojected"])
+def test_a_band_file_covering_another_area_is_refused(
+    tmp_path: Path, change: str
+) -> None:
+    # A band cropped or warped by hand (or overwritten by a map) was read as
+    # nodata almost everywhere, without a word.
+    product = fake_s2_per_band(tmp_path, bands=["B02", "B04", "B05"])
+    band = product / "B04.tif"
+    with rasterio.open(band) as src:
+        profile, data = src.profile, src.read()
+    if change == "cropped":
+        profile.update(width=101, height=101)
+        data = data[:, :101, :101]
+    else:
+        profile.update(crs="EPSG:32611")
+    with rasterio.open(band, "w", **profile) as dst:
+        dst.write(data)
+    with pytest.raises(ValueError, match="expected every band of a product") as error:
+        CentralValleyS2(tmp_path, bands=["B02", "B04", "B05"])
+    message = str(error.value)
+    assert f"Band file {str(band)!r} covers" in message
+    assert "'B02.tif' covers" in message
+    # The bands read without it are fine, the 20 m one included.
+    CentralValleyS2(tmp_path, bands=["B02", "B05"])
+
+
 def test_cloud_mask_tif_blanks_every_value_but_0(tmp_path: Path) -> None:
     # Major TOM's cloud_mask.tif: 1 thick cloud, 2 thin cloud, 3 shadow.
     product = fake_s2_per_band(tmp_path, bands=["B02"])

@@ -414,17 +414,20 @@ class CentralValleyS2(RasterDataset):
     def _check_band_files(self) -> None:
         """Check that every indexed product has a file for every requested band.
 
+        Each band file must also lie in the CRS of the product's indexed band
+        and cover its extent to within one of its own pixels: a band cropped,
+        reprojected or replaced by hand would otherwise be read as nodata or
+        shifted without a word.
+
         Raises:
             FileNotFoundError: If a product lacks a band file.
+            ValueError: If a band file covers another area than the product.
         """
         for filepath in self.index.filepath:
             if str(filepath).startswith("/vsi"):
                 continue
-            missing = {
-                band: path
-                for band in self.bands
-                if not os.path.exists(path := self._update_filepath(band, filepath))
-            }
+            paths = {band: self._update_filepath(band, filepath) for band in self.bands}
+            missing = {b: p for b, p in paths.items() if not os.path.exists(p)}
             if missing:
                 msg = (
                     f"Sentinel-2 product {os.path.dirname(filepath)!r} lacks "
@@ -434,6 +437,7 @@ class CentralValleyS2(RasterDataset):
                     "trained model needs every band it was trained on)."
                 )
                 raise FileNotFoundError(msg)
+            check_same_area(filepath, sorted(set(paths.values()) - {filepath}))
 
     def _newest_first(self) -> None:
         """Order the index by sensing time, newest first, then by path.
@@ -930,6 +934,36 @@ def show_classes(ax: Axes, classes: npt.NDArray[Any]) -> None:
         frameon=False,
         fontsize="small",
     )
+
+
+def check_same_area(reference: str, others: Sequence[str]) -> None:
+    """Refuse band files of a product that cover another area than its reference.
+
+    Args:
+        reference: the product's indexed band file.
+        others: its other band files.
+
+    Raises:
+        ValueError: If a file lies in another CRS than *reference*, or an edge
+            lies more than one of the file's pixels from *reference*'s.
+    """
+    with rasterio.open(reference) as src:
+        crs, bounds = src.crs, src.bounds
+    for path in others:
+        with rasterio.open(path) as src:
+            same_crs = src.crs == crs
+            off = max(abs(a - b) for a, b in zip(src.bounds, bounds, strict=True))
+            if same_crs and off <= max(abs(src.res[0]), abs(src.res[1])):
+                continue
+            found = f"{[round(v, 1) for v in src.bounds]} in {src.crs}"
+        msg = (
+            f"Band file {path!r} covers {found}, but its product's "
+            f"{os.path.basename(reference)!r} covers "
+            f"{[round(v, 1) for v in bounds]} in {crs}; expected every band of "
+            "a product to cover the same area, so put back the product's own "
+            "band file (a band cropped or reprojected by hand is not read)."
+        )
+        raise ValueError(msg)
 
 
 def first_valid(parts: Iterable[Tensor]) -> Tensor:
