@@ -1,5 +1,6 @@
 """The shipped fine-tuning, supervised and distillation configs run, and check data."""
 
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -272,6 +273,68 @@ def test_a_checkpoint_of_another_task_as_ckpt_path_is_refused(
         ]
     )
     assert cli.trainer.global_step == 2
+
+
+def test_model_options_that_ckpt_path_would_drop_are_refused(
+    workdir: Path,
+    pretrained: Path,
+    finetuned: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # LightningCLI puts the checkpoint's options over the command line: a
+    # resumed fit with another lr or threshold silently kept the old ones.
+    args = [
+        "--config",
+        str(CONF / "finetune_quickstart.yaml"),
+        *tiny(workdir),
+        "--ckpt_path",
+        str(finetuned),
+    ]
+    saved = torch.load(finetuned, weights_only=False)["hyper_parameters"]
+    err = fit_error([*args, "--model.init_args.lr", "0.5"], capsys)
+    assert f"--ckpt_path {str(finetuned)!r} restores the model options" in err
+    assert f"lr 0.5 (the checkpoint has {saved['lr']!r}) would be ignored" in err
+    # The options it was trained with, a relative path among them, resume.
+    relative = os.path.relpath(pretrained)
+    cli = run_cli(
+        [
+            *args,
+            "--model.init_args.checkpoint",
+            relative,
+            f"--model.init_args.lr={saved['lr']}",
+            "--data.init_args.length",
+            "4",
+            "--trainer.max_steps",
+            "2",
+            "--trainer.limit_val_batches",
+            "1",
+        ]
+    )
+    assert cli.trainer.global_step == 2
+
+
+def test_an_unreadable_ckpt_path_is_one_sentence(
+    workdir: Path, finetuned: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A checkpoint cut short by a copy gave a 30-line traceback ending in
+    # torch's advice to load it with weights_only=False.
+    cut = tmp_path / "cut.ckpt"
+    cut.write_bytes(finetuned.read_bytes()[:100_000])
+    not_a_checkpoint = tmp_path / "notes.ckpt"
+    not_a_checkpoint.write_text("irrigated fields\n")
+    for path in (cut, not_a_checkpoint):
+        err = fit_error(
+            [
+                "--config",
+                str(CONF / "finetune_quickstart.yaml"),
+                *tiny(workdir),
+                "--ckpt_path",
+                str(path),
+            ],
+            capsys,
+        )
+        assert f"--ckpt_path {str(path)!r} is not a readable PyTorch checkpoint" in err
+        assert "copy it again if it was cut short" in err
 
 
 @pytest.mark.parametrize(

@@ -1,12 +1,56 @@
 """LightningCLI that reports a task's or datamodule's own error for bad input."""
 
+import copy
 import importlib
+import os
+import pickle
+import sys
+from collections.abc import Sequence
 from typing import Any
 
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 
 #: What ``torchgeo-simclr`` reports as one line of bad input.
 INPUT_ERRORS = (FileNotFoundError, FileExistsError, PermissionError, ValueError)
+
+
+def model_options(tokens: Sequence[str]) -> list[str]:
+    """The model options a command line sets, by name.
+
+    Args:
+        tokens: the arguments, e.g. ``["--model.init_args.lr", "0.1"]``.
+
+    Returns:
+        Top-level ``init_args`` names, e.g. ``["lr"]``; the class path itself
+        (``--model``) is not an option.
+    """
+    names = []
+    for token in tokens:
+        if not token.startswith("--model."):
+            continue
+        name = token.split("=", 1)[0].removeprefix("--model.")
+        name = name.removeprefix("init_args.").split(".", 1)[0]
+        if name and name not in names:
+            names.append(name)
+    return names
+
+
+def same_option(given: Any, restored: Any) -> bool:
+    """Whether a command-line option equals the checkpoint's value.
+
+    Args:
+        given: the value given on the command line.
+        restored: the value the checkpoint restores.
+
+    Returns:
+        True if equal, or two paths of the same file (checkpoints record
+        earlier stages' paths absolute).
+    """
+    if given == restored:
+        return True
+    if isinstance(given, str) and isinstance(restored, str):
+        return os.path.abspath(given) == os.path.abspath(restored)
+    return False
 
 
 def resolve(class_path: str) -> Any:
@@ -78,6 +122,36 @@ class PluginCLI(LightningCLI):
         config = self.config.get(self.config.get("subcommand") or "", self.config)
         #: ``class_path`` of the model the configuration names.
         self.configured_model = getattr(config.get("model"), "class_path", None)
+        init_args = getattr(config.get("model"), "init_args", None)
+        if args is None:
+            tokens = sys.argv[1:]
+        else:  # a dict or Namespace of arguments has no command line
+            tokens = [str(a) for a in args] if isinstance(args, list) else []
+        #: Model options given on the command line, with their values, which
+        #: ``--ckpt_path`` would replace with the checkpoint's.
+        self.given_model_options = {
+            name: copy.deepcopy(init_args.get(name))
+            for name in model_options(tokens)
+            if init_args is not None and name in init_args
+        }
+
+    def _parse_ckpt_path(self) -> None:
+        """Restore the model's options from ``--ckpt_path``, or say why not.
+
+        Raises:
+            ValueError: if the file is not a checkpoint torch can read.
+        """
+        try:
+            super()._parse_ckpt_path()
+        except (RuntimeError, EOFError, pickle.UnpicklingError) as error:
+            config = self.config[self.config.subcommand]
+            reason = str(error).strip().splitlines()[0]
+            msg = (
+                f"--ckpt_path {str(config.get('ckpt_path'))!r} is not a readable "
+                f"PyTorch checkpoint ({reason}); pass a .ckpt file that a fit run "
+                "wrote, and copy it again if it was cut short."
+            )
+            raise ValueError(msg) from None
 
     def before_instantiate_classes(self) -> None:
         """Refuse a checkpoint of another task, or a schedule Lightning ignores.
@@ -88,6 +162,7 @@ class PluginCLI(LightningCLI):
                 ``--lr_scheduler`` without ``--optimizer``.
         """
         config = self.config[self.subcommand] if self.subcommand else self.config
+        self._refuse_ignored_options(config)
         restored = getattr(config.get("model"), "class_path", None)
         if (
             self.configured_model
@@ -108,6 +183,39 @@ class PluginCLI(LightningCLI):
                 "which replaces the task's own optimiser and warm-up + cosine "
                 "schedule; drop --lr_scheduler (the task's schedule is set by "
                 "--model.init_args.warmup_fraction) or pass --optimizer too."
+            )
+            raise ValueError(msg)
+
+    def _refuse_ignored_options(self, config: Any) -> None:
+        """Refuse model options that ``--ckpt_path`` replaced with its own.
+
+        LightningCLI puts a checkpoint's hyperparameters over the parsed
+        configuration, so ``--model.init_args.X`` on the command line was
+        dropped without a word.
+
+        Args:
+            config: the subcommand's configuration, after ``--ckpt_path``.
+
+        Raises:
+            ValueError: if a command-line model option lost its value.
+        """
+        if not config.get("ckpt_path"):
+            return
+        init_args = getattr(config.get("model"), "init_args", None)
+        if init_args is None:
+            return
+        lost = [
+            f"{name} {given!r} (the checkpoint has {init_args.get(name)!r})"
+            for name, given in self.given_model_options.items()
+            if not same_option(given, init_args.get(name))
+        ]
+        if lost:
+            msg = (
+                f"--ckpt_path {str(config.get('ckpt_path'))!r} restores the model "
+                "options the run was trained with, so --model.init_args "
+                f"{', '.join(lost)} would be ignored; resume without changing "
+                "them, or start a new fit (no --ckpt_path) with the options you "
+                "want."
             )
             raise ValueError(msg)
 
