@@ -313,6 +313,33 @@ def test_model_options_that_ckpt_path_would_drop_are_refused(
     assert cli.trainer.global_step == 2
 
 
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            ["--model.init_args.backbone", "resnet50"],
+            "SimCLRv2Task: Option 'backbone' is not accepted (did you mean "
+            "--model.init_args.model or --model.init_args.backbone_kwargs?)",
+        ),
+        (
+            ["--data.init_args.patchsize", "3"],
+            "Option 'patchsize' is not accepted (did you mean "
+            "--data.init_args.patch_size",
+        ),
+        (["--trainer.max_stepz", "2"], "unrecognized arguments: --trainer.max_stepz"),
+        (["--config", "conf/nope.yaml"], "File does not exist"),
+    ],
+)
+def test_an_option_the_parser_refuses_is_one_line(
+    workdir: Path, args: list[str], expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # jsonargparse printed 50-60 lines of usage before the one that matters.
+    config = ["--config", str(CONF / "simclr_quickstart.yaml"), *tiny(workdir)]
+    err = fit_error([*config, *args], capsys)
+    assert expected in err
+    assert err.endswith("torchgeo-simclr fit --help lists every option.")
+
+
 def test_an_unreadable_ckpt_path_is_one_sentence(
     workdir: Path, finetuned: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

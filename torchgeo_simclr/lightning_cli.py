@@ -1,13 +1,18 @@
 """LightningCLI that reports a task's or datamodule's own error for bad input."""
 
 import copy
+import difflib
 import importlib
+import inspect
 import os
 import pickle
+import re
 import sys
+from argparse import ArgumentError
 from collections.abc import Sequence
 from typing import Any
 
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 
 #: What ``torchgeo-simclr`` reports as one line of bad input.
@@ -33,6 +38,56 @@ def model_options(tokens: Sequence[str]) -> list[str]:
         if name and name not in names:
             names.append(name)
     return names
+
+
+def one_line(message: str) -> str:
+    """A parser's error as one line, with where to look for the options.
+
+    Args:
+        message: jsonargparse's message, possibly over several lines.
+
+    Returns:
+        The message's lines joined, and a pointer to ``--help``.
+    """
+    text = " ".join(line.strip() for line in message.splitlines() if line.strip())
+    # A class's refusal, buried in jsonargparse's list of Union subtypes.
+    found = re.search(
+        r"Problem with given class_path '([\w.]+)': (Option '(\w+)' is not accepted)",
+        text,
+    )
+    if found:
+        class_path, refusal, option = found.groups()
+        key = re.match(r'Parser key "(\w+)"', text)
+        prefix = f"--{key.group(1) if key else 'model'}.init_args"
+        text = f"{class_path}: {refusal}{suggestion(class_path, option, prefix)}"
+    return f"{text.rstrip('.')}; torchgeo-simclr fit --help lists every option."
+
+
+#: Options people reach for under another name: the timm backbone is ``model``.
+ALIASES = {"backbone": "model", "arch": "model", "learning_rate": "lr"}
+
+
+def suggestion(class_path: str, option: str, prefix: str) -> str:
+    """Name the options of a class that a refused option may have meant.
+
+    Args:
+        class_path: the class whose constructor refused *option*.
+        option: the refused option.
+        prefix: how the command line names the class's options, e.g.
+            ``--model.init_args``.
+
+    Returns:
+        ``" (did you mean --model.init_args.X?)"``, or ``""``.
+    """
+    target = resolve(class_path)
+    if isinstance(target, str):
+        return ""
+    names = [n for n in inspect.signature(target).parameters if n != "self"]
+    close = [ALIASES[option]] if ALIASES.get(option) in names else []
+    close += [n for n in difflib.get_close_matches(option, names) if n not in close]
+    if not close:
+        return ""
+    return f" (did you mean {' or '.join(f'{prefix}.{n}' for n in close)}?)"
 
 
 def same_option(given: Any, restored: Any) -> bool:
@@ -108,6 +163,18 @@ class PluginCLI(LightningCLI):
     kind, named with the kind that was expected) is raised instead.
     """
 
+    def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
+        """A parser that raises its errors instead of printing its usage.
+
+        Args:
+            kwargs: LightningCLI's parser arguments.
+
+        Returns:
+            The parser.
+        """
+        kwargs.setdefault("exit_on_error", False)
+        return super().init_parser(**kwargs)
+
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
         """Parse the arguments; remember the task the configuration names.
 
@@ -117,8 +184,15 @@ class PluginCLI(LightningCLI):
         Args:
             parser: the CLI's parser.
             args: the command-line arguments.
+
+        Raises:
+            ValueError: for an option or config file the parser refuses, in
+                one line instead of a page of usage.
         """
-        super().parse_arguments(parser, args)
+        try:
+            super().parse_arguments(parser, args)
+        except ArgumentError as error:
+            raise ValueError(one_line(str(error))) from None
         config = self.config.get(self.config.get("subcommand") or "", self.config)
         #: ``class_path`` of the model the configuration names.
         self.configured_model = getattr(config.get("model"), "class_path", None)
@@ -224,7 +298,10 @@ class PluginCLI(LightningCLI):
 
         Raises:
             FileNotFoundError: from the model's or datamodule's constructor.
-            ValueError: from those constructors, or jsonargparse's own.
+            ValueError: from those constructors, or jsonargparse's own; for
+                ``--trainer.enable_checkpointing false`` with a
+                ``ModelCheckpoint`` in the callbacks (Lightning's refusal
+                names no way out).
         """
         try:
             super().instantiate_classes()
@@ -235,3 +312,14 @@ class PluginCLI(LightningCLI):
                 if error is not None:
                     raise error from None
             raise
+        except MisconfigurationException as error:
+            if "enable_checkpointing=False" not in str(error):
+                raise
+            msg = (
+                "--trainer.enable_checkpointing false conflicts with the "
+                "ModelCheckpoint in the config's trainer.callbacks, which "
+                "Lightning refuses; to save no checkpoint also pass "
+                "--trainer.callbacks=[] (it drops the config's other callbacks "
+                "too), or drop --trainer.enable_checkpointing."
+            )
+            raise ValueError(msg) from None
