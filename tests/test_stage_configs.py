@@ -340,6 +340,19 @@ def test_an_option_the_parser_refuses_is_one_line(
     assert err.endswith("torchgeo-simclr fit --help lists every option.")
 
 
+def test_default_root_dir_moves_the_checkpoints_too(
+    workdir: Path, tmp_path: Path
+) -> None:
+    # The configs name their checkpoint folder: another root moved the logs
+    # but left last.ckpt beside the config's other runs.
+    root = tmp_path / "my_run"
+    written = short_fit(
+        "supervised_quickstart.yaml", workdir, "--trainer.default_root_dir", str(root)
+    )
+    assert written.parent == root / "checkpoints"
+    assert (root / "lightning_logs").is_dir()
+
+
 def test_an_unreadable_ckpt_path_is_one_sentence(
     workdir: Path, finetuned: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

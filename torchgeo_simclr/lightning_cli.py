@@ -201,6 +201,8 @@ class PluginCLI(LightningCLI):
             tokens = sys.argv[1:]
         else:  # a dict or Namespace of arguments has no command line
             tokens = [str(a) for a in args] if isinstance(args, list) else []
+        #: The command line's option names.
+        self.given_options = {t.split("=", 1)[0] for t in tokens if t.startswith("--")}
         #: Model options given on the command line, with their values, which
         #: ``--ckpt_path`` would replace with the checkpoint's.
         self.given_model_options = {
@@ -237,6 +239,7 @@ class PluginCLI(LightningCLI):
         """
         config = self.config[self.subcommand] if self.subcommand else self.config
         self._refuse_ignored_options(config)
+        self._checkpoints_follow_root_dir(config)
         restored = getattr(config.get("model"), "class_path", None)
         if (
             self.configured_model
@@ -259,6 +262,33 @@ class PluginCLI(LightningCLI):
                 "--model.init_args.warmup_fraction) or pass --optimizer too."
             )
             raise ValueError(msg)
+
+    def _checkpoints_follow_root_dir(self, config: Any) -> None:
+        """Move the configs' checkpoint folders with ``--trainer.default_root_dir``.
+
+        The configs write checkpoints to ``runs/<name>/checkpoints``, beside
+        their ``default_root_dir``; a run given another root on the command
+        line would otherwise log there and checkpoint into the config's
+        folder, mixing its ``last.ckpt`` with another run's.
+
+        Args:
+            config: the subcommand's configuration.
+        """
+        given = self.given_options
+        if "--trainer.default_root_dir" not in given or any(
+            "callbacks" in option for option in given
+        ):
+            return
+        root = config.trainer.get("default_root_dir")
+        for callback in config.trainer.get("callbacks") or []:
+            init_args = getattr(callback, "init_args", None)
+            if init_args is None or not getattr(callback, "class_path", "").endswith(
+                "ModelCheckpoint"
+            ):
+                continue
+            dirpath = init_args.get("dirpath")
+            if dirpath and os.path.basename(os.path.normpath(dirpath)) == "checkpoints":
+                init_args.dirpath = os.path.join(root, "checkpoints")
 
     def _refuse_ignored_options(self, config: Any) -> None:
         """Refuse model options that ``--ckpt_path`` replaced with its own.
