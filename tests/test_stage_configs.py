@@ -353,6 +353,39 @@ def test_default_root_dir_moves_the_checkpoints_too(
     assert (root / "lightning_logs").is_dir()
 
 
+@pytest.mark.parametrize(
+    ("config", "option"),
+    [
+        ("finetune_quickstart.yaml", "checkpoint"),
+        ("distill_quickstart.yaml", "teacher"),
+    ],
+)
+def test_a_missing_earlier_stage_stops_a_fit_before_the_data(
+    workdir: Path,
+    tmp_path: Path,
+    config: str,
+    option: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The stand-in network kept for --ckpt_path runs let a fit set up all its
+    # data (minutes at full scale) before it stopped.
+    def never(*args: object) -> None:
+        raise AssertionError("the data were set up")
+
+    monkeypatch.setattr(CentralValleyDataModule, "setup", never)
+    gone = tmp_path / "gone.ckpt"
+    args = ["--config", str(CONF / config), *tiny(workdir)]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", *args, f"--model.init_args.{option}", str(gone)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err
+    # The warning that a stand-in network is built, then the refusal.
+    assert err.splitlines()[-1].startswith("torchgeo-simclr fit: error: ")
+    assert f"{str(gone)!r} does not exist" in err.splitlines()[-1]
+
+
 def test_an_unreadable_ckpt_path_is_one_sentence(
     workdir: Path, finetuned: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

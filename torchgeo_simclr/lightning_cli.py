@@ -323,6 +323,24 @@ class PluginCLI(LightningCLI):
             )
             raise ValueError(msg)
 
+    def after_instantiate_classes(self) -> None:
+        """Stop a fit whose earlier stage's checkpoint is missing, before the data.
+
+        The task builds a stand-in network for ``--ckpt_path`` runs (see
+        :meth:`~torchgeo_simclr.tasks.irrigation.IrrigationTask.build_without`);
+        a fit without one would stop only once the data were set up, which
+        takes minutes at full scale.
+
+        Raises:
+            FileNotFoundError: if the fit has no ``--ckpt_path`` and the task
+                lacks its earlier stage's checkpoint.
+        """
+        super().after_instantiate_classes()
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        missing = getattr(self.model, "missing_checkpoint", None)
+        if self.subcommand == "fit" and missing and not config.get("ckpt_path"):
+            raise FileNotFoundError(missing)
+
     def instantiate_classes(self) -> None:
         """Build the classes; raise the model's or datamodule's own error.
 
