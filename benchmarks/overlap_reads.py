@@ -63,14 +63,16 @@ def layouts(product: Path, folder: Path) -> dict[str, Path]:
     return roots
 
 
-def queries(dataset: CentralValleyS2, count: int, size: int) -> list[tuple[slice, ...]]:
+def queries(
+    dataset: CentralValleyS2, count: int, size: int
+) -> list[tuple[slice, slice]]:
     """*count* random *size*-px boxes on the dataset's 10 m grid."""
     rng = np.random.default_rng(0)
     x, y = dataset.bounds[0], dataset.bounds[1]
     res = dataset.res[0]
     columns = int((x.stop - x.start) / res) - size
     rows = int((y.stop - y.start) / res) - size
-    boxes = []
+    boxes: list[tuple[slice, slice]] = []
     for _ in range(count):
         left = x.start + int(rng.integers(0, columns)) * res
         bottom = y.start + int(rng.integers(0, rows)) * res
@@ -83,7 +85,7 @@ def queries(dataset: CentralValleyS2, count: int, size: int) -> list[tuple[slice
     return boxes
 
 
-def seconds_per_patch(root: Path, boxes: list[tuple[slice, ...]]) -> float:
+def seconds_per_patch(root: Path, boxes: list[tuple[slice, slice]]) -> float:
     """Open the root afresh and read every box; seconds per box."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
