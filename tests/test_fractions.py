@@ -278,3 +278,49 @@ def test_a_subset_of_one_class_warns(
     )
     with pytest.warns(UserWarning, match=r"Every labelled training patch .* is irri"):
         datamodule(scene, label_fraction=0.1)
+
+
+@pytest.mark.parametrize("stage", ["test", "validate", "predict"])
+def test_scoring_draws_no_labelled_subset(
+    scene: Path,
+    stage: str,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Drawing the subset labels every patch of the train grid (minutes at
+    # Central Valley scale), which test, validate and predict never use.
+    monkeypatch.setattr(logging.getLogger("lightning.pytorch"), "propagate", True)
+    caplog.set_level(logging.INFO, logger="lightning.pytorch")
+    labelled: list[int] = []
+    grid_patch_labels = central_valley.grid_patch_labels
+
+    def spy(*args: Any) -> Tensor:
+        labels = grid_patch_labels(*args)
+        labelled.append(len(labels))
+        return labels
+
+    monkeypatch.setattr(central_valley, "grid_patch_labels", spy)
+    dm = CentralValleyDataModule(
+        root=str(scene),
+        patch_size=32,
+        block_size=128,
+        batch_size=4,
+        num_views=1,
+        label_fraction=0.1,
+        stats_patches=8,
+        cache_dir=str(scene / "cache"),
+    )
+    dm.setup(stage)
+    assert labelled == []
+    assert dm.n_labels is None
+    assert "Labelled subset:" not in caplog.text
+    assert len(dm.test_sampler) > 0
+    # Fitting draws it, once; a test after the fit keeps it.
+    dm.setup("fit")
+    assert len(labelled) == 1
+    assert dm.n_labels is not None
+    assert isinstance(dm.train_dataset, PatchDataset)
+    dm.setup("test")
+    assert len(labelled) == 1
+    assert isinstance(dm.train_dataset, PatchDataset)
+    assert caplog.text.count("Labelled subset:") == 1

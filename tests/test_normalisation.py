@@ -11,7 +11,7 @@ from torch import Tensor
 
 from torchgeo_simclr.constants import S2_BANDS
 from torchgeo_simclr.datamodules import CentralValleyDataModule
-from torchgeo_simclr.models.checkpoint import load_model
+from torchgeo_simclr.models.checkpoint import DataMetadata, load_model
 from torchgeo_simclr.tasks import FineTuneTask, SimCLRv2Task
 
 
@@ -196,3 +196,113 @@ def test_resuming_a_checkpoint_without_a_label_record_warns(
     trainer = quiet_trainer(2, num_sanity_val_steps=0, limit_val_batches=0)
     with pytest.warns(UserWarning, match="records no labelled subset"):
         trainer.fit(FineTuneTask(), datamodule=other, ckpt_path=older)
+
+
+@pytest.fixture(scope="module")
+def pretrained(scene: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ckpt") / "simclr.ckpt"
+    simclr = SimCLRv2Task(model="resnet18")
+    return fit(simclr, datamodule(scene, 4, num_views=2), path)
+
+
+def recorded_split(checkpoint: Path) -> tuple[str, str]:
+    data = torch.load(checkpoint, weights_only=False)["torchgeo_simclr"]["data"]
+    return data["split"], data["held_out"]
+
+
+@pytest.mark.parametrize("change", [{"seed": 3}, {"block_size": 48}])
+def test_resuming_pretraining_on_another_split_is_refused(
+    scene: Path, pretrained: Path, tmp_path: Path, change: dict[str, object]
+) -> None:
+    # The encoder would go on training on the new split's val and test blocks,
+    # and the checkpoint it wrote would record the new split as its own.
+    before = recorded_split(pretrained)
+    other = datamodule(scene, 4, num_views=2, **change)
+    trainer = quiet_trainer(2, num_sanity_val_steps=0, limit_val_batches=0)
+    with pytest.raises(ValueError, match="spatial split") as error:
+        trainer.fit(
+            SimCLRv2Task(model="resnet18"), datamodule=other, ckpt_path=pretrained
+        )
+    message = str(error.value)
+    assert str(pretrained) in message
+    assert before[1] in message  # the checkpoint's val and test blocks
+    assert "would train on its held-out blocks" in message
+    assert recorded_split(pretrained) == before
+
+
+@pytest.mark.parametrize("change", [{}, {"split_buffer": 2}])
+def test_resuming_pretraining_on_its_own_split_keeps_it(
+    scene: Path, pretrained: Path, tmp_path: Path, change: dict[str, object]
+) -> None:
+    # Another split_buffer holds out the same val and test blocks.
+    trainer = quiet_trainer(2, num_sanity_val_steps=0, limit_val_batches=0)
+    task = SimCLRv2Task(model="resnet18")
+    dm = datamodule(scene, 4, num_views=2, **change)
+    trainer.fit(task, datamodule=dm, ckpt_path=pretrained)
+    assert trainer.global_step == 2
+    trainer.save_checkpoint(tmp_path / "resumed.ckpt")
+    assert recorded_split(tmp_path / "resumed.ckpt")[1] == recorded_split(pretrained)[1]
+
+
+def held_out_of(dm: CentralValleyDataModule) -> str:
+    data = DataMetadata.from_datamodule(dm, len(S2_BANDS))
+    assert data is not None
+    assert data.held_out is not None
+    return data.held_out
+
+
+def fine_tune_warnings(
+    pretrained: Path, dm: CentralValleyDataModule
+) -> list[warnings.WarningMessage]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer = quiet_trainer(1, num_sanity_val_steps=0, limit_val_batches=0)
+        trainer.fit(FineTuneTask(checkpoint=str(pretrained)), datamodule=dm)
+    return [w for w in caught if "was pretrained on spatial split" in str(w.message)]
+
+
+def test_fine_tuning_an_encoder_of_another_split_warns_once(
+    scene: Path, pretrained: Path
+) -> None:
+    # The encoder saw the imagery of the fine-tuning's val and test blocks.
+    other = datamodule(scene, 4, seed=3)
+    caught = fine_tune_warnings(pretrained, other)
+    assert len(caught) == 1
+    assert caught[0].category is UserWarning
+    message = str(caught[0].message)
+    trained = recorded_split(pretrained)[1]
+    current = held_out_of(other)
+    assert f"Checkpoint {str(pretrained)!r}" in message
+    assert f"split {trained} but the datamodule makes split {current}" in message
+    assert "seen the imagery of this split's val and test blocks" in message
+    assert "seed it was pretrained with" in message
+
+
+@pytest.mark.parametrize(
+    ("stats_patches", "change"), [(4, {}), (4, {"split_buffer": 2}), (2, {})]
+)
+def test_fine_tuning_an_encoder_of_the_same_split_is_quiet(
+    scene: Path, pretrained: Path, stats_patches: int, change: dict[str, object]
+) -> None:
+    # Another split_buffer holds out the same val and test blocks.
+    dm = datamodule(scene, stats_patches, **change)
+    assert fine_tune_warnings(pretrained, dm) == []
+
+
+def test_fine_tuning_on_unlabeled_patches_warns(scene: Path) -> None:
+    # `unlabeled` is for distillation: fine-tuning's batches would mostly hold
+    # no label, and their loss would be 0.
+    dm = datamodule(scene, 4, label_fraction=0.5, unlabeled=True)
+    trainer = quiet_trainer(1, num_sanity_val_steps=0, limit_val_batches=0)
+    with pytest.warns(UserWarning, match="meant for distillation") as record:
+        trainer.fit(FineTuneTask(), datamodule=dm)
+    message = next(str(w.message) for w in record if "distillation" in str(w.message))
+    assert "--data.init_args.unlabeled false" in message
+    # The labelled subset alone fine-tunes without the warning.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        quiet_trainer(1, num_sanity_val_steps=0, limit_val_batches=0).fit(
+            FineTuneTask(), datamodule=datamodule(scene, 4, label_fraction=0.5)
+        )
+    assert not [w for w in caught if "distillation" in str(w.message)]

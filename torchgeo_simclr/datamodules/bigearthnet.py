@@ -18,6 +18,7 @@ from ..datasets.bigearthnet import Scheme
 from .augment import make_views, set_augmentations
 from .balanced_split import irrigation_splits
 from .fractions import nested_balanced_subset
+from .options import check_batch_size
 from .statistics import cache_key, cached_band_statistics
 
 
@@ -171,8 +172,10 @@ class BigEarthNetIrrigationDataModule(NonGeoDataModule):
                 ``$XDG_CACHE_HOME/torchgeo-simclr``).
 
         Raises:
-            ValueError: if *patch_size* is not between 1 and 120.
+            ValueError: if *patch_size* is not between 1 and 120, or
+                *batch_size* is below 1.
         """
+        check_batch_size(batch_size)
         super().__init__(BigEarthNetIrrigation, batch_size, num_workers)
         side = BigEarthNetIrrigation.image_size[0]
         if not 1 <= patch_size <= side:

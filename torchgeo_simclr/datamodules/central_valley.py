@@ -23,6 +23,7 @@ from ..datasets.labels import check_lonlat_bbox, lonlat_extent
 from .augment import make_views, set_augmentations
 from .blocks import spatial_blocks
 from .fractions import PatchDataset, grid_patch_labels, nested_balanced_subset
+from .options import check_batch_size, check_patch_size, check_split_fractions
 from .samplers import BlockGridSampler, snap_to_grid
 from .statistics import cache_key, cached_band_statistics
 
@@ -139,7 +140,8 @@ class CentralValleyDataModule(GeoDataModule):
                 as fit side by side in the train blocks).
             num_workers: data loading worker processes.
             block_size: side of the split blocks, pixels.
-            split_fractions: share of blocks for train, val and test.
+            split_fractions: share of blocks for train, val and test, each
+                above 0, summing to 1.
             split_buffer: least distance from the train blocks to the val and
                 test blocks, pixels. Blocks touch at 0 (the default), so a
                 field crossing a block edge can be both trained on and scored;
@@ -164,12 +166,18 @@ class CentralValleyDataModule(GeoDataModule):
                 share of the labelled patches on the train blocks' grid,
                 nested across fractions for one *label_seed* (see
                 :func:`~torchgeo_simclr.datamodules.fractions.nested_balanced_subset`);
-                the exact count is logged and kept in :attr:`n_labels`.
+                the exact count is logged and kept in :attr:`n_labels`. The
+                subset is drawn by ``setup("fit")`` only: validate, test and
+                predict do not need it.
             label_seed: seed of the labelled subset (independent of *seed*, so
                 the spatial split stays fixed while subsets vary).
             unlabeled: with *label_fraction*, train on every patch of the
                 train grid, with the masks of patches outside the labelled
-                subset set to the ignore index (for distillation).
+                subset set to the ignore index. This is for distillation,
+                whose student learns from the teacher on every patch;
+                fine-tuning learns from labels only, so
+                :class:`~torchgeo_simclr.tasks.FineTuneTask` warns that most
+                of its batches would then hold none.
             in_memory: keep the fine-tuning, validation and test patches in
                 memory after their first read (for small regions).
             mask_clouds: read the pixels that a cloud mask beside per-band
@@ -177,7 +185,14 @@ class CentralValleyDataModule(GeoDataModule):
                 :class:`~torchgeo_simclr.datasets.CentralValleyS2`).
             cloud_buffer: metres by which masked clouds grow beyond the
                 coarsest band's reach, for cloud edges and haze the mask misses.
+
+        Raises:
+            ValueError: if *patch_size* or *batch_size* is below 1, or
+                *split_fractions* are not three shares above 0 that sum to 1.
         """
+        check_patch_size(patch_size)
+        check_batch_size(batch_size)
+        check_split_fractions(split_fractions)
         super().__init__(
             CentralValleyS2,
             batch_size=batch_size,
@@ -211,7 +226,8 @@ class CentralValleyDataModule(GeoDataModule):
         self.label_seed = label_seed
         self.unlabeled = unlabeled
         self.in_memory = in_memory
-        #: Number of labelled training patches (set up with *label_fraction*).
+        #: Number of labelled training patches (set up with *label_fraction*
+        #: when fitting; None until then).
         self.n_labels: int | None = None
         # Fixed-patch datasets, built once so that setup("test") after
         # setup("fit") neither re-reads labels nor drops in-memory patches.
@@ -336,6 +352,8 @@ class CentralValleyDataModule(GeoDataModule):
     def setup(self, stage: str) -> None:
         """Open the data, cut the blocks, compute statistics and samplers.
 
+        The labelled subset (*label_fraction*) is drawn for ``fit`` only.
+
         Args:
             stage: ``fit``, ``validate``, ``test`` or ``predict``.
         """
@@ -359,7 +377,12 @@ class CentralValleyDataModule(GeoDataModule):
         )
         self.val_sampler = self.grid_sampler("val")
         self.test_sampler = self.grid_sampler("test")
-        if self.label_fraction is not None:
+        # Only training uses the labelled subset, and drawing it labels every
+        # patch of the train grid (minutes at full scale): scoring a checkpoint
+        # skips it, unless a fit in this process drew it already.
+        if self.label_fraction is not None and (
+            stage == "fit" or "train" in self._patch_data
+        ):
             self._setup_labelled_subset()
         if self.in_memory:
             for split in ("val", "test"):

@@ -20,7 +20,7 @@ from ..models.checkpoint import (
 from ..models.classifier import IrrigationModel, ModelSpec
 from .irrigation import IrrigationTask, expect_frozen_modules
 from .provenance import describe_labels, same_draw, split_change
-from .schedule import check_schedule
+from .schedule import check_optimiser, check_schedule
 
 
 class DistillTask(IrrigationTask):
@@ -86,9 +86,18 @@ class DistillTask(IrrigationTask):
                 student's backbone (recorded in the checkpoint).
 
         Raises:
-            ValueError: if *temperature* or *warmup_fraction* is out of range.
+            ValueError: if *temperature*, *warmup_fraction*, *alpha*, *lr* or
+                *weight_decay* is out of range.
         """
         check_schedule(warmup_fraction, temperature)
+        check_optimiser(lr, weight_decay, 1e-3)
+        if not alpha >= 0:
+            msg = (
+                f"--model.init_args.alpha {alpha:g} must be 0 or more (the weight "
+                "of the labelled loss added to the distillation loss, 0 = "
+                "distillation only); pass e.g. 0 or 0.5."
+            )
+            raise ValueError(msg)
         super().__init__()
         # Saved absolute, so `--ckpt_path` works from any folder. Set after
         # saving: LightningCLI saves the hyperparameters it parsed, not these.

@@ -1,6 +1,7 @@
 """Stage 2: fine-tune a SimCLRv2 encoder (or train from scratch) on few labels."""
 
 import textwrap
+import warnings
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -18,7 +19,8 @@ from ..models.checkpoint import (
 )
 from ..models.classifier import IrrigationModel, ModelSpec, Problem, Stage
 from .irrigation import IrrigationTask, expect_frozen_modules
-from .schedule import check_schedule
+from .provenance import split_change
+from .schedule import check_optimiser, check_schedule
 
 #: Which pretrained parts stay fixed while fine-tuning.
 Freeze = Literal["none", "backbone", "all_but_last_n"]
@@ -116,8 +118,21 @@ class FineTuneTask(IrrigationTask):
                 backbone. With *checkpoint* they update the checkpoint's own
                 (e.g. a new ``drop_path_rate``), as long as its weights still
                 fit the network they build.
+
+        Raises:
+            ValueError: if *warmup_fraction*, *lr*, *backbone_lr*,
+                *weight_decay* or *pos_weight* is out of range.
         """
         check_schedule(warmup_fraction)
+        check_optimiser(lr, weight_decay, 1e-3, backbone_lr=backbone_lr)
+        if pos_weight is not None and not pos_weight > 0:
+            msg = (
+                f"--model.init_args.pos_weight {pos_weight:g} must be above 0 (the "
+                "weight of irrigated targets relative to not-irrigated ones, 1 = "
+                "alike); pass e.g. 2 to count irrigated patches twice, or leave "
+                "it unset."
+            )
+            raise ValueError(msg)
         self.pretrained_data: DataMetadata | None = None
         super().__init__()
         # Saved absolute, so `--ckpt_path` works from any folder. Set after
@@ -316,11 +331,52 @@ class FineTuneTask(IrrigationTask):
         return loss
 
     def on_fit_start(self) -> None:
-        """Check the data against the pretraining data, then record it."""
+        """Check the data against the pretraining data, then record it.
+
+        Warns:
+            UserWarning: if the encoder was pretrained on another spatial
+                split, or the datamodule trains on unlabelled patches too.
+        """
         super().on_fit_start()
+        self._warn_other_pretraining_split()
+        self._warn_unlabeled()
         if self.frozen:
             expect_frozen_modules()
             rank_zero_info(self._freezing_summary())
+
+    def _warn_other_pretraining_split(self) -> None:
+        """Warn when the encoder was pretrained on another spatial split."""
+        splits = split_change(self.pretrained_data, self.data_metadata)
+        if splits is None:
+            return
+        warnings.warn(
+            f"Checkpoint {self.hparams['checkpoint']!r} was pretrained on spatial "
+            f"split {splits[0]} but the datamodule makes split {splits[1]}, so "
+            "the encoder has seen the imagery of this split's val and test "
+            "blocks and the scores may come out too high; fine-tune with the "
+            "root, bbox, block_size, split_fractions, split_buffer and seed it "
+            "was pretrained with (BigEarthNet: root, scheme and split_seed), or "
+            "pretrain again on this split.",
+            UserWarning,
+            stacklevel=2,
+        )
+
+    def _warn_unlabeled(self) -> None:
+        """Warn when the datamodule adds unlabelled patches (meant for distilling)."""
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if not getattr(datamodule, "unlabeled", False):
+            return
+        if getattr(datamodule, "label_fraction", None) is None:
+            return  # every patch keeps its labels: unlabeled changes nothing
+        warnings.warn(
+            "--data.init_args.unlabeled true trains on every patch of the train "
+            "blocks with only the labelled subset's labels kept, which is meant "
+            "for distillation: most of FineTuneTask's batches then hold no label "
+            "and add nothing to the loss; pass --data.init_args.unlabeled false "
+            "to fine-tune on the labelled subset alone.",
+            UserWarning,
+            stacklevel=2,
+        )
 
     def _freezing_summary(self) -> str:
         """Which pretrained stages stay fixed and which train, by module name."""

@@ -9,6 +9,7 @@ from lightning.fabric.utilities.warnings import PossibleUserWarning
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.types import OptimizerLRScheduler
 from torch import Tensor
+from torch.nn.modules.batchnorm import _BatchNorm
 from torch.optim import AdamW
 from torchgeo.tasks import BaseTask
 from torchmetrics import MetricCollection
@@ -302,12 +303,14 @@ class IrrigationTask(NormalisedAsTrained, BaseTask):
                 :meth:`normalise_as_trained`), or their number from the model's
                 ``in_channels``; if a resumed fit has another spatial split or
                 labelled subset than its checkpoint; if the backbone takes one
-                input size and the patches have another.
+                input size and the patches have another; if batches of one
+                patch meet BatchNorm layers that train.
         """
         self.check_built()
         no_checkpoint_in_dev_run(self.trainer)
         self.normalise_as_trained()
         datamodule = getattr(self.trainer, "datamodule", None)
+        self.check_batch_norm(getattr(datamodule, "batch_size", None))
         data = DataMetadata.from_datamodule(datamodule, self.model.spec.in_channels)
         if data is not None:
             check_input_size(
@@ -317,6 +320,38 @@ class IrrigationTask(NormalisedAsTrained, BaseTask):
         if (source := restored_from(self.trainer)) is not None:
             check_resume(source, self.data_metadata, data, self.training_labels, labels)
         self.data_metadata, self.training_labels = data, labels
+
+    def check_batch_norm(self, batch_size: int | None) -> None:
+        """Refuse batches of one patch where a BatchNorm layer trains.
+
+        In training, BatchNorm normalises each channel over the batch; the
+        kept projection-head block sees one value per channel from one patch
+        and fails at the first step with torch's "Expected more than 1 value
+        per channel when training".
+
+        Args:
+            batch_size: the datamodule's batch size (None if unknown).
+
+        Raises:
+            ValueError: if *batch_size* is 1 and a BatchNorm layer trains.
+        """
+        if batch_size != 1:
+            return
+        training = [
+            name
+            for name, module in self.model.named_modules()
+            if isinstance(module, _BatchNorm)
+            and any(p.requires_grad for p in module.parameters())
+        ]
+        if not training:
+            return
+        msg = (
+            "--data.init_args.batch_size 1 gives the network's BatchNorm layers "
+            f"that train (e.g. model.{training[-1]}) one patch per batch, but "
+            "BatchNorm in training needs at least 2 patches to normalise over; "
+            "pass --data.init_args.batch_size 2 or more."
+        )
+        raise ValueError(msg)
 
     def labels_behind(self, labels: dict[str, Any] | None) -> dict[str, Any] | None:
         """The labelled subset this stage learns from, to record in the checkpoint.

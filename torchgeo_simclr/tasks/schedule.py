@@ -35,6 +35,38 @@ def check_schedule(warmup_fraction: float, temperature: float | None = None) -> 
         raise ValueError(msg)
 
 
+def check_optimiser(
+    lr: float, weight_decay: float, default_lr: float, **rates: float | None
+) -> None:
+    """Refuse a learning rate or weight decay the optimiser cannot use.
+
+    Checked when the task is built, before the data is read.
+
+    Args:
+        lr: peak learning rate, above 0.
+        weight_decay: weight decay, 0 or more.
+        default_lr: the task's default *lr*, suggested instead.
+        **rates: further learning rates by option name (e.g. ``backbone_lr``),
+            above 0 where not None.
+
+    Raises:
+        ValueError: naming the option, if a value is out of range.
+    """
+    for name, value in {"lr": lr, **rates}.items():
+        if value is not None and not value > 0:
+            msg = (
+                f"--model.init_args.{name} {value:g} must be above 0 (a peak "
+                f"learning rate); pass e.g. {default_lr:g}."
+            )
+            raise ValueError(msg)
+    if not weight_decay >= 0:
+        msg = (
+            f"--model.init_args.weight_decay {weight_decay:g} must be 0 or more "
+            "(0 = no weight decay); pass e.g. 0.0001."
+        )
+        raise ValueError(msg)
+
+
 def warmup_cosine(
     optimizer: Optimizer, total_steps: int, warmup_fraction: float
 ) -> OptimizerLRScheduler:

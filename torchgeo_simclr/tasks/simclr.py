@@ -20,7 +20,8 @@ from ..patch_labels import patch_labels
 from .dev_run import no_checkpoint_in_dev_run
 from .metrics import log_metrics
 from .normalisation import NormalisedAsTrained
-from .schedule import check_schedule, warmup_cosine
+from .provenance import check_resume, restored_from
+from .schedule import check_optimiser, check_schedule, warmup_cosine
 
 
 class SimCLRv2Task(NormalisedAsTrained, BaseTask):
@@ -104,10 +105,11 @@ class SimCLRv2Task(NormalisedAsTrained, BaseTask):
                 network.
 
         Raises:
-            ValueError: if *head_layers*, *temperature* or *warmup_fraction*
-                is out of range.
+            ValueError: if *head_layers*, *temperature*, *warmup_fraction*,
+                *lr*, *probe_lr* or *weight_decay* is out of range.
         """
         check_schedule(warmup_fraction, temperature)
+        check_optimiser(lr, weight_decay, 5e-4, probe_lr=probe_lr)
         if head_layers < 1:
             msg = (
                 f"--model.init_args.head_layers {head_layers} must be at least 1: "
@@ -335,7 +337,9 @@ class SimCLRv2Task(NormalisedAsTrained, BaseTask):
 
         Raises:
             ValueError: if the backbone takes one input size and the patches
-                have another, or batches of one patch leave NT-Xent no negatives.
+                have another, batches of one patch leave NT-Xent no negatives,
+                or a resumed fit has another spatial split than its
+                checkpoint (its encoder would train on the held-out blocks).
         """
         no_checkpoint_in_dev_run(self.trainer)
         self.normalise_as_trained()
@@ -350,13 +354,13 @@ class SimCLRv2Task(NormalisedAsTrained, BaseTask):
                 "with --model.init_args.memory_bank_size."
             )
             raise ValueError(msg)
-        self.data_metadata = DataMetadata.from_datamodule(
-            datamodule, self.hparams["in_channels"]
-        )
-        if self.data_metadata is not None:
-            check_input_size(
-                self.backbone, self.hparams["model"], self.data_metadata.patch_size
-            )
+        data = DataMetadata.from_datamodule(datamodule, self.hparams["in_channels"])
+        if (source := restored_from(self.trainer)) is not None:
+            # Refused before the checkpoint's split is replaced by this one's.
+            check_resume(source, self.data_metadata, data, None, None)
+        self.data_metadata = data
+        if data is not None:
+            check_input_size(self.backbone, self.hparams["model"], data.patch_size)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Store what later stages need beside the weights.

@@ -1,0 +1,73 @@
+"""Refusals of datamodule options out of range, before any data is read."""
+
+from collections.abc import Sequence
+
+#: How far the split shares' sum may be from 1 (rounding in a config).
+SUM_TOLERANCE = 1e-6
+
+
+def check_patch_size(patch_size: int) -> None:
+    """Refuse a patch side below one pixel.
+
+    Args:
+        patch_size: side of the square patches, pixels.
+
+    Raises:
+        ValueError: naming the option, if *patch_size* is below 1.
+    """
+    if not patch_size >= 1:
+        msg = (
+            f"--data.init_args.patch_size {patch_size} must be at least 1 (the "
+            "side of a square patch, pixels); pass e.g. 48."
+        )
+        raise ValueError(msg)
+
+
+def check_batch_size(batch_size: int) -> None:
+    """Refuse a batch of no patch.
+
+    Args:
+        batch_size: patches per batch.
+
+    Raises:
+        ValueError: naming the option, if *batch_size* is below 1.
+    """
+    if not batch_size >= 1:
+        msg = (
+            f"--data.init_args.batch_size {batch_size} must be at least 1 "
+            "(patches per batch; 2 or more to train); pass e.g. 32."
+        )
+        raise ValueError(msg)
+
+
+def check_split_fractions(fractions: Sequence[float]) -> None:
+    """Refuse split shares that are not three positive shares summing to 1.
+
+    Shares that sum to something else are not renormalised: a typo such as
+    ``[0.7, 0.15, 0.5]`` would otherwise move blocks into the test split
+    without a word.
+
+    Args:
+        fractions: shares of the blocks for train, val and test.
+
+    Raises:
+        ValueError: naming the option, if there are not three shares, one is
+            0 or less, or they do not sum to 1 (within :data:`SUM_TOLERANCE`).
+    """
+    shares = [float(f) for f in fractions]
+    given = f"--data.init_args.split_fractions {shares}"
+    if len(shares) != 3 or min(shares) <= 0:
+        msg = (
+            f"{given} must be three shares above 0, of the blocks for train, "
+            "val and test (a split without blocks has nothing to train on or "
+            "score); pass e.g. [0.7, 0.15, 0.15]."
+        )
+        raise ValueError(msg)
+    total = sum(shares)
+    if abs(total - 1) > SUM_TOLERANCE:
+        msg = (
+            f"{given} sum to {total:g}, not 1, and are not rescaled (that would "
+            "change every split's share); pass shares that sum to 1, e.g. "
+            "[0.7, 0.15, 0.15]."
+        )
+        raise ValueError(msg)
