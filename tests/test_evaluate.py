@@ -9,6 +9,7 @@ import numpy.typing as npt
 import pytest
 import rasterio
 import shapely
+from PIL import Image
 from pyproj import Transformer
 from rasterio.transform import from_origin
 
@@ -370,3 +371,59 @@ def test_no_labelled_pixel_ignored_classes(map_path: Path, tmp_path: Path) -> No
 def test_bad_rows_per_strip(map_path: Path, labels: Path) -> None:
     with pytest.raises(ValueError, match=r"rows_per_strip=0 is not a positive"):
         evaluate_map(map_path, labels, rows_per_strip=0)
+
+
+def test_a_bbox_off_the_labels_is_named_as_evaluate_s_option(
+    map_path: Path, labels: Path
+) -> None:
+    """Not the training advice (a bbox of the imagery, or no labels to pretrain)."""
+    with pytest.raises(ValueError, match="does not overlap the labels") as info:
+        evaluate_map(map_path, labels, bbox=(-100.0, 40.0, -99.9, 40.1))
+    message = str(info.value)
+    assert message.startswith(
+        f"--bbox -100 40 -99.9 40.1 does not overlap the labels {str(labels)!r}, "
+        "which cover ["
+    )
+    assert "pass a --bbox over both the labels and map" in message
+    assert "pretrain" not in message
+    assert "imagery" not in message
+
+
+def test_an_inverted_bbox_gets_the_fix_in_cli_syntax(
+    map_path: Path, labels: Path
+) -> None:
+    with pytest.raises(ValueError, match="with min < max") as info:
+        evaluate_map(map_path, labels, bbox=(-120.7, 37.1, -120.8, 37.2))
+    assert str(info.value) == (
+        "--bbox -120.7 37.1 -120.8 37.2 is not (min lon, min lat, max lon, max lat) "
+        "in EPSG:4326 degrees with min < max; pass e.g. --bbox -121.5 36.5 -120.5 "
+        "37.5."
+    )
+
+
+def test_a_picture_as_map_is_refused_in_one_line(
+    tmp_path: Path, labels: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """E.g. the quick look: no rasterio warning, no advice for GeoTIFFs."""
+    picture = tmp_path / "map_quicklook.png"
+    Image.fromarray(np.zeros((8, 8, 4), dtype=np.uint8)).save(picture)
+    with pytest.raises(SystemExit) as info:
+        main(["evaluate", "--map", str(picture), "--labels", str(labels)])
+    assert info.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"torchgeo-simclr evaluate: error: Map file {str(picture)!r} is a PNG file, "
+        "not a GeoTIFF (4 band(s) of uint8, no CRS); expected a single-band uint8 "
+        "irrigation class map with nodata 255 (0 not irrigated, 1 irrigated), so "
+        "pass the class map PATH.tif that predict wrote (PATH_quicklook.png is only "
+        "a picture of it)."
+    ]
+
+
+def test_blank_class_codes_are_named_in_the_warning(
+    map_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fields = [*FIELDS[:-1], ("", FIELDS[-1][1])]
+    labels = write_labels(tmp_path / "blank.gpkg", fields)
+    main(["evaluate", "--map", str(map_path), "--labels", str(labels), "--no-progress"])
+    [warning] = capsys.readouterr().err.splitlines()
+    assert "code with no irrigation class (<blank>), so they are ignored" in warning

@@ -7,7 +7,7 @@ import pytest
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.demos.boring_classes import BoringModel
 
-from torchgeo_simclr.interrupts import keyboard_interrupts
+from torchgeo_simclr.interrupts import deferred_interrupts, keyboard_interrupts
 
 
 class CtrlC(Callback):
@@ -56,3 +56,22 @@ def test_other_exits_pass_through() -> None:
     with pytest.raises(SystemExit) as exit_, keyboard_interrupts():
         exit_while_interrupted(2)
     assert exit_.value.code == 2
+
+
+def test_ctrl_c_is_held_until_the_block_is_done() -> None:
+    """All the steps run, then the interrupt comes, as if pressed after them."""
+    done = []
+
+    def steps() -> None:
+        with deferred_interrupts():
+            signal.raise_signal(signal.SIGINT)
+            done.append("renamed")
+
+    handler = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        steps()
+    assert done == ["renamed"]
+    assert signal.getsignal(signal.SIGINT) == handler
+    with deferred_interrupts():
+        done.append("quiet")
+    assert done == ["renamed", "quiet"]

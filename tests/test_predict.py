@@ -22,9 +22,12 @@ import rasterio.transform
 import shapely
 import torch
 from conftest import (
+    FAKE_ORIGIN,
+    FAKE_PRODUCT,
     FAKE_SIZE,
     GPKG_1_2,
     LABELS,
+    fake_s2_multiband,
     fake_s2_per_band,
     fake_scl,
     gpkg_version,
@@ -48,7 +51,7 @@ from torchgeo_simclr.inference.polygons import irrigated_polygons
 from torchgeo_simclr.inference.predict import default_batch_size
 from torchgeo_simclr.inference.quicklook import quicklook
 from torchgeo_simclr.inference.styles import polygon_style
-from torchgeo_simclr.inference.writer import MapFiles
+from torchgeo_simclr.inference.writer import IrrigationMapWriter, MapFiles
 from torchgeo_simclr.models.checkpoint import DataMetadata, load_model
 from torchgeo_simclr.models.classifier import Problem
 from torchgeo_simclr.sample import SampleScene, make_sample_scene
@@ -1121,7 +1124,10 @@ def test_batch_size_below_one(
     [
         ("--threshold", "50", "--threshold 50 is not a probability between 0 and 1"),
         ("--threshold", "-0.1", "--threshold -0.1 is not a probability"),
-        ("--min-area", "-1", "--min-area -1 ha is negative"),
+        ("--min-area", "-1", "--min-area: must be an area of 0 ha or more, got -1"),
+        # NaN passed `< 0` and wrote "min_region_ha": NaN, which is not JSON.
+        ("--min-area", "nan", "--min-area: must be an area of 0 ha or more, got nan"),
+        ("--min-area", "inf", "--min-area: must be an area of 0 ha or more, got inf"),
     ],
 )
 def test_threshold_and_min_area_out_of_range(
@@ -1140,6 +1146,12 @@ def test_threshold_and_min_area_out_of_range(
     )
     assert expected in err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("area", [-1.0, float("nan"), float("inf")])
+def test_the_lightning_writer_refuses_a_min_area_that_is_no_area(area: float) -> None:
+    with pytest.raises(ValueError, match=r"min_area_ha .* is not an area of 0 ha"):
+        IrrigationMapWriter("maps/irrigation.tif", min_area_ha=area)
 
 
 def test_bbox_missing_the_imagery(
@@ -1528,3 +1540,381 @@ def test_quicklook_draws_the_map_beside_the_imagery(
     alone = quicklook(out, tmp_path / "alone.png", max_side=64)
     with Image.open(alone) as image:
         assert image.size[0] < width
+
+
+# --------------------------------------------------------------------------
+# 9. Inputs, empty maps, option names and summaries (a GIS analyst's review).
+
+
+def two_scenes(root: Path, east: float, product: str) -> tuple[Path, Path]:
+    """The fake scene and a second one, *product*, *east* metres further east."""
+    west = fake_s2_multiband(root)
+    origin = (FAKE_ORIGIN[0] + east, FAKE_ORIGIN[1])
+    return west, fake_s2_multiband(root, name=f"{product}.tif", origin=origin)
+
+
+def test_a_scene_as_out_is_refused_even_with_overwrite(
+    checkpoints: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A slip of tab completion must not replace the imagery with a map."""
+    root = tmp_path / "s2"
+    scene_file = fake_s2_multiband(root)
+    before = sha256(scene_file)
+    err = predict_error(
+        capsys, checkpoints["segmentation"], root, scene_file, "--overwrite"
+    )
+    assert (
+        f"--out {str(scene_file)!r} is one of the Sentinel-2 files under --root" in err
+    )
+    assert "choose another --out, outside the imagery" in err
+    assert sha256(scene_file) == before
+    assert sorted(p.name for p in root.iterdir()) == [scene_file.name]
+
+
+@pytest.mark.parametrize(
+    ("name", "what"),
+    [
+        ("B04.tif", "one of the Sentinel-2 files under --root"),
+        ("B8A.tif", "one of the Sentinel-2 files under --root"),
+        ("SCL.tif", "a cloud mask (SCL) under --root"),
+    ],
+)
+def test_a_band_file_as_out_is_refused_even_with_overwrite(
+    checkpoints: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+    what: str,
+) -> None:
+    product = fake_s2_per_band(tmp_path / "s2")
+    fake_scl(product, np.full((FAKE_SIZE // 2, FAKE_SIZE // 2), 4))
+    before = {path.name: sha256(path) for path in product.iterdir()}
+    out = product / name
+    err = predict_error(
+        capsys,
+        checkpoints["segmentation"],
+        tmp_path / "s2",
+        out,
+        "--overwrite",
+        "--no-cloud-mask",  # the SCL is still a file of the product
+    )
+    assert f"--out {str(out)!r} is {what};" in err
+    assert {path.name: sha256(path) for path in product.iterdir()} == before
+
+
+def test_an_output_linked_to_an_input_is_refused(
+    checkpoints: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Any of the files beside the map, through a symbolic or a hard link."""
+    root = tmp_path / "s2"
+    scene_file = fake_s2_multiband(root)
+    out = tmp_path / "maps" / "map.tif"
+    out.parent.mkdir()
+    (tmp_path / "maps" / "map_probability.tif").symlink_to(scene_file)
+    err = predict_error(capsys, checkpoints["segmentation"], root, out, "--overwrite")
+    assert (
+        f"--out {str(out)!r} would write "
+        f"{str(tmp_path / 'maps' / 'map_probability.tif')!r}, which is one of the "
+        f"Sentinel-2 files under --root ({str(scene_file)!r})"
+    ) in err
+    (tmp_path / "maps" / "map_probability.tif").unlink()
+    os.link(scene_file, tmp_path / "maps" / "map.gpkg")
+    err = predict_error(capsys, checkpoints["segmentation"], root, out, "--overwrite")
+    assert "map.gpkg', which is one of the Sentinel-2 files under --root" in err
+    assert sorted(p.name for p in out.parent.iterdir()) == ["map.gpkg"]
+
+
+def test_the_checkpoint_as_out_is_refused_before_it_is_loaded(
+    scene: SampleScene,
+    checkpoints: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    checkpoint = tmp_path / "model.tif"
+    shutil.copy(checkpoints["segmentation"], checkpoint)
+    before = sha256(checkpoint)
+    err = predict_error(capsys, checkpoint, scene.root, checkpoint, "--overwrite")
+    assert f"--out {str(checkpoint)!r} is the checkpoint (--checkpoint);" in err
+    assert sha256(checkpoint) == before
+
+
+def test_one_existing_output_is_named_in_the_singular(
+    scene: SampleScene,
+    checkpoints: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = tmp_path / "map.tif"
+    out.write_bytes(b"an older map")
+    err = predict_error(capsys, checkpoints["segmentation"], scene.root, out)
+    assert f"{out} already exists; pass --overwrite to replace it, or choose" in err
+
+
+def test_the_lightning_route_names_its_own_options(
+    torchgeo_predict: Any,
+    scene: SampleScene,
+    checkpoints: dict[str, Path],
+    tmp_path: Path,
+) -> None:
+    """`torchgeo predict` has no --overwrite: the refusal names what it has."""
+    (tmp_path / "maps").mkdir()
+    (tmp_path / "maps" / "irrigation.json").write_text("{}")
+    with pytest.raises(FileExistsError) as info:
+        torchgeo_predict(checkpoints["segmentation"], scene.root)
+    message = str(info.value)
+    assert message == (
+        "maps/irrigation.json already exists; pass "
+        "--trainer.callbacks.init_args.overwrite true to replace it, or choose "
+        "another --trainer.callbacks.init_args.out."
+    )
+    assert (tmp_path / "maps" / "irrigation.json").read_text() == "{}"
+
+
+def test_the_summary_is_strict_json(
+    scene: SampleScene,
+    checkpoints: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No NaN or Infinity, which JavaScript's JSON.parse and RFC 8259 refuse."""
+    model_info = MapPredictionTask.model_info
+
+    def with_nan(self: MapPredictionTask) -> dict[str, Any]:
+        return {**model_info(self), "val_f1": float("nan"), "scale": [float("inf")]}
+
+    monkeypatch.setattr(MapPredictionTask, "model_info", with_nan)
+    left, top = imagery_origin(scene)
+    result = run(
+        checkpoints["segmentation"],
+        scene.root,
+        tmp_path / "map.tif",
+        bbox=(left, top - 200, left + 200, top),
+        bbox_crs="EPSG:32610",
+    )
+
+    def refuse(constant: str) -> None:
+        raise ValueError(constant)
+
+    summary = json.loads(result.files.summary.read_text(), parse_constant=refuse)
+    assert summary["model"]["val_f1"] is None
+    assert summary["model"]["scale"] == [None]
+    assert summary == result.summary
+
+
+def test_ctrl_c_during_the_quick_look_says_the_map_was_written(
+    scene: SampleScene,
+    checkpoints: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def interrupted(*args: Any, **kwargs: Any) -> Path:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("torchgeo_simclr.inference.quicklook.quicklook", interrupted)
+    out = tmp_path / "map.tif"
+    with pytest.raises(SystemExit) as info:
+        predict_cli(
+            checkpoints["segmentation"], scene.root, out, "--no-progress", "--quicklook"
+        )
+    assert info.value.code == 130
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"torchgeo-simclr predict: interrupted. The map was written before it ({out} "
+        "and the files beside it); the quick look was not (run the same command "
+        "with --overwrite to draw it)."
+    )
+    assert out.exists()
+    assert all(out.with_name(f"map{suffix}").exists() for suffix in COMPANIONS)
+    assert not (tmp_path / "map_quicklook.png").exists()
+    assert hidden(tmp_path) == []
+
+
+def test_ctrl_c_once_the_files_are_renamed_says_the_map_was_written(
+    scene: SampleScene,
+    checkpoints: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Lightning is still tearing down when Ctrl-C comes."""
+    finish = IrrigationMapWriter.on_predict_end
+
+    def then_ctrl_c(self: IrrigationMapWriter, *args: Any) -> None:
+        finish(self, *args)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(IrrigationMapWriter, "on_predict_end", then_ctrl_c)
+    out = tmp_path / "map.tif"
+    with pytest.raises(SystemExit) as info:
+        predict_cli(checkpoints["segmentation"], scene.root, out, "--no-progress")
+    assert info.value.code == 130
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"torchgeo-simclr predict: interrupted. The map was written before it ({out} "
+        "and the files beside it)."
+    )
+    assert json.loads(out.with_suffix(".json").read_text())["width"] == SCENE
+
+
+def test_overwrite_without_quicklook_removes_the_old_quick_look(
+    scene: SampleScene,
+    checkpoints: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = tmp_path / "map.tif"
+    png = tmp_path / "map_quicklook.png"
+    out.write_bytes(b"an older map")
+    png.write_bytes(b"a picture of the older map")
+    capsys.readouterr()
+    predict_cli(
+        checkpoints["segmentation"], scene.root, out, "--no-progress", "--overwrite"
+    )
+    printed = capsys.readouterr().out
+    assert not png.exists()
+    assert printed.splitlines()[-1] == (
+        f"Removed {png}, the quick look of the map replaced (pass --quicklook to "
+        "draw this map's)."
+    )
+
+
+def test_the_quick_look_reads_the_imagery_as_the_map_did(
+    checkpoints: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With --no-cloud-mask the picture shows the clouds the map kept."""
+    clouded = fake_s2_per_band(tmp_path / "clouded")
+    scl = np.full((FAKE_SIZE // 2, FAKE_SIZE // 2), 4)
+    scl[20:80, 20:80] = 9
+    fake_scl(clouded, scl)
+    fake_s2_per_band(tmp_path / "clear")
+    out = tmp_path / "a" / "map.tif"
+    predict_cli(
+        checkpoints["segmentation"],
+        tmp_path / "clouded",
+        out,
+        "--no-progress",
+        "--no-cloud-mask",
+        "--quicklook",
+    )
+    assert json.loads(out.with_suffix(".json").read_text())["cloud_masks"] == []
+    # The same imagery without its SCL: the same picture, pixel for pixel.
+    reference = quicklook(out, tmp_path / "clear.png", root=tmp_path / "clear")
+    with (
+        Image.open(tmp_path / "a" / "map_quicklook.png") as drawn,
+        Image.open(reference) as expected,
+    ):
+        np.testing.assert_array_equal(np.asarray(drawn), np.asarray(expected))
+
+
+def test_a_bbox_in_a_gap_between_scenes_is_refused(
+    checkpoints: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Inside the scenes' joint extent, but under none of them."""
+    two_scenes(tmp_path / "s2", 10_000.0, FAKE_PRODUCT.replace("T10SFG", "T10SGG"))
+    x0 = FAKE_ORIGIN[0] + FAKE_SIZE * 10.0 + 1000.0
+    bbox = (x0, FAKE_ORIGIN[1] - 1000.0, x0 + 500.0, FAKE_ORIGIN[1] - 500.0)
+    out = tmp_path / "map.tif"
+    err = predict_error(
+        capsys,
+        checkpoints["segmentation"],
+        tmp_path / "s2",
+        out,
+        "--bbox",
+        *(str(v) for v in bbox),
+        "--bbox-crs",
+        "EPSG:32610",
+    )
+    assert (
+        f"--bbox {x0:.10g} 4099000 {x0 + 500:.10g} 4099500 (EPSG:32610) lies in a "
+        "gap between the 2 Sentinel-2 scene(s)"
+    ) in err
+    assert "where there is no imagery to read; pass a bbox over a scene, e.g." in err
+    assert not out.exists()
+
+
+def test_a_map_that_clouds_blank_entirely_is_written_with_a_warning(
+    checkpoints: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    product = fake_s2_per_band(tmp_path / "s2")
+    fake_scl(product, np.full((FAKE_SIZE // 2, FAKE_SIZE // 2), 9))
+    out = tmp_path / "map.tif"
+    capsys.readouterr()
+    predict_cli(checkpoints["segmentation"], tmp_path / "s2", out, "--no-progress")
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [
+        f"torchgeo-simclr predict: warning: the map {str(out)!r} is all nodata (no "
+        "pixel with data): every pixel is masked as cloud by the 1 cloud mask(s) "
+        "or is nodata in the imagery; pass --no-cloud-mask to keep cloudy pixels, "
+        "or map imagery of another date."
+    ]
+    assert captured.out.startswith("Irrigated: 0.0 ha of 0.0 ha with data")
+    assert (read(out) == MAP_NODATA).all()
+
+
+def test_imagery_dates_leave_out_a_scene_that_only_touches_the_map(
+    checkpoints: dict[str, Path], tmp_path: Path
+) -> None:
+    later = FAKE_PRODUCT.replace("20230715T184919", "20230720T184919", 1)
+    two_scenes(tmp_path / "s2", FAKE_SIZE * 10.0, later.replace("T10SFG", "T10SGG"))
+    edge = FAKE_ORIGIN[0] + FAKE_SIZE * 10.0  # where the two scenes meet
+    bbox = (edge - 500.0, FAKE_ORIGIN[1] - 500.0, edge, FAKE_ORIGIN[1])
+    result = run(
+        checkpoints["segmentation"],
+        tmp_path / "s2",
+        tmp_path / "map.tif",
+        bbox=bbox,
+        bbox_crs="EPSG:32610",
+    )
+    assert result.summary["bounds"][2] == edge
+    assert result.summary["imagery_dates"] == [DATE]
+    with rasterio.open(result.files.classes) as src:
+        assert src.tags()["imagery_dates"] == DATE
+    # One pixel further east, the later scene is under the map.
+    result = run(
+        checkpoints["segmentation"],
+        tmp_path / "s2",
+        tmp_path / "wider.tif",
+        bbox=(*bbox[:2], edge + 10.0, bbox[3]),
+        bbox_crs="EPSG:32610",
+    )
+    assert result.summary["imagery_dates"] == [DATE, "2023-07-20"]
+
+
+def test_degrees_given_in_a_projected_bbox_crs_get_the_reason(
+    scene: SampleScene,
+    checkpoints: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    bbox = ("-120.8", "37.05", "-120.76", "37.08")  # over the sample scene
+    err = predict_error(
+        capsys,
+        checkpoints["segmentation"],
+        scene.root,
+        tmp_path / "map.tif",
+        "--bbox",
+        *bbox,
+        "--bbox-crs",
+        "EPSG:32610",
+    )
+    assert err.endswith(
+        "--bbox -120.8 37.05 -120.76 37.08 in EPSG:32610 misses the imagery, but "
+        "read as lon/lat degrees it lies over it; leave out --bbox-crs EPSG:32610 "
+        "(lon/lat is the default), or give the bbox in EPSG:32610 metres."
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cloud_masks_in_the_summary_are_absolute_paths(
+    checkpoints: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Like the checkpoint's: the summary holds wherever it is read from."""
+    product = fake_s2_per_band(tmp_path / "s2")
+    fake_scl(product, np.full((FAKE_SIZE // 2, FAKE_SIZE // 2), 4))
+    monkeypatch.chdir(tmp_path)
+    result = run(checkpoints["segmentation"], Path("s2"), Path("map.tif"))
+    summary = json.loads((tmp_path / "map.json").read_text())
+    assert summary["cloud_masks"] == [str(product / "SCL.tif")]
+    assert Path(summary["model"]["checkpoint"]).is_absolute()
+    assert result.summary["cloud_masks"] == summary["cloud_masks"]

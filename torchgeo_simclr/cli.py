@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 if TYPE_CHECKING:
     from lightning.pytorch.cli import LightningCLI
 
+    from .inference import MapResult
+
 #: This package's directory: its warnings are printed as one line.
 PACKAGE = Path(__file__).resolve().parent
 
@@ -95,6 +97,25 @@ def _metres(text: str) -> float:
     value = float(text)
     if not 0 <= value < math.inf:
         msg = f"must be a distance of 0 metres or more, got {text}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
+def _hectares_arg(text: str) -> float:
+    """An argparse type: an area of 0 hectares or more.
+
+    Args:
+        text: the argument.
+
+    Returns:
+        The area, hectares.
+
+    Raises:
+        argparse.ArgumentTypeError: if it is negative or not a finite number.
+    """
+    value = float(text)
+    if not 0 <= value < math.inf:
+        msg = f"must be an area of 0 ha or more, got {text}"
         raise argparse.ArgumentTypeError(msg)
     return value
 
@@ -471,11 +492,11 @@ def _hectares(value: float) -> str:
 
 
 def _predict(args: argparse.Namespace) -> None:
-    from .inference import predict_map
+    from .inference import MapFiles, predict_map
     from .inference.quicklook import quicklook
+    from .interrupts import Interrupted
 
-    # Not PATH.png: QGIS would style that picture with PATH.qml, the map's style.
-    png = Path(f"{Path(args.out).with_suffix('')}_quicklook.png")
+    png = MapFiles.beside(args.out).quicklook
     if args.quicklook and png.exists() and not args.overwrite:
         msg = f"{str(png)!r} already exists; pass --overwrite to replace it."
         raise FileExistsError(msg)
@@ -498,6 +519,33 @@ def _predict(args: argparse.Namespace) -> None:
         overwrite=args.overwrite,
         progress=args.progress,
     )
+    try:
+        _report_map(args, result, png, quicklook)
+    except KeyboardInterrupt:
+        undrawn = (
+            "; the quick look was not (run the same command with --overwrite to "
+            "draw it)"
+            if args.quicklook
+            else ""
+        )
+        msg = (
+            f"The map was written before it ({result.files.classes} and the files "
+            f"beside it){undrawn}."
+        )
+        raise Interrupted(msg) from None
+
+
+def _report_map(
+    args: argparse.Namespace,
+    result: "MapResult",
+    png: Path,
+    quicklook: Callable[..., Path],
+) -> None:
+    """Print a finished map's summary and files; draw or drop its quick look."""
+    # The quick look of the map just replaced would no longer match it.
+    stale = args.overwrite and png.exists()
+    if stale:
+        png.unlink()
     summary = result.summary
     regions = summary["irrigated_regions"]
     print(
@@ -514,9 +562,23 @@ def _predict(args: argparse.Namespace) -> None:
         print(f"Cloud masks applied: {len(masks)} file(s), e.g. {masks[0]}{grown}")
     paths = result.files.all()
     if args.quicklook:
-        paths.append(quicklook(args.out, png, root=args.root, overwrite=True))
+        paths.append(
+            quicklook(
+                args.out,
+                png,
+                root=args.root,
+                overwrite=True,
+                mask_clouds=args.mask_clouds,
+                cloud_buffer=args.cloud_buffer,
+            )
+        )
     for path in paths:
         print(f"  {path}")
+    if stale and not args.quicklook:
+        print(
+            f"Removed {png}, the quick look of the map replaced (pass --quicklook "
+            "to draw this map's)."
+        )
 
 
 def _evaluate(args: argparse.Namespace) -> None:
@@ -575,7 +637,7 @@ def _add_map_commands(commands: "argparse._SubParsersAction[Any]") -> None:
     )
     predict.add_argument(
         "--min-area",
-        type=float,
+        type=_hectares_arg,
         default=0.5,
         help="smallest irrigated region kept as a polygon, ha (default: 0.5)",
     )
@@ -1028,7 +1090,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             )
         print(f"{prefix}: error: {error}{hint}", file=sys.stderr)
         raise SystemExit(2) from None
-    except KeyboardInterrupt:
-        note = INTERRUPTED.get(args.command, "")
+    except KeyboardInterrupt as error:
+        # Interrupted says what was written; other interrupts, the usual.
+        kept = getattr(error, "kept", None)
+        note = f" {kept}" if kept else INTERRUPTED.get(args.command, "")
         print(f"\n{prefix}: interrupted.{note}", file=sys.stderr)
         raise SystemExit(130) from None

@@ -18,6 +18,7 @@ does not grow with the size of the map.
 
 import math
 import os
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,7 +35,13 @@ from pyproj import CRS
 from tqdm import tqdm
 
 from .constants import IRRIGATED, MAP_NODATA, NOT_IRRIGATED
-from .datasets.labels import LONLAT, IrrigationLabels, lonlat_extent
+from .datasets.labels import (
+    LONLAT,
+    IrrigationLabels,
+    LabelsOutsideBboxError,
+    check_lonlat_bbox,
+    lonlat_extent,
+)
 from .inference.grid import check_latitudes
 from .outputs import not_a_file
 
@@ -212,7 +219,10 @@ def _open_map(map_path: str | Path) -> Any:
         )
         raise FileNotFoundError(msg)
     try:
-        src = rasterio.open(name)
+        with warnings.catch_warnings():
+            # A picture without georeferencing is refused below, in one line.
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            src = rasterio.open(name)
     except rasterio.errors.RasterioIOError as error:
         reason = str(error).strip().splitlines()[0].rstrip(".")
         msg = (
@@ -221,7 +231,19 @@ def _open_map(map_path: str | Path) -> Any:
         )
         raise ValueError(msg) from None
     problem = None
-    if src.count != 1 or src.dtypes[0] != "uint8" or src.nodata != MAP_NODATA:
+    wrong_kind = src.count != 1 or src.dtypes[0] != "uint8" or src.nodata != MAP_NODATA
+    if src.driver != "GTiff" and (wrong_kind or src.crs is None):
+        # E.g. the quick look PNG: neither a probability nor a nodata fix.
+        georeferenced = "georeferenced" if src.crs is not None else "no CRS"
+        problem = (
+            f"is a {src.driver} file, not a GeoTIFF ({src.count} band(s) of "
+            f"{', '.join(sorted(set(src.dtypes)))}, {georeferenced})"
+        )
+        advice = (
+            "so pass the class map PATH.tif that predict wrote (PATH_quicklook.png "
+            "is only a picture of it)"
+        )
+    elif wrong_kind:
         problem = (
             f"has {src.count} band(s) of {', '.join(sorted(set(src.dtypes)))} with "
             f"nodata {src.nodata}"
@@ -323,19 +345,35 @@ def evaluate_map(
         )
         raise ValueError(msg)
     if bbox is not None:
-        # A latitude-first bbox gets the fix in --bbox's own syntax.
+        # A latitude-first or inverted bbox gets the fix in --bbox's own syntax.
         check_latitudes("--bbox", tuple(bbox), LONLAT)
+        check_lonlat_bbox(bbox, "--bbox")
     name = os.fspath(map_path)
     with _open_map(map_path) as src:
         crs = CRS.from_user_input(src.crs.to_wkt())
-        dataset = IrrigationLabels(
-            paths=os.fspath(labels),
-            crs=crs,
-            res=(float(src.transform.a), float(-src.transform.e)),
-            class_column=class_column,
-            class_map=dict(class_map) if class_map is not None else None,
-            bbox=bbox,
-        )
+        try:
+            dataset = IrrigationLabels(
+                paths=os.fspath(labels),
+                crs=crs,
+                res=(float(src.transform.a), float(-src.transform.e)),
+                class_column=class_column,
+                class_map=dict(class_map) if class_map is not None else None,
+                bbox=bbox,
+            )
+        except LabelsOutsideBboxError as error:
+            extents = error.extents
+            cover = (
+                str(next(iter(extents.values())))
+                if len(extents) == 1
+                else "; ".join(f"{f!r}: {e}" for f, e in extents.items())
+            )
+            msg = (
+                f"--bbox {' '.join(f'{v:.10g}' for v in error.bbox)} does not overlap "
+                f"the labels {os.fspath(labels)!r}, which cover {cover} (lon/lat); "
+                f"pass a --bbox over both the labels and map {name!r} "
+                f"({lonlat_extent(src.bounds, crs)}), or leave it out."
+            )
+            raise ValueError(msg) from None
         bbox_polygon = dataset._bbox_in(crs)
         window = _labelled_window(src, dataset, bbox_polygon, name, labels)
         tally = _Tally(dataset.features["value"].to_numpy(dtype=np.uint8))
@@ -491,9 +529,10 @@ def _labelled_window(
     if bbox_polygon is not None:
         if not area.intersects(bbox_polygon):
             msg = (
-                f"bbox={list(dataset.bbox or ())} (min lon, min lat, max lon, max "
-                f"lat) does not overlap map {name!r}, which covers {map_extent} "
-                "(lon/lat); pass a bbox inside that extent or omit it."
+                f"--bbox {' '.join(f'{v:.10g}' for v in dataset.bbox or ())} (min lon, "
+                f"min lat, max lon, max lat) does not overlap map {name!r}, which "
+                f"covers {map_extent} (lon/lat); pass a --bbox inside that extent "
+                "or leave it out."
             )
             raise ValueError(msg)
         area = area.intersection(bbox_polygon)

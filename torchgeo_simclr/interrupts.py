@@ -33,3 +33,46 @@ def keyboard_interrupts() -> Iterator[None]:
         if main and signal.getsignal(signal.SIGINT) != handler:
             signal.signal(signal.SIGINT, handler)
         raise KeyboardInterrupt from None
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C after a command had finished some of its outputs.
+
+    Commands say what an interrupt left behind; this one carries the
+    sentence, for when it differs from the command's usual one.
+    """
+
+    def __init__(self, kept: str) -> None:
+        """Initialise a new Interrupted.
+
+        Args:
+            kept: what was written or kept, one sentence for the user.
+        """
+        super().__init__(kept)
+        #: What was written or kept.
+        self.kept = kept
+
+
+@contextmanager
+def deferred_interrupts() -> Iterator[None]:
+    """Hold Ctrl-C until the block is done, so it runs all or nothing.
+
+    For a few quick steps that must not stop halfway, such as renaming the
+    finished files of a map into place. Outside the main thread (where
+    Python delivers signals) the block runs as it is.
+
+    Yields:
+        Nothing; run the steps inside.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)
+    if held:
+        # Delivered now, to whatever handled Ctrl-C before.
+        signal.raise_signal(signal.SIGINT)

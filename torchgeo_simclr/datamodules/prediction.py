@@ -1,10 +1,12 @@
 """Windows over a bounding box of the imagery, for tiled prediction."""
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from geopandas import GeoDataFrame
+from pyproj import Transformer
 from rasterio.windows import Window
 from torch import Tensor
 from torch.utils.data import DataLoader
@@ -12,6 +14,8 @@ from torchgeo.datamodules import BaseDataModule
 
 from ..constants import S2_BANDS
 from ..datasets import CentralValleyS2
+from ..datasets.cloud_masks import CLOUD_MASK_NAME
+from ..datasets.labels import lonlat_extent
 from ..datasets.sentinel2 import sensing_date
 from ..inference.grid import LONLAT, OutputGrid, output_grid, parse_bbox_crs
 from .central_valley import fresh_file_handles
@@ -107,7 +111,8 @@ class MapDataModule(BaseDataModule):
             stage: must be ``predict``.
 
         Raises:
-            ValueError: for any other stage.
+            ValueError: for any other stage, or a bbox under which no scene
+                lies (lon/lat degrees given as metres included).
         """
         if stage != "predict":
             msg = f"MapDataModule only predicts; got stage {stage!r}."
@@ -120,7 +125,10 @@ class MapDataModule(BaseDataModule):
             mask_clouds=self.mask_clouds,
             cloud_buffer=self.cloud_buffer,
         )
+        self._check_degrees(self.imagery)
         self.grid = output_grid(self.imagery, self.bbox, self.bbox_crs)
+        if self.bbox is not None and self._scenes().empty:
+            self._no_scene()
         self.windows = self.grid.windows(self.patch_size, self.overlap)
         self.predict_dataset = GridPatches(
             self.imagery,
@@ -130,8 +138,72 @@ class MapDataModule(BaseDataModule):
             block_shape=(1, READ_WIDTH),
         )
 
+    def _check_degrees(self, imagery: CentralValleyS2) -> None:
+        """Refuse lon/lat degrees given as the metres of a projected bbox CRS.
+
+        Such a bbox lies far from the imagery (around the CRS's origin) and
+        would only be refused for missing it, without the reason.
+
+        Args:
+            imagery: the imagery.
+
+        Raises:
+            ValueError: if the bbox misses the imagery in its CRS but its
+                numbers, read as lon/lat, lie over it.
+        """
+        if self.bbox is None or not self.bbox_crs.is_projected:
+            return
+        xmin, ymin, xmax, ymax = self.bbox
+        degrees = -180 <= xmin < xmax <= 180 and -90 <= ymin < ymax <= 90
+        if not degrees:
+            return
+        x, y = imagery.bounds[0], imagery.bounds[1]
+        data = (float(x.start), float(y.start), float(x.stop), float(y.stop))
+
+        def overlaps(crs: Any) -> bool:
+            to_data = Transformer.from_crs(crs, imagery.crs, always_xy=True)
+            left, bottom, right, top = to_data.transform_bounds(xmin, ymin, xmax, ymax)
+            return bool(
+                left < data[2]
+                and data[0] < right
+                and bottom < data[3]
+                and data[1] < top
+            )
+
+        if overlaps(LONLAT) and not overlaps(self.bbox_crs):
+            given = " ".join(f"{v:.10g}" for v in self.bbox)
+            crs = self.bbox_crs.to_string()
+            msg = (
+                f"--bbox {given} in {crs} misses the imagery, but read as lon/lat "
+                f"degrees it lies over it; leave out --bbox-crs {crs} (lon/lat is "
+                f"the default), or give the bbox in {crs} metres."
+            )
+            raise ValueError(msg)
+
+    def _no_scene(self) -> None:
+        """Refuse a bbox inside the imagery's extent that no scene covers.
+
+        Raises:
+            ValueError: always, naming a scene and where it lies.
+        """
+        assert self.imagery is not None
+        assert self.bbox is not None
+        index = self.imagery.index
+        path, footprint = index.filepath.iloc[0], index.geometry.iloc[0]
+        given = " ".join(f"{v:.10g}" for v in self.bbox)
+        msg = (
+            f"--bbox {given} ({self.bbox_crs.to_string()}) lies in a gap between "
+            f"the {len(index)} Sentinel-2 scene(s) under {str(self.root)!r}, "
+            "where there is no imagery to read; pass a bbox over a scene, e.g. "
+            f"{path!r} covers "
+            f"{lonlat_extent(footprint.bounds, self.imagery.crs)} (lon/lat)."
+        )
+        raise ValueError(msg)
+
     def _scenes(self) -> GeoDataFrame:
-        """The imagery's index entries under the output grid.
+        """The imagery's index entries whose footprint overlaps the output grid.
+
+        A scene that only touches the grid's edge has no pixel in it.
 
         Returns:
             Those rows of the index (``filepath`` and sensing interval).
@@ -139,7 +211,37 @@ class MapDataModule(BaseDataModule):
         assert self.imagery is not None
         assert self.grid is not None
         xmin, ymin, xmax, ymax = self.grid.bounds
-        return self.imagery.index.cx[xmin:xmax, ymin:ymax]
+        inside = self.grid.res * 1e-6
+        index = self.imagery.index
+        return index.cx[xmin + inside : xmax - inside, ymin + inside : ymax - inside]
+
+    def input_files(self) -> dict[str, str]:
+        """The files under the root that any map of this imagery is read from.
+
+        Every band file, scene classification and ``cloud_mask.tif`` of each
+        indexed product (also those of bands or masks not read this time), so
+        that no output replaces one.
+
+        Returns:
+            Path (as indexed) -> what it is, for messages; existing files only.
+        """
+        assert self.imagery is not None
+        imagery = self.imagery
+        files: dict[str, str] = {}
+        scene = "one of the Sentinel-2 files"
+        for filepath in imagery.index.filepath:
+            files[filepath] = scene
+            if imagery.separate_files:
+                for band in imagery.all_bands:
+                    files.setdefault(imagery._update_filepath(band, filepath), scene)
+                scl = imagery._scl_of(filepath)
+                if scl is not None:
+                    files[scl.path] = "a cloud mask (SCL)"
+                folder = os.path.dirname(filepath)
+                files[os.path.join(folder, CLOUD_MASK_NAME)] = "a cloud mask"
+        for masks in imagery.cloud_masks.values():
+            files.update((mask.path, "a cloud mask") for mask in masks)
+        return {path: what for path, what in files.items() if os.path.exists(path)}
 
     def cloud_masks(self) -> list[str]:
         """The cloud mask files applied to the scenes under the output grid.
@@ -147,13 +249,19 @@ class MapDataModule(BaseDataModule):
         See :class:`~torchgeo_simclr.datasets.CentralValleyS2`.
 
         Returns:
-            Their paths, sorted; empty without masks or with ``mask_clouds``
-            False.
+            Their absolute paths, sorted; empty without masks or with
+            ``mask_clouds`` False.
         """
         assert self.imagery is not None
         masks = self.imagery.cloud_masks
         scenes = self._scenes().filepath
-        return sorted({mask.path for path in scenes for mask in masks.get(path, ())})
+        return sorted(
+            {
+                os.path.abspath(mask.path)
+                for path in scenes
+                for mask in masks.get(path, ())
+            }
+        )
 
     def imagery_dates(self) -> list[str]:
         """Sensing dates of the scenes under the output grid.

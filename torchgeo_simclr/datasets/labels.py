@@ -192,13 +192,47 @@ def unnamed_crs(filepath: str, bounds: Iterable[float]) -> CRS:
     return LONLAT
 
 
+def shown_code(code: str) -> str:
+    """A class code as messages list it: a blank one as ``<blank>``.
+
+    Args:
+        code: a code as :func:`~torchgeo_simclr.datasets.dwr.code_key` gives it.
+
+    Returns:
+        The code, or ``<blank>`` for an empty one (which would vanish).
+    """
+    return code or "<blank>"
+
+
+class LabelsOutsideBboxError(ValueError):
+    """No label polygon intersects the bbox (a ``ValueError`` with its parts)."""
+
+    def __init__(
+        self, message: str, bbox: list[float], extents: dict[str, list[float]]
+    ) -> None:
+        """Initialise a new LabelsOutsideBboxError.
+
+        Args:
+            message: the sentence for the user.
+            bbox: the bbox, lon/lat degrees.
+            extents: label file -> its lon/lat extent.
+        """
+        super().__init__(message)
+        #: The bbox, ``[min lon, min lat, max lon, max lat]``.
+        self.bbox = bbox
+        #: Label file -> ``[min lon, min lat, max lon, max lat]``.
+        self.extents = extents
+
+
 def check_lonlat_bbox(
-    bbox: Iterable[float] | None,
+    bbox: Iterable[float] | None, option: str | None = None
 ) -> tuple[float, float, float, float] | None:
     """Validate a lon/lat bbox.
 
     Args:
         bbox: ``(min lon, min lat, max lon, max lat)`` or None.
+        option: the command-line option the bbox came from, e.g.
+            ``--bbox``, for messages in its syntax (default: ``bbox=[...]``).
 
     Returns:
         The bbox as a tuple of 4 floats, or None.
@@ -214,17 +248,22 @@ def check_lonlat_bbox(
     def valid(v: tuple[float, ...]) -> bool:
         return len(v) == 4 and -180 <= v[0] < v[2] <= 180 and -90 <= v[1] < v[3] <= 90
 
+    def written(v: Iterable[float]) -> str:
+        if option is None:
+            return f"[{', '.join(f'{x:g}' for x in v)}]"
+        return f"{option} {' '.join(f'{x:.10g}' for x in v)}"
+
     if not valid(values):
         swapped = values[1::-1] + values[:1:-1] if len(values) == 4 else ()
         fix = (
-            "longitude and latitude look swapped: pass "
-            f"[{', '.join(f'{v:g}' for v in swapped)}]"
+            f"longitude and latitude look swapped: pass {written(swapped)}"
             if valid(swapped)
-            else "pass e.g. [-121.5, 36.5, -120.5, 37.5]"
+            else f"pass e.g. {written((-121.5, 36.5, -120.5, 37.5))}"
         )
+        given = f"bbox={list(bbox)}" if option is None else written(values)
         msg = (
-            f"bbox={list(bbox)} is not (min lon, min lat, max lon, max lat) in "
-            f"EPSG:4326 degrees with min < max; {fix}."
+            f"{given} is not (min lon, min lat, max lon, max lat) in EPSG:4326 "
+            f"degrees with min < max; {fix}."
         )
         raise ValueError(msg)
     west, south, east, north = values
@@ -376,10 +415,11 @@ class IrrigationLabels(VectorDataset):
                     + " (lon/lat), so pass labels of that area, a bbox inside both, "
                     "or no labels to pretrain (--data.init_args.labels null)."
                 )
+                raise LabelsOutsideBboxError(msg, box, extents)
             raise ValueError(msg)
         if unknown:
             codes = sorted(unknown)
-            listed = ", ".join(codes[:10]) + (
+            listed = ", ".join(map(shown_code, codes[:10])) + (
                 f" and {len(codes) - 10} more" if len(codes) > 10 else ""
             )
             warnings.warn(
@@ -394,7 +434,9 @@ class IrrigationLabels(VectorDataset):
         unused = sorted({code_key(code) for code in class_map or {}} - seen)
         if unused:
             present = sorted(seen)
-            listed = ", ".join(present[:20]) + (" ..." if len(present) > 20 else "")
+            listed = ", ".join(map(shown_code, present[:20])) + (
+                " ..." if len(present) > 20 else ""
+            )
             warnings.warn(
                 f"class_map code(s) {unused} match no label polygon, so they change "
                 f"nothing; the {class_column} codes here are {listed} (compared "

@@ -1,11 +1,12 @@
 """One call from a checkpoint and a bounding box to a styled irrigation map."""
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..interrupts import keyboard_interrupts
+from ..interrupts import Interrupted, keyboard_interrupts
 from .device import resolve_device
 from .writer import IrrigationMapWriter, MapFiles
 
@@ -127,8 +128,11 @@ def predict_map(
         min_area_ha=min_area_ha,
         overwrite=overwrite,
         progress=progress,
+        command="torchgeo-simclr",
     )
     files = writer.files
+    # The imagery is checked once indexed, before anything is written.
+    files.check_inputs({os.fspath(checkpoint): "the checkpoint (--checkpoint)"})
     files.check_writable(overwrite)
     target = resolve_device(device)
     task = MapPredictionTask(checkpoint)
@@ -162,7 +166,15 @@ def predict_map(
         enable_progress_bar=False,
         enable_model_summary=False,
     )
-    with keyboard_interrupts():
-        trainer.predict(task, datamodule=datamodule, return_predictions=False)
+    try:
+        with keyboard_interrupts():
+            trainer.predict(task, datamodule=datamodule, return_predictions=False)
+    except KeyboardInterrupt:
+        if writer.summary is None:
+            raise
+        msg = (
+            f"The map was written before it ({files.classes} and the files beside it)."
+        )
+        raise Interrupted(msg) from None
     assert writer.summary is not None
     return MapResult(files, writer.summary)

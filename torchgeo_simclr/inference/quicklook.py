@@ -21,6 +21,8 @@ def quicklook(
     root: str | Path | None = None,
     max_side: int = 1024,
     overwrite: bool = False,
+    mask_clouds: bool = True,
+    cloud_buffer: float = 0.0,
 ) -> Path:
     """Draw a class map, next to natural colour imagery when *root* is given.
 
@@ -34,6 +36,9 @@ def quicklook(
         root: the Sentinel-2 directory the map was made from (optional).
         max_side: longest side of the drawn map, pixels.
         overwrite: replace an existing *out*.
+        mask_clouds: show the pixels cloud masks call cloudy as nodata, as the
+            map read them (``predict --no-cloud-mask``: False).
+        cloud_buffer: metres by which masked clouds grow, as for the map.
 
     Returns:
         The PNG's path.
@@ -52,7 +57,12 @@ def quicklook(
         imagery = None
         if root is not None:
             imagery = CentralValleyS2(
-                root, crs=src.crs.to_wkt(), res=res, bands=CentralValleyS2.rgb_bands
+                root,
+                crs=src.crs.to_wkt(),
+                res=res,
+                bands=CentralValleyS2.rgb_bands,
+                mask_clouds=mask_clouds,
+                cloud_buffer=cloud_buffer,
             )
             sample = imagery[bounds.left : bounds.right, bounds.bottom : bounds.top]
             shape = (int(sample["image"].shape[-2]), int(sample["image"].shape[-1]))

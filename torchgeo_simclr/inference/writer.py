@@ -1,12 +1,15 @@
 """A Lightning prediction writer that turns window predictions into map files."""
 
 import json
+import math
 import os
 import time
+import warnings
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from lightning.pytorch import LightningModule, Trainer
@@ -18,6 +21,7 @@ from tqdm.auto import tqdm
 from .. import __version__
 from ..constants import IRRIGATED, MAP_NODATA, NOT_IRRIGATED
 from ..geopackage import write_geopackage
+from ..interrupts import deferred_interrupts
 from ..outputs import check_output_folder
 from .blend import StripBlender, WeightKind, blend_weights
 from .geotiff import (
@@ -32,6 +36,34 @@ from .styles import class_style, polygon_style, probability_style
 
 #: Layer of the irrigated regions in ``PATH.gpkg``.
 POLYGON_LAYER = "irrigated"
+
+#: The command that runs the writer: ``torchgeo-simclr predict``, or
+#: LightningCLI's ``torchgeo predict --config conf/predict_cal.yaml``.
+Command = Literal["torchgeo-simclr", "torchgeo"]
+
+#: How the settings that messages name are given on each command's line.
+OPTIONS: dict[Command, dict[str, str]] = {
+    "torchgeo-simclr": {
+        "out": "--out",
+        "overwrite": "--overwrite",
+        "threshold": "--threshold",
+        "min_area_ha": "--min-area",
+        "root": "--root",
+        "checkpoint": "--checkpoint",
+        "no_cloud_mask": "--no-cloud-mask",
+        "cloud_buffer": "--cloud-buffer",
+    },
+    "torchgeo": {
+        "out": "--trainer.callbacks.init_args.out",
+        "overwrite": "--trainer.callbacks.init_args.overwrite true",
+        "threshold": "--trainer.callbacks.init_args.threshold",
+        "min_area_ha": "--trainer.callbacks.init_args.min_area_ha",
+        "root": "--data.init_args.root",
+        "checkpoint": "--model.init_args.checkpoint",
+        "no_cloud_mask": "--data.init_args.mask_clouds false",
+        "cloud_buffer": "--data.init_args.cloud_buffer",
+    },
+}
 
 
 @dataclass(frozen=True)
@@ -52,11 +84,14 @@ class MapFiles:
     summary: Path
 
     @classmethod
-    def beside(cls, path: str | Path) -> "MapFiles":
+    def beside(
+        cls, path: str | Path, command: Command = "torchgeo-simclr"
+    ) -> "MapFiles":
         """The file names that belong to a map at *path*.
 
         Args:
             path: ``PATH.tif``.
+            command: the command whose option names messages use.
 
         Returns:
             The names.
@@ -67,8 +102,8 @@ class MapFiles:
         path = Path(path)
         if path.suffix.lower() not in (".tif", ".tiff"):
             msg = (
-                f"--out {str(path)!r} must end in .tif (the class map); the other "
-                "files are named after it."
+                f"{OPTIONS[command]['out']} {str(path)!r} must end in .tif (the "
+                "class map); the other files are named after it."
             )
             raise ValueError(msg)
         # Not with_suffix: a name such as irrig.2023.tif keeps its ".2023".
@@ -97,13 +132,72 @@ class MapFiles:
             self.summary,
         ]
 
-    def check_writable(self, overwrite: bool) -> None:
+    @property
+    def quicklook(self) -> Path:
+        """``PATH_quicklook.png``, which ``torchgeo-simclr predict --quicklook`` draws.
+
+        Not ``PATH.png``: QGIS would style that picture with ``PATH.qml``, the
+        map's style. It is not one of :meth:`all`: the writer does not draw it.
+        """
+        return Path(f"{self.classes.with_suffix('')}_quicklook.png")
+
+    def check_inputs(
+        self, inputs: Mapping[str, str], command: Command = "torchgeo-simclr"
+    ) -> None:
+        """Refuse, even to overwrite, an output that is a file the map is made from.
+
+        An output is such a file when its path resolves to the same place (a
+        symbolic link included) or is the same file (a hard link).
+
+        Args:
+            inputs: path -> what it is, e.g. ``{"m.ckpt": "the checkpoint"}``.
+            command: the command whose option names the message uses.
+
+        Raises:
+            ValueError: if an output (the quick look included) is an input.
+        """
+        outputs = [*self.all(), self.quicklook]
+        resolved = {os.path.realpath(path): path for path in outputs}
+        inodes: dict[tuple[int, int], Path] = {}
+        for path in outputs:
+            try:
+                stat = path.stat()
+            except OSError:
+                continue
+            inodes[(stat.st_dev, stat.st_ino)] = path
+        for name, what in inputs.items():
+            output = resolved.get(os.path.realpath(name))
+            if output is None and inodes:
+                try:
+                    stat = os.stat(name)
+                except OSError:
+                    continue
+                output = inodes.get((stat.st_dev, stat.st_ino))
+            if output is None:
+                continue
+            option = OPTIONS[command]["out"]
+            which = "" if str(output) == os.fspath(name) else f" ({name!r})"
+            found = (
+                f"is {what}{which}"
+                if output == self.classes
+                else f"would write {str(output)!r}, which is {what}{which}"
+            )
+            msg = (
+                f"{option} {str(self.classes)!r} {found}; choose another {option}, "
+                "outside the imagery, e.g. maps/irrigation.tif (nothing was written)."
+            )
+            raise ValueError(msg)
+
+    def check_writable(
+        self, overwrite: bool, command: Command = "torchgeo-simclr"
+    ) -> None:
         """Refuse to replace files, or to write where one cannot.
 
         Nothing is created: a run that fails later leaves no empty folders.
 
         Args:
             overwrite: allow replacing existing files.
+            command: the command whose option names the message uses.
 
         Raises:
             FileExistsError: if a file exists and *overwrite* is False.
@@ -112,9 +206,12 @@ class MapFiles:
         check_output_folder(self.classes.parent)
         existing = [str(path) for path in self.all() if path.exists()]
         if existing and not overwrite:
+            options = OPTIONS[command]
+            one = len(existing) == 1
             msg = (
-                f"{', '.join(existing)} already exist; pass --overwrite to replace "
-                "them, or choose another --out."
+                f"{', '.join(existing)} already exist{'s' if one else ''}; pass "
+                f"{options['overwrite']} to replace {'it' if one else 'them'}, or "
+                f"choose another {options['out']}."
             )
             raise FileExistsError(msg)
 
@@ -133,6 +230,27 @@ class MapFiles:
                 f"({error.strerror}); pass --out in a directory you can write to."
             )
             raise PermissionError(msg) from None
+
+
+def finite(value: Any) -> Any:
+    """*value* with every NaN or infinite float, however deep, made None.
+
+    JSON has no NaN or Infinity (Python writes them, strict readers refuse
+    the file); None is written as ``null``.
+
+    Args:
+        value: a number, string, list or dict of them.
+
+    Returns:
+        The same structure (lists for tuples).
+    """
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(item) for item in value]
+    return value
 
 
 def partial_path(path: Path) -> Path:
@@ -165,6 +283,7 @@ class IrrigationMapWriter(BasePredictionWriter):
         min_area_ha: float = 0.5,
         overwrite: bool = False,
         progress: bool = True,
+        command: Command = "torchgeo",
     ) -> None:
         """Initialise a new IrrigationMapWriter.
 
@@ -175,26 +294,35 @@ class IrrigationMapWriter(BasePredictionWriter):
             min_area_ha: smallest irrigated region kept as a polygon, hectares.
             overwrite: replace existing output files.
             progress: show a progress bar (tiles, pixels per second, time left).
+            command: the command that runs the writer, whose option names
+                messages use: ``torchgeo`` (``torchgeo predict --config``,
+                where the writer is a trainer callback) or
+                ``torchgeo-simclr`` (``torchgeo-simclr predict``).
 
         Raises:
             ValueError: if *out* is not ``.tif``, *threshold* is outside
-                [0, 1] or *min_area_ha* is negative.
+                [0, 1] or *min_area_ha* is not a number of 0 or more.
         """
+        options = OPTIONS[command]
         if threshold is not None and not 0 <= threshold <= 1:
             msg = (
-                f"--threshold {threshold:g} is not a probability between 0 and 1; "
-                "pass e.g. 0.5, or leave it out for the model's own threshold."
+                f"{options['threshold']} {threshold:g} is not a probability between "
+                "0 and 1; pass e.g. 0.5, or leave it out for the model's own "
+                "threshold."
             )
             raise ValueError(msg)
-        if min_area_ha < 0:
+        if not 0 <= min_area_ha < math.inf:
             msg = (
-                f"--min-area {min_area_ha:g} ha is negative; pass 0 to keep every "
-                "irrigated region as a polygon, or e.g. 0.5."
+                f"{options['min_area_ha']} {min_area_ha:g} ha is not an area of 0 "
+                "ha or more; pass 0 to keep every irrigated region as a polygon, "
+                "or e.g. 0.5."
             )
             raise ValueError(msg)
         super().__init__(write_interval="batch")
+        #: The command whose option names messages use.
+        self.command: Command = command
         #: Output file names.
-        self.files = MapFiles.beside(out)
+        self.files = MapFiles.beside(out, command)
         self.threshold = threshold
         self.min_area_ha = min_area_ha
         self.overwrite = overwrite
@@ -215,11 +343,20 @@ class IrrigationMapWriter(BasePredictionWriter):
             trainer: the trainer.
             pl_module: a :class:`~torchgeo_simclr.tasks.MapPredictionTask`.
         """
-        self.files.check_writable(self.overwrite)
-        self.files.make_folder()
         datamodule: Any = trainer.datamodule  # type: ignore[attr-defined]
-        grid: OutputGrid = datamodule.grid
         task: Any = pl_module
+        options = OPTIONS[self.command]
+        inputs = {
+            path: f"{what} under {options['root']}"
+            for path, what in datamodule.input_files().items()
+        }
+        inputs[os.fspath(task.hparams["checkpoint"])] = (
+            f"the checkpoint ({options['checkpoint']})"
+        )
+        self.files.check_inputs(inputs, self.command)
+        self.files.check_writable(self.overwrite, self.command)
+        self.files.make_folder()
+        grid: OutputGrid = datamodule.grid
         self._datamodule, self._task = datamodule, task
         self._threshold = task.threshold if self.threshold is None else self.threshold
         self._dates: list[str] = datamodule.imagery_dates()
@@ -361,12 +498,40 @@ class IrrigationMapWriter(BasePredictionWriter):
         )
         partial[files.classes_style].write_text(class_style())
         partial[files.probability_style].write_text(probability_style())
-        self.summary = self._summary(len(polygons))
-        partial[files.summary].write_text(json.dumps(self.summary, indent=2) + "\n")
-        # Every file is complete: only now do they take their real names.
-        for path, temporary in partial.items():
-            os.replace(temporary, path)
-        self._partial, self._strips = {}, {}
+        summary = finite(self._summary(len(polygons)))
+        text = json.dumps(summary, indent=2, allow_nan=False)
+        partial[files.summary].write_text(text + "\n")
+        # Every file is complete: only now do they take their real names, all
+        # of them (a Ctrl-C meanwhile takes effect once they have).
+        with deferred_interrupts():
+            for path, temporary in partial.items():
+                os.replace(temporary, path)
+            self._partial, self._strips = {}, {}
+            self.summary = summary
+        if not self._counts["valid"]:
+            warnings.warn(self._no_data(), UserWarning, stacklevel=1)
+
+    def _no_data(self) -> str:
+        """Why a finished map may have no pixel with data, and what to do."""
+        options = OPTIONS[self.command]
+        if self._masks:
+            grown = f" (grown by {self._buffer:g} m)" if self._buffer else ""
+            smaller = f" or a smaller {options['cloud_buffer']}" if self._buffer else ""
+            why = (
+                f"every pixel is masked as cloud by the {len(self._masks)} cloud "
+                f"mask(s){grown} or is nodata in the imagery"
+            )
+            fix = (
+                f"pass {options['no_cloud_mask']} to keep cloudy pixels{smaller}, "
+                "or map imagery of another date"
+            )
+        else:
+            why = "the imagery under the bbox is nodata in every pixel"
+            fix = "map a bbox over imagery with data"
+        return (
+            f"the map {str(self.files.classes)!r} is all nodata (no pixel with "
+            f"data): {why}; {fix}."
+        )
 
     def _write_cogs(self) -> None:
         """Lay out both strip files as COGs under their temporary names."""
