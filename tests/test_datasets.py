@@ -769,8 +769,10 @@ def test_product_missing_band(tmp_path: Path) -> None:
 def test_mixed_layouts(tmp_path: Path) -> None:
     fake_s2_multiband(tmp_path)
     fake_s2_per_band(tmp_path)
-    with pytest.raises(ValueError, match="both multi-band scenes"):
+    with pytest.raises(ValueError, match="both multi-band scenes") as error:
         CentralValleyS2(tmp_path)
+    # The fix a command-line user can follow: one root per layout.
+    assert "under separate roots (one --root" in str(error.value)
 
 
 # DWR class map

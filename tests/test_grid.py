@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import pytest
 from conftest import FAKE_ORIGIN, FAKE_PRODUCT, fake_s2_multiband
 from pyproj import CRS
 
@@ -44,3 +45,16 @@ def test_a_scene_in_another_utm_zone_leaves_the_grid_on_the_native_pixels(
     assert xmax >= x.stop
     assert ymax >= y.stop
     assert xmax - xmin < x.stop - x.start + 10
+
+
+def test_a_bbox_reaching_past_the_imagery_names_the_bounds_of_the_map(
+    tmp_path: Path,
+) -> None:
+    # The warning gave the bbox cut to the imagery before it was widened to
+    # whole pixels, so its numbers matched neither the bbox nor the map.
+    fake_s2_multiband(tmp_path)
+    bbox = (FAKE_ORIGIN[0] - 500.0, 4099001.5, 700201.0, 4101000.0)
+    with pytest.warns(UserWarning, match="reaches past the imagery") as record:
+        grid = output_grid(CentralValleyS2(tmp_path), bbox, "EPSG:32610")
+    assert grid.bounds == (700000.0, 4099000.0, 700210.0, 4100000.0)
+    assert f"{list(grid.bounds)} in EPSG:32610" in str(record[0].message)

@@ -261,8 +261,10 @@ class CentralValleyS2(RasterDataset):
             msg = (
                 f"Found both multi-band scenes (e.g. {multiband_files[0]!r}) and "
                 f"per-band files (e.g. {band_files[0]!r}) under {self._roots_str()}; "
-                "expected one layout per dataset, so point separate datasets at "
-                "each layout and combine them with `|`."
+                "expected one layout per root, so put the multi-band scenes and "
+                "the per-band product folders under separate roots (one --root "
+                "or --data.init_args.root each; in Python, combine the two "
+                "datasets with `|`)."
             )
             raise ValueError(msg)
         if not multiband_files and not band_files:

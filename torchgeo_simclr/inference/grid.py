@@ -257,6 +257,7 @@ def output_grid(
     crs = CRS.from_user_input(dataset.crs)
     xres = float(dataset.res[0])
     data = native_bounds(dataset)
+    cut = False  # whether the bbox reaches past the imagery
     if bbox is None:
         region = data
     else:
@@ -286,14 +287,7 @@ def output_grid(
                 f"{crs.to_string()}; pass a bbox inside that extent."
             )
             raise ValueError(msg)
-        if any(abs(a - b) > xres / 2 for a, b in zip(region, region_, strict=True)):
-            warnings.warn(
-                f"--bbox reaches past the imagery, so only its part over the "
-                f"imagery is covered: {lonlat_extent(region, crs)} (lon/lat) = "
-                f"{np.round(region, 1).tolist()} in {crs.to_string()}.",
-                UserWarning,
-                stacklevel=2,
-            )
+        cut = any(abs(a - b) > xres / 2 for a, b in zip(region, region_, strict=True))
     # Whole pixels of the imagery grid (anchored at its top-left corner) that
     # touch the region; the tolerance absorbs reprojection noise.
     left, top = data[0], data[3]
@@ -307,6 +301,20 @@ def output_grid(
         math.ceil((data[3] - data[1]) / xres - tol),
         math.ceil((data[2] - data[0]) / xres - tol),
     )
+    if cut:
+        covered = (
+            left + col0 * xres,
+            top - row1 * xres,
+            left + col1 * xres,
+            top - row0 * xres,
+        )
+        warnings.warn(
+            f"--bbox reaches past the imagery, so only its part over the "
+            f"imagery is covered: {lonlat_extent(covered, crs)} (lon/lat) = "
+            f"{np.round(covered, 1).tolist()} in {crs.to_string()}.",
+            UserWarning,
+            stacklevel=2,
+        )
     return OutputGrid(
         crs,
         transform,
