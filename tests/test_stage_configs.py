@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import save_checkpoint
+from lightning.pytorch import Trainer
 
 from torchgeo_simclr.cli import fit, main, run_cli
 from torchgeo_simclr.constants import S2_BANDS
@@ -384,6 +385,51 @@ def test_a_missing_earlier_stage_stops_a_fit_before_the_data(
     # The warning that a stand-in network is built, then the refusal.
     assert err.splitlines()[-1].startswith("torchgeo-simclr fit: error: ")
     assert f"{str(gone)!r} does not exist" in err.splitlines()[-1]
+
+
+def test_ctrl_c_names_the_checkpoint_that_resumes_this_run(
+    workdir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The message always said checkpoints/last.ckpt: a rerun's own is
+    # last-v1.ckpt, and a run stopped in its first epoch has none.
+    args = [
+        "fit",
+        "--config",
+        str(CONF / "supervised_quickstart.yaml"),
+        *tiny(workdir, "--trainer.default_root_dir", str(tmp_path / "run")),
+        "--data.init_args.batch_size",
+        "4",
+        "--data.init_args.length",
+        "4",
+        "--trainer.max_steps",
+        "1",
+        "--trainer.limit_val_batches",
+        "1",
+    ]
+    main(args)
+    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").exists()
+    fit = Trainer.fit
+
+    def stopped_after(self: Trainer, *a: object, **kw: object) -> None:
+        fit(self, *a, **kw)
+        raise KeyboardInterrupt
+
+    def stopped_before(self: Trainer, *a: object, **kw: object) -> None:
+        raise KeyboardInterrupt
+
+    rerun = tmp_path / "run" / "checkpoints" / "last-v1.ckpt"
+    for stop, expected in (
+        (stopped_after, f"resume with --ckpt_path {rerun}."),
+        (stopped_before, "No checkpoint of this run was saved yet"),
+    ):
+        monkeypatch.setattr(Trainer, "fit", stop)
+        with pytest.raises(SystemExit) as exit_info:
+            main(args)
+        assert exit_info.value.code == 130
+        assert expected in capsys.readouterr().err
 
 
 def test_an_unreadable_ckpt_path_is_one_sentence(

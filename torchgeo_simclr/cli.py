@@ -1015,8 +1015,8 @@ INTERRUPTED: dict[str, str] = {
         " Outputs are written under temporary names and renamed only once "
         "complete, so no file was written or changed.",
     ),
-    "fit": " The checkpoints saved so far are kept; resume with --ckpt_path "
-    "and the run's checkpoints/last.ckpt.",
+    # Once training runs, the CLI names the checkpoint that resumes it.
+    "fit": " It stopped before training began, so nothing was saved.",
 }
 
 

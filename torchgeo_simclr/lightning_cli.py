@@ -15,6 +15,8 @@ from typing import Any
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 
+from .interrupts import Interrupted, keyboard_interrupts
+
 #: What ``torchgeo-simclr`` reports as one line of bad input.
 INPUT_ERRORS = (FileNotFoundError, FileExistsError, PermissionError, ValueError)
 
@@ -322,6 +324,39 @@ class PluginCLI(LightningCLI):
                 "want."
             )
             raise ValueError(msg)
+
+    def _run_subcommand(self, subcommand: str) -> None:
+        """Run the subcommand; on Ctrl-C, say which checkpoint resumes it.
+
+        Args:
+            subcommand: e.g. ``fit``.
+
+        Raises:
+            Interrupted: on Ctrl-C, naming the run's latest checkpoint (a
+                rerun in the same folder writes ``last-vN.ckpt``, not
+                ``last.ckpt``), or saying that none was saved yet.
+        """
+        try:
+            with keyboard_interrupts():
+                super()._run_subcommand(subcommand)
+        except KeyboardInterrupt:
+            raise Interrupted(self._resume_hint()) from None
+
+    def _resume_hint(self) -> str:
+        """One sentence on what an interrupted run kept and how to resume it."""
+        callback = getattr(self.trainer, "checkpoint_callback", None)
+        path = getattr(callback, "last_model_path", "") or getattr(
+            callback, "best_model_path", ""
+        )
+        if path and os.path.exists(path):
+            return (
+                "The checkpoints saved so far are kept; resume with --ckpt_path "
+                f"{os.path.abspath(path)}."
+            )
+        return (
+            "No checkpoint of this run was saved yet (the first comes at the end "
+            "of an epoch), so run it again from the start."
+        )
 
     def after_instantiate_classes(self) -> None:
         """Stop a fit whose earlier stage's checkpoint is missing, before the data.
