@@ -82,42 +82,25 @@ def _at_least(minimum: int) -> Callable[[str], int]:
     return integer
 
 
-def _metres(text: str) -> float:
-    """An argparse type: a distance of 0 metres or more.
+def _at_least_zero(quantity: str) -> Callable[[str], float]:
+    """An argparse type: a finite number of 0 or more.
 
     Args:
-        text: the argument.
+        quantity: what it measures, for the message, e.g. ``"a distance of 0
+            metres"``.
 
     Returns:
-        The distance, metres.
-
-    Raises:
-        argparse.ArgumentTypeError: if it is negative or not a finite number.
+        The converter, which argparse reports errors of in one line.
     """
-    value = float(text)
-    if not 0 <= value < math.inf:
-        msg = f"must be a distance of 0 metres or more, got {text}"
-        raise argparse.ArgumentTypeError(msg)
-    return value
 
+    def number(text: str) -> float:
+        value = float(text)
+        if not 0 <= value < math.inf:
+            msg = f"must be {quantity} or more, got {text}"
+            raise argparse.ArgumentTypeError(msg)
+        return value
 
-def _hectares_arg(text: str) -> float:
-    """An argparse type: an area of 0 hectares or more.
-
-    Args:
-        text: the argument.
-
-    Returns:
-        The area, hectares.
-
-    Raises:
-        argparse.ArgumentTypeError: if it is negative or not a finite number.
-    """
-    value = float(text)
-    if not 0 <= value < math.inf:
-        msg = f"must be an area of 0 ha or more, got {text}"
-        raise argparse.ArgumentTypeError(msg)
-    return value
+    return number
 
 
 def _sample_data(args: argparse.Namespace) -> None:
@@ -196,7 +179,7 @@ def _add_cloud_buffer(parser: argparse.ArgumentParser) -> None:
     """Add ``--cloud-buffer`` (metres by which masked clouds grow)."""
     parser.add_argument(
         "--cloud-buffer",
-        type=_metres,
+        type=_at_least_zero("a distance of 0 metres"),
         default=0.0,
         metavar="METRES",
         help=(
@@ -637,7 +620,7 @@ def _add_map_commands(commands: "argparse._SubParsersAction[Any]") -> None:
     )
     predict.add_argument(
         "--min-area",
-        type=_hectares_arg,
+        type=_at_least_zero("an area of 0 ha"),
         default=0.5,
         help="smallest irrigated region kept as a polygon, ha (default: 0.5)",
     )
