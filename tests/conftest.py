@@ -7,13 +7,14 @@ with their top-left corner at (700000, 4100000) by default; label polygons
 (:data:`FAKE_FIELDS`) lie inside that scene.
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 import numpy as np
 import numpy.typing as npt
+import pytest
 import rasterio
 import shapely
 from rasterio.transform import from_origin
@@ -213,6 +214,35 @@ def fake_scl(product: Path, classes: npt.NDArray[Any]) -> Path:
     return path
 
 
+def fake_s2_with_scl(
+    root: Path,
+    cloud: tuple[slice, slice] | None = None,
+    code: int = 9,
+    *,
+    fill: int = 4,
+    **kwargs: Any,
+) -> Path:
+    """Write a per-band product with its scene classification, ``SCL.tif``.
+
+    Args:
+        root: directory to write into, as for :func:`fake_s2_per_band`.
+        cloud: rows and columns of the 20 m SCL grid given class *code*
+            (e.g. ``np.s_[10:30, 20:60]``); none by default.
+        code: SCL class over *cloud* (9 cloud high probability, 10 thin cirrus).
+        fill: SCL class everywhere else (4 vegetation).
+        kwargs: further options of :func:`fake_s2_per_band`.
+
+    Returns:
+        The product directory.
+    """
+    product = fake_s2_per_band(root, **kwargs)
+    classes = np.full((FAKE_SIZE // 2, FAKE_SIZE // 2), fill)
+    if cloud is not None:
+        classes[cloud] = code
+    fake_scl(product, classes)
+    return product
+
+
 def fake_dwr_gpkg(
     root: Path,
     *,
@@ -319,3 +349,104 @@ def gpkg_version(path: Path) -> int:
     with sqlite3.connect(path) as database:
         version: int = database.execute("PRAGMA user_version").fetchone()[0]
     return version
+
+
+# `torchgeo-simclr fit` from the command line, on a small sample scene.
+
+
+def scratch_workdir(
+    factory: pytest.TempPathFactory, *, scene: bool = True
+) -> Iterator[Path]:
+    """A scratch working directory, made the current one while it is in use.
+
+    Args:
+        factory: the test module's ``tmp_path_factory``.
+        scene: write a 512 px sample scene under ``scene/``.
+
+    Yields:
+        The directory (the configs write under its ``runs/``).
+    """
+    from torchgeo_simclr.sample import make_sample_scene
+
+    path = factory.mktemp("work")
+    if scene:
+        make_sample_scene(path / "scene", size=512)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.chdir(path)
+        yield path
+
+
+def cpu_fit(
+    root: Path, *extra: str, data: Sequence[str] = (), trainer: Sequence[str] = ()
+) -> list[str]:
+    """Arguments that shrink a config's run to seconds on a CPU.
+
+    Args:
+        root: the imagery and labels, ``--data.init_args.root``.
+        extra: further arguments, last.
+        data: further datamodule arguments, after the root's.
+        trainer: further trainer arguments, after the accelerator.
+    """
+    return [
+        "--data.init_args.root",
+        str(root),
+        "--data.init_args.num_workers",
+        "0",
+        "--data.init_args.block_size",
+        "128",
+        *data,
+        "--trainer.accelerator",
+        "cpu",
+        *trainer,
+        "--trainer.enable_progress_bar",
+        "false",
+        *extra,
+    ]
+
+
+def small_fit(
+    root: Path, cache: Path, *extra: str, precision: str | None = "32"
+) -> list[str]:
+    """:func:`cpu_fit` with 32 px patches, stats of 4 patches and a cache.
+
+    Args:
+        root: the imagery and labels, ``--data.init_args.root``.
+        cache: ``--data.init_args.cache_dir``.
+        extra: further arguments, last.
+        precision: ``--trainer.precision``, or None to leave it out.
+    """
+    data = ["--data.init_args.patch_size", "32", "--data.init_args.stats_patches"]
+    data += ["4", "--data.init_args.cache_dir", str(cache)]
+    trainer = [] if precision is None else ["--trainer.precision", precision]
+    return cpu_fit(root, *extra, data=data, trainer=trainer)
+
+
+def few_steps(steps: int) -> list[str]:
+    """Arguments for a fit of *steps* steps over 4 patches, validating one batch."""
+    return [
+        "--data.init_args.length",
+        "4",
+        "--trainer.max_steps",
+        str(steps),
+        "--trainer.limit_val_batches",
+        "1",
+    ]
+
+
+def cli_error_line(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """Run `torchgeo-simclr` with *argv*, expecting exit 2 and one line.
+
+    Returns:
+        What it printed to stderr: one sentence on one line, naming the command
+        (``argv[0]``, e.g. ``fit``).
+    """
+    from torchgeo_simclr.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith(f"torchgeo-simclr {argv[0]}: error: ")
+    return err

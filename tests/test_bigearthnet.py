@@ -15,7 +15,7 @@ import pytest
 import rasterio
 import torch
 import torch.nn.functional as F
-from conftest import quiet_trainer
+from conftest import few_steps, quiet_trainer, scratch_workdir
 from rasterio.transform import from_origin
 
 from torchgeo_simclr.cli import fit, run_cli
@@ -501,10 +501,7 @@ def test_segmentation_needs_masks() -> None:
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A scratch working directory (the configs write under runs/)."""
-    path = tmp_path_factory.mktemp("work")
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        monkeypatch.chdir(path)
-        yield path
+    yield from scratch_workdir(tmp_path_factory, scene=False)
 
 
 def small(root: Path, workdir: Path, *extra: str) -> list[str]:
@@ -539,12 +536,7 @@ def one_step(config: str, root: Path, workdir: Path, *extra: str) -> Path:
             "--config",
             str(CONF / config),
             *small(root, workdir, *extra),
-            "--data.init_args.length",
-            "4",
-            "--trainer.max_steps",
-            "1",
-            "--trainer.limit_val_batches",
-            "1",
+            *few_steps(1),
         ]
     )
     assert checkpoint is not None

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import rasterio
 import torch
+from conftest import cli_error_line as run_cli
+from conftest import cpu_fit as small
 from torchgeo.main import main as torchgeo_main
 
 from torchgeo_simclr import cli
@@ -25,23 +27,6 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("scene")
     make_sample_scene(root, size=512)
     return root
-
-
-def small(root: Path, *extra: str) -> list[str]:
-    """Arguments that shrink a config's run to seconds on a CPU."""
-    return [
-        "--data.init_args.root",
-        str(root),
-        "--data.init_args.num_workers",
-        "0",
-        "--data.init_args.block_size",
-        "128",
-        "--trainer.accelerator",
-        "cpu",
-        "--trainer.enable_progress_bar",
-        "false",
-        *extra,
-    ]
 
 
 def test_study_config_runs_with_overrides(
@@ -92,18 +77,6 @@ def test_quickstart_checkpoint_keeps_what_later_stages_need(
     assert all(s > 0 for s in encoder.data.std)
     features = encoder.backbone(torch.zeros(2, 12, 48, 48))
     assert features.shape == (2, 512)
-
-
-def run_cli(args: list[str], capsys) -> str:
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err.strip()
-    assert "Traceback" not in err
-    # One sentence on one line, naming the command.
-    assert len(err.splitlines()) == 1, err
-    assert err.startswith("torchgeo-simclr fit: error: ")
-    return err
 
 
 def fit_args(root: Path, *extra: str) -> list[str]:

@@ -27,9 +27,10 @@ from conftest import (
     FAKE_ORIGIN,
     FAKE_SIZE,
     GPKG_1_2,
+    cli_error_line,
     fake_s2_multiband,
     fake_s2_per_band,
-    fake_scl,
+    fake_s2_with_scl,
     gpkg_version,
 )
 from PIL import Image
@@ -762,14 +763,7 @@ def test_a_query_of_another_patch_size_is_flagged(
 def cli_error(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
     """Run the command, expecting a one-line error."""
     capsys.readouterr()
-    with pytest.raises(SystemExit) as info:
-        main(list(argv))
-    assert info.value.code == 2
-    err = capsys.readouterr().err.strip()
-    assert "Traceback" not in err
-    assert len(err.splitlines()) == 1, err
-    assert err.startswith(f"torchgeo-simclr {argv[0]}: error: ")
-    return err
+    return cli_error_line(list(argv), capsys)
 
 
 def test_embed_and_search_cli(
@@ -1205,10 +1199,8 @@ def test_patches_under_an_scl_cloud_are_left_out(
     simclr: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # A search hit on a cloud would point the scientist at cloud tops.
-    product = fake_s2_per_band(tmp_path / "imagery")
-    scl = np.full((FAKE_SIZE // 2, FAKE_SIZE // 2), 4)
-    scl[:, 32:64] = 10  # thin cirrus over columns 64-127 of the 10 m grid
-    fake_scl(product, scl)
+    # Thin cirrus (SCL class 10) over columns 64-127 of the 10 m grid.
+    fake_s2_with_scl(tmp_path / "imagery", np.s_[:, 32:64], 10)
     masked = embed(simclr, tmp_path / "imagery", tmp_path / "masked.parquet")
     kept = embed(
         simclr, tmp_path / "imagery", tmp_path / "kept.parquet", mask_clouds=False

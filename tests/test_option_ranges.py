@@ -4,10 +4,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import cli_error_line, scratch_workdir, small_fit
 
 from torchgeo_simclr.cli import main
 from torchgeo_simclr.datamodules import CentralValleyDataModule
-from torchgeo_simclr.sample import make_sample_scene
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -15,52 +15,20 @@ CONF = Path(__file__).resolve().parents[1] / "conf"
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A scratch working directory with a small sample scene."""
-    path = tmp_path_factory.mktemp("work")
-    make_sample_scene(path / "scene", size=512)
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        monkeypatch.chdir(path)
-        yield path
+    yield from scratch_workdir(tmp_path_factory)
 
 
 def arguments(workdir: Path, config: str, *extra: str) -> list[str]:
     """A fast_dev_run of *config* on the small scene, plus *extra*."""
-    return [
-        "fit",
-        "--config",
-        str(CONF / config),
-        "--data.init_args.root",
-        str(workdir / "scene"),
-        "--data.init_args.num_workers",
-        "0",
-        "--data.init_args.block_size",
-        "128",
-        "--data.init_args.patch_size",
-        "32",
-        "--data.init_args.stats_patches",
-        "4",
-        "--data.init_args.cache_dir",
-        str(workdir / "cache"),
-        "--trainer.accelerator",
-        "cpu",
-        "--trainer.enable_progress_bar",
-        "false",
-        "--trainer.fast_dev_run",
-        "true",
-        *extra,
-    ]
+    fast = ["--trainer.fast_dev_run", "true", *extra]
+    run = small_fit(workdir / "scene", workdir / "cache", *fast, precision=None)
+    return ["fit", "--config", str(CONF / config), *run]
 
 
 def one_sentence(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
     """The error `torchgeo-simclr fit` prints, checked to be one line."""
     capsys.readouterr()
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err.strip()
-    assert "Traceback" not in err
-    assert len(err.splitlines()) == 1, err
-    assert err.startswith("torchgeo-simclr fit: error: ")
-    return err
+    return cli_error_line(argv, capsys)
 
 
 #: (config, arguments, what the sentence must say); all refused when the

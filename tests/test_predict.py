@@ -27,9 +27,10 @@ from conftest import (
     FAKE_SIZE,
     GPKG_1_2,
     LABELS,
+    cli_error_line,
     fake_s2_multiband,
     fake_s2_per_band,
-    fake_scl,
+    fake_s2_with_scl,
     gpkg_version,
     save_checkpoint,
     scene_stats,
@@ -982,12 +983,10 @@ def test_clouds_in_an_scl_beside_the_bands_are_map_nodata(
 ) -> None:
     # An ESA product with its scene classification: the analyst expects the
     # cloud as a hole in the map, not a field guessed from cloud tops.
-    product = fake_s2_per_band(tmp_path / "s2")
-    scl = np.full((FAKE_SIZE // 2, FAKE_SIZE // 2), 4)
-    scl[10:30, 20:60] = 9  # cloud, high probability
-    fake_scl(product, scl)
+    # SCL class 9 (cloud, high probability) over rows 10-29, columns 20-59.
+    product = fake_s2_with_scl(tmp_path / "s2", np.s_[10:30, 20:60])
     # With the 7 px (70 m) around it that the 60 m bands' resampling can reach.
-    cloud = np.zeros((2 * scl.shape[0], 2 * scl.shape[1]), dtype=bool)
+    cloud = np.zeros((FAKE_SIZE, FAKE_SIZE), dtype=bool)
     cloud[20 - 7 : 60 + 7, 40 - 7 : 120 + 7] = True
 
     root = tmp_path / "s2"
@@ -1009,11 +1008,8 @@ def test_cloud_buffer_widens_the_holes_and_is_recorded(
     checkpoints: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # 30 m more than the 70 m the 60 m bands need: 3 px more on every side.
-    product = fake_s2_per_band(tmp_path / "s2")
-    scl = np.full((FAKE_SIZE // 2, FAKE_SIZE // 2), 4)
-    scl[10:30, 20:60] = 9
-    fake_scl(product, scl)
-    cloud = np.zeros((2 * scl.shape[0], 2 * scl.shape[1]), dtype=bool)
+    fake_s2_with_scl(tmp_path / "s2", np.s_[10:30, 20:60])
+    cloud = np.zeros((FAKE_SIZE, FAKE_SIZE), dtype=bool)
     cloud[20 - 10 : 60 + 10, 40 - 10 : 120 + 10] = True
     out = tmp_path / "map.tif"
     predict_cli(
@@ -1051,8 +1047,7 @@ def test_the_summary_names_the_cloud_masks_under_the_bbox(
     # Two products side by side, each with its SCL; the map covers the west.
     west, east = (700000.0, 4100000.0), (702560.0, 4100000.0)
     for name, origin in (("w", west), ("e", east)):
-        product = fake_s2_per_band(tmp_path / "s2" / name, origin=origin)
-        fake_scl(product, np.full((FAKE_SIZE // 2, FAKE_SIZE // 2), 4))
+        fake_s2_with_scl(tmp_path / "s2" / name, origin=origin)
     result = run(
         checkpoints["segmentation"],
         tmp_path / "s2",
@@ -1068,22 +1063,25 @@ def test_the_summary_names_the_cloud_masks_under_the_bbox(
 # 5. Errors: from predict_map, and one line from the command.
 
 
+def predict_args(checkpoint: Path, root: Path, out: Path, *extra: str) -> list[str]:
+    """Arguments of `torchgeo-simclr predict` on the CPU."""
+    return [
+        "predict",
+        "--checkpoint",
+        str(checkpoint),
+        "--root",
+        str(root),
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        *extra,
+    ]
+
+
 def predict_cli(checkpoint: Path, root: Path, out: Path, *extra: str) -> None:
     """Run `torchgeo-simclr predict` on the CPU."""
-    main(
-        [
-            "predict",
-            "--checkpoint",
-            str(checkpoint),
-            "--root",
-            str(root),
-            "--out",
-            str(out),
-            "--device",
-            "cpu",
-            *extra,
-        ]
-    )
+    main(predict_args(checkpoint, root, out, *extra))
 
 
 def predict_error(
@@ -1095,14 +1093,7 @@ def predict_error(
 ) -> str:
     """Run `torchgeo-simclr predict`, expecting a one-line error."""
     capsys.readouterr()
-    with pytest.raises(SystemExit) as info:
-        predict_cli(checkpoint, root, out, *extra)
-    assert info.value.code == 2
-    err = capsys.readouterr().err.strip()
-    assert "Traceback" not in err
-    assert len(err.splitlines()) == 1, err
-    assert err.startswith("torchgeo-simclr predict: error: ")
-    return err
+    return cli_error_line(predict_args(checkpoint, root, out, *extra), capsys)
 
 
 def test_batch_size_below_one(
@@ -1586,8 +1577,7 @@ def test_a_band_file_as_out_is_refused_even_with_overwrite(
     name: str,
     what: str,
 ) -> None:
-    product = fake_s2_per_band(tmp_path / "s2")
-    fake_scl(product, np.full((FAKE_SIZE // 2, FAKE_SIZE // 2), 4))
+    product = fake_s2_with_scl(tmp_path / "s2")
     before = {path.name: sha256(path) for path in product.iterdir()}
     out = product / name
     err = predict_error(
@@ -1701,6 +1691,24 @@ def test_the_summary_is_strict_json(
     assert summary == result.summary
 
 
+def predict_interrupted(
+    capsys: pytest.CaptureFixture[str],
+    checkpoint: Path,
+    root: Path,
+    out: Path,
+    *extra: str,
+) -> str:
+    """Run `torchgeo-simclr predict --no-progress`, expecting Ctrl-C's exit 130.
+
+    Returns:
+        What it printed to stderr.
+    """
+    with pytest.raises(SystemExit) as info:
+        predict_cli(checkpoint, root, out, "--no-progress", *extra)
+    assert info.value.code == 130
+    return capsys.readouterr().err.strip()
+
+
 def test_ctrl_c_during_the_quick_look_says_the_map_was_written(
     scene: SampleScene,
     checkpoints: dict[str, Path],
@@ -1713,12 +1721,9 @@ def test_ctrl_c_during_the_quick_look_says_the_map_was_written(
 
     monkeypatch.setattr("torchgeo_simclr.inference.quicklook.quicklook", interrupted)
     out = tmp_path / "map.tif"
-    with pytest.raises(SystemExit) as info:
-        predict_cli(
-            checkpoints["segmentation"], scene.root, out, "--no-progress", "--quicklook"
-        )
-    assert info.value.code == 130
-    err = capsys.readouterr().err.strip()
+    err = predict_interrupted(
+        capsys, checkpoints["segmentation"], scene.root, out, "--quicklook"
+    )
     assert err == (
         f"torchgeo-simclr predict: interrupted. The map was written before it ({out} "
         "and the files beside it); the quick look was not (run the same command "
@@ -1746,10 +1751,7 @@ def test_ctrl_c_once_the_files_are_renamed_says_the_map_was_written(
 
     monkeypatch.setattr(IrrigationMapWriter, "on_predict_end", then_ctrl_c)
     out = tmp_path / "map.tif"
-    with pytest.raises(SystemExit) as info:
-        predict_cli(checkpoints["segmentation"], scene.root, out, "--no-progress")
-    assert info.value.code == 130
-    err = capsys.readouterr().err.strip()
+    err = predict_interrupted(capsys, checkpoints["segmentation"], scene.root, out)
     assert err == (
         f"torchgeo-simclr predict: interrupted. The map was written before it ({out} "
         "and the files beside it)."
@@ -1783,10 +1785,7 @@ def test_the_quick_look_reads_the_imagery_as_the_map_did(
     checkpoints: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """With --no-cloud-mask the picture shows the clouds the map kept."""
-    clouded = fake_s2_per_band(tmp_path / "clouded")
-    scl = np.full((FAKE_SIZE // 2, FAKE_SIZE // 2), 4)
-    scl[20:80, 20:80] = 9
-    fake_scl(clouded, scl)
+    fake_s2_with_scl(tmp_path / "clouded", np.s_[20:80, 20:80])
     fake_s2_per_band(tmp_path / "clear")
     out = tmp_path / "a" / "map.tif"
     predict_cli(
@@ -1836,8 +1835,7 @@ def test_a_bbox_in_a_gap_between_scenes_is_refused(
 def test_a_map_that_clouds_blank_entirely_is_written_with_a_warning(
     checkpoints: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    product = fake_s2_per_band(tmp_path / "s2")
-    fake_scl(product, np.full((FAKE_SIZE // 2, FAKE_SIZE // 2), 9))
+    fake_s2_with_scl(tmp_path / "s2", fill=9)
     out = tmp_path / "map.tif"
     capsys.readouterr()
     predict_cli(checkpoints["segmentation"], tmp_path / "s2", out, "--no-progress")
@@ -1910,8 +1908,7 @@ def test_cloud_masks_in_the_summary_are_absolute_paths(
     checkpoints: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Like the checkpoint's: the summary holds wherever it is read from."""
-    product = fake_s2_per_band(tmp_path / "s2")
-    fake_scl(product, np.full((FAKE_SIZE // 2, FAKE_SIZE // 2), 4))
+    product = fake_s2_with_scl(tmp_path / "s2")
     monkeypatch.chdir(tmp_path)
     result = run(checkpoints["segmentation"], Path("s2"), Path("map.tif"))
     summary = json.loads((tmp_path / "map.json").read_text())

@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import save_checkpoint
+from conftest import (
+    cli_error_line,
+    few_steps,
+    save_checkpoint,
+    scratch_workdir,
+    small_fit,
+)
 from lightning.pytorch import Trainer
 
 from torchgeo_simclr.cli import fit, main, run_cli
@@ -15,67 +21,35 @@ from torchgeo_simclr.constants import S2_BANDS
 from torchgeo_simclr.datamodules import CentralValleyDataModule
 from torchgeo_simclr.inference import predict_map
 from torchgeo_simclr.models.checkpoint import DataMetadata, load_encoder, load_model
-from torchgeo_simclr.sample import make_sample_scene
 from torchgeo_simclr.tasks import DistillTask, FineTuneTask
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
 
-def small(root: Path, cache: Path, *extra: str) -> list[str]:
-    """Arguments that shrink a config's run to seconds on a CPU."""
-    return [
-        "--data.init_args.root",
-        str(root),
-        "--data.init_args.num_workers",
-        "0",
-        "--data.init_args.block_size",
-        "128",
-        "--data.init_args.patch_size",
-        "32",
-        "--data.init_args.stats_patches",
-        "4",
-        "--data.init_args.cache_dir",
-        str(cache),
-        "--trainer.accelerator",
-        "cpu",
-        "--trainer.precision",
-        "32",
-        "--trainer.enable_progress_bar",
-        "false",
-        *extra,
-    ]
-
-
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A scratch working directory (the configs write under runs/)."""
-    path = tmp_path_factory.mktemp("work")
-    make_sample_scene(path / "scene", size=512)
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        monkeypatch.chdir(path)
-        yield path
+    yield from scratch_workdir(tmp_path_factory)
 
 
 def tiny(workdir: Path, *extra: str) -> list[str]:
-    return small(workdir / "scene", workdir / "cache", *extra)
+    return small_fit(workdir / "scene", workdir / "cache", *extra)
+
+
+def short_fit_args(config: str, workdir: Path, *extra: str) -> list[str]:
+    """A one-step fit of *config* on the small scene."""
+    return [
+        "--config",
+        str(CONF / config),
+        *tiny(workdir, *extra),
+        "--data.init_args.batch_size",
+        "4",
+        *few_steps(1),
+    ]
 
 
 def short_fit(config: str, workdir: Path, *extra: str) -> Path:
-    checkpoint = fit(
-        [
-            "--config",
-            str(CONF / config),
-            *tiny(workdir, *extra),
-            "--data.init_args.batch_size",
-            "4",
-            "--data.init_args.length",
-            "4",
-            "--trainer.max_steps",
-            "1",
-            "--trainer.limit_val_batches",
-            "1",
-        ]
-    )
+    checkpoint = fit(short_fit_args(config, workdir, *extra))
     assert checkpoint is not None
     return checkpoint.resolve()
 
@@ -235,14 +209,7 @@ def test_distill_config(
 
 
 def fit_error(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
-    with pytest.raises(SystemExit) as exit_info:
-        main(["fit", *args, "--trainer.fast_dev_run", "true"])
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err.strip()
-    assert "Traceback" not in err
-    assert len(err.splitlines()) == 1, err
-    assert err.startswith("torchgeo-simclr fit: error: ")
-    return err
+    return cli_error_line(["fit", *args, "--trainer.fast_dev_run", "true"], capsys)
 
 
 def test_a_checkpoint_of_another_task_as_ckpt_path_is_refused(
@@ -265,12 +232,7 @@ def test_a_checkpoint_of_another_task_as_ckpt_path_is_refused(
             str(pretrained),
             "--ckpt_path",
             str(finetuned),
-            "--data.init_args.length",
-            "4",
-            "--trainer.max_steps",
-            "2",
-            "--trainer.limit_val_batches",
-            "1",
+            *few_steps(2),
         ]
     )
     assert cli.trainer.global_step == 2
@@ -303,12 +265,7 @@ def test_model_options_that_ckpt_path_would_drop_are_refused(
             "--model.init_args.checkpoint",
             relative,
             f"--model.init_args.lr={saved['lr']}",
-            "--data.init_args.length",
-            "4",
-            "--trainer.max_steps",
-            "2",
-            "--trainer.limit_val_batches",
-            "1",
+            *few_steps(2),
         ]
     )
     assert cli.trainer.global_step == 2
@@ -395,20 +352,8 @@ def test_ctrl_c_names_the_checkpoint_that_resumes_this_run(
 ) -> None:
     # The message always said checkpoints/last.ckpt: a rerun's own is
     # last-v1.ckpt, and a run stopped in its first epoch has none.
-    args = [
-        "fit",
-        "--config",
-        str(CONF / "supervised_quickstart.yaml"),
-        *tiny(workdir, "--trainer.default_root_dir", str(tmp_path / "run")),
-        "--data.init_args.batch_size",
-        "4",
-        "--data.init_args.length",
-        "4",
-        "--trainer.max_steps",
-        "1",
-        "--trainer.limit_val_batches",
-        "1",
-    ]
+    root = ["--trainer.default_root_dir", str(tmp_path / "run")]
+    args = ["fit", *short_fit_args("supervised_quickstart.yaml", workdir, *root)]
     main(args)
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").exists()
     fit = Trainer.fit

@@ -6,6 +6,16 @@ from collections.abc import Sequence
 SUM_TOLERANCE = 1e-6
 
 
+def _check_at_least_one(option: str, value: int, meaning: str, example: int) -> None:
+    """Refuse a datamodule option below 1, naming it, what it is and an example."""
+    if not value >= 1:
+        msg = (
+            f"--data.init_args.{option} {value} must be at least 1 ({meaning}); "
+            f"pass e.g. {example}."
+        )
+        raise ValueError(msg)
+
+
 def check_patch_size(patch_size: int) -> None:
     """Refuse a patch side below one pixel.
 
@@ -15,12 +25,9 @@ def check_patch_size(patch_size: int) -> None:
     Raises:
         ValueError: naming the option, if *patch_size* is below 1.
     """
-    if not patch_size >= 1:
-        msg = (
-            f"--data.init_args.patch_size {patch_size} must be at least 1 (the "
-            "side of a square patch, pixels); pass e.g. 48."
-        )
-        raise ValueError(msg)
+    _check_at_least_one(
+        "patch_size", patch_size, "the side of a square patch, pixels", 48
+    )
 
 
 def check_batch_size(batch_size: int) -> None:
@@ -32,12 +39,9 @@ def check_batch_size(batch_size: int) -> None:
     Raises:
         ValueError: naming the option, if *batch_size* is below 1.
     """
-    if not batch_size >= 1:
-        msg = (
-            f"--data.init_args.batch_size {batch_size} must be at least 1 "
-            "(patches per batch; 2 or more to train); pass e.g. 32."
-        )
-        raise ValueError(msg)
+    _check_at_least_one(
+        "batch_size", batch_size, "patches per batch; 2 or more to train", 32
+    )
 
 
 def check_split_fractions(fractions: Sequence[float]) -> None:
