@@ -144,6 +144,19 @@ def test_a_batch_of_one_patch_under_batch_norm_is_refused(
     assert "model.head.0." in err
     assert "needs at least 2 patches" in err
     assert "pass --data.init_args.batch_size 2 or more" in err
+    # A U-Net's BatchNorm over feature maps of 2 x 2 px or more (64 px
+    # patches) has pixels to normalise over: one patch per batch trains.
+    segment = arguments(
+        workdir,
+        "segment_quickstart.yaml",
+        "--model.init_args.checkpoint",
+        "null",
+        "--data.init_args.patch_size",
+        "64",
+        "--data.init_args.batch_size",
+        "1",
+    )
+    main(segment)
 
 
 def test_no_checkpointing_says_to_drop_the_configs_callback(

@@ -9,7 +9,7 @@ from lightning.fabric.utilities.warnings import PossibleUserWarning
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.types import OptimizerLRScheduler
 from torch import Tensor
-from torch.nn.modules.batchnorm import _BatchNorm
+from torch.nn import BatchNorm1d
 from torch.optim import AdamW
 from torchgeo.tasks import BaseTask
 from torchmetrics import MetricCollection
@@ -304,7 +304,7 @@ class IrrigationTask(NormalisedAsTrained, BaseTask):
                 ``in_channels``; if a resumed fit has another spatial split or
                 labelled subset than its checkpoint; if the backbone takes one
                 input size and the patches have another; if batches of one
-                patch meet BatchNorm layers that train.
+                patch meet BatchNorm layers of vectors that train.
         """
         self.check_built()
         no_checkpoint_in_dev_run(self.trainer)
@@ -322,25 +322,27 @@ class IrrigationTask(NormalisedAsTrained, BaseTask):
         self.data_metadata, self.training_labels = data, labels
 
     def check_batch_norm(self, batch_size: int | None) -> None:
-        """Refuse batches of one patch where a BatchNorm layer trains.
+        """Refuse batches of one patch where a BatchNorm layer of vectors trains.
 
-        In training, BatchNorm normalises each channel over the batch; the
-        kept projection-head block sees one value per channel from one patch
-        and fails at the first step with torch's "Expected more than 1 value
-        per channel when training".
+        In training, BatchNorm normalises each channel over the batch (and
+        the pixels of a feature map); the kept projection-head block's
+        ``BatchNorm1d`` sees one value per channel from one patch and fails at
+        the first step with torch's "Expected more than 1 value per channel
+        when training". The ``BatchNorm2d`` layers of feature maps (a U-Net's
+        decoder) have pixels to normalise over and are left alone.
 
         Args:
             batch_size: the datamodule's batch size (None if unknown).
 
         Raises:
-            ValueError: if *batch_size* is 1 and a BatchNorm layer trains.
+            ValueError: if *batch_size* is 1 and a ``BatchNorm1d`` trains.
         """
         if batch_size != 1:
             return
         training = [
             name
             for name, module in self.model.named_modules()
-            if isinstance(module, _BatchNorm)
+            if isinstance(module, BatchNorm1d)
             and any(p.requires_grad for p in module.parameters())
         ]
         if not training:
