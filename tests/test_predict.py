@@ -1551,13 +1551,16 @@ def test_a_scene_as_out_is_refused_even_with_overwrite(
     root = tmp_path / "s2"
     scene_file = fake_s2_multiband(root)
     before = sha256(scene_file)
-    err = predict_error(
-        capsys, checkpoints["segmentation"], root, scene_file, "--overwrite"
-    )
-    assert (
-        f"--out {str(scene_file)!r} is one of the Sentinel-2 files under --root" in err
-    )
-    assert "choose another --out, outside the imagery" in err
+    # Without --overwrite too: "already exists; pass --overwrite" led nowhere.
+    for extra in (["--overwrite"], []):
+        err = predict_error(
+            capsys, checkpoints["segmentation"], root, scene_file, *extra
+        )
+        assert (
+            f"--out {str(scene_file)!r} is one of the Sentinel-2 files under --root"
+            in err
+        )
+        assert "choose another --out, outside the imagery" in err
     assert sha256(scene_file) == before
     assert sorted(p.name for p in root.iterdir()) == [scene_file.name]
 

@@ -131,9 +131,16 @@ def predict_map(
         command="torchgeo-simclr",
     )
     files = writer.files
-    # The imagery is checked once indexed, before anything is written.
+    # The imagery is checked once indexed, before anything is written; an
+    # existing output under --root waits for that check, which may refuse it
+    # whatever --overwrite says.
     files.check_inputs({os.fspath(checkpoint): "the checkpoint (--checkpoint)"})
-    files.check_writable(overwrite)
+    inside = os.path.join(os.path.realpath(root), "")
+    if not any(
+        path.exists() and os.path.realpath(path).startswith(inside)
+        for path in files.all()
+    ):
+        files.check_writable(overwrite)
     target = resolve_device(device)
     task = MapPredictionTask(checkpoint)
     size = patch_size or default_window(task.problem, task.data.patch_size)[0]
