@@ -9,7 +9,7 @@ import pickle
 import re
 import sys
 from argparse import ArgumentError
-from collections.abc import Sequence
+from collections.abc import Iterable
 from typing import Any
 
 from lightning.fabric.utilities.exceptions import MisconfigurationException
@@ -21,25 +21,22 @@ from .interrupts import Interrupted, keyboard_interrupts
 INPUT_ERRORS = (FileNotFoundError, FileExistsError, PermissionError, ValueError)
 
 
-def model_options(tokens: Sequence[str]) -> list[str]:
-    """The model options a command line sets, by name.
+def model_options(options: Iterable[str]) -> list[str]:
+    """The model options among a command line's option names.
 
     Args:
-        tokens: the arguments, e.g. ``["--model.init_args.lr", "0.1"]``.
+        options: option names, e.g. ``["--model.init_args.lr", "--config"]``.
 
     Returns:
-        Top-level ``init_args`` names, e.g. ``["lr"]``; the class path itself
-        (``--model``) is not an option.
+        Top-level ``init_args`` names, sorted, e.g. ``["lr"]``; the class path
+        itself (``--model``) is not an option.
     """
-    names = []
-    for token in tokens:
-        if not token.startswith("--model."):
-            continue
-        name = token.split("=", 1)[0].removeprefix("--model.")
-        name = name.removeprefix("init_args.").split(".", 1)[0]
-        if name and name not in names:
-            names.append(name)
-    return names
+    names = {
+        option.removeprefix("--model.").removeprefix("init_args.").split(".", 1)[0]
+        for option in options
+        if option.startswith("--model.")
+    }
+    return sorted(name for name in names if name)
 
 
 def one_line(message: str) -> str:
@@ -209,7 +206,7 @@ class PluginCLI(LightningCLI):
         #: ``--ckpt_path`` would replace with the checkpoint's.
         self.given_model_options = {
             name: copy.deepcopy(init_args.get(name))
-            for name in model_options(tokens)
+            for name in model_options(self.given_options)
             if init_args is not None and name in init_args
         }
 
