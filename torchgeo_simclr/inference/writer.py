@@ -146,8 +146,8 @@ class MapFiles:
     ) -> None:
         """Refuse, even to overwrite, an output that is a file the map is made from.
 
-        An output is such a file when its path resolves to the same place (a
-        symbolic link included) or is the same file (a hard link).
+        An output is such a file when it is the same file on disk (the same
+        path, a symbolic link or a hard link to it).
 
         Args:
             inputs: path -> what it is, e.g. ``{"m.ckpt": "the checkpoint"}``.
@@ -156,23 +156,19 @@ class MapFiles:
         Raises:
             ValueError: if an output (the quick look included) is an input.
         """
-        outputs = [*self.all(), self.quicklook]
-        resolved = {os.path.realpath(path): path for path in outputs}
-        inodes: dict[tuple[int, int], Path] = {}
-        for path in outputs:
+        existing: dict[tuple[int, int], Path] = {}
+        for path in [*self.all(), self.quicklook]:
             try:
                 stat = path.stat()
             except OSError:
+                continue  # not written yet: no input can be it
+            existing[(stat.st_dev, stat.st_ino)] = path
+        for name, what in inputs.items() if existing else ():
+            try:
+                stat = os.stat(name)
+            except OSError:
                 continue
-            inodes[(stat.st_dev, stat.st_ino)] = path
-        for name, what in inputs.items():
-            output = resolved.get(os.path.realpath(name))
-            if output is None and inodes:
-                try:
-                    stat = os.stat(name)
-                except OSError:
-                    continue
-                output = inodes.get((stat.st_dev, stat.st_ino))
+            output = existing.get((stat.st_dev, stat.st_ino))
             if output is None:
                 continue
             option = OPTIONS[command]["out"]
