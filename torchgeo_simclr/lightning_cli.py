@@ -8,6 +8,7 @@ import os
 import pickle
 import re
 import sys
+import warnings
 from argparse import ArgumentError
 from collections.abc import Iterable
 from typing import Any
@@ -16,6 +17,7 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 
 from .interrupts import Interrupted, keyboard_interrupts
+from .tasks.irrigation import StandInWarning
 
 #: What ``torchgeo-simclr`` reports as one line of bad input.
 INPUT_ERRORS = (FileNotFoundError, FileExistsError, PermissionError, ValueError)
@@ -383,10 +385,14 @@ class PluginCLI(LightningCLI):
                 ``ModelCheckpoint`` in the callbacks (Lightning's refusal
                 names no way out).
         """
+        config = self.config[self.subcommand] if self.subcommand else self.config
         try:
-            super().instantiate_classes()
+            with warnings.catch_warnings():
+                if self.subcommand == "fit" and not config.get("ckpt_path"):
+                    # after_instantiate_classes refuses this fit in one line.
+                    warnings.simplefilter("ignore", StandInWarning)
+                super().instantiate_classes()
         except ValueError:
-            config = self.config[self.subcommand] if self.subcommand else self.config
             for key in ("model", "data"):
                 error = construction_error(config.get(key))
                 if error is not None:

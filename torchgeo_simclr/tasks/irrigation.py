@@ -33,6 +33,10 @@ from .provenance import check_resume, restored_from, split_warning
 from .schedule import warmup_cosine
 
 
+class StandInWarning(UserWarning):
+    """A task builds a stand-in network: its earlier stage's checkpoint is gone."""
+
+
 def expect_frozen_modules() -> None:
     """Silence Lightning's warning about modules in eval mode when training starts.
 
@@ -106,7 +110,7 @@ class IrrigationTask(NormalisedAsTrained, BaseTask):
             f"{missing} The network is built without it: {runs} with a "
             "checkpoint of this stage (--ckpt_path) can use it; any other run "
             "stops when it starts.",
-            UserWarning,
+            StandInWarning,
             stacklevel=2,
         )
 
