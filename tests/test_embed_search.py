@@ -46,6 +46,7 @@ from torchgeo_simclr.constants import S2_BANDS
 from torchgeo_simclr.datamodules.patches import GridPatches, keep_batch
 from torchgeo_simclr.datamodules.prediction import MapDataModule
 from torchgeo_simclr.datasets import CentralValleyS2
+from torchgeo_simclr.digest import file_digest
 from torchgeo_simclr.embeddings import (
     EmbedResult,
     SearchResult,
@@ -68,7 +69,6 @@ from torchgeo_simclr.inference.styles import HIT_OUTLINE, HIT_OUTLINE_MM, polygo
 from torchgeo_simclr.models.checkpoint import DataMetadata, Encoder, load_backbone
 from torchgeo_simclr.models.classifier import Problem
 from torchgeo_simclr.tasks import FineTuneTask, SimCLRv2Task
-from torchgeo_simclr.tasks.prediction import file_digest
 
 #: Patch side of the tiny checkpoints, pixels.
 PATCH = 32

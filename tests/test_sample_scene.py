@@ -13,6 +13,7 @@ from torchgeo_simclr.datasets import CentralValleyS2, IrrigationLabels
 from torchgeo_simclr.sample import make_sample_scene
 from torchgeo_simclr.sample.baseline import best_threshold_f1, ndvi_baseline
 from torchgeo_simclr.sample.layout import DWR_COLUMNS
+from torchgeo_simclr.sample.spectra import COVERS, mean_spectrum
 
 S2_NAME = re.compile(
     r"^S2[ABC]_MSIL2A_(?P<date>\d{8}T\d{6})_N\d{4}_R\d{3}_T(?P<tile>\d{2}[A-Z]{3})"
@@ -110,6 +111,32 @@ def test_one_ndvi_threshold_is_not_enough(scene) -> None:
     assert result.pixels > 2_000_000
     assert result.above
     assert result.f1 <= 0.85
+
+
+def test_nominal_ndvi_of_the_docs_follows_the_covers() -> None:
+    # docs/sample_scene.md tabulates each cover's NDVI at the middle of its
+    # fraction ranges: a changed endmember or range must change the table.
+    band = {name: i for i, name in enumerate(S2_BANDS)}
+
+    def ndvi(cover: str) -> float:
+        spectrum = mean_spectrum(cover)
+        red, nir = spectrum[band["B04"]], spectrum[band["B08"]]
+        return round((nir - red) / (nir + red), 2)
+
+    table = (Path(__file__).parents[1] / "docs" / "sample_scene.md").read_text()
+    checked = 0
+    for line in table.splitlines():
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        if len(cells) != 5 or not set(cells[0].split(", ")) <= COVERS.keys():
+            continue
+        values = [ndvi(cover) for cover in cells[0].split(", ")]
+        shown = re.fullmatch(r"(-?[\d.]+)(?:-| to )(-?[\d.]+)", cells[3])
+        if shown:
+            assert (min(values), max(values)) == tuple(map(float, shown.groups()))
+        else:
+            assert values == [float(value) for value in cells[3].split(", ")]
+        checked += 1
+    assert checked >= 14
 
 
 def test_best_threshold_f1_finds_the_cut() -> None:

@@ -21,9 +21,9 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from .digest import file_digest
 from .interrupts import keyboard_interrupts
 from .models.checkpoint import read_checkpoint
-from .tasks.prediction import file_digest
 from .throughput import FreshProcessTimer
 
 #: The methods compared, in the order they run for a fraction and seed.

@@ -31,8 +31,8 @@ import pyarrow.parquet as pq
 import shapely
 from pyproj import CRS, Transformer
 
+from ..digest import file_digest
 from ..outputs import not_a_file
-from ..tasks.prediction import file_digest
 
 #: Schema metadata key of :class:`IndexInfo`.
 INFO_KEY: Final[bytes] = b"torchgeo_simclr"

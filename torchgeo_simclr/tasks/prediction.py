@@ -1,6 +1,5 @@
 """A fine-tuned or distilled checkpoint, ready to predict maps window by window."""
 
-import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -9,25 +8,10 @@ import torch
 from torch import Tensor
 from torchgeo.tasks import BaseTask
 
+from ..digest import file_digest
 from ..inference.normalise import normalise
 from ..models.checkpoint import DataMetadata, load_model
 from ..models.classifier import IrrigationModel
-
-
-def file_digest(path: str | Path) -> str:
-    """SHA-256 of a file, read in 1 MiB chunks.
-
-    Args:
-        path: the file.
-
-    Returns:
-        The hex digest.
-    """
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class MapPredictionTask(BaseTask):
