@@ -43,7 +43,7 @@ from rasterio.windows import Window, from_bounds
 from torchgeo_simclr.cli import main
 from torchgeo_simclr.constants import IRRIGATED, MAP_NODATA, S2_BANDS
 from torchgeo_simclr.datasets import CentralValleyS2
-from torchgeo_simclr.inference import MapResult, predict_map
+from torchgeo_simclr.inference import MapResult, geotiff, predict_map
 from torchgeo_simclr.inference import writer as writer_module
 from torchgeo_simclr.inference.blend import StripBlender, WeightKind, blend_weights
 from torchgeo_simclr.inference.grid import OutputGrid, output_grid
@@ -1918,3 +1918,34 @@ def test_cloud_masks_in_the_summary_are_absolute_paths(
     assert summary["cloud_masks"] == [str(product / "SCL.tif")]
     assert Path(summary["model"]["checkpoint"]).is_absolute()
     assert result.summary["cloud_masks"] == summary["cloud_masks"]
+
+
+def test_a_strip_writer_that_fails_to_start_closes_its_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A failure after the file was opened (here the disk fills while the band
+    # description is written) left it open until garbage collection.
+    opened: list[Any] = []
+    real_open = rasterio.open
+
+    class FullDisk:
+        def __init__(self, dataset: Any) -> None:
+            self.dataset = dataset
+
+        def set_band_description(self, *args: Any) -> None:
+            raise OSError("No space left on device")
+
+        def close(self) -> None:
+            self.dataset.close()
+
+    def open_on_a_full_disk(*args: Any, **kwargs: Any) -> FullDisk:
+        opened.append(real_open(*args, **kwargs))
+        return FullDisk(opened[-1])
+
+    monkeypatch.setattr(geotiff.rasterio, "open", open_on_a_full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        geotiff.StripWriter(
+            tmp_path / "classes.tif", window_grid(8, 8), "uint8", 255, "classes", {}
+        )
+    assert len(opened) == 1
+    assert opened[0].closed

@@ -63,6 +63,7 @@ class StripWriter:
             tags: dataset metadata (model, checkpoint hash, dates, ...).
             colormap: optional colour table (uint8 only).
         """
+        #: The open file, one band on *grid*, in write mode.
         self.dataset = rasterio.open(
             path,
             "w",
@@ -76,10 +77,14 @@ class StripWriter:
             nodata=nodata,
             BIGTIFF="IF_SAFER",
         )
-        self.dataset.set_band_description(1, description)
-        self.dataset.update_tags(**tags)
-        if colormap is not None:
-            self.dataset.write_colormap(1, dict(colormap))
+        try:
+            self.dataset.set_band_description(1, description)
+            self.dataset.update_tags(**tags)
+            if colormap is not None:
+                self.dataset.write_colormap(1, dict(colormap))
+        except BaseException:
+            self.dataset.close()
+            raise
 
     def write(self, row: int, values: NDArray[Any]) -> None:
         """Write rows ``[row, row + len(values))``.

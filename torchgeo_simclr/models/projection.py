@@ -10,9 +10,12 @@ class ProjectionHead(nn.Module):
     Each of the first ``num_layers - 1`` blocks is ``Linear -> BatchNorm -> ReLU``;
     the last block is ``Linear -> BatchNorm`` with no ReLU, as in SimCLRv2
     (Chen et al., 2020, "Big Self-Supervised Models are Strong Semi-Supervised
-    Learners"). Fine-tuning keeps the backbone plus the first blocks of this head
-    (SimCLRv2 fine-tunes from the first projection layer), so the blocks are kept
-    separate in :attr:`blocks`.
+    Learners"). One difference from the authors' code (google-research/simclr,
+    ``tf2/model.py``): there the last BatchNorm learns a scale per output
+    dimension (but no shift); here it learns neither, so the cosine
+    similarity of the loss weighs every dimension alike. Fine-tuning keeps the
+    backbone plus the first blocks of this head (SimCLRv2 fine-tunes from the
+    first projection layer), so the blocks are kept separate in :attr:`blocks`.
     """
 
     #: The head's blocks, applied in order.
@@ -47,6 +50,7 @@ class ProjectionHead(nn.Module):
             if not last:
                 layers.append(nn.ReLU(inplace=True))
             blocks.append(nn.Sequential(*layers))
+        #: The head's ``num_layers`` blocks, applied in order.
         self.blocks = nn.ModuleList(blocks)
 
     def forward(self, x: Tensor, layers: int | None = None) -> Tensor:
