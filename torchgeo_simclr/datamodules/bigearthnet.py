@@ -51,8 +51,11 @@ class IrrigationPatches(Subset[Sample]):
                 (default: all).
         """
         super().__init__(dataset, indices)
+        #: Side of the crops, pixels.
         self.patch_size = patch_size
+        #: Whether crops are taken at random (training) rather than centred.
         self.random_crop = random_crop
+        #: Bool ``[len(indices)]``, True where the label is kept; None keeps all.
         self.labelled = labelled
 
     def __getitem__(self, index: int) -> Sample:
@@ -185,18 +188,29 @@ class BigEarthNetIrrigationDataModule(NonGeoDataModule):
                 "--data.init_args.patch_size."
             )
             raise ValueError(msg)
+        #: Directory holding ``BigEarthNet-v1.0/`` or the patch folders.
         self.root = Path(root)
+        #: Labelling scheme: ``regular`` or ``extended``.
         self.scheme: Scheme = scheme
+        #: Seed of the train / val / test split and of the statistics' patches.
         self.split_seed = split_seed
+        #: Side of the crops, pixels (10 m each), at most 120.
         self.patch_size = patch_size
+        #: Training patches per epoch (None: the training set's size).
         self.length = length
+        #: Share of training patches whose labels are used (None: pretraining).
         self.label_fraction = label_fraction
+        #: Seed of the labelled subset.
         self.label_seed = label_seed
+        #: Train on every training patch, unlabelled ones with hidden labels.
         self.unlabeled = unlabeled
+        #: Augmented-view generator for training, or None for no views.
         self.views = make_views(
             augmentations, ops_per_view, num_views, augmentation_kwargs
         )
+        #: Most training patches read to compute band statistics.
         self.stats_images = stats_images
+        #: Where band statistics are cached (None: the default cache).
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
         #: Band names, in the order of the image channels.
         self.bands = list(S2_BANDS)

@@ -117,9 +117,13 @@ class PatchDataset(Dataset[dict[str, Any]]):
                 all).
             in_memory: keep samples in memory after the first read.
         """
+        #: Where samples are read.
         self.dataset = dataset
+        #: The patches, in index order.
         self.patches = list(patches)
+        #: Bool ``[N]``, True where the mask is kept; None keeps all.
         self.labelled = labelled
+        #: Whether samples are kept in memory after the first read.
         self.in_memory = in_memory
         self._cache: dict[int, dict[str, Any]] = {}
 

@@ -41,6 +41,7 @@ class BlockGridSampler(SpatialSampler):
         super().__init__(dataset)
         #: Patch side and grid step, pixels.
         self.size_px, self.stride_px = size, stride or size
+        #: The blocks cut to the dataset's footprint, in the dataset's CRS.
         self.blocks = [block & self.geometry for block in blocks]
         self._length = sum(1 for _ in self)
 

@@ -35,6 +35,7 @@ class Manifest:
         if path.exists():
             try:
                 data = json.loads(path.read_text())
+                #: Entries by file name (relative to the root).
                 self.scenes = {entry["file"]: entry for entry in data["scenes"]}
             except (json.JSONDecodeError, KeyError, TypeError) as error:
                 msg = (

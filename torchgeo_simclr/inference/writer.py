@@ -319,9 +319,13 @@ class IrrigationMapWriter(BasePredictionWriter):
         self.command: Command = command
         #: Output file names.
         self.files = MapFiles.beside(out, command)
+        #: Probability above which a pixel is irrigated (None: the model's own).
         self.threshold = threshold
+        #: Smallest irrigated region kept as a polygon, hectares.
         self.min_area_ha = min_area_ha
+        #: Whether existing output files are replaced.
         self.overwrite = overwrite
+        #: Whether a progress bar is shown.
         self.progress = progress
         #: Summary of the last finished map (None before).
         self.summary: dict[str, Any] | None = None

@@ -209,9 +209,10 @@ class PooledFeatures(nn.Module):
             encoder: a timm ``features_only`` network (with ``feature_info``).
         """
         super().__init__()
+        #: The wrapped encoder, returning one feature map per stage.
         self.encoder = encoder
-        #: Channels of the last feature map: the length of each output row.
         info: Any = encoder.feature_info
+        #: Channels of the last feature map: the length of each output row.
         self.num_features = int(info.channels()[-1])
 
     def forward(self, x: Tensor) -> Tensor:

@@ -105,8 +105,13 @@ class Stage(nn.Module):
             parameters: its parameters outside *modules*.
         """
         super().__init__()
+        #: What a log calls it: its parts' names in the :class:`IrrigationModel`
+        #: joined by ``+``, e.g. ``backbone.layer4`` or ``backbone.blocks.11+norm``.
         self.name = name
+        #: Its modules, each whole.
         self.parts = nn.ModuleList(modules)
+        #: Its parameters held directly by a module that spans several stages
+        #: (a ViT's ``cls_token`` and ``pos_embed``, held by the backbone itself).
         self.loose = nn.ParameterList(parameters)
 
 
@@ -149,6 +154,7 @@ class IrrigationModel(nn.Module):
                 segmentation model, or for more blocks than the head has.
         """
         super().__init__()
+        #: The architecture, stored in checkpoints to rebuild the model.
         self.spec = spec
         if not 0 <= spec.head_layers <= spec.projection_layers:
             msg = (

@@ -133,6 +133,8 @@ class FineTuneTask(IrrigationTask):
                 "it unset."
             )
             raise ValueError(msg)
+        #: The data the encoder was pretrained on, read from *checkpoint* when
+        #: the network is built (None without one, or if it records none).
         self.pretrained_data: DataMetadata | None = None
         super().__init__()
         # Saved absolute, so `--ckpt_path` works from any folder. Set after

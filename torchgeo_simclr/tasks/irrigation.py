@@ -79,6 +79,8 @@ class IrrigationTask(NormalisedAsTrained, BaseTask):
 
     def __init__(self) -> None:
         """Initialise the task (hyperparameters come from the subclass)."""
+        #: The data the network was trained on: set when fitting starts, read
+        #: back from a checkpoint; None for a network not trained yet.
         self.data_metadata: DataMetadata | None = None
         #: How the training labels were drawn (see
         #: :func:`~torchgeo_simclr.models.checkpoint.training_labels`).

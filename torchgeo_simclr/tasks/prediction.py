@@ -30,8 +30,10 @@ class MapPredictionTask(BaseTask):
     #: The irrigation network.
     model: IrrigationModel
 
-    #: Training mean and standard deviation per band, ``[1, C, 1, 1]`` buffers.
+    #: Per-band training mean ``[1, C, 1, 1]``, reflectance x10000 (a buffer).
     mean: Tensor
+    #: Per-band training standard deviation ``[1, C, 1, 1]``, reflectance x10000
+    #: (a buffer).
     std: Tensor
 
     def __init__(self, checkpoint: str | Path) -> None:

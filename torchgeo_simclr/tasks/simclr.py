@@ -116,6 +116,8 @@ class SimCLRv2Task(NormalisedAsTrained, BaseTask):
                 "NT-Xent compares projections; pass e.g. 3 (SimCLRv2)."
             )
             raise ValueError(msg)
+        #: The data the network was trained on: set when fitting starts, read
+        #: back from a checkpoint; None for a network not trained yet.
         self.data_metadata: DataMetadata | None = None
         super().__init__()
 
