@@ -19,8 +19,8 @@ from pathlib import Path
 
 from machine import describe
 
-from torchgeo_simclr.cli import _quiet_lightning
 from torchgeo_simclr.experiment import read_results, run_stage
+from torchgeo_simclr.lightning_cli import quiet_lightning
 from torchgeo_simclr.throughput import FreshProcessTimer
 
 CONFIG = Path(__file__).resolve().parents[1] / "conf" / "distill_quickstart.yaml"
@@ -34,7 +34,7 @@ def main() -> None:
     parser.add_argument("--students", nargs="+", required=True)
     args = parser.parse_args()
 
-    _quiet_lightning()
+    quiet_lightning()
     print(describe())
     teachers = [row for row in read_results(args.results) if row["method"] == "simclr"]
     # (student, fraction) -> [(student F1, teacher F1, speed-up)]

@@ -38,7 +38,7 @@ import torch
 from machine import describe
 from torch import Tensor, nn
 
-from torchgeo_simclr.cli import run_cli
+from torchgeo_simclr.lightning_cli import run_cli
 from torchgeo_simclr.tasks import FineTuneTask
 
 #: Extra LightningCLI arguments of each fine-tuning recipe.

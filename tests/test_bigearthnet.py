@@ -18,7 +18,6 @@ import torch.nn.functional as F
 from conftest import few_steps, quiet_trainer, scratch_workdir
 from rasterio.transform import from_origin
 
-from torchgeo_simclr.cli import fit, run_cli
 from torchgeo_simclr.constants import (
     IGNORE_INDEX,
     S2_BAND_RESOLUTION,
@@ -28,6 +27,7 @@ from torchgeo_simclr.datamodules import BigEarthNetIrrigationDataModule
 from torchgeo_simclr.datamodules.balanced_split import irrigation_splits
 from torchgeo_simclr.datamodules.fractions import nested_balanced_subset
 from torchgeo_simclr.datasets import BigEarthNetIrrigation
+from torchgeo_simclr.lightning_cli import fit, run_cli
 from torchgeo_simclr.models.checkpoint import DataMetadata, load_model
 from torchgeo_simclr.tasks import DistillTask, FineTuneTask, SimCLRv2Task
 

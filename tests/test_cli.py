@@ -13,8 +13,8 @@ from conftest import cli_error_line as run_cli
 from conftest import cpu_fit as small
 from torchgeo.main import main as torchgeo_main
 
-from torchgeo_simclr import cli
-from torchgeo_simclr.cli import main
+from torchgeo_simclr import lightning_cli
+from torchgeo_simclr.cli import main, parser
 from torchgeo_simclr.constants import S2_BANDS
 from torchgeo_simclr.models.checkpoint import load_encoder
 from torchgeo_simclr.sample import make_sample_scene
@@ -178,7 +178,7 @@ def test_help_and_argument_errors_start_without_torch() -> None:
     # it printed a traceback before the command could catch it.
     code = (
         "import sys\n"
-        "from torchgeo_simclr.cli import build_parser\n"
+        "from torchgeo_simclr.cli.parser import build_parser\n"
         "build_parser().format_help()\n"
         "assert 'torch' not in sys.modules, 'torch imported'\n"
     )
@@ -219,10 +219,10 @@ def test_demo_probes_with_the_probe_command_s_defaults(
     # The demo built the probe's arguments by hand and lost one (class_column):
     # `make demo` died with an AttributeError after pretraining.
     probed: list[argparse.Namespace] = []
-    monkeypatch.setattr(cli, "fit", lambda arguments: Path("pretrained.ckpt"))
-    monkeypatch.setattr(cli, "_probe", probed.append)
+    monkeypatch.setattr(lightning_cli, "fit", lambda arguments: Path("pretrained.ckpt"))
+    monkeypatch.setattr(parser, "_probe", probed.append)
     main(["demo", "--root", str(scene)])
-    expected = cli.build_parser().parse_args(
+    expected = parser.build_parser().parse_args(
         ["probe", "--checkpoint", "pretrained.ckpt", "--root", str(scene)]
     )
     assert probed == [expected]

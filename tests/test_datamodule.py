@@ -22,7 +22,8 @@ from torchgeo_simclr.constants import IGNORE_INDEX, IRRIGATED
 from torchgeo_simclr.datamodules import CentralValleyDataModule, central_valley
 from torchgeo_simclr.datamodules.fractions import grid_patch_labels
 from torchgeo_simclr.datamodules.statistics import band_statistics
-from torchgeo_simclr.datasets import CentralValleyS2
+from torchgeo_simclr.datasets import sentinel2
+from torchgeo_simclr.datasets.sentinel2 import fresh_file_handles
 
 
 @pytest.fixture
@@ -163,8 +164,6 @@ def test_training_patches_repeat_under_the_same_seed(scene: Path) -> None:
 def test_workers_open_their_own_files(scene: Path) -> None:
     from torchgeo.datasets import RasterDataset
 
-    from torchgeo_simclr.datamodules.central_valley import fresh_file_handles
-
     # Two persistent workers reading through handles inherited from the main
     # process share one file offset and read corrupt tiles.
     dm = make(scene, num_workers=1)
@@ -295,10 +294,9 @@ def test_clouds_in_an_scl_stay_out_of_the_statistics(
     assert len(list(stats.iterdir())) == 3
     assert any("clouds grown by 200 m more" in line for line in lines)
     # Workers forked after the statistics open their own masks too.
-    opened = CentralValleyS2._cached_open_mask
-    assert opened.cache_info().currsize > 0
-    central_valley.fresh_file_handles(0)
-    assert opened.cache_info().currsize == 0
+    assert sentinel2._OPEN_MASKS.get(buffered.image_dataset)
+    fresh_file_handles(0)
+    assert not sentinel2._OPEN_MASKS
 
 
 def test_split_buffer_keeps_training_patches_away_from_held_out_ones(

@@ -1,8 +1,11 @@
 """Tests of CentralValleyS2, IrrigationLabels and the DWR class map."""
 
+import gc
+import os
 import pickle
 import re
 import warnings
+import weakref
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -54,9 +57,11 @@ from torchgeo_simclr.datasets import (
     build_irrigation_map,
     cloud_masks,
     resolve_label_path,
+    sentinel2,
 )
 from torchgeo_simclr.datasets.cloud_masks import CloudMask, read_flags
 from torchgeo_simclr.datasets.products import remove_offset
+from torchgeo_simclr.datasets.sentinel2 import fresh_file_handles
 
 FIXTURES = Path(__file__).parents[1] / ".." / "shared" / "fixtures"
 MAJORTOM = (
@@ -519,6 +524,50 @@ def test_each_products_cloud_mask_is_read_once_per_query(
     assert sorted(reads) == ds.cloud_mask_files
     ds[X0 : X0 + 640, Y0 - 640 : Y0]
     assert len(reads) == 4
+
+
+def held_open(path: Path) -> bool:
+    """Whether this process holds *path* open (False where /proc is missing)."""
+    fds = Path("/proc/self/fd")
+    return fds.is_dir() and any(
+        os.path.realpath(fd) == os.path.realpath(path) for fd in fds.iterdir()
+    )
+
+
+def test_a_collected_dataset_closes_its_cloud_masks(tmp_path: Path) -> None:
+    # A cache on the class kept every dataset that had read a mask alive, with
+    # the mask open, until 128 newer masks of any dataset pushed it out.
+    product = fake_s2_per_band(tmp_path, bands=["B02"])
+    scl = product / "SCL.tif"
+    write_mask(scl, scene_classes(), 20.0)
+    # Without torchgeo's cache of band files, which holds its datasets too.
+    ds = CentralValleyS2(tmp_path, bands=["B02"], cache=False)
+    ds[SCENE]
+    assert sentinel2._OPEN_MASKS.get(ds)
+    assert held_open(scl) or not Path("/proc/self/fd").is_dir()
+    # A copy for a DataLoader worker takes no open mask along, and opens its own.
+    copy = pickle.loads(pickle.dumps(ds))
+    assert copy not in sentinel2._OPEN_MASKS
+    corner = (slice(X0, X0 + SIDE / 2), slice(Y0 - SIDE / 2, Y0))
+    torch.testing.assert_close(copy[corner]["image"], ds[corner]["image"])
+    assert sentinel2._OPEN_MASKS.get(copy)
+    collected = weakref.ref(ds), weakref.ref(copy)
+    del ds, copy
+    gc.collect()
+    assert [ref() for ref in collected] == [None, None]
+    assert not held_open(scl)
+
+
+def test_fresh_file_handles_drops_every_open_cloud_mask(tmp_path: Path) -> None:
+    product = fake_s2_per_band(tmp_path, bands=["B02"])
+    write_mask(product / "SCL.tif", scene_classes(), 20.0)
+    ds = CentralValleyS2(tmp_path, bands=["B02"])
+    (path,) = ds.cloud_mask_files
+    opened = ds._cached_open_mask(path, ds.crs)
+    assert ds._cached_open_mask(path, ds.crs) is opened
+    fresh_file_handles(0)
+    assert not sentinel2._OPEN_MASKS
+    assert ds._cached_open_mask(path, ds.crs) is not opened
 
 
 def test_multiband_scenes_have_no_cloud_masks(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from torchgeo_simclr.inference.device import resolve_device
-from torchgeo_simclr.inference.grid import parse_bbox_crs
+from torchgeo_simclr.lonlat import parse_bbox_crs
 
 
 @pytest.mark.parametrize("value", ["gpu", "cuda:x", "tpu"])

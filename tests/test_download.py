@@ -14,12 +14,13 @@ import rasterio
 from pystac import Asset, Item
 from stac_server import SCENE_SIZE, StacServer, band_values, fake_item, serve
 
-from torchgeo_simclr.cli import main, run_cli
+from torchgeo_simclr.cli import main
 from torchgeo_simclr.constants import S2_BANDS
 from torchgeo_simclr.datasets import CentralValleyS2
 from torchgeo_simclr.download import DownloadRequest
 from torchgeo_simclr.download.assets import asset_keys, to_reflectance_x10000
 from torchgeo_simclr.download.stac import pick_scenes, product_name, tile_of
+from torchgeo_simclr.lightning_cli import run_cli
 
 CONF = Path(__file__).parents[1] / "conf"
 
@@ -360,9 +361,13 @@ def test_downloaded_imagery_trains_with_torchgeo_fit(
         (
             ["-121", "38", "-120", "37"],
             DATES,
-            r"MIN_LAT 38.0 >= MAX_LAT 37.0: it is inverted",
+            r"with min < max: min lat 38 >= max lat 37",
         ),
-        (["37", "-121", "38", "-120"], DATES, r"latitude outside -90..90"),
+        (
+            ["37", "-121", "38", "-120"],
+            DATES,
+            r"look swapped: pass --bbox -121 37 -120 38\.",
+        ),
         (
             BBOX,
             ["--start", "2023-08-01", "--end", "2023-07-01"],

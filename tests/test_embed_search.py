@@ -39,9 +39,10 @@ from rasterio.windows import Window
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-import torchgeo_simclr.cli as cli
+import torchgeo_simclr.cli.embeddings as embedding_commands
 import torchgeo_simclr.download.run as download_run
-from torchgeo_simclr.cli import build_parser, main
+from torchgeo_simclr.cli import main
+from torchgeo_simclr.cli.parser import build_parser
 from torchgeo_simclr.constants import S2_BANDS
 from torchgeo_simclr.datamodules.patches import GridPatches, keep_batch
 from torchgeo_simclr.datamodules.prediction import MapDataModule
@@ -828,7 +829,7 @@ def test_search_prints_the_best_hits_only(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     # --k 100000 printed every row to the terminal; the file has them all.
-    monkeypatch.setattr(cli, "PRINTED_HITS", 2)
+    monkeypatch.setattr(embedding_commands, "PRINTED_HITS", 2)
     hits = tmp_path / "hits.gpkg"
     lonlat = [*map(str, lonlat_of(*ORIGINAL))]
     capsys.readouterr()
@@ -1164,6 +1165,28 @@ def test_embedding_map_cli(
         "overwrite": True,
         "progress": False,
     }
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1", "0"])
+def test_embedding_map_refuses_a_perplexity_that_is_not_above_zero(
+    value: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # NaN and inf passed the parser and stopped in scikit-learn, whose message
+    # did not name --perplexity.
+    out = tmp_path / "map.png"
+    err = cli_error(
+        capsys,
+        "embedding-map",
+        "--index",
+        "a.parquet",
+        "--out",
+        str(out),
+        "--perplexity",
+        value,
+    )
+    assert f"--perplexity: must be a finite number above 0, got {value}" in err
+    assert "pass e.g. 30" in err
+    assert not out.exists()
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,6 @@
 """Tests of the t-SNE embedding map (torchgeo_simclr.embeddings.projection)."""
 
+import math
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -360,7 +361,10 @@ def test_embedding_map_missing_root(scene: dict[str, Path], tmp_path: Path) -> N
     [
         ({"max_points": 2}, "--max-points must be at least 3"),
         ({"thumbnails": -1}, "--thumbnails must be 0 or more"),
-        ({"perplexity": 0.0}, "--perplexity must be positive"),
+        ({"perplexity": 0.0}, "--perplexity must be a finite number above 0"),
+        # NaN passed `<= 0` and reached scikit-learn, not naming the option.
+        ({"perplexity": math.nan}, "--perplexity must be a finite number above 0"),
+        ({"perplexity": math.inf}, "--perplexity must be a finite number above 0"),
     ],
 )
 def test_option_errors_name_the_command_line_option(

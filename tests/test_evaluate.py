@@ -298,6 +298,16 @@ def test_a_latitude_first_bbox_gets_the_fix_in_cli_syntax(
     assert "pass --bbox -120.86 37.03 -120.7 37.15." in str(info.value)
 
 
+def test_a_bbox_in_metres_gets_no_advice_evaluate_cannot_take(
+    map_path: Path, labels: Path
+) -> None:
+    # It was told to pass --bbox-crs, which evaluate has not got.
+    with pytest.raises(ValueError, match="is not \\(min lon, min lat") as info:
+        evaluate_map(map_path, labels, bbox=(700000, 4100000, 701000, 4101000))
+    assert "--bbox-crs" not in str(info.value)
+    assert str(info.value).endswith("pass e.g. --bbox -121.5 36.5 -120.5 37.5.")
+
+
 def test_missing_map(tmp_path: Path, labels: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"Map file .*nope\.tif' does not"):
         evaluate_map(tmp_path / "nope.tif", labels)
@@ -396,8 +406,8 @@ def test_an_inverted_bbox_gets_the_fix_in_cli_syntax(
         evaluate_map(map_path, labels, bbox=(-120.7, 37.1, -120.8, 37.2))
     assert str(info.value) == (
         "--bbox -120.7 37.1 -120.8 37.2 is not (min lon, min lat, max lon, max lat) "
-        "in EPSG:4326 degrees with min < max; pass e.g. --bbox -121.5 36.5 -120.5 "
-        "37.5."
+        "in EPSG:4326 degrees with min < max: min lon -120.7 >= max lon -120.8; "
+        "pass e.g. --bbox -121.5 36.5 -120.5 37.5."
     )
 
 

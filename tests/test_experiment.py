@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import torch
 
-import torchgeo_simclr.cli as cli
 import torchgeo_simclr.experiment as experiment
+import torchgeo_simclr.lightning_cli as lightning_cli
 from torchgeo_simclr.cli import main
 from torchgeo_simclr.experiment import (
     COLUMNS,
@@ -352,7 +352,7 @@ def test_every_stage_runs_on_one_device(
         given.extend(arguments)
         raise RuntimeError("stop")
 
-    monkeypatch.setattr(cli, "run_cli", stop)
+    monkeypatch.setattr(lightning_cli, "run_cli", stop)
     with pytest.raises(RuntimeError, match="stop"):
         experiment.run_stage(Path("conf.yaml"), tmp_path / "run", ["--x", "1"])
     assert given[-2:] == ["--trainer.devices", "1"]

@@ -16,10 +16,11 @@ from conftest import (
 )
 from lightning.pytorch import Trainer
 
-from torchgeo_simclr.cli import fit, main, run_cli
+from torchgeo_simclr.cli import main
 from torchgeo_simclr.constants import S2_BANDS
 from torchgeo_simclr.datamodules import CentralValleyDataModule
 from torchgeo_simclr.inference import predict_map
+from torchgeo_simclr.lightning_cli import fit, run_cli
 from torchgeo_simclr.models.checkpoint import DataMetadata, load_encoder, load_model
 from torchgeo_simclr.tasks import DistillTask, FineTuneTask
 

@@ -35,14 +35,8 @@ from pyproj import CRS
 from tqdm import tqdm
 
 from .constants import IRRIGATED, MAP_NODATA, NOT_IRRIGATED
-from .datasets.labels import (
-    LONLAT,
-    IrrigationLabels,
-    LabelsOutsideBboxError,
-    check_lonlat_bbox,
-    lonlat_extent,
-)
-from .inference.grid import check_latitudes
+from .datasets.labels import IrrigationLabels, LabelsOutsideBboxError
+from .lonlat import check_lonlat_bbox, lonlat_extent, shapes_extent
 from .outputs import not_a_file
 
 #: What a map file must be, for error messages.
@@ -344,10 +338,8 @@ def evaluate_map(
             "pass e.g. 512."
         )
         raise ValueError(msg)
-    if bbox is not None:
-        # A latitude-first or inverted bbox gets the fix in --bbox's own syntax.
-        check_latitudes("--bbox", tuple(bbox), LONLAT)
-        check_lonlat_bbox(bbox, "--bbox")
+    # A latitude-first or inverted bbox gets the fix in --bbox's own syntax.
+    check_lonlat_bbox(bbox, "--bbox")
     name = os.fspath(map_path)
     with _open_map(map_path) as src:
         crs = CRS.from_user_input(src.crs.to_wkt())
@@ -374,7 +366,7 @@ def evaluate_map(
                 f"({lonlat_extent(src.bounds, crs)}), or leave it out."
             )
             raise ValueError(msg) from None
-        bbox_polygon = dataset._bbox_in(crs)
+        bbox_polygon = dataset.bbox_in(crs)
         window = _labelled_window(src, dataset, bbox_polygon, name, labels)
         tally = _Tally(dataset.features["value"].to_numpy(dtype=np.uint8))
         geometries = dataset.features.geometry.to_numpy()
@@ -540,9 +532,7 @@ def _labelled_window(
     if hits.size == 0:
         # The features' own lon/lat bounds: the box around them in the map's
         # CRS, taken back to lon/lat, is far wider for labels far from the map.
-        labels_extent = lonlat_extent(
-            features.geometry.to_crs(LONLAT).total_bounds, None
-        )
+        labels_extent = shapes_extent(features)
         where = "" if bbox_polygon is None else " within the bbox"
         msg = (
             f"Labels {os.fspath(labels)!r} cover {labels_extent} but map {name!r} "

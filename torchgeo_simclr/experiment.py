@@ -75,10 +75,13 @@ class ExperimentPlan:
     fractions: Sequence[float]
     #: Seeds: each sets ``seed_everything`` and the labelled subset's seed.
     seeds: Sequence[int]
-    #: LightningCLI config of each stage.
+    #: LightningCLI config of SimCLRv2 pretraining (run once, without labels).
     pretrain_config: Path
+    #: LightningCLI config of fine-tuning, for each fraction and seed.
     finetune_config: Path
+    #: LightningCLI config of the supervised baseline, for each fraction and seed.
     supervised_config: Path
+    #: LightningCLI config of distillation, for each fraction and seed.
     distill_config: Path
     #: A SimCLRv2 checkpoint to reuse; None pretrains once with *pretrain_config*.
     checkpoint: Path | None = None
@@ -193,7 +196,7 @@ def run_stage(
     Returns:
         The checkpoint, the test metrics and the task.
     """
-    from .cli import run_cli
+    from .lightning_cli import run_cli
 
     # A run cut off earlier leaves a partial directory; start it afresh.
     shutil.rmtree(run_dir, ignore_errors=True)

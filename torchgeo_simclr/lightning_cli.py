@@ -1,20 +1,29 @@
-"""LightningCLI that reports a task's or datamodule's own error for bad input."""
+"""``torchgeo fit`` in this process, reporting a task's or datamodule's own error.
+
+:class:`PluginCLI` is the LightningCLI; :func:`run_cli` and :func:`fit` run it
+on a command line; :func:`quiet_lightning` keeps Lightning's notes off the
+terminal of the commands that train or predict.
+"""
 
 import copy
 import difflib
 import importlib
 import inspect
+import logging
 import os
 import pickle
 import re
 import sys
 import warnings
 from argparse import ArgumentError
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
+from torchgeo.datamodules import BaseDataModule
+from torchgeo.tasks import BaseTask
 
 from .interrupts import Interrupted, keyboard_interrupts
 from .tasks.irrigation import StandInWarning
@@ -409,3 +418,68 @@ class PluginCLI(LightningCLI):
                 "too), or drop --trainer.enable_checkpointing."
             )
             raise ValueError(msg) from None
+
+
+def run_cli(arguments: Sequence[str]) -> PluginCLI:
+    """Run ``torchgeo fit ARGUMENTS`` in this process.
+
+    Args:
+        arguments: the arguments after ``torchgeo fit``, e.g.
+            ``["--config", "conf/simclr_quickstart.yaml"]``.
+
+    Returns:
+        The finished CLI, with its ``trainer``, ``model`` and ``datamodule``.
+    """
+    # LightningCLI reads sys.argv, which must be this stage's command line:
+    # DDP starts every other rank by running sys.argv again.
+    argv, sys.argv = sys.argv, [sys.argv[0], "fit", *arguments]
+    try:
+        with keyboard_interrupts():
+            return PluginCLI(
+                model_class=BaseTask,
+                datamodule_class=BaseDataModule,
+                seed_everything_default=0,
+                subclass_mode_model=True,
+                subclass_mode_data=True,
+                save_config_kwargs={"overwrite": True},
+            )
+    finally:
+        sys.argv = argv
+
+
+def fit(arguments: Sequence[str]) -> Path | None:
+    """Run ``torchgeo fit`` in this process and return the last checkpoint.
+
+    Args:
+        arguments: the arguments after ``torchgeo fit``, e.g.
+            ``["--config", "conf/simclr_quickstart.yaml"]``.
+
+    Returns:
+        Path of the checkpoint written last, None if the run wrote none
+        (``fast_dev_run``, or no checkpoint callback).
+    """
+    cli = run_cli(arguments)
+    callback = cli.trainer.checkpoint_callback
+    path = getattr(callback, "last_model_path", "") or getattr(
+        callback, "best_model_path", ""
+    )
+    return Path(path) if path else None
+
+
+def quiet_lightning() -> None:
+    """Keep Lightning's start-up notes and known harmless warnings off the terminal.
+
+    The GPU/TPU banner, tips and seeding notes say nothing about a map or an
+    experiment; neither do Lightning's own deprecation warning from its pytree
+    helper and, in distillation, the note that the frozen teacher is in eval mode.
+    Lightning sets its loggers to INFO when first imported, which this module
+    has done.
+    """
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings(
+        "ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated"
+    )
+    warnings.filterwarnings(
+        "ignore", message=r"Found \d+ module\(s\) in eval mode at the start"
+    )

@@ -8,45 +8,25 @@ import numpy as np
 import shapely
 import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
-from pyproj import CRS, Transformer
+from pyproj import Transformer
 from shapely import MultiPolygon
 from shapely.geometry.base import BaseGeometry
 from torch import Tensor
 from torch.utils.data import DataLoader, RandomSampler, SequentialSampler
 from torchgeo.datamodules import GeoDataModule
-from torchgeo.datasets import GeoDataset, IntersectionDataset, RasterDataset
+from torchgeo.datasets import GeoDataset, IntersectionDataset
 from torchgeo.samplers import RandomPatchSampler
 
 from ..constants import IGNORE_INDEX, S2_BANDS
 from ..datasets import CentralValleyS2, IrrigationLabels, resolve_label_path
-from ..datasets.labels import check_lonlat_bbox, lonlat_extent
+from ..datasets.sentinel2 import fresh_file_handles
+from ..lonlat import LONLAT, check_lonlat_bbox, lonlat_extent
 from .augment import make_views, set_augmentations
 from .blocks import spatial_blocks
 from .fractions import PatchDataset, grid_patch_labels, nested_balanced_subset
 from .options import check_batch_size, check_patch_size, check_split_fractions
 from .samplers import BlockGridSampler, snap_to_grid
 from .statistics import cache_key, cached_band_statistics
-
-#: EPSG:4326, the CRS of user-given bounding boxes.
-LONLAT = CRS.from_epsg(4326)
-
-
-def fresh_file_handles(worker_id: int) -> None:
-    """Drop the raster file handles a DataLoader worker inherited at fork.
-
-    torchgeo keeps open handles in a cache shared by every
-    :class:`~torchgeo.datasets.RasterDataset`. Workers forked after the main
-    process has read (band statistics) inherit them, and two workers (the
-    persistent train and val workers) then read through one shared file
-    offset, which corrupts compressed tiles ("ZSTD_decompressStream(): Data
-    corruption detected"). Each worker opens its own handles instead, of the
-    bands and of the cloud masks.
-
-    Args:
-        worker_id: index of the worker (unused).
-    """
-    RasterDataset._cached_load_warp_file.cache_clear()
-    CentralValleyS2._cached_open_mask.cache_clear()
 
 
 def imagery_extent(dataset: GeoDataset) -> tuple[float, float, float, float]:
@@ -302,11 +282,10 @@ class CentralValleyDataModule(GeoDataModule):
         box = shapely.box(*to_data.transform_bounds(*bbox))
         region = footprint & box
         if region.is_empty or region.area == 0:
-            to_lonlat = Transformer.from_crs(dataset.crs, LONLAT, always_xy=True)
-            extent = np.round(to_lonlat.transform_bounds(*footprint.bounds), 5)
+            extent = lonlat_extent(footprint.bounds, dataset.crs, 5)
             msg = (
                 f"bbox {list(self.bbox)} (lon/lat) does not overlap the data in "
-                f"{str(self.root)!r}, which covers {extent.tolist()} (lon/lat) = "
+                f"{str(self.root)!r}, which covers {extent} (lon/lat) = "
                 f"{np.round(footprint.bounds, 1).tolist()} in {dataset.crs.to_string()}"
                 "; pass a bbox inside that extent."
             )

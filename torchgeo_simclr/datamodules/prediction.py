@@ -15,10 +15,10 @@ from torchgeo.datamodules import BaseDataModule
 from ..constants import S2_BANDS
 from ..datasets import CentralValleyS2
 from ..datasets.cloud_masks import CLOUD_MASK_NAME
-from ..datasets.labels import lonlat_extent
-from ..datasets.sentinel2 import sensing_date
-from ..inference.grid import LONLAT, OutputGrid, output_grid, parse_bbox_crs
-from .central_valley import fresh_file_handles
+from ..datasets.dates import sensing_date
+from ..datasets.sentinel2 import fresh_file_handles
+from ..inference.grid import OutputGrid, output_grid
+from ..lonlat import LONLAT, lonlat_extent, parse_bbox_crs
 from .patches import GridPatches, keep_batch
 
 #: Width of the reads that batches of map windows are cut from: window
@@ -87,8 +87,10 @@ class MapDataModule(BaseDataModule):
             raise ValueError(msg)
         #: Imagery directory.
         self.root = Path(root)
-        #: Region and its CRS.
+        #: Region ``(xmin, ymin, xmax, ymax)`` in :attr:`bbox_crs` (None: all
+        #: imagery).
         self.bbox = None if bbox is None else tuple(float(v) for v in bbox)
+        #: CRS of :attr:`bbox` (lon/lat degrees by default).
         self.bbox_crs = parse_bbox_crs(bbox_crs) if bbox_crs else LONLAT
         #: Bands read, in model order.
         self.bands = list(bands)
@@ -98,10 +100,11 @@ class MapDataModule(BaseDataModule):
         self.mask_clouds = mask_clouds
         #: Metres by which masked clouds grow beyond the bands' reach.
         self.cloud_buffer = cloud_buffer
-        #: The imagery and the output grid, set by :meth:`setup`.
+        #: The imagery, set by :meth:`setup`.
         self.imagery: CentralValleyS2 | None = None
+        #: The output grid over :attr:`bbox` (or all imagery), set by :meth:`setup`.
         self.grid: OutputGrid | None = None
-        #: The windows, row by row, set by :meth:`setup`.
+        #: The windows on :attr:`grid`, row by row, set by :meth:`setup`.
         self.windows: list[Window] = []
 
     def setup(self, stage: str) -> None:
@@ -119,6 +122,7 @@ class MapDataModule(BaseDataModule):
             raise ValueError(msg)
         if self.imagery is not None:
             return
+        #: The imagery, set by :meth:`setup`.
         self.imagery = CentralValleyS2(
             self.root,
             bands=self.bands,
@@ -126,10 +130,13 @@ class MapDataModule(BaseDataModule):
             cloud_buffer=self.cloud_buffer,
         )
         self._check_degrees(self.imagery)
+        #: The output grid over :attr:`bbox` (or all imagery), set by :meth:`setup`.
         self.grid = output_grid(self.imagery, self.bbox, self.bbox_crs)
         if self.bbox is not None and self._scenes().empty:
             self._no_scene()
+        #: The windows on :attr:`grid`, row by row, set by :meth:`setup`.
         self.windows = self.grid.windows(self.patch_size, self.overlap)
+        #: The windows' patches, in row-major order, set by :meth:`setup`.
         self.predict_dataset = GridPatches(
             self.imagery,
             self.grid,

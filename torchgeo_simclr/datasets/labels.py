@@ -18,19 +18,14 @@ import shapely
 import torch
 from geopandas import GeoDataFrame
 from pyproj import CRS, Transformer
-from torchgeo.datasets import (
-    GeoDataset,
-    IntersectionDataset,
-    UnionDataset,
-    VectorDataset,
-)
+from torchgeo.datasets import GeoDataset, IntersectionDataset, VectorDataset
 from torchgeo.datasets.utils import GeoSlice, Path, Sample
 
 from ..constants import IGNORE_INDEX
+from ..lonlat import LONLAT, check_lonlat_bbox, lonlat_extent, unnamed_crs
+from .combine import intersect
 from .dwr import build_irrigation_map, class_codes_to_mask_values, code_key
-
-#: EPSG:4326, the CRS of a user-given bbox.
-LONLAT = CRS.from_epsg(4326)
+from .files import as_path_list
 
 #: What a label file must be, for error messages.
 EXPECTED_FORMATS = (
@@ -56,140 +51,6 @@ def resolve_label_path(root: str | os.PathLike[str], labels: str) -> pathlib.Pat
     if path.is_absolute() or (not under_root.exists() and path.exists()):
         return path
     return under_root
-
-
-def lonlat_extent(bounds: Iterable[float], crs: CRS | None) -> list[float]:
-    """Bounds in *crs* as ``[min lon, min lat, max lon, max lat]``, 4 decimals.
-
-    Args:
-        bounds: ``(xmin, ymin, xmax, ymax)`` in *crs*.
-        crs: CRS of *bounds* (None: already lon/lat).
-
-    Returns:
-        The extent in EPSG:4326 degrees.
-    """
-    xmin, ymin, xmax, ymax = bounds
-    if crs is not None and crs != LONLAT:
-        to_lonlat = Transformer.from_crs(crs, LONLAT, always_xy=True)
-        xmin, ymin, xmax, ymax = to_lonlat.transform_bounds(xmin, ymin, xmax, ymax)
-    return [round(float(v), 4) for v in (xmin, ymin, xmax, ymax)]
-
-
-def intersect(first: GeoDataset, second: GeoDataset) -> IntersectionDataset:
-    """``first & second``, refused in one sentence naming both extents.
-
-    torchgeo says only "Datasets have no spatial intersection".
-
-    Args:
-        first: e.g. the imagery.
-        second: e.g. the labels.
-
-    Returns:
-        The intersection of the two datasets.
-
-    Raises:
-        ValueError: if their footprints do not overlap.
-    """
-    try:
-        return IntersectionDataset(first, second)
-    except RuntimeError as error:
-        if "no spatial intersection" not in str(error):
-            raise
-
-        def side(dataset: GeoDataset) -> str:
-            # Label polygons themselves: a file's footprint box warped across
-            # UTM zones and back grows by degrees.
-            shapes = getattr(dataset, "features", dataset.index)
-            extent = lonlat_extent(shapes.geometry.to_crs(LONLAT).total_bounds, None)
-            files = list(getattr(dataset, "files", []))  # a UnionDataset has none
-            more = " ..." if len(files) > 1 else ""
-            where = f" of {files[:1]}{more}" if files else ""
-            name = " | ".join(type(part).__name__ for part in united(dataset))
-            return f"{name}{where} covers {extent}"
-
-        sides = [side(first), side(second)]
-        msg = (
-            f"{sides[0]} and {sides[1]} (lon/lat), so they do not overlap; pass "
-            "imagery and labels of the same area."
-        )
-        raise ValueError(msg) from None
-
-
-def united(dataset: GeoDataset) -> list[GeoDataset]:
-    """The datasets a union of unions is made of, in order.
-
-    Args:
-        dataset: any dataset; a :class:`~torchgeo.datasets.UnionDataset` is
-            taken apart, nested ones too.
-
-    Returns:
-        The datasets that are not unions.
-    """
-    if not isinstance(dataset, UnionDataset):
-        return [dataset]
-    return [part for inner in dataset.datasets for part in united(inner)]
-
-
-class CheckedUnion(UnionDataset):
-    """``first | second`` whose ``& labels`` is refused as :func:`intersect` does.
-
-    torchgeo's union intersects with torchgeo's own message ("Datasets have
-    no spatial intersection"), so ``(a | b) & labels`` lost the extents that
-    ``a & labels`` names. Its ``|`` gives a checked union again.
-    """
-
-    def __or__(self, other: GeoDataset) -> "CheckedUnion":
-        """Unite with *other*, e.g. imagery of a third folder.
-
-        Args:
-            other: another dataset of imagery.
-
-        Returns:
-            The union, whose ``& labels`` names all its parts when they miss.
-        """
-        return CheckedUnion(self, other)
-
-    def __and__(self, other: GeoDataset) -> IntersectionDataset:
-        """Intersect with *other*, refused in one sentence when they miss.
-
-        Args:
-            other: e.g. :class:`IrrigationLabels`.
-
-        Returns:
-            The intersection.
-        """
-        return intersect(self, other)
-
-
-def unnamed_crs(filepath: str, bounds: Iterable[float]) -> CRS:
-    """The CRS of a label file that names none: lon/lat, if its values can be degrees.
-
-    GeoJSON and GeoParquet without a CRS are lon/lat by definition; a
-    shapefile without its ``.prj`` may be in anything, so metres are refused
-    rather than read as degrees (which would put the fields off the imagery).
-
-    Args:
-        filepath: the label file, for the message.
-        bounds: its ``(xmin, ymin, xmax, ymax)`` (NaN for an empty file).
-
-    Returns:
-        EPSG:4326.
-
-    Raises:
-        ValueError: if the bounds reach beyond ±180 / ±90.
-    """
-    xmin, ymin, xmax, ymax = (float(v) for v in bounds)
-    degrees = xmin >= -180 and xmax <= 180 and ymin >= -90 and ymax <= 90
-    if not degrees and not any(math.isnan(v) for v in (xmin, ymin, xmax, ymax)):
-        extent = [round(v, 1) for v in (xmin, ymin, xmax, ymax)]
-        msg = (
-            f"Label file {filepath!r} names no CRS and its coordinates "
-            f"{extent} are not longitude/latitude degrees; give the file its "
-            "CRS, e.g. `ogr2ogr -a_srs EPSG:32610 out.gpkg IN` (a shapefile "
-            "keeps it in its .prj)."
-        )
-        raise ValueError(msg)
-    return LONLAT
 
 
 def shown_code(code: str) -> str:
@@ -222,52 +83,6 @@ class LabelsOutsideBboxError(ValueError):
         self.bbox = bbox
         #: Label file -> ``[min lon, min lat, max lon, max lat]``.
         self.extents = extents
-
-
-def check_lonlat_bbox(
-    bbox: Iterable[float] | None, option: str | None = None
-) -> tuple[float, float, float, float] | None:
-    """Validate a lon/lat bbox.
-
-    Args:
-        bbox: ``(min lon, min lat, max lon, max lat)`` or None.
-        option: the command-line option the bbox came from, e.g.
-            ``--bbox``, for messages in its syntax (default: ``bbox=[...]``).
-
-    Returns:
-        The bbox as a tuple of 4 floats, or None.
-
-    Raises:
-        ValueError: If *bbox* is not 4 numbers with min < max inside
-            [-180, 180] x [-90, 90] degrees.
-    """
-    if bbox is None:
-        return None
-    values = tuple(float(v) for v in bbox)
-
-    def valid(v: tuple[float, ...]) -> bool:
-        return len(v) == 4 and -180 <= v[0] < v[2] <= 180 and -90 <= v[1] < v[3] <= 90
-
-    def written(v: Iterable[float]) -> str:
-        if option is None:
-            return f"[{', '.join(f'{x:g}' for x in v)}]"
-        return f"{option} {' '.join(f'{x:.10g}' for x in v)}"
-
-    if not valid(values):
-        swapped = values[1::-1] + values[:1:-1] if len(values) == 4 else ()
-        fix = (
-            f"longitude and latitude look swapped: pass {written(swapped)}"
-            if valid(swapped)
-            else f"pass e.g. {written((-121.5, 36.5, -120.5, 37.5))}"
-        )
-        given = f"bbox={list(bbox)}" if option is None else written(values)
-        msg = (
-            f"{given} is not (min lon, min lat, max lon, max lat) in EPSG:4326 "
-            f"degrees with min < max; {fix}."
-        )
-        raise ValueError(msg)
-    west, south, east, north = values
-    return west, south, east, north
 
 
 class IrrigationLabels(VectorDataset):
@@ -468,11 +283,7 @@ class IrrigationLabels(VectorDataset):
         Raises:
             FileNotFoundError: If a path does not exist or no label file is found.
         """
-        paths = (
-            [self.paths]
-            if isinstance(self.paths, str | os.PathLike)
-            else list(self.paths)
-        )
+        paths = as_path_list(self.paths)
         found: set[str] = set()
         for path in paths:
             name = os.fspath(path)
@@ -520,8 +331,11 @@ class IrrigationLabels(VectorDataset):
             )
         return found
 
-    def _bbox_in(self, crs: CRS | None) -> shapely.Polygon | None:
+    def bbox_in(self, crs: CRS | None) -> shapely.Polygon | None:
         """The user bbox as a polygon in *crs* (densified to follow curvature).
+
+        The features are read within it; a caller that clips to the same area
+        (e.g. :func:`~torchgeo_simclr.evaluate.evaluate_map`) uses it too.
 
         Args:
             crs: target CRS (None: lon/lat).
@@ -625,7 +439,7 @@ class IrrigationLabels(VectorDataset):
                 filepath,
                 layer=self.layer,
                 columns=[self.class_column],
-                mask=self._bbox_in(crs),
+                mask=self.bbox_in(crs),
                 force_2d=True,
             )
         if frame.crs is None:
@@ -653,7 +467,7 @@ class IrrigationLabels(VectorDataset):
         frame = frame.set_geometry(frame.geometry.force_2d())
         if frame.crs is None:
             frame = frame.set_crs(unnamed_crs(filepath, frame.total_bounds))
-        mask = self._bbox_in(CRS.from_user_input(frame.crs))
+        mask = self.bbox_in(CRS.from_user_input(frame.crs))
         if mask is not None:
             frame = frame.iloc[frame.sindex.query(mask, predicate="intersects")]
         return cast(GeoDataFrame, frame)

@@ -1,23 +1,20 @@
 """Sentinel-2 L2A scenes of California's Central Valley, 12 bands on a 10 m grid."""
 
-import functools
 import os
 import re
 import warnings
+import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any, ClassVar
 
 import matplotlib.pyplot as plt
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 import rasterio
 import torch
-from matplotlib.axes import Axes
-from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
-from matplotlib.patches import Patch
 from pyproj import CRS
 from rasterio.enums import Resampling
 from rasterio.io import DatasetReader
@@ -35,9 +32,6 @@ from torchgeo.datasets.utils import (
 )
 
 from ..constants import (
-    IGNORE_INDEX,
-    MAP_CLASSES,
-    REFLECTANCE_SCALE,
     S2_BAND_RESOLUTION,
     S2_BANDS,
     S2_NODATA,
@@ -53,27 +47,28 @@ from .cloud_masks import (
     open_mask,
     readable,
 )
-from .labels import CheckedUnion, intersect
+from .combine import CheckedUnion, intersect
+from .dates import sensing_date, sensing_start
+from .display import natural_colour, show_classes
+from .files import as_path_list, check_same_area, warn_copies
 from .products import boa_offset, level_1c_files, remove_offset
 
-#: Colours of the mask / prediction panels of :meth:`CentralValleyS2.plot`:
-#: not irrigated (0) and irrigated (1); ignored pixels (255) stay transparent.
-MASK_CMAP = ListedColormap([colour for _, colour in MAP_CLASSES.values()])
+#: Cloud masks kept open per dataset; the least recently used one is closed
+#: to open another.
+MASKS_KEPT_OPEN = 128
 
-#: Reflectance (0-1) drawn at full brightness in natural colour (0 is black).
-NATURAL_COLOUR_MAX = 0.2
+#: Each dataset's open cloud masks, by mask path and query CRS (see
+#: :meth:`CentralValleyS2._cached_open_mask`). Kept beside the datasets, as
+#: torchgeo keeps its band files: an entry goes, and its masks close, with its
+#: dataset, and a dataset pickled for a DataLoader worker takes none along.
+_OPEN_MASKS: weakref.WeakKeyDictionary[
+    RasterDataset, OrderedDict[tuple[str, CRS], DatasetReader | WarpedVRT]
+] = weakref.WeakKeyDictionary()
 
 
 def _whole(pixels: float) -> bool:
     """Whether a distance in pixels is a whole number (to within 1e-6 px)."""
     return abs(pixels - round(pixels)) < 1e-6
-
-
-def _as_path_list(paths: Path | Iterable[Path]) -> list[Path]:
-    """Return *paths* as a list (a single path becomes a one-element list)."""
-    if isinstance(paths, str | os.PathLike):
-        return [paths]
-    return list(paths)
 
 
 class CentralValleyS2(RasterDataset):
@@ -240,7 +235,7 @@ class CentralValleyS2(RasterDataset):
                 "the distance by which masked clouds should grow, e.g. 50."
             )
             raise ValueError(msg)
-        roots = _as_path_list(paths)
+        roots = as_path_list(paths)
         for root in roots:
             if not str(root).startswith("/vsi") and not os.path.exists(root):
                 msg = (
@@ -292,7 +287,7 @@ class CentralValleyS2(RasterDataset):
                 "fetch L2A scenes with `torchgeo-simclr download`."
             )
             raise ValueError(msg)
-        _warn_copies(multiband_files)
+        warn_copies(multiband_files)
 
         target_crs = None if crs is None else CRS.from_user_input(crs)
         try:
@@ -338,7 +333,7 @@ class CentralValleyS2(RasterDataset):
 
     def _roots_str(self) -> str:
         """Return the searched paths as text for error messages."""
-        return ", ".join(repr(str(root)) for root in _as_path_list(self.paths))
+        return ", ".join(repr(str(root)) for root in as_path_list(self.paths))
 
     def _check_bands(self, bands: Sequence[str] | None) -> list[str]:
         """Validate requested band names.
@@ -750,9 +745,12 @@ class CentralValleyS2(RasterDataset):
             cloudy_pixels(opened, x, y, coarsest, self.cloud_buffer)
         )
 
-    @functools.lru_cache(maxsize=128)  # noqa: B019
     def _cached_open_mask(self, path: str, crs: CRS) -> DatasetReader | WarpedVRT:
         """Open a cloud mask once per dataset, and keep it open.
+
+        The dataset's :data:`MASKS_KEPT_OPEN` most recently used masks stay
+        open, until the dataset is collected or :func:`fresh_file_handles`
+        drops them.
 
         Args:
             path: the mask raster.
@@ -761,7 +759,15 @@ class CentralValleyS2(RasterDataset):
         Returns:
             The open mask.
         """
-        return open_mask(path, crs)
+        handles = _OPEN_MASKS.setdefault(self, OrderedDict())
+        key = (path, crs)
+        if key in handles:
+            handles.move_to_end(key)
+            return handles[key]
+        handle = handles[key] = open_mask(path, crs)
+        if len(handles) > MASKS_KEPT_OPEN:
+            handles.popitem(last=False)
+        return handle
 
     def _mosaic(
         self,
@@ -870,7 +876,7 @@ class CentralValleyS2(RasterDataset):
         """Plot a sample: true colour, and the mask and prediction when present.
 
         The true-colour panel shows B04/B03/B02 on one scale for all three
-        bands (see :func:`natural_colour`).
+        bands (see :func:`~torchgeo_simclr.datasets.display.natural_colour`).
 
         Args:
             sample: a sample from :meth:`__getitem__`, ``image`` ``[C, H, W]``,
@@ -911,61 +917,22 @@ class CentralValleyS2(RasterDataset):
         return fig
 
 
-def show_classes(ax: Axes, classes: npt.NDArray[Any]) -> None:
-    """Draw a class layer in the map colours, with a legend under it.
+def fresh_file_handles(worker_id: int) -> None:
+    """Drop the raster file handles a DataLoader worker inherited at fork.
+
+    torchgeo keeps open handles in a cache shared by every
+    :class:`~torchgeo.datasets.RasterDataset`. Workers forked after the main
+    process has read (band statistics) inherit them, and two workers (the
+    persistent train and val workers) then read through one shared file
+    offset, which corrupts compressed tiles ("ZSTD_decompressStream(): Data
+    corruption detected"). Each worker opens its own handles instead, of the
+    bands and of the cloud masks.
 
     Args:
-        ax: the matplotlib axes.
-        classes: ``[H, W]`` of 0 (not irrigated), 1 (irrigated) and 255
-            (ignored or nodata, left transparent).
+        worker_id: index of the worker (unused).
     """
-    ax.imshow(
-        np.ma.masked_equal(classes, IGNORE_INDEX),
-        cmap=MASK_CMAP,
-        vmin=0,
-        vmax=1,
-        interpolation="none",
-    )
-    ax.legend(
-        handles=[
-            Patch(color=colour, label=name) for name, colour in MAP_CLASSES.values()
-        ],
-        loc="upper center",
-        bbox_to_anchor=(0.5, 0.0),
-        ncol=len(MAP_CLASSES),
-        frameon=False,
-        fontsize="small",
-    )
-
-
-def check_same_area(reference: str, others: Sequence[str]) -> None:
-    """Refuse band files of a product that cover another area than its reference.
-
-    Args:
-        reference: the product's indexed band file.
-        others: its other band files.
-
-    Raises:
-        ValueError: If a file lies in another CRS than *reference*, or an edge
-            lies more than one of the file's pixels from *reference*'s.
-    """
-    with rasterio.open(reference) as src:
-        crs, bounds = src.crs, src.bounds
-    for path in others:
-        with rasterio.open(path) as src:
-            same_crs = src.crs == crs
-            off = max(abs(a - b) for a, b in zip(src.bounds, bounds, strict=True))
-            if same_crs and off <= max(abs(src.res[0]), abs(src.res[1])):
-                continue
-            found = f"{[round(v, 1) for v in src.bounds]} in {src.crs}"
-        msg = (
-            f"Band file {path!r} covers {found}, but its product's "
-            f"{os.path.basename(reference)!r} covers "
-            f"{[round(v, 1) for v in bounds]} in {crs}; expected every band of "
-            "a product to cover the same area, so put back the product's own "
-            "band file (a band cropped or reprojected by hand is not read)."
-        )
-        raise ValueError(msg)
+    RasterDataset._cached_load_warp_file.cache_clear()
+    _OPEN_MASKS.clear()
 
 
 def first_valid(parts: Iterable[Tensor]) -> Tensor:
@@ -989,80 +956,3 @@ def first_valid(parts: Iterable[Tensor]) -> Tensor:
             break
     assert mosaic is not None  # a query always has a file under it
     return mosaic
-
-
-def sensing_start(interval: pd.Interval | datetime) -> pd.Timestamp:
-    """The time a torchgeo index entry starts at.
-
-    Args:
-        interval: an entry of a dataset's ``index.index`` (an interval or a
-            timestamp).
-
-    Returns:
-        Its start; ``pd.Timestamp.min`` for a file indexed without a date.
-    """
-    return pd.Timestamp(
-        interval.left if isinstance(interval, pd.Interval) else interval
-    )
-
-
-def sensing_date(interval: pd.Interval | datetime) -> date | None:
-    """The sensing date a torchgeo index entry holds.
-
-    Files whose names carry no date are indexed from torchgeo's earliest
-    timestamp (``pd.Timestamp.min``, 1677-09-21) on.
-
-    Args:
-        interval: an entry of a dataset's ``index.index`` (an interval or a
-            timestamp).
-
-    Returns:
-        The date the entry starts on; None for a file indexed without a date.
-    """
-    start = sensing_start(interval)
-    return None if start == pd.Timestamp.min else start.date()
-
-
-def _warn_copies(scenes: Sequence[str]) -> None:
-    """Warn when scene files of one name lie in several folders under the root.
-
-    They are read as one mosaic, the first file winning where they overlap: a
-    backup copy or a reprocessed version of a product is then mixed in without
-    a word.
-
-    Args:
-        scenes: multi-band scene files (their names are product ids).
-    """
-    folders: dict[str, list[str]] = {}
-    for path in scenes:
-        folders.setdefault(os.path.basename(path), []).append(os.path.dirname(path))
-    repeated = {name: where for name, where in folders.items() if len(where) > 1}
-    if repeated:
-        name, where = next(iter(repeated.items()))
-        msg = (
-            f"{len(repeated)} Sentinel-2 scene name(s) occur in more than one folder, "
-            f"e.g. {name!r} in {where}; they are read as one mosaic, the first file "
-            "winning where they overlap, so point --root at one copy of each scene."
-        )
-        warnings.warn(msg, UserWarning, stacklevel=3)
-
-
-def natural_colour(image: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.float32]:
-    """Scale a B04/B03/B02 image to [0, 1] for display, all bands alike.
-
-    Reflectance 0 is black and :data:`NATURAL_COLOUR_MAX` full brightness in
-    every band, so vegetation shows green and bare soil tan, and a bright field
-    looks bright beside a dark one. (A separate stretch per band, e.g. between
-    each band's 2nd and 98th percentile, tints the whole picture and draws
-    vegetation near-black.)
-
-    Args:
-        image: reflectance x10000, ``[3, H, W]`` in B04, B03, B02 order.
-
-    Returns:
-        ``[H, W, 3]`` float32 in [0, 1].
-    """
-    scale = REFLECTANCE_SCALE * NATURAL_COLOUR_MAX
-    return (
-        np.clip(np.asarray(image) / scale, 0, 1).transpose(1, 2, 0).astype(np.float32)
-    )

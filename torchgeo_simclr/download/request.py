@@ -4,6 +4,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Self
 
+from ..lonlat import check_lonlat_bbox, in_degrees
+
 
 @dataclass(frozen=True)
 class DownloadRequest:
@@ -32,40 +34,23 @@ class DownloadRequest:
             The checked request.
 
         Raises:
-            ValueError: if the bbox is malformed, inverted or crosses the
-                antimeridian, a date is not ``YYYY-MM-DD``, *start* is after
-                *end*, or *max_cloud* is outside 0-100.
+            ValueError: if the bbox is malformed or inverted (see
+                :func:`~torchgeo_simclr.lonlat.check_lonlat_bbox`) or crosses
+                the antimeridian, a date is not ``YYYY-MM-DD``, *start* is
+                after *end*, or *max_cloud* is outside 0-100.
         """
-        if len(bbox) != 4:
-            msg = f"--bbox {bbox} must be 4 numbers: MIN_LON MIN_LAT MAX_LON MAX_LAT."
-            raise ValueError(msg)
-        west, south, east, north = (float(v) for v in bbox)
-        if not (-180 <= west <= 180 and -180 <= east <= 180):
+        values = [float(v) for v in bbox]
+        if len(values) == 4 and in_degrees(values) and values[0] >= values[2]:
             msg = (
-                f"--bbox {bbox} has a longitude outside -180..180 degrees; give "
-                "MIN_LON MIN_LAT MAX_LON MAX_LAT in EPSG:4326 degrees."
+                f"--bbox {' '.join(f'{v:.10g}' for v in values)} has MIN_LON "
+                f"{values[0]} >= MAX_LON {values[2]}: it is inverted or crosses the "
+                "antimeridian (180 degrees), which is not supported; give MIN_LON "
+                "< MAX_LON, or split the region into one download on each side of "
+                "180 degrees."
             )
             raise ValueError(msg)
-        if not (-90 <= south <= 90 and -90 <= north <= 90):
-            msg = (
-                f"--bbox {bbox} has a latitude outside -90..90 degrees; give "
-                "MIN_LON MIN_LAT MAX_LON MAX_LAT (longitude first)."
-            )
-            raise ValueError(msg)
-        if west >= east:
-            msg = (
-                f"--bbox {bbox} has MIN_LON {west} >= MAX_LON {east}: it is inverted "
-                "or crosses the antimeridian (180 degrees), which is not supported; "
-                "give MIN_LON < MAX_LON, or split the region into one download on "
-                "each side of 180 degrees."
-            )
-            raise ValueError(msg)
-        if south >= north:
-            msg = (
-                f"--bbox {bbox} has MIN_LAT {south} >= MAX_LAT {north}: it is "
-                "inverted; give MIN_LON MIN_LAT MAX_LON MAX_LAT."
-            )
-            raise ValueError(msg)
+        checked = check_lonlat_bbox(values, "--bbox")
+        assert checked is not None
         first, last = _day("--start", start), _day("--end", end)
         if first > last:
             msg = (
@@ -76,7 +61,7 @@ class DownloadRequest:
         if not 0 <= max_cloud <= 100:
             msg = f"--max-cloud {max_cloud} must be a percentage between 0 and 100."
             raise ValueError(msg)
-        return cls((west, south, east, north), first, last, float(max_cloud))
+        return cls(checked, first, last, float(max_cloud))
 
     @property
     def interval(self) -> str:

@@ -16,10 +16,10 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from ..datamodules.central_valley import fresh_file_handles
 from ..datamodules.patches import GridPatches, keep_batch
 from ..datamodules.prediction import MapDataModule
-from ..datasets.sentinel2 import sensing_date
+from ..datasets.dates import sensing_date
+from ..datasets.sentinel2 import fresh_file_handles
 from ..inference.device import resolve_device
 from ..inference.normalise import normalise
 from ..models.backbone import check_input_size, feature_size
@@ -106,8 +106,11 @@ class Embedder:
         self.backbone = backbone.to(device).eval()
         #: Where the forward pass runs.
         self.device = device
-        #: Normalisation statistics, ``[1, C, 1, 1]`` on the device.
+        #: Per-band training mean ``[1, C, 1, 1]``, reflectance x10000, on the
+        #: device.
         self.mean = torch.tensor(mean, device=device).view(1, -1, 1, 1)
+        #: Per-band training standard deviation ``[1, C, 1, 1]``, reflectance
+        #: x10000, on the device.
         self.std = torch.tensor(std, device=device).view(1, -1, 1, 1)
 
     def __call__(self, image: Tensor, valid: Tensor) -> npt.NDArray[np.float32]:

@@ -7,6 +7,7 @@ t-SNE keeps neighbourhoods, not distances: the map shows which patches the
 encoder finds alike, not how far apart the clusters are.
 """
 
+import math
 import os
 import sys
 from pathlib import Path
@@ -22,7 +23,7 @@ from matplotlib.collections import PathCollection
 from matplotlib.figure import Figure
 from matplotlib.offsetbox import AnnotationBbox, OffsetImage
 from matplotlib.ticker import FuncFormatter, MaxNLocator
-from pyproj import CRS, Transformer
+from pyproj import CRS
 from sklearn.manifold import TSNE
 from tqdm import tqdm
 
@@ -33,8 +34,8 @@ from ..constants import (
     NOT_IRRIGATED,
 )
 from ..datasets import IrrigationLabels
-from ..datasets.labels import LONLAT
-from ..datasets.sentinel2 import natural_colour
+from ..datasets.display import natural_colour
+from ..lonlat import lonlat_extent
 from ..outputs import check_output_folder
 from ..patch_labels import patch_labels
 from .index import IndexInfo, read_embeddings, read_info
@@ -124,16 +125,20 @@ def read_rows(
 
 
 def _check_perplexity(perplexity: float) -> None:
-    """Check that a t-SNE perplexity is positive.
+    """Check that a t-SNE perplexity is a finite number above 0.
 
     Args:
         perplexity: the requested perplexity.
 
     Raises:
-        ValueError: if *perplexity* is not positive.
+        ValueError: if *perplexity* is not positive, or not finite (NaN passed
+            a ``<= 0`` test and reached scikit-learn).
     """
-    if perplexity <= 0:
-        msg = f"--perplexity must be positive, got {perplexity}; pass e.g. 30."
+    if not 0 < perplexity < math.inf:
+        msg = (
+            f"--perplexity must be a finite number above 0, got {perplexity}; "
+            "pass e.g. 30."
+        )
         raise ValueError(msg)
 
 
@@ -169,7 +174,7 @@ def project(
 
     Raises:
         ValueError: if there are fewer than 3 embeddings or *perplexity* is
-            not positive.
+            not a finite number above 0.
     """
     n = len(embeddings)
     if n < MIN_POINTS:
@@ -234,8 +239,7 @@ def _open_labels(
             :class:`~torchgeo_simclr.datasets.IrrigationLabels`).
     """
     crs = CRS.from_wkt(info.crs)
-    to_lonlat = Transformer.from_crs(crs, LONLAT, always_xy=True)
-    west, south, east, north = to_lonlat.transform_bounds(*bounds)
+    west, south, east, north = lonlat_extent(bounds, crs, None)
     return IrrigationLabels(
         labels,
         crs=crs,
@@ -323,7 +327,7 @@ def _read_thumbnails(
 
     Returns:
         One ``[H, W, 3]`` float32 image in [0, 1] per row (see
-        :func:`~torchgeo_simclr.datasets.sentinel2.natural_colour`).
+        :func:`~torchgeo_simclr.datasets.display.natural_colour`).
 
     Raises:
         ValueError: if the imagery covers none of the patches.

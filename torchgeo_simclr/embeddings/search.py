@@ -23,11 +23,10 @@ import pyogrio.errors
 import shapely
 from pyproj import CRS, Transformer
 
-from ..datasets.labels import lonlat_extent
 from ..geopackage import write_geopackage
-from ..inference.grid import LONLAT, check_latitudes
 from ..inference.styles import HIT_OUTLINE, HIT_OUTLINE_MM, polygon_style
 from ..inference.writer import partial_path
+from ..lonlat import LONLAT, check_latitudes, lonlat_extent
 from ..models.checkpoint import BACKBONE_KINDS, read_checkpoint
 from ..outputs import check_output_folder, not_a_file
 from .index import IndexInfo, checkpoint_id, read_embeddings, read_info
@@ -447,12 +446,12 @@ def distinct_places(
 
     Args:
         index: the searched index.
-        rows: candidate rows, best first.
-        similarity: their similarities.
+        rows: candidate rows ``[N]``, indices into *index*, best first.
+        similarity: their similarities ``[N]``.
         k: places to keep.
 
     Returns:
-        Up to *k* rows and their similarities, best first.
+        Rows ``[<= k]`` and their similarities ``[<= k]``, best first.
     """
     # Half a pixel inside each patch: patches that only touch do not overlap.
     boxes = index.bounds[rows] + index.info.res / 2 * np.array([1.0, 1.0, -1.0, -1.0])

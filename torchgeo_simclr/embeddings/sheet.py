@@ -12,7 +12,7 @@ import numpy.typing as npt
 from pyproj import CRS
 
 from ..datasets import CentralValleyS2
-from ..datasets.sentinel2 import natural_colour
+from ..datasets.display import natural_colour
 
 #: Thumbnails per row of a sheet.
 SHEET_COLUMNS: Final[int] = 6

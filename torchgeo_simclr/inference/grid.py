@@ -8,88 +8,12 @@ from dataclasses import dataclass
 import numpy as np
 import rasterio
 from pyproj import CRS, Transformer
-from pyproj.exceptions import CRSError
 from rasterio.errors import RasterioIOError
 from rasterio.transform import Affine
 from rasterio.windows import Window
 from torchgeo.datasets import GeoDataset
 
-from ..datasets.labels import lonlat_extent
-
-#: CRS of a bbox given without one: longitude / latitude in degrees.
-LONLAT = CRS.from_epsg(4326)
-
-
-def parse_bbox_crs(value: str | CRS) -> CRS:
-    """The CRS a ``--bbox-crs`` value names.
-
-    Args:
-        value: anything pyproj reads, e.g. ``"EPSG:32610"``.
-
-    Returns:
-        The CRS.
-
-    Raises:
-        ValueError: if pyproj does not know *value*.
-    """
-    try:
-        return CRS.from_user_input(value)
-    except CRSError as error:
-        msg = (
-            f"--bbox-crs {str(value)!r} is not a CRS that pyproj knows; pass e.g. "
-            "EPSG:4326 for lon/lat or EPSG:32610 for UTM zone 10N metres."
-        )
-        raise ValueError(msg) from error
-
-
-def check_latitudes(
-    option: str, values: Sequence[float], crs: CRS, imagery_crs: CRS | None = None
-) -> None:
-    """Refuse geographic coordinates whose latitudes are out of range.
-
-    A latitude beyond +-90 degrees is a longitude given first the other way
-    round, when swapping makes the values degrees, or else projected
-    coordinates (metres) given without their CRS: the message suggests the
-    swapped values or ``--bbox-crs``.
-
-    Args:
-        option: the command-line option the values came from, e.g. ``--bbox``.
-        values: ``(lon, lat)`` or ``(min lon, min lat, max lon, max lat)``.
-        crs: the CRS the values are in; only a geographic one is checked.
-        imagery_crs: the imagery's CRS, suggested for projected values.
-
-    Raises:
-        ValueError: if *crs* is geographic and a latitude is beyond +-90.
-    """
-    if not crs.is_geographic or all(abs(lat) <= 90 for lat in values[1::2]):
-        return
-    given = " ".join(f"{v:.10g}" for v in values)
-    swapped = [values[i + 1 - 2 * (i % 2)] for i in range(len(values))]
-    if all(abs(lat) <= 90 for lat in swapped[1::2]) and all(
-        abs(lon) <= 180 for lon in swapped[0::2]
-    ):
-        fix = (
-            "longitude and latitude look swapped; "
-            f"{option} takes longitude first: pass {option} "
-            f"{' '.join(f'{v:.10g}' for v in swapped)}"
-        )
-    else:
-        example = (
-            f"--bbox-crs {imagery_crs.to_string()} if they are in the imagery's CRS"
-            if imagery_crs is not None
-            else "--bbox-crs EPSG:32610 for UTM zone 10N"
-        )
-        fix = (
-            f"these look like projected coordinates (metres); give their CRS, e.g. "
-            f"{example}"
-            if option == "--bbox"
-            else f"{option} takes degrees of longitude and latitude"
-        )
-    msg = (
-        f"{option} {given} has a latitude beyond +-90 degrees in "
-        f"{crs.to_string()}, so {fix}."
-    )
-    raise ValueError(msg)
+from ..lonlat import LONLAT, check_latitudes, lonlat_extent, parse_bbox_crs
 
 
 @dataclass(frozen=True)
@@ -140,9 +64,8 @@ class OutputGrid:
         Returns:
             ``(min lon, min lat, max lon, max lat)``.
         """
-        to_lonlat = Transformer.from_crs(self.crs, LONLAT, always_xy=True)
-        bounds = to_lonlat.transform_bounds(*self.bounds)
-        return (bounds[0], bounds[1], bounds[2], bounds[3])
+        west, south, east, north = lonlat_extent(self.bounds, self.crs, None)
+        return west, south, east, north
 
     def windows(self, size: int, overlap: int) -> list[Window]:
         """Square windows that cover the grid, row by row, top to bottom.

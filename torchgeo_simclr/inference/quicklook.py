@@ -11,7 +11,7 @@ import torch
 from rasterio.enums import Resampling
 
 from ..datasets import CentralValleyS2
-from ..datasets.sentinel2 import show_classes
+from ..datasets.display import show_classes
 from .writer import partial_path
 
 

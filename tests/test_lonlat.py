@@ -1,0 +1,61 @@
+"""Lon/lat bboxes and extents: the checks' messages and the extents' rounding."""
+
+import pytest
+from pyproj import CRS, Transformer
+
+from torchgeo_simclr.lonlat import (
+    LONLAT,
+    check_latitudes,
+    check_lonlat_bbox,
+    lonlat_extent,
+)
+
+#: A box in UTM zone 10N metres, about -120.7 37.0 degrees.
+UTM_BOUNDS = (700000.0, 4100000.0, 701000.0, 4101000.0)
+UTM = CRS.from_epsg(32610)
+
+
+def test_a_bbox_given_as_an_iterator_is_named_in_the_message() -> None:
+    # The values were read off the iterator, which then named no value at all.
+    with pytest.raises(ValueError, match="look swapped") as info:
+        check_lonlat_bbox(iter([37.0, -121.0, 38.0, -120.0]))
+    assert str(info.value).startswith("bbox=[37.0, -121.0, 38.0, -120.0] is not")
+    assert check_lonlat_bbox(iter([-121, 37, -120, 38])) == (-121, 37, -120, 38)
+
+
+def test_an_inverted_bbox_names_the_pair_out_of_order() -> None:
+    with pytest.raises(ValueError, match="min lon -120 >= max lon -121") as info:
+        check_lonlat_bbox((-120.0, 38.0, -121.0, 37.0), "--bbox")
+    assert str(info.value) == (
+        "--bbox -120 38 -121 37 is not (min lon, min lat, max lon, max lat) in "
+        "EPSG:4326 degrees with min < max: min lon -120 >= max lon -121 and min "
+        "lat 38 >= max lat 37; pass e.g. --bbox -121.5 36.5 -120.5 37.5."
+    )
+    with pytest.raises(ValueError, match=r"with min < max: min lat 38 >= max lat 37;"):
+        check_lonlat_bbox((-121.0, 38.0, -120.0, 37.0))
+
+
+@pytest.mark.parametrize(
+    ("values", "fix"),
+    [
+        ((37.1, -120.7), "pass --lonlat -120.7 37.1."),
+        ((37.1, -120.8, 37.2, -120.7), "pass --lonlat -120.8 37.1 -120.7 37.2."),
+        ((700000.0, 4100000.0), "--lonlat takes degrees of longitude and latitude."),
+    ],
+)
+def test_latitudes_beyond_90_get_the_swapped_values(
+    values: tuple[float, ...], fix: str
+) -> None:
+    with pytest.raises(ValueError, match="has a latitude beyond") as info:
+        check_latitudes("--lonlat", values, LONLAT)
+    assert str(info.value).endswith(fix)
+    check_latitudes("--lonlat", values, UTM)  # metres are not checked
+
+
+def test_lonlat_extent_rounds_to_the_decimals_asked() -> None:
+    to_lonlat = Transformer.from_crs(UTM, LONLAT, always_xy=True)
+    exact = list(to_lonlat.transform_bounds(*UTM_BOUNDS))
+    assert lonlat_extent(UTM_BOUNDS, UTM, None) == exact
+    assert lonlat_extent(UTM_BOUNDS, UTM) == [round(v, 4) for v in exact]
+    assert lonlat_extent(UTM_BOUNDS, UTM, 5) == [round(v, 5) for v in exact]
+    assert lonlat_extent((1, 2, 3, 4), None) == [1.0, 2.0, 3.0, 4.0]

@@ -1,0 +1,136 @@
+"""The map commands: ``predict`` and ``evaluate``."""
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..inference import MapResult
+
+
+def _hectares(value: float) -> str:
+    """Hectares to one decimal, or two significant digits below 1 ha."""
+    return f"{value:,.1f} ha" if value >= 1 or value == 0 else f"{value:.2g} ha"
+
+
+def _predict(args: argparse.Namespace) -> None:
+    """Map irrigation over a region; report the map and its files.
+
+    Args:
+        args: the parsed ``predict`` command line.
+
+    Raises:
+        FileExistsError: if ``--quicklook`` would replace a quick look
+            without ``--overwrite``.
+        Interrupted: on Ctrl-C after the map was written, naming it.
+    """
+    from ..inference import MapFiles, predict_map
+    from ..inference.quicklook import quicklook
+    from ..interrupts import Interrupted
+
+    png = MapFiles.beside(args.out).quicklook
+    if args.quicklook and png.exists() and not args.overwrite:
+        msg = f"{str(png)!r} already exists; pass --overwrite to replace it."
+        raise FileExistsError(msg)
+    # Imported after the refusal above: it loads the tasks and LightningCLI.
+    from ..lightning_cli import quiet_lightning
+
+    quiet_lightning()
+    result = predict_map(
+        checkpoint=args.checkpoint,
+        root=args.root,
+        out=args.out,
+        bbox=args.bbox,
+        bbox_crs=args.bbox_crs,
+        patch_size=args.patch_size,
+        overlap=args.overlap,
+        batch_size=args.batch_size,
+        device=args.device,
+        threshold=args.threshold,
+        min_area_ha=args.min_area,
+        num_workers=args.num_workers,
+        mask_clouds=args.mask_clouds,
+        cloud_buffer=args.cloud_buffer,
+        overwrite=args.overwrite,
+        progress=args.progress,
+    )
+    try:
+        _report_map(args, result, png, quicklook)
+    except KeyboardInterrupt:
+        undrawn = (
+            "; the quick look was not (run the same command with --overwrite to "
+            "draw it)"
+            if args.quicklook
+            else ""
+        )
+        msg = (
+            f"The map was written before it ({result.files.classes} and the files "
+            f"beside it){undrawn}."
+        )
+        raise Interrupted(msg) from None
+
+
+def _report_map(
+    args: argparse.Namespace,
+    result: "MapResult",
+    png: Path,
+    quicklook: Callable[..., Path],
+) -> None:
+    """Print a finished map's summary and files; draw or drop its quick look."""
+    # The quick look of the map just replaced would no longer match it.
+    stale = args.overwrite and png.exists()
+    if stale:
+        png.unlink()
+    summary = result.summary
+    regions = summary["irrigated_regions"]
+    print(
+        f"Irrigated: {_hectares(summary['irrigated_ha'])} of "
+        f"{_hectares(summary['valid_ha'])} with data "
+        f"({100 * summary['irrigated_fraction']:.1f}%), {regions} "
+        f"region{'' if regions == 1 else 's'} of at least {args.min_area:g} ha; "
+        f"{summary['width']} x {summary['height']} px of {summary['pixel_size']:g} m "
+        f"in {summary['crs']}, {summary['run_seconds']:.1f} s."
+    )
+    if masks := summary["cloud_masks"]:
+        buffer = summary["cloud_buffer_m"]
+        grown = f", clouds grown by {buffer:g} m more" if buffer else ""
+        print(f"Cloud masks applied: {len(masks)} file(s), e.g. {masks[0]}{grown}")
+    paths = result.files.all()
+    if args.quicklook:
+        paths.append(
+            quicklook(
+                args.out,
+                png,
+                root=args.root,
+                overwrite=True,
+                mask_clouds=args.mask_clouds,
+                cloud_buffer=args.cloud_buffer,
+            )
+        )
+    for path in paths:
+        print(f"  {path}")
+    if stale and not args.quicklook:
+        print(
+            f"Removed {png}, the quick look of the map replaced (pass --quicklook "
+            "to draw this map's)."
+        )
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    """Score a class map against label polygons and print the scores.
+
+    Args:
+        args: the parsed ``evaluate`` command line.
+    """
+    from ..evaluate import evaluate_map
+
+    result = evaluate_map(
+        args.map,
+        args.labels,
+        class_column=args.class_column,
+        class_map=dict(args.class_map),
+        bbox=args.bbox,
+        progress=args.progress,
+    )
+    print(result.table())

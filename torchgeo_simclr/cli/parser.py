@@ -1,0 +1,571 @@
+"""The ``torchgeo-simclr`` command line: its sub-commands and their options."""
+
+import argparse
+import math
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+from .data import _download, _sample_data
+from .embeddings import _embed, _embedding_map, _search
+from .maps import _evaluate, _predict
+from .training import CONF_DIR, _demo, _experiment, _probe
+
+
+class OneLineErrors(argparse.ArgumentParser):
+    """An argument parser that reports bad arguments in one line.
+
+    Like every other error of this command: the usage is one ``--help`` away.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``PROG: error: MESSAGE (see PROG --help)`` and exit with 2.
+
+        Args:
+            message: argparse's description of the problem.
+        """
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class DefaultsShown(argparse.HelpFormatter):
+    """Help that ends each option with its default, where it has a telling one.
+
+    Unlike :class:`argparse.ArgumentDefaultsHelpFormatter`, flags, options
+    without a default (None) and help that already names its default are
+    left as they are.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if (
+            action.nargs == 0  # a flag: --overwrite, --no-probe, ...
+            or default is None
+            or default == argparse.SUPPRESS
+            or "default" in text
+            or not action.option_strings
+        ):
+            return action.help
+        return f"{text} (default: %(default)s)"
+
+
+def _at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least *minimum*.
+
+    Args:
+        minimum: the smallest value accepted.
+
+    Returns:
+        The converter, which argparse reports errors of in one line.
+    """
+
+    def integer(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            msg = f"must be at least {minimum}, got {value}"
+            raise argparse.ArgumentTypeError(msg)
+        return value
+
+    return integer
+
+
+def _at_least_zero(quantity: str) -> Callable[[str], float]:
+    """An argparse type: a finite number of 0 or more.
+
+    Args:
+        quantity: what it measures, for the message, e.g. ``"a distance of 0
+            metres"``.
+
+    Returns:
+        The converter, which argparse reports errors of in one line.
+    """
+
+    def number(text: str) -> float:
+        value = float(text)
+        if not 0 <= value < math.inf:
+            msg = f"must be {quantity} or more, got {text}"
+            raise argparse.ArgumentTypeError(msg)
+        return value
+
+    return number
+
+
+def _above_zero(example: str) -> Callable[[str], float]:
+    """An argparse type: a finite number above 0.
+
+    Args:
+        example: a value to suggest instead, e.g. ``"30"``.
+
+    Returns:
+        The converter, which argparse reports errors of in one line.
+    """
+
+    def number(text: str) -> float:
+        value = float(text)
+        if not 0 < value < math.inf:
+            msg = f"must be a finite number above 0, got {text}; pass e.g. {example}"
+            raise argparse.ArgumentTypeError(msg)
+        return value
+
+    return number
+
+
+def _class_code(value: str) -> tuple[str, int]:
+    """Parse one ``CODE=VALUE`` of ``--class-map``."""
+    code, _, number = value.partition("=")
+    if not code.strip() or number not in ("0", "1", "255"):
+        msg = (
+            f"{value!r} is not CODE=VALUE with VALUE 0 (not irrigated), 1 "
+            "(irrigated) or 255 (ignored); pass e.g. I=1"
+        )
+        raise argparse.ArgumentTypeError(msg)
+    return code.strip(), int(number)
+
+
+def _add_bbox(parser: argparse.ArgumentParser) -> None:
+    """Add ``--bbox`` and ``--bbox-crs`` (a region, lon/lat by default)."""
+    parser.add_argument(
+        "--bbox",
+        type=float,
+        nargs=4,
+        metavar=("XMIN", "YMIN", "XMAX", "YMAX"),
+        help="region (default: all imagery); lon/lat unless --bbox-crs",
+    )
+    parser.add_argument(
+        "--bbox-crs", default="EPSG:4326", help="CRS of --bbox (default: lon/lat)"
+    )
+
+
+def _add_class_column(parser: argparse.ArgumentParser) -> None:
+    """Add ``--class-column`` (the label attribute with the crop class code)."""
+    parser.add_argument(
+        "--class-column",
+        default="CLASS2",
+        help="attribute of the label file with the crop class code (default: CLASS2)",
+    )
+
+
+def _add_cloud_mask(parser: argparse.ArgumentParser) -> None:
+    """Add ``--no-cloud-mask`` (sets ``mask_clouds`` to False)."""
+    parser.add_argument(
+        "--no-cloud-mask",
+        dest="mask_clouds",
+        action="store_false",
+        help=(
+            "keep the pixels an SCL or cloud_mask.tif beside per-band files "
+            "calls cloudy (default: they are nodata)"
+        ),
+    )
+    _add_cloud_buffer(parser)
+
+
+def _add_cloud_buffer(parser: argparse.ArgumentParser) -> None:
+    """Add ``--cloud-buffer`` (metres by which masked clouds grow)."""
+    parser.add_argument(
+        "--cloud-buffer",
+        type=_at_least_zero("a distance of 0 metres"),
+        default=0.0,
+        metavar="METRES",
+        help=(
+            "grow masked clouds and their shadows this much further, for edges "
+            "and haze the mask misses (default: 0; they already grow as far as "
+            "the coarsest band carries their light: 70 m from a 20 m SCL with "
+            "the 60 m bands)"
+        ),
+    )
+
+
+def _add_progress(parser: argparse.ArgumentParser) -> None:
+    """Add ``--no-progress`` (sets ``progress`` to False)."""
+    parser.add_argument(
+        "--no-progress", dest="progress", action="store_false", help="no progress bar"
+    )
+
+
+def _add_download_command(commands: "argparse._SubParsersAction[Any]") -> None:
+    """Add the ``download`` sub-command."""
+    from ..download import DEFAULT_COLLECTION, DEFAULT_STAC_URL
+
+    download = commands.add_parser(
+        "download",
+        help="Sentinel-2 L2A imagery of a bbox from a STAC API (COG window reads, "
+        "12 bands on 10 m, manifest, resumable)",
+    )
+    download.add_argument(
+        "--bbox",
+        type=float,
+        nargs=4,
+        required=True,
+        metavar=("MIN_LON", "MIN_LAT", "MAX_LON", "MAX_LAT"),
+        help="region in lon/lat degrees (EPSG:4326)",
+    )
+    download.add_argument("--start", required=True, help="first day, YYYY-MM-DD")
+    download.add_argument("--end", required=True, help="last day, YYYY-MM-DD")
+    download.add_argument(
+        "--max-cloud",
+        type=float,
+        default=20.0,
+        help="highest scene cloud cover, %% (default: 20)",
+    )
+    download.add_argument("--out", required=True, help="download root, e.g. data/cv")
+    download.add_argument(
+        "--stac-url",
+        default=DEFAULT_STAC_URL,
+        help=f"STAC API (default: {DEFAULT_STAC_URL}, no account needed)",
+    )
+    download.add_argument(
+        "--collection",
+        default=DEFAULT_COLLECTION,
+        help=f"Sentinel-2 L2A collection (default: {DEFAULT_COLLECTION})",
+    )
+    download.add_argument(
+        "--per-tile",
+        type=_at_least(1),
+        default=1,
+        help="least cloudy scenes kept per MGRS tile (default: 1)",
+    )
+    download.add_argument(
+        "--no-cloud-mask",
+        dest="mask_clouds",
+        action="store_false",
+        help="keep cloudy pixels (default: SCL cloud, cirrus and shadow -> nodata)",
+    )
+    _add_cloud_buffer(download)
+    download.add_argument(
+        "--retries",
+        type=_at_least(0),
+        default=3,
+        help="retries of a failed request, with back-off (default: 3)",
+    )
+    _add_progress(download)
+    download.set_defaults(func=_download)
+
+
+def _add_map_commands(commands: "argparse._SubParsersAction[Any]") -> None:
+    """Add the ``predict`` and ``evaluate`` sub-commands."""
+    predict = commands.add_parser(
+        "predict",
+        help="map irrigation over a bbox: COG classes + probability, QGIS styles, "
+        "irrigated regions as polygons (GeoPackage; fields that touch merge into one) "
+        "and a JSON summary",
+    )
+    predict.add_argument(
+        "--checkpoint", required=True, help="fine-tuned or distilled .ckpt file"
+    )
+    predict.add_argument("--root", required=True, help="Sentinel-2 directory")
+    predict.add_argument("--out", required=True, help="class map to write, PATH.tif")
+    _add_bbox(predict)
+    predict.add_argument(
+        "--patch-size",
+        type=_at_least(1),
+        help="window side, px (default: the training patch for classification, "
+        "256 for segmentation)",
+    )
+    predict.add_argument(
+        "--overlap",
+        type=_at_least(0),
+        help="px shared by neighbouring windows (default: half a window for "
+        "classification, a quarter for segmentation)",
+    )
+    predict.add_argument(
+        "--batch-size",
+        type=_at_least(1),
+        help="windows per batch (default: 8 x 256 x 256 px worth: 8 windows of 256 "
+        "px, 227 of 48 px)",
+    )
+    predict.add_argument(
+        "--device", default="auto", help="auto, cpu, cuda or mps (default: auto)"
+    )
+    predict.add_argument(
+        "--threshold",
+        type=float,
+        help="probability above which a pixel is irrigated (default: the model's)",
+    )
+    predict.add_argument(
+        "--min-area",
+        type=_at_least_zero("an area of 0 ha"),
+        default=0.5,
+        help="smallest irrigated region kept as a polygon, ha (default: 0.5)",
+    )
+    predict.add_argument(
+        "--num-workers", type=_at_least(0), default=0, help="processes reading imagery"
+    )
+    _add_cloud_mask(predict)
+    predict.add_argument(
+        "--overwrite", action="store_true", help="replace existing output files"
+    )
+    predict.add_argument(
+        "--quicklook",
+        action="store_true",
+        help="also draw PATH_quicklook.png: natural colour beside the classes",
+    )
+    _add_progress(predict)
+    predict.set_defaults(func=_predict)
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="score a class map against DWR crop-mapping polygons: pixel "
+        "F1/precision/recall/IoU and field-level accuracy",
+    )
+    evaluate.add_argument("--map", required=True, help="class map (PATH.tif)")
+    evaluate.add_argument(
+        "--labels", required=True, help="DWR crop-mapping file (GeoPackage, ...)"
+    )
+    _add_class_column(evaluate)
+    evaluate.add_argument(
+        "--bbox",
+        type=float,
+        nargs=4,
+        metavar=("MIN_LON", "MIN_LAT", "MAX_LON", "MAX_LAT"),
+        help="score only inside this lon/lat box",
+    )
+    evaluate.add_argument(
+        "--class-map",
+        nargs="+",
+        type=_class_code,
+        default=[],
+        metavar="CODE=VALUE",
+        help="class codes to count as irrigated (1), not irrigated (0) or ignored "
+        "(255), over the DWR defaults, e.g. --class-map I=1 X=0",
+    )
+    _add_progress(evaluate)
+    evaluate.set_defaults(func=_evaluate)
+
+
+def _add_embedding_commands(commands: "argparse._SubParsersAction[Any]") -> None:
+    """Add the ``embed``, ``search`` and ``embedding-map`` sub-commands."""
+    embed = commands.add_parser(
+        "embed",
+        help="embed every patch of a region with a checkpoint's backbone into a "
+        "GeoParquet index (footprint, lon/lat, date, embedding)",
+    )
+    embed.add_argument(
+        "--checkpoint",
+        required=True,
+        help="SimCLR, fine-tuned or distilled .ckpt file",
+    )
+    embed.add_argument("--root", required=True, help="Sentinel-2 directory")
+    embed.add_argument("--out", required=True, help="index to write, PATH.parquet")
+    _add_bbox(embed)
+    embed.add_argument(
+        "--patch-size",
+        type=_at_least(1),
+        help="patch side, px (default: the training patch)",
+    )
+    embed.add_argument(
+        "--stride",
+        type=_at_least(1),
+        help="px between neighbouring patches, 1 to the patch size (default: the "
+        "patch size)",
+    )
+    embed.add_argument(
+        "--batch-size",
+        type=_at_least(1),
+        default=64,
+        help="patches per batch (default: 64)",
+    )
+    embed.add_argument(
+        "--device", default="auto", help="auto, cpu, cuda or mps (default: auto)"
+    )
+    embed.add_argument(
+        "--num-workers", type=_at_least(0), default=0, help="processes reading imagery"
+    )
+    _add_cloud_mask(embed)
+    embed.add_argument(
+        "--overwrite", action="store_true", help="replace an existing index"
+    )
+    _add_progress(embed)
+    embed.set_defaults(func=_embed)
+
+    search = commands.add_parser(
+        "search",
+        help="find the patches of an index most like a point, a polygon or another "
+        "index; hits as GeoPackage/GeoJSON plus a contact sheet",
+    )
+    search.add_argument("--index", required=True, help="index made by embed")
+    where = search.add_mutually_exclusive_group(required=True)
+    where.add_argument(
+        "--lonlat",
+        type=float,
+        nargs=2,
+        metavar=("LON", "LAT"),
+        help="query point: the indexed patch under it",
+    )
+    where.add_argument(
+        "--query", help="query index (PATH.parquet): the mean of its patches"
+    )
+    where.add_argument(
+        "--geojson",
+        help="query polygons (GeoJSON, lon/lat): the mean of the patches inside",
+    )
+    search.add_argument(
+        "--k", type=_at_least(1), default=20, help="hits to return (default: 20)"
+    )
+    search.add_argument(
+        "--out", required=True, help="hits to write, PATH.gpkg or PATH.geojson"
+    )
+    search.add_argument("--sheet", help="contact sheet PNG (default: --out with .png)")
+    search.add_argument(
+        "--checkpoint", help="check that the index was made by this .ckpt"
+    )
+    search.add_argument(
+        "--root",
+        help="Sentinel-2 directory of the thumbnails (default: the index's)",
+    )
+    search.add_argument(
+        "--overwrite", action="store_true", help="replace existing outputs"
+    )
+    search.set_defaults(func=_search)
+
+    projection = commands.add_parser(
+        "embedding-map",
+        help="2-D t-SNE map of an index's embeddings, coloured by labels, with "
+        "optional thumbnails",
+    )
+    projection.add_argument("--index", required=True, help="index made by embed")
+    projection.add_argument("--out", required=True, help="PNG to write")
+    projection.add_argument(
+        "--labels", help="DWR crop-mapping file colouring the points"
+    )
+    _add_class_column(projection)
+    projection.add_argument(
+        "--root", help="Sentinel-2 directory of the thumbnails (default: the index's)"
+    )
+    projection.add_argument(
+        "--thumbnails",
+        type=_at_least(0),
+        default=0,
+        help="patches drawn as thumbnails on the map (default: 0)",
+    )
+    projection.add_argument(
+        "--max-points",
+        type=_at_least(2),
+        default=5000,
+        help="patches projected, a random sample above this (default: 5000)",
+    )
+    projection.add_argument(
+        "--perplexity",
+        type=_above_zero("30"),
+        default=30.0,
+        help="t-SNE perplexity (default: 30)",
+    )
+    projection.add_argument("--seed", type=int, default=0, help="random seed")
+    projection.add_argument(
+        "--overwrite", action="store_true", help="replace an existing PNG"
+    )
+    _add_progress(projection)
+    projection.set_defaults(func=_embedding_map)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser of the ``torchgeo-simclr`` command.
+
+    Returns:
+        The parser with one sub-command per job.
+    """
+    parser = OneLineErrors(
+        prog="torchgeo-simclr",
+        description="SimCLRv2 irrigation mapping from Sentinel-2 (a TorchGeo plugin).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    sample = commands.add_parser(
+        "sample-data", help="write the embedded Central Valley sample scene"
+    )
+    sample.add_argument("--root", required=True, help="output directory")
+    sample.add_argument(
+        "--size", type=_at_least(1), default=2048, help="scene side, pixels"
+    )
+    sample.add_argument("--seed", type=int, default=0, help="random seed")
+    sample.add_argument(
+        "--tiles", type=_at_least(1), default=2, help="number of adjacent tiles"
+    )
+    sample.add_argument(
+        "--overwrite", action="store_true", help="replace existing files"
+    )
+    sample.set_defaults(func=_sample_data)
+
+    # Listed for the help text only: main() hands `fit ...` to LightningCLI.
+    commands.add_parser(
+        "fit",
+        help="`torchgeo fit ARGS` that reports bad input in one line and prints "
+        "the checkpoint path",
+    )
+
+    demo = commands.add_parser(
+        "demo", help="sample scene + quickstart pretraining + kNN probe, on a CPU"
+    )
+    demo.add_argument("--root", default="data/sample", help="sample scene directory")
+    demo.add_argument(
+        "--no-probe", dest="probe", action="store_false", help="skip the kNN probe"
+    )
+    demo.set_defaults(func=_demo)
+
+    probe = commands.add_parser(
+        "probe",
+        help="kNN probe of a pretrained encoder against random weights",
+    )
+    probe.add_argument("--checkpoint", required=True, help="SimCLRv2 .ckpt file")
+    probe.add_argument("--root", required=True, help="imagery directory")
+    probe.add_argument(
+        "--labels",
+        default="crop_mapping.gpkg",
+        help="DWR label file (relative to --root)",
+    )
+    _add_class_column(probe)
+    probe.add_argument(
+        "--block-size", type=_at_least(1), default=256, help="split block side, px"
+    )
+    probe.add_argument("--seed", type=int, default=0, help="split seed")
+    probe.add_argument("-k", type=_at_least(1), default=20, help="neighbours that vote")
+    probe.set_defaults(func=_probe)
+
+    experiment = commands.add_parser(
+        "experiment",
+        help="label-efficiency experiment: fine-tuned SimCLRv2 vs supervised vs "
+        "distilled, over label fractions and seeds (resumable)",
+    )
+    experiment.add_argument("--root", default="data/sample", help="imagery directory")
+    experiment.add_argument(
+        "--out", default="runs/experiment", help="output directory (resumes there)"
+    )
+    experiment.add_argument(
+        "--fractions",
+        type=float,
+        nargs="+",
+        default=[0.01, 0.1, 1.0],
+        help="label fractions",
+    )
+    experiment.add_argument(
+        "--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds"
+    )
+    experiment.add_argument(
+        "--checkpoint",
+        help="SimCLRv2 checkpoint to reuse (default: pretrain once in OUT/runs)",
+    )
+    experiment.add_argument(
+        "--preset",
+        choices=["quickstart", "cal", "bigearthnet"],
+        default="quickstart",
+        help="config set: conf/<stage>_<preset>.yaml (cal = full scale, "
+        "bigearthnet = BigEarthNet-S2 with the study's splits)",
+    )
+    experiment.add_argument(
+        "--config-dir", default=str(CONF_DIR), help="directory of the configs"
+    )
+    for stage in ("pretrain", "finetune", "supervised", "distill"):
+        experiment.add_argument(
+            f"--{stage}-config", help=f"config of the {stage} stage (overrides preset)"
+        )
+    experiment.add_argument(
+        "stage_args",
+        nargs="*",
+        help="extra LightningCLI arguments for every stage, after `--`, e.g. "
+        "-- --trainer.accelerator cpu",
+    )
+    experiment.set_defaults(func=_experiment)
+    _add_map_commands(commands)
+    _add_embedding_commands(commands)
+    _add_download_command(commands)
+    for command in commands.choices.values():
+        command.formatter_class = DefaultsShown
+    return parser

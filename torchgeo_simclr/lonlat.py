@@ -1,0 +1,240 @@
+"""Longitude / latitude: the CRS of user-given places, their checks and extents.
+
+Bounding boxes and points come from users in EPSG:4326 degrees (or in the CRS
+``--bbox-crs`` names); extents shown back to them are in the same degrees.
+"""
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+from pyproj import CRS, Transformer
+from pyproj.exceptions import CRSError
+
+if TYPE_CHECKING:  # geopandas is left out of the download command's imports
+    from geopandas import GeoDataFrame, GeoSeries
+
+#: EPSG:4326, the CRS of a bbox or point given without one.
+LONLAT = CRS.from_epsg(4326)
+
+
+def lonlat_extent(
+    bounds: Iterable[float], crs: CRS | None, decimals: int | None = 4
+) -> list[float]:
+    """Bounds in *crs* as ``[min lon, min lat, max lon, max lat]``.
+
+    Args:
+        bounds: ``(xmin, ymin, xmax, ymax)`` in *crs*.
+        crs: CRS of *bounds* (None: already lon/lat).
+        decimals: decimals the degrees are rounded to (None: not rounded).
+
+    Returns:
+        The extent in EPSG:4326 degrees.
+    """
+    xmin, ymin, xmax, ymax = bounds
+    if crs is not None and crs != LONLAT:
+        to_lonlat = Transformer.from_crs(crs, LONLAT, always_xy=True)
+        xmin, ymin, xmax, ymax = to_lonlat.transform_bounds(xmin, ymin, xmax, ymax)
+    values = [float(v) for v in (xmin, ymin, xmax, ymax)]
+    return values if decimals is None else [round(v, decimals) for v in values]
+
+
+def shapes_extent(shapes: "GeoDataFrame | GeoSeries") -> list[float]:
+    """The lon/lat extent of the shapes themselves, 4 decimals.
+
+    The box around shapes in a projected CRS, taken to lon/lat, can be far
+    wider (by degrees for shapes far from the CRS's zone), so the shapes are
+    taken to lon/lat first.
+
+    Args:
+        shapes: shapes in any CRS.
+
+    Returns:
+        ``[min lon, min lat, max lon, max lat]``, EPSG:4326 degrees.
+    """
+    return lonlat_extent(shapes.geometry.to_crs(LONLAT).total_bounds, None)
+
+
+def unnamed_crs(filepath: str, bounds: Iterable[float]) -> CRS:
+    """The CRS of a label file that names none: lon/lat, if its values can be degrees.
+
+    GeoJSON and GeoParquet without a CRS are lon/lat by definition; a
+    shapefile without its ``.prj`` may be in anything, so metres are refused
+    rather than read as degrees (which would put the fields off the imagery).
+
+    Args:
+        filepath: the label file, for the message.
+        bounds: its ``(xmin, ymin, xmax, ymax)`` (NaN for an empty file).
+
+    Returns:
+        EPSG:4326.
+
+    Raises:
+        ValueError: if the bounds reach beyond ±180 / ±90.
+    """
+    xmin, ymin, xmax, ymax = (float(v) for v in bounds)
+    degrees = xmin >= -180 and xmax <= 180 and ymin >= -90 and ymax <= 90
+    if not degrees and not any(math.isnan(v) for v in (xmin, ymin, xmax, ymax)):
+        extent = [round(v, 1) for v in (xmin, ymin, xmax, ymax)]
+        msg = (
+            f"Label file {filepath!r} names no CRS and its coordinates "
+            f"{extent} are not longitude/latitude degrees; give the file its "
+            "CRS, e.g. `ogr2ogr -a_srs EPSG:32610 out.gpkg IN` (a shapefile "
+            "keeps it in its .prj)."
+        )
+        raise ValueError(msg)
+    return LONLAT
+
+
+def parse_bbox_crs(value: str | CRS) -> CRS:
+    """The CRS a ``--bbox-crs`` value names.
+
+    Args:
+        value: anything pyproj reads, e.g. ``"EPSG:32610"``.
+
+    Returns:
+        The CRS.
+
+    Raises:
+        ValueError: if pyproj does not know *value*.
+    """
+    try:
+        return CRS.from_user_input(value)
+    except CRSError as error:
+        msg = (
+            f"--bbox-crs {str(value)!r} is not a CRS that pyproj knows; pass e.g. "
+            "EPSG:4326 for lon/lat or EPSG:32610 for UTM zone 10N metres."
+        )
+        raise ValueError(msg) from error
+
+
+def in_degrees(values: Sequence[float]) -> bool:
+    """Whether ``(lon, lat, ...)`` pairs lie within ±180 and ±90 degrees.
+
+    Args:
+        values: ``(lon, lat)`` or ``(min lon, min lat, max lon, max lat)``.
+
+    Returns:
+        True when every longitude and latitude is in range (NaN is not).
+    """
+    return all(-180 <= lon <= 180 for lon in values[0::2]) and all(
+        -90 <= lat <= 90 for lat in values[1::2]
+    )
+
+
+def _swapped(values: Sequence[float]) -> tuple[float, ...]:
+    """Each ``(x, y)`` pair of *values* as ``(y, x)``; empty for an odd count."""
+    if len(values) % 2:
+        return ()
+    return tuple(values[i ^ 1] for i in range(len(values)))
+
+
+def _as_option(option: str, values: Iterable[float]) -> str:
+    """*values* written after *option*, as a command line takes them."""
+    return f"{option} {' '.join(f'{v:.10g}' for v in values)}"
+
+
+def check_lonlat_bbox(
+    bbox: Iterable[float] | None, option: str | None = None
+) -> tuple[float, float, float, float] | None:
+    """Validate a lon/lat bbox.
+
+    A bbox whose longitudes and latitudes are in range but out of order
+    gets the pair that is; one that would be valid with longitude and
+    latitude swapped gets the swapped bbox.
+
+    Args:
+        bbox: ``(min lon, min lat, max lon, max lat)`` or None.
+        option: the command-line option the bbox came from, e.g.
+            ``--bbox``, for messages in its syntax (default: ``bbox=[...]``).
+
+    Returns:
+        The bbox as a tuple of 4 floats, or None.
+
+    Raises:
+        ValueError: If *bbox* is not 4 numbers with min < max inside
+            [-180, 180] x [-90, 90] degrees.
+    """
+    if bbox is None:
+        return None
+    values = tuple(float(v) for v in bbox)
+
+    def valid(v: tuple[float, ...]) -> bool:
+        return len(v) == 4 and in_degrees(v) and v[0] < v[2] and v[1] < v[3]
+
+    def written(v: Iterable[float]) -> str:
+        if option is None:
+            return f"[{', '.join(f'{x:g}' for x in v)}]"
+        return _as_option(option, v)
+
+    if not valid(values):
+        swapped = _swapped(values)
+        fix = (
+            f"longitude and latitude look swapped: pass {written(swapped)}"
+            if valid(swapped)
+            else f"pass e.g. {written((-121.5, 36.5, -120.5, 37.5))}"
+        )
+        order = ""
+        if len(values) == 4 and in_degrees(values):
+            west, south, east, north = values
+            inverted = [
+                f"min {name} {low:g} >= max {name} {high:g}"
+                for name, low, high in (("lon", west, east), ("lat", south, north))
+                if low >= high
+            ]
+            order = f": {' and '.join(inverted)}"
+        given = f"bbox={list(values)}" if option is None else written(values)
+        msg = (
+            f"{given} is not (min lon, min lat, max lon, max lat) in EPSG:4326 "
+            f"degrees with min < max{order}; {fix}."
+        )
+        raise ValueError(msg)
+    west, south, east, north = values
+    return west, south, east, north
+
+
+def check_latitudes(
+    option: str, values: Sequence[float], crs: CRS, imagery_crs: CRS | None = None
+) -> None:
+    """Refuse geographic coordinates whose latitudes are out of range.
+
+    A latitude beyond +-90 degrees is a longitude given first the other way
+    round, when swapping makes the values degrees, or else projected
+    coordinates (metres) given without their CRS: the message suggests the
+    swapped values or ``--bbox-crs``. Unlike :func:`check_lonlat_bbox`, this
+    takes points too and any geographic CRS, and does not check the order.
+
+    Args:
+        option: the command-line option the values came from, e.g. ``--bbox``.
+        values: ``(lon, lat)`` or ``(min lon, min lat, max lon, max lat)``.
+        crs: the CRS the values are in; only a geographic one is checked.
+        imagery_crs: the imagery's CRS, suggested for projected values.
+
+    Raises:
+        ValueError: if *crs* is geographic and a latitude is beyond +-90.
+    """
+    if not crs.is_geographic or all(abs(lat) <= 90 for lat in values[1::2]):
+        return
+    swapped = _swapped(values)
+    if swapped and in_degrees(swapped):
+        fix = (
+            "longitude and latitude look swapped; "
+            f"{option} takes longitude first: pass {_as_option(option, swapped)}"
+        )
+    else:
+        example = (
+            f"--bbox-crs {imagery_crs.to_string()} if they are in the imagery's CRS"
+            if imagery_crs is not None
+            else "--bbox-crs EPSG:32610 for UTM zone 10N"
+        )
+        fix = (
+            f"these look like projected coordinates (metres); give their CRS, e.g. "
+            f"{example}"
+            if option == "--bbox"
+            else f"{option} takes degrees of longitude and latitude"
+        )
+    msg = (
+        f"{_as_option(option, values)} has a latitude beyond +-90 degrees in "
+        f"{crs.to_string()}, so {fix}."
+    )
+    raise ValueError(msg)
