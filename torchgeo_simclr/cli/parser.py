@@ -68,12 +68,15 @@ def _at_least(minimum: int) -> Callable[[str], int]:
     return integer
 
 
-def _at_least_zero(quantity: str) -> Callable[[str], float]:
-    """An argparse type: a finite number of 0 or more.
+def _finite_number(
+    expected: str, strictly_above: bool = False
+) -> Callable[[str], float]:
+    """An argparse type: a finite number of 0 or more (or above 0).
 
     Args:
-        quantity: what it measures, for the message, e.g. ``"a distance of 0
-            metres"``.
+        expected: what it must be, for the message, e.g. ``"a distance of 0
+            metres or more"``.
+        strictly_above: refuse 0 too.
 
     Returns:
         The converter, which argparse reports errors of in one line.
@@ -81,28 +84,8 @@ def _at_least_zero(quantity: str) -> Callable[[str], float]:
 
     def number(text: str) -> float:
         value = float(text)
-        if not 0 <= value < math.inf:
-            msg = f"must be {quantity} or more, got {text}"
-            raise argparse.ArgumentTypeError(msg)
-        return value
-
-    return number
-
-
-def _above_zero(example: str) -> Callable[[str], float]:
-    """An argparse type: a finite number above 0.
-
-    Args:
-        example: a value to suggest instead, e.g. ``"30"``.
-
-    Returns:
-        The converter, which argparse reports errors of in one line.
-    """
-
-    def number(text: str) -> float:
-        value = float(text)
-        if not 0 < value < math.inf:
-            msg = f"must be a finite number above 0, got {text}; pass e.g. {example}"
+        if not (value > 0 if strictly_above else value >= 0) or value == math.inf:
+            msg = f"must be {expected}, got {text}"
             raise argparse.ArgumentTypeError(msg)
         return value
 
@@ -162,7 +145,7 @@ def _add_cloud_buffer(parser: argparse.ArgumentParser) -> None:
     """Add ``--cloud-buffer`` (metres by which masked clouds grow)."""
     parser.add_argument(
         "--cloud-buffer",
-        type=_at_least_zero("a distance of 0 metres"),
+        type=_finite_number("a distance of 0 metres or more"),
         default=0.0,
         metavar="METRES",
         help=(
@@ -282,7 +265,7 @@ def _add_map_commands(commands: "argparse._SubParsersAction[Any]") -> None:
     )
     predict.add_argument(
         "--min-area",
-        type=_at_least_zero("an area of 0 ha"),
+        type=_finite_number("an area of 0 ha or more"),
         default=0.5,
         help="smallest irrigated region kept as a polygon, ha (default: 0.5)",
     )
@@ -444,7 +427,7 @@ def _add_embedding_commands(commands: "argparse._SubParsersAction[Any]") -> None
     )
     projection.add_argument(
         "--perplexity",
-        type=_above_zero("30"),
+        type=_finite_number("a finite number above 0 (e.g. 30)", strictly_above=True),
         default=30.0,
         help="t-SNE perplexity (default: 30)",
     )
