@@ -106,6 +106,17 @@ BEFORE_DATA = [
         ["--data.init_args.split_fractions", "[0.5, 0.5, 0.5]"],
         ["sum to 1.5, not 1"],
     ),
+    # An empty list read all 12 bands; an unknown band stopped only at setup.
+    (
+        "simclr_quickstart.yaml",
+        ["--data.init_args.bands", "[]"],
+        ["bands=[] must name each band once and at least one band"],
+    ),
+    (
+        "simclr_quickstart.yaml",
+        ["--data.init_args.bands", "[B04, B13]"],
+        ["Unknown Sentinel-2 band(s) ['B13']"],
+    ),
 ]
 
 

@@ -106,8 +106,8 @@ class BigEarthNetIrrigationDataModule(NonGeoDataModule):
     subset's labels kept.
 
     Bands are normalised with a per-band mean and standard deviation computed
-    from up to *stats_images* training patches (cached under
-    ``~/.cache/torchgeo-simclr``). On the device, after transfer, training
+    from up to *stats_images* training patches (cached in ``stats/`` under
+    *cache_dir*). On the device, after transfer, training
     batches (and validation batches when ``num_views >= 2``) get augmented
     views from :class:`~torchgeo_simclr.transforms.SimCLRViews`.
 
@@ -172,7 +172,8 @@ class BigEarthNetIrrigationDataModule(NonGeoDataModule):
                 ``{"rotation": {"right_angles": True}}``.
             stats_images: training patches read to compute band statistics.
             cache_dir: where band statistics are cached (default:
-                ``$XDG_CACHE_HOME/torchgeo-simclr``).
+                ``$XDG_CACHE_HOME/torchgeo-simclr``, else
+                ``~/.cache/torchgeo-simclr``).
 
         Raises:
             ValueError: if *patch_size* is not between 1 and 120, or
@@ -254,8 +255,14 @@ class BigEarthNetIrrigationDataModule(NonGeoDataModule):
             f"BigEarthNet split of {self.root} ({len(patches)} patches, scheme "
             f"{self.scheme!r}, split_seed={self.split_seed}): {counts}"
         )
+        #: Per-band mean and standard deviation ``[12]`` (two attributes),
+        #: reflectance x10000, of up to :attr:`stats_images` training patches.
         self.mean, self.std = self._statistics(patches)
+        #: Training patches, randomly cropped: all with labels hidden
+        #: (pretraining), the labelled subset (:attr:`label_fraction`), or all
+        #: with only that subset's labels kept (:attr:`unlabeled`).
         self.train_dataset = self._train_patches(patches)
+        #: Val and test patches (two attributes), centre-cropped, labelled.
         self.val_dataset, self.test_dataset = (
             IrrigationPatches(patches, self.splits[split].tolist(), self.patch_size)
             for split in ("val", "test")

@@ -17,9 +17,9 @@ from torchgeo.datamodules import GeoDataModule
 from torchgeo.datasets import GeoDataset, IntersectionDataset
 from torchgeo.samplers import RandomPatchSampler
 
-from ..constants import IGNORE_INDEX, S2_BANDS
+from ..constants import IGNORE_INDEX
 from ..datasets import CentralValleyS2, IrrigationLabels, resolve_label_path
-from ..datasets.sentinel2 import fresh_file_handles
+from ..datasets.sentinel2 import check_bands, fresh_file_handles
 from ..lonlat import LONLAT, check_lonlat_bbox, lonlat_extent
 from .augment import make_views, set_augmentations
 from .blocks import spatial_blocks
@@ -61,7 +61,7 @@ class CentralValleyDataModule(GeoDataModule):
     patches inside the train blocks; val and test walk a grid inside theirs.
 
     Bands are normalised with a per-band mean and standard deviation computed
-    from training patches (cached under ``~/.cache/torchgeo-simclr``). On the
+    from training patches (cached in ``stats/`` under *cache_dir*). On the
     device, after transfer, training batches (and validation batches when
     ``num_views >= 2``) get augmented views from
     :class:`~torchgeo_simclr.transforms.SimCLRViews`.
@@ -139,7 +139,8 @@ class CentralValleyDataModule(GeoDataModule):
                 ``{"rotation": {"right_angles": True}}``.
             stats_patches: training patches read to compute band statistics.
             cache_dir: where band statistics are cached (default:
-                ``$XDG_CACHE_HOME/torchgeo-simclr``).
+                ``$XDG_CACHE_HOME/torchgeo-simclr``, else
+                ``~/.cache/torchgeo-simclr``).
             label_fraction: None (pretraining): training draws random patches
                 anywhere in the train blocks. A share in ``(0, 1]``
                 (fine-tuning): training uses a class-balanced subset of that
@@ -180,31 +181,63 @@ class CentralValleyDataModule(GeoDataModule):
             length=length,
             num_workers=num_workers,
         )
+        #: Directory searched recursively for the Sentinel-2 L2A files.
         self.root = Path(root)
+        #: DWR label file as given, relative to *root* or the working directory
+        #: (see :attr:`labels_path`); None for unlabelled pretraining.
         self.labels = labels
+        #: Region ``(min lon, min lat, max lon, max lat)``, EPSG:4326 degrees
+        #: (None: all imagery).
         self.bbox = bbox
-        self.bands = list(bands or S2_BANDS)
+        #: Band names read, in the order of the image channels.
+        self.bands = check_bands(bands)
+        #: Side of the split blocks, pixels.
         self.block_size = block_size
+        #: Shares of blocks for train, val and test.
         self.split_fractions = split_fractions
+        #: Least distance from the train blocks to the val and test blocks,
+        #: pixels.
         self.split_buffer = split_buffer
+        #: Whether cloud masks beside per-band files are applied.
         self.mask_clouds = mask_clouds
+        #: Metres by which masked clouds grow beyond the bands' reach.
         self.cloud_buffer = cloud_buffer
+        #: Seed of the block assignment and of the statistics' patches.
         self.seed = seed
+        #: Label file column holding the DWR class code.
         self.class_column = class_column
+        #: Overrides of the DWR class code to mask value mapping (None: the
+        #: defaults).
         self.class_map = class_map
+        #: Augmented-view generator for training, or None for no views.
         self.views = make_views(
             augmentations, ops_per_view, num_views, augmentation_kwargs
         )
+        #: Training patches read to compute band statistics.
         self.stats_patches = stats_patches
+        #: Where band statistics are cached (None: the default cache).
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
+        #: The imagery, intersected with the labels when there are any; built
+        #: by :meth:`setup`.
         self.dataset: GeoDataset | None = None
+        #: The imagery alone (statistics are read from it); built by
+        #: :meth:`setup`.
         self.image_dataset: CentralValleyS2 | None = None
+        #: Blocks of ``train``, ``val`` and ``test``, in the dataset CRS; cut
+        #: by :meth:`setup`.
         self.split_blocks: dict[str, MultiPolygon] = {}
         #: Area of the region the blocks are cut from, CRS units squared.
         self.region_area = 0.0
+        #: Share of the labelled train-grid patches to fine-tune on (None:
+        #: random patches, for pretraining).
         self.label_fraction = label_fraction
+        #: Seed of the labelled subset.
         self.label_seed = label_seed
+        #: With :attr:`label_fraction`, train on every train-grid patch, the
+        #: masks of those outside the labelled subset ignored.
         self.unlabeled = unlabeled
+        #: Whether the fine-tuning, validation and test patches stay in memory
+        #: after their first read.
         self.in_memory = in_memory
         #: Number of labelled training patches (set up with *label_fraction*
         #: when fitting; None until then).
@@ -339,14 +372,22 @@ class CentralValleyDataModule(GeoDataModule):
         self._build_datasets()
         assert self.dataset is not None
         mean, std = self._statistics()
+        #: Per-band mean and standard deviation ``[C]`` (two attributes),
+        #: reflectance x10000, of :attr:`stats_patches` training patches.
         self.mean, self.std = mean, std
         set_augmentations(self, mean, std, self.views)
+        #: Train, val and test datasets: :attr:`dataset`, each split kept in its
+        #: blocks by its sampler (fixed patches replace train with
+        #: *label_fraction*, val and test with *in_memory*).
         self.train_dataset = self.val_dataset = self.test_dataset = self.dataset
+        #: Prediction dataset: :attr:`dataset`, over the whole region.
         self.predict_dataset = self.dataset
         if stage == "fit" and self.label_fraction is None:
             self._check_one_batch()
         # torchgeo draws patch positions with numpy; seed it from torch so that
         # `seed_everything` (LightningCLI's `seed_everything:`) makes runs repeat.
+        #: Random patches in the train blocks, :attr:`length` per epoch (with
+        #: *label_fraction*: draws with replacement from the fixed train patches).
         self.train_sampler = RandomPatchSampler(
             self.dataset,
             size=self.patch_size_px,
@@ -354,7 +395,11 @@ class CentralValleyDataModule(GeoDataModule):
             roi=self.split_blocks["train"],
             generator=torch.initial_seed(),
         )
+        #: Grid of whole patches over the val blocks (with *in_memory*: the
+        #: in-memory patches in order).
         self.val_sampler = self.grid_sampler("val")
+        #: Grid of whole patches over the test blocks (with *in_memory*: the
+        #: in-memory patches in order).
         self.test_sampler = self.grid_sampler("test")
         # Only training uses the labelled subset, and drawing it labels every
         # patch of the train grid (minutes at full scale): scoring a checkpoint
@@ -391,6 +436,8 @@ class CentralValleyDataModule(GeoDataModule):
             f"Spatial split of {self.root}: {blocks} blocks of {self.block_size} px"
             f"{training}; patches per epoch: {counts}"
         )
+        #: Grid of whole patches over the region of :attr:`dataset` (within
+        #: :attr:`bbox`, if given).
         self.predict_sampler = BlockGridSampler(
             self.dataset,
             size=self.patch_size_px,

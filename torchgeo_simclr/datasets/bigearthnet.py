@@ -122,10 +122,14 @@ class BigEarthNetIrrigation(BigEarthNet):
                 f"{scheme!r}; pass --data.init_args.scheme regular or extended."
             )
             raise ValueError(msg)
+        #: Labelling scheme: ``regular`` or ``extended`` (a key of
+        #: :attr:`irrigated_classes`).
         self.scheme = scheme
+        #: Whether a progress bar is shown while label files are read.
         self.progress = progress
         super().__init__(root, bands="s2", num_classes=43, transforms=transforms)
         irrigated = {self.class2idx[name] for name in self.irrigated_classes[scheme]}
+        #: Binary label of each patch, int64 ``[N]``: 1 irrigated, 0 not.
         self.labels = torch.tensor(
             [int(not irrigated.isdisjoint(c)) for c in self.patch_classes],
             dtype=torch.long,

@@ -172,11 +172,19 @@ class IrrigationLabels(VectorDataset):
                 missing, *class_map* has a value other than 0, 1, 255, *bbox* is
                 malformed, or no feature lies in *bbox*.
         """
+        #: Label files, or directories searched for them (see :attr:`files`).
         self.paths = paths
+        #: Function applied to each sample, or None.
         self.transforms = transforms
+        #: Attribute holding the DWR class code.
         self.class_column = class_column
+        #: Class code -> mask value (0, 1 or 255): the default map updated
+        #: with *class_map*.
         self.class_map = build_irrigation_map(class_map)
+        #: Layer name or index read from multi-layer files (None: the first).
         self.layer = layer
+        #: Region ``(min lon, min lat, max lon, max lat)``, EPSG:4326 degrees,
+        #: that features are read in (validated; None: everywhere).
         self.bbox = check_lonlat_bbox(bbox)
 
         files = self.files

@@ -71,6 +71,41 @@ def _whole(pixels: float) -> bool:
     return abs(pixels - round(pixels)) < 1e-6
 
 
+def check_bands(
+    bands: Sequence[str] | None, all_bands: Sequence[str] = S2_BANDS
+) -> list[str]:
+    """Validate requested band names.
+
+    Args:
+        bands: requested band names, or None for all bands.
+        all_bands: the bands there are, in their order.
+
+    Returns:
+        The requested bands as a list.
+
+    Raises:
+        ValueError: If *bands* is empty, repeats a band or names an unknown one.
+    """
+    if bands is None:
+        return list(all_bands)
+    if isinstance(bands, str):
+        bands = [bands]
+    unknown = [band for band in bands if band not in all_bands]
+    if unknown:
+        msg = (
+            f"Unknown Sentinel-2 band(s) {unknown} in bands={list(bands)}; valid "
+            f"bands are {list(all_bands)}, so pick from those."
+        )
+        raise ValueError(msg)
+    if not bands or len(set(bands)) != len(bands):
+        msg = (
+            f"bands={list(bands)} must name each band once and at least one "
+            f"band; pick from {list(all_bands)}."
+        )
+        raise ValueError(msg)
+    return list(bands)
+
+
 class CentralValleyS2(RasterDataset):
     """Sentinel-2 L2A surface reflectance, 12 bands resampled onto one 10 m grid.
 
@@ -227,8 +262,10 @@ class CentralValleyS2(RasterDataset):
             FileNotFoundError: If a path does not exist, nothing matches the
                 expected file names, or a product lacks a requested band.
         """
+        #: Root directories searched recursively for Sentinel-2 files, or files.
         self.paths = paths
-        self.bands = self._check_bands(bands)
+        #: Names of the bands returned, in the order of ``image``'s channels.
+        self.bands = check_bands(bands, self.all_bands)
         if not cloud_buffer >= 0:
             msg = (
                 f"cloud_buffer must be 0 or more metres, got {cloud_buffer}; pass "
@@ -274,8 +311,14 @@ class CentralValleyS2(RasterDataset):
             )
             raise FileNotFoundError(msg)
         if band_files:
+            #: True for one file per band (layout 2), False for multi-band
+            #: scenes (layout 1).
             self.separate_files = True
+            #: Layout 2: the reference band's glob from :attr:`band_filename_glob`,
+            #: e.g. ``*B02*`` (layout 1: multi-band scene files).
             self.filename_glob = band_glob
+            #: Layout 2: :attr:`band_filename_regex` for the reference band and
+            #: its resolution (layout 1: multi-band scene files).
             self.filename_regex = band_regex
         level_1c = level_1c_files(band_files)
         if band_files and len(level_1c) == len(band_files):
@@ -307,6 +350,8 @@ class CentralValleyS2(RasterDataset):
         else:
             self._check_band_counts()
         if level_1c:
+            #: Footprint, time span and path of each indexed file (one per
+            #: product), Level-1C products left out.
             self.index = self.index[~self.index.filepath.isin(level_1c)]
             msg = (
                 f"{len(level_1c)} Level-1C product(s) under {self._roots_str()} "
@@ -334,37 +379,6 @@ class CentralValleyS2(RasterDataset):
     def _roots_str(self) -> str:
         """Return the searched paths as text for error messages."""
         return ", ".join(repr(str(root)) for root in as_path_list(self.paths))
-
-    def _check_bands(self, bands: Sequence[str] | None) -> list[str]:
-        """Validate requested band names.
-
-        Args:
-            bands: requested band names, or None for all bands.
-
-        Returns:
-            The requested bands as a list.
-
-        Raises:
-            ValueError: If *bands* is empty, repeats a band or names an unknown one.
-        """
-        if bands is None:
-            return list(self.all_bands)
-        if isinstance(bands, str):
-            bands = [bands]
-        unknown = [band for band in bands if band not in self.all_bands]
-        if unknown:
-            msg = (
-                f"Unknown Sentinel-2 band(s) {unknown} in bands={list(bands)}; valid "
-                f"bands are {list(self.all_bands)}, so pick from those."
-            )
-            raise ValueError(msg)
-        if not bands or len(set(bands)) != len(bands):
-            msg = (
-                f"bands={list(bands)} must name each band once and at least one "
-                f"band; pick from {list(self.all_bands)}."
-            )
-            raise ValueError(msg)
-        return list(bands)
 
     def _matching_files(
         self, roots: Sequence[Path], glob: str, regex: str | None = None

@@ -125,6 +125,7 @@ class RandomFlip(_IgnorePaddedMask):
             codes.append(3)
         #: The flip codes a sample can draw (bit 0 horizontal, bit 1 vertical).
         self.codes = tuple(codes)
+        #: Kornia's static parameters, shown in ``repr``: the enabled axes.
         self.flags = {"horizontal": horizontal, "vertical": vertical}
 
     def generate_parameters(self, batch_shape: tuple[int, ...]) -> dict[str, Tensor]:
@@ -387,6 +388,8 @@ class RandomZoom(_IgnorePaddedMask):
             ((-1.0, 1.0), "center_x", None, None),
             ((-1.0, 1.0), "center_y", None, None),
         )
+        #: Kornia's static parameters: image interpolation ``resample``
+        #: (nearest for masks) and ``align_corners``.
         self.flags = {"resample": Resample.get(resample), "align_corners": True}
 
     def compute_transformation(

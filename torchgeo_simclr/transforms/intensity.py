@@ -425,6 +425,8 @@ class RandomSpeckle(IntensityAugmentationBase2D):
         self.value = float(value)
         #: Multiplicative mode: range of the relative noise standard deviation.
         self.sigma = _as_range(sigma, "sigma", lower=0.0)
+        #: Kornia's static parameters, shown in ``repr``: ``mode``, and
+        #: ``value`` in impulse mode.
         self.flags = {"mode": mode}
         if mode == "impulse":
             self.flags["value"] = self.value
