@@ -214,10 +214,11 @@ def test_torchgeo_fit_ends_with_the_same_sentence(tmp_path: Path) -> None:
 
 
 def test_demo_probes_with_the_probe_command_s_defaults(
-    scene: Path, monkeypatch: pytest.MonkeyPatch
+    scene: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     # The demo built the probe's arguments by hand and lost one (class_column):
     # `make demo` died with an AttributeError after pretraining.
+    monkeypatch.chdir(tmp_path)  # no earlier demo's checkpoint here
     probed: list[argparse.Namespace] = []
     monkeypatch.setattr(lightning_cli, "fit", lambda arguments: Path("pretrained.ckpt"))
     monkeypatch.setattr(parser, "_probe", probed.append)
@@ -226,6 +227,41 @@ def test_demo_probes_with_the_probe_command_s_defaults(
         ["probe", "--checkpoint", "pretrained.ckpt", "--root", str(scene)]
     )
     assert probed == [expected]
+
+
+@pytest.mark.parametrize(
+    ("epochs", "extra", "reused"),
+    [(8, [], True), (3, [], False), (8, ["--retrain"], False)],
+)
+def test_a_second_demo_reuses_a_finished_pretraining(
+    scene: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    epochs: int,
+    extra: list[str],
+    reused: bool,
+) -> None:
+    # A second `make demo` pretrained again (5-15 min) and moved the encoder
+    # to last-v1.ckpt, while every later command reads last.ckpt.
+    monkeypatch.chdir(tmp_path)
+    last = tmp_path / "runs" / "simclr_quickstart" / "checkpoints" / "last.ckpt"
+    last.parent.mkdir(parents=True)
+    progress = {"total": {"processed": epochs}}
+    torch.save({"loops": {"fit_loop": {"epoch_progress": progress}}}, last)
+    fitted: list[list[str]] = []
+
+    def fit(arguments: list[str]) -> Path:
+        fitted.append(arguments)
+        return Path("pretrained.ckpt")
+
+    probed: list[argparse.Namespace] = []
+    monkeypatch.setattr(lightning_cli, "fit", fit)
+    monkeypatch.setattr(parser, "_probe", probed.append)
+    main(["demo", "--root", str(scene), *extra])
+    assert len(fitted) == (0 if reused else 1)
+    assert probed[0].checkpoint == str(
+        last.relative_to(tmp_path) if reused else "pretrained.ckpt"
+    )
 
 
 def test_fit_without_arguments_names_a_config(capsys) -> None:
@@ -331,3 +367,43 @@ def test_asking_for_a_gpu_without_one_is_one_line(scene: Path, capsys) -> None:
     err = run_cli(fit_args(scene, *clip), capsys)
     assert "gradient_clip_algorithm" in err
     assert "GPU" not in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (
+            ["predict", "--chekpoint", "m.ckpt", "--root", "data", "--out", "m.tif"],
+            "unrecognized argument --chekpoint (did you mean --checkpoint?)",
+        ),
+        (
+            ["embed", "--checkpoint", "m.ckpt", "--root", "d", "--ot", "i.parquet"],
+            "unrecognized argument --ot (did you mean --out or --root?)",
+        ),
+    ],
+)
+def test_a_misspelt_option_is_named_with_the_option_meant(
+    argv: list[str], expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # argparse checks required options first: "--chekpoint" came out as "the
+    # following arguments are required: --checkpoint".
+    assert expected in run_cli(argv, capsys)
+
+
+def test_arguments_after_a_double_dash_are_not_checked(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # experiment hands what follows `--` to every stage's LightningCLI.
+    ran: list[argparse.Namespace] = []
+    monkeypatch.setattr(parser, "_experiment", ran.append)
+    main(
+        [
+            "experiment",
+            "--out",
+            str(tmp_path),
+            "--",
+            "--data.init_args.split_buffer",
+            "40",
+        ]
+    )
+    assert ran[0].stage_args == ["--data.init_args.split_buffer", "40"]

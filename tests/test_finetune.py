@@ -16,6 +16,7 @@ from torchgeo_simclr.losses import binary_loss
 from torchgeo_simclr.models.backbone import load_encoder_state
 from torchgeo_simclr.models.classifier import IrrigationModel, ModelSpec, Problem
 from torchgeo_simclr.tasks import FineTuneTask, SimCLRv2Task, finetune
+from torchgeo_simclr.tasks.irrigation import StandInWarning
 
 BATCH, BANDS, SIZE = 4, 12, 32
 
@@ -415,6 +416,19 @@ def test_missing_checkpoint_is_named(tmp_path: Path) -> None:
         quiet_trainer(1).fit(task, train_dataloaders=DataLoader(data, batch_size=2))
     with pytest.raises(FileNotFoundError, match=r"nowhere\.ckpt' does not exist"):
         quiet_trainer(1).predict(task, DataLoader(data, batch_size=2))
+
+
+def test_a_missing_relative_checkpoint_names_the_folder_it_was_read_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A quickstart config run outside the repository named only the relative
+    # path, which exists in the repository after `make demo`.
+    monkeypatch.chdir(tmp_path)
+    with pytest.warns(StandInWarning) as record:
+        FineTuneTask(checkpoint="runs/simclr_quickstart/checkpoints/last.ckpt")
+    message = str(record[0].message)
+    assert f"does not exist (read from the working directory {tmp_path})" in message
+    assert "make demo" in message
 
 
 def test_a_fine_tuned_checkpoint_runs_without_its_pretraining_checkpoint(

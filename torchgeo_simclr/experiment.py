@@ -202,7 +202,12 @@ def run_stage(
     shutil.rmtree(run_dir, ignore_errors=True)
     checkpoint_callback = {
         "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
-        "init_args": {"dirpath": str(run_dir / "checkpoints"), "save_last": True},
+        # last.ckpt only: without a monitor an epoch file would be a copy of it.
+        "init_args": {
+            "dirpath": str(run_dir / "checkpoints"),
+            "save_top_k": 0,
+            "save_last": True,
+        },
     }
     cli = run_cli(
         [

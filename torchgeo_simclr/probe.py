@@ -77,6 +77,7 @@ def embed_split(
     split: str,
     batch_size: int = 128,
     progress: bool = True,
+    encoder: str = "",
 ) -> tuple[Tensor, Tensor]:
     """Embed every grid patch of a split and label it.
 
@@ -87,6 +88,8 @@ def embed_split(
             split's blocks (the same patches on every call).
         batch_size: patches per forward pass.
         progress: show a progress bar.
+        encoder: which encoder this is, for the progress bar, e.g. ``"random
+            weights"``.
 
     Returns:
         Embeddings ``[N, D]`` and patch labels ``[N]`` of the labelled patches.
@@ -100,7 +103,8 @@ def embed_split(
         collate_fn=stack_samples,
     )
     features, labels = [], []
-    for batch in tqdm(loader, desc=f"embed {split}", disable=not progress):
+    desc = f"embed {split}" + (f" ({encoder})" if encoder else "")
+    for batch in tqdm(loader, desc=desc, disable=not progress):
         batch = datamodule.aug(batch)
         features.append(backbone(batch["image"]).float())
         labels.append(patch_labels(batch["mask"]))
@@ -180,6 +184,7 @@ def knn_probe(
     datamodule: CentralValleyDataModule,
     k: int = 20,
     progress: bool = True,
+    encoder: str = "",
 ) -> ProbeResult:
     """Fit kNN on train-block patches, score it on val- and test-block patches.
 
@@ -192,6 +197,7 @@ def knn_probe(
         datamodule: a set-up datamodule with labels.
         k: neighbours that vote.
         progress: show progress bars.
+        encoder: which encoder this is, for the progress bars.
 
     Returns:
         The scores over the val and test blocks.
@@ -201,10 +207,11 @@ def knn_probe(
             labelled patch.
     """
     reference, reference_labels = embed_split(
-        backbone, datamodule, "train", progress=progress
+        backbone, datamodule, "train", progress=progress, encoder=encoder
     )
     queries = [
-        embed_split(backbone, datamodule, s, progress=progress) for s in ("val", "test")
+        embed_split(backbone, datamodule, s, progress=progress, encoder=encoder)
+        for s in ("val", "test")
     ]
     query = torch.cat([q for q, _ in queries])
     targets = torch.cat([t for _, t in queries])

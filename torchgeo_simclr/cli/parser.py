@@ -1,8 +1,9 @@
 """The ``torchgeo-simclr`` command line: its sub-commands and their options."""
 
 import argparse
+import difflib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from .data import _download, _sample_data
@@ -16,6 +17,33 @@ class OneLineErrors(argparse.ArgumentParser):
 
     Like every other error of this command: the usage is one ``--help`` away.
     """
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: Any = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        """Parse, first refusing a misspelt option with the names it is close to.
+
+        argparse checks required options first, so ``--chekpoint`` came out
+        as "the following arguments are required: --checkpoint".
+
+        Args:
+            args: the command line (default: ``sys.argv[1:]``).
+            namespace: where to put the values.
+
+        Returns:
+            argparse's namespace and the arguments it did not know.
+        """
+        if not any(isinstance(a, argparse._SubParsersAction) for a in self._actions):
+            known = list(self._option_string_actions)
+            tokens = list(args or ())
+            # After `--` come arguments for another program (experiment's).
+            for token in tokens[: tokens.index("--") if "--" in tokens else None]:
+                name = token.split("=", 1)[0]
+                if name.startswith("--") and not any(o.startswith(name) for o in known):
+                    close = difflib.get_close_matches(name, known, n=2)
+                    hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+                    self.error(f"unrecognized argument {name}{hint}")
+        return super().parse_known_args(args, namespace)
 
     def error(self, message: str) -> NoReturn:
         """Print ``PROG: error: MESSAGE (see PROG --help)`` and exit with 2.
@@ -480,6 +508,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--root", default="data/sample", help="sample scene directory")
     demo.add_argument(
         "--no-probe", dest="probe", action="store_false", help="skip the kNN probe"
+    )
+    demo.add_argument(
+        "--retrain",
+        action="store_true",
+        help="pretrain again even when an earlier demo's checkpoint is finished",
     )
     demo.set_defaults(func=_demo)
 

@@ -61,8 +61,11 @@ def _probe(args: argparse.Namespace) -> None:
         options=encoder.backbone_kwargs,
     )
     rows = [
-        ("pretrained (SimCLRv2)", knn_probe(encoder.backbone, datamodule, k=args.k)),
-        ("random weights", knn_probe(random, datamodule, k=args.k)),
+        (name, knn_probe(network, datamodule, k=args.k, encoder=name))
+        for name, network in (
+            ("pretrained (SimCLRv2)", encoder.backbone),
+            ("random weights", random),
+        )
     ]
     patch = encoder.data.patch_size
     print(f"kNN probe (k={args.k}), {encoder.model}, patches of {patch} px:")
@@ -99,14 +102,22 @@ def _demo(args: argparse.Namespace) -> None:
             "repository and install it with `pip install -e .` to run the demo."
         )
         raise FileNotFoundError(msg)
-    # Imported once the config is found: it loads the tasks and LightningCLI.
-    from ..lightning_cli import fit
+    checkpoint = None if args.retrain else _finished_demo(config, root)
+    if checkpoint is not None:
+        print(
+            f"Reusing {checkpoint.resolve()}: an earlier demo pretrained it to the "
+            "end after the scene was written (pass --retrain to pretrain again)."
+        )
+    else:
+        # Imported once the config is found: it loads the tasks and LightningCLI.
+        from ..lightning_cli import fit, quiet_lightning
 
-    checkpoint = fit(["--config", str(config), "--data.init_args.root", str(root)])
-    if checkpoint is None:
-        msg = f"{config} wrote no checkpoint; it needs a ModelCheckpoint callback."
-        raise RuntimeError(msg)
-    print(f"\nPretrained checkpoint: {checkpoint.resolve()}")
+        quiet_lightning()  # a newcomer reads Lightning's tips as problems
+        checkpoint = fit(["--config", str(config), "--data.init_args.root", str(root)])
+        if checkpoint is None:
+            msg = f"{config} wrote no checkpoint; it needs a ModelCheckpoint callback."
+            raise RuntimeError(msg)
+        print(f"\nPretrained checkpoint: {checkpoint.resolve()}")
     if args.probe:
         # The parser names this function as the demo's handler: imported here.
         from .parser import build_parser
@@ -116,6 +127,42 @@ def _demo(args: argparse.Namespace) -> None:
             ["probe", "--checkpoint", str(checkpoint), "--root", str(root)]
         )
         probe.func(probe)
+
+
+def _finished_demo(config: Path, root: Path) -> Path | None:
+    """The checkpoint of an earlier demo, if it trained to the end on *root*.
+
+    Args:
+        config: the quickstart pretraining config (its ``last.ckpt`` path and
+            epochs).
+        root: the sample scene.
+
+    Returns:
+        The config's ``last.ckpt``, relative to the working directory; None
+        if it is missing, unreadable, stopped before its last epoch, or older
+        than a file of the scene (the scene was written again since).
+    """
+    import torch
+    import yaml
+
+    settings = yaml.safe_load(config.read_text())
+    (saver,) = [
+        callback["init_args"]
+        for callback in settings["trainer"]["callbacks"]
+        if callback["class_path"].endswith("ModelCheckpoint")
+    ]
+    last = Path(saver["dirpath"]) / "last.ckpt"
+    if not last.is_file():
+        return None
+    written = last.stat().st_mtime
+    if any(f.stat().st_mtime > written for f in root.rglob("*") if f.is_file()):
+        return None
+    try:
+        checkpoint = torch.load(last, map_location="cpu", weights_only=False, mmap=True)
+        epochs = checkpoint["loops"]["fit_loop"]["epoch_progress"]["total"]
+    except (RuntimeError, OSError, EOFError, KeyError, TypeError):
+        return None  # cut short or not Lightning's: pretrain again
+    return last if epochs["processed"] >= settings["trainer"]["max_epochs"] else None
 
 
 def _experiment(args: argparse.Namespace) -> None:

@@ -2,6 +2,7 @@
 
 import hashlib
 import itertools
+import os
 import pickle
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -186,6 +187,30 @@ def absolute_if_present(path: str | None) -> str | None:
     return str(Path(path).resolve())
 
 
+def not_found(what: str, path: str | Path, writer: str) -> str:
+    """The sentence for a checkpoint path where there is no file.
+
+    Args:
+        what: e.g. ``"Checkpoint"`` or ``"Teacher"``.
+        path: the path as given.
+        writer: the run that writes such a file, e.g. ``"a fine-tuning run"``.
+
+    Returns:
+        One sentence; a relative path is named with the folder it was read
+        from, since configs name their checkpoints relative to the
+        repository's root.
+    """
+    where = (
+        ""
+        if Path(path).is_absolute()
+        else f" (read from the working directory {os.getcwd()})"
+    )
+    return (
+        f"{what} {str(path)!r} does not exist{where}; pass the .ckpt file that "
+        f"{writer} wrote."
+    )
+
+
 def read_checkpoint(
     path: str | Path, kinds: Sequence[str]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -210,11 +235,7 @@ def read_checkpoint(
         )
         raise ValueError(msg)
     if not path.is_file():
-        msg = (
-            f"Checkpoint {str(path)!r} does not exist; pass the .ckpt file that "
-            "a fit run wrote."
-        )
-        raise FileNotFoundError(msg)
+        raise FileNotFoundError(not_found("Checkpoint", path, "a fit run"))
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=False)
     except (pickle.UnpicklingError, EOFError, RuntimeError) as error:

@@ -240,8 +240,8 @@ def _refuse_existing(paths: list[Path]) -> None:
     for path in paths:
         if path.exists():
             msg = (
-                f"{path} already exists; pass overwrite=True (or --overwrite on "
-                "the command line) to replace the sample scene."
+                f"{path} already exists (`make demo` writes the scene too); pass "
+                "--overwrite (overwrite=True in Python) to replace the sample scene."
             )
             raise FileExistsError(msg)
 

@@ -16,6 +16,7 @@ from ..models.checkpoint import (
     TrainedModel,
     absolute_if_present,
     load_model,
+    not_found,
 )
 from ..models.classifier import IrrigationModel, ModelSpec
 from .irrigation import IrrigationTask, expect_frozen_modules
@@ -126,8 +127,7 @@ class DistillTask(IrrigationTask):
             spec = self.teacher.spec
         else:
             self.build_without(
-                f"Teacher {path!r} does not exist; pass the .ckpt file that a "
-                "fine-tuning run wrote.",
+                not_found("Teacher", path, "a fine-tuning run"),
                 "test, validate or predict",
             )
         self.model = IrrigationModel(

@@ -14,6 +14,7 @@ from ..models.backbone import load_encoder_state
 from ..models.checkpoint import (
     DataMetadata,
     absolute_if_present,
+    not_found,
     read_checkpoint,
     sub_state,
 )
@@ -146,8 +147,11 @@ class FineTuneTask(IrrigationTask):
         head_layers = hp["head_layers"] if hp["problem"] == "classification" else 0
         if hp["checkpoint"] is not None and not Path(hp["checkpoint"]).exists():
             self.build_without(
-                f"Checkpoint {hp['checkpoint']!r} does not exist; pass the .ckpt "
-                "file that a SimCLR fit run wrote.",
+                not_found(
+                    "Checkpoint",
+                    hp["checkpoint"],
+                    "a SimCLR fit run (the quickstart's: `make demo`)",
+                ),
                 "test, validate, predict or a resumed fit",
             )
         if hp["checkpoint"] is None or self.missing_checkpoint is not None:
