@@ -154,7 +154,7 @@ def test_a_schedule_lightning_would_ignore_is_refused(scene: Path, capsys) -> No
         "embed --checkpoint m.ckpt --root . --out i.parquet --stride -4",
         "search --index i.parquet --lonlat -120 37 --k 0 --out hits.gpkg",
         "download --bbox -120.5 36.5 -120.4 36.6 --start 2023-07-01 --end 2023-07-31"
-        " --root . --per-tile 0",
+        " --out . --per-tile 0",
         "sample-data --root . --tiles 0",
     ],
 )
@@ -213,6 +213,21 @@ def test_torchgeo_fit_ends_with_the_same_sentence(tmp_path: Path) -> None:
     assert "nowhere" in last
 
 
+class FakePretraining:
+    """Stands in for the demo's pretraining: writes last.ckpt, then last-v1 ..."""
+
+    def __init__(self) -> None:
+        self.folder = Path("runs/simclr_quickstart/checkpoints")
+        self.runs: list[list[str]] = []
+
+    def __call__(self, arguments: list[str]) -> Path:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        name = f"last-v{len(self.runs)}.ckpt" if self.runs else "last.ckpt"
+        self.runs.append(arguments)
+        (self.folder / name).write_bytes(b"weights" * len(self.runs))
+        return self.folder / name
+
+
 def test_demo_probes_with_the_probe_command_s_defaults(
     scene: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -220,48 +235,52 @@ def test_demo_probes_with_the_probe_command_s_defaults(
     # `make demo` died with an AttributeError after pretraining.
     monkeypatch.chdir(tmp_path)  # no earlier demo's checkpoint here
     probed: list[argparse.Namespace] = []
-    monkeypatch.setattr(lightning_cli, "fit", lambda arguments: Path("pretrained.ckpt"))
+    monkeypatch.setattr(lightning_cli, "fit", FakePretraining())
     monkeypatch.setattr(parser, "_probe", probed.append)
     main(["demo", "--root", str(scene)])
     expected = parser.build_parser().parse_args(
-        ["probe", "--checkpoint", "pretrained.ckpt", "--root", str(scene)]
+        [
+            "probe",
+            "--checkpoint",
+            "runs/simclr_quickstart/checkpoints/last.ckpt",
+            "--root",
+            str(scene),
+        ]
     )
     assert probed == [expected]
 
 
-@pytest.mark.parametrize(
-    ("epochs", "extra", "reused"),
-    [(8, [], True), (3, [], False), (8, ["--retrain"], False)],
-)
-def test_a_second_demo_reuses_a_finished_pretraining(
-    scene: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-    epochs: int,
-    extra: list[str],
-    reused: bool,
+def test_a_second_demo_reuses_the_pretraining_it_finished(
+    scene: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     # A second `make demo` pretrained again (5-15 min) and moved the encoder
     # to last-v1.ckpt, while every later command reads last.ckpt.
     monkeypatch.chdir(tmp_path)
-    last = tmp_path / "runs" / "simclr_quickstart" / "checkpoints" / "last.ckpt"
-    last.parent.mkdir(parents=True)
-    progress = {"total": {"processed": epochs}}
-    torch.save({"loops": {"fit_loop": {"epoch_progress": progress}}}, last)
-    fitted: list[list[str]] = []
-
-    def fit(arguments: list[str]) -> Path:
-        fitted.append(arguments)
-        return Path("pretrained.ckpt")
-
+    pretraining = FakePretraining()
     probed: list[argparse.Namespace] = []
-    monkeypatch.setattr(lightning_cli, "fit", fit)
+    monkeypatch.setattr(lightning_cli, "fit", pretraining)
     monkeypatch.setattr(parser, "_probe", probed.append)
-    main(["demo", "--root", str(scene), *extra])
-    assert len(fitted) == (0 if reused else 1)
-    assert probed[0].checkpoint == str(
-        last.relative_to(tmp_path) if reused else "pretrained.ckpt"
-    )
+
+    def demo(*extra: str, root: Path = scene) -> str:
+        main(["demo", "--root", str(root), *extra])
+        return str(probed[-1].checkpoint)
+
+    assert demo().endswith("/last.ckpt")
+    assert demo().endswith("/last.ckpt")  # reused
+    assert len(pretraining.runs) == 1
+    assert demo("--retrain").endswith("/last-v1.ckpt")
+    assert demo().endswith("/last-v1.ckpt")  # the newer one, reused
+    # Another scene, or this one written again, is pretrained on afresh.
+    other = tmp_path / "other"
+    shutil.copytree(scene, other)
+    assert demo(root=other).endswith("/last-v2.ckpt")
+    assert demo().endswith("/last-v3.ckpt")
+    (scene / "crop_mapping.gpkg").touch()
+    assert demo().endswith("/last-v4.ckpt")
+    # A checkpoint rewritten since (a resumed fit) is not the demo's any more.
+    (pretraining.folder / "last-v4.ckpt").write_bytes(b"resumed elsewhere")
+    assert demo().endswith("/last-v5.ckpt")
+    assert len(pretraining.runs) == 6
 
 
 def test_fit_without_arguments_names_a_config(capsys) -> None:

@@ -327,6 +327,13 @@ def test_a_quickstart_stage_keeps_one_checkpoint(workdir: Path, tmp_path: Path) 
         assert saver["init_args"]["save_top_k"] == 0, config.name
 
 
+@pytest.mark.parametrize(
+    ("config", "option"),
+    [
+        ("finetune_quickstart.yaml", "checkpoint"),
+        ("distill_quickstart.yaml", "teacher"),
+    ],
+)
 def test_a_missing_earlier_stage_stops_a_fit_before_the_data(
     workdir: Path,
     tmp_path: Path,

@@ -33,9 +33,11 @@ class OneLineErrors(argparse.ArgumentParser):
         Returns:
             argparse's namespace and the arguments it did not know.
         """
-        if not any(isinstance(a, argparse._SubParsersAction) for a in self._actions):
+        tokens = list(args or ())
+        if not {"-h", "--help"} & set(tokens) and not any(
+            isinstance(action, argparse._SubParsersAction) for action in self._actions
+        ):
             known = list(self._option_string_actions)
-            tokens = list(args or ())
             # After `--` come arguments for another program (experiment's).
             for token in tokens[: tokens.index("--") if "--" in tokens else None]:
                 name = token.split("=", 1)[0]

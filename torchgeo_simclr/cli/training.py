@@ -1,6 +1,7 @@
 """The training commands: ``fit``, ``probe``, ``demo`` and ``experiment``."""
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -102,11 +103,12 @@ def _demo(args: argparse.Namespace) -> None:
             "repository and install it with `pip install -e .` to run the demo."
         )
         raise FileNotFoundError(msg)
-    checkpoint = None if args.retrain else _finished_demo(config, root)
+    record = _demo_record(config)
+    checkpoint = None if args.retrain else _finished_demo(record, root)
     if checkpoint is not None:
         print(
             f"Reusing {checkpoint.resolve()}: an earlier demo pretrained it to the "
-            "end after the scene was written (pass --retrain to pretrain again)."
+            f"end on {root} (pass --retrain to pretrain again)."
         )
     else:
         # Imported once the config is found: it loads the tasks and LightningCLI.
@@ -117,6 +119,7 @@ def _demo(args: argparse.Namespace) -> None:
         if checkpoint is None:
             msg = f"{config} wrote no checkpoint; it needs a ModelCheckpoint callback."
             raise RuntimeError(msg)
+        _record_demo(record, checkpoint, root)
         print(f"\nPretrained checkpoint: {checkpoint.resolve()}")
     if args.probe:
         # The parser names this function as the demo's handler: imported here.
@@ -129,40 +132,80 @@ def _demo(args: argparse.Namespace) -> None:
         probe.func(probe)
 
 
-def _finished_demo(config: Path, root: Path) -> Path | None:
-    """The checkpoint of an earlier demo, if it trained to the end on *root*.
+#: Beside the quickstart's checkpoints: which one the demo finished, on what.
+DEMO_RECORD = "demo.json"
+
+
+def _demo_record(config: Path) -> Path:
+    """Where the demo records its finished pretraining: beside its checkpoints.
 
     Args:
-        config: the quickstart pretraining config (its ``last.ckpt`` path and
-            epochs).
+        config: the quickstart pretraining config (its checkpoint folder).
+
+    Returns:
+        ``DIRPATH/demo.json``, relative to the working directory as the
+        config's ``dirpath`` is.
+    """
+    import yaml
+
+    callbacks = yaml.safe_load(config.read_text())["trainer"]["callbacks"]
+    (saver,) = [
+        callback["init_args"]
+        for callback in callbacks
+        if callback["class_path"].endswith("ModelCheckpoint")
+    ]
+    return Path(saver["dirpath"]) / DEMO_RECORD
+
+
+def _finished_demo(record: Path, root: Path) -> Path | None:
+    """The checkpoint an earlier demo finished on *root*, unchanged since.
+
+    Args:
+        record: the demo's record (see :func:`_demo_record`).
         root: the sample scene.
 
     Returns:
-        The config's ``last.ckpt``, relative to the working directory; None
-        if it is missing, unreadable, stopped before its last epoch, or older
-        than a file of the scene (the scene was written again since).
+        The recorded checkpoint; None without a record, for another root, if
+        the file was replaced or removed since (a resumed fit rewrites it),
+        or if a file of the scene is newer (the scene was written again).
     """
-    import torch
-    import yaml
-
-    settings = yaml.safe_load(config.read_text())
-    (saver,) = [
-        callback["init_args"]
-        for callback in settings["trainer"]["callbacks"]
-        if callback["class_path"].endswith("ModelCheckpoint")
-    ]
-    last = Path(saver["dirpath"]) / "last.ckpt"
-    if not last.is_file():
-        return None
-    written = last.stat().st_mtime
-    if any(f.stat().st_mtime > written for f in root.rglob("*") if f.is_file()):
-        return None
     try:
-        checkpoint = torch.load(last, map_location="cpu", weights_only=False, mmap=True)
-        epochs = checkpoint["loops"]["fit_loop"]["epoch_progress"]["total"]
-    except (RuntimeError, OSError, EOFError, KeyError, TypeError):
-        return None  # cut short or not Lightning's: pretrain again
-    return last if epochs["processed"] >= settings["trainer"]["max_epochs"] else None
+        recorded = json.loads(record.read_text())
+        checkpoint: Path = record.parent / str(recorded["checkpoint"])
+        stat = checkpoint.stat()
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    same = (
+        recorded.get("root") == str(root.resolve())
+        and recorded.get("size") == stat.st_size
+        and recorded.get("mtime_ns") == stat.st_mtime_ns
+    )
+    if not same or any(
+        f.stat().st_mtime_ns > stat.st_mtime_ns for f in root.rglob("*") if f.is_file()
+    ):
+        return None
+    return checkpoint
+
+
+def _record_demo(record: Path, checkpoint: Path, root: Path) -> None:
+    """Record a finished pretraining, for the next demo to reuse.
+
+    Args:
+        record: where (see :func:`_demo_record`).
+        checkpoint: the checkpoint the pretraining wrote last.
+        root: the sample scene it was trained on.
+    """
+    stat = checkpoint.stat()
+    record.write_text(
+        json.dumps(
+            {
+                "checkpoint": checkpoint.name,
+                "root": str(root.resolve()),
+                "size": stat.st_size,
+                "mtime_ns": stat.st_mtime_ns,
+            }
+        )
+    )
 
 
 def _experiment(args: argparse.Namespace) -> None:

@@ -1,5 +1,6 @@
 """Writing a map strip by strip, then laying it out as a Cloud Optimized GeoTIFF."""
 
+import contextlib
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
@@ -83,7 +84,8 @@ class StripWriter:
             if colormap is not None:
                 self.dataset.write_colormap(1, dict(colormap))
         except BaseException:
-            self.dataset.close()
+            with contextlib.suppress(Exception):  # the first error is the one to see
+                self.dataset.close()
             raise
 
     def write(self, row: int, values: NDArray[Any]) -> None:

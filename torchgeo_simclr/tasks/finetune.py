@@ -150,7 +150,9 @@ class FineTuneTask(IrrigationTask):
                 not_found(
                     "Checkpoint",
                     hp["checkpoint"],
-                    "a SimCLR fit run (the quickstart's: `make demo`)",
+                    "a SimCLR fit run (`make demo`, for the quickstart's)"
+                    if "simclr_quickstart" in str(hp["checkpoint"])
+                    else "a SimCLR fit run",
                 ),
                 "test, validate, predict or a resumed fit",
             )
