@@ -4,8 +4,6 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Self
 
-from ..lonlat import check_lonlat_bbox, in_degrees
-
 
 @dataclass(frozen=True)
 class DownloadRequest:
@@ -39,6 +37,9 @@ class DownloadRequest:
                 the antimeridian, a date is not ``YYYY-MM-DD``, *start* is
                 after *end*, or *max_cloud* is outside 0-100.
         """
+        # Imported here: pyproj would slow every command's --help.
+        from ..lonlat import check_lonlat_bbox, in_degrees
+
         values = [float(v) for v in bbox]
         if len(values) == 4 and in_degrees(values) and values[0] >= values[2]:
             msg = (
