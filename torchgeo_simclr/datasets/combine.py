@@ -59,24 +59,12 @@ def united(dataset: GeoDataset) -> list[GeoDataset]:
     return [part for inner in dataset.datasets for part in united(inner)]
 
 
-class CheckedUnion(UnionDataset):
-    """``first | second`` whose ``& labels`` is refused as :func:`intersect` does.
+class CheckedCombinations(GeoDataset):
+    """``&`` and ``|`` for GeoDatasets, refused in one sentence where they miss.
 
-    torchgeo's union intersects with torchgeo's own message ("Datasets have
-    no spatial intersection"), so ``(a | b) & labels`` lost the extents that
-    ``a & labels`` names. Its ``|`` gives a checked union again.
+    Listed before another GeoDataset base, it replaces torchgeo's operators: ``&``
+    goes through :func:`intersect`, ``|`` gives a :class:`CheckedUnion`.
     """
-
-    def __or__(self, other: GeoDataset) -> "CheckedUnion":
-        """Unite with *other*, e.g. imagery of a third folder.
-
-        Args:
-            other: another dataset of imagery.
-
-        Returns:
-            The union, whose ``& labels`` names all its parts when they miss.
-        """
-        return CheckedUnion(self, other)
 
     def __and__(self, other: GeoDataset) -> IntersectionDataset:
         """Intersect with *other*, refused in one sentence when they miss.
@@ -88,3 +76,23 @@ class CheckedUnion(UnionDataset):
             The intersection.
         """
         return intersect(self, other)
+
+    def __or__(self, other: GeoDataset) -> "CheckedUnion":
+        """Unite with *other* (e.g. imagery in the other layout, or a third folder).
+
+        Args:
+            other: another dataset of imagery.
+
+        Returns:
+            The union, whose ``& labels`` names all its parts when they miss.
+        """
+        return CheckedUnion(self, other)
+
+
+class CheckedUnion(CheckedCombinations, UnionDataset):
+    """``first | second`` whose ``& labels`` is refused as :func:`intersect` does.
+
+    torchgeo's union intersects with torchgeo's own message ("Datasets have
+    no spatial intersection"), so ``(a | b) & labels`` lost the extents that
+    ``a & labels`` names. Its ``|`` gives a checked union again.
+    """

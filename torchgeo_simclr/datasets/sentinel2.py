@@ -21,7 +21,7 @@ from rasterio.io import DatasetReader
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 from torch import Tensor
-from torchgeo.datasets import GeoDataset, IntersectionDataset, RasterDataset
+from torchgeo.datasets import RasterDataset
 from torchgeo.datasets.errors import DatasetNotFoundError, RGBBandsMissingError
 from torchgeo.datasets.utils import (
     GeoSlice,
@@ -47,7 +47,7 @@ from .cloud_masks import (
     open_mask,
     readable,
 )
-from .combine import CheckedUnion, intersect
+from .combine import CheckedCombinations
 from .dates import sensing_date, sensing_start
 from .display import natural_colour, show_classes
 from .files import as_path_list, check_same_area, warn_copies
@@ -106,7 +106,7 @@ def check_bands(
     return list(bands)
 
 
-class CentralValleyS2(RasterDataset):
+class CentralValleyS2(CheckedCombinations, RasterDataset):
     """Sentinel-2 L2A surface reflectance, 12 bands resampled onto one 10 m grid.
 
     Two on-disk layouts are read (one layout per dataset; combine datasets in
@@ -201,28 +201,6 @@ class CentralValleyS2(RasterDataset):
     #: Stored value of pixels without data (L2A uses 0); they do not overwrite
     #: valid pixels where scenes overlap.
     nodata: float | None = S2_NODATA
-
-    def __and__(self, other: GeoDataset) -> IntersectionDataset:
-        """Intersect with *other*, refused in one sentence when they miss.
-
-        Args:
-            other: e.g. :class:`~torchgeo_simclr.datasets.IrrigationLabels`.
-
-        Returns:
-            The intersection.
-        """
-        return intersect(self, other)
-
-    def __or__(self, other: GeoDataset) -> CheckedUnion:
-        """Unite with *other* (e.g. imagery in the other layout).
-
-        Args:
-            other: another dataset of imagery.
-
-        Returns:
-            The union, whose ``& labels`` names both extents when they miss.
-        """
-        return CheckedUnion(self, other)
 
     def __init__(
         self,
