@@ -214,15 +214,20 @@ def fit_error(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
     return cli_error_line(["fit", *args, "--trainer.fast_dev_run", "true"], capsys)
 
 
+@pytest.mark.parametrize("with_checkpoint", [False, True])
 def test_a_checkpoint_of_another_task_as_ckpt_path_is_refused(
     workdir: Path,
     pretrained: Path,
     finetuned: Path,
+    with_checkpoint: bool,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    # LightningCLI took the task from the checkpoint: SimCLR ran instead.
+    # LightningCLI took the task from the checkpoint: SimCLR ran instead. Given
+    # with the checkpoint option as well, the refusal was about that option
+    # being ignored ("the checkpoint has None"), not about the wrong file.
     args = ["--config", str(CONF / "finetune_quickstart.yaml"), *tiny(workdir)]
-    err = fit_error([*args, "--ckpt_path", str(pretrained)], capsys)
+    also = ["--model.init_args.checkpoint", str(pretrained)] if with_checkpoint else []
+    err = fit_error([*args, *also, "--ckpt_path", str(pretrained)], capsys)
     assert "was written by torchgeo_simclr.tasks.SimCLRv2Task" in err
     assert "trains torchgeo_simclr.tasks.FineTuneTask" in err
     assert "--model.init_args.checkpoint" in err
@@ -274,30 +279,45 @@ def test_model_options_that_ckpt_path_would_drop_are_refused(
 
 
 @pytest.mark.parametrize(
-    ("args", "expected"),
+    ("args", "expected", "ending"),
     [
         (
             ["--model.init_args.backbone", "resnet50"],
             "SimCLRv2Task: Option 'backbone' is not accepted (did you mean "
             "--model.init_args.model or --model.init_args.backbone_kwargs?)",
+            "fit --model.help torchgeo_simclr.tasks.SimCLRv2Task lists its options.",
         ),
         (
             ["--data.init_args.patchsize", "3"],
             "Option 'patchsize' is not accepted (did you mean "
             "--data.init_args.patch_size",
+            "torchgeo_simclr.datamodules.CentralValleyDataModule lists its options.",
         ),
-        (["--trainer.max_stepz", "2"], "unrecognized arguments: --trainer.max_stepz"),
-        (["--config", "conf/nope.yaml"], "File does not exist"),
+        (
+            ["--trainer.max_stepz", "2"],
+            "unrecognized arguments: --trainer.max_stepz",
+            "fit --help lists every option.",
+        ),
+        (
+            ["--config", "conf/nope.yaml"],
+            "File does not exist",
+            "fit --help lists every option.",
+        ),
     ],
 )
 def test_an_option_the_parser_refuses_is_one_line(
-    workdir: Path, args: list[str], expected: str, capsys: pytest.CaptureFixture[str]
+    workdir: Path,
+    args: list[str],
+    expected: str,
+    ending: str,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    # jsonargparse printed 50-60 lines of usage before the one that matters.
+    # jsonargparse printed 50-60 lines of usage before the one that matters,
+    # and `fit --help` lists the tasks, not the options a task takes.
     config = ["--config", str(CONF / "simclr_quickstart.yaml"), *tiny(workdir)]
     err = fit_error([*config, *args], capsys)
     assert expected in err
-    assert err.endswith("torchgeo-simclr fit --help lists every option.")
+    assert err.endswith(ending)
 
 
 def test_default_root_dir_moves_the_checkpoints_too(

@@ -68,8 +68,14 @@ def one_line(message: str) -> str:
     if found:
         class_path, refusal, option = found.groups()
         key = re.match(r'Parser key "(\w+)"', text)
-        prefix = f"--{key.group(1) if key else 'model'}.init_args"
+        group = key.group(1) if key else "model"
+        prefix = f"--{group}.init_args"
         text = f"{class_path}: {refusal}{suggestion(class_path, option, prefix)}"
+        # `fit --help` lists the classes, not their constructors' options.
+        return (
+            f"{text.rstrip('.')}; torchgeo-simclr fit --{group}.help {class_path} "
+            "lists its options."
+        )
     return f"{text.rstrip('.')}; torchgeo-simclr fit --help lists every option."
 
 
@@ -248,8 +254,6 @@ class PluginCLI(LightningCLI):
                 ``--lr_scheduler`` without ``--optimizer``.
         """
         config = self.config[self.subcommand] if self.subcommand else self.config
-        self._refuse_ignored_options(config)
-        self._checkpoints_follow_root_dir(config)
         restored = getattr(config.get("model"), "class_path", None)
         if (
             self.configured_model
@@ -264,6 +268,10 @@ class PluginCLI(LightningCLI):
                 "or --model.init_args.teacher (distillation)."
             )
             raise ValueError(msg)
+        # After the task check: another task's checkpoint restores none of
+        # this task's options, and the wrong file is what to report.
+        self._refuse_ignored_options(config)
+        self._checkpoints_follow_root_dir(config)
         if config.get("lr_scheduler") and not config.get("optimizer"):
             msg = (
                 "--lr_scheduler takes effect only together with --optimizer, "
