@@ -112,6 +112,36 @@ def test_finetune_config(workdir: Path, pretrained: Path, preset: str) -> None:
     assert cli.datamodule.n_labels >= 2
 
 
+def test_the_labelled_subset_reaches_the_logger(
+    workdir: Path, pretrained: Path, tmp_path: Path
+) -> None:
+    # A label-efficiency curve drawn in TensorBoard, MLflow or W&B needs each
+    # run's number of labels; it was only printed, and kept in the checkpoint.
+    run_cli(
+        [
+            *short_fit_args(
+                "finetune_quickstart.yaml",
+                workdir,
+                "--model.init_args.checkpoint",
+                str(pretrained),
+            ),
+            "--trainer.logger",
+            "CSVLogger",
+            "--trainer.logger.init_args.save_dir",
+            str(tmp_path),
+            "--trainer.default_root_dir",
+            str(tmp_path),
+        ]
+    )
+    (saved,) = tmp_path.rglob("hparams.yaml")
+    hparams = yaml.safe_load(saved.read_text())
+    assert hparams["label_fraction"] == 0.01
+    assert hparams["label_seed"] == 0
+    assert hparams["n_labels"] >= 2
+    assert 1 <= hparams["n_labels_irrigated"] < hparams["n_labels"]
+    assert hparams["lr"] == 1e-3  # the task's own hyperparameters are still there
+
+
 def test_earlier_stages_given_relative_are_saved_absolute(
     workdir: Path, pretrained: Path, finetuned: Path
 ) -> None:

@@ -17,7 +17,7 @@ from ..datasets import BigEarthNetIrrigation
 from ..datasets.bigearthnet import Scheme
 from .augment import make_views, set_augmentations
 from .balanced_split import irrigation_splits
-from .fractions import nested_balanced_subset
+from .fractions import nested_balanced_subset, report_labelled_subset
 from .options import check_batch_size
 from .statistics import cache_key, cached_band_statistics
 
@@ -305,10 +305,13 @@ class BigEarthNetIrrigationDataModule(NonGeoDataModule):
         chosen = nested_balanced_subset(labels, self.label_fraction, self.label_seed)
         self.n_labels = len(chosen)
         positives = int((labels[chosen] == IRRIGATED).sum())
-        rank_zero_info(
-            f"Labelled subset: {self.n_labels} of {len(train)} training patches "
-            f"({positives} irrigated, {self.n_labels - positives} not; "
-            f"label_fraction={self.label_fraction}, label_seed={self.label_seed})"
+        report_labelled_subset(
+            self,
+            self.label_fraction,
+            self.label_seed,
+            self.n_labels,
+            positives,
+            f"{len(train)} training patches",
         )
         if self.unlabeled:
             keep = torch.zeros(len(train), dtype=torch.bool)

@@ -23,7 +23,12 @@ from ..datasets.sentinel2 import check_bands, fresh_file_handles
 from ..lonlat import LONLAT, check_lonlat_bbox, lonlat_extent
 from .augment import make_views, set_augmentations
 from .blocks import spatial_blocks
-from .fractions import PatchDataset, grid_patch_labels, nested_balanced_subset
+from .fractions import (
+    PatchDataset,
+    grid_patch_labels,
+    nested_balanced_subset,
+    report_labelled_subset,
+)
 from .options import check_batch_size, check_patch_size, check_split_fractions
 from .samplers import BlockGridSampler, snap_to_grid
 from .statistics import cache_key, cached_band_statistics
@@ -490,10 +495,13 @@ class CentralValleyDataModule(GeoDataModule):
         self.n_labels = len(chosen)
         positives = int((labels[chosen] == 1).sum())
         labelled_total = int((labels != IGNORE_INDEX).sum())
-        rank_zero_info(
-            f"Labelled subset: {self.n_labels} of {labelled_total} labelled training"
-            f" patches ({positives} irrigated, {self.n_labels - positives} not; "
-            f"label_fraction={self.label_fraction}, label_seed={self.label_seed})"
+        report_labelled_subset(
+            self,
+            self.label_fraction,
+            self.label_seed,
+            self.n_labels,
+            positives,
+            f"{labelled_total} labelled training patches",
         )
         if positives in (0, self.n_labels):
             kind = "not irrigated" if positives == 0 else "irrigated"

@@ -5,6 +5,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+from lightning.pytorch import LightningDataModule
+from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 from torch.utils.data import Dataset
 from torchgeo.datasets import GeoDataset
@@ -59,6 +61,44 @@ def nested_balanced_subset(labels: Tensor, fraction: float, seed: int = 0) -> Te
     ]
     chosen = torch.cat([classes[c][: take[c]] for c in (0, 1)])
     return chosen.sort().values
+
+
+def report_labelled_subset(
+    datamodule: LightningDataModule,
+    fraction: float,
+    seed: int,
+    n_labels: int,
+    irrigated: int,
+    pool: str,
+) -> None:
+    """Print the labelled subset and hand its size to the trainer's loggers.
+
+    The size becomes the datamodule's hyperparameters, which Lightning logs
+    with the task's at the start of a run (TensorBoard's HPARAMS,
+    ``hparams.yaml`` of the CSV logger, MLflow, W&B), so label-efficiency runs
+    can be told apart and plotted by their number of labels.
+
+    Args:
+        datamodule: the datamodule that drew the subset.
+        fraction: its ``label_fraction``.
+        seed: its ``label_seed``.
+        n_labels: labelled patches drawn.
+        irrigated: how many of them are irrigated.
+        pool: the patches drawn from, for the message, e.g.
+            ``"1082 labelled training patches"``.
+    """
+    rank_zero_info(
+        f"Labelled subset: {n_labels} of {pool} ({irrigated} irrigated, "
+        f"{n_labels - irrigated} not; label_fraction={fraction}, label_seed={seed})"
+    )
+    datamodule.save_hyperparameters(
+        {
+            "label_fraction": fraction,
+            "label_seed": seed,
+            "n_labels": n_labels,
+            "n_labels_irrigated": irrigated,
+        }
+    )
 
 
 def grid_patch_labels(
