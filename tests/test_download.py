@@ -361,7 +361,7 @@ def test_downloaded_imagery_trains_with_torchgeo_fit(
         (
             ["-121", "38", "-120", "37"],
             DATES,
-            r"with min < max: min lat 38 >= max lat 37",
+            r"with min < max: min lat 38 > max lat 37; pass --bbox -121 37 -120 38\.",
         ),
         (
             ["37", "-121", "38", "-120"],

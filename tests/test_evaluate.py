@@ -305,7 +305,10 @@ def test_a_bbox_in_metres_gets_no_advice_evaluate_cannot_take(
     with pytest.raises(ValueError, match="is not \\(min lon, min lat") as info:
         evaluate_map(map_path, labels, bbox=(700000, 4100000, 701000, 4101000))
     assert "--bbox-crs" not in str(info.value)
-    assert str(info.value).endswith("pass e.g. --bbox -121.5 36.5 -120.5 37.5.")
+    assert str(info.value).endswith(
+        "look like projected coordinates (metres): convert them to lon/lat, e.g. "
+        "--bbox -121.5 36.5 -120.5 37.5."
+    )
 
 
 def test_missing_map(tmp_path: Path, labels: Path) -> None:
@@ -406,8 +409,8 @@ def test_an_inverted_bbox_gets_the_fix_in_cli_syntax(
         evaluate_map(map_path, labels, bbox=(-120.7, 37.1, -120.8, 37.2))
     assert str(info.value) == (
         "--bbox -120.7 37.1 -120.8 37.2 is not (min lon, min lat, max lon, max lat) "
-        "in EPSG:4326 degrees with min < max: min lon -120.7 >= max lon -120.8; "
-        "pass e.g. --bbox -121.5 36.5 -120.5 37.5."
+        "in EPSG:4326 degrees with min < max: min lon -120.7 > max lon -120.8; "
+        "pass --bbox -120.8 37.1 -120.7 37.2."
     )
 
 

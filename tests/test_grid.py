@@ -58,3 +58,36 @@ def test_a_bbox_reaching_past_the_imagery_names_the_bounds_of_the_map(
         grid = output_grid(CentralValleyS2(tmp_path), bbox, "EPSG:32610")
     assert grid.bounds == (700000.0, 4099000.0, 700210.0, 4100000.0)
     assert f"{list(grid.bounds)} in EPSG:32610" in str(record[0].message)
+
+
+@pytest.mark.parametrize(
+    ("bbox", "crs", "ending"),
+    [
+        (
+            (702500.0, 4098000.0, 700500.0, 4099500.0),
+            "EPSG:32610",
+            "with min < max in EPSG:32610: min x 702500 > max x 700500; "
+            "pass 700500 4098000 702500 4099500.",
+        ),
+        (
+            (-120.7, 37.0, -120.7, 37.1),
+            "EPSG:4326",
+            "with min < max in EPSG:4326: min lon -120.7 = max lon -120.7; "
+            "pass e.g. -120.75 36.95 -120.55 37.1 for lon/lat.",
+        ),
+        (
+            (float("nan"), 37.0, -120.6, 37.1),
+            "EPSG:4326",
+            "with min < max in EPSG:4326: a value is not a finite number; pass e.g.",
+        ),
+    ],
+)
+def test_a_malformed_bbox_says_what_is_wrong_and_the_order_meant(
+    tmp_path: Path, bbox: tuple[float, ...], crs: str, ending: str
+) -> None:
+    # Every malformed bbox got "min < max" and the same lon/lat example, even
+    # one in metres whose min and max were only the wrong way round.
+    fake_s2_multiband(tmp_path)
+    with pytest.raises(ValueError, match=r"is not \(xmin, ymin, xmax, ymax\)") as info:
+        output_grid(CentralValleyS2(tmp_path), bbox, crs)
+    assert ending in str(info.value)

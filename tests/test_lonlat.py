@@ -24,15 +24,51 @@ def test_a_bbox_given_as_an_iterator_is_named_in_the_message() -> None:
 
 
 def test_an_inverted_bbox_names_the_pair_out_of_order() -> None:
-    with pytest.raises(ValueError, match="min lon -120 >= max lon -121") as info:
+    # The fix is the user's own bbox in order, not a generic example.
+    with pytest.raises(ValueError, match="min lon -120 > max lon -121") as info:
         check_lonlat_bbox((-120.0, 38.0, -121.0, 37.0), "--bbox")
     assert str(info.value) == (
         "--bbox -120 38 -121 37 is not (min lon, min lat, max lon, max lat) in "
-        "EPSG:4326 degrees with min < max: min lon -120 >= max lon -121 and min "
-        "lat 38 >= max lat 37; pass e.g. --bbox -121.5 36.5 -120.5 37.5."
+        "EPSG:4326 degrees with min < max: min lon -120 > max lon -121 and min "
+        "lat 38 > max lat 37; pass --bbox -121 37 -120 38."
     )
-    with pytest.raises(ValueError, match=r"with min < max: min lat 38 >= max lat 37;"):
+    with pytest.raises(ValueError, match=r"with min < max: min lat 38 > max lat 37;"):
         check_lonlat_bbox((-121.0, 38.0, -120.0, 37.0))
+
+
+@pytest.mark.parametrize(
+    ("bbox", "ending"),
+    [
+        (
+            (-120.8, 37.05, -120.8, 37.06),
+            "with min < max: min lon -120.8 = max lon -120.8; pass e.g. "
+            "--bbox -121.5 36.5 -120.5 37.5.",
+        ),
+        (
+            (float("nan"), 37.0, -120.0, 38.0),
+            "with min < max: a value is not a finite number; pass e.g. "
+            "--bbox -121.5 36.5 -120.5 37.5.",
+        ),
+        (
+            UTM_BOUNDS,
+            "with min < max; these look like projected coordinates (metres): "
+            "convert them to lon/lat, e.g. --bbox -121.5 36.5 -120.5 37.5.",
+        ),
+        (
+            (-200.0, 37.0, -190.0, 38.0),
+            "with min < max: a longitude is beyond +-180 or a latitude beyond +-90;"
+            " pass e.g. --bbox -121.5 36.5 -120.5 37.5.",
+        ),
+        ((-121.0, 37.0, -120.0), "with min < max: it has 3 values, not 4; pass e.g."),
+    ],
+)
+def test_a_bbox_that_is_not_one_says_what_is_wrong(
+    bbox: tuple[float, ...], ending: str
+) -> None:
+    # A point, a nan or metres all got "min < max" and a generic example.
+    with pytest.raises(ValueError, match="is not \\(min lon") as info:
+        check_lonlat_bbox(bbox, "--bbox")
+    assert ending in str(info.value)
 
 
 @pytest.mark.parametrize(

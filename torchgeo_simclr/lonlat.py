@@ -134,14 +134,46 @@ def _as_option(option: str, values: Iterable[float]) -> str:
     return f"{option} {' '.join(f'{v:.10g}' for v in values)}"
 
 
+def bbox_fault(
+    values: Sequence[float], names: tuple[str, str] = ("lon", "lat")
+) -> tuple[str, tuple[float, ...] | None]:
+    """Why *values* are not a bbox ``(xmin, ymin, xmax, ymax)``, and the one meant.
+
+    Args:
+        values: the bbox as given.
+        names: what the x and y values are, for the message.
+
+    Returns:
+        ``("", None)`` for a bbox; otherwise the fault, e.g. ``"min lon -120.7
+        >= max lon -120.86"``, and the same values in min, max order when
+        only the order is wrong (else None).
+    """
+    if len(values) != 4:
+        return f"it has {len(values)} values, not 4", None
+    if not all(math.isfinite(v) for v in values):
+        return "a value is not a finite number", None
+    faults = [
+        f"min {name} {low:.10g} {'=' if low == high else '>'} max {name} {high:.10g}"
+        for name, low, high in zip(names, values[:2], values[2:], strict=True)
+        if low >= high
+    ]
+    if not faults:
+        return "", None
+    west, south, east, north = values
+    ordered = (min(west, east), min(south, north), max(west, east), max(south, north))
+    meant = ordered if ordered[0] < ordered[2] and ordered[1] < ordered[3] else None
+    return " and ".join(faults), meant
+
+
 def check_lonlat_bbox(
     bbox: Iterable[float] | None, option: str | None = None
 ) -> tuple[float, float, float, float] | None:
     """Validate a lon/lat bbox.
 
     A bbox whose longitudes and latitudes are in range but out of order
-    gets the pair that is; one that would be valid with longitude and
-    latitude swapped gets the swapped bbox.
+    gets the order that works; one that would be valid with longitude and
+    latitude swapped gets the swapped bbox; metres get told they are not
+    degrees.
 
     Args:
         bbox: ``(min lon, min lat, max lon, max lat)`` or None.
@@ -160,37 +192,37 @@ def check_lonlat_bbox(
     values = tuple(float(v) for v in bbox)
 
     def valid(v: tuple[float, ...]) -> bool:
-        return len(v) == 4 and in_degrees(v) and v[0] < v[2] and v[1] < v[3]
+        return len(v) == 4 and in_degrees(v) and not bbox_fault(v)[0]
 
     def written(v: Iterable[float]) -> str:
         if option is None:
             return f"[{', '.join(f'{x:g}' for x in v)}]"
         return _as_option(option, v)
 
-    if not valid(values):
-        swapped = _swapped(values)
+    if valid(values):
+        west, south, east, north = values
+        return west, south, east, north
+    fault, meant = bbox_fault(values)
+    swapped = _swapped(values)
+    example = written((-121.5, 36.5, -120.5, 37.5))
+    if meant is not None and in_degrees(meant):
+        fix = f"pass {written(meant)}"
+    elif valid(swapped):
+        fix = f"longitude and latitude look swapped: pass {written(swapped)}"
+    elif not fault and any(abs(v) > 360 for v in values):
         fix = (
-            f"longitude and latitude look swapped: pass {written(swapped)}"
-            if valid(swapped)
-            else f"pass e.g. {written((-121.5, 36.5, -120.5, 37.5))}"
+            "these look like projected coordinates (metres): convert them to "
+            f"lon/lat, e.g. {example}"
         )
-        order = ""
-        if len(values) == 4 and in_degrees(values):
-            west, south, east, north = values
-            inverted = [
-                f"min {name} {low:g} >= max {name} {high:g}"
-                for name, low, high in (("lon", west, east), ("lat", south, north))
-                if low >= high
-            ]
-            order = f": {' and '.join(inverted)}"
-        given = f"bbox={list(values)}" if option is None else written(values)
-        msg = (
-            f"{given} is not (min lon, min lat, max lon, max lat) in EPSG:4326 "
-            f"degrees with min < max{order}; {fix}."
-        )
-        raise ValueError(msg)
-    west, south, east, north = values
-    return west, south, east, north
+    else:
+        fault = fault or "a longitude is beyond +-180 or a latitude beyond +-90"
+        fix = f"pass e.g. {example}"
+    given = f"bbox={list(values)}" if option is None else written(values)
+    msg = (
+        f"{given} is not (min lon, min lat, max lon, max lat) in EPSG:4326 "
+        f"degrees with min < max{f': {fault}' if fault else ''}; {fix}."
+    )
+    raise ValueError(msg)
 
 
 def check_latitudes(

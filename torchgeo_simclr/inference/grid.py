@@ -13,7 +13,13 @@ from rasterio.transform import Affine
 from rasterio.windows import Window
 from torchgeo.datasets import GeoDataset
 
-from ..lonlat import LONLAT, check_latitudes, lonlat_extent, parse_bbox_crs
+from ..lonlat import (
+    LONLAT,
+    bbox_fault,
+    check_latitudes,
+    lonlat_extent,
+    parse_bbox_crs,
+)
 
 
 @dataclass(frozen=True)
@@ -186,11 +192,18 @@ def output_grid(
     else:
         values = [float(v) for v in bbox]
         source = parse_bbox_crs(bbox_crs)
-        if len(values) != 4 or not (values[0] < values[2] and values[1] < values[3]):
+        fault, meant = bbox_fault(
+            values, ("lon", "lat") if source.is_geographic else ("x", "y")
+        )
+        if fault:
+            fix = (
+                "pass e.g. -120.75 36.95 -120.55 37.1 for lon/lat"
+                if meant is None
+                else f"pass {' '.join(f'{v:.10g}' for v in meant)}"
+            )
             msg = (
-                f"bbox {list(bbox)} is not (xmin, ymin, xmax, ymax) with min < max "
-                f"in {source.to_string()}; pass e.g. -120.75 36.95 -120.55 37.1 "
-                "for lon/lat."
+                f"bbox {values} is not (xmin, ymin, xmax, ymax) with min < max "
+                f"in {source.to_string()}: {fault}; {fix}."
             )
             raise ValueError(msg)
         check_latitudes("--bbox", values, source, crs)
