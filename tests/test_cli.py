@@ -409,6 +409,31 @@ def test_a_misspelt_option_is_named_with_the_option_meant(
     assert expected in run_cli(argv, capsys)
 
 
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (
+            [
+                *("predict", "--checkpoint", "m.ckpt", "--root", "d", "--out", "m.tif"),
+                *("--bbox", "-120,80", "37.05", "-120.79", "37.06"),
+            ],
+            "--bbox value '-120,80' has a comma; write each number with a decimal "
+            "point and separate them with spaces, e.g. --bbox -120.8 37.05 -120.79 "
+            "37.06",
+        ),
+        (
+            ["search", "--index", "i.parquet", "--lonlat", "-120.7,37.1", "--k", "5"],
+            "--lonlat value '-120.7,37.1' has a comma;",
+        ),
+    ],
+)
+def test_coordinates_with_commas_are_named(
+    argv: list[str], expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # argparse took "-120,80" for an option: "--bbox: expected 4 arguments".
+    assert expected in run_cli(argv, capsys)
+
+
 def test_arguments_after_a_double_dash_are_not_checked(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -45,7 +45,32 @@ class OneLineErrors(argparse.ArgumentParser):
                     close = difflib.get_close_matches(name, known, n=2)
                     hint = f" (did you mean {' or '.join(close)}?)" if close else ""
                     self.error(f"unrecognized argument {name}{hint}")
+            self._refuse_commas(tokens)
         return super().parse_known_args(args, namespace)
+
+    def _refuse_commas(self, tokens: list[str]) -> None:
+        """Refuse coordinates written with commas, which argparse miscounts.
+
+        ``--bbox -120,80 37.05 ...`` came out as "expected 4 arguments": a
+        token such as ``-120,80`` is no negative number to argparse, so it
+        took it for an option.
+
+        Args:
+            tokens: the command line.
+        """
+        for i, token in enumerate(tokens):
+            action = self._option_string_actions.get(token)
+            if action is None or token not in ("--bbox", "--lonlat"):
+                continue
+            count = action.nargs if isinstance(action.nargs, int) else 0
+            for value in tokens[i + 1 : i + 1 + count]:
+                if "," in value:
+                    self.error(
+                        f"{token} value {value!r} has a comma; write each number "
+                        "with a decimal point and separate them with spaces, e.g. "
+                        f"{token} -120.8 37.05"
+                        + (" -120.79 37.06" if count == 4 else "")
+                    )
 
     def error(self, message: str) -> NoReturn:
         """Print ``PROG: error: MESSAGE (see PROG --help)`` and exit with 2.
