@@ -1048,6 +1048,63 @@ def test_outputs_are_not_overwritten(
     assert "sheet.jpg' must end in .png" in err
 
 
+def test_search_never_writes_over_its_inputs(
+    index: EmbedResult, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`search --geojson F --out F --overwrite` replaced the query with the hits."""
+    polygon = polygon_file(tmp_path / "fields.geojson", square_around(*ORIGINAL))
+    before = sha256(polygon)
+    query = ["search", "--index", str(index.path), "--geojson", str(polygon)]
+    # Without --overwrite too: "already exists; pass --overwrite" led there.
+    for extra in (["--overwrite"], []):
+        err = cli_error(capsys, *query, "--out", str(polygon), *extra)
+        assert err.endswith(
+            f"--out {str(polygon)!r} is the query polygon (--geojson); choose "
+            "another --out."
+        )
+    link = tmp_path / "hits.geojson"
+    link.symlink_to(polygon)
+    err = cli_error(capsys, *query, "--out", str(link), "--overwrite")
+    assert err.endswith(
+        f"--out {str(link)!r} is the query polygon (--geojson {str(polygon)!r}); "
+        "choose another --out."
+    )
+    assert sha256(polygon) == before
+    assert link.is_symlink()
+    assert sorted(tmp_path.iterdir()) == [polygon, link]
+
+
+def test_search_outputs_that_are_folders_are_refused(
+    index: EmbedResult, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """They failed after the search ("[Errno 21] Is a directory")."""
+    lonlat = [*map(str, lonlat_of(*ORIGINAL))]
+    query = ["search", "--index", str(index.path), "--lonlat", *lonlat, "--overwrite"]
+    folders = [tmp_path / name for name in ("hits.gpkg", "results", "h.png")]
+    for folder in folders:
+        folder.mkdir()
+    for out in folders[:2]:  # "results" was told it "must end in .gpkg"
+        err = cli_error(capsys, *query, "--out", str(out))
+        assert err.endswith(
+            f"--out {str(out)!r} is a folder; pass a file name, e.g. "
+            f"{out / 'hits.gpkg'}."
+        )
+    sheet = folders[2]
+    out = tmp_path / "h.gpkg"
+    err = cli_error(capsys, *query, "--out", str(out))
+    assert err.endswith(
+        f"--out {str(out)!r} would write the contact sheet {str(sheet)!r}, which is "
+        f"a folder; pass --sheet with another name, e.g. {tmp_path / 'h_sheet.png'}."
+    )
+    err = cli_error(capsys, *query, "--out", str(out), "--sheet", str(sheet))
+    assert err.endswith(
+        f"--sheet {str(sheet)!r} is a folder; choose another --sheet, e.g. "
+        f"{sheet / 'hits.png'}."
+    )
+    assert sorted(tmp_path.iterdir()) == sorted(folders)
+    assert all(list(folder.iterdir()) == [] for folder in folders)
+
+
 def test_a_backbone_of_one_input_size_is_refused(
     root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

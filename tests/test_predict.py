@@ -1,5 +1,6 @@
 """Irrigation maps: output grid, blending, predict_map end to end, errors, CLIs."""
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -28,6 +29,7 @@ from conftest import (
     GPKG_1_2,
     LABELS,
     cli_error_line,
+    fake_dwr_gpkg,
     fake_s2_multiband,
     fake_s2_per_band,
     fake_s2_with_scl,
@@ -1260,21 +1262,22 @@ def test_polygons_open_in_qgis_with_their_own_style(
 def test_existing_output_is_kept_unless_overwrite(
     scene: SampleScene,
     checkpoints: dict[str, Path],
+    maps: dict[str, MapResult],
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     out = tmp_path / "map.tif"
-    out.write_bytes(b"an older map")
+    older = maps["classification"].files
+    shutil.copy(older.classes, out)
     summary = tmp_path / "map.json"  # any one of the files is enough
-    summary.write_text("{}")
+    shutil.copy(older.summary, summary)
+    before = {path.name: sha256(path) for path in tmp_path.iterdir()}
     with pytest.raises(FileExistsError, match=r"pass --overwrite to replace"):
         run(checkpoints["segmentation"], scene.root, out)
     err = predict_error(capsys, checkpoints["segmentation"], scene.root, out)
     assert str(out) in err
     assert str(summary) in err
-    assert out.read_bytes() == b"an older map"
-    assert summary.read_text() == "{}"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["map.json", "map.tif"]
+    assert {path.name: sha256(path) for path in tmp_path.iterdir()} == before
 
     # With --overwrite the map replaces them (and the command reports it).
     capsys.readouterr()
@@ -1284,9 +1287,11 @@ def test_existing_output_is_kept_unless_overwrite(
     printed = capsys.readouterr().out
     assert printed.startswith("Irrigated: ")
     assert str(out) in printed
+    # The earlier map was the classification model's.
     with rasterio.open(out) as src:
         assert src.dtypes == ("uint8",)
-    assert json.loads(summary.read_text())["width"] == SCENE
+        assert src.tags()["problem"] == "segmentation"
+    assert json.loads(summary.read_text())["model"]["problem"] == "segmentation"
     assert hidden(tmp_path) == []
 
 
@@ -1318,6 +1323,22 @@ def test_a_two_pixel_map_reports_its_area_in_words(
     assert printed.startswith(
         "Irrigated: 0.04 ha of 0.04 ha with data (100.0%), 1 region of at least 0 ha;"
     )
+
+
+def test_segmentation_windows_smaller_than_the_encoder_can_take(
+    scene: SampleScene, checkpoints: dict[str, Path], tmp_path: Path
+) -> None:
+    # --patch-size 7 was mapped without a word: ResNet-18 shrinks a window 32
+    # times, and the probabilities moved by 0.17 on average.
+    out = tmp_path / "map.tif"
+    with pytest.raises(ValueError, match=r"patch_size=16 is smaller than the 32 px"):
+        run(checkpoints["segmentation"], scene.root, out, patch_size=16)
+    assert not out.exists()
+    task = MapPredictionTask(checkpoints["segmentation"])
+    task.check_windows(list(S2_BANDS), PATCH)  # the training patch is fine
+    task.data = dataclasses.replace(task.data, patch_size=64)
+    with pytest.warns(UserWarning, match=r"patch_size=48 is smaller than the 64 px"):
+        task.check_windows(list(S2_BANDS), 48)
 
 
 def test_classification_patch_size_other_than_training(
@@ -1631,14 +1652,229 @@ def test_the_checkpoint_as_out_is_refused_before_it_is_loaded(
     assert sha256(checkpoint) == before
 
 
-def test_one_existing_output_is_named_in_the_singular(
+def test_the_checkpoint_as_out_gets_advice_for_a_checkpoint(
     scene: SampleScene,
     checkpoints: dict[str, Path],
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    """It said "choose another --out, outside the imagery", which it is."""
+    checkpoint = tmp_path / "model.tif"
+    shutil.copy(checkpoints["segmentation"], checkpoint)
+    err = predict_error(capsys, checkpoint, scene.root, checkpoint, "--overwrite")
+    assert err.endswith(
+        f"--out {str(checkpoint)!r} is the checkpoint (--checkpoint); choose another "
+        "--out, e.g. maps/irrigation.tif (nothing was written)."
+    )
+
+
+def raster_of_another_tool(path: Path) -> None:
+    """A GeoTIFF without the tags the writer sets (a DEM, a scene, a map)."""
+    profile = {
+        "driver": "GTiff",
+        "width": 4,
+        "height": 4,
+        "count": 1,
+        "dtype": "uint8",
+        "crs": "EPSG:32610",
+        "transform": from_origin(*FAKE_ORIGIN, 10, 10),
+    }
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(np.ones((1, 4, 4), np.uint8))
+
+
+#: A QGIS style of a vector layer, as QGIS saves one beside fields.shp.
+VECTOR_QML = (
+    "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"
+    '<qgis version="3.28.0"><renderer-v2 type="singleSymbol"/></qgis>\n'
+)
+
+#: Suffix -> a file of the user's by that name beside map.tif, and why the
+#: writer does not take it for a file of an earlier map.
+THEIRS: dict[str, tuple[Any, str]] = {
+    ".tif": (raster_of_another_tool, "no 'software' tag of torchgeo-simclr"),
+    "_probability.tif": (
+        raster_of_another_tool,
+        "no 'software' tag of torchgeo-simclr",
+    ),
+    ".qml": (lambda path: path.write_text(VECTOR_QML), "a QGIS style of no raster"),
+    "_probability.qml": (lambda path: path.write_text("notes"), "not a QGIS style"),
+    ".gpkg": (
+        lambda path: fake_dwr_gpkg(path.parent, name=path.name),
+        "no 'irrigated' layer",
+    ),
+    ".json": (
+        lambda path: path.write_text(json.dumps({"scenes": []})),
+        "no 'irrigated_ha' key",
+    ),
+    "_quicklook.png": (
+        lambda path: Image.new("RGB", (4, 4)).save(path),
+        "not a PNG drawn by Matplotlib",
+    ),
+}
+
+
+@pytest.mark.parametrize("suffix", list(THEIRS))
+def test_overwrite_replaces_only_the_files_of_an_earlier_map(
+    scene: SampleScene,
+    checkpoints: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    suffix: str,
+) -> None:
+    """`--out manifest.tif --overwrite` replaced download's manifest.json."""
+    write, why = THEIRS[suffix]
+    theirs = tmp_path / f"map{suffix}"
+    write(theirs)
+    before = sha256(theirs)
     out = tmp_path / "map.tif"
-    out.write_bytes(b"an older map")
+    found = "is" if theirs == out else f"would replace {str(theirs)!r}, which is"
+    refusal = (
+        f"--out {str(out)!r} {found} not a map written by torchgeo-simclr predict "
+        f"({why}); choose another --out (nothing was written)."
+    )
+    # Without --overwrite the refusal does not suggest it; the quick look is
+    # only replaced (or removed) with --overwrite, or drawn with --quicklook.
+    runs = [["--overwrite"], []]
+    if suffix == "_quicklook.png":
+        runs = [["--overwrite"], ["--quicklook"]]
+    for extra in runs:
+        err = predict_error(
+            capsys, checkpoints["segmentation"], scene.root, out, *extra
+        )
+        if extra == ["--quicklook"]:
+            assert err.endswith(
+                f"--out {str(out)!r} would replace {str(theirs)!r}, which is not a "
+                f"quick look of a map ({why}); choose another --out."
+            )
+        else:
+            assert err.endswith(refusal)
+    assert sha256(theirs) == before
+    assert list(tmp_path.iterdir()) == [theirs]
+
+
+def test_labels_beside_the_imagery_are_not_replaced_by_the_map(
+    checkpoints: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--root data/sample --out data/sample/crop_mapping.tif --overwrite`.
+
+    It replaced the DWR labels crop_mapping.gpkg with the map's polygons. An
+    output under --root is checked once the imagery is indexed.
+    """
+    root = tmp_path / "sample"
+    fake_s2_multiband(root)
+    labels = fake_dwr_gpkg(root)
+    before = {path.name: sha256(path) for path in root.iterdir()}
+    out = root / "crop_mapping.tif"
+    err = predict_error(capsys, checkpoints["segmentation"], root, out, "--overwrite")
+    assert err.endswith(
+        f"--out {str(out)!r} would replace {str(labels)!r}, which is not a map "
+        "written by torchgeo-simclr predict (no 'irrigated' layer); choose another "
+        "--out (nothing was written)."
+    )
+    assert {path.name: sha256(path) for path in root.iterdir()} == before
+
+
+def test_a_file_that_appears_during_the_run_is_not_replaced(
+    scene: SampleScene,
+    checkpoints: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The files are checked again just before they take their names."""
+    theirs = tmp_path / "map.json"
+
+    def meanwhile(*args: Any, **kwargs: Any) -> Any:
+        theirs.write_text('{"scenes": []}')
+        return irrigated_polygons(*args, **kwargs)
+
+    monkeypatch.setattr(writer_module, "irrigated_polygons", meanwhile)
+    with pytest.raises(FileExistsError, match=r"\(no 'irrigated_ha' key\); choose"):
+        run(
+            checkpoints["segmentation"],
+            scene.root,
+            tmp_path / "map.tif",
+            overwrite=True,
+        )
+    assert theirs.read_text() == '{"scenes": []}'
+    assert list(tmp_path.iterdir()) == [theirs]
+
+
+@pytest.mark.parametrize("name", ["map.tif", "map.json", "map_quicklook.png"])
+def test_an_output_that_is_a_folder_is_refused_before_the_run(
+    scene: SampleScene,
+    checkpoints: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+) -> None:
+    """It failed at the last renames ("[Errno 21] Is a directory"), 5 of 6 done."""
+    folder = tmp_path / name
+    folder.mkdir()
+    out = tmp_path / "map.tif"
+    refusal = (
+        f"--out {str(out)!r} is a folder; pass a file name, e.g. "
+        f"{out / 'irrigation.tif'}."
+        if folder == out
+        else f"--out {str(out)!r} would write {str(folder)!r}, which is a folder; "
+        "choose another --out (nothing was written)."
+    )
+    err = predict_error(
+        capsys, checkpoints["segmentation"], scene.root, out, "--overwrite"
+    )
+    assert err.endswith(refusal)
+    assert list(tmp_path.iterdir()) == [folder]
+    assert list(folder.iterdir()) == []
+
+
+def test_out_naming_a_folder_gets_a_file_name_in_it(
+    scene: SampleScene,
+    checkpoints: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`--out maps/` was told it "must end in .tif"."""
+    folder = tmp_path / "maps"
+    folder.mkdir()
+    err = predict_error(capsys, checkpoints["segmentation"], scene.root, folder)
+    assert err.endswith(
+        f"--out {str(folder)!r} is a folder; pass a file name, e.g. "
+        f"{folder / 'irrigation.tif'}."
+    )
+    assert list(folder.iterdir()) == []
+
+
+def test_the_lightning_route_replaces_only_an_earlier_map_too(
+    torchgeo_predict: Any,
+    scene: SampleScene,
+    checkpoints: dict[str, Path],
+    tmp_path: Path,
+) -> None:
+    labels = fake_dwr_gpkg(tmp_path / "maps", name="irrigation.gpkg")
+    before = sha256(labels)
+    for extra in (["--trainer.callbacks.init_args.overwrite", "true"], []):
+        with pytest.raises(FileExistsError) as info:
+            torchgeo_predict(checkpoints["segmentation"], scene.root, *extra)
+        assert str(info.value) == (
+            "--trainer.callbacks.init_args.out 'maps/irrigation.tif' would replace "
+            "'maps/irrigation.gpkg', which is not a map written by torchgeo predict "
+            "(no 'irrigated' layer); choose another "
+            "--trainer.callbacks.init_args.out (nothing was written)."
+        )
+    assert sha256(labels) == before
+    names = {p.name for p in labels.parent.iterdir()}
+    assert names - {"config.yaml"} == {"irrigation.gpkg"}  # LightningCLI's record
+
+
+def test_one_existing_output_is_named_in_the_singular(
+    scene: SampleScene,
+    checkpoints: dict[str, Path],
+    maps: dict[str, MapResult],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = tmp_path / "map.tif"
+    shutil.copy(maps["segmentation"].files.classes, out)
     err = predict_error(capsys, checkpoints["segmentation"], scene.root, out)
     assert f"{out} already exists; pass --overwrite to replace it, or choose" in err
 
@@ -1647,11 +1883,14 @@ def test_the_lightning_route_names_its_own_options(
     torchgeo_predict: Any,
     scene: SampleScene,
     checkpoints: dict[str, Path],
+    maps: dict[str, MapResult],
     tmp_path: Path,
 ) -> None:
     """`torchgeo predict` has no --overwrite: the refusal names what it has."""
     (tmp_path / "maps").mkdir()
-    (tmp_path / "maps" / "irrigation.json").write_text("{}")
+    summary = tmp_path / "maps" / "irrigation.json"
+    shutil.copy(maps["segmentation"].files.summary, summary)
+    before = sha256(summary)
     with pytest.raises(FileExistsError) as info:
         torchgeo_predict(checkpoints["segmentation"], scene.root)
     message = str(info.value)
@@ -1660,7 +1899,7 @@ def test_the_lightning_route_names_its_own_options(
         "--trainer.callbacks.init_args.overwrite true to replace it, or choose "
         "another --trainer.callbacks.init_args.out."
     )
-    assert (tmp_path / "maps" / "irrigation.json").read_text() == "{}"
+    assert sha256(summary) == before
 
 
 def test_the_summary_is_strict_json(
@@ -1765,13 +2004,15 @@ def test_ctrl_c_once_the_files_are_renamed_says_the_map_was_written(
 def test_overwrite_without_quicklook_removes_the_old_quick_look(
     scene: SampleScene,
     checkpoints: dict[str, Path],
+    maps: dict[str, MapResult],
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     out = tmp_path / "map.tif"
     png = tmp_path / "map_quicklook.png"
-    out.write_bytes(b"an older map")
-    png.write_bytes(b"a picture of the older map")
+    for path in maps["classification"].files.all():  # an earlier map, every file
+        shutil.copy(path, tmp_path / path.name)
+    quicklook(out, png, max_side=64)
     capsys.readouterr()
     predict_cli(
         checkpoints["segmentation"], scene.root, out, "--no-progress", "--overwrite"

@@ -22,16 +22,23 @@ def _predict(args: argparse.Namespace) -> None:
 
     Raises:
         FileExistsError: if ``--quicklook`` would replace a quick look
-            without ``--overwrite``.
+            without ``--overwrite``, or a PNG that is no quick look.
         Interrupted: on Ctrl-C after the map was written, naming it.
     """
     from ..inference import MapFiles, predict_map
     from ..inference.quicklook import quicklook
     from ..interrupts import Interrupted
 
-    png = MapFiles.beside(args.out).quicklook
+    files = MapFiles.beside(args.out)
+    png = files.quicklook
     if args.quicklook and png.exists() and not args.overwrite:
-        msg = f"{str(png)!r} already exists; pass --overwrite to replace it."
+        why = files.unlike_ours(png)
+        msg = (
+            f"{str(png)!r} already exists; pass --overwrite to replace it."
+            if why is None
+            else f"--out {str(args.out)!r} would replace {str(png)!r}, which is not "
+            f"a quick look of a map ({why}); choose another --out."
+        )
         raise FileExistsError(msg)
     # Imported after the refusal above: it loads the tasks and LightningCLI.
     from ..lightning_cli import quiet_lightning

@@ -285,6 +285,14 @@ def _add_map_commands(commands: "argparse._SubParsersAction[Any]") -> None:
         help="map irrigation over a bbox: COG classes + probability, QGIS styles, "
         "irrigated regions as polygons (GeoPackage; fields that touch merge into one) "
         "and a JSON summary",
+        description="Map irrigation over a bbox with a fine-tuned or distilled "
+        "checkpoint. Beside --out PATH.tif (classes: 0 not irrigated, 1 irrigated, "
+        "255 nodata) it writes PATH_probability.tif, the QGIS styles PATH.qml and "
+        "PATH_probability.qml (QGIS loads them with the rasters), PATH.gpkg (the "
+        "irrigated regions) and PATH.json (a summary), all on the imagery's own "
+        "grid. E.g. torchgeo-simclr predict --checkpoint "
+        "runs/segment_quickstart/checkpoints/last.ckpt --root data/sample --bbox "
+        "-120.86 37.03 -120.70 37.15 --out maps/sample.tif",
     )
     predict.add_argument(
         "--checkpoint", required=True, help="fine-tuned or distilled .ckpt file"
@@ -329,7 +337,9 @@ def _add_map_commands(commands: "argparse._SubParsersAction[Any]") -> None:
     )
     _add_cloud_mask(predict)
     predict.add_argument(
-        "--overwrite", action="store_true", help="replace existing output files"
+        "--overwrite",
+        action="store_true",
+        help="replace the files of an earlier map (never other files)",
     )
     predict.add_argument(
         "--quicklook",

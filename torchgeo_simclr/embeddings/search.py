@@ -6,10 +6,11 @@ rows). Similarity is the cosine of the angle between embeddings, computed
 exactly over every row of the index.
 """
 
+import contextlib
 import math
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -34,6 +35,14 @@ from .sheet import contact_sheet, read_thumbnails
 
 #: Output formats of the hits, by suffix: OGR driver.
 DRIVERS: Final[dict[str, str]] = {".gpkg": "GPKG", ".geojson": "GeoJSON"}
+
+#: What each file a search reads is, by the option that gives it (messages).
+INPUTS: Final[dict[str, str]] = {
+    "--index": "the index searched",
+    "--query": "the query index",
+    "--geojson": "the query polygon",
+    "--checkpoint": "the checkpoint",
+}
 
 #: Most query patches drawn on the contact sheet (polygon and file queries).
 SHEET_QUERIES: Final[int] = 4
@@ -487,14 +496,57 @@ class SearchResult:
     query_rows: npt.NDArray[np.int64]
 
 
-def _check_outputs(out: Path, sheet: Path, overwrite: bool) -> None:
-    """Refuse unknown formats and, without *overwrite*, existing files."""
+def _check_outputs(
+    out: Path,
+    sheet: Path,
+    overwrite: bool,
+    inputs: Mapping[str, str | os.PathLike[str] | None],
+    sheet_given: bool,
+) -> None:
+    """Refuse unknown formats, folders, inputs and, without *overwrite*, existing files.
+
+    Args:
+        out: the hits.
+        sheet: the contact sheet.
+        overwrite: allow replacing existing outputs (never an input).
+        inputs: option -> the file it gave (None where not given), e.g.
+            ``{"--geojson": "fields.geojson"}``; see :data:`INPUTS`.
+        sheet_given: whether ``--sheet`` named *sheet* (else it is *out* with
+            ``.png``).
+
+    Raises:
+        FileExistsError: if an output exists and *overwrite* is False.
+        IsADirectoryError: if an output is a folder.
+        PermissionError: if an output's folder cannot be written.
+        ValueError: if an output has another suffix, is the other output, or
+            is an input.
+    """
+    # How messages name the sheet, and what they ask for instead of it.
+    if sheet_given:
+        sheet_is, other_sheet = f"--sheet {str(sheet)!r} is", "choose another --sheet"
+    else:
+        sheet_is = (
+            f"--out {str(out)!r} would write the contact sheet {str(sheet)!r}, which is"
+        )
+        other_sheet = "pass --sheet with another name"
+    if out.is_dir():
+        msg = (
+            f"--out {str(out)!r} is a folder; pass a file name, e.g. "
+            f"{out / 'hits.gpkg'}."
+        )
+        raise IsADirectoryError(msg)
     if out.suffix.lower() not in DRIVERS:
         msg = (
             f"--out {str(out)!r} must end in {' or '.join(DRIVERS)}; pass e.g. "
             f"{out.with_suffix('.gpkg').name}."
         )
         raise ValueError(msg)
+    if sheet.is_dir():
+        example = (
+            sheet / "hits.png" if sheet_given else f"{out.with_suffix('')}_sheet.png"
+        )
+        msg = f"{sheet_is} a folder; {other_sheet}, e.g. {example}."
+        raise IsADirectoryError(msg)
     if sheet.suffix.lower() != ".png":
         msg = (
             f"--sheet {str(sheet)!r} must end in .png (the contact sheet is a PNG); "
@@ -504,6 +556,28 @@ def _check_outputs(out: Path, sheet: Path, overwrite: bool) -> None:
     if sheet.resolve() == out.resolve():
         msg = f"--sheet {str(sheet)!r} is --out; pass a different PATH.png."
         raise ValueError(msg)
+    # The same file on disk: the same path, a symbolic or a hard link to it.
+    outputs: dict[tuple[int, int], tuple[Path, str, str]] = {}
+    for path, output_is, other in (
+        (out, f"--out {str(out)!r} is", "choose another --out"),
+        (sheet, sheet_is, other_sheet),
+    ):
+        with contextlib.suppress(OSError):  # not written yet: no input can be it
+            stat = path.stat()
+            outputs[(stat.st_dev, stat.st_ino)] = (path, output_is, other)
+    for option, given in inputs.items() if outputs else ():
+        if given is None:
+            continue
+        try:
+            stat = os.stat(given)
+        except OSError:
+            continue
+        if (hit := outputs.get((stat.st_dev, stat.st_ino))) is not None:
+            path, output_is, other = hit
+            name = os.fspath(given)
+            which = option if name == str(path) else f"{option} {name!r}"
+            msg = f"{output_is} {INPUTS[option]} ({which}); {other}."
+            raise ValueError(msg)
     existing = [str(path) for path in (out, sheet) if path.exists()]
     if existing and not overwrite:
         one = len(existing) == 1
@@ -601,10 +675,13 @@ def search(
     Raises:
         FileExistsError: if an output exists and *overwrite* is False.
         FileNotFoundError: if an input or the imagery does not exist.
+        IsADirectoryError: if an output is a folder.
         ValueError: for anything but exactly one query, a query outside the
-            indexed area, or an index made by another checkpoint.
+            indexed area, an index made by another checkpoint, or an output
+            that is an input (whatever *overwrite* says).
     """
     out = Path(out)
+    sheet_given = sheet is not None
     sheet = out.with_suffix(".png") if sheet is None else Path(sheet)
     given = [lonlat is not None, query is not None, polygon is not None]
     if sum(given) != 1:
@@ -616,7 +693,13 @@ def search(
     if k < 1:
         msg = f"--k must be at least 1, got {k}; pass e.g. 20."
         raise ValueError(msg)
-    _check_outputs(out, sheet, overwrite)
+    inputs = {
+        "--index": index,
+        "--query": query,
+        "--geojson": polygon,
+        "--checkpoint": checkpoint,
+    }
+    _check_outputs(out, sheet, overwrite, inputs, sheet_given)
     if checkpoint is not None and not Path(checkpoint).is_file():
         missing = not_a_file(checkpoint)
         msg = f"--checkpoint {str(checkpoint)!r} {missing}; pass a .ckpt file."

@@ -109,7 +109,7 @@ def predict_map(
             :class:`~torchgeo_simclr.datasets.CentralValleyS2`).
         cloud_buffer: metres by which masked clouds grow beyond the coarsest
             band's reach.
-        overwrite: replace existing output files.
+        overwrite: replace the files of an earlier map (never others).
         progress: show a progress bar.
 
     Returns:
@@ -132,13 +132,14 @@ def predict_map(
     )
     files = writer.files
     # The imagery is checked once indexed, before anything is written; an
-    # existing output under --root waits for that check, which may refuse it
-    # whatever --overwrite says.
-    files.check_inputs({os.fspath(checkpoint): "the checkpoint (--checkpoint)"})
+    # existing output that may be one of its files (under --root, or a hard
+    # link) waits for that check, which then names the file it is.
+    files.check_inputs({}, checkpoint)
     inside = os.path.join(os.path.realpath(root), "")
     if not any(
-        path.exists() and os.path.realpath(path).startswith(inside)
-        for path in files.all()
+        path.exists()
+        and (os.path.realpath(path).startswith(inside) or path.stat().st_nlink > 1)
+        for path in [*files.all(), files.quicklook]
     ):
         files.check_writable(overwrite)
     target = resolve_device(device)

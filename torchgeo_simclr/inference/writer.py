@@ -5,16 +5,21 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Mapping
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import pyogrio
+import rasterio
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
 from numpy.typing import NDArray
+from PIL import Image
+from rasterio.errors import RasterioError
 from rasterio.windows import Window
 from tqdm.auto import tqdm
 
@@ -37,13 +42,21 @@ from .styles import class_style, polygon_style, probability_style
 #: Layer of the irrigated regions in ``PATH.gpkg``.
 POLYGON_LAYER = "irrigated"
 
+#: Keys of the JSON summary ``PATH.json`` that mark it as a map's.
+SUMMARY_KEYS = ("irrigated_ha", "valid_ha", "files")
+
+#: The start of the ``software`` tag of both GeoTIFFs.
+SOFTWARE = "torchgeo-simclr "
+
 #: The command that runs the writer: ``torchgeo-simclr predict``, or
 #: LightningCLI's ``torchgeo predict --config conf/predict_cal.yaml``.
 Command = Literal["torchgeo-simclr", "torchgeo"]
 
-#: How the settings that messages name are given on each command's line.
+#: How the settings that messages name are given on each command's line, and
+#: (``command``) how the command itself is named.
 OPTIONS: dict[Command, dict[str, str]] = {
     "torchgeo-simclr": {
+        "command": "torchgeo-simclr predict",
         "out": "--out",
         "overwrite": "--overwrite",
         "threshold": "--threshold",
@@ -54,6 +67,7 @@ OPTIONS: dict[Command, dict[str, str]] = {
         "cloud_buffer": "--cloud-buffer",
     },
     "torchgeo": {
+        "command": "torchgeo predict",
         "out": "--trainer.callbacks.init_args.out",
         "overwrite": "--trainer.callbacks.init_args.overwrite true",
         "threshold": "--trainer.callbacks.init_args.threshold",
@@ -64,6 +78,88 @@ OPTIONS: dict[Command, dict[str, str]] = {
         "cloud_buffer": "--data.init_args.cloud_buffer",
     },
 }
+
+
+def _raster_unlike_ours(path: Path) -> str | None:
+    """Why *path* is no GeoTIFF of a map (the writer tags both), or None."""
+    try:
+        # A PNG or such named .tif opens too, with a NotGeoreferencedWarning.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with rasterio.open(path) as src:
+                software = src.tags().get("software", "")
+    except RasterioError:
+        return "not a raster GDAL reads"
+    if not software.startswith(SOFTWARE):
+        return "no 'software' tag of torchgeo-simclr"
+    return None
+
+
+def _style_unlike_ours(path: Path) -> str | None:
+    """Why *path* is no QGIS raster style (as the writer writes), or None."""
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError:
+        return "not a QGIS style"
+    if root.tag != "qgis":
+        return "not a QGIS style"
+    if root.find(".//rasterrenderer") is None:
+        return "a QGIS style of no raster"
+    return None
+
+
+def _polygons_unlike_ours(path: Path) -> str | None:
+    """Why *path* is no GeoPackage with the irrigated regions' layer, or None."""
+    with path.open("rb") as file:
+        if file.read(16) != b"SQLite format 3\x00":
+            return "not a GeoPackage"
+    try:
+        layers = pyogrio.list_layers(path)
+    except pyogrio.errors.DataSourceError:
+        return "not a GeoPackage"
+    if POLYGON_LAYER not in layers[:, 0]:
+        return f"no {POLYGON_LAYER!r} layer"
+    return None
+
+
+def _summary_unlike_ours(path: Path) -> str | None:
+    """Why *path* is no JSON summary of a map, or None."""
+    try:
+        summary = json.loads(path.read_bytes())
+    except ValueError:  # JSONDecodeError, UnicodeDecodeError
+        return "not JSON"
+    if not isinstance(summary, dict):
+        return "not a JSON object"
+    missing = [key for key in SUMMARY_KEYS if key not in summary]
+    return f"no {missing[0]!r} key" if missing else None
+
+
+def _quicklook_unlike_ours(path: Path) -> str | None:
+    """Why *path* is no PNG that Matplotlib drew (as the quick look is), or None."""
+    try:
+        with Image.open(path) as image:  # reads the chunks before the pixels
+            drawn = image.format == "PNG" and str(
+                image.info.get("Software", "")
+            ).startswith("Matplotlib")
+    except (OSError, Image.DecompressionBombError):
+        return "not an image"
+    return None if drawn else "not a PNG drawn by Matplotlib"
+
+
+def _folder(path: Path, option: str) -> str:
+    """The refusal of ``--out PATH`` where *path* is a folder.
+
+    Args:
+        path: the class map's name given.
+        option: the option that gave it.
+
+    Returns:
+        One sentence.
+    """
+    return (
+        f"{option} {str(path)!r} is a folder; pass a file name, e.g. "
+        f"{path / 'irrigation.tif'}."
+    )
 
 
 @dataclass(frozen=True)
@@ -97,9 +193,12 @@ class MapFiles:
             The names.
 
         Raises:
+            IsADirectoryError: if *path* is a folder.
             ValueError: if *path* does not end in ``.tif`` or ``.tiff``.
         """
         path = Path(path)
+        if path.is_dir():
+            raise IsADirectoryError(_folder(path, OPTIONS[command]["out"]))
         if path.suffix.lower() not in (".tif", ".tiff"):
             msg = (
                 f"{OPTIONS[command]['out']} {str(path)!r} must end in .tif (the "
@@ -142,7 +241,10 @@ class MapFiles:
         return Path(f"{self.classes.with_suffix('')}_quicklook.png")
 
     def check_inputs(
-        self, inputs: Mapping[str, str], command: Command = "torchgeo-simclr"
+        self,
+        imagery: Mapping[str, str],
+        checkpoint: str | os.PathLike[str] | None = None,
+        command: Command = "torchgeo-simclr",
     ) -> None:
         """Refuse, even to overwrite, an output that is a file the map is made from.
 
@@ -150,12 +252,24 @@ class MapFiles:
         path, a symbolic link or a hard link to it).
 
         Args:
-            inputs: path -> what it is, e.g. ``{"m.ckpt": "the checkpoint"}``.
+            imagery: path -> what it is, of the files under the imagery root,
+                e.g. ``{"s2/B04.tif": "one of the Sentinel-2 files"}``.
+            checkpoint: the checkpoint.
             command: the command whose option names the message uses.
 
         Raises:
             ValueError: if an output (the quick look included) is an input.
         """
+        options = OPTIONS[command]
+        inputs = {
+            name: (f"{what} under {options['root']}", "outside the imagery, ")
+            for name, what in imagery.items()
+        }
+        if checkpoint is not None:
+            inputs[os.fspath(checkpoint)] = (
+                f"the checkpoint ({options['checkpoint']})",
+                "",
+            )
         existing: dict[tuple[int, int], Path] = {}
         for path in [*self.all(), self.quicklook]:
             try:
@@ -163,7 +277,7 @@ class MapFiles:
             except OSError:
                 continue  # not written yet: no input can be it
             existing[(stat.st_dev, stat.st_ino)] = path
-        for name, what in inputs.items() if existing else ():
+        for name, (what, elsewhere) in inputs.items() if existing else ():
             try:
                 stat = os.stat(name)
             except OSError:
@@ -171,8 +285,8 @@ class MapFiles:
             output = existing.get((stat.st_dev, stat.st_ino))
             if output is None:
                 continue
-            option = OPTIONS[command]["out"]
-            which = "" if str(output) == os.fspath(name) else f" ({name!r})"
+            option = options["out"]
+            which = "" if str(output) == name else f" ({name!r})"
             found = (
                 f"is {what}{which}"
                 if output == self.classes
@@ -180,7 +294,7 @@ class MapFiles:
             )
             msg = (
                 f"{option} {str(self.classes)!r} {found}; choose another {option}, "
-                "outside the imagery, e.g. maps/irrigation.tif (nothing was written)."
+                f"{elsewhere}e.g. maps/irrigation.tif (nothing was written)."
             )
             raise ValueError(msg)
 
@@ -189,27 +303,86 @@ class MapFiles:
     ) -> None:
         """Refuse to replace files, or to write where one cannot.
 
-        Nothing is created: a run that fails later leaves no empty folders.
+        Even with *overwrite*, only the files of an earlier map are replaced
+        (the quick look, which ``torchgeo-simclr predict --overwrite`` removes
+        or draws again, included): GeoTIFFs that the writer tagged, QGIS
+        raster styles, a GeoPackage with the :data:`POLYGON_LAYER`, a summary
+        with the :data:`SUMMARY_KEYS` and a PNG drawn by Matplotlib. Nothing
+        is created: a run that fails later leaves no empty folders.
 
         Args:
-            overwrite: allow replacing existing files.
+            overwrite: allow replacing the files of an earlier map.
             command: the command whose option names the message uses.
 
         Raises:
-            FileExistsError: if a file exists and *overwrite* is False.
+            FileExistsError: if a file exists that is not an earlier map's, or
+                any exists and *overwrite* is False.
+            IsADirectoryError: if a file would be written over a folder.
             PermissionError: if the directory cannot be created or written.
         """
         check_output_folder(self.classes.parent)
-        existing = [str(path) for path in self.all() if path.exists()]
-        if existing and not overwrite:
-            options = OPTIONS[command]
-            one = len(existing) == 1
+        options = OPTIONS[command]
+        option = options["out"]
+        for path in [*self.all(), self.quicklook]:
+            if not path.is_dir():
+                continue
+            if path == self.classes:
+                raise IsADirectoryError(_folder(path, option))
             msg = (
-                f"{', '.join(existing)} already exist{'s' if one else ''}; pass "
-                f"{options['overwrite']} to replace {'it' if one else 'them'}, or "
-                f"choose another {options['out']}."
+                f"{option} {str(self.classes)!r} would write {str(path)!r}, which "
+                f"is a folder; choose another {option} (nothing was written)."
+            )
+            raise IsADirectoryError(msg)
+        existing = [path for path in self.all() if path.exists()]
+        replaced = [*existing]
+        if overwrite and self.quicklook.exists():
+            replaced.append(self.quicklook)
+        for path in replaced:
+            why = self.unlike_ours(path)
+            if why is None:
+                continue
+            found = (
+                "is"
+                if path == self.classes
+                else f"would replace {str(path)!r}, which is"
+            )
+            msg = (
+                f"{option} {str(self.classes)!r} {found} not a map written by "
+                f"{options['command']} ({why}); choose another {option} (nothing "
+                "was written)."
             )
             raise FileExistsError(msg)
+        if existing and not overwrite:
+            one = len(existing) == 1
+            msg = (
+                f"{', '.join(map(str, existing))} already exist{'s' if one else ''}; "
+                f"pass {options['overwrite']} to replace {'it' if one else 'them'}, "
+                f"or choose another {option}."
+            )
+            raise FileExistsError(msg)
+
+    def unlike_ours(self, path: Path) -> str | None:
+        """Why an existing *path*, one of the map's files, is no earlier map's.
+
+        Args:
+            path: one of :meth:`all` or the quick look.
+
+        Returns:
+            A few words for a message, or None for a file of an earlier map.
+        """
+        checks: dict[Path, Callable[[Path], str | None]] = {
+            self.classes: _raster_unlike_ours,
+            self.probability: _raster_unlike_ours,
+            self.classes_style: _style_unlike_ours,
+            self.probability_style: _style_unlike_ours,
+            self.polygons: _polygons_unlike_ours,
+            self.summary: _summary_unlike_ours,
+            self.quicklook: _quicklook_unlike_ours,
+        }
+        try:
+            return checks[path](path)
+        except OSError as error:
+            return f"unreadable: {error.strerror}"
 
     def make_folder(self) -> None:
         """Create the output directory, once the inputs have been checked.
@@ -288,7 +461,7 @@ class IrrigationMapWriter(BasePredictionWriter):
             threshold: probability above which a pixel is irrigated (default:
                 the threshold the model was scored with).
             min_area_ha: smallest irrigated region kept as a polygon, hectares.
-            overwrite: replace existing output files.
+            overwrite: replace the files of an earlier map (never others).
             progress: show a progress bar (tiles, pixels per second, time left).
             command: the command that runs the writer, whose option names
                 messages use: ``torchgeo`` (``torchgeo predict --config``,
@@ -323,7 +496,7 @@ class IrrigationMapWriter(BasePredictionWriter):
         self.threshold = threshold
         #: Smallest irrigated region kept as a polygon, hectares.
         self.min_area_ha = min_area_ha
-        #: Whether existing output files are replaced.
+        #: Whether the files of an earlier map are replaced.
         self.overwrite = overwrite
         #: Whether a progress bar is shown.
         self.progress = progress
@@ -345,15 +518,9 @@ class IrrigationMapWriter(BasePredictionWriter):
         """
         datamodule: Any = trainer.datamodule  # type: ignore[attr-defined]
         task: Any = pl_module
-        options = OPTIONS[self.command]
-        inputs = {
-            path: f"{what} under {options['root']}"
-            for path, what in datamodule.input_files().items()
-        }
-        inputs[os.fspath(task.hparams["checkpoint"])] = (
-            f"the checkpoint ({options['checkpoint']})"
+        self.files.check_inputs(
+            datamodule.input_files(), task.hparams["checkpoint"], self.command
         )
-        self.files.check_inputs(inputs, self.command)
         self.files.check_writable(self.overwrite, self.command)
         self.files.make_folder()
         grid: OutputGrid = datamodule.grid
@@ -501,6 +668,9 @@ class IrrigationMapWriter(BasePredictionWriter):
         summary = finite(self._summary(len(polygons)))
         text = json.dumps(summary, indent=2, allow_nan=False)
         partial[files.summary].write_text(text + "\n")
+        # Files may have appeared while the map was computed: nothing but an
+        # earlier map is replaced, and no file is renamed over a folder.
+        self.files.check_writable(self.overwrite, self.command)
         # Every file is complete: only now do they take their real names, all
         # of them (a Ctrl-C meanwhile takes effect once they have).
         with deferred_interrupts():

@@ -1,5 +1,6 @@
 """A fine-tuned or distilled checkpoint, ready to predict maps window by window."""
 
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -96,9 +97,15 @@ class MapPredictionTask(BaseTask):
             patch_size: its window side, pixels.
 
         Raises:
-            ValueError: if the bands differ from the training bands, or a
+            ValueError: if the bands differ from the training bands, a
                 classification model gets windows of another size than its
-                training patches (a U-Net takes any size).
+                training patches, or a U-Net windows smaller than its encoder's
+                output stride (its deepest features would be under one pixel).
+
+        Warns:
+            UserWarning: for U-Net windows smaller than its training patches:
+                each sees less of the fields around its pixels, so the map
+                differs from one made with larger windows.
         """
         checkpoint = self.hparams["checkpoint"]
         if list(bands) != list(self.data.bands):
@@ -116,6 +123,28 @@ class MapPredictionTask(BaseTask):
                 f"so its scores would not mean the same; pass {trained}."
             )
             raise ValueError(msg)
+        if self.model.unet is None:
+            return
+        encoder: Any = self.model.unet.encoder  # segmentation_models_pytorch's
+        stride = int(encoder.output_stride)
+        if patch_size < stride:
+            msg = (
+                f"patch_size={patch_size} is smaller than the {stride} px by which "
+                f"the encoder of {str(checkpoint)!r} shrinks a window, so its "
+                "deepest features would cover less than one pixel; pass at least "
+                f"{max(stride, trained)} (the training patches were {trained} px)."
+            )
+            raise ValueError(msg)
+        if patch_size < trained:
+            warnings.warn(
+                f"patch_size={patch_size} is smaller than the {trained} px patches "
+                f"the model of {str(checkpoint)!r} was trained on, so each pixel "
+                "is classified with less of its surroundings than in training and "
+                f"the map differs from one made with larger windows; pass {trained} "
+                "or more.",
+                UserWarning,
+                stacklevel=2,
+            )
 
     def on_predict_start(self) -> None:
         """Check the datamodule's bands and window size against the model."""
