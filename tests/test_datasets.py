@@ -60,6 +60,7 @@ from torchgeo_simclr.datasets import (
     sentinel2,
 )
 from torchgeo_simclr.datasets.cloud_masks import CloudMask, read_flags
+from torchgeo_simclr.datasets.labels import EXPECTED_FORMATS
 from torchgeo_simclr.datasets.products import remove_offset
 from torchgeo_simclr.datasets.sentinel2 import fresh_file_handles
 
@@ -789,6 +790,9 @@ def test_no_matching_files(tmp_path: Path) -> None:
     assert "S2B_MSIL2A_" in message
     assert "B04.tif" in message
     assert "sample-data" in message
+    # It named `paths`, the dataset's parameter, beside the options users pass.
+    assert "point --root (--data.init_args.root) at such files" in message
+    assert "`paths`" not in message
 
 
 def test_wrong_band_count(tmp_path: Path) -> None:
@@ -964,7 +968,10 @@ def test_bbox_filters_while_reading(
     [
         # Latitude first, as people often write a place: say so, with the fix.
         ((37.03, -120.86, 37.15, -120.7), "look swapped: pass [-120.86, 37.03, "),
-        ((-120.0, 37.0, -121.0, 38.0), "pass e.g. [-121.5, 36.5, -120.5, 37.5]"),
+        (
+            (-120.0, 37.0, -121.0, 38.0),
+            "min lon -120 > max lon -121; pass [-121, 37, -120, 38]",
+        ),
     ],
 )
 def test_a_bad_bbox_says_how_to_fix_it(
@@ -1064,10 +1071,16 @@ def test_unknown_class_column(labels_file: Path) -> None:
 
 def test_missing_label_path(tmp_path: Path) -> None:
     path = tmp_path / "missing.gdb.zip"
-    with pytest.raises(FileNotFoundError, match=re.escape(str(path))):
+    with pytest.raises(FileNotFoundError, match=re.escape(str(path))) as missing:
         IrrigationLabels(path)
-    with pytest.raises(FileNotFoundError, match="No label file found"):
+    # The GDB zip read as an example of "a GeoParquet file", and the suffixes
+    # as those of GeoParquet files.
+    assert f"{EXPECTED_FORMATS}: pass one as --labels" in str(missing.value)
+    assert "the DWR crop-mapping GDB zip or another label file" in str(missing.value)
+    with pytest.raises(FileNotFoundError, match="No label file found") as empty:
         IrrigationLabels(tmp_path)
+    assert "(no name there ends in .gdb.zip, .gdb, .gpkg" in str(empty.value)
+    assert f"; expected {EXPECTED_FORMATS}, so put one there" in str(empty.value)
 
 
 # Image and labels together

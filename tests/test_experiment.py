@@ -264,6 +264,38 @@ def test_a_run_that_failed_on_a_mistyped_root_does_not_block_out(
         main(corrected)
 
 
+def test_a_missing_root_stops_before_anything_is_written(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # settings.json and the run folder were written, and the progress bar
+    # started, before the first stage's datamodule refused the path.
+    def reached(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("first stage reached")
+
+    monkeypatch.setattr(experiment, "run_stage", reached)
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "exp"
+    err = refusal(["experiment", "--root", "data/nope", "--out", str(out)], capsys)
+    assert err == (
+        "torchgeo-simclr experiment: error: --root 'data/nope' does not exist "
+        f"(read from the working directory {tmp_path}); pass the folder of the "
+        "imagery and labels the stages read, e.g. one made by `torchgeo-simclr "
+        "sample-data --root DIR`."
+    )
+    assert not out.exists()
+    # A root among the stage arguments is the one the stages read.
+    overridden = ["--", "--data.init_args.root", str(tmp_path)]
+    with pytest.raises(RuntimeError, match="first stage reached"):
+        main(["experiment", "--root", "data/nope", "--out", str(out), *overridden])
+    err = refusal(
+        ["experiment", "--out", str(out), "--", "--data.init_args.root", "gone"],
+        capsys,
+    )
+    assert "error: --data.init_args.root 'gone' does not exist" in err
+
+
 def test_an_edited_config_is_not_resumed(
     tmp_path: Path,
     ran: Path,

@@ -11,7 +11,11 @@ import torch
 from torch import Tensor
 
 from torchgeo_simclr.constants import IGNORE_INDEX
-from torchgeo_simclr.datamodules import CentralValleyDataModule, central_valley
+from torchgeo_simclr.datamodules import (
+    BigEarthNetIrrigationDataModule,
+    CentralValleyDataModule,
+    central_valley,
+)
 from torchgeo_simclr.datamodules.fractions import PatchDataset, nested_balanced_subset
 from torchgeo_simclr.sample import make_sample_scene
 
@@ -81,6 +85,29 @@ def test_short_class_is_made_up_by_the_other() -> None:
 def test_fraction_outside_zero_to_one(labels: Tensor, fraction: float) -> None:
     with pytest.raises(ValueError, match=r"label_fraction must be in \(0, 1\]"):
         nested_balanced_subset(labels, fraction)
+
+
+@pytest.mark.parametrize(
+    "module", [CentralValleyDataModule, BigEarthNetIrrigationDataModule]
+)
+@pytest.mark.parametrize(
+    ("fraction", "shown"),
+    [(0.0, "0"), (1.5, "1.5"), (-0.1, "-0.1"), (float("nan"), "nan")],
+)
+def test_datamodule_refuses_a_fraction_outside_zero_to_one_when_built(
+    module: type[CentralValleyDataModule | BigEarthNetIrrigationDataModule],
+    fraction: float,
+    shown: str,
+) -> None:
+    # Refused only by setup("fit"), after the split was cut (15-45 s), without
+    # naming the option; nan slipped through as "got nan".
+    with pytest.raises(ValueError, match=r"--data\.init_args\.label_fraction") as info:
+        module(label_fraction=fraction)
+    assert str(info.value) == (
+        "--data.init_args.label_fraction takes a share of the labelled patches "
+        f"in (0, 1], got {shown}; pass e.g. 0.01 for 1% or 1 for all (or null "
+        "to pretrain without labels)."
+    )
 
 
 def test_no_labelled_patch() -> None:

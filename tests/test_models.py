@@ -13,6 +13,7 @@ from torchgeo_simclr.models.checkpoint import (
     DataMetadata,
     build_loaded,
     load_encoder,
+    load_model,
 )
 from torchgeo_simclr.models.classifier import IrrigationModel, ModelSpec
 from torchgeo_simclr.patch_labels import patch_labels
@@ -97,6 +98,32 @@ def test_load_encoder_errors(tmp_path) -> None:
     torch.save({"state_dict": {}}, foreign)
     with pytest.raises(ValueError, match="no torchgeo-simclr metadata"):
         load_encoder(foreign)
+
+
+def test_a_pretraining_checkpoint_where_a_trained_model_is_expected(
+    tmp_path: Path,
+) -> None:
+    # It said only "pass a checkpoint written by the finetune stage": a
+    # distilled one does as well, and no command that writes one was named.
+    pretrained = tmp_path / "simclr.ckpt"
+    torch.save({"state_dict": {}, "torchgeo_simclr": {"kind": "simclr"}}, pretrained)
+    with pytest.raises(ValueError, match="has kind 'simclr'") as info:
+        load_model(pretrained)
+    assert str(info.value) == (
+        f"Checkpoint {str(pretrained)!r} has kind 'simclr' but a 'finetune' or "
+        "'distill' checkpoint was expected; pass a checkpoint written by the "
+        "fine-tuning or distillation stage, e.g. by `torchgeo fit --config "
+        "conf/segment_quickstart.yaml` (a per-pixel model, for 10 m maps) or "
+        "conf/finetune_quickstart.yaml."
+    )
+    finetuned = tmp_path / "finetuned.ckpt"
+    torch.save({"state_dict": {}, "torchgeo_simclr": {"kind": "finetune"}}, finetuned)
+    with pytest.raises(ValueError, match="has kind 'finetune'") as info:
+        load_encoder(finetuned)
+    assert str(info.value).endswith(
+        "pass a checkpoint written by the SimCLR pretraining stage, e.g. by "
+        "`torchgeo fit --config conf/simclr_quickstart.yaml`."
+    )
 
 
 @pytest.mark.parametrize("name", ["resnet18", "mobilenetv3_small_075", "lcnet_100"])

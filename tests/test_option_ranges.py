@@ -106,6 +106,21 @@ BEFORE_DATA = [
         ["--data.init_args.split_fractions", "[0.5, 0.5, 0.5]"],
         ["sum to 1.5, not 1"],
     ),
+    # Refused only once the split was cut and the subset drawn (15-45 s).
+    (
+        "supervised_quickstart.yaml",
+        ["--data.init_args.label_fraction", "1.5"],
+        [
+            "--data.init_args.label_fraction takes a share of the labelled "
+            "patches in (0, 1], got 1.5",
+            "pass e.g. 0.01",
+        ],
+    ),
+    (
+        "supervised_quickstart.yaml",
+        ["--data.init_args.label_fraction", "0"],
+        ["--data.init_args.label_fraction takes a share", "got 0;"],
+    ),
     # An empty list read all 12 bands; an unknown band stopped only at setup.
     (
         "simclr_quickstart.yaml",

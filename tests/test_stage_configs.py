@@ -2,7 +2,8 @@
 
 import os
 import re
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ from torchgeo_simclr.inference import predict_map
 from torchgeo_simclr.lightning_cli import fit, run_cli
 from torchgeo_simclr.models.checkpoint import DataMetadata, load_encoder, load_model
 from torchgeo_simclr.tasks import DistillTask, FineTuneTask
+from torchgeo_simclr.tasks.irrigation import StandInWarning
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -411,6 +413,88 @@ def test_a_missing_earlier_stage_stops_a_fit_before_the_data(
     assert len(named) == 1, err
     assert named[0].startswith("torchgeo-simclr fit: error: ")
     assert f"{str(gone)!r} does not exist" in named[0]
+
+
+@pytest.fixture
+def torchgeo_fit(monkeypatch: pytest.MonkeyPatch) -> Callable[[list[str]], None]:
+    """`torchgeo fit ARGS`: torchgeo's own CLI, which this package cannot change."""
+    from torchgeo.main import main as torchgeo_main
+
+    monkeypatch.setattr(sys, "argv", sys.argv[:1])  # not pytest's arguments
+    # torchgeo sets GDAL options in os.environ; put them back afterwards.
+    for key in (
+        "GDAL_DISABLE_READDIR_ON_OPEN",
+        "AWS_NO_SIGN_REQUEST",
+        "GDAL_MAX_RAW_BLOCK_CACHE_SIZE",
+        "GDAL_SWATH_SIZE",
+        "VSI_CURL_CACHE_SIZE",
+    ):
+        monkeypatch.delenv(key, raising=False)
+
+    def run(args: list[str]) -> None:
+        torchgeo_main(["fit", *args])
+
+    return run
+
+
+@pytest.mark.parametrize(
+    ("config", "option"),
+    [
+        ("finetune_quickstart.yaml", "checkpoint"),
+        ("distill_quickstart.yaml", "teacher"),
+    ],
+)
+def test_a_missing_earlier_stage_stops_a_torchgeo_fit_before_the_data(
+    workdir: Path,
+    tmp_path: Path,
+    config: str,
+    option: str,
+    torchgeo_fit: Callable[[list[str]], None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Under `torchgeo fit` the task knew the file was gone when it was built,
+    # but the fit stopped only in on_fit_start, once the datamodule had drawn
+    # its labelled subset and cut its split (14-53 s at the configs' scale).
+    def never(*args: object) -> None:
+        raise AssertionError("the data were set up")
+
+    monkeypatch.setattr(CentralValleyDataModule, "setup", never)
+    gone = tmp_path / "gone.ckpt"
+    args = ["--config", str(CONF / config), *tiny(workdir), *few_steps(1)]
+    with (
+        pytest.warns(StandInWarning),
+        pytest.raises(FileNotFoundError) as error,
+    ):
+        torchgeo_fit([*args, f"--model.init_args.{option}", str(gone)])
+    assert str(error.value).startswith(
+        f"{option.capitalize()} {str(gone)!r} does not exist;"
+    )
+
+
+def test_a_torchgeo_fit_that_resumes_needs_no_pretraining_checkpoint(
+    workdir: Path,
+    pretrained: Path,
+    tmp_path: Path,
+    torchgeo_fit: Callable[[list[str]], None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The early refusal above is for fits that start afresh: one that resumes
+    # from --ckpt_path takes its network from that checkpoint.
+    monkeypatch.chdir(tmp_path)  # `torchgeo fit` writes the config's runs/
+    encoder = tmp_path / "encoder.ckpt"
+    encoder.write_bytes(pretrained.read_bytes())
+    first = short_fit(
+        "finetune_quickstart.yaml",
+        workdir,
+        "--model.init_args.checkpoint",
+        str(encoder),
+    )
+    encoder.unlink()
+    args = short_fit_args("finetune_quickstart.yaml", workdir)
+    with pytest.warns(StandInWarning):
+        torchgeo_fit([*args, "--trainer.max_steps", "2", "--ckpt_path", str(first)])
+    # The resumed run saves its last.ckpt in place of the one it resumed.
+    assert torch.load(first, weights_only=False)["global_step"] == 2
 
 
 def test_ctrl_c_names_the_checkpoint_that_resumes_this_run(

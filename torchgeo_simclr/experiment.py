@@ -440,6 +440,37 @@ def check_settings(plan: ExperimentPlan, resuming: bool) -> None:
     os.replace(partial, path)
 
 
+def check_root(plan: ExperimentPlan) -> None:
+    """Refuse a data root that does not exist, before anything is written.
+
+    Each stage's datamodule would refuse it only once ``settings.json``, the
+    run folder and the progress bar were made. What the folder must hold
+    depends on the configs' datamodule, so only its existence is checked.
+
+    Args:
+        plan: this run's plan; a ``--data.init_args.root`` among its stage
+            arguments overrides its ``root`` as it does in every stage.
+
+    Raises:
+        FileNotFoundError: naming the option, if the root does not exist.
+    """
+    given = _options(plan.extra_args, ("--data.init_args.root",))
+    option, root = given[-1] if given else ("--root", str(plan.root))
+    if root.startswith("/vsi") or os.path.exists(root):
+        return
+    where = (
+        ""
+        if os.path.isabs(root)
+        else f" (read from the working directory {os.getcwd()})"
+    )
+    msg = (
+        f"{option} {root!r} does not exist{where}; pass the folder of the "
+        "imagery and labels the stages read, e.g. one made by "
+        "`torchgeo-simclr sample-data --root DIR`."
+    )
+    raise FileNotFoundError(msg)
+
+
 def run_experiment(plan: ExperimentPlan, progress: bool = True) -> list[dict[str, Any]]:
     """Run (or resume) the experiment and write ``results.csv`` and the plot.
 
@@ -453,6 +484,7 @@ def run_experiment(plan: ExperimentPlan, progress: bool = True) -> list[dict[str
     if plan.checkpoint is not None:
         # A wrong file fails here, before anything is written or run.
         read_checkpoint(plan.checkpoint, ("simclr",))
+    check_root(plan)
     if plan.out.exists() and not plan.out.is_dir():
         msg = (
             f"--out {str(plan.out)!r} is a file; pass a folder (made if missing) "

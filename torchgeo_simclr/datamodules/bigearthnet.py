@@ -18,7 +18,7 @@ from ..datasets.bigearthnet import Scheme
 from .augment import make_views, set_augmentations
 from .balanced_split import irrigation_splits
 from .fractions import nested_balanced_subset, report_labelled_subset
-from .options import check_batch_size
+from .options import check_batch_size, check_label_fraction
 from .statistics import cache_key, cached_band_statistics
 
 
@@ -176,10 +176,12 @@ class BigEarthNetIrrigationDataModule(NonGeoDataModule):
                 ``~/.cache/torchgeo-simclr``).
 
         Raises:
-            ValueError: if *patch_size* is not between 1 and 120, or
-                *batch_size* is below 1.
+            ValueError: if *patch_size* is not between 1 and 120,
+                *batch_size* is below 1, or *label_fraction* is not in
+                ``(0, 1]``.
         """
         check_batch_size(batch_size)
+        check_label_fraction(label_fraction)
         super().__init__(BigEarthNetIrrigation, batch_size, num_workers)
         side = BigEarthNetIrrigation.image_size[0]
         if not 1 <= patch_size <= side:

@@ -29,7 +29,12 @@ from .fractions import (
     nested_balanced_subset,
     report_labelled_subset,
 )
-from .options import check_batch_size, check_patch_size, check_split_fractions
+from .options import (
+    check_batch_size,
+    check_label_fraction,
+    check_patch_size,
+    check_split_fractions,
+)
 from .samplers import BlockGridSampler, snap_to_grid
 from .statistics import cache_key, cached_band_statistics
 
@@ -173,12 +178,14 @@ class CentralValleyDataModule(GeoDataModule):
                 coarsest band's reach, for cloud edges and haze the mask misses.
 
         Raises:
-            ValueError: if *patch_size* or *batch_size* is below 1, or
-                *split_fractions* are not three shares above 0 that sum to 1.
+            ValueError: if *patch_size* or *batch_size* is below 1,
+                *split_fractions* are not three shares above 0 that sum to 1,
+                or *label_fraction* is not in ``(0, 1]``.
         """
         check_patch_size(patch_size)
         check_batch_size(batch_size)
         check_split_fractions(split_fractions)
+        check_label_fraction(label_fraction)
         super().__init__(
             CentralValleyS2,
             batch_size=batch_size,

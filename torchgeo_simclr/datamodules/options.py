@@ -44,6 +44,25 @@ def check_batch_size(batch_size: int) -> None:
     )
 
 
+def check_label_fraction(label_fraction: float | None) -> None:
+    """Refuse a share of the labelled patches outside ``(0, 1]``, nan included.
+
+    Args:
+        label_fraction: share of the labelled patches to train on (None:
+            pretraining, every patch unlabelled).
+
+    Raises:
+        ValueError: naming the option, if *label_fraction* is not in ``(0, 1]``.
+    """
+    if label_fraction is not None and not 0 < label_fraction <= 1:
+        msg = (
+            "--data.init_args.label_fraction takes a share of the labelled "
+            f"patches in (0, 1], got {label_fraction:g}; pass e.g. 0.01 for 1% "
+            "or 1 for all (or null to pretrain without labels)."
+        )
+        raise ValueError(msg)
+
+
 def check_split_fractions(fractions: Sequence[float]) -> None:
     """Refuse split shares that are not three positive shares summing to 1.
 

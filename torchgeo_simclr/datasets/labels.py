@@ -302,17 +302,18 @@ class IrrigationLabels(VectorDataset):
                 found.update(self._find_label_files(name))
             else:
                 msg = (
-                    f"Label path {name!r} does not exist; pass {EXPECTED_FORMATS} "
-                    "such as the DWR crop-mapping GDB zip (--labels, "
-                    "--data.init_args.labels; null to pretrain without labels)."
+                    f"Label path {name!r} does not exist; expected the DWR "
+                    "crop-mapping GDB zip or another label file, that is "
+                    f"{EXPECTED_FORMATS}: pass one as --labels "
+                    "(--data.init_args.labels), or --data.init_args.labels null "
+                    "to pretrain without labels."
                 )
                 raise FileNotFoundError(msg)
         if not found:
             msg = (
-                f"No label file found under {[os.fspath(p) for p in paths]}; "
-                f"expected {EXPECTED_FORMATS} (names ending in "
-                f"{', '.join(self.label_suffixes)}), so put one there or pass its "
-                "path."
+                f"No label file found under {[os.fspath(p) for p in paths]} (no "
+                f"name there ends in {', '.join(self.label_suffixes)}); expected "
+                f"{EXPECTED_FORMATS}, so put one there or pass its path."
             )
             raise FileNotFoundError(msg)
         return sorted(found)

@@ -283,9 +283,8 @@ class CentralValleyS2(CheckedCombinations, RasterDataset):
                 "multi-band scenes named like S2B_MSIL2A_20230715T184919_N0509_"
                 "R070_T10SFG_20230715T223344.tif or one file per band (B04.tif in "
                 "a product directory, or T10SFG_20230715T184919_B04_10m.tif/.jp2), "
-                "so point `paths` (--root, --data.init_args.root) at such files or "
-                "create a sample with "
-                "`torchgeo-simclr sample-data --root DIR`."
+                "so point --root (--data.init_args.root) at such files or create "
+                "a sample with `torchgeo-simclr sample-data --root DIR`."
             )
             raise FileNotFoundError(msg)
         if band_files:

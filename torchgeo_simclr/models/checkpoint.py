@@ -21,6 +21,39 @@ CHECKPOINT_KEY = "torchgeo_simclr"
 #: Checkpoint kinds that hold a backbone: those of every training stage.
 BACKBONE_KINDS: tuple[str, ...] = ("simclr", "finetune", "distill")
 
+#: Each checkpoint kind's stage, and the quickstart command that writes one.
+KIND_STAGES: dict[str, tuple[str, str]] = {
+    "simclr": (
+        "SimCLR pretraining",
+        "`torchgeo fit --config conf/simclr_quickstart.yaml`",
+    ),
+    "finetune": (
+        "fine-tuning",
+        "`torchgeo fit --config conf/segment_quickstart.yaml` (a per-pixel model, "
+        "for 10 m maps) or conf/finetune_quickstart.yaml",
+    ),
+    "distill": (
+        "distillation",
+        "`torchgeo fit --config conf/distill_quickstart.yaml`",
+    ),
+}
+
+
+def kind_writers(kinds: Sequence[str]) -> str:
+    """The stages that write checkpoints of *kinds*, and a command for the first.
+
+    Args:
+        kinds: accepted checkpoint kinds (keys of :data:`KIND_STAGES`), e.g.
+            ``("finetune", "distill")``.
+
+    Returns:
+        E.g. ``"the fine-tuning or distillation stage, e.g. by `torchgeo fit
+        --config conf/segment_quickstart.yaml` (...)"``.
+    """
+    *others, last = [KIND_STAGES[kind][0] for kind in kinds]
+    named = f"{', '.join(others)} or {last}" if others else last
+    return f"the {named} stage, e.g. by {KIND_STAGES[kinds[0]][1]}"
+
 
 @dataclass(frozen=True)
 class DataMetadata:
@@ -256,7 +289,7 @@ def read_checkpoint(
         expected = " or ".join(repr(kind) for kind in kinds)
         msg = (
             f"Checkpoint {str(path)!r} has {found} but a {expected} checkpoint "
-            f"was expected; pass a checkpoint written by the {kinds[0]} stage."
+            f"was expected; pass a checkpoint written by {kind_writers(kinds)}."
         )
         raise ValueError(msg)
     return checkpoint, meta

@@ -200,13 +200,15 @@ class DistillTask(IrrigationTask):
         self.log("train_loss", loss, batch_size=image.shape[0], prog_bar=True)
         return loss
 
-    def on_fit_start(self) -> None:
-        """Check the data against the teacher's, then record it.
+    def check_fit(self, resumes: bool) -> None:
+        """Refuse to fit without the teacher, also a fit that resumes.
+
+        Args:
+            resumes: whether the fit restores a checkpoint of this stage
+                (``--ckpt_path``); it needs the teacher all the same.
 
         Raises:
             FileNotFoundError: if the teacher's file is gone.
-            ValueError: if the spatial split differs from the teacher's (the
-                student's test blocks could be the teacher's training blocks).
         """
         if self.teacher is None:
             msg = (
@@ -214,7 +216,18 @@ class DistillTask(IrrigationTask):
                 "when it resumes from --ckpt_path."
             )
             raise FileNotFoundError(msg)
+
+    def on_fit_start(self) -> None:
+        """Check the data against the teacher's, then record it.
+
+        Raises:
+            FileNotFoundError: if the teacher's file is gone (see
+                :meth:`check_fit`).
+            ValueError: if the spatial split differs from the teacher's (the
+                student's test blocks could be the teacher's training blocks).
+        """
         super().on_fit_start()
+        assert self.teacher is not None  # check_fit refuses to fit without
         expect_frozen_modules()
         teacher, data = self.teacher_data, self.data_metadata
         if data is not None:

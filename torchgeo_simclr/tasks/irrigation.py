@@ -6,6 +6,8 @@ from typing import Any
 
 import torch
 from lightning.fabric.utilities.warnings import PossibleUserWarning
+from lightning.pytorch import Callback, Trainer
+from lightning.pytorch.cli import SaveConfigCallback
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.types import OptimizerLRScheduler
 from torch import Tensor
@@ -49,6 +51,30 @@ def expect_frozen_modules() -> None:
         message=r"Found \d+ module\(s\) in eval mode at the start of training",
         category=PossibleUserWarning,
     )
+
+
+def fit_may_resume(trainer: Trainer) -> bool:
+    """Whether a fit that has not set up its data yet may restore a checkpoint.
+
+    Lightning sets ``trainer.ckpt_path`` only once the data are set up. Before
+    that, a fit that a LightningCLI runs (``torchgeo fit``) shows its
+    ``--ckpt_path`` in the config its
+    :class:`~lightning.pytorch.cli.SaveConfigCallback` holds.
+
+    Args:
+        trainer: the trainer about to fit.
+
+    Returns:
+        False when the fit starts afresh (a LightningCLI's fit without
+        ``--ckpt_path``); True when it restores a checkpoint, or when that is
+        not known yet (a fit run from Python, or a ``fast_dev_run``, which a
+        LightningCLI gives no SaveConfigCallback).
+    """
+    callbacks: list[Callback] = getattr(trainer, "callbacks", [])  # set at run time
+    for callback in callbacks:
+        if isinstance(callback, SaveConfigCallback):
+            return bool(callback.config.get("ckpt_path"))
+    return True
 
 
 class IrrigationTask(NormalisedAsTrained, BaseTask):
@@ -100,7 +126,8 @@ class IrrigationTask(NormalisedAsTrained, BaseTask):
         The task then builds a stand-in network, which only a restored
         checkpoint (``--ckpt_path``) can replace: :meth:`on_load_checkpoint`
         rebuilds it as recorded, and every other run is refused when it
-        starts.
+        starts (a fit under a LightningCLI before it sets up its data, see
+        :meth:`prepare_data`).
 
         Args:
             missing: one sentence naming the missing file and what to pass.
@@ -129,6 +156,38 @@ class IrrigationTask(NormalisedAsTrained, BaseTask):
                 "stage with --ckpt_path.)"
             )
             raise FileNotFoundError(msg)
+
+    def check_fit(self, resumes: bool) -> None:
+        """Refuse to fit a stand-in network (see :meth:`build_without`).
+
+        Args:
+            resumes: whether the fit restores (or may restore) a checkpoint of
+                this stage (``--ckpt_path``), whose network replaces the
+                stand-in.
+
+        Raises:
+            FileNotFoundError: if the earlier stage's checkpoint was missing
+                and the fit does not resume.
+        """
+        if not resumes:
+            self.check_built()
+
+    def prepare_data(self) -> None:
+        """Refuse a fit that would stop when it starts, before the data are set up.
+
+        Lightning calls this before any ``setup``, so a fit of a stand-in
+        network (see :meth:`build_without`) stops here, not in
+        :meth:`on_fit_start` after the datamodule has drawn its labelled
+        subset and cut its spatial split (minutes at full scale). Whether the
+        fit resumes is known this early only under a LightningCLI (see
+        :func:`fit_may_resume`); :meth:`on_fit_start` checks the other fits.
+
+        Raises:
+            FileNotFoundError: from :meth:`check_fit`.
+        """
+        super().prepare_data()
+        if self.trainer.state.fn == TrainerFn.FITTING:
+            self.check_fit(resumes=fit_may_resume(self.trainer))
 
     def on_validation_start(self) -> None:
         """Check the network and normalise (see :meth:`on_test_start`)."""
@@ -305,6 +364,7 @@ class IrrigationTask(NormalisedAsTrained, BaseTask):
         """Normalise as the earlier stage did, then record bands, statistics and split.
 
         Raises:
+            FileNotFoundError: from :meth:`check_fit`, for a stand-in network.
             ValueError: if the bands differ from the earlier stage's (see
                 :meth:`normalise_as_trained`), or their number from the model's
                 ``in_channels``; if a resumed fit has another spatial split or
@@ -312,7 +372,7 @@ class IrrigationTask(NormalisedAsTrained, BaseTask):
                 input size and the patches have another; if batches of one
                 patch meet BatchNorm layers of vectors that train.
         """
-        self.check_built()
+        self.check_fit(resumes=self.restored)
         no_checkpoint_in_dev_run(self.trainer)
         self.normalise_as_trained()
         datamodule = getattr(self.trainer, "datamodule", None)
