@@ -13,7 +13,8 @@ at one screen pixel per map pixel on a magenta background, and OUT.json records
 the renderers, the layers' CRS and extent, and the rendered colour of each
 pixel. RENDER.png, if given, is the class map with the polygons drawn over it.
 
-``vector``: OUT.json records how QGIS styles one layer of a GeoPackage.
+``vector``: OUT.json records how QGIS styles one layer of a GeoPackage (for a
+categorized renderer, its field, its categories and each feature's value).
 """
 
 import json
@@ -70,18 +71,40 @@ def raster(layer: QgsRasterLayer) -> dict[str, Any]:
 
 
 def vector(layer: QgsVectorLayer) -> dict[str, Any]:
-    """What QGIS made of a vector layer: validity, symbol, labels."""
-    symbol = layer.renderer().symbol().symbolLayer(0)
-    found = {
+    """What QGIS made of a vector layer: validity, symbol(s), labels.
+
+    A categorized renderer is reported by its field and categories (value,
+    legend label, symbol layer type, fill style and colour), a single symbol
+    by that symbol.
+    """
+    renderer = layer.renderer()
+    found: dict[str, Any] = {
         "valid": layer.isValid(),
         "features": layer.featureCount(),
         "crs": layer.crs().authid(),
-        "renderer": layer.renderer().type(),
-        "symbol_layer": symbol.layerType(),
-        "fill": symbol.properties()["style"],
-        "outline": symbol.strokeColor().name(),
+        "renderer": renderer.type(),
         "labels": layer.labelsEnabled(),
     }
+    if renderer.type() == "categorizedSymbol":
+        found["attribute"] = renderer.classAttribute()
+        found["categories"] = [
+            [
+                str(category.value()),
+                category.label(),
+                category.symbol().symbolLayer(0).layerType(),
+                category.symbol().symbolLayer(0).properties()["style"],
+                category.symbol().color().name(),
+            ]
+            for category in renderer.categories()
+        ]
+        found["values"] = sorted(
+            str(feature[renderer.classAttribute()]) for feature in layer.getFeatures()
+        )
+        return found
+    symbol = renderer.symbol().symbolLayer(0)
+    found["symbol_layer"] = symbol.layerType()
+    found["fill"] = symbol.properties()["style"]
+    found["outline"] = symbol.strokeColor().name()
     if layer.labelsEnabled():
         settings = layer.labeling().settings()
         text = settings.format()  # held: buffer() refers into it

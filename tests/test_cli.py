@@ -425,6 +425,35 @@ def test_a_misspelt_option_is_named_with_the_option_meant(
             ["search", "--index", "i.parquet", "--lonlat", "-120.7,37.1", "--k", "5"],
             "--lonlat value '-120.7,37.1' has a comma;",
         ),
+        (
+            [
+                "predict",
+                "--checkpoint",
+                "m.ckpt",
+                "--root",
+                "d",
+                "--out",
+                "m.tif",
+                "--bbox=-120.8,37.05,-120.79,37.06",
+            ],
+            "--bbox value '-120.8,37.05,-120.79,37.06' has a comma;",
+        ),
+        (
+            # Two numbers short: the comma of the next option's file is not blamed.
+            [
+                "predict",
+                "--checkpoint",
+                "m.ckpt",
+                "--root",
+                "d",
+                "--bbox",
+                "-120.8",
+                "37.05",
+                "--out",
+                "a,b.tif",
+            ],
+            "argument --bbox: expected 4 arguments",
+        ),
     ],
 )
 def test_coordinates_with_commas_are_named(

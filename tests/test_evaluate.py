@@ -1,21 +1,30 @@
 """Tests of torchgeo_simclr.evaluate: map scores against label polygons."""
 
+import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
 import numpy.typing as npt
+import pyogrio
 import pytest
 import rasterio
 import shapely
 from PIL import Image
-from pyproj import Transformer
+from pyproj import CRS, Transformer
 from rasterio.transform import from_origin
 
+import torchgeo_simclr.evaluate as evaluate_module
 from torchgeo_simclr.cli import main
 from torchgeo_simclr.datasets.labels import IrrigationLabels
-from torchgeo_simclr.evaluate import MapEvaluation, evaluate_map
+from torchgeo_simclr.evaluate import (
+    FIELD_OUTCOMES,
+    FIELDS_LAYER,
+    OUTCOME_LEGEND,
+    MapEvaluation,
+    evaluate_map,
+)
 
 #: CRS of the test maps.
 MAP_CRS = "EPSG:32610"
@@ -306,8 +315,8 @@ def test_a_bbox_in_metres_gets_no_advice_evaluate_cannot_take(
         evaluate_map(map_path, labels, bbox=(700000, 4100000, 701000, 4101000))
     assert "--bbox-crs" not in str(info.value)
     assert str(info.value).endswith(
-        "look like projected coordinates (metres): convert them to lon/lat, e.g. "
-        "--bbox -121.5 36.5 -120.5 37.5."
+        "look like projected coordinates (metres), not degrees; convert them to "
+        "lon/lat, e.g. --bbox -121.5 36.5 -120.5 37.5."
     )
 
 
@@ -440,3 +449,271 @@ def test_blank_class_codes_are_named_in_the_warning(
     main(["evaluate", "--map", str(map_path), "--labels", str(labels), "--no-progress"])
     [warning] = capsys.readouterr().err.splitlines()
     assert "code with no irrigation class (<blank>), so they are ignored" in warning
+
+
+#: The test fields plus F, "I" not irrigated but mapped irrigated: one field of
+#: each outcome (A TP, B TN, C FN by a tie, F FP), D ignored, E all nodata.
+FOUR_OUTCOMES = (*FIELDS, ("I", (16, 0, 19, 4)))
+
+
+def four_outcome_map() -> npt.NDArray[np.uint8]:
+    """base_map with field F mapped irrigated but for one pixel."""
+    classes = base_map()
+    classes[16:19, 0:4] = 1
+    classes[18, 3] = 0
+    return classes
+
+
+def files_under(folder: Path) -> dict[str, bytes]:
+    """Every file under *folder* (relative name -> bytes)."""
+    return {
+        str(path.relative_to(folder)): path.read_bytes()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+def test_fields_layer_holds_one_row_per_scored_field(tmp_path: Path) -> None:
+    labels = write_labels(tmp_path / "labels.gpkg", FOUR_OUTCOMES)
+    map_path = write_map(tmp_path / "map.tif", four_outcome_map())
+    out = tmp_path / "maps" / "fields.gpkg"  # the folder is made
+    result = evaluate_map(map_path, labels, fields=out)
+    assert result == evaluate_map(map_path, labels)  # the scores are unchanged
+    frame = gpd.read_file(out, layer=FIELDS_LAYER)
+    assert len(frame) == result.n_fields == 4
+    assert list(frame.columns) == [
+        "label",
+        "mapped",
+        "irrigated_px",
+        "not_irrigated_px",
+        "agreement",
+        "outcome",
+        "area_ha",
+        "geometry",
+    ]
+    # The outcomes are the field confusion counts behind the field scores.
+    counts = frame["outcome"].value_counts().to_dict()
+    tp = counts.get(FIELD_OUTCOMES[1, 1], 0)
+    fp = counts.get(FIELD_OUTCOMES[0, 1], 0)
+    fn = counts.get(FIELD_OUTCOMES[1, 0], 0)
+    tn = counts.get(FIELD_OUTCOMES[0, 0], 0)
+    assert (tp, fp, fn, tn) == (1, 1, 1, 1)
+    assert tp + fp + fn + tn == result.n_fields
+    assert result.field_accuracy == pytest.approx((tp + tn) / result.n_fields)
+    assert result.field_f1 == pytest.approx(2 * tp / (2 * tp + fp + fn))
+    # Fields do not overlap: their scored pixels are all the scored pixels.
+    irrigated, not_irrigated = frame["irrigated_px"], frame["not_irrigated_px"]
+    assert int((irrigated + not_irrigated).sum()) == result.n_pixels
+    truth = frame["label"] == 1
+    assert int(irrigated[truth].sum()) == result.tp
+    assert int(irrigated[~truth].sum()) == result.fp
+    assert int(not_irrigated[truth].sum()) == result.fn
+    assert int(not_irrigated[~truth].sum()) == result.tn
+    # Row by row, in file order: A (one nodata pixel), B, C (a tie), F.
+    assert frame["label"].tolist() == [1, 0, 1, 0]
+    assert frame["mapped"].tolist() == [1, 0, 0, 1]
+    assert irrigated.tolist() == [15, 4, 8, 11]
+    assert not_irrigated.tolist() == [0, 12, 8, 1]
+    assert frame["agreement"].tolist() == pytest.approx(
+        [1.0, 0.75, 0.5, round(1 / 12, 4)]
+    )
+    assert frame["outcome"].tolist() == [
+        "irrigated, mapped irrigated",
+        "not irrigated, mapped not irrigated",
+        "irrigated, mapped not irrigated",
+        "not irrigated, mapped irrigated",
+    ]
+    # 4 x 4 and 4 x 3 pixels of 100 m2 (reprojected from EPSG:4269: ~exact).
+    assert frame["area_ha"].tolist() == pytest.approx([0.16, 0.16, 0.16, 0.12])
+    assert CRS.from_user_input(frame.crs) == CRS.from_user_input(MAP_CRS)
+    assert set(frame.geom_type) == {"MultiPolygon"}
+    # The label polygons themselves (reprojected there and back: < 1 mm off).
+    for (_, rows), shape in zip(FOUR_OUTCOMES[:3], frame.geometry[:3], strict=True):
+        assert shape.symmetric_difference(pixel_box(rows)).area < 1e-2
+    # Only the GeoPackage is left: no temporary file.
+    assert sorted(p.name for p in out.parent.iterdir()) == ["fields.gpkg"]
+
+
+def test_fields_style_is_categorized_by_outcome(map_path: Path, labels: Path) -> None:
+    out = map_path.with_name("fields.gpkg")
+    evaluate_map(map_path, labels, fields=out)
+    styles = pyogrio.read_dataframe(out, layer="layer_styles")
+    [style] = styles.to_dict("records")
+    assert style["f_table_name"] == FIELDS_LAYER
+    assert style["useAsDefault"]
+    root = ET.fromstring(style["styleQML"].split("\n", 1)[1])
+    renderer = root.find("renderer-v2")
+    assert renderer is not None
+    assert renderer.get("type") == "categorizedSymbol"
+    assert renderer.get("attr") == "outcome"
+    categories = renderer.findall("categories/category")
+    assert len(categories) == 4
+    assert {c.get("value") for c in categories} == set(FIELD_OUTCOMES.values())
+    symbols = {s.get("name"): s for s in renderer.findall("symbols/symbol")}
+    fills = {}
+    for category in categories:
+        value = category.get("value", "")
+        assert category.get("render") == "true"
+        assert category.get("label") == OUTCOME_LEGEND[value][0]
+        symbol = symbols[category.get("symbol")]
+        assert symbol.get("type") == "fill"
+        layer = symbol.find("layer")
+        assert layer is not None
+        assert layer.get("class") == "SimpleFill"
+        props = {p.get("k"): p.get("v") for p in layer.findall("prop")}
+        assert props["style"] == "solid"
+        fills[value] = props["color"]
+    assert len(set(fills.values())) == 4  # four colours, one per outcome
+    assert root.findtext("layerGeometryType") == "2"
+
+
+def test_fields_from_the_cli_prints_the_path_and_overwrites_only_with_overwrite(
+    map_path: Path, labels: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "sample_fields.gpkg"
+    command = [
+        "evaluate",
+        "--map",
+        str(map_path),
+        "--labels",
+        str(labels),
+        "--fields",
+        str(out),
+        "--no-progress",
+    ]
+    main(command)
+    lines = capsys.readouterr().out.splitlines()
+    assert "tp 23" in lines[-2]  # the scores table comes first
+    assert lines[-1] == (
+        f"Fields: {out} (layer 'fields', 3 fields, styled by outcome for QGIS)"
+    )
+    before = files_under(tmp_path)
+    with pytest.raises(SystemExit) as info:
+        main(command)
+    assert info.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"torchgeo-simclr evaluate: error: {out} already exists; pass --overwrite "
+        "to replace it, or choose another --fields."
+    ]
+    assert files_under(tmp_path) == before
+    main([*command, "--overwrite"])
+    assert capsys.readouterr().out.splitlines()[-1].startswith(f"Fields: {out} ")
+    assert len(gpd.read_file(out, layer=FIELDS_LAYER)) == 3
+
+
+def test_fields_help_says_what_the_layer_holds(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--fields PATH.gpkg" in text
+    for word in ("agreement", "outcome", "area_ha", "irrigated_px", "--overwrite"):
+        assert word in text
+
+
+@pytest.mark.parametrize(
+    ("case", "error", "message"),
+    [
+        ("existing", FileExistsError, r"already exists; pass --overwrite"),
+        ("not fields", FileExistsError, r"is not a GeoPackage of fields .*'fields'"),
+        ("labels", ValueError, r"is the file --labels reads; choose another"),
+        ("link to labels", ValueError, r"is the file --labels reads \("),
+        ("map", ValueError, r"is the file --map reads; choose another"),
+        ("extension", ValueError, r"must end in \.gpkg"),
+        ("folder", IsADirectoryError, r"is a folder; pass a GeoPackage file name"),
+    ],
+)
+def test_fields_refusals_leave_every_file_as_it_was(
+    map_path: Path,
+    labels: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    case: str,
+    error: type[Exception],
+    message: str,
+) -> None:
+    """Refused before the map is opened; nothing is written, not even a folder."""
+    fields = tmp_path / "fields.gpkg"
+    overwrite = True
+    if case == "existing":
+        evaluate_map(map_path, labels, fields=fields)
+        overwrite = False
+    elif case == "not fields":
+        fields = tmp_path / "mine.gpkg"
+        gpd.read_file(labels).to_file(fields, layer="crops", driver="GPKG")
+    elif case == "labels":
+        fields = labels
+    elif case == "link to labels":
+        fields.symlink_to(labels)
+    elif case == "map":
+        fields = map_path
+    elif case == "extension":
+        fields = tmp_path / "fields.geojson"
+        fields.write_text('{"type": "FeatureCollection", "features": []}')
+    else:
+        fields = tmp_path / "out"
+        fields.mkdir()
+    before = files_under(tmp_path)
+    folders = sorted(p for p in tmp_path.rglob("*") if p.is_dir())
+
+    def no_evaluation(*args: object) -> None:
+        raise AssertionError("the map was opened before --fields was checked")
+
+    monkeypatch.setattr(evaluate_module, "_open_map", no_evaluation)
+    with pytest.raises(error, match=message) as info:
+        evaluate_map(map_path, labels, fields=fields, overwrite=overwrite)
+    assert len(str(info.value).splitlines()) == 1
+    assert files_under(tmp_path) == before
+    assert sorted(p for p in tmp_path.rglob("*") if p.is_dir()) == folders
+
+
+def test_a_folder_as_fields_is_refused_in_one_sentence(
+    map_path: Path, labels: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "maps"
+    folder.mkdir()
+    command = ["evaluate", "--map", str(map_path), "--labels", str(labels)]
+    with pytest.raises(SystemExit) as info:
+        main([*command, "--fields", str(folder), "--overwrite", "--no-progress"])
+    assert info.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"torchgeo-simclr evaluate: error: --fields {str(folder)!r} is a folder; "
+        f"pass a GeoPackage file name, e.g. {folder / 'fields.gpkg'} (nothing was "
+        "written)."
+    ]
+    assert list(folder.iterdir()) == []
+
+
+def test_fields_inside_a_labels_folder_are_refused(
+    map_path: Path, labels: Path, tmp_path: Path
+) -> None:
+    """The next run would read the fields as labels."""
+    with pytest.raises(ValueError, match=r"is inside the --labels folder"):
+        evaluate_map(map_path, tmp_path, fields=tmp_path / "fields.gpkg")
+    assert not (tmp_path / "fields.gpkg").exists()
+
+
+def test_failed_evaluation_writes_no_fields(tmp_path: Path, labels: Path) -> None:
+    classes = np.full((SIZE, SIZE), 255, dtype=np.uint8)
+    out = tmp_path / "maps" / "fields.gpkg"
+    with pytest.raises(ValueError, match=r"labelled pixels are map nodata"):
+        evaluate_map(write_map(tmp_path / "map.tif", classes), labels, fields=out)
+    assert not out.parent.exists()
+
+
+def test_fields_area_in_a_geographic_crs_is_on_the_ellipsoid() -> None:
+    """Hectares in lon/lat match the same field's planar area in UTM."""
+    field = pixel_box((0, 0, 100, 100))  # 1 km x 1 km: 100 ha
+    to_lonlat = Transformer.from_crs(MAP_CRS, "EPSG:4326", always_xy=True)
+    lonlat = shapely.transform(
+        field, lambda xy: np.column_stack(to_lonlat.transform(*xy.T))
+    )
+    geometries = np.array([field, lonlat], dtype=object)
+    utm = evaluate_module._area_ha(geometries[:1], CRS.from_user_input(MAP_CRS))
+    geographic = evaluate_module._area_ha(
+        geometries[1:], CRS.from_user_input("EPSG:4326")
+    )
+    assert utm.tolist() == [100.0]
+    # UTM's scale error near the zone edge is under 0.1 % in area here.
+    assert geographic[0] == pytest.approx(100.0, rel=2e-3)

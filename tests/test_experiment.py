@@ -294,6 +294,10 @@ def test_a_missing_root_stops_before_anything_is_written(
         capsys,
     )
     assert "error: --data.init_args.root 'gone' does not exist" in err
+    # A config given after them may set the root the stages read.
+    config = ["--", "--config", str(tmp_path / "mine.yaml")]
+    with pytest.raises(RuntimeError, match="first stage reached"):
+        main(["experiment", "--root", "data/nope", "--out", str(out), *config])
 
 
 def test_an_edited_config_is_not_resumed(

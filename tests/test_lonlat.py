@@ -51,15 +51,31 @@ def test_an_inverted_bbox_names_the_pair_out_of_order() -> None:
         ),
         (
             UTM_BOUNDS,
-            "with min < max; these look like projected coordinates (metres): "
-            "convert them to lon/lat, e.g. --bbox -121.5 36.5 -120.5 37.5.",
+            "with min < max: these look like projected coordinates (metres), not "
+            "degrees; convert them to lon/lat, e.g. --bbox -121.5 36.5 -120.5 37.5.",
         ),
         (
             (-200.0, 37.0, -190.0, 38.0),
-            "with min < max: a longitude is beyond +-180 or a latitude beyond +-90;"
-            " pass e.g. --bbox -121.5 36.5 -120.5 37.5.",
+            "with min < max: longitude -200 is beyond +-180 and longitude -190 is "
+            "beyond +-180; pass e.g. --bbox -121.5 36.5 -120.5 37.5.",
         ),
         ((-121.0, 37.0, -120.0), "with min < max: it has 3 values, not 4; pass e.g."),
+        (
+            (-13430000.0, 4440000.0, -13450000.0, 4460000.0),
+            "these look like projected coordinates (metres), not degrees;",
+        ),
+        (
+            (239.3, 37.03, 239.14, 37.15),
+            "longitude 239.3 is beyond +-180 and longitude 239.14 is beyond +-180: "
+            "longitudes counted 0-360 degrees; pass them in +-180: "
+            "--bbox -120.86 37.03 -120.7 37.15.",
+        ),
+        (
+            (179.5, -17.0, -179.5, -16.0),
+            "(a bbox across the antimeridian, which is not supported: split it in "
+            "two at 180 degrees); pass --bbox 179.5 -17 180 -16, then "
+            "--bbox -180 -17 -179.5 -16.",
+        ),
     ],
 )
 def test_a_bbox_that_is_not_one_says_what_is_wrong(

@@ -14,6 +14,7 @@ from torchgeo_simclr.models.checkpoint import (
     build_loaded,
     load_encoder,
     load_model,
+    read_checkpoint,
 )
 from torchgeo_simclr.models.classifier import IrrigationModel, ModelSpec
 from torchgeo_simclr.patch_labels import patch_labels
@@ -124,6 +125,10 @@ def test_a_pretraining_checkpoint_where_a_trained_model_is_expected(
         "pass a checkpoint written by the SimCLR pretraining stage, e.g. by "
         "`torchgeo fit --config conf/simclr_quickstart.yaml`."
     )
+    # A kind of a task outside the package is named as it is (it was a KeyError).
+    with pytest.raises(ValueError, match="has kind 'finetune'") as info:
+        read_checkpoint(finetuned, ("mine",))
+    assert str(info.value).endswith("pass a checkpoint written by the 'mine' stage.")
 
 
 @pytest.mark.parametrize("name", ["resnet18", "mobilenetv3_small_075", "lcnet_100"])

@@ -1742,10 +1742,11 @@ def test_overwrite_replaces_only_the_files_of_an_earlier_map(
         err = predict_error(
             capsys, checkpoints["segmentation"], scene.root, out, *extra
         )
-        if extra == ["--quicklook"]:
+        if suffix == "_quicklook.png":
             assert err.endswith(
                 f"--out {str(out)!r} would replace {str(theirs)!r}, which is not a "
-                f"quick look of a map ({why}); choose another --out."
+                f"quick look of a map ({why}); choose another --out (nothing was "
+                "written)."
             )
         else:
             assert err.endswith(refusal)
@@ -1806,9 +1807,15 @@ def test_an_output_that_is_a_folder_is_refused_before_the_run(
     checkpoints: dict[str, Path],
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
     name: str,
 ) -> None:
     """It failed at the last renames ("[Errno 21] Is a directory"), 5 of 6 done."""
+
+    def loaded(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the checkpoint was loaded before the refusal")
+
+    monkeypatch.setattr(MapPredictionTask, "__init__", loaded)
     folder = tmp_path / name
     folder.mkdir()
     out = tmp_path / "map.tif"
@@ -1825,6 +1832,20 @@ def test_an_output_that_is_a_folder_is_refused_before_the_run(
     assert err.endswith(refusal)
     assert list(tmp_path.iterdir()) == [folder]
     assert list(folder.iterdir()) == []
+
+
+def test_a_png_beside_the_map_is_left_alone_where_no_quick_look_is_drawn(
+    scene: SampleScene, checkpoints: dict[str, Path], tmp_path: Path
+) -> None:
+    # predict_map and the Lightning route never draw or remove a quick look,
+    # yet with overwrite they refused a PNG of that name they would not touch.
+    out = tmp_path / "map.tif"
+    run(checkpoints["segmentation"], scene.root, out)
+    png = tmp_path / "map_quicklook.png"
+    Image.new("RGB", (4, 4)).save(png)
+    before = sha256(png)
+    run(checkpoints["segmentation"], scene.root, out, overwrite=True)
+    assert sha256(png) == before
 
 
 def test_out_naming_a_folder_gets_a_file_name_in_it(

@@ -17,8 +17,10 @@ import pytest
 import rasterio
 import shapely
 from conftest import save_checkpoint, scene_stats
+from test_evaluate import write_labels, write_map
 
 from torchgeo_simclr.constants import MAP_CLASSES, MAP_NODATA, S2_BANDS
+from torchgeo_simclr.evaluate import FIELDS_LAYER, OUTCOME_LEGEND, evaluate_map
 from torchgeo_simclr.geopackage import store_default_style
 from torchgeo_simclr.inference import MapResult, predict_map
 from torchgeo_simclr.inference.styles import (
@@ -205,3 +207,36 @@ def test_qgis_draws_search_hits_outlined_and_labelled_by_rank(
     assert shown["labels"]
     assert shown["label_field"] == "rank"
     assert shown["label_halo"]
+
+
+def test_qgis_fills_evaluated_fields_by_outcome(qgis: str, tmp_path: Path) -> None:
+    """The fields evaluate --fields writes open in QGIS filled by outcome."""
+    # One field of each outcome: P TP, I TN, G FN, I FP (rows 0-3, 10 m pixels).
+    fields = [(code, (0, 5 * i, 4, 5 * i + 4)) for i, code in enumerate("PIGI")]
+    labels = write_labels(tmp_path / "labels.gpkg", fields)
+    classes = np.zeros((20, 20), dtype=np.uint8)
+    classes[0:4, 0:4] = 1
+    classes[0:4, 15:19] = 1
+    map_path = write_map(tmp_path / "map.tif", classes)
+    out = tmp_path / "fields.gpkg"
+    evaluate_map(map_path, labels, fields=out)
+    report_path = tmp_path / "report.json"
+    home = {"HOME": str(tmp_path), "XDG_RUNTIME_DIR": str(tmp_path)}
+    subprocess.run(
+        [qgis, str(SCRIPT), "vector", str(out), FIELDS_LAYER, str(report_path)],
+        check=True,
+        env={**os.environ, **home},
+        timeout=300,
+    )
+    shown = json.loads(report_path.read_text())
+    assert shown["valid"]
+    assert shown["features"] == 4
+    assert shown["crs"] == "EPSG:32610"
+    assert shown["renderer"] == "categorizedSymbol"
+    assert shown["attribute"] == "outcome"
+    assert shown["categories"] == [
+        [value, label, "SimpleFill", "solid", colour.lower()]
+        for value, (label, colour) in OUTCOME_LEGEND.items()
+    ]
+    # Every feature falls in a category: each is drawn, in its colour.
+    assert shown["values"] == sorted(OUTCOME_LEGEND)

@@ -14,6 +14,11 @@ irrigated, 1 irrigated, 255 nodata) with label polygons read by
 
 The map is read, and the labels rasterised, in strips of whole rows, so memory
 does not grow with the size of the map.
+
+With ``fields``, the scored fields are also written as a GeoPackage layer
+(:data:`FIELDS_LAYER`), one polygon per field with its label, vote, pixel
+counts and outcome, styled for QGIS by outcome, so a GIS analyst sees where
+the map agrees with the labels.
 """
 
 import math
@@ -22,8 +27,9 @@ import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Final, cast
 
+import geopandas as gpd
 import numpy as np
 import numpy.typing as npt
 import rasterio
@@ -34,16 +40,58 @@ import shapely
 from pyproj import CRS
 from tqdm import tqdm
 
-from .constants import IRRIGATED, MAP_NODATA, NOT_IRRIGATED
+from .constants import IRRIGATED, MAP_CLASSES, MAP_NODATA, NOT_IRRIGATED
 from .datasets.labels import IrrigationLabels, LabelsOutsideBboxError
+from .geopackage import missing_layer, write_geopackage
+from .interrupts import deferred_interrupts
 from .lonlat import check_lonlat_bbox, lonlat_extent, shapes_extent
-from .outputs import not_a_file
+from .outputs import check_output_folder, not_a_file
 
 #: What a map file must be, for error messages.
 EXPECTED_MAP = (
     f"a single-band uint8 irrigation class map with nodata {MAP_NODATA} "
     f"({NOT_IRRIGATED} not irrigated, {IRRIGATED} irrigated)"
 )
+
+#: Layer of the scored fields in the GeoPackage that ``fields`` names.
+FIELDS_LAYER: Final[str] = "fields"
+
+#: The ``outcome`` of a scored field by ``(label, mapped)``, 1 irrigated and 0
+#: not: what the field is, then what the map's majority vote made of it.
+FIELD_OUTCOMES: Final[dict[tuple[int, int], str]] = {
+    (IRRIGATED, IRRIGATED): "irrigated, mapped irrigated",
+    (NOT_IRRIGATED, NOT_IRRIGATED): "not irrigated, mapped not irrigated",
+    (IRRIGATED, NOT_IRRIGATED): "irrigated, mapped not irrigated",
+    (NOT_IRRIGATED, IRRIGATED): "not irrigated, mapped irrigated",
+}
+
+#: QGIS legend label and fill colour of each outcome, in legend order: the
+#: map's own class colours where it agrees with the label, orange for missed
+#: irrigation and red for false irrigation.
+OUTCOME_LEGEND: Final[dict[str, tuple[str, str]]] = {
+    FIELD_OUTCOMES[IRRIGATED, IRRIGATED]: (
+        "Irrigated, mapped irrigated",
+        MAP_CLASSES[IRRIGATED][1],
+    ),
+    FIELD_OUTCOMES[NOT_IRRIGATED, NOT_IRRIGATED]: (
+        "Not irrigated, mapped not irrigated",
+        MAP_CLASSES[NOT_IRRIGATED][1],
+    ),
+    FIELD_OUTCOMES[IRRIGATED, NOT_IRRIGATED]: (
+        "Missed: irrigated, mapped not irrigated",
+        "#ff7f00",
+    ),
+    FIELD_OUTCOMES[NOT_IRRIGATED, IRRIGATED]: (
+        "False: not irrigated, mapped irrigated",
+        "#e31a1c",
+    ),
+}
+
+#: Name of the fields layer's default style, shown in QGIS's style manager.
+FIELDS_STYLE_NAME: Final[str] = "field outcomes"
+
+#: Decimals of ``agreement``.
+AGREEMENT_DECIMALS: Final[int] = 4
 
 
 def _ratio(numerator: int, denominator: int) -> float:
@@ -286,6 +334,8 @@ def evaluate_map(
     progress: bool = False,
     *,
     rows_per_strip: int = 512,
+    fields: str | Path | None = None,
+    overwrite: bool = False,
 ) -> MapEvaluation:
     """Score an irrigation map against label polygons, per pixel and per field.
 
@@ -302,6 +352,17 @@ def evaluate_map(
     classes (0 or 1, nodata skipped) of the pixels it labels; a tie is voted
     not irrigated (a field is called irrigated only with a strict majority).
     Polygons without any such pixel are not scored.
+
+    With *fields*, the scored fields are also written to a new GeoPackage,
+    layer :data:`FIELDS_LAYER`, in the map's CRS: one polygon per scored field
+    (the whole label polygon, also where a bbox clips it) with ``label`` and
+    ``mapped`` (0/1: the label and the majority vote), ``irrigated_px`` and
+    ``not_irrigated_px`` (its scored pixels of each map class), ``agreement``
+    (the share of them whose map class equals the label, 0-1), ``outcome``
+    (one of :data:`FIELD_OUTCOMES`) and ``area_ha`` (the polygon's area,
+    hectares). QGIS opens it filled by outcome (:data:`OUTCOME_LEGEND`). The
+    path is checked before any work; the file is written under a temporary
+    name beside it and renamed once complete.
 
     Args:
         map_path: the map GeoTIFF: single band, uint8, 0 not irrigated, 1
@@ -320,17 +381,26 @@ def evaluate_map(
         rows_per_strip: map rows (pixels) read and rasterised at once; only
             memory (a few tens of bytes per strip pixel) and speed depend on it,
             not the result.
+        fields: a GeoPackage (``.gpkg``) to write the scored fields to, or
+            None for none.
+        overwrite: replace *fields* if it is a GeoPackage with the
+            :data:`FIELDS_LAYER` (never another file).
 
     Returns:
         The pixel and field scores; scores with a zero denominator are 0.0.
 
     Raises:
         FileNotFoundError: If the map or the label file does not exist.
+        FileExistsError: If *fields* exists and *overwrite* is False, or it is
+            no GeoPackage of fields.
+        IsADirectoryError: If *fields* is a folder.
+        PermissionError: If the folder of *fields* cannot be written.
         ValueError: If the map is not a uint8 class map with nodata 255 or holds
             values other than 0, 1, 255, the labels cannot be read, *bbox* is
             malformed or does not overlap the map or the labels, the labels do
-            not overlap the map, or no pixel has both a map class and a 0/1
-            label.
+            not overlap the map, no pixel has both a map class and a 0/1
+            label, or *fields* does not end in ``.gpkg`` or is the map or the
+            labels.
     """
     if rows_per_strip < 1:
         msg = (
@@ -340,6 +410,11 @@ def evaluate_map(
         raise ValueError(msg)
     # A latitude-first or inverted bbox gets the fix in --bbox's own syntax.
     check_lonlat_bbox(bbox, "--bbox")
+    fields_path = (
+        None
+        if fields is None
+        else _check_fields_path(Path(fields), map_path, labels, overwrite)
+    )
     name = os.fspath(map_path)
     with _open_map(map_path) as src:
         crs = CRS.from_user_input(src.crs.to_wkt())
@@ -425,6 +500,9 @@ def evaluate_map(
             f"{os.fspath(labels)!r}: {found}; {advice}."
         )
         raise ValueError(msg)
+    if fields_path is not None:
+        frame = tally.fields_frame(dataset.features.geometry.to_numpy(), crs)
+        _write_fields(frame, fields_path, map_path, labels, overwrite)
     return tally.evaluation()
 
 
@@ -488,6 +566,41 @@ class _Tally:
             field_fp=int(np.count_nonzero(vote & ~truth)),
             field_fn=int(np.count_nonzero(~vote & truth)),
             field_tn=int(np.count_nonzero(~vote & ~truth)),
+        )
+
+    def fields_frame(self, geometries: npt.NDArray[Any], crs: CRS) -> gpd.GeoDataFrame:
+        """The scored fields, one row each, voted as :meth:`evaluation` votes.
+
+        Args:
+            geometries: every label polygon, in *crs*, ``[N]``.
+            crs: the map's CRS.
+
+        Returns:
+            The fields in label order: ``label``, ``mapped``, ``irrigated_px``,
+            ``not_irrigated_px``, ``agreement``, ``outcome``, ``area_ha`` and
+            the polygon.
+        """
+        scored = (self.votes.sum(axis=1) > 0) & (self.values != MAP_NODATA)
+        votes = self.votes[scored]
+        label = self.values[scored].astype(np.int64)
+        mapped = (votes[:, IRRIGATED] > votes[:, NOT_IRRIGATED]).astype(np.int64)
+        agree = np.take_along_axis(votes, label[:, None], axis=1)[:, 0]
+        shapes = geometries[scored]
+        return gpd.GeoDataFrame(
+            {
+                "label": label,
+                "mapped": mapped,
+                "irrigated_px": votes[:, IRRIGATED],
+                "not_irrigated_px": votes[:, NOT_IRRIGATED],
+                "agreement": np.round(agree / votes.sum(axis=1), AGREEMENT_DECIMALS),
+                "outcome": [
+                    FIELD_OUTCOMES[int(truth), int(vote)]
+                    for truth, vote in zip(label, mapped, strict=True)
+                ],
+                "area_ha": _area_ha(shapes, crs),
+            },
+            geometry=shapes,
+            crs=crs,
         )
 
 
@@ -579,3 +692,154 @@ def _rasterise_ids(
             shapes, out_shape=shape, transform=transform, fill=-1, dtype=np.int32
         ),
     )
+
+
+def _area_ha(geometries: npt.NDArray[Any], crs: CRS) -> npt.NDArray[np.float64]:
+    """Areas of polygons in hectares, as ``PATH.gpkg``'s ``area_ha`` (0.01 ha).
+
+    Args:
+        geometries: the polygons, in *crs*, ``[N]``.
+        crs: a projected CRS (planar area in its linear unit, metres for
+            UTM) or a geographic one (area on its ellipsoid, equal-area).
+
+    Returns:
+        Hectares, rounded to 0.01 ha, ``[N]``.
+    """
+    from .inference.polygons import AREA_DECIMALS, M2_PER_HA
+
+    if crs.is_geographic:
+        geod = crs.get_geod()
+        assert geod is not None  # every geographic CRS has an ellipsoid
+        m2 = np.array(
+            [abs(geod.geometry_area_perimeter(shape)[0]) for shape in geometries],
+            dtype=np.float64,
+        )
+    else:
+        metres = crs.axis_info[0].unit_conversion_factor if crs.axis_info else 1.0
+        m2 = shapely.area(geometries) * metres**2
+    return np.round(m2 / M2_PER_HA, AREA_DECIMALS)
+
+
+def _same_file(path: Path, other: str | Path) -> bool:
+    """Whether *path* and *other* both exist and are one file on disk (links too)."""
+    try:
+        return os.path.samefile(path, other)
+    except OSError:
+        return False
+
+
+def _check_fields_path(
+    path: Path, map_path: str | Path, labels: str | Path, overwrite: bool
+) -> Path:
+    """Refuse a ``--fields`` path before any work; nothing is written or made.
+
+    Args:
+        path: the GeoPackage to write.
+        map_path: the map scored.
+        labels: the label file or folder.
+        overwrite: whether an earlier GeoPackage of fields may be replaced.
+
+    Returns:
+        *path*.
+
+    Raises:
+        IsADirectoryError: If *path* is a folder.
+        ValueError: If *path* is the map or the labels (or inside a labels
+            folder), or does not end in ``.gpkg``.
+        PermissionError: If its folder cannot be made or written.
+        FileExistsError: If it exists and is no GeoPackage of fields, or
+            *overwrite* is False.
+    """
+    name = str(path)
+    if path.is_dir():
+        msg = (
+            f"--fields {name!r} is a folder; pass a GeoPackage file name, e.g. "
+            f"{path / 'fields.gpkg'} (nothing was written)."
+        )
+        raise IsADirectoryError(msg)
+    for option, given in (("--map", map_path), ("--labels", labels)):
+        if _same_file(path, given):
+            which = "" if os.fspath(given) == name else f" ({os.fspath(given)!r})"
+            msg = (
+                f"--fields {name!r} is the file {option} reads{which}; choose "
+                "another --fields, e.g. maps/sample_fields.gpkg (nothing was "
+                "written)."
+            )
+            raise ValueError(msg)
+    if os.path.isdir(labels) and path.resolve().is_relative_to(Path(labels).resolve()):
+        msg = (
+            f"--fields {name!r} is inside the --labels folder "
+            f"{os.fspath(labels)!r}, where it would be read as labels; choose "
+            "another --fields, e.g. maps/sample_fields.gpkg (nothing was written)."
+        )
+        raise ValueError(msg)
+    if path.suffix.lower() != ".gpkg":
+        msg = (
+            f"--fields {name!r} must end in .gpkg (it is written as a "
+            f"GeoPackage); pass e.g. {path.with_suffix('.gpkg')}."
+        )
+        raise ValueError(msg)
+    check_output_folder(path.parent, "--fields")
+    if path.exists():
+        why = missing_layer(path, FIELDS_LAYER)
+        if why is not None:
+            msg = (
+                f"--fields {name!r} is not a GeoPackage of fields written by "
+                f"evaluate ({why}); choose another --fields (nothing was written)."
+            )
+            raise FileExistsError(msg)
+        if not overwrite:
+            msg = (
+                f"{name} already exists; pass --overwrite to replace it, or choose "
+                "another --fields."
+            )
+            raise FileExistsError(msg)
+    return path
+
+
+def _write_fields(
+    frame: gpd.GeoDataFrame,
+    path: Path,
+    map_path: str | Path,
+    labels: str | Path,
+    overwrite: bool,
+) -> None:
+    """Write the scored fields, styled by outcome, under a temporary name, then rename.
+
+    Args:
+        frame: the fields, from :meth:`_Tally.fields_frame`.
+        path: the GeoPackage, checked by :func:`_check_fields_path`.
+        map_path: the map scored (checked again before the rename).
+        labels: the labels (checked again before the rename).
+        overwrite: whether an earlier GeoPackage of fields may be replaced.
+    """
+    from .inference.styles import categorized_polygon_style
+
+    style = categorized_polygon_style(
+        "outcome",
+        [
+            (outcome, label, colour)
+            for outcome, (label, colour) in OUTCOME_LEGEND.items()
+        ],
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
+    polygonal = bool(frame.geom_type.isin(["Polygon", "MultiPolygon"]).all())
+    try:
+        write_geopackage(
+            frame,
+            partial,
+            FIELDS_LAYER,
+            style=(FIELDS_STYLE_NAME, style),
+            **(
+                {"geometry_type": "MultiPolygon", "promote_to_multi": True}
+                if polygonal
+                else {}
+            ),
+        )
+        # A file may have appeared meanwhile: nothing but fields is replaced.
+        _check_fields_path(path, map_path, labels, overwrite)
+        with deferred_interrupts():
+            os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)

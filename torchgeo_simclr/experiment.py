@@ -449,13 +449,16 @@ def check_root(plan: ExperimentPlan) -> None:
 
     Args:
         plan: this run's plan; a ``--data.init_args.root`` among its stage
-            arguments overrides its ``root`` as it does in every stage.
+            arguments overrides its ``root`` as it does in every stage, and a
+            ``--config`` after both may set another, which is not checked here.
 
     Raises:
         FileNotFoundError: naming the option, if the root does not exist.
     """
-    given = _options(plan.extra_args, ("--data.init_args.root",))
+    given = _options(plan.extra_args, ("--data.init_args.root", "--config"))
     option, root = given[-1] if given else ("--root", str(plan.root))
+    if option == "--config":
+        return  # it may set another root; the stages check the one they read
     if root.startswith("/vsi") or os.path.exists(root):
         return
     where = (

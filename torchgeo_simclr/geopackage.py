@@ -6,6 +6,7 @@ carries it in its ``layer_styles`` table, where QGIS looks first for a vector
 layer's default style.
 """
 
+import warnings
 from pathlib import Path
 from typing import Any, Final
 
@@ -90,3 +91,30 @@ def store_default_style(path: str | Path, layer: str, name: str, qml: str) -> No
         driver="GPKG",
         layer_options={"FID": "id"},
     )
+
+
+def missing_layer(path: Path, layer: str) -> str | None:
+    """Why an existing *path* is no GeoPackage holding *layer*, or None.
+
+    For refusing to replace a file that some command of this package did not
+    write: a GeoPackage of its own holds the layer it wrote.
+
+    Args:
+        path: the file.
+        layer: the layer the package's command writes.
+
+    Returns:
+        A few words for a message (e.g. ``"no 'irrigated' layer"``), or None.
+    """
+    try:
+        with path.open("rb") as file:
+            if file.read(16) != b"SQLite format 3\x00":
+                return "not a GeoPackage"
+        with warnings.catch_warnings():  # GDAL's, about another SQLite file
+            warnings.simplefilter("ignore")
+            layers = pyogrio.list_layers(path)
+    except pyogrio.errors.DataSourceError:
+        return "not a GeoPackage"
+    except OSError as error:
+        return f"unreadable: {error.strerror}"
+    return None if layer in layers[:, 0] else f"no {layer!r} layer"

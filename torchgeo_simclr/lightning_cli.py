@@ -67,8 +67,8 @@ def one_line(message: str) -> str:
     )
     if found:
         class_path, refusal, option = found.groups()
-        key = re.match(r'Parser key "(\w+)"', text)
-        group = key.group(1) if key else "model"
+        key = re.match(r'Parser key "([\w.]+)"', text)
+        group = key.group(1) if key else "model"  # e.g. model, trainer.callbacks
         prefix = f"--{group}.init_args"
         text = f"{class_path}: {refusal}{suggestion(class_path, option, prefix)}"
         # `fit --help` lists the classes, not their constructors' options.

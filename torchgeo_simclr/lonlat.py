@@ -141,11 +141,13 @@ def bbox_fault(
 
     Args:
         values: the bbox as given.
-        names: what the x and y values are, for the message.
+        names: what the x and y values are, for the message; with ``"lon"``
+            a min longitude more than 180 degrees east of the max is a bbox
+            across the antimeridian, which has no min, max order.
 
     Returns:
         ``("", None)`` for a bbox; otherwise the fault, e.g. ``"min lon -120.7
-        >= max lon -120.86"``, and the same values in min, max order when
+        > max lon -120.86"``, and the same values in min, max order when
         only the order is wrong (else None).
     """
     if len(values) != 4:
@@ -160,9 +162,25 @@ def bbox_fault(
     if not faults:
         return "", None
     west, south, east, north = values
+    if names[0] == "lon" and west - east > 180:
+        return (
+            f"{faults[0]} (a bbox across the antimeridian, which is not "
+            "supported: split it in two at 180 degrees)"
+        ), None
     ordered = (min(west, east), min(south, north), max(west, east), max(south, north))
     meant = ordered if ordered[0] < ordered[2] and ordered[1] < ordered[3] else None
     return " and ".join(faults), meant
+
+
+def _out_of_range(values: Sequence[float]) -> str:
+    """The longitudes beyond +-180 and latitudes beyond +-90 of *values*, in words."""
+    faults = [
+        f"{name} {value:.10g} is beyond +-{limit}"
+        for i, value in enumerate(values)
+        for name, limit in [("longitude", 180) if i % 2 == 0 else ("latitude", 90)]
+        if abs(value) > limit
+    ]
+    return " and ".join(faults)
 
 
 def check_lonlat_bbox(
@@ -172,8 +190,8 @@ def check_lonlat_bbox(
 
     A bbox whose longitudes and latitudes are in range but out of order
     gets the order that works; one that would be valid with longitude and
-    latitude swapped gets the swapped bbox; metres get told they are not
-    degrees.
+    latitude swapped gets the swapped bbox, one in 0-360 degree longitudes
+    the same bbox in +-180; metres get told they are not degrees.
 
     Args:
         bbox: ``(min lon, min lat, max lon, max lat)`` or None.
@@ -203,19 +221,33 @@ def check_lonlat_bbox(
         west, south, east, north = values
         return west, south, east, north
     fault, meant = bbox_fault(values)
-    swapped = _swapped(values)
     example = written((-121.5, 36.5, -120.5, 37.5))
-    if meant is not None and in_degrees(meant):
+    # East of 180 degrees: longitudes counted 0-360, as some data are.
+    shifted = tuple(
+        v - 360 if i % 2 == 0 and v > 180 else v for i, v in enumerate(values)
+    )
+    shifted_meant = bbox_fault(shifted)[1] or shifted
+    if len(values) != 4 or not all(math.isfinite(v) for v in values):
+        fix = f"pass e.g. {example}"
+    elif any(abs(v) > 360 for v in values):
+        fault = "these look like projected coordinates (metres), not degrees"
+        fix = f"convert them to lon/lat, e.g. {example}"
+    elif shifted != values and valid(shifted_meant):
+        fault = f"{_out_of_range(values)}: longitudes counted 0-360 degrees"
+        fix = f"pass them in +-180: {written(shifted_meant)}"
+    elif valid(_swapped(values)):
+        fault = ""
+        fix = f"longitude and latitude look swapped: pass {written(_swapped(values))}"
+    elif meant is not None and in_degrees(meant):
         fix = f"pass {written(meant)}"
-    elif valid(swapped):
-        fix = f"longitude and latitude look swapped: pass {written(swapped)}"
-    elif not fault and any(abs(v) > 360 for v in values):
+    elif in_degrees(values) and values[0] - values[2] > 180:
+        west, south, east, north = values
         fix = (
-            "these look like projected coordinates (metres): convert them to "
-            f"lon/lat, e.g. {example}"
+            f"pass {written((west, south, 180, north))}, then "
+            f"{written((-180, south, east, north))}"
         )
     else:
-        fault = fault or "a longitude is beyond +-180 or a latitude beyond +-90"
+        fault = " and ".join(f for f in (_out_of_range(values), fault) if f)
         fix = f"pass e.g. {example}"
     given = f"bbox={list(values)}" if option is None else written(values)
     msg = (

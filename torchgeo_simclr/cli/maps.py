@@ -22,7 +22,8 @@ def _predict(args: argparse.Namespace) -> None:
 
     Raises:
         FileExistsError: if ``--quicklook`` would replace a quick look
-            without ``--overwrite``, or a PNG that is no quick look.
+            without ``--overwrite``, or a PNG that is no quick look (see
+            :meth:`~torchgeo_simclr.inference.MapFiles.check_quicklook`).
         Interrupted: on Ctrl-C after the map was written, naming it.
     """
     from ..inference import MapFiles, predict_map
@@ -31,15 +32,8 @@ def _predict(args: argparse.Namespace) -> None:
 
     files = MapFiles.beside(args.out)
     png = files.quicklook
-    if args.quicklook and png.exists() and not args.overwrite:
-        why = files.unlike_ours(png)
-        msg = (
-            f"{str(png)!r} already exists; pass --overwrite to replace it."
-            if why is None
-            else f"--out {str(args.out)!r} would replace {str(png)!r}, which is not "
-            f"a quick look of a map ({why}); choose another --out."
-        )
-        raise FileExistsError(msg)
+    if args.quicklook or args.overwrite:  # draws it, or removes the old one
+        files.check_quicklook(args.overwrite)
     # Imported after the refusal above: it loads the tasks and LightningCLI.
     from ..lightning_cli import quiet_lightning
 
@@ -127,10 +121,13 @@ def _report_map(
 def _evaluate(args: argparse.Namespace) -> None:
     """Score a class map against label polygons and print the scores.
 
+    With ``--fields``, the scored fields are also written to a GeoPackage,
+    whose path is printed after the scores.
+
     Args:
         args: the parsed ``evaluate`` command line.
     """
-    from ..evaluate import evaluate_map
+    from ..evaluate import FIELDS_LAYER, evaluate_map
 
     result = evaluate_map(
         args.map,
@@ -139,5 +136,13 @@ def _evaluate(args: argparse.Namespace) -> None:
         class_map=dict(args.class_map),
         bbox=args.bbox,
         progress=args.progress,
+        fields=args.fields,
+        overwrite=args.overwrite,
     )
     print(result.table())
+    if args.fields is not None:
+        count = result.n_fields
+        print(
+            f"Fields: {args.fields} (layer {FIELDS_LAYER!r}, {count:,} field"
+            f"{'' if count == 1 else 's'}, styled by outcome for QGIS)"
+        )

@@ -45,7 +45,9 @@ class OneLineErrors(argparse.ArgumentParser):
                     close = difflib.get_close_matches(name, known, n=2)
                     hint = f" (did you mean {' or '.join(close)}?)" if close else ""
                     self.error(f"unrecognized argument {name}{hint}")
-            self._refuse_commas(tokens)
+            self._refuse_commas(
+                tokens[: tokens.index("--") if "--" in tokens else None]
+            )
         return super().parse_known_args(args, namespace)
 
     def _refuse_commas(self, tokens: list[str]) -> None:
@@ -56,19 +58,25 @@ class OneLineErrors(argparse.ArgumentParser):
         took it for an option.
 
         Args:
-            tokens: the command line.
+            tokens: the command line, up to a ``--``.
         """
         for i, token in enumerate(tokens):
-            action = self._option_string_actions.get(token)
-            if action is None or token not in ("--bbox", "--lonlat"):
+            option, joined, value = token.partition("=")
+            action = self._option_string_actions.get(option)
+            if action is None or option not in ("--bbox", "--lonlat"):
                 continue
             count = action.nargs if isinstance(action.nargs, int) else 0
-            for value in tokens[i + 1 : i + 1 + count]:
-                if "," in value:
+            values = [value] if joined else []
+            for following in tokens[i + 1 : i + 1 + count]:
+                if following in self._option_string_actions:
+                    break
+                values.append(following)
+            for given in values:
+                if "," in given:
                     self.error(
-                        f"{token} value {value!r} has a comma; write each number "
+                        f"{option} value {given!r} has a comma; write each number "
                         "with a decimal point and separate them with spaces, e.g. "
-                        f"{token} -120.8 37.05"
+                        f"{option} -120.8 37.05"
                         + (" -120.79 37.06" if count == 4 else "")
                     )
 
@@ -374,6 +382,20 @@ def _add_map_commands(commands: "argparse._SubParsersAction[Any]") -> None:
         metavar="CODE=VALUE",
         help="class codes to count as irrigated (1), not irrigated (0) or ignored "
         "(255), over the DWR defaults, e.g. --class-map I=1 X=0",
+    )
+    evaluate.add_argument(
+        "--fields",
+        metavar="PATH.gpkg",
+        help="also write the scored label fields to this GeoPackage, for QGIS: one "
+        "polygon per field in the map's CRS with its label and the map's majority "
+        "vote (0/1), irrigated_px and not_irrigated_px, agreement (0-1), outcome "
+        "(e.g. 'irrigated, mapped not irrigated') and area_ha, filled by outcome",
+    )
+    evaluate.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a GeoPackage of fields an earlier evaluate wrote (never other "
+        "files)",
     )
     _add_progress(evaluate)
     evaluate.set_defaults(func=_evaluate)

@@ -138,8 +138,11 @@ def predict_map(
     inside = os.path.join(os.path.realpath(root), "")
     if not any(
         path.exists()
-        and (os.path.realpath(path).startswith(inside) or path.stat().st_nlink > 1)
-        for path in [*files.all(), files.quicklook]
+        and (
+            os.path.realpath(path).startswith(inside)
+            or (path.is_file() and path.stat().st_nlink > 1)
+        )
+        for path in files.all()
     ):
         files.check_writable(overwrite)
     target = resolve_device(device)

@@ -6,7 +6,9 @@ opened. :func:`class_style` styles the class map (a *paletted* renderer, one
 colour per class), :func:`probability_style` the probability map (a
 *singlebandpseudocolor* renderer, an interpolated colour ramp).
 :func:`polygon_style` styles the irrigated regions and search hits (outlines
-only, so the map shows through; hits labelled by rank);
+only, so the map shows through; hits labelled by rank), and
+:func:`categorized_polygon_style` polygons filled by the value of a field
+(the fields that ``evaluate --fields`` writes, by outcome);
 :func:`~torchgeo_simclr.geopackage.write_geopackage` stores it inside their
 GeoPackage, where QGIS looks first for a vector layer's default style. A
 ``map.qml`` beside ``map.gpkg`` would not do: that name is the class map's style.
@@ -14,7 +16,8 @@ GeoPackage, where QGIS looks first for a vector layer's default style. A
 The documents follow the structure QGIS 3 writes itself: the same element and
 attribute names as ``QgsPalettedRasterRenderer::writeXml``,
 ``QgsSingleBandPseudoColorRenderer::writeXml``,
-``QgsColorRampShader::writeXml`` and ``QgsSingleSymbolRenderer::save``. Nodata
+``QgsColorRampShader::writeXml``, ``QgsSingleSymbolRenderer::save`` and
+``QgsCategorizedSymbolRenderer::save``. Nodata
 pixels (255 in the class map, -1 in the probability map) are declared as nodata
 in the GeoTIFFs, and QGIS draws nodata transparent (``nodataColor=""``), so the
 styles give them no entry.
@@ -22,7 +25,7 @@ styles give them no entry.
 
 import math
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Final
 
 import matplotlib
@@ -54,6 +57,10 @@ HIT_OUTLINE: Final[str] = "#ff7f00"
 
 #: Width of that outline, millimetres on screen.
 HIT_OUTLINE_MM: Final[float] = 0.6
+
+#: Outline of categorized polygons (e.g. evaluated fields): QGIS's own dark grey,
+#: visible on every fill colour.
+CATEGORY_OUTLINE: Final[str] = "#232323"
 
 
 def _number(value: float) -> str:
@@ -390,6 +397,105 @@ def polygon_style(
     if label_field is not None:
         qgis.set("labelsEnabled", "1")
         _labels(qgis, label_field)
+    ET.SubElement(qgis, "blendMode").text = "0"
+    ET.SubElement(qgis, "featureBlendMode").text = "0"
+    ET.SubElement(qgis, "layerGeometryType").text = "2"
+    return _text(qgis)
+
+
+def categorized_polygon_style(
+    field: str,
+    categories: Sequence[tuple[str, str, str]],
+    outline: str = CATEGORY_OUTLINE,
+    width_mm: float = POLYGON_OUTLINE_MM,
+) -> str:
+    """QML of a categorized renderer that fills polygons by the value of a field.
+
+    Each category is drawn with a solid fill of its colour and a thin outline,
+    and shown in QGIS's legend under its label; a polygon whose value matches
+    no category is not drawn.
+
+    Args:
+        field: the text field whose value picks the category.
+        categories: ``(value, legend label, fill colour)`` of each category,
+            in legend order; colours are anything matplotlib understands.
+        outline: outline colour of every category.
+        width_mm: outline width, millimetres on screen.
+
+    Returns:
+        The QML document (``renderer-v2`` of type ``categorizedSymbol`` on
+        *field*, ``layerGeometryType`` 2: polygons).
+
+    Raises:
+        ValueError: if *field* is blank, *categories* is empty or repeats a
+            value, ``width_mm`` is not above 0, or a colour is not a colour.
+    """
+    if not field.strip():
+        raise ValueError("field is blank; pass the name of the field to style by.")
+    if not categories:
+        raise ValueError(
+            "categories is empty; a categorized style needs at least one category."
+        )
+    values = [value for value, _, _ in categories]
+    if len(set(values)) != len(values):
+        raise ValueError(f"categories repeat a value: {values}.")
+    if not width_mm > 0:
+        raise ValueError(f"width_mm must be above 0 millimetres, got {width_mm}.")
+    qgis = _root()
+    renderer = ET.SubElement(
+        qgis,
+        "renderer-v2",
+        {
+            "type": "categorizedSymbol",
+            "attr": field,
+            "symbollevels": "0",
+            "enableorderby": "0",
+            "forceraster": "0",
+            "referencescale": "-1",
+        },
+    )
+    listed = ET.SubElement(renderer, "categories")
+    symbols = ET.SubElement(renderer, "symbols")
+    for index, (value, label, colour) in enumerate(categories):
+        ET.SubElement(
+            listed,
+            "category",
+            {
+                "value": value,
+                "symbol": str(index),
+                "label": label,
+                "render": "true",
+                "type": "string",
+            },
+        )
+        symbol = ET.SubElement(
+            symbols,
+            "symbol",
+            {
+                "type": "fill",
+                "name": str(index),
+                "alpha": "1",
+                "clip_to_extent": "1",
+                "force_rhr": "0",
+            },
+        )
+        layer = ET.SubElement(
+            symbol,
+            "layer",
+            {"class": "SimpleFill", "enabled": "1", "locked": "0", "pass": "0"},
+        )
+        properties = {
+            "color": _rgba(colour),
+            "style": "solid",
+            "outline_color": _rgba(outline),
+            "outline_style": "solid",
+            "outline_width": _number(width_mm),
+            "outline_width_unit": "MM",
+            "joinstyle": "bevel",
+        }
+        _properties(layer, properties)
+    ET.SubElement(renderer, "rotation")
+    ET.SubElement(renderer, "sizescale")
     ET.SubElement(qgis, "blendMode").text = "0"
     ET.SubElement(qgis, "featureBlendMode").text = "0"
     ET.SubElement(qgis, "layerGeometryType").text = "2"

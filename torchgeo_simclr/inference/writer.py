@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import pyogrio
 import rasterio
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
@@ -25,7 +24,7 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..constants import IRRIGATED, MAP_NODATA, NOT_IRRIGATED
-from ..geopackage import write_geopackage
+from ..geopackage import missing_layer, write_geopackage
 from ..interrupts import deferred_interrupts
 from ..outputs import check_output_folder
 from .blend import StripBlender, WeightKind, blend_weights
@@ -110,16 +109,7 @@ def _style_unlike_ours(path: Path) -> str | None:
 
 def _polygons_unlike_ours(path: Path) -> str | None:
     """Why *path* is no GeoPackage with the irrigated regions' layer, or None."""
-    with path.open("rb") as file:
-        if file.read(16) != b"SQLite format 3\x00":
-            return "not a GeoPackage"
-    try:
-        layers = pyogrio.list_layers(path)
-    except pyogrio.errors.DataSourceError:
-        return "not a GeoPackage"
-    if POLYGON_LAYER not in layers[:, 0]:
-        return f"no {POLYGON_LAYER!r} layer"
-    return None
+    return missing_layer(path, POLYGON_LAYER)
 
 
 def _summary_unlike_ours(path: Path) -> str | None:
@@ -303,12 +293,12 @@ class MapFiles:
     ) -> None:
         """Refuse to replace files, or to write where one cannot.
 
-        Even with *overwrite*, only the files of an earlier map are replaced
-        (the quick look, which ``torchgeo-simclr predict --overwrite`` removes
-        or draws again, included): GeoTIFFs that the writer tagged, QGIS
-        raster styles, a GeoPackage with the :data:`POLYGON_LAYER`, a summary
-        with the :data:`SUMMARY_KEYS` and a PNG drawn by Matplotlib. Nothing
-        is created: a run that fails later leaves no empty folders.
+        Even with *overwrite*, only the files of an earlier map are replaced:
+        GeoTIFFs that the writer tagged, QGIS raster styles, a GeoPackage with
+        the :data:`POLYGON_LAYER` and a summary with the :data:`SUMMARY_KEYS`
+        (the quick look, which only ``torchgeo-simclr predict`` draws or
+        removes, has :meth:`check_quicklook`). Nothing is created: a run that
+        fails later leaves no empty folders.
 
         Args:
             overwrite: allow replacing the files of an earlier map.
@@ -323,7 +313,7 @@ class MapFiles:
         check_output_folder(self.classes.parent)
         options = OPTIONS[command]
         option = options["out"]
-        for path in [*self.all(), self.quicklook]:
+        for path in self.all():
             if not path.is_dir():
                 continue
             if path == self.classes:
@@ -334,10 +324,7 @@ class MapFiles:
             )
             raise IsADirectoryError(msg)
         existing = [path for path in self.all() if path.exists()]
-        replaced = [*existing]
-        if overwrite and self.quicklook.exists():
-            replaced.append(self.quicklook)
-        for path in replaced:
+        for path in existing:
             why = self.unlike_ours(path)
             if why is None:
                 continue
@@ -359,6 +346,40 @@ class MapFiles:
                 f"pass {options['overwrite']} to replace {'it' if one else 'them'}, "
                 f"or choose another {option}."
             )
+            raise FileExistsError(msg)
+
+    def check_quicklook(self, overwrite: bool) -> None:
+        """Refuse to draw or remove a quick look over anything but an earlier one.
+
+        ``torchgeo-simclr predict`` draws :attr:`quicklook` with
+        ``--quicklook`` and removes the replaced map's with ``--overwrite``.
+
+        Args:
+            overwrite: allow replacing an earlier quick look.
+
+        Raises:
+            FileExistsError: if the file is not a quick look, or is one and
+                *overwrite* is False.
+            IsADirectoryError: if it is a folder.
+        """
+        png, out = str(self.quicklook), str(self.classes)
+        if self.quicklook.is_dir():
+            msg = (
+                f"--out {out!r} would write {png!r}, which is a folder; choose "
+                "another --out (nothing was written)."
+            )
+            raise IsADirectoryError(msg)
+        if not self.quicklook.exists():
+            return
+        why = self.unlike_ours(self.quicklook)
+        if why is not None:
+            msg = (
+                f"--out {out!r} would replace {png!r}, which is not a quick look of "
+                f"a map ({why}); choose another --out (nothing was written)."
+            )
+            raise FileExistsError(msg)
+        if not overwrite:
+            msg = f"{png!r} already exists; pass --overwrite to replace it."
             raise FileExistsError(msg)
 
     def unlike_ours(self, path: Path) -> str | None:

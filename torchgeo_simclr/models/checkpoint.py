@@ -50,9 +50,12 @@ def kind_writers(kinds: Sequence[str]) -> str:
         E.g. ``"the fine-tuning or distillation stage, e.g. by `torchgeo fit
         --config conf/segment_quickstart.yaml` (...)"``.
     """
-    *others, last = [KIND_STAGES[kind][0] for kind in kinds]
+    known = [kind for kind in kinds if kind in KIND_STAGES]
+    if not known:  # a kind of a task outside this package
+        return f"the {' or '.join(map(repr, kinds))} stage"
+    *others, last = [KIND_STAGES[kind][0] for kind in known]
     named = f"{', '.join(others)} or {last}" if others else last
-    return f"the {named} stage, e.g. by {KIND_STAGES[kinds[0]][1]}"
+    return f"the {named} stage, e.g. by {KIND_STAGES[known[0]][1]}"
 
 
 @dataclass(frozen=True)

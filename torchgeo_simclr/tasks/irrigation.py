@@ -182,6 +182,11 @@ class IrrigationTask(NormalisedAsTrained, BaseTask):
         fit resumes is known this early only under a LightningCLI (see
         :func:`fit_may_resume`); :meth:`on_fit_start` checks the other fits.
 
+        Under multi-process DDP Lightning calls this on each node's first
+        process only (``prepare_data_per_node``); the other processes then
+        wait until that one has failed (torchrun or SLURM stop them on its
+        exit, or their timeout does).
+
         Raises:
             FileNotFoundError: from :meth:`check_fit`.
         """
