@@ -326,6 +326,19 @@ def test_model_options_that_ckpt_path_would_drop_are_refused(
             "torchgeo_simclr.datamodules.CentralValleyDataModule lists its options.",
         ),
         (
+            [
+                "--trainer.callbacks+=lightning.pytorch.callbacks.EarlyStopping",
+                "--trainer.callbacks.init_args.monitor",
+                "val_loss",
+                "--trainer.callbacks.init_args.patiense",
+                "3",
+            ],
+            "EarlyStopping: Option 'patiense' is not accepted (did you mean "
+            "--trainer.callbacks.init_args.patience?)",
+            "fit --trainer.callbacks.help lightning.pytorch.callbacks.EarlyStopping "
+            "lists its options.",
+        ),
+        (
             ["--trainer.max_stepz", "2"],
             "unrecognized arguments: --trainer.max_stepz",
             "fit --help lists every option.",
