@@ -7,7 +7,8 @@ with their top-left corner at (700000, 4100000) by default; label polygons
 (:data:`FAKE_FIELDS`) lie inside that scene.
 """
 
-from collections.abc import Iterator, Sequence
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -349,6 +350,26 @@ def gpkg_version(path: Path) -> int:
     with sqlite3.connect(path) as database:
         version: int = database.execute("PRAGMA user_version").fetchone()[0]
     return version
+
+
+def torchgeo_cli(monkeypatch: pytest.MonkeyPatch) -> Callable[[list[str]], None]:
+    """``torchgeo ARGS``: TorchGeo's own CLI, run in this process.
+
+    It reads ``sys.argv`` (pytest's arguments, here) and sets GDAL options in
+    ``os.environ``; both are put back after the test.
+    """
+    from torchgeo.main import main as torchgeo_main
+
+    monkeypatch.setattr(sys, "argv", sys.argv[:1])
+    for key in (
+        "GDAL_DISABLE_READDIR_ON_OPEN",
+        "AWS_NO_SIGN_REQUEST",
+        "GDAL_MAX_RAW_BLOCK_CACHE_SIZE",
+        "GDAL_SWATH_SIZE",
+        "VSI_CURL_CACHE_SIZE",
+    ):
+        monkeypatch.delenv(key, raising=False)
+    return torchgeo_main
 
 
 # `torchgeo-simclr fit` from the command line, on a small sample scene.

@@ -2,7 +2,6 @@
 
 import os
 import re
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from conftest import (
     save_checkpoint,
     scratch_workdir,
     small_fit,
+    torchgeo_cli,
 )
 from lightning.pytorch import Trainer
 
@@ -431,18 +431,7 @@ def test_a_missing_earlier_stage_stops_a_fit_before_the_data(
 @pytest.fixture
 def torchgeo_fit(monkeypatch: pytest.MonkeyPatch) -> Callable[[list[str]], None]:
     """`torchgeo fit ARGS`: torchgeo's own CLI, which this package cannot change."""
-    from torchgeo.main import main as torchgeo_main
-
-    monkeypatch.setattr(sys, "argv", sys.argv[:1])  # not pytest's arguments
-    # torchgeo sets GDAL options in os.environ; put them back afterwards.
-    for key in (
-        "GDAL_DISABLE_READDIR_ON_OPEN",
-        "AWS_NO_SIGN_REQUEST",
-        "GDAL_MAX_RAW_BLOCK_CACHE_SIZE",
-        "GDAL_SWATH_SIZE",
-        "VSI_CURL_CACHE_SIZE",
-    ):
-        monkeypatch.delenv(key, raising=False)
+    torchgeo_main = torchgeo_cli(monkeypatch)
 
     def run(args: list[str]) -> None:
         torchgeo_main(["fit", *args])

@@ -355,52 +355,15 @@ def polygon_style(
     if not width_mm > 0:
         raise ValueError(f"width_mm must be above 0 millimetres, got {width_mm}.")
     qgis = _root()
-    renderer = ET.SubElement(
-        qgis,
-        "renderer-v2",
-        {
-            "type": "singleSymbol",
-            "symbollevels": "0",
-            "enableorderby": "0",
-            "forceraster": "0",
-            "referencescale": "-1",
-        },
-    )
-    symbol = ET.SubElement(
-        ET.SubElement(renderer, "symbols"),
-        "symbol",
-        {
-            "type": "fill",
-            "name": "0",
-            "alpha": "1",
-            "clip_to_extent": "1",
-            "force_rhr": "0",
-        },
-    )
-    layer = ET.SubElement(
-        symbol,
-        "layer",
-        {"class": "SimpleFill", "enabled": "1", "locked": "0", "pass": "0"},
-    )
-    properties = {
-        "color": "0,0,0,0",
-        "style": "no",  # no fill: the class map shows through
-        "outline_color": _rgba(outline),
-        "outline_style": "solid",
-        "outline_width": _number(width_mm),
-        "outline_width_unit": "MM",
-        "joinstyle": "bevel",
-    }
-    _properties(layer, properties)
+    renderer = _polygon_renderer(qgis, {"type": "singleSymbol"})
+    # No fill: the class map shows through.
+    _fill_symbol(ET.SubElement(renderer, "symbols"), "0", None, outline, width_mm)
     ET.SubElement(renderer, "rotation")
     ET.SubElement(renderer, "sizescale")
     if label_field is not None:
         qgis.set("labelsEnabled", "1")
         _labels(qgis, label_field)
-    ET.SubElement(qgis, "blendMode").text = "0"
-    ET.SubElement(qgis, "featureBlendMode").text = "0"
-    ET.SubElement(qgis, "layerGeometryType").text = "2"
-    return _text(qgis)
+    return _polygon_document(qgis)
 
 
 def categorized_polygon_style(
@@ -442,18 +405,7 @@ def categorized_polygon_style(
     if not width_mm > 0:
         raise ValueError(f"width_mm must be above 0 millimetres, got {width_mm}.")
     qgis = _root()
-    renderer = ET.SubElement(
-        qgis,
-        "renderer-v2",
-        {
-            "type": "categorizedSymbol",
-            "attr": field,
-            "symbollevels": "0",
-            "enableorderby": "0",
-            "forceraster": "0",
-            "referencescale": "-1",
-        },
-    )
+    renderer = _polygon_renderer(qgis, {"type": "categorizedSymbol", "attr": field})
     listed = ET.SubElement(renderer, "categories")
     symbols = ET.SubElement(renderer, "symbols")
     for index, (value, label, colour) in enumerate(categories):
@@ -468,34 +420,69 @@ def categorized_polygon_style(
                 "type": "string",
             },
         )
-        symbol = ET.SubElement(
-            symbols,
-            "symbol",
-            {
-                "type": "fill",
-                "name": str(index),
-                "alpha": "1",
-                "clip_to_extent": "1",
-                "force_rhr": "0",
-            },
-        )
-        layer = ET.SubElement(
-            symbol,
-            "layer",
-            {"class": "SimpleFill", "enabled": "1", "locked": "0", "pass": "0"},
-        )
-        properties = {
-            "color": _rgba(colour),
-            "style": "solid",
-            "outline_color": _rgba(outline),
-            "outline_style": "solid",
-            "outline_width": _number(width_mm),
-            "outline_width_unit": "MM",
-            "joinstyle": "bevel",
-        }
-        _properties(layer, properties)
+        _fill_symbol(symbols, str(index), colour, outline, width_mm)
     ET.SubElement(renderer, "rotation")
     ET.SubElement(renderer, "sizescale")
+    return _polygon_document(qgis)
+
+
+def _polygon_renderer(qgis: ET.Element, kind: Mapping[str, str]) -> ET.Element:
+    """Add a vector ``renderer-v2`` of *kind* (its ``type`` and more) to a QML root."""
+    common = {
+        "symbollevels": "0",
+        "enableorderby": "0",
+        "forceraster": "0",
+        "referencescale": "-1",
+    }
+    return ET.SubElement(qgis, "renderer-v2", {**kind, **common})
+
+
+def _fill_symbol(
+    symbols: ET.Element,
+    name: str,
+    fill: str | None,
+    outline: str,
+    width_mm: float,
+) -> None:
+    """Add a SimpleFill symbol named *name*: *fill* (None: none) and an outline.
+
+    Args:
+        symbols: the renderer's ``symbols`` element.
+        name: the symbol's name, which categories refer to.
+        fill: fill colour, anything matplotlib understands, or None for none.
+        outline: outline colour.
+        width_mm: outline width, millimetres on screen.
+    """
+    symbol = ET.SubElement(
+        symbols,
+        "symbol",
+        {
+            "type": "fill",
+            "name": name,
+            "alpha": "1",
+            "clip_to_extent": "1",
+            "force_rhr": "0",
+        },
+    )
+    layer = ET.SubElement(
+        symbol,
+        "layer",
+        {"class": "SimpleFill", "enabled": "1", "locked": "0", "pass": "0"},
+    )
+    properties = {
+        "color": "0,0,0,0" if fill is None else _rgba(fill),
+        "style": "no" if fill is None else "solid",
+        "outline_color": _rgba(outline),
+        "outline_style": "solid",
+        "outline_width": _number(width_mm),
+        "outline_width_unit": "MM",
+        "joinstyle": "bevel",
+    }
+    _properties(layer, properties)
+
+
+def _polygon_document(qgis: ET.Element) -> str:
+    """Close a polygon layer's QML root and return it as text."""
     ET.SubElement(qgis, "blendMode").text = "0"
     ET.SubElement(qgis, "featureBlendMode").text = "0"
     ET.SubElement(qgis, "layerGeometryType").text = "2"
