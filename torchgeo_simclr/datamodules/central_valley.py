@@ -286,6 +286,10 @@ class CentralValleyDataModule(GeoDataModule):
                 f"{buffer}; --data.init_args.mask_clouds false keeps them."
             )
         dataset: GeoDataset = self.image_dataset
+        if self.bbox is not None:
+            # A bbox off the imagery is refused with the imagery's extent
+            # before the labels are read, whose refusal names only theirs.
+            self._region(self.image_dataset)
         if self.labels_path is not None:
             labels = IrrigationLabels(
                 self.labels_path,
