@@ -44,7 +44,7 @@ POLYGON_LAYER = "irrigated"
 #: Keys of the JSON summary ``PATH.json`` that mark it as a map's.
 SUMMARY_KEYS = ("irrigated_ha", "valid_ha", "files")
 
-#: The start of the ``software`` tag of both GeoTIFFs.
+#: The start of the ``software`` tag of both GeoTIFFs (the version follows).
 SOFTWARE = "torchgeo-simclr "
 
 #: The command that runs the writer: ``torchgeo-simclr predict``, or
@@ -556,7 +556,7 @@ class IrrigationMapWriter(BasePredictionWriter):
             grid.width, grid.height, blend_weights(size, overlap, kind)
         )
         tags = {
-            "software": f"torchgeo-simclr {__version__}",
+            "software": f"{SOFTWARE}{__version__}",
             "model": task.model.spec.model,
             "checkpoint": task.model_info()["checkpoint"],
             "checkpoint_sha256": task.checkpoint_sha256,
