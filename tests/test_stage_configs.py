@@ -19,8 +19,9 @@ from conftest import (
 from lightning.pytorch import Trainer
 
 from torchgeo_simclr.cli import main
-from torchgeo_simclr.constants import S2_BANDS
+from torchgeo_simclr.constants import IRRIGATED, S2_BANDS
 from torchgeo_simclr.datamodules import CentralValleyDataModule
+from torchgeo_simclr.datamodules.fractions import grid_patch_labels
 from torchgeo_simclr.inference import predict_map
 from torchgeo_simclr.lightning_cli import fit, run_cli
 from torchgeo_simclr.models.checkpoint import DataMetadata, load_encoder, load_model
@@ -119,7 +120,7 @@ def test_the_labelled_subset_reaches_the_logger(
 ) -> None:
     # A label-efficiency curve drawn in TensorBoard, MLflow or W&B needs each
     # run's number of labels; it was only printed, and kept in the checkpoint.
-    run_cli(
+    cli = run_cli(
         [
             *short_fit_args(
                 "finetune_quickstart.yaml",
@@ -139,8 +140,10 @@ def test_the_labelled_subset_reaches_the_logger(
     hparams = yaml.safe_load(saved.read_text())
     assert hparams["label_fraction"] == 0.01
     assert hparams["label_seed"] == 0
-    assert hparams["n_labels"] >= 2
-    assert 1 <= hparams["n_labels_irrigated"] < hparams["n_labels"]
+    drawn = cli.datamodule.train_dataset
+    labels = grid_patch_labels(drawn.dataset, drawn.patches)
+    assert hparams["n_labels"] == len(drawn) == cli.datamodule.n_labels
+    assert hparams["n_labels_irrigated"] == int((labels == IRRIGATED).sum())
     assert hparams["lr"] == 1e-3  # the task's own hyperparameters are still there
 
 
