@@ -45,7 +45,7 @@ from .datasets.labels import IrrigationLabels, LabelsOutsideBboxError
 from .geopackage import missing_layer, write_geopackage
 from .interrupts import deferred_interrupts
 from .lonlat import check_lonlat_bbox, lonlat_extent, shapes_extent
-from .outputs import check_output_folder, not_a_file
+from .outputs import check_output_folder, not_a_file, partial_path, same_file
 
 #: What a map file must be, for error messages.
 EXPECTED_MAP = (
@@ -720,14 +720,6 @@ def _area_ha(geometries: npt.NDArray[Any], crs: CRS) -> npt.NDArray[np.float64]:
     return np.round(m2 / M2_PER_HA, AREA_DECIMALS)
 
 
-def _same_file(path: Path, other: str | Path) -> bool:
-    """Whether *path* and *other* both exist and are one file on disk (links too)."""
-    try:
-        return os.path.samefile(path, other)
-    except OSError:
-        return False
-
-
 def _check_fields_path(
     path: Path, map_path: str | Path, labels: str | Path, overwrite: bool
 ) -> Path:
@@ -757,15 +749,17 @@ def _check_fields_path(
             f"{path / 'fields.gpkg'} (nothing was written)."
         )
         raise IsADirectoryError(msg)
-    for option, given in (("--map", map_path), ("--labels", labels)):
-        if _same_file(path, given):
-            which = "" if os.fspath(given) == name else f" ({os.fspath(given)!r})"
-            msg = (
-                f"--fields {name!r} is the file {option} reads{which}; choose "
-                "another --fields, e.g. maps/sample_fields.gpkg (nothing was "
-                "written)."
-            )
-            raise ValueError(msg)
+    inputs = {"--map": map_path, "--labels": labels}
+    if (clash := same_file([path], inputs)) is not None:
+        option = clash[1]
+        given = os.fspath(inputs[option])
+        which = "" if given == name else f" ({given!r})"
+        msg = (
+            f"--fields {name!r} is the file {option} reads{which}; choose "
+            "another --fields, e.g. maps/sample_fields.gpkg (nothing was "
+            "written)."
+        )
+        raise ValueError(msg)
     if os.path.isdir(labels) and path.resolve().is_relative_to(Path(labels).resolve()):
         msg = (
             f"--fields {name!r} is inside the --labels folder "
@@ -823,7 +817,7 @@ def _write_fields(
         ],
     )
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
+    partial = partial_path(path)
     polygonal = bool(frame.geom_type.isin(["Polygon", "MultiPolygon"]).all())
     try:
         write_geopackage(

@@ -1,6 +1,7 @@
 """Check, before any work, the paths a command is given to read and write."""
 
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 
@@ -40,3 +41,51 @@ def not_a_file(path: str | os.PathLike[str]) -> str:
         ``"is a folder"`` or ``"does not exist"``.
     """
     return "is a folder" if os.path.isdir(path) else "does not exist"
+
+
+def partial_path(path: Path) -> Path:
+    """A hidden temporary name beside *path*, with the same suffix.
+
+    Args:
+        path: the file's final name.
+
+    Returns:
+        ``.STEM.partial-PID.SUFFIX`` in the same directory, renamed to *path*
+        once the file is complete.
+    """
+    return path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
+
+
+def same_file[Key](
+    outputs: Iterable[Path], inputs: Mapping[Key, str | os.PathLike[str] | None]
+) -> tuple[Path, Key] | None:
+    """The first input that is one of the outputs on disk, and which output.
+
+    The same file on disk is the same path, a symbolic or a hard link to it;
+    outputs not written yet, and inputs that are None or missing, are none.
+
+    Args:
+        outputs: the files a command would write.
+        inputs: what names each input (e.g. its option) -> its path.
+
+    Returns:
+        ``(output, key of the input)`` for the first input, in order, that is
+        an output, or None.
+    """
+    existing: dict[tuple[int, int], Path] = {}
+    for path in outputs:
+        try:
+            stat = path.stat()
+        except OSError:
+            continue  # not written yet: no input can be it
+        existing.setdefault((stat.st_dev, stat.st_ino), path)
+    for key, given in inputs.items() if existing else ():
+        if given is None:
+            continue
+        try:
+            stat = os.stat(given)
+        except OSError:
+            continue
+        if (output := existing.get((stat.st_dev, stat.st_ino))) is not None:
+            return output, key
+    return None

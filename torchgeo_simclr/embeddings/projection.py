@@ -36,7 +36,7 @@ from ..constants import (
 from ..datasets import IrrigationLabels
 from ..datasets.display import natural_colour
 from ..lonlat import lonlat_extent
-from ..outputs import check_output_folder
+from ..outputs import check_output_folder, partial_path
 from ..patch_labels import patch_labels
 from .index import IndexInfo, read_embeddings, read_info
 from .sheet import read_thumbnails
@@ -618,7 +618,7 @@ def embedding_map(
     figure = _draw_map(xy, title, classes, dates, xy[chosen], images)
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(f".{out.stem}.partial-{os.getpid()}.png")
+    partial = partial_path(out)
     try:
         figure.savefig(partial, format="png", dpi=FIGURE_DPI)
         os.replace(partial, out)

@@ -6,7 +6,6 @@ rows). Similarity is the cosine of the angle between embeddings, computed
 exactly over every row of the index.
 """
 
-import contextlib
 import math
 import os
 import warnings
@@ -26,10 +25,9 @@ from pyproj import CRS, Transformer
 
 from ..geopackage import write_geopackage
 from ..inference.styles import HIT_OUTLINE, HIT_OUTLINE_MM, polygon_style
-from ..inference.writer import partial_path
 from ..lonlat import LONLAT, check_latitudes, lonlat_extent
 from ..models.checkpoint import BACKBONE_KINDS, read_checkpoint
-from ..outputs import check_output_folder, not_a_file
+from ..outputs import check_output_folder, not_a_file, partial_path, same_file
 from .index import IndexInfo, checkpoint_id, read_embeddings, read_info
 from .sheet import contact_sheet, read_thumbnails
 
@@ -557,27 +555,17 @@ def _check_outputs(
         msg = f"--sheet {str(sheet)!r} is --out; pass a different PATH.png."
         raise ValueError(msg)
     # The same file on disk: the same path, a symbolic or a hard link to it.
-    outputs: dict[tuple[int, int], tuple[Path, str, str]] = {}
-    for path, output_is, other in (
-        (out, f"--out {str(out)!r} is", "choose another --out"),
-        (sheet, sheet_is, other_sheet),
-    ):
-        with contextlib.suppress(OSError):  # not written yet: no input can be it
-            stat = path.stat()
-            outputs[(stat.st_dev, stat.st_ino)] = (path, output_is, other)
-    for option, given in inputs.items() if outputs else ():
-        if given is None:
-            continue
-        try:
-            stat = os.stat(given)
-        except OSError:
-            continue
-        if (hit := outputs.get((stat.st_dev, stat.st_ino))) is not None:
-            path, output_is, other = hit
-            name = os.fspath(given)
-            which = option if name == str(path) else f"{option} {name!r}"
-            msg = f"{output_is} {INPUTS[option]} ({which}); {other}."
-            raise ValueError(msg)
+    if (clash := same_file([out, sheet], inputs)) is not None:
+        path, option = clash
+        output_is, other = (
+            (f"--out {str(out)!r} is", "choose another --out")
+            if path == out
+            else (sheet_is, other_sheet)
+        )
+        name = os.fspath(inputs[option] or "")
+        which = option if name == str(path) else f"{option} {name!r}"
+        msg = f"{output_is} {INPUTS[option]} ({which}); {other}."
+        raise ValueError(msg)
     existing = [str(path) for path in (out, sheet) if path.exists()]
     if existing and not overwrite:
         one = len(existing) == 1

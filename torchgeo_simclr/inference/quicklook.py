@@ -12,7 +12,7 @@ from rasterio.enums import Resampling
 
 from ..datasets import CentralValleyS2
 from ..datasets.display import show_classes
-from .writer import partial_path
+from ..outputs import partial_path
 
 
 def quicklook(

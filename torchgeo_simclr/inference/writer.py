@@ -26,7 +26,7 @@ from .. import __version__
 from ..constants import IRRIGATED, MAP_NODATA, NOT_IRRIGATED
 from ..geopackage import missing_layer, write_geopackage
 from ..interrupts import deferred_interrupts
-from ..outputs import check_output_folder
+from ..outputs import check_output_folder, partial_path, same_file
 from .blend import StripBlender, WeightKind, blend_weights
 from .geotiff import (
     PROBABILITY_NODATA,
@@ -260,33 +260,24 @@ class MapFiles:
                 f"the checkpoint ({options['checkpoint']})",
                 "",
             )
-        existing: dict[tuple[int, int], Path] = {}
-        for path in [*self.all(), self.quicklook]:
-            try:
-                stat = path.stat()
-            except OSError:
-                continue  # not written yet: no input can be it
-            existing[(stat.st_dev, stat.st_ino)] = path
-        for name, (what, elsewhere) in inputs.items() if existing else ():
-            try:
-                stat = os.stat(name)
-            except OSError:
-                continue
-            output = existing.get((stat.st_dev, stat.st_ino))
-            if output is None:
-                continue
-            option = options["out"]
-            which = "" if str(output) == name else f" ({name!r})"
-            found = (
-                f"is {what}{which}"
-                if output == self.classes
-                else f"would write {str(output)!r}, which is {what}{which}"
-            )
-            msg = (
-                f"{option} {str(self.classes)!r} {found}; choose another {option}, "
-                f"{elsewhere}e.g. maps/irrigation.tif (nothing was written)."
-            )
-            raise ValueError(msg)
+        outputs = [*self.all(), self.quicklook]
+        clash = same_file(outputs, {name: name for name in inputs})
+        if clash is None:
+            return
+        output, name = clash
+        what, elsewhere = inputs[name]
+        option = options["out"]
+        which = "" if str(output) == name else f" ({name!r})"
+        found = (
+            f"is {what}{which}"
+            if output == self.classes
+            else f"would write {str(output)!r}, which is {what}{which}"
+        )
+        msg = (
+            f"{option} {str(self.classes)!r} {found}; choose another {option}, "
+            f"{elsewhere}e.g. maps/irrigation.tif (nothing was written)."
+        )
+        raise ValueError(msg)
 
     def check_writable(
         self, overwrite: bool, command: Command = "torchgeo-simclr"
@@ -441,19 +432,6 @@ def finite(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [finite(item) for item in value]
     return value
-
-
-def partial_path(path: Path) -> Path:
-    """A hidden temporary name beside *path*, with the same suffix.
-
-    Args:
-        path: the file's final name.
-
-    Returns:
-        ``.STEM.partial-PID.SUFFIX`` in the same directory, renamed to *path*
-        once the file is complete.
-    """
-    return path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
 
 
 class IrrigationMapWriter(BasePredictionWriter):
