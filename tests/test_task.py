@@ -1,11 +1,16 @@
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
 from conftest import quiet_trainer
 from lightning.pytorch import Callback, LightningModule, Trainer
+from torch.optim import SGD
+from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, SequentialLR
 from torch.utils.data import DataLoader, Dataset
 
 from torchgeo_simclr.tasks import SimCLRv2Task
+from torchgeo_simclr.tasks.schedule import WarmupCosine
 
 BATCH, BANDS, SIZE = 4, 12, 16
 
@@ -59,6 +64,41 @@ def test_warm_up_then_cosine_decay(optimizer: str) -> None:
     assert rates.index(max(rates)) == 2  # end of the 2-step warm-up
     assert rates[-1] < 0.02  # cosine towards 0 by the last step
     assert type(task.optimizers().optimizer).__name__.lower() == optimizer
+
+
+def test_resumed_run_with_more_steps_follows_the_longer_schedule(
+    tmp_path: Path,
+) -> None:
+    # 4 steps at 10% warm-up have none; 12 steps have one: the saved schedule
+    # once had another structure and resuming raised KeyError '_schedulers'.
+    torch.manual_seed(0)
+    short = quiet_trainer(4)
+    short.fit(SimCLRv2Task(model="resnet18", warmup_fraction=0.1), loader())
+    short.save_checkpoint(tmp_path / "short.ckpt")
+    resumed = LearningRates()
+    task = SimCLRv2Task(model="resnet18", warmup_fraction=0.1)
+    longer = quiet_trainer(12, callbacks=[resumed])
+    longer.fit(task, loader(), ckpt_path=tmp_path / "short.ckpt")
+    fresh = fit(SimCLRv2Task(model="resnet18", warmup_fraction=0.1), steps=12)
+    assert resumed.rates == pytest.approx(fresh.rates[4:])
+    assert resumed.rates[-1] > 0  # not stopped at the end of the 4-step decay
+
+
+def test_resume_reads_the_step_of_an_older_chained_schedule() -> None:
+    model = torch.nn.Linear(2, 1)
+    before = SGD(model.parameters(), lr=0.1)
+    warmup = LinearLR(before, start_factor=1e-3, total_iters=2)
+    old = SequentialLR(
+        before, [warmup, CosineAnnealingLR(before, T_max=8)], milestones=[2]
+    )
+    for _ in range(3):
+        before.step()
+        old.step()
+    optimizer = SGD(model.parameters(), lr=0.1)
+    scheduler = WarmupCosine(optimizer, total_steps=10, warmup_steps=2)
+    scheduler.load_state_dict(old.state_dict())
+    assert scheduler.last_epoch == 3
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.1 * scheduler.factor(3))
 
 
 def test_probe_learns_at_its_own_rate() -> None:

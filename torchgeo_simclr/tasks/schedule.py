@@ -1,14 +1,12 @@
 """Learning-rate schedule shared by the tasks: linear warm-up, then cosine decay."""
 
+import math
+from typing import Any
+
 from lightning.pytorch.utilities.types import OptimizerLRScheduler
+from torch import Tensor
 from torch.optim import Optimizer
-from torch.optim.lr_scheduler import (
-    CosineAnnealingLR,
-    LambdaLR,
-    LinearLR,
-    LRScheduler,
-    SequentialLR,
-)
+from torch.optim.lr_scheduler import LRScheduler
 
 
 def check_schedule(warmup_fraction: float, temperature: float | None = None) -> None:
@@ -67,6 +65,75 @@ def check_optimiser(
         raise ValueError(msg)
 
 
+class WarmupCosine(LRScheduler):
+    """Per-step linear warm-up from 1e-3 of the peak rate, then cosine decay to 0.
+
+    The rate is a function of the step alone, so a run resumed from a checkpoint
+    with more (or fewer) steps continues on the new run's schedule: only the step
+    count is taken from the checkpoint, which may also come from the chained
+    warm-up and cosine schedulers of earlier versions.
+    """
+
+    #: Share of the peak rate at the first warm-up step.
+    start_factor = 1e-3
+
+    def __init__(self, optimizer: Optimizer, total_steps: int, warmup_steps: int):
+        """Build the schedule.
+
+        Args:
+            optimizer: the optimiser; each parameter group decays from its own rate.
+            total_steps: optimiser steps of the whole run.
+            warmup_steps: steps of linear warm-up at the start, below *total_steps*.
+        """
+        self.total_steps = max(total_steps, 1)
+        self.warmup_steps = warmup_steps
+        super().__init__(optimizer)
+
+    def factor(self, step: int) -> float:
+        """Share of the peak learning rate at a step.
+
+        Args:
+            step: optimiser steps taken, from 0.
+
+        Returns:
+            The share, in [0, 1]: 0 from *total_steps* on.
+        """
+        if step < self.warmup_steps:
+            return (
+                self.start_factor + (1 - self.start_factor) * step / self.warmup_steps
+            )
+        decay = max(self.total_steps - self.warmup_steps, 1)
+        progress = min((step - self.warmup_steps) / decay, 1.0)
+        return 0.5 * (1 + math.cos(math.pi * progress))
+
+    def get_lr(self) -> list[float | Tensor]:
+        """Rates of the parameter groups at the current step."""
+        return [rate * self.factor(self.last_epoch) for rate in self.base_lrs]
+
+    def state_dict(self) -> dict[str, Any]:
+        """The step count, without the run's length (a resumed run brings its own)."""
+        return {
+            key: value
+            for key, value in super().state_dict().items()
+            if key not in ("total_steps", "warmup_steps")
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Resume at a saved step on this run's schedule.
+
+        Called after the optimiser's state is restored, whose rates it replaces
+        with this schedule's at that step.
+
+        Args:
+            state_dict: a saved scheduler state; only its step count is used.
+        """
+        self.last_epoch = state_dict["last_epoch"]
+        self._step_count = self.last_epoch + 1
+        self._last_lr = self.get_lr()
+        for group, rate in zip(self.optimizer.param_groups, self._last_lr, strict=True):
+            group["lr"] = rate
+
+
 def warmup_cosine(
     optimizer: Optimizer, total_steps: int, warmup_fraction: float
 ) -> OptimizerLRScheduler:
@@ -82,18 +149,8 @@ def warmup_cosine(
     Returns:
         Lightning's optimiser configuration with a step-wise scheduler.
     """
-    total = max(total_steps, 1)
-    warmup = int(total * warmup_fraction)
-    cosine = CosineAnnealingLR(optimizer, T_max=max(total - warmup, 1))
-    scheduler: LRScheduler = cosine
-    if warmup > 0:
-        scheduler = SequentialLR(
-            optimizer,
-            [LinearLR(optimizer, start_factor=1e-3, total_iters=warmup), cosine],
-            milestones=[warmup],
-        )
-    elif total == 1:
-        scheduler = LambdaLR(optimizer, lambda _: 1.0)
+    warmup = int(max(total_steps, 1) * warmup_fraction)
+    scheduler = WarmupCosine(optimizer, total_steps, warmup)
     return {
         "optimizer": optimizer,
         "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
