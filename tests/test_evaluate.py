@@ -1,5 +1,7 @@
 """Tests of torchgeo_simclr.evaluate: map scores against label polygons."""
 
+import json
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +17,7 @@ from PIL import Image
 from pyproj import CRS, Transformer
 from rasterio.transform import from_origin
 
+import torchgeo_simclr
 import torchgeo_simclr.evaluate as evaluate_module
 from torchgeo_simclr.cli import main
 from torchgeo_simclr.datasets.labels import IrrigationLabels
@@ -307,16 +310,14 @@ def test_a_latitude_first_bbox_gets_the_fix_in_cli_syntax(
     assert "pass --bbox -120.86 37.03 -120.7 37.15." in str(info.value)
 
 
-def test_a_bbox_in_metres_gets_no_advice_evaluate_cannot_take(
-    map_path: Path, labels: Path
-) -> None:
-    # It was told to pass --bbox-crs, which evaluate has not got.
-    with pytest.raises(ValueError, match="is not \\(min lon, min lat") as info:
+def test_a_bbox_in_metres_is_told_to_name_its_crs(map_path: Path, labels: Path) -> None:
+    """As predict and embed tell it: evaluate takes --bbox-crs too."""
+    with pytest.raises(ValueError, match="has a latitude beyond") as info:
         evaluate_map(map_path, labels, bbox=(700000, 4100000, 701000, 4101000))
-    assert "--bbox-crs" not in str(info.value)
-    assert str(info.value).endswith(
-        "look like projected coordinates (metres), not degrees; convert them to "
-        "lon/lat, e.g. --bbox -121.5 36.5 -120.5 37.5."
+    assert str(info.value) == (
+        "--bbox 700000 4100000 701000 4101000 has a latitude beyond +-90 degrees "
+        "in EPSG:4326, so these look like projected coordinates (metres); give "
+        "their CRS, e.g. --bbox-crs EPSG:32610 for UTM zone 10N."
     )
 
 
@@ -482,6 +483,7 @@ def test_fields_layer_holds_one_row_per_scored_field(tmp_path: Path) -> None:
     frame = gpd.read_file(out, layer=FIELDS_LAYER)
     assert len(frame) == result.n_fields == 4
     assert list(frame.columns) == [
+        "crop_class",
         "label",
         "mapped",
         "irrigated_px",
@@ -510,6 +512,7 @@ def test_fields_layer_holds_one_row_per_scored_field(tmp_path: Path) -> None:
     assert int(not_irrigated[truth].sum()) == result.fn
     assert int(not_irrigated[~truth].sum()) == result.tn
     # Row by row, in file order: A (one nodata pixel), B, C (a tie), F.
+    assert frame["crop_class"].tolist() == ["P", "I", "G", "I"]
     assert frame["label"].tolist() == [1, 0, 1, 0]
     assert frame["mapped"].tolist() == [1, 0, 0, 1]
     assert irrigated.tolist() == [15, 4, 8, 11]
@@ -583,7 +586,7 @@ def test_fields_from_the_cli_prints_the_path_and_overwrites_only_with_overwrite(
     ]
     main(command)
     lines = capsys.readouterr().out.splitlines()
-    assert "tp 23" in lines[-2]  # the scores table comes first
+    assert "tp 23" in lines[-3]  # the scores table comes first
     assert lines[-1] == (
         f"Fields: {out} (layer 'fields', 3 fields, styled by outcome for QGIS)"
     )
@@ -608,7 +611,14 @@ def test_fields_help_says_what_the_layer_holds(
         main(["evaluate", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "--fields PATH.gpkg" in text
-    for word in ("agreement", "outcome", "area_ha", "irrigated_px", "--overwrite"):
+    for word in (
+        "crop_class",
+        "agreement",
+        "outcome",
+        "area_ha",
+        "irrigated_px",
+        "--overwrite",
+    ):
         assert word in text
 
 
@@ -717,3 +727,396 @@ def test_fields_area_in_a_geographic_crs_is_on_the_ellipsoid() -> None:
     assert utm.tolist() == [100.0]
     # UTM's scale error near the zone edge is under 0.1 % in area here.
     assert geographic[0] == pytest.approx(100.0, rel=2e-3)
+
+
+def test_table_shows_hectares_and_field_counts(map_path: Path, labels: Path) -> None:
+    """The confusion counts in pixels and hectares, and the fields behind the votes."""
+    result = evaluate_map(map_path, labels)
+    # 10 m pixels are 0.01 ha; A right (TP), B right (TN), C a tie (FN).
+    assert (result.tp_ha, result.fp_ha, result.fn_ha, result.tn_ha) == (
+        0.23,
+        0.04,
+        0.08,
+        0.12,
+    )
+    assert (result.field_tp, result.field_fp, result.field_fn, result.field_tn) == (
+        1,
+        0,
+        1,
+        1,
+    )
+    assert result.table().splitlines()[-2:] == [
+        "pixels: tp 23 (0.23 ha)  fp 4 (0.04 ha)  fn 8 (0.08 ha)  tn 12 (0.12 ha)",
+        "fields: tp 1  fp 0  fn 1  tn 1",
+    ]
+
+
+def test_hectares_of_a_lonlat_map_are_on_the_ellipsoid() -> None:
+    """A pixel of 0.001 degrees has the area of the same pixel drawn in UTM."""
+    crs = CRS.from_user_input("EPSG:4326")
+    transform = from_origin(-120.8, 37.101, 0.001, 0.001)
+    pixel_ha = evaluate_module._row_pixel_ha(transform, 2, crs)
+    to_utm = Transformer.from_crs(crs, MAP_CRS, always_xy=True)
+    for row, area in enumerate(pixel_ha):
+        top = 37.101 - 0.001 * row
+        pixel = shapely.segmentize(
+            shapely.box(-120.8, top - 0.001, -120.799, top), 1e-4
+        )
+        utm = shapely.transform(
+            pixel, lambda xy: np.column_stack(to_utm.transform(*xy.T))
+        )
+        # UTM's scale error near the zone edge is under 0.1 % in area here.
+        assert area == pytest.approx(utm.area / 10_000, rel=2e-3)
+    assert pixel_ha[0] < pixel_ha[1]  # pixels shrink northwards
+
+
+def evaluate_command(map_path: Path, labels: Path, *options: str) -> list[str]:
+    """The evaluate command line of *map_path* and *labels*, without progress."""
+    return [
+        "evaluate",
+        "--map",
+        str(map_path),
+        "--labels",
+        str(labels),
+        *options,
+        "--no-progress",
+    ]
+
+
+def test_scores_json_holds_the_printed_scores_and_what_was_scored(
+    map_path: Path, labels: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "maps" / "sample_scores.json"  # the folder is made
+    x0, y0 = ORIGIN
+    bbox = lonlat_bbox(x0 - 100, y0 - 300, x0 + 300, y0 + 100)  # the whole map
+    fields = tmp_path / "fields.gpkg"
+    main(
+        evaluate_command(
+            map_path,
+            labels,
+            "--scores",
+            str(out),
+            "--fields",
+            str(fields),
+            "--bbox",
+            *(str(v) for v in bbox),
+            "--class-map",
+            "X=255",
+        )
+    )
+    printed = capsys.readouterr().out
+    assert printed.splitlines()[-1] == f"Scores: {out} (JSON)"
+    record = json.loads(out.read_text())
+    assert record["torchgeo_simclr_version"] == torchgeo_simclr.__version__
+    assert (record["map"], record["labels"]) == (str(map_path), str(labels))
+    assert record["class_column"] == "CLASS2"
+    assert record["class_map"] == {"X": 255}
+    assert record["bbox"] == pytest.approx(list(bbox))
+    assert (record["bbox_crs"], record["map_crs"]) == ("EPSG:4326", MAP_CRS)
+    assert record["fields_gpkg"] == str(fields)
+    assert "hectares" in record["units"]["_ha"]
+    assert "pixels" in record["units"]["_px"]
+    assert record["pixels"] == pytest.approx(
+        {
+            "f1": 46 / 58,
+            "precision": 23 / 27,
+            "recall": 23 / 31,
+            "iou": 23 / 35,
+            "accuracy": 35 / 47,
+            "scored_px": 47,
+            "tp_px": 23,
+            "fp_px": 4,
+            "fn_px": 8,
+            "tn_px": 12,
+            "scored_ha": 0.47,
+            "tp_ha": 0.23,
+            "fp_ha": 0.04,
+            "fn_ha": 0.08,
+            "tn_ha": 0.12,
+        }
+    )
+    assert record["fields"] == pytest.approx(
+        {
+            "f1": 2 / 3,
+            "accuracy": 2 / 3,
+            "scored_fields": 3,
+            "tp_fields": 1,
+            "fp_fields": 0,
+            "fn_fields": 1,
+            "tn_fields": 1,
+        }
+    )
+    # What the table prints is what the file holds.
+    for score in ("f1", "precision", "recall", "iou", "accuracy"):
+        assert f"{record['pixels'][score]:.4f}" in printed
+    # Only the JSON is left: no temporary file.
+    assert [p.name for p in out.parent.iterdir()] == ["sample_scores.json"]
+
+
+def test_scores_are_replaced_only_with_overwrite(
+    map_path: Path, labels: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "scores.json"
+    command = evaluate_command(map_path, labels, "--scores", str(out))
+    main(command)
+    before = files_under(tmp_path)
+    with pytest.raises(SystemExit) as info:
+        main(command)
+    assert info.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"torchgeo-simclr evaluate: error: {out} already exists; pass --overwrite "
+        "to replace it, or choose another --scores."
+    ]
+    assert files_under(tmp_path) == before
+    x0, y0 = ORIGIN
+    bbox = lonlat_bbox(x0 - 10, y0 - 60, x0 + 210, y0 + 10)  # fields A and B
+    main([*command, "--overwrite", "--bbox", *(str(v) for v in bbox)])
+    record = json.loads(out.read_text())
+    assert record["bbox"] == pytest.approx(list(bbox))
+    assert record["pixels"]["tp_px"] == 15
+
+
+@pytest.mark.parametrize(
+    ("case", "error", "message"),
+    [
+        ("existing", FileExistsError, r"already exists; pass --overwrite"),
+        (
+            "other JSON",
+            FileExistsError,
+            r"^--scores '.*notes\.json' is not a scores file written by evaluate "
+            r"\(JSON without the key\(s\) bbox, fields, labels, map, pixels, "
+            r"torchgeo_simclr_version\); choose another --scores \(nothing was "
+            r"written\)\.$",
+        ),
+        ("JSON list", FileExistsError, r"\(JSON, but a list, not an object\)"),
+        ("text", FileExistsError, r"is not a scores file written by .*\(not JSON\)"),
+        ("large", FileExistsError, r"\(a file of 2,097,152 bytes, far larger than"),
+        ("labels", ValueError, r"is the file --labels reads; choose another"),
+        ("link to labels", ValueError, r"is the file --labels reads \("),
+        ("map", ValueError, r"is the file --map reads; choose another"),
+        ("extension", ValueError, r"must end in \.json .*; pass e\.g\. .*scores\.json"),
+        ("folder", IsADirectoryError, r"is a folder; pass a JSON file name"),
+        ("under a file", PermissionError, r"pass --scores in a directory you can"),
+    ],
+)
+def test_scores_refusals_leave_every_file_as_it_was(
+    map_path: Path,
+    labels: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    case: str,
+    error: type[Exception],
+    message: str,
+) -> None:
+    """Refused before the map is opened; nothing is written, not even a folder."""
+    scores = tmp_path / "scores.json"
+    overwrite = True
+    if case == "existing":
+        evaluate_map(map_path, labels, scores=scores)
+        overwrite = False
+    elif case == "other JSON":
+        scores = tmp_path / "notes.json"
+        scores.write_text('{"type": "FeatureCollection", "features": []}')
+    elif case == "JSON list":
+        scores.write_text("[1, 2]")
+    elif case == "text":
+        scores.write_text("my notes\n")
+    elif case == "large":
+        scores.write_bytes(b" " * 2**21)
+    elif case == "labels":
+        scores = labels
+    elif case == "link to labels":
+        scores.symlink_to(labels)
+    elif case == "map":
+        scores = map_path
+    elif case == "extension":
+        scores = tmp_path / "scores.txt"
+    elif case == "folder":
+        scores = tmp_path / "out"
+        scores.mkdir()
+    else:
+        (tmp_path / "notes.txt").write_text("a file, not a folder\n")
+        scores = tmp_path / "notes.txt" / "scores.json"
+    before = files_under(tmp_path)
+    folders = sorted(p for p in tmp_path.rglob("*") if p.is_dir())
+
+    def no_evaluation(*args: object) -> None:
+        raise AssertionError("the map was opened before --scores was checked")
+
+    monkeypatch.setattr(evaluate_module, "_open_map", no_evaluation)
+    with pytest.raises(error, match=message) as info:
+        evaluate_map(map_path, labels, scores=scores, overwrite=overwrite)
+    assert len(str(info.value).splitlines()) == 1
+    assert files_under(tmp_path) == before
+    assert sorted(p for p in tmp_path.rglob("*") if p.is_dir()) == folders
+
+
+def test_a_scores_refusal_from_the_cli_is_one_sentence(
+    map_path: Path, labels: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    notes = tmp_path / "notes.json"
+    notes.write_text("my notes\n")
+    with pytest.raises(SystemExit) as info:
+        main(evaluate_command(map_path, labels, "--scores", str(notes), "--overwrite"))
+    assert info.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"torchgeo-simclr evaluate: error: --scores {str(notes)!r} is not a scores "
+        "file written by evaluate (not JSON); choose another --scores (nothing was "
+        "written)."
+    ]
+    assert notes.read_text() == "my notes\n"
+
+
+def test_failed_evaluation_writes_no_scores(tmp_path: Path, labels: Path) -> None:
+    classes = np.full((SIZE, SIZE), 255, dtype=np.uint8)
+    out = tmp_path / "maps" / "scores.json"
+    with pytest.raises(ValueError, match=r"labelled pixels are map nodata"):
+        evaluate_map(write_map(tmp_path / "map.tif", classes), labels, scores=out)
+    assert not out.parent.exists()
+
+
+def test_scores_help_says_what_the_file_holds(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--scores PATH.json" in text
+    assert "--bbox-crs" in text
+    for word in ("hectares", "precision", "iou", "--class-map", "version"):
+        assert word in text.rsplit("--scores PATH.json", 1)[1].split("--overwrite")[0]
+
+
+def test_fields_crop_class_is_the_class_column_code(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The code the label came from, as --class-column names it, spaces stripped."""
+    codes = [" P", "I ", " G", "X", " V", "I"]  # DWR pads some codes
+    frame = gpd.GeoDataFrame(
+        {"CLASS2": ["X"] * len(codes), "CLASS1": codes},
+        geometry=[pixel_box(rows) for _, rows in FOUR_OUTCOMES],
+        crs=MAP_CRS,
+    )
+    labels = tmp_path / "labels.gpkg"
+    frame.to_file(labels, driver="GPKG")
+    map_path = write_map(tmp_path / "map.tif", four_outcome_map())
+    out = tmp_path / "fields.gpkg"
+    main(
+        evaluate_command(
+            map_path, labels, "--class-column", "CLASS1", "--fields", str(out)
+        )
+    )
+    assert capsys.readouterr().out.splitlines()[-1].startswith(f"Fields: {out} ")
+    fields = gpd.read_file(out, layer=FIELDS_LAYER)
+    # A, B, C and F are scored; D (X) is ignored and E (V) is all nodata.
+    assert fields["crop_class"].tolist() == ["P", "I", "G", "I"]
+    assert fields["outcome"].tolist() == [
+        "irrigated, mapped irrigated",
+        "not irrigated, mapped not irrigated",
+        "irrigated, mapped not irrigated",
+        "not irrigated, mapped irrigated",
+    ]
+
+
+#: A bbox over fields A and B (rows 0-5, columns 0-20 and a pixel beyond), in
+#: MAP_CRS metres: on whole pixel edges, away from every pixel centre.
+UTM_BBOX = (
+    ORIGIN[0] - 10,
+    ORIGIN[1] - 60,
+    ORIGIN[0] + 210,
+    ORIGIN[1] + 10,
+)
+
+
+def test_a_bbox_in_the_map_crs_scores_the_pixels_inside_it(
+    map_path: Path, labels: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "scores.json"
+    options = ["--bbox", *(f"{v:g}" for v in UTM_BBOX), "--bbox-crs", MAP_CRS]
+    main(evaluate_command(map_path, labels, *options, "--scores", str(out)))
+    assert "tp 15 (0.15 ha)  fp 4 (0.04 ha)  fn 0 (0.00 ha)  tn 12" in (
+        capsys.readouterr().out
+    )
+    record = json.loads(out.read_text())
+    assert (record["bbox"], record["bbox_crs"]) == (list(UTM_BBOX), MAP_CRS)
+    assert record["fields"]["scored_fields"] == 2
+    # The same pixels as the bbox in lon/lat and in another geographic CRS.
+    for crs in ("EPSG:4326", "EPSG:4269"):
+        to_crs = Transformer.from_crs(MAP_CRS, crs, always_xy=True)
+        bounds = to_crs.transform_bounds(*UTM_BBOX)
+        result = evaluate_map(map_path, labels, bbox=bounds, bbox_crs=crs)
+        assert (result.tp, result.fp, result.fn, result.tn) == (15, 4, 0, 12)
+
+
+@pytest.mark.parametrize(
+    ("bbox", "bbox_crs", "message"),
+    [
+        (
+            UTM_BBOX,
+            "EPSG:99999",
+            "--bbox-crs 'EPSG:99999' is not a CRS that pyproj knows; pass e.g. "
+            "EPSG:4326 for lon/lat or EPSG:32610 for UTM zone 10N metres.",
+        ),
+        (
+            (UTM_BBOX[2], UTM_BBOX[1], UTM_BBOX[0], UTM_BBOX[3]),
+            MAP_CRS,
+            "--bbox 700210 4099940 699990 4100010 is not (xmin, ymin, xmax, ymax) "
+            "with min < max in EPSG:32610: min x 700210 > max x 699990; pass "
+            "--bbox 699990 4099940 700210 4100010.",
+        ),
+        (
+            (37.03, -120.86, 37.15, -120.7),
+            "EPSG:4269",
+            "--bbox 37.03 -120.86 37.15 -120.7 has a latitude beyond +-90 degrees "
+            "in EPSG:4269, so longitude and latitude look swapped; --bbox takes "
+            "longitude first: pass --bbox -120.86 37.03 -120.7 37.15.",
+        ),
+        (
+            lonlat_bbox(*UTM_BBOX),
+            MAP_CRS,
+            "--bbox {bbox} in EPSG:32610 misses map {map!r}, but read as lon/lat "
+            "degrees it lies over it; leave out --bbox-crs EPSG:32610 (lon/lat is "
+            "the default), or give the bbox in EPSG:32610 coordinates.",
+        ),
+        (
+            (600000, 4000000, 601000, 4001000),
+            MAP_CRS,
+            "--bbox 600000 4000000 601000 4001000 in EPSG:32610 does not overlap the "
+            "labels {labels!r}, which cover [",
+        ),
+    ],
+)
+def test_bbox_crs_refusals_name_the_bbox_in_its_crs(
+    map_path: Path,
+    labels: Path,
+    bbox: tuple[float, float, float, float],
+    bbox_crs: str,
+    message: str,
+) -> None:
+    expected = message.format(
+        bbox=" ".join(f"{v:.10g}" for v in bbox), map=str(map_path), labels=str(labels)
+    )
+    with pytest.raises(ValueError, match=re.escape(expected)) as info:
+        evaluate_map(map_path, labels, bbox=bbox, bbox_crs=bbox_crs)
+    assert str(info.value).startswith(expected)
+    assert len(str(info.value).splitlines()) == 1
+
+
+def test_a_bbox_in_the_map_crs_off_the_map_names_the_map_in_that_crs(
+    map_path: Path, tmp_path: Path
+) -> None:
+    fields = [*FIELDS, ("P", (0, 5000, 4, 5004))]  # 50 km east of the map
+    labels = write_labels(tmp_path / "labels.gpkg", fields)
+    x0, y0 = ORIGIN
+    bbox = (x0 + 49_900, y0 - 100, x0 + 50_100, y0 + 10)
+    with pytest.raises(ValueError, match="in EPSG:32610 does not overlap map") as info:
+        evaluate_map(map_path, labels, bbox=bbox, bbox_crs=MAP_CRS)
+    message = str(info.value)
+    assert message.startswith(
+        f"--bbox 749900 4099900 750100 4100010 in EPSG:32610 does not overlap map "
+        f"{str(map_path)!r}, which covers ["
+    )
+    assert message.endswith(
+        "(lon/lat) = [700000.0, 4099800.0, 700200.0, 4100000.0] in EPSG:32610; "
+        "pass a --bbox inside that extent or leave it out."
+    )

@@ -67,13 +67,13 @@ def test_a_bbox_reaching_past_the_imagery_names_the_bounds_of_the_map(
             (702500.0, 4098000.0, 700500.0, 4099500.0),
             "EPSG:32610",
             "with min < max in EPSG:32610: min x 702500 > max x 700500; "
-            "pass 700500 4098000 702500 4099500.",
+            "pass --bbox 700500 4098000 702500 4099500.",
         ),
         (
             (-120.7, 37.0, -120.7, 37.1),
             "EPSG:4326",
             "with min < max in EPSG:4326: min lon -120.7 = max lon -120.7; "
-            "pass e.g. -120.75 36.95 -120.55 37.1 for lon/lat.",
+            "pass e.g. --bbox -120.75 36.95 -120.55 37.1 for lon/lat.",
         ),
         (
             (float("nan"), 37.0, -120.6, 37.1),

@@ -15,6 +15,7 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 import pyogrio
 import pytest
 import rasterio
@@ -45,12 +46,13 @@ from rasterio.windows import Window, from_bounds
 from torchgeo_simclr.cli import main
 from torchgeo_simclr.constants import IRRIGATED, MAP_NODATA, S2_BANDS
 from torchgeo_simclr.datasets import CentralValleyS2
+from torchgeo_simclr.embeddings.index import checkpoint_id
 from torchgeo_simclr.inference import MapResult, geotiff, predict_map
 from torchgeo_simclr.inference import writer as writer_module
 from torchgeo_simclr.inference.blend import StripBlender, WeightKind, blend_weights
 from torchgeo_simclr.inference.grid import OutputGrid, output_grid
 from torchgeo_simclr.inference.normalise import has_data, normalise
-from torchgeo_simclr.inference.polygons import irrigated_polygons
+from torchgeo_simclr.inference.polygons import irrigated_polygons, with_provenance
 from torchgeo_simclr.inference.predict import default_batch_size
 from torchgeo_simclr.inference.quicklook import quicklook
 from torchgeo_simclr.inference.styles import polygon_style
@@ -76,6 +78,16 @@ PIXEL_HA = 0.01
 DATE = "2023-07-15"
 
 PROBLEMS: tuple[Problem, ...] = ("segmentation", "classification")
+
+#: Fields of the irrigated regions, then those saying what made the map.
+REGION_FIELDS = ("area_ha", "mean_probability")
+PROVENANCE_FIELDS = (
+    "acquired_from",
+    "acquired_to",
+    "checkpoint",
+    "checkpoint_id",
+    "threshold",
+)
 
 #: Suffixes of the files beside PATH.tif.
 COMPANIONS = (
@@ -752,6 +764,87 @@ def test_summary_and_polygons_agree_with_the_rasters(
     )
 
 
+@pytest.mark.parametrize("problem", PROBLEMS)
+def test_polygons_carry_the_imagery_date_checkpoint_and_threshold(
+    maps: dict[str, MapResult], checkpoints: dict[str, Path], problem: str
+) -> None:
+    """An analyst filters the regions in QGIS by date, model and threshold."""
+    result, checkpoint = maps[problem], checkpoints[problem]
+    info = pyogrio.read_info(result.files.polygons, layer="irrigated")
+    assert list(info["fields"]) == [*REGION_FIELDS, *PROVENANCE_FIELDS]
+    assert info["ogr_types"] == [
+        "OFTReal",
+        "OFTReal",
+        "OFTDate",
+        "OFTDate",
+        "OFTString",
+        "OFTString",
+        "OFTReal",
+    ]
+    polygons = gpd.read_file(result.files.polygons, layer="irrigated")
+    assert len(polygons) > 0
+    # One sensing date: the range is that day.
+    assert set(polygons["acquired_from"].dt.strftime("%Y-%m-%d")) == {DATE}
+    assert set(polygons["acquired_to"].dt.strftime("%Y-%m-%d")) == {DATE}
+    assert set(polygons["checkpoint"]) == {checkpoint.name}
+    # The id that `torchgeo-simclr embed` records for the same checkpoint.
+    assert set(polygons["checkpoint_id"]) == {checkpoint_id(checkpoint)}
+    assert result.summary["model"]["checkpoint_sha256"].startswith(
+        checkpoint_id(checkpoint)
+    )
+    assert set(polygons["threshold"]) == {result.summary["threshold"]}
+
+
+def test_polygons_of_scenes_of_two_dates_carry_the_range_and_given_threshold(
+    checkpoints: dict[str, Path], tmp_path: Path
+) -> None:
+    later = FAKE_PRODUCT.replace("20230715T184919", "20230720T184919", 1)
+    two_scenes(tmp_path / "s2", FAKE_SIZE * 10.0, later.replace("T10SFG", "T10SGG"))
+    edge = FAKE_ORIGIN[0] + FAKE_SIZE * 10.0  # where the two scenes meet
+    result = run(
+        checkpoints["segmentation"],
+        tmp_path / "s2",
+        tmp_path / "map.tif",
+        bbox=(edge - 500.0, FAKE_ORIGIN[1] - 500.0, edge + 500.0, FAKE_ORIGIN[1]),
+        bbox_crs="EPSG:32610",
+        threshold=0.0,  # every pixel with data is irrigated: one region
+    )
+    assert result.summary["imagery_dates"] == [DATE, "2023-07-20"]
+    polygons = gpd.read_file(result.files.polygons, layer="irrigated")
+    assert len(polygons) == 1
+    region = polygons.iloc[0]
+    assert region["acquired_from"].date().isoformat() == DATE
+    assert region["acquired_to"].date().isoformat() == "2023-07-20"
+    assert region["threshold"] == 0.0
+
+
+@pytest.mark.parametrize(
+    ("dates", "expected"),
+    [
+        (["2023-07-15", "2023-07-20", "unknown"], ("2023-07-15", "2023-07-20")),
+        (["unknown"], (None, None)),
+    ],
+)
+def test_scenes_without_a_date_are_left_out_of_the_polygons_range(
+    dates: list[str], expected: tuple[str | None, str | None], tmp_path: Path
+) -> None:
+    regions = gpd.GeoDataFrame(
+        {"area_ha": [1.0], "mean_probability": [0.9]},
+        geometry=[shapely.box(0, 0, 100, 100)],
+        crs="EPSG:32610",
+    )
+    path = tmp_path / "regions.gpkg"
+    with_provenance(regions, dates, "last.ckpt", "0123456789abcdef", 0.5).to_file(
+        path, layer="irrigated", engine="pyogrio", use_arrow=True
+    )
+    [region] = pyogrio.read_dataframe(path, layer="irrigated").itertuples()
+    got = tuple(
+        None if pd.isna(day) else day.date().isoformat()
+        for day in (region.acquired_from, region.acquired_to)
+    )
+    assert got == expected
+
+
 def test_polygons_do_not_depend_on_strip_height(maps: dict[str, MapResult]) -> None:
     files = maps["segmentation"].files
     whole = irrigated_polygons(files.classes, files.probability, 0.5)
@@ -1234,7 +1327,9 @@ def test_a_map_without_irrigation_still_has_a_polygon_layer(
     info = pyogrio.read_info(result.files.polygons, layer="irrigated")
     assert info["geometry_type"] == "Polygon"
     assert info["features"] == 0
-    assert list(info["fields"]) == ["area_ha", "mean_probability"]
+    assert list(info["fields"]) == [*REGION_FIELDS, *PROVENANCE_FIELDS]
+    # QGIS offers date filters on the acquisition dates, even with no region.
+    assert info["ogr_types"][2:4] == ["OFTDate", "OFTDate"]
     assert info["crs"] == "EPSG:32610"
 
 
@@ -1292,6 +1387,39 @@ def test_existing_output_is_kept_unless_overwrite(
         assert src.dtypes == ("uint8",)
         assert src.tags()["problem"] == "segmentation"
     assert json.loads(summary.read_text())["model"]["problem"] == "segmentation"
+    assert hidden(tmp_path) == []
+
+
+def test_the_summary_names_the_unit_of_its_bounds_and_pixel_size(
+    maps: dict[str, MapResult],
+) -> None:
+    summary = json.loads(maps["segmentation"].files.summary.read_text())
+    assert (summary["crs"], summary["crs_units"]) == ("EPSG:32610", "metre")
+    assert summary["pixel_size"] == 10.0  # metres
+    assert writer_module.crs_units(CRS.from_epsg(4326)) == "degree"
+    assert writer_module.crs_units(CRS.from_epsg(2227)) == "US survey foot"
+
+
+def test_overwrite_replaces_a_summary_written_before_it_named_units(
+    scene: SampleScene,
+    checkpoints: dict[str, Path],
+    maps: dict[str, MapResult],
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "map.tif"
+    older = maps["classification"].files
+    for path in older.all():
+        shutil.copy(path, tmp_path / path.name)
+    summary = tmp_path / older.summary.name
+    earlier = json.loads(summary.read_text())
+    del earlier["crs_units"]
+    summary.write_text(json.dumps(earlier))
+    predict_cli(
+        checkpoints["segmentation"], scene.root, out, "--no-progress", "--overwrite"
+    )
+    replaced = json.loads(summary.read_text())
+    assert replaced["model"]["problem"] == "segmentation"
+    assert replaced["crs_units"] == "metre"
     assert hidden(tmp_path) == []
 
 

@@ -95,3 +95,13 @@ MAP_CLASSES: Final[dict[int, tuple[str, str]]] = {
     NOT_IRRIGATED: ("Not irrigated", "#d8c89a"),
     IRRIGATED: ("Irrigated", "#1f78b4"),
 }
+
+#: What a map's list of imagery dates holds for a scene whose name carries none.
+UNKNOWN_DATE: Final[str] = "unknown"
+
+#: Square metres in a hectare.
+M2_PER_HA: Final[float] = 10_000.0
+
+#: Decimals of areas in hectares: 0.01 ha is one 10 m pixel (the polygons'
+#: ``area_ha`` of ``predict`` and ``evaluate --fields``, evaluate's scores).
+AREA_DECIMALS: Final[int] = 2

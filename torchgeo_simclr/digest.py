@@ -2,6 +2,11 @@
 
 import hashlib
 from pathlib import Path
+from typing import Final
+
+#: Hex digits of a checkpoint's SHA-256 kept as its id: in an embedding index
+#: and on a map's polygons (the same id for the same file).
+CHECKPOINT_ID_LENGTH: Final[int] = 16
 
 
 def file_digest(path: str | Path) -> str:

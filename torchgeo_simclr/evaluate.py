@@ -16,15 +16,19 @@ The map is read, and the labels rasterised, in strips of whole rows, so memory
 does not grow with the size of the map.
 
 With ``fields``, the scored fields are also written as a GeoPackage layer
-(:data:`FIELDS_LAYER`), one polygon per field with its label, vote, pixel
-counts and outcome, styled for QGIS by outcome, so a GIS analyst sees where
-the map agrees with the labels.
+(:data:`FIELDS_LAYER`), one polygon per field with its crop class, label,
+vote, pixel counts and outcome, styled for QGIS by outcome, so a GIS analyst
+sees where the map agrees with the labels and which crops it misses. With
+``scores``, the scores and what was scored (paths, bbox, class-map overrides,
+version) are also written as a JSON file (:data:`SCORES_KEYS`,
+:data:`SCORES_UNITS`).
 """
 
+import json
 import math
 import os
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final, cast
@@ -37,14 +41,33 @@ import rasterio.errors
 import rasterio.features
 import rasterio.windows
 import shapely
-from pyproj import CRS
+from pyproj import CRS, Transformer
 from tqdm import tqdm
 
-from .constants import IRRIGATED, MAP_CLASSES, MAP_NODATA, NOT_IRRIGATED
+from . import __version__
+from .constants import (
+    AREA_DECIMALS,
+    IRRIGATED,
+    M2_PER_HA,
+    MAP_CLASSES,
+    MAP_NODATA,
+    NOT_IRRIGATED,
+)
+from .datasets.dwr import code_key
 from .datasets.labels import IrrigationLabels, LabelsOutsideBboxError
 from .geopackage import missing_layer, write_geopackage
 from .interrupts import deferred_interrupts
-from .lonlat import check_lonlat_bbox, lonlat_extent, shapes_extent
+from .lonlat import (
+    LONLAT,
+    bbox_polygon,
+    check_bbox,
+    check_latitudes,
+    check_lonlat_bbox,
+    in_degrees,
+    lonlat_extent,
+    parse_bbox_crs,
+    shapes_extent,
+)
 from .outputs import check_output_folder, not_a_file, partial_path, same_file
 
 #: What a map file must be, for error messages.
@@ -93,6 +116,34 @@ FIELDS_STYLE_NAME: Final[str] = "field outcomes"
 #: Decimals of ``agreement``.
 AGREEMENT_DECIMALS: Final[int] = 4
 
+#: Top-level keys of the JSON file ``scores`` names: an existing file is
+#: taken for an earlier evaluate's scores (which may be replaced) when it is a
+#: JSON object with all of them.
+SCORES_KEYS: Final[frozenset[str]] = frozenset(
+    {"torchgeo_simclr_version", "map", "labels", "bbox", "pixels", "fields"}
+)
+
+#: The ``units`` entry of a scores file: what each kind of number is in, by
+#: key or key ending.
+SCORES_UNITS: Final[dict[str, str]] = {
+    "f1, precision, recall, iou, accuracy": (
+        "fraction 0-1, irrigated is the positive class (0.0 where the denominator is 0)"
+    ),
+    "tp, fp, fn, tn": (
+        "tp mapped and labelled irrigated, fp mapped irrigated but labelled not "
+        "irrigated, fn mapped not irrigated but labelled irrigated, tn mapped "
+        "and labelled not irrigated"
+    ),
+    "_px": "pixels of the map",
+    "_ha": "hectares (10,000 m2), rounded to 0.01 ha",
+    "_fields": "label polygons, each voted by the majority of its pixels",
+    "bbox": "xmin, ymin, xmax, ymax in bbox_crs (lon/lat degrees for EPSG:4326)",
+}
+
+#: Largest existing file read to tell whether it is a scores file, bytes (a
+#: scores file is about 2 KB).
+MAX_SCORES_BYTES: Final[int] = 1 << 20
+
 
 def _ratio(numerator: int, denominator: int) -> float:
     """Divide, returning 0.0 for a zero denominator.
@@ -127,6 +178,7 @@ class MapEvaluation:
 
     Every score is a fraction in [0, 1]; a score whose denominator is zero (e.g.
     precision of a map that predicts no irrigated pixel) is 0.0, not NaN.
+    Counts are pixels or fields; areas are hectares, rounded to 0.01 ha.
     """
 
     #: Pixel F1 score of the irrigated class, ``2 tp / (2 tp + fp + fn)``.
@@ -156,6 +208,22 @@ class MapEvaluation:
     #: Fields scored: polygons labelled 0 or 1 with at least one map pixel of
     #: class 0 or 1.
     n_fields: int
+    #: Scored fields voted irrigated and labelled irrigated.
+    field_tp: int
+    #: Scored fields voted irrigated and labelled not irrigated.
+    field_fp: int
+    #: Scored fields voted not irrigated and labelled irrigated.
+    field_fn: int
+    #: Scored fields voted not irrigated and labelled not irrigated.
+    field_tn: int
+    #: Area of the ``tp`` pixels, hectares.
+    tp_ha: float
+    #: Area of the ``fp`` pixels, hectares.
+    fp_ha: float
+    #: Area of the ``fn`` pixels, hectares.
+    fn_ha: float
+    #: Area of the ``tn`` pixels, hectares.
+    tn_ha: float
 
     @classmethod
     def from_counts(
@@ -169,6 +237,10 @@ class MapEvaluation:
         field_fp: int,
         field_fn: int,
         field_tn: int,
+        tp_ha: float,
+        fp_ha: float,
+        fn_ha: float,
+        tn_ha: float,
     ) -> "MapEvaluation":
         """Compute the scores from pixel and field confusion counts.
 
@@ -181,6 +253,10 @@ class MapEvaluation:
             field_fp: fields voted irrigated, labelled not irrigated.
             field_fn: fields voted not irrigated, labelled irrigated.
             field_tn: fields voted not irrigated, labelled not irrigated.
+            tp_ha: area of the *tp* pixels, hectares.
+            fp_ha: area of the *fp* pixels, hectares.
+            fn_ha: area of the *fn* pixels, hectares.
+            tn_ha: area of the *tn* pixels, hectares.
 
         Returns:
             The evaluation; scores with a zero denominator are 0.0.
@@ -201,6 +277,14 @@ class MapEvaluation:
             field_accuracy=_ratio(field_tp + field_tn, n_fields),
             field_f1=_f1(field_tp, field_fp, field_fn),
             n_fields=n_fields,
+            field_tp=field_tp,
+            field_fp=field_fp,
+            field_fn=field_fn,
+            field_tn=field_tn,
+            tp_ha=tp_ha,
+            fp_ha=fp_ha,
+            fn_ha=fn_ha,
+            tn_ha=tn_ha,
         )
 
     def to_dict(self) -> dict[str, float | int]:
@@ -232,10 +316,92 @@ class MapEvaluation:
             f"{name:<{width}}  {pixels:>{cells}}  {fields:>{cells}}".rstrip()
             for name, pixels, fields in (header, *rows)
         ]
+        pixels = (
+            ("tp", self.tp, self.tp_ha),
+            ("fp", self.fp, self.fp_ha),
+            ("fn", self.fn, self.fn_ha),
+            ("tn", self.tn, self.tn_ha),
+        )
         lines.append(
-            f"pixels: tp {self.tp:,}  fp {self.fp:,}  fn {self.fn:,}  tn {self.tn:,}"
+            "pixels: "
+            + "  ".join(f"{name} {n:,} ({ha:,.2f} ha)" for name, n, ha in pixels)
+        )
+        lines.append(
+            f"fields: tp {self.field_tp:,}  fp {self.field_fp:,}  "
+            f"fn {self.field_fn:,}  tn {self.field_tn:,}"
         )
         return "\n".join(lines)
+
+    def scores_record(
+        self,
+        *,
+        map_path: str | Path,
+        labels: str | Path,
+        class_column: str,
+        class_map: Mapping[str, int] | None,
+        bbox: Sequence[float] | None,
+        bbox_crs: CRS,
+        map_crs: CRS,
+        fields: str | Path | None,
+    ) -> dict[str, Any]:
+        """The scores and what was scored, as the JSON file ``scores`` names.
+
+        Args:
+            map_path: the map scored, as given.
+            labels: the label file or folder, as given.
+            class_column: the attribute with the class code.
+            class_map: the class-map overrides given (not the defaults).
+            bbox: the region scored, in *bbox_crs*, or None for the whole map.
+            bbox_crs: the CRS of *bbox*.
+            map_crs: the map's CRS (pixel areas are taken in it).
+            fields: the GeoPackage of scored fields written, or None.
+
+        Returns:
+            A JSON-serialisable dict with :data:`SCORES_KEYS`: the inputs, the
+            ``units`` (:data:`SCORES_UNITS`), and the ``pixels`` and
+            ``fields`` scores and counts; counts end in ``_px`` (pixels),
+            ``_ha`` (hectares) or ``_fields`` (fields).
+        """
+        return {
+            "torchgeo_simclr_version": __version__,
+            "map": os.fspath(map_path),
+            "labels": os.fspath(labels),
+            "class_column": class_column,
+            "class_map": dict(class_map or {}),
+            "bbox": None if bbox is None else [float(v) for v in bbox],
+            "bbox_crs": bbox_crs.to_string(),
+            "map_crs": map_crs.to_string(),
+            "fields_gpkg": None if fields is None else os.fspath(fields),
+            "units": dict(SCORES_UNITS),
+            "pixels": {
+                "f1": self.f1,
+                "precision": self.precision,
+                "recall": self.recall,
+                "iou": self.iou,
+                "accuracy": self.accuracy,
+                "scored_px": self.n_pixels,
+                "tp_px": self.tp,
+                "fp_px": self.fp,
+                "fn_px": self.fn,
+                "tn_px": self.tn,
+                "scored_ha": round(
+                    self.tp_ha + self.fp_ha + self.fn_ha + self.tn_ha, AREA_DECIMALS
+                ),
+                "tp_ha": self.tp_ha,
+                "fp_ha": self.fp_ha,
+                "fn_ha": self.fn_ha,
+                "tn_ha": self.tn_ha,
+            },
+            "fields": {
+                "f1": self.field_f1,
+                "accuracy": self.field_accuracy,
+                "scored_fields": self.n_fields,
+                "tp_fields": self.field_tp,
+                "fp_fields": self.field_fp,
+                "fn_fields": self.field_fn,
+                "tn_fields": self.field_tn,
+            },
+        }
 
 
 def _open_map(map_path: str | Path) -> Any:
@@ -325,6 +491,118 @@ def _pixel_range(start: float, stop: float, size: float, limit: int) -> tuple[in
     return max(first, 0), min(max(last, 0), limit)
 
 
+@dataclass(frozen=True)
+class _Bbox:
+    """A checked ``--bbox`` and the CRS ``--bbox-crs`` names for it."""
+
+    #: ``(xmin, ymin, xmax, ymax)`` in :attr:`crs`.
+    values: tuple[float, float, float, float]
+    #: The CRS of :attr:`values` (EPSG:4326 for lon/lat).
+    crs: CRS
+
+    @classmethod
+    def parse(cls, bbox: Sequence[float] | None, bbox_crs: CRS | str) -> "_Bbox | None":
+        """Check a bbox and its CRS as ``predict`` and ``embed`` check theirs.
+
+        Args:
+            bbox: ``(xmin, ymin, xmax, ymax)`` in *bbox_crs*, or None.
+            bbox_crs: its CRS, e.g. ``"EPSG:32610"`` (pyproj reads it).
+
+        Returns:
+            The bbox, or None without one.
+
+        Raises:
+            ValueError: If pyproj does not know *bbox_crs*, or *bbox* is not 4
+                finite numbers with min < max (lon/lat given latitude first or
+                in 0-360 degrees get the fix; metres given as lon/lat are told
+                to name their CRS with ``--bbox-crs``).
+        """
+        crs = parse_bbox_crs(bbox_crs)
+        if bbox is None:
+            return None
+        values = tuple(float(v) for v in bbox)
+        if crs == LONLAT:
+            try:
+                checked = check_lonlat_bbox(values, "--bbox")
+            except ValueError:
+                if any(abs(v) > 360 for v in values):
+                    # Metres: the fix is --bbox-crs, as predict's message says.
+                    check_latitudes("--bbox", values, crs)
+                raise
+            assert checked is not None  # a bbox was given
+            return cls(checked, crs)
+        return cls(check_bbox(values, crs), crs)
+
+    @property
+    def named(self) -> str:
+        """The bbox as a message names it, e.g. ``--bbox 1 2 3 4 in EPSG:32610``.
+
+        Returns:
+            The option and its values, and the CRS unless it is lon/lat.
+        """
+        given = f"--bbox {' '.join(f'{v:.10g}' for v in self.values)}"
+        return given if self.crs == LONLAT else f"{given} in {self.crs.to_string()}"
+
+    def polygon(self, crs: CRS) -> shapely.Polygon:
+        """The bbox as a polygon in *crs*, densified to follow its curvature.
+
+        Args:
+            crs: the target CRS.
+
+        Returns:
+            The polygon (see :func:`~torchgeo_simclr.lonlat.bbox_polygon`).
+        """
+        return bbox_polygon(self.values, self.crs, crs)
+
+    def lonlat(self) -> tuple[float, float, float, float] | None:
+        """The lon/lat box around the bbox, within which the labels are read.
+
+        Returns:
+            ``(min lon, min lat, max lon, max lat)``, EPSG:4326 degrees, or
+            None where the bbox reaches beyond where its CRS is defined.
+        """
+        if self.crs == LONLAT:
+            return self.values
+        west, south, east, north = self.polygon(LONLAT).bounds
+        box = (max(west, -180.0), max(south, -90.0), min(east, 180.0), min(north, 90.0))
+        valid = (
+            all(math.isfinite(v) for v in box) and box[0] < box[2] and box[1] < box[3]
+        )
+        return box if valid else None
+
+    def check_not_degrees(
+        self, map_bounds: Sequence[float], map_crs: CRS, name: str
+    ) -> None:
+        """Refuse lon/lat degrees given as the coordinates of a projected CRS.
+
+        Such a bbox lies far from the map (around the CRS's origin) and would
+        only be refused for missing it, without the reason.
+
+        Args:
+            map_bounds: ``(left, bottom, right, top)`` of the map in *map_crs*.
+            map_crs: the map's CRS.
+            name: the map path, for the message.
+
+        Raises:
+            ValueError: If the bbox misses the map in its CRS but its numbers,
+                read as lon/lat, lie over it.
+        """
+        if not self.crs.is_projected or not in_degrees(self.values):
+            return
+        area = shapely.box(*map_bounds)
+        as_lonlat = _Bbox(self.values, LONLAT)
+        if area.intersects(as_lonlat.polygon(map_crs)) and not area.intersects(
+            self.polygon(map_crs)
+        ):
+            crs = self.crs.to_string()
+            msg = (
+                f"{self.named} misses map {name!r}, but read as lon/lat degrees it "
+                f"lies over it; leave out --bbox-crs {crs} (lon/lat is the "
+                f"default), or give the bbox in {crs} coordinates."
+            )
+            raise ValueError(msg)
+
+
 def evaluate_map(
     map_path: str | Path,
     labels: str | Path,
@@ -333,8 +611,10 @@ def evaluate_map(
     bbox: tuple[float, float, float, float] | None = None,
     progress: bool = False,
     *,
+    bbox_crs: CRS | str = "EPSG:4326",
     rows_per_strip: int = 512,
     fields: str | Path | None = None,
+    scores: str | Path | None = None,
     overwrite: bool = False,
 ) -> MapEvaluation:
     """Score an irrigation map against label polygons, per pixel and per field.
@@ -355,14 +635,22 @@ def evaluate_map(
 
     With *fields*, the scored fields are also written to a new GeoPackage,
     layer :data:`FIELDS_LAYER`, in the map's CRS: one polygon per scored field
-    (the whole label polygon, also where a bbox clips it) with ``label`` and
+    (the whole label polygon, also where a bbox clips it) with ``crop_class``
+    (its *class_column* code, e.g. ``P`` for pasture), ``label`` and
     ``mapped`` (0/1: the label and the majority vote), ``irrigated_px`` and
     ``not_irrigated_px`` (its scored pixels of each map class), ``agreement``
     (the share of them whose map class equals the label, 0-1), ``outcome``
     (one of :data:`FIELD_OUTCOMES`) and ``area_ha`` (the polygon's area,
-    hectares). QGIS opens it filled by outcome (:data:`OUTCOME_LEGEND`). The
-    path is checked before any work; the file is written under a temporary
-    name beside it and renamed once complete.
+    hectares). QGIS opens it filled by outcome (:data:`OUTCOME_LEGEND`).
+
+    With *scores*, the scores are also written to a JSON file (see
+    :meth:`MapEvaluation.scores_record`): what was scored (map, labels, class
+    column and class-map overrides, bbox and its CRS, package version), the
+    pixel scores with the confusion counts in pixels and hectares, and the
+    field scores with their counts.
+
+    The *fields* and *scores* paths are checked before any work; each file is
+    written under a temporary name beside it and renamed once complete.
 
     Args:
         map_path: the map GeoTIFF: single band, uint8, 0 not irrigated, 1
@@ -373,33 +661,41 @@ def evaluate_map(
         class_column: attribute holding the class code.
         class_map: class code -> mask value (0, 1 or 255) entries that update
             :data:`~torchgeo_simclr.datasets.DEFAULT_IRRIGATION_MAP`.
-        bbox: ``(min lon, min lat, max lon, max lat)``, EPSG:4326 degrees; when
-            given, only pixels whose centre lies inside it are scored, for pixel
-            and field metrics alike (a field crossing the bbox edge is voted on
-            its pixels inside).
+        bbox: ``(xmin, ymin, xmax, ymax)`` in *bbox_crs*, by default ``(min
+            lon, min lat, max lon, max lat)`` in EPSG:4326 degrees; when given,
+            only pixels whose centre lies inside it are scored, for pixel and
+            field metrics alike (a field crossing the bbox edge is voted on its
+            pixels inside).
         progress: show a progress bar over the map's rows.
+        bbox_crs: the CRS of *bbox*, anything pyproj reads, e.g.
+            ``"EPSG:32610"`` for UTM zone 10N metres.
         rows_per_strip: map rows (pixels) read and rasterised at once; only
             memory (a few tens of bytes per strip pixel) and speed depend on it,
             not the result.
         fields: a GeoPackage (``.gpkg``) to write the scored fields to, or
             None for none.
+        scores: a JSON file (``.json``) to write the scores to, or None for
+            none.
         overwrite: replace *fields* if it is a GeoPackage with the
-            :data:`FIELDS_LAYER` (never another file).
+            :data:`FIELDS_LAYER`, and *scores* if it is a JSON file with the
+            :data:`SCORES_KEYS` (never another file).
 
     Returns:
         The pixel and field scores; scores with a zero denominator are 0.0.
 
     Raises:
         FileNotFoundError: If the map or the label file does not exist.
-        FileExistsError: If *fields* exists and *overwrite* is False, or it is
-            no GeoPackage of fields.
-        IsADirectoryError: If *fields* is a folder.
-        PermissionError: If the folder of *fields* cannot be written.
+        FileExistsError: If *fields* or *scores* exists and *overwrite* is
+            False, or it is no file of fields or scores evaluate wrote.
+        IsADirectoryError: If *fields* or *scores* is a folder.
+        PermissionError: If the folder of *fields* or *scores* cannot be
+            written.
         ValueError: If the map is not a uint8 class map with nodata 255 or holds
-            values other than 0, 1, 255, the labels cannot be read, *bbox* is
-            malformed or does not overlap the map or the labels, the labels do
-            not overlap the map, no pixel has both a map class and a 0/1
-            label, or *fields* does not end in ``.gpkg`` or is the map or the
+            values other than 0, 1, 255, the labels cannot be read, *bbox_crs*
+            is no CRS, *bbox* is malformed or does not overlap the map or the
+            labels, the labels do not overlap the map, no pixel has both a map
+            class and a 0/1 label, *fields* does not end in ``.gpkg``,
+            *scores* does not end in ``.json``, or either is the map or the
             labels.
     """
     if rows_per_strip < 1:
@@ -409,15 +705,22 @@ def evaluate_map(
         )
         raise ValueError(msg)
     # A latitude-first or inverted bbox gets the fix in --bbox's own syntax.
-    check_lonlat_bbox(bbox, "--bbox")
+    region = _Bbox.parse(bbox, bbox_crs)
     fields_path = (
         None
         if fields is None
         else _check_fields_path(Path(fields), map_path, labels, overwrite)
     )
+    scores_path = (
+        None
+        if scores is None
+        else _check_scores_path(Path(scores), map_path, labels, overwrite)
+    )
     name = os.fspath(map_path)
     with _open_map(map_path) as src:
         crs = CRS.from_user_input(src.crs.to_wkt())
+        if region is not None:
+            region.check_not_degrees(src.bounds, crs, name)
         try:
             dataset = IrrigationLabels(
                 paths=os.fspath(labels),
@@ -425,9 +728,10 @@ def evaluate_map(
                 res=(float(src.transform.a), float(-src.transform.e)),
                 class_column=class_column,
                 class_map=dict(class_map) if class_map is not None else None,
-                bbox=bbox,
+                bbox=None if region is None else region.lonlat(),
             )
         except LabelsOutsideBboxError as error:
+            assert region is not None  # only raised for a bbox
             extents = error.extents
             cover = (
                 str(next(iter(extents.values())))
@@ -435,14 +739,14 @@ def evaluate_map(
                 else "; ".join(f"{f!r}: {e}" for f, e in extents.items())
             )
             msg = (
-                f"--bbox {' '.join(f'{v:.10g}' for v in error.bbox)} does not overlap "
-                f"the labels {os.fspath(labels)!r}, which cover {cover} (lon/lat); "
-                f"pass a --bbox over both the labels and map {name!r} "
+                f"{region.named} does not overlap the labels "
+                f"{os.fspath(labels)!r}, which cover {cover} (lon/lat); pass a "
+                f"--bbox over both the labels and map {name!r} "
                 f"({lonlat_extent(src.bounds, crs)}), or leave it out."
             )
             raise ValueError(msg) from None
-        bbox_polygon = dataset.bbox_in(crs)
-        window = _labelled_window(src, dataset, bbox_polygon, name, labels)
+        bbox_polygon = None if region is None else region.polygon(crs)
+        window = _labelled_window(src, dataset, region, bbox_polygon, name, labels)
         tally = _Tally(dataset.features["value"].to_numpy(dtype=np.uint8))
         geometries = dataset.features.geometry.to_numpy()
         sindex = dataset.features.sindex
@@ -479,7 +783,7 @@ def evaluate_map(
                         [bbox_polygon], out_shape=classes.shape, transform=transform
                     )
                     ids[outside] = -1
-                tally.add(classes, ids)
+                tally.add(classes, ids, _row_pixel_ha(transform, strip.height, crs))
                 bar.update(strip.height)
 
     if tally.confusion.sum() == 0:
@@ -500,10 +804,27 @@ def evaluate_map(
             f"{os.fspath(labels)!r}: {found}; {advice}."
         )
         raise ValueError(msg)
+    evaluation = tally.evaluation()
     if fields_path is not None:
-        frame = tally.fields_frame(dataset.features.geometry.to_numpy(), crs)
+        frame = tally.fields_frame(
+            dataset.features.geometry.to_numpy(),
+            dataset.features["code"].to_numpy(),
+            crs,
+        )
         _write_fields(frame, fields_path, map_path, labels, overwrite)
-    return tally.evaluation()
+    if scores_path is not None:
+        record = evaluation.scores_record(
+            map_path=map_path,
+            labels=labels,
+            class_column=class_column,
+            class_map=class_map,
+            bbox=None if region is None else region.values,
+            bbox_crs=parse_bbox_crs(bbox_crs),
+            map_crs=crs,
+            fields=fields_path,
+        )
+        _write_scores(record, scores_path, map_path, labels, overwrite)
+    return evaluation
 
 
 class _Tally:
@@ -519,19 +840,28 @@ class _Tally:
         self.values = values
         #: Scored pixels by ``2 * label + map class``: tn, fp, fn, tp.
         self.confusion = np.zeros(4, dtype=np.int64)
+        #: Their areas, hectares (unrounded).
+        self.confusion_ha = np.zeros(4, dtype=np.float64)
         #: Scored pixels of each polygon mapped not irrigated and irrigated,
         #: ``[N, 2]``.
         self.votes = np.zeros((len(values), 2), dtype=np.int64)
         #: Pixels with a 0/1 label, whatever their map class.
         self.n_labelled = 0
 
-    def add(self, classes: npt.NDArray[np.uint8], ids: npt.NDArray[np.int32]) -> None:
+    def add(
+        self,
+        classes: npt.NDArray[np.uint8],
+        ids: npt.NDArray[np.int32],
+        pixel_ha: npt.NDArray[np.float64],
+    ) -> None:
         """Count one strip.
 
         Args:
             classes: map classes of the strip (0, 1 or 255), ``[H, W]``.
             ids: polygon labelling each pixel of the strip, -1 for none,
                 ``[H, W]``.
+            pixel_ha: area of one pixel in each row of the strip, hectares,
+                ``[H]``.
         """
         labelled = ids >= 0
         truth = np.full(classes.shape, MAP_NODATA, dtype=np.uint8)
@@ -539,9 +869,11 @@ class _Tally:
         self.n_labelled += int(np.count_nonzero(truth != MAP_NODATA))
         scored = (classes != MAP_NODATA) & (truth != MAP_NODATA)
         predicted = classes[scored].astype(np.int64)
-        self.confusion += np.bincount(
-            2 * truth[scored].astype(np.int64) + predicted, minlength=4
-        )
+        cell = 2 * truth[scored].astype(np.int64) + predicted
+        self.confusion += np.bincount(cell, minlength=4)
+        # Rows of the scored pixels, in the row-major order of `cell`.
+        rows = np.nonzero(scored)[0]
+        self.confusion_ha += np.bincount(cell, weights=pixel_ha[rows], minlength=4)
         self.votes += np.bincount(
             2 * ids[scored].astype(np.int64) + predicted, minlength=self.votes.size
         ).reshape(self.votes.shape)
@@ -553,6 +885,9 @@ class _Tally:
             The pixel and field scores.
         """
         tn, fp, fn, tp = (int(count) for count in self.confusion)
+        tn_ha, fp_ha, fn_ha, tp_ha = (
+            round(float(area), AREA_DECIMALS) for area in self.confusion_ha
+        )
         fields = (self.votes.sum(axis=1) > 0) & (self.values != MAP_NODATA)
         truth = self.values[fields] == IRRIGATED
         votes = self.votes[fields]
@@ -566,19 +901,27 @@ class _Tally:
             field_fp=int(np.count_nonzero(vote & ~truth)),
             field_fn=int(np.count_nonzero(~vote & truth)),
             field_tn=int(np.count_nonzero(~vote & ~truth)),
+            tp_ha=tp_ha,
+            fp_ha=fp_ha,
+            fn_ha=fn_ha,
+            tn_ha=tn_ha,
         )
 
-    def fields_frame(self, geometries: npt.NDArray[Any], crs: CRS) -> gpd.GeoDataFrame:
+    def fields_frame(
+        self, geometries: npt.NDArray[Any], codes: npt.NDArray[Any], crs: CRS
+    ) -> gpd.GeoDataFrame:
         """The scored fields, one row each, voted as :meth:`evaluation` votes.
 
         Args:
             geometries: every label polygon, in *crs*, ``[N]``.
+            codes: every label polygon's class code as read, ``[N]``.
             crs: the map's CRS.
 
         Returns:
-            The fields in label order: ``label``, ``mapped``, ``irrigated_px``,
-            ``not_irrigated_px``, ``agreement``, ``outcome``, ``area_ha`` and
-            the polygon.
+            The fields in label order: ``crop_class`` (the code, surrounding
+            spaces stripped, as the class map keys it), ``label``, ``mapped``,
+            ``irrigated_px``, ``not_irrigated_px``, ``agreement``,
+            ``outcome``, ``area_ha`` and the polygon.
         """
         scored = (self.votes.sum(axis=1) > 0) & (self.values != MAP_NODATA)
         votes = self.votes[scored]
@@ -588,6 +931,7 @@ class _Tally:
         shapes = geometries[scored]
         return gpd.GeoDataFrame(
             {
+                "crop_class": [code_key(code) for code in codes[scored]],
                 "label": label,
                 "mapped": mapped,
                 "irrigated_px": votes[:, IRRIGATED],
@@ -607,6 +951,7 @@ class _Tally:
 def _labelled_window(
     src: Any,
     dataset: IrrigationLabels,
+    region: _Bbox | None,
     bbox_polygon: shapely.Polygon | None,
     name: str,
     labels: str | Path,
@@ -616,7 +961,8 @@ def _labelled_window(
     Args:
         src: the open map.
         dataset: the labels, in the map CRS.
-        bbox_polygon: the user bbox in the map CRS, or None.
+        region: the user bbox, or None.
+        bbox_polygon: *region* in the map CRS, or None.
         name: the map path, for messages.
         labels: the label path, for messages.
 
@@ -631,13 +977,22 @@ def _labelled_window(
     features = dataset.features
     map_extent = lonlat_extent(src.bounds, dataset.crs)
     area = shapely.box(*src.bounds)
-    if bbox_polygon is not None:
+    if region is not None and bbox_polygon is not None:
         if not area.intersects(bbox_polygon):
+            if region.crs == LONLAT:
+                given = f"{region.named} (min lon, min lat, max lon, max lat)"
+                extent = f"{map_extent} (lon/lat)"
+            else:
+                given = region.named
+                to_bbox = Transformer.from_crs(dataset.crs, region.crs, always_xy=True)
+                bounds = np.round(to_bbox.transform_bounds(*src.bounds), 1)
+                extent = (
+                    f"{map_extent} (lon/lat) = {bounds.tolist()} in "
+                    f"{region.crs.to_string()}"
+                )
             msg = (
-                f"--bbox {' '.join(f'{v:.10g}' for v in dataset.bbox or ())} (min lon, "
-                f"min lat, max lon, max lat) does not overlap map {name!r}, which "
-                f"covers {map_extent} (lon/lat); pass a --bbox inside that extent "
-                "or leave it out."
+                f"{given} does not overlap map {name!r}, which covers {extent}; "
+                "pass a --bbox inside that extent or leave it out."
             )
             raise ValueError(msg)
         area = area.intersection(bbox_polygon)
@@ -646,7 +1001,7 @@ def _labelled_window(
         # The features' own lon/lat bounds: the box around them in the map's
         # CRS, taken back to lon/lat, is far wider for labels far from the map.
         labels_extent = shapes_extent(features)
-        where = "" if bbox_polygon is None else " within the bbox"
+        where = "" if region is None else " within the bbox"
         msg = (
             f"Labels {os.fspath(labels)!r} cover {labels_extent} but map {name!r} "
             f"covers {map_extent} (min lon, min lat, max lon, max lat) and no "
@@ -705,8 +1060,6 @@ def _area_ha(geometries: npt.NDArray[Any], crs: CRS) -> npt.NDArray[np.float64]:
     Returns:
         Hectares, rounded to 0.01 ha, ``[N]``.
     """
-    from .inference.polygons import AREA_DECIMALS, M2_PER_HA
-
     if crs.is_geographic:
         geod = crs.get_geod()
         assert geod is not None  # every geographic CRS has an ellipsoid
@@ -718,6 +1071,39 @@ def _area_ha(geometries: npt.NDArray[Any], crs: CRS) -> npt.NDArray[np.float64]:
         metres = crs.axis_info[0].unit_conversion_factor if crs.axis_info else 1.0
         m2 = shapely.area(geometries) * metres**2
     return np.round(m2 / M2_PER_HA, AREA_DECIMALS)
+
+
+def _row_pixel_ha(transform: Any, rows: int, crs: CRS) -> npt.NDArray[np.float64]:
+    """Area of one pixel in each row of a strip, in hectares (unrounded).
+
+    Args:
+        transform: affine transform of the strip (north-up).
+        rows: rows in the strip.
+        crs: a projected CRS (pixel width times height in its linear unit,
+            metres for UTM: the same in every row) or a geographic one (the
+            pixel's area on its ellipsoid, which shrinks away from the equator).
+
+    Returns:
+        Hectares, ``[rows]``.
+    """
+    xres, yres = float(transform.a), float(-transform.e)
+    if crs.is_geographic:
+        geod = crs.get_geod()
+        assert geod is not None  # every geographic CRS has an ellipsoid
+        left = float(transform.c)
+        lons = [left, left + xres, left + xres, left]
+        tops = float(transform.f) - yres * np.arange(rows)
+        m2 = np.array(
+            [
+                abs(geod.polygon_area_perimeter(lons, [t, t, t - yres, t - yres])[0])
+                for t in tops
+            ],
+            dtype=np.float64,
+        )
+    else:
+        metres = crs.axis_info[0].unit_conversion_factor if crs.axis_info else 1.0
+        m2 = np.full(rows, xres * yres * metres**2, dtype=np.float64)
+    return m2 / M2_PER_HA
 
 
 def _check_fields_path(
@@ -833,6 +1219,125 @@ def _write_fields(
         )
         # A file may have appeared meanwhile: nothing but fields is replaced.
         _check_fields_path(path, map_path, labels, overwrite)
+        with deferred_interrupts():
+            os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _scores_file_fault(path: Path) -> str | None:
+    """Why an existing *path* is no scores file evaluate wrote, or None.
+
+    Args:
+        path: an existing file.
+
+    Returns:
+        A few words for a message (e.g. ``"not JSON"``), or None for a JSON
+        object with every key of :data:`SCORES_KEYS`.
+    """
+    try:
+        size = path.stat().st_size
+        if size > MAX_SCORES_BYTES:
+            return f"a file of {size:,} bytes, far larger than a scores file"
+        record = json.loads(path.read_bytes())
+    except OSError as error:
+        return f"unreadable: {error.strerror}"
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError alike
+        return "not JSON"
+    if not isinstance(record, dict):
+        return f"JSON, but a {type(record).__name__}, not an object"
+    missing = sorted(SCORES_KEYS - set(record))
+    if missing:
+        return f"JSON without the key(s) {', '.join(missing)}"
+    return None
+
+
+def _check_scores_path(
+    path: Path, map_path: str | Path, labels: str | Path, overwrite: bool
+) -> Path:
+    """Refuse a ``--scores`` path before any work; nothing is written or made.
+
+    Args:
+        path: the JSON file to write.
+        map_path: the map scored.
+        labels: the label file or folder.
+        overwrite: whether an earlier scores file may be replaced.
+
+    Returns:
+        *path*.
+
+    Raises:
+        IsADirectoryError: If *path* is a folder.
+        ValueError: If *path* is the map or the labels, or does not end in
+            ``.json``.
+        PermissionError: If its folder cannot be made or written.
+        FileExistsError: If it exists and is no scores file evaluate wrote, or
+            *overwrite* is False.
+    """
+    name = str(path)
+    if path.is_dir():
+        msg = (
+            f"--scores {name!r} is a folder; pass a JSON file name, e.g. "
+            f"{path / 'scores.json'} (nothing was written)."
+        )
+        raise IsADirectoryError(msg)
+    inputs = {"--map": map_path, "--labels": labels}
+    if (clash := same_file([path], inputs)) is not None:
+        option = clash[1]
+        given = os.fspath(inputs[option])
+        which = "" if given == name else f" ({given!r})"
+        msg = (
+            f"--scores {name!r} is the file {option} reads{which}; choose "
+            "another --scores, e.g. maps/sample_scores.json (nothing was "
+            "written)."
+        )
+        raise ValueError(msg)
+    if path.suffix.lower() != ".json":
+        msg = (
+            f"--scores {name!r} must end in .json (it is written as JSON); pass "
+            f"e.g. {path.with_suffix('.json')}."
+        )
+        raise ValueError(msg)
+    check_output_folder(path.parent, "--scores")
+    if path.exists():
+        why = _scores_file_fault(path)
+        if why is not None:
+            msg = (
+                f"--scores {name!r} is not a scores file written by evaluate "
+                f"({why}); choose another --scores (nothing was written)."
+            )
+            raise FileExistsError(msg)
+        if not overwrite:
+            msg = (
+                f"{name} already exists; pass --overwrite to replace it, or choose "
+                "another --scores."
+            )
+            raise FileExistsError(msg)
+    return path
+
+
+def _write_scores(
+    record: dict[str, Any],
+    path: Path,
+    map_path: str | Path,
+    labels: str | Path,
+    overwrite: bool,
+) -> None:
+    """Write the scores as JSON under a temporary name, then rename.
+
+    Args:
+        record: the scores, from :meth:`MapEvaluation.scores_record`.
+        path: the JSON file, checked by :func:`_check_scores_path`.
+        map_path: the map scored (checked again before the rename).
+        labels: the labels (checked again before the rename).
+        overwrite: whether an earlier scores file may be replaced.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = partial_path(path)
+    try:
+        partial.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        # A file may have appeared meanwhile: nothing but scores is replaced.
+        _check_scores_path(path, map_path, labels, overwrite)
         with deferred_interrupts():
             os.replace(partial, path)
     finally:

@@ -6,8 +6,10 @@ Bounding boxes and points come from users in EPSG:4326 degrees (or in the CRS
 
 import math
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
+import numpy as np
+import shapely
 from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError
 
@@ -170,6 +172,71 @@ def bbox_fault(
     ordered = (min(west, east), min(south, north), max(west, east), max(south, north))
     meant = ordered if ordered[0] < ordered[2] and ordered[1] < ordered[3] else None
     return " and ".join(faults), meant
+
+
+def check_bbox(
+    values: Sequence[float], crs: CRS, imagery_crs: CRS | None = None
+) -> tuple[float, float, float, float]:
+    """Refuse a ``--bbox`` in any CRS that is not ``(xmin, ymin, xmax, ymax)``.
+
+    Args:
+        values: the bbox as given, in *crs*.
+        crs: its CRS (``--bbox-crs``).
+        imagery_crs: the imagery's CRS, suggested for metres given as degrees.
+
+    Returns:
+        The bbox.
+
+    Raises:
+        ValueError: naming the fault and the bbox meant, if the values are not
+            4 finite numbers with min < max, or latitudes of a geographic
+            *crs* lie beyond +-90 degrees (see :func:`check_latitudes`).
+    """
+    fault, meant = bbox_fault(
+        values, ("lon", "lat") if crs.is_geographic else ("x", "y")
+    )
+    if fault:
+        if meant is not None:
+            fix = f"pass {_as_option('--bbox', meant)}"
+        elif crs.is_geographic:
+            fix = "pass e.g. --bbox -120.75 36.95 -120.55 37.1 for lon/lat"
+        else:
+            fix = f"pass 4 numbers xmin ymin xmax ymax in {crs.to_string()}"
+        msg = (
+            f"{_as_option('--bbox', values)} is not (xmin, ymin, xmax, ymax) with "
+            f"min < max in {crs.to_string()}: {fault}; {fix}."
+        )
+        raise ValueError(msg)
+    check_latitudes("--bbox", values, crs, imagery_crs)
+    xmin, ymin, xmax, ymax = (float(v) for v in values)
+    return xmin, ymin, xmax, ymax
+
+
+def bbox_polygon(bbox: Sequence[float], source: CRS, target: CRS) -> shapely.Polygon:
+    """A bbox as a polygon in another CRS, densified to follow its curvature.
+
+    Args:
+        bbox: ``(xmin, ymin, xmax, ymax)`` in *source*.
+        source: the CRS of *bbox*.
+        target: the CRS of the polygon.
+
+    Returns:
+        The polygon; its edges are cut every 0.01 degrees (geographic
+        *source*) or every hundredth of the bbox's longer side before
+        reprojection.
+    """
+    xmin, ymin, xmax, ymax = bbox
+    step = 0.01 if source.is_geographic else max(xmax - xmin, ymax - ymin) / 100
+    box = shapely.segmentize(shapely.box(xmin, ymin, xmax, ymax), step)
+    if target == source:
+        return box
+    transformer = Transformer.from_crs(source, target, always_xy=True)
+    return cast(
+        shapely.Polygon,
+        shapely.transform(
+            box, lambda xy: np.column_stack(transformer.transform(*xy.T))
+        ),
+    )
 
 
 def _out_of_range(values: Sequence[float]) -> str:

@@ -122,7 +122,8 @@ def _evaluate(args: argparse.Namespace) -> None:
     """Score a class map against label polygons and print the scores.
 
     With ``--fields``, the scored fields are also written to a GeoPackage,
-    whose path is printed after the scores.
+    and with ``--scores`` the scores to a JSON file; their paths are printed
+    after the scores.
 
     Args:
         args: the parsed ``evaluate`` command line.
@@ -135,8 +136,10 @@ def _evaluate(args: argparse.Namespace) -> None:
         class_column=args.class_column,
         class_map=dict(args.class_map),
         bbox=args.bbox,
+        bbox_crs=args.bbox_crs,
         progress=args.progress,
         fields=args.fields,
+        scores=args.scores,
         overwrite=args.overwrite,
     )
     print(result.table())
@@ -146,3 +149,5 @@ def _evaluate(args: argparse.Namespace) -> None:
             f"Fields: {args.fields} (layer {FIELDS_LAYER!r}, {count:,} field"
             f"{'' if count == 1 else 's'}, styled by outcome for QGIS)"
         )
+    if args.scores is not None:
+        print(f"Scores: {args.scores} (JSON)")

@@ -360,7 +360,8 @@ def _add_map_commands(commands: "argparse._SubParsersAction[Any]") -> None:
     evaluate = commands.add_parser(
         "evaluate",
         help="score a class map against DWR crop-mapping polygons: pixel "
-        "F1/precision/recall/IoU and field-level accuracy",
+        "F1/precision/recall/IoU and field-level accuracy (optionally as JSON, "
+        "and the scored fields as a GeoPackage for QGIS)",
     )
     evaluate.add_argument("--map", required=True, help="class map (PATH.tif)")
     evaluate.add_argument(
@@ -371,8 +372,15 @@ def _add_map_commands(commands: "argparse._SubParsersAction[Any]") -> None:
         "--bbox",
         type=float,
         nargs=4,
-        metavar=("MIN_LON", "MIN_LAT", "MAX_LON", "MAX_LAT"),
-        help="score only inside this lon/lat box",
+        metavar=("XMIN", "YMIN", "XMAX", "YMAX"),
+        help="score only pixels whose centre is inside this box (default: the "
+        "whole map); lon/lat unless --bbox-crs",
+    )
+    evaluate.add_argument(
+        "--bbox-crs",
+        default="EPSG:4326",
+        help="CRS of --bbox, e.g. EPSG:32610 for UTM zone 10N metres (default: "
+        "lon/lat)",
     )
     evaluate.add_argument(
         "--class-map",
@@ -387,15 +395,25 @@ def _add_map_commands(commands: "argparse._SubParsersAction[Any]") -> None:
         "--fields",
         metavar="PATH.gpkg",
         help="also write the scored label fields to this GeoPackage, for QGIS: one "
-        "polygon per field in the map's CRS with its label and the map's majority "
-        "vote (0/1), irrigated_px and not_irrigated_px, agreement (0-1), outcome "
-        "(e.g. 'irrigated, mapped not irrigated') and area_ha, filled by outcome",
+        "polygon per field in the map's CRS with its crop_class (its "
+        "--class-column code, e.g. P), its label and the map's majority vote "
+        "(0/1), irrigated_px and not_irrigated_px, agreement (0-1), outcome (e.g. "
+        "'irrigated, mapped not irrigated') and area_ha, filled by outcome",
+    )
+    evaluate.add_argument(
+        "--scores",
+        metavar="PATH.json",
+        help="also write the scores to this JSON file: pixel f1, precision, "
+        "recall, iou and accuracy with the tp/fp/fn/tn counts in pixels (_px) "
+        "and hectares (_ha), field f1, accuracy and counts (_fields), the map "
+        "and labels paths, --bbox and --bbox-crs, --class-map and the "
+        "torchgeo_simclr version",
     )
     evaluate.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace a GeoPackage of fields an earlier evaluate wrote (never other "
-        "files)",
+        help="replace a GeoPackage of fields or a scores file an earlier evaluate "
+        "wrote (never other files)",
     )
     _add_progress(evaluate)
     evaluate.set_defaults(func=_evaluate)

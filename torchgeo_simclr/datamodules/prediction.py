@@ -12,7 +12,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 from torchgeo.datamodules import BaseDataModule
 
-from ..constants import S2_BANDS
+from ..constants import S2_BANDS, UNKNOWN_DATE
 from ..datasets import CentralValleyS2
 from ..datasets.cloud_masks import CLOUD_MASK_NAME
 from ..datasets.dates import sensing_date
@@ -275,11 +275,12 @@ class MapDataModule(BaseDataModule):
 
         Returns:
             ISO dates (``YYYY-MM-DD``), sorted, without repeats, then
-            ``"unknown"`` when a scene's name carries no date.
+            :data:`~torchgeo_simclr.constants.UNKNOWN_DATE` when a scene's
+            name carries no date.
         """
         dates = {sensing_date(interval) for interval in self._scenes().index}
         known = sorted(day.isoformat() for day in dates if day is not None)
-        return known + (["unknown"] if None in dates else [])
+        return known + ([UNKNOWN_DATE] if None in dates else [])
 
     def predict_dataloader(self) -> DataLoader[dict[str, Any]]:
         """Windows in row-major order (never shuffled: the writer relies on it).

@@ -17,12 +17,18 @@ import rasterio.transform
 import shapely
 import torch
 from geopandas import GeoDataFrame
-from pyproj import CRS, Transformer
+from pyproj import CRS
 from torchgeo.datasets import GeoDataset, IntersectionDataset, VectorDataset
 from torchgeo.datasets.utils import GeoSlice, Path, Sample
 
 from ..constants import IGNORE_INDEX
-from ..lonlat import LONLAT, check_lonlat_bbox, lonlat_extent, unnamed_crs
+from ..lonlat import (
+    LONLAT,
+    bbox_polygon,
+    check_lonlat_bbox,
+    lonlat_extent,
+    unnamed_crs,
+)
 from .combine import intersect
 from .dwr import build_irrigation_map, class_codes_to_mask_values, code_key
 from .files import as_path_list
@@ -215,7 +221,11 @@ class IrrigationLabels(VectorDataset):
                 )
             frames.append(
                 GeoDataFrame(
-                    {"value": values, "source": len(kept)},
+                    {
+                        "value": values,
+                        "source": len(kept),
+                        "code": frame[class_column].to_numpy(),
+                    },
                     geometry=frame.geometry.to_numpy(),
                     crs=frame.crs,
                 )
@@ -343,8 +353,7 @@ class IrrigationLabels(VectorDataset):
     def bbox_in(self, crs: CRS | None) -> shapely.Polygon | None:
         """The user bbox as a polygon in *crs* (densified to follow curvature).
 
-        The features are read within it; a caller that clips to the same area
-        (e.g. :func:`~torchgeo_simclr.evaluate.evaluate_map`) uses it too.
+        The features are read within it.
 
         Args:
             crs: target CRS (None: lon/lat).
@@ -354,16 +363,7 @@ class IrrigationLabels(VectorDataset):
         """
         if self.bbox is None:
             return None
-        box = shapely.segmentize(shapely.box(*self.bbox), 0.01)
-        if crs is None or crs == LONLAT:
-            return box
-        to_file = Transformer.from_crs(LONLAT, crs, always_xy=True)
-        return cast(
-            shapely.Polygon,
-            shapely.transform(
-                box, lambda xy: np.column_stack(to_file.transform(*xy.T))
-            ),
-        )
+        return bbox_polygon(self.bbox, LONLAT, LONLAT if crs is None else crs)
 
     def _read(self, filepath: str) -> tuple[GeoDataFrame, list[float] | None]:
         """Read one file's class column and 2-D geometry, within the bbox.
@@ -529,8 +529,10 @@ class IrrigationLabels(VectorDataset):
         """The features in the dataset CRS, read once.
 
         Returns:
-            Columns ``value`` (mask value, uint8), ``source`` (file number) and
-            geometry, with a spatial index.
+            Columns ``value`` (mask value, uint8), ``source`` (file number),
+            ``code`` (the :attr:`class_column` code as read, e.g. ``" P"``
+            with DWR's padding; null where missing) and geometry, with a
+            spatial index.
         """
         return self._features
 
@@ -539,7 +541,8 @@ class IrrigationLabels(VectorDataset):
 
         Args:
             features: all features in the dataset CRS, columns ``value`` (mask
-                value, uint8), ``source`` (file number) and geometry.
+                value, uint8), ``source`` (file number), ``code`` (class code
+                as read) and geometry.
         """
         self._features = features
         # Build the spatial index once, here, not in each DataLoader worker.

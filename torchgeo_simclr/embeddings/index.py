@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 import shapely
 from pyproj import CRS, Transformer
 
-from ..digest import file_digest
+from ..digest import CHECKPOINT_ID_LENGTH, file_digest
 from ..outputs import not_a_file
 
 #: Schema metadata key of :class:`IndexInfo`.
@@ -40,8 +40,6 @@ INFO_KEY: Final[bytes] = b"torchgeo_simclr"
 #: Version of the GeoParquet metadata written.
 GEOPARQUET_VERSION: Final[str] = "1.1.0"
 
-#: Hex digits of a checkpoint's SHA-256 kept as its id.
-CHECKPOINT_ID_LENGTH: Final[int] = 16
 
 #: Rows per Parquet row group: batches are gathered up to this many before
 #: they are written (16 MiB of 512-d embeddings). A row group per batch of 64

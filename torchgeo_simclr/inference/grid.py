@@ -13,13 +13,7 @@ from rasterio.transform import Affine
 from rasterio.windows import Window
 from torchgeo.datasets import GeoDataset
 
-from ..lonlat import (
-    LONLAT,
-    bbox_fault,
-    check_latitudes,
-    lonlat_extent,
-    parse_bbox_crs,
-)
+from ..lonlat import LONLAT, check_bbox, lonlat_extent, parse_bbox_crs
 
 
 @dataclass(frozen=True)
@@ -190,23 +184,8 @@ def output_grid(
     if bbox is None:
         region = data
     else:
-        values = [float(v) for v in bbox]
         source = parse_bbox_crs(bbox_crs)
-        fault, meant = bbox_fault(
-            values, ("lon", "lat") if source.is_geographic else ("x", "y")
-        )
-        if fault:
-            fix = (
-                "pass e.g. -120.75 36.95 -120.55 37.1 for lon/lat"
-                if meant is None
-                else f"pass {' '.join(f'{v:.10g}' for v in meant)}"
-            )
-            msg = (
-                f"bbox {values} is not (xmin, ymin, xmax, ymax) with min < max "
-                f"in {source.to_string()}: {fault}; {fix}."
-            )
-            raise ValueError(msg)
-        check_latitudes("--bbox", values, source, crs)
+        values = list(check_bbox(bbox, source, crs))
         to_data = Transformer.from_crs(source, crs, always_xy=True)
         region_ = to_data.transform_bounds(values[0], values[1], values[2], values[3])
         region = (

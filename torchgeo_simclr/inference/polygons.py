@@ -1,23 +1,21 @@
 """Irrigated areas of a class map as polygons of connected regions, strip by strip."""
 
+from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
+import pyarrow as pa
 import rasterio
 import rasterio.features
 import shapely
 from rasterio.windows import Window
 from scipy import ndimage
 
-from ..constants import IRRIGATED
-
-#: Square metres in a hectare.
-M2_PER_HA = 10_000.0
-
-#: Decimals of ``area_ha``: 0.01 ha is one 10 m pixel.
-AREA_DECIMALS = 2
+from ..constants import AREA_DECIMALS, IRRIGATED, M2_PER_HA, UNKNOWN_DATE
 
 #: Decimals of ``mean_probability``.
 PROBABILITY_DECIMALS = 3
@@ -105,6 +103,51 @@ def irrigated_polygons(
         {"area_ha": AREA_DECIMALS, "mean_probability": PROBABILITY_DECIMALS}
     )
     return frame[["area_ha", "mean_probability", "geometry"]]
+
+
+def with_provenance(
+    regions: gpd.GeoDataFrame,
+    dates: Sequence[str],
+    checkpoint: str,
+    checkpoint_id: str,
+    threshold: float,
+) -> gpd.GeoDataFrame:
+    """*regions* with what made their map on every row, to filter on in a GIS.
+
+    The imagery's acquisition is a range, ``acquired_from`` to
+    ``acquired_to`` (the same day for a map of one date), rather than a list:
+    a map records which scenes lie under it, not which scene each pixel came
+    from, and two date columns compare and filter as dates in QGIS (and drive
+    its temporal controller), which a list in one text column does not. The
+    list itself is in the summary and the GeoTIFFs' tags.
+
+    Args:
+        regions: the regions, e.g. from :func:`irrigated_polygons`.
+        dates: ISO sensing dates (``YYYY-MM-DD``) of the scenes under the map;
+            :data:`~torchgeo_simclr.constants.UNKNOWN_DATE`, for scenes whose
+            names carry no date, is left out of the range.
+        checkpoint: the checkpoint's file name.
+        checkpoint_id: a short id of the checkpoint's content.
+        threshold: probability (0-1) above which a pixel is irrigated.
+
+    Returns:
+        A copy with, after the regions' own columns, ``acquired_from`` and
+        ``acquired_to`` (Arrow ``date32``, so that a GeoPackage written with
+        ``use_arrow=True`` types them ``DATE``, even in an empty layer; null
+        where no date is known), ``checkpoint``, ``checkpoint_id`` and
+        ``threshold``; ``geometry`` stays last.
+    """
+    known = [date.fromisoformat(day) for day in dates if day != UNKNOWN_DATE]
+    frame = regions.copy()
+    rows = frame.index
+    day = pd.ArrowDtype(pa.date32())
+    frame["acquired_from"] = pd.Series(min(known, default=None), rows, day)
+    frame["acquired_to"] = pd.Series(max(known, default=None), rows, day)
+    frame["checkpoint"] = pd.Series(checkpoint, rows, object)
+    frame["checkpoint_id"] = pd.Series(checkpoint_id, rows, object)
+    frame["threshold"] = pd.Series(threshold, rows, np.float64)
+    geometry = frame.geometry.name
+    return frame[[*frame.columns.drop(geometry), geometry]]
 
 
 def _merge_across(

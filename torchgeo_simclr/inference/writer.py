@@ -18,12 +18,14 @@ from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
 from numpy.typing import NDArray
 from PIL import Image
+from pyproj import CRS
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 from tqdm.auto import tqdm
 
 from .. import __version__
-from ..constants import IRRIGATED, MAP_NODATA, NOT_IRRIGATED
+from ..constants import IRRIGATED, M2_PER_HA, MAP_NODATA, NOT_IRRIGATED
+from ..digest import CHECKPOINT_ID_LENGTH
 from ..geopackage import missing_layer, write_geopackage
 from ..interrupts import deferred_interrupts
 from ..outputs import check_output_folder, partial_path, same_file
@@ -35,7 +37,7 @@ from .geotiff import (
     write_cog,
 )
 from .grid import OutputGrid
-from .polygons import M2_PER_HA, irrigated_polygons
+from .polygons import irrigated_polygons, with_provenance
 from .styles import class_style, polygon_style, probability_style
 
 #: Layer of the irrigated regions in ``PATH.gpkg``.
@@ -413,6 +415,20 @@ class MapFiles:
             raise PermissionError(msg) from None
 
 
+def crs_units(crs: CRS) -> str:
+    """The unit of a CRS's coordinates, as the summary names it.
+
+    Args:
+        crs: e.g. the map's.
+
+    Returns:
+        The unit of its first axis as PROJ names it: ``metre`` for UTM,
+        ``degree`` for a geographic CRS, ``US survey foot`` for some State
+        Plane zones.
+    """
+    return str(crs.axis_info[0].unit_name)
+
+
 def finite(value: Any) -> Any:
     """*value* with every NaN or infinite float, however deep, made None.
 
@@ -646,21 +662,29 @@ class IrrigationMapWriter(BasePredictionWriter):
         # in a thread while the polygons are traced from the same strips.
         self._cog_thread = ThreadPoolExecutor(max_workers=1)
         cogs = self._cog_thread.submit(self._write_cogs)
-        polygons = irrigated_polygons(
-            strips["classes"], strips["probability"], self.min_area_ha
+        polygons = with_provenance(
+            irrigated_polygons(
+                strips["classes"], strips["probability"], self.min_area_ha
+            ),
+            self._dates,
+            Path(self._task.hparams["checkpoint"]).name,
+            self._task.checkpoint_sha256[:CHECKPOINT_ID_LENGTH],
+            self._threshold,
         )
         cogs.result()
         self._cog_thread.shutdown()
         self._cog_thread = None
         for path in strips.values():
             path.unlink()
-        # Named, the geometry type holds for an empty layer too (else Unknown).
+        # Named, the geometry type holds for an empty layer too (else Unknown);
+        # through Arrow, the acquisition dates are DATE fields (else DateTime).
         write_geopackage(
             polygons,
             partial[files.polygons],
             POLYGON_LAYER,
             style=("irrigated regions", polygon_style()),
             geometry_type="Polygon",
+            use_arrow=True,
         )
         partial[files.classes_style].write_text(class_style())
         partial[files.probability_style].write_text(probability_style())
@@ -720,6 +744,7 @@ class IrrigationMapWriter(BasePredictionWriter):
             "bounds": list(grid.bounds),
             "bounds_lonlat": list(grid.lonlat_bounds()),
             "crs": grid.crs.to_string(),
+            "crs_units": crs_units(grid.crs),
             "pixel_size": res,
             "width": grid.width,
             "height": grid.height,
