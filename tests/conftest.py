@@ -7,6 +7,7 @@ with their top-left corner at (700000, 4100000) by default; label polygons
 (:data:`FAKE_FIELDS`) lie inside that scene.
 """
 
+import logging
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -370,6 +371,19 @@ def torchgeo_cli(monkeypatch: pytest.MonkeyPatch) -> Callable[[list[str]], None]
     ):
         monkeypatch.delenv(key, raising=False)
     return torchgeo_main
+
+
+@pytest.fixture
+def lightning_log(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> pytest.LogCaptureFixture:
+    """``caplog`` that sees Lightning's INFO notes (``rank_zero_info``)."""
+    # Lightning stops its logger propagating when it is imported before any
+    # handler exists; let caplog see it.
+    monkeypatch.setattr(logging.getLogger("lightning.pytorch"), "propagate", True)
+    # An experiment or demo run earlier in this process may have quietened it.
+    caplog.set_level(logging.INFO, logger="lightning.pytorch")
+    return caplog
 
 
 # `torchgeo-simclr fit` from the command line, on a small sample scene.

@@ -48,7 +48,10 @@ def test_study_config_runs_with_overrides(
 
 
 def test_quickstart_checkpoint_keeps_what_later_stages_need(
-    scene: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+    scene: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    lightning_log: pytest.LogCaptureFixture,
 ) -> None:
     monkeypatch.chdir(tmp_path)
     main(
@@ -65,8 +68,7 @@ def test_quickstart_checkpoint_keeps_what_later_stages_need(
             "1",
         ]
     )
-    printed = capsys.readouterr().out
-    checkpoint = Path(printed.split("Checkpoint: ")[1].strip())
+    checkpoint = Path(lightning_log.text.split("Checkpoint: ")[1].split()[0])
     assert checkpoint.is_relative_to(tmp_path / "runs" / "simclr_quickstart")
     encoder = load_encoder(checkpoint)
     assert encoder.model == "resnet18"

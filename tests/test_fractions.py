@@ -1,7 +1,6 @@
 """Nested class-balanced label fractions, and the datamodule's labelled subsets."""
 
 import itertools
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -180,16 +179,10 @@ def test_subset_never_overlaps_val_and_test(
 
 
 def test_subset_size_is_logged(
-    scene: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    scene: Path, lightning_log: pytest.LogCaptureFixture
 ) -> None:
-    # Lightning stops its logger propagating when it is imported before any
-    # handler exists; let caplog see it.
-    monkeypatch.setattr(logging.getLogger("lightning.pytorch"), "propagate", True)
-    caplog.set_level(logging.INFO)
-    # An experiment run earlier in this process may have quietened it.
-    caplog.set_level(logging.INFO, logger="lightning.pytorch")
     dm = datamodule(scene, label_fraction=0.1)
-    lines = [r.getMessage() for r in caplog.records]
+    lines = [r.getMessage() for r in lightning_log.records]
     logged = [line for line in lines if line.startswith("Labelled subset:")]
     assert len(logged) == 1
     assert logged[0].startswith(f"Labelled subset: {dm.n_labels} of ")
@@ -311,13 +304,11 @@ def test_a_subset_of_one_class_warns(
 def test_scoring_draws_no_labelled_subset(
     scene: Path,
     stage: str,
-    caplog: pytest.LogCaptureFixture,
+    lightning_log: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Drawing the subset labels every patch of the train grid (minutes at
     # Central Valley scale), which test, validate and predict never use.
-    monkeypatch.setattr(logging.getLogger("lightning.pytorch"), "propagate", True)
-    caplog.set_level(logging.INFO, logger="lightning.pytorch")
     labelled: list[int] = []
     grid_patch_labels = central_valley.grid_patch_labels
 
@@ -340,7 +331,7 @@ def test_scoring_draws_no_labelled_subset(
     dm.setup(stage)
     assert labelled == []
     assert dm.n_labels is None
-    assert "Labelled subset:" not in caplog.text
+    assert "Labelled subset:" not in lightning_log.text
     assert len(dm.test_sampler) > 0
     # Fitting draws it, once; a test after the fit keeps it.
     dm.setup("fit")
@@ -350,4 +341,4 @@ def test_scoring_draws_no_labelled_subset(
     dm.setup("test")
     assert len(labelled) == 1
     assert isinstance(dm.train_dataset, PatchDataset)
-    assert caplog.text.count("Labelled subset:") == 1
+    assert lightning_log.text.count("Labelled subset:") == 1

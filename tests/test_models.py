@@ -256,3 +256,24 @@ def test_a_dynamic_vit_takes_multiples_of_its_patch_embedding() -> None:
     unet = IrrigationModel(spec)
     check_input_size(unet.backbone, spec.model, 64)
     assert unet(torch.zeros(1, 12, 64, 64)).shape == (1, 64, 64)
+
+
+def test_a_missing_checkpoint_where_a_config_writes_names_the_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `predict` run before the README's `torchgeo fit` said only "pass the .ckpt
+    # file that a fit run wrote".
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "segment_quickstart.yaml").write_text("trainer: {}\n")
+    given = "runs/segment_quickstart/checkpoints/last.ckpt"
+    with pytest.raises(FileNotFoundError) as info:
+        read_checkpoint(given, ("finetune",))
+    assert str(info.value) == (
+        f"Checkpoint {given!r} does not exist (read from the working directory "
+        f"{tmp_path}); `torchgeo fit --config conf/segment_quickstart.yaml` writes "
+        "it, or pass the .ckpt file that a fit run wrote."
+    )
+    # Without such a config, no command is guessed.
+    with pytest.raises(FileNotFoundError, match=r"; pass the \.ckpt file that"):
+        read_checkpoint("runs/elsewhere/checkpoints/last.ckpt", ("finetune",))

@@ -1,6 +1,5 @@
 """A network sees its inputs normalised as in training, whatever the data gives."""
 
-import logging
 import warnings
 from pathlib import Path
 
@@ -75,21 +74,16 @@ def test_the_two_datamodules_compute_different_statistics(scene: Path) -> None:
 def test_predictions_of_a_checkpoint_do_not_depend_on_stats_patches(
     scene: Path,
     finetuned: Path,
-    caplog: pytest.LogCaptureFixture,
-    monkeypatch: pytest.MonkeyPatch,
+    lightning_log: pytest.LogCaptureFixture,
 ) -> None:
     as_trained = predicted(finetuned, datamodule(scene, 4))
-    # Lightning's logger may not propagate (see test_fractions.py); let caplog
-    # see it, at INFO even if an earlier run in this process quietened it.
-    monkeypatch.setattr(logging.getLogger("lightning.pytorch"), "propagate", True)
-    caplog.set_level(logging.INFO, logger="lightning.pytorch")
     other = datamodule(scene, 2)
     elsewhere = predicted(finetuned, other)
     assert torch.allclose(as_trained, elsewhere)
     trained = load_model(finetuned).data
     assert trained is not None
     assert torch.allclose(other.mean, torch.tensor(trained.mean))
-    assert f"band statistics of checkpoint {str(finetuned)!r}" in caplog.text
+    assert f"band statistics of checkpoint {str(finetuned)!r}" in lightning_log.text
 
 
 def test_testing_a_checkpoint_uses_its_statistics(scene: Path, finetuned: Path) -> None:

@@ -652,17 +652,25 @@ def test_student_on_another_split(
     assert "seed" in err
 
 
+@pytest.mark.parametrize("route", ["torchgeo-simclr fit", "torchgeo fit"])
 def test_a_rerun_names_the_checkpoint_it_wrote(
     workdir: Path,
     pretrained: Path,
     finetuned: Path,
-    capsys: pytest.CaptureFixture[str],
+    lightning_log: pytest.LogCaptureFixture,
+    torchgeo_fit: Callable[[list[str]], None],
+    route: str,
 ) -> None:
+    # Plain `torchgeo fit` said nothing of the checkpoint, so the next stage's
+    # documented command took the earlier run's last.ckpt without a word.
     before = finetuned.read_bytes()
-    capsys.readouterr()
-    main(
+
+    def simclr_fit(args: list[str]) -> None:
+        main(["fit", *args])
+
+    run = simclr_fit if route == "torchgeo-simclr fit" else torchgeo_fit
+    run(
         [
-            "fit",
             "--config",
             str(CONF / "finetune_quickstart.yaml"),
             *tiny(workdir),
@@ -676,7 +684,7 @@ def test_a_rerun_names_the_checkpoint_it_wrote(
             "1",
         ]
     )
-    printed = capsys.readouterr().out
+    printed = lightning_log.text
     # The earlier run's checkpoint is kept; the new one is named.
     assert finetuned.read_bytes() == before
     written = re.search(r"Checkpoint: (\S+)", printed)
@@ -687,6 +695,9 @@ def test_a_rerun_names_the_checkpoint_it_wrote(
     # this config first; the note names the folder's last.ckpt.
     earlier = finetuned.with_name("last.ckpt")
     assert f"({earlier} holds an earlier run in the same folder" in printed
+    if route == "torchgeo-simclr fit":
+        # Lightning's tip about a cloud logger reads like a problem to fix.
+        assert "Tip:" not in printed
 
 
 @pytest.mark.parametrize(

@@ -26,6 +26,7 @@ from torchgeo.datamodules import BaseDataModule
 from torchgeo.tasks import BaseTask
 
 from .interrupts import Interrupted, keyboard_interrupts
+from .tasks.checkpoint_note import written_checkpoint
 from .tasks.irrigation import StandInWarning
 
 #: What ``torchgeo-simclr`` reports as one line of bad input.
@@ -466,12 +467,7 @@ def fit(arguments: Sequence[str]) -> Path | None:
         Path of the checkpoint written last, None if the run wrote none
         (``fast_dev_run``, or no checkpoint callback).
     """
-    cli = run_cli(arguments)
-    callback = cli.trainer.checkpoint_callback
-    path = getattr(callback, "last_model_path", "") or getattr(
-        callback, "best_model_path", ""
-    )
-    return Path(path) if path else None
+    return written_checkpoint(run_cli(arguments).trainer)
 
 
 def quiet_lightning() -> None:
@@ -483,11 +479,27 @@ def quiet_lightning() -> None:
     Lightning sets its loggers to INFO when first imported, which this module
     has done.
     """
+    quiet_tips()
     for name in ("lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings(
-        "ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated"
-    )
-    warnings.filterwarnings(
         "ignore", message=r"Found \d+ module\(s\) in eval mode at the start"
     )
+
+
+def _no_tip(record: logging.LogRecord) -> bool:
+    """Whether a Lightning log record is anything but one of its tips."""
+    return not record.getMessage().startswith("\N{ELECTRIC LIGHT BULB} Tip:")
+
+
+def quiet_tips() -> None:
+    """Keep Lightning's tips and its pytree deprecation warning off the terminal.
+
+    Its notes stay (e.g. which checkpoint a fit wrote); the tip about a
+    cloud logger and the warning from Lightning's own code ask nothing of
+    the user, who reads them as problems.
+    """
+    warnings.filterwarnings(
+        "ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated"
+    )
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_no_tip)

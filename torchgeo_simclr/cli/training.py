@@ -10,25 +10,15 @@ CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 
 def _fit(args: argparse.Namespace) -> None:
-    """Run ``torchgeo fit`` and name the checkpoint it wrote.
+    """Run ``torchgeo fit``; the task names the checkpoint it wrote at the end.
 
     Args:
         args: ``arguments``, everything after ``torchgeo-simclr fit``.
     """
-    from ..lightning_cli import fit
+    from ..lightning_cli import fit, quiet_tips
 
-    checkpoint = fit(args.arguments)
-    if checkpoint is None:
-        print("\nNo checkpoint written (fast_dev_run or no ModelCheckpoint).")
-    else:
-        print(f"\nCheckpoint: {checkpoint.resolve()}")
-        earlier = checkpoint.with_name("last.ckpt")
-        if checkpoint.name.startswith("last-v") and earlier.exists():
-            # Lightning never overwrites a checkpoint: a rerun writes last-vN.
-            print(
-                f"({earlier.resolve()} holds an earlier run in the same folder; "
-                "give the next stage the path above.)"
-            )
+    quiet_tips()
+    fit(args.arguments)
 
 
 def _probe(args: argparse.Namespace) -> None:

@@ -234,13 +234,23 @@ def not_found(what: str, path: str | Path, writer: str) -> str:
     Returns:
         One sentence; a relative path is named with the folder it was read
         from, since configs name their checkpoints relative to the
-        repository's root.
+        repository's root, and a path where a config in ``conf/`` writes
+        (``runs/<config>/checkpoints/``) with the command that writes it.
     """
     where = (
         ""
         if Path(path).is_absolute()
         else f" (read from the working directory {os.getcwd()})"
     )
+    parts = Path(path).parts
+    config = Path("conf", f"{parts[-3]}.yaml") if len(parts) >= 3 else None
+    if parts[-2:-1] == ("checkpoints",) and config is not None and config.is_file():
+        # runs/<config>/checkpoints/last.ckpt: where that config's fit writes.
+        return (
+            f"{what} {str(path)!r} does not exist{where}; `torchgeo fit --config "
+            f"{config.as_posix()}` writes it, or pass the .ckpt file that {writer} "
+            "wrote."
+        )
     return (
         f"{what} {str(path)!r} does not exist{where}; pass the .ckpt file that "
         f"{writer} wrote."

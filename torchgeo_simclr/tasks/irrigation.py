@@ -28,6 +28,7 @@ from ..models.backbone import check_input_size
 from ..models.checkpoint import CHECKPOINT_KEY, DataMetadata, training_labels
 from ..models.classifier import IrrigationModel, ModelSpec
 from ..patch_labels import patch_labels
+from .checkpoint_note import CheckpointNote
 from .dev_run import no_checkpoint_in_dev_run
 from .metrics import log_metrics
 from .normalisation import NormalisedAsTrained
@@ -364,6 +365,14 @@ class IrrigationTask(NormalisedAsTrained, BaseTask):
             ``[B, H, W]`` per pixel (segmentation).
         """
         return torch.sigmoid(self.model(batch["image"]))
+
+    def configure_callbacks(self) -> list[Callback]:
+        """Name the checkpoint when the fit ends (:class:`CheckpointNote`).
+
+        Returns:
+            The callbacks the task adds to the trainer's.
+        """
+        return [CheckpointNote()]
 
     def on_fit_start(self) -> None:
         """Normalise as the earlier stage did, then record bands, statistics and split.

@@ -5,6 +5,7 @@ from typing import Any, Literal, cast
 import torch.nn.functional as F
 from lightly.loss import NTXentLoss
 from lightly.utils.lars import LARS
+from lightning.pytorch import Callback
 from lightning.pytorch.utilities.types import OptimizerLRScheduler
 from torch import Tensor, nn
 from torch.optim import SGD, Adam, Optimizer
@@ -17,6 +18,7 @@ from ..models import ProjectionHead, create_backbone
 from ..models.backbone import check_input_size, feature_size
 from ..models.checkpoint import CHECKPOINT_KEY, DataMetadata
 from ..patch_labels import patch_labels
+from .checkpoint_note import CheckpointNote
 from .dev_run import no_checkpoint_in_dev_run
 from .metrics import log_metrics
 from .normalisation import NormalisedAsTrained
@@ -333,6 +335,14 @@ class SimCLRv2Task(NormalisedAsTrained, BaseTask):
             int(self.trainer.estimated_stepping_batches),
             self.hparams["warmup_fraction"],
         )
+
+    def configure_callbacks(self) -> list[Callback]:
+        """Name the checkpoint when the fit ends (:class:`CheckpointNote`).
+
+        Returns:
+            The callbacks the task adds to the trainer's.
+        """
+        return [CheckpointNote()]
 
     def on_fit_start(self) -> None:
         """Normalise as a resumed checkpoint did; record bands, statistics, patch.

@@ -1,0 +1,67 @@
+"""Name the checkpoint a fit wrote: the next stage's command needs its path."""
+
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.utilities import rank_zero_info
+
+
+def written_checkpoint(trainer: Any) -> Path | None:
+    """The checkpoint a trainer's fit wrote last.
+
+    Args:
+        trainer: the trainer (anything with ``checkpoint_callback``).
+
+    Returns:
+        Its path, or None where it wrote none (``fast_dev_run``, or no
+        ``ModelCheckpoint``).
+    """
+    callback = getattr(trainer, "checkpoint_callback", None)
+    path = getattr(callback, "last_model_path", "") or getattr(
+        callback, "best_model_path", ""
+    )
+    return Path(path) if path else None
+
+
+def checkpoint_note(checkpoint: Path | None) -> str:
+    """What a finished fit says about its checkpoint.
+
+    Lightning never overwrites a checkpoint: a rerun into the same folder
+    writes ``last-v1.ckpt`` beside the earlier run's ``last.ckpt``, which the
+    README's next-stage commands name, so the note says which is new.
+
+    Args:
+        checkpoint: the checkpoint written, or None.
+
+    Returns:
+        E.g. ``"Checkpoint: /abs/runs/x/checkpoints/last.ckpt"``.
+    """
+    if checkpoint is None:
+        return "No checkpoint written (fast_dev_run or no ModelCheckpoint)."
+    note = f"Checkpoint: {checkpoint.resolve()}"
+    earlier = checkpoint.with_name("last.ckpt")
+    if checkpoint.name.startswith("last-v") and earlier.exists():
+        note += (
+            f"\n({earlier.resolve()} holds an earlier run in the same folder; "
+            "give the next stage the path above.)"
+        )
+    return note
+
+
+class CheckpointNote(Callback):
+    """At the end of a fit, name the checkpoint it wrote, or say it wrote none.
+
+    The tasks add it themselves (``configure_callbacks``), so ``torchgeo fit``
+    and ``torchgeo-simclr fit`` both end with it. It goes to Lightning's log,
+    which the experiment and the demo quieten.
+    """
+
+    def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Log the note on the first process.
+
+        Args:
+            trainer: the trainer that fitted.
+            pl_module: the task.
+        """
+        rank_zero_info(checkpoint_note(written_checkpoint(trainer)))
