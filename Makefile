@@ -1,5 +1,6 @@
 # The two commands of the README:
-#   make demo   set up, make the sample scene, pretrain on it, print the checkpoint
+#   make demo   set up, make the sample scene, pretrain on it, print the checkpoint,
+#               the kNN probe and the commands of a first map
 #   make test   set up, lint, type-check and run the test suite
 VENV ?= .venv
 BIN := $(VENV)/bin

@@ -15,6 +15,7 @@ from torchgeo.main import main as torchgeo_main
 
 from torchgeo_simclr import lightning_cli
 from torchgeo_simclr.cli import main, parser
+from torchgeo_simclr.cli.training import first_map_hint
 from torchgeo_simclr.constants import S2_BANDS
 from torchgeo_simclr.models.checkpoint import load_encoder
 from torchgeo_simclr.sample import make_sample_scene
@@ -250,6 +251,46 @@ def test_demo_probes_with_the_probe_command_s_defaults(
         ]
     )
     assert probed == [expected]
+
+
+def _readme_map_commands() -> list[str]:
+    """The commands of the README's "Irrigation maps" block, one line each."""
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    section = readme.read_text().split("\n## Irrigation maps\n", 1)[1]
+    block = section.split("```bash\n", 1)[1].split("```", 1)[0]
+    lines = block.replace("\\\n", " ").splitlines()
+    return [" ".join(line.split()) for line in lines if not line.startswith("#")]
+
+
+def test_the_demo_ends_with_the_commands_of_a_first_map(
+    scene: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # `make demo` ended with the probe's table and no next step.
+    readme = _readme_map_commands()
+    hint = first_map_hint(
+        Path("runs/simclr_quickstart/checkpoints/last.ckpt"), Path("data/sample")
+    ).splitlines()
+    assert "Irrigation maps" in hint[1]
+    assert [line.strip() for line in hint[2:]] == readme[:2]
+    # On another scene: its root, no bbox of the README's scene; after a
+    # rerun's last-v1, that checkpoint rather than the config's last.ckpt.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(lightning_cli, "fit", FakePretraining())
+    monkeypatch.setattr(parser, "_probe", lambda args: print("the probe's table"))
+    main(["demo", "--root", str(scene), "--retrain"])
+    main(["demo", "--root", str(scene), "--retrain"])
+    printed = capsys.readouterr().out.splitlines()
+    fit, predict = (line.strip() for line in printed[-2:])
+    assert printed[-5:-3] == ["the probe's table", ""]
+    assert fit == (
+        "torchgeo fit --config conf/segment_quickstart.yaml --data.init_args.root "
+        f"{scene} --model.init_args.checkpoint "
+        "runs/simclr_quickstart/checkpoints/last-v1.ckpt"
+    )
+    assert predict.endswith(f"--root {scene} --out maps/sample.tif")
 
 
 def test_a_second_demo_reuses_the_pretraining_it_finished(

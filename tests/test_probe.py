@@ -128,3 +128,15 @@ def test_probe_with_enough_patches_of_both_classes_does_not_warn(
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         knn_probe(MeanBands(), datamodule, k=3, progress=False)
+
+
+def test_probe_progress_bars_leave_no_lines(
+    datamodule: CentralValleyDataModule, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A second `make demo` printed the split line, then one line per finished
+    # bar (6 of them, empty where the terminal reports no width), then its table.
+    knn_probe(MeanBands(), datamodule, k=3, encoder="random weights")
+    err = capsys.readouterr().err
+    assert "embed train (random weights)" in err  # shown while it runs
+    assert "embed test (random weights)" in err
+    assert "\n" not in err

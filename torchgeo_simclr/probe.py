@@ -87,7 +87,7 @@ def embed_split(
         split: ``train``, ``val`` or ``test``; the patches of a grid over the
             split's blocks (the same patches on every call).
         batch_size: patches per forward pass.
-        progress: show a progress bar.
+        progress: show a progress bar while it runs (cleared when done).
         encoder: which encoder this is, for the progress bar, e.g. ``"random
             weights"``.
 
@@ -104,7 +104,9 @@ def embed_split(
     )
     features, labels = [], []
     desc = f"embed {split}" + (f" ({encoder})" if encoder else "")
-    for batch in tqdm(loader, desc=desc, disable=not progress):
+    # leave=False: a finished bar is cleared, not left as a line (an empty one
+    # where the terminal reports no width) between the split and the table.
+    for batch in tqdm(loader, desc=desc, disable=not progress, leave=False):
         batch = datamodule.aug(batch)
         features.append(backbone(batch["image"]).float())
         labels.append(patch_labels(batch["mask"]))

@@ -120,6 +120,41 @@ def _demo(args: argparse.Namespace) -> None:
             ["probe", "--checkpoint", str(checkpoint), "--root", str(root)]
         )
         probe.func(probe)
+    print(first_map_hint(checkpoint, root))
+
+
+#: The README's sample scene, where the first map's bbox lies.
+SAMPLE_ROOT = Path("data/sample")
+
+
+def first_map_hint(checkpoint: Path, root: Path) -> str:
+    """The demo's last lines: the README's commands of a first map.
+
+    Args:
+        checkpoint: the demo's pretrained checkpoint.
+        root: the demo's sample scene.
+
+    Returns:
+        The fit and ``predict`` of the README's "Irrigation maps", naming
+        *root* and *checkpoint* where they are not the configs' own, and
+        the README's bbox only over its sample scene.
+    """
+    fit = "torchgeo fit --config conf/segment_quickstart.yaml"
+    predict = (
+        "torchgeo-simclr predict --checkpoint "
+        f"runs/segment_quickstart/checkpoints/last.ckpt --root {root}"
+    )
+    if root == SAMPLE_ROOT:
+        predict += " --bbox -120.86 37.03 -120.70 37.15"
+    else:
+        fit += f" --data.init_args.root {root}"
+    if checkpoint.name != "last.ckpt":
+        # A rerun's last-vN: the config names last.ckpt, an older encoder.
+        fit += f" --model.init_args.checkpoint {checkpoint}"
+    return (
+        '\nNext, a first irrigation map (README "Irrigation maps"):\n'
+        f"  {fit}\n  {predict} --out maps/sample.tif"
+    )
 
 
 #: Beside the quickstart's checkpoints: which one the demo finished, on what.
