@@ -140,6 +140,9 @@ SCORES_UNITS: Final[dict[str, str]] = {
     "bbox": "xmin, ymin, xmax, ymax in bbox_crs (lon/lat degrees for EPSG:4326)",
 }
 
+#: File name ending of each evaluate output, for examples in messages.
+EXAMPLE_SUFFIX: Final[dict[str, str]] = {"--fields": ".gpkg", "--scores": ".json"}
+
 #: Largest existing file read to tell whether it is a scores file, bytes (a
 #: scores file is about 2 KB).
 MAX_SCORES_BYTES: Final[int] = 1 << 20
@@ -1106,6 +1109,41 @@ def _row_pixel_ha(transform: Any, rows: int, crs: CRS) -> npt.NDArray[np.float64
     return m2 / M2_PER_HA
 
 
+def _refuse_folder_or_input(
+    option: str, path: Path, kind: str, map_path: str | Path, labels: str | Path
+) -> None:
+    """Refuse an output path that is a folder or one of evaluate's inputs.
+
+    Args:
+        option: the output's option, ``--fields`` or ``--scores``.
+        path: the output path.
+        kind: what the file is, e.g. ``"a JSON"``.
+        map_path: the map scored.
+        labels: the label file or folder.
+
+    Raises:
+        IsADirectoryError: If *path* is a folder.
+        ValueError: If *path* is the map or the labels (links included).
+    """
+    name = str(path)
+    example = f"sample_{option.removeprefix('--')}{EXAMPLE_SUFFIX[option]}"
+    if path.is_dir():
+        msg = (
+            f"{option} {name!r} is a folder; pass {kind} file name, e.g. "
+            f"{path / example.removeprefix('sample_')} (nothing was written)."
+        )
+        raise IsADirectoryError(msg)
+    inputs = {"--map": map_path, "--labels": labels}
+    if (clash := same_file([path], inputs)) is not None:
+        given = os.fspath(inputs[clash[1]])
+        which = "" if given == name else f" ({given!r})"
+        msg = (
+            f"{option} {name!r} is the file {clash[1]} reads{which}; choose "
+            f"another {option}, e.g. maps/{example} (nothing was written)."
+        )
+        raise ValueError(msg)
+
+
 def _check_fields_path(
     path: Path, map_path: str | Path, labels: str | Path, overwrite: bool
 ) -> Path:
@@ -1129,23 +1167,7 @@ def _check_fields_path(
             *overwrite* is False.
     """
     name = str(path)
-    if path.is_dir():
-        msg = (
-            f"--fields {name!r} is a folder; pass a GeoPackage file name, e.g. "
-            f"{path / 'fields.gpkg'} (nothing was written)."
-        )
-        raise IsADirectoryError(msg)
-    inputs = {"--map": map_path, "--labels": labels}
-    if (clash := same_file([path], inputs)) is not None:
-        option = clash[1]
-        given = os.fspath(inputs[option])
-        which = "" if given == name else f" ({given!r})"
-        msg = (
-            f"--fields {name!r} is the file {option} reads{which}; choose "
-            "another --fields, e.g. maps/sample_fields.gpkg (nothing was "
-            "written)."
-        )
-        raise ValueError(msg)
+    _refuse_folder_or_input("--fields", path, "a GeoPackage", map_path, labels)
     if os.path.isdir(labels) and path.resolve().is_relative_to(Path(labels).resolve()):
         msg = (
             f"--fields {name!r} is inside the --labels folder "
@@ -1275,23 +1297,7 @@ def _check_scores_path(
             *overwrite* is False.
     """
     name = str(path)
-    if path.is_dir():
-        msg = (
-            f"--scores {name!r} is a folder; pass a JSON file name, e.g. "
-            f"{path / 'scores.json'} (nothing was written)."
-        )
-        raise IsADirectoryError(msg)
-    inputs = {"--map": map_path, "--labels": labels}
-    if (clash := same_file([path], inputs)) is not None:
-        option = clash[1]
-        given = os.fspath(inputs[option])
-        which = "" if given == name else f" ({given!r})"
-        msg = (
-            f"--scores {name!r} is the file {option} reads{which}; choose "
-            "another --scores, e.g. maps/sample_scores.json (nothing was "
-            "written)."
-        )
-        raise ValueError(msg)
+    _refuse_folder_or_input("--scores", path, "a JSON", map_path, labels)
     if path.suffix.lower() != ".json":
         msg = (
             f"--scores {name!r} must end in .json (it is written as JSON); pass "
