@@ -186,7 +186,9 @@ def test_a_batch_of_one_patch_under_batch_norm_is_refused(
 
 
 def test_no_checkpointing_says_to_drop_the_configs_callback(
-    workdir: Path, capsys: pytest.CaptureFixture[str]
+    workdir: Path,
+    capsys: pytest.CaptureFixture[str],
+    lightning_log: pytest.LogCaptureFixture,
 ) -> None:
     argv = arguments(workdir, "supervised_quickstart.yaml")
     off = ["--trainer.enable_checkpointing", "false"]
@@ -196,4 +198,4 @@ def test_no_checkpointing_says_to_drop_the_configs_callback(
     assert "--trainer.callbacks=[]" in err
     # What it says to pass runs.
     main([*argv, *off, "--trainer.callbacks=[]"])
-    assert "No checkpoint written" in capsys.readouterr().out
+    assert "No checkpoint written" in lightning_log.text
