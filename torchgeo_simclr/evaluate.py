@@ -28,7 +28,7 @@ import json
 import math
 import os
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final, cast
@@ -139,9 +139,6 @@ SCORES_UNITS: Final[dict[str, str]] = {
     "_fields": "label polygons, each voted by the majority of its pixels",
     "bbox": "xmin, ymin, xmax, ymax in bbox_crs (lon/lat degrees for EPSG:4326)",
 }
-
-#: File name ending of each evaluate output, for examples in messages.
-EXAMPLE_SUFFIX: Final[dict[str, str]] = {"--fields": ".gpkg", "--scores": ".json"}
 
 #: Largest existing file read to tell whether it is a scores file, bytes (a
 #: scores file is about 2 KB).
@@ -712,12 +709,12 @@ def evaluate_map(
     fields_path = (
         None
         if fields is None
-        else _check_fields_path(Path(fields), map_path, labels, overwrite)
+        else _FIELDS.check(Path(fields), map_path, labels, overwrite)
     )
     scores_path = (
         None
         if scores is None
-        else _check_scores_path(Path(scores), map_path, labels, overwrite)
+        else _SCORES.check(Path(scores), map_path, labels, overwrite)
     )
     name = os.fspath(map_path)
     with _open_map(map_path) as src:
@@ -1109,94 +1106,128 @@ def _row_pixel_ha(transform: Any, rows: int, crs: CRS) -> npt.NDArray[np.float64
     return m2 / M2_PER_HA
 
 
-def _refuse_folder_or_input(
-    option: str, path: Path, kind: str, map_path: str | Path, labels: str | Path
-) -> None:
-    """Refuse an output path that is a folder or one of evaluate's inputs.
+@dataclass(frozen=True)
+class _Output:
+    """One of evaluate's output files, as its checks and messages name it."""
 
-    Args:
-        option: the output's option, ``--fields`` or ``--scores``.
-        path: the output path.
-        kind: what the file is, e.g. ``"a JSON"``.
-        map_path: the map scored.
-        labels: the label file or folder.
+    #: Its option, e.g. ``--scores``.
+    option: str
+    #: Its file name ending, e.g. ``.json``.
+    suffix: str
+    #: Its kind of file, e.g. ``"GeoPackage"``.
+    kind: str
+    #: What it is written as, e.g. ``"a GeoPackage"``.
+    written_as: str
+    #: What an earlier evaluate's file of it is, e.g. ``"a scores file"``.
+    what: str
+    #: Why an existing file is not an earlier evaluate's, or None where it is.
+    fault: Callable[[Path], str | None]
 
-    Raises:
-        IsADirectoryError: If *path* is a folder.
-        ValueError: If *path* is the map or the labels (links included).
-    """
-    name = str(path)
-    example = f"sample_{option.removeprefix('--')}{EXAMPLE_SUFFIX[option]}"
-    if path.is_dir():
-        msg = (
-            f"{option} {name!r} is a folder; pass {kind} file name, e.g. "
-            f"{path / example.removeprefix('sample_')} (nothing was written)."
-        )
-        raise IsADirectoryError(msg)
-    inputs = {"--map": map_path, "--labels": labels}
-    if (clash := same_file([path], inputs)) is not None:
-        given = os.fspath(inputs[clash[1]])
-        which = "" if given == name else f" ({given!r})"
-        msg = (
-            f"{option} {name!r} is the file {clash[1]} reads{which}; choose "
-            f"another {option}, e.g. maps/{example} (nothing was written)."
-        )
-        raise ValueError(msg)
+    def check(
+        self, path: Path, map_path: str | Path, labels: str | Path, overwrite: bool
+    ) -> Path:
+        """Refuse the output path before any work; nothing is written or made.
 
+        Args:
+            path: the file to write.
+            map_path: the map scored.
+            labels: the label file or folder.
+            overwrite: whether an earlier evaluate's file may be replaced.
 
-def _check_fields_path(
-    path: Path, map_path: str | Path, labels: str | Path, overwrite: bool
-) -> Path:
-    """Refuse a ``--fields`` path before any work; nothing is written or made.
+        Returns:
+            *path*.
 
-    Args:
-        path: the GeoPackage to write.
-        map_path: the map scored.
-        labels: the label file or folder.
-        overwrite: whether an earlier GeoPackage of fields may be replaced.
-
-    Returns:
-        *path*.
-
-    Raises:
-        IsADirectoryError: If *path* is a folder.
-        ValueError: If *path* is the map or the labels (or inside a labels
-            folder), or does not end in ``.gpkg``.
-        PermissionError: If its folder cannot be made or written.
-        FileExistsError: If it exists and is no GeoPackage of fields, or
-            *overwrite* is False.
-    """
-    name = str(path)
-    _refuse_folder_or_input("--fields", path, "a GeoPackage", map_path, labels)
-    if os.path.isdir(labels) and path.resolve().is_relative_to(Path(labels).resolve()):
-        msg = (
-            f"--fields {name!r} is inside the --labels folder "
-            f"{os.fspath(labels)!r}, where it would be read as labels; choose "
-            "another --fields, e.g. maps/sample_fields.gpkg (nothing was written)."
-        )
-        raise ValueError(msg)
-    if path.suffix.lower() != ".gpkg":
-        msg = (
-            f"--fields {name!r} must end in .gpkg (it is written as a "
-            f"GeoPackage); pass e.g. {path.with_suffix('.gpkg')}."
-        )
-        raise ValueError(msg)
-    check_output_folder(path.parent, "--fields")
-    if path.exists():
-        why = missing_layer(path, FIELDS_LAYER)
-        if why is not None:
+        Raises:
+            IsADirectoryError: If *path* is a folder.
+            ValueError: If *path* is the map or the labels (links included),
+                or does not end in :attr:`suffix`.
+            PermissionError: If its folder cannot be made or written.
+            FileExistsError: If it exists and is not an earlier evaluate's
+                file of this output, or *overwrite* is False.
+        """
+        name, option = str(path), self.option
+        example = f"{option.removeprefix('--')}{self.suffix}"
+        if path.is_dir():
             msg = (
-                f"--fields {name!r} is not a GeoPackage of fields written by "
-                f"evaluate ({why}); choose another --fields (nothing was written)."
+                f"{option} {name!r} is a folder; pass a {self.kind} file name, "
+                f"e.g. {path / example} (nothing was written)."
             )
-            raise FileExistsError(msg)
-        if not overwrite:
+            raise IsADirectoryError(msg)
+        inputs = {"--map": map_path, "--labels": labels}
+        if (clash := same_file([path], inputs)) is not None:
+            given = os.fspath(inputs[clash[1]])
+            which = "" if given == name else f" ({given!r})"
             msg = (
-                f"{name} already exists; pass --overwrite to replace it, or choose "
-                "another --fields."
+                f"{option} {name!r} is the file {clash[1]} reads{which}; choose "
+                f"another {option}, e.g. maps/sample_{example} (nothing was "
+                "written)."
             )
-            raise FileExistsError(msg)
-    return path
+            raise ValueError(msg)
+        if option == "--fields" and _inside_folder(path, labels):
+            msg = (
+                f"--fields {name!r} is inside the --labels folder "
+                f"{os.fspath(labels)!r}, where it would be read as labels; choose "
+                "another --fields, e.g. maps/sample_fields.gpkg (nothing was "
+                "written)."
+            )
+            raise ValueError(msg)
+        if path.suffix.lower() != self.suffix:
+            msg = (
+                f"{option} {name!r} must end in {self.suffix} (it is written as "
+                f"{self.written_as}); pass e.g. {path.with_suffix(self.suffix)}."
+            )
+            raise ValueError(msg)
+        check_output_folder(path.parent, option)
+        if path.exists():
+            why = self.fault(path)
+            if why is not None:
+                msg = (
+                    f"{option} {name!r} is not {self.what} written by evaluate "
+                    f"({why}); choose another {option} (nothing was written)."
+                )
+                raise FileExistsError(msg)
+            if not overwrite:
+                msg = (
+                    f"{name} already exists; pass --overwrite to replace it, or "
+                    f"choose another {option}."
+                )
+                raise FileExistsError(msg)
+        return path
+
+    def write(
+        self,
+        path: Path,
+        writer: Callable[[Path], object],
+        map_path: str | Path,
+        labels: str | Path,
+        overwrite: bool,
+    ) -> None:
+        """Write the output under a temporary name beside *path*, then rename.
+
+        Args:
+            path: the file, checked by :meth:`check` before any work.
+            writer: writes the file to the path it is given.
+            map_path: the map scored (checked again before the rename).
+            labels: the labels (checked again before the rename).
+            overwrite: whether an earlier evaluate's file may be replaced.
+        """
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = partial_path(path)
+        try:
+            writer(partial)
+            # A file may have appeared meanwhile: only this output is replaced.
+            self.check(path, map_path, labels, overwrite)
+            with deferred_interrupts():
+                os.replace(partial, path)
+        finally:
+            partial.unlink(missing_ok=True)
+
+
+def _inside_folder(path: Path, folder: str | Path) -> bool:
+    """Whether *path* lies inside *folder* (False where it is no folder)."""
+    return os.path.isdir(folder) and path.resolve().is_relative_to(
+        Path(folder).resolve()
+    )
 
 
 def _write_fields(
@@ -1210,7 +1241,7 @@ def _write_fields(
 
     Args:
         frame: the fields, from :meth:`_Tally.fields_frame`.
-        path: the GeoPackage, checked by :func:`_check_fields_path`.
+        path: the GeoPackage, checked by ``_FIELDS.check`` before any work.
         map_path: the map scored (checked again before the rename).
         labels: the labels (checked again before the rename).
         overwrite: whether an earlier GeoPackage of fields may be replaced.
@@ -1224,11 +1255,10 @@ def _write_fields(
             for outcome, (label, colour) in OUTCOME_LEGEND.items()
         ],
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = partial_path(path)
     polygonal = bool(frame.geom_type.isin(["Polygon", "MultiPolygon"]).all())
-    try:
-        write_geopackage(
+    _FIELDS.write(
+        path,
+        lambda partial: write_geopackage(
             frame,
             partial,
             FIELDS_LAYER,
@@ -1238,13 +1268,11 @@ def _write_fields(
                 if polygonal
                 else {}
             ),
-        )
-        # A file may have appeared meanwhile: nothing but fields is replaced.
-        _check_fields_path(path, map_path, labels, overwrite)
-        with deferred_interrupts():
-            os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+        ),
+        map_path,
+        labels,
+        overwrite,
+    )
 
 
 def _scores_file_fault(path: Path) -> str | None:
@@ -1274,52 +1302,20 @@ def _scores_file_fault(path: Path) -> str | None:
     return None
 
 
-def _check_scores_path(
-    path: Path, map_path: str | Path, labels: str | Path, overwrite: bool
-) -> Path:
-    """Refuse a ``--scores`` path before any work; nothing is written or made.
+#: ``--fields``: a GeoPackage with the :data:`FIELDS_LAYER`.
+_FIELDS = _Output(
+    "--fields",
+    ".gpkg",
+    "GeoPackage",
+    "a GeoPackage",
+    "a GeoPackage of fields",
+    lambda path: missing_layer(path, FIELDS_LAYER),
+)
 
-    Args:
-        path: the JSON file to write.
-        map_path: the map scored.
-        labels: the label file or folder.
-        overwrite: whether an earlier scores file may be replaced.
-
-    Returns:
-        *path*.
-
-    Raises:
-        IsADirectoryError: If *path* is a folder.
-        ValueError: If *path* is the map or the labels, or does not end in
-            ``.json``.
-        PermissionError: If its folder cannot be made or written.
-        FileExistsError: If it exists and is no scores file evaluate wrote, or
-            *overwrite* is False.
-    """
-    name = str(path)
-    _refuse_folder_or_input("--scores", path, "a JSON", map_path, labels)
-    if path.suffix.lower() != ".json":
-        msg = (
-            f"--scores {name!r} must end in .json (it is written as JSON); pass "
-            f"e.g. {path.with_suffix('.json')}."
-        )
-        raise ValueError(msg)
-    check_output_folder(path.parent, "--scores")
-    if path.exists():
-        why = _scores_file_fault(path)
-        if why is not None:
-            msg = (
-                f"--scores {name!r} is not a scores file written by evaluate "
-                f"({why}); choose another --scores (nothing was written)."
-            )
-            raise FileExistsError(msg)
-        if not overwrite:
-            msg = (
-                f"{name} already exists; pass --overwrite to replace it, or choose "
-                "another --scores."
-            )
-            raise FileExistsError(msg)
-    return path
+#: ``--scores``: a JSON object with the :data:`SCORES_KEYS`.
+_SCORES = _Output(
+    "--scores", ".json", "JSON", "JSON", "a scores file", _scores_file_fault
+)
 
 
 def _write_scores(
@@ -1333,18 +1329,16 @@ def _write_scores(
 
     Args:
         record: the scores, from :meth:`MapEvaluation.scores_record`.
-        path: the JSON file, checked by :func:`_check_scores_path`.
+        path: the JSON file, checked by ``_SCORES.check`` before any work.
         map_path: the map scored (checked again before the rename).
         labels: the labels (checked again before the rename).
         overwrite: whether an earlier scores file may be replaced.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = partial_path(path)
-    try:
-        partial.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-        # A file may have appeared meanwhile: nothing but scores is replaced.
-        _check_scores_path(path, map_path, labels, overwrite)
-        with deferred_interrupts():
-            os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+    text = json.dumps(record, indent=2) + "\n"
+    _SCORES.write(
+        path,
+        lambda partial: partial.write_text(text, encoding="utf-8"),
+        map_path,
+        labels,
+        overwrite,
+    )
