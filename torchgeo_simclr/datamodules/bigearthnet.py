@@ -12,12 +12,12 @@ from torch.utils.data import DataLoader, RandomSampler, Subset
 from torchgeo.datamodules import NonGeoDataModule
 from torchgeo.datasets.utils import Sample
 
-from ..constants import IGNORE_INDEX, IRRIGATED, S2_BANDS
+from ..constants import IGNORE_INDEX, S2_BANDS
 from ..datasets import BigEarthNetIrrigation
 from ..datasets.bigearthnet import Scheme
 from .augment import make_views, set_augmentations
 from .balanced_split import irrigation_splits
-from .fractions import nested_balanced_subset, report_labelled_subset
+from .fractions import draw_labelled_subset
 from .options import check_batch_size, check_label_fraction
 from .statistics import cache_key, cached_band_statistics
 
@@ -304,17 +304,14 @@ class BigEarthNetIrrigationDataModule(NonGeoDataModule):
                 labelled=torch.zeros(len(train), dtype=torch.bool),
             )
         labels = patches.labels[train]
-        chosen = nested_balanced_subset(labels, self.label_fraction, self.label_seed)
-        self.n_labels = len(chosen)
-        positives = int((labels[chosen] == IRRIGATED).sum())
-        report_labelled_subset(
+        chosen, _ = draw_labelled_subset(
             self,
+            labels,
             self.label_fraction,
             self.label_seed,
-            self.n_labels,
-            positives,
             f"{len(train)} training patches",
         )
+        self.n_labels = len(chosen)
         if self.unlabeled:
             keep = torch.zeros(len(train), dtype=torch.bool)
             keep[chosen] = True

@@ -23,12 +23,7 @@ from ..datasets.sentinel2 import check_bands, fresh_file_handles
 from ..lonlat import LONLAT, check_lonlat_bbox, lonlat_extent
 from .augment import make_views, set_augmentations
 from .blocks import spatial_blocks
-from .fractions import (
-    PatchDataset,
-    grid_patch_labels,
-    nested_balanced_subset,
-    report_labelled_subset,
-)
+from .fractions import PatchDataset, draw_labelled_subset, grid_patch_labels
 from .options import (
     check_batch_size,
     check_label_fraction,
@@ -502,18 +497,15 @@ class CentralValleyDataModule(GeoDataModule):
             raise ValueError(msg)
         patches = list(self.grid_sampler("train"))
         labels = grid_patch_labels(self.dataset, patches)
-        chosen = nested_balanced_subset(labels, self.label_fraction, self.label_seed)
-        self.n_labels = len(chosen)
-        positives = int((labels[chosen] == 1).sum())
         labelled_total = int((labels != IGNORE_INDEX).sum())
-        report_labelled_subset(
+        chosen, positives = draw_labelled_subset(
             self,
+            labels,
             self.label_fraction,
             self.label_seed,
-            self.n_labels,
-            positives,
             f"{labelled_total} labelled training patches",
         )
+        self.n_labels = len(chosen)
         if positives in (0, self.n_labels):
             kind = "not irrigated" if positives == 0 else "irrigated"
             rank_zero_warn(

@@ -12,7 +12,7 @@ from torch.utils.data import Dataset
 from torchgeo.datasets import GeoDataset
 from tqdm import tqdm
 
-from ..constants import IGNORE_INDEX
+from ..constants import IGNORE_INDEX, IRRIGATED
 from ..inference.normalise import has_data
 from ..patch_labels import patch_labels
 
@@ -63,30 +63,36 @@ def nested_balanced_subset(labels: Tensor, fraction: float, seed: int = 0) -> Te
     return chosen.sort().values
 
 
-def report_labelled_subset(
+def draw_labelled_subset(
     datamodule: LightningDataModule,
+    labels: Tensor,
     fraction: float,
     seed: int,
-    n_labels: int,
-    irrigated: int,
     pool: str,
-) -> None:
-    """Print the labelled subset and hand its size to the trainer's loggers.
+) -> tuple[Tensor, int]:
+    """Draw the labelled subset, print it and hand its size to the loggers.
 
-    The size becomes the datamodule's hyperparameters, which Lightning logs
-    with the task's at the start of a run (TensorBoard's HPARAMS,
-    ``hparams.yaml`` of the CSV logger, MLflow, W&B), so label-efficiency runs
-    can be told apart and plotted by their number of labels.
+    The subset is :func:`nested_balanced_subset`'s. Its size becomes the
+    datamodule's hyperparameters, which Lightning logs with the task's at the
+    start of a run (TensorBoard's HPARAMS, ``hparams.yaml`` of the CSV logger,
+    MLflow, W&B), so label-efficiency runs can be told apart and plotted by
+    their number of labels.
 
     Args:
-        datamodule: the datamodule that drew the subset.
+        datamodule: the datamodule that draws the subset.
+        labels: patch labels of the training patches, ``[N]``.
         fraction: its ``label_fraction``.
         seed: its ``label_seed``.
-        n_labels: labelled patches drawn.
-        irrigated: how many of them are irrigated.
         pool: the patches drawn from, for the message, e.g.
             ``"1082 labelled training patches"``.
+
+    Returns:
+        Indices into *labels* of the labelled patches, and how many of them
+        are irrigated.
     """
+    chosen = nested_balanced_subset(labels, fraction, seed)
+    n_labels = len(chosen)
+    irrigated = int((labels[chosen] == IRRIGATED).sum())
     rank_zero_info(
         f"Labelled subset: {n_labels} of {pool} ({irrigated} irrigated, "
         f"{n_labels - irrigated} not; label_fraction={fraction}, label_seed={seed})"
@@ -99,6 +105,7 @@ def report_labelled_subset(
             "n_labels_irrigated": irrigated,
         }
     )
+    return chosen, irrigated
 
 
 def grid_patch_labels(
