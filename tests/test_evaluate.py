@@ -5,6 +5,7 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -622,6 +623,33 @@ def test_fields_help_says_what_the_layer_holds(
         assert word in text
 
 
+def refused_before_the_map_is_opened(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    error: type[Exception],
+    message: str,
+    map_path: Path,
+    labels: Path,
+    **outputs: Any,
+) -> None:
+    """Refuse *outputs* in one sentence before the map is opened, writing nothing.
+
+    Every file and folder under *tmp_path* is left as it was.
+    """
+    before = files_under(tmp_path)
+    folders = sorted(p for p in tmp_path.rglob("*") if p.is_dir())
+
+    def no_evaluation(*args: object) -> None:
+        raise AssertionError("the map was opened before the outputs were checked")
+
+    monkeypatch.setattr(evaluate_module, "_open_map", no_evaluation)
+    with pytest.raises(error, match=message) as info:
+        evaluate_map(map_path, labels, **outputs)
+    assert len(str(info.value).splitlines()) == 1
+    assert files_under(tmp_path) == before
+    assert sorted(p for p in tmp_path.rglob("*") if p.is_dir()) == folders
+
+
 @pytest.mark.parametrize(
     ("case", "error", "message"),
     [
@@ -664,18 +692,16 @@ def test_fields_refusals_leave_every_file_as_it_was(
     else:
         fields = tmp_path / "out"
         fields.mkdir()
-    before = files_under(tmp_path)
-    folders = sorted(p for p in tmp_path.rglob("*") if p.is_dir())
-
-    def no_evaluation(*args: object) -> None:
-        raise AssertionError("the map was opened before --fields was checked")
-
-    monkeypatch.setattr(evaluate_module, "_open_map", no_evaluation)
-    with pytest.raises(error, match=message) as info:
-        evaluate_map(map_path, labels, fields=fields, overwrite=overwrite)
-    assert len(str(info.value).splitlines()) == 1
-    assert files_under(tmp_path) == before
-    assert sorted(p for p in tmp_path.rglob("*") if p.is_dir()) == folders
+    refused_before_the_map_is_opened(
+        monkeypatch,
+        tmp_path,
+        error,
+        message,
+        map_path,
+        labels,
+        fields=fields,
+        overwrite=overwrite,
+    )
 
 
 def test_a_folder_as_fields_is_refused_in_one_sentence(
@@ -937,18 +963,16 @@ def test_scores_refusals_leave_every_file_as_it_was(
     else:
         (tmp_path / "notes.txt").write_text("a file, not a folder\n")
         scores = tmp_path / "notes.txt" / "scores.json"
-    before = files_under(tmp_path)
-    folders = sorted(p for p in tmp_path.rglob("*") if p.is_dir())
-
-    def no_evaluation(*args: object) -> None:
-        raise AssertionError("the map was opened before --scores was checked")
-
-    monkeypatch.setattr(evaluate_module, "_open_map", no_evaluation)
-    with pytest.raises(error, match=message) as info:
-        evaluate_map(map_path, labels, scores=scores, overwrite=overwrite)
-    assert len(str(info.value).splitlines()) == 1
-    assert files_under(tmp_path) == before
-    assert sorted(p for p in tmp_path.rglob("*") if p.is_dir()) == folders
+    refused_before_the_map_is_opened(
+        monkeypatch,
+        tmp_path,
+        error,
+        message,
+        map_path,
+        labels,
+        scores=scores,
+        overwrite=overwrite,
+    )
 
 
 def test_a_scores_refusal_from_the_cli_is_one_sentence(
