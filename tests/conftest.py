@@ -323,6 +323,7 @@ def save_checkpoint(
     model: str = "resnet18",
 ) -> Path:
     """A fine-tuned checkpoint (random weights) as a fit run would write it."""
+    import lightning
     import torch
 
     from torchgeo_simclr.tasks import FineTuneTask
@@ -334,6 +335,7 @@ def save_checkpoint(
     checkpoint: dict[str, Any] = {
         "state_dict": task.state_dict(),
         "hyper_parameters": {**dict(task.hparams), "threshold": threshold},
+        "pytorch-lightning_version": lightning.__version__,  # for load_from_checkpoint
     }
     task.on_save_checkpoint(checkpoint)
     torch.save(checkpoint, path)

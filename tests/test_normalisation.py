@@ -12,6 +12,7 @@ from torchgeo_simclr.constants import S2_BANDS
 from torchgeo_simclr.datamodules import CentralValleyDataModule
 from torchgeo_simclr.models.checkpoint import DataMetadata, load_model
 from torchgeo_simclr.tasks import FineTuneTask, SimCLRv2Task
+from torchgeo_simclr.tasks.normalisation import RawInputWarning
 
 
 @pytest.fixture(scope="module")
@@ -300,3 +301,68 @@ def test_fine_tuning_on_unlabeled_patches_warns(scene: Path) -> None:
             FineTuneTask(), datamodule=datamodule(scene, 4, label_fraction=0.5)
         )
     assert not [w for w in caught if "distillation" in str(w.message)]
+
+
+def raw_batches(dm: CentralValleyDataModule) -> list[Tensor]:
+    """The predict batches as a user's own loop gets them: reflectance x10000."""
+    dm.setup("predict")
+    return [batch["image"] for batch in dm.predict_dataloader()]
+
+
+def test_own_code_with_normalise_predicts_as_lightning_does(
+    scene: Path, finetuned: Path
+) -> None:
+    dm = datamodule(scene, 2)  # other statistics than the checkpoint's
+    task = FineTuneTask.load_from_checkpoint(finetuned, map_location="cpu").eval()
+    with torch.no_grad():
+        own = torch.cat(
+            [torch.sigmoid(task(task.normalise(x))) for x in raw_batches(dm)]
+        )
+    torch.testing.assert_close(own, predicted(finetuned, datamodule(scene, 2)))
+
+
+def test_normalise_uses_the_training_statistics_and_zeroes_nodata(
+    finetuned: Path,
+) -> None:
+    task = FineTuneTask.load_from_checkpoint(finetuned, map_location="cpu")
+    data = task.data_metadata
+    assert data is not None
+    image = torch.full((len(data.bands), 2, 2), 1000.0)
+    image[3, 1, 1] = 0  # one band without data: the whole pixel is nodata
+    out = task.normalise(image)
+    band = 5
+    expected = (1000.0 - data.mean[band]) / data.std[band]
+    assert out[band, 0, 0].item() == pytest.approx(expected, rel=1e-5)
+    assert out[:, 1, 1].abs().sum() == 0
+    assert image[band, 0, 0] == 1000.0  # the caller's tensor is left alone
+
+
+def test_a_task_without_statistics_refuses_to_normalise() -> None:
+    with pytest.raises(ValueError, match=r"no band statistics.*load_from_checkpoint"):
+        FineTuneTask().normalise(torch.ones(1, 12, 4, 4))
+
+
+def test_normalise_names_the_bands_it_expects(finetuned: Path) -> None:
+    task = FineTuneTask.load_from_checkpoint(finetuned, map_location="cpu")
+    with pytest.raises(
+        ValueError, match=r"C = 12 bands \['B01'.*got shape \[1, 3, 4, 4\]"
+    ):
+        task.normalise(torch.ones(1, 3, 4, 4))
+
+
+@pytest.mark.parametrize("kind", ["finetune", "simclr"])
+def test_raw_reflectance_in_own_code_warns(
+    scene: Path, finetuned: Path, pretrained: Path, kind: str
+) -> None:
+    path = finetuned if kind == "finetune" else pretrained
+    task_class = FineTuneTask if kind == "finetune" else SimCLRv2Task
+    task = task_class.load_from_checkpoint(path, map_location="cpu").eval()
+    raw = raw_batches(datamodule(scene, 4))[0]
+    with torch.no_grad(), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        task.predict_step({"image": task.normalise(raw)}, 0)
+        assert caught == []
+        task.predict_step({"image": raw}, 0)
+    assert len(caught) == 1
+    assert issubclass(caught[0].category, RawInputWarning)
+    assert "task.normalise(image)" in str(caught[0].message)

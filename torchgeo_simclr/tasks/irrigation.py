@@ -31,7 +31,7 @@ from ..patch_labels import patch_labels
 from .checkpoint_note import CheckpointNote
 from .dev_run import no_checkpoint_in_dev_run
 from .metrics import log_metrics
-from .normalisation import NormalisedAsTrained
+from .normalisation import NormalisedAsTrained, warn_if_raw
 from .provenance import check_resume, restored_from, split_warning
 from .schedule import warmup_cosine
 
@@ -350,13 +350,32 @@ class IrrigationTask(NormalisedAsTrained, BaseTask):
         """
         self._evaluate(batch, self.test_metrics)
 
+    def forward(self, image: Tensor) -> Tensor:
+        """Score a standardised batch.
+
+        Outside a Trainer, standardise the dataset's reflectance first with
+        :meth:`normalise`; a batch that looks like raw reflectance gets a
+        :class:`RawInputWarning`.
+
+        Args:
+            image: ``[B, C, H, W]`` standardised with the training statistics.
+
+        Returns:
+            Logits of irrigated (``torch.sigmoid`` gives the probability):
+            ``[B]`` per patch (classification) or ``[B, H, W]`` per pixel
+            (segmentation).
+        """
+        warn_if_raw(self, image)
+        logits: Tensor = self.model(image)
+        return logits
+
     def predict_step(
         self, batch: dict[str, Tensor], batch_idx: int, dataloader_idx: int = 0
     ) -> Tensor:
         """Predict the probability of irrigated.
 
         Args:
-            batch: ``image`` ``[B, C, H, W]``, normalised.
+            batch: ``image`` ``[B, C, H, W]``, standardised (see :meth:`forward`).
             batch_idx: index of the batch.
             dataloader_idx: index of the dataloader.
 
@@ -364,7 +383,7 @@ class IrrigationTask(NormalisedAsTrained, BaseTask):
             Probabilities in [0, 1]: ``[B]`` per patch (classification) or
             ``[B, H, W]`` per pixel (segmentation).
         """
-        return torch.sigmoid(self.model(batch["image"]))
+        return torch.sigmoid(self(batch["image"]))
 
     def configure_callbacks(self) -> list[Callback]:
         """Name the checkpoint when the fit ends (:class:`CheckpointNote`).

@@ -1,12 +1,53 @@
 """Batches normalised as the network was trained: the checkpoint's statistics."""
 
+import warnings
+
+import torch
 from lightning.pytorch import LightningModule
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_info
+from torch import Tensor
 
 from ..datamodules.augment import use_statistics
+from ..inference.normalise import normalise
 from ..models.checkpoint import DataMetadata
 from .provenance import restored_from, upper_first
+
+#: A batch whose mean lies further than this from 0 is not standardised:
+#: standardised bands have mean 0 and standard deviation 1 over the training
+#: data, while reflectance x10000 averages hundreds to thousands.
+RAW_MEAN = 50.0
+
+
+class RawInputWarning(UserWarning):
+    """A network outside a Trainer got reflectance, not standardised inputs."""
+
+
+def warn_if_raw(task: LightningModule, image: Tensor) -> None:
+    """Warn when a network used outside a Trainer gets unstandardised inputs.
+
+    Under a Trainer the datamodule standardises every batch, so nothing is
+    checked there (the check would cost a device synchronisation per step).
+    In a user's own code, a batch straight from the dataset (reflectance
+    x10000) gives plausible but wrong probabilities, so it is named.
+
+    Args:
+        task: the task whose network runs.
+        image: its input ``[B, C, H, W]``.
+    """
+    if task._trainer is not None or not image.is_floating_point():
+        return
+    mean = float(image.mean())
+    if abs(mean) > RAW_MEAN:
+        warnings.warn(
+            f"{type(task).__name__} got a batch of mean {mean:.0f}, which looks "
+            "like reflectance x10000 as the dataset returns it, not the "
+            "standardised input (mean 0, standard deviation 1) the network was "
+            "trained on, so its outputs are wrong; standardise it first with "
+            "task.normalise(image).",
+            RawInputWarning,
+            stacklevel=2,
+        )
 
 
 class NormalisedAsTrained(LightningModule):
@@ -35,6 +76,64 @@ class NormalisedAsTrained(LightningModule):
         """
         return None
 
+    def trained_on(self) -> tuple[str, DataMetadata] | None:
+        """The statistics this network's inputs are normalised with.
+
+        Returns:
+            What to call their source in messages and the data: the network's
+            own (:attr:`data_metadata`) when set, else :meth:`earlier_stage`'s;
+            None for a network that starts from nothing and has not been fit.
+        """
+        if self.data_metadata is not None:
+            source = restored_from(self.trainer) if self._trainer is not None else None
+            return source or "its training data", self.data_metadata
+        return self.earlier_stage()
+
+    def normalise(self, image: Tensor) -> Tensor:
+        """Standardise reflectance as this network's training batches were.
+
+        Under a Trainer the datamodule does this to every batch. Call it to run
+        the network on patches in your own code, e.g.
+        ``task(task.normalise(sample["image"]))``.
+
+        Args:
+            image: reflectance x10000 as
+                :class:`~torchgeo_simclr.datasets.CentralValleyS2` returns it
+                (0 = nodata), ``[B, C, H, W]`` or ``[C, H, W]``, in the
+                network's band order.
+
+        Returns:
+            A new float32 tensor of *image*'s shape: ``(image - mean) / std``
+            per band with the training statistics, 0 where any band has no
+            data.
+
+        Raises:
+            ValueError: for a network that has no statistics yet (not fit and
+                not started from a checkpoint), or an image with another
+                number of bands.
+        """
+        if (trained := self.trained_on()) is None:
+            msg = (
+                f"This {type(self).__name__} has no band statistics to normalise "
+                "with: it was neither fit nor built from a checkpoint; load one "
+                f"with {type(self).__name__}.load_from_checkpoint(path)."
+            )
+            raise ValueError(msg)
+        data = trained[1]
+        if image.ndim == 3:
+            return self.normalise(image.unsqueeze(0)).squeeze(0)
+        if image.ndim != 4 or image.shape[1] != len(data.bands):
+            msg = (
+                f"normalise() takes [B, C, H, W] or [C, H, W] with C = "
+                f"{len(data.bands)} bands {list(data.bands)}, got shape "
+                f"{list(image.shape)}; read the image with those bands."
+            )
+            raise ValueError(msg)
+        shape = (1, -1, 1, 1)
+        mean = torch.tensor(data.mean, device=image.device).view(shape)
+        std = torch.tensor(data.std, device=image.device).view(shape)
+        return normalise(image.float(), mean, std)[0]
+
     def normalise_as_trained(self) -> None:
         """Make the datamodule normalise with this network's statistics.
 
@@ -45,13 +144,9 @@ class NormalisedAsTrained(LightningModule):
             ValueError: if the datamodule's bands differ from those the
                 statistics belong to.
         """
-        if self.data_metadata is not None:
-            source = restored_from(self.trainer) or "its training data"
-            data = self.data_metadata
-        elif (earlier := self.earlier_stage()) is not None:
-            source, data = earlier
-        else:
+        if (trained := self.trained_on()) is None:
             return
+        source, data = trained
         datamodule = getattr(self.trainer, "datamodule", None)
         bands = getattr(datamodule, "bands", None)
         if bands is not None and tuple(bands) != data.bands:

@@ -13,6 +13,7 @@ from ..digest import file_digest
 from ..inference.normalise import normalise
 from ..models.checkpoint import DataMetadata, load_model
 from ..models.classifier import IrrigationModel
+from .normalisation import warn_if_raw
 
 
 class MapPredictionTask(BaseTask):
@@ -146,6 +147,38 @@ class MapPredictionTask(BaseTask):
                 stacklevel=2,
             )
 
+    def normalise(self, image: Tensor) -> Tensor:
+        """Standardise reflectance with the checkpoint's training statistics.
+
+        :meth:`predict_step` does this itself; call it to run :meth:`forward`
+        in your own code.
+
+        Args:
+            image: ``[B, C, H, W]`` reflectance x10000 in the training band
+                order (0 = nodata).
+
+        Returns:
+            A new ``[B, C, H, W]`` tensor, 0 where any band has no data.
+        """
+        return normalise(image, self.mean, self.std)[0]
+
+    def forward(self, image: Tensor) -> Tensor:
+        """Score standardised windows (:meth:`predict_step` takes reflectance).
+
+        Args:
+            image: ``[B, C, H, W]`` standardised with :meth:`normalise`; a
+                batch that looks like raw reflectance gets a
+                :class:`~torchgeo_simclr.tasks.normalisation.RawInputWarning`.
+
+        Returns:
+            Logits of irrigated (``torch.sigmoid`` gives the probability):
+            ``[B]`` per window (classification) or ``[B, H, W]`` per pixel
+            (segmentation).
+        """
+        warn_if_raw(self, image)
+        logits: Tensor = self.model(image)
+        return logits
+
     def on_predict_start(self) -> None:
         """Check the datamodule's bands and window size against the model."""
         datamodule = getattr(self.trainer, "datamodule", None)
@@ -159,27 +192,24 @@ class MapPredictionTask(BaseTask):
 
         Args:
             batch: ``image`` ``[B, C, h, w]`` reflectance x10000 (0 = nodata),
-                ``row`` and ``col`` ``[B]`` of each window on the grid, and
-                optionally ``valid`` ``[B, h, w]``, the pixels with data
-                (found from the image when absent).
+                optionally ``row`` and ``col`` ``[B]`` of each window on the
+                grid (a :class:`MapDataModule`'s batches carry them) and
+                ``valid`` ``[B, h, w]``, the pixels with data (found from the
+                image when absent).
             batch_idx: index of the batch.
             dataloader_idx: index of the dataloader.
 
         Returns:
             ``probability`` ``[B, h, w]`` in [0, 1] (one value repeated over
             the window for classification), ``valid`` ``[B, h, w]`` (False
-            where any band is nodata), ``row`` and ``col`` as given.
+            where any band is nodata), and ``row`` and ``col`` as given.
         """
         x, valid = normalise(batch["image"], self.mean, self.std, batch.get("valid"))
         probability = torch.sigmoid(self.model(x).float())
         if probability.ndim == 1:
             probability = probability.view(-1, 1, 1).expand_as(valid)
-        return {
-            "probability": probability,
-            "valid": valid,
-            "row": batch["row"],
-            "col": batch["col"],
-        }
+        grid: dict[str, Tensor] = {k: batch[k] for k in ("row", "col") if k in batch}
+        return {"probability": probability, "valid": valid, **grid}
 
     def model_info(self) -> dict[str, Any]:
         """What a map records about the model that made it.

@@ -21,7 +21,7 @@ from ..patch_labels import patch_labels
 from .checkpoint_note import CheckpointNote
 from .dev_run import no_checkpoint_in_dev_run
 from .metrics import log_metrics
-from .normalisation import NormalisedAsTrained
+from .normalisation import NormalisedAsTrained, warn_if_raw
 from .provenance import check_resume, restored_from
 from .schedule import check_optimiser, check_schedule, warmup_cosine
 
@@ -165,13 +165,19 @@ class SimCLRv2Task(NormalisedAsTrained, BaseTask):
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Embed and project a batch.
 
+        Outside a Trainer, standardise the dataset's reflectance first with
+        :meth:`normalise`; a batch that looks like raw reflectance gets a
+        :class:`~torchgeo_simclr.tasks.normalisation.RawInputWarning`.
+
         Args:
-            x: normalised images ``[B, C, H, W]``.
+            x: images ``[B, C, H, W]`` standardised with the training
+                statistics.
 
         Returns:
             The projection ``[B, output_dim]`` and the backbone features
             ``[B, num_features]``.
         """
+        warn_if_raw(self, x)
         h = self.backbone(x)
         return self.projection_head(h), h
 
@@ -288,13 +294,15 @@ class SimCLRv2Task(NormalisedAsTrained, BaseTask):
         """Embed a batch with the backbone.
 
         Args:
-            batch: ``image`` ``[B, C, H, W]``.
+            batch: ``image`` ``[B, C, H, W]``, standardised (see
+                :meth:`forward`).
             batch_idx: index of the batch.
             dataloader_idx: index of the dataloader.
 
         Returns:
             Backbone features ``[B, num_features]``.
         """
+        warn_if_raw(self, batch["image"])
         features: Tensor = self.backbone(batch["image"])
         return features
 
