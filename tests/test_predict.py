@@ -4,10 +4,12 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import logging
 import os
 import shutil
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -960,6 +962,21 @@ def test_checkpoint_of_fewer_bands_reads_only_those(
     assert result.summary["valid_ha"] == pytest.approx(SCENE * SCENE * PIXEL_HA)
 
 
+def test_a_map_from_python_keeps_lightning_quiet(
+    checkpoints: dict[str, Path],
+    scene: SampleScene,
+    tmp_path: Path,
+    lightning_log: pytest.LogCaptureFixture,
+) -> None:
+    """The caller set up no Trainer: no GPU banner, no tips, their levels kept."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run(checkpoints["segmentation"], scene.root, tmp_path / "map.tif")
+    assert lightning_log.messages == []
+    assert not [w for w in caught if "treespec" in str(w.message)]  # Lightning's own
+    assert logging.getLogger("lightning.pytorch").getEffectiveLevel() == logging.INFO
+
+
 def test_explicit_default_patch_size_gives_the_same_map(
     maps: dict[str, MapResult],
     checkpoints: dict[str, Path],
@@ -991,6 +1008,27 @@ def test_segmentation_runs_channels_last_with_the_same_probabilities(
         task.model.use_memory_format(torch.contiguous_format)
         plain = task.predict_step(batch, 0)["probability"]
     torch.testing.assert_close(fast, plain, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("problem", ["classification", "segmentation"])
+def test_reflectance_patches_of_own_code_predict_as_the_map_does(
+    checkpoints: dict[str, Path], problem: str
+) -> None:
+    task = MapPredictionTask(str(checkpoints[problem])).eval()
+    generator = torch.Generator().manual_seed(1)
+    size = task.data.patch_size
+    image = torch.rand(3, len(task.data.bands), size, size, generator=generator) * 5000
+    grid = {"row": torch.arange(3), "col": torch.zeros(3)}
+    with torch.inference_mode():
+        mapped = task.predict_step({"image": image} | grid, 0)
+        own = task.predict_step({"image": image}, 0)
+        logits = task(task.normalise(image))
+    assert set(own) == {"probability", "valid"}
+    torch.testing.assert_close(own["probability"], mapped["probability"])
+    probability = torch.sigmoid(logits)
+    if problem == "classification":
+        probability = probability.view(-1, 1, 1).expand_as(own["valid"])
+    torch.testing.assert_close(probability, own["probability"])
 
 
 def test_classification_keeps_nchw(checkpoints: dict[str, Path]) -> None:

@@ -16,7 +16,8 @@ import re
 import sys
 import warnings
 from argparse import ArgumentError
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -470,6 +471,10 @@ def fit(arguments: Sequence[str]) -> Path | None:
     return written_checkpoint(run_cli(arguments).trainer)
 
 
+#: Lightning's loggers, set to INFO when Lightning is first imported.
+LIGHTNING_LOGGERS = ("lightning.pytorch", "lightning.fabric")
+
+
 def quiet_lightning() -> None:
     """Keep Lightning's start-up notes and known harmless warnings off the terminal.
 
@@ -480,16 +485,48 @@ def quiet_lightning() -> None:
     has done.
     """
     quiet_tips()
-    for name in ("lightning.pytorch", "lightning.fabric"):
+    for name in LIGHTNING_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings(
         "ignore", message=r"Found \d+ module\(s\) in eval mode at the start"
     )
 
 
+@contextmanager
+def lightning_muted() -> Iterator[None]:
+    """Keep Lightning's notes, tips and harmless warnings quiet for one call.
+
+    For functions of this package that run a Trainer of their own, such as
+    :func:`~torchgeo_simclr.inference.predict_map`: their caller set up no
+    Trainer, so its GPU banner and tips would only puzzle. The caller's log
+    levels and warning filters are restored afterwards.
+
+    Yields:
+        Nothing; Lightning is quiet inside the ``with`` block.
+    """
+    loggers = [logging.getLogger(name) for name in LIGHTNING_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    with warnings.catch_warnings():
+        _ignore_pytree_warning()
+        for logger in loggers:
+            logger.setLevel(logging.WARNING)
+        try:
+            yield
+        finally:
+            for logger, level in zip(loggers, levels, strict=True):
+                logger.setLevel(level)
+
+
 def _no_tip(record: logging.LogRecord) -> bool:
     """Whether a Lightning log record is anything but one of its tips."""
     return not record.getMessage().startswith("\N{ELECTRIC LIGHT BULB} Tip:")
+
+
+def _ignore_pytree_warning() -> None:
+    """Drop the deprecation warning Lightning's pytree helper gives itself."""
+    warnings.filterwarnings(
+        "ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated"
+    )
 
 
 def quiet_tips() -> None:
@@ -499,7 +536,5 @@ def quiet_tips() -> None:
     cloud logger and the warning from Lightning's own code ask nothing of
     the user, who reads them as problems.
     """
-    warnings.filterwarnings(
-        "ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated"
-    )
+    _ignore_pytree_warning()
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_no_tip)

@@ -118,6 +118,7 @@ def predict_map(
     from lightning.pytorch import Trainer
 
     from ..datamodules.prediction import MapDataModule
+    from ..lightning_cli import lightning_muted
     from ..tasks.prediction import MapPredictionTask
 
     # The writer and the task check these again on the Lightning path; here
@@ -168,24 +169,26 @@ def predict_map(
         mask_clouds=mask_clouds,
         cloud_buffer=cloud_buffer,
     )
-    trainer = Trainer(
-        accelerator=target.type,
-        devices=[target.index] if target.index is not None else 1,
-        logger=False,
-        callbacks=[writer],
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    try:
-        with keyboard_interrupts():
-            trainer.predict(task, datamodule=datamodule, return_predictions=False)
-    except KeyboardInterrupt:
-        if writer.summary is None:
-            raise
-        msg = (
-            f"The map was written before it ({files.classes} and the files beside it)."
+    with lightning_muted():  # the caller set up no Trainer: no banner, no tips
+        trainer = Trainer(
+            accelerator=target.type,
+            devices=[target.index] if target.index is not None else 1,
+            logger=False,
+            callbacks=[writer],
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
         )
-        raise Interrupted(msg) from None
+        try:
+            with keyboard_interrupts():
+                trainer.predict(task, datamodule=datamodule, return_predictions=False)
+        except KeyboardInterrupt:
+            if writer.summary is None:
+                raise
+            msg = (
+                f"The map was written before it ({files.classes} and the files "
+                "beside it)."
+            )
+            raise Interrupted(msg) from None
     assert writer.summary is not None
     return MapResult(files, writer.summary)
