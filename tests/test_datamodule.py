@@ -1,6 +1,11 @@
 import re
 from pathlib import Path
 
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import rasterio
@@ -15,6 +20,7 @@ from conftest import (
     fake_s2_per_band,
     fake_scl,
 )
+from matplotlib.figure import Figure
 from pyproj import Transformer
 from rasterio.windows import from_bounds
 
@@ -106,6 +112,25 @@ def test_statistics_come_from_data_and_are_cached(scene: Path) -> None:
     again = make(scene)
     again.setup("fit")
     assert torch.equal(again.mean, dm.mean)
+
+
+def test_plot_draws_image_mask_and_prediction(scene: Path) -> None:
+    # torchgeo's plot asks the dataset, with labels an IntersectionDataset
+    # without plot, so it returned None.
+    dm = make(scene)
+    dm.setup("fit")
+    sample = dm.val_dataset[next(iter(dm.val_sampler))]
+    sample["prediction"] = torch.ones_like(sample["mask"])
+    fig = dm.plot(sample, suptitle="val")
+    assert isinstance(fig, Figure)
+    assert [ax.get_title() for ax in fig.axes] == ["Image", "Mask", "Prediction"]
+    assert fig.get_suptitle() == "val"
+    assert fig.axes[0].get_images()[0].get_array().shape == (32, 32, 3)
+    plt.close(fig)
+    # Before setup, the imagery is opened to draw it.
+    fig = make(scene).plot({"image": sample["image"]}, show_titles=False)
+    assert [ax.get_title() for ax in fig.axes] == [""]
+    plt.close(fig)
 
 
 def test_unlabeled_pretraining(scene: Path) -> None:

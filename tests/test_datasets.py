@@ -160,6 +160,49 @@ def test_per_band_product_directory(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    ("layout", "given", "indexed"),
+    [
+        ({}, "B04.tif", "B02.tif"),
+        ({}, "B8A.tif", "B02.tif"),
+        (
+            {"safe_names": True, "resolution_dirs": True},
+            "R20m/T10SFG_20230715T184919_B05_20m.tif",
+            "R10m/T10SFG_20230715T184919_B02_10m.tif",
+        ),
+    ],
+)
+def test_a_band_file_stands_for_its_product(
+    tmp_path: Path, layout: dict[str, bool], given: str, indexed: str
+) -> None:
+    # Only the reference band's file (B02) was indexed, so B04.tif was refused
+    # with "No Sentinel-2 L2A files found ... expected ... B04.tif".
+    bands = ["B02", "B04", "B05", "B8A"]
+    product = fake_s2_per_band(tmp_path, bands=bands, **layout)
+    ds = CentralValleyS2(product / given, bands=bands)
+    assert list(ds.index.filepath) == [str(product / indexed)]
+    assert ds.index.index[0].left == SENSING
+    whole = CentralValleyS2(tmp_path, bands=bands)
+    np.testing.assert_array_equal(ds[SCENE]["image"], whole[SCENE]["image"])
+
+
+def test_a_band_file_stands_for_the_requested_bands_reference(
+    tmp_path: Path,
+) -> None:
+    product = fake_s2_per_band(tmp_path, bands=["B02", "B04", "B8A"])
+    ds = CentralValleyS2(product / "B02.tif", bands=["B8A"])
+    assert list(ds.index.filepath) == [str(product / "B8A.tif")]
+    assert ds[SCENE]["image"].shape == (1, FAKE_SIZE, FAKE_SIZE)
+    # Without the reference band, the message names both files.
+    (product / "B02.tif").unlink()
+    with pytest.raises(FileNotFoundError) as info:
+        CentralValleyS2(product / "B04.tif", bands=["B02", "B04"])
+    message = str(info.value)
+    assert message.startswith(f"Band file {str(product / 'B04.tif')!r} stands for")
+    assert f"lacks B02 (expected {str(product / 'B02.tif')!r})" in message
+    assert "No Sentinel-2 L2A files found" not in message
+
+
+@pytest.mark.parametrize(
     ("baseline", "stored_offset"), [("N0301", 0), ("N0400", 1000), ("N0509", 1000)]
 )
 def test_per_band_products_lose_esas_offset(
@@ -463,6 +506,30 @@ def test_overlapping_products_are_mosaicked_newest_first(tmp_path: Path) -> None
     assert Path(ds.index.filepath.iloc[0]).parent == recent
     image = ds[SCENE]["image"][0].numpy()
     np.testing.assert_array_equal(image, expected("B02", X0, Y0, FAKE_SIZE) + 50)
+
+
+def test_a_time_series_stacks_the_products_in_torchgeos_order(
+    tmp_path: Path,
+) -> None:
+    # torchgeo's RasterDataset takes time_series; CentralValleyS2 refused it.
+    old = "S2A_MSIL2A_20210224T032739_N0213_R018_T10SFG_20210224T060000"
+    older = fake_s2_per_band(tmp_path / "a", product=old, bands=["B02", "B04"])
+    recent = fake_s2_per_band(tmp_path / "z", bands=["B02", "B04"])
+    for band in ("B02", "B04"):
+        with rasterio.open(recent / f"{band}.tif", "r+") as dst:
+            dst.write(dst.read(1) + 50, 1)
+    ds = CentralValleyS2(tmp_path, bands=["B04", "B02"], time_series=True)
+    assert ds.time_series
+    # torchgeo stacks in its index's order, by path: the 2021 product first,
+    # not newest first as the mosaic is.
+    assert [Path(path).parent for path in ds.index.filepath] == [older, recent]
+    assert [interval.left.year for interval in ds.index.index] == [2021, 2023]
+    image = ds[SCENE]["image"]
+    assert image.shape == (2, 2, FAKE_SIZE, FAKE_SIZE)  # [T, C, H, W]
+    for c, band in enumerate(["B04", "B02"]):
+        values = expected(band, X0, Y0, FAKE_SIZE)
+        np.testing.assert_array_equal(image[0, c].numpy(), values)
+        np.testing.assert_array_equal(image[1, c].numpy(), values + 50)
 
 
 def test_level_1c_products_are_refused_or_left_out(tmp_path: Path) -> None:
@@ -810,6 +877,32 @@ def test_unknown_band(tmp_path: Path) -> None:
     assert "B8A" in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("res", "instead"),
+    [
+        (10.0, "res=0.0001 (about 11 m)"),
+        ((10.0, 0.0001), "res=0.0001 (about 11 m)"),
+        (1, "res=1e-05 (about 1 m)"),
+    ],
+)
+def test_a_res_in_metres_for_a_geographic_crs_is_refused(
+    tmp_path: Path, res: float | tuple[float, float], instead: str
+) -> None:
+    # 10 "metres" in EPSG:4326 were 10-degree pixels: image [1, 0, 0].
+    scene = fake_s2_multiband(tmp_path)
+    with pytest.raises(ValueError, match="is in the units of crs") as info:
+        CentralValleyS2(scene, crs="EPSG:4326", res=res, bands=["B04"])
+    message = str(info.value)
+    assert message.startswith(f"res={res!r} is in the units of crs 'EPSG:4326'")
+    assert "expected less than 1 degree in a geographic CRS" in message
+    assert f"so pass res in degrees, e.g. {instead}" in message
+    assert "the data's UTM zone, crs='EPSG:32610'" in message
+    ds = CentralValleyS2(scene, crs="EPSG:4326", res=0.0001, bands=["B04"])
+    image = ds[ds.bounds]["image"]
+    assert image.shape[0] == 1
+    assert min(image.shape[1:]) > 200
+
+
 def test_product_missing_band(tmp_path: Path) -> None:
     product = fake_s2_per_band(tmp_path)
     (product / "B07.tif").unlink()
@@ -887,6 +980,56 @@ def test_label_window_grid(labels_file: Path) -> None:
     expected_mask = np.full((8, 10), IGNORE_INDEX)
     expected_mask[:3, :5] = IRRIGATED
     np.testing.assert_array_equal(mask.numpy(), expected_mask)
+
+
+def test_label_plot(tmp_path: Path, labels_file: Path) -> None:
+    # TorchGeo's label datasets plot a sample; IrrigationLabels had no plot.
+    labels = IrrigationLabels(labels_file, crs=CRS.from_user_input(FAKE_CRS))
+    sample = labels[SCENE]
+    sample["prediction"] = torch.ones_like(sample["mask"])
+    fig = labels.plot(sample, suptitle="fields")
+    assert isinstance(fig, Figure)
+    assert [ax.get_title() for ax in fig.axes] == ["Mask", "Prediction"]
+    assert fig.get_suptitle() == "fields"
+    # The same colours and legend as the imagery's class panels.
+    fake_s2_multiband(tmp_path / "s2")
+    imagery = CentralValleyS2(tmp_path / "s2", bands=["B04", "B03", "B02"])
+    image_fig = imagery.plot({**imagery[SCENE], "mask": sample["mask"]})
+    for ax in fig.axes:
+        drawn = ax.get_images()[0]
+        theirs = image_fig.axes[1].get_images()[0]
+        assert drawn.get_cmap() is theirs.get_cmap()
+        assert drawn.get_clim() == theirs.get_clim()
+        assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+            "Not irrigated",
+            "Irrigated",
+        ]
+    np.testing.assert_array_equal(
+        fig.axes[0].get_images()[0].get_array(),
+        image_fig.axes[1].get_images()[0].get_array(),
+    )
+    plt.close(image_fig)
+    plt.close(fig)
+    fig = labels.plot({"mask": sample["mask"]}, show_titles=False)
+    assert [ax.get_title() for ax in fig.axes] == [""]
+    plt.close(fig)
+
+
+@pytest.mark.parametrize("crs", ["EPSG:4269", "EPSG:4326"])
+def test_labels_refuse_a_res_in_metres_for_a_geographic_crs(
+    labels_file: Path, crs: str
+) -> None:
+    # 10 "metres" in EPSG:4269 were 10-degree pixels: no pixel in the fields.
+    with pytest.raises(ValueError, match="is in the units of crs") as info:
+        IrrigationLabels(labels_file, crs=crs)
+    message = str(info.value)
+    assert message.startswith(f"res=10.0 is in the units of crs {crs!r}, degrees")
+    assert "so pass res in degrees, e.g. res=0.0001 (about 11 m)" in message
+    assert "or a projected CRS such as the data's UTM zone" in message
+    labels = IrrigationLabels(labels_file, crs=crs, res=0.0001)
+    mask = labels[labels.bounds]["mask"]
+    assert min(mask.shape) > 100
+    assert IRRIGATED in mask
 
 
 def test_label_formats(tmp_path: Path) -> None:
@@ -1208,6 +1351,14 @@ def test_real_majortom_product() -> None:
         with rasterio.open(MAJORTOM / f"{band}.tif") as src:
             native = src.read(1).astype(np.float64)
         assert image[i].mean().item() == pytest.approx(native.mean(), rel=0.01), band
+
+
+@needs_fixtures
+@pytest.mark.parametrize("band", ["B04", "B11"])
+def test_real_majortom_band_file_stands_for_its_product(band: str) -> None:
+    ds = CentralValleyS2(MAJORTOM / f"{band}.tif")
+    assert list(ds.index.filepath) == [str(MAJORTOM / "B02.tif")]
+    assert ds.cloud_mask_files == [str(MAJORTOM / "cloud_mask.tif")]
 
 
 @needs_fixtures

@@ -8,6 +8,7 @@ import numpy as np
 import shapely
 import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from matplotlib.figure import Figure
 from pyproj import Transformer
 from shapely import MultiPolygon
 from shapely.geometry.base import BaseGeometry
@@ -523,6 +524,31 @@ class CentralValleyDataModule(GeoDataModule):
         return PatchDataset(
             self.dataset, [patches[i] for i in chosen], in_memory=self.in_memory
         )
+
+    def plot(self, *args: Any, **kwargs: Any) -> Figure:
+        """Plot a sample through the imagery: image, mask and prediction.
+
+        torchgeo's :meth:`~torchgeo.datamodules.BaseDataModule.plot` asks
+        :attr:`dataset` to plot, which with labels is an
+        :class:`~torchgeo.datasets.IntersectionDataset` without ``plot`` (it
+        returns None); here :meth:`CentralValleyS2.plot
+        <torchgeo_simclr.datasets.CentralValleyS2.plot>` draws the sample
+        (the imagery is opened first if :meth:`setup` has not run).
+
+        Args:
+            *args: arguments of :meth:`CentralValleyS2.plot
+                <torchgeo_simclr.datasets.CentralValleyS2.plot>`: a sample as
+                the datasets give it (``image`` ``[C, H, W]`` reflectance
+                x10000, not normalised; optionally ``mask`` and/or
+                ``prediction`` ``[H, W]``), ``show_titles``, ``suptitle``.
+            **kwargs: the same, by name.
+
+        Returns:
+            A matplotlib Figure with one panel per shown item.
+        """
+        self._build_datasets()
+        assert self.image_dataset is not None
+        return self.image_dataset.plot(*args, **kwargs)
 
     def _dataloader_factory(self, split: str) -> DataLoader[dict[str, Any]]:
         loader = super()._dataloader_factory(split)

@@ -17,6 +17,7 @@ import rasterio.transform
 import shapely
 import torch
 from geopandas import GeoDataFrame
+from matplotlib.figure import Figure
 from pyproj import CRS
 from torchgeo.datasets import GeoDataset, IntersectionDataset, VectorDataset
 from torchgeo.datasets.utils import GeoSlice, Path, Sample
@@ -32,6 +33,7 @@ from ..lonlat import (
 from .combine import intersect
 from .dwr import build_irrigation_map, class_codes_to_mask_values, code_key
 from .files import as_path_list
+from .sentinel2 import check_res, class_panels, plot_panels
 
 #: What a label file must be, for error messages.
 EXPECTED_FORMATS = (
@@ -160,8 +162,11 @@ class IrrigationLabels(VectorDataset):
             crs: CRS of the samples, a pyproj CRS or a string such as
                 ``"EPSG:32610"`` (default: the first file's CRS when projected,
                 else the UTM zone of its features).
-            res: pixel size in units of the CRS (metres for UTM), ``(x, y)`` or
-                one number for both.
+            res: pixel size in units of the CRS (metres for UTM, degrees for
+                a geographic CRS such as EPSG:4269, where 1 or more is refused
+                as metres meant; see
+                :func:`~torchgeo_simclr.datasets.sentinel2.check_res`),
+                ``(x, y)`` or one number for both.
             class_column: attribute holding the class code.
             class_map: class code -> mask value (0, 1 or 255) entries that
                 update :data:`~torchgeo_simclr.datasets.DEFAULT_IRRIGATION_MAP`.
@@ -176,8 +181,12 @@ class IrrigationLabels(VectorDataset):
             FileNotFoundError: If a path does not exist or holds no label file.
             ValueError: If a file cannot be read, the class column or layer is
                 missing, *class_map* has a value other than 0, 1, 255, *bbox* is
-                malformed, or no feature lies in *bbox*.
+                malformed, no feature lies in *bbox*, or *res* is 1 or more in a
+                geographic *crs*.
         """
+        if crs is not None:
+            crs = CRS.from_user_input(crs)
+            check_res(crs, res)
         #: Label files, or directories searched for them (see :attr:`files`).
         self.paths = paths
         #: Function applied to each sample, or None.
@@ -278,9 +287,7 @@ class IrrigationLabels(VectorDataset):
                 stacklevel=2,
             )
 
-        if crs is not None:
-            crs = CRS.from_user_input(crs)
-        else:
+        if crs is None:
             first = frames[0]
             first_crs = CRS.from_user_input(first.crs) if first.crs else LONLAT
             crs = first_crs if first_crs.is_projected else first.estimate_utm_crs()
@@ -636,6 +643,40 @@ class IrrigationLabels(VectorDataset):
         if self.transforms is not None:
             sample = self.transforms(sample)
         return sample
+
+    def plot(
+        self,
+        sample: Sample,
+        show_titles: bool = True,
+        suptitle: str | None = None,
+    ) -> Figure:
+        """Plot a sample: the mask, and the prediction when present.
+
+        Classes are drawn as :meth:`CentralValleyS2.plot
+        <torchgeo_simclr.datasets.CentralValleyS2.plot>` draws them, in the map
+        colours with a legend.
+
+        Args:
+            sample: a sample from :meth:`__getitem__`, ``mask`` ``[H, W]``,
+                optionally with ``prediction`` ``[H, W]`` (0 not irrigated,
+                1 irrigated, 255 ignored).
+            show_titles: whether to title each panel.
+            suptitle: optional title of the whole figure.
+
+        Returns:
+            A matplotlib Figure with one panel per shown item.
+
+        Raises:
+            ValueError: If *sample* has no ``mask``.
+        """
+        if "mask" not in sample:
+            msg = (
+                f"IrrigationLabels.plot got a sample without 'mask' (keys: "
+                f"{sorted(sample)}); expected a sample of this dataset, so pass "
+                "labels[query] (with 'prediction' added, if any)."
+            )
+            raise ValueError(msg)
+        return plot_panels(class_panels(sample), show_titles, suptitle)
 
     def __str__(self) -> str:
         """Return a short description: files, features and class column."""

@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 import rasterio
 import torch
+from geopandas import GeoDataFrame
 from matplotlib.figure import Figure
 from pyproj import CRS
 from rasterio.enums import Resampling
@@ -106,6 +107,45 @@ def check_bands(
     return list(bands)
 
 
+def check_res(
+    crs: CRS,
+    res: float | tuple[float, float],
+    footprints: GeoDataFrame | None = None,
+) -> None:
+    """Refuse a pixel size of 1 or more in a geographic CRS: metres were meant.
+
+    *res* is in the CRS's units, degrees for EPSG:4326. A degree is about
+    111 km, as wide as a whole Sentinel-2 tile, so such a res is a size in
+    metres (the default 10) that would give 10-degree pixels: a scene then
+    reads as ``[C, 0, 0]`` and samplers yield nothing.
+
+    Args:
+        crs: the dataset CRS.
+        res: pixel size as given, ``(x, y)`` or one number for both.
+        footprints: the data's footprints, whose UTM zone the refusal names
+            (default: an example zone).
+
+    Raises:
+        ValueError: If *crs* is geographic and a side of *res* is 1 or more.
+    """
+    size = max(abs(side) for side in (res if isinstance(res, tuple) else (res,)))
+    if not crs.is_geographic or size < 1:
+        return
+    zone = (
+        "the data's UTM zone (e.g. crs='EPSG:32610', zone 10N)"
+        if footprints is None
+        else f"the data's UTM zone, crs={footprints.estimate_utm_crs().to_string()!r},"
+    )
+    msg = (
+        f"res={res!r} is in the units of crs {crs.to_string()!r}, degrees, so it "
+        f"asks for {size:g}-degree pixels (about {size * 111:,.0f} km wide); "
+        "expected less than 1 degree in a geographic CRS, so pass res in degrees, "
+        f"e.g. res={size * 1e-5:g} (about {size * 1.1132:.0f} m), or a projected "
+        f"CRS such as {zone} with res in metres."
+    )
+    raise ValueError(msg)
+
+
 class CentralValleyS2(CheckedCombinations, RasterDataset):
     """Sentinel-2 L2A surface reflectance, 12 bands resampled onto one 10 m grid.
 
@@ -127,7 +167,9 @@ class CentralValleyS2(CheckedCombinations, RasterDataset):
 
        One reference band file is indexed per product (the first requested
        band with the finest native resolution) and the others are derived from
-       its path; every requested band must exist for every product.
+       its path; every requested band must exist for every product. Any band
+       file of a product, given as a path, stands for its product (its
+       reference band file is indexed).
 
        With *mask_clouds*, a cloud mask beside the band files blanks the
        pixels it calls cloudy in every band of its product (they become
@@ -144,14 +186,16 @@ class CentralValleyS2(CheckedCombinations, RasterDataset):
        warned about.
 
     Products are mosaicked newest first: where they overlap, each pixel comes
-    from the most recent product with data there.
+    from the most recent product with data there. With *time_series*, they are
+    stacked instead, in torchgeo's order (the index's: by file path).
 
-    Samples are dicts with ``image``: float32 ``[C, H, W]``, surface reflectance
-    x10000 as stored, less ESA's +1000 offset in per-band products of
-    processing baseline 04.00 and later (bands in the requested order, bilinear
-    resampling onto the query grid, 0 = nodata) and torchgeo's ``bounds`` and
-    ``transform``. A file whose name, and whose folder's, carries no sensing
-    date is indexed without one (a warning says so).
+    Samples are dicts with ``image``: float32 ``[C, H, W]`` (``[T, C, H, W]``
+    with *time_series*), surface reflectance x10000 as stored, less ESA's +1000
+    offset in per-band products of processing baseline 04.00 and later (bands
+    in the requested order, bilinear resampling onto the query grid, 0 =
+    nodata) and torchgeo's ``bounds`` and ``transform``. A file whose name, and
+    whose folder's, carries no sensing date is indexed without one (a warning
+    says so).
     """
 
     #: All bands in the order of a multi-band file and of the default output.
@@ -212,16 +256,21 @@ class CentralValleyS2(CheckedCombinations, RasterDataset):
         cache: bool = True,
         mask_clouds: bool = True,
         cloud_buffer: float = 0.0,
+        time_series: bool = False,
     ) -> None:
         """Initialise a new CentralValleyS2 dataset.
 
         Args:
-            paths: one or more root directories searched recursively, or files.
+            paths: one or more root directories searched recursively, or files;
+                a band file of a per-band product (e.g. ``.../B04.tif``) stands
+                for its product.
             crs: coordinate reference system to warp to, a pyproj CRS or a
                 string such as ``"EPSG:32610"`` (default: the CRS of the first
                 file found).
             res: pixel size of the output grid in units of the CRS (metres for
-                UTM), ``(x, y)`` or one number for both.
+                UTM, degrees for a geographic CRS such as EPSG:4326, where 1
+                or more is refused as metres meant; see :func:`check_res`),
+                ``(x, y)`` or one number for both.
             bands: band names to return, in this order (default: all 12 in
                 :data:`~torchgeo_simclr.constants.S2_BANDS` order).
             transforms: a function that takes a sample and returns a
@@ -232,11 +281,16 @@ class CentralValleyS2(CheckedCombinations, RasterDataset):
             cloud_buffer: metres by which masked clouds grow beyond the
                 coarsest band's reach, for cloud edges and haze the mask
                 misses (rounded up to whole pixels of *res*).
+            time_series: if True, stack data along the time series dimension
+                (``[T, C, H, W]``, the products under a query in torchgeo's
+                order: by file path). If False, merge data into a mosaic
+                (``[C, H, W]``, newest product first).
 
         Raises:
             ValueError: If a band name is unknown, a multi-band file does not
-                hold 12 bands, both layouts are found under *paths*, or
-                *cloud_buffer* is negative.
+                hold 12 bands, both layouts are found under *paths*,
+                *cloud_buffer* is negative, or *res* is 1 or more in a
+                geographic CRS.
             FileNotFoundError: If a path does not exist, nothing matches the
                 expected file names, or a product lacks a requested band.
         """
@@ -261,6 +315,10 @@ class CentralValleyS2(CheckedCombinations, RasterDataset):
                 raise FileNotFoundError(msg)
 
         reference = min(self.bands, key=lambda band: S2_BAND_RESOLUTION[band])
+        product_roots = [self._reference_file(root, reference) for root in roots]
+        if product_roots != roots:
+            paths = roots = product_roots
+            self.paths = paths
         band_glob = self.band_filename_glob.format(band=reference)
         band_regex = self.band_filename_regex.format(
             band=reference, resolution=self.resolutions[reference]
@@ -311,7 +369,9 @@ class CentralValleyS2(CheckedCombinations, RasterDataset):
 
         target_crs = None if crs is None else CRS.from_user_input(crs)
         try:
-            super().__init__(paths, target_crs, res, self.bands, transforms, cache)
+            super().__init__(
+                paths, target_crs, res, self.bands, transforms, cache, time_series
+            )
         except DatasetNotFoundError:
             found = multiband_files or band_files
             msg = (
@@ -321,6 +381,7 @@ class CentralValleyS2(CheckedCombinations, RasterDataset):
                 "that the files are complete and not corrupted."
             )
             raise FileNotFoundError(msg) from None
+        check_res(self.crs, res, self.index)
 
         if self.separate_files:
             self._check_band_files()
@@ -379,6 +440,44 @@ class CentralValleyS2(CheckedCombinations, RasterDataset):
             if pattern.match(os.path.basename(path))
         }
         return sorted(files)
+
+    def _reference_file(self, path: Path, reference: str) -> Path:
+        """The file of *reference* in the per-band product of a band file.
+
+        Args:
+            path: a path as given: a directory, or a file.
+            reference: the band indexed per product.
+
+        Returns:
+            *reference*'s file in the same product when *path* is a band file
+            of a per-band product (``.../B02.tif`` for ``.../B04.tif``, with
+            the ``R10m`` folder and ``_10m`` suffix in SAFE-style names), else
+            *path* itself.
+
+        Raises:
+            FileNotFoundError: If the product has no file for *reference*.
+        """
+        name = os.fspath(path)
+        any_band = self.band_filename_regex.format(
+            band="|".join(self.all_bands),
+            resolution="|".join(sorted(set(self.resolutions.values()))),
+        )
+        basename = os.path.basename(name)
+        if not os.path.isfile(name) or not re.match(any_band, basename, re.VERBOSE):
+            return path
+        found = self._band_file(reference, name, any_band)
+        if found == name:
+            return path
+        if not os.path.exists(found):
+            msg = (
+                f"Band file {name!r} stands for its Sentinel-2 product, which "
+                f"lacks {reference} (expected {found!r}), the band indexed per "
+                "product (the first requested band with the finest native "
+                "resolution); add the missing file, or pass `bands` without "
+                f"{reference}."
+            )
+            raise FileNotFoundError(msg)
+        return found
 
     def _check_band_counts(self) -> None:
         """Check that every multi-band scene holds the 12 bands.
@@ -549,9 +648,7 @@ class CentralValleyS2(CheckedCombinations, RasterDataset):
     def _update_filepath(self, band: str, filepath: str) -> str:
         """Path of *band*'s file in the same product as *filepath*.
 
-        Replaces the band name (torchgeo's ``band`` group), and for SAFE-style
-        names the resolution suffix and ``R10m``/``R20m``/``R60m`` folder with
-        *band*'s native resolution.
+        See :meth:`_band_file`.
 
         Args:
             band: band to find, e.g. ``"B11"``.
@@ -560,17 +657,38 @@ class CentralValleyS2(CheckedCombinations, RasterDataset):
         Returns:
             The path of the band's file (which may not exist).
         """
-        updated = super()._update_filepath(band, filepath)
-        directory, filename = os.path.split(updated)
-        match = re.match(self.filename_regex, os.path.basename(filepath), re.VERBOSE)
-        if match is None or match.group("resolution") is None:
-            return updated
-        start, end = match.span("resolution")
-        resolution = self.resolutions[band]
-        filename = filename[:start] + resolution + filename[end:]
-        parent, folder = os.path.split(directory)
-        if folder in self.resolution_dirs:
-            directory = os.path.join(parent, f"R{resolution}")
+        return self._band_file(band, filepath, self.filename_regex)
+
+    def _band_file(self, band: str, filepath: str, regex: str) -> str:
+        """Path of *band*'s file in the same product as a band file.
+
+        Replaces the band name (torchgeo's ``band`` group), and for SAFE-style
+        names the resolution suffix and ``R10m``/``R20m``/``R60m`` folder with
+        *band*'s native resolution.
+
+        Args:
+            band: band to find, e.g. ``"B11"``.
+            filepath: path of one of the product's band files.
+            regex: regular expression of *filepath*'s name, with a ``band``
+                group and an optional ``resolution`` group.
+
+        Returns:
+            The path of the band's file (which may not exist); *filepath*
+            itself when its name does not match *regex*.
+        """
+        directory, filename = os.path.split(filepath)
+        match = re.match(regex, filename, re.VERBOSE)
+        if match is None or "band" not in match.groupdict():
+            return filepath
+        if match.groupdict().get("resolution") is not None:
+            start, end = match.span("resolution")
+            resolution = self.resolutions[band]
+            filename = filename[:start] + resolution + filename[end:]
+            parent, folder = os.path.split(directory)
+            if folder in self.resolution_dirs:
+                directory = os.path.join(parent, f"R{resolution}")
+        start, end = match.span("band")
+        filename = filename[:start] + band + filename[end:]
         return os.path.join(directory, filename)
 
     def _load_warp_file(
@@ -886,26 +1004,59 @@ class CentralValleyS2(CheckedCombinations, RasterDataset):
             raise RGBBandsMissingError()
         rgb_indices = [self.bands.index(band) for band in self.rgb_bands]
         image = sample["image"][rgb_indices].detach().cpu().float().numpy()
-        panels: list[tuple[str, npt.NDArray[Any]]] = [("Image", natural_colour(image))]
-        for key in ("mask", "prediction"):
-            if key in sample:
-                layer = sample[key].detach().cpu().numpy().squeeze()
-                panels.append((key.capitalize(), layer))
+        panels = [("Image", natural_colour(image)), *class_panels(sample)]
+        return plot_panels(panels, show_titles, suptitle)
 
-        fig, axes = plt.subplots(
-            1, len(panels), figsize=(4 * len(panels), 4), squeeze=False
-        )
-        for ax, (title, data) in zip(axes[0], panels, strict=True):
-            if data.ndim == 3:
-                ax.imshow(data)
-            else:
-                show_classes(ax, data)
-            ax.axis("off")
-            if show_titles:
-                ax.set_title(title)
-        if suptitle is not None:
-            fig.suptitle(suptitle)
-        return fig
+
+def class_panels(sample: Sample) -> list[tuple[str, npt.NDArray[Any]]]:
+    """A sample's class layers as panels of :func:`plot_panels`.
+
+    Args:
+        sample: a sample, optionally with ``mask`` and/or ``prediction``
+            ``[H, W]`` (0 not irrigated, 1 irrigated, 255 ignored).
+
+    Returns:
+        ``(title, [H, W] array)`` of ``mask`` and then ``prediction``, where
+        present.
+    """
+    return [
+        (key.capitalize(), sample[key].detach().cpu().numpy().squeeze())
+        for key in ("mask", "prediction")
+        if key in sample
+    ]
+
+
+def plot_panels(
+    panels: Sequence[tuple[str, npt.NDArray[Any]]],
+    show_titles: bool = True,
+    suptitle: str | None = None,
+) -> Figure:
+    """Draw panels side by side, each 4 inches square.
+
+    Args:
+        panels: ``(title, array)`` per panel: a colour image ``[H, W, 3]`` in
+            [0, 1], or a class layer ``[H, W]`` drawn in the map colours with
+            a legend (:func:`~torchgeo_simclr.datasets.display.show_classes`).
+        show_titles: whether to title each panel.
+        suptitle: optional title of the whole figure.
+
+    Returns:
+        A matplotlib Figure with one axes per panel.
+    """
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(4 * len(panels), 4), squeeze=False
+    )
+    for ax, (title, data) in zip(axes[0], panels, strict=True):
+        if data.ndim == 3:
+            ax.imshow(data)
+        else:
+            show_classes(ax, data)
+        ax.axis("off")
+        if show_titles:
+            ax.set_title(title)
+    if suptitle is not None:
+        fig.suptitle(suptitle)
+    return fig
 
 
 def fresh_file_handles(worker_id: int) -> None:
