@@ -11,8 +11,7 @@ from torch import Tensor
 from torchgeo_simclr.constants import S2_BANDS
 from torchgeo_simclr.datamodules import CentralValleyDataModule
 from torchgeo_simclr.models.checkpoint import DataMetadata, load_model
-from torchgeo_simclr.tasks import FineTuneTask, SimCLRv2Task
-from torchgeo_simclr.tasks.normalisation import RawInputWarning
+from torchgeo_simclr.tasks import FineTuneTask, RawInputWarning, SimCLRv2Task
 
 
 @pytest.fixture(scope="module")

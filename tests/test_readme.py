@@ -11,7 +11,7 @@ from conftest import save_checkpoint, scene_stats
 from torchgeo_simclr.constants import S2_BANDS
 from torchgeo_simclr.models.checkpoint import DataMetadata
 from torchgeo_simclr.sample import make_sample_scene
-from torchgeo_simclr.tasks.normalisation import RawInputWarning
+from torchgeo_simclr.tasks import RawInputWarning
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
