@@ -1259,6 +1259,27 @@ def test_search_takes_one_query(queries: list[str]) -> None:
     assert info.value.code == 2
 
 
+def test_a_patch_is_dated_by_the_scene_its_pixels_come_from(
+    simclr: Path, root: Path, tmp_path: Path
+) -> None:
+    # Where scenes overlap, the mosaic takes the newest one's pixels; the row
+    # had the earliest scene's date, so a search hit named the wrong date.
+    imagery = tmp_path / "imagery"
+    shutil.copytree(root / "sentinel2", imagery)
+    (july,) = imagery.iterdir()
+    august = imagery / july.name.replace("20230715", "20230820")
+    shutil.copy(july, august)
+    with rasterio.open(august, "r+") as dst:
+        dst.write((scene_pixels() // 2).clip(0, None) + (scene_pixels() > 0))
+    both = gpd.read_parquet(embed(simclr, imagery, tmp_path / "both.parquet").path)
+    july.unlink()
+    alone = gpd.read_parquet(embed(simclr, imagery, tmp_path / "aug.parquet").path)
+    assert set(both["date"]) == {date(2023, 8, 20)}
+    np.testing.assert_array_equal(
+        np.stack(both["embedding"].to_numpy()), np.stack(alone["embedding"].to_numpy())
+    )
+
+
 def test_scenes_without_a_date_get_an_unknown_date(
     simclr: Path, tmp_path: Path
 ) -> None:

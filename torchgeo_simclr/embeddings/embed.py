@@ -43,7 +43,13 @@ class EmbedResult:
 
 
 class SceneDates:
-    """Sensing date of the earliest scene under each patch."""
+    """Sensing date of the newest scene under each patch.
+
+    Where scenes overlap, the mosaic takes each pixel from the newest scene
+    with data there, so this is the date of a patch's pixels, unless that
+    scene has no data over part of the patch (its swath edge, a masked cloud),
+    where older pixels fill in.
+    """
 
     def __init__(self, index: GeoDataFrame, margin: float) -> None:
         """Index the scenes' footprints.
@@ -65,7 +71,7 @@ class SceneDates:
         self.margin = margin
 
     def __call__(self, footprints: npt.NDArray[np.float64]) -> list[date | None]:
-        """Find the earliest scene under each patch.
+        """Find the newest scene under each patch.
 
         Args:
             footprints: ``[N, 4]`` ``(xmin, ymin, xmax, ymax)``, dataset CRS.
@@ -76,11 +82,9 @@ class SceneDates:
         """
         inset = footprints + self.margin * np.array([1.0, 1.0, -1.0, -1.0])
         patch, scene = self.tree.query(shapely.box(*inset.T), predicate="intersects")
-        none = np.datetime64("9999-12-31")
-        earliest = np.full(len(footprints), none, "datetime64[D]")
-        np.fmin.at(earliest, patch, self.dates[scene])
-        earliest[earliest == none] = np.datetime64("NaT", "D")
-        dates: list[date | None] = earliest.tolist()
+        newest = np.full(len(footprints), np.datetime64("NaT", "D"))
+        np.fmax.at(newest, patch, self.dates[scene])  # fmax skips NaT
+        dates: list[date | None] = newest.tolist()
         return dates
 
 

@@ -4,8 +4,8 @@ Columns (GeoParquet 1.1, readable by GeoPandas, GDAL and DuckDB):
 
 - ``geometry``: the patch footprint, a WKB polygon in the imagery's CRS;
 - ``lon``, ``lat``: the footprint's centre, EPSG:4326 degrees (float64);
-- ``date``: sensing date of the earliest scene under the patch (date32; null
-  where the scenes' names carry no date);
+- ``date``: sensing date of the newest scene under the patch, whose pixels the
+  mosaic takes first (date32; null where the scenes' names carry no date);
 - ``row``, ``col``: the patch's top-left pixel on the index grid (int32);
 - ``embedding``: the encoder's output, ``fixed_size_list<float32>[dim]``;
 - ``checkpoint``: the encoder checkpoint's id (first 16 hex digits of its
