@@ -82,7 +82,7 @@ class SceneDates:
         """
         inset = footprints + self.margin * np.array([1.0, 1.0, -1.0, -1.0])
         patch, scene = self.tree.query(shapely.box(*inset.T), predicate="intersects")
-        newest = np.full(len(footprints), np.datetime64("NaT", "D"))
+        newest = np.full(len(footprints), np.datetime64("NaT"), "datetime64[D]")
         np.fmax.at(newest, patch, self.dates[scene])  # fmax skips NaT
         dates: list[date | None] = newest.tolist()
         return dates
