@@ -1,13 +1,20 @@
-"""Ctrl-C in a Lightning run reaches our commands as KeyboardInterrupt."""
+"""Ctrl-C and SIGTERM in a Lightning run reach our commands as KeyboardInterrupt."""
 
 import signal
 import sys
+from collections.abc import Iterator
 
 import pytest
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.demos.boring_classes import BoringModel
 
-from torchgeo_simclr.interrupts import deferred_interrupts, keyboard_interrupts
+from torchgeo_simclr.interrupts import (
+    Terminated,
+    deferred_interrupts,
+    keyboard_interrupts,
+    raise_terminated,
+    terminate_as_interrupt,
+)
 
 
 class CtrlC(Callback):
@@ -75,3 +82,51 @@ def test_ctrl_c_is_held_until_the_block_is_done() -> None:
     with deferred_interrupts():
         done.append("quiet")
     assert done == ["renamed", "quiet"]
+
+
+class Kill(Callback):
+    """Send this process SIGTERM at the second training step."""
+
+    def on_train_batch_start(
+        self, trainer: Trainer, pl_module: LightningModule, batch: object, index: int
+    ) -> None:
+        if index == 1:
+            signal.raise_signal(signal.SIGTERM)
+
+
+@pytest.fixture
+def sigterm_raises() -> Iterator[None]:
+    """SIGTERM handled as the commands handle it, for one test."""
+    handler = signal.getsignal(signal.SIGTERM)
+    terminate_as_interrupt()
+    yield
+    signal.signal(signal.SIGTERM, handler)
+
+
+@pytest.mark.usefixtures("sigterm_raises")
+def test_sigterm_stops_a_lightning_run_and_comes_back_as_terminated() -> None:
+    """Lightning alone notes SIGTERM; ours stops the run as Ctrl-C would."""
+    steps = []
+
+    class Count(Callback):
+        def on_train_batch_end(self, *args: object) -> None:
+            steps.append(1)
+
+    with pytest.raises(Terminated), keyboard_interrupts():
+        trainer(Kill(), Count()).fit(BoringModel())
+    assert steps == [1]  # stopped at the second step, not after it
+
+
+@pytest.mark.usefixtures("sigterm_raises")
+def test_sigterm_is_held_until_the_block_is_done() -> None:
+    done = []
+
+    def steps() -> None:
+        with deferred_interrupts():
+            signal.raise_signal(signal.SIGTERM)
+            done.append("renamed")
+
+    with pytest.raises(Terminated):
+        steps()
+    assert done == ["renamed"]
+    assert signal.getsignal(signal.SIGTERM) == raise_terminated

@@ -7,6 +7,9 @@ import json
 import logging
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import threading
 import time
 import warnings
@@ -59,6 +62,7 @@ from torchgeo_simclr.inference.predict import default_batch_size
 from torchgeo_simclr.inference.quicklook import quicklook
 from torchgeo_simclr.inference.styles import polygon_style
 from torchgeo_simclr.inference.writer import IrrigationMapWriter, MapFiles
+from torchgeo_simclr.interrupts import Terminated
 from torchgeo_simclr.models.checkpoint import DataMetadata, load_model
 from torchgeo_simclr.models.classifier import Problem
 from torchgeo_simclr.sample import SampleScene, make_sample_scene
@@ -1593,6 +1597,53 @@ def test_failure_midway_keeps_the_older_map(
         )
     assert len(added) == 61
     assert {path.name: sha256(path) for path in tmp_path.iterdir()} == before
+
+
+def test_sigterm_stops_a_map_and_leaves_no_files(
+    scene: SampleScene,
+    checkpoints: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # During prediction Lightning's handler only notes SIGTERM: the map ran on
+    # to the end (6 minutes on an 8192 px region) before the process ended.
+    add = StripBlender.add
+    added = []
+
+    def killed(self: StripBlender, *args: Any) -> Iterator[Any]:
+        added.append(1)
+        if len(added) == 2:
+            signal.raise_signal(signal.SIGTERM)
+        yield from add(self, *args)
+
+    monkeypatch.setattr(StripBlender, "add", killed)
+    with pytest.raises(Terminated):
+        run(
+            checkpoints["classification"],
+            scene.root,
+            tmp_path / "map.tif",
+            batch_size=2,
+        )
+    assert len(added) == 2  # stopped at the next batch
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_killed_maps_temporary_files_go_with_the_next_run(
+    scene: SampleScene, checkpoints: dict[str, Path], tmp_path: Path
+) -> None:
+    # kill -9 leaves the strips (140 MB for a 4096 px map), named by the
+    # process id, so no later run reused or removed them.
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    old = time.time() - 3600
+    names = (".map.strips.partial-{}.tif", ".map_probability.strips.partial-{}.tif")
+    leftovers = [tmp_path / name.format(process.pid) for name in names]
+    for path in leftovers:
+        path.write_bytes(b"strip")
+        os.utime(path, (old, old))
+    run(checkpoints["segmentation"], scene.root, tmp_path / "map.tif")
+    assert not any(path.exists() for path in leftovers)
+    assert hidden(tmp_path) == []
 
 
 # --------------------------------------------------------------------------

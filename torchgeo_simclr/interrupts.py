@@ -1,9 +1,44 @@
-"""Ctrl-C during a Lightning run, raised again as ``KeyboardInterrupt``."""
+"""Ctrl-C and SIGTERM stop a run cleanly, as ``KeyboardInterrupt``, Lightning too."""
 
 import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import FrameType
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, a batch system's time limit), raised like Ctrl-C.
+
+    A ``KeyboardInterrupt``, so everything that cleans up after Ctrl-C (the
+    temporary files of a map, an index, a run's state) does so here too.
+    """
+
+
+def raise_terminated(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM handler: raise :class:`Terminated` where the program is.
+
+    Args:
+        signum: the signal number.
+        frame: the interrupted frame.
+
+    Raises:
+        Terminated: always.
+    """
+    raise Terminated
+
+
+def terminate_as_interrupt() -> None:
+    """Make SIGTERM stop this process as Ctrl-C does, cleaning up.
+
+    Python's default for SIGTERM ends the process at once, leaving
+    temporary files behind; Lightning's own handler, during a run, only
+    notes the signal, and prediction then runs on to the end. With this
+    handler (kept by Lightning, which calls it after its own) SIGTERM
+    raises :class:`Terminated`. Only the main thread can set it.
+    """
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, raise_terminated)
 
 
 @contextmanager
@@ -21,18 +56,20 @@ def keyboard_interrupts() -> Iterator[None]:
         Nothing; run the Lightning call inside.
 
     Raises:
-        KeyboardInterrupt: if Lightning ended the run because of Ctrl-C.
+        KeyboardInterrupt: if Lightning ended the run because of Ctrl-C (a
+            :class:`Terminated` for SIGTERM, as it was raised).
     """
     main = threading.current_thread() is threading.main_thread()
     handler = signal.getsignal(signal.SIGINT) if main else None
     try:
         yield
     except SystemExit as error:
-        if error.code != 1 or not isinstance(error.__context__, KeyboardInterrupt):
+        interrupt = error.__context__
+        if error.code != 1 or not isinstance(interrupt, KeyboardInterrupt):
             raise
         if main and signal.getsignal(signal.SIGINT) != handler:
             signal.signal(signal.SIGINT, handler)
-        raise KeyboardInterrupt from None
+        raise interrupt.with_traceback(None) from None
 
 
 class Interrupted(KeyboardInterrupt):
@@ -55,7 +92,7 @@ class Interrupted(KeyboardInterrupt):
 
 @contextmanager
 def deferred_interrupts() -> Iterator[None]:
-    """Hold Ctrl-C until the block is done, so it runs all or nothing.
+    """Hold Ctrl-C and SIGTERM until the block is done, so it runs all or nothing.
 
     For a few quick steps that must not stop halfway, such as renaming the
     finished files of a map into place. Outside the main thread (where
@@ -68,11 +105,16 @@ def deferred_interrupts() -> Iterator[None]:
         yield
         return
     held: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {
+        signum: signal.signal(signum, lambda signum, frame: held.append(signum))
+        for signum in signals
+    }
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)
-    if held:
-        # Delivered now, to whatever handled Ctrl-C before.
-        signal.raise_signal(signal.SIGINT)
+        for signum, handler in previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+    for held_signal in held:
+        # Delivered now, to whatever handled the signal before.
+        signal.raise_signal(held_signal)

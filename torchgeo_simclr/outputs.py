@@ -1,6 +1,10 @@
 """Check, before any work, the paths a command is given to read and write."""
 
+import contextlib
+import glob
 import os
+import re
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -43,8 +47,20 @@ def not_a_file(path: str | os.PathLike[str]) -> str:
     return "is a folder" if os.path.isdir(path) else "does not exist"
 
 
+#: Seconds a temporary file of a process no longer running must have been
+#: left untouched before another run removes it: on a folder shared between
+#: machines, the process may be running on another one, writing as it goes.
+STALE_AFTER = 60.0
+
+
 def partial_path(path: Path) -> Path:
     """A hidden temporary name beside *path*, with the same suffix.
+
+    The process id in the name keeps two runs writing the same output apart.
+    Temporary files of *path* left by a run that was killed (SIGKILL, a power
+    cut: no chance to clean up) are removed here, so they do not pile up:
+    those whose process is no longer running on this machine and that have
+    not been written to for :data:`STALE_AFTER` seconds.
 
     Args:
         path: the file's final name.
@@ -53,7 +69,28 @@ def partial_path(path: Path) -> Path:
         ``.STEM.partial-PID.SUFFIX`` in the same directory, renamed to *path*
         once the file is complete.
     """
+    name = re.compile(
+        rf"\.{re.escape(path.stem)}\.partial-(\d+){re.escape(path.suffix)}"
+    )
+    leftovers = path.parent.glob(f".{glob.escape(path.stem)}.partial-*{path.suffix}")
+    for leftover in leftovers:
+        match = name.fullmatch(leftover.name)
+        if match and not _running(int(match.group(1))):
+            with contextlib.suppress(OSError):  # gone, or not ours to remove
+                if time.time() - leftover.stat().st_mtime > STALE_AFTER:
+                    leftover.unlink()
     return path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
+
+
+def _running(pid: int) -> bool:
+    """Whether a process with this id runs on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def same_file[Key](

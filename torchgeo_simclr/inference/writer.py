@@ -27,7 +27,7 @@ from .. import __version__
 from ..constants import IRRIGATED, M2_PER_HA, MAP_NODATA, NOT_IRRIGATED
 from ..digest import CHECKPOINT_ID_LENGTH
 from ..geopackage import missing_layer, write_geopackage
-from ..interrupts import deferred_interrupts
+from ..interrupts import Terminated, deferred_interrupts
 from ..outputs import check_output_folder, partial_path, same_file
 from .blend import StripBlender, WeightKind, blend_weights
 from .geotiff import (
@@ -621,7 +621,13 @@ class IrrigationMapWriter(BasePredictionWriter):
             batch: unused.
             batch_idx: unused.
             dataloader_idx: unused.
+
+        Raises:
+            Terminated: once the process got SIGTERM, which Lightning's own
+                handler only notes during prediction.
         """
+        if trainer.received_sigterm:
+            raise Terminated
         probability = prediction["probability"].float().cpu().numpy()
         valid = prediction["valid"].cpu().numpy()
         rows, cols = prediction["row"].tolist(), prediction["col"].tolist()
