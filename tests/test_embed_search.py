@@ -4,6 +4,7 @@ import hashlib
 import importlib
 import itertools
 import json
+import os
 import re
 import shutil
 import sys
@@ -421,26 +422,30 @@ def test_patch_batches_match_window_reads(
         assert skipped == 0
 
 
-def test_batches_are_gathered_into_row_groups(tmp_path: Path) -> None:
-    # embed writes 64 patches at a time; a Parquet row group for each batch
-    # made indexes 40% larger. The rows still come back whole and in order.
-    info = IndexInfo(
+def small_info(root: Path) -> IndexInfo:
+    """What an index of 4-d embeddings of the fake scene records."""
+    return IndexInfo(
         checkpoint_id="0" * 16,
         checkpoint="simclr.ckpt",
         model="resnet18",
         dim=4,
         patch_size=PATCH,
         stride=PATCH,
-        root=str(tmp_path),
+        root=str(root),
         bands=tuple(S2_BANDS),
         crs=CRS.from_user_input(FAKE_CRS).to_wkt(),
         res=10.0,
         origin=FAKE_ORIGIN,
     )
+
+
+def test_batches_are_gathered_into_row_groups(tmp_path: Path) -> None:
+    # embed writes 64 patches at a time; a Parquet row group for each batch
+    # made indexes 40% larger. The rows still come back whole and in order.
     rows = 2 * ROW_GROUP_ROWS + 100
     embeddings = np.random.default_rng(0).standard_normal((rows, 4), np.float32)
     path = tmp_path / "index.parquet"
-    with IndexWriter(path, info) as writer:
+    with IndexWriter(path, small_info(tmp_path)) as writer:
         for start in range(0, rows, 64):
             batch = np.arange(start, min(start + 64, rows))
             writer.write(
@@ -455,6 +460,25 @@ def test_batches_are_gathered_into_row_groups(tmp_path: Path) -> None:
     index = load_index(path)
     np.testing.assert_allclose(index.matrix, unit_rows(embeddings), rtol=1e-6)
     assert index.table.column("col").to_pylist()[:3] == [0, PATCH, 2 * PATCH]
+
+
+def test_two_runs_writing_one_index_both_finish(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Both wrote `.index.parquet.partial`: the first to finish renamed the
+    # other's file away, which then failed at its very end.
+    path = tmp_path / "index.parquet"
+    one = np.ones((1, 4), np.float32)
+    writers = []
+    for pid, value in ((1111, 1.0), (2222, 2.0)):
+        monkeypatch.setattr(os, "getpid", lambda pid=pid: pid)  # two processes
+        writer = IndexWriter(path, small_info(tmp_path))
+        writer.write(np.zeros(1, np.int64), np.zeros(1, np.int64), [DATE], value * one)
+        writers.append(writer)
+    for writer in reversed(writers):
+        writer.close()
+    assert load_index(path).table.num_rows == 1
+    assert hidden(tmp_path) == []
 
 
 def test_interrupted_embed_leaves_nothing(

@@ -32,7 +32,7 @@ import shapely
 from pyproj import CRS, Transformer
 
 from ..digest import CHECKPOINT_ID_LENGTH, file_digest
-from ..outputs import not_a_file
+from ..outputs import not_a_file, partial_path
 
 #: Schema metadata key of :class:`IndexInfo`.
 INFO_KEY: Final[bytes] = b"torchgeo_simclr"
@@ -171,7 +171,8 @@ class IndexWriter:
         self.info = info
         #: Rows written so far.
         self.rows = 0
-        self._partial = path.with_name(f".{path.name}.partial")
+        # Named by process: two runs writing the same index keep apart.
+        self._partial = partial_path(path)
         self._schema = index_schema(info)
         self._to_lonlat = Transformer.from_crs(
             CRS.from_wkt(info.crs), "EPSG:4326", always_xy=True
