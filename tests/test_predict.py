@@ -966,6 +966,21 @@ def test_checkpoint_of_fewer_bands_reads_only_those(
     assert result.summary["valid_ha"] == pytest.approx(SCENE * SCENE * PIXEL_HA)
 
 
+def test_the_steps_after_the_last_tile_have_a_progress_bar(
+    checkpoints: dict[str, Path],
+    scene: SampleScene,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The tile bar sat at 100% for the last 35 s of an 8192 px map.
+    run(checkpoints["segmentation"], scene.root, tmp_path / "map.tif", progress=True)
+    bars = capsys.readouterr().err
+    assert "predict: 100%" in bars
+    steps = bars[bars.index("predict: 100%") :]
+    for step in ("0/3 steps", "COGs and polygons", "GeoPackage", "3/3 steps"):
+        assert step in steps
+
+
 def test_a_map_from_python_keeps_lightning_quiet(
     checkpoints: dict[str, Path],
     scene: SampleScene,
