@@ -507,8 +507,8 @@ def test_interrupted_embed_leaves_nothing(
     monkeypatch.setattr("torchgeo_simclr.embeddings.embed.load_backbone", failing)
     folder = tmp_path / "out"
     with pytest.raises(RuntimeError, match=r"interrupted"):
-        embed(simclr, root, folder / "index.parquet", batch_size=4)
-    assert list(folder.iterdir()) == []
+        embed(simclr, root, folder / "new" / "index.parquet", batch_size=4)
+    assert list(tmp_path.iterdir()) == []  # the folders it made are gone too
 
 
 # --------------------------------------------------------------------------

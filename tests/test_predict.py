@@ -1632,15 +1632,11 @@ def test_sigterm_stops_a_map_and_leaves_no_files(
         yield from add(self, *args)
 
     monkeypatch.setattr(StripBlender, "add", killed)
+    out = tmp_path / "maps" / "new" / "map.tif"
     with pytest.raises(Terminated):
-        run(
-            checkpoints["classification"],
-            scene.root,
-            tmp_path / "map.tif",
-            batch_size=2,
-        )
+        run(checkpoints["classification"], scene.root, out, batch_size=2)
     assert len(added) == 2  # stopped at the next batch
-    assert list(tmp_path.iterdir()) == []
+    assert list(tmp_path.iterdir()) == []  # no files, nor the folders it made
 
 
 def test_a_killed_maps_temporary_files_go_with_the_next_run(

@@ -5,7 +5,8 @@ import glob
 import os
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -33,6 +34,53 @@ def check_output_folder(folder: Path, option: str = "--out") -> None:
             "write to."
         )
         raise PermissionError(msg)
+
+
+def make_folders(folder: Path) -> list[Path]:
+    """Create an output folder and its missing parents.
+
+    Args:
+        folder: the folder the outputs go in.
+
+    Returns:
+        The folders created, deepest first, for :func:`remove_empty` if the
+        run then fails.
+    """
+    missing = [path for path in (folder, *folder.parents) if not path.exists()]
+    folder.mkdir(parents=True, exist_ok=True)
+    return missing
+
+
+def remove_empty(folders: Iterable[Path]) -> None:
+    """Remove folders a failed run created, deepest first, while they are empty.
+
+    Args:
+        folders: from :func:`make_folders`.
+    """
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:  # something was put there meanwhile: keep it
+            return
+
+
+@contextmanager
+def output_folder(folder: Path) -> Iterator[None]:
+    """Create an output folder for a block that writes into it.
+
+    Args:
+        folder: the folder the outputs go in.
+
+    Yields:
+        Nothing; if the block fails, the folders it created are removed
+        while empty (:func:`remove_empty`).
+    """
+    made = make_folders(folder)
+    try:
+        yield
+    except BaseException:
+        remove_empty(made)
+        raise
 
 
 def not_a_file(path: str | os.PathLike[str]) -> str:

@@ -24,7 +24,7 @@ from ..inference.device import resolve_device
 from ..inference.normalise import normalise
 from ..models.backbone import check_input_size, feature_size
 from ..models.checkpoint import DataMetadata, Encoder, load_backbone
-from ..outputs import check_output_folder
+from ..outputs import check_output_folder, output_folder
 from .index import IndexInfo, IndexWriter, checkpoint_id
 
 
@@ -324,9 +324,9 @@ def embed_region(
         ),
     )
     scene_dates = SceneDates(imagery.index, grid.res / 2)
-    out.parent.mkdir(parents=True, exist_ok=True)
     skipped = 0
     with (
+        output_folder(out.parent),
         IndexWriter(out, info) as writer,
         tqdm(
             total=len(windows), desc="embed", unit="patch", disable=not progress

@@ -28,7 +28,13 @@ from ..constants import IRRIGATED, M2_PER_HA, MAP_NODATA, NOT_IRRIGATED
 from ..digest import CHECKPOINT_ID_LENGTH
 from ..geopackage import missing_layer, write_geopackage
 from ..interrupts import Terminated, deferred_interrupts
-from ..outputs import check_output_folder, partial_path, same_file
+from ..outputs import (
+    check_output_folder,
+    make_folders,
+    partial_path,
+    remove_empty,
+    same_file,
+)
 from .blend import StripBlender, WeightKind, blend_weights
 from .geotiff import (
     PROBABILITY_NODATA,
@@ -398,15 +404,19 @@ class MapFiles:
         except OSError as error:
             return f"unreadable: {error.strerror}"
 
-    def make_folder(self) -> None:
+    def make_folder(self) -> list[Path]:
         """Create the output directory, once the inputs have been checked.
+
+        Returns:
+            The folders created, deepest first (see
+            :func:`~torchgeo_simclr.outputs.remove_empty`).
 
         Raises:
             PermissionError: if it cannot be created.
         """
         folder = self.classes.parent
         try:
-            folder.mkdir(parents=True, exist_ok=True)
+            return make_folders(folder)
         except OSError as error:
             msg = (
                 f"The output directory {str(folder)!r} cannot be created "
@@ -523,6 +533,8 @@ class IrrigationMapWriter(BasePredictionWriter):
         self._strips: dict[str, Path] = {}
         #: The thread laying out the COGs while the polygons are traced.
         self._cog_thread: ThreadPoolExecutor | None = None
+        #: Folders this run created, removed again if it fails while empty.
+        self._made: list[Path] = []
 
     def on_predict_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Check the outputs and open the strip writers.
@@ -537,7 +549,7 @@ class IrrigationMapWriter(BasePredictionWriter):
             datamodule.input_files(), task.hparams["checkpoint"], self.command
         )
         self.files.check_writable(self.overwrite, self.command)
-        self.files.make_folder()
+        self._made = self.files.make_folder()
         grid: OutputGrid = datamodule.grid
         self._datamodule, self._task = datamodule, task
         self._threshold = task.threshold if self.threshold is None else self.threshold
@@ -814,3 +826,4 @@ class IrrigationMapWriter(BasePredictionWriter):
         for path in [*self._partial.values(), *self._strips.values()]:
             path.unlink(missing_ok=True)
         self._partial, self._strips = {}, {}
+        remove_empty(self._made)
