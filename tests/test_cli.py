@@ -4,6 +4,7 @@ import argparse
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -11,13 +12,15 @@ import rasterio
 import torch
 from conftest import cli_error_line as run_cli
 from conftest import cpu_fit as small
+from conftest import save_checkpoint, scene_stats
+from test_datasets import cut_header, cut_tiles
 from torchgeo.main import main as torchgeo_main
 
 from torchgeo_simclr import lightning_cli
 from torchgeo_simclr.cli import main, parser
 from torchgeo_simclr.cli.training import first_map_hint
 from torchgeo_simclr.constants import S2_BANDS
-from torchgeo_simclr.models.checkpoint import load_encoder
+from torchgeo_simclr.models.checkpoint import DataMetadata, load_encoder
 from torchgeo_simclr.sample import make_sample_scene
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -91,6 +94,34 @@ def fit_args(root: Path, *extra: str) -> list[str]:
         "--trainer.fast_dev_run",
         "true",
     ]
+
+
+@pytest.mark.parametrize("cut", [cut_header, cut_tiles])
+def test_predict_over_a_damaged_tile_is_one_line_and_writes_nothing(
+    tmp_path: Path, capsys, cut: Callable[[Path], Path]
+) -> None:
+    # A tile that did not open was left out of the map (exit 0); one whose
+    # tiles did not read stopped it halfway with a 19-frame traceback. The
+    # imagery is read in a DataLoader worker, as at scale.
+    scene = make_sample_scene(tmp_path / "scene", size=256)
+    mean, std = scene_stats(scene)
+    metadata = DataMetadata(
+        bands=tuple(S2_BANDS),
+        mean=tuple(mean.tolist()),
+        std=tuple(std.tolist()),
+        patch_size=32,
+    )
+    checkpoint = save_checkpoint(tmp_path / "m.ckpt", "segmentation", metadata)
+    damaged = cut(scene.image_paths[1])
+    maps = tmp_path / "maps"
+    maps.mkdir()
+    argv = ["predict", "--checkpoint", str(checkpoint), "--root", str(scene.root)]
+    argv += ["--out", str(maps / "map.tif"), "--device", "cpu", "--no-progress"]
+    argv += ["--num-workers", "1"]
+    err = run_cli(argv, capsys)
+    assert repr(str(damaged)) in err
+    assert "download" in err
+    assert list(maps.iterdir()) == []
 
 
 def test_missing_root(tmp_path: Path, capsys) -> None:

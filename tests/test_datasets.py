@@ -21,6 +21,7 @@ import numpy as np
 import pyogrio
 import pytest
 import rasterio
+import rasterio.shutil
 import shapely
 import torch
 from conftest import (
@@ -37,6 +38,7 @@ from conftest import (
 from jsonargparse import ArgumentParser
 from matplotlib.figure import Figure
 from pyproj import CRS, Transformer
+from rasterio.errors import RasterioIOError
 from rasterio.vrt import WarpedVRT
 from torch.utils.data import DataLoader
 from torchgeo.datasets import IntersectionDataset, RasterDataset, stack_samples
@@ -63,6 +65,7 @@ from torchgeo_simclr.datasets.cloud_masks import CloudMask, read_flags
 from torchgeo_simclr.datasets.labels import EXPECTED_FORMATS
 from torchgeo_simclr.datasets.products import remove_offset
 from torchgeo_simclr.datasets.sentinel2 import fresh_file_handles
+from torchgeo_simclr.datasets.unreadable import UnreadableFileError
 
 FIXTURES = Path(__file__).parents[1] / ".." / "shared" / "fixtures"
 MAJORTOM = (
@@ -920,6 +923,173 @@ def test_mixed_layouts(tmp_path: Path) -> None:
         CentralValleyS2(tmp_path)
     # The fix a command-line user can follow: one root per layout.
     assert "under separate roots (one --root" in str(error.value)
+
+
+def cut_header(path: Path) -> Path:
+    """Cut a raster to its first 100 bytes: its IFD is lost, it does not open."""
+    with open(path, "r+b") as file:
+        file.truncate(100)
+    with pytest.raises(RasterioIOError):
+        rasterio.open(path)
+    return path
+
+
+def cut_tiles(path: Path, nodata: float | None = None) -> Path:
+    """Rewrite a raster tiled, then cut it to 60%: it opens, its last tiles fail.
+
+    Args:
+        path: the raster, replaced.
+        nodata: a nodata value to declare (default: the one it declares).
+    """
+    if nodata is not None:
+        with rasterio.open(path, "r+") as dst:
+            dst.nodata = nodata
+    tiled = path.with_name(f"tiled-{path.name}")
+    options = {"tiled": True, "blockxsize": 64, "blockysize": 64}
+    rasterio.shutil.copy(path, tiled, driver="GTiff", **options)
+    tiled.replace(path)
+    with open(path, "r+b") as file:
+        file.truncate(int(path.stat().st_size * 0.6))
+    with rasterio.open(path) as src:
+        assert src.count > 0
+        with pytest.raises(RasterioIOError):
+            src.read()
+    return path
+
+
+def two_tiles(root: Path) -> tuple[Path, Path]:
+    """Two multi-band scenes side by side, T10SFG (west) and T10SGG (east)."""
+    west = fake_s2_multiband(root)
+    east = fake_s2_multiband(
+        root,
+        name=FAKE_PRODUCT.replace("T10SFG", "T10SGG") + ".tif",
+        origin=(X0 + SIDE, Y0),
+    )
+    return west, east
+
+
+def test_a_scene_rasterio_cannot_open_is_refused_not_left_out(tmp_path: Path) -> None:
+    # torchgeo skipped it while indexing: maps lacked its tile, without a word.
+    west, east = two_tiles(tmp_path)
+    cut_header(east)
+    with pytest.raises(UnreadableFileError) as info:
+        CentralValleyS2(tmp_path)
+    message = str(info.value)
+    assert message.startswith(f"1 of 2 Sentinel-2 files under {str(tmp_path)!r} could")
+    assert f"{str(east)!r} (" in message
+    assert "Failed to read directory" in message  # GDAL's reason
+    assert str(west) not in message
+    assert "expected readable GeoTIFF" in message
+    assert message.endswith("so download them again, or move them out of the folder.")
+    assert "\n" not in message
+    # One line from the commands, as rasterio's own error was an OSError.
+    assert isinstance(info.value, ValueError)
+    assert isinstance(info.value, OSError)
+
+
+def test_scenes_rasterio_cannot_open_are_counted_and_the_first_named(
+    tmp_path: Path,
+) -> None:
+    # None opens: this was a FileNotFoundError that named one file, no reason.
+    bad = cut_header(fake_s2_multiband(tmp_path))
+    names = [FAKE_PRODUCT.replace("T10SFG", f"T10S{c}G") for c in "ABCD"]
+    for name in names:
+        (tmp_path / f"{name}.tif").write_bytes(bad.read_bytes())
+    with pytest.raises(UnreadableFileError) as info:
+        CentralValleyS2(tmp_path)
+    message = str(info.value)
+    assert message.startswith("5 of 5 Sentinel-2 files")
+    named = sorted(str(p) for p in tmp_path.iterdir())[:3]
+    assert all(f"{path!r} (" in message for path in named)
+    assert "and 2 more;" in message
+    assert message.count("Failed to read directory") == 3
+
+
+@pytest.mark.parametrize("band", ["B02", "B05"])
+def test_a_band_file_rasterio_cannot_open_is_refused(tmp_path: Path, band: str) -> None:
+    # B02, the band indexed per product, was left out with its product; B05
+    # stopped the dataset with rasterio's traceback.
+    bands = ["B02", "B05"]
+    fake_s2_per_band(tmp_path, bands=bands)
+    product = fake_s2_per_band(tmp_path, product=FAKE_PRODUCT[:-1] + "5", bands=bands)
+    bad = cut_header(product / f"{band}.tif")
+    with pytest.raises(UnreadableFileError, match=re.escape(repr(str(bad)))) as info:
+        CentralValleyS2(tmp_path, bands=bands)
+    assert "Failed to read directory" in str(info.value)
+
+
+def assert_names_unreadable(error: BaseException, path: Path) -> None:
+    """*error* says, on one line, that *path*'s tiles cannot be read, and why."""
+    message = str(error)
+    assert message.startswith(f"Sentinel-2 file {str(path)!r} could not be read (")
+    assert "TIFFReadEncodedTile() failed" in message  # GDAL's reason
+    assert "Read failed. See previous exception" not in message
+    assert message.count(path.name) == 1  # GDAL's messages start with it
+    assert message.endswith("download it again, or move it out of the folder.")
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("declared", "kwargs"),
+    [
+        (0.0, {}),  # read directly
+        (None, {}),  # through torchgeo's merge, file by file
+        (0.0, {"time_series": True}),  # through torchgeo's merge, all files
+        (0.0, {"cache": False}),
+    ],
+)
+def test_a_scene_whose_tiles_cannot_be_read_is_named(
+    tmp_path: Path, declared: float | None, kwargs: dict[str, bool]
+) -> None:
+    # Its header reads, so it is indexed; a read failed with rasterio's
+    # "Read failed. See previous exception for details." and a traceback.
+    west, east = two_tiles(tmp_path)
+    with rasterio.open(west, "r+") as dst:
+        dst.nodata = declared
+    cut_tiles(east, declared)
+    ds = CentralValleyS2(tmp_path, **kwargs)
+    assert isinstance(ds._load_warp_file(str(east)), WarpedVRT) == (declared is None)
+    with pytest.raises(UnreadableFileError) as info:
+        ds[ds.bounds]
+    assert_names_unreadable(info.value, east)
+    assert isinstance(info.value.__cause__, RasterioIOError)
+
+
+def test_a_band_file_whose_tiles_cannot_be_read_is_named(tmp_path: Path) -> None:
+    product = fake_s2_per_band(tmp_path, bands=["B02", "B05"])
+    bad = cut_tiles(product / "B05.tif")
+    ds = CentralValleyS2(tmp_path, bands=["B02", "B05"])
+    with pytest.raises(UnreadableFileError) as info:
+        ds[SCENE]
+    assert_names_unreadable(info.value, bad)
+
+
+def test_an_unreadable_file_is_named_from_a_dataloader_worker(tmp_path: Path) -> None:
+    # PyTorch re-raises a worker's error as type(error)(its traceback).
+    _, east = two_tiles(tmp_path)
+    cut_tiles(east)
+    ds = CentralValleyS2(tmp_path)
+    with pytest.raises(UnreadableFileError) as in_process:
+        ds[ds.bounds]
+    sampler = GriddedPatchSampler(ds, size=FAKE_SIZE)
+    loader = DataLoader(ds, sampler=sampler, num_workers=1, collate_fn=stack_samples)
+    with pytest.raises(UnreadableFileError) as from_worker:
+        list(loader)
+    assert str(from_worker.value) == str(in_process.value)
+
+
+def test_a_cloud_mask_whose_tiles_cannot_be_read_says_why(tmp_path: Path) -> None:
+    product = fake_s2_per_band(tmp_path, bands=["B02"])
+    write_mask(product / "SCL.tif", scene_classes(), 20.0)
+    scl = cut_tiles(product / "SCL.tif")
+    ds = CentralValleyS2(tmp_path, bands=["B02"])
+    with pytest.raises(UnreadableFileError) as info:
+        ds[SCENE]
+    message = str(info.value)
+    assert message.startswith(f"Cloud mask {str(scl)!r} could not be read (")
+    assert "TIFFReadEncodedTile() failed" in message
+    assert "Read failed. See previous exception" not in message
+    assert isinstance(info.value.__cause__, RasterioIOError)
 
 
 # DWR class map

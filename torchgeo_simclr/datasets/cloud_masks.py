@@ -17,6 +17,7 @@ from rasterio.io import DatasetReader
 from rasterio.vrt import WarpedVRT
 
 from ..dilation import buffer_pixels, cloud_reach, grow
+from .unreadable import UnreadableFileError, gdal_reason
 
 #: File name of a cloud mask beside the band files in which 0 is clear and any
 #: other value masked (Major TOM's ``cloud_mask.tif``: 1 thick cloud, 2 thin
@@ -164,15 +165,15 @@ def readable(path: str) -> Iterator[None]:
         Nothing; the block that opens or reads it runs inside.
 
     Raises:
-        ValueError: If rasterio cannot open or read it.
+        UnreadableFileError: If rasterio cannot open or read it.
     """
     try:
         yield
     except RasterioIOError as error:
         msg = (
-            f"Cloud mask {path!r} could not be read ({error}); expected a readable "
-            "one-band raster, so replace the file, or read without masks "
-            "(--data.init_args.mask_clouds false, or --no-cloud-mask for predict "
-            "and embed)."
+            f"Cloud mask {path!r} could not be read ({gdal_reason(error, path)}); "
+            "expected a readable one-band raster, so replace the file, or read "
+            "without masks (--data.init_args.mask_clouds false, or "
+            "--no-cloud-mask for predict and embed)."
         )
-        raise ValueError(msg) from None
+        raise UnreadableFileError(msg) from error

@@ -18,6 +18,7 @@ from geopandas import GeoDataFrame
 from matplotlib.figure import Figure
 from pyproj import CRS
 from rasterio.enums import Resampling
+from rasterio.errors import RasterioIOError
 from rasterio.io import DatasetReader
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
@@ -53,6 +54,11 @@ from .dates import sensing_date, sensing_start
 from .display import natural_colour, show_classes
 from .files import as_path_list, check_same_area, warn_copies
 from .products import boa_offset, level_1c_files, remove_offset
+from .unreadable import UnreadableFileError, gdal_reason, reading
+
+#: Files named, with GDAL's reason, in the refusal of files that cannot be
+#: opened (see :meth:`CentralValleyS2._check_opened`); the others are counted.
+UNOPENED_NAMED = 3
 
 #: Cloud masks kept open per dataset; the least recently used one is closed
 #: to open another.
@@ -293,6 +299,8 @@ class CentralValleyS2(CheckedCombinations, RasterDataset):
                 geographic CRS.
             FileNotFoundError: If a path does not exist, nothing matches the
                 expected file names, or a product lacks a requested band.
+            UnreadableFileError: If rasterio cannot open a file whose name
+                matches (e.g. one truncated by an interrupted download).
         """
         #: Root directories searched recursively for Sentinel-2 files, or files.
         self.paths = paths
@@ -368,19 +376,18 @@ class CentralValleyS2(CheckedCombinations, RasterDataset):
         warn_copies(multiband_files)
 
         target_crs = None if crs is None else CRS.from_user_input(crs)
+        # The files torchgeo opens to index them, less the Level-1C ones that
+        # are left out below.
+        expected = sorted(set(multiband_files or band_files) - set(level_1c))
         try:
             super().__init__(
                 paths, target_crs, res, self.bands, transforms, cache, time_series
             )
         except DatasetNotFoundError:
-            found = multiband_files or band_files
-            msg = (
-                f"None of the {len(found)} Sentinel-2 files found under "
-                f"{self._roots_str()} (e.g. {found[0]!r}) could be opened by "
-                "rasterio; expected readable GeoTIFF or JPEG2000 rasters, so check "
-                "that the files are complete and not corrupted."
-            )
-            raise FileNotFoundError(msg) from None
+            indexed: set[str] = set()
+        else:
+            indexed = set(self.index.filepath)
+        self._check_opened(expected, indexed)
         check_res(self.crs, res, self.index)
 
         if self.separate_files:
@@ -479,6 +486,57 @@ class CentralValleyS2(CheckedCombinations, RasterDataset):
             raise FileNotFoundError(msg)
         return found
 
+    def _check_opened(self, expected: Sequence[str], indexed: set[str]) -> None:
+        """Refuse the files that torchgeo could not open, and so left out.
+
+        torchgeo skips a file that rasterio cannot open (e.g. one truncated by
+        an interrupted download) without a word while indexing, and a map or
+        embedding index then lacks its area. Only the files left out are
+        opened again, for GDAL's reason.
+
+        Args:
+            expected: the files torchgeo tried to index (their names match),
+                Level-1C products left out, sorted.
+            indexed: the files it indexed.
+
+        Raises:
+            UnreadableFileError: If a file of *expected* is not in *indexed*.
+        """
+        unopened = [path for path in expected if path not in indexed]
+        if not unopened:
+            return
+        named = ", ".join(
+            f"{path!r} ({self._open_error(path)})" for path in unopened[:UNOPENED_NAMED]
+        )
+        more = len(unopened) - UNOPENED_NAMED
+        msg = (
+            f"{len(unopened)} of {len(expected)} Sentinel-2 files under "
+            f"{self._roots_str()} could not be opened by rasterio: {named}"
+            f"{f' and {more} more' if more > 0 else ''}; expected readable "
+            "GeoTIFF (or JPEG2000) rasters, and a map or embedding index would "
+            "lack their area, so download them again, or move them out of the "
+            "folder."
+        )
+        raise UnreadableFileError(msg)
+
+    @staticmethod
+    def _open_error(path: str) -> str:
+        """GDAL's reason why rasterio cannot open a file.
+
+        Args:
+            path: a file that could not be opened while indexing.
+
+        Returns:
+            The reason (see :func:`~.unreadable.gdal_reason`), or that the
+            file opens now.
+        """
+        try:
+            with rasterio.open(path):
+                pass
+        except RasterioIOError as error:
+            return gdal_reason(error, path)
+        return "rasterio opens it now, so it may have been written meanwhile"
+
     def _check_band_counts(self) -> None:
         """Check that every multi-band scene holds the 12 bands.
 
@@ -509,6 +567,7 @@ class CentralValleyS2(CheckedCombinations, RasterDataset):
         Raises:
             FileNotFoundError: If a product lacks a band file.
             ValueError: If a band file covers another area than the product.
+            UnreadableFileError: If rasterio cannot open a band file.
         """
         for filepath in self.index.filepath:
             if str(filepath).startswith("/vsi"):
@@ -524,7 +583,15 @@ class CentralValleyS2(CheckedCombinations, RasterDataset):
                     "trained model needs every band it was trained on)."
                 )
                 raise FileNotFoundError(msg)
-            check_same_area(filepath, sorted(set(paths.values()) - {filepath}))
+            others = sorted(set(paths.values()) - {filepath})
+            try:
+                check_same_area(filepath, others)
+            except RasterioIOError:
+                # Open each again on its own, to name the one that fails.
+                for path in others:
+                    with reading(path), rasterio.open(path):
+                        pass
+                raise
 
     def _newest_first(self) -> None:
         """Order the index by sensing time, newest first, then by path.
@@ -765,6 +832,9 @@ class CentralValleyS2(CheckedCombinations, RasterDataset):
         Returns:
             ``[C, H, W]`` (``[T, C, H, W]`` for a time series), :attr:`nodata`
             where no file has data.
+
+        Raises:
+            UnreadableFileError: If a file or cloud mask cannot be opened or read.
         """
         offsets = [
             boa_offset(os.fspath(path)) if self.separate_files else 0
@@ -843,7 +913,7 @@ class CentralValleyS2(CheckedCombinations, RasterDataset):
             ``[H, W]``, True where cloudy or within reach of a cloudy pixel.
 
         Raises:
-            ValueError: If a mask cannot be read.
+            UnreadableFileError: If a mask cannot be opened or read.
         """
         opened = []
         for mask in masks:
@@ -908,12 +978,18 @@ class CentralValleyS2(CheckedCombinations, RasterDataset):
         Returns:
             ``[C, H, W]`` pixel values (float32 on the direct path), :attr:`nodata`
             where no file has data.
+
+        Raises:
+            UnreadableFileError: If a file cannot be opened or read.
         """
         out_crs = out_crs or self.crs
-        merge = super()._merge_or_stack
+        merge = self._merge
         if not self.cache or self.time_series or self.nodata is None:
             return merge(filepaths, index, band_indexes, out_crs)
-        handles = [self._cached_load_warp_file(path, out_crs) for path in filepaths]
+        handles: list[DatasetReader | WarpedVRT] = []
+        for path in filepaths:
+            with reading(path):
+                handles.append(self._cached_load_warp_file(path, out_crs))
         x, y, _ = self._disambiguate_slice(index)
         width, height = (x.stop - x.start) / x.step, (y.stop - y.start) / y.step
         if not (
@@ -927,7 +1003,7 @@ class CentralValleyS2(CheckedCombinations, RasterDataset):
         width, height = round(width), round(height)
         bands = len(band_indexes) if band_indexes else handles[0].count
         mosaic = np.full((bands, height, width), self.nodata, np.float32)
-        for i, handle in enumerate(handles):
+        for i, (path, handle) in enumerate(zip(filepaths, handles, strict=True)):
             left, top = handle.transform.c, handle.transform.f
             col, row = round((left - x.start) / x.step), round((y.stop - top) / y.step)
             rows = slice(max(row, 0), min(row + handle.height, height))
@@ -942,13 +1018,49 @@ class CentralValleyS2(CheckedCombinations, RasterDataset):
             )
             region = mosaic[:, rows, cols]
             if i == 0:
-                region[...] = handle.read(band_indexes, window=window)
+                with reading(path):
+                    region[...] = handle.read(band_indexes, window=window)
                 continue
             empty = region == self.nodata
             if not empty.any():  # this file would change nothing here
                 continue
-            np.copyto(region, handle.read(band_indexes, window=window), where=empty)
+            with reading(path):
+                np.copyto(region, handle.read(band_indexes, window=window), where=empty)
         return torch.from_numpy(mosaic)
+
+    def _merge(
+        self,
+        filepaths: Sequence[str],
+        index: GeoSlice,
+        band_indexes: Sequence[int] | None = None,
+        out_crs: CRS | None = None,
+    ) -> Tensor:
+        """Mosaic (or stack) files as torchgeo does, naming a file it cannot read.
+
+        Args:
+            filepaths: files under the query, in mosaic order.
+            index: ``[xmin:xmax:xres, ymin:ymax:yres, tmin:tmax:tres]``.
+            band_indexes: 1-based bands to read (default: all).
+            out_crs: CRS of the query (default: the dataset CRS).
+
+        Returns:
+            torchgeo's ``[C, H, W]`` (``[T, C, H, W]`` for a time series).
+
+        Raises:
+            UnreadableFileError: If a file cannot be opened or read.
+        """
+        merge = super()._merge_or_stack
+        paths = list(filepaths)
+        if len(paths) == 1:
+            with reading(paths[0]):
+                return merge(paths, index, band_indexes, out_crs)
+        try:
+            return merge(paths, index, band_indexes, out_crs)
+        except RasterioIOError:
+            # Read each on its own, to name the one that fails.
+            for path in paths:
+                self._merge([path], index, band_indexes, out_crs)
+            raise
 
     @staticmethod
     def _on_grid(handle: DatasetReader | WarpedVRT, x: slice, y: slice) -> bool:
