@@ -8,6 +8,7 @@ with their top-left corner at (700000, 4100000) by default; label polygons
 """
 
 import logging
+import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -373,6 +374,21 @@ def torchgeo_cli(monkeypatch: pytest.MonkeyPatch) -> Callable[[list[str]], None]
     ):
         monkeypatch.delenv(key, raising=False)
     return torchgeo_main
+
+
+@pytest.fixture
+def sigterm_guard() -> Iterator[None]:
+    """SIGTERM that a command leaves unhandled fails the test, not the run.
+
+    Python's default for SIGTERM would end pytest itself.
+    """
+
+    def unhandled(signum: int, frame: object) -> None:
+        raise AssertionError("SIGTERM reached the process's own handler")
+
+    previous = signal.signal(signal.SIGTERM, unhandled)
+    yield
+    signal.signal(signal.SIGTERM, previous)
 
 
 @pytest.fixture

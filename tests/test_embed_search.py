@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import sys
 import types
 import xml.etree.ElementTree as ET
@@ -509,6 +510,47 @@ def test_interrupted_embed_leaves_nothing(
     with pytest.raises(RuntimeError, match=r"interrupted"):
         embed(simclr, root, folder / "new" / "index.parquet", batch_size=4)
     assert list(tmp_path.iterdir()) == []  # the folders it made are gone too
+
+
+@pytest.mark.usefixtures("sigterm_guard")
+def test_sigterm_ends_embed_with_one_line_and_no_files(
+    simclr: Path,
+    root: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # It ended silently (status 143) and left `.index.parquet.partial`.
+    class Killed(nn.Module):
+        def __init__(self, backbone: nn.Module) -> None:
+            super().__init__()
+            self.backbone = backbone
+            self.num_features = DIM
+
+        def forward(self, x: Tensor) -> Tensor:
+            signal.raise_signal(signal.SIGTERM)
+            out: Tensor = self.backbone(x)
+            return out
+
+    def killed(path: Path) -> Encoder:
+        encoder = load_backbone(path)
+        return Encoder(Killed(encoder.backbone), encoder.model, encoder.data)
+
+    monkeypatch.setattr("torchgeo_simclr.embeddings.embed.load_backbone", killed)
+    out = tmp_path / "out" / "index.parquet"
+    argv = ["embed", "--checkpoint", str(simclr), "--root", str(root)]
+    with pytest.raises(SystemExit) as info:
+        main([*argv, "--out", str(out), "--no-progress"])
+    assert info.value.code == 128 + signal.SIGTERM
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .startswith(
+            "torchgeo-simclr embed: terminated (SIGTERM). Outputs are written under "
+            "temporary names"
+        )
+    )
+    assert list(tmp_path.iterdir()) == []
 
 
 # --------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from torchgeo_simclr.interrupts import (
     deferred_interrupts,
     keyboard_interrupts,
     raise_terminated,
-    terminate_as_interrupt,
+    sigterm_as_interrupt,
 )
 
 
@@ -98,9 +98,9 @@ class Kill(Callback):
 def sigterm_raises() -> Iterator[None]:
     """SIGTERM handled as the commands handle it, for one test."""
     handler = signal.getsignal(signal.SIGTERM)
-    terminate_as_interrupt()
-    yield
-    signal.signal(signal.SIGTERM, handler)
+    with sigterm_as_interrupt():
+        yield
+    assert signal.getsignal(signal.SIGTERM) == handler
 
 
 @pytest.mark.usefixtures("sigterm_raises")

@@ -2177,6 +2177,41 @@ def predict_interrupted(
     return capsys.readouterr().err.strip()
 
 
+@pytest.mark.usefixtures("sigterm_guard")
+def test_sigterm_ends_the_command_at_once_with_one_line(
+    scene: SampleScene,
+    checkpoints: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # `kill`, `docker stop`, a batch system's time limit: the map ran to its
+    # end, exit status 0, before the process stopped.
+    add = StripBlender.add
+    added = []
+
+    def killed(self: StripBlender, *args: Any) -> Iterator[Any]:
+        added.append(1)
+        if len(added) == 1:
+            signal.raise_signal(signal.SIGTERM)
+        yield from add(self, *args)
+
+    monkeypatch.setattr(StripBlender, "add", killed)
+    handler = signal.getsignal(signal.SIGTERM)  # the guard's
+    out = tmp_path / "map.tif"
+    with pytest.raises(SystemExit) as info:
+        predict_cli(checkpoints["classification"], scene.root, out, "--no-progress")
+    assert info.value.code == 128 + signal.SIGTERM
+    assert len(added) == 1  # stopped where the signal came
+    assert capsys.readouterr().err.strip() == (
+        "torchgeo-simclr predict: terminated (SIGTERM). Outputs are written under "
+        "temporary names and renamed only once complete, so no file was written "
+        "or changed."
+    )
+    assert list(tmp_path.iterdir()) == []
+    assert signal.getsignal(signal.SIGTERM) == handler
+
+
 def test_ctrl_c_during_the_quick_look_says_the_map_was_written(
     scene: SampleScene,
     checkpoints: dict[str, Path],

@@ -28,17 +28,28 @@ def raise_terminated(signum: int, frame: FrameType | None) -> None:
     raise Terminated
 
 
-def terminate_as_interrupt() -> None:
-    """Make SIGTERM stop this process as Ctrl-C does, cleaning up.
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Make SIGTERM stop the block as Ctrl-C does, cleaning up.
 
     Python's default for SIGTERM ends the process at once, leaving
     temporary files behind; Lightning's own handler, during a run, only
     notes the signal, and prediction then runs on to the end. With this
     handler (kept by Lightning, which calls it after its own) SIGTERM
-    raises :class:`Terminated`. Only the main thread can set it.
+    raises :class:`Terminated`. Outside the main thread (where Python
+    delivers signals) the block runs as it is.
+
+    Yields:
+        Nothing; the previous handler is back once the block ends.
     """
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, raise_terminated)
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 @contextmanager

@@ -6,6 +6,7 @@
 
 import argparse
 import re
+import signal
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -13,6 +14,7 @@ from functools import partial
 from pathlib import Path
 from typing import TextIO
 
+from ..interrupts import Terminated, sigterm_as_interrupt
 from .parser import build_parser
 from .training import _fit
 
@@ -72,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         args = build_parser().parse_args(argv)
     prefix = f"torchgeo-simclr {args.command}"
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), sigterm_as_interrupt():
             warnings.showwarning = partial(_show_warning, prefix, warnings.showwarning)
             args.func(args)
     except (
@@ -105,5 +107,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         # Interrupted says what was written; other interrupts, the usual.
         kept = getattr(error, "kept", None)
         note = f" {kept}" if kept else INTERRUPTED.get(args.command, "")
+        if isinstance(error, Terminated):  # kill, a batch system's time limit
+            print(f"\n{prefix}: terminated (SIGTERM).{note}", file=sys.stderr)
+            raise SystemExit(128 + signal.SIGTERM) from None
         print(f"\n{prefix}: interrupted.{note}", file=sys.stderr)
         raise SystemExit(130) from None
