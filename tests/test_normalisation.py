@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import fake_dwr_gpkg, fake_s2_multiband, quiet_trainer
+from lightning.fabric.utilities.throughput import measure_flops
 from torch import Tensor
 
 from torchgeo_simclr.constants import S2_BANDS
@@ -365,3 +366,14 @@ def test_raw_reflectance_in_own_code_warns(
     assert len(caught) == 1
     assert issubclass(caught[0].category, RawInputWarning)
     assert "task.normalise(image)" in str(caught[0].message)
+
+
+def test_flops_and_export_of_a_task_need_no_input_values() -> None:
+    """Lightning's FLOP counter and torch.export feed inputs without values."""
+    with torch.device("meta"):
+        meta = FineTuneTask(in_channels=12)
+    batch = torch.randn(2, 12, 32, 32, device="meta")
+    assert measure_flops(meta, lambda: meta(batch)) > 0
+    task = FineTuneTask(in_channels=12).eval()
+    exported = torch.export.export(task, (torch.randn(2, 12, 32, 32),))
+    assert exported.module()(torch.zeros(2, 12, 32, 32)).shape == (2,)

@@ -16,25 +16,41 @@ def finished_pid() -> int:
     return process.pid
 
 
-def leftover(folder: Path, name: str, age: float) -> Path:
-    path = folder / name
-    path.write_bytes(b"x")
+def leftover(path: Path, pid: int | str, age: float, machine: str = "") -> Path:
+    """A temporary file of *path* as process *pid* would name it, *age* s old."""
+    name = partial_path(path).name.replace(str(os.getpid()), str(pid))
+    if machine:
+        name = name.replace(".partial-", f".partial-{machine}", 1)
+    temporary = path.with_name(name)
+    temporary.write_bytes(b"x")
     then = time.time() - age
-    os.utime(path, (then, then))
-    return path
+    os.utime(temporary, (then, then))
+    return temporary
 
 
 def test_a_killed_runs_temporary_files_are_removed_by_the_next(tmp_path: Path) -> None:
+    out = tmp_path / "map.tif"
     dead, also_dead = finished_pid(), finished_pid()
     old = STALE_AFTER + 10
-    killed = leftover(tmp_path, f".map.partial-{dead}.tif", old)
-    # Kept: a dead process's file still being written (another machine's run
-    # on a shared folder), a live process's, and other outputs' files.
-    recent = leftover(tmp_path, f".map.partial-{also_dead}.tif", 0)
-    alive = leftover(tmp_path, f".map.partial-{os.getppid()}.tif", old)
-    other = leftover(tmp_path, f".map_probability.partial-{dead}.tif", old)
-    gpkg = leftover(tmp_path, f".map.partial-{dead}.gpkg", old)
-    mine = partial_path(tmp_path / "map.tif")
-    assert mine == tmp_path / f".map.partial-{os.getpid()}.tif"
+    killed = leftover(out, dead, old)
+    # Kept: a dead process's file still being written (another container's
+    # run), another machine's, a live process's, and other outputs' files.
+    kept = [
+        leftover(out, also_dead, 0),
+        leftover(out, dead, old, machine="other-"),
+        leftover(out, os.getppid(), old),
+        leftover(tmp_path / "map_probability.tif", dead, old),
+        leftover(tmp_path / "map.gpkg", dead, old),
+    ]
+    mine = partial_path(out)
+    assert mine.name.startswith(".map.partial-")
+    assert mine.name.endswith(f"-{os.getpid()}.tif")
     assert not killed.exists()
-    assert all(path.exists() for path in (recent, alive, other, gpkg))
+    assert all(path.exists() for path in kept)
+
+
+def test_a_process_id_too_large_for_the_system_counts_as_dead(tmp_path: Path) -> None:
+    out = tmp_path / "index.parquet"
+    huge = leftover(out, 9_999_999_999, STALE_AFTER + 10)
+    partial_path(out)
+    assert not huge.exists()

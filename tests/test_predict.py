@@ -62,9 +62,10 @@ from torchgeo_simclr.inference.predict import default_batch_size
 from torchgeo_simclr.inference.quicklook import quicklook
 from torchgeo_simclr.inference.styles import polygon_style
 from torchgeo_simclr.inference.writer import IrrigationMapWriter, MapFiles
-from torchgeo_simclr.interrupts import Terminated
+from torchgeo_simclr.interrupts import Interrupted, Terminated, terminated
 from torchgeo_simclr.models.checkpoint import DataMetadata, load_model
 from torchgeo_simclr.models.classifier import Problem
+from torchgeo_simclr.outputs import partial_path
 from torchgeo_simclr.sample import SampleScene, make_sample_scene
 from torchgeo_simclr.tasks.prediction import MapPredictionTask
 
@@ -1044,6 +1045,8 @@ def test_reflectance_patches_of_own_code_predict_as_the_map_does(
         logits = task(task.normalise(image))
     assert set(own) == {"probability", "valid"}
     torch.testing.assert_close(own["probability"], mapped["probability"])
+    one = task.normalise(image[0])  # a sample as the dataset gives it
+    torch.testing.assert_close(one, task.normalise(image)[0])
     probability = torch.sigmoid(logits)
     if problem == "classification":
         probability = probability.view(-1, 1, 1).expand_as(own["valid"])
@@ -1639,6 +1642,28 @@ def test_sigterm_stops_a_map_and_leaves_no_files(
     assert list(tmp_path.iterdir()) == []  # no files, nor the folders it made
 
 
+def test_sigterm_while_a_map_is_written_is_not_lost(
+    scene: SampleScene,
+    checkpoints: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Lightning only noted it: predict_map returned and the process ran on.
+    trace = writer_module.irrigated_polygons
+
+    def killed(*args: Any, **kwargs: Any) -> Any:
+        signal.raise_signal(signal.SIGTERM)
+        return trace(*args, **kwargs)
+
+    monkeypatch.setattr(writer_module, "irrigated_polygons", killed)
+    out = tmp_path / "map.tif"
+    with pytest.raises(Interrupted) as info:
+        run(checkpoints["segmentation"], scene.root, out)
+    assert terminated(info.value)
+    assert info.value.kept.startswith(f"The map was written before it ({out} ")
+    assert out.exists()
+
+
 def test_a_killed_maps_temporary_files_go_with_the_next_run(
     scene: SampleScene, checkpoints: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -1647,8 +1672,13 @@ def test_a_killed_maps_temporary_files_go_with_the_next_run(
     process = subprocess.Popen([sys.executable, "-c", "pass"])
     process.wait()
     old = time.time() - 3600
-    names = (".map.strips.partial-{}.tif", ".map_probability.strips.partial-{}.tif")
-    leftovers = [tmp_path / name.format(process.pid) for name in names]
+    strips = (tmp_path / "map.strips.tif", tmp_path / "map_probability.strips.tif")
+    leftovers = [
+        path.with_name(
+            partial_path(path).name.replace(str(os.getpid()), str(process.pid))
+        )
+        for path in strips
+    ]
     for path in leftovers:
         path.write_bytes(b"strip")
         os.utime(path, (old, old))

@@ -2,6 +2,7 @@
 
 import os
 import re
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -502,6 +503,11 @@ def test_a_torchgeo_fit_that_resumes_needs_no_pretraining_checkpoint(
     assert torch.load(first, weights_only=False)["global_step"] == 2
 
 
+#: What an interrupted fit says before the checkpoint that resumes it.
+RESUME = "The checkpoints saved so far are kept; resume with --ckpt_path"
+
+
+@pytest.mark.usefixtures("sigterm_guard")
 def test_ctrl_c_names_the_checkpoint_that_resumes_this_run(
     workdir: Path,
     tmp_path: Path,
@@ -523,15 +529,22 @@ def test_ctrl_c_names_the_checkpoint_that_resumes_this_run(
     def stopped_before(self: Trainer, *a: object, **kw: object) -> None:
         raise KeyboardInterrupt
 
-    rerun = tmp_path / "run" / "checkpoints" / "last-v1.ckpt"
-    for stop, expected in (
-        (stopped_after, f"resume with --ckpt_path {rerun}."),
-        (stopped_before, "No checkpoint of this run was saved yet"),
+    def killed_after(self: Trainer, *a: object, **kw: object) -> None:
+        fit(self, *a, **kw)
+        signal.raise_signal(signal.SIGTERM)  # kill, a batch system's time limit
+
+    rerun, third = (
+        tmp_path / "run" / "checkpoints" / f"last-v{n}.ckpt" for n in (1, 2)
+    )
+    for stop, status, expected in (
+        (stopped_after, 130, f"interrupted. {RESUME} {rerun}."),
+        (stopped_before, 130, "No checkpoint of this run was saved yet"),
+        (killed_after, 143, f"terminated (SIGTERM). {RESUME} {third}."),
     ):
         monkeypatch.setattr(Trainer, "fit", stop)
         with pytest.raises(SystemExit) as exit_info:
             main(args)
-        assert exit_info.value.code == 130
+        assert exit_info.value.code == status
         assert expected in capsys.readouterr().err
 
 

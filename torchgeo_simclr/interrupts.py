@@ -5,6 +5,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
+from typing import Any
 
 
 class Terminated(KeyboardInterrupt):
@@ -18,6 +19,9 @@ class Terminated(KeyboardInterrupt):
 def raise_terminated(signum: int, frame: FrameType | None) -> None:
     """SIGTERM handler: raise :class:`Terminated` where the program is.
 
+    Once terminating, a second SIGTERM (``timeout`` and ``docker stop`` may
+    send more than one) is ignored so the clean-up runs to its end.
+
     Args:
         signum: the signal number.
         frame: the interrupted frame.
@@ -25,6 +29,7 @@ def raise_terminated(signum: int, frame: FrameType | None) -> None:
     Raises:
         Terminated: always.
     """
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise Terminated
 
 
@@ -45,11 +50,22 @@ def sigterm_as_interrupt() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, raise_terminated)
+    replaced: list[Any] = []
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        # DataLoader workers ended by the same signal (sent to the whole
+        # process group) would raise PyTorch's "worker killed" error over
+        # the clean-up: its SIGCHLD handler is set aside.
+        replaced.append(signal.signal(signal.SIGCHLD, signal.SIG_DFL))
+        raise_terminated(signum, frame)
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+        if replaced:
+            signal.signal(signal.SIGCHLD, replaced[0] or signal.SIG_DFL)
 
 
 @contextmanager
@@ -84,21 +100,47 @@ def keyboard_interrupts() -> Iterator[None]:
 
 
 class Interrupted(KeyboardInterrupt):
-    """Ctrl-C after a command had finished some of its outputs.
+    """Ctrl-C or SIGTERM after a command had finished some of its outputs.
 
     Commands say what an interrupt left behind; this one carries the
     sentence, for when it differs from the command's usual one.
     """
 
-    def __init__(self, kept: str) -> None:
+    def __init__(self, kept: str, by: KeyboardInterrupt | None = None) -> None:
         """Initialise a new Interrupted.
 
         Args:
             kept: what was written or kept, one sentence for the user.
+            by: the interrupt it replaces (a :class:`Terminated` for SIGTERM).
         """
         super().__init__(kept)
         #: What was written or kept.
         self.kept = kept
+        #: Whether SIGTERM, not Ctrl-C, stopped the command.
+        self.terminated = isinstance(by, Terminated) or bool(
+            getattr(by, "terminated", False)
+        )
+
+
+def terminated(error: BaseException) -> bool:
+    """Whether SIGTERM stopped the command that raised *error*.
+
+    Args:
+        error: as a command caught it.
+
+    Returns:
+        True for a :class:`Terminated`, an :class:`Interrupted` that
+        replaced one, or an error raised while one was being handled (say, a
+        DataLoader worker ended by the same signal).
+    """
+    seen: set[int] = set()
+    link: BaseException | None = error
+    while link is not None and id(link) not in seen:
+        if isinstance(link, Terminated) or getattr(link, "terminated", False):
+            return True
+        seen.add(id(link))
+        link = link.__cause__ or link.__context__
+    return False
 
 
 @contextmanager

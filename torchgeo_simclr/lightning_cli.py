@@ -357,8 +357,8 @@ class PluginCLI(LightningCLI):
         try:
             with keyboard_interrupts():
                 super()._run_subcommand(subcommand)
-        except KeyboardInterrupt:
-            raise Interrupted(self._resume_hint()) from None
+        except KeyboardInterrupt as interrupt:
+            raise Interrupted(self._resume_hint(), interrupt) from None
 
     def _resume_hint(self) -> str:
         """One sentence on what an interrupted run kept and how to resume it."""

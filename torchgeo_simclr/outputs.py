@@ -4,6 +4,7 @@ import contextlib
 import glob
 import os
 import re
+import socket
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -95,46 +96,49 @@ def not_a_file(path: str | os.PathLike[str]) -> str:
     return "is a folder" if os.path.isdir(path) else "does not exist"
 
 
-#: Seconds a temporary file of a process no longer running must have been
-#: left untouched before another run removes it: on a folder shared between
-#: machines, the process may be running on another one, writing as it goes.
-STALE_AFTER = 60.0
+#: Seconds a temporary file of a dead process must have been left untouched
+#: before another run removes it: a container sharing this machine's name
+#: (host networking) has its own process ids, and its run may write nothing
+#: for minutes (an index gathers 8192 rows before its first write).
+STALE_AFTER = 600.0
+
+#: This machine's name as temporary names carry it (letters, digits and ``-``).
+MACHINE = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) or "host"
 
 
 def partial_path(path: Path) -> Path:
     """A hidden temporary name beside *path*, with the same suffix.
 
-    The process id in the name keeps two runs writing the same output apart.
-    Temporary files of *path* left by a run that was killed (SIGKILL, a power
+    The machine's name and the process id in the name keep runs writing the
+    same output apart, also on a folder shared between machines. Temporary
+    files of *path* left by a run that was killed outright (SIGKILL, a power
     cut: no chance to clean up) are removed here, so they do not pile up:
-    those whose process is no longer running on this machine and that have
+    those of this machine whose process is no longer running and that have
     not been written to for :data:`STALE_AFTER` seconds.
 
     Args:
         path: the file's final name.
 
     Returns:
-        ``.STEM.partial-PID.SUFFIX`` in the same directory, renamed to *path*
-        once the file is complete.
+        ``.STEM.partial-MACHINE-PID.SUFFIX`` in the same directory, renamed to
+        *path* once the file is complete.
     """
-    name = re.compile(
-        rf"\.{re.escape(path.stem)}\.partial-(\d+){re.escape(path.suffix)}"
-    )
-    leftovers = path.parent.glob(f".{glob.escape(path.stem)}.partial-*{path.suffix}")
-    for leftover in leftovers:
+    prefix = f".{path.stem}.partial-{MACHINE}-"
+    name = re.compile(rf"{re.escape(prefix)}(\d{{1,10}}){re.escape(path.suffix)}")
+    for leftover in path.parent.glob(f"{glob.escape(prefix)}*{path.suffix}"):
         match = name.fullmatch(leftover.name)
         if match and not _running(int(match.group(1))):
             with contextlib.suppress(OSError):  # gone, or not ours to remove
                 if time.time() - leftover.stat().st_mtime > STALE_AFTER:
                     leftover.unlink()
-    return path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
+    return path.with_name(f"{prefix}{os.getpid()}{path.suffix}")
 
 
 def _running(pid: int) -> bool:
     """Whether a process with this id runs on this machine."""
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):  # none, or no such id at all
         return False
     except PermissionError:  # another user's process
         return True

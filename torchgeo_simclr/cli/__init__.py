@@ -12,9 +12,9 @@ import warnings
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
-from typing import TextIO
+from typing import NoReturn, TextIO
 
-from ..interrupts import Terminated, sigterm_as_interrupt
+from ..interrupts import sigterm_as_interrupt, terminated
 from .parser import build_parser
 from .training import _fit
 
@@ -86,9 +86,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         ConnectionError,
         ValueError,
     ) as error:
+        if terminated(error):  # raised while a SIGTERM was being handled
+            _stopped(prefix, args.command, error)
         print(f"{prefix}: error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
     except Exception as error:
+        if terminated(error):  # e.g. a DataLoader worker ended by the same SIGTERM
+            _stopped(prefix, args.command, error)
         # Lightning's refusal of trainer settings, e.g. "No supported gpu
         # backend found!" for --trainer.accelerator gpu on a CPU-only machine.
         if type(error).__name__ != "MisconfigurationException":
@@ -104,11 +108,26 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"{prefix}: error: {error}{hint}", file=sys.stderr)
         raise SystemExit(2) from None
     except KeyboardInterrupt as error:
-        # Interrupted says what was written; other interrupts, the usual.
-        kept = getattr(error, "kept", None)
-        note = f" {kept}" if kept else INTERRUPTED.get(args.command, "")
-        if isinstance(error, Terminated):  # kill, a batch system's time limit
-            print(f"\n{prefix}: terminated (SIGTERM).{note}", file=sys.stderr)
-            raise SystemExit(128 + signal.SIGTERM) from None
-        print(f"\n{prefix}: interrupted.{note}", file=sys.stderr)
-        raise SystemExit(130) from None
+        _stopped(prefix, args.command, error)
+
+
+def _stopped(prefix: str, command: str, error: BaseException) -> NoReturn:
+    """Say what Ctrl-C or SIGTERM left, and exit with the shell's status for it.
+
+    Args:
+        prefix: ``torchgeo-simclr COMMAND``.
+        command: the sub-command.
+        error: what stopped it; an :class:`~torchgeo_simclr.interrupts.Interrupted`
+            says what was written, other interrupts get the command's usual note.
+
+    Raises:
+        SystemExit: 143 for SIGTERM (``kill``, a batch system's time limit),
+            130 for Ctrl-C.
+    """
+    kept = getattr(error, "kept", None)
+    note = f" {kept}" if kept else INTERRUPTED.get(command, "")
+    if terminated(error):
+        print(f"\n{prefix}: terminated (SIGTERM).{note}", file=sys.stderr)
+        raise SystemExit(128 + signal.SIGTERM) from None
+    print(f"\n{prefix}: interrupted.{note}", file=sys.stderr)
+    raise SystemExit(130) from None

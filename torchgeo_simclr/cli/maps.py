@@ -58,7 +58,7 @@ def _predict(args: argparse.Namespace) -> None:
     )
     try:
         _report_map(args, result, png, quicklook)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
         undrawn = (
             "; the quick look was not (run the same command with --overwrite to "
             "draw it)"
@@ -69,7 +69,7 @@ def _predict(args: argparse.Namespace) -> None:
             f"The map was written before it ({result.files.classes} and the files "
             f"beside it){undrawn}."
         )
-        raise Interrupted(msg) from None
+        raise Interrupted(msg, interrupt) from None
 
 
 def _report_map(

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..interrupts import Interrupted, keyboard_interrupts
+from ..interrupts import Interrupted, Terminated, keyboard_interrupts
 from .device import resolve_device
 from .writer import IrrigationMapWriter, MapFiles
 
@@ -179,16 +179,17 @@ def predict_map(
             enable_progress_bar=False,
             enable_model_summary=False,
         )
+        written = (
+            f"The map was written before it ({files.classes} and the files beside it)."
+        )
         try:
             with keyboard_interrupts():
                 trainer.predict(task, datamodule=datamodule, return_predictions=False)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as interrupt:
             if writer.summary is None:
                 raise
-            msg = (
-                f"The map was written before it ({files.classes} and the files "
-                "beside it)."
-            )
-            raise Interrupted(msg) from None
+            raise Interrupted(written, interrupt) from None
+        if trainer.received_sigterm:  # noted by Lightning while the files were written
+            raise Interrupted(written, Terminated())
     assert writer.summary is not None
     return MapResult(files, writer.summary)

@@ -27,7 +27,9 @@ def warn_if_raw(task: LightningModule, image: Tensor) -> None:
     """Warn when a network used outside a Trainer gets unstandardised inputs.
 
     Under a Trainer the datamodule standardises every batch, so nothing is
-    checked there (the check would cost a device synchronisation per step).
+    checked there (the check would cost a device synchronisation per step);
+    nor while a network is compiled, exported or its FLOPs counted, where
+    inputs have no values to check.
     In a user's own code, a batch straight from the dataset (reflectance
     x10000) gives plausible but wrong probabilities, so it is named.
 
@@ -35,7 +37,13 @@ def warn_if_raw(task: LightningModule, image: Tensor) -> None:
         task: the task whose network runs.
         image: its input ``[B, C, H, W]``.
     """
-    if task._trainer is not None or not image.is_floating_point():
+    if (
+        task._trainer is not None
+        or not image.is_floating_point()
+        or image.is_meta  # counting FLOPs: no values
+        or torch.compiler.is_compiling()  # torch.compile, torch.export
+        or torch.compiler.is_exporting()
+    ):
         return
     mean = float(image.mean())
     if abs(mean) > RAW_MEAN:
@@ -48,6 +56,36 @@ def warn_if_raw(task: LightningModule, image: Tensor) -> None:
             RawInputWarning,
             stacklevel=2,
         )
+
+
+def standardise(image: Tensor, data: DataMetadata) -> Tensor:
+    """Standardise reflectance with the statistics of a network's training data.
+
+    Args:
+        image: reflectance x10000 (0 = nodata), ``[B, C, H, W]`` or
+            ``[C, H, W]``, in the network's band order.
+        data: what the network was trained on.
+
+    Returns:
+        A new float32 tensor of *image*'s shape: ``(image - mean) / std`` per
+        band, 0 where any band has no data.
+
+    Raises:
+        ValueError: for an image of another shape or number of bands.
+    """
+    if image.ndim == 3:
+        return standardise(image.unsqueeze(0), data).squeeze(0)
+    if image.ndim != 4 or image.shape[1] != len(data.bands):
+        msg = (
+            f"normalise() takes [B, C, H, W] or [C, H, W] with C = "
+            f"{len(data.bands)} bands {list(data.bands)}, got shape "
+            f"{list(image.shape)}; read the image with those bands."
+        )
+        raise ValueError(msg)
+    shape = (1, -1, 1, 1)
+    mean = torch.tensor(data.mean, device=image.device).view(shape)
+    std = torch.tensor(data.std, device=image.device).view(shape)
+    return normalise(image.float(), mean, std)[0]
 
 
 class NormalisedAsTrained(LightningModule):
@@ -119,20 +157,7 @@ class NormalisedAsTrained(LightningModule):
                 f"with {type(self).__name__}.load_from_checkpoint(path)."
             )
             raise ValueError(msg)
-        data = trained[1]
-        if image.ndim == 3:
-            return self.normalise(image.unsqueeze(0)).squeeze(0)
-        if image.ndim != 4 or image.shape[1] != len(data.bands):
-            msg = (
-                f"normalise() takes [B, C, H, W] or [C, H, W] with C = "
-                f"{len(data.bands)} bands {list(data.bands)}, got shape "
-                f"{list(image.shape)}; read the image with those bands."
-            )
-            raise ValueError(msg)
-        shape = (1, -1, 1, 1)
-        mean = torch.tensor(data.mean, device=image.device).view(shape)
-        std = torch.tensor(data.std, device=image.device).view(shape)
-        return normalise(image.float(), mean, std)[0]
+        return standardise(image, trained[1])
 
     def normalise_as_trained(self) -> None:
         """Make the datamodule normalise with this network's statistics.

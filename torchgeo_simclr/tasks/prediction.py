@@ -13,7 +13,7 @@ from ..digest import file_digest
 from ..inference.normalise import normalise
 from ..models.checkpoint import DataMetadata, load_model
 from ..models.classifier import IrrigationModel
-from .normalisation import warn_if_raw
+from .normalisation import standardise, warn_if_raw
 
 
 class MapPredictionTask(BaseTask):
@@ -154,13 +154,17 @@ class MapPredictionTask(BaseTask):
         in your own code.
 
         Args:
-            image: ``[B, C, H, W]`` reflectance x10000 in the training band
-                order (0 = nodata).
+            image: reflectance x10000 (0 = nodata), ``[B, C, H, W]`` or
+                ``[C, H, W]``, in the training band order.
 
         Returns:
-            A new ``[B, C, H, W]`` tensor, 0 where any band has no data.
+            A new float32 tensor of *image*'s shape, 0 where any band has no
+            data.
+
+        Raises:
+            ValueError: for an image of another shape or number of bands.
         """
-        return normalise(image, self.mean, self.std)[0]
+        return standardise(image, self.data)
 
     def forward(self, image: Tensor) -> Tensor:
         """Score standardised windows (:meth:`predict_step` takes reflectance).
