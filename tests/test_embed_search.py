@@ -11,6 +11,7 @@ import signal
 import sys
 import types
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -482,12 +483,12 @@ def test_two_runs_writing_one_index_both_finish(
     assert hidden(tmp_path) == []
 
 
-def test_interrupted_embed_leaves_nothing(
-    simclr: Path, root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def stop_at_batch(
+    n: int, stop: Callable[[], None], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    class Failing(nn.Module):
-        """Works for one batch, then fails."""
+    """Make embed's encoder call *stop* at its *n*-th batch."""
 
+    class Stopping(nn.Module):
         def __init__(self, backbone: nn.Module) -> None:
             super().__init__()
             self.backbone = backbone
@@ -496,16 +497,25 @@ def test_interrupted_embed_leaves_nothing(
 
         def forward(self, x: Tensor) -> Tensor:
             self.calls += 1
-            if self.calls == 2:
-                raise RuntimeError("interrupted")
+            if self.calls == n:
+                stop()
             out: Tensor = self.backbone(x)
             return out
 
-    def failing(path: Path) -> Encoder:
+    def stopping(path: Path) -> Encoder:
         encoder = load_backbone(path)
-        return Encoder(Failing(encoder.backbone), encoder.model, encoder.data)
+        return Encoder(Stopping(encoder.backbone), encoder.model, encoder.data)
 
-    monkeypatch.setattr("torchgeo_simclr.embeddings.embed.load_backbone", failing)
+    monkeypatch.setattr("torchgeo_simclr.embeddings.embed.load_backbone", stopping)
+
+
+def test_interrupted_embed_leaves_nothing(
+    simclr: Path, root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fail() -> None:
+        raise RuntimeError("interrupted")
+
+    stop_at_batch(2, fail, monkeypatch)
     folder = tmp_path / "out"
     with pytest.raises(RuntimeError, match=r"interrupted"):
         embed(simclr, root, folder / "new" / "index.parquet", batch_size=4)
@@ -521,22 +531,7 @@ def test_sigterm_ends_embed_with_one_line_and_no_files(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     # It ended silently (status 143) and left `.index.parquet.partial`.
-    class Killed(nn.Module):
-        def __init__(self, backbone: nn.Module) -> None:
-            super().__init__()
-            self.backbone = backbone
-            self.num_features = DIM
-
-        def forward(self, x: Tensor) -> Tensor:
-            signal.raise_signal(signal.SIGTERM)
-            out: Tensor = self.backbone(x)
-            return out
-
-    def killed(path: Path) -> Encoder:
-        encoder = load_backbone(path)
-        return Encoder(Killed(encoder.backbone), encoder.model, encoder.data)
-
-    monkeypatch.setattr("torchgeo_simclr.embeddings.embed.load_backbone", killed)
+    stop_at_batch(1, lambda: signal.raise_signal(signal.SIGTERM), monkeypatch)
     out = tmp_path / "out" / "index.parquet"
     argv = ["embed", "--checkpoint", str(simclr), "--root", str(root)]
     with pytest.raises(SystemExit) as info:

@@ -1617,6 +1617,25 @@ def test_failure_midway_keeps_the_older_map(
     assert {path.name: sha256(path) for path in tmp_path.iterdir()} == before
 
 
+def sigterm_at_window(n: int, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Send this process SIGTERM as the *n*-th window is blended.
+
+    Returns:
+        One entry per window blended, to count them.
+    """
+    add = StripBlender.add
+    added: list[int] = []
+
+    def killed(self: StripBlender, *args: Any) -> Iterator[Any]:
+        added.append(1)
+        if len(added) == n:
+            signal.raise_signal(signal.SIGTERM)
+        yield from add(self, *args)
+
+    monkeypatch.setattr(StripBlender, "add", killed)
+    return added
+
+
 def test_sigterm_stops_a_map_and_leaves_no_files(
     scene: SampleScene,
     checkpoints: dict[str, Path],
@@ -1625,16 +1644,7 @@ def test_sigterm_stops_a_map_and_leaves_no_files(
 ) -> None:
     # During prediction Lightning's handler only notes SIGTERM: the map ran on
     # to the end (6 minutes on an 8192 px region) before the process ended.
-    add = StripBlender.add
-    added = []
-
-    def killed(self: StripBlender, *args: Any) -> Iterator[Any]:
-        added.append(1)
-        if len(added) == 2:
-            signal.raise_signal(signal.SIGTERM)
-        yield from add(self, *args)
-
-    monkeypatch.setattr(StripBlender, "add", killed)
+    added = sigterm_at_window(2, monkeypatch)
     out = tmp_path / "maps" / "new" / "map.tif"
     with pytest.raises(Terminated):
         run(checkpoints["classification"], scene.root, out, batch_size=2)
@@ -2217,16 +2227,7 @@ def test_sigterm_ends_the_command_at_once_with_one_line(
 ) -> None:
     # `kill`, `docker stop`, a batch system's time limit: the map ran to its
     # end, exit status 0, before the process stopped.
-    add = StripBlender.add
-    added = []
-
-    def killed(self: StripBlender, *args: Any) -> Iterator[Any]:
-        added.append(1)
-        if len(added) == 1:
-            signal.raise_signal(signal.SIGTERM)
-        yield from add(self, *args)
-
-    monkeypatch.setattr(StripBlender, "add", killed)
+    added = sigterm_at_window(1, monkeypatch)
     handler = signal.getsignal(signal.SIGTERM)  # the guard's
     out = tmp_path / "map.tif"
     with pytest.raises(SystemExit) as info:
