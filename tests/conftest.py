@@ -378,19 +378,27 @@ def torchgeo_cli(monkeypatch: pytest.MonkeyPatch) -> Callable[[list[str]], None]
 
 
 @pytest.fixture
-def main_thread() -> None:
-    """Skip a test of signal handling off the main thread, where none arrives.
+def terminal_signals() -> Iterator[None]:
+    """Signals as a command started from a terminal gets them.
 
-    pytest-xdist now and then runs a worker's tests on another thread
-    (pytest-dev/execnet#96); Python runs signal handlers on the main thread
-    only, so there the test could not see its signal.
+    Ctrl-C raises ``KeyboardInterrupt`` even where the tests were started in
+    the background, which ignores it from the start (a shell's ``&``). A test
+    off the main thread is skipped: pytest-xdist now and then runs a worker's
+    tests on another thread (pytest-dev/execnet#96), and Python runs signal
+    handlers on the main thread only.
+
+    Yields:
+        Nothing; the test's own SIGINT handler is restored afterwards.
     """
     if threading.current_thread() is not threading.main_thread():
         pytest.skip("signals reach only the main thread; xdist ran this off it")
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture
-def sigterm_guard(main_thread: None) -> Iterator[None]:
+def sigterm_guard(terminal_signals: None) -> Iterator[None]:
     """SIGTERM that a command leaves unhandled fails the test, not the run.
 
     Python's default for SIGTERM would end pytest itself.

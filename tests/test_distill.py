@@ -502,7 +502,7 @@ def test_a_student_records_the_labels_behind_it(teachers: dict[str, Path]) -> No
         assert task.labels_behind(hundredth) == hundredth
 
 
-@pytest.mark.usefixtures("main_thread")  # it checks the Ctrl-C handler
+@pytest.mark.usefixtures("terminal_signals")  # it checks the Ctrl-C handler
 def test_fresh_process_timer_times_checkpoints_as_predict_loads_them(
     teachers: dict[str, Path], tmp_path: Path
 ) -> None:

@@ -64,7 +64,7 @@ def test_other_exits_pass_through() -> None:
     assert exit_.value.code == 2
 
 
-@pytest.mark.usefixtures("main_thread")
+@pytest.mark.usefixtures("terminal_signals")
 def test_ctrl_c_is_held_until_the_block_is_done() -> None:
     """All the steps run, then the interrupt comes, as if pressed after them."""
     done = []
@@ -95,7 +95,7 @@ class Kill(Callback):
 
 
 @pytest.fixture
-def sigterm_raises(main_thread: None) -> Iterator[None]:
+def sigterm_raises(terminal_signals: None) -> Iterator[None]:
     """SIGTERM handled as the commands handle it, for one test."""
     handler = signal.getsignal(signal.SIGTERM)
     with sigterm_as_interrupt():

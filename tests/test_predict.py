@@ -1636,7 +1636,7 @@ def sigterm_at_window(n: int, monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return added
 
 
-@pytest.mark.usefixtures("main_thread")
+@pytest.mark.usefixtures("terminal_signals")
 def test_sigterm_stops_a_map_and_leaves_no_files(
     scene: SampleScene,
     checkpoints: dict[str, Path],
@@ -1653,7 +1653,7 @@ def test_sigterm_stops_a_map_and_leaves_no_files(
     assert list(tmp_path.iterdir()) == []  # no files, nor the folders it made
 
 
-@pytest.mark.usefixtures("main_thread")
+@pytest.mark.usefixtures("terminal_signals")
 def test_sigterm_while_a_map_is_written_is_not_lost(
     scene: SampleScene,
     checkpoints: dict[str, Path],
