@@ -117,9 +117,7 @@ class Interrupted(KeyboardInterrupt):
         #: What was written or kept.
         self.kept = kept
         #: Whether SIGTERM, not Ctrl-C, stopped the command.
-        self.terminated = isinstance(by, Terminated) or bool(
-            getattr(by, "terminated", False)
-        )
+        self.terminated = by is not None and terminated(by)
 
 
 def terminated(error: BaseException) -> bool:
