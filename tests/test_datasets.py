@@ -511,9 +511,7 @@ def test_overlapping_products_are_mosaicked_newest_first(tmp_path: Path) -> None
     np.testing.assert_array_equal(image, expected("B02", X0, Y0, FAKE_SIZE) + 50)
 
 
-def test_a_time_series_stacks_the_products_in_torchgeos_order(
-    tmp_path: Path,
-) -> None:
+def test_a_time_series_stacks_the_products_oldest_first(tmp_path: Path) -> None:
     # torchgeo's RasterDataset takes time_series; CentralValleyS2 refused it.
     old = "S2A_MSIL2A_20210224T032739_N0213_R018_T10SFG_20210224T060000"
     older = fake_s2_per_band(tmp_path / "a", product=old, bands=["B02", "B04"])
@@ -523,8 +521,8 @@ def test_a_time_series_stacks_the_products_in_torchgeos_order(
             dst.write(dst.read(1) + 50, 1)
     ds = CentralValleyS2(tmp_path, bands=["B04", "B02"], time_series=True)
     assert ds.time_series
-    # torchgeo stacks in its index's order, by path: the 2021 product first,
-    # not newest first as the mosaic is.
+    # Oldest first (here also path order; see test_dates_selection.py), not
+    # newest first as the mosaic is.
     assert [Path(path).parent for path in ds.index.filepath] == [older, recent]
     assert [interval.left.year for interval in ds.index.index] == [2021, 2023]
     image = ds[SCENE]["image"]

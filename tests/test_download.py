@@ -491,7 +491,7 @@ def test_request_interval_covers_whole_days() -> None:
     request = DownloadRequest.parse(
         [-121, 36, -120, 37], "2023-07-01", "2023-07-01", 20
     )
-    assert request.interval == "2023-07-01T00:00:00Z/2023-07-01T23:59:59Z"
+    assert request.interval == "2023-07-01T00:00:00Z/2023-07-01T23:59:59.999999Z"
 
 
 def test_two_scenes_per_tile_fill_each_others_clouds(

@@ -1341,6 +1341,28 @@ def test_a_patch_is_dated_by_the_scene_its_pixels_come_from(
     )
 
 
+def test_a_patch_under_a_gap_in_the_newest_scene_has_the_older_date(
+    simclr: Path, root: Path, tmp_path: Path
+) -> None:
+    # The row took the newest scene whose outline covers the patch, though
+    # a cloud (or swath edge) there left the pixels to the older one.
+    imagery = tmp_path / "imagery"
+    shutil.copytree(root / "sentinel2", imagery)
+    (july,) = imagery.iterdir()
+    august = imagery / july.name.replace("20230715", "20230820")
+    shutil.copy(july, august)
+    with rasterio.open(august, "r+") as dst:
+        dst.write(np.zeros((12, 96, 96), np.uint16), window=Window(0, 0, 96, 96))
+    result = embed(simclr, imagery, tmp_path / "index.parquet")
+    index = pq.read_table(result.path).to_pandas()
+    size = read_info(result.path).patch_size
+    under = (index["row"] + size <= 96) & (index["col"] + size <= 96)
+    beside = (index["row"] >= 96) | (index["col"] >= 96)
+    assert under.sum() >= 1
+    assert set(index.loc[under, "date"]) == {date(2023, 7, 15)}
+    assert set(index.loc[beside, "date"]) == {date(2023, 8, 20)}
+
+
 def test_scenes_without_a_date_get_an_unknown_date(
     simclr: Path, tmp_path: Path
 ) -> None:

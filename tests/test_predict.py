@@ -2417,6 +2417,28 @@ def test_imagery_dates_leave_out_a_scene_that_only_touches_the_map(
     assert result.summary["imagery_dates"] == [DATE, "2023-07-20"]
 
 
+def test_imagery_dates_are_those_of_the_pixels_mapped(
+    checkpoints: dict[str, Path], tmp_path: Path
+) -> None:
+    # Every scene under the map was listed, so a map made wholly of the newer
+    # scene claimed the older date too, and its polygons a month-long range.
+    later = FAKE_PRODUCT.replace("20230715T184919", "20230820T184919", 1)
+    two_scenes(tmp_path / "s2", 0.0, later)
+    result = run(checkpoints["segmentation"], tmp_path / "s2", tmp_path / "map.tif")
+    assert result.summary["imagery_dates"] == ["2023-08-20"]
+    with rasterio.open(result.files.probability) as src:
+        assert src.tags()["imagery_dates"] == "2023-08-20"
+    polygons = gpd.read_file(result.files.polygons, layer="irrigated")
+    assert {str(day.date()) for day in polygons["acquired_from"]} == {"2023-08-20"}
+    # Where the newer scene has no data, the older one fills in, and counts.
+    with rasterio.open(tmp_path / "s2" / f"{later}.tif", "r+") as dst:
+        dst.write(np.zeros((12, 32, 32), np.uint16), window=Window(0, 0, 32, 32))
+    result = run(checkpoints["segmentation"], tmp_path / "s2", tmp_path / "hole.tif")
+    assert result.summary["imagery_dates"] == [DATE, "2023-08-20"]
+    with rasterio.open(result.files.classes) as src:
+        assert src.tags()["imagery_dates"] == f"{DATE},2023-08-20"
+
+
 def test_degrees_given_in_a_projected_bbox_crs_get_the_reason(
     scene: SampleScene,
     checkpoints: dict[str, Path],

@@ -2,6 +2,7 @@
 
 import warnings
 from dataclasses import dataclass
+from datetime import date
 
 import torch
 import torch.nn.functional as F
@@ -40,6 +41,8 @@ def probe_datamodule(
     block_size: int = 256,
     seed: int = 0,
     class_column: str = "CLASS2",
+    start: date | str | None = None,
+    end: date | str | None = None,
 ) -> CentralValleyDataModule:
     """A labelled datamodule that feeds patches the way an encoder was trained.
 
@@ -50,6 +53,9 @@ def probe_datamodule(
         block_size: side of the blocks dealt to train / val / test, pixels.
         seed: seed of the spatial split.
         class_column: attribute of *labels* holding the crop class code.
+        start: first sensing day read, inclusive (``YYYY-MM-DD``; default: no
+            limit).
+        end: last sensing day read, inclusive (default: no limit).
 
     Returns:
         The datamodule, set up for ``fit``, normalising with *data*'s
@@ -64,6 +70,8 @@ def probe_datamodule(
         block_size=block_size,
         seed=seed,
         num_views=0,
+        start=start,
+        end=end,
     )
     datamodule.setup("fit")
     datamodule.aug = BatchAugmentation(torch.tensor(data.mean), torch.tensor(data.std))

@@ -3,6 +3,9 @@
 import argparse
 from pathlib import Path
 
+#: Days of earlier downloads that ``download`` names; more are counted.
+DAYS_NAMED = 5
+
 
 def _sample_data(args: argparse.Namespace) -> None:
     """Write the embedded sample scene and say where.
@@ -44,7 +47,21 @@ def _download(args: argparse.Namespace) -> None:
         retries=args.retries,
         progress=args.progress,
     )
+    folder = Path(args.out) / "sentinel2"
     print(
         f"Wrote {len(result.written)} scene(s), kept {len(result.kept)} already "
-        f"downloaded, under {Path(args.out) / 'sentinel2'}; manifest: {result.manifest}"
+        f"downloaded, under {folder}; manifest: {result.manifest}"
     )
+    if others := result.other_dates:
+        days = sorted({path.name.split("_")[2][:8] for path in others})
+        named = ", ".join(f"{d[:4]}-{d[4:6]}-{d[6:]}" for d in days[:DAYS_NAMED])
+        more = f" and {len(days) - DAYS_NAMED} more" if len(days) > DAYS_NAMED else ""
+        first, last = request.start, request.end
+        print(
+            f"Kept {len(others)} scene(s) of other dates ({named}{more}) in "
+            f"{folder} from earlier downloads: where they overlap the new ones, "
+            "the newest with data wins each pixel and older scenes fill nodata "
+            f"and masked clouds; pass --start {first} --end {last} to predict, "
+            "embed or probe (--data.init_args.start/end to fit) to read only "
+            "this download's dates."
+        )

@@ -13,8 +13,10 @@ def _embed(args: argparse.Namespace) -> None:
     Args:
         args: the parsed ``embed`` command line.
     """
+    from ..days import dates_note, parse_days
     from ..embeddings import embed_region
 
+    start, end = parse_days(args.start, args.end)
     result = embed_region(
         checkpoint=args.checkpoint,
         root=args.root,
@@ -30,13 +32,16 @@ def _embed(args: argparse.Namespace) -> None:
         cloud_buffer=args.cloud_buffer,
         overwrite=args.overwrite,
         progress=args.progress,
+        start=start,
+        end=end,
     )
+    note = dates_note(result.imagery_dates)
     print(
         f"Embedded {result.rows:,} patch{'es' if result.rows != 1 else ''} "
         f"({result.skipped:,} skipped: more than "
         f"half nodata) in {result.seconds:.1f} s "
         f"({(result.rows + result.skipped) / result.seconds:,.0f} patches/s): "
-        f"{result.path}"
+        f"{result.path}{'; ' if note else ''}{note}"
     )
 
 

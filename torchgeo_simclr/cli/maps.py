@@ -26,10 +26,12 @@ def _predict(args: argparse.Namespace) -> None:
             :meth:`~torchgeo_simclr.inference.MapFiles.check_quicklook`).
         Interrupted: on Ctrl-C after the map was written, naming it.
     """
+    from ..days import parse_days
     from ..inference import MapFiles, predict_map
     from ..inference.quicklook import quicklook
     from ..interrupts import Interrupted
 
+    args.start, args.end = parse_days(args.start, args.end)
     files = MapFiles.beside(args.out)
     png = files.quicklook
     if args.quicklook or args.overwrite:  # draws it, or removes the old one
@@ -55,6 +57,8 @@ def _predict(args: argparse.Namespace) -> None:
         cloud_buffer=args.cloud_buffer,
         overwrite=args.overwrite,
         progress=args.progress,
+        start=args.start,
+        end=args.end,
     )
     try:
         _report_map(args, result, png, quicklook)
@@ -79,19 +83,23 @@ def _report_map(
     quicklook: Callable[..., Path],
 ) -> None:
     """Print a finished map's summary and files; draw or drop its quick look."""
+    from ..days import dates_note
+
     # The quick look of the map just replaced would no longer match it.
     stale = args.overwrite and png.exists()
     if stale:
         png.unlink()
     summary = result.summary
     regions = summary["irrigated_regions"]
+    note = dates_note(summary["imagery_dates"])
     print(
         f"Irrigated: {_hectares(summary['irrigated_ha'])} of "
         f"{_hectares(summary['valid_ha'])} with data "
         f"({100 * summary['irrigated_fraction']:.1f}%), {regions} "
         f"region{'' if regions == 1 else 's'} of at least {args.min_area:g} ha; "
         f"{summary['width']} x {summary['height']} px of {summary['pixel_size']:g} m "
-        f"in {summary['crs']}, {summary['run_seconds']:.1f} s."
+        f"in {summary['crs']}, {summary['run_seconds']:.1f} s"
+        f"{'; ' if note else ''}{note}."
     )
     if masks := summary["cloud_masks"]:
         buffer = summary["cloud_buffer_m"]
@@ -107,6 +115,8 @@ def _report_map(
                 overwrite=True,
                 mask_clouds=args.mask_clouds,
                 cloud_buffer=args.cloud_buffer,
+                start=args.start,
+                end=args.end,
             )
         )
     for path in paths:

@@ -220,6 +220,20 @@ def _add_cloud_buffer(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_dates(parser: argparse.ArgumentParser) -> None:
+    """Add ``--start`` and ``--end`` (the sensing days read, inclusive)."""
+    parser.add_argument(
+        "--start",
+        help="first sensing day read, YYYY-MM-DD, UTC as in the file names "
+        "(default: every day; where products of several days overlap, the newest "
+        "with data wins each pixel)",
+    )
+    parser.add_argument(
+        "--end",
+        help="last sensing day read, YYYY-MM-DD, inclusive (default: every day)",
+    )
+
+
 def _add_progress(parser: argparse.ArgumentParser) -> None:
     """Add ``--no-progress`` (sets ``progress`` to False)."""
     parser.add_argument(
@@ -308,6 +322,7 @@ def _add_map_commands(commands: "argparse._SubParsersAction[Any]") -> None:
     predict.add_argument("--root", required=True, help="Sentinel-2 directory")
     predict.add_argument("--out", required=True, help="class map to write, PATH.tif")
     _add_bbox(predict)
+    _add_dates(predict)
     predict.add_argument(
         "--patch-size",
         type=_at_least(1),
@@ -434,6 +449,7 @@ def _add_embedding_commands(commands: "argparse._SubParsersAction[Any]") -> None
     embed.add_argument("--root", required=True, help="Sentinel-2 directory")
     embed.add_argument("--out", required=True, help="index to write, PATH.parquet")
     _add_bbox(embed)
+    _add_dates(embed)
     embed.add_argument(
         "--patch-size",
         type=_at_least(1),
@@ -605,6 +621,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="DWR label file (relative to --root)",
     )
     _add_class_column(probe)
+    _add_dates(probe)
     probe.add_argument(
         "--block-size", type=_at_least(1), default=256, help="split block side, px"
     )

@@ -29,10 +29,12 @@ def _probe(args: argparse.Namespace) -> None:
     """
     import torch
 
+    from ..days import parse_days
     from ..models import create_backbone
     from ..models.checkpoint import load_encoder
     from ..probe import knn_probe, probe_datamodule
 
+    start, end = parse_days(args.start, args.end)
     encoder = load_encoder(args.checkpoint)
     if encoder.data is None:
         msg = f"Checkpoint {args.checkpoint!r} records no band list or statistics."
@@ -44,6 +46,8 @@ def _probe(args: argparse.Namespace) -> None:
         args.block_size,
         args.seed,
         class_column=args.class_column,
+        start=start,
+        end=end,
     )
     torch.manual_seed(args.seed)
     random = create_backbone(

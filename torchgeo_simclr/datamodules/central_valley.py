@@ -1,6 +1,7 @@
 """Central Valley Sentinel-2 (+ DWR labels) for pretraining and fine-tuning."""
 
 import math
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +19,11 @@ from torchgeo.datamodules import GeoDataModule
 from torchgeo.datasets import GeoDataset, IntersectionDataset
 from torchgeo.samplers import RandomPatchSampler
 
-from ..constants import IGNORE_INDEX
+from ..constants import IGNORE_INDEX, UNKNOWN_DATE
 from ..datasets import CentralValleyS2, IrrigationLabels, resolve_label_path
+from ..datasets.dates import sensing_date
 from ..datasets.sentinel2 import check_bands, fresh_file_handles
+from ..days import dates_note, parse_days
 from ..lonlat import LONLAT, check_lonlat_bbox, lonlat_extent
 from .augment import make_views, set_augmentations
 from .blocks import spatial_blocks
@@ -107,6 +110,8 @@ class CentralValleyDataModule(GeoDataModule):
         in_memory: bool = False,
         mask_clouds: bool = True,
         cloud_buffer: float = 0.0,
+        start: date | str | None = None,
+        end: date | str | None = None,
     ) -> None:
         """Initialise a new CentralValleyDataModule.
 
@@ -172,11 +177,17 @@ class CentralValleyDataModule(GeoDataModule):
                 :class:`~torchgeo_simclr.datasets.CentralValleyS2`).
             cloud_buffer: metres by which masked clouds grow beyond the
                 coarsest band's reach, for cloud edges and haze the mask misses.
+            start: first sensing day read, inclusive (UTC, ``YYYY-MM-DD``;
+                default: no limit). Where products of several days overlap,
+                the newest with data wins each pixel; *start* and *end* pick
+                the days (see :class:`~torchgeo_simclr.datasets.CentralValleyS2`).
+            end: last sensing day read, inclusive (default: no limit).
 
         Raises:
             ValueError: if *patch_size* or *batch_size* is below 1,
                 *split_fractions* are not three shares above 0 that sum to 1,
-                or *label_fraction* is not in ``(0, 1]``.
+                *label_fraction* is not in ``(0, 1]``, *start* or *end* is not
+                a date, or *start* is after *end*.
         """
         check_patch_size(patch_size)
         check_batch_size(batch_size)
@@ -210,6 +221,11 @@ class CentralValleyDataModule(GeoDataModule):
         self.mask_clouds = mask_clouds
         #: Metres by which masked clouds grow beyond the bands' reach.
         self.cloud_buffer = cloud_buffer
+        #: First and last sensing day read, inclusive (two attributes; None: no
+        #: limit).
+        self.start, self.end = parse_days(
+            start, end, ("--data.init_args.start", "--data.init_args.end")
+        )
         #: Seed of the block assignment and of the statistics' patches.
         self.seed = seed
         #: Label file column holding the DWR class code.
@@ -269,6 +285,8 @@ class CentralValleyDataModule(GeoDataModule):
             bands=self.bands,
             mask_clouds=self.mask_clouds,
             cloud_buffer=self.cloud_buffer,
+            start=self.start,
+            end=self.end,
         )
         if masks := self.image_dataset.cloud_mask_files:
             buffer = (
@@ -358,8 +376,11 @@ class CentralValleyDataModule(GeoDataModule):
             )
             raise ValueError(msg)
         masks = self.image_dataset.cloud_mask_files
-        # Keys without a buffer stay as they were, so older caches still serve.
+        # Keys without a buffer or dates stay as they were, so older caches
+        # still serve.
         buffer = [self.cloud_buffer] if masks and self.cloud_buffer else []
+        selected = self.start is not None or self.end is not None
+        dates = [("dates", self.start, self.end)] if selected else []
         key = cache_key(
             [*self.image_dataset.files, *masks],
             self.bands,
@@ -368,6 +389,7 @@ class CentralValleyDataModule(GeoDataModule):
             self.stats_patches,
             self.seed,
             *buffer,
+            *dates,
         )
         return cached_band_statistics(
             self.image_dataset, locations, key, self.cache_dir
@@ -444,9 +466,10 @@ class CentralValleyDataModule(GeoDataModule):
                 f", training on {share:.0%} of the other blocks' area, kept "
                 f"{self.split_buffer} px from them"
             )
+        note = dates_note(self.imagery_dates(), "--data.init_args.start/end")
         rank_zero_info(
             f"Spatial split of {self.root}: {blocks} blocks of {self.block_size} px"
-            f"{training}; patches per epoch: {counts}"
+            f"{training}; patches per epoch: {counts}{'; ' if note else ''}{note}"
         )
         #: Grid of whole patches over the region of :attr:`dataset` (within
         #: :attr:`bbox`, if given).
@@ -455,6 +478,23 @@ class CentralValleyDataModule(GeoDataModule):
             size=self.patch_size_px,
             blocks=[self._region(self.dataset)],
         )
+
+    def imagery_dates(self) -> list[str]:
+        """Sensing dates of the products under the region (:attr:`bbox`).
+
+        Returns:
+            ISO dates (``YYYY-MM-DD``), sorted, without repeats, then
+            :data:`~torchgeo_simclr.constants.UNKNOWN_DATE` when a product's
+            name carries no date; empty before :meth:`setup`.
+        """
+        if self.image_dataset is None or self.dataset is None:
+            return []
+        index = self.image_dataset.index
+        region = self._region(self.dataset)
+        inside = index[index.intersects(region) & ~index.touches(region)]
+        dates = {sensing_date(interval) for interval in inside.index}
+        known = sorted(day.isoformat() for day in dates if day is not None)
+        return known + ([UNKNOWN_DATE] if None in dates else [])
 
     def _check_one_batch(self) -> None:
         """Refuse an epoch shorter than one batch (the partial batch is dropped).

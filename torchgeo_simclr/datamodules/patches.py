@@ -10,8 +10,14 @@ from torch import Tensor
 from torch.utils.data import Dataset
 from torchgeo.datasets import RasterDataset
 
+from ..datasets.dates import NAT
 from ..inference.grid import OutputGrid
 from ..inference.normalise import has_data
+from .patch_dates import BlockDates
+
+#: A block's imagery, pixels with data, their integral image and sensing days
+#: (see :meth:`GridPatches._block`).
+Block = tuple[Tensor, Tensor, Tensor, BlockDates]
 
 
 def keep_batch(batch: Any) -> Any:
@@ -90,7 +96,7 @@ class GridPatches(Dataset[dict[str, Any]]):
         #: Pixel window read for each block, the union of its windows: ``[B,
         #: 4]`` ``(row, col, height, width)``.
         self.block_windows = np.stack([top, left, height, width], axis=1)
-        self._cache: dict[int, tuple[Tensor, Tensor, Tensor]] = {}
+        self._cache: dict[int, Block] = {}
 
     def __len__(self) -> int:
         """Return the number of windows.
@@ -122,15 +128,23 @@ class GridPatches(Dataset[dict[str, Any]]):
             ``image`` float32 ``[n, C, size, size]`` reflectance x10000 of the
             kept patches (0 = nodata), ``valid`` bool ``[n, size, size]``
             (False where any band is nodata), ``row`` and ``col`` int64
-            ``[n]`` of their top-left pixels on the grid, and ``skipped``, the
-            number of the batch's windows dropped as mostly nodata.
+            ``[n]`` of their top-left pixels on the grid, ``date`` int64
+            ``[n]`` the sensing day most of each patch's pixels with data come
+            from (the newest of equals), ``dates`` int64 ``[k]`` the sensing
+            days of the pixels with data on the grid in the blocks read (both
+            as numpy ``datetime64[D]`` integers, NaT's for unknown; see
+            :class:`~torchgeo_simclr.datasets.CentralValleyS2`'s
+            ``pixel_dates``), and ``skipped``, the number of the batch's
+            windows dropped as mostly nodata.
         """
         batch = np.asarray(indices, dtype=np.int64)
         rows, cols, blocks = self.rows[batch], self.cols[batch], self.blocks[batch]
-        images, masks, kept = [], [], []
+        images, masks, days, kept = [], [], [], []
+        seen: set[int] = set()
         for block in np.unique(blocks):
             members = np.flatnonzero(blocks == block)
-            image, valid, integral = self._block(int(block))
+            image, valid, integral, date = self._block(int(block))
+            seen.update(date.grid_days)
             top, left = self.block_windows[block, :2]
             r = torch.from_numpy(rows[members] - top)
             c = torch.from_numpy(cols[members] - left)
@@ -143,6 +157,7 @@ class GridPatches(Dataset[dict[str, Any]]):
             patches = image.unfold(1, s, 1).unfold(2, s, 1).permute(1, 2, 0, 3, 4)
             images.append(patches[r[keep], c[keep]])
             masks.append(valid.unfold(0, s, 1).unfold(1, s, 1)[r[keep], c[keep]])
+            days.append(date.patch_days(r[keep].numpy(), c[keep].numpy(), s))
             kept.append(members[keep.numpy()])
         chosen = np.concatenate(kept)
         return {
@@ -150,10 +165,12 @@ class GridPatches(Dataset[dict[str, Any]]):
             "valid": masks[0] if len(masks) == 1 else torch.cat(masks),
             "row": torch.from_numpy(rows[chosen]),
             "col": torch.from_numpy(cols[chosen]),
+            "date": torch.from_numpy(np.concatenate(days)),
+            "dates": torch.tensor(sorted(seen), dtype=torch.int64),
             "skipped": len(rows) - len(chosen),
         }
 
-    def _block(self, block: int) -> tuple[Tensor, Tensor, Tensor]:
+    def _block(self, block: int) -> Block:
         """The imagery of a block, its pixels with data and their integral image.
 
         Only the blocks of the current batch and the one before are kept.
@@ -163,8 +180,9 @@ class GridPatches(Dataset[dict[str, Any]]):
 
         Returns:
             ``[C, h, w]`` reflectance x10000, bool ``[h, w]`` pixels with
-            data (every band non-zero) and int32 ``[h + 1, w + 1]`` counts of
-            pixels with data above and left of each pixel corner.
+            data (every band non-zero), int32 ``[h + 1, w + 1]`` counts of
+            pixels with data above and left of each pixel corner, and the
+            pixels' sensing days.
         """
         if block not in self._cache:
             for old in [key for key in self._cache if key < block - 1]:
@@ -174,7 +192,7 @@ class GridPatches(Dataset[dict[str, Any]]):
 
     def _read(
         self, row: np.int64, col: np.int64, height: np.int64, width: np.int64
-    ) -> tuple[Tensor, Tensor, Tensor]:
+    ) -> Block:
         """Read a pixel window of the grid and count its pixels with data.
 
         Args:
@@ -189,12 +207,19 @@ class GridPatches(Dataset[dict[str, Any]]):
         res = self.grid.res
         window = Window(int(col), int(row), int(width), int(height))
         xmin, ymin, xmax, ymax = self.grid.window_bounds(window)
+        shape = (int(height), int(width))
         try:
-            image = self.imagery[xmin:xmax:res, ymin:ymax:res]["image"].float()
+            sample = self.imagery[xmin:xmax:res, ymin:ymax:res]
         except IndexError:
             # A block over a gap between scenes: no data at all.
-            image = torch.zeros(len(self.imagery.bands), int(height), int(width))
+            sample = {"image": torch.zeros(len(self.imagery.bands), *shape)}
+        image = sample["image"].float()
+        days = sample["date"].numpy() if "date" in sample else np.full(shape, NAT)
         valid = has_data(image, dim=0)
-        integral = torch.zeros(int(height) + 1, int(width) + 1, dtype=torch.int32)
+        integral = torch.zeros(shape[0] + 1, shape[1] + 1, dtype=torch.int32)
         integral[1:, 1:] = valid.int().cumsum(0).cumsum(1)
-        return image, valid, integral
+        on_grid = (
+            slice(max(-int(row), 0), max(self.grid.height - int(row), 0)),
+            slice(max(-int(col), 0), max(self.grid.width - int(col), 0)),
+        )
+        return image, valid, integral, BlockDates(days, valid.numpy(), on_grid)

@@ -2,6 +2,7 @@
 
 import os
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from ..datasets import CentralValleyS2
 from ..datasets.cloud_masks import CLOUD_MASK_NAME
 from ..datasets.dates import sensing_date
 from ..datasets.sentinel2 import fresh_file_handles
+from ..days import parse_days
 from ..inference.grid import OutputGrid, output_grid
 from ..lonlat import LONLAT, lonlat_extent, parse_bbox_crs
 from .patches import GridPatches, keep_batch
@@ -54,6 +56,8 @@ class MapDataModule(BaseDataModule):
         num_workers: int = 0,
         mask_clouds: bool = True,
         cloud_buffer: float = 0.0,
+        start: date | str | None = None,
+        end: date | str | None = None,
     ) -> None:
         """Initialise a new MapDataModule.
 
@@ -73,9 +77,15 @@ class MapDataModule(BaseDataModule):
                 :class:`~torchgeo_simclr.datasets.CentralValleyS2`).
             cloud_buffer: metres by which masked clouds grow beyond the
                 coarsest band's reach.
+            start: first sensing day read, inclusive (UTC, ``YYYY-MM-DD``;
+                default: no limit). Where products of several days overlap,
+                the newest with data wins each pixel; *start* and *end* pick
+                the days (see :class:`~torchgeo_simclr.datasets.CentralValleyS2`).
+            end: last sensing day read, inclusive (default: no limit).
 
         Raises:
-            ValueError: if *overlap* is not between 0 and *patch_size* - 1.
+            ValueError: if *overlap* is not between 0 and *patch_size* - 1,
+                *start* or *end* is not a date, or *start* is after *end*.
         """
         super().__init__(CentralValleyS2, batch_size, num_workers)
         if not 0 <= overlap < patch_size:
@@ -100,6 +110,9 @@ class MapDataModule(BaseDataModule):
         self.mask_clouds = mask_clouds
         #: Metres by which masked clouds grow beyond the bands' reach.
         self.cloud_buffer = cloud_buffer
+        #: First and last sensing day read, inclusive (two attributes; None: no
+        #: limit).
+        self.start, self.end = parse_days(start, end)
         #: The imagery, set by :meth:`setup`.
         self.imagery: CentralValleyS2 | None = None
         #: The output grid over :attr:`bbox` (or all imagery), set by :meth:`setup`.
@@ -128,6 +141,9 @@ class MapDataModule(BaseDataModule):
             bands=self.bands,
             mask_clouds=self.mask_clouds,
             cloud_buffer=self.cloud_buffer,
+            start=self.start,
+            end=self.end,
+            pixel_dates=True,
         )
         self._check_degrees(self.imagery)
         #: The output grid over :attr:`bbox` (or all imagery), set by :meth:`setup`.

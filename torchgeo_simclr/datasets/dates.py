@@ -1,8 +1,16 @@
 """Sensing dates of torchgeo index entries, files indexed without one included."""
 
+from collections.abc import Iterable
 from datetime import date, datetime
 
+import numpy as np
+import numpy.typing as npt
 import pandas as pd
+
+from ..constants import UNKNOWN_DATE
+
+#: numpy's NaT as an int64: an unknown day among ``datetime64[D]`` integers.
+NAT = int(np.iinfo(np.int64).min)
 
 
 def sensing_start(interval: pd.Interval | datetime) -> pd.Timestamp:
@@ -35,3 +43,37 @@ def sensing_date(interval: pd.Interval | datetime) -> date | None:
     """
     start = sensing_start(interval)
     return None if start == pd.Timestamp.min else start.date()
+
+
+def day_set(days: npt.NDArray[np.int64]) -> set[int]:
+    """The distinct known days among *days*.
+
+    Args:
+        days: sensing days as ``datetime64[D]`` integers (days since
+            1970-01-01), :data:`NAT` for unknown.
+
+    Returns:
+        The days other than :data:`NAT`.
+    """
+    known = days[days != NAT]
+    if not known.size:
+        return set()
+    if known.min() == known.max():  # one date, the common case: no sort
+        return {int(known[0])}
+    return set(np.unique(known).tolist())
+
+
+def iso_days(days: Iterable[int]) -> list[str]:
+    """Days as sorted ISO dates, then an unknown one's name.
+
+    Args:
+        days: ``datetime64[D]`` integers, :data:`NAT` for unknown.
+
+    Returns:
+        ``YYYY-MM-DD`` dates, sorted, without repeats, then
+        :data:`~torchgeo_simclr.constants.UNKNOWN_DATE` if *days* holds
+        :data:`NAT`.
+    """
+    unique = set(days)
+    known = np.array(sorted(unique - {NAT}), np.int64).view("datetime64[D]")
+    return [str(day) for day in known] + ([UNKNOWN_DATE] if NAT in unique else [])

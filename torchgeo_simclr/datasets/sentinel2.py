@@ -6,12 +6,13 @@ import warnings
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, ClassVar
 
 import matplotlib.pyplot as plt
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 import rasterio
 import torch
 from geopandas import GeoDataFrame
@@ -42,6 +43,7 @@ from ..constants import (
     SCL_RESOLUTION,
     SCL_UNUSABLE,
 )
+from ..days import dates_text, parse_days, range_text
 from .cloud_masks import (
     CLOUD_MASK_NAME,
     CloudMask,
@@ -53,6 +55,7 @@ from .combine import CheckedCombinations
 from .dates import sensing_date, sensing_start
 from .display import natural_colour, show_classes
 from .files import as_path_list, check_same_area, warn_copies
+from .mosaic import NO_SOURCE, PixelSources, first_valid
 from .products import boa_offset, level_1c_files, remove_offset
 from .unreadable import UnreadableFileError, gdal_reason, reading
 
@@ -192,14 +195,18 @@ class CentralValleyS2(CheckedCombinations, RasterDataset):
        warned about.
 
     Products are mosaicked newest first: where they overlap, each pixel comes
-    from the most recent product with data there. With *time_series*, they are
-    stacked instead, in torchgeo's order (the index's: by file path).
+    from the most recent product with data there (undated ones last). With
+    *time_series*, they are stacked instead, in time order: oldest first, by
+    sensing start, then by path, undated ones last. *start* and *end* keep only
+    the products sensed on or between those UTC days.
 
     Samples are dicts with ``image``: float32 ``[C, H, W]`` (``[T, C, H, W]``
     with *time_series*), surface reflectance x10000 as stored, less ESA's +1000
     offset in per-band products of processing baseline 04.00 and later (bands
     in the requested order, bilinear resampling onto the query grid, 0 =
-    nodata) and torchgeo's ``bounds`` and ``transform``. A file whose name, and
+    nodata) and torchgeo's ``bounds`` and ``transform``; with *pixel_dates*, a
+    mosaic's ``date`` ``[H, W]`` says which day each pixel was sensed (see
+    :meth:`__getitem__`). A file whose name, and
     whose folder's, carries no sensing date is indexed without one (a warning
     says so).
     """
@@ -252,6 +259,12 @@ class CentralValleyS2(CheckedCombinations, RasterDataset):
     #: valid pixels where scenes overlap.
     nodata: float | None = S2_NODATA
 
+    # The files under the current query and which one each pixel came from.
+    _sources: tuple[list[str], PixelSources] | None = None
+
+    # The index the sensing days of :meth:`_sensing_days` are of, and the days.
+    _days: tuple[GeoDataFrame, dict[str, str]] | None = None
+
     def __init__(
         self,
         paths: Path | Iterable[Path] = "data",
@@ -263,6 +276,9 @@ class CentralValleyS2(CheckedCombinations, RasterDataset):
         mask_clouds: bool = True,
         cloud_buffer: float = 0.0,
         time_series: bool = False,
+        start: date | str | None = None,
+        end: date | str | None = None,
+        pixel_dates: bool = False,
     ) -> None:
         """Initialise a new CentralValleyS2 dataset.
 
@@ -288,15 +304,25 @@ class CentralValleyS2(CheckedCombinations, RasterDataset):
                 coarsest band's reach, for cloud edges and haze the mask
                 misses (rounded up to whole pixels of *res*).
             time_series: if True, stack data along the time series dimension
-                (``[T, C, H, W]``, the products under a query in torchgeo's
-                order: by file path). If False, merge data into a mosaic
-                (``[C, H, W]``, newest product first).
+                (``[T, C, H, W]``, the products under a query in time order:
+                oldest first by sensing start, then by path, undated ones
+                last). If False, merge data into a mosaic (``[C, H, W]``,
+                newest product first).
+            start: first sensing day kept, inclusive (UTC, as in product
+                names): a date or ``YYYY-MM-DD`` (default: no limit). With
+                *start* or *end*, products whose names carry no date are left
+                out, with a warning.
+            end: last sensing day kept, inclusive (default: no limit).
+            pixel_dates: if True, mosaicked samples also carry ``date``, the
+                sensing day of the product each pixel comes from (see
+                :meth:`__getitem__`).
 
         Raises:
             ValueError: If a band name is unknown, a multi-band file does not
                 hold 12 bands, both layouts are found under *paths*,
-                *cloud_buffer* is negative, or *res* is 1 or more in a
-                geographic CRS.
+                *cloud_buffer* is negative, *res* is 1 or more in a
+                geographic CRS, *start* or *end* is not a date, *start* is
+                after *end*, or no product was sensed between them.
             FileNotFoundError: If a path does not exist, nothing matches the
                 expected file names, or a product lacks a requested band.
             UnreadableFileError: If rasterio cannot open a file whose name
@@ -306,6 +332,9 @@ class CentralValleyS2(CheckedCombinations, RasterDataset):
         self.paths = paths
         #: Names of the bands returned, in the order of ``image``'s channels.
         self.bands = check_bands(bands, self.all_bands)
+        #: First and last sensing day kept, inclusive (two attributes; None:
+        #: no limit).
+        self.start, self.end = parse_days(start, end, ("start", "end"))
         if not cloud_buffer >= 0:
             msg = (
                 f"cloud_buffer must be 0 or more metres, got {cloud_buffer}; pass "
@@ -405,11 +434,17 @@ class CentralValleyS2(CheckedCombinations, RasterDataset):
                 "silence this."
             )
             warnings.warn(msg, UserWarning, stacklevel=2)
+        self._select_dates()
         self._warn_undated()
-        if not self.time_series:  # a time series stacks in torchgeo's order
+        if self.time_series:
+            self._oldest_first()
+        else:
             self._newest_first()
         #: Whether cloud masks beside per-band files are applied.
         self.mask_clouds = mask_clouds
+        #: Whether mosaicked samples also carry ``date``, the sensing day of
+        #: each pixel's product (see :meth:`__getitem__`).
+        self.pixel_dates = pixel_dates
         #: Metres by which masked clouds grow beyond the bands' reach.
         self.cloud_buffer = float(cloud_buffer)
         #: The cloud masks of each band file (of every requested band) whose
@@ -598,13 +633,89 @@ class CentralValleyS2(CheckedCombinations, RasterDataset):
 
         Where products overlap, the first with data wins each pixel
         (:meth:`_merge_or_stack`); torchgeo indexes them in path order, so a
-        2021 ``S2A_...`` product came before a 2023 ``S2B_...`` one.
+        2021 ``S2A_...`` product came before a 2023 ``S2B_...`` one. Undated
+        products, indexed from ``pd.Timestamp.min``, come last.
         """
         starts = [sensing_start(entry) for entry in self.index.index]
         paths = list(self.index.filepath)
         order = sorted(range(len(paths)), key=paths.__getitem__)
         order.sort(key=starts.__getitem__, reverse=True)
         self.index = self.index.iloc[order]
+
+    def _oldest_first(self) -> None:
+        """Order the index for a time series: oldest first, then by path.
+
+        A time series stacks the products under a query in the index's order;
+        torchgeo's, by path, put ``S2A_..._20230814`` before
+        ``S2B_..._20230715``. Undated products come last.
+        """
+        starts = [sensing_start(entry) for entry in self.index.index]
+        paths = list(self.index.filepath)
+        order = sorted(range(len(paths)), key=paths.__getitem__)
+        order.sort(key=lambda i: (starts[i] == pd.Timestamp.min, starts[i]))
+        self.index = self.index.iloc[order]
+
+    def _select_dates(self) -> None:
+        """Keep the products sensed from :attr:`start` to :attr:`end`, inclusive.
+
+        Days are the UTC sensing days of the product names (see
+        :func:`~torchgeo_simclr.datasets.dates.sensing_date`). Undated
+        products cannot be placed in the range: they are left out, with a
+        warning.
+
+        Raises:
+            ValueError: If no product was sensed in the range, naming the
+                days there are.
+        """
+        if self.start is None and self.end is None:
+            return
+        days = [sensing_date(entry) for entry in self.index.index]
+        keep = np.array(
+            [
+                day is not None
+                and (self.start is None or self.start <= day)
+                and (self.end is None or day <= self.end)
+                for day in days
+            ],
+            dtype=bool,
+        )
+        span = range_text(self.start, self.end)
+        undated = [
+            path
+            for path, day in zip(self.index.filepath, days, strict=True)
+            if day is None
+        ]
+        if not keep.any():
+            there = sorted({day.isoformat() for day in days if day is not None})
+            if not there:
+                msg = (
+                    f"The {len(days)} Sentinel-2 product(s) under "
+                    f"{self._roots_str()} carry no sensing date in their names "
+                    f"(e.g. {undated[0]!r}), so none can be placed {span}; rename "
+                    "the product folders to carry their date (YYYYMMDDTHHMMSS), "
+                    "or leave out --start/--end."
+                )
+                raise ValueError(msg)
+            others = f" and {len(undated)} undated one(s)" if undated else ""
+            msg = (
+                f"The Sentinel-2 imagery under {self._roots_str()} has products of "
+                f"{dates_text(there)}{others}; none was sensed {span} (UTC days), "
+                "so pass --start/--end (--data.init_args.start/end to fit) around "
+                "one of them."
+            )
+            raise ValueError(msg)
+        if undated:
+            msg = (
+                f"{len(undated)} of {len(self.index)} Sentinel-2 file(s) under "
+                f"{self._roots_str()} carry no sensing date in their name or their "
+                f"folder's (e.g. {undated[0]!r}), so they cannot be placed {span} "
+                "and are left out; rename the product folder to carry its date "
+                "(YYYYMMDDTHHMMSS) to read them."
+            )
+            warnings.warn(msg, UserWarning, stacklevel=3)
+        #: Footprint, time span and path of each indexed file (one per
+        #: product), those sensed outside :attr:`start` to :attr:`end` left out.
+        self.index = self.index[keep]
 
     def _find_cloud_masks(self) -> dict[str, tuple[CloudMask, ...]]:
         """Find each indexed product's cloud masks (see the class docstring).
@@ -687,7 +798,9 @@ class CentralValleyS2(CheckedCombinations, RasterDataset):
                 f"{self._roots_str()} carry no sensing date in their name or their "
                 f"folder's (e.g. {undated[0]!r}); expected YYYYMMDDTHHMMSS as in "
                 "S2B_MSIL2A_20230715T184919_..., so their date is recorded as "
-                "unknown; rename the product folder to carry its date."
+                "unknown and they come after every dated product: a mosaic reads "
+                "them only where dated products leave nodata (a time series "
+                "stacks them last); rename the product folder to carry its date."
             )
             warnings.warn(msg, UserWarning, stacklevel=3)
 
@@ -809,6 +922,63 @@ class CentralValleyS2(CheckedCombinations, RasterDataset):
         handle.close()
         return vrt
 
+    def __getitem__(self, index: GeoSlice) -> Sample:
+        """Read the pixels of a query, and with :attr:`pixel_dates` their dates.
+
+        Args:
+            index: ``[xmin:xmax:xres, ymin:ymax:yres, tmin:tmax:tres]``.
+
+        Returns:
+            torchgeo's sample (see the class docstring). With
+            :attr:`pixel_dates` and no time series it also has ``date``, int64
+            ``[H, W]``: the sensing day of the product each pixel comes from,
+            as numpy ``datetime64[D]`` integers (days since 1970-01-01; view
+            with ``sample["date"].numpy().view("datetime64[D]")``), NaT where
+            no product has data or the product's name carries no date. Where
+            bands differ in which product has data, the first band's count.
+            It is added after *transforms*.
+
+        Raises:
+            IndexError: If *index* is not found in the dataset.
+            UnreadableFileError: If a file or cloud mask cannot be opened or read.
+        """
+        self._sources = None
+        try:
+            sample = super().__getitem__(index)
+            if self._sources is not None:
+                paths, sources = self._sources
+                assert sources.array is not None
+                day_of = self._sensing_days()
+                # NO_SOURCE, -1, picks the last day: NaT.
+                days = np.array([day_of.get(path, "NaT") for path in paths] + ["NaT"])
+                sample["date"] = torch.from_numpy(
+                    days.astype("datetime64[D]")[sources.array].view(np.int64)
+                )
+        finally:
+            self._sources = None
+        return sample
+
+    def _sensing_days(self) -> dict[str, str]:
+        """The sensing day of every indexed file, and of its product's bands.
+
+        Returns:
+            ``YYYY-MM-DD`` (``NaT`` for a product whose name carries no date)
+            by path, for the files :meth:`_merge_or_stack` reads.
+        """
+        if self._days is None or self._days[0] is not self.index:
+            days: dict[str, str] = {}
+            for path, interval in zip(
+                self.index.filepath, self.index.index, strict=True
+            ):
+                day = sensing_date(interval)
+                text = "NaT" if day is None else day.isoformat()
+                days[os.fspath(path)] = text
+                if self.separate_files:
+                    for band in self.bands:
+                        days[self._update_filepath(band, path)] = text
+            self._days = (self.index, days)
+        return self._days[1]
+
     def _merge_or_stack(
         self,
         filepaths: Sequence[str],
@@ -849,20 +1019,31 @@ class CentralValleyS2(CheckedCombinations, RasterDataset):
                     for d, o, m in zip(data, offsets, masks, strict=True)
                 ]
             )
+        # The sample's dates follow its first band (see __getitem__).
+        sources = PixelSources() if self.pixel_dates and self._sources is None else None
         if len(set(offsets)) == 1 and not any(masks):
-            data = self._mosaic(filepaths, index, band_indexes, out_crs)
-            return remove_offset(data, offsets[0])
-        # Products with cloud masks, or of both offset kinds, overlap: correct
-        # each file on its own, then mosaic.
-        return first_valid(
-            self._blank_clouds(
-                remove_offset(self._mosaic([path], index, band_indexes, out_crs), o),
-                m,
-                index,
-                out_crs,
+            data = self._mosaic(filepaths, index, band_indexes, out_crs, sources)
+            data = remove_offset(data, offsets[0])
+        else:
+            # Products with cloud masks, or of both offset kinds, overlap:
+            # correct each file on its own, then mosaic.
+            data = first_valid(
+                (
+                    self._blank_clouds(
+                        remove_offset(
+                            self._mosaic([path], index, band_indexes, out_crs), o
+                        ),
+                        m,
+                        index,
+                        out_crs,
+                    )
+                    for path, o, m in zip(filepaths, offsets, masks, strict=True)
+                ),
+                sources,
             )
-            for path, o, m in zip(filepaths, offsets, masks, strict=True)
-        )
+        if sources is not None:
+            self._sources = (list(map(os.fspath, filepaths)), sources)
+        return data
 
     def _blank_clouds(
         self,
@@ -954,6 +1135,7 @@ class CentralValleyS2(CheckedCombinations, RasterDataset):
         index: GeoSlice,
         band_indexes: Sequence[int] | None = None,
         out_crs: CRS | None = None,
+        sources: PixelSources | None = None,
     ) -> Tensor:
         """Read the files under a query and mosaic them, first valid pixel wins.
 
@@ -974,6 +1156,8 @@ class CentralValleyS2(CheckedCombinations, RasterDataset):
             index: ``[xmin:xmax:xres, ymin:ymax:yres, tmin:tmax:tres]``.
             band_indexes: 1-based bands to read (default: all).
             out_crs: CRS of the query (default: the dataset CRS).
+            sources: if given, records which file each pixel came from (not
+                for a time series).
 
         Returns:
             ``[C, H, W]`` pixel values (float32 on the direct path), :attr:`nodata`
@@ -985,7 +1169,15 @@ class CentralValleyS2(CheckedCombinations, RasterDataset):
         out_crs = out_crs or self.crs
         merge = self._merge
         if not self.cache or self.time_series or self.nodata is None:
-            return merge(filepaths, index, band_indexes, out_crs)
+            if sources is None or len(filepaths) == 1:
+                data = merge(filepaths, index, band_indexes, out_crs)
+                if sources is not None:
+                    sources.take(data, 0)
+                return data
+            return first_valid(
+                (merge([path], index, band_indexes, out_crs) for path in filepaths),
+                sources,
+            )
         handles: list[DatasetReader | WarpedVRT] = []
         for path in filepaths:
             with reading(path):
@@ -998,11 +1190,14 @@ class CentralValleyS2(CheckedCombinations, RasterDataset):
             and all(self._on_grid(handle, x, y) for handle in handles)
         ):
             return first_valid(
-                merge([path], index, band_indexes, out_crs) for path in filepaths
+                (merge([path], index, band_indexes, out_crs) for path in filepaths),
+                sources,
             )
         width, height = round(width), round(height)
         bands = len(band_indexes) if band_indexes else handles[0].count
         mosaic = np.full((bands, height, width), self.nodata, np.float32)
+        if sources is not None:
+            sources.array = np.full((height, width), NO_SOURCE, np.int16)
         for i, (path, handle) in enumerate(zip(filepaths, handles, strict=True)):
             left, top = handle.transform.c, handle.transform.f
             col, row = round((left - x.start) / x.step), round((y.stop - top) / y.step)
@@ -1020,12 +1215,17 @@ class CentralValleyS2(CheckedCombinations, RasterDataset):
             if i == 0:
                 with reading(path):
                     region[...] = handle.read(band_indexes, window=window)
+                if sources is not None:
+                    sources.take(region, i, at=(rows, cols))
                 continue
             empty = region == self.nodata
             if not empty.any():  # this file would change nothing here
                 continue
             with reading(path):
-                np.copyto(region, handle.read(band_indexes, window=window), where=empty)
+                part = handle.read(band_indexes, window=window)
+            if sources is not None:
+                sources.take(part, i, at=(rows, cols))
+            np.copyto(region, part, where=empty)
         return torch.from_numpy(mosaic)
 
     def _merge(
@@ -1187,26 +1387,3 @@ def fresh_file_handles(worker_id: int) -> None:
     """
     RasterDataset._cached_load_warp_file.cache_clear()
     _OPEN_MASKS.clear()
-
-
-def first_valid(parts: Iterable[Tensor]) -> Tensor:
-    """Mosaic files' pixels, each from the first file with data there.
-
-    Args:
-        parts: ``[C, H, W]`` each file's pixels under one query, in mosaic
-            order, :data:`~torchgeo_simclr.constants.S2_NODATA` where it has
-            none; consumed only while a pixel still lacks data, so a lazy
-            iterable reads no file that could change nothing.
-
-    Returns:
-        ``[C, H, W]``.
-    """
-    mosaic: Tensor | None = None
-    for part in parts:
-        mosaic = (
-            part if mosaic is None else torch.where(mosaic.eq(S2_NODATA), part, mosaic)
-        )
-        if not mosaic.eq(S2_NODATA).any():
-            break
-    assert mosaic is not None  # a query always has a file under it
-    return mosaic

@@ -4,6 +4,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Self
 
+from ..days import parse_days
+
 
 @dataclass(frozen=True)
 class DownloadRequest:
@@ -52,13 +54,9 @@ class DownloadRequest:
             raise ValueError(msg)
         checked = check_lonlat_bbox(values, "--bbox")
         assert checked is not None
-        first, last = _day("--start", start), _day("--end", end)
-        if first > last:
-            msg = (
-                f"--start {start} is after --end {end}; give the earlier date as "
-                "--start."
-            )
-            raise ValueError(msg)
+        first, last = parse_days(start, end)
+        assert first is not None
+        assert last is not None
         if not 0 <= max_cloud <= 100:
             msg = f"--max-cloud {max_cloud} must be a percentage between 0 and 100."
             raise ValueError(msg)
@@ -68,17 +66,14 @@ class DownloadRequest:
     def interval(self) -> str:
         """The date range as a STAC ``datetime`` interval (whole days, UTC).
 
+        STAC datetimes are RFC 3339 and carry fractions of a second, so the
+        range ends at the last microsecond of *end*: a scene sensed at
+        ``23:59:59.5Z`` on that day is in it.
+
         Returns:
-            ``YYYY-MM-DDT00:00:00Z/YYYY-MM-DDT23:59:59Z``.
+            ``YYYY-MM-DDT00:00:00Z/YYYY-MM-DDT23:59:59.999999Z``.
         """
-        return f"{self.start.isoformat()}T00:00:00Z/{self.end.isoformat()}T23:59:59Z"
-
-
-def _day(option: str, text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        msg = (
-            f"{option} {text!r} is not a date; give it as YYYY-MM-DD, e.g. 2023-07-01."
+        return (
+            f"{self.start.isoformat()}T00:00:00Z/"
+            f"{self.end.isoformat()}T23:59:59.999999Z"
         )
-        raise ValueError(msg) from None

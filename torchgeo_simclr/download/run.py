@@ -1,7 +1,9 @@
 """Download Sentinel-2 L2A imagery of a bbox from a STAC API, resumably."""
 
 import functools
+import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -29,6 +31,11 @@ from .stac import (
 #: Sub-directory of the download root holding the scenes (as in the sample).
 IMAGERY_DIR: Final[str] = "sentinel2"
 
+#: The sensing day in a scene file's product name.
+SENSING_DAY: Final[re.Pattern[str]] = re.compile(
+    r"^S2[A-Z]_MSIL2A_(?P<day>\d{8})T\d{6}_"
+)
+
 
 @dataclass
 class DownloadResult:
@@ -40,6 +47,9 @@ class DownloadResult:
     written: list[Path] = field(default_factory=list)
     #: Scene files already there from an earlier run (not fetched again).
     kept: list[Path] = field(default_factory=list)
+    #: Scene files under ``OUT/sentinel2`` sensed outside the request's dates
+    #: (from earlier downloads), which the new scenes are mosaicked with.
+    other_dates: list[Path] = field(default_factory=list)
 
 
 def download(
@@ -78,7 +88,8 @@ def download(
         progress: show a progress bar over the bands being read.
 
     Returns:
-        The files written and kept, and the manifest.
+        The files written and kept, the manifest, and the scene files of
+        other dates already there (see :func:`scenes_outside`).
 
     Raises:
         ConnectionError: if the API or a file cannot be reached.
@@ -172,7 +183,36 @@ def download(
         )
         result.written.append(path)
     bar.close()
+    result.other_dates = scenes_outside(folder, request)
     return result
+
+
+def scenes_outside(folder: Path, request: DownloadRequest) -> list[Path]:
+    """The scene files in a folder sensed outside a request's dates.
+
+    An earlier download into the same ``--out`` may have left scenes of other
+    dates; CentralValleyS2 mosaics them with the new ones (the newest with
+    data wins each pixel), so they fill the new scenes' nodata and clouds.
+
+    Args:
+        folder: ``OUT/sentinel2``.
+        request: the request just downloaded.
+
+    Returns:
+        Files named like products (``S2B_MSIL2A_20230705T184919_...tif``)
+        whose sensing day is before ``request.start`` or after
+        ``request.end``, sorted; files without such a name are left out.
+    """
+    outside = []
+    for path in sorted(folder.glob("S2*_MSIL2A_*.tif")):
+        match = SENSING_DAY.match(path.name)
+        try:
+            day = datetime.strptime(match["day"], "%Y%m%d").date() if match else None
+        except ValueError:  # no calendar day, e.g. 20231399
+            day = None
+        if day is not None and not request.start <= day <= request.end:
+            outside.append(path)
+    return outside
 
 
 def _entry(

@@ -9,16 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-import shapely
 import torch
-from geopandas import GeoDataFrame
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..datamodules.patches import GridPatches, keep_batch
 from ..datamodules.prediction import MapDataModule
-from ..datasets.dates import sensing_date
+from ..datasets.dates import iso_days
 from ..datasets.sentinel2 import fresh_file_handles
 from ..inference.device import resolve_device
 from ..inference.normalise import normalise
@@ -40,52 +38,9 @@ class EmbedResult:
     skipped: int
     #: Wall time, seconds.
     seconds: float
-
-
-class SceneDates:
-    """Sensing date of the newest scene under each patch.
-
-    Where scenes overlap, the mosaic takes each pixel from the newest scene
-    with data there, so this is the date of a patch's pixels, unless that
-    scene has no data over part of the patch (its swath edge, a masked cloud),
-    where older pixels fill in.
-    """
-
-    def __init__(self, index: GeoDataFrame, margin: float) -> None:
-        """Index the scenes' footprints.
-
-        Args:
-            index: a torchgeo dataset's index: one row per file, a time
-                interval (or timestamp) as index, footprints in the dataset CRS.
-            margin: inset of each patch before the look-up, CRS units (half a
-                pixel: a scene that only touches a patch's edge is not under it).
-        """
-        #: Date of each scene, days (NaT where its name carries none).
-        self.dates = np.array(
-            [sensing_date(interval) for interval in index.index],
-            dtype="datetime64[D]",
-        )
-        #: The scenes' footprints.
-        self.tree = shapely.STRtree(np.asarray(index.geometry.values))
-        #: Inset of each patch, CRS units.
-        self.margin = margin
-
-    def __call__(self, footprints: npt.NDArray[np.float64]) -> list[date | None]:
-        """Find the newest scene under each patch.
-
-        Args:
-            footprints: ``[N, 4]`` ``(xmin, ymin, xmax, ymax)``, dataset CRS.
-
-        Returns:
-            ``N`` dates (every patch with data lies on some scene); None where
-            no scene under the patch has a known date.
-        """
-        inset = footprints + self.margin * np.array([1.0, 1.0, -1.0, -1.0])
-        patch, scene = self.tree.query(shapely.box(*inset.T), predicate="intersects")
-        newest = np.full(len(footprints), np.datetime64("NaT"), "datetime64[D]")
-        np.fmax.at(newest, patch, self.dates[scene])  # fmax skips NaT
-        dates: list[date | None] = newest.tolist()
-        return dates
+    #: Sensing dates of the pixels read (``YYYY-MM-DD``, sorted, then
+    #: ``unknown`` for products without a date).
+    imagery_dates: tuple[str, ...] = ()
 
 
 class Embedder:
@@ -201,6 +156,8 @@ def embed_region(
     cloud_buffer: float = 0.0,
     overwrite: bool = False,
     progress: bool = True,
+    start: date | str | None = None,
+    end: date | str | None = None,
 ) -> EmbedResult:
     """Embed every patch of a region into a GeoParquet index.
 
@@ -234,18 +191,25 @@ def embed_region(
             band's reach.
         overwrite: replace an existing *out*.
         progress: show a progress bar over patches.
+        start: first sensing day read, inclusive (UTC, ``YYYY-MM-DD``;
+            default: no limit). Where products of several days overlap, the
+            newest with data wins each pixel; *start* and *end* pick the days.
+        end: last sensing day read, inclusive (default: no limit).
 
     Returns:
-        The file, rows written, patches skipped as nodata and the run time.
+        The file, rows written, patches skipped as nodata, the run time and
+        the imagery's dates.
 
     Raises:
         FileExistsError: if *out* exists and *overwrite* is False.
         ValueError: if *out* is not ``.parquet`` or is a folder, the device
             is unknown or missing, the checkpoint records no bands or
             statistics, the patch size, stride or batch size is out of range,
-            the bbox misses the imagery, or every patch is mostly nodata.
+            the bbox misses the imagery, or every patch is mostly nodata,
+            *start* or *end* is not a date, *start* is after *end*, or no
+            product was sensed between them.
     """
-    start = time.perf_counter()
+    began = time.perf_counter()
     out = Path(out)
     if out.suffix.lower() != ".parquet":
         msg = (
@@ -283,6 +247,8 @@ def embed_region(
             num_workers=num_workers,
             mask_clouds=mask_clouds,
             cloud_buffer=cloud_buffer,
+            start=start,
+            end=end,
         )
         datamodule.setup("predict")
     assert datamodule.imagery is not None
@@ -323,8 +289,8 @@ def embed_region(
             float(grid.transform.f + grid.offset[0] * grid.res),
         ),
     )
-    scene_dates = SceneDates(imagery.index, grid.res / 2)
     skipped = 0
+    read_days: set[int] = set()
     with (
         output_folder(out.parent),
         IndexWriter(out, info) as writer,
@@ -335,13 +301,14 @@ def embed_region(
     ):
         for batch in loader:
             skipped += batch["skipped"]
+            read_days.update(batch["dates"].tolist())
             image = batch["image"]
             rows = batch["row"].numpy() + grid.offset[0]
             cols = batch["col"].numpy() + grid.offset[1]
             if len(image):
                 embeddings = embedder(image, batch["valid"])
-                footprints = info.footprints(rows, cols)
-                writer.write(rows, cols, scene_dates(footprints), embeddings)
+                days = batch["date"].numpy().view("datetime64[D]")
+                writer.write(rows, cols, days.tolist(), embeddings)
             bar.update(len(image) + batch["skipped"])
         if not writer.rows:
             msg = (
@@ -351,4 +318,5 @@ def embed_region(
                 "or --no-cloud-mask where cloud masks blank the region."
             )
             raise ValueError(msg)
-    return EmbedResult(out, writer.rows, skipped, time.perf_counter() - start)
+    seconds = time.perf_counter() - began
+    return EmbedResult(out, writer.rows, skipped, seconds, tuple(iso_days(read_days)))

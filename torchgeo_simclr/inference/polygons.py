@@ -116,14 +116,14 @@ def with_provenance(
 
     The imagery's acquisition is a range, ``acquired_from`` to
     ``acquired_to`` (the same day for a map of one date), rather than a list:
-    a map records which scenes lie under it, not which scene each pixel came
-    from, and two date columns compare and filter as dates in QGIS (and drive
-    its temporal controller), which a list in one text column does not. The
-    list itself is in the summary and the GeoTIFFs' tags.
+    two date columns compare and filter as dates in QGIS (and drive its
+    temporal controller), which a list in one text column does not. The range
+    is the whole map's, not each region's; the list itself is in the summary
+    and the GeoTIFFs' tags.
 
     Args:
         regions: the regions, e.g. from :func:`irrigated_polygons`.
-        dates: ISO sensing dates (``YYYY-MM-DD``) of the scenes under the map;
+        dates: ISO sensing dates (``YYYY-MM-DD``) of the map's pixels;
             :data:`~torchgeo_simclr.constants.UNKNOWN_DATE`, for scenes whose
             names carry no date, is left out of the range.
         checkpoint: the checkpoint's file name.

@@ -3,9 +3,11 @@
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
+from ..days import parse_days
 from ..interrupts import Interrupted, Terminated, keyboard_interrupts
 from .device import resolve_device
 from .writer import IrrigationMapWriter, MapFiles
@@ -81,6 +83,8 @@ def predict_map(
     cloud_buffer: float = 0.0,
     overwrite: bool = False,
     progress: bool = True,
+    start: date | str | None = None,
+    end: date | str | None = None,
 ) -> MapResult:
     """Map irrigation over a bounding box with a fine-tuned or distilled model.
 
@@ -111,9 +115,17 @@ def predict_map(
             band's reach.
         overwrite: replace the files of an earlier map (never others).
         progress: show a progress bar.
+        start: first sensing day read, inclusive (UTC, ``YYYY-MM-DD``;
+            default: no limit). Where products of several days overlap, the
+            newest with data wins each pixel; *start* and *end* pick the days.
+        end: last sensing day read, inclusive (default: no limit).
 
     Returns:
         The files and the summary.
+
+    Raises:
+        ValueError: if *start* or *end* is not a date, *start* is after
+            *end*, or no product under *root* was sensed between them.
     """
     from lightning.pytorch import Trainer
 
@@ -132,6 +144,7 @@ def predict_map(
         command="torchgeo-simclr",
     )
     files = writer.files
+    start, end = parse_days(start, end)
     # The imagery is checked once indexed, before anything is written; an
     # existing output that may be one of its files (under --root, or a hard
     # link) waits for that check, which then names the file it is.
@@ -168,6 +181,8 @@ def predict_map(
         num_workers=num_workers,
         mask_clouds=mask_clouds,
         cloud_buffer=cloud_buffer,
+        start=start,
+        end=end,
     )
     with lightning_muted():  # the caller set up no Trainer: no banner, no tips
         trainer = Trainer(

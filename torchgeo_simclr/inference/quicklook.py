@@ -2,6 +2,7 @@
 
 import math
 import os
+from datetime import date
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -23,6 +24,8 @@ def quicklook(
     overwrite: bool = False,
     mask_clouds: bool = True,
     cloud_buffer: float = 0.0,
+    start: date | str | None = None,
+    end: date | str | None = None,
 ) -> Path:
     """Draw a class map, next to natural colour imagery when *root* is given.
 
@@ -39,6 +42,9 @@ def quicklook(
         mask_clouds: show the pixels cloud masks call cloudy as nodata, as the
             map read them (``predict --no-cloud-mask``: False).
         cloud_buffer: metres by which masked clouds grow, as for the map.
+        start: first sensing day read, inclusive, as for the map (``YYYY-MM-DD``;
+            default: no limit).
+        end: last sensing day read, inclusive, as for the map.
 
     Returns:
         The PNG's path.
@@ -63,6 +69,8 @@ def quicklook(
                 bands=CentralValleyS2.rgb_bands,
                 mask_clouds=mask_clouds,
                 cloud_buffer=cloud_buffer,
+                start=start,
+                end=end,
             )
             sample = imagery[bounds.left : bounds.right, bounds.bottom : bounds.top]
             shape = (int(sample["image"].shape[-2]), int(sample["image"].shape[-1]))

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..constants import IRRIGATED, M2_PER_HA, MAP_NODATA, NOT_IRRIGATED
+from ..datasets.dates import iso_days
 from ..digest import CHECKPOINT_ID_LENGTH
 from ..geopackage import missing_layer, write_geopackage
 from ..interrupts import Terminated, deferred_interrupts
@@ -553,7 +554,9 @@ class IrrigationMapWriter(BasePredictionWriter):
         grid: OutputGrid = datamodule.grid
         self._datamodule, self._task = datamodule, task
         self._threshold = task.threshold if self.threshold is None else self.threshold
-        self._dates: list[str] = datamodule.imagery_dates()
+        #: Sensing days of the pixels read so far (see GridPatches).
+        self._days: set[int] = set()
+        self._dates: list[str] = []
         self._masks: list[str] = datamodule.cloud_masks()
         self._buffer = float(datamodule.cloud_buffer) if self._masks else 0.0
         size, overlap = datamodule.patch_size, datamodule.overlap
@@ -568,7 +571,6 @@ class IrrigationMapWriter(BasePredictionWriter):
             "checkpoint_sha256": task.checkpoint_sha256,
             "problem": task.problem,
             "threshold": f"{self._threshold:g}",
-            "imagery_dates": ",".join(self._dates),
             "cloud_masks": str(len(self._masks)),
             "cloud_buffer_m": f"{self._buffer:g}",
         }
@@ -630,7 +632,8 @@ class IrrigationMapWriter(BasePredictionWriter):
             prediction: ``probability`` and ``valid`` ``[B, h, w]``, ``row`` and
                 ``col`` ``[B]``.
             batch_indices: unused.
-            batch: unused.
+            batch: its ``dates``, the sensing days of its pixels (see
+                :class:`~torchgeo_simclr.datamodules.patches.GridPatches`).
             batch_idx: unused.
             dataloader_idx: unused.
 
@@ -640,6 +643,7 @@ class IrrigationMapWriter(BasePredictionWriter):
         """
         if trainer.received_sigterm:
             raise Terminated
+        self._days.update(batch["dates"].tolist())
         probability = prediction["probability"].float().cpu().numpy()
         valid = prediction["valid"].cpu().numpy()
         rows, cols = prediction["row"].tolist(), prediction["col"].tolist()
@@ -673,6 +677,11 @@ class IrrigationMapWriter(BasePredictionWriter):
         for first, values in self._blender.finish():
             self._write_rows(first, values)
         self._bar.close()
+        # The dates of the pixels read, not of every scene under the map: a
+        # newer scene with data everywhere leaves the older ones unread.
+        self._dates = iso_days(self._days)
+        for raster in (self._classes, self._probability):
+            raster.dataset.update_tags(imagery_dates=",".join(self._dates))
         self._classes.close()
         self._probability.close()
         files, partial, strips = self.files, self._partial, self._strips
