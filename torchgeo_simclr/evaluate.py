@@ -55,6 +55,7 @@ from .constants import (
 )
 from .datasets.dwr import code_key
 from .datasets.labels import IrrigationLabels, LabelsOutsideBboxError
+from .datasets.survey_years import other_years
 from .geopackage import missing_layer, write_geopackage
 from .interrupts import deferred_interrupts
 from .lonlat import (
@@ -745,6 +746,15 @@ def evaluate_map(
                 f"({lonlat_extent(src.bounds, crs)}), or leave it out."
             )
             raise ValueError(msg) from None
+        map_dates = src.tags().get("imagery_dates", "")
+        why = other_years(
+            dataset.years,
+            repr(os.fspath(labels)),
+            map_dates.split(",") if map_dates else [],
+            "a map made with predict --start/--end",
+        )
+        if why is not None:
+            warnings.warn(why, UserWarning, stacklevel=2)
         bbox_polygon = None if region is None else region.polygon(crs)
         window = _labelled_window(src, dataset, region, bbox_polygon, name, labels)
         tally = _Tally(dataset.features["value"].to_numpy(dtype=np.uint8))

@@ -23,6 +23,7 @@ from ..constants import IGNORE_INDEX, UNKNOWN_DATE
 from ..datasets import CentralValleyS2, IrrigationLabels, resolve_label_path
 from ..datasets.dates import sensing_date
 from ..datasets.sentinel2 import check_bands, fresh_file_handles
+from ..datasets.survey_years import other_years
 from ..days import dates_note, parse_days
 from ..lonlat import LONLAT, check_lonlat_bbox, lonlat_extent
 from .augment import make_views, set_augmentations
@@ -300,6 +301,7 @@ class CentralValleyDataModule(GeoDataModule):
                 f"{buffer}; --data.init_args.mask_clouds false keeps them."
             )
         dataset: GeoDataset = self.image_dataset
+        labels: IrrigationLabels | None = None
         if self.bbox is not None:
             # A bbox off the imagery is refused with the imagery's extent
             # before the labels are read, whose refusal names only theirs.
@@ -315,6 +317,13 @@ class CentralValleyDataModule(GeoDataModule):
             dataset = IntersectionDataset(self.image_dataset, labels)
             snap_to_grid(dataset, self.image_dataset)
         self.dataset = dataset
+        if labels is not None:
+            fix = "--data.init_args.start/end"
+            why = other_years(
+                labels.years, repr(str(self.labels_path)), self.imagery_dates(), fix
+            )
+            if why is not None:
+                rank_zero_warn(why)
         roi = self._region(dataset)
         self.region_area = float(roi.area)
         patch_side = self.patch_size_px * dataset.res[0]

@@ -34,6 +34,7 @@ from .combine import intersect
 from .dwr import build_irrigation_map, class_codes_to_mask_values, code_key
 from .files import as_path_list
 from .sentinel2 import check_res, class_panels, plot_panels
+from .survey_years import survey_year
 
 #: What a label file must be, for error messages.
 EXPECTED_FORMATS = (
@@ -293,6 +294,15 @@ class IrrigationLabels(VectorDataset):
             crs = first_crs if first_crs.is_projected else first.estimate_utm_crs()
         features = pd.concat([frame.to_crs(crs) for frame in frames], ignore_index=True)
         self._filepaths = kept
+        #: The survey years the files' or layers' names give, DWR style
+        #: (``i15_Crop_Mapping_2023``; see
+        #: :func:`~torchgeo_simclr.datasets.survey_years.survey_year`); empty
+        #: for names without one.
+        self.years = frozenset(
+            year
+            for year in (survey_year(path, layer) for path in kept)
+            if year is not None
+        )
         if isinstance(res, int | float):
             res = (float(res), float(res))
         self._res = res
