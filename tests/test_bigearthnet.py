@@ -254,7 +254,9 @@ def test_unreadable_cache_is_rebuilt(tmp_path: Path) -> None:
     with pytest.warns(UserWarning, match=r"Ignoring the BigEarthNet label cache"):
         dataset = BigEarthNetIrrigation(tmp_path, progress=False)
     assert dataset.labels.tolist() == [1]
-    assert cache.read_text().splitlines() == ["patch,classes", f"{patch_name(0)},11 12"]
+    header, row = cache.read_text().splitlines()
+    assert header == "patch,classes,bands,json_mtime_ns,json_size"
+    assert row.startswith(f"{patch_name(0)},11 12,12,")
 
 
 # Errors
@@ -652,3 +654,279 @@ def test_student_on_another_split(
                 "true",
             ]
         )
+
+
+# Review follow-ups: cache staleness, broken and v2 roots, split stability,
+# split guard, cross-dataset provenance
+
+
+def test_edited_label_file_is_read_again(tmp_path: Path) -> None:
+    for i in range(3):
+        write_patch(tmp_path, patch_name(i), FAKE_LABELS[i + 2], i)
+    assert BigEarthNetIrrigation(tmp_path, progress=False).labels.tolist() == [0] * 3
+    folder = tmp_path / patch_name(1)
+    set_labels(folder, ["Permanently irrigated land"])
+    label_file = next(folder.glob("*.json"))
+    later = label_file.stat().st_mtime_ns + 10**9
+    os.utime(label_file, ns=(later, later))
+    dataset = BigEarthNetIrrigation(tmp_path, progress=False)
+    assert dataset.labels.tolist() == [0, 1, 0]
+
+
+def test_cache_of_an_earlier_version_is_read_again(tmp_path: Path) -> None:
+    write_patch(tmp_path, patch_name(0), FAKE_LABELS[0], 0)
+    cache = tmp_path / BigEarthNetIrrigation.cache_name
+    # No times or sizes: its (here wrong) classes are not trusted.
+    cache.write_text(f"patch,classes\n{patch_name(0)},3\n")
+    dataset = BigEarthNetIrrigation(tmp_path, progress=False)
+    assert dataset.labels.tolist() == [1]
+    assert cache.read_text().splitlines()[1].startswith(f"{patch_name(0)},11 12,12,")
+
+
+def test_half_extracted_patch_is_refused_at_set_up(tmp_path: Path) -> None:
+    for i in range(3):
+        write_patch(tmp_path, patch_name(i), FAKE_LABELS[i], i)
+    folder = tmp_path / patch_name(1)
+    for band in S2_BANDS[7:]:
+        (folder / f"{patch_name(1)}_{band}.tif").unlink()
+    with pytest.raises(
+        ValueError,
+        match=rf"Patch folder '.*{patch_name(1)}' holds 7 band GeoTIFFs but "
+        r"BigEarthNet-S2 patches have 12 .* not fully extracted; extract the patch "
+        r"folders again .*BigEarthNet-v1\.0/S2A_.* rather than removing them",
+    ):
+        BigEarthNetIrrigation(tmp_path, progress=False)
+    # Once extracted, the folder is counted again (the cache said 7).
+    shutil.rmtree(folder)
+    write_patch(tmp_path, patch_name(1), FAKE_LABELS[1], 1)
+    assert len(BigEarthNetIrrigation(tmp_path, progress=False)) == 3
+
+
+def test_truncated_band_file_names_the_file(tmp_path: Path) -> None:
+    from torchgeo_simclr.datasets import UnreadableFileError
+
+    folder = write_patch(tmp_path, patch_name(0), FAKE_LABELS[0], 0)
+    band = folder / f"{patch_name(0)}_B08.tif"
+    band.write_bytes(band.read_bytes()[:600])
+    dataset = BigEarthNetIrrigation(tmp_path, progress=False)
+    with pytest.raises(
+        UnreadableFileError,
+        match=rf"BigEarthNet-S2 band file '.*_B08\.tif' could not be read .*"
+        rf"extract its patch folder {patch_name(0)} from the archive again\.$",
+    ):
+        dataset[0]
+
+
+def write_v2_root(root: Path) -> Path:
+    """A BigEarthNet v2 (reBEN) root: metadata.parquet and tile folders."""
+    tile = root / "BigEarthNet-S2" / "S2A_MSIL2A_20170613T101031_N9999_R022_T33UUP"
+    patch = tile / f"{tile.name}_26_57"
+    patch.mkdir(parents=True)
+    (patch / f"{patch.name}_B02.tif").write_bytes(b"")
+    (root / "metadata.parquet").write_bytes(b"PAR1")
+    return tile
+
+
+@pytest.mark.parametrize("where", ["root", "BigEarthNet-S2", "tile"])
+def test_bigearthnet_v2_is_refused(tmp_path: Path, where: str) -> None:
+    tile = write_v2_root(tmp_path)
+    root = {"root": tmp_path, "BigEarthNet-S2": tile.parent, "tile": tile}[where]
+    with pytest.raises(
+        ValueError,
+        match=r"holds BigEarthNet v2 \(reBEN\) data .*, which is not supported: "
+        r"BigEarthNetIrrigation reads BigEarthNet-S2 v1\.0.*; download "
+        r"https://zenodo\.org/.*BigEarthNet-S2-v1\.0\.tar\.gz and extract it",
+    ) as error:
+        BigEarthNetIrrigation(root, progress=False)
+    assert "remove" not in str(error.value)
+
+
+def test_archive_not_extracted(tmp_path: Path) -> None:
+    (tmp_path / "BigEarthNet-S2-v1.0.tar.gz").write_bytes(b"")
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"extract the archive BigEarthNet-S2-v1\.0\.tar\.gz found there",
+    ):
+        BigEarthNetIrrigation(tmp_path)
+
+
+#: 300 patch names, 40 irrigated (as the reviewer's fake root).
+NAMES = [patch_name(i) for i in range(300)]
+LABELS = torch.tensor([int(i % 300 < 40) for i in range(300)])
+
+
+def split_without(drop: int | None, seed: int = 0) -> dict[str, set[str]]:
+    keep = [i for i in range(len(NAMES)) if i != drop]
+    names = [NAMES[i] for i in keep]
+    splits = irrigation_splits(LABELS[keep], seed, names)
+    return {k: {names[i] for i in v.tolist()} for k, v in splits.items()}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_split_is_stable_when_one_patch_goes(seed: int) -> None:
+    full = split_without(None, seed)
+    chosen_negatives = {NAMES.index(n) for s in full.values() for n in s} - set(
+        range(40)
+    )
+    unused = next(i for i in range(40, 300) if i not in chosen_negatives)
+    for drop in (0, min(chosen_negatives), unused):
+        fewer = split_without(drop, seed)
+        sizes = {split: len(names) for split, names in fewer.items()}
+        n = 39 if drop == 0 else 40
+        per_class = (n * 70 // 100, n * 15 // 100, n - n * 70 // 100 - n * 15 // 100)
+        assert sizes == {
+            "train": per_class[0] * 2,
+            "val": per_class[1] * 2,
+            "test": per_class[2] * 2,
+        }
+        for split in ("train", "val", "test"):
+            moved = len(fewer[split] - full[split])
+            # The cuts move by a patch per class where a class shrinks.
+            assert moved <= 4, (drop, split, moved)
+        assert len(fewer["test"] & full["test"]) >= len(full["test"]) - 4
+
+
+def test_split_is_the_same_in_another_process() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import torch;"
+        "from torchgeo_simclr.datamodules.balanced_split import irrigation_splits;"
+        f"labels = torch.tensor({LABELS.tolist()});"
+        f"names = {NAMES!r};"
+        "print(irrigation_splits(labels, 3, names)['test'].tolist())"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert json.loads(out) == irrigation_splits(LABELS, 3, NAMES)["test"].tolist()
+
+
+def test_empty_val_split_is_one_sentence(tmp_path: Path) -> None:
+    for i in range(12):
+        labels = FAKE_LABELS[0] if i < 5 else FAKE_LABELS[3]
+        write_patch(tmp_path / "root", patch_name(i), labels, i)
+    dm = datamodule(tmp_path / "root", tmp_path)
+    with pytest.raises(
+        ValueError,
+        match=r"The balanced split of .* has an empty val set: 5 of its 12 patches "
+        r"are irrigated under scheme 'regular', .* needs at least 7 irrigated "
+        r"patches; point root at the full BigEarthNet-S2 v1\.0 archive",
+    ):
+        dm.setup("fit")
+
+
+def test_split_guard_stops_a_run_on_another_patch_set(
+    fake_root: Path, tmp_path: Path
+) -> None:
+    from types import SimpleNamespace
+
+    from torchgeo_simclr.split_guard import SplitGuard
+
+    dm = datamodule(fake_root, tmp_path)
+    dm.setup("fit")
+    assert dm.split_fingerprint is not None
+    assert dm.split_summary is not None
+    assert dm.split_summary.startswith("BigEarthNet split of ")
+    guard = SplitGuard(dm.split_fingerprint, None, str(fake_root), "runs/exp")
+    guard.setup(SimpleNamespace(datamodule=dm), None, "fit")  # type: ignore[arg-type]
+    copy = tmp_path / "copy"
+    shutil.copytree(fake_root, copy)
+    shutil.rmtree(copy / "BigEarthNet-v1.0" / patch_name(0))  # irrigated
+    other = datamodule(copy, tmp_path)
+    other.setup("fit")
+    with pytest.raises(
+        ValueError,
+        match=rf"The data under --root '.*' now makes split {other.split_fingerprint}"
+        rf", but the experiment in --out 'runs/exp' was made on split "
+        rf"{dm.split_fingerprint}, .* pass a new --out .* or restore the "
+        r"root's patch folders",
+    ):
+        guard.setup(SimpleNamespace(datamodule=other), None, "fit")  # type: ignore[arg-type]
+
+
+def metadata(**kwargs: object) -> DataMetadata:
+    return DataMetadata(
+        bands=S2_BANDS,
+        mean=(0.0,) * 12,
+        std=(1.0,) * 12,
+        patch_size=32,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def test_checkpoints_record_the_dataset(fake_root: Path, tmp_path: Path) -> None:
+    dm = datamodule(fake_root, tmp_path)
+    dm.setup("fit")
+    data = DataMetadata.from_datamodule(dm, 12)
+    assert data is not None
+    assert data.dataset == "bigearthnet"
+    assert DataMetadata.from_dict(data.to_dict()) == data
+    # Earlier versions' records load: without a dataset, blocks mean a scene.
+    old = {k: v for k, v in data.to_dict().items() if k not in ("dataset", "extent")}
+    assert DataMetadata.from_dict(old).kind is None
+    assert DataMetadata.from_dict({**old, "held_out": "ab"}).kind == "scene"
+
+
+def test_encoder_pretrained_on_other_data_is_not_said_to_have_seen_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+    import warnings
+
+    from torchgeo_simclr.tasks.provenance import other_data, split_warning
+
+    ben = metadata(split="aaaa", dataset="bigearthnet")
+    scene = metadata(
+        split="bbbb",
+        held_out="cccc",
+        dataset="scene",
+        extent=(-120.6, 36.6, -120.4, 36.8),
+    )
+    far_scene = metadata(
+        split="dddd", held_out="eeee", dataset="scene", extent=(10.0, 45.0, 10.2, 45.2)
+    )
+    near_scene = metadata(
+        split="ffff",
+        held_out="gggg",
+        dataset="scene",
+        extent=(-120.5, 36.7, -120.3, 36.9),
+    )
+    assert other_data(ben, scene)
+    assert other_data(scene, ben)
+    assert other_data(scene, far_scene)
+    assert not other_data(scene, near_scene)
+    assert not other_data(ben, metadata(split="zzzz", dataset="bigearthnet"))
+    assert split_warning("checkpoint 'x'", ben, scene) is None
+    assert split_warning("checkpoint 'x'", scene, near_scene) is not None
+    for trained, current in ((ben, scene), (scene, ben), (scene, far_scene)):
+        task = FineTuneTask(model="resnet18", in_channels=12)
+        task.pretrained_data, task.data_metadata = trained, current
+        with warnings.catch_warnings(), caplog.at_level(logging.INFO):
+            warnings.simplefilter("error")
+            task._warn_other_pretraining_split()
+        assert "was pretrained on other data" in caplog.text
+        caplog.clear()
+    task = FineTuneTask(model="resnet18", in_channels=12)
+    task.pretrained_data, task.data_metadata = scene, near_scene
+    with pytest.warns(UserWarning, match=r"the encoder has seen the imagery"):
+        task._warn_other_pretraining_split()
+
+
+def test_experiment_without_root_names_bigearthnet(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from torchgeo_simclr.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit):
+        main(["experiment", "--preset", "bigearthnet", "--fractions", "0.01"])
+    err = capsys.readouterr().err
+    assert "--root 'data/bigearthnet' does not exist" in err
+    assert "BigEarthNet-S2 v1.0" in err
+    assert "zenodo.org" in err
+    assert "sample-data" not in err
+    assert not (tmp_path / "runs").exists()

@@ -243,6 +243,39 @@ def test_a_pretrained_encoder_is_not_reused_under_other_settings(
     assert str(other_root) in err
 
 
+@pytest.mark.parametrize("recorded", [True, False])
+def test_resuming_on_changed_imagery_is_refused(
+    tmp_path: Path,
+    ran: Path,
+    command: list[str],
+    capsys: pytest.CaptureFixture[str],
+    recorded: bool,
+) -> None:
+    # The imagery under the root changed after pretraining (here: another
+    # scene, its settings rewritten to its path), so its blocks differ.
+    settings = json.loads((ran / SETTINGS_FILE).read_text())
+    pretrain = settings["data split"]["pretrain"]
+    # Scenes are compared by their val and test blocks.
+    split = pretrain["held_out"]
+    assert split
+    out = tmp_path / "interrupted"
+    (out / "runs").mkdir(parents=True)
+    shutil.copy(ran / "runs" / "pretrain.ckpt", out / "runs" / "pretrain.ckpt")
+    scene = tmp_path / "scene"
+    make_sample_scene(scene, size=384)
+    settings["root"] = str(scene.resolve())
+    if not recorded:  # as an earlier version wrote it: the encoder tells
+        del settings["data split"]
+    (out / SETTINGS_FILE).write_text(json.dumps(settings))
+    # The progress bar had started: the refusal is the last line.
+    err = refusal(replaced(command, out=out, root=scene), capsys).splitlines()[-1]
+    assert err.startswith("torchgeo-simclr experiment: error: The data under"), err
+    assert f"The data under --root {str(scene)!r} now makes split " in err
+    assert f"was made on split {split}," in err
+    assert "pass a new --out" in err
+    assert not (out / "results.csv").exists()
+
+
 def test_a_run_that_failed_on_a_mistyped_root_does_not_block_out(
     tmp_path: Path,
     command: list[str],
@@ -443,6 +476,7 @@ def test_missing_row_is_run_again(
         f"test F1 {float(again[5]['f1']):.4f}"
     ) in printed.out
     assert "GPU available" not in printed.out + printed.err
+    assert printed.out.count("Data split ") == 1  # printed once
 
 
 def result(method: str, fraction: str, seed: int, f1: float) -> dict[str, str]:

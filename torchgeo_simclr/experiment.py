@@ -2,9 +2,11 @@
 
 For every label fraction and seed it fine-tunes the SimCLRv2 encoder, trains the
 supervised baseline on the same labelled subset, and distils the fine-tuned model
-into a small student; all are scored on the same held-out test blocks. Results go
-to ``results.csv`` row by row, so an interrupted experiment resumes where it
-stopped; :func:`plot_results` draws F1 against the label fraction.
+into a small student; all are scored on the same held-out test blocks (or
+patches). Results go to ``results.csv`` row by row, so an interrupted experiment
+resumes where it stopped, on the data split it was made on
+(:mod:`~torchgeo_simclr.split_guard`); :func:`plot_results` draws F1 against the
+label fraction.
 """
 
 import csv
@@ -24,6 +26,7 @@ from tqdm import tqdm
 from .digest import file_digest
 from .interrupts import keyboard_interrupts
 from .models.checkpoint import read_checkpoint
+from .split_guard import checkpoint_split, split_record
 from .throughput import FreshProcessTimer
 
 #: The methods compared, in the order they run for a fraction and seed.
@@ -180,10 +183,16 @@ class RunOutcome:
     task: Any
     #: Labelled training patches (None without a label fraction).
     n_labels: int | None
+    #: The datamodule's split in words (its ``split_summary``), if it says.
+    split_summary: str | None = None
 
 
 def run_stage(
-    config: Path, run_dir: Path, arguments: Sequence[str], test: bool = True
+    config: Path,
+    run_dir: Path,
+    arguments: Sequence[str],
+    test: bool = True,
+    guard: dict[str, Any] | None = None,
 ) -> RunOutcome:
     """Fit one stage with LightningCLI in this process, then test the final model.
 
@@ -192,6 +201,9 @@ def run_stage(
         run_dir: where logs and checkpoints go (``run_dir/checkpoints/last.ckpt``).
         arguments: further LightningCLI arguments (root, seed, fraction, ...).
         test: score the final model on the test blocks.
+        guard: arguments of a :class:`~torchgeo_simclr.split_guard.SplitGuard`
+            that stops the run if its data split is not the experiment's
+            (None: no check).
 
     Returns:
         The checkpoint, the test metrics and the task.
@@ -209,6 +221,11 @@ def run_stage(
             "save_last": True,
         },
     }
+    callbacks: list[dict[str, Any]] = [checkpoint_callback]
+    if guard is not None:
+        callbacks.append(
+            {"class_path": "torchgeo_simclr.split_guard.SplitGuard", "init_args": guard}
+        )
     cli = run_cli(
         [
             "--config",
@@ -217,7 +234,7 @@ def run_stage(
             "--trainer.default_root_dir",
             str(run_dir),
             "--trainer.callbacks",
-            json.dumps([checkpoint_callback]),
+            json.dumps(callbacks),
             "--trainer.enable_progress_bar",
             "false",
             "--trainer.enable_model_summary",
@@ -243,7 +260,11 @@ def run_stage(
         metrics = {key: float(value) for key, value in results[0].items()}
     path = Path(cli.trainer.checkpoint_callback.last_model_path)  # type: ignore[union-attr]
     return RunOutcome(
-        path, metrics, cli.model, getattr(cli.datamodule, "n_labels", None)
+        path,
+        metrics,
+        cli.model,
+        getattr(cli.datamodule, "n_labels", None),
+        getattr(cli.datamodule, "split_summary", None),
     )
 
 
@@ -372,6 +393,11 @@ DIGEST_LENGTH = 16
 #: Settings that records of earlier versions lack.
 LATER_SETTINGS = ("checkpoint SHA-256", "config contents (SHA-256)")
 
+#: Key of the recorded data splits in the settings: each method's (and
+#: ``pretrain``'s) :func:`~torchgeo_simclr.split_guard.split_record`, written
+#: once its first run has made it.
+DATA_SPLIT = "data split"
+
 
 def _setting(value: Any) -> str:
     """A recorded setting in words (None, for the checkpoint, is pretraining)."""
@@ -417,6 +443,10 @@ def check_settings(plan: ExperimentPlan, resuming: bool) -> None:
     path = plan.out / SETTINGS_FILE
     if resuming and path.exists():
         recorded = json.loads(path.read_text())
+        if recorded.get(DATA_SPLIT) is not None:
+            # Checked by every run (SplitGuard), not here: the data are read
+            # by the stages.
+            settings[DATA_SPLIT] = recorded[DATA_SPLIT]
         # A record from before the contents were recorded is not checked for them.
         unrecorded = {k for k in LATER_SETTINGS if k not in recorded}
         changed = [
@@ -466,12 +496,30 @@ def check_root(plan: ExperimentPlan) -> None:
         if os.path.isabs(root)
         else f" (read from the working directory {os.getcwd()})"
     )
-    msg = (
-        f"{option} {root!r} does not exist{where}; pass the folder of the "
-        "imagery and labels the stages read, e.g. one made by "
-        "`torchgeo-simclr sample-data --root DIR`."
-    )
+    if _reads_bigearthnet(plan):
+        from .datasets import BigEarthNetIrrigation
+
+        url = BigEarthNetIrrigation.metadata["s2"]["url"]
+        what = (
+            "the BigEarthNet-S2 v1.0 folder the stages read (download "
+            f"{url} and extract it into e.g. data/bigearthnet, the default with "
+            "--preset bigearthnet)"
+        )
+    else:
+        what = (
+            "the folder of the imagery and labels the stages read, e.g. one made "
+            "by `torchgeo-simclr sample-data --root DIR`"
+        )
+    msg = f"{option} {root!r} does not exist{where}; pass {what}."
     raise FileNotFoundError(msg)
+
+
+def _reads_bigearthnet(plan: ExperimentPlan) -> bool:
+    """Whether the pretraining config reads BigEarthNet (for the root's message)."""
+    try:
+        return "BigEarthNetIrrigationDataModule" in plan.pretrain_config.read_text()
+    except OSError:
+        return False
 
 
 def run_experiment(plan: ExperimentPlan, progress: bool = True) -> list[dict[str, Any]]:
@@ -500,7 +548,9 @@ def run_experiment(plan: ExperimentPlan, progress: bool = True) -> list[dict[str
     # Rows and the pretrained encoder are all a later run reuses (a stage's
     # folder is cleared before it runs), so a run that failed before either,
     # e.g. on a mistyped --root, leaves --out free for the corrected command.
-    check_settings(plan, resuming=bool(rows) or _pretrained_path(plan).exists())
+    resuming = bool(rows) or _pretrained_path(plan).exists()
+    check_settings(plan, resuming=resuming)
+    split = DataSplit(plan, _recorded_splits(plan, rows) if resuming else {})
     done = {_key(r["method"], float(r["fraction"]), int(r["seed"])): r for r in rows}
     common = ["--data.init_args.root", str(plan.root), *plan.extra_args]
     todo = [
@@ -518,10 +568,137 @@ def run_experiment(plan: ExperimentPlan, progress: bool = True) -> list[dict[str
         unit="run",
         disable=not progress,
     ) as bar:
-        pretrained = _pretrain(plan, pretrained, needs_pretraining, common, bar)
-        _run_all(plan, todo, pretrained, common, rows, done, bar)
+        pretrained = _pretrain(plan, pretrained, needs_pretraining, common, bar, split)
+        _run_all(plan, todo, pretrained, common, rows, done, bar, split)
     plot_results(rows, plan.out / "f1_vs_fraction.png")
     return rows
+
+
+class DataSplit:
+    """The data split of each stage: recorded in the settings, checked on resuming.
+
+    Each method's runs (and pretraining) record the split their data made the
+    first time. A later invocation checks every run against its method's
+    split, or, for a method that has not run yet, against pretraining's: a
+    root whose patches or imagery changed in between makes another split and
+    is refused (:class:`~torchgeo_simclr.split_guard.SplitGuard`). Within one
+    invocation, a method is checked against its own first run only, so stage
+    configs that cut the data differently (another patch size) still run.
+    """
+
+    def __init__(
+        self, plan: ExperimentPlan, earlier: dict[str, dict[str, Any]]
+    ) -> None:
+        """Initialise a new DataSplit.
+
+        Args:
+            plan: the experiment's plan.
+            earlier: the splits of earlier invocations' runs, by method
+                (``pretrain``, ``simclr``, ``supervised``, ``distilled``).
+        """
+        #: The experiment's plan.
+        self.plan = plan
+        #: Splits recorded by earlier invocations, by method.
+        self.earlier = earlier
+        #: Splits first recorded by this invocation, by method.
+        self.made: dict[str, dict[str, Any]] = {}
+        #: Whether the split was printed in this invocation.
+        self.printed = False
+
+    def guard(self, method: str) -> dict[str, Any] | None:
+        """The :class:`~torchgeo_simclr.split_guard.SplitGuard` of a run.
+
+        Args:
+            method: ``pretrain`` or one of :data:`METHODS`.
+
+        Returns:
+            Its arguments, None while there is no split to check against.
+        """
+        recorded = (
+            self.earlier.get(method)
+            or self.made.get(method)
+            or self.earlier.get("pretrain")
+        )
+        if recorded is None:
+            return None
+        return {
+            "split": recorded["split"],
+            "held_out": recorded.get("held_out"),
+            "root": str(self.plan.root),
+            "out": str(self.plan.out),
+        }
+
+    def ran(self, method: str, outcome: RunOutcome, bar: tqdm) -> None:
+        """Record a method's split on its first run, and print a split once.
+
+        Args:
+            method: ``pretrain`` or one of :data:`METHODS`.
+            outcome: its finished run.
+            bar: the progress bar to print beside.
+        """
+        made = split_record(getattr(outcome.task, "data_metadata", None))
+        if made is None:
+            return
+        if method not in self.earlier and method not in self.made:
+            self.made[method] = made
+            _record_splits(self.plan, {**self.earlier, **self.made})
+        if not self.printed and not bar.disable:
+            bar.write(
+                outcome.split_summary
+                or f"Data split {made['split']} of {self.plan.root}"
+            )
+        self.printed = True
+
+
+def _recorded_splits(
+    plan: ExperimentPlan, rows: Sequence[dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """The splits the experiment's earlier runs were made on, by method.
+
+    The settings record them; an experiment of an earlier version did not,
+    and its pretrained encoder and each method's first row's checkpoint tell
+    them (and are recorded).
+
+    Args:
+        plan: the experiment's plan.
+        rows: its result rows.
+
+    Returns:
+        :func:`~torchgeo_simclr.split_guard.split_record` of each method
+        (``pretrain`` included) that is known.
+    """
+    settings = plan.out / SETTINGS_FILE
+    if settings.exists():
+        recorded = json.loads(settings.read_text()).get(DATA_SPLIT)
+        if recorded:
+            return dict(recorded)
+    candidates = (
+        [] if plan.checkpoint is not None else [("pretrain", _pretrained_path(plan))]
+    )
+    candidates += [
+        (row["method"], Path(row["checkpoint"]))
+        for row in rows
+        if row.get("checkpoint")
+    ]
+    found: dict[str, dict[str, Any]] = {}
+    for method, path in candidates:
+        if method in found or not path.is_file():
+            continue
+        if (made := checkpoint_split(path)) is not None:
+            found[method] = made
+    if found:
+        _record_splits(plan, found)
+    return found
+
+
+def _record_splits(plan: ExperimentPlan, splits: dict[str, dict[str, Any]]) -> None:
+    """Write the splits, by method, into the experiment's settings file."""
+    path = plan.out / SETTINGS_FILE
+    settings = json.loads(path.read_text()) if path.exists() else {}
+    settings[DATA_SPLIT] = splits
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps(settings, indent=2) + "\n")
+    os.replace(partial, path)
 
 
 def _pretrained_path(plan: ExperimentPlan) -> Path:
@@ -535,6 +712,7 @@ def _pretrain(
     needs_pretraining: bool,
     common: list[str],
     bar: tqdm,
+    split: DataSplit,
 ) -> Path:
     """The encoder to fine-tune: *pretrained*, or one pretrained in ``--out``."""
     if pretrained is None:
@@ -545,9 +723,14 @@ def _pretrain(
             bar.set_postfix_str("pretrain")
             start = time.perf_counter()
             outcome = run_stage(
-                plan.pretrain_config, plan.out / "runs" / "pretrain", common, test=False
+                plan.pretrain_config,
+                plan.out / "runs" / "pretrain",
+                common,
+                test=False,
+                guard=split.guard("pretrain"),
             )
             os.replace(outcome.checkpoint, pretrained)
+            split.ran("pretrain", outcome, bar)
             if not bar.disable:
                 bar.write(
                     f"pretrain: {pretrained} ({time.perf_counter() - start:.0f} s)"
@@ -565,6 +748,7 @@ def _run_all(
     rows: list[dict[str, Any]],
     done: dict[tuple[str, str, str], dict[str, Any]],
     bar: tqdm,
+    split: DataSplit,
 ) -> None:
     """Fine-tune, train and distil each run of *todo*, appending to *rows*."""
     results = plan.out / "results.csv"
@@ -574,8 +758,11 @@ def _run_all(
             config, arguments = _stage(plan, method, fraction, seed, pretrained, done)
             run_dir = plan.out / "runs" / f"{method}_f{fraction_name(fraction)}_s{seed}"
             start = time.perf_counter()
-            outcome = run_stage(config, run_dir, [*common, *arguments])
+            outcome = run_stage(
+                config, run_dir, [*common, *arguments], guard=split.guard(method)
+            )
             seconds = time.perf_counter() - start
+            split.ran(method, outcome, bar)
             speed = _speed(timer, outcome)
             row = _row(method, fraction, seed, outcome, speed, seconds)
             if not bar.disable:
@@ -703,7 +890,7 @@ def plot_results(rows: Sequence[dict[str, Any]], path: Path) -> None:
     ax.set_xscale("log")
     ax.set_xlabel("fraction of labelled training patches", labelpad=2)
     ax.set_ylabel("test F1 (irrigated)")
-    ax.set_title("Label efficiency on the held-out test blocks")
+    ax.set_title("Label efficiency on the held-out test set")
     ax.grid(True, which="both", alpha=0.3)
     # Below the axes, so it never hides a point.
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, fontsize="small")

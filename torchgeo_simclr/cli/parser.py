@@ -634,7 +634,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="label-efficiency experiment: fine-tuned SimCLRv2 vs supervised vs "
         "distilled, over label fractions and seeds (resumable)",
     )
-    experiment.add_argument("--root", default="data/sample", help="imagery directory")
+    experiment.add_argument(
+        "--root",
+        help="imagery directory (default: data/sample; data/bigearthnet, holding "
+        "BigEarthNet-S2 v1.0, with --preset bigearthnet)",
+    )
     experiment.add_argument(
         "--out", default="runs/experiment", help="output directory (resumes there)"
     )

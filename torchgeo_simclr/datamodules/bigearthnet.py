@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
-from torch.utils.data import DataLoader, RandomSampler, Subset
+from torch.utils.data import DataLoader, Subset
 from torchgeo.datamodules import NonGeoDataModule
 from torchgeo.datasets.utils import Sample
 
@@ -16,9 +16,10 @@ from ..constants import IGNORE_INDEX, S2_BANDS
 from ..datasets import BigEarthNetIrrigation
 from ..datasets.bigearthnet import Scheme
 from .augment import make_views, set_augmentations
-from .balanced_split import irrigation_splits
+from .balanced_split import VAL_PERCENT, irrigation_splits
 from .fractions import draw_labelled_subset
 from .options import check_batch_size, check_label_fraction
+from .samplers import RandomDrawSampler, epoch_draws
 from .statistics import cache_key, cached_band_statistics
 
 
@@ -99,8 +100,10 @@ class BigEarthNetIrrigationDataModule(NonGeoDataModule):
     All irrigated patches (under *scheme*) and as many randomly drawn
     not-irrigated ones are split 70/15/15 per class into train, val and test
     (:func:`~torchgeo_simclr.datamodules.balanced_split.irrigation_splits`,
-    seeded by *split_seed*). Pretraining (``label_fraction=None``) uses every
-    training patch without its label; fine-tuning uses a nested,
+    each patch placed by a hash of *split_seed* and its name, so adding or
+    removing a patch folder moves only a few patches). Pretraining
+    (``label_fraction=None``) uses every training patch without its label;
+    fine-tuning uses a nested,
     class-balanced *label_fraction* of them (1% of 19,024 = 190 patches), and
     distillation (``unlabeled=True``) every training patch with only that
     subset's labels kept.
@@ -116,6 +119,10 @@ class BigEarthNetIrrigationDataModule(NonGeoDataModule):
     hidden), ``valid`` bool ``[B, H, W]`` (pixels of ``image`` with data), and
     ``views`` ``[V, B, 12, H, W]`` when ``num_views >= 2``.
     """
+
+    #: The data it reads, as checkpoints record it
+    #: (:attr:`~torchgeo_simclr.models.checkpoint.DataMetadata.dataset`).
+    dataset_kind = "bigearthnet"
 
     def __init__(
         self,
@@ -224,6 +231,8 @@ class BigEarthNetIrrigationDataModule(NonGeoDataModule):
         #: Digest of the split's patch names: two runs with the same digest
         #: share the same val and test patches.
         self.split_fingerprint: str | None = None
+        #: The split's sizes in words (set up by :meth:`setup`), as logged.
+        self.split_summary: str | None = None
         #: Number of labelled training patches (set up with *label_fraction*).
         self.n_labels: int | None = None
 
@@ -233,7 +242,7 @@ class BigEarthNetIrrigationDataModule(NonGeoDataModule):
 
     def _build(self) -> None:
         patches = BigEarthNetIrrigation(self.root, self.scheme)
-        self.splits = irrigation_splits(patches.labels, self.split_seed)
+        self.splits = irrigation_splits(patches.labels, self.split_seed, patches.names)
         if not len(self.splits["train"]):
             msg = (
                 f"The balanced split of {str(self.root)!r} has no training patch: "
@@ -244,6 +253,7 @@ class BigEarthNetIrrigationDataModule(NonGeoDataModule):
                 "extended."
             )
             raise ValueError(msg)
+        self._refuse_empty_evaluation(patches)
         text = "|".join(
             f"{split}:" + ",".join(patches.names[i] for i in indices.tolist())
             for split, indices in self.splits.items()
@@ -253,10 +263,11 @@ class BigEarthNetIrrigationDataModule(NonGeoDataModule):
             split: f"{len(indices)} ({int(patches.labels[indices].sum())} irrigated)"
             for split, indices in self.splits.items()
         }
-        rank_zero_info(
+        self.split_summary = (
             f"BigEarthNet split of {self.root} ({len(patches)} patches, scheme "
             f"{self.scheme!r}, split_seed={self.split_seed}): {counts}"
         )
+        rank_zero_info(self.split_summary)
         #: Per-band mean and standard deviation ``[12]`` (two attributes),
         #: reflectance x10000, of up to :attr:`stats_images` training patches.
         self.mean, self.std = self._statistics(patches)
@@ -270,6 +281,30 @@ class BigEarthNetIrrigationDataModule(NonGeoDataModule):
             for split in ("val", "test")
         )
         self.patches = patches
+
+    def _refuse_empty_evaluation(self, patches: BigEarthNetIrrigation) -> None:
+        """Refuse a split whose val or test set is empty (too few irrigated patches).
+
+        Args:
+            patches: the dataset split.
+
+        Raises:
+            ValueError: naming the patch counts and the least that fills both.
+        """
+        empty = [split for split in ("val", "test") if not len(self.splits[split])]
+        if not empty:
+            return
+        # floor(0.15 n) is 0 below 7 patches of a class.
+        least = next(n for n in range(1, 100) if n * VAL_PERCENT // 100 > 0)
+        msg = (
+            f"The balanced split of {str(self.root)!r} has an empty "
+            f"{' and '.join(empty)} set: {int(patches.labels.sum())} of its "
+            f"{len(patches)} patches are irrigated under scheme {self.scheme!r}, "
+            f"and val takes 15% of them (rounded down), which needs at least "
+            f"{least} irrigated patches; point root at the full BigEarthNet-S2 "
+            "v1.0 archive or pass --data.init_args.scheme extended."
+        )
+        raise ValueError(msg)
 
     def _statistics(self, patches: BigEarthNetIrrigation) -> tuple[Tensor, Tensor]:
         train = self.splits["train"]
@@ -331,10 +366,12 @@ class BigEarthNetIrrigationDataModule(NonGeoDataModule):
             return super()._dataloader_factory(split)
         data = self._valid_attribute("train_dataset")
         # Reshuffled as often as *length* needs, and at least one full batch
-        # even when the labelled subset is smaller than a batch.
-        sampler = RandomSampler(
+        # (on each device) even when the labelled subset is smaller than a
+        # batch; on several devices they split the draws.
+        sampler = RandomDrawSampler(
             data,
-            num_samples=max(self.length or len(data), self.batch_size),
+            epoch_draws(self.length, len(data), self.batch_size, self.trainer),
+            replacement=False,
             generator=torch.Generator().manual_seed(torch.initial_seed()),
         )
         return DataLoader(

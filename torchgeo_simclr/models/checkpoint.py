@@ -12,6 +12,7 @@ from typing import Any, overload
 import torch
 from torch import Tensor, nn
 
+from ..lonlat import lonlat_extent
 from .backbone import PooledFeatures, create_backbone
 from .classifier import IrrigationModel, ModelSpec
 
@@ -77,6 +78,24 @@ class DataMetadata:
     #: blocks): runs whose training blocks keep another distance from them
     #: (``split_buffer``) share it.
     held_out: str | None = None
+    #: What data it is: ``"bigearthnet"`` (BigEarthNet-S2 patches),
+    #: ``"scene"`` (a Sentinel-2 scene cut into blocks, e.g. the Central
+    #: Valley), or None where unknown (checkpoints of earlier versions).
+    dataset: str | None = None
+    #: ``[min lon, min lat, max lon, max lat]`` (EPSG:4326 degrees) of the
+    #: split blocks of scene data (None otherwise, or unknown).
+    extent: tuple[float, ...] | None = None
+
+    @property
+    def kind(self) -> str | None:
+        """:attr:`dataset`, or what the splits recorded tell of it.
+
+        Checkpoints of earlier versions record no :attr:`dataset`; those that
+        record :attr:`held_out` blocks were trained on a scene.
+        """
+        if self.dataset is not None:
+            return self.dataset
+        return SCENE if self.held_out else None
 
     def to_dict(self) -> dict[str, Any]:
         """Return a plain dictionary for the checkpoint.
@@ -106,6 +125,10 @@ class DataMetadata:
             patch_size=int(data["patch_size"]),
             split=data.get("split"),
             held_out=data.get("held_out"),
+            dataset=data.get("dataset"),
+            extent=None
+            if data.get("extent") is None
+            else tuple(float(v) for v in data["extent"]),
         )
 
     @classmethod
@@ -156,19 +179,63 @@ class DataMetadata:
             )
             raise ValueError(msg)
         patch = datamodule.patch_size
-        split = getattr(datamodule, "split_fingerprint", None)
-        blocks = None if split else getattr(datamodule, "split_blocks", None)
-        held_out = None
-        if blocks:
-            held_out = split_digest({k: v for k, v in blocks.items() if k != "train"})
+        split, held_out = datamodule_split(datamodule)
         return cls(
             bands=bands,
             mean=tuple(float(v) for v in torch.as_tensor(datamodule.mean)),
             std=tuple(float(v) for v in torch.as_tensor(datamodule.std)),
             patch_size=int(patch if isinstance(patch, int) else patch[0]),
-            split=split or split_digest(blocks),
+            split=split,
             held_out=held_out,
+            dataset=getattr(datamodule, "dataset_kind", None)
+            or (SCENE if held_out else None),
+            extent=blocks_extent(datamodule),
         )
+
+
+#: :attr:`DataMetadata.dataset` of data split into blocks of a scene.
+SCENE = "scene"
+
+
+def datamodule_split(datamodule: Any) -> tuple[str | None, str | None]:
+    """A datamodule's split and held-out data, as :class:`DataMetadata` records them.
+
+    Args:
+        datamodule: a set-up datamodule: its ``split_fingerprint`` (a string)
+            if it has one, else its ``split_blocks`` (geometries) are read.
+
+    Returns:
+        The split's digest and that of the val and test blocks alone (None
+        where unknown, or not blocks).
+    """
+    split = getattr(datamodule, "split_fingerprint", None)
+    blocks = None if split else getattr(datamodule, "split_blocks", None)
+    if not blocks:
+        return split, None
+    held_out = split_digest({k: v for k, v in blocks.items() if k != "train"})
+    return split_digest(blocks), held_out
+
+
+def blocks_extent(datamodule: Any) -> tuple[float, ...] | None:
+    """The lon/lat extent of a datamodule's split blocks.
+
+    Args:
+        datamodule: a set-up datamodule with ``split_blocks`` and a
+            ``dataset`` with a ``crs``.
+
+    Returns:
+        ``(min lon, min lat, max lon, max lat)``, None without blocks or CRS.
+    """
+    blocks = getattr(datamodule, "split_blocks", None)
+    crs = getattr(getattr(datamodule, "dataset", None), "crs", None)
+    if not blocks or crs is None:
+        return None
+    bounds = [b.bounds for b in blocks.values() if not b.is_empty]
+    if not bounds:
+        return None
+    xmin, ymin = min(b[0] for b in bounds), min(b[1] for b in bounds)
+    xmax, ymax = max(b[2] for b in bounds), max(b[3] for b in bounds)
+    return tuple(lonlat_extent((xmin, ymin, xmax, ymax), crs, 6))
 
 
 def split_digest(blocks: dict[str, Any] | None) -> str | None:

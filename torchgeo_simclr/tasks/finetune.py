@@ -20,7 +20,7 @@ from ..models.checkpoint import (
 )
 from ..models.classifier import IrrigationModel, ModelSpec, Problem, Stage
 from .irrigation import IrrigationTask, expect_frozen_modules
-from .provenance import split_change
+from .provenance import describe_data, other_data, split_change
 from .schedule import check_optimiser, check_schedule
 
 #: Which pretrained parts stay fixed while fine-tuning.
@@ -353,8 +353,22 @@ class FineTuneTask(IrrigationTask):
             rank_zero_info(self._freezing_summary())
 
     def _warn_other_pretraining_split(self) -> None:
-        """Warn when the encoder was pretrained on another spatial split."""
-        splits = split_change(self.pretrained_data, self.data_metadata)
+        """Warn when the encoder was pretrained on another split of this data.
+
+        An encoder pretrained on other data (BigEarthNet patches for a scene,
+        or a scene that does not overlap this one) has seen none of this
+        data's imagery: that is said in an info line, its split not compared.
+        """
+        trained, current = self.pretrained_data, self.data_metadata
+        if trained is not None and current is not None and other_data(trained, current):
+            rank_zero_info(
+                f"Checkpoint {self.hparams['checkpoint']!r} was pretrained on other "
+                f"data ({describe_data(trained)}) than the datamodule's "
+                f"({describe_data(current)}), so its pretraining split is not "
+                "compared with this one."
+            )
+            return
+        splits = split_change(trained, current)
         if splits is None:
             return
         warnings.warn(

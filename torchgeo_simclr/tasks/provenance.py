@@ -92,6 +92,54 @@ def split_change(
     return None if pair[0] == pair[1] else pair
 
 
+#: :attr:`DataMetadata.dataset` values in words.
+DATASET_NAMES = {"bigearthnet": "BigEarthNet-S2 patches", "scene": "a Sentinel-2 scene"}
+
+
+def describe_data(data: DataMetadata) -> str:
+    """Name the data a checkpoint or datamodule holds, in words.
+
+    Args:
+        data: its metadata.
+
+    Returns:
+        E.g. ``"BigEarthNet-S2 patches"`` or ``"a Sentinel-2 scene (lon/lat
+        [-120.6, 36.6, -120.4, 36.8])"``.
+    """
+    kind = data.kind
+    name = DATASET_NAMES.get(kind or "", "other data" if kind else "unknown data")
+    if data.extent is not None:
+        name += f" (lon/lat {[round(v, 3) for v in data.extent]})"
+    return name
+
+
+def other_data(trained: DataMetadata | None, current: DataMetadata | None) -> bool:
+    """Whether a checkpoint was trained on other data than the datamodule's.
+
+    Other data: another kind (BigEarthNet patches and a scene), or two scenes
+    whose split blocks do not overlap. Where either is unknown (checkpoints
+    of earlier versions), the data are taken to be the same, so that their
+    splits are compared.
+
+    Args:
+        trained: the checkpoint's data.
+        current: the datamodule's data.
+
+    Returns:
+        True when the two cannot share any imagery.
+    """
+    if trained is None or current is None:
+        return False
+    if trained.kind is None or current.kind is None:
+        return False
+    if trained.kind != current.kind:
+        return True
+    if trained.extent is None or current.extent is None:
+        return False
+    a, b = trained.extent, current.extent
+    return a[2] < b[0] or b[2] < a[0] or a[3] < b[1] or b[3] < a[1]
+
+
 def check_resume(
     source: str,
     trained: DataMetadata | None,
@@ -153,8 +201,11 @@ def split_warning(
         current: the datamodule's data.
 
     Returns:
-        The warning, or None when the splits match or are unknown.
+        The warning, or None when the splits match or are unknown, or the
+        checkpoint was trained on other data (:func:`other_data`).
     """
+    if other_data(trained, current):
+        return None
     if (splits := split_change(trained, current)) is None:
         return None
     return (
