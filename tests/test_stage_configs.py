@@ -393,7 +393,9 @@ def test_a_quickstart_stage_keeps_one_checkpoint(workdir: Path, tmp_path: Path) 
     for config in CONF.glob("*_quickstart.yaml"):
         callbacks = yaml.safe_load(config.read_text())["trainer"]["callbacks"]
         (saver,) = [c for c in callbacks if c["class_path"].endswith("ModelCheckpoint")]
-        assert saver["init_args"]["save_top_k"] == 0, config.name
+        assert saver["init_args"]["filename"] == "last", config.name
+        assert saver["init_args"]["save_top_k"] == 1, config.name
+        assert saver["init_args"].get("monitor") is None, config.name
 
 
 @pytest.mark.parametrize(

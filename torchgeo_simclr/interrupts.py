@@ -1,6 +1,8 @@
 """Ctrl-C and SIGTERM stop a run cleanly, as ``KeyboardInterrupt``, Lightning too."""
 
+import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -139,6 +141,30 @@ def terminated(error: BaseException) -> bool:
         seen.add(id(link))
         link = link.__cause__ or link.__context__
     return False
+
+
+def global_rank() -> int:
+    """This process's rank among the processes of a distributed run.
+
+    Ctrl-C in a terminal, or a batch system's SIGTERM, reaches every rank of
+    a DDP run, and each would say what was kept; rank 0 alone speaks.
+
+    Returns:
+        The rank Lightning set (``rank_zero_only.rank``) once it is imported,
+        else the first of ``RANK``, ``LOCAL_RANK``, ``SLURM_PROCID`` and
+        ``JSM_NAMESPACE_RANK`` in the environment (as Lightning reads them);
+        0 outside a distributed run.
+    """
+    # Looked up, not imported: an interrupt should not wait for Lightning.
+    module = sys.modules.get("lightning_utilities.core.rank_zero")
+    rank = getattr(getattr(module, "rank_zero_only", None), "rank", None)
+    if rank is not None:
+        return int(rank)
+    for key in ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK"):
+        value = os.environ.get(key, "")
+        if value.strip().isdigit():
+            return int(value)
+    return 0
 
 
 @contextmanager

@@ -362,10 +362,19 @@ class PluginCLI(LightningCLI):
 
     def _resume_hint(self) -> str:
         """One sentence on what an interrupted run kept and how to resume it."""
-        callback = getattr(self.trainer, "checkpoint_callback", None)
-        path = getattr(callback, "last_model_path", "") or getattr(
-            callback, "best_model_path", ""
-        )
+        written = written_checkpoint(self.trainer)
+        path = "" if written is None else str(written)
+        hpc = hpc_checkpoint(getattr(self.trainer, "default_root_dir", None))
+        if hpc is not None and not (
+            path
+            and os.path.exists(path)
+            and os.path.getmtime(path) > hpc.stat().st_mtime
+        ):
+            return (
+                f"Lightning saved SLURM's requeue checkpoint {hpc.resolve()} (on "
+                "SIGUSR1): the requeued job resumes from it by itself; elsewhere, "
+                f"resume with --ckpt_path {hpc.resolve()}."
+            )
         if path and os.path.exists(path):
             return (
                 "The checkpoints saved so far are kept; resume with --ckpt_path "
@@ -428,6 +437,29 @@ class PluginCLI(LightningCLI):
                 "too), or drop --trainer.enable_checkpointing."
             )
             raise ValueError(msg) from None
+
+
+def hpc_checkpoint(root: str | os.PathLike[str] | None) -> Path | None:
+    """The newest checkpoint Lightning saved for a SLURM requeue, if any.
+
+    On SIGUSR1 under SLURM, Lightning saves ``hpc_ckpt_N.ckpt`` in the
+    trainer's ``default_root_dir`` and requeues the job, which resumes from
+    the highest ``N``.
+
+    Args:
+        root: the trainer's ``default_root_dir``.
+
+    Returns:
+        That file, or None.
+    """
+    if root is None or not os.path.isdir(root):
+        return None
+    numbered = [
+        (int(match.group(1)), Path(root, name))
+        for name in os.listdir(root)
+        if (match := re.fullmatch(r"hpc_ckpt_(\d+)\.ckpt", name))
+    ]
+    return max(numbered)[1] if numbered else None
 
 
 def run_cli(arguments: Sequence[str]) -> PluginCLI:

@@ -10,6 +10,16 @@ from torchvision.ops import sigmoid_focal_loss
 from .constants import IGNORE_INDEX
 
 
+def _full_precision(logits: Tensor) -> Tensor:
+    """*logits* in float32 at least, as mixed precision leaves them in 16 bits.
+
+    Under ``bf16-mixed`` the logits come out of the model in bfloat16, whose
+    resolution (about 0.4% of a value) is as large as the small differences
+    the losses are made of; float32 and float64 logits are kept as they are.
+    """
+    return logits.to(torch.promote_types(logits.dtype, torch.float32))
+
+
 def binary_loss(
     logits: Tensor,
     targets: Tensor,
@@ -30,8 +40,10 @@ def binary_loss(
         ignore_index: target value that contributes nothing.
 
     Returns:
-        The mean loss over labelled entries (0 when none is labelled).
+        The mean loss over labelled entries (0 when none is labelled), in
+        float32 at least (16-bit logits of mixed precision are upcast).
     """
+    logits = _full_precision(logits)
     keep = targets != ignore_index
     if not keep.any():
         return logits.sum() * 0.0
@@ -72,10 +84,11 @@ def distillation_loss(
             shape (e.g. the pixels or patches with data).
 
     Returns:
-        The scalar loss (0 when no entry is valid).
+        The scalar loss (0 when no entry is valid), in float32 at least
+        (16-bit logits of mixed precision are upcast).
     """
-    s = student_logits / temperature
-    t = teacher_logits.detach() / temperature
+    s = _full_precision(student_logits) / temperature
+    t = _full_precision(teacher_logits.detach()) / temperature
     p = torch.sigmoid(t)
     # KL(p || q) = p (log p - log q) + (1 - p) (log(1 - p) - log(1 - q)),
     # written with logsigmoid for stability: log(1 - sigmoid(z)) = logsigmoid(-z).
@@ -84,6 +97,6 @@ def distillation_loss(
     )
     if valid is not None:
         if not valid.any():
-            return student_logits.sum() * 0.0
+            return _full_precision(student_logits).sum() * 0.0
         kl = kl[valid]
     return kl.mean() * temperature**2

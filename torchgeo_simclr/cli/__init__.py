@@ -14,7 +14,7 @@ from functools import partial
 from pathlib import Path
 from typing import NoReturn, TextIO
 
-from ..interrupts import sigterm_as_interrupt, terminated
+from ..interrupts import global_rank, sigterm_as_interrupt, terminated
 from .parser import build_parser
 from .training import _fit
 
@@ -114,6 +114,9 @@ def main(argv: Sequence[str] | None = None) -> None:
 def _stopped(prefix: str, command: str, error: BaseException) -> NoReturn:
     """Say what Ctrl-C or SIGTERM left, and exit with the shell's status for it.
 
+    In a distributed run (DDP) every rank gets the signal; only rank 0 says
+    what was left, the others exit with the same status silently.
+
     Args:
         prefix: ``torchgeo-simclr COMMAND``.
         command: the sub-command.
@@ -126,8 +129,11 @@ def _stopped(prefix: str, command: str, error: BaseException) -> NoReturn:
     """
     kept = getattr(error, "kept", None)
     note = f" {kept}" if kept else INTERRUPTED.get(command, "")
+    speaks = global_rank() == 0
     if terminated(error):
-        print(f"\n{prefix}: terminated (SIGTERM).{note}", file=sys.stderr)
+        if speaks:
+            print(f"\n{prefix}: terminated (SIGTERM).{note}", file=sys.stderr)
         raise SystemExit(128 + signal.SIGTERM) from None
-    print(f"\n{prefix}: interrupted.{note}", file=sys.stderr)
+    if speaks:
+        print(f"\n{prefix}: interrupted.{note}", file=sys.stderr)
     raise SystemExit(130) from None

@@ -173,16 +173,17 @@ def _demo_record(config: Path) -> Path:
 
     Returns:
         ``DIRPATH/demo.json``, relative to the working directory as the
-        config's ``dirpath`` is.
+        config's ``dirpath`` is: that of its first ``ModelCheckpoint``, the
+        one that writes ``last.ckpt`` (Lightning's ``checkpoint_callback``).
     """
     import yaml
 
     callbacks = yaml.safe_load(config.read_text())["trainer"]["callbacks"]
-    (saver,) = [
+    saver = next(
         callback["init_args"]
         for callback in callbacks
         if callback["class_path"].endswith("ModelCheckpoint")
-    ]
+    )
     return Path(saver["dirpath"]) / DEMO_RECORD
 
 
@@ -237,6 +238,10 @@ def _record_demo(record: Path, checkpoint: Path, root: Path) -> None:
     )
 
 
+#: The experiment's ``--root`` when none is given, per ``--preset``.
+DEFAULT_ROOTS = {"quickstart": "data/sample", "bigearthnet": "data/bigearthnet"}
+
+
 def _experiment(args: argparse.Namespace) -> None:
     """Run the label-efficiency experiment and print its table.
 
@@ -270,8 +275,9 @@ def _experiment(args: argparse.Namespace) -> None:
                 f"--{name}-config or --config-dir (default: the repository's conf/)."
             )
             raise FileNotFoundError(msg)
+    root = args.root or DEFAULT_ROOTS.get(args.preset, DEFAULT_ROOTS["quickstart"])
     plan = ExperimentPlan(
-        root=Path(args.root),
+        root=Path(root),
         out=Path(args.out),
         fractions=args.fractions,
         seeds=args.seeds,

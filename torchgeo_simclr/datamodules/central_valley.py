@@ -14,7 +14,7 @@ from pyproj import Transformer
 from shapely import MultiPolygon
 from shapely.geometry.base import BaseGeometry
 from torch import Tensor
-from torch.utils.data import DataLoader, RandomSampler, SequentialSampler
+from torch.utils.data import DataLoader, SequentialSampler
 from torchgeo.datamodules import GeoDataModule
 from torchgeo.datasets import GeoDataset, IntersectionDataset
 from torchgeo.samplers import RandomPatchSampler
@@ -35,7 +35,7 @@ from .options import (
     check_patch_size,
     check_split_fractions,
 )
-from .samplers import BlockGridSampler, snap_to_grid
+from .samplers import BlockGridSampler, RandomDrawSampler, epoch_draws, snap_to_grid
 from .statistics import cache_key, cached_band_statistics
 
 
@@ -508,16 +508,22 @@ class CentralValleyDataModule(GeoDataModule):
     def _check_one_batch(self) -> None:
         """Refuse an epoch shorter than one batch (the partial batch is dropped).
 
+        On several devices the epoch's ``length`` patches are split over them,
+        and each needs a batch.
+
         Raises:
-            ValueError: if ``length`` is below ``batch_size``.
+            ValueError: if ``length`` is below ``batch_size`` (per device).
         """
         batch_size = int(self.batch_size)
-        if self.length is not None and self.length < batch_size:
+        devices = self.trainer.world_size if self.trainer is not None else 1
+        if self.length is not None and -(-self.length // devices) < batch_size:
+            where = f" over {devices} devices" if devices > 1 else ""
             msg = (
-                f"length {self.length} patches per epoch is less than one batch of "
-                f"{batch_size}, and training drops a partial batch, so there would "
-                f"be no training step; pass --data.init_args.length {batch_size} or "
-                "more, or a smaller --data.init_args.batch_size."
+                f"length {self.length} patches per epoch{where} is less than one "
+                f"batch of {batch_size}{' each' if where else ''}, and training "
+                "drops a partial batch, so there would be no training step; pass "
+                f"--data.init_args.length {batch_size * devices} or more, or a "
+                "smaller --data.init_args.batch_size."
             )
             raise ValueError(msg)
 
@@ -526,13 +532,13 @@ class CentralValleyDataModule(GeoDataModule):
             self._patch_data["train"] = self._labelled_subset()
         data = self._patch_data["train"]
         self.train_dataset = data
-        # Draw with replacement so an epoch holds at least one full batch even
-        # when the subset has fewer patches than a batch. (torchgeo's loader
-        # factory takes any torch sampler; only its annotation says GeoSampler.)
-        self.train_sampler = RandomSampler(  # type: ignore[assignment]
+        # Draw with replacement so an epoch holds at least one full batch (on
+        # each device) even when the subset has fewer patches than a batch; on
+        # several devices they split the draws. (torchgeo's loader factory
+        # takes any torch sampler; only its annotation says GeoSampler.)
+        self.train_sampler = RandomDrawSampler(  # type: ignore[assignment]
             data,
-            replacement=True,
-            num_samples=max(self.length or len(data), self.batch_size),
+            epoch_draws(self.length, len(data), self.batch_size, self.trainer),
             generator=torch.Generator().manual_seed(torch.initial_seed()),
         )
 

@@ -1,13 +1,19 @@
-"""Pixel-grid alignment and a grid sampler whose patches stay inside blocks."""
+"""Pixel-grid alignment and samplers: block grids, random draws for any devices."""
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Sequence, Sized
+from typing import TYPE_CHECKING
 
 import shapely
+import torch
 from shapely import Polygon
 from shapely.geometry.base import BaseGeometry
+from torch.utils.data import Sampler
 from torchgeo.datasets import GeoDataset
 from torchgeo.samplers import SpatialSampler
+
+if TYPE_CHECKING:
+    from lightning.pytorch import Trainer
 
 
 class BlockGridSampler(SpatialSampler):
@@ -116,3 +122,120 @@ def snap_to_grid(dataset: GeoDataset, grid: GeoDataset) -> None:
         snapped.append(geometry & box if ix1 > ix0 and iy1 > iy0 else Polygon())
     dataset.index = dataset.index.set_geometry(snapped, crs=dataset.index.crs)
     dataset.index = dataset.index[~dataset.index.geometry.is_empty]
+
+
+#: Indices :class:`RandomDrawSampler` draws at a time with replacement, as
+#: :class:`torch.utils.data.RandomSampler` does, so both draw the same.
+DRAW_CHUNK = 32
+
+
+class RandomDrawSampler(Sampler[int]):
+    """*num_samples* random indices of a dataset per epoch, on any number of devices.
+
+    It draws exactly what :class:`torch.utils.data.RandomSampler` with the
+    same arguments draws (with replacement: :data:`DRAW_CHUNK` indices at a
+    time from :func:`torch.randint`; without: whole permutations, the last
+    one cut short), so a run on one device is unchanged. It is not a
+    ``RandomSampler`` on purpose: under a distributed strategy Lightning
+    replaces a ``RandomSampler`` with a
+    :class:`~torch.utils.data.DistributedSampler` over the dataset, which
+    takes every item once (no replacement) and ignores *num_samples*, so a
+    small labelled subset gave each device less than one batch. Any other
+    sampler Lightning wraps in a
+    :class:`~lightning.fabric.utilities.distributed.DistributedSamplerWrapper`,
+    which splits this sampler's draws over the devices: an epoch keeps
+    *num_samples* draws in all (rounded up to a multiple of the devices).
+    For the devices to split one list of draws, *generator* must start alike
+    on each (``seed_everything`` makes it so).
+    """
+
+    def __init__(
+        self,
+        data: Sized,
+        num_samples: int,
+        *,
+        replacement: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        """Initialise a new RandomDrawSampler.
+
+        Args:
+            data: the dataset whose indices are drawn (its length is read at
+                each epoch).
+            num_samples: indices per epoch.
+            replacement: draw each index independently (True), or go through
+                permutations of the dataset (False).
+            generator: the random generator, advanced by each epoch; None
+                seeds a new one from torch's global generator at each epoch.
+
+        Raises:
+            ValueError: if *num_samples* is not positive.
+        """
+        if num_samples <= 0:
+            msg = f"num_samples should be a positive integer, not {num_samples}"
+            raise ValueError(msg)
+        #: The dataset whose indices are drawn.
+        self.data = data
+        #: Indices per epoch.
+        self.num_samples = num_samples
+        #: Whether indices are drawn with replacement.
+        self.replacement = replacement
+        #: The random generator (None: a new one each epoch).
+        self.generator = generator
+
+    def __iter__(self) -> Iterator[int]:
+        """Draw one epoch's indices.
+
+        Yields:
+            Indices into the dataset, :attr:`num_samples` of them.
+        """
+        n = len(self.data)
+        generator = self.generator
+        if generator is None:
+            seed = int(torch.empty((), dtype=torch.int64).random_().item())
+            generator = torch.Generator().manual_seed(seed)
+        if self.replacement:
+            for size in _chunks(self.num_samples, DRAW_CHUNK):
+                yield from torch.randint(
+                    high=n, size=(size,), dtype=torch.int64, generator=generator
+                ).tolist()
+        else:
+            for size in _chunks(self.num_samples, n):
+                yield from torch.randperm(n, generator=generator).tolist()[:size]
+
+    def __len__(self) -> int:
+        """Return the number of indices per epoch.
+
+        Returns:
+            :attr:`num_samples`.
+        """
+        return self.num_samples
+
+
+def _chunks(total: int, chunk: int) -> list[int]:
+    """Sizes of *total* cut into pieces of *chunk*, then what is left (maybe 0).
+
+    The last piece is kept even when empty: ``RandomSampler`` draws it too,
+    which advances the generator (a permutation) or not (no integers).
+    """
+    return [chunk] * (total // chunk) + [total % chunk]
+
+
+def epoch_draws(
+    length: int | None, size: int, batch_size: int, trainer: "Trainer | None"
+) -> int:
+    """Training draws per epoch from a fixed set of patches.
+
+    Args:
+        length: draws asked for (None: *size*).
+        size: patches in the set.
+        batch_size: patches per batch on each device.
+        trainer: the trainer the datamodule is attached to, if any (gives
+            the number of devices).
+
+    Returns:
+        *length*, raised to one batch per device where it is less: training
+        drops a partial batch, so a shorter epoch would train nothing.
+    """
+    devices = trainer.world_size if trainer is not None else 1
+    return max(length or size, batch_size * devices)

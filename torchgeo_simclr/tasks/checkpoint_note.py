@@ -10,6 +10,14 @@ from lightning.pytorch.utilities import rank_zero_info
 def written_checkpoint(trainer: Any) -> Path | None:
     """The checkpoint a trainer's fit wrote last.
 
+    The configs' first ``ModelCheckpoint`` (Lightning's ``checkpoint_callback``)
+    writes ``last.ckpt`` as its one top-k file (``filename: last``,
+    ``save_top_k: 1``, no monitor), so its ``best_model_path`` names it;
+    ``last_model_path`` counts only where the callback has ``save_last``
+    (e.g. the experiment's). A fit resumed from a checkpoint of an earlier
+    ``save_last`` config restores that callback's ``last_model_path``: the
+    file it resumed from, not the one it wrote.
+
     Args:
         trainer: the trainer (anything with ``checkpoint_callback``).
 
@@ -18,18 +26,20 @@ def written_checkpoint(trainer: Any) -> Path | None:
         ``ModelCheckpoint``).
     """
     callback = getattr(trainer, "checkpoint_callback", None)
-    path = getattr(callback, "last_model_path", "") or getattr(
-        callback, "best_model_path", ""
-    )
+    last = getattr(callback, "last_model_path", "") or ""
+    best = getattr(callback, "best_model_path", "") or ""
+    path = (last or best) if getattr(callback, "save_last", None) else best
     return Path(path) if path else None
 
 
 def checkpoint_note(checkpoint: Path | None) -> str:
     """What a finished fit says about its checkpoint.
 
-    Lightning never overwrites a checkpoint: a rerun into the same folder
-    writes ``last-v1.ckpt`` beside the earlier run's ``last.ckpt``, which the
-    README's next-stage commands name, so the note says which is new.
+    Lightning never overwrites another run's checkpoint: a rerun into the
+    same folder writes ``last-v1.ckpt`` beside the earlier run's
+    ``last.ckpt``, which the README's next-stage commands name, so the note
+    says which is new. (A fit resumed from its own ``last.ckpt`` with
+    ``--ckpt_path`` rewrites that file.)
 
     Args:
         checkpoint: the checkpoint written, or None.

@@ -11,7 +11,10 @@ def no_checkpoint_in_dev_run(trainer: Trainer) -> None:
     (2.6) ``ModelCheckpoint.on_train_end`` still writes ``save_last``. The
     one-step model then sits at the config's ``checkpoints/last.ckpt``, the
     path the next stage's documented command names, and the real run that
-    follows writes ``last-v1.ckpt`` beside it.
+    follows writes ``last-v1.ckpt`` beside it. The shipped configs' own
+    ``last.ckpt`` callback (``filename: last``, ``save_top_k: 1``) has no
+    ``save_last`` and saves nothing in a ``fast_dev_run``; this is for
+    callbacks given on the command line or in a user's config.
 
     Args:
         trainer: the trainer about to fit; nothing changes outside a
