@@ -28,12 +28,17 @@ class BlockDates:
         """
         #: ``[h, w]`` each pixel's sensing day.
         self.days = days
+        every = day_set(days)
+        inside = days[on_grid]
         #: The days of the block's pixels with data on the output grid,
         #: :data:`NAT` among them for pixels of products without a date.
-        self.grid_days = day_set(days[on_grid])
-        if (valid[on_grid] & (days[on_grid] == NAT)).any():
+        self.grid_days = every.copy() if inside.size == days.size else day_set(inside)
+        if (
+            inside.size
+            and inside.min() == NAT
+            and (valid[on_grid] & (inside == NAT)).any()
+        ):
             self.grid_days.add(NAT)
-        every = day_set(days)
         #: The block's only day (:data:`NAT` for none); None when it has
         #: several.
         self.only: int | None = None

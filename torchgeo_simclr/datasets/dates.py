@@ -55,11 +55,16 @@ def day_set(days: npt.NDArray[np.int64]) -> set[int]:
     Returns:
         The days other than :data:`NAT`.
     """
-    known = days[days != NAT]
-    if not known.size:
+    if not days.size:
         return set()
-    if known.min() == known.max():  # one date, the common case: no sort
-        return {int(known[0])}
+    newest = int(days.max())
+    # NAT, the smallest int64, is the largest uint64: the min skips it.
+    oldest = int(days.view(np.uint64).min().astype(np.int64))
+    if newest == NAT:
+        return set()
+    if oldest == newest:  # one date, the common case: no sort
+        return {newest}
+    known = days[days != NAT]
     return set(np.unique(known).tolist())
 
 

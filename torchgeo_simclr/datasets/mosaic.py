@@ -16,10 +16,10 @@ NO_SOURCE = -1
 class PixelSources:
     """Which file of a mosaic each pixel came from.
 
-    A pixel comes from the first file, in mosaic order, with data in any band
-    there (the mosaic takes each band's value from the first file with data
-    in that band, which is the same file unless files lack data in some bands
-    only).
+    A pixel comes from the first file, in mosaic order, with data in the first
+    band there (the mosaic takes each band's value from the first file with
+    data in that band, which is the same file unless files lack data in some
+    bands only).
     """
 
     def __init__(self) -> None:
@@ -36,7 +36,7 @@ class PixelSources:
         shape: tuple[int, int] | None = None,
         at: tuple[slice, slice] = (slice(None), slice(None)),
     ) -> None:
-        """Give the pixels still without a file, where *part* has data, to it.
+        """Give the pixels still without a file, where *part*'s first band has data.
 
         Args:
             part: ``[C, h, w]`` the file's pixels,
@@ -46,7 +46,7 @@ class PixelSources:
             at: where *part* lies in the mosaic, rows and columns.
         """
         data = part.numpy() if isinstance(part, Tensor) else part
-        has_data = (data != S2_NODATA).any(axis=0)
+        has_data = data[0] != S2_NODATA
         if self.array is None:
             self.array = np.full(shape or has_data.shape, NO_SOURCE, np.int16)
         region = self.array[at]
