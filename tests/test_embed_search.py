@@ -1320,16 +1320,22 @@ def test_search_takes_one_query(queries: list[str]) -> None:
     assert info.value.code == 2
 
 
+def july_and_august(root: Path, imagery: Path) -> tuple[Path, Path]:
+    """The test scene (2023-07-15) and a copy of it dated 2023-08-20, in *imagery*."""
+    shutil.copytree(root / "sentinel2", imagery)
+    (july,) = imagery.iterdir()
+    august = imagery / july.name.replace("20230715", "20230820")
+    shutil.copy(july, august)
+    return july, august
+
+
 def test_a_patch_is_dated_by_the_scene_its_pixels_come_from(
     simclr: Path, root: Path, tmp_path: Path
 ) -> None:
     # Where scenes overlap, the mosaic takes the newest one's pixels; the row
     # had the earliest scene's date, so a search hit named the wrong date.
     imagery = tmp_path / "imagery"
-    shutil.copytree(root / "sentinel2", imagery)
-    (july,) = imagery.iterdir()
-    august = imagery / july.name.replace("20230715", "20230820")
-    shutil.copy(july, august)
+    july, august = july_and_august(root, imagery)
     with rasterio.open(august, "r+") as dst:
         dst.write((scene_pixels() // 2).clip(0, None) + (scene_pixels() > 0))
     both = gpd.read_parquet(embed(simclr, imagery, tmp_path / "both.parquet").path)
@@ -1347,10 +1353,7 @@ def test_a_patch_under_a_gap_in_the_newest_scene_has_the_older_date(
     # The row took the newest scene whose outline covers the patch, though
     # a cloud (or swath edge) there left the pixels to the older one.
     imagery = tmp_path / "imagery"
-    shutil.copytree(root / "sentinel2", imagery)
-    (july,) = imagery.iterdir()
-    august = imagery / july.name.replace("20230715", "20230820")
-    shutil.copy(july, august)
+    _, august = july_and_august(root, imagery)
     with rasterio.open(august, "r+") as dst:
         dst.write(np.zeros((12, 96, 96), np.uint16), window=Window(0, 0, 96, 96))
     result = embed(simclr, imagery, tmp_path / "index.parquet")
