@@ -244,7 +244,6 @@ def test_the_map_datamodule_reads_the_chosen_dates(tmp_path: Path) -> None:
     maps.setup("predict")
     assert maps.imagery is not None
     assert days_of(maps.imagery) == ["2023-07-15", "2023-06-04"]
-    assert maps.imagery_dates() == ["2023-06-04", "2023-07-15"]
 
 
 def test_the_dates_note() -> None:

@@ -48,7 +48,6 @@ from torchgeo_simclr.cli import main
 from torchgeo_simclr.cli.parser import build_parser
 from torchgeo_simclr.constants import S2_BANDS
 from torchgeo_simclr.datamodules.patches import GridPatches, keep_batch
-from torchgeo_simclr.datamodules.prediction import MapDataModule
 from torchgeo_simclr.datasets import CentralValleyS2
 from torchgeo_simclr.digest import file_digest
 from torchgeo_simclr.embeddings import (
@@ -1377,10 +1376,6 @@ def test_scenes_without_a_date_get_an_unknown_date(
     dates = pq.read_table(tmp_path / "index.parquet").column("date")
     assert len(dates) > 0
     assert dates.null_count == len(dates)
-    maps = MapDataModule(root=tmp_path / "imagery", patch_size=64, overlap=0)
-    with pytest.warns(UserWarning, match="no sensing date"):
-        maps.setup("predict")
-    assert maps.imagery_dates() == ["unknown"]
 
 
 def test_patches_under_an_scl_cloud_are_left_out(

@@ -106,3 +106,23 @@ def test_patches_of_a_product_without_a_date_get_none(tmp_path: Path) -> None:
     batch = GridPatches(ds, grid, [Window(0, 0, 48, 48)]).__getitems__([0])
     assert batch["date"].tolist() == [NAT]
     assert iso_days(batch["dates"].tolist()) == ["unknown"]
+
+
+def test_the_map_dates_leave_out_pixels_beyond_its_edge(tmp_path: Path) -> None:
+    # A window at the map's east edge reads past it, into the next scene,
+    # whose pixels never reach the map and whose date must not be listed.
+    fake_s2_multiband(tmp_path)
+    east = (X0 + FAKE_SIZE * 10.0, Y0)
+    fake_s2_multiband(
+        tmp_path, name=f"{LATER.replace('T10SFG', 'T10SGG')}.tif", origin=east
+    )
+    ds = CentralValleyS2(tmp_path, pixel_dates=True)
+    for width, expected in (
+        (500.0, ["2023-07-15"]),
+        (510.0, ["2023-07-15", "2023-08-20"]),
+    ):
+        bbox = (east[0] - 500.0, Y0 - 500.0, east[0] - 500.0 + width, Y0)
+        grid = output_grid(ds, bbox, "EPSG:32610")
+        window = Window(grid.width - 20, 0, 48, 48)
+        batch = GridPatches(ds, grid, [window]).__getitems__([0])
+        assert iso_days(batch["dates"].tolist()) == expected

@@ -4,6 +4,8 @@ import os
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
+
 from torchgeo_simclr.lightning_cli import PluginCLI, hpc_checkpoint
 
 
@@ -26,13 +28,19 @@ def test_the_newest_requeue_checkpoint_is_found(tmp_path: Path) -> None:
     assert hpc_checkpoint(tmp_path) == tmp_path / "hpc_ckpt_10.ckpt"
 
 
-def test_a_stop_after_a_requeue_names_its_checkpoint(tmp_path: Path) -> None:
+def test_a_stop_after_a_requeue_names_its_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # The SIGTERM that follows SLURM's SIGUSR1 said "No checkpoint of this
     # run was saved yet ... run it again from the start", though Lightning
     # had saved hpc_ckpt_1.ckpt, which the requeued job resumes from.
+    monkeypatch.delenv("SLURM_NTASKS", raising=False)
     assert "run it again from the start" in hint(tmp_path)
     saved = tmp_path / "hpc_ckpt_1.ckpt"
     saved.touch()
+    # Outside SLURM, Lightning neither writes nor resumes from such a file.
+    assert "run it again from the start" in hint(tmp_path)
+    monkeypatch.setenv("SLURM_NTASKS", "1")
     text = hint(tmp_path)
     assert f"requeue checkpoint {saved.resolve()}" in text
     assert f"--ckpt_path {saved.resolve()}" in text

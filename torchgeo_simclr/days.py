@@ -120,8 +120,7 @@ def dates_note(dates: Sequence[str], options: str = "--start/--end") -> str:
     Args:
         dates: the imagery's sensing dates, ISO, sorted, then
             :data:`~torchgeo_simclr.constants.UNKNOWN_DATE` for undated
-            products (as
-            :meth:`~torchgeo_simclr.datamodules.MapDataModule.imagery_dates`
+            products (as :func:`~torchgeo_simclr.datasets.dates.iso_days`
             gives them).
         options: the options that pick dates, e.g.
             ``"--data.init_args.start/end"``.

@@ -364,11 +364,17 @@ class PluginCLI(LightningCLI):
         """One sentence on what an interrupted run kept and how to resume it."""
         written = written_checkpoint(self.trainer)
         path = "" if written is None else str(written)
+        # Only under SLURM does Lightning save and resume from these.
+        on_slurm = "SLURM_NTASKS" in os.environ
         hpc = hpc_checkpoint(getattr(self.trainer, "default_root_dir", None))
-        if hpc is not None and not (
-            path
-            and os.path.exists(path)
-            and os.path.getmtime(path) > hpc.stat().st_mtime
+        if (
+            on_slurm
+            and hpc is not None
+            and not (
+                path
+                and os.path.exists(path)
+                and os.path.getmtime(path) > hpc.stat().st_mtime
+            )
         ):
             return (
                 f"Lightning saved SLURM's requeue checkpoint {hpc.resolve()} (on "

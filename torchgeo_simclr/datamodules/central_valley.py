@@ -19,9 +19,9 @@ from torchgeo.datamodules import GeoDataModule
 from torchgeo.datasets import GeoDataset, IntersectionDataset
 from torchgeo.samplers import RandomPatchSampler
 
-from ..constants import IGNORE_INDEX, UNKNOWN_DATE
+from ..constants import IGNORE_INDEX
 from ..datasets import CentralValleyS2, IrrigationLabels, resolve_label_path
-from ..datasets.dates import sensing_date
+from ..datasets.dates import index_dates
 from ..datasets.sentinel2 import check_bands, fresh_file_handles
 from ..datasets.survey_years import other_years
 from ..days import dates_note, parse_days
@@ -501,9 +501,7 @@ class CentralValleyDataModule(GeoDataModule):
         index = self.image_dataset.index
         region = self._region(self.dataset)
         inside = index[index.intersects(region) & ~index.touches(region)]
-        dates = {sensing_date(interval) for interval in inside.index}
-        known = sorted(day.isoformat() for day in dates if day is not None)
-        return known + ([UNKNOWN_DATE] if None in dates else [])
+        return index_dates(inside.index)
 
     def _check_one_batch(self) -> None:
         """Refuse an epoch shorter than one batch (the partial batch is dropped).

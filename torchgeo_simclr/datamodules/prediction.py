@@ -13,10 +13,9 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 from torchgeo.datamodules import BaseDataModule
 
-from ..constants import S2_BANDS, UNKNOWN_DATE
+from ..constants import S2_BANDS
 from ..datasets import CentralValleyS2
 from ..datasets.cloud_masks import CLOUD_MASK_NAME
-from ..datasets.dates import sensing_date
 from ..datasets.sentinel2 import fresh_file_handles
 from ..days import parse_days
 from ..inference.grid import OutputGrid, output_grid
@@ -285,18 +284,6 @@ class MapDataModule(BaseDataModule):
                 for mask in masks.get(path, ())
             }
         )
-
-    def imagery_dates(self) -> list[str]:
-        """Sensing dates of the scenes under the output grid.
-
-        Returns:
-            ISO dates (``YYYY-MM-DD``), sorted, without repeats, then
-            :data:`~torchgeo_simclr.constants.UNKNOWN_DATE` when a scene's
-            name carries no date.
-        """
-        dates = {sensing_date(interval) for interval in self._scenes().index}
-        known = sorted(day.isoformat() for day in dates if day is not None)
-        return known + ([UNKNOWN_DATE] if None in dates else [])
 
     def predict_dataloader(self) -> DataLoader[dict[str, Any]]:
         """Windows in row-major order (never shuffled: the writer relies on it).

@@ -12,6 +12,9 @@ from ..constants import UNKNOWN_DATE
 #: numpy's NaT as an int64: an unknown day among ``datetime64[D]`` integers.
 NAT = int(np.iinfo(np.int64).min)
 
+#: Day 0 of ``datetime64[D]`` integers.
+EPOCH = date(1970, 1, 1)
+
 
 def sensing_start(interval: pd.Interval | datetime) -> pd.Timestamp:
     """The time a torchgeo index entry starts at.
@@ -43,6 +46,21 @@ def sensing_date(interval: pd.Interval | datetime) -> date | None:
     """
     start = sensing_start(interval)
     return None if start == pd.Timestamp.min else start.date()
+
+
+def index_dates(intervals: Iterable[pd.Interval | datetime]) -> list[str]:
+    """The sensing dates of torchgeo index entries, as :func:`iso_days` lists days.
+
+    Args:
+        intervals: entries of a dataset's ``index.index``.
+
+    Returns:
+        ``YYYY-MM-DD`` dates, sorted, without repeats, then
+        :data:`~torchgeo_simclr.constants.UNKNOWN_DATE` for an entry without
+        a date.
+    """
+    days = {sensing_date(interval) for interval in intervals}
+    return iso_days(NAT if day is None else (day - EPOCH).days for day in days)
 
 
 def day_set(days: npt.NDArray[np.int64]) -> set[int]:
