@@ -20,7 +20,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.demos.boring_classes import BoringModel
 
 from torchgeo_simclr.cli.training import DEMO_RECORD, _demo_record
-from torchgeo_simclr.tasks.checkpoint_note import written_checkpoint
+from torchgeo_simclr.tasks.checkpoint_note import CheckpointNote, written_checkpoint
 from torchgeo_simclr.tasks.dev_run import no_checkpoint_in_dev_run
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -294,3 +294,26 @@ def test_a_fit_resumed_from_a_save_last_checkpoint_names_what_it_wrote(
     )
     assert written_checkpoint(resumed) == folder / "last-v1.ckpt"
     assert step_of(folder / "last-v1.ckpt") == 2 * BATCHES
+
+
+@pytest.mark.parametrize("batches", [0, 2])
+def test_a_fit_that_took_no_step_is_an_error(tmp_path: Path, batches: int) -> None:
+    # Under DDP a small labelled subset gave each device less than a batch:
+    # Lightning noted "No training batches" and the fit exited 0 as if done.
+    trainer = Trainer(
+        default_root_dir=tmp_path,
+        max_epochs=1,
+        limit_train_batches=batches,
+        limit_val_batches=0,
+        callbacks=[CheckpointNote()],
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+    )
+    if batches:
+        trainer.fit(BoringModel())
+        assert trainer.global_step == batches
+        return
+    with pytest.raises(ValueError, match="The fit took no training step"):
+        trainer.fit(BoringModel())

@@ -64,14 +64,27 @@ class CheckpointNote(Callback):
 
     The tasks add it themselves (``configure_callbacks``), so ``torchgeo fit``
     and ``torchgeo-simclr fit`` both end with it. It goes to Lightning's log,
-    which the experiment and the demo quieten.
+    which the experiment and the demo quieten. A fit that took no training
+    step at all is an error: Lightning only notes "No training batches" and
+    ends as if it had trained.
     """
 
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        """Log the note on the first process.
+        """Log the note on the first process, or refuse a fit that learnt nothing.
 
         Args:
             trainer: the trainer that fitted.
             pl_module: the task.
+
+        Raises:
+            ValueError: if the fit took no optimiser step.
         """
+        if trainer.global_step == 0 and not getattr(trainer, "fast_dev_run", False):
+            msg = (
+                "The fit took no training step (global step 0): its training "
+                "data gave no batch, so nothing was learnt; check the training "
+                "patches per epoch (length, label_fraction) against batch_size "
+                "and the number of devices, and --trainer.limit_train_batches."
+            )
+            raise ValueError(msg)
         rank_zero_info(checkpoint_note(written_checkpoint(trainer)))
