@@ -291,6 +291,14 @@ def imagery(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return three_days(tmp_path_factory.mktemp("three_days"), holes=True)
 
 
+def run_on(
+    command: str, checkpoint: Path, imagery: Path, out: Path, *dates: str
+) -> None:
+    """Run *command* (predict or embed) on *imagery* into *out*, on the CPU."""
+    paths = ["--checkpoint", str(checkpoint), "--root", str(imagery), "--out", str(out)]
+    main([command, *paths, "--device", "cpu", "--no-progress", *dates])
+
+
 def test_predict_maps_the_chosen_dates_and_names_the_dates_used(
     checkpoints: dict[str, Path],
     imagery: Path,
@@ -298,21 +306,7 @@ def test_predict_maps_the_chosen_dates_and_names_the_dates_used(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     def predict(out: str, *dates: str) -> tuple[list[str], str]:
-        main(
-            [
-                "predict",
-                "--checkpoint",
-                str(checkpoints["segmentation"]),
-                "--root",
-                str(imagery),
-                "--out",
-                str(tmp_path / out),
-                "--device",
-                "cpu",
-                "--no-progress",
-                *dates,
-            ]
-        )
+        run_on("predict", checkpoints["segmentation"], imagery, tmp_path / out, *dates)
         summary = json.loads((tmp_path / out).with_suffix(".json").read_text())
         return summary["imagery_dates"], capsys.readouterr().out.splitlines()[0]
 
@@ -340,21 +334,7 @@ def test_embed_reads_the_chosen_dates_and_names_the_dates_used(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     def embed(out: str, *dates: str) -> tuple[set[date], str]:
-        main(
-            [
-                "embed",
-                "--checkpoint",
-                str(checkpoints["simclr"]),
-                "--root",
-                str(imagery),
-                "--out",
-                str(tmp_path / out),
-                "--device",
-                "cpu",
-                "--no-progress",
-                *dates,
-            ]
-        )
+        run_on("embed", checkpoints["simclr"], imagery, tmp_path / out, *dates)
         days = set(pq.read_table(tmp_path / out).column("date").to_pylist())
         return days, capsys.readouterr().out.strip().splitlines()[-1]
 

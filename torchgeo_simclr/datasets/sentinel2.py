@@ -436,10 +436,7 @@ class CentralValleyS2(CheckedCombinations, RasterDataset):
             warnings.warn(msg, UserWarning, stacklevel=2)
         self._select_dates()
         self._warn_undated()
-        if self.time_series:
-            self._oldest_first()
-        else:
-            self._newest_first()
+        self._order_by_time()
         #: Whether cloud masks beside per-band files are applied.
         self.mask_clouds = mask_clouds
         #: Whether mosaicked samples also carry ``date``, the sensing day of
@@ -628,31 +625,23 @@ class CentralValleyS2(CheckedCombinations, RasterDataset):
                         pass
                 raise
 
-    def _newest_first(self) -> None:
-        """Order the index by sensing time, newest first, then by path.
+    def _order_by_time(self) -> None:
+        """Order the index by sensing time, then by path, undated products last.
 
-        Where products overlap, the first with data wins each pixel
-        (:meth:`_merge_or_stack`); torchgeo indexes them in path order, so a
-        2021 ``S2A_...`` product came before a 2023 ``S2B_...`` one. Undated
-        products, indexed from ``pd.Timestamp.min``, come last.
+        torchgeo indexes products by path, so a 2021 ``S2A_...`` product came
+        before a 2023 ``S2B_...`` one. A mosaic takes each pixel from the
+        first product with data there (:meth:`_merge_or_stack`), so it goes
+        newest first; a time series stacks the products under a query in the
+        index's order, so it goes oldest first. Undated products are indexed
+        from ``pd.Timestamp.min``.
         """
         starts = [sensing_start(entry) for entry in self.index.index]
         paths = list(self.index.filepath)
         order = sorted(range(len(paths)), key=paths.__getitem__)
-        order.sort(key=starts.__getitem__, reverse=True)
-        self.index = self.index.iloc[order]
-
-    def _oldest_first(self) -> None:
-        """Order the index for a time series: oldest first, then by path.
-
-        A time series stacks the products under a query in the index's order;
-        torchgeo's, by path, put ``S2A_..._20230814`` before
-        ``S2B_..._20230715``. Undated products come last.
-        """
-        starts = [sensing_start(entry) for entry in self.index.index]
-        paths = list(self.index.filepath)
-        order = sorted(range(len(paths)), key=paths.__getitem__)
-        order.sort(key=lambda i: (starts[i] == pd.Timestamp.min, starts[i]))
+        if self.time_series:
+            order.sort(key=lambda i: (starts[i] == pd.Timestamp.min, starts[i]))
+        else:
+            order.sort(key=starts.__getitem__, reverse=True)
         self.index = self.index.iloc[order]
 
     def _select_dates(self) -> None:

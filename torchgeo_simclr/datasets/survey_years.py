@@ -8,6 +8,7 @@ import pyogrio
 from pyogrio.errors import DataSourceError
 
 from ..constants import UNKNOWN_DATE
+from ..days import dates_text
 
 #: DWR names its statewide crop maps and their layers by survey year, e.g.
 #: ``i15_crop_mapping_2023_provisional_20241127.gdb.zip`` holding layer
@@ -75,7 +76,7 @@ def other_years(
     shown = ", ".join(map(str, years))
     return (
         f"The labels {labels} are DWR crop mapping of {shown}, but the imagery "
-        f"was sensed on {', '.join(known)}; crops rotate between years, so many "
+        f"was sensed on {dates_text(known)}; crops rotate between years, so many "
         "fields would be labelled with another year's crop; pass the crop map of "
         f"the imagery's year (DWR publishes one per year), or imagery of {shown} "
         f"({fix})."
