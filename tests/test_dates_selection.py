@@ -33,6 +33,7 @@ from torchgeo_simclr.datamodules import (
     central_valley,
 )
 from torchgeo_simclr.datasets import CentralValleyS2
+from torchgeo_simclr.datasets.dates import sensing_date
 from torchgeo_simclr.days import dates_note
 from torchgeo_simclr.download import DownloadRequest
 from torchgeo_simclr.models.checkpoint import DataMetadata
@@ -157,6 +158,34 @@ def test_bad_ranges_are_refused(
     root = three_days(tmp_path)
     with pytest.raises(ValueError, match=re.escape(message)):
         CentralValleyS2(root, bands=["B04"], start=start, end=end)
+
+
+@pytest.mark.parametrize(
+    ("folder", "day"),
+    [
+        ("S2B_10SFG_20230715_0_L2A", "2023-07-15"),  # Earth Search item id
+        ("2023-06-04", "2023-06-04"),
+        ("T10SFG_2023-08-14_L2A", "2023-08-14"),
+        (JUNE, "2023-06-04"),  # ESA's name: the sensing, not the processing, time
+    ],
+)
+def test_a_folder_dated_by_day_dates_its_bands(
+    tmp_path: Path, folder: str, day: str
+) -> None:
+    root = per_band_days(tmp_path, {folder: 0})
+    dataset = CentralValleyS2(root, bands=["B04"], start=day, end=day)
+    assert days_of(dataset) == [day]
+
+
+@pytest.mark.parametrize("folder", ["N0509_R070", "run_20231345", "20230715123"])
+def test_digits_that_are_no_day_leave_a_folder_undated(
+    tmp_path: Path, folder: str
+) -> None:
+    root = per_band_days(tmp_path, {folder: 0})
+    with pytest.warns(UserWarning, match=r"or a day as YYYY-MM-DD or YYYYMMDD"):
+        dataset = CentralValleyS2(root, bands=["B04"])
+    assert dataset.start is None
+    assert [sensing_date(i) for i in dataset.index.index] == [None]
 
 
 # --------------------------------------------------------------------------

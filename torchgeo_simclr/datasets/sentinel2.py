@@ -239,9 +239,16 @@ class CentralValleyS2(CheckedCombinations, RasterDataset):
         r"(?P<band>{band})(?:_(?P<resolution>{resolution}))?\.(?:tiff?|jp2)$"
     )
 
-    #: Regular expression that finds the sensing date in a product directory
-    #: name when the file name has none (first ``YYYYMMDDTHHMMSS`` wins).
-    directory_date_regex = r"(?<!\d)(?P<date>\d{8}T\d{6})(?!\d)"
+    #: Regular expressions that find the sensing date in a product directory
+    #: name when the file name has none, each with its date format, tried in
+    #: order (the first match of the first that matches wins): ESA's
+    #: ``YYYYMMDDTHHMMSS``, then a day as ``YYYY-MM-DD`` or ``YYYYMMDD`` (Earth
+    #: Search item ids such as ``S2B_10SFG_20230715_0_L2A``).
+    directory_date_patterns: ClassVar[tuple[tuple[str, str], ...]] = (
+        (r"(?<![\d-])(?P<date>\d{8}T\d{6})(?!\d)", "%Y%m%dT%H%M%S"),
+        (r"(?<![\d-])(?P<date>20\d\d-[01]\d-[0-3]\d)(?![\d-])", "%Y-%m-%d"),
+        (r"(?<![\d-])(?P<date>20\d\d[01]\d[0-3]\d)(?![\d-])", "%Y%m%d"),
+    )
 
     #: Date format of the ``date`` groups.
     date_format = "%Y%m%dT%H%M%S"
@@ -681,7 +688,8 @@ class CentralValleyS2(CheckedCombinations, RasterDataset):
                     f"The {len(days)} Sentinel-2 product(s) under "
                     f"{self._roots_str()} carry no sensing date in their names "
                     f"(e.g. {undated[0]!r}), so none can be placed {span}; rename "
-                    "the product folders to carry their date (YYYYMMDDTHHMMSS), "
+                    "the product folders to carry their date (YYYYMMDDTHHMMSS, "
+                    "YYYY-MM-DD or YYYYMMDD), "
                     "or leave out --start/--end."
                 )
                 raise ValueError(msg)
@@ -699,7 +707,7 @@ class CentralValleyS2(CheckedCombinations, RasterDataset):
                 f"{self._roots_str()} carry no sensing date in their name or their "
                 f"folder's (e.g. {undated[0]!r}), so they cannot be placed {span} "
                 "and are left out; rename the product folder to carry its date "
-                "(YYYYMMDDTHHMMSS) to read them."
+                "(YYYYMMDDTHHMMSS, YYYY-MM-DD or YYYYMMDD) to read them."
             )
             warnings.warn(msg, UserWarning, stacklevel=3)
         #: Footprint, time span and path of each indexed file (one per
@@ -786,7 +794,8 @@ class CentralValleyS2(CheckedCombinations, RasterDataset):
                 f"{len(undated)} of {len(self.index)} Sentinel-2 file(s) under "
                 f"{self._roots_str()} carry no sensing date in their name or their "
                 f"folder's (e.g. {undated[0]!r}); expected YYYYMMDDTHHMMSS as in "
-                "S2B_MSIL2A_20230715T184919_..., so their date is recorded as "
+                "S2B_MSIL2A_20230715T184919_..., or a day as YYYY-MM-DD or "
+                "YYYYMMDD, so their date is recorded as "
                 "unknown and they come after every dated product: a mosaic reads "
                 "them only where dated products leave nodata (a time series "
                 "stacks them last); rename the product folder to carry its date."
@@ -800,19 +809,24 @@ class CentralValleyS2(CheckedCombinations, RasterDataset):
             filepath: path of an indexed file.
 
         Returns:
-            ``(mint, maxt)``: the second the sensing started, or the class's
-            :attr:`mint`/:attr:`maxt` when no date is found.
+            ``(mint, maxt)``: the second the sensing started (the whole day
+            for a folder dated by day), or the class's :attr:`mint`/:attr:`maxt`
+            when no date is found.
         """
         match = re.match(self.filename_regex, os.path.basename(filepath), re.VERBOSE)
         stamp = match.groupdict().get("date") if match else None
-        if stamp is None:
-            directory = os.path.basename(os.path.dirname(os.fspath(filepath)))
-            found = re.search(self.directory_date_regex, directory)
-            stamp = found.group("date") if found else None
-        if stamp is None:
-            return self.mint, self.maxt
-        mint, maxt = disambiguate_timestamp(stamp, self.date_format)
-        return mint, maxt
+        if stamp is not None:
+            mint, maxt = disambiguate_timestamp(stamp, self.date_format)
+            return mint, maxt
+        directory = os.path.basename(os.path.dirname(os.fspath(filepath)))
+        for regex, date_format in self.directory_date_patterns:
+            for found in re.finditer(regex, directory):
+                try:
+                    mint, maxt = disambiguate_timestamp(found["date"], date_format)
+                except ValueError:  # digits shaped like a date, e.g. 20231345
+                    continue
+                return mint, maxt
+        return self.mint, self.maxt
 
     def _update_filepath(self, band: str, filepath: str) -> str:
         """Path of *band*'s file in the same product as *filepath*.
