@@ -4,6 +4,7 @@ import copy
 import signal
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -28,7 +29,9 @@ from torchgeo_simclr.datamodules import (
 from torchgeo_simclr.datamodules.samplers import RandomDrawSampler
 from torchgeo_simclr.interrupts import Terminated, global_rank
 from torchgeo_simclr.losses import binary_loss, distillation_loss
+from torchgeo_simclr.models.checkpoint import CHECKPOINT_KEY
 from torchgeo_simclr.sample import make_sample_scene
+from torchgeo_simclr.tasks.provenance import check_devices
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -225,7 +228,9 @@ def test_bigearthnet_one_device_draws_as_before(
         assert list(loader.sampler) == list(before)
 
 
-def test_fit_on_few_labels_trains_on_two_processes(scene: Path, tmp_path: Path) -> None:
+def test_fit_on_few_labels_trains_on_two_processes_and_resumes_on_one(
+    scene: Path, tmp_path: Path
+) -> None:
     # 2 ranks, batch 4 and fewer labelled patches than 2 batches: each rank
     # had less than a batch, so the fit trained nothing, wrote no checkpoint
     # and exited 0.
@@ -241,21 +246,42 @@ def test_fit_on_few_labels_trains_on_two_processes(scene: Path, tmp_path: Path) 
     args = cpu_fit(scene, data=data, trainer=trainer)
     args += ["--model.init_args.model", "resnet18"]
     config = str(CONF / "supervised_quickstart.yaml")
-    result = subprocess.run(
-        [str(command), "fit", "--config", config, *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=tmp_path,
-        timeout=300,
-    )
-    output = result.stderr + result.stdout
-    assert result.returncode == 0, output[-3000:]
+
+    def fit(*more: str) -> str:
+        result = subprocess.run(
+            [str(command), "fit", "--config", config, *args, *more],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=tmp_path,
+            timeout=300,
+        )
+        output = result.stderr + result.stdout
+        assert result.returncode == 0, output[-3000:]
+        return output
+
+    output = fit()
     assert "No training batches" not in output
     checkpoints = list(tmp_path.glob("runs/**/*.ckpt"))
     assert len(checkpoints) == 1, output[-3000:]
     checkpoint = torch.load(checkpoints[0], map_location="cpu", weights_only=False)
     assert checkpoint["global_step"] == 1  # 8 draws: 4 per rank, one batch each
+    assert checkpoint[CHECKPOINT_KEY]["devices"] == 2
+    # Resumed on one device, a step takes half the patches: the user is told.
+    one = ["--trainer.devices", "1", "--trainer.strategy", "auto"]
+    output = fit(*one, "--trainer.max_epochs", "2", "--ckpt_path", str(checkpoints[0]))
+    assert " was trained on 2 device(s) and this run has 1: batch_size is per " in (
+        " ".join(output.split())
+    )
+
+
+def test_resuming_on_as_many_devices_says_nothing() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_devices("checkpoint 'x.ckpt'", 2, 2)
+        check_devices("checkpoint 'x.ckpt'", None, 4)  # earlier versions
+    with pytest.warns(UserWarning, match=r"^Checkpoint 'x.ckpt' was trained on 4 "):
+        check_devices("checkpoint 'x.ckpt'", 4, 2)
 
 
 # The stop note: one, from rank 0.

@@ -32,7 +32,7 @@ from .checkpoint_note import CheckpointNote
 from .dev_run import no_checkpoint_in_dev_run
 from .metrics import log_metrics
 from .normalisation import NormalisedAsTrained, warn_if_raw
-from .provenance import check_resume, restored_from, split_warning
+from .provenance import check_devices, check_resume, restored_from, split_warning
 from .schedule import warmup_cosine
 
 
@@ -112,6 +112,9 @@ class IrrigationTask(NormalisedAsTrained, BaseTask):
         #: How the training labels were drawn (see
         #: :func:`~torchgeo_simclr.models.checkpoint.training_labels`).
         self.training_labels: dict[str, Any] | None = None
+        #: Devices (DDP ranks) a restored checkpoint was trained on; None
+        #: when none was restored or it does not record them.
+        self.trained_devices: int | None = None
         #: Why the network was built without the earlier stage's checkpoint
         #: (the file is gone), None when it was not; see :meth:`build_without`.
         self.missing_checkpoint: str | None = None
@@ -418,6 +421,7 @@ class IrrigationTask(NormalisedAsTrained, BaseTask):
         labels = self.labels_behind(training_labels(datamodule))
         if (source := restored_from(self.trainer)) is not None:
             check_resume(source, self.data_metadata, data, self.training_labels, labels)
+            check_devices(source, self.trained_devices, self.trainer.world_size)
         self.data_metadata, self.training_labels = data, labels
 
     def check_batch_norm(self, batch_size: int | None) -> None:
@@ -508,6 +512,7 @@ class IrrigationTask(NormalisedAsTrained, BaseTask):
             if self.data_metadata is None
             else self.data_metadata.to_dict(),
             "labels": self.training_labels,
+            "devices": self.trainer.world_size,
             **self.checkpoint_metadata(),
         }
 
@@ -526,6 +531,7 @@ class IrrigationTask(NormalisedAsTrained, BaseTask):
         self.data_metadata = DataMetadata.from_checkpoint(checkpoint)
         meta = checkpoint.get(CHECKPOINT_KEY, {})
         self.training_labels = meta.get("labels")
+        self.trained_devices = meta.get("devices")
         if meta.get("spec") is not None:
             spec = ModelSpec.from_dict(meta["spec"])
             if spec != self.model.spec:

@@ -3,6 +3,8 @@
 import warnings
 from typing import Any
 
+from lightning.pytorch.utilities import rank_zero_warn
+
 from ..models.checkpoint import DataMetadata
 
 #: What decides which patches are labelled (``n_labels`` follows from them).
@@ -188,6 +190,35 @@ def check_resume(
             "same --data.init_args.label_fraction and label_seed."
         )
         raise ValueError(msg)
+
+
+def check_devices(source: str, trained: int | None, current: int) -> None:
+    """Warn when a fit resumes on another number of devices than it trained on.
+
+    ``batch_size`` is per device, so the optimiser then sees another number of
+    patches a step, an epoch another number of steps, and the warm-up and
+    cosine decay are planned over the new total from the step reached.
+
+    Args:
+        source: what to call the checkpoint, e.g. ``"checkpoint 'x.ckpt'"``.
+        trained: devices (DDP ranks) it was trained on; None when it does not
+            record them (earlier versions).
+        current: this run's devices (``trainer.world_size``).
+
+    Warns:
+        UserWarning: on rank 0, if *trained* and *current* differ.
+    """
+    if trained is None or trained == current:
+        return
+    rank_zero_warn(
+        f"{upper_first(source)} was trained on {trained} device(s) and this run "
+        f"has {current}: batch_size is per device, so a step now takes {current} "
+        f"batches instead of {trained}, an epoch another number of steps, and the "
+        "warm-up and cosine decay are re-planned over the new steps from the one "
+        f"reached; resume on {trained} device(s) (--trainer.devices times "
+        "--trainer.num_nodes) to continue as it trained.",
+        category=UserWarning,
+    )
 
 
 def split_warning(

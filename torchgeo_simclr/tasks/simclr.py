@@ -22,7 +22,7 @@ from .checkpoint_note import CheckpointNote
 from .dev_run import no_checkpoint_in_dev_run
 from .metrics import log_metrics
 from .normalisation import NormalisedAsTrained, warn_if_raw
-from .provenance import check_resume, restored_from
+from .provenance import check_devices, check_resume, restored_from
 from .schedule import check_optimiser, check_schedule, warmup_cosine
 
 
@@ -121,6 +121,9 @@ class SimCLRv2Task(NormalisedAsTrained, BaseTask):
         #: The data the network was trained on: set when fitting starts, read
         #: back from a checkpoint; None for a network not trained yet.
         self.data_metadata: DataMetadata | None = None
+        #: Devices (DDP ranks) a restored checkpoint was trained on; None
+        #: when none was restored or it does not record them.
+        self.trained_devices: int | None = None
         super().__init__()
 
     def configure_models(self) -> None:
@@ -378,6 +381,7 @@ class SimCLRv2Task(NormalisedAsTrained, BaseTask):
         if (source := restored_from(self.trainer)) is not None:
             # Refused before the checkpoint's split is replaced by this one's.
             check_resume(source, self.data_metadata, data, None, None)
+            check_devices(source, self.trained_devices, self.trainer.world_size)
         self.data_metadata = data
         if data is not None:
             check_input_size(self.backbone, self.hparams["model"], data.patch_size)
@@ -396,6 +400,7 @@ class SimCLRv2Task(NormalisedAsTrained, BaseTask):
             "data": None
             if self.data_metadata is None
             else self.data_metadata.to_dict(),
+            "devices": self.trainer.world_size,
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -405,3 +410,4 @@ class SimCLRv2Task(NormalisedAsTrained, BaseTask):
             checkpoint: the loaded checkpoint dictionary.
         """
         self.data_metadata = DataMetadata.from_checkpoint(checkpoint)
+        self.trained_devices = checkpoint.get(CHECKPOINT_KEY, {}).get("devices")
