@@ -512,7 +512,7 @@ class IrrigationTask(NormalisedAsTrained, BaseTask):
             if self.data_metadata is None
             else self.data_metadata.to_dict(),
             "labels": self.training_labels,
-            "devices": self.trainer.world_size,
+            "devices": getattr(self._trainer, "world_size", None),
             **self.checkpoint_metadata(),
         }
 

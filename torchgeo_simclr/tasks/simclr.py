@@ -400,7 +400,7 @@ class SimCLRv2Task(NormalisedAsTrained, BaseTask):
             "data": None
             if self.data_metadata is None
             else self.data_metadata.to_dict(),
-            "devices": self.trainer.world_size,
+            "devices": getattr(self._trainer, "world_size", None),
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
