@@ -1559,3 +1559,46 @@ def test_real_dwr_gdb_zip() -> None:
         acres["CLASS2"].str.strip().map(DEFAULT_IRRIGATION_MAP) == IRRIGATED, "ACRES"
     ].sum()
     assert raster_area / 4046.8564224 == pytest.approx(irrigated_acres, rel=0.03)
+
+
+def test_code_key_reads_whole_number_floats_as_the_integer() -> None:
+    """An integer column with NULLs is read as float64: 1.0 is keyed "1"."""
+    from torchgeo_simclr.datasets.dwr import MISSING_CODE, code_key
+
+    assert code_key(1.0) == code_key(np.float64(1.0)) == code_key(1) == "1"
+    assert code_key(np.float32(0.0)) == code_key(-0.0) == "0"
+    assert code_key("1.0") == "1"  # a class-map key as typed
+    assert code_key(" 2.00 ") == "2"
+    assert code_key(1.5) == "1.5"  # not a whole number: as str prints it
+    assert code_key("1.50") == "1.50"
+    assert code_key(float("nan")) == code_key(None) == MISSING_CODE
+    assert code_key(" V") == "V"
+
+
+@pytest.mark.parametrize("class_map", [{"1": 1, "0": 0}, {"1.0": 1, "0.0": 0}])
+def test_an_integer_class_column_with_nulls_matches_a_class_map(
+    tmp_path: Path, class_map: dict[str, int]
+) -> None:
+    """QGIS leaves unfilled rows NULL; pyogrio then reads the codes as 1.0, 0.0."""
+    import pandas as pd
+
+    path = tmp_path / "curated.gpkg"
+    gpd.GeoDataFrame(
+        {"irrigated": pd.array([1, 0, None], dtype="Int64")},
+        geometry=[
+            shapely.box(700000, 4099000, 700100, 4099100),
+            shapely.box(700200, 4099000, 700300, 4099100),
+            shapely.box(700400, 4099000, 700500, 4099100),
+        ],
+        crs=FAKE_CRS,
+    ).to_file(path, driver="GPKG")
+    read = pyogrio.read_dataframe(path, columns=["irrigated"])["irrigated"]
+    assert read.dtype == np.float64  # what makes the codes 1.0 and 0.0
+    with pytest.warns(UserWarning, match="1 of 3 label polygons") as record:
+        labels = IrrigationLabels(path, class_column="irrigated", class_map=class_map)
+    # Only the NULL row is unmapped; no class-map entry is said to match nothing.
+    messages = " ".join(str(w.message) for w in record)
+    assert "1 of 3 label polygons have a irrigated code" in messages
+    assert "(<missing>)" in messages
+    assert "match no label polygon" not in messages
+    assert labels.features["value"].tolist() == [IRRIGATED, NOT_IRRIGATED, 255]

@@ -1424,3 +1424,225 @@ def test_patches_under_an_scl_cloud_are_left_out(
     )
     assert "lies in the indexed extent but on no indexed patch" in err
     assert "under masked clouds" in err
+
+
+# --------------------------------------------------------------------------
+# search --exclude, what the query is made of, and polygon files
+
+
+def places(frame: gpd.GeoDataFrame) -> list[tuple[int, int]]:
+    """(row, col) of every hit, best first."""
+    return [place(frame, i) for i in range(len(frame))]
+
+
+def test_exclude_leaves_out_labelled_hits_and_still_returns_k(
+    index: EmbedResult, tmp_path: Path, recwarn: pytest.WarningsRecorder
+) -> None:
+    """The curator loop: label a search's hits, then search again without them."""
+    lonlat = lonlat_of(*ORIGINAL)
+    deep = search(index.path, tmp_path / "deep.gpkg", lonlat=lonlat, k=11)
+    assert len(deep.hits) == 11
+    seen = search(index.path, tmp_path / "seen.gpkg", lonlat=lonlat, k=3)
+    again = search(
+        index.path, tmp_path / "again.gpkg", lonlat=lonlat, k=8, exclude=seen.out
+    )
+    # The search's own GeoPackage (hits + style table) is read without a warning.
+    assert [str(w.message) for w in recwarn] == []
+    assert places(again.hits) == places(deep.hits)[3:]
+    np.testing.assert_allclose(again.hits["similarity"], deep.hits["similarity"][3:])
+    # Only the 3 labelled patches: their neighbours touch them but are kept.
+    assert again.excluded is not None
+    assert again.excluded.polygons == 3
+    frame = gpd.read_parquet(index.path)
+    assert [place(frame, int(i)) for i in again.excluded.rows] == sorted(
+        places(seen.hits)
+    )
+    # The same squares in lon/lat (GeoJSON) or California Albers (GeoParquet):
+    # reprojection rounding does not reach into the neighbours either.
+    lonlat_hits = tmp_path / "seen_lonlat.geojson"
+    seen.hits.to_crs("EPSG:4326").to_file(lonlat_hits)
+    albers = tmp_path / "seen_3310.parquet"
+    seen.hits.to_crs("EPSG:3310").to_parquet(albers)
+    for polygons in (lonlat_hits, albers):
+        out = tmp_path / f"again_{polygons.suffix[1:]}.gpkg"
+        result = search(index.path, out, lonlat=lonlat, k=8, exclude=polygons)
+        assert result.excluded is not None
+        np.testing.assert_array_equal(result.excluded.rows, again.excluded.rows)
+        assert places(result.hits) == places(deep.hits)[3:]
+
+
+def test_an_exclusion_off_the_index_warns_and_one_over_it_all_is_refused(
+    index: EmbedResult, found: SearchResult, tmp_path: Path
+) -> None:
+    far = polygon_file(
+        tmp_path / "far.geojson", [(-100, 40), (-99, 40), (-99, 41), (-100, 40)]
+    )
+    lonlat = lonlat_of(*ORIGINAL)
+    with pytest.warns(UserWarning, match=r"overlaps no patch of --index") as caught:
+        result = search(
+            index.path, tmp_path / "a.gpkg", lonlat=lonlat, k=8, exclude=far
+        )
+    message = str(caught[0].message)
+    assert f"--exclude {str(far)!r} (1 polygon, lon/lat [-100.0, 40.0" in message
+    assert "check that it is the file you meant and that its CRS is right" in message
+    assert result.excluded is not None
+    assert len(result.excluded.rows) == 0
+    assert places(result.hits) == places(found.hits)
+    scene = shapely.box(
+        FAKE_ORIGIN[0],
+        FAKE_ORIGIN[1] - SIDE * 10,
+        FAKE_ORIGIN[0] + SIDE * 10,
+        FAKE_ORIGIN[1],
+    )
+    everything = tmp_path / "everything.gpkg"
+    gpd.GeoDataFrame(geometry=[scene], crs=FAKE_CRS).to_file(everything)
+    with pytest.raises(ValueError, match=r"has no patch besides the query's own") as e:
+        search(index.path, tmp_path / "b.gpkg", lonlat=lonlat, k=8, exclude=everything)
+    assert f"and the 30 patches --exclude {str(everything)!r} leaves out" in str(
+        e.value
+    )
+    assert not (tmp_path / "b.gpkg").exists()
+
+
+def utm_square_file(path: Path, row: int, col: int) -> Path:
+    """A GeoJSON file of a 100 m square around a patch centre, in UTM metres
+    but without a ``crs`` member (so lon/lat by the standard)."""
+    x = FAKE_ORIGIN[0] + (col + PATCH / 2) * 10
+    y = FAKE_ORIGIN[1] - (row + PATCH / 2) * 10
+    corners = [(-50, -50), (50, -50), (50, 50), (-50, 50), (-50, -50)]
+    return polygon_file(path, [(x + dx, y + dy) for dx, dy in corners])
+
+
+def test_a_projected_geojson_without_a_crs_gets_a_crs_hint(
+    index: EmbedResult, tmp_path: Path
+) -> None:
+    utm = utm_square_file(tmp_path / "utm_nocrs.geojson", *ORIGINAL)
+    with pytest.raises(ValueError, match=r"look like projected metres") as error:
+        search(index.path, tmp_path / "a.gpkg", polygon=utm, k=2)
+    message = str(error.value)
+    assert message.startswith(f"--geojson {str(utm)!r} is read as lon/lat")
+    assert "a GeoJSON file without a crs member" in message
+    assert "Export > Save Features As" in message
+    assert "lies outside the indexed area" not in message
+    lonlat = lonlat_of(*ORIGINAL)
+    with pytest.raises(ValueError, match=r"look like projected metres") as error:
+        search(index.path, tmp_path / "b.gpkg", lonlat=lonlat, k=2, exclude=utm)
+    assert str(error.value).startswith(f"--exclude {str(utm)!r} is read as lon/lat")
+    assert hidden(tmp_path) == []
+
+
+def test_geojson_help_names_the_formats_that_work(
+    index: EmbedResult, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["search", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(GeoJSON, lon/lat)" not in text
+    for named in ("GeoJSON", "GeoPackage", "Shapefile", "GeoParquet", "any CRS"):
+        assert named in text, named
+    assert "--exclude PATH" in text
+    # Each format the help names, in a CRS that is not the index's, is a query.
+    frame = gpd.read_parquet(index.path)
+    square = gpd.GeoDataFrame(
+        geometry=[shapely.Polygon(square_around(*ORIGINAL))], crs="EPSG:4326"
+    ).to_crs("EPSG:3310")
+    files = [tmp_path / f"field.{suffix}" for suffix in ("gpkg", "shp", "geojson")]
+    for path in files:
+        square.to_file(path)
+    square.to_parquet(tmp_path / "field.parquet")
+    for path in [*files, tmp_path / "field.parquet"]:
+        out = tmp_path / f"hits_{path.suffix[1:]}.gpkg"
+        result = search(index.path, out, polygon=path, k=1)
+        assert [place(frame, int(i)) for i in result.query_rows] == [ORIGINAL], path
+
+
+def test_search_cli_says_what_the_query_is_and_what_was_left_out(
+    index: EmbedResult, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    two = polygon_file(
+        tmp_path / "two.geojson", square_around(*ORIGINAL), square_around(32, 64)
+    )
+    seen = search(index.path, tmp_path / "seen.gpkg", polygon=two, k=3)
+    assert (
+        seen.query == f"mean of 2 patches centred inside the 2 polygons of {str(two)!r}"
+    )
+    capsys.readouterr()
+    hits = tmp_path / "hits.gpkg"
+    main(
+        [
+            "search",
+            "--index",
+            str(index.path),
+            "--geojson",
+            str(two),
+            "--exclude",
+            str(seen.out),
+            "--k",
+            "4",
+            "--out",
+            str(hits),
+        ]
+    )
+    lines = capsys.readouterr().out.splitlines()
+    assert (
+        f"Query: mean of 2 patches centred inside the 2 polygons of {str(two)!r}"
+        in lines
+    )
+    left_out = (
+        f"Left out 3 patches that the 3 polygons of {str(seen.out)!r} (--exclude) "
+        "reach into"
+    )
+    assert left_out in lines
+    written = gpd.read_file(hits, layer="hits")
+    assert len(written) == 4
+    assert set(places(written)).isdisjoint(places(seen.hits))
+    # A polygon smaller than a patch says it holds no patch centre.
+    x = FAKE_ORIGIN[0] + (COPY[1] + PATCH / 2) * 10
+    y = FAKE_ORIGIN[1] - (COPY[0] + PATCH / 2) * 10
+    corners = [(60, 60), (80, 60), (80, 80), (60, 80), (60, 60)]
+    small = polygon_file(
+        tmp_path / "small.geojson",
+        [TO_LONLAT.transform(x + dx, y + dy) for dx, dy in corners],
+    )
+    result = search(index.path, tmp_path / "small.gpkg", polygon=small, k=1)
+    assert result.query == (
+        f"mean of 1 patch under the 1 polygon of {str(small)!r} "
+        "(none holds a patch centre)"
+    )
+
+
+def test_a_file_query_says_how_many_patches_it_is_the_mean_of(
+    index: EmbedResult, simclr: Path, root: Path, tmp_path: Path
+) -> None:
+    top = (FIRST_PATCH[0], FIRST_PATCH[1], FIRST_PATCH[2] + PATCH * 10, FIRST_PATCH[3])
+    query = embed(simclr, root, tmp_path / "two.parquet", bbox=top, bbox_crs=FAKE_CRS)
+    assert query.rows == 2
+    result = search(index.path, tmp_path / "hits.gpkg", query=query.path, k=2)
+    assert result.query == f"mean of 2 patches of {str(query.path)!r}"
+    assert result.excluded is None
+
+
+def test_search_never_writes_over_its_exclusion_file(
+    found: SearchResult, index: EmbedResult, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--exclude hits.gpkg --out hits.gpkg --overwrite` would lose the labels."""
+    before = sha256(found.out)
+    lonlat = [*map(str, lonlat_of(*ORIGINAL))]
+    err = cli_error(
+        capsys,
+        "search",
+        "--index",
+        str(index.path),
+        "--lonlat",
+        *lonlat,
+        "--exclude",
+        str(found.out),
+        "--out",
+        str(found.out),
+        "--overwrite",
+    )
+    assert err.endswith(
+        f"--out {str(found.out)!r} is the polygons left out (--exclude); choose "
+        "another --out."
+    )
+    assert sha256(found.out) == before

@@ -202,7 +202,8 @@ def test_bbox_restricts_pixels_and_fields(map_path: Path, labels: Path) -> None:
     # 30 m from the nearest field either side).
     x0, y0 = ORIGIN
     bbox = lonlat_bbox(x0 - 100, y0 - 300, x0 + 70, y0 + 100)
-    result = evaluate_map(map_path, labels, bbox=bbox)
+    with pytest.warns(UserWarning, match="all 31 scored pixels are labelled irr"):
+        result = evaluate_map(map_path, labels, bbox=bbox)
     assert (result.tp, result.fp, result.fn, result.tn) == (23, 0, 8, 0)
     assert result.n_fields == 2
     assert result.field_accuracy == 0.5
@@ -215,12 +216,14 @@ def test_bbox_clips_a_field(tmp_path: Path) -> None:
     classes = np.zeros((SIZE, SIZE), dtype=np.uint8)
     classes[0:4, 0:5] = 1
     map_path = write_map(tmp_path / "map.tif", classes)
-    full = evaluate_map(map_path, labels)
+    with pytest.warns(UserWarning, match="labelled irrigated"):
+        full = evaluate_map(map_path, labels)
     assert (full.tp, full.fn) == (20, 60)
     assert full.field_accuracy == 0.0
     x0, y0 = ORIGIN
     bbox = lonlat_bbox(x0 - 5, y0 - 45, x0 + 50, y0 + 5)
-    clipped = evaluate_map(map_path, labels, bbox=bbox)
+    with pytest.warns(UserWarning, match="labelled irrigated"):
+        clipped = evaluate_map(map_path, labels, bbox=bbox)
     assert (clipped.tp, clipped.fp, clipped.fn, clipped.tn) == (20, 0, 0, 0)
     assert clipped.n_fields == 1
     assert clipped.field_accuracy == 1.0
@@ -241,7 +244,8 @@ def test_all_correct_map(tmp_path: Path, labels: Path) -> None:
 def test_zero_denominators_are_zero(tmp_path: Path) -> None:
     labels = write_labels(tmp_path / "labels.gpkg", [("I", (0, 0, 4, 4))])
     classes = np.zeros((SIZE, SIZE), dtype=np.uint8)
-    result = evaluate_map(write_map(tmp_path / "map.tif", classes), labels)
+    with pytest.warns(UserWarning, match="labelled not irrigated"):
+        result = evaluate_map(write_map(tmp_path / "map.tif", classes), labels)
     assert result.tn == 16
     assert result.accuracy == result.field_accuracy == 1.0
     assert result.f1 == result.precision == result.recall == result.iou == 0.0
@@ -587,7 +591,7 @@ def test_fields_from_the_cli_prints_the_path_and_overwrites_only_with_overwrite(
     ]
     main(command)
     lines = capsys.readouterr().out.splitlines()
-    assert "tp 23" in lines[-3]  # the scores table comes first
+    assert "tp 23" in lines[-4]  # the scores table comes first
     assert lines[-1] == (
         f"Fields: {out} (layer 'fields', 3 fields, styled by outcome for QGIS)"
     )
@@ -771,7 +775,7 @@ def test_table_shows_hectares_and_field_counts(map_path: Path, labels: Path) -> 
         1,
         1,
     )
-    assert result.table().splitlines()[-2:] == [
+    assert result.table().splitlines()[-3:-1] == [
         "pixels: tp 23 (0.23 ha)  fp 4 (0.04 ha)  fn 8 (0.08 ha)  tn 12 (0.12 ha)",
         "fields: tp 1  fp 0  fn 1  tn 1",
     ]
@@ -1144,3 +1148,235 @@ def test_a_bbox_in_the_map_crs_off_the_map_names_the_map_in_that_crs(
         "(lon/lat) = [700000.0, 4099800.0, 700200.0, 4100000.0] in EPSG:32610; "
         "pass a --bbox inside that extent or leave it out."
     )
+
+
+def test_one_class_labels_warn_that_a_map_of_that_class_scores_perfectly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Labels of irrigated fields only: a map calling everything irrigated gets F1 1."""
+    labels = write_labels(
+        tmp_path / "alfalfa_only.gpkg", [("P", (0, 0, 4, 4)), ("G", (10, 0, 14, 4))]
+    )
+    everything = write_map(tmp_path / "map.tif", np.ones((SIZE, SIZE), np.uint8))
+    main(evaluate_command(everything, labels))
+    out, err = capsys.readouterr()
+    assert err.splitlines() == [
+        f"torchgeo-simclr evaluate: warning: Labels {str(labels)!r}: all 32 scored "
+        "pixels are labelled irrigated, so precision, accuracy and the true "
+        "negatives say nothing about false irrigation, and a map that calls "
+        "everything irrigated scores F1 1.0; score against labels that also hold "
+        "not-irrigated fields (add some, or map their codes with --class-map "
+        "CODE=0)."
+    ]
+    assert "F1 (irrigated)  1.0000  1.0000" in out
+    # Only not-irrigated fields: the irrigated scores are 0 whatever the map.
+    idle = write_labels(tmp_path / "idle_only.gpkg", [("I", (0, 10, 4, 14))])
+    with pytest.warns(UserWarning, match="scored pixels are labelled not irr") as w:
+        evaluate_map(everything, idle)
+    assert "calls nothing irrigated scores accuracy 1.0" in str(w[0].message)
+    assert "--class-map CODE=1" in str(w[0].message)
+    # Both classes: no such warning.
+    main(evaluate_command(everything, write_labels(tmp_path / "both.gpkg")))
+    assert capsys.readouterr().err == ""
+
+
+def test_polygons_read_and_scored_are_counted(
+    map_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A, B and C are scored; D is X (ignored), E all nodata, F and G off the map."""
+    fields = [*FIELDS, ("P", (0, 30, 4, 34)), ("I", (30, 0, 34, 4))]
+    labels = write_labels(tmp_path / "labels.gpkg", fields)
+    result = evaluate_map(map_path, labels)
+    assert result.n_fields == 3
+    assert (
+        result.n_polygons,
+        result.n_polygons_off_map,
+        result.n_polygons_ignored,
+        result.n_polygons_nodata,
+    ) == (7, 2, 1, 1)
+    assert result.table().splitlines()[-1] == (
+        "label polygons: 7 read, 3 scored; not scored: 2 with no pixel centre in "
+        "the area scored (off the map or --bbox), 1 with an ignored code (255, "
+        "unmapped or missing), 1 over map nodata only"
+    )
+    out = tmp_path / "scores.json"
+    main(evaluate_command(map_path, labels, "--scores", str(out)))
+    assert "label polygons: 7 read, 3 scored; not scored: 2 " in (
+        capsys.readouterr().out
+    )
+    record = json.loads(out.read_text())
+    assert record["label_polygons"] == {
+        "read": 7,
+        "scored": 3,
+        "off_map": 2,
+        "ignored_class": 1,
+        "map_nodata_only": 1,
+    }
+    assert record["fields"]["scored_fields"] == 3  # kept as it was
+    assert "off_map" in record["units"]["label_polygons"]
+    # Every polygon scored: the line says just that.
+    all_scored = write_labels(tmp_path / "abc.gpkg", FIELDS[:3])
+    assert evaluate_map(map_path, all_scored).table().splitlines()[-1] == (
+        "label polygons: 3 read, 3 scored"
+    )
+
+
+def test_a_bbox_counts_the_polygons_it_cuts_off_as_not_scored(
+    map_path: Path, labels: Path
+) -> None:
+    """A and C scored; B and D reach 3 m into the bbox, no pixel centre; E is out."""
+    x0, y0 = ORIGIN
+    bbox = (x0 - 100, y0 - 300, x0 + 103, y0 + 100)
+    with pytest.warns(UserWarning, match="labelled irrigated"):
+        result = evaluate_map(map_path, labels, bbox=bbox, bbox_crs=MAP_CRS)
+    assert result.n_fields == 2
+    # E lies outside the bbox and is not read; D (X) is ignored whatever.
+    assert (
+        result.n_polygons,
+        result.n_polygons_off_map,
+        result.n_polygons_ignored,
+        result.n_polygons_nodata,
+    ) == (4, 1, 1, 0)
+    assert result.table().splitlines()[-1] == (
+        "label polygons: 4 read, 2 scored; not scored: 1 with no pixel centre in "
+        "the area scored (off the map or --bbox), 1 with an ignored code (255, "
+        "unmapped or missing)"
+    )
+
+
+def write_int_labels_with_nulls(path: Path) -> Path:
+    """A, B and F of FOUR_OUTCOMES as an integer ``irrigated`` column, plus a NULL."""
+    import pandas as pd
+
+    rows = [FOUR_OUTCOMES[0][1], FOUR_OUTCOMES[1][1], FOUR_OUTCOMES[5][1]]
+    gpd.GeoDataFrame(
+        {"irrigated": pd.array([1, 0, 0, None], dtype="Int64")},
+        geometry=[*(pixel_box(r) for r in rows), pixel_box(FIELDS[3][1])],
+        crs=MAP_CRS,
+    ).to_file(path, driver="GPKG")
+    return path
+
+
+@pytest.mark.parametrize("class_map", [["1=1", "0=0"], ["1.0=1", "0.0=0"]])
+def test_an_integer_class_column_with_nulls_is_scored_with_its_integer_codes(
+    tmp_path: Path, class_map: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """QGIS leaves unfilled rows NULL; the column is then read as 1.0 and 0.0."""
+    labels = write_int_labels_with_nulls(tmp_path / "curated.gpkg")
+    map_path = write_map(tmp_path / "map.tif", four_outcome_map())
+    fields = tmp_path / "fields.gpkg"
+    options = ["--class-column", "irrigated", "--fields", str(fields)]
+    main(evaluate_command(map_path, labels, *options, "--class-map", *class_map))
+    out, err = capsys.readouterr()
+    # Only the NULL row is left out, and named so.
+    assert err.splitlines() == [
+        "torchgeo-simclr evaluate: warning: 1 of 4 label polygons have a irrigated "
+        "code with no irrigation class (<missing>), so they are ignored (labelled "
+        "255); map codes to 1 (irrigated) or 0 (not) with class_map (evaluate: "
+        "--class-map CODE=1)."
+    ]
+    # A: 15 TP; B: 4 FP, 12 TN; F: 11 FP, 1 TN.
+    assert "pixels: tp 15 (0.15 ha)  fp 15 (0.15 ha)  fn 0 (0.00 ha)  tn 13" in out
+    frame = gpd.read_file(fields, layer=FIELDS_LAYER)
+    assert frame["crop_class"].tolist() == ["1", "0", "0"]
+
+
+def write_layers(path: Path, *layers: tuple[str, str]) -> Path:
+    """A GeoPackage of the test fields in each ``(layer, class column)``, in order."""
+    for layer, column in layers:
+        gpd.GeoDataFrame(
+            {column: [code for code, _ in FIELDS]},
+            geometry=[pixel_box(rows) for _, rows in FIELDS],
+            crs=MAP_CRS,
+        ).to_file(path, layer=layer, driver="GPKG")
+    return path
+
+
+def test_labels_layer_picks_the_layer_of_a_multi_layer_geopackage(
+    map_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A QGIS project GeoPackage: the search hits first, then the user's labels."""
+    project = write_layers(
+        tmp_path / "project.gpkg", ("hits_alfalfa", "rank"), ("my_labels", "CLASS2")
+    )
+    with pytest.raises(SystemExit) as info:
+        main(evaluate_command(map_path, project))
+    assert info.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"torchgeo-simclr evaluate: error: Label file {str(project)!r} has no "
+        "column 'CLASS2' in its first layer 'hits_alfalfa', which is read when no "
+        "--labels-layer is given; its other vector layers are ['my_labels'] "
+        "(my_labels with 'CLASS2'), so pass --labels-layer my_labels."
+    ]
+    out = tmp_path / "scores.json"
+    main(
+        evaluate_command(
+            map_path, project, "--labels-layer", "my_labels", "--scores", str(out)
+        )
+    )
+    printed, err = capsys.readouterr()
+    assert err == ""
+    assert "tp 23" in printed
+    assert json.loads(out.read_text())["labels_layer"] == "my_labels"
+    with pytest.raises(ValueError, match="has no layer 'mylabels'") as error:
+        evaluate_map(map_path, project, labels_layer="mylabels")
+    assert str(error.value).endswith(
+        "its vector layers are ['hits_alfalfa', 'my_labels'], so pass one of them "
+        "as --labels-layer."
+    )
+
+
+def test_a_first_layer_with_the_column_is_scored_with_a_warning_naming_the_option(
+    map_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """pyogrio's "Specify layer parameter" names no option evaluate has."""
+    project = write_layers(
+        tmp_path / "project.gpkg", ("v1", "CLASS2"), ("v2", "CLASS2")
+    )
+    main(evaluate_command(map_path, project))
+    out, err = capsys.readouterr()
+    assert err.splitlines() == [
+        f"torchgeo-simclr evaluate: warning: Label file {str(project)!r} holds 2 "
+        "vector layers ('v1', 'v2') and only the first, 'v1', is scored against; "
+        "pass --labels-layer NAME to score against another."
+    ]
+    assert "tp 23" in out
+
+
+def test_a_styled_single_layer_geopackage_reads_without_a_layer_warning(
+    map_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """QGIS's layer_styles table is a second layer to GDAL, but holds no polygons."""
+    from torchgeo_simclr.geopackage import write_geopackage
+
+    labels = tmp_path / "hits.gpkg"
+    frame = gpd.read_file(write_labels(tmp_path / "plain.gpkg", crs=MAP_CRS))
+    write_geopackage(frame, labels, "hits", style=("style", "<qgis></qgis>"))
+    assert len(pyogrio.list_layers(labels)) == 2
+    main(evaluate_command(map_path, labels))
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert "tp 23" in out
+
+
+def test_labels_help_names_any_polygon_file_and_the_layer_option(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    labels = text.split("--labels LABELS ")[-1].split("--labels-layer NAME")[0]
+    for words in (
+        "any polygon file",
+        "GeoPackage",
+        "Shapefile",
+        "GeoJSON",
+        "GeoParquet",
+        "in any CRS",
+        "--class-column",
+        "--class-map",
+    ):
+        assert words in labels
+    assert "DWR crop-mapping file" not in text
+    layer = text.split("--labels-layer NAME ")[-1].split("--class-column")[0]
+    assert "QGIS project GeoPackage" in layer

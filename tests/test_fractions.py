@@ -294,7 +294,7 @@ def test_a_subset_of_one_class_warns(
     monkeypatch.setattr(
         central_valley,
         "grid_patch_labels",
-        lambda dataset, patches: torch.ones(len(patches), dtype=torch.long),
+        lambda dataset, patches, **_: torch.ones(len(patches), dtype=torch.long),
     )
     with pytest.warns(UserWarning, match=r"Every labelled training patch .* is irri"):
         datamodule(scene, label_fraction=0.1)
@@ -312,8 +312,8 @@ def test_scoring_draws_no_labelled_subset(
     labelled: list[int] = []
     grid_patch_labels = central_valley.grid_patch_labels
 
-    def spy(*args: Any) -> Tensor:
-        labels = grid_patch_labels(*args)
+    def spy(*args: Any, **kwargs: Any) -> Tensor:
+        labels = grid_patch_labels(*args, **kwargs)
         labelled.append(len(labels))
         return labels
 

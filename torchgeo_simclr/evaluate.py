@@ -1,4 +1,4 @@
-"""Score an irrigation map against DWR crop-mapping polygons.
+"""Score an irrigation map against label polygons (DWR crop mapping or your own).
 
 :func:`evaluate_map` compares a class map (single-band uint8 GeoTIFF: 0 not
 irrigated, 1 irrigated, 255 nodata) with label polygons read by
@@ -14,6 +14,10 @@ irrigated, 1 irrigated, 255 nodata) with label polygons read by
 
 The map is read, and the labels rasterised, in strips of whole rows, so memory
 does not grow with the size of the map.
+
+The scores also say what they rest on: how many label polygons were read and
+scored (and why the others were not), and a warning where the scored labels
+hold one class only, since a map of that class alone then scores perfectly.
 
 With ``fields``, the scored fields are also written as a GeoPackage layer
 (:data:`FIELDS_LAYER`), one polygon per field with its crop class, label,
@@ -36,6 +40,8 @@ from typing import Any, Final, cast
 import geopandas as gpd
 import numpy as np
 import numpy.typing as npt
+import pyogrio
+import pyogrio.errors
 import rasterio
 import rasterio.errors
 import rasterio.features
@@ -138,6 +144,12 @@ SCORES_UNITS: Final[dict[str, str]] = {
     "_px": "pixels of the map",
     "_ha": "hectares (10,000 m2), rounded to 0.01 ha",
     "_fields": "label polygons, each voted by the majority of its pixels",
+    "label_polygons": (
+        "label polygons read (in the bbox's lon/lat box where one is given) and "
+        "scored; off_map have no pixel centre in the area scored (off the map or "
+        "bbox), ignored_class have a code that is neither class (255, unmapped or "
+        "missing), map_nodata_only have map nodata in every pixel"
+    ),
     "bbox": "xmin, ymin, xmax, ymax in bbox_crs (lon/lat degrees for EPSG:4326)",
 }
 
@@ -225,6 +237,19 @@ class MapEvaluation:
     fn_ha: float
     #: Area of the ``tn`` pixels, hectares.
     tn_ha: float
+    #: Label polygons read (all of the file, or those in the bbox's lon/lat
+    #: box where one is given), scored or not.
+    n_polygons: int
+    #: Polygons read but not scored because their class says nothing about
+    #: irrigation (mask value 255: e.g. ``X``, an unmapped or missing code).
+    n_polygons_ignored: int
+    #: Polygons of class 0 or 1 not scored because no pixel centre of the
+    #: area scored is theirs: they lie off the map or outside the bbox (or are
+    #: smaller than a pixel, or covered by polygons later in the file).
+    n_polygons_off_map: int
+    #: Polygons of class 0 or 1 not scored because all their pixels are map
+    #: nodata.
+    n_polygons_nodata: int
 
     @classmethod
     def from_counts(
@@ -242,6 +267,10 @@ class MapEvaluation:
         fp_ha: float,
         fn_ha: float,
         tn_ha: float,
+        n_polygons: int,
+        n_polygons_ignored: int,
+        n_polygons_off_map: int,
+        n_polygons_nodata: int,
     ) -> "MapEvaluation":
         """Compute the scores from pixel and field confusion counts.
 
@@ -258,6 +287,13 @@ class MapEvaluation:
             fp_ha: area of the *fp* pixels, hectares.
             fn_ha: area of the *fn* pixels, hectares.
             tn_ha: area of the *tn* pixels, hectares.
+            n_polygons: label polygons read.
+            n_polygons_ignored: of them, those whose code is neither class
+                (mask value 255).
+            n_polygons_off_map: those of class 0 or 1 without a pixel centre
+                in the area scored.
+            n_polygons_nodata: those of class 0 or 1 whose pixels are all map
+                nodata.
 
         Returns:
             The evaluation; scores with a zero denominator are 0.0.
@@ -286,6 +322,10 @@ class MapEvaluation:
             fp_ha=fp_ha,
             fn_ha=fn_ha,
             tn_ha=tn_ha,
+            n_polygons=n_polygons,
+            n_polygons_ignored=n_polygons_ignored,
+            n_polygons_off_map=n_polygons_off_map,
+            n_polygons_nodata=n_polygons_nodata,
         )
 
     def to_dict(self) -> dict[str, float | int]:
@@ -331,7 +371,31 @@ class MapEvaluation:
             f"fields: tp {self.field_tp:,}  fp {self.field_fp:,}  "
             f"fn {self.field_fn:,}  tn {self.field_tn:,}"
         )
+        lines.append(self.polygons_line())
         return "\n".join(lines)
+
+    def polygons_line(self) -> str:
+        """Say how many label polygons were read and scored, and why others were not.
+
+        Returns:
+            One line, e.g. ``label polygons: 18 read, 16 scored; not scored:
+            2 with no pixel centre in the area scored (off the map or
+            --bbox)``.
+        """
+        line = f"label polygons: {self.n_polygons:,} read, {self.n_fields:,} scored"
+        reasons = [
+            (
+                self.n_polygons_off_map,
+                "with no pixel centre in the area scored (off the map or --bbox)",
+            ),
+            (
+                self.n_polygons_ignored,
+                "with an ignored code (255, unmapped or missing)",
+            ),
+            (self.n_polygons_nodata, "over map nodata only"),
+        ]
+        why = [f"{count:,} {reason}" for count, reason in reasons if count]
+        return f"{line}; not scored: {', '.join(why)}" if why else line
 
     def scores_record(
         self,
@@ -344,6 +408,7 @@ class MapEvaluation:
         bbox_crs: CRS,
         map_crs: CRS,
         fields: str | Path | None,
+        labels_layer: str | None = None,
     ) -> dict[str, Any]:
         """The scores and what was scored, as the JSON file ``scores`` names.
 
@@ -356,17 +421,21 @@ class MapEvaluation:
             bbox_crs: the CRS of *bbox*.
             map_crs: the map's CRS (pixel areas are taken in it).
             fields: the GeoPackage of scored fields written, or None.
+            labels_layer: the layer of the label file read, or None for its
+                first.
 
         Returns:
             A JSON-serialisable dict with :data:`SCORES_KEYS`: the inputs, the
-            ``units`` (:data:`SCORES_UNITS`), and the ``pixels`` and
-            ``fields`` scores and counts; counts end in ``_px`` (pixels),
-            ``_ha`` (hectares) or ``_fields`` (fields).
+            ``units`` (:data:`SCORES_UNITS`), the ``pixels`` and ``fields``
+            scores and counts, and ``label_polygons``: how many were read and
+            scored, and why the others were not; counts end in ``_px``
+            (pixels), ``_ha`` (hectares) or ``_fields`` (fields).
         """
         return {
             "torchgeo_simclr_version": __version__,
             "map": os.fspath(map_path),
             "labels": os.fspath(labels),
+            "labels_layer": labels_layer,
             "class_column": class_column,
             "class_map": dict(class_map or {}),
             "bbox": None if bbox is None else [float(v) for v in bbox],
@@ -401,6 +470,13 @@ class MapEvaluation:
                 "fp_fields": self.field_fp,
                 "fn_fields": self.field_fn,
                 "tn_fields": self.field_tn,
+            },
+            "label_polygons": {
+                "read": self.n_polygons,
+                "scored": self.n_fields,
+                "off_map": self.n_polygons_off_map,
+                "ignored_class": self.n_polygons_ignored,
+                "map_nodata_only": self.n_polygons_nodata,
             },
         }
 
@@ -604,6 +680,141 @@ class _Bbox:
             raise ValueError(msg)
 
 
+def _check_label_layers(
+    labels: str | Path, layer: str | None, class_column: str
+) -> int:
+    """Check the layer of a label file read, in evaluate's terms (``--labels-layer``).
+
+    Only a single label file GDAL reads (not a folder of them, nor
+    GeoParquet) is checked; :class:`IrrigationLabels` reports any other fault.
+
+    Args:
+        labels: the label file or folder.
+        layer: the layer asked for, or None for the first.
+        class_column: the attribute with the class code.
+
+    Returns:
+        How many layers the file holds (tables included, e.g. QGIS's
+        ``layer_styles``); 0 where it was not checked.
+
+    Raises:
+        ValueError: If the file has no layer *layer*, or, without *layer*,
+            its first layer has no *class_column* but it has other layers.
+
+    Warns:
+        UserWarning: if, without *layer*, the file has other vector layers
+            than the first, which is read.
+    """
+    name = os.fspath(labels)
+    is_gdb = os.path.isdir(name) and name.lower().rstrip("/").endswith(".gdb")
+    if name.lower().endswith(IrrigationLabels.parquet_suffixes) or not (
+        os.path.isfile(name) or is_gdb
+    ):
+        return 0
+    try:
+        listed = pyogrio.list_layers(name)
+    except (pyogrio.errors.DataSourceError, OSError):
+        return 0  # IrrigationLabels says why it cannot be read.
+    names = [str(row[0]) for row in listed]
+    vector = [str(row[0]) for row in listed if row[1] is not None]
+    if layer is not None:
+        if layer not in names:
+            msg = (
+                f"Label file {name!r} has no layer {layer!r}; its vector layers "
+                f"are {vector}, so pass one of them as --labels-layer."
+            )
+            raise ValueError(msg)
+        return len(names)
+    first = names[0] if names else None
+    others = [other for other in vector if other != first]
+    if first is None or not others:
+        return len(names)
+    columns = _layer_columns(name, first)
+    if class_column not in columns:
+        having = [o for o in others if class_column in _layer_columns(name, o)]
+        if having:
+            advice = f"so pass --labels-layer {having[0]}" + (
+                "" if len(having) == 1 else f" (or {', '.join(having[1:])})"
+            )
+            holds = f" ({', '.join(having)} with {class_column!r})"
+        else:
+            advice = (
+                f"none with {class_column!r} either, so pass --labels-layer with "
+                f"the layer of your labels and --class-column with its class "
+                f"column (the first layer's columns are {columns})"
+            )
+            holds = ""
+        msg = (
+            f"Label file {name!r} has no column {class_column!r} in its first "
+            f"layer {first!r}, which is read when no --labels-layer is given; "
+            f"its other vector layers are {others}{holds}, {advice}."
+        )
+        raise ValueError(msg)
+    warnings.warn(
+        f"Label file {name!r} holds {len(vector)} vector layers ("
+        f"{', '.join(repr(v) for v in vector)}) and only the first, {first!r}, is "
+        "scored against; pass --labels-layer NAME to score against another.",
+        UserWarning,
+        stacklevel=3,
+    )
+    return len(names)
+
+
+def _layer_columns(path: str, layer: str) -> list[str]:
+    """The attribute columns of one layer of a file GDAL reads.
+
+    Args:
+        path: the file.
+        layer: the layer's name.
+
+    Returns:
+        Its attribute column names (not the geometry).
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Measured \\(M\\) geometry types")
+        return [
+            str(column) for column in pyogrio.read_info(path, layer=layer)["fields"]
+        ]
+
+
+def _one_class(evaluation: MapEvaluation, labels: str | Path) -> str | None:
+    """Why scores against labels of one class only say little, or None.
+
+    Args:
+        evaluation: the scores.
+        labels: the label file or folder, for the message.
+
+    Returns:
+        One sentence for a warning where every scored pixel is labelled
+        irrigated, or every one not irrigated; None where both are scored.
+    """
+    irrigated = evaluation.tp + evaluation.fn
+    other = evaluation.fp + evaluation.tn
+    if irrigated and other:
+        return None
+    given = repr(os.fspath(labels))
+    if other == 0:
+        found = f"all {irrigated:,} scored pixels are labelled irrigated"
+        meaning = (
+            "precision, accuracy and the true negatives say nothing about "
+            "false irrigation, and a map that calls everything irrigated scores "
+            "F1 1.0"
+        )
+        missing, value = "not-irrigated", 0
+    else:
+        found = f"all {other:,} scored pixels are labelled not irrigated"
+        meaning = (
+            "F1, precision, recall and IoU are 0 whatever the map, and a map that "
+            "calls nothing irrigated scores accuracy 1.0"
+        )
+        missing, value = "irrigated", 1
+    return (
+        f"Labels {given}: {found}, so {meaning}; score against labels that also "
+        f"hold {missing} fields (add some, or map their codes with --class-map "
+        f"CODE={value})."
+    )
+
+
 def evaluate_map(
     map_path: str | Path,
     labels: str | Path,
@@ -617,6 +828,7 @@ def evaluate_map(
     fields: str | Path | None = None,
     scores: str | Path | None = None,
     overwrite: bool = False,
+    labels_layer: str | None = None,
 ) -> MapEvaluation:
     """Score an irrigation map against label polygons, per pixel and per field.
 
@@ -657,8 +869,9 @@ def evaluate_map(
         map_path: the map GeoTIFF: single band, uint8, 0 not irrigated, 1
             irrigated, nodata 255, georeferenced and north-up (e.g. EPSG:32610
             with 10 m pixels).
-        labels: label file (DWR GDB zip, GeoPackage, Shapefile, ...) or a
-            directory of them, in any CRS.
+        labels: label polygons: a file (DWR's GDB zip, or any GeoPackage,
+            Shapefile, GeoJSON, GeoParquet, ...) or a directory of them, in
+            any CRS; land outside every polygon is not scored.
         class_column: attribute holding the class code.
         class_map: class code -> mask value (0, 1 or 255) entries that update
             :data:`~torchgeo_simclr.datasets.DEFAULT_IRRIGATION_MAP`.
@@ -680,6 +893,8 @@ def evaluate_map(
         overwrite: replace *fields* if it is a GeoPackage with the
             :data:`FIELDS_LAYER`, and *scores* if it is a JSON file with the
             :data:`SCORES_KEYS` (never another file).
+        labels_layer: the layer of a multi-layer label file to read (e.g. a
+            QGIS project GeoPackage), or None for its first.
 
     Returns:
         The pixel and field scores; scores with a zero denominator are 0.0.
@@ -697,7 +912,13 @@ def evaluate_map(
             labels, the labels do not overlap the map, no pixel has both a map
             class and a 0/1 label, *fields* does not end in ``.gpkg``,
             *scores* does not end in ``.json``, or either is the map or the
-            labels.
+            labels; if the label file has no layer *labels_layer*, or, without
+            one, its first layer lacks *class_column* while it has others.
+
+    Warns:
+        UserWarning: if the label file has other vector layers than the one
+            read without *labels_layer*, or the scored pixels are labelled with
+            one class only (then a map of that class alone scores perfectly).
     """
     if rows_per_strip < 1:
         msg = (
@@ -718,19 +939,28 @@ def evaluate_map(
         else _SCORES.check(Path(scores), map_path, labels, overwrite)
     )
     name = os.fspath(map_path)
+    layers = _check_label_layers(labels, labels_layer, class_column)
     with _open_map(map_path) as src:
         crs = CRS.from_user_input(src.crs.to_wkt())
         if region is not None:
             region.check_not_degrees(src.bounds, crs, name)
         try:
-            dataset = IrrigationLabels(
-                paths=os.fspath(labels),
-                crs=crs,
-                res=(float(src.transform.a), float(-src.transform.e)),
-                class_column=class_column,
-                class_map=dict(class_map) if class_map is not None else None,
-                bbox=None if region is None else region.lonlat(),
-            )
+            with warnings.catch_warnings():
+                if layers > 1:
+                    # pyogrio's, which asks for a `layer` parameter: the layers
+                    # were checked above, in evaluate's own terms.
+                    warnings.filterwarnings(
+                        "ignore", "More than one layer found", UserWarning
+                    )
+                dataset = IrrigationLabels(
+                    paths=os.fspath(labels),
+                    crs=crs,
+                    res=(float(src.transform.a), float(-src.transform.e)),
+                    class_column=class_column,
+                    class_map=dict(class_map) if class_map is not None else None,
+                    layer=labels_layer,
+                    bbox=None if region is None else region.lonlat(),
+                )
         except LabelsOutsideBboxError as error:
             assert region is not None  # only raised for a bbox
             extents = error.extents
@@ -815,6 +1045,8 @@ def evaluate_map(
         )
         raise ValueError(msg)
     evaluation = tally.evaluation()
+    if (one_class := _one_class(evaluation, labels)) is not None:
+        warnings.warn(one_class, UserWarning, stacklevel=2)
     if fields_path is not None:
         frame = tally.fields_frame(
             dataset.features.geometry.to_numpy(),
@@ -832,6 +1064,7 @@ def evaluate_map(
             bbox_crs=parse_bbox_crs(bbox_crs),
             map_crs=crs,
             fields=fields_path,
+            labels_layer=labels_layer,
         )
         _write_scores(record, scores_path, map_path, labels, overwrite)
     return evaluation
@@ -855,6 +1088,9 @@ class _Tally:
         #: Scored pixels of each polygon mapped not irrigated and irrigated,
         #: ``[N, 2]``.
         self.votes = np.zeros((len(values), 2), dtype=np.int64)
+        #: Pixels whose centre each polygon holds (and labels), whatever the
+        #: map class, ``[N]``.
+        self.pixels = np.zeros(len(values), dtype=np.int64)
         #: Pixels with a 0/1 label, whatever their map class.
         self.n_labelled = 0
 
@@ -874,6 +1110,7 @@ class _Tally:
                 ``[H]``.
         """
         labelled = ids >= 0
+        self.pixels += np.bincount(ids[labelled], minlength=self.pixels.size)
         truth = np.full(classes.shape, MAP_NODATA, dtype=np.uint8)
         truth[labelled] = self.values[ids[labelled]]
         self.n_labelled += int(np.count_nonzero(truth != MAP_NODATA))
@@ -898,7 +1135,9 @@ class _Tally:
         tn_ha, fp_ha, fn_ha, tp_ha = (
             round(float(area), AREA_DECIMALS) for area in self.confusion_ha
         )
-        fields = (self.votes.sum(axis=1) > 0) & (self.values != MAP_NODATA)
+        scored_px = self.votes.sum(axis=1)
+        ignored = self.values == MAP_NODATA
+        fields = (scored_px > 0) & ~ignored
         truth = self.values[fields] == IRRIGATED
         votes = self.votes[fields]
         vote = votes[:, IRRIGATED] > votes[:, NOT_IRRIGATED]
@@ -915,6 +1154,12 @@ class _Tally:
             fp_ha=fp_ha,
             fn_ha=fn_ha,
             tn_ha=tn_ha,
+            n_polygons=len(self.values),
+            n_polygons_ignored=int(np.count_nonzero(ignored)),
+            n_polygons_off_map=int(np.count_nonzero(~ignored & (self.pixels == 0))),
+            n_polygons_nodata=int(
+                np.count_nonzero(~ignored & (self.pixels > 0) & (scored_px == 0))
+            ),
         )
 
     def fields_frame(

@@ -52,6 +52,7 @@ def _search(args: argparse.Namespace) -> None:
         args: the parsed ``search`` command line.
     """
     from ..embeddings import search
+    from ..embeddings.search import plural
 
     result = search(
         index=args.index,
@@ -64,6 +65,7 @@ def _search(args: argparse.Namespace) -> None:
         checkpoint=args.checkpoint,
         root=args.root,
         overwrite=args.overwrite,
+        exclude=args.exclude,
     )
     print(f"{'rank':>4} {'similarity':>10} {'lon':>10} {'lat':>9} {'date':>10}")
     for hit in result.hits.head(PRINTED_HITS).itertuples():
@@ -73,6 +75,13 @@ def _search(args: argparse.Namespace) -> None:
         )
     if len(result.hits) > PRINTED_HITS:
         print(f"... and {len(result.hits) - PRINTED_HITS:,} more in {result.out}")
+    print(f"Query: {result.query}")
+    if (excluded := result.excluded) is not None:
+        print(
+            f"Left out {plural(len(excluded.rows), 'patch')} that the "
+            f"{plural(excluded.polygons, 'polygon')} of {str(excluded.path)!r} "
+            "(--exclude) reach into"
+        )
     print(f"Hits: {result.out}\nContact sheet: {result.sheet}")
 
 

@@ -151,6 +151,7 @@ def _evaluate(args: argparse.Namespace) -> None:
         fields=args.fields,
         scores=args.scores,
         overwrite=args.overwrite,
+        labels_layer=args.labels_layer,
     )
     print(result.table())
     if args.fields is not None:

@@ -374,13 +374,25 @@ def _add_map_commands(commands: "argparse._SubParsersAction[Any]") -> None:
 
     evaluate = commands.add_parser(
         "evaluate",
-        help="score a class map against DWR crop-mapping polygons: pixel "
-        "F1/precision/recall/IoU and field-level accuracy (optionally as JSON, "
-        "and the scored fields as a GeoPackage for QGIS)",
+        help="score a class map against label polygons (DWR's crop mapping or "
+        "your own): pixel F1/precision/recall/IoU and field-level accuracy "
+        "(optionally as JSON, and the scored fields as a GeoPackage for QGIS)",
     )
     evaluate.add_argument("--map", required=True, help="class map (PATH.tif)")
     evaluate.add_argument(
-        "--labels", required=True, help="DWR crop-mapping file (GeoPackage, ...)"
+        "--labels",
+        required=True,
+        help="label polygons to score against: any polygon file (GeoPackage, "
+        "Shapefile, GeoJSON, GeoParquet, DWR's GDB zip, ...) or a folder of them, "
+        "in any CRS; land outside every polygon is not scored. Codes are DWR "
+        "crop classes by default: for your own, pass --class-column and "
+        "--class-map, e.g. --class-column irrigated --class-map 1=1 0=0",
+    )
+    evaluate.add_argument(
+        "--labels-layer",
+        metavar="NAME",
+        help="layer of --labels to read, for multi-layer files such as a QGIS "
+        "project GeoPackage (default: the first layer)",
     )
     _add_class_column(evaluate)
     evaluate.add_argument(
@@ -499,7 +511,10 @@ def _add_embedding_commands(commands: "argparse._SubParsersAction[Any]") -> None
     )
     where.add_argument(
         "--geojson",
-        help="query polygons (GeoJSON, lon/lat): the mean of the patches inside",
+        metavar="PATH",
+        help="query polygons: the mean of the patches centred inside; a GeoJSON, "
+        "GeoPackage, Shapefile or GeoParquet file in any CRS it names (a file that "
+        "names none is lon/lat)",
     )
     search.add_argument(
         "--k", type=_at_least(1), default=20, help="hits to return (default: 20)"
@@ -508,6 +523,13 @@ def _add_embedding_commands(commands: "argparse._SubParsersAction[Any]") -> None
         "--out", required=True, help="hits to write, PATH.gpkg or PATH.geojson"
     )
     search.add_argument("--sheet", help="contact sheet PNG (default: --out with .png)")
+    search.add_argument(
+        "--exclude",
+        metavar="PATH",
+        help="polygons of places already labelled or seen (e.g. an earlier "
+        "search's hits file; formats and CRS as --geojson): patches they reach "
+        "into are left out, and --k hits come from the rest",
+    )
     search.add_argument(
         "--checkpoint", help="check that the index was made by this .ckpt"
     )

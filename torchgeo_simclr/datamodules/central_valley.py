@@ -26,17 +26,23 @@ from ..datasets.sentinel2 import check_bands, fresh_file_handles
 from ..datasets.survey_years import other_years
 from ..days import dates_note, parse_days
 from ..lonlat import LONLAT, check_lonlat_bbox, lonlat_extent
+from ..patch_labels import patch_labels
 from .augment import make_views, set_augmentations
 from .blocks import spatial_blocks
 from .fractions import PatchDataset, draw_labelled_subset, grid_patch_labels
 from .options import (
     check_batch_size,
     check_label_fraction,
+    check_min_labelled,
     check_patch_size,
     check_split_fractions,
 )
 from .samplers import BlockGridSampler, RandomDrawSampler, epoch_draws, snap_to_grid
 from .statistics import cache_key, cached_band_statistics
+
+#: Labelled training patches below which a label_fraction under 1 is
+#: warned about: a pool this small is likely labels drawn by hand, all wanted.
+SMALL_POOL = 100
 
 
 def imagery_extent(dataset: GeoDataset) -> tuple[float, float, float, float]:
@@ -113,6 +119,8 @@ class CentralValleyDataModule(GeoDataModule):
         cloud_buffer: float = 0.0,
         start: date | str | None = None,
         end: date | str | None = None,
+        labels_layer: str | None = None,
+        min_labelled: float = 0.5,
     ) -> None:
         """Initialise a new CentralValleyDataModule.
 
@@ -120,9 +128,12 @@ class CentralValleyDataModule(GeoDataModule):
             root: directory searched (recursively) for Sentinel-2 L2A files in
                 any layout :class:`~torchgeo_simclr.datasets.CentralValleyS2`
                 reads.
-            labels: DWR crop-mapping file (GDB zip, GeoPackage, Shapefile,
-                GeoJSON); a relative path is looked up under *root*; None for
-                unlabeled pretraining.
+            labels: label polygons: DWR's crop-mapping file or your own
+                (GDB zip, GeoPackage, Shapefile, GeoJSON, GeoParquet; any CRS),
+                with *class_column* and *class_map* for other codes; land
+                without a polygon is unlabelled, not "not irrigated". A
+                relative path is looked up under *root*; None for unlabeled
+                pretraining.
             bbox: region of interest ``(min lon, min lat, max lon, max lat)`` in
                 EPSG:4326 degrees (default: all imagery).
             bands: band names to load (default: all 12, in the standard order).
@@ -183,17 +194,25 @@ class CentralValleyDataModule(GeoDataModule):
                 the newest with data wins each pixel; *start* and *end* pick
                 the days (see :class:`~torchgeo_simclr.datasets.CentralValleyS2`).
             end: last sensing day read, inclusive (default: no limit).
+            labels_layer: layer of a multi-layer label file (e.g. a QGIS
+                project GeoPackage; default: the first).
+            min_labelled: share of a patch's pixels that must be labelled
+                for the patch to count as labelled: to join the fine-tuning
+                pool, and, per patch, to be trained and scored on. Lower it
+                for sparse labels (hand-drawn fields), whose patches are often
+                mostly unlabelled.
 
         Raises:
             ValueError: if *patch_size* or *batch_size* is below 1,
                 *split_fractions* are not three shares above 0 that sum to 1,
-                *label_fraction* is not in ``(0, 1]``, *start* or *end* is not
-                a date, or *start* is after *end*.
+                *label_fraction* or *min_labelled* is not in ``(0, 1]``,
+                *start* or *end* is not a date, or *start* is after *end*.
         """
         check_patch_size(patch_size)
         check_batch_size(batch_size)
         check_split_fractions(split_fractions)
         check_label_fraction(label_fraction)
+        check_min_labelled(min_labelled)
         super().__init__(
             CentralValleyS2,
             batch_size=batch_size,
@@ -234,6 +253,11 @@ class CentralValleyDataModule(GeoDataModule):
         #: Overrides of the DWR class code to mask value mapping (None: the
         #: defaults).
         self.class_map = class_map
+        #: Layer read from a multi-layer label file (None: the first).
+        self.labels_layer = labels_layer
+        #: Share of a patch's pixels that must be labelled for it to count as
+        #: labelled (pool, training and scoring of patch labels).
+        self.min_labelled = min_labelled
         #: Augmented-view generator for training, or None for no views.
         self.views = make_views(
             augmentations, ops_per_view, num_views, augmentation_kwargs
@@ -248,6 +272,8 @@ class CentralValleyDataModule(GeoDataModule):
         #: The imagery alone (statistics are read from it); built by
         #: :meth:`setup`.
         self.image_dataset: CentralValleyS2 | None = None
+        #: The labels alone (None without labels); built by :meth:`setup`.
+        self.label_dataset: IrrigationLabels | None = None
         #: Blocks of ``train``, ``val`` and ``test``, in the dataset CRS; cut
         #: by :meth:`setup`.
         self.split_blocks: dict[str, MultiPolygon] = {}
@@ -313,10 +339,13 @@ class CentralValleyDataModule(GeoDataModule):
                 class_column=self.class_column,
                 class_map=self.class_map,
                 bbox=self.bbox or imagery_extent(self.image_dataset),
+                layer=self.labels_layer,
+                covers_bbox=True,
             )
             dataset = IntersectionDataset(self.image_dataset, labels)
             snap_to_grid(dataset, self.image_dataset)
         self.dataset = dataset
+        self.label_dataset = labels
         if labels is not None:
             fix = "--data.init_args.start/end"
             why = other_years(
@@ -324,7 +353,9 @@ class CentralValleyDataModule(GeoDataModule):
             )
             if why is not None:
                 rank_zero_warn(why)
-        roi = self._region(dataset)
+        # The imagery's region, not the labels' extent: the split must not
+        # move when labels are added (or saved in another format).
+        roi = self._region(self.image_dataset)
         self.region_area = float(roi.area)
         patch_side = self.patch_size_px * dataset.res[0]
         train, val, test = spatial_blocks(
@@ -480,6 +511,15 @@ class CentralValleyDataModule(GeoDataModule):
             f"Spatial split of {self.root}: {blocks} blocks of {self.block_size} px"
             f"{training}; patches per epoch: {counts}{'; ' if note else ''}{note}"
         )
+        if polygons := self.label_polygons():
+            rank_zero_info(
+                f"Label polygons with a class in {str(self.labels_path)!r}: "
+                f"{polygons['train']} reach the train blocks, {polygons['val']} "
+                f"val, {polygons['test']} test, {polygons['outside']} lie outside "
+                "them (one across a block edge counts in each)"
+            )
+        if stage == "fit" and self.label_fraction is not None:
+            self._check_val_labels()
         #: Grid of whole patches over the region of :attr:`dataset` (within
         #: :attr:`bbox`, if given).
         self.predict_sampler = BlockGridSampler(
@@ -487,6 +527,64 @@ class CentralValleyDataModule(GeoDataModule):
             size=self.patch_size_px,
             blocks=[self._region(self.dataset)],
         )
+
+    def label_polygons(self) -> dict[str, int]:
+        """Count the label polygons with a class (0 or 1) in each split.
+
+        Returns:
+            ``train``, ``val`` and ``test``: polygons reaching into the split's
+            blocks (one across a block edge counts in each), and ``outside``:
+            those in no block; empty without labels or before :meth:`setup`.
+        """
+        if self.label_dataset is None or not self.split_blocks:
+            return {}
+        features = self.label_dataset.features
+        classed = features["value"].to_numpy() != IGNORE_INDEX
+        inside = np.zeros(len(features), dtype=bool)
+        counts = {}
+        for split, blocks in self.split_blocks.items():
+            hit = np.zeros(len(features), dtype=bool)
+            _, found = features.sindex.query(list(blocks.geoms), predicate="intersects")
+            hit[found] = True
+            counts[split] = int((hit & classed).sum())
+            inside |= hit
+        counts["outside"] = int((~inside & classed).sum())
+        return counts
+
+    def _polygons_in(self, split: str) -> str:
+        """Say how many of the classed label polygons reach a split's blocks."""
+        counts = self.label_polygons()
+        if not any(counts.values()):
+            return "it has no polygon with a class over the imagery"
+        return (
+            f"{counts[split]} of its label polygons with a class reach the "
+            f"{split} blocks, {counts['outside']} lie outside every block"
+        )
+
+    def _check_val_labels(self) -> None:
+        """Refuse a fit whose val blocks hold no label, before any training.
+
+        Validation scores F1 on labelled patches; without one the fit would
+        stop after its first epoch. Skipped when validation is switched off
+        (``--trainer.limit_val_batches 0``) or there is no trainer.
+
+        Raises:
+            ValueError: if no label polygon with a class reaches the val blocks.
+        """
+        limit = getattr(self.trainer, "limit_val_batches", None)
+        if self.trainer is None or limit == 0 or self.label_dataset is None:
+            return
+        if self.label_polygons()["val"] > 0:
+            return
+        msg = (
+            f"No label polygon of {str(self.labels_path)!r} reaches the val "
+            f"blocks ({self._polygons_in('train')}), so val_f1 cannot be "
+            "computed and the fit would stop after its first epoch; pass "
+            "--trainer.limit_val_batches 0 to train without validation, another "
+            "--data.init_args.seed to deal the blocks anew, or labels in more "
+            "places."
+        )
+        raise ValueError(msg)
 
     def imagery_dates(self) -> list[str]:
         """Sensing dates of the products under the region (:attr:`bbox`).
@@ -550,8 +648,21 @@ class CentralValleyDataModule(GeoDataModule):
             )
             raise ValueError(msg)
         patches = list(self.grid_sampler("train"))
-        labels = grid_patch_labels(self.dataset, patches)
+        labels = grid_patch_labels(
+            self.dataset, patches, min_labelled=self.min_labelled
+        )
         labelled_total = int((labels != IGNORE_INDEX).sum())
+        if labelled_total == 0:
+            msg = (
+                f"No {self.patch_size_px} px patch of the train blocks' grid has "
+                f"{self.min_labelled:.0%} or more of its pixels labelled by "
+                f"{str(self.labels_path)!r} ({self._polygons_in('train')}), so "
+                "there is nothing to fine-tune on; for sparse labels such as "
+                "hand-drawn fields pass a lower --data.init_args.min_labelled "
+                "(e.g. 0.05) or a smaller patch_size, else check the class "
+                "column and class map."
+            )
+            raise ValueError(msg)
         chosen, positives = draw_labelled_subset(
             self,
             labels,
@@ -560,14 +671,23 @@ class CentralValleyDataModule(GeoDataModule):
             f"{labelled_total} labelled training patches",
         )
         self.n_labels = len(chosen)
+        if self.label_fraction < 1 and labelled_total < SMALL_POOL:
+            rank_zero_warn(
+                f"label_fraction {self.label_fraction:g} keeps {self.n_labels} "
+                f"of the {labelled_total} labelled training patches; to train "
+                "on every label (e.g. your own, curated ones) pass "
+                "--data.init_args.label_fraction 1.0 (the quickstart configs "
+                "keep 1%, for the label-efficiency experiment).",
+                category=UserWarning,
+            )
         if positives in (0, self.n_labels):
             kind = "not irrigated" if positives == 0 else "irrigated"
             rank_zero_warn(
                 f"Every labelled training patch under {str(self.root)!r} is {kind}"
                 f" ({self.n_labels} of {labelled_total}), so the model can only "
                 "learn one class; pass labels that cover both irrigated and other "
-                "fields (--data.init_args.labels), or a larger region or "
-                "label_fraction.",
+                "fields (--data.init_args.labels), or a larger region"
+                f"{'' if self.label_fraction == 1 else ' or label_fraction'}.",
                 category=UserWarning,
             )
         if self.unlabeled:
@@ -602,6 +722,26 @@ class CentralValleyDataModule(GeoDataModule):
         self._build_datasets()
         assert self.image_dataset is not None
         return self.image_dataset.plot(*args, **kwargs)
+
+    def on_after_batch_transfer(
+        self, batch: dict[str, Tensor], dataloader_idx: int
+    ) -> dict[str, Tensor]:
+        """Normalise and augment the batch, then label each of its patches.
+
+        Args:
+            batch: a batch on the device (see the class docstring).
+            dataloader_idx: index of the dataloader.
+
+        Returns:
+            The batch as :func:`set_augmentations` leaves it, plus, where it
+            has a ``mask``, ``label`` int64 ``[B]``: each patch's label by
+            :func:`~torchgeo_simclr.patch_labels.patch_labels` with
+            :attr:`min_labelled`, which patch classifiers train and score on.
+        """
+        batch = super().on_after_batch_transfer(batch, dataloader_idx)
+        if "mask" in batch:
+            batch["label"] = patch_labels(batch["mask"], self.min_labelled)
+        return batch
 
     def _dataloader_factory(self, split: str) -> DataLoader[dict[str, Any]]:
         loader = super()._dataloader_factory(split)

@@ -109,7 +109,10 @@ def draw_labelled_subset(
 
 
 def grid_patch_labels(
-    dataset: GeoDataset, patches: Sequence[Patch], progress: bool = False
+    dataset: GeoDataset,
+    patches: Sequence[Patch],
+    progress: bool = False,
+    min_labelled: float = 0.5,
 ) -> Tensor:
     """Read the mask of each patch and reduce it to a patch label.
 
@@ -124,6 +127,8 @@ def grid_patch_labels(
             and ``mask`` (the imagery intersected with the labels).
         patches: the patches to label.
         progress: show a progress bar.
+        min_labelled: share of a patch's pixels that must be labelled (and
+            have data) for the patch to get a label.
 
     Returns:
         ``[N]`` labels: 0, 1 or :data:`IGNORE_INDEX` (see
@@ -135,7 +140,7 @@ def grid_patch_labels(
         mask = sample["mask"]
         if "image" in sample:
             mask = mask.masked_fill(~has_data(sample["image"], dim=0), IGNORE_INDEX)
-        out.append(patch_labels(mask[None])[0])
+        out.append(patch_labels(mask[None], min_labelled)[0])
     return torch.stack(out) if out else torch.empty(0, dtype=torch.long)
 
 

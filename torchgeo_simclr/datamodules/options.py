@@ -63,6 +63,25 @@ def check_label_fraction(label_fraction: float | None) -> None:
         raise ValueError(msg)
 
 
+def check_min_labelled(min_labelled: float) -> None:
+    """Refuse a share of labelled pixels outside ``(0, 1]``, nan included.
+
+    Args:
+        min_labelled: share of a patch's pixels that must be labelled for the
+            patch to count as labelled.
+
+    Raises:
+        ValueError: naming the option, if *min_labelled* is not in ``(0, 1]``.
+    """
+    if not 0 < min_labelled <= 1:
+        msg = (
+            "--data.init_args.min_labelled takes the share of a patch's pixels "
+            f"that must be labelled, in (0, 1], got {min_labelled:g}; pass e.g. "
+            "0.5 (the default) or 0.05 for sparse labels."
+        )
+        raise ValueError(msg)
+
+
 def check_split_fractions(fractions: Sequence[float]) -> None:
     """Refuse split shares that are not three positive shares summing to 1.
 

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 import shapely
 import torch
 from shapely import Polygon
-from shapely.geometry.base import BaseGeometry
 from torch.utils.data import Sampler
 from torchgeo.datasets import GeoDataset
 from torchgeo.samplers import SpatialSampler
@@ -49,6 +48,10 @@ class BlockGridSampler(SpatialSampler):
         self.size_px, self.stride_px = size, stride or size
         #: The blocks cut to the dataset's footprint, in the dataset's CRS.
         self.blocks = [block & self.geometry for block in blocks]
+        # Each block's grid starts at the block's own corner, not at the
+        # footprint's edge, so a patch stays where it is when the footprint
+        # changes (e.g. labels that reach further).
+        self._grid_bounds = [block.bounds for block in blocks]
         self._length = sum(1 for _ in self)
 
     def __iter__(self) -> Iterator[tuple[slice, slice]]:
@@ -60,10 +63,11 @@ class BlockGridSampler(SpatialSampler):
         x0, y0 = self.bounds[0], self.bounds[1]
         xres, yres = self.res
         size, step = self.size_px, self.stride_px
-        for block in self.blocks:
+        for block, grid in zip(self.blocks, self._grid_bounds, strict=True):
             if block.is_empty:
                 continue
-            ix0, iy0, ix1, iy1 = _pixel_extent(block, x0, y0, xres, yres)
+            ix0, iy0, _, _ = _pixel_extent(grid, x0, y0, xres, yres)
+            _, _, ix1, iy1 = _pixel_extent(block.bounds, x0, y0, xres, yres)
             for iy in range(iy0, iy1 - size + 1, step):
                 for ix in range(ix0, ix1 - size + 1, step):
                     x, y = x0 + ix * xres, y0 + iy * yres
@@ -81,14 +85,18 @@ class BlockGridSampler(SpatialSampler):
 
 
 def _pixel_extent(
-    geometry: BaseGeometry, x0: float, y0: float, xres: float, yres: float
+    bounds: tuple[float, float, float, float],
+    x0: float,
+    y0: float,
+    xres: float,
+    yres: float,
 ) -> tuple[int, int, int, int]:
-    """Whole pixels of the grid at *(x0, y0)* inside *geometry*'s bounds.
+    """Whole pixels of the grid at *(x0, y0)* inside *bounds*.
 
     Returns:
         Column and row of the first and one past the last pixel.
     """
-    xmin, ymin, xmax, ymax = geometry.bounds
+    xmin, ymin, xmax, ymax = bounds
     # The tolerance absorbs float noise from reprojection and intersection.
     tol = 1e-6
     return (
@@ -115,7 +123,7 @@ def snap_to_grid(dataset: GeoDataset, grid: GeoDataset) -> None:
     xres, yres = grid.res
     snapped = []
     for geometry in dataset.index.geometry:
-        ix0, iy0, ix1, iy1 = _pixel_extent(geometry, x0, y0, xres, yres)
+        ix0, iy0, ix1, iy1 = _pixel_extent(geometry.bounds, x0, y0, xres, yres)
         box = shapely.box(
             x0 + ix0 * xres, y0 + iy0 * yres, x0 + ix1 * xres, y0 + iy1 * yres
         )

@@ -16,6 +16,7 @@ map below was checked against the 2023 provisional release; a release whose clas
 column or codes differ needs ``class_column`` or ``class_map``.
 """
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Final
 
@@ -62,6 +63,9 @@ VALID_MASK_VALUES: Final[frozenset[int]] = frozenset(
 #: Name under which a missing (null) class code is reported.
 MISSING_CODE: Final[str] = "<missing>"
 
+#: A whole number written with a zero fraction, e.g. ``1.0``: its integer part.
+_WHOLE_NUMBER: Final[re.Pattern[str]] = re.compile(r"([+-]?[0-9]+)\.0+")
+
 
 def build_irrigation_map(overrides: Mapping[str, int] | None = None) -> dict[str, int]:
     """Build the effective class map: the default updated with user entries.
@@ -85,23 +89,40 @@ def build_irrigation_map(overrides: Mapping[str, int] | None = None) -> dict[str
                 f"{IGNORE_INDEX} (ignore), so set it to one of those."
             )
             raise ValueError(msg)
-        effective[str(code).strip()] = int(value)
+        effective[code_key(code)] = int(value)
     return effective
 
 
 def code_key(code: object) -> str:
     """A class code as the class map keys it.
 
+    An integer column with nulls (QGIS leaves unfilled rows NULL) is read as
+    floats, so its codes come as ``1.0`` and ``0.0``: a float that is a whole
+    number is keyed as the integer prints (``"1"``), and so is a string that
+    writes one with a zero fraction (``"1.0"``, e.g. a class-map key), so that
+    ``1``, ``1.0`` and ``"1.0"`` all match a class map keyed ``"1"`` or
+    ``"1.0"``. Other floats keep their ``str`` (``"1.5"``).
+
     Args:
-        code: a code as read (string, or None/NaN when missing).
+        code: a code as read (string, number, or None/NaN when missing), or a
+            class-map key.
 
     Returns:
         The code without surrounding whitespace (DWR pads some codes, e.g.
-        ``" V"``), or ``"<missing>"`` for a null code.
+        ``" V"``), a whole number without its zero fraction, or
+        ``"<missing>"`` for a null code.
     """
-    if code is None or (isinstance(code, float) and np.isnan(code)):
+    if code is None:
         return MISSING_CODE
-    return str(code).strip()
+    if isinstance(code, float | np.floating):
+        if np.isnan(code):
+            return MISSING_CODE
+        if float(code).is_integer():
+            return str(int(code))
+        return str(code).strip()
+    key = str(code).strip()
+    whole = _WHOLE_NUMBER.fullmatch(key)
+    return key if whole is None else whole[1]
 
 
 def class_codes_to_mask_values(

@@ -154,6 +154,7 @@ class IrrigationLabels(VectorDataset):
         layer: str | int | None = None,
         bbox: tuple[float, float, float, float] | None = None,
         transforms: Callable[[Sample], Sample] | None = None,
+        covers_bbox: bool = False,
     ) -> None:
         """Initialise a new IrrigationLabels dataset (reads the features once).
 
@@ -177,6 +178,11 @@ class IrrigationLabels(VectorDataset):
                 reading.
             transforms: a function that takes a sample and returns a
                 transformed version.
+            covers_bbox: the files hold every label inside *bbox*, so the
+                dataset covers all of *bbox* (land without a polygon there is
+                unlabelled) rather than only its features' bounds: an
+                intersection with imagery, and the patches and blocks cut from
+                it, then do not move when labels are added or removed.
 
         Raises:
             FileNotFoundError: If a path does not exist or holds no label file.
@@ -202,6 +208,9 @@ class IrrigationLabels(VectorDataset):
         #: Region ``(min lon, min lat, max lon, max lat)``, EPSG:4326 degrees,
         #: that features are read in (validated; None: everywhere).
         self.bbox = check_lonlat_bbox(bbox)
+        #: Whether the dataset covers all of :attr:`bbox`, not only the
+        #: features' bounds.
+        self.covers_bbox = covers_bbox and self.bbox is not None
 
         files = self.files
         frames: list[GeoDataFrame] = []
@@ -446,7 +455,8 @@ class IrrigationLabels(VectorDataset):
                 msg = (
                     f"Label file {filepath!r} has no layer {self.layer!r} "
                     f"({error}); its layers are {layers}, so pass one of them as "
-                    "`layer`."
+                    "`layer` (--data.init_args.labels_layer; evaluate: "
+                    "--labels-layer)."
                 )
                 raise ValueError(msg) from None
             except (pyogrio.errors.DataSourceError, OSError) as error:
@@ -508,13 +518,45 @@ class IrrigationLabels(VectorDataset):
         Raises:
             ValueError: If :attr:`class_column` is not among *columns*.
         """
-        if self.class_column not in columns:
+        if self.class_column in columns:
+            return
+        having = self._layers_with_column(filepath) if self.layer is None else []
+        if having:
             msg = (
-                f"Label file {filepath!r} has no column {self.class_column!r}; its "
-                f"columns are {columns}, so pass one of them as `class_column` "
-                "(--class-column, --data.init_args.class_column)."
+                f"Label file {filepath!r} has no column {self.class_column!r} in "
+                f"its first layer, which is read when no layer is given; its "
+                f"layer(s) {having} have it, so pass --data.init_args.labels_layer "
+                f"{having[0]} (evaluate: --labels-layer {having[0]})."
             )
             raise ValueError(msg)
+        msg = (
+            f"Label file {filepath!r} has no column {self.class_column!r}; its "
+            f"columns are {columns}, so pass one of them as `class_column` "
+            "(--class-column, --data.init_args.class_column)."
+        )
+        raise ValueError(msg)
+
+    def _layers_with_column(self, filepath: str) -> list[str]:
+        """The layers after the first that hold :attr:`class_column`.
+
+        Args:
+            filepath: a label file GDAL can open (others give an empty list).
+
+        Returns:
+            Their names, in file order.
+        """
+        try:
+            layers = pyogrio.list_layers(filepath)
+            having = [
+                str(name)
+                for name, geometry in layers[1:]
+                if geometry is not None
+                and self.class_column
+                in pyogrio.read_info(filepath, layer=str(name))["fields"]
+            ]
+        except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError):
+            return []
+        return having
 
     def _extent(self, filepath: str) -> list[float] | None:
         """A file's extent as ``[min lon, min lat, max lon, max lat]``.
@@ -571,6 +613,10 @@ class IrrigationLabels(VectorDataset):
             {"minx": "min", "miny": "min", "maxx": "max", "maxy": "max"}
         )
         boxes = [shapely.box(*row) for row in bounds.itertuples(index=False)]
+        if self.covers_bbox:
+            area = self.bbox_in(CRS.from_user_input(features.crs))
+            assert area is not None  # covers_bbox needs a bbox
+            boxes = [area] * len(boxes)
         full = (pd.Timestamp.min, pd.Timestamp.max)
         index = pd.IntervalIndex.from_tuples(
             [full] * len(boxes), closed="both", name="datetime"

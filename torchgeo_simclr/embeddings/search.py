@@ -3,7 +3,8 @@
 A query is a point (the indexed patch under it), a polygon (the mean of the
 patches whose centres lie inside) or another index file (the mean of its
 rows). Similarity is the cosine of the angle between embeddings, computed
-exactly over every row of the index.
+exactly over every row of the index. Polygons of places already seen (e.g.
+labelled hits of an earlier search) can be left out of the hits.
 """
 
 import math
@@ -25,7 +26,7 @@ from pyproj import CRS, Transformer
 
 from ..geopackage import write_geopackage
 from ..inference.styles import HIT_OUTLINE, HIT_OUTLINE_MM, polygon_style
-from ..lonlat import LONLAT, check_latitudes, lonlat_extent
+from ..lonlat import LONLAT, check_latitudes, lonlat_extent, shapes_extent
 from ..models.checkpoint import BACKBONE_KINDS, read_checkpoint
 from ..outputs import check_output_folder, not_a_file, partial_path, same_file
 from .index import IndexInfo, checkpoint_id, read_embeddings, read_info
@@ -39,7 +40,20 @@ INPUTS: Final[dict[str, str]] = {
     "--index": "the index searched",
     "--query": "the query index",
     "--geojson": "the query polygon",
+    "--exclude": "the polygons left out",
     "--checkpoint": "the checkpoint",
+}
+
+#: Polygon files read as GeoParquet (by suffix); any other goes to GDAL.
+PARQUET_SUFFIXES: Final[tuple[str, ...]] = (".parquet", ".geoparquet")
+
+#: The polygon file formats read, for messages.
+POLYGON_FORMATS: Final[str] = "a GeoJSON file, GeoPackage, Shapefile or GeoParquet file"
+
+#: What to draw instead of a file without polygons, by option (messages).
+NO_POLYGON_FIX: Final[dict[str, str]] = {
+    "--geojson": "draw the field as a polygon, or pass a point with --lonlat",
+    "--exclude": "draw the places to leave out as polygons",
 }
 
 #: Most query patches drawn on the contact sheet (polygon and file queries).
@@ -211,6 +225,24 @@ class Query:
     root: Path
     #: Pixel size of that imagery, CRS units.
     res: float
+    #: What the query is made of, for the user, e.g. ``"mean of 4 patches
+    #: centred inside the 2 polygons of fields.geojson"``.
+    about: str
+
+
+def plural(count: int, noun: str) -> str:
+    """*count* and *noun*, with an ``s`` unless it is 1 (``"1 patch"``).
+
+    Args:
+        count: how many.
+        noun: singular noun; ``patch`` becomes ``patches``.
+
+    Returns:
+        E.g. ``"4 patches"``, ``"1 polygon"``, with thousands separators.
+    """
+    if count == 1:
+        return f"1 {noun}"
+    return f"{count:,} {noun}{'es' if noun.endswith('ch') else 's'}"
 
 
 def _outside(
@@ -242,11 +274,12 @@ def _outside(
 
 
 def _index_query(
-    index: EmbeddingIndex, rows: npt.NDArray[np.int64], root: Path | None
+    index: EmbeddingIndex, rows: npt.NDArray[np.int64], root: Path | None, about: str
 ) -> Query:
     """A query made of rows of the searched index: their mean embedding.
 
-    Its thumbnails come from *root*, else from the imagery the index records.
+    Its thumbnails come from *root*, else from the imagery the index records;
+    *about* says what it is made of (:attr:`Query.about`).
     """
     return Query(
         vector=unit_rows(index.matrix[rows].mean(axis=0, keepdims=True))[0],
@@ -255,6 +288,7 @@ def _index_query(
         crs=index.crs,
         root=root or Path(index.info.root),
         res=index.info.res,
+        about=about,
     )
 
 
@@ -293,7 +327,150 @@ def point_query(
         )
     centres = (b[under, :2] + b[under, 2:]) / 2
     nearest = under[np.argmin(np.hypot(centres[:, 0] - x, centres[:, 1] - y))]
-    return _index_query(index, np.array([nearest], dtype=np.int64), root)
+    rows = np.array([nearest], dtype=np.int64)
+    return _index_query(index, rows, root, f"the patch under ({lon}, {lat})")
+
+
+def _projected_as_lonlat(
+    shapes: gpd.GeoSeries, path: str | os.PathLike[str], option: str
+) -> None:
+    """Refuse lon/lat polygons whose coordinates cannot be degrees.
+
+    A GeoJSON file without a ``crs`` member is lon/lat by the standard (GDAL
+    reads it as EPSG:4326), so one saved in metres without its CRS would be
+    read as degrees far beyond the Earth.
+
+    Args:
+        shapes: the file's polygons, in the CRS read (None: taken as lon/lat).
+        path: the file, for the message.
+        option: the option that gave it, for the message.
+
+    Raises:
+        ValueError: if the CRS is lon/lat (or none) and a coordinate is beyond
+            +-180 (x) or +-90 (y).
+    """
+    crs = shapes.crs
+    if crs is not None and not CRS.from_user_input(crs).is_geographic:
+        return
+    xmin, ymin, xmax, ymax = (float(v) for v in shapes.total_bounds)
+    if xmin >= -180 and xmax <= 180 and ymin >= -90 and ymax <= 90:
+        return
+    if crs is None:
+        read_as = "names no CRS, so it is read as lon/lat"
+    else:
+        read_as = f"is read as lon/lat ({CRS.from_user_input(crs).to_string()}"
+        if Path(path).suffix.lower() in {".geojson", ".json"}:
+            read_as += ", as a GeoJSON file without a crs member is by the standard"
+        read_as += ")"
+    extent = [round(v, 1) for v in (xmin, ymin, xmax, ymax)]
+    msg = (
+        f"{option} {str(path)!r} {read_as}, but its coordinates {extent} look "
+        "like projected metres, not degrees; save the file with its CRS (in "
+        "QGIS, Export > Save Features As with the layer's CRS, or as a "
+        "GeoPackage, which stores it)."
+    )
+    raise ValueError(msg)
+
+
+def _spatial_layer(path: str | os.PathLike[str], option: str) -> str | None:
+    """The layer of a GDAL file to read: the first with geometry.
+
+    A search's hits GeoPackage holds its style table beside the hits; that
+    table is no layer to choose from.
+
+    Args:
+        path: the file.
+        option: the option that gave it, for the warning.
+
+    Returns:
+        The layer's name; None where GDAL cannot list the layers (reading the
+        file then says why).
+
+    Warns:
+        UserWarning: if several layers have geometry (only the first is read).
+    """
+    try:
+        layers = pyogrio.list_layers(path)
+    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError):
+        return None
+    spatial = [str(name) for name, geometry in layers if geometry is not None]
+    if len(spatial) > 1:
+        warnings.warn(
+            f"{option} {str(path)!r} has {len(spatial)} layers with geometry "
+            f"{spatial}, and only the first, {spatial[0]!r}, is read; save the "
+            "polygons you mean as a file of their own to use another.",
+            stacklevel=3,
+        )
+    return spatial[0] if spatial else None
+
+
+def read_polygons(path: str | os.PathLike[str], option: str) -> gpd.GeoSeries:
+    """The polygons of a vector file, in its CRS.
+
+    GeoJSON, GeoPackage (its first layer with geometry, e.g. the hits of a
+    search), Shapefile and any other file GDAL reads, or GeoParquet (by its
+    suffix); a file without a CRS is taken as lon/lat. Other geometries are
+    skipped.
+
+    Args:
+        path: the file.
+        option: the option that gave it (``--geojson`` or ``--exclude``),
+            for messages.
+
+    Returns:
+        ``[M]`` valid polygons and multipolygons, with the file's CRS.
+
+    Raises:
+        FileNotFoundError: if *path* does not exist or is a folder.
+        ValueError: if the file is unreadable, is an embedding index given as
+            a query polygon, holds no polygon, or is lon/lat with coordinates
+            that cannot be degrees.
+
+    Warns:
+        UserWarning: if the file has several layers with geometry.
+    """
+    name = str(path)
+    if not Path(path).is_file():
+        missing = not_a_file(path)
+        msg = f"{option} {name!r} {missing}; pass {POLYGON_FORMATS} of polygons."
+        raise FileNotFoundError(msg)
+    if name.lower().endswith(PARQUET_SUFFIXES):
+        try:
+            shapes = gpd.read_parquet(path)
+        except (OSError, ValueError) as error:
+            reason = str(error).strip().splitlines()[0]
+            msg = (
+                f"{option} {name!r} is not a GeoParquet file ({reason}); pass "
+                f"{POLYGON_FORMATS} of polygons."
+            )
+            raise ValueError(msg) from error
+        if option == "--geojson" and "embedding" in shapes.columns:
+            msg = (
+                f"--geojson {name!r} is an embedding index, not polygons; pass it "
+                "as --query to search by the mean of its rows."
+            )
+            raise ValueError(msg)
+    else:
+        try:
+            shapes = gpd.read_file(path, layer=_spatial_layer(path, option))
+        except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as error:
+            msg = (
+                f"{option} {name!r} is not a vector file GDAL reads ({error}); "
+                f"pass {POLYGON_FORMATS} of polygons (an index goes to --query)."
+            )
+            raise ValueError(msg) from error
+    polygonal = shapes.geometry[shapes.geom_type.isin(["Polygon", "MultiPolygon"])]
+    if polygonal.empty:
+        found = sorted(set(shapes.geom_type.dropna())) or ["no geometry"]
+        msg = (
+            f"{option} {name!r} holds no polygon (found {', '.join(found)}); "
+            f"{NO_POLYGON_FIX.get(option, 'pass a file of polygons')}."
+        )
+        raise ValueError(msg)
+    _projected_as_lonlat(polygonal, path, option)
+    if polygonal.crs is None:
+        polygonal = polygonal.set_crs(LONLAT)
+    return polygonal.make_valid()
 
 
 def polygon_query(
@@ -306,8 +483,9 @@ def polygon_query(
 
     Args:
         index: the searched index.
-        path: a GeoJSON file (or any vector file GDAL reads) of polygons; a
-            file without a CRS is taken as lon/lat.
+        path: a file of polygons, as :func:`read_polygons` reads: GeoJSON,
+            GeoPackage, Shapefile or GeoParquet in any CRS (a file without a
+            CRS is taken as lon/lat).
         root: imagery directory of the thumbnails (default: the one recorded
             in the index).
 
@@ -316,37 +494,20 @@ def polygon_query(
 
     Raises:
         FileNotFoundError: if *path* does not exist or is a folder.
-        ValueError: if the file is unreadable, holds no polygon, or none
-            overlaps an indexed patch.
+        ValueError: if the file is unreadable, holds no polygon, is lon/lat
+            with coordinates that cannot be degrees, or no polygon overlaps
+            an indexed patch.
     """
-    if not Path(path).is_file():
-        missing = not_a_file(path)
-        msg = f"--geojson {str(path)!r} {missing}; pass a GeoJSON file of polygons."
-        raise FileNotFoundError(msg)
-    try:
-        shapes = gpd.read_file(path)
-    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as error:
-        msg = (
-            f"--geojson {str(path)!r} is not a vector file GDAL reads ({error}); "
-            "pass a GeoJSON file of polygons (an index goes to --query)."
-        )
-        raise ValueError(msg) from error
-    if shapes.crs is None:
-        shapes = shapes.set_crs(LONLAT)
-    polygonal = shapes[shapes.geom_type.isin(["Polygon", "MultiPolygon"])]
-    if polygonal.empty:
-        found = sorted(set(shapes.geom_type.dropna())) or ["no geometry"]
-        msg = (
-            f"--geojson {str(path)!r} holds no polygon (found {', '.join(found)}); "
-            "draw the field as a polygon, or pass a point with --lonlat."
-        )
-        raise ValueError(msg)
+    polygonal = read_polygons(path, "--geojson")
     area = polygonal.to_crs(index.crs).union_all()
     centres = (index.bounds[:, :2] + index.bounds[:, 2:]) / 2
     inside = np.flatnonzero(shapely.contains_xy(area, centres[:, 0], centres[:, 1]))
+    polygons = f"{plural(len(polygonal), 'polygon')} of {str(path)!r}"
+    about = f"centred inside the {polygons}"
     if not len(inside):
         footprints = shapely.box(*index.bounds.T)
         inside = np.flatnonzero(shapely.intersects(area, footprints))
+        about = f"under the {polygons} (none holds a patch centre)"
     if not len(inside):
         extent = lonlat_extent(polygonal.total_bounds, polygonal.crs)
         raise _outside(
@@ -355,7 +516,8 @@ def polygon_query(
             "draw it over indexed patches",
             area,
         )
-    return _index_query(index, inside.astype(np.int64), root)
+    about = f"mean of {plural(len(inside), 'patch')} {about}"
+    return _index_query(index, inside.astype(np.int64), root, about)
 
 
 def file_query(
@@ -408,7 +570,37 @@ def file_query(
         crs=query.crs,
         root=root or Path(query.info.root),
         res=query.info.res,
+        about=f"mean of {plural(len(query.matrix), 'patch')} of {str(path)!r}",
     )
+
+
+def _rows_reached(
+    index: EmbeddingIndex, shapes: npt.NDArray[np.object_]
+) -> npt.NDArray[np.int64]:
+    """Rows of the index whose patches a shape reaches more than half a pixel into.
+
+    Each patch is shrunk by half a pixel before the test, so a shape that only
+    touches a patch's edge, or overlaps it by the rounding of a reprojection,
+    does not count.
+
+    Args:
+        index: the index.
+        shapes: ``[M]`` shapely geometries in the index CRS.
+
+    Returns:
+        Sorted row indices.
+    """
+    if not len(shapes):
+        return np.zeros(0, dtype=np.int64)
+    xmin, ymin, xmax, ymax = shapely.total_bounds(shapes)
+    b = index.bounds
+    near = np.flatnonzero(
+        (b[:, 0] < xmax) & (b[:, 2] > xmin) & (b[:, 1] < ymax) & (b[:, 3] > ymin)
+    )
+    inset = b[near] + index.info.res / 2 * np.array([1.0, 1.0, -1.0, -1.0])
+    tree = shapely.STRtree(shapes)
+    hit, _ = tree.query(shapely.box(*inset.T), predicate="intersects")
+    return np.unique(near[hit]).astype(np.int64)
 
 
 def overlapping(
@@ -427,16 +619,55 @@ def overlapping(
     boxes = shapely.box(*footprints.T)
     if crs != index.crs:
         boxes = gpd.GeoSeries(boxes, crs=crs).to_crs(index.crs).values
-    xmin, ymin, xmax, ymax = shapely.total_bounds(boxes)
-    b = index.bounds
-    near = np.flatnonzero(
-        (b[:, 0] < xmax) & (b[:, 2] > xmin) & (b[:, 1] < ymax) & (b[:, 3] > ymin)
-    )
-    # Half a pixel inside each patch: a box that only touches its edge misses.
-    inset = b[near] + index.info.res / 2 * np.array([1.0, 1.0, -1.0, -1.0])
-    tree = shapely.STRtree(boxes)
-    hit, _ = tree.query(shapely.box(*inset.T), predicate="intersects")
-    return np.unique(near[hit]).astype(np.int64)
+    return _rows_reached(index, np.asarray(boxes))
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    """Index rows left out of the hits, and the polygons that leave them out."""
+
+    #: The polygon file (``--exclude``).
+    path: Path
+    #: How many polygons it holds.
+    polygons: int
+    #: Sorted rows of the index whose patches the polygons reach into.
+    rows: npt.NDArray[np.int64]
+
+
+def excluded_rows(
+    index: EmbeddingIndex, polygons: gpd.GeoSeries, path: str | os.PathLike[str]
+) -> Exclusion:
+    """The rows of the index under polygons of places already seen.
+
+    A patch is left out when a polygon reaches more than half a pixel into
+    it: polygons that only touch its edge do not count.
+
+    Args:
+        index: the searched index.
+        polygons: ``[M]`` polygons from *path*, any CRS
+            (:func:`read_polygons`).
+        path: their file, for the message.
+
+    Returns:
+        The rows to leave out (none, with a warning, if no polygon reaches an
+        indexed patch).
+
+    Warns:
+        UserWarning: if no polygon reaches an indexed patch (a wrong file or
+            CRS, as it leaves nothing out).
+    """
+    shapes = np.asarray(polygons.to_crs(index.crs).values)
+    rows = _rows_reached(index, shapes)
+    if not len(rows):
+        warnings.warn(
+            f"--exclude {str(path)!r} ({plural(len(polygons), 'polygon')}, lon/lat "
+            f"{shapes_extent(polygons)}) overlaps no patch of --index "
+            f"{str(index.path)!r}, which covers lon/lat {index.lonlat_extent()}, so "
+            "it leaves nothing out; check that it is the file you meant and that "
+            "its CRS is right.",
+            stacklevel=2,
+        )
+    return Exclusion(Path(path), len(polygons), rows)
 
 
 def distinct_places(
@@ -492,6 +723,11 @@ class SearchResult:
     sheet: Path
     #: Rows of the index that make the query (empty for a file query).
     query_rows: npt.NDArray[np.int64]
+    #: What the query is made of, e.g. ``"mean of 4 patches centred inside
+    #: the 2 polygons of 'fields.geojson'"``.
+    query: str
+    #: The rows ``--exclude`` left out, and its file (None without one).
+    excluded: Exclusion | None
 
 
 def _check_outputs(
@@ -633,11 +869,14 @@ def search(
     checkpoint: str | Path | None = None,
     root: str | Path | None = None,
     overwrite: bool = False,
+    exclude: str | Path | None = None,
 ) -> SearchResult:
     """Find the *k* indexed patches most like a query, and draw them.
 
     The query's own patches, and any patch sharing pixels with them, are left
-    out of the hits. Writes the hits (GeoPackage in the index CRS, or GeoJSON
+    out of the hits, and so is any patch that a polygon of *exclude* reaches
+    more than half a pixel into; the *k* hits are the best of the rest.
+    Writes the hits (GeoPackage in the index CRS, or GeoJSON
     in lon/lat) and a contact sheet: the query's patches (at most
     :data:`SHEET_QUERIES`, titled in red) then the hits (the best
     :data:`SHEET_HITS`), each in natural colour titled with rank and
@@ -648,7 +887,8 @@ def search(
         out: the hits, ``PATH.gpkg`` or ``PATH.geojson``.
         lonlat: query point ``(lon, lat)``, degrees: the patch under it.
         query: query index file: the mean of its rows.
-        polygon: query polygons (GeoJSON, lon/lat): the mean of the indexed
+        polygon: query polygons (GeoJSON, GeoPackage, Shapefile or
+            GeoParquet; any CRS, none being lon/lat): the mean of the indexed
             patches centred inside.
         k: hits to return (fewer if the index has fewer other patches).
         sheet: the contact sheet (default: *out* with ``.png``).
@@ -656,17 +896,25 @@ def search(
         root: imagery directory of the thumbnails (default: the one recorded
             in the index, and in a query file).
         overwrite: replace existing outputs.
+        exclude: polygons of places already seen or labelled (any format and
+            CRS *polygon* takes, e.g. the hits file of an earlier search):
+            patches under them are left out of the hits.
 
     Returns:
-        The hits, the files and the query's rows.
+        The hits, the files, the query's rows and what made it, and the rows
+        *exclude* left out.
 
     Raises:
         FileExistsError: if an output exists and *overwrite* is False.
         FileNotFoundError: if an input or the imagery does not exist.
         IsADirectoryError: if an output is a folder.
         ValueError: for anything but exactly one query, a query outside the
-            indexed area, an index made by another checkpoint, or an output
-            that is an input (whatever *overwrite* says).
+            indexed area, an index made by another checkpoint, a polygon file
+            without polygons or in lon/lat with coordinates that cannot be
+            degrees, or an output that is an input (whatever *overwrite* says).
+
+    Warns:
+        UserWarning: if *exclude* overlaps no indexed patch.
     """
     out = Path(out)
     sheet_given = sheet is not None
@@ -685,6 +933,7 @@ def search(
         "--index": index,
         "--query": query,
         "--geojson": polygon,
+        "--exclude": exclude,
         "--checkpoint": checkpoint,
     }
     _check_outputs(out, sheet, overwrite, inputs, sheet_given)
@@ -692,6 +941,8 @@ def search(
         missing = not_a_file(checkpoint)
         msg = f"--checkpoint {str(checkpoint)!r} {missing}; pass a .ckpt file."
         raise FileNotFoundError(msg)
+    # Read before the index, so a wrong file is refused before the long read.
+    seen = None if exclude is None else read_polygons(exclude, "--exclude")
     searched = load_index(index)
     if not len(searched.matrix):
         msg = (
@@ -717,17 +968,27 @@ def search(
         assert query is not None
         wanted = file_query(searched, query, None if root is None else imagery)
     own = overlapping(searched, wanted.footprints, wanted.crs)
+    excluded = None
+    if seen is not None:
+        assert exclude is not None
+        excluded = excluded_rows(searched, seen, exclude)
+        own = np.union1d(own, excluded.rows)
     # Enough candidates for k distinct places even if each hit has every
-    # patch that shares pixels with it (up to (2 patch/stride + 1)^2) behind it.
+    # patch that shares pixels with it (up to (2 patch/stride + 1)^2) behind it;
+    # left-out rows score -inf inside top_k, so they take no candidate's place.
     reach = 2 * math.ceil(searched.info.patch_size / searched.info.stride) + 1
     candidates = k * reach**2
     rows, similarity = top_k(searched.matrix, wanted.vector, candidates, exclude=own)
     rows, similarity = distinct_places(searched, rows, similarity, k)
     if not len(rows):
-        msg = (
-            f"--index {str(index)!r} has no patch besides the query's own; embed a "
-            "larger region to search."
-        )
+        besides, fix = "the query's own", "embed a larger region to search"
+        if excluded is not None and len(excluded.rows):
+            besides += (
+                f" and the {plural(len(excluded.rows), 'patch')} --exclude "
+                f"{str(exclude)!r} leaves out"
+            )
+            fix += ", or leave out fewer places"
+        msg = f"--index {str(index)!r} has no patch besides {besides}; {fix}."
         raise ValueError(msg)
     hits = _hits_frame(searched, rows, similarity)
 
@@ -761,4 +1022,4 @@ def search(
     finally:
         for partial in partials:
             partial.unlink(missing_ok=True)
-    return SearchResult(hits, out, sheet, wanted.rows)
+    return SearchResult(hits, out, sheet, wanted.rows, wanted.about, excluded)

@@ -17,7 +17,6 @@ from torchgeo.tasks import BaseTask
 from torchmetrics import MetricCollection
 from torchmetrics.classification import (
     BinaryAccuracy,
-    BinaryAUROC,
     BinaryF1Score,
     BinaryPrecision,
     BinaryRecall,
@@ -30,7 +29,7 @@ from ..models.classifier import IrrigationModel, ModelSpec
 from ..patch_labels import patch_labels
 from .checkpoint_note import CheckpointNote
 from .dev_run import no_checkpoint_in_dev_run
-from .metrics import log_metrics
+from .metrics import DefinedAUROC, LabelledCount, log_metrics
 from .normalisation import NormalisedAsTrained, warn_if_raw
 from .provenance import check_devices, check_resume, restored_from, split_warning
 from .schedule import warmup_cosine
@@ -245,9 +244,11 @@ class IrrigationTask(NormalisedAsTrained, BaseTask):
                 ),
                 # Exact AUROC keeps every score: fine per patch, too much per
                 # pixel, where 200 thresholds approximate it closely.
-                "auroc": BinaryAUROC(
+                "auroc": DefinedAUROC(
                     thresholds=200 if segmentation else None, ignore_index=IGNORE_INDEX
                 ),
+                # Patches, or pixels per pixel, that the scores rest on.
+                "labelled": LabelledCount(),
             }
         )
         self.val_metrics = metrics.clone(prefix="val_")
@@ -294,12 +295,15 @@ class IrrigationTask(NormalisedAsTrained, BaseTask):
     def _refuse_unscored(self, split: str) -> None:
         scored, self.scored = self.scored, False
         if not scored and not self.trainer.sanity_checking:
+            skip = ", or --trainer.limit_val_batches 0" if split == "val" else ""
             msg = (
                 f"The {split} batches (all, or --trainer.limit_{split}_batches of "
-                "them) hold no labelled patch (at least half its pixels labelled) "
-                f"or pixel, so {split}_f1 cannot be computed; the labels may cover "
-                "only part of the imagery: pass a --data.init_args.bbox inside the "
-                "labels, or labels that cover it."
+                "them) hold no labelled patch (--data.init_args.min_labelled of "
+                f"its pixels labelled, half by default) or pixel, so {split}_f1 "
+                "cannot be computed; the labels may cover only part of the "
+                "imagery: pass a --data.init_args.bbox inside the labels, labels "
+                "that cover it, or a lower min_labelled for sparse labels"
+                f"{skip}."
             )
             raise ValueError(msg)
 
