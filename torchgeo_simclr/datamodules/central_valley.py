@@ -37,7 +37,14 @@ from .options import (
     check_patch_size,
     check_split_fractions,
 )
-from .samplers import BlockGridSampler, RandomDrawSampler, epoch_draws, snap_to_grid
+from .samplers import (
+    BlockGridSampler,
+    RandomDrawSampler,
+    epoch_draws,
+    restore_sampler_state,
+    sampler_state,
+    snap_to_grid,
+)
 from .statistics import cache_key, cached_band_statistics
 
 #: Labelled training patches below which a label_fraction under 1 is
@@ -722,6 +729,35 @@ class CentralValleyDataModule(GeoDataModule):
         self._build_datasets()
         assert self.image_dataset is not None
         return self.image_dataset.plot(*args, **kwargs)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The training sampler's random state, which Lightning checkpoints.
+
+        A fit resumed with ``--ckpt_path`` then draws the patches the
+        uninterrupted fit would have (:meth:`load_state_dict`); it used to
+        replay its first epoch's. Augmentations draw from torch's global
+        generator, which is not restored, so a resumed fit is not the
+        uninterrupted one to the bit.
+
+        Returns:
+            ``{"train_sampler": ...}`` (see
+            :func:`~torchgeo_simclr.datamodules.samplers.sampler_state`), or
+            empty before :meth:`setup`.
+        """
+        state = sampler_state(getattr(self, "train_sampler", None))
+        return {} if state is None else {"train_sampler": state}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore the training sampler's random state from a checkpoint.
+
+        Lightning calls it after :meth:`setup`, when it resumes a fit.
+
+        Args:
+            state_dict: what :meth:`state_dict` returned (empty for
+                checkpoints of earlier versions, which restore nothing).
+        """
+        if "train_sampler" in state_dict:
+            restore_sampler_state(self.train_sampler, state_dict["train_sampler"])
 
     def on_after_batch_transfer(
         self, batch: dict[str, Tensor], dataloader_idx: int

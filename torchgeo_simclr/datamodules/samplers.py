@@ -2,8 +2,9 @@
 
 import math
 from collections.abc import Iterator, Sequence, Sized
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import shapely
 import torch
 from shapely import Polygon
@@ -218,6 +219,51 @@ class RandomDrawSampler(Sampler[int]):
             :attr:`num_samples`.
         """
         return self.num_samples
+
+
+def sampler_state(sampler: object) -> dict[str, Any] | None:
+    """The state of a training sampler's random generator, to checkpoint it.
+
+    Args:
+        sampler: torchgeo's random samplers (a NumPy generator) or a
+            :class:`RandomDrawSampler` (a torch one); anything else has none.
+
+    Returns:
+        ``{"numpy": bit generator state}`` or ``{"torch": ByteTensor}`` (both
+        load with ``torch.load(weights_only=True)``), or None.
+    """
+    generator = getattr(sampler, "generator", None)
+    if isinstance(generator, np.random.Generator):
+        return {"numpy": generator.bit_generator.state}
+    if isinstance(generator, torch.Generator):
+        return {"torch": generator.get_state()}
+    return None
+
+
+def restore_sampler_state(sampler: object, state: dict[str, Any]) -> None:
+    """Put a training sampler's generator back where :func:`sampler_state` found it.
+
+    Args:
+        sampler: a sampler of the same kind as the one *state* came from.
+        state: what :func:`sampler_state` returned.
+
+    Raises:
+        ValueError: if *sampler* keeps no generator of the kind *state* holds.
+    """
+    generator = getattr(sampler, "generator", None)
+    if "numpy" in state and isinstance(generator, np.random.Generator):
+        generator.bit_generator.state = state["numpy"]
+    elif "torch" in state and isinstance(generator, torch.Generator):
+        generator.set_state(state["torch"])
+    else:
+        kinds = ", ".join(sorted(state))
+        msg = (
+            f"The checkpoint holds the {kinds} generator state of a training "
+            f"sampler, but this run's sampler is a {type(sampler).__name__} "
+            "without one; resume with the data settings it was trained with "
+            "(label_fraction decides the sampler)."
+        )
+        raise ValueError(msg)
 
 
 def _chunks(total: int, chunk: int) -> list[int]:

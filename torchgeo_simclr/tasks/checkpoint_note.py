@@ -5,6 +5,11 @@ from typing import Any
 
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+#: Exit status of a fit stopped by SIGTERM: 128 + 15, as a shell reports a
+#: process the signal ended.
+SIGTERM_STATUS = 143
 
 
 def written_checkpoint(trainer: Any) -> Path | None:
@@ -88,3 +93,33 @@ class CheckpointNote(Callback):
             )
             raise ValueError(msg)
         rank_zero_info(checkpoint_note(written_checkpoint(trainer)))
+
+    def on_exception(
+        self, trainer: Trainer, pl_module: LightningModule, exception: BaseException
+    ) -> None:
+        """Make a fit Lightning stopped on SIGTERM exit 143, naming what it kept.
+
+        Lightning's own handler (plain ``torchgeo fit``) ends such a fit with
+        a bare ``SystemExit``, status 0, so ``fit && predict`` went on with a
+        half-trained model. ``torchgeo-simclr fit`` stops on its own handler
+        and says the same.
+
+        Args:
+            trainer: the trainer that fitted.
+            pl_module: the task.
+            exception: what stopped the fit.
+        """
+        if not isinstance(exception, SIGTERMException) or exception.code is not None:
+            return
+        exception.code = SIGTERM_STATUS
+        checkpoint = written_checkpoint(trainer)
+        kept = (
+            "no checkpoint was written, so run it again from the start"
+            if checkpoint is None
+            else f"resume it with --ckpt_path {checkpoint.resolve()} (the end of "
+            "the last finished epoch)"
+        )
+        rank_zero_info(
+            f"Terminated (SIGTERM) at step {trainer.global_step}, before the fit "
+            f"ended; {kept}."
+        )

@@ -1,0 +1,98 @@
+"""Resuming a fit: the training draws go on where the checkpoint left them."""
+
+import io
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import torch
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from torchgeo_simclr.datamodules import CentralValleyDataModule
+from torchgeo_simclr.datamodules.samplers import restore_sampler_state
+from torchgeo_simclr.sample import make_sample_scene
+from torchgeo_simclr.tasks.checkpoint_note import CheckpointNote
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("scene")
+    make_sample_scene(root, size=512)
+    return root
+
+
+def set_up(scene: Path, **kwargs: Any) -> CentralValleyDataModule:
+    torch.manual_seed(0)  # as seed_everything(0) before each run
+    dm = CentralValleyDataModule(
+        root=str(scene),
+        patch_size=32,
+        block_size=128,
+        batch_size=4,
+        length=16,
+        num_views=1,
+        stats_patches=8,
+        cache_dir=str(scene / "cache"),
+        **kwargs,
+    )
+    dm.setup("fit")
+    return dm
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{}, {"label_fraction": 0.5}], ids=["random patches", "labelled draws"]
+)
+def test_a_resumed_fit_draws_on_where_it_stopped(
+    scene: Path, kwargs: dict[str, Any]
+) -> None:
+    # The generators were made in setup and never saved: a resumed fit
+    # replayed the first epoch's patches after every resume.
+    uninterrupted = set_up(scene, **kwargs)
+    first = list(uninterrupted.train_sampler)
+    saved = io.BytesIO()
+    torch.save(uninterrupted.state_dict(), saved)  # as Lightning checkpoints it
+    second = list(uninterrupted.train_sampler)
+    assert second != first
+    resumed = set_up(scene, **kwargs)
+    saved.seek(0)
+    resumed.load_state_dict(torch.load(saved, weights_only=True))
+    assert list(resumed.train_sampler) == second
+
+
+def test_a_checkpoint_of_an_earlier_version_restores_nothing(scene: Path) -> None:
+    dm = set_up(scene)
+    dm.load_state_dict({})
+    assert list(dm.train_sampler) == list(set_up(scene).train_sampler)
+
+
+def test_another_kind_of_sampler_is_refused(scene: Path) -> None:
+    state = set_up(scene).state_dict()["train_sampler"]  # random patches: NumPy
+    with pytest.raises(
+        ValueError,
+        match=r"holds the numpy generator state .* "
+        r"RandomDrawSampler without one",
+    ):
+        restore_sampler_state(set_up(scene, label_fraction=0.5).train_sampler, state)
+
+
+def test_a_fit_lightning_stops_on_sigterm_exits_143_and_names_its_checkpoint(
+    tmp_path: Path, lightning_log: pytest.LogCaptureFixture
+) -> None:
+    # Plain `torchgeo fit` ended with Lightning's bare SystemExit: status 0,
+    # so `fit && predict` went on with a half-trained model.
+    last = tmp_path / "last.ckpt"
+    callback = SimpleNamespace(best_model_path=str(last), last_model_path="")
+    trainer = SimpleNamespace(global_step=16, checkpoint_callback=callback)
+    stop = SIGTERMException()
+    CheckpointNote().on_exception(trainer, None, stop)  # type: ignore[arg-type]
+    with pytest.raises(SystemExit) as exited:
+        raise stop
+    assert exited.value.code == 143
+    assert (
+        f"Terminated (SIGTERM) at step 16, before the fit ended; resume it with "
+        f"--ckpt_path {last.resolve()} (the end of the last finished epoch)."
+    ) in lightning_log.text
+    # Other exceptions, and a code set by someone else, are left alone.
+    other = SIGTERMException(1)
+    CheckpointNote().on_exception(trainer, None, other)  # type: ignore[arg-type]
+    assert other.code == 1
