@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
+from test_bigearthnet import FAKE_LABELS, patch_name, write_patch
+from test_distributed import bigearthnet
 
 from torchgeo_simclr.datamodules import CentralValleyDataModule
 from torchgeo_simclr.datamodules.samplers import restore_sampler_state
@@ -96,3 +98,28 @@ def test_a_fit_lightning_stops_on_sigterm_exits_143_and_names_its_checkpoint(
     other = SIGTERMException(1)
     CheckpointNote().on_exception(trainer, None, other)  # type: ignore[arg-type]
     assert other.code == 1
+
+
+@pytest.fixture(scope="module")
+def bigearthnet_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("bigearthnet")
+    for i in range(40):
+        write_patch(root / "BigEarthNet-v1.0", patch_name(i), FAKE_LABELS[i % 5], i)
+    return root
+
+
+def test_a_resumed_bigearthnet_fit_draws_on_where_it_stopped(
+    bigearthnet_root: Path, tmp_path: Path
+) -> None:
+    torch.manual_seed(0)
+    dm = bigearthnet(bigearthnet_root, tmp_path, 1, label_fraction=0.5, length=12)
+    loader = dm.train_dataloader()
+    list(loader.sampler)
+    saved = io.BytesIO()
+    torch.save(dm.state_dict(), saved)
+    second = list(loader.sampler)
+    torch.manual_seed(0)
+    resumed = bigearthnet(bigearthnet_root, tmp_path, 1, label_fraction=0.5, length=12)
+    saved.seek(0)
+    resumed.load_state_dict(torch.load(saved, weights_only=True))
+    assert list(resumed.train_dataloader().sampler) == second
