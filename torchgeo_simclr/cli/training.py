@@ -3,10 +3,32 @@
 import argparse
 import json
 import sys
+from importlib.resources import files
 from pathlib import Path
 
-#: Repository directory holding the YAML configs (present in a source checkout).
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+#: The package that holds the YAML configs: the repository's conf/, which
+#: pyproject.toml installs as this subpackage (a wheel carries the files).
+CONF_PACKAGE = "torchgeo_simclr.conf"
+
+
+def config_dir() -> Path:
+    """The folder of the installed YAML configs (the repository's ``conf/``).
+
+    Returns:
+        In an editable install or a source checkout, the repository's
+        ``conf/``; in a wheel's install, ``site-packages/torchgeo_simclr/conf``.
+        An install made before the configs became a subpackage has no
+        ``torchgeo_simclr.conf``: then the checkout's ``conf/`` beside the
+        package.
+    """
+    try:
+        return Path(str(files(CONF_PACKAGE)))
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parents[2] / "conf"
+
+
+#: Directory holding the YAML configs, in any install (see :func:`config_dir`).
+CONF_DIR = config_dir()
 
 
 def _fit(args: argparse.Namespace) -> None:
@@ -80,23 +102,25 @@ def _demo(args: argparse.Namespace) -> None:
         args: the parsed ``demo`` command line.
 
     Raises:
-        FileNotFoundError: if the quickstart config is missing (an installed
-            package without the repository).
+        FileNotFoundError: if the quickstart config is missing (an install
+            that lost its configs); checked before the scene is made.
         RuntimeError: if the pretraining wrote no checkpoint.
     """
     from ..sample import make_sample_scene
 
+    # The config first: a missing one must not cost the scene's half minute.
+    config = CONF_DIR / "simclr_quickstart.yaml"
+    if not config.is_file():
+        msg = (
+            f"the demo needs {config}, which the package installs with its "
+            "configs; reinstall torchgeo-simclr (`pip install --force-reinstall "
+            "--no-deps torchgeo-simclr`, or `pip install -e .` in a checkout)."
+        )
+        raise FileNotFoundError(msg)
     root = Path(args.root)
     if not (root / "crop_mapping.gpkg").exists():
         print(f"Making the embedded sample scene in {root} ...")
         make_sample_scene(root)
-    config = CONF_DIR / "simclr_quickstart.yaml"
-    if not config.exists():
-        msg = (
-            f"the demo needs {config}, which only a source checkout has; clone the "
-            "repository and install it with `pip install -e .` to run the demo."
-        )
-        raise FileNotFoundError(msg)
     record = _demo_record(config)
     checkpoint = None if args.retrain else _finished_demo(record, root)
     if checkpoint is not None:
@@ -272,7 +296,8 @@ def _experiment(args: argparse.Namespace) -> None:
             missing = not_a_file(path)
             msg = (
                 f"the {name} config {str(path)!r} {missing}; pass "
-                f"--{name}-config or --config-dir (default: the repository's conf/)."
+                f"--{name}-config or --config-dir (default: the installed configs, "
+                f"{CONF_DIR})."
             )
             raise FileNotFoundError(msg)
     root = args.root or DEFAULT_ROOTS.get(args.preset, DEFAULT_ROOTS["quickstart"])

@@ -23,6 +23,18 @@ class RawInputWarning(UserWarning):
     """A network outside a Trainer got reflectance, not standardised inputs."""
 
 
+def _is_exporting() -> bool:
+    """Whether torch.export is tracing; torch < 2.6 has no such query.
+
+    Returns:
+        ``torch.compiler.is_exporting()``; False where torch lacks it (a
+        task's ``forward`` then still works; what ``is_compiling`` reports
+        is skipped all the same).
+    """
+    is_exporting = getattr(torch.compiler, "is_exporting", None)
+    return bool(is_exporting()) if is_exporting is not None else False
+
+
 def warn_if_raw(task: LightningModule, image: Tensor) -> None:
     """Warn when a network used outside a Trainer gets unstandardised inputs.
 
@@ -42,7 +54,7 @@ def warn_if_raw(task: LightningModule, image: Tensor) -> None:
         or not image.is_floating_point()
         or image.is_meta  # counting FLOPs: no values
         or torch.compiler.is_compiling()  # torch.compile, torch.export
-        or torch.compiler.is_exporting()
+        or _is_exporting()
     ):
         return
     mean = float(image.mean())
