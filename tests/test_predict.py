@@ -793,7 +793,7 @@ def test_polygons_carry_the_imagery_date_checkpoint_and_threshold(
     # One sensing date: the range is that day.
     assert set(polygons["acquired_from"].dt.strftime("%Y-%m-%d")) == {DATE}
     assert set(polygons["acquired_to"].dt.strftime("%Y-%m-%d")) == {DATE}
-    assert set(polygons["checkpoint"]) == {checkpoint.name}
+    assert set(polygons["checkpoint"]) == {str(checkpoint.resolve())}
     # The id that `torchgeo-simclr embed` records for the same checkpoint.
     assert set(polygons["checkpoint_id"]) == {checkpoint_id(checkpoint)}
     assert result.summary["model"]["checkpoint_sha256"].startswith(

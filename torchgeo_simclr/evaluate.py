@@ -23,9 +23,9 @@ With ``fields``, the scored fields are also written as a GeoPackage layer
 (:data:`FIELDS_LAYER`), one polygon per field with its crop class, label,
 vote, pixel counts and outcome, styled for QGIS by outcome, so a GIS analyst
 sees where the map agrees with the labels and which crops it misses. With
-``scores``, the scores and what was scored (paths, bbox, class-map overrides,
-version) are also written as a JSON file (:data:`SCORES_KEYS`,
-:data:`SCORES_UNITS`).
+``scores``, the scores and what was scored (paths, the label file's
+SHA-256, bbox, class-map overrides, software versions) are also written as a
+JSON file (:data:`SCORES_KEYS`, :data:`SCORES_UNITS`).
 """
 
 import json
@@ -62,6 +62,7 @@ from .constants import (
 from .datasets.dwr import code_key
 from .datasets.labels import IrrigationLabels, LabelsOutsideBboxError
 from .datasets.survey_years import other_years
+from .digest import file_digest
 from .geopackage import missing_layer, write_geopackage
 from .interrupts import deferred_interrupts
 from .lonlat import (
@@ -76,6 +77,7 @@ from .lonlat import (
     shapes_extent,
 )
 from .outputs import check_output_folder, not_a_file, partial_path, same_file
+from .software import cached_file_digest, software_record
 
 #: What a map file must be, for error messages.
 EXPECTED_MAP = (
@@ -414,7 +416,9 @@ class MapEvaluation:
 
         Args:
             map_path: the map scored, as given.
-            labels: the label file or folder, as given.
+            labels: the label file or folder, as given (recorded absolute,
+                with the file's SHA-256 as ``labels_sha256``: None for a
+                folder, such as a ``.gdb``, or a GDAL ``/vsi`` path).
             class_column: the attribute with the class code.
             class_map: the class-map overrides given (not the defaults).
             bbox: the region scored, in *bbox_crs*, or None for the whole map.
@@ -433,8 +437,10 @@ class MapEvaluation:
         """
         return {
             "torchgeo_simclr_version": __version__,
+            "software": software_record(),
             "map": os.fspath(map_path),
-            "labels": os.fspath(labels),
+            "labels": _absolute_labels(labels),
+            "labels_sha256": _labels_digest(labels),
             "labels_layer": labels_layer,
             "class_column": class_column,
             "class_map": dict(class_map or {}),
@@ -985,6 +991,17 @@ def evaluate_map(
         )
         if why is not None:
             warnings.warn(why, UserWarning, stacklevel=2)
+        trained_on = src.tags().get("training_labels_sha256")
+        if trained_on is not None and trained_on == cached_file_digest(labels):
+            warnings.warn(
+                f"{os.fspath(labels)!r} is the label file that trained the model "
+                f"of map {name!r} (same SHA-256): outside its val and test blocks "
+                "it was trained on these very fields, so the scores say how well "
+                "it fits them more than how it does on new fields; score it "
+                "against labels it did not train on.",
+                UserWarning,
+                stacklevel=2,
+            )
         bbox_polygon = None if region is None else region.polygon(crs)
         window = _labelled_window(src, dataset, region, bbox_polygon, name, labels)
         tally = _Tally(dataset.features["value"].to_numpy(dtype=np.uint8))
@@ -1068,6 +1085,18 @@ def evaluate_map(
         )
         _write_scores(record, scores_path, map_path, labels, overwrite)
     return evaluation
+
+
+def _absolute_labels(labels: str | Path) -> str:
+    """The label path as scores record it: absolute, unless a GDAL ``/vsi`` path."""
+    name = os.fspath(labels)
+    return name if name.startswith("/vsi") else os.path.abspath(name)
+
+
+def _labels_digest(labels: str | Path) -> str | None:
+    """SHA-256 of a label file; None for a folder (a ``.gdb``) or ``/vsi`` path."""
+    name = os.fspath(labels)
+    return file_digest(name) if os.path.isfile(name) else None
 
 
 class _Tally:

@@ -23,6 +23,7 @@ from ..inference.normalise import normalise
 from ..models.backbone import check_input_size, feature_size
 from ..models.checkpoint import DataMetadata, Encoder, load_backbone
 from ..outputs import check_output_folder, output_folder
+from ..software import software_record
 from .index import IndexInfo, IndexWriter, checkpoint_id
 
 
@@ -288,6 +289,11 @@ def embed_region(
             float(grid.transform.c - grid.offset[1] * grid.res),
             float(grid.transform.f + grid.offset[0] * grid.res),
         ),
+        start=None if datamodule.start is None else datamodule.start.isoformat(),
+        end=None if datamodule.end is None else datamodule.end.isoformat(),
+        mask_clouds=bool(datamodule.mask_clouds),
+        cloud_buffer_m=float(datamodule.cloud_buffer),
+        software=software_record(),
     )
     skipped = 0
     read_days: set[int] = set()

@@ -13,7 +13,9 @@ Columns (GeoParquet 1.1, readable by GeoPandas, GDAL and DuckDB):
 
 The file's schema metadata also holds ``torchgeo_simclr``: a JSON
 :class:`IndexInfo` (checkpoint, model, patch size, stride, root, bands, CRS,
-grid origin), so search and plots need no other input.
+grid origin), so search and plots need no other input, and what else decided
+which patches were embedded and how (the days read, cloud masking, the
+software versions; null in indexes written before these were recorded).
 """
 
 import json
@@ -74,6 +76,22 @@ class IndexInfo:
     #: ``(x, y)`` of the grid's top-left corner, CRS units: the pixel ``(row,
     #: col)`` starts at ``x + col * res``, ``y - row * res``.
     origin: tuple[float, float]
+    #: First sensing day read, inclusive, ``YYYY-MM-DD`` (``--start``; None:
+    #: no limit, or an index that does not record it).
+    start: str | None = None
+    #: Last sensing day read, inclusive, ``YYYY-MM-DD`` (``--end``; None: no
+    #: limit, or an index that does not record it).
+    end: str | None = None
+    #: Whether pixels that cloud masks call cloudy were read as nodata (False:
+    #: ``--no-cloud-mask``; None: not recorded).
+    mask_clouds: bool | None = None
+    #: Metres by which masked clouds were grown (``--cloud-buffer``; None: not
+    #: recorded).
+    cloud_buffer_m: float | None = None
+    #: Versions of torchgeo-simclr, torch, torchgeo, ... and ``commit``, the
+    #: source commit (see :func:`~torchgeo_simclr.software.software_record`);
+    #: None: not recorded.
+    software: dict[str, str | None] | None = None
 
     def footprints(
         self, rows: npt.ArrayLike, cols: npt.ArrayLike

@@ -126,7 +126,7 @@ def with_provenance(
         dates: ISO sensing dates (``YYYY-MM-DD``) of the map's pixels;
             :data:`~torchgeo_simclr.constants.UNKNOWN_DATE`, for scenes whose
             names carry no date, is left out of the range.
-        checkpoint: the checkpoint's file name.
+        checkpoint: the checkpoint's absolute path.
         checkpoint_id: a short id of the checkpoint's content.
         threshold: probability (0-1) above which a pixel is irrigated.
 

@@ -36,6 +36,7 @@ from ..outputs import (
     remove_empty,
     same_file,
 )
+from ..software import software_record
 from .blend import StripBlender, WeightKind, blend_weights
 from .geotiff import (
     PROBABILITY_NODATA,
@@ -560,6 +561,12 @@ class IrrigationMapWriter(BasePredictionWriter):
         self._masks: list[str] = datamodule.cloud_masks()
         self._buffer = float(datamodule.cloud_buffer) if self._masks else 0.0
         size, overlap = datamodule.patch_size, datamodule.overlap
+        #: Window side and overlap the map is made with, pixels.
+        self._window, self._overlap = int(size), int(overlap)
+        #: The imagery folder, absolute.
+        self._root = str(Path(datamodule.root).resolve())
+        #: Versions and source commit of the software making the map.
+        self._software = software_record()
         kind: WeightKind = "centre" if task.problem == "classification" else "taper"
         self._blender = StripBlender(
             grid.width, grid.height, blend_weights(size, overlap, kind)
@@ -573,7 +580,16 @@ class IrrigationMapWriter(BasePredictionWriter):
             "threshold": f"{self._threshold:g}",
             "cloud_masks": str(len(self._masks)),
             "cloud_buffer_m": f"{self._buffer:g}",
+            "window_px": str(self._window),
+            "overlap_px": str(self._overlap),
+            "root": self._root,
         }
+        if self._software["commit"] is not None:
+            tags["software_commit"] = self._software["commit"]
+        # Lets evaluate tell a score against the model's own training labels.
+        trained_on = (task.training_labels or {}).get("labels_sha256")
+        if trained_on is not None:
+            tags["training_labels_sha256"] = trained_on
         self._partial = {path: partial_path(path) for path in self.files.all()}
         self._strips = {
             name: partial_path(path.with_suffix(".strips.tif"))
@@ -705,7 +721,7 @@ class IrrigationMapWriter(BasePredictionWriter):
                 strips["classes"], strips["probability"], self.min_area_ha
             ),
             self._dates,
-            Path(self._task.hparams["checkpoint"]).name,
+            str(Path(self._task.hparams["checkpoint"]).resolve()),
             self._task.checkpoint_sha256[:CHECKPOINT_ID_LENGTH],
             self._threshold,
         )
@@ -802,7 +818,11 @@ class IrrigationMapWriter(BasePredictionWriter):
             "imagery_dates": self._dates,
             "cloud_masks": self._masks,
             "cloud_buffer_m": self._buffer,
+            "window_px": self._window,
+            "overlap_px": self._overlap,
+            "root": self._root,
             "model": self._task.model_info(),
+            "software": self._software,
             "run_seconds": round(time.perf_counter() - self._start, 2),
             "files": {
                 "classes": self.files.classes.name,

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from ..lonlat import lonlat_extent
+from ..software import cached_file_digest
 from .backbone import PooledFeatures, create_backbone
 from .classifier import IrrigationModel, ModelSpec
 
@@ -485,16 +486,19 @@ def training_labels(datamodule: Any) -> dict[str, Any] | None:
         datamodule: the trainer's datamodule.
 
     Returns:
-        ``label_fraction``, ``label_seed`` and ``n_labels`` (None where every
-        labelled patch is used), or None for a datamodule without label
-        fractions.
+        ``label_fraction``, ``label_seed``, ``n_labels`` (None where every
+        labelled patch is used) and ``labels_sha256`` (the SHA-256 of the
+        label file, None for a folder of them or a datamodule without one),
+        or None for a datamodule without label fractions.
     """
     if not hasattr(datamodule, "label_fraction"):
         return None
+    labels = getattr(datamodule, "labels_path", None)
     return {
         "label_fraction": datamodule.label_fraction,
         "label_seed": getattr(datamodule, "label_seed", None),
         "n_labels": getattr(datamodule, "n_labels", None),
+        "labels_sha256": None if labels is None else cached_file_digest(labels),
     }
 
 

@@ -27,6 +27,7 @@ from ..models.backbone import check_input_size
 from ..models.checkpoint import CHECKPOINT_KEY, DataMetadata, training_labels
 from ..models.classifier import IrrigationModel, ModelSpec
 from ..patch_labels import patch_labels
+from ..software import PARENT_KEYS, global_seed, parent_digests, software_record
 from .checkpoint_note import CheckpointNote
 from .dev_run import no_checkpoint_in_dev_run
 from .metrics import DefinedAUROC, LabelledCount, log_metrics
@@ -111,6 +112,10 @@ class IrrigationTask(NormalisedAsTrained, BaseTask):
         #: How the training labels were drawn (see
         #: :func:`~torchgeo_simclr.models.checkpoint.training_labels`).
         self.training_labels: dict[str, Any] | None = None
+        #: SHA-256 of the parent checkpoints as a restored checkpoint records
+        #: them (``pretrained_from_sha256``, ``teacher_sha256``); empty when
+        #: none was restored, and then hashed when a checkpoint is saved.
+        self.parent_digests: dict[str, str] = {}
         #: Devices (DDP ranks) a restored checkpoint was trained on; None
         #: when none was restored or it does not record them.
         self.trained_devices: int | None = None
@@ -504,9 +509,19 @@ class IrrigationTask(NormalisedAsTrained, BaseTask):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Store the architecture, data and training labels beside the weights.
 
+        Also what made the checkpoint: the SHA-256 of the checkpoint it was
+        built from (``pretrained_from_sha256``, ``teacher_sha256``: as a
+        restored checkpoint recorded it, else of the file now at the path
+        :meth:`checkpoint_metadata` names, None when it is gone),
+        ``software`` (versions and source commit, see
+        :func:`~torchgeo_simclr.software.software_record`) and ``seed`` (the
+        seed Lightning's ``seed_everything`` set, None without one); plain
+        values, so ``torch.load(weights_only=True)`` reads them.
+
         Args:
             checkpoint: the checkpoint dictionary Lightning is about to save.
         """
+        parents = self.checkpoint_metadata()
         checkpoint[CHECKPOINT_KEY] = {
             "kind": self.kind,
             "model": self.model.spec.model,
@@ -517,7 +532,13 @@ class IrrigationTask(NormalisedAsTrained, BaseTask):
             else self.data_metadata.to_dict(),
             "labels": self.training_labels,
             "devices": getattr(self._trainer, "world_size", None),
-            **self.checkpoint_metadata(),
+            **parents,
+            # The parent file as it is now (hashed once per file version), or
+            # as the restored checkpoint recorded it: the file may have been
+            # replaced since that run began.
+            **(self.parent_digests or parent_digests(parents)),
+            "software": software_record(),
+            "seed": global_seed(),
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -536,6 +557,11 @@ class IrrigationTask(NormalisedAsTrained, BaseTask):
         meta = checkpoint.get(CHECKPOINT_KEY, {})
         self.training_labels = meta.get("labels")
         self.trained_devices = meta.get("devices")
+        self.parent_digests = {
+            f"{key}_sha256": meta[f"{key}_sha256"]
+            for key in PARENT_KEYS
+            if meta.get(f"{key}_sha256")
+        }
         if meta.get("spec") is not None:
             spec = ModelSpec.from_dict(meta["spec"])
             if spec != self.model.spec:

@@ -18,6 +18,7 @@ from ..models import ProjectionHead, create_backbone
 from ..models.backbone import check_input_size, feature_size
 from ..models.checkpoint import CHECKPOINT_KEY, DataMetadata
 from ..patch_labels import patch_labels
+from ..software import global_seed, software_record
 from .checkpoint_note import CheckpointNote
 from .dev_run import no_checkpoint_in_dev_run
 from .metrics import log_metrics
@@ -389,6 +390,12 @@ class SimCLRv2Task(NormalisedAsTrained, BaseTask):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Store what later stages need beside the weights.
 
+        Also what made the checkpoint: ``software`` (the versions of this
+        package, torch, torchgeo, ... and its source commit, see
+        :func:`~torchgeo_simclr.software.software_record`) and ``seed`` (the
+        seed Lightning's ``seed_everything`` set, None without one); plain
+        values, so ``torch.load(weights_only=True)`` reads them.
+
         Args:
             checkpoint: the checkpoint dictionary Lightning is about to save.
         """
@@ -401,6 +408,8 @@ class SimCLRv2Task(NormalisedAsTrained, BaseTask):
             if self.data_metadata is None
             else self.data_metadata.to_dict(),
             "devices": getattr(self._trainer, "world_size", None),
+            "software": software_record(),
+            "seed": global_seed(),
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
