@@ -13,6 +13,7 @@ from torchmetrics.classification import BinaryAUROC
 
 from torchgeo_simclr.constants import IGNORE_INDEX
 from torchgeo_simclr.datamodules import CentralValleyDataModule
+from torchgeo_simclr.lonlat import lonlat_extent
 from torchgeo_simclr.sample import make_sample_scene
 from torchgeo_simclr.tasks.metrics import DefinedAUROC, LabelledCount
 
@@ -79,19 +80,46 @@ def own(scene: Path, frame: gpd.GeoDataFrame, name: str, **kwargs: Any) -> dict:
     }
 
 
+@pytest.mark.parametrize("inset", [None, 0.1], ids=["all imagery", "a bbox"])
 def test_the_split_does_not_follow_the_labels_extent(
-    scene: Path, unlabelled: CentralValleyDataModule
+    scene: Path, unlabelled: CentralValleyDataModule, inset: float | None
 ) -> None:
     # The blocks were cut from the labels' bounding box: adding a label, or
-    # saving the same labels as GeoJSON, moved the held-out blocks.
-    frame = squares(unlabelled, {"train": 3, "val": 1, "test": 1})
+    # saving the same labels as GeoJSON, moved the held-out blocks. Within a
+    # bbox the labels covered only its curved outline in the imagery's CRS,
+    # so labelled runs lost the strips along its edges.
+    options: dict[str, Any] = {}
+    without = unlabelled
+    if inset is not None:
+        west, south, east, north = lonlat_extent(
+            unlabelled.image_dataset.index.total_bounds, unlabelled.image_dataset.crs
+        )
+        dx, dy = (east - west) * inset, (north - south) * inset
+        options["bbox"] = (west + dx, south + dy, east - dx, north - dy)
+        without = module(scene, labels=None, **options)
+        without.setup("fit")
+    frame = squares(without, {"train": 3, "val": 1, "test": 1})
     for name, crs in [("west.gpkg", "EPSG:32610"), ("west.geojson", "EPSG:4326")]:
-        dm = module(scene, **own(scene, frame.to_crs(crs), name))
+        dm = module(scene, **own(scene, frame.to_crs(crs), name), **options)
         dm._build_datasets()
-        for split, blocks in unlabelled.split_blocks.items():
+        for split, blocks in without.split_blocks.items():
             assert dm.split_blocks[split].equals(blocks), (name, split)
             # Every patch is there, not only those within the labels' bounds.
-            assert list(dm.grid_sampler(split)) == list(unlabelled.grid_sampler(split))
+            assert list(dm.grid_sampler(split)) == list(without.grid_sampler(split))
+
+
+def test_a_polygon_touching_a_block_does_not_count_in_it(
+    scene: Path, unlabelled: CentralValleyDataModule
+) -> None:
+    block = unlabelled.split_blocks["val"].geoms[0]
+    xmin, ymin, _, _ = block.bounds
+    outside = shapely.box(xmin - 100, ymin, xmin, ymin + 100)  # shares an edge
+    assert outside.touches(block)
+    frame = gpd.GeoDataFrame({"irrigated": [1]}, geometry=[outside], crs="EPSG:32610")
+    dm = module(scene, **own(scene, frame, "edge.gpkg"))
+    dm._build_datasets()
+    dm.split_blocks = unlabelled.split_blocks
+    assert dm.label_polygons()["val"] == 0
 
 
 def test_sparse_labels_need_a_lower_min_labelled(
@@ -164,8 +192,8 @@ def test_val_without_labels_is_refused_before_training(
     dm.trainer = SimpleNamespace(limit_val_batches=1.0, world_size=1)  # type: ignore[assignment]
     with pytest.raises(
         ValueError,
-        match=r"No label polygon of '.*no_val.gpkg' reaches the val blocks \(6 of "
-        r"its .* so val_f1 cannot be computed .* --trainer.limit_val_batches 0",
+        match=r"No val patch has a pixel labelled by '.*no_val.gpkg' \(6 of its "
+        r"label .* so val_f1 cannot be computed .* --trainer.limit_val_batches 0",
     ):
         dm.setup("fit")
     # Without validation the same labels train.

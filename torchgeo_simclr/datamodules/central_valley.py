@@ -205,9 +205,10 @@ class CentralValleyDataModule(GeoDataModule):
                 project GeoPackage; default: the first).
             min_labelled: share of a patch's pixels that must be labelled
                 for the patch to count as labelled: to join the fine-tuning
-                pool, and, per patch, to be trained and scored on. Lower it
-                for sparse labels (hand-drawn fields), whose patches are often
-                mostly unlabelled.
+                pool, and for a patch classifier to train and score on it (the
+                pretraining's online probe keeps half). Lower it for sparse
+                labels (hand-drawn fields), whose patches are often mostly
+                unlabelled.
 
         Raises:
             ValueError: if *patch_size* or *batch_size* is below 1,
@@ -300,6 +301,9 @@ class CentralValleyDataModule(GeoDataModule):
         #: Number of labelled training patches (set up with *label_fraction*
         #: when fitting; None until then).
         self.n_labels: int | None = None
+        #: A checkpoint's training sampler state, applied to the next train
+        #: dataloader's sampler (see :meth:`load_state_dict`).
+        self._sampler_state: dict[str, Any] | None = None
         # Fixed-patch datasets, built once so that setup("test") after
         # setup("fit") neither re-reads labels nor drops in-memory patches.
         self._patch_data: dict[str, PatchDataset] = {}
@@ -540,8 +544,9 @@ class CentralValleyDataModule(GeoDataModule):
 
         Returns:
             ``train``, ``val`` and ``test``: polygons reaching into the split's
-            blocks (one across a block edge counts in each), and ``outside``:
-            those in no block; empty without labels or before :meth:`setup`.
+            blocks (one across a block edge counts in each; one that only
+            touches a block does not), and ``outside``: those in no block;
+            empty without labels or before :meth:`setup`.
         """
         if self.label_dataset is None or not self.split_blocks:
             return {}
@@ -550,9 +555,14 @@ class CentralValleyDataModule(GeoDataModule):
         inside = np.zeros(len(features), dtype=bool)
         counts = {}
         for split, blocks in self.split_blocks.items():
+            parts = list(blocks.geoms)
+            meets = features.sindex.query(parts, predicate="intersects")
+            touches = features.sindex.query(parts, predicate="touches")
+            edge_only = set(zip(*touches, strict=True))
             hit = np.zeros(len(features), dtype=bool)
-            _, found = features.sindex.query(list(blocks.geoms), predicate="intersects")
-            hit[found] = True
+            for block, feature in zip(*meets, strict=True):
+                if (block, feature) not in edge_only:
+                    hit[feature] = True
             counts[split] = int((hit & classed).sum())
             inside |= hit
         counts["outside"] = int((~inside & classed).sum())
@@ -569,24 +579,31 @@ class CentralValleyDataModule(GeoDataModule):
         )
 
     def _check_val_labels(self) -> None:
-        """Refuse a fit whose val blocks hold no label, before any training.
+        """Refuse a fit whose val patches hold no label, before any training.
 
-        Validation scores F1 on labelled patches; without one the fit would
-        stop after its first epoch. Skipped when validation is switched off
+        Validation scores F1 on labelled patches or pixels; without one the
+        fit would stop after its first epoch. Only the labels are read, and
+        only where a polygon reaches a val patch, up to the first labelled
+        pixel. Skipped when validation is switched off
         (``--trainer.limit_val_batches 0``) or there is no trainer.
 
         Raises:
-            ValueError: if no label polygon with a class reaches the val blocks.
+            ValueError: if no val patch has a labelled pixel.
         """
         limit = getattr(self.trainer, "limit_val_batches", None)
-        if self.trainer is None or limit == 0 or self.label_dataset is None:
+        labels = self.label_dataset
+        if self.trainer is None or limit == 0 or labels is None:
             return
-        if self.label_polygons()["val"] > 0:
-            return
+        for x, y in self.grid_sampler("val"):
+            box = shapely.box(x.start, y.start, x.stop, y.stop)
+            if not len(labels.features.sindex.query(box, predicate="intersects")):
+                continue
+            if bool((labels[x, y]["mask"] != IGNORE_INDEX).any()):
+                return
         msg = (
-            f"No label polygon of {str(self.labels_path)!r} reaches the val "
-            f"blocks ({self._polygons_in('train')}), so val_f1 cannot be "
-            "computed and the fit would stop after its first epoch; pass "
+            f"No val patch has a pixel labelled by {str(self.labels_path)!r} "
+            f"({self._polygons_in('train')}), so val_f1 cannot be computed and "
+            "the fit would stop after its first epoch; pass "
             "--trainer.limit_val_batches 0 to train without validation, another "
             "--data.init_args.seed to deal the blocks anew, or labels in more "
             "places."
@@ -748,16 +765,17 @@ class CentralValleyDataModule(GeoDataModule):
         return {} if state is None else {"train_sampler": state}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore the training sampler's random state from a checkpoint.
+        """Keep a checkpoint's sampler state for the next train dataloader.
 
-        Lightning calls it after :meth:`setup`, when it resumes a fit.
+        Lightning calls it for every run given ``--ckpt_path``, test and
+        predict included, whose set-up draws no labelled subset: the state
+        is applied only when a fit builds its train dataloader.
 
         Args:
             state_dict: what :meth:`state_dict` returned (empty for
                 checkpoints of earlier versions, which restore nothing).
         """
-        if "train_sampler" in state_dict:
-            restore_sampler_state(self.train_sampler, state_dict["train_sampler"])
+        self._sampler_state = state_dict.get("train_sampler")
 
     def on_after_batch_transfer(
         self, batch: dict[str, Tensor], dataloader_idx: int
@@ -780,6 +798,9 @@ class CentralValleyDataModule(GeoDataModule):
         return batch
 
     def _dataloader_factory(self, split: str) -> DataLoader[dict[str, Any]]:
+        if split == "train" and self._sampler_state is not None:
+            restore_sampler_state(self.train_sampler, self._sampler_state)
+            self._sampler_state = None
         loader = super()._dataloader_factory(split)
         loader.worker_init_fn = fresh_file_handles
         return loader

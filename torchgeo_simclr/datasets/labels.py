@@ -179,10 +179,11 @@ class IrrigationLabels(VectorDataset):
             transforms: a function that takes a sample and returns a
                 transformed version.
             covers_bbox: the files hold every label inside *bbox*, so the
-                dataset covers all of *bbox* (land without a polygon there is
-                unlabelled) rather than only its features' bounds: an
-                intersection with imagery, and the patches and blocks cut from
-                it, then do not move when labels are added or removed.
+                dataset covers all of *bbox*'s extent in its CRS (land without
+                a polygon there is unlabelled) rather than only its features'
+                bounds: an intersection with imagery, and the patches and
+                blocks cut from it, then do not move when labels are added or
+                removed.
 
         Raises:
             FileNotFoundError: If a path does not exist or holds no label file.
@@ -254,8 +255,10 @@ class IrrigationLabels(VectorDataset):
         if not frames:
             if self.bbox is None or not extents:
                 msg = (
-                    f"Label file(s) {files} hold no polygons; expected DWR crop-"
-                    "mapping polygons, so check the file and `layer`."
+                    f"Label file(s) {files} hold no polygons; expected label "
+                    "polygons (DWR's crop mapping or your own), so check the file "
+                    "and its layer (--data.init_args.labels_layer; evaluate: "
+                    "--labels-layer)."
                 )
             else:
                 box = [round(v, 4) for v in self.bbox]
@@ -616,7 +619,13 @@ class IrrigationLabels(VectorDataset):
         if self.covers_bbox:
             area = self.bbox_in(CRS.from_user_input(features.crs))
             assert area is not None  # covers_bbox needs a bbox
-            boxes = [area] * len(boxes)
+            # The bbox projects to a curved quadrilateral; a region cut from
+            # the bbox is usually its axis-aligned extent, which must be
+            # covered whole: the extent, grown by a hundredth either way.
+            xmin, ymin, xmax, ymax = area.bounds
+            grow = max(xmax - xmin, ymax - ymin) / 100
+            cover = shapely.box(xmin - grow, ymin - grow, xmax + grow, ymax + grow)
+            boxes = [cover] * len(boxes)
         full = (pd.Timestamp.min, pd.Timestamp.max)
         index = pd.IntervalIndex.from_tuples(
             [full] * len(boxes), closed="both", name="datetime"
