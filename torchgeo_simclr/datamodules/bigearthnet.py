@@ -22,7 +22,7 @@ from .options import check_batch_size, check_label_fraction
 from .samplers import (
     RandomDrawSampler,
     epoch_draws,
-    restore_sampler_state,
+    restore_training_draws,
     sampler_state,
 )
 from .statistics import cache_key, cached_band_statistics
@@ -407,7 +407,7 @@ class BigEarthNetIrrigationDataModule(NonGeoDataModule):
             generator=torch.Generator().manual_seed(torch.initial_seed()),
         )
         if self._sampler_state is not None:
-            restore_sampler_state(sampler, self._sampler_state)
+            restore_training_draws(sampler, self._sampler_state)
             self._sampler_state = None
         self.train_sampler = sampler
         return DataLoader(

@@ -41,7 +41,7 @@ from .samplers import (
     BlockGridSampler,
     RandomDrawSampler,
     epoch_draws,
-    restore_sampler_state,
+    restore_training_draws,
     sampler_state,
     snap_to_grid,
 )
@@ -799,7 +799,7 @@ class CentralValleyDataModule(GeoDataModule):
 
     def _dataloader_factory(self, split: str) -> DataLoader[dict[str, Any]]:
         if split == "train" and self._sampler_state is not None:
-            restore_sampler_state(self.train_sampler, self._sampler_state)
+            restore_training_draws(self.train_sampler, self._sampler_state)
             self._sampler_state = None
         loader = super()._dataloader_factory(split)
         loader.worker_init_fn = fresh_file_handles

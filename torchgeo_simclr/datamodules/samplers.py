@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import shapely
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
 from shapely import Polygon
 from torch.utils.data import Sampler
 from torchgeo.datasets import GeoDataset
@@ -240,15 +241,17 @@ def sampler_state(sampler: object) -> dict[str, Any] | None:
     return None
 
 
-def restore_sampler_state(sampler: object, state: dict[str, Any]) -> None:
+def restore_sampler_state(sampler: object, state: dict[str, Any]) -> bool:
     """Put a training sampler's generator back where :func:`sampler_state` found it.
 
     Args:
         sampler: a sampler of the same kind as the one *state* came from.
         state: what :func:`sampler_state` returned.
 
-    Raises:
-        ValueError: if *sampler* keeps no generator of the kind *state* holds.
+    Returns:
+        Whether it was restored: False, and the sampler left as it is, when
+        it keeps no generator of the kind *state* holds (another sampler,
+        e.g. after a change of ``label_fraction``).
     """
     generator = getattr(sampler, "generator", None)
     if "numpy" in state and isinstance(generator, np.random.Generator):
@@ -256,14 +259,30 @@ def restore_sampler_state(sampler: object, state: dict[str, Any]) -> None:
     elif "torch" in state and isinstance(generator, torch.Generator):
         generator.set_state(state["torch"])
     else:
-        kinds = ", ".join(sorted(state))
-        msg = (
-            f"The checkpoint holds the {kinds} generator state of a training "
-            f"sampler, but this run's sampler is a {type(sampler).__name__} "
-            "without one; resume with the data settings it was trained with "
-            "(label_fraction decides the sampler)."
+        return False
+    return True
+
+
+def restore_training_draws(sampler: object, state: dict[str, Any]) -> None:
+    """Restore a resumed fit's training sampler, or warn that it draws anew.
+
+    Args:
+        sampler: the train dataloader's sampler.
+        state: what :func:`sampler_state` returned for the checkpoint.
+
+    Warns:
+        UserWarning: on rank 0, if *sampler* is of another kind than the
+            checkpoint's (only checkpoints whose training labels cannot be
+            compared get this far; others are refused when the fit starts).
+    """
+    if not restore_sampler_state(sampler, state):
+        rank_zero_warn(
+            f"The checkpoint's training sampler kept a {', '.join(sorted(state))} "
+            f"generator but this run's is a {type(sampler).__name__} without one "
+            "(label_fraction decides it), so its training draws start anew "
+            "rather than where the checkpoint's stopped.",
+            category=UserWarning,
         )
-        raise ValueError(msg)
 
 
 def _chunks(total: int, chunk: int) -> list[int]:
