@@ -62,7 +62,6 @@ from .constants import (
 from .datasets.dwr import code_key
 from .datasets.labels import IrrigationLabels, LabelsOutsideBboxError
 from .datasets.survey_years import other_years
-from .digest import file_digest
 from .geopackage import missing_layer, write_geopackage
 from .interrupts import deferred_interrupts
 from .lonlat import (
@@ -440,7 +439,7 @@ class MapEvaluation:
             "software": software_record(),
             "map": os.fspath(map_path),
             "labels": _absolute_labels(labels),
-            "labels_sha256": _labels_digest(labels),
+            "labels_sha256": cached_file_digest(labels),
             "labels_layer": labels_layer,
             "class_column": class_column,
             "class_map": dict(class_map or {}),
@@ -1091,12 +1090,6 @@ def _absolute_labels(labels: str | Path) -> str:
     """The label path as scores record it: absolute, unless a GDAL ``/vsi`` path."""
     name = os.fspath(labels)
     return name if name.startswith("/vsi") else os.path.abspath(name)
-
-
-def _labels_digest(labels: str | Path) -> str | None:
-    """SHA-256 of a label file; None for a folder (a ``.gdb``) or ``/vsi`` path."""
-    name = os.fspath(labels)
-    return file_digest(name) if os.path.isfile(name) else None
 
 
 class _Tally:
