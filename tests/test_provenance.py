@@ -35,6 +35,7 @@ from torchgeo_simclr.inference import MapResult, predict_map
 from torchgeo_simclr.models.checkpoint import (
     CHECKPOINT_KEY,
     DataMetadata,
+    load_model,
     training_labels,
 )
 from torchgeo_simclr.tasks import DistillTask, FineTuneTask, SimCLRv2Task
@@ -169,6 +170,15 @@ def test_checkpoints_record_software_seed_and_parent(
     assert metas["finetune"]["pretrained_from_sha256"] == sha256(simclr)
     assert metas["distill"]["teacher"] == str(finetuned)
     assert metas["distill"]["teacher_sha256"] == sha256(finetuned)
+    # Maps name them too (their JSON summary's model entry, built from this).
+    assert load_model(finetuned).built_from == {
+        "pretrained_from": str(simclr),
+        "pretrained_from_sha256": sha256(simclr),
+    }
+    assert load_model(distilled).built_from == {
+        "teacher": str(finetuned),
+        "teacher_sha256": sha256(finetuned),
+    }
 
 
 def test_a_resumed_fine_tune_keeps_its_parents_hash(tmp_path: Path) -> None:
@@ -244,6 +254,11 @@ def test_map_summary_names_window_overlap_root_and_software(
     assert (summary["window_px"], summary["overlap_px"]) == (64, 16)
     assert summary["root"] == str(scene.resolve())
     assert_software(summary["software"])
+    # A network trained from scratch (the supervised baseline) has no parent.
+    assert summary["model"]["built_from"] == {
+        "pretrained_from": None,
+        "pretrained_from_sha256": None,
+    }
 
 
 def test_map_tags_and_polygons_name_what_made_them(

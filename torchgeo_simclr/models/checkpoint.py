@@ -473,10 +473,14 @@ class TrainedModel:
     data: DataMetadata | None
     #: Probability above which a pixel or patch was scored irrigated.
     threshold: float = 0.5
-    #: How its training labels were drawn: ``label_fraction``, ``label_seed``
-    #: and ``n_labels`` (labelled patches; None for all of them); None when
-    #: the checkpoint does not record it.
+    #: How its training labels were drawn: ``label_fraction``, ``label_seed``,
+    #: ``n_labels`` (labelled patches; None for all of them) and
+    #: ``labels_sha256``; None when the checkpoint does not record it.
     labels: dict[str, Any] | None = None
+    #: The checkpoints it was built from, as it records them:
+    #: ``pretrained_from`` (fine-tuned) or ``teacher`` (distilled), each with
+    #: its ``..._sha256``; empty for earlier versions' checkpoints.
+    built_from: dict[str, str | None] = field(default_factory=dict)
 
 
 def training_labels(datamodule: Any) -> dict[str, Any] | None:
@@ -545,6 +549,12 @@ def _trained_model(
         data=None if data is None else DataMetadata.from_dict(data),
         threshold=float(checkpoint.get("hyper_parameters", {}).get("threshold", 0.5)),
         labels=meta.get("labels"),
+        built_from={
+            key: meta[key]
+            for parent in ("pretrained_from", "teacher")
+            for key in (parent, f"{parent}_sha256")
+            if key in meta
+        },
     )
 
 

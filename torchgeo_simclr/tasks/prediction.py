@@ -75,6 +75,8 @@ class MapPredictionTask(BaseTask):
         self.threshold = trained.threshold
         #: How its training labels were drawn (None if unrecorded).
         self.training_labels = trained.labels
+        #: The checkpoints it was built from, with their SHA-256.
+        self.built_from = trained.built_from
         #: SHA-256 of the checkpoint file.
         self.checkpoint_sha256 = digest.result()
         self.register_buffer("mean", torch.tensor(self.data.mean).view(1, -1, 1, 1))
@@ -220,7 +222,9 @@ class MapPredictionTask(BaseTask):
 
         Returns:
             Model name, kind, problem, checkpoint path and hash, bands, training
-            patch size and how the training labels were drawn.
+            patch size, how the training labels were drawn and the checkpoints
+            it was built from (``built_from``: the SimCLR encoder or the
+            teacher, with their SHA-256).
         """
         return {
             "model": self.model.spec.model,
@@ -231,4 +235,5 @@ class MapPredictionTask(BaseTask):
             "bands": list(self.data.bands),
             "training_patch_size": self.data.patch_size,
             "training_labels": self.training_labels,
+            "built_from": self.built_from,
         }
