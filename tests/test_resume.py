@@ -14,7 +14,7 @@ from test_distributed import bigearthnet
 from torchgeo_simclr.datamodules import CentralValleyDataModule
 from torchgeo_simclr.datamodules.samplers import restore_training_draws
 from torchgeo_simclr.sample import make_sample_scene
-from torchgeo_simclr.tasks.checkpoint_note import CheckpointNote
+from torchgeo_simclr.tasks.checkpoint_note import CheckpointNote, checkpoint_note
 
 
 @pytest.fixture(scope="module")
@@ -136,3 +136,16 @@ def test_a_resumed_bigearthnet_fit_draws_on_where_it_stopped(
     saved.seek(0)
     resumed.load_state_dict(torch.load(saved, weights_only=True))
     assert list(resumed.train_dataloader().sampler) == second
+
+
+def test_a_fit_resumed_from_last_ckpt_says_that_is_what_it_holds(
+    tmp_path: Path,
+) -> None:
+    # A checkpoint of an earlier version's config resumes into last-v1.ckpt;
+    # the note called the last.ckpt it resumed from "an earlier run".
+    earlier = tmp_path / "last.ckpt"
+    earlier.write_bytes(b"")
+    written = tmp_path / "last-v1.ckpt"
+    note = checkpoint_note(written, resumed=str(earlier))
+    assert f"({earlier.resolve()} holds the state this fit resumed from in" in note
+    assert "holds an earlier run" in checkpoint_note(written)

@@ -37,17 +37,19 @@ def written_checkpoint(trainer: Any) -> Path | None:
     return Path(path) if path else None
 
 
-def checkpoint_note(checkpoint: Path | None) -> str:
+def checkpoint_note(checkpoint: Path | None, resumed: str | None = None) -> str:
     """What a finished fit says about its checkpoint.
 
     Lightning never overwrites another run's checkpoint: a rerun into the
     same folder writes ``last-v1.ckpt`` beside the earlier run's
     ``last.ckpt``, which the README's next-stage commands name, so the note
     says which is new. (A fit resumed from its own ``last.ckpt`` with
-    ``--ckpt_path`` rewrites that file.)
+    ``--ckpt_path`` rewrites that file, unless an earlier version's config
+    wrote it.)
 
     Args:
         checkpoint: the checkpoint written, or None.
+        resumed: the ``--ckpt_path`` the fit resumed from, if any.
 
     Returns:
         E.g. ``"Checkpoint: /abs/runs/x/checkpoints/last.ckpt"``.
@@ -57,8 +59,10 @@ def checkpoint_note(checkpoint: Path | None) -> str:
     note = f"Checkpoint: {checkpoint.resolve()}"
     earlier = checkpoint.with_name("last.ckpt")
     if checkpoint.name.startswith("last-v") and earlier.exists():
+        own = resumed is not None and Path(resumed).resolve() == earlier.resolve()
+        held = "the state this fit resumed from" if own else "an earlier run"
         note += (
-            f"\n({earlier.resolve()} holds an earlier run in the same folder; "
+            f"\n({earlier.resolve()} holds {held} in the same folder; "
             "give the next stage the path above.)"
         )
     return note
@@ -92,7 +96,8 @@ class CheckpointNote(Callback):
                 "and the number of devices, and --trainer.limit_train_batches."
             )
             raise ValueError(msg)
-        rank_zero_info(checkpoint_note(written_checkpoint(trainer)))
+        resumed = getattr(trainer, "ckpt_path", None)
+        rank_zero_info(checkpoint_note(written_checkpoint(trainer), resumed))
 
     def on_exception(
         self, trainer: Trainer, pl_module: LightningModule, exception: BaseException
