@@ -60,7 +60,7 @@ from .constants import (
     NOT_IRRIGATED,
 )
 from .datasets.dwr import code_key
-from .datasets.labels import IrrigationLabels, LabelsOutsideBboxError
+from .datasets.labels import IrrigationLabels, LabelsOutsideBboxError, layer_columns
 from .datasets.survey_years import other_years
 from .geopackage import missing_layer, write_geopackage
 from .interrupts import deferred_interrupts
@@ -734,9 +734,9 @@ def _check_label_layers(
     others = [other for other in vector if other != first]
     if first is None or not others:
         return len(names)
-    columns = _layer_columns(name, first)
+    columns = layer_columns(name, first)
     if class_column not in columns:
-        having = [o for o in others if class_column in _layer_columns(name, o)]
+        having = [o for o in others if class_column in layer_columns(name, o)]
         if having:
             advice = f"so pass --labels-layer {having[0]}" + (
                 "" if len(having) == 1 else f" (or {', '.join(having[1:])})"
@@ -763,23 +763,6 @@ def _check_label_layers(
         stacklevel=3,
     )
     return len(names)
-
-
-def _layer_columns(path: str, layer: str) -> list[str]:
-    """The attribute columns of one layer of a file GDAL reads.
-
-    Args:
-        path: the file.
-        layer: the layer's name.
-
-    Returns:
-        Its attribute column names (not the geometry).
-    """
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "Measured \\(M\\) geometry types")
-        return [
-            str(column) for column in pyogrio.read_info(path, layer=layer)["fields"]
-        ]
 
 
 def _one_class(evaluation: MapEvaluation, labels: str | Path) -> str | None:

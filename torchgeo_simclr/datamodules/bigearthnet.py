@@ -21,9 +21,8 @@ from .fractions import draw_labelled_subset
 from .options import check_batch_size, check_label_fraction
 from .samplers import (
     RandomDrawSampler,
+    ResumableDraws,
     epoch_draws,
-    restore_training_draws,
-    sampler_state,
 )
 from .statistics import cache_key, cached_band_statistics
 
@@ -99,7 +98,7 @@ class IrrigationPatches(Subset[Sample]):
         return [self[index] for index in indices]
 
 
-class BigEarthNetIrrigationDataModule(NonGeoDataModule):
+class BigEarthNetIrrigationDataModule(ResumableDraws, NonGeoDataModule):
     """BigEarthNet-S2 irrigation patches in the study's balanced split.
 
     All irrigated patches (under *scheme*) and as many randomly drawn
@@ -240,9 +239,6 @@ class BigEarthNetIrrigationDataModule(NonGeoDataModule):
         self.split_summary: str | None = None
         #: The training sampler of the last train dataloader (None before).
         self.train_sampler: RandomDrawSampler | None = None
-        #: A checkpoint's sampler state that the next train dataloader's
-        #: sampler takes (see :meth:`load_state_dict`).
-        self._sampler_state: dict[str, Any] | None = None
         #: Number of labelled training patches (set up with *label_fraction*).
         self.n_labels: int | None = None
 
@@ -371,28 +367,6 @@ class BigEarthNetIrrigationDataModule(NonGeoDataModule):
             patches, train[chosen].tolist(), self.patch_size, random_crop=True
         )
 
-    def state_dict(self) -> dict[str, Any]:
-        """The training sampler's random state, which Lightning checkpoints.
-
-        A fit resumed with ``--ckpt_path`` then draws the patches the
-        uninterrupted fit would have (see :meth:`load_state_dict`).
-
-        Returns:
-            ``{"train_sampler": ...}``, or empty before the first train
-            dataloader.
-        """
-        state = sampler_state(self.train_sampler)
-        return {} if state is None else {"train_sampler": state}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Keep a checkpoint's sampler state for the next train dataloader.
-
-        Args:
-            state_dict: what :meth:`state_dict` returned (empty for earlier
-                versions' checkpoints).
-        """
-        self._sampler_state = state_dict.get("train_sampler")
-
     def _dataloader_factory(self, split: str) -> DataLoader[Sample]:
         if split != "train":
             return super()._dataloader_factory(split)
@@ -406,9 +380,7 @@ class BigEarthNetIrrigationDataModule(NonGeoDataModule):
             replacement=False,
             generator=torch.Generator().manual_seed(torch.initial_seed()),
         )
-        if self._sampler_state is not None:
-            restore_training_draws(sampler, self._sampler_state)
-            self._sampler_state = None
+        self.resume_draws(sampler)
         self.train_sampler = sampler
         return DataLoader(
             data,

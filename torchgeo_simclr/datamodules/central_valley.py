@@ -40,9 +40,8 @@ from .options import (
 from .samplers import (
     BlockGridSampler,
     RandomDrawSampler,
+    ResumableDraws,
     epoch_draws,
-    restore_training_draws,
-    sampler_state,
     snap_to_grid,
 )
 from .statistics import cache_key, cached_band_statistics
@@ -75,7 +74,7 @@ def imagery_extent(dataset: GeoDataset) -> tuple[float, float, float, float]:
     )
 
 
-class CentralValleyDataModule(GeoDataModule):
+class CentralValleyDataModule(ResumableDraws, GeoDataModule):
     """Sentinel-2 patches, optionally with irrigation masks, in disjoint blocks.
 
     The region (all imagery, or *bbox*) is cut into square blocks of
@@ -301,9 +300,6 @@ class CentralValleyDataModule(GeoDataModule):
         #: Number of labelled training patches (set up with *label_fraction*
         #: when fitting; None until then).
         self.n_labels: int | None = None
-        #: A checkpoint's training sampler state, applied to the next train
-        #: dataloader's sampler (see :meth:`load_state_dict`).
-        self._sampler_state: dict[str, Any] | None = None
         # Fixed-patch datasets, built once so that setup("test") after
         # setup("fit") neither re-reads labels nor drops in-memory patches.
         self._patch_data: dict[str, PatchDataset] = {}
@@ -747,36 +743,6 @@ class CentralValleyDataModule(GeoDataModule):
         assert self.image_dataset is not None
         return self.image_dataset.plot(*args, **kwargs)
 
-    def state_dict(self) -> dict[str, Any]:
-        """The training sampler's random state, which Lightning checkpoints.
-
-        A fit resumed with ``--ckpt_path`` then draws the patches the
-        uninterrupted fit would have (:meth:`load_state_dict`); it used to
-        replay its first epoch's. Augmentations draw from torch's global
-        generator, which is not restored, so a resumed fit is not the
-        uninterrupted one to the bit.
-
-        Returns:
-            ``{"train_sampler": ...}`` (see
-            :func:`~torchgeo_simclr.datamodules.samplers.sampler_state`), or
-            empty before :meth:`setup`.
-        """
-        state = sampler_state(getattr(self, "train_sampler", None))
-        return {} if state is None else {"train_sampler": state}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Keep a checkpoint's sampler state for the next train dataloader.
-
-        Lightning calls it for every run given ``--ckpt_path``, test and
-        predict included, whose set-up draws no labelled subset: the state
-        is applied only when a fit builds its train dataloader.
-
-        Args:
-            state_dict: what :meth:`state_dict` returned (empty for
-                checkpoints of earlier versions, which restore nothing).
-        """
-        self._sampler_state = state_dict.get("train_sampler")
-
     def on_after_batch_transfer(
         self, batch: dict[str, Tensor], dataloader_idx: int
     ) -> dict[str, Tensor]:
@@ -798,9 +764,8 @@ class CentralValleyDataModule(GeoDataModule):
         return batch
 
     def _dataloader_factory(self, split: str) -> DataLoader[dict[str, Any]]:
-        if split == "train" and self._sampler_state is not None:
-            restore_training_draws(self.train_sampler, self._sampler_state)
-            self._sampler_state = None
+        if split == "train":
+            self.resume_draws(self.train_sampler)
         loader = super()._dataloader_factory(split)
         loader.worker_init_fn = fresh_file_handles
         return loader

@@ -285,6 +285,51 @@ def restore_training_draws(sampler: object, state: dict[str, Any]) -> None:
         )
 
 
+class ResumableDraws:
+    """Checkpoint a datamodule's training draws, so a resumed fit draws on.
+
+    A mixin for datamodules whose train dataloader's sampler is their
+    ``train_sampler``. Lightning saves :meth:`state_dict` in each checkpoint
+    and hands it to :meth:`load_state_dict` for every run given
+    ``--ckpt_path`` (test and predict too, which draw nothing); the state is
+    applied by :meth:`resume_draws` when a fit builds its train dataloader.
+    Augmentations draw from torch's global generator, which is not restored,
+    so a resumed fit is not the uninterrupted one to the bit.
+    """
+
+    #: A checkpoint's sampler state, for the next train dataloader's sampler.
+    _sampler_state: dict[str, Any] | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        """The training sampler's random state, which Lightning checkpoints.
+
+        Returns:
+            ``{"train_sampler": ...}`` (see :func:`sampler_state`), or empty
+            before the datamodule has a training sampler.
+        """
+        state = sampler_state(getattr(self, "train_sampler", None))
+        return {} if state is None else {"train_sampler": state}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Keep a checkpoint's sampler state for the next train dataloader.
+
+        Args:
+            state_dict: what :meth:`state_dict` returned (empty for
+                checkpoints of earlier versions, which restore nothing).
+        """
+        self._sampler_state = state_dict.get("train_sampler")
+
+    def resume_draws(self, sampler: object) -> None:
+        """Give a new train dataloader's *sampler* the checkpoint's state, once.
+
+        Args:
+            sampler: the sampler (see :func:`restore_training_draws`).
+        """
+        if self._sampler_state is not None:
+            restore_training_draws(sampler, self._sampler_state)
+            self._sampler_state = None
+
+
 def _chunks(total: int, chunk: int) -> list[int]:
     """Sizes of *total* cut into pieces of *chunk*, then what is left (maybe 0).
 

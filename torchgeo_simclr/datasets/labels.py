@@ -74,6 +74,23 @@ def shown_code(code: str) -> str:
     return code or "<blank>"
 
 
+def layer_columns(path: str, layer: str) -> list[str]:
+    """The attribute columns of one layer of a file GDAL reads.
+
+    Args:
+        path: the file.
+        layer: the layer's name.
+
+    Returns:
+        Its attribute column names (not the geometry).
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Measured \\(M\\) geometry types")
+        return [
+            str(column) for column in pyogrio.read_info(path, layer=layer)["fields"]
+        ]
+
+
 class LabelsOutsideBboxError(ValueError):
     """No label polygon intersects the bbox (a ``ValueError`` with its parts)."""
 
@@ -554,8 +571,7 @@ class IrrigationLabels(VectorDataset):
                 str(name)
                 for name, geometry in layers[1:]
                 if geometry is not None
-                and self.class_column
-                in pyogrio.read_info(filepath, layer=str(name))["fields"]
+                and self.class_column in layer_columns(filepath, str(name))
             ]
         except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError):
             return []
