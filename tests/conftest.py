@@ -524,3 +524,14 @@ def cli_error_line(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
     assert len(err.splitlines()) == 1, err
     assert err.startswith(f"torchgeo-simclr {argv[0]}: error: ")
     return err
+
+
+@pytest.fixture(scope="module")
+def bigearthnet_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """40 fake BigEarthNet-S2 v1.0 patches, five label sets in turn."""
+    from test_bigearthnet import FAKE_LABELS, patch_name, write_patch
+
+    root = tmp_path_factory.mktemp("bigearthnet")
+    for i in range(40):
+        write_patch(root / "BigEarthNet-v1.0", patch_name(i), FAKE_LABELS[i % 5], i)
+    return root

@@ -18,7 +18,6 @@ from lightning.pytorch import LightningDataModule
 from lightning.pytorch.trainer.connectors.data_connector import (
     _get_distributed_sampler,
 )
-from test_bigearthnet import FAKE_LABELS, patch_name, write_patch
 from torch.utils.data import DataLoader, RandomSampler
 
 from torchgeo_simclr.cli import main
@@ -175,14 +174,6 @@ def test_pretraining_epoch_shorter_than_a_batch_per_device_is_refused(
         central_valley(scene, 2, label_fraction=None, length=6)
     dm = central_valley(scene, 2, label_fraction=None, length=7)  # 4 + 3
     assert dm.split_lengths()["train"] == 7
-
-
-@pytest.fixture(scope="module")
-def bigearthnet_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("bigearthnet")
-    for i in range(40):
-        write_patch(root / "BigEarthNet-v1.0", patch_name(i), FAKE_LABELS[i % 5], i)
-    return root
 
 
 def bigearthnet(

@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
-from test_bigearthnet import FAKE_LABELS, patch_name, write_patch
 from test_distributed import bigearthnet
 
 from torchgeo_simclr.datamodules import CentralValleyDataModule
@@ -111,14 +110,6 @@ def test_a_fit_lightning_stops_on_sigterm_exits_143_and_names_its_checkpoint(
     other = SIGTERMException(1)
     CheckpointNote().on_exception(trainer, None, other)  # type: ignore[arg-type]
     assert other.code == 1
-
-
-@pytest.fixture(scope="module")
-def bigearthnet_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("bigearthnet")
-    for i in range(40):
-        write_patch(root / "BigEarthNet-v1.0", patch_name(i), FAKE_LABELS[i % 5], i)
-    return root
 
 
 def test_a_resumed_bigearthnet_fit_draws_on_where_it_stopped(
