@@ -14,6 +14,8 @@ import torch
 from conftest import (
     FAKE_CRS,
     FAKE_FIELDS,
+    FAKE_ORIGIN,
+    FAKE_PRODUCT,
     FAKE_SIZE,
     fake_dwr_gpkg,
     fake_s2_multiband,
@@ -354,3 +356,48 @@ def test_the_split_log_gives_the_training_area_a_buffer_keeps(
     (line,) = [text for text in logged if text.startswith("Spatial split")]
     assert "'train'" not in line.split(";")[0]
     assert re.search(r"training on \d+% of the other blocks' area, kept 8 px", line)
+
+
+@pytest.mark.parametrize("labels", ["crop_mapping.gpkg", None])
+def test_patches_lie_on_the_pixels_of_the_scene_in_the_dataset_crs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, labels: str | None
+) -> None:
+    # Tiles of zones 10 and 11, as where the Central Valley crosses -120
+    # degrees, the zone-11 one reaching further west and south: torchgeo's
+    # bounds start at its reprojected edges, between zone-10 pixels. Patches
+    # anchored there were read off the files' pixels (bilinear resampling of
+    # every training patch), while maps read them as they are.
+    fake_s2_multiband(tmp_path / "sentinel2")
+    fake_s2_multiband(
+        tmp_path / "sentinel2",
+        name=FAKE_PRODUCT.replace("T10SFG", "T11SKB") + ".tif",
+        origin=(164670.0, 4103120.0),
+        crs="EPSG:32611",
+    )
+    fake_dwr_gpkg(tmp_path)
+    read: list[tuple[slice, slice]] = []
+    statistics = central_valley.cached_band_statistics
+
+    def spy(dataset: object, locations: list[tuple[slice, slice]], *args: object):
+        read.extend(locations)
+        return statistics(dataset, locations, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(central_valley, "cached_band_statistics", spy)
+    dm = make(tmp_path, labels=labels, length=64)
+    dm.setup("fit")
+    x, y = dm.image_dataset.bounds[0], dm.image_dataset.bounds[1]
+    assert dm.image_dataset.crs == FAKE_CRS
+    assert ((x.start - FAKE_ORIGIN[0]) % 10, (y.start - FAKE_ORIGIN[1]) % 10) != (0, 0)
+    grids = [dm.grid_sampler(split) for split in ("train", "val", "test")]
+    patches = {
+        "random draws": list(dm.train_sampler),
+        "grid patches": [p for grid in [*grids, dm.predict_sampler] for p in grid],
+        "statistics patches": read,
+    }
+    for kind, found in patches.items():
+        assert found, kind
+        offsets = {
+            ((x.start - FAKE_ORIGIN[0]) % 10, (y.start - FAKE_ORIGIN[1]) % 10)
+            for x, y in found
+        }
+        assert offsets == {(0.0, 0.0)}, f"{kind} off the zone-10 pixels: {offsets}"

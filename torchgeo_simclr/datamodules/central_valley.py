@@ -17,7 +17,6 @@ from torch import Tensor
 from torch.utils.data import DataLoader, SequentialSampler
 from torchgeo.datamodules import GeoDataModule
 from torchgeo.datasets import GeoDataset, IntersectionDataset
-from torchgeo.samplers import RandomPatchSampler
 
 from ..constants import IGNORE_INDEX
 from ..datasets import CentralValleyS2, IrrigationLabels, resolve_label_path
@@ -39,6 +38,7 @@ from .options import (
 )
 from .samplers import (
     BlockGridSampler,
+    NativeRandomPatchSampler,
     RandomDrawSampler,
     ResumableDraws,
     epoch_draws,
@@ -404,7 +404,7 @@ class CentralValleyDataModule(ResumableDraws, GeoDataModule):
 
     def _statistics(self) -> tuple[Tensor, Tensor]:
         assert self.image_dataset is not None
-        sampler = RandomPatchSampler(
+        sampler = NativeRandomPatchSampler(
             self.image_dataset,
             size=self.patch_size_px,
             length=self.stats_patches,
@@ -469,7 +469,7 @@ class CentralValleyDataModule(ResumableDraws, GeoDataModule):
         # `seed_everything` (LightningCLI's `seed_everything:`) makes runs repeat.
         #: Random patches in the train blocks, :attr:`length` per epoch (with
         #: *label_fraction*: draws with replacement from the fixed train patches).
-        self.train_sampler = RandomPatchSampler(
+        self.train_sampler = NativeRandomPatchSampler(
             self.dataset,
             size=self.patch_size_px,
             length=self.length,

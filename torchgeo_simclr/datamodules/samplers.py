@@ -10,11 +10,71 @@ import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from shapely import Polygon
 from torch.utils.data import Sampler
-from torchgeo.datasets import GeoDataset
-from torchgeo.samplers import SpatialSampler
+from torchgeo.datasets import GeoDataset, RasterDataset
+from torchgeo.samplers import RandomPatchSampler, SpatialSampler
+
+from ..inference.grid import native_bounds
 
 if TYPE_CHECKING:
     from lightning.pytorch import Trainer
+
+
+def native_origin(dataset: GeoDataset) -> tuple[float, float]:
+    """A corner of the imagery's own pixel grid, to anchor patches on.
+
+    torchgeo's bounds, and its samplers' grids, start at the reprojected
+    edges of files in other CRSs (tiles of two UTM zones), which fall between
+    the pixels of the files in the dataset's CRS: patches anchored there are
+    resampled on every read. This is the corner of
+    :func:`~torchgeo_simclr.inference.grid.native_bounds`, which maps are
+    anchored on, so training, evaluation and maps read the same pixels. On
+    imagery in one CRS on one grid it is the corner of torchgeo's bounds.
+
+    Args:
+        dataset: the imagery, or a dataset built on it (e.g. an
+            :class:`~torchgeo.datasets.IntersectionDataset` with labels):
+            its first raster dataset gives the grid.
+
+    Returns:
+        ``(x, y)`` of a pixel corner, in the dataset's CRS (the lower-left
+        corner of torchgeo's bounds without a raster dataset).
+    """
+    imagery = _imagery(dataset)
+    if imagery is None:
+        return float(dataset.bounds[0].start), float(dataset.bounds[1].start)
+    left, bottom, _, _ = native_bounds(imagery)
+    return left, bottom
+
+
+def _imagery(dataset: GeoDataset) -> RasterDataset | None:
+    """The first raster dataset in *dataset* (itself, or one it combines)."""
+    if isinstance(dataset, RasterDataset):
+        return dataset
+    for part in getattr(dataset, "datasets", []):
+        if (found := _imagery(part)) is not None:
+            return found
+    return None
+
+
+class NativeRandomPatchSampler(RandomPatchSampler):
+    """torchgeo's random patches, snapped to the imagery's own pixel grid.
+
+    :class:`~torchgeo.samplers.RandomPatchSampler` rounds its draws to whole
+    pixels from the corner of the footprint's bounds; here from
+    :func:`native_origin`, so no patch is resampled where the imagery holds
+    files of several CRSs. On imagery in one CRS it draws the same patches.
+    """
+
+    def __init__(self, dataset: GeoDataset, **kwargs: Any) -> None:
+        """Initialise a new NativeRandomPatchSampler.
+
+        Args:
+            dataset: the dataset to sample from.
+            **kwargs: arguments of :class:`~torchgeo.samplers.RandomPatchSampler`.
+        """
+        super().__init__(dataset, **kwargs)
+        # Only the rounding to whole pixels reads bounds' lower-left corner.
+        self.bounds = (*native_origin(dataset), *self.bounds[2:])
 
 
 class BlockGridSampler(SpatialSampler):
@@ -54,13 +114,16 @@ class BlockGridSampler(SpatialSampler):
         # footprint's edge, so a patch stays where it is when the footprint
         # changes (e.g. labels that reach further).
         self._grid_bounds = [block.bounds for block in blocks]
+        # The grid's corner: on the imagery's own pixels, where maps have theirs.
+        self.bounds = (*native_origin(dataset), *self.bounds[2:])
         self._length = sum(1 for _ in self)
 
     def __iter__(self) -> Iterator[tuple[slice, slice]]:
         """Yield the patches of every block in turn.
 
         Yields:
-            ``[xmin:xmax, ymin:ymax]`` in CRS units, on the dataset's pixel grid.
+            ``[xmin:xmax, ymin:ymax]`` in CRS units, on the imagery's own
+            pixel grid (see :func:`native_origin`).
         """
         x0, y0 = self.bounds[0], self.bounds[1]
         xres, yres = self.res
@@ -114,14 +177,15 @@ def snap_to_grid(dataset: GeoDataset, grid: GeoDataset) -> None:
 
     Intersecting imagery with label polygons leaves footprints with edges
     anywhere; patches cut from them would fall between pixels and be
-    resampled. Each footprint is cut back to the whole pixels it covers.
+    resampled. Each footprint is cut back to the whole pixels it covers, of
+    the grid anchored at :func:`native_origin`.
 
     Args:
         dataset: dataset whose index geometries are shrunk (e.g. an
             :class:`~torchgeo.datasets.IntersectionDataset`).
         grid: dataset on the target pixel grid (e.g. the imagery).
     """
-    x0, y0 = grid.bounds[0].start, grid.bounds[1].start
+    x0, y0 = native_origin(grid)
     xres, yres = grid.res
     snapped = []
     for geometry in dataset.index.geometry:
