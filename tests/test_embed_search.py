@@ -36,6 +36,7 @@ from conftest import (
     fake_s2_with_scl,
     gpkg_version,
 )
+from matplotlib.figure import Figure
 from PIL import Image
 from pyproj import CRS, Transformer
 from rasterio.windows import Window
@@ -1163,6 +1164,164 @@ def test_search_outputs_that_are_folders_are_refused(
     )
     assert sorted(tmp_path.iterdir()) == sorted(folders)
     assert all(list(folder.iterdir()) == [] for folder in folders)
+
+
+def user_parquet(path: Path) -> Path:
+    """A user's own GeoParquet file: fields, not an index."""
+    fields = gpd.GeoDataFrame(
+        {"crop": ["alfalfa"]}, geometry=[shapely.box(*FIRST_PATCH)], crs=FAKE_CRS
+    )
+    fields.to_parquet(path)
+    return path
+
+
+def not_ours(named: str, what: str, why: str, fix: str = "choose another --out") -> str:
+    """The refusal of a file that --overwrite may not replace."""
+    return (
+        f"{named} is not {what} ({why}), so even --overwrite does not replace it; "
+        f"{fix} or remove it yourself (nothing was written)."
+    )
+
+
+def test_embed_overwrites_only_an_index(
+    index: EmbedResult,
+    simclr: Path,
+    root: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`embed --out my_fields.parquet --overwrite` replaced a user's GeoParquet."""
+    mine = user_parquet(tmp_path / "my_fields.parquet")
+    notes = tmp_path / "notes.parquet"
+    notes.write_text("keep me")
+    kept = {path: sha256(path) for path in (mine, notes)}
+    what = "an embeddings index written by embed"
+    whys = {mine: "no torchgeo_simclr metadata", notes: "not a Parquet file"}
+    for path, why in whys.items():
+        for extra in (["--overwrite"], []):
+            err = embed_error(capsys, simclr, root, path, *extra)
+            assert err.endswith(not_ours(f"--out {str(path)!r}", what, why))
+    assert {path: sha256(path) for path in kept} == kept
+    assert sorted(tmp_path.iterdir()) == sorted(kept)
+    # An index embed wrote is replaced, here by one of the first patch only.
+    earlier = tmp_path / "earlier.parquet"
+    shutil.copyfile(index.path, earlier)
+    with pytest.raises(FileExistsError, match=r"already exists; pass --overwrite"):
+        embed(simclr, root, earlier, bbox=FIRST_PATCH, bbox_crs=FAKE_CRS)
+    embed(simclr, root, earlier, bbox=FIRST_PATCH, bbox_crs=FAKE_CRS, overwrite=True)
+    assert pq.read_metadata(earlier).num_rows == 1
+    assert hidden(tmp_path) == []
+
+
+def test_embed_rechecks_its_output_before_renaming(
+    simclr: Path, root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file put at --out while the patches were embedded is kept."""
+    out = tmp_path / "index.parquet"
+    embed_module = importlib.import_module("torchgeo_simclr.embeddings.embed")
+    original = embed_module.Embedder.__call__
+
+    def meanwhile(self: Any, image: Tensor, valid: Tensor) -> Any:
+        if not out.exists():
+            user_parquet(out)
+        return original(self, image, valid)
+
+    monkeypatch.setattr(embed_module.Embedder, "__call__", meanwhile)
+    with pytest.raises(FileExistsError, match=r"not an embeddings index written"):
+        embed(simclr, root, out, bbox=FIRST_PATCH, bbox_crs=FAKE_CRS, overwrite=True)
+    assert gpd.read_parquet(out)["crop"].tolist() == ["alfalfa"]
+    assert hidden(tmp_path) == []
+
+
+def user_png(path: Path) -> Path:
+    """A user's own picture, drawn with Matplotlib as the package's are."""
+    figure = Figure(figsize=(1, 1))
+    figure.add_subplot().plot([0, 1])
+    figure.savefig(path, format="png")
+    return path
+
+
+def test_search_overwrites_only_its_own_outputs(
+    index: EmbedResult,
+    found: SearchResult,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`search --out crops.gpkg --overwrite` replaced a user's GeoPackage."""
+    lonlat = [*map(str, lonlat_of(*ORIGINAL))]
+    query = ["search", "--index", str(index.path), "--lonlat", *lonlat, "--k", "3"]
+    crops = tmp_path / "crops.gpkg"
+    fields = gpd.GeoDataFrame(
+        {"crop": ["alfalfa"]}, geometry=[shapely.box(*FIRST_PATCH)], crs=FAKE_CRS
+    )
+    fields.to_file(crops, layer="crops")
+    crops_json = tmp_path / "crops.geojson"
+    fields.to_file(crops_json, driver="GeoJSON")
+    notes = tmp_path / "notes.geojson"
+    notes.write_text("keep me")
+    # An earlier search's hits that the user labelled in QGIS.
+    labelled = tmp_path / "labelled.gpkg"
+    hits = gpd.read_file(found.out, layer="hits")
+    hits["label"] = "irrigated"
+    hits.to_file(labelled, layer="labelled")
+    what = "a hits file written by search"
+    whys = {
+        crops: "no 'rank' column",
+        crops_json: "no 'rank' column",
+        notes: "not a GeoJSON file",
+        labelled: "a column 'label' that search does not write",
+    }
+    picture = user_png(tmp_path / "picture.png")
+    text = tmp_path / "text.png"
+    text.write_text("keep me")
+    kept = {path: sha256(path) for path in (*whys, picture, text)}
+    for out, why in whys.items():
+        for extra in (["--overwrite"], []):
+            err = cli_error(capsys, *query, "--out", str(out), *extra)
+            assert err.endswith(not_ours(f"--out {str(out)!r}", what, why))
+    sheet_what = "a contact sheet drawn by search"
+    no_mark = "no 'Software' text of torchgeo-simclr"
+    new = tmp_path / "new.gpkg"
+    sheets = {picture: no_mark, text: "not an image"}
+    for sheet, why in sheets.items():
+        err = cli_error(
+            capsys, *query, "--out", str(new), "--sheet", str(sheet), "--overwrite"
+        )
+        fix = "choose another --sheet"
+        assert err.endswith(not_ours(f"--sheet {str(sheet)!r}", sheet_what, why, fix))
+    out = tmp_path / "picture.gpkg"  # its sheet would be picture.png
+    err = cli_error(capsys, *query, "--out", str(out), "--overwrite")
+    named = f"--out {str(out)!r} would write the contact sheet {str(picture)!r}, which"
+    fix = "pass --sheet with another name"
+    assert err.endswith(not_ours(named, sheet_what, no_mark, fix))
+    assert {path: sha256(path) for path in kept} == kept
+    assert sorted(tmp_path.iterdir()) == sorted(kept)
+    # An earlier search's hits and sheet are replaced: 8 hits by 3.
+    for suffix in (".gpkg", ".png"):
+        shutil.copyfile(found.out.with_suffix(suffix), tmp_path / f"hits{suffix}")
+    out = tmp_path / "hits.gpkg"
+    err = cli_error(capsys, *query, "--out", str(out))
+    assert err.endswith("pass --overwrite to replace them.")
+    main([*query, "--out", str(out), "--overwrite"])
+    assert len(gpd.read_file(out, layer="hits")) == 3
+    with Image.open(out.with_suffix(".png")) as image:
+        width, height = image.size
+    assert width / height == pytest.approx(
+        4 * TILE_INCHES / (TILE_INCHES + TITLE_INCHES), rel=0.02
+    )
+    # And a GeoJSON one.
+    out = tmp_path / "hits.geojson"
+    search(index.path, out, lonlat=lonlat_of(*ORIGINAL), k=3, sheet=tmp_path / "s.png")
+    search(
+        index.path,
+        out,
+        lonlat=lonlat_of(*ORIGINAL),
+        k=2,
+        sheet=tmp_path / "s.png",
+        overwrite=True,
+    )
+    assert len(gpd.read_file(out)) == 2
+    assert hidden(tmp_path) == []
 
 
 def test_a_backbone_of_one_input_size_is_refused(

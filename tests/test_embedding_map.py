@@ -25,6 +25,7 @@ from PIL import Image
 from pyproj import CRS
 
 from torchgeo_simclr.constants import IGNORE_INDEX
+from torchgeo_simclr.embeddings import projection
 from torchgeo_simclr.embeddings.index import IndexInfo, IndexWriter, read_index
 from torchgeo_simclr.embeddings.projection import (
     FIGURE_DPI,
@@ -36,6 +37,7 @@ from torchgeo_simclr.embeddings.projection import (
     project,
     sample_rows,
 )
+from torchgeo_simclr.embeddings.sheet import contact_sheet
 
 PATCH = 32
 RES = 10.0
@@ -289,12 +291,67 @@ def test_embedding_map_single_date(tmp_path: Path) -> None:
 
 def test_embedding_map_overwrite(scene: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "map.png"
-    out.write_bytes(b"keep me")
+    embedding_map(scene["index"], out, max_points=10, progress=False)
+    before = out.read_bytes()
     with pytest.raises(FileExistsError, match=r"already exists; pass --overwrite"):
         embedding_map(scene["index"], out, progress=False)
-    assert out.read_bytes() == b"keep me"
-    embedding_map(scene["index"], out, max_points=10, overwrite=True, progress=False)
+    assert out.read_bytes() == before
+    # An earlier map is replaced, here by one of another seed.
+    embedding_map(
+        scene["index"], out, max_points=10, seed=1, overwrite=True, progress=False
+    )
+    assert out.read_bytes() != before
     assert png_size(out) == (EXPECTED_SIDE, EXPECTED_SIDE)
+
+
+def test_embedding_map_overwrites_only_its_own_png(
+    scene: dict[str, Path], tmp_path: Path
+) -> None:
+    """`embedding-map --out photo.png --overwrite` replaced any PNG."""
+    text = tmp_path / "notes.png"
+    text.write_bytes(b"keep me")
+    picture = tmp_path / "picture.png"
+    figure = Figure(figsize=(1, 1))
+    figure.add_subplot().plot([0, 1])
+    figure.savefig(picture, format="png")  # Matplotlib's, as the map is
+    sheet = tmp_path / "sheet.png"
+    contact_sheet([np.zeros((3, 4, 4), np.float32)], ["query"], sheet, queries=1)
+    whys = {
+        text: "not an image",
+        picture: "no 'Software' text of torchgeo-simclr",
+        sheet: "its 'Description' is not 'torchgeo-simclr embedding map'",
+    }
+    kept = {path: path.read_bytes() for path in whys}
+    for out, why in whys.items():
+        for overwrite in (True, False):
+            with pytest.raises(FileExistsError) as refused:
+                embedding_map(scene["index"], out, overwrite=overwrite, progress=False)
+            assert str(refused.value) == (
+                f"--out {str(out)!r} is not an embedding map drawn by embedding-map "
+                f"({why}), so even --overwrite does not replace it; choose another "
+                "--out or remove it yourself (nothing was written)."
+            )
+    assert {path: path.read_bytes() for path in kept} == kept
+    assert sorted(tmp_path.iterdir()) == sorted(kept)
+
+
+def test_embedding_map_rechecks_its_output_before_renaming(
+    scene: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file put at --out during the t-SNE is kept."""
+    out = tmp_path / "map.png"
+
+    def meanwhile(*args: Any, **kwargs: Any) -> Any:
+        out.write_bytes(b"keep me")
+        return project(*args, **kwargs)
+
+    monkeypatch.setattr(projection, "project", meanwhile)
+    with pytest.raises(FileExistsError, match=r"is not an embedding map"):
+        embedding_map(
+            scene["index"], out, max_points=10, overwrite=True, progress=False
+        )
+    assert out.read_bytes() == b"keep me"
+    assert sorted(tmp_path.iterdir()) == [out]
 
 
 def test_embedding_map_needs_png(scene: dict[str, Path], tmp_path: Path) -> None:

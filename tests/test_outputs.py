@@ -54,3 +54,38 @@ def test_a_process_id_too_large_for_the_system_counts_as_dead(tmp_path: Path) ->
     huge = leftover(out, 9_999_999_999, STALE_AFTER + 10)
     partial_path(out)
     assert not huge.exists()
+
+
+def test_only_a_file_of_ours_may_be_replaced(tmp_path: Path) -> None:
+    import pytest
+    from matplotlib.figure import Figure
+
+    from torchgeo_simclr.outputs import png_fault, png_marks, refuse_unless_ours
+
+    ours, theirs = tmp_path / "ours.png", tmp_path / "theirs.png"
+    for path, metadata in ((ours, png_marks("a test map")), (theirs, None)):
+        Figure(figsize=(1, 1)).savefig(path, format="png", metadata=metadata)
+    assert png_fault(ours, "a test map") is None
+    assert png_fault(ours, "another map") == "its 'Description' is not 'another map'"
+    assert png_fault(theirs, "a test map") == "no 'Software' text of torchgeo-simclr"
+    for path in (ours, tmp_path / "missing.png"):  # nothing to refuse
+        refuse_unless_ours(path, "--out", "a map", lambda _: None, "choose another")
+    with pytest.raises(FileExistsError) as refused:
+        refuse_unless_ours(
+            theirs,
+            f"--out {str(theirs)!r}",
+            "a test map",
+            lambda path: png_fault(path, "a test map"),
+            "choose another --out",
+        )
+    assert str(refused.value) == (
+        f"--out {str(theirs)!r} is not a test map (no 'Software' text of "
+        "torchgeo-simclr), so even --overwrite does not replace it; choose another "
+        "--out or remove it yourself (nothing was written)."
+    )
+
+    def unreadable(path: Path) -> str | None:
+        raise PermissionError(13, "Permission denied")
+
+    with pytest.raises(FileExistsError, match=r"\(unreadable: Permission denied\)"):
+        refuse_unless_ours(theirs, "--out", "a map", unreadable, "choose another")

@@ -6,7 +6,7 @@ import os
 import re
 import socket
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -177,4 +177,85 @@ def same_file[Key](
             continue
         if (output := existing.get((stat.st_dev, stat.st_ino))) is not None:
             return output, key
+    return None
+
+
+def refuse_unless_ours(
+    path: Path, named: str, what: str, fault: Callable[[Path], str | None], fix: str
+) -> None:
+    """Refuse, even to overwrite, an existing output that no earlier run wrote.
+
+    ``--overwrite`` replaces a command's own earlier output only: a file of
+    the user's that merely has the right suffix is kept, whatever is asked.
+
+    Args:
+        path: the output file; nothing is checked where it does not exist.
+        named: how the message names it, followed by ``is not``, e.g.
+            ``"--out 'index.parquet'"``.
+        what: what an earlier output is, e.g. ``"an embeddings index written
+            by embed"``.
+        fault: why an existing file is not an earlier output (a few words),
+            or None where it is one.
+        fix: what to do instead, e.g. ``"choose another --out"``.
+
+    Raises:
+        FileExistsError: if *path* exists and *fault* finds it is not ours.
+    """
+    if not path.exists():
+        return
+    try:
+        why = fault(path)
+    except OSError as error:
+        why = f"unreadable: {error.strerror or error}"
+    if why is not None:
+        msg = (
+            f"{named} is not {what} ({why}), so even --overwrite does not replace "
+            f"it; {fix} or remove it yourself (nothing was written)."
+        )
+        raise FileExistsError(msg)
+
+
+#: How the ``Software`` text of a PNG the package draws begins.
+PNG_SOFTWARE = "torchgeo-simclr "
+
+
+def png_marks(kind: str) -> dict[str, str]:
+    """PNG text that marks a picture as a *kind* the package drew.
+
+    Args:
+        kind: what the picture is, e.g. ``"torchgeo-simclr search contact
+            sheet"``; :func:`png_fault` looks for it.
+
+    Returns:
+        ``Software`` (``torchgeo-simclr VERSION``) and ``Description``
+        (*kind*), for ``savefig(..., metadata=...)``.
+    """
+    from . import __version__
+
+    return {"Software": f"{PNG_SOFTWARE}{__version__}", "Description": kind}
+
+
+def png_fault(path: Path, kind: str) -> str | None:
+    """Why an existing *path* is not a PNG of *kind* the package drew, or None.
+
+    Args:
+        path: the file.
+        kind: the ``Description`` of :func:`png_marks` it should carry.
+
+    Returns:
+        A few words for a message, or None for a PNG marked as *kind*.
+    """
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:  # reads the text before the pixels
+            png, text = image.format == "PNG", dict(image.info)
+    except (OSError, Image.DecompressionBombError):
+        return "not an image"
+    if not png:
+        return "not a PNG"
+    if not str(text.get("Software", "")).startswith(PNG_SOFTWARE):
+        return "no 'Software' text of torchgeo-simclr"
+    if text.get("Description") != kind:
+        return f"its 'Description' is not {kind!r}"
     return None

@@ -22,9 +22,9 @@ from ..inference.device import resolve_device
 from ..inference.normalise import normalise
 from ..models.backbone import check_input_size, feature_size
 from ..models.checkpoint import DataMetadata, Encoder, load_backbone
-from ..outputs import check_output_folder, output_folder
+from ..outputs import check_output_folder, output_folder, refuse_unless_ours
 from ..software import software_record
-from .index import IndexInfo, IndexWriter, checkpoint_id
+from .index import IndexInfo, IndexWriter, checkpoint_id, index_fault
 
 
 @dataclass(frozen=True)
@@ -142,6 +142,25 @@ def _patch_geometry(
     return encoder.data, size, step
 
 
+def _check_out(out: Path, overwrite: bool) -> None:
+    """Refuse an existing *out*, unless it is an index and *overwrite* is True.
+
+    Args:
+        out: the index to write.
+        overwrite: allow replacing an earlier index.
+
+    Raises:
+        FileExistsError: if *out* exists and is not an index, or is one and
+            *overwrite* is False.
+    """
+    what = "an embeddings index written by embed"
+    fix = "choose another --out"
+    refuse_unless_ours(out, f"--out {str(out)!r}", what, index_fault, fix)
+    if out.exists() and not overwrite:
+        msg = f"--out {str(out)!r} already exists; pass --overwrite to replace it."
+        raise FileExistsError(msg)
+
+
 def embed_region(
     checkpoint: str | Path,
     root: str | Path,
@@ -190,7 +209,8 @@ def embed_region(
             :class:`~torchgeo_simclr.datasets.CentralValleyS2`).
         cloud_buffer: metres by which masked clouds grow beyond the coarsest
             band's reach.
-        overwrite: replace an existing *out*.
+        overwrite: replace an existing *out* that is an index (never another
+            file).
         progress: show a progress bar over patches.
         start: first sensing day read, inclusive (UTC, ``YYYY-MM-DD``;
             default: no limit). Where products of several days overlap, the
@@ -202,7 +222,8 @@ def embed_region(
         the imagery's dates.
 
     Raises:
-        FileExistsError: if *out* exists and *overwrite* is False.
+        FileExistsError: if *out* exists and is not an index, or is one and
+            *overwrite* is False.
         ValueError: if *out* is not ``.parquet`` or is a folder, the device
             is unknown or missing, the checkpoint records no bands or
             statistics, the patch size, stride or batch size is out of range,
@@ -224,9 +245,7 @@ def embed_region(
             f"{out / 'index.parquet'}."
         )
         raise ValueError(msg)
-    if out.exists() and not overwrite:
-        msg = f"--out {str(out)!r} already exists; pass --overwrite to replace it."
-        raise FileExistsError(msg)
+    _check_out(out, overwrite)
     check_output_folder(out.parent)
     if batch_size < 1:
         msg = f"--batch-size must be at least 1, got {batch_size}; pass e.g. 64."
@@ -324,5 +343,7 @@ def embed_region(
                 "or --no-cloud-mask where cloud masks blank the region."
             )
             raise ValueError(msg)
+        # Embedding takes long: a file put there meanwhile is not replaced.
+        _check_out(out, overwrite)
     seconds = time.perf_counter() - began
     return EmbedResult(out, writer.rows, skipped, seconds, tuple(iso_days(read_days)))

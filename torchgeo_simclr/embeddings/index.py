@@ -331,6 +331,25 @@ def read_info(path: str | os.PathLike[str], option: str = "--index") -> IndexInf
     return IndexInfo.from_json(metadata[INFO_KEY])
 
 
+def index_fault(path: Path) -> str | None:
+    """Why an existing *path* is not an index this package wrote, or None.
+
+    For refusing to replace a file that ``embed`` did not write: its indexes
+    carry their :class:`IndexInfo` under :data:`INFO_KEY`.
+
+    Args:
+        path: the file.
+
+    Returns:
+        A few words for a message, or None for an index.
+    """
+    try:
+        metadata = pq.read_schema(path).metadata or {}
+    except pa.ArrowInvalid:
+        return "not a Parquet file"
+    return None if INFO_KEY in metadata else "no torchgeo_simclr metadata"
+
+
 def read_embeddings(table: pa.Table) -> npt.NDArray[np.float32]:
     """The ``embedding`` column of an index table as one matrix.
 

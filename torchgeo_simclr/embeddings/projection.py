@@ -36,10 +36,20 @@ from ..constants import (
 from ..datasets import IrrigationLabels
 from ..datasets.display import natural_colour
 from ..lonlat import lonlat_extent
-from ..outputs import check_output_folder, partial_path
+from ..outputs import (
+    check_output_folder,
+    partial_path,
+    png_fault,
+    png_marks,
+    refuse_unless_ours,
+)
 from ..patch_labels import patch_labels
 from .index import IndexInfo, read_embeddings, read_info
 from .sheet import read_thumbnails
+
+#: The ``Description`` text of the PNG: ``--overwrite`` replaces only a PNG
+#: that carries it (see :func:`~torchgeo_simclr.outputs.png_marks`).
+MAP_KIND: Final[str] = "torchgeo-simclr embedding map"
 
 #: Index columns the map reads.
 COLUMNS: Final[list[str]] = ["row", "col", "date", "embedding"]
@@ -488,6 +498,30 @@ def _draw_map(
     return figure
 
 
+def _check_out(out: Path, overwrite: bool) -> None:
+    """Refuse an existing *out*, unless it is an earlier map and *overwrite* is True.
+
+    Args:
+        out: the PNG to write.
+        overwrite: allow replacing an earlier map (a PNG marked
+            :data:`MAP_KIND`).
+
+    Raises:
+        FileExistsError: if *out* exists and is not an earlier map, or is one
+            and *overwrite* is False.
+    """
+    refuse_unless_ours(
+        out,
+        f"--out {str(out)!r}",
+        "an embedding map drawn by embedding-map",
+        lambda path: png_fault(path, MAP_KIND),
+        "choose another --out",
+    )
+    if out.exists() and not overwrite:
+        msg = f"--out {str(out)!r} already exists; pass --overwrite to replace it."
+        raise FileExistsError(msg)
+
+
 def _check_options(
     out: Path, max_points: int, thumbnails: int, perplexity: float, overwrite: bool
 ) -> None:
@@ -498,18 +532,17 @@ def _check_options(
         max_points: most patches to plot.
         thumbnails: number of thumbnails.
         perplexity: t-SNE perplexity.
-        overwrite: replace an existing *out*.
+        overwrite: replace an existing *out* that is an earlier map.
 
     Raises:
         ValueError: if an option is out of range or *out* is not a ``.png``.
-        FileExistsError: if *out* exists and *overwrite* is False.
+        FileExistsError: if *out* exists and is not an earlier map, or is one
+            and *overwrite* is False.
     """
     if out.suffix.lower() != ".png":
         msg = f"--out {str(out)!r} must be a .png file; pass a name ending in .png."
         raise ValueError(msg)
-    if out.exists() and not overwrite:
-        msg = f"--out {str(out)!r} already exists; pass --overwrite to replace it."
-        raise FileExistsError(msg)
+    _check_out(out, overwrite)
     check_output_folder(out.parent)
     if max_points < MIN_POINTS:
         msg = (
@@ -556,7 +589,8 @@ def embedding_map(
         perplexity: t-SNE perplexity, about how many neighbours each point
             keeps (lowered for small indexes, see :func:`project`).
         seed: seed of the sample, the t-SNE and the thumbnail choice.
-        overwrite: replace an existing *out*.
+        overwrite: replace an existing *out* that an earlier embedding map
+            wrote (never another file).
         progress: report the sample size and show progress bars.
 
     Returns:
@@ -566,7 +600,8 @@ def embedding_map(
         ValueError: if *out* is not a ``.png``, an option is out of range,
             *index* is not an index or has fewer than 3 patches, or *labels*
             does not overlap it.
-        FileExistsError: if *out* exists and *overwrite* is False.
+        FileExistsError: if *out* exists and is not an earlier map, or is one
+            and *overwrite* is False.
         FileNotFoundError: if *index* does not exist, or thumbnails are asked
             for and the imagery directory does not exist.
     """
@@ -620,7 +655,10 @@ def embedding_map(
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = partial_path(out)
     try:
-        figure.savefig(partial, format="png", dpi=FIGURE_DPI)
+        figure.savefig(
+            partial, format="png", dpi=FIGURE_DPI, metadata=png_marks(MAP_KIND)
+        )
+        _check_out(out, overwrite)  # nothing put there meanwhile is replaced
         os.replace(partial, out)
     finally:
         partial.unlink(missing_ok=True)

@@ -24,16 +24,35 @@ import pyogrio.errors
 import shapely
 from pyproj import CRS, Transformer
 
-from ..geopackage import write_geopackage
+from ..geopackage import STYLE_TABLE, write_geopackage
 from ..inference.styles import HIT_OUTLINE, HIT_OUTLINE_MM, polygon_style
 from ..lonlat import LONLAT, check_latitudes, lonlat_extent, shapes_extent
 from ..models.checkpoint import BACKBONE_KINDS, read_checkpoint
-from ..outputs import check_output_folder, not_a_file, partial_path, same_file
+from ..outputs import (
+    check_output_folder,
+    not_a_file,
+    partial_path,
+    png_fault,
+    refuse_unless_ours,
+    same_file,
+)
 from .index import IndexInfo, checkpoint_id, read_embeddings, read_info
-from .sheet import contact_sheet, read_thumbnails
+from .sheet import SHEET_KIND, contact_sheet, read_thumbnails
 
 #: Output formats of the hits, by suffix: OGR driver.
 DRIVERS: Final[dict[str, str]] = {".gpkg": "GPKG", ".geojson": "GeoJSON"}
+
+#: Columns of a hits file besides its geometry, as search writes them: an
+#: existing file with others is not replaced, even with ``--overwrite``.
+HIT_COLUMNS: Final[tuple[str, ...]] = (
+    "rank",
+    "similarity",
+    "lon",
+    "lat",
+    "date",
+    "row",
+    "col",
+)
 
 #: What each file a search reads is, by the option that gives it (messages).
 INPUTS: Final[dict[str, str]] = {
@@ -730,6 +749,102 @@ class SearchResult:
     excluded: Exclusion | None
 
 
+def _hits_fault(path: Path) -> str | None:
+    """Why an existing *path* is not a hits file of an earlier search, or None.
+
+    A search writes one layer (beside the GeoPackage's style table) of
+    :data:`HIT_COLUMNS`, no more: a column added since, e.g. the labels of
+    hits, makes the file the user's.
+
+    Args:
+        path: a ``.gpkg`` or ``.geojson`` file.
+
+    Returns:
+        A few words for a message, or None for an earlier search's hits.
+    """
+    driver = DRIVERS[path.suffix.lower()]
+    kind = "GeoPackage" if driver == "GPKG" else "GeoJSON file"
+    if driver == "GPKG":
+        with path.open("rb") as file:  # a GeoPackage is an SQLite file
+            if file.read(16) != b"SQLite format 3\x00":
+                return f"not a {kind}"
+    try:
+        with warnings.catch_warnings():  # GDAL's, about another SQLite file
+            warnings.simplefilter("ignore")
+            layers = [
+                name for name in pyogrio.list_layers(path)[:, 0] if name != STYLE_TABLE
+            ]
+            if len(layers) != 1:
+                return f"{len(layers)} layers, where search writes one"
+            info = pyogrio.read_info(path, layer=layers[0])
+    except pyogrio.errors.DataSourceError:
+        return f"not a {kind}"
+    if info["driver"] != driver:
+        return f"not a {kind}"
+    fields = [str(field) for field in info["fields"]]
+    if missing := [column for column in HIT_COLUMNS if column not in fields]:
+        return f"no {missing[0]!r} column"
+    if extra := [field for field in fields if field not in HIT_COLUMNS]:
+        return f"a column {extra[0]!r} that search does not write"
+    return None
+
+
+def _sheet_named(out: Path, sheet: Path, sheet_given: bool) -> tuple[str, str]:
+    """How messages name the contact sheet, and what they ask for instead of it.
+
+    Args:
+        out: the hits.
+        sheet: the contact sheet.
+        sheet_given: whether ``--sheet`` named *sheet* (else it is *out* with
+            ``.png``).
+
+    Returns:
+        The sheet's name, to be followed by ``is``, and what to do instead.
+    """
+    if sheet_given:
+        return f"--sheet {str(sheet)!r}", "choose another --sheet"
+    named = f"--out {str(out)!r} would write the contact sheet {str(sheet)!r}, which"
+    return named, "pass --sheet with another name"
+
+
+def _check_existing(out: Path, sheet: Path, overwrite: bool, sheet_given: bool) -> None:
+    """Refuse outputs that exist, unless an earlier search wrote them and *overwrite*.
+
+    Args:
+        out: the hits.
+        sheet: the contact sheet.
+        overwrite: allow replacing an earlier search's hits and sheet.
+        sheet_given: whether ``--sheet`` named *sheet*.
+
+    Raises:
+        FileExistsError: if an output exists and is not an earlier search's,
+            or any exists and *overwrite* is False.
+    """
+    refuse_unless_ours(
+        out,
+        f"--out {str(out)!r}",
+        "a hits file written by search",
+        _hits_fault,
+        "choose another --out",
+    )
+    sheet_named, other_sheet = _sheet_named(out, sheet, sheet_given)
+    refuse_unless_ours(
+        sheet,
+        sheet_named,
+        "a contact sheet drawn by search",
+        lambda path: png_fault(path, SHEET_KIND),
+        other_sheet,
+    )
+    existing = [str(path) for path in (out, sheet) if path.exists()]
+    if existing and not overwrite:
+        one = len(existing) == 1
+        msg = (
+            f"{' and '.join(existing)} already {'exists' if one else 'exist'}; "
+            f"pass --overwrite to replace {'it' if one else 'them'}."
+        )
+        raise FileExistsError(msg)
+
+
 def _check_outputs(
     out: Path,
     sheet: Path,
@@ -737,32 +852,29 @@ def _check_outputs(
     inputs: Mapping[str, str | os.PathLike[str] | None],
     sheet_given: bool,
 ) -> None:
-    """Refuse unknown formats, folders, inputs and, without *overwrite*, existing files.
+    """Refuse unknown formats, folders, inputs and files that may not be replaced.
 
     Args:
         out: the hits.
         sheet: the contact sheet.
-        overwrite: allow replacing existing outputs (never an input).
+        overwrite: allow replacing an earlier search's outputs (never an input,
+            nor any other file: see :func:`_check_existing`).
         inputs: option -> the file it gave (None where not given), e.g.
             ``{"--geojson": "fields.geojson"}``; see :data:`INPUTS`.
         sheet_given: whether ``--sheet`` named *sheet* (else it is *out* with
             ``.png``).
 
     Raises:
-        FileExistsError: if an output exists and *overwrite* is False.
+        FileExistsError: if an output exists and is not an earlier search's,
+            or any exists and *overwrite* is False.
         IsADirectoryError: if an output is a folder.
         PermissionError: if an output's folder cannot be written.
         ValueError: if an output has another suffix, is the other output, or
             is an input.
     """
     # How messages name the sheet, and what they ask for instead of it.
-    if sheet_given:
-        sheet_is, other_sheet = f"--sheet {str(sheet)!r} is", "choose another --sheet"
-    else:
-        sheet_is = (
-            f"--out {str(out)!r} would write the contact sheet {str(sheet)!r}, which is"
-        )
-        other_sheet = "pass --sheet with another name"
+    sheet_named, other_sheet = _sheet_named(out, sheet, sheet_given)
+    sheet_is = f"{sheet_named} is"
     if out.is_dir():
         msg = (
             f"--out {str(out)!r} is a folder; pass a file name, e.g. "
@@ -802,14 +914,7 @@ def _check_outputs(
         which = option if name == str(path) else f"{option} {name!r}"
         msg = f"{output_is} {INPUTS[option]} ({which}); {other}."
         raise ValueError(msg)
-    existing = [str(path) for path in (out, sheet) if path.exists()]
-    if existing and not overwrite:
-        one = len(existing) == 1
-        msg = (
-            f"{' and '.join(existing)} already {'exists' if one else 'exist'}; "
-            f"pass --overwrite to replace {'it' if one else 'them'}."
-        )
-        raise FileExistsError(msg)
+    _check_existing(out, sheet, overwrite, sheet_given)
     check_output_folder(out.parent)
     check_output_folder(sheet.parent, "--sheet")
 
@@ -895,7 +1000,8 @@ def search(
         checkpoint: check that the index was made by this checkpoint.
         root: imagery directory of the thumbnails (default: the one recorded
             in the index, and in a query file).
-        overwrite: replace existing outputs.
+        overwrite: replace the hits and sheet of an earlier search (never
+            other files).
         exclude: polygons of places already seen or labelled (any format and
             CRS *polygon* takes, e.g. the hits file of an earlier search):
             patches under them are left out of the hits.
@@ -905,7 +1011,8 @@ def search(
         *exclude* left out.
 
     Raises:
-        FileExistsError: if an output exists and *overwrite* is False.
+        FileExistsError: if an output exists and is not an earlier search's
+            hits or sheet, or is one and *overwrite* is False.
         FileNotFoundError: if an input or the imagery does not exist.
         IsADirectoryError: if an output is a folder.
         ValueError: for anything but exactly one query, a query outside the
@@ -1017,6 +1124,8 @@ def search(
         else:  # GeoJSON has no place for a style
             table.to_file(partials[0], driver=driver, layer=out.stem, use_arrow=True)
         contact_sheet(tiles, titles, partials[1], queries=len(shown))
+        # Nothing put there since the check is replaced.
+        _check_existing(out, sheet, overwrite, sheet_given)
         os.replace(partials[0], out)
         os.replace(partials[1], sheet)
     finally:

@@ -13,6 +13,7 @@ from pyproj import CRS
 
 from ..datasets import CentralValleyS2
 from ..datasets.display import natural_colour
+from ..outputs import png_marks
 
 #: Thumbnails per row of a sheet.
 SHEET_COLUMNS: Final[int] = 6
@@ -25,6 +26,10 @@ TITLE_INCHES: Final[float] = 0.3
 
 #: Resolution of the PNG, pixels per inch.
 SHEET_DPI: Final[int] = 100
+
+#: The ``Description`` text of a sheet's PNG: ``search --overwrite`` replaces
+#: only a PNG that carries it (see :func:`~torchgeo_simclr.outputs.png_marks`).
+SHEET_KIND: Final[str] = "torchgeo-simclr search contact sheet"
 
 
 def read_thumbnails(
@@ -93,7 +98,8 @@ def contact_sheet(
     """Draw thumbnails in rows of :data:`SHEET_COLUMNS`, each under its title.
 
     The PNG is ``columns x TILE_INCHES`` wide and ``rows x (TILE_INCHES +
-    TITLE_INCHES)`` high at :data:`SHEET_DPI`.
+    TITLE_INCHES)`` high at :data:`SHEET_DPI`, its text marked
+    :data:`SHEET_KIND` (:func:`~torchgeo_simclr.outputs.png_marks`).
 
     Args:
         tiles: ``[3, h, w]`` reflectance x10000 of B04, B03, B02.
@@ -130,7 +136,7 @@ def contact_sheet(
                 axis.imshow(images[i], interpolation="nearest")
                 colour = "tab:red" if i < queries else "black"
                 axis.set_title(titles[i], fontsize=9, color=colour)
-        figure.savefig(out, format="png", dpi=SHEET_DPI)
+        figure.savefig(out, format="png", dpi=SHEET_DPI, metadata=png_marks(SHEET_KIND))
     finally:
         plt.close(figure)
     return out
