@@ -338,6 +338,31 @@ def test_pretraining_checkpoint_is_no_teacher(tmp_path: Path) -> None:
     assert "'finetune'" in str(error.value)
 
 
+def test_a_student_that_cannot_feed_a_u_net_is_told_what_a_student_can_do(
+    teachers: dict[str, Path],
+) -> None:
+    # It said "use problem classification", an option a student does not have.
+    with pytest.raises(ValueError, match="cannot feed a U-Net") as error:
+        DistillTask(
+            teacher=str(teachers["segmentation"]),
+            model="vit_tiny_patch16_224",
+            backbone_kwargs={"dynamic_img_size": True, "dynamic_img_pad": True},
+        )
+    message = str(error.value)
+    assert len(message.splitlines()) == 1, message
+    assert message.startswith("Student 'vit_tiny_patch16_224' cannot feed a U-Net")
+    assert repr(str(teachers["segmentation"])) in message
+    assert "problem classification" not in message
+    assert "set --model.init_args.model to a student with one" in message
+    assert "distil a per-patch (classification) teacher" in message
+    # A per-patch teacher takes that student.
+    DistillTask(
+        teacher=str(teachers["classification"]),
+        model="vit_tiny_patch16_224",
+        backbone_kwargs={"dynamic_img_size": True, "dynamic_img_pad": True},
+    )
+
+
 def test_load_model_rebuilds_the_fine_tuned_model(tmp_path: Path) -> None:
     torch.manual_seed(1)
     task = FineTuneTask(model="resnet18", head_layers=2)

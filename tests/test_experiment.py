@@ -5,7 +5,9 @@ import json
 import math
 import shutil
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -14,6 +16,7 @@ import torch
 import torchgeo_simclr.experiment as experiment
 import torchgeo_simclr.lightning_cli as lightning_cli
 from torchgeo_simclr.cli import main
+from torchgeo_simclr.cli.training import config_dir
 from torchgeo_simclr.experiment import (
     COLUMNS,
     METHODS,
@@ -490,6 +493,7 @@ def result(method: str, fraction: str, seed: int, f1: float) -> dict[str, str]:
         "auroc": str(f1 + 0.1),
         "params": "11000000",
         "inference_img_s": str(100 + seed),
+        "model": "resnet18",
     }
     return row
 
@@ -517,11 +521,32 @@ def test_summary_of_seeds() -> None:
     table = markdown_table(rows)
     lines = table.splitlines()
     assert len(lines) == 2 + 3
+    assert lines[0].startswith("| fraction | labelled patches | method | backbone |")
     assert lines[2] == (
-        "| 0.1 | 12 | simclr | 2 | 0.600 ± 0.141 | 0.700 | 11.0 M | 100 |"
+        "| 0.1 | 12 | simclr | resnet18 | 2 | 0.600 ± 0.141 | 0.700 | 11.0 M | 100 |"
     )
     # One seed has no spread to show.
-    assert "| supervised | 1 | 0.500 (one seed) |" in lines[3]
+    assert "| supervised | resnet18 | 1 | 0.500 (one seed) |" in lines[3]
+
+
+def test_the_legend_names_each_backbone() -> None:
+    # It said "supervised (same network, no pretraining)" whatever the networks.
+    rows = [
+        result("simclr", "0.1", 0, 0.5) | {"model": "resnet50"},
+        result("supervised", "0.1", 0, 0.5) | {"model": "resnet50"},
+        result("distilled", "0.1", 0, 0.5) | {"model": "regnetx_002"},
+    ]
+    assert experiment.legend_labels(rows) == {
+        "simclr": "SimCLRv2 fine-tuned (resnet50)",
+        "supervised": "supervised (resnet50, no pretraining)",
+        "distilled": "distilled student (regnetx_002)",
+    }
+    # Rows of two networks (an experiment resumed across versions) say both.
+    mixed = [*rows, result("supervised", "1", 0, 0.5)]
+    label = experiment.legend_labels(mixed)["supervised"]
+    assert label == "supervised (resnet18 / resnet50, no pretraining)"
+    summary = {(s["fraction"], s["method"]): s for s in summarise(mixed)}
+    assert summary[0.1, "supervised"]["model"] == "resnet50"
 
 
 def test_missing_config_is_one_line(
@@ -604,6 +629,162 @@ def test_an_interrupted_experiment_says_how_to_resume(
     # No run had finished: there is no results.csv to point at.
     assert "No run had finished (a finished pretraining is kept)" in err
     assert "run the same command again to resume" in err
+
+
+def simclr_checkpoint(path: Path, model: str, **meta: Any) -> Path:
+    """A file that reads as a SimCLR checkpoint of *model* (metadata only)."""
+    info = {"kind": "simclr", "model": model, "in_channels": 12} | meta
+    torch.save({CHECKPOINT_KEY: info}, path)
+    return path
+
+
+def stand_in_runs(
+    calls: list[tuple[str, list[str]]],
+) -> Any:
+    """A ``run_stage`` that records its config and arguments and trains nothing.
+
+    Its model is the last ``--model.init_args.model`` given, else the config's,
+    else (a fine-tuning config names none: the checkpoint's) ``resnet50``.
+    """
+    import yaml
+
+    def run(
+        config: Path, run_dir: Path, arguments: list[str], **kwargs: Any
+    ) -> experiment.RunOutcome:
+        calls.append((config.name, list(arguments)))
+        settings = yaml.safe_load(config.read_text())["model"]["init_args"]
+        given = [
+            a
+            for i, a in enumerate(arguments[1:])
+            if arguments[i] == "--model.init_args.model"
+        ]
+        network = torch.nn.Linear(2, 1)
+        network.spec = SimpleNamespace(  # type: ignore[assignment]
+            model=(given or [settings.get("model") or "resnet50"])[-1]
+        )
+        metrics = {
+            f"test_{name}": 0.5
+            for name in ("f1", "precision", "recall", "accuracy", "auroc")
+        }
+        task = SimpleNamespace(model=network, hparams={}, data_metadata=None)
+        return experiment.RunOutcome(run_dir / "last.ckpt", metrics, task, 5)
+
+    return run
+
+
+def test_the_supervised_baseline_is_the_encoders_network(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A ResNet-50 encoder was compared with the quickstart's supervised
+    # ResNet-18, silently, under the legend "same network".
+    checkpoint = simclr_checkpoint(tmp_path / "r50.ckpt", "resnet50")
+    calls: list[tuple[str, list[str]]] = []
+    monkeypatch.setattr(experiment, "run_stage", stand_in_runs(calls))
+    monkeypatch.setattr(experiment, "_speed", lambda *args: {"model": 100.0})
+    out = tmp_path / "exp"
+    argv = ["experiment", "--root", str(tmp_path), "--out", str(out)]
+    main([*argv, "--fractions", "0.1", "--seeds", "0", "--checkpoint", str(checkpoint)])
+    stages = dict(calls)
+    assert list(stages) == [
+        "finetune_quickstart.yaml",
+        "supervised_quickstart.yaml",
+        "distill_quickstart.yaml",
+    ]
+    supervised = stages["supervised_quickstart.yaml"]
+    assert supervised[-2:] == ["--model.init_args.model", "resnet50"]
+    # Only the supervised runs get it: the student stays the config's.
+    assert "--model.init_args.model" not in stages["distill_quickstart.yaml"]
+    rows = {r["method"]: r["model"] for r in read_results(out / "results.csv")}
+    assert rows == {
+        "simclr": "resnet50",
+        "supervised": "resnet50",
+        "distilled": "regnetx_002",
+    }
+    printed = capsys.readouterr()
+    assert (
+        "supervised: trains resnet50 (12 bands), the SimCLR encoder's network "
+        f"(checkpoint {str(checkpoint)!r}), in place of supervised_quickstart.yaml's "
+        "resnet18 (12 bands), so both arms are the same network"
+    ) in printed.out + printed.err
+    assert "| 0.1 | 5 | supervised | resnet50 | 1 |" in printed.out
+
+
+def test_the_default_encoder_adds_nothing_to_the_supervised_runs(
+    tmp_path: Path,
+) -> None:
+    # The quickstart's ResNet-18 everywhere: the supervised runs are as before.
+    conf = config_dir()
+    plan = ExperimentPlan(
+        root=tmp_path,
+        out=tmp_path / "exp",
+        fractions=[0.1],
+        seeds=[0],
+        pretrain_config=conf / "simclr_quickstart.yaml",
+        finetune_config=conf / "finetune_quickstart.yaml",
+        supervised_config=conf / "supervised_quickstart.yaml",
+        distill_config=conf / "distill_quickstart.yaml",
+    )
+    assert experiment.supervised_arguments(plan) == ([], None)
+    resnet18 = simclr_checkpoint(tmp_path / "r18.ckpt", "resnet18")
+    assert experiment.supervised_arguments(replace(plan, checkpoint=resnet18)) == (
+        [],
+        None,
+    )
+    # An encoder of another pretraining config is read from that config.
+    config = tmp_path / "simclr_effb0.yaml"
+    text = (conf / "simclr_quickstart.yaml").read_text()
+    config.write_text(text.replace("model: resnet18", "model: efficientnet_b0"))
+    arguments, line = experiment.supervised_arguments(
+        replace(plan, pretrain_config=config)
+    )
+    assert arguments == ["--model.init_args.model", "efficientnet_b0"]
+    assert line is not None
+    assert f"pretraining config {str(config)!r}" in line
+
+
+@pytest.mark.parametrize("route", ["checkpoint", "pretrain-config"])
+def test_a_supervised_config_naming_another_network_is_refused(
+    tmp_path: Path,
+    route: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The user's own supervised config says what it trains: not overridden.
+    monkeypatch.setattr(experiment, "run_stage", forbidden)
+    conf = config_dir()
+    supervised = tmp_path / "my_supervised.yaml"
+    shutil.copy(conf / "supervised_quickstart.yaml", supervised)
+    if route == "checkpoint":
+        encoder = simclr_checkpoint(
+            tmp_path / "vit.ckpt",
+            "vit_tiny_patch16_224",
+            backbone_kwargs={"dynamic_img_size": True},
+        )
+        fix = (
+            'model: vit_tiny_patch16_224 and backbone_kwargs: {"dynamic_img_size": '
+            "true}"
+        )
+        named = f"checkpoint {str(encoder)!r}) is vit_tiny_patch16_224 (12 bands, "
+    else:
+        encoder = tmp_path / "simclr_effb0.yaml"
+        text = (conf / "simclr_quickstart.yaml").read_text()
+        encoder.write_text(text.replace("model: resnet18", "model: efficientnet_b0"))
+        fix = "model: efficientnet_b0"
+        named = f"pretraining config {str(encoder)!r}) is efficientnet_b0 (12 bands)"
+    out = tmp_path / "exp"
+    argv = ["experiment", "--root", str(tmp_path), "--out", str(out)]
+    argv += ["--fractions", "0.1", "--seeds", "0"]
+    err = refusal(
+        [*argv, "--supervised-config", str(supervised), f"--{route}", str(encoder)],
+        capsys,
+    )
+    assert len(err.splitlines()) == 1, err
+    assert f"supervised config {str(supervised)!r} trains resnet18 (12 bands)" in err
+    assert named in err
+    assert f"set {fix} under model.init_args in {str(supervised)!r}" in err
+    assert not out.exists()  # before any run, nothing written
 
 
 def test_a_checkpoint_of_the_wrong_kind_stops_before_any_run(

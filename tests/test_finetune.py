@@ -473,6 +473,21 @@ def test_architecture_that_contradicts_the_checkpoint(
     assert held in str(error.value)
 
 
+@pytest.mark.parametrize("problem", ["classification", "segmentation"])
+def test_imagenet_weights_with_a_checkpoint_are_refused(
+    simclr_ckpt: Path, problem: Problem
+) -> None:
+    # weights: true was dropped without a word: the checkpoint's weights won.
+    with pytest.raises(ValueError, match="weights=True") as error:
+        FineTuneTask(checkpoint=str(simclr_ckpt), weights=True, problem=problem)
+    message = str(error.value)
+    assert len(message.splitlines()) == 1, message
+    assert message.startswith("FineTuneTask got weights=True, which asks for timm's")
+    assert repr(str(simclr_ckpt)) in message
+    assert "leave --model.init_args.weights out (false)" in message
+    assert "drop the checkpoint for an ImageNet-initialised supervised run" in message
+
+
 @pytest.fixture(scope="module")
 def default_simclr_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A checkpoint with the default head, as the quickstart pretraining writes."""

@@ -343,8 +343,12 @@ def _stage(
     seed: int,
     pretrained: Path,
     done: dict[tuple[str, str, str], dict[str, Any]],
+    supervised: Sequence[str] = (),
 ) -> tuple[Path, list[str]]:
-    """The config and LightningCLI arguments of one run (besides *plan*'s own)."""
+    """The config and LightningCLI arguments of one run (besides *plan*'s own).
+
+    *supervised* are :func:`supervised_arguments`, for the supervised runs.
+    """
     arguments = [
         "--seed_everything",
         str(seed),
@@ -360,7 +364,7 @@ def _stage(
             str(pretrained),
         ]
     if method == "supervised":
-        return plan.supervised_config, arguments
+        return plan.supervised_config, [*arguments, *supervised]
     teacher = done.get(_key("simclr", fraction, seed))
     if teacher is None:
         msg = (
@@ -522,6 +526,164 @@ def _reads_bigearthnet(plan: ExperimentPlan) -> bool:
         return False
 
 
+#: What makes a network besides its head: the timm backbone, its input bands
+#: and further timm options (as FineTuneTask and SimCLRv2Task name them).
+NETWORK = ("model", "in_channels", "backbone_kwargs")
+
+
+def _network(
+    settings: dict[str, Any], model: str, in_channels: int, channels: int | None
+) -> dict[str, Any]:
+    """The :data:`NETWORK` of a task's settings.
+
+    Args:
+        settings: a checkpoint's metadata or a config's ``model.init_args``.
+        model: the task's backbone where *settings* leave it unset.
+        in_channels: the task's bands where *settings* leave them unset.
+        channels: ``--model.init_args.in_channels`` among the stage arguments,
+            which a config's own setting gives way to (None: not given).
+
+    Returns:
+        ``model``, ``in_channels`` and ``backbone_kwargs`` (a dict).
+    """
+    return {
+        "model": settings.get("model") or model,
+        "in_channels": int(channels or settings.get("in_channels") or in_channels),
+        "backbone_kwargs": dict(settings.get("backbone_kwargs") or {}),
+    }
+
+
+def _described(network: dict[str, Any]) -> str:
+    """A :data:`NETWORK` in words, e.g. ``resnet50 (12 bands)``."""
+    options = network["backbone_kwargs"]
+    extra = f", backbone_kwargs {json.dumps(options)}" if options else ""
+    return f"{network['model']} ({network['in_channels']} bands{extra})"
+
+
+def _model_settings(config: Path) -> dict[str, Any] | None:
+    """A stage config's ``model.init_args`` (None where it has none to read)."""
+    import yaml
+
+    try:
+        model = yaml.safe_load(config.read_text()).get("model")
+    except (OSError, yaml.YAMLError, AttributeError):
+        return None
+    settings = model.get("init_args", {}) if isinstance(model, dict) else None
+    return settings if isinstance(settings, dict) else None
+
+
+def _encoder_network(
+    plan: ExperimentPlan, meta: dict[str, Any] | None, channels: int | None
+) -> tuple[dict[str, Any], str] | None:
+    """The SimCLR encoder's network, and where it was read from.
+
+    Args:
+        plan: the experiment's plan.
+        meta: the metadata of ``--checkpoint``, if read; otherwise that of
+            ``--checkpoint`` or of the encoder pretrained in ``--out`` where
+            it exists, or else what the pretraining config builds.
+        channels: ``--model.init_args.in_channels`` among the stage arguments.
+
+    Returns:
+        The :data:`NETWORK` and its source in words; None when the
+        pretraining config cannot be read.
+    """
+    path = plan.checkpoint or _pretrained_path(plan)
+    if meta is None and path.is_file():
+        meta = read_checkpoint(path, ("simclr",))[1]
+    if meta is not None:
+        return _network(meta, "", 0, None), f"checkpoint {str(path)!r}"
+    settings = _model_settings(plan.pretrain_config)
+    if settings is None:
+        return None
+    import inspect
+
+    from .tasks import SimCLRv2Task
+
+    defaults = inspect.signature(SimCLRv2Task).parameters
+    network = _network(
+        settings,
+        defaults["model"].default,
+        defaults["in_channels"].default,
+        channels,
+    )
+    return network, f"pretraining config {str(plan.pretrain_config)!r}"
+
+
+def supervised_arguments(
+    plan: ExperimentPlan, meta: dict[str, Any] | None = None
+) -> tuple[list[str], str | None]:
+    """The stage arguments that make the supervised baseline the encoder's network.
+
+    The experiment compares one network with and without pretraining. The
+    installed supervised configs name a backbone (ResNet-18 for the
+    quickstart), so a ``--checkpoint`` or ``--pretrain-config`` of another
+    would be compared with it; the supervised runs get the encoder's
+    ``model``, ``in_channels`` and ``backbone_kwargs`` instead. A supervised
+    config of the user's own (not an installed one) that names another
+    network is refused.
+
+    Args:
+        plan: the experiment's plan.
+        meta: ``--checkpoint``'s metadata, if read (see :func:`_encoder_network`).
+
+    Returns:
+        The arguments (none when the supervised config builds the encoder's
+        network already), and a line that says what they change (None then).
+
+    Raises:
+        ValueError: if the user's own supervised config names another network.
+    """
+    given = _options(plan.extra_args, ("--model.init_args.in_channels",))
+    channels = int(given[-1][1]) if given and given[-1][1].isdigit() else None
+    encoder = _encoder_network(plan, meta, channels)
+    settings = _model_settings(plan.supervised_config)
+    if encoder is None or settings is None or settings.get("checkpoint"):
+        return [], None
+    network, source = encoder
+    from .tasks.finetune import DEFAULT_IN_CHANNELS, DEFAULT_MODEL
+
+    own = _network(settings, DEFAULT_MODEL, DEFAULT_IN_CHANNELS, channels)
+    # The baseline may add options of its own (e.g. drop_path_rate), not drop
+    # or change the encoder's.
+    kwargs = {**own["backbone_kwargs"], **network["backbone_kwargs"]}
+    wanted = {**network, "backbone_kwargs": kwargs}
+    differ = [name for name in NETWORK if own[name] != wanted[name]]
+    if not differ:
+        return [], None
+    config = plan.supervised_config
+    from .cli.training import config_dir
+
+    if config.resolve().parent != config_dir().resolve():
+        fixes = [
+            f"{name}: {json.dumps(wanted[name])}"
+            if name == "backbone_kwargs"
+            else f"{name}: {wanted[name]}"
+            for name in differ
+        ]
+        fix = " and ".join([", ".join(fixes[:-1]), fixes[-1]] if fixes[1:] else fixes)
+        msg = (
+            f"The supervised config {str(config)!r} trains {_described(own)} but "
+            f"the SimCLR encoder ({source}) is {_described(network)}, and the "
+            "experiment compares the same network with and without pretraining; "
+            f"set {fix} under model.init_args in {str(config)!r}, or use the "
+            "installed supervised config, which the experiment gives the "
+            "encoder's network."
+        )
+        raise ValueError(msg)
+    arguments: list[str] = []
+    for name in differ:
+        value = wanted[name]
+        text = json.dumps(value) if name == "backbone_kwargs" else str(value)
+        arguments += [f"--model.init_args.{name}", text]
+    line = (
+        f"supervised: trains {_described(wanted)}, the SimCLR encoder's network "
+        f"({source}), in place of {config.name}'s {_described(own)}, so both "
+        "arms are the same network"
+    )
+    return arguments, line
+
+
 def run_experiment(plan: ExperimentPlan, progress: bool = True) -> list[dict[str, Any]]:
     """Run (or resume) the experiment and write ``results.csv`` and the plot.
 
@@ -532,9 +694,10 @@ def run_experiment(plan: ExperimentPlan, progress: bool = True) -> list[dict[str
     Returns:
         All result rows, earlier ones included.
     """
+    meta = None
     if plan.checkpoint is not None:
         # A wrong file fails here, before anything is written or run.
-        read_checkpoint(plan.checkpoint, ("simclr",))
+        meta = read_checkpoint(plan.checkpoint, ("simclr",))[1]
     check_root(plan)
     if plan.out.exists() and not plan.out.is_dir():
         msg = (
@@ -542,17 +705,9 @@ def run_experiment(plan: ExperimentPlan, progress: bool = True) -> list[dict[str
             "for the experiment's runs and results."
         )
         raise ValueError(msg)
-    plan.out.mkdir(parents=True, exist_ok=True)
     results = plan.out / "results.csv"
     rows: list[dict[str, Any]] = list(read_results(results))
-    # Rows and the pretrained encoder are all a later run reuses (a stage's
-    # folder is cleared before it runs), so a run that failed before either,
-    # e.g. on a mistyped --root, leaves --out free for the corrected command.
-    resuming = bool(rows) or _pretrained_path(plan).exists()
-    check_settings(plan, resuming=resuming)
-    split = DataSplit(plan, _recorded_splits(plan, rows) if resuming else {})
     done = {_key(r["method"], float(r["fraction"]), int(r["seed"])): r for r in rows}
-    common = ["--data.init_args.root", str(plan.root), *plan.extra_args]
     todo = [
         (fraction, seed, method)
         for fraction in plan.fractions
@@ -560,6 +715,18 @@ def run_experiment(plan: ExperimentPlan, progress: bool = True) -> list[dict[str
         for method in METHODS
         if _key(method, fraction, seed) not in done
     ]
+    baseline = any(m == "supervised" for *_, m in todo)
+    if baseline:
+        # A supervised config naming another network fails before any run.
+        supervised_arguments(plan, meta)
+    plan.out.mkdir(parents=True, exist_ok=True)
+    # Rows and the pretrained encoder are all a later run reuses (a stage's
+    # folder is cleared before it runs), so a run that failed before either,
+    # e.g. on a mistyped --root, leaves --out free for the corrected command.
+    resuming = bool(rows) or _pretrained_path(plan).exists()
+    check_settings(plan, resuming=resuming)
+    split = DataSplit(plan, _recorded_splits(plan, rows) if resuming else {})
+    common = ["--data.init_args.root", str(plan.root), *plan.extra_args]
     pretrained = plan.checkpoint
     needs_pretraining = pretrained is None and any(m == "simclr" for *_, m in todo)
     with tqdm(
@@ -569,7 +736,11 @@ def run_experiment(plan: ExperimentPlan, progress: bool = True) -> list[dict[str
         disable=not progress,
     ) as bar:
         pretrained = _pretrain(plan, pretrained, needs_pretraining, common, bar, split)
-        _run_all(plan, todo, pretrained, common, rows, done, bar, split)
+        # Read again from the encoder pretrained just now, if it was.
+        supervised, line = supervised_arguments(plan, meta) if baseline else ([], None)
+        if line is not None and not bar.disable:
+            bar.write(line)
+        _run_all(plan, todo, pretrained, common, rows, done, bar, split, supervised)
     plot_results(rows, plan.out / "f1_vs_fraction.png")
     return rows
 
@@ -749,13 +920,19 @@ def _run_all(
     done: dict[tuple[str, str, str], dict[str, Any]],
     bar: tqdm,
     split: DataSplit,
+    supervised: Sequence[str] = (),
 ) -> None:
-    """Fine-tune, train and distil each run of *todo*, appending to *rows*."""
+    """Fine-tune, train and distil each run of *todo*, appending to *rows*.
+
+    *supervised* are :func:`supervised_arguments`, for the supervised runs.
+    """
     results = plan.out / "results.csv"
     with FreshProcessTimer() as timer:
         for fraction, seed, method in todo:
             bar.set_postfix_str(f"{method} fraction={fraction:g} seed={seed}")
-            config, arguments = _stage(plan, method, fraction, seed, pretrained, done)
+            config, arguments = _stage(
+                plan, method, fraction, seed, pretrained, done, supervised
+            )
             run_dir = plan.out / "runs" / f"{method}_f{fraction_name(fraction)}_s{seed}"
             start = time.perf_counter()
             outcome = run_stage(
@@ -777,6 +954,19 @@ def _run_all(
             bar.update()
 
 
+def backbones(rows: Sequence[dict[str, Any]]) -> str:
+    """The backbones of result rows in words, e.g. ``resnet18``.
+
+    Args:
+        rows: result rows (of one method).
+
+    Returns:
+        Their ``model`` names, sorted and joined by `` / `` where they differ
+        (rows of an earlier version may lack them: then empty).
+    """
+    return " / ".join(sorted({str(r.get("model") or "") for r in rows} - {""}))
+
+
 def summarise(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Mean and spread over seeds per method and fraction.
 
@@ -784,8 +974,9 @@ def summarise(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         rows: result rows.
 
     Returns:
-        One row per (fraction, method): ``n`` seeds, ``n_labels``, mean and
-        sample standard deviation of F1, mean AUROC, params and img/s.
+        One row per (fraction, method): ``n`` seeds, ``n_labels``, the
+        backbone (``model``), mean and sample standard deviation of F1, mean
+        AUROC, params and img/s.
     """
     groups: dict[tuple[float, str], list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
@@ -801,6 +992,7 @@ def summarise(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                 "method": method,
                 "n": len(group),
                 "n_labels": group[0]["n_labels"],
+                "model": backbones(group),
                 "f1_mean": float(f1.mean()),
                 "f1_std": float(f1.std()) if len(group) > 1 else 0.0,
                 "auroc_mean": sum(float(r["auroc"]) for r in group) / len(group),
@@ -821,18 +1013,40 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
         The table text.
     """
     lines = [
-        "| fraction | labelled patches | method | seeds | F1 mean ± sd | AUROC mean "
-        "| params | inference img/s |",
-        "|---|---|---|---|---|---|---|---|",
+        "| fraction | labelled patches | method | backbone | seeds | F1 mean ± sd "
+        "| AUROC mean | params | inference img/s |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for s in summarise(rows):
         spread = f"± {s['f1_std']:.3f}" if s["n"] > 1 else "(one seed)"
         lines.append(
-            f"| {s['fraction']:g} | {s['n_labels']} | {s['method']} | {s['n']} | "
-            f"{s['f1_mean']:.3f} {spread} | {s['auroc_mean']:.3f} | "
+            f"| {s['fraction']:g} | {s['n_labels']} | {s['method']} | {s['model']} "
+            f"| {s['n']} | {s['f1_mean']:.3f} {spread} | {s['auroc_mean']:.3f} | "
             f"{s['params'] / 1e6:.1f} M | {s['img_s']:.0f} |"
         )
     return "\n".join(lines)
+
+
+def legend_labels(rows: Sequence[dict[str, Any]]) -> dict[str, str]:
+    """The plot's legend entry of each method, naming its backbone.
+
+    Args:
+        rows: result rows.
+
+    Returns:
+        E.g. ``supervised (resnet18, no pretraining)``, by method.
+    """
+    titles = {
+        "simclr": ("SimCLRv2 fine-tuned", None),
+        "supervised": ("supervised", "no pretraining"),
+        "distilled": ("distilled student", None),
+    }
+    labels = {}
+    for method, (title, note) in titles.items():
+        said = [backbones([r for r in rows if r["method"] == method]), note]
+        notes = ", ".join(n for n in said if n)
+        labels[method] = f"{title} ({notes})" if notes else title
+    return labels
 
 
 def plot_results(rows: Sequence[dict[str, Any]], path: Path) -> None:
@@ -855,11 +1069,7 @@ def plot_results(rows: Sequence[dict[str, Any]], path: Path) -> None:
         "supervised": "tab:orange",
         "distilled": "tab:green",
     }
-    labels = {
-        "simclr": "SimCLRv2 fine-tuned",
-        "supervised": "supervised (same network, no pretraining)",
-        "distilled": "distilled student",
-    }
+    labels = legend_labels(rows)
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for method in METHODS:
         mine = [r for r in rows if r["method"] == method]
@@ -892,8 +1102,18 @@ def plot_results(rows: Sequence[dict[str, Any]], path: Path) -> None:
     ax.set_ylabel("test F1 (irrigated)")
     ax.set_title("Label efficiency on the held-out test set")
     ax.grid(True, which="both", alpha=0.3)
-    # Below the axes, so it never hides a point.
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, fontsize="small")
+    # Below the axes, so it never hides a point: in a row, or one entry a
+    # line where the backbones' names make the row wider than the figure.
+    for columns in (3, 1):
+        legend = ax.legend(
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.16),
+            ncol=columns,
+            fontsize="small",
+        )
+        width = legend.get_window_extent().width
+        if width <= fig.bbox.width:
+            break
     fig.tight_layout()
     temporary = path.with_name(f".{path.stem}.tmp.png")
     fig.savefig(temporary, dpi=120)

@@ -6,6 +6,7 @@ from contextlib import contextmanager
 from typing import Any, cast
 
 import timm
+import torch
 from timm.models import group_parameters
 from torch import Tensor, nn
 
@@ -131,7 +132,7 @@ def check_input_size(
     only at its first forward pass, with an assertion deep in timm. Built with
     ``dynamic_img_size`` (its patch embedding no longer strict) it takes sides
     that are multiples of its patch embedding, or any side with
-    ``dynamic_img_pad``.
+    ``dynamic_img_pad`` (a ViT's option; timm's Swin does not take it).
 
     Args:
         backbone: a model made by :func:`create_backbone` (or its feature
@@ -150,11 +151,18 @@ def check_input_size(
         step = int(size[0] if isinstance(size, tuple | list) else size)
         if patch_size % step and not getattr(embed, "dynamic_img_pad", False):
             lower, upper = patch_size // step * step, -(-patch_size // step) * step
+            # A Swin's class does not take dynamic_img_pad; a ViT's does.
+            pad = (
+                ", or build it with dynamic_img_pad: true in backbone_kwargs too "
+                "(any side)"
+                if "dynamic_img_pad" in _size_options(name)
+                else ""
+            )
             msg = (
                 f"Backbone {name!r}, built with dynamic_img_size, takes sides that "
                 f"are multiples of its {step} px patch embedding but the patches "
-                f"are {patch_size} px; set {option} {lower or upper} or {upper}, or "
-                "pretrain with dynamic_img_pad: true in backbone_kwargs too."
+                f"are {patch_size} px; set {option} {lower or upper} or {upper}"
+                f"{pad}."
             )
             raise ValueError(msg)
         return
@@ -163,15 +171,52 @@ def check_input_size(
         return
     height, width = config["input_size"][-2:]
     if (height, width) != (patch_size, patch_size):
+        dynamic = ""
+        options = _size_options(name)
+        if options == ("dynamic_img_size", "dynamic_img_pad"):  # a ViT
+            dynamic = (
+                f"; {name!r} built with backbone_kwargs {{dynamic_img_size: true, "
+                "dynamic_img_pad: true} takes any size too"
+            )
+        elif options and embeds:  # a Swin: sides that its patches divide
+            size = embeds[0].patch_size
+            step = int(size[0] if isinstance(size, tuple | list) else size)
+            dynamic = (
+                f"; {name!r} built with backbone_kwargs {{dynamic_img_size: true}} "
+                f"takes sides that are multiples of {step} px too"
+            )
         msg = (
             f"Backbone {name!r} takes only {height} x {width} px inputs (timm's "
             f"fixed_input_size) but the patches are {patch_size} px; set {option} "
             f"{height}, or pick a backbone that takes any size (e.g. resnet18, "
-            "regnetx_002, efficientnet_b0); a ViT or Swin pretrained with "
-            "backbone_kwargs {dynamic_img_size: true, dynamic_img_pad: true} "
-            "does too."
+            f"regnetx_002, efficientnet_b0){dynamic}."
         )
         raise ValueError(msg)
+
+
+def _size_options(name: str) -> tuple[str, ...]:
+    """Which of ``dynamic_img_size`` and ``dynamic_img_pad`` timm model *name* takes.
+
+    A ViT takes both; a Swin only ``dynamic_img_size`` (timm refuses
+    ``dynamic_img_pad`` for it); most other networks neither. Found by building
+    the model on the meta device (no weights), as a feature extractor (a
+    U-Net's encoder) no longer has its model's class.
+
+    Args:
+        name: a timm model name.
+
+    Returns:
+        The options it accepts, in that order.
+    """
+    for options in (("dynamic_img_size", "dynamic_img_pad"), ("dynamic_img_size",)):
+        kwargs: dict[str, Any] = dict.fromkeys(options, True)
+        try:
+            with torch.device("meta"):
+                timm.create_model(name, pretrained=False, **kwargs)
+        except Exception:  # e.g. TypeError: a class that lacks an option
+            continue
+        return options
+    return ()
 
 
 def feature_size(backbone: nn.Module) -> int:

@@ -130,16 +130,31 @@ class DistillTask(IrrigationTask):
                 not_found("Teacher", path, "a fine-tuning run"),
                 "test, validate or predict",
             )
-        self.model = IrrigationModel(
-            ModelSpec(
-                self.hparams["model"],
-                spec.in_channels,
-                spec.problem,
-                channels_last=self.hparams["channels_last"],
-                backbone_kwargs=self.hparams["backbone_kwargs"] or None,
-            ),
-            pretrained=self.hparams["weights"] and self.teacher is not None,
-        )
+        try:
+            self.model = IrrigationModel(
+                ModelSpec(
+                    self.hparams["model"],
+                    spec.in_channels,
+                    spec.problem,
+                    channels_last=self.hparams["channels_last"],
+                    backbone_kwargs=self.hparams["backbone_kwargs"] or None,
+                ),
+                pretrained=self.hparams["weights"] and self.teacher is not None,
+            )
+        except ValueError as error:
+            # The network's own advice names a problem type, which a student
+            # takes from its teacher.
+            if "cannot feed a U-Net" not in str(error):
+                raise
+            msg = (
+                f"Student {self.hparams['model']!r} cannot feed a U-Net, which "
+                f"teacher {path!r}'s per-pixel (segmentation) model needs: its "
+                "feature maps are not a pyramid of halving sizes (a plain ViT "
+                "keeps one size); set --model.init_args.model to a student with "
+                "one, such as regnetx_002, resnet18 or efficientnet_b0, or distil "
+                "a per-patch (classification) teacher."
+            )
+            raise ValueError(msg) from None
 
     def train(self, mode: bool = True) -> "DistillTask":
         """Switch modes; the teacher always stays in eval mode.

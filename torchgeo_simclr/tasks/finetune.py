@@ -26,6 +26,10 @@ from .schedule import check_optimiser, check_schedule
 #: Which pretrained parts stay fixed while fine-tuning.
 Freeze = Literal["none", "backbone", "all_but_last_n"]
 
+#: Backbone and input bands of a network without a checkpoint, where the
+#: options leave them unset.
+DEFAULT_MODEL, DEFAULT_IN_CHANNELS = "resnet18", 12
+
 
 class FineTuneTask(IrrigationTask):
     """Fine-tune a SimCLRv2 checkpoint to map irrigated land, per patch or per pixel.
@@ -81,7 +85,8 @@ class FineTuneTask(IrrigationTask):
                 ``resnet18``.
             in_channels: number of input bands; taken from *checkpoint* (an
                 explicit different number is an error), else default 12.
-            weights: without *checkpoint*, start from timm's ImageNet weights.
+            weights: without *checkpoint*, start from timm's ImageNet weights
+                (refused with one: the checkpoint gives the backbone its weights).
             problem: ``classification`` (a label per patch) or
                 ``segmentation`` (per pixel).
             head_layers: projection-head blocks kept under the new classifier
@@ -122,8 +127,19 @@ class FineTuneTask(IrrigationTask):
 
         Raises:
             ValueError: if *warmup_fraction*, *lr*, *backbone_lr*,
-                *weight_decay* or *pos_weight* is out of range.
+                *weight_decay* or *pos_weight* is out of range, or *weights*
+                is set with *checkpoint*.
         """
+        if weights and checkpoint is not None:
+            # It was dropped without a word: the checkpoint's weights replace them.
+            msg = (
+                f"FineTuneTask got weights=True, which asks for timm's ImageNet "
+                f"weights, but checkpoint {checkpoint!r} gives the backbone its "
+                "pretrained weights; leave --model.init_args.weights out (false) to "
+                "fine-tune from the checkpoint, or drop the checkpoint for an "
+                "ImageNet-initialised supervised run."
+            )
+            raise ValueError(msg)
         check_schedule(warmup_fraction)
         check_optimiser(lr, weight_decay, 1e-3, backbone_lr=backbone_lr)
         if pos_weight is not None and not pos_weight > 0:
@@ -158,8 +174,8 @@ class FineTuneTask(IrrigationTask):
             )
         if hp["checkpoint"] is None or self.missing_checkpoint is not None:
             spec = ModelSpec(
-                model=hp["model"] or "resnet18",
-                in_channels=hp["in_channels"] or 12,
+                model=hp["model"] or DEFAULT_MODEL,
+                in_channels=hp["in_channels"] or DEFAULT_IN_CHANNELS,
                 problem=hp["problem"],
                 head_layers=head_layers,
                 channels_last=hp["channels_last"],

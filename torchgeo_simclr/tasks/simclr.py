@@ -102,8 +102,10 @@ class SimCLRv2Task(NormalisedAsTrained, BaseTask):
             probe_lr: learning rate of the probe.
             backbone_kwargs: further ``timm.create_model`` arguments, e.g.
                 ``{"drop_path_rate": 0.1}``, or ``{"dynamic_img_size": True,
-                "dynamic_img_pad": True}`` for a ViT or Swin at any patch size;
-                recorded in the checkpoint, so fine-tuning (which must keep
+                "dynamic_img_pad": True}`` for a ViT at any patch size
+                (``{"dynamic_img_size": True}`` alone for a Swin, which then
+                takes sides that are multiples of its patch embedding, e.g. 4
+                px); recorded in the checkpoint, so fine-tuning (which must keep
                 them), ``predict``, ``embed`` and ``probe`` rebuild the same
                 network.
 
