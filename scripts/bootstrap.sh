@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create .venv with a Python >= 3.12 found on this machine and install the project.
 # Looks on PATH first, then in pyenv; re-installs only when pyproject.toml changed.
+# With --find-python, only prints the path of that Python.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,6 +39,19 @@ venv_works() {
   is_new_enough "$VENV/bin/python" && "$VENV/bin/python" -m pip --version >/dev/null 2>&1
 }
 
+no_python() {
+  echo "error: torchgeo-simclr needs Python >= 3.12, and none was found on PATH" \
+    "(python3.14 ... python3) or in pyenv; install one (e.g. 'pyenv install 3.12')" \
+    "and run this again." >&2
+  exit 1
+}
+
+# --find-python: print the Python >= 3.12 this script would use, and stop.
+if [ "${1:-}" = "--find-python" ]; then
+  find_python || no_python
+  exit 0
+fi
+
 stamp="$VENV/.installed-$(cat pyproject.toml | sha256sum | cut -c1-16)"
 if [ -f "$stamp" ] && venv_works; then
   exit 0
@@ -49,12 +63,7 @@ if ! venv_works && is_new_enough "$VENV/bin/python"; then
 fi
 
 if ! venv_works; then
-  if ! python=$(find_python); then
-    echo "error: torchgeo-simclr needs Python >= 3.12, and none was found on PATH" \
-      "(python3.14 ... python3) or in pyenv; install one (e.g. 'pyenv install 3.12')" \
-      "and run this again." >&2
-    exit 1
-  fi
+  python=$(find_python) || no_python
   echo "Creating $VENV with $python ($("$python" --version))"
   rm -rf "$VENV"
   if ! "$python" -m venv "$VENV"; then

@@ -1,6 +1,9 @@
 """The README's Python examples run as written."""
 
 import re
+import shutil
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -55,3 +58,32 @@ def test_using_the_pieces_from_python_runs(
     assert isinstance(probability, torch.Tensor)
     assert probability.shape == (1, 64, 64)
     assert 0 <= probability.min() <= probability.max() <= 1
+
+
+def test_install_by_hand_finds_a_python_new_enough(tmp_path: Path) -> None:
+    # The README's install line named python3.12, which a machine with 3.13 on
+    # PATH, or 3.12 only in pyenv, does not have: the shell said "not found".
+    script = Path(__file__).parent.parent / "scripts" / "bootstrap.sh"
+    assert "scripts/bootstrap.sh --find-python" in README.read_text()
+    (tmp_path / "python3.13").symlink_to(sys.executable)
+    done = subprocess.run(
+        ["bash", str(script), "--find-python"],
+        env={"PATH": f"{tmp_path}:/usr/bin:/bin", "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(tmp_path / "python3.13")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "dirname").symlink_to(shutil.which("dirname") or "/usr/bin/dirname")
+    none = subprocess.run(
+        ["/bin/bash", str(script), "--find-python"],
+        env={"PATH": str(empty), "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert none.returncode == 1
+    assert "needs Python >= 3.12, and none was found" in none.stderr
