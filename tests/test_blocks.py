@@ -34,8 +34,12 @@ def test_blocks_smaller_than_a_patch_ask_for_larger_blocks_in_pixels() -> None:
     with pytest.raises(ValueError, match=r"block_size of at least the patch side") as e:
         spatial_blocks(box(0, 0, 5120, 5120), 640, (0.7, 0.15, 0.15), 1600, res=10)
     assert "blocks of 64 px that can fit a patch of 160 px" in str(e.value)
-    with pytest.raises(ValueError, match="block_size must be positive, got -256 px"):
+    with pytest.raises(ValueError, match="block_size must be positive") as e:
         spatial_blocks(box(0, 0, 5120, 5120), -2560, (0.7, 0.15, 0.15), 480, res=10)
+    assert str(e.value) == (
+        "--data.init_args.block_size must be positive but got -256 px; pass the "
+        "blocks' side in pixels, e.g. --data.init_args.block_size 512 (the default)."
+    )
 
 
 def test_slivers_that_cannot_hold_a_patch_are_dropped() -> None:
@@ -70,5 +74,10 @@ def test_a_buffer_too_wide_for_the_blocks_is_refused() -> None:
         spatial_blocks(
             box(0, 0, 3840, 1280), 1280, (0.34, 0.33, 0.33), 480, res=10, buffer=900
         )
-    with pytest.raises(ValueError, match="split_buffer must be 0 or more, got -1 px"):
+    with pytest.raises(ValueError, match="split_buffer must be 0 or more") as e:
         spatial_blocks(box(0, 0, 5120, 5120), 1280, (0.7, 0.15, 0.15), 480, 0, 10, -10)
+    assert str(e.value) == (
+        "--data.init_args.split_buffer must be 0 or more but got -1 px; pass the "
+        "gap around the held-out blocks in pixels, e.g. "
+        "--data.init_args.split_buffer 0 (the default, no gap)."
+    )

@@ -6,13 +6,16 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 import rasterio
 import torch
 from conftest import cli_error_line as run_cli
 from conftest import cpu_fit as small
-from conftest import save_checkpoint, scene_stats
+from conftest import fake_dwr_gpkg, fake_s2_with_scl, save_checkpoint, scene_stats
+from lightning.pytorch import Trainer
 from test_datasets import cut_header, cut_tiles
 from torchgeo.main import main as torchgeo_main
 
@@ -34,9 +37,20 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_study_config_runs_with_overrides(
-    scene: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    scene: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    lightning_log: pytest.LogCaptureFixture,
 ) -> None:
     monkeypatch.chdir(tmp_path)
+    fitted: list[Trainer] = []
+    fit = Trainer.fit
+
+    def recording_fit(trainer: Trainer, *args: Any, **kwargs: Any) -> None:
+        fitted.append(trainer)
+        fit(trainer, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "fit", recording_fit)
     torchgeo_main(
         [
             "fit",
@@ -45,10 +59,27 @@ def test_study_config_runs_with_overrides(
             *small(scene),
             "--model.init_args.model",
             "resnet18",
+            # The study's 32 patches a batch are more than the scene's train
+            # blocks hold: the fit stopped at "No training batches".
+            "--data.init_args.batch_size",
+            "4",
             "--trainer.fast_dev_run",
             "true",
         ]
     )
+    (trainer,) = fitted
+    assert trainer.state.finished
+    assert trainer.global_step == 1
+    # The overrides reached the study's config: a ResNet-18 on the scene.
+    assert trainer.lightning_module.hparams["model"] == "resnet18"
+    assert f"Spatial split of {scene}: " in lightning_log.text
+    loss = trainer.callback_metrics["train_loss"]
+    assert torch.isfinite(loss)
+    assert loss > 0
+    assert "No training batches" not in lightning_log.text
+    # A fast_dev_run writes nothing where the real run's checkpoints go.
+    assert "No checkpoint written (fast_dev_run" in lightning_log.text
+    assert not list(tmp_path.rglob("*.ckpt"))
 
 
 def test_quickstart_checkpoint_keeps_what_later_stages_need(
@@ -554,3 +585,83 @@ def test_arguments_after_a_double_dash_are_not_checked(
         ]
     )
     assert ran[0].stage_args == ["--data.init_args.split_buffer", "40"]
+
+
+def test_probe_prints_the_table_of_both_encoders(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `make demo` ends with this table; the CLI tests replaced the probe.
+    from torchgeo_simclr.tasks import SimCLRv2Task
+
+    scene = make_sample_scene(tmp_path / "scene", size=128)
+    mean, std = scene_stats(scene)
+    torch.manual_seed(0)
+    task = SimCLRv2Task(model="resnet18", in_channels=12, output_dim=16)
+    task.data_metadata = DataMetadata(
+        bands=tuple(S2_BANDS),
+        mean=tuple(mean.tolist()),
+        std=tuple(std.tolist()),
+        patch_size=32,
+    )
+    checkpoint: dict[str, Any] = {
+        "state_dict": task.state_dict(),
+        "hyper_parameters": dict(task.hparams),
+    }
+    task.on_save_checkpoint(checkpoint)
+    torch.save(checkpoint, tmp_path / "simclr.ckpt")
+    main(
+        [
+            "probe",
+            "--checkpoint",
+            str(tmp_path / "simclr.ckpt"),
+            "--root",
+            str(scene.root),
+            "--block-size",
+            "32",
+            "-k",
+            "3",
+        ]
+    )
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == "kNN probe (k=3), resnet18, patches of 32 px:"
+    assert lines[1] == (
+        "encoder                   accuracy  bal. acc.      F1   n ref  n test"
+    )
+    rows = {line[:24].strip(): line[24:].split() for line in lines[2:]}
+    assert list(rows) == ["pretrained (SimCLRv2)", "random weights"]
+    for accuracy, balanced, f1, n_reference, n_test in rows.values():
+        assert all(0 <= float(score) <= 1 for score in (accuracy, balanced, f1))
+        assert int(n_reference) > 0
+        assert int(n_test) > 0
+
+
+def test_pretraining_over_imagery_without_data_names_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # "No valid (non-nodata) pixel was found to compute band statistics from."
+    # named neither the imagery nor what to change.
+    monkeypatch.chdir(tmp_path)
+    scene = make_sample_scene(tmp_path / "scene", size=256)
+    for path in scene.image_paths:
+        with rasterio.open(path, "r+") as dst:
+            dst.write(dst.read() * 0)
+    err = run_cli(fit_args(scene.root, "--data.init_args.stats_patches", "4"), capsys)
+    assert (
+        "No valid pixel was found in the 4 patches read for band statistics from "
+        f"the imagery under {str(scene.root)!r} (within lon/lat "
+    ) in err
+    assert err.endswith(
+        "): every pixel there is 0 (nodata) in some band; pass a "
+        "--data.init_args.bbox over imagery with data, other dates with "
+        "--data.init_args.start and --data.init_args.end."
+    )
+    # Where clouds were masked, keeping them is one way out.
+    cloudy = tmp_path / "cloudy"
+    fake_s2_with_scl(cloudy / "sentinel2", cloud=np.s_[:, :])
+    fake_dwr_gpkg(cloudy)
+    err = run_cli(fit_args(cloudy, "--data.init_args.stats_patches", "4"), capsys)
+    assert f"the imagery under {str(cloudy)!r} (within lon/lat " in err
+    assert err.endswith(
+        "--data.init_args.end, or --data.init_args.mask_clouds false if masked "
+        "clouds covered it."
+    )

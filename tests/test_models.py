@@ -258,6 +258,37 @@ def test_a_dynamic_vit_takes_multiples_of_its_patch_embedding() -> None:
     assert unet(torch.zeros(1, 12, 64, 64)).shape == (1, 64, 64)
 
 
+def test_the_advice_for_a_fixed_size_backbone_is_what_timm_takes() -> None:
+    # A Swin was advised {dynamic_img_size: true, dynamic_img_pad: true},
+    # which timm's SwinTransformer refuses; it takes dynamic_img_size alone.
+    vit, swin = "vit_tiny_patch16_224", "swin_tiny_patch4_window7_224"
+    with pytest.raises(ValueError, match="224 x 224 px") as error:
+        check_input_size(create_backbone(swin), swin, 48)
+    message = str(error.value)
+    assert "dynamic_img_pad" not in message, message
+    assert "{dynamic_img_size: true} takes sides that are multiples of 4 px" in message
+    with pytest.raises(ValueError, match="224 x 224 px") as error:
+        check_input_size(create_backbone(vit), vit, 48)
+    advice = "{dynamic_img_size: true, dynamic_img_pad: true} takes any size"
+    assert advice in str(error.value)
+    # ... as a U-Net's encoder too (timm's feature extractor of the Swin).
+    unet = IrrigationModel(ModelSpec(swin, in_channels=12, problem="segmentation"))
+    with pytest.raises(ValueError, match="224 x 224 px") as error:
+        check_input_size(unet.backbone, swin, 48)
+    assert "{dynamic_img_size: true} takes sides" in str(error.value)
+    # Following the advice works: a Swin built so takes 48 px (and 52, not 50).
+    options = {"dynamic_img_size": True}
+    built = create_backbone(swin, options=options)
+    check_input_size(built, swin, 48)
+    assert built(torch.zeros(1, 12, 48, 48)).shape == (1, 768)
+    with pytest.raises(ValueError, match="multiples of its 4 px") as error:
+        check_input_size(built, swin, 50)
+    assert str(error.value).endswith("set --data.init_args.patch_size 48 or 52.")
+    # A dynamic ViT is pointed to dynamic_img_pad for any side; a Swin is not.
+    with pytest.raises(ValueError, match=r"dynamic_img_pad: true in backbone_kwargs"):
+        check_input_size(create_backbone(vit, options=options), vit, 50)
+
+
 def test_a_missing_checkpoint_where_a_config_writes_names_the_command(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -277,3 +308,50 @@ def test_a_missing_checkpoint_where_a_config_writes_names_the_command(
     # Without such a config, no command is guessed.
     with pytest.raises(FileNotFoundError, match=r"; pass the \.ckpt file that"):
         read_checkpoint("runs/elsewhere/checkpoints/last.ckpt", ("finetune",))
+
+
+class _WritesMarker:
+    """Unpickles as ``open(marker, "w")``: the file appears if it is unpickled."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (open, (str(self.marker), "w"))
+
+
+def test_a_checkpoint_holding_other_objects_is_refused_unread(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Checkpoints were read with weights_only=False: `predict --checkpoint` on
+    # a file someone sent ran whatever code it held.
+    from conftest import cli_error_line
+
+    marker = tmp_path / "unpickled"
+    path = tmp_path / "sent.ckpt"
+    torch.save(
+        {
+            "state_dict": {},
+            "hyper_parameters": {"payload": _WritesMarker(marker)},
+            "torchgeo_simclr": {"kind": "finetune"},
+        },
+        path,
+    )
+    expected = (
+        f"Checkpoint {str(path)!r} holds objects other than tensors and plain "
+        f"values ({open.__module__}.open), so it was not written by a fit of "
+        "torchgeo-simclr (or was altered since) and is not loaded, as unpickling "
+        "it could run any code; if you trust it, load it yourself with "
+        "torch.load(weights_only=False) and re-save it with only tensors and "
+        "plain values, or else pass a checkpoint a fit of torchgeo-simclr wrote."
+    )
+    with pytest.raises(ValueError, match="holds objects other than") as info:
+        read_checkpoint(path, ("finetune",))
+    assert str(info.value) == expected
+    with pytest.raises(ValueError, match="holds objects other than tensors"):
+        load_model(path)
+    args = ["--root", str(tmp_path), "--out", str(tmp_path / "map.tif")]
+    err = cli_error_line(["predict", "--checkpoint", str(path), *args], capsys)
+    assert expected in err
+    assert not marker.exists()
+    assert not (tmp_path / "map.tif").exists()

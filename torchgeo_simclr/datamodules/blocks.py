@@ -50,10 +50,18 @@ def spatial_blocks(
         return f"{value:g} CRS units" if res is None else f"{value / res:g} px"
 
     if block_size <= 0:
-        msg = f"block_size must be positive, got {size(block_size)}."
+        msg = (
+            "--data.init_args.block_size must be positive but got "
+            f"{size(block_size)}; pass the blocks' side in pixels, e.g. "
+            "--data.init_args.block_size 512 (the default)."
+        )
         raise ValueError(msg)
     if buffer < 0:
-        msg = f"split_buffer must be 0 or more, got {size(buffer)}."
+        msg = (
+            "--data.init_args.split_buffer must be 0 or more but got "
+            f"{size(buffer)}; pass the gap around the held-out blocks in pixels, "
+            "e.g. --data.init_args.split_buffer 0 (the default, no gap)."
+        )
         raise ValueError(msg)
     xmin, ymin, xmax, ymax = roi.bounds
     cells: list[Polygon] = []

@@ -8,11 +8,13 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import torch
+from pyproj import CRS
 from torch import Tensor
 from torch.utils.data import Dataset
 from torchgeo.datasets.utils import GeoSlice, Sample
 
 from ..constants import S2_NODATA
+from ..lonlat import lonlat_extent
 
 #: Changes whenever the values statistics are computed from change, so that
 #: cached statistics of an earlier version are not reused (2: per-band
@@ -70,7 +72,9 @@ def band_statistics(
         ValueError: if the patches hold no valid pixel.
     """
     total = count = squares = None
+    read: list[GeoSlice | int] = []
     for location in locations:
+        read.append(location)
         image = dataset[location]["image"].double().flatten(1)
         valid = (image != nodata).all(0)
         pixels = image[:, valid]
@@ -83,11 +87,68 @@ def band_statistics(
             squares += (pixels**2).sum(1)
             count += valid.sum()
     if total is None or squares is None or count is None or count == 0:
-        msg = "No valid (non-nodata) pixel was found to compute band statistics from."
-        raise ValueError(msg)
+        raise ValueError(_no_valid_pixel(dataset, read, nodata))
     mean = total / count
     std = (squares / count - mean**2).clamp_min(1e-12).sqrt()
     return mean.float(), std.float()
+
+
+def _no_valid_pixel(
+    dataset: Dataset[Sample], read: Sequence[GeoSlice | int], nodata: float
+) -> str:
+    """The error for patches that hold no valid pixel, naming the imagery.
+
+    Args:
+        dataset: the dataset read.
+        read: the patches read: GeoDataset queries or NonGeoDataset indices.
+        nodata: value that marks missing pixels.
+
+    Returns:
+        One sentence: the imagery and patches, what was found, what to do.
+    """
+    paths = getattr(dataset, "paths", None) or getattr(dataset, "root", None)
+    roots = [] if paths is None else [paths] if isinstance(paths, str | Path) else paths
+    under = ", ".join(repr(str(root)) for root in roots) or "the dataset"
+    what = f"{len(read)} patch{'' if len(read) == 1 else 'es'} read"
+    boxes = [
+        (q[0].start, q[1].start, q[0].stop, q[1].stop)
+        for q in read
+        if isinstance(q, tuple)
+        and len(q) >= 2
+        and isinstance(q[0], slice)
+        and isinstance(q[1], slice)
+    ]
+    crs = getattr(dataset, "crs", None)
+    if not boxes:
+        return (
+            f"No valid pixel was found in the {what} for band statistics from "
+            f"{under}: every pixel is {nodata:g} (nodata) in some band; point "
+            "--data.init_args.root at imagery whose band files hold data, and "
+            "copy or extract them again if they were damaged."
+        )
+    xmin, ymin, xmax, ymax = (
+        min(b[0] for b in boxes),
+        min(b[1] for b in boxes),
+        max(b[2] for b in boxes),
+        max(b[3] for b in boxes),
+    )
+    if isinstance(crs, CRS):
+        extent = ", ".join(map(str, lonlat_extent((xmin, ymin, xmax, ymax), crs)))
+        where = f"lon/lat {extent}"
+    else:
+        where = f"x {xmin:g} to {xmax:g}, y {ymin:g} to {ymax:g}"
+    clouds = (
+        ", or --data.init_args.mask_clouds false if masked clouds covered it"
+        if getattr(dataset, "cloud_masks", None)
+        else ""
+    )
+    return (
+        f"No valid pixel was found in the {what} for band statistics from the "
+        f"imagery under {under} (within {where}): every pixel there is "
+        f"{nodata:g} (nodata) in some band; pass a --data.init_args.bbox over "
+        "imagery with data, other dates with --data.init_args.start and "
+        f"--data.init_args.end{clouds}."
+    )
 
 
 def cached_band_statistics(

@@ -4,6 +4,7 @@ import hashlib
 import itertools
 import os
 import pickle
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -339,7 +340,9 @@ def read_checkpoint(
 
     Raises:
         FileNotFoundError: if *path* does not exist.
-        ValueError: if the file is not a checkpoint of an accepted kind.
+        ValueError: if the file is not a checkpoint of an accepted kind, or
+            holds objects other than tensors and plain values (unpickling
+            them could run any code, so they are not loaded).
     """
     path = Path(path)
     if path.is_dir():
@@ -351,9 +354,38 @@ def read_checkpoint(
     if not path.is_file():
         raise FileNotFoundError(not_found("Checkpoint", path, "a fit run"))
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    except (pickle.UnpicklingError, EOFError, RuntimeError) as error:
+        # This package's checkpoints hold only tensors and plain values; a
+        # full unpickling of a file someone sent could run any code.
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        text = str(error)
+        if "GLOBAL" in text or "allowlisted" in text:
+            named = re.search(r"GLOBAL (\S+)|but got (.+?)\s*$", text, re.MULTILINE)
+            what = "" if named is None else f" ({named[1] or named[2]})"
+            msg = (
+                f"Checkpoint {str(path)!r} holds objects other than tensors and "
+                f"plain values{what}, so it was not written by a fit of "
+                "torchgeo-simclr (or was altered since) and is not loaded, as "
+                "unpickling it could run any code; if you trust it, load it "
+                "yourself with torch.load(weights_only=False) and re-save it "
+                "with only tensors and plain values, or else pass a checkpoint "
+                "a fit of torchgeo-simclr wrote."
+            )
+            raise ValueError(msg) from None
+        found = text.split("error:")[-1].strip().splitlines()[0].rstrip(".")
+        msg = (
+            f"Checkpoint {str(path)!r} is not a readable PyTorch checkpoint "
+            f"({found}); pass a .ckpt file that a fit run wrote, and copy it "
+            "again if it was cut short."
+        )
+        raise ValueError(msg) from error
+    # The weights-only unpickler meets damaged bytes with these as well.
+    except (EOFError, RuntimeError, KeyError, IndexError, ValueError) as error:
         found = str(error).split(". ")[0].rstrip(".")
+        if isinstance(error, EOFError):
+            found = "it ends early"
+        elif not isinstance(error, RuntimeError):
+            found = f"{type(error).__name__} {found}"
         msg = (
             f"Checkpoint {str(path)!r} is not a readable PyTorch checkpoint "
             f"({found}); pass a .ckpt file that a fit run wrote, and copy it "
@@ -481,6 +513,10 @@ class TrainedModel:
     #: ``pretrained_from`` (fine-tuned) or ``teacher`` (distilled), each with
     #: its ``..._sha256``; empty for earlier versions' checkpoints.
     built_from: dict[str, str | None] = field(default_factory=dict)
+    #: Its scores on the validation blocks at the last validation before it
+    #: was saved (see :func:`~torchgeo_simclr.tasks.metrics.validation_scores`);
+    #: None when it was not validated or the checkpoint does not record them.
+    val_scores: dict[str, Any] | None = None
 
 
 def training_labels(datamodule: Any) -> dict[str, Any] | None:
@@ -549,6 +585,7 @@ def _trained_model(
         data=None if data is None else DataMetadata.from_dict(data),
         threshold=float(checkpoint.get("hyper_parameters", {}).get("threshold", 0.5)),
         labels=meta.get("labels"),
+        val_scores=meta.get("val_scores"),
         built_from={
             key: meta[key]
             for parent in ("pretrained_from", "teacher")
