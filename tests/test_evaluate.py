@@ -76,13 +76,23 @@ def write_labels(
     return path
 
 
+#: ``training_labels_sha256`` of the test maps: their model was trained on
+#: another label file than any the tests score them against.
+OTHER_LABELS_SHA256 = "0" * 64
+
+
 def write_map(
     path: Path,
     classes: npt.NDArray[np.uint8],
     dtype: str = "uint8",
     nodata: float | None = 255,
+    trained_on: str | None = OTHER_LABELS_SHA256,
 ) -> Path:
-    """Write a single-band map GeoTIFF on the test grid."""
+    """Write a single-band map GeoTIFF on the test grid.
+
+    *trained_on* is the SHA-256 of the label file the map's model was
+    trained on, as predict tags it; None leaves the tag out.
+    """
     profile = {
         "driver": "GTiff",
         "width": classes.shape[1],
@@ -95,6 +105,8 @@ def write_map(
     }
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(classes.astype(dtype), 1)
+        if trained_on is not None:
+            dst.update_tags(training_labels_sha256=trained_on)
     return path
 
 
@@ -496,6 +508,7 @@ def test_fields_layer_holds_one_row_per_scored_field(tmp_path: Path) -> None:
         "agreement",
         "outcome",
         "area_ha",
+        "scored_ha",
         "geometry",
     ]
     # The outcomes are the field confusion counts behind the field scores.
@@ -533,6 +546,8 @@ def test_fields_layer_holds_one_row_per_scored_field(tmp_path: Path) -> None:
     ]
     # 4 x 4 and 4 x 3 pixels of 100 m2 (reprojected from EPSG:4269: ~exact).
     assert frame["area_ha"].tolist() == pytest.approx([0.16, 0.16, 0.16, 0.12])
+    # The vote rests on the pixels with data: A's nodata pixel is not scored.
+    assert frame["scored_ha"].tolist() == pytest.approx([0.15, 0.16, 0.16, 0.12])
     assert CRS.from_user_input(frame.crs) == CRS.from_user_input(MAP_CRS)
     assert set(frame.geom_type) == {"MultiPolygon"}
     # The label polygons themselves (reprojected there and back: < 1 mm off).
@@ -621,6 +636,7 @@ def test_fields_help_says_what_the_layer_holds(
         "agreement",
         "outcome",
         "area_ha",
+        "scored_ha",
         "irrigated_px",
         "--overwrite",
     ):

@@ -2,9 +2,10 @@
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import FAKE_ORIGIN, FAKE_PRODUCT, fake_s2_multiband
-from pyproj import CRS
+from pyproj import CRS, Transformer
 
 from torchgeo_simclr.datasets import CentralValleyS2
 from torchgeo_simclr.inference.grid import output_grid
@@ -91,3 +92,61 @@ def test_a_malformed_bbox_says_what_is_wrong_and_the_order_meant(
     with pytest.raises(ValueError, match=r"is not \(xmin, ymin, xmax, ymax\)") as info:
         output_grid(CentralValleyS2(tmp_path), bbox, crs)
     assert ending in str(info.value)
+
+
+def test_neighbouring_lonlat_bboxes_share_no_pixel_and_miss_none(
+    tmp_path: Path,
+) -> None:
+    # A lon/lat bbox is no rectangle on the UTM grid: the maps of two bboxes
+    # sharing a meridian overlapped by a column or more, and their areas,
+    # added up, counted that land twice.
+    fake_s2_multiband(tmp_path)
+    data = CentralValleyS2(tmp_path)
+    to_lonlat = Transformer.from_crs("EPSG:32610", "EPSG:4326", always_xy=True)
+    x0, y0 = FAKE_ORIGIN
+    west, south, east, north = to_lonlat.transform_bounds(
+        x0 + 300.0, y0 - 2200.0, x0 + 2200.0, y0 - 300.0
+    )
+    middle = (west + east) / 2
+    owned: dict[str, set[tuple[int, int]]] = {}
+    for name, bbox in (
+        ("whole", (west, south, east, north)),
+        ("west", (west, south, middle, north)),
+        ("east", (middle, south, east, north)),
+    ):
+        grid = output_grid(data, bbox)
+        rows, cols = np.nonzero(grid.inside(0, grid.height))
+        owned[name] = set(
+            zip(rows + grid.offset[0], cols + grid.offset[1], strict=True)
+        )
+        # Every pixel kept has its centre in the bbox; the grid's rectangle
+        # around the bbox holds pixels that are not kept.
+        centres_x = grid.transform.c + (cols + 0.5) * grid.res
+        centres_y = grid.transform.f - (rows + 0.5) * grid.res
+        lon, lat = to_lonlat.transform(centres_x, centres_y)
+        assert ((lon >= bbox[0]) & (lon < bbox[2])).all()
+        assert ((lat >= bbox[1]) & (lat < bbox[3])).all()
+        assert len(owned[name]) < grid.width * grid.height
+    assert not owned["west"] & owned["east"]
+    assert owned["west"] | owned["east"] == owned["whole"]
+
+
+def test_a_bbox_in_the_imagery_crs_keeps_every_pixel_of_its_grid(
+    tmp_path: Path,
+) -> None:
+    fake_s2_multiband(tmp_path)
+    bbox = (700500.0, 4098000.0, 702500.0, 4099500.0)
+    grid = output_grid(CentralValleyS2(tmp_path), bbox, "EPSG:32610")
+    assert grid.footprint is None
+    assert grid.inside(0, grid.height).all()
+
+
+def test_a_lonlat_bbox_between_pixel_centres_is_refused(tmp_path: Path) -> None:
+    fake_s2_multiband(tmp_path)
+    to_lonlat = Transformer.from_crs("EPSG:32610", "EPSG:4326", always_xy=True)
+    x0, y0 = FAKE_ORIGIN
+    # 2 m x 2 m around a pixel corner: no centre inside.
+    bbox = to_lonlat.transform_bounds(x0 + 999.0, y0 - 1001.0, x0 + 1001.0, y0 - 999.0)
+    with pytest.raises(ValueError, match="holds no pixel centre") as info:
+        output_grid(CentralValleyS2(tmp_path), bbox)
+    assert "pass a bbox at least one pixel across" in str(info.value)

@@ -56,7 +56,7 @@ from torchgeo_simclr.inference import MapResult, geotiff, predict_map
 from torchgeo_simclr.inference import writer as writer_module
 from torchgeo_simclr.inference.blend import StripBlender, WeightKind, blend_weights
 from torchgeo_simclr.inference.grid import OutputGrid, output_grid
-from torchgeo_simclr.inference.normalise import has_data, normalise
+from torchgeo_simclr.inference.normalise import fill_nearest, has_data, normalise
 from torchgeo_simclr.inference.polygons import irrigated_polygons, with_provenance
 from torchgeo_simclr.inference.predict import default_batch_size
 from torchgeo_simclr.inference.quicklook import quicklook
@@ -546,6 +546,53 @@ def test_nodata_pixels_are_those_missing_any_band() -> None:
     torch.testing.assert_close(x, expected)
 
 
+def test_holes_get_the_bands_of_their_nearest_pixel_with_data() -> None:
+    image = torch.arange(2 * 2 * 4 * 5, dtype=torch.float32).view(2, 2, 4, 5) + 1
+    valid = torch.ones(2, 4, 5, dtype=torch.bool)
+    valid[0, :, 3:] = False  # the two right columns: nearest is column 2
+    valid[1] = False  # no data at all: left as it is
+    filled = fill_nearest(image, valid)
+    torch.testing.assert_close(filled[0, :, :, :3], image[0, :, :, :3])
+    for col in (3, 4):
+        torch.testing.assert_close(filled[0, :, :, col], image[0, :, :, 2])
+    torch.testing.assert_close(filled[1], image[1])
+    assert fill_nearest(image[:1, :, :, :3], valid[:1, :, :3]) is not None
+    mean = torch.tensor([1.0, 2.0]).view(1, -1, 1, 1)
+    std = torch.tensor([2.0, 4.0]).view(1, -1, 1, 1)
+    x, same = normalise(image, mean, std, valid, fill=True)
+    assert torch.equal(same, valid)
+    torch.testing.assert_close(x[0], ((filled - mean) / std)[0])
+
+
+@pytest.mark.parametrize("problem", PROBLEMS)
+def test_a_hole_in_a_window_is_filled_from_its_edge_before_predicting(
+    checkpoints: dict[str, Path], problem: str
+) -> None:
+    """Filled with the training means, a masked cloud read as a field of its
+    own and pushed the pixels around it towards irrigated (538 of 553 that
+    changed class around a 100 px hole in the sample scene)."""
+    task = MapPredictionTask(str(checkpoints[problem])).eval()
+    size = task.data.patch_size
+    generator = torch.Generator().manual_seed(2)
+    image = torch.rand(1, len(task.data.bands), size, size, generator=generator)
+    image = image.mul(5000).add(1)
+    # A stripe two columns wide, top to bottom: each hole pixel's nearest
+    # pixel with data is its neighbour on its own side.
+    holed = image.clone()
+    holed[:, :, :, 10:12] = 0
+    by_hand = image.clone()
+    by_hand[:, :, :, 10] = image[:, :, :, 9]
+    by_hand[:, :, :, 11] = image[:, :, :, 12]
+    with torch.inference_mode():
+        got = task.predict_step({"image": holed}, 0)
+        expected = task.predict_step({"image": by_hand}, 0)
+    assert not got["valid"][0, :, 10:12].any()
+    valid = got["valid"]
+    torch.testing.assert_close(
+        got["probability"][valid], expected["probability"][valid]
+    )
+
+
 def test_blend_weights() -> None:
     taper = blend_weights(32, 8, "taper")
     assert taper.shape == (32, 32)
@@ -919,6 +966,69 @@ def test_a_bbox_map_is_the_whole_map_cut_to_the_bbox(
         expected = whole.read(1, window=from_bounds(*bounds, whole.transform))
     assert cut.shape == expected.shape == (74, 78)
     np.testing.assert_allclose(cut, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_neighbouring_lonlat_bbox_maps_add_up_to_the_map_of_both(
+    scene: SampleScene,
+    checkpoints: dict[str, Path],
+    maps: dict[str, MapResult],
+    tmp_path: Path,
+) -> None:
+    """A lon/lat bbox's map covered the UTM rectangle around it: its hectares
+    took in land outside the bbox, and neighbouring maps counted their
+    overlap twice. Pixels whose centres lie outside the bbox are nodata."""
+    left, top = imagery_origin(scene)
+    to_lonlat = Transformer.from_crs("EPSG:32610", "EPSG:4326", always_xy=True)
+    west, south, east, north = to_lonlat.transform_bounds(
+        left + 400.0, top - 2600.0, left + 2600.0, top - 400.0
+    )
+    middle = (west + east) / 2
+    results = {
+        name: run(
+            checkpoints["segmentation"], scene.root, tmp_path / f"{name}.tif", bbox=bbox
+        )
+        for name, bbox in (
+            ("both", (west, south, east, north)),
+            ("west", (west, south, middle, north)),
+            ("east", (middle, south, east, north)),
+        )
+    }
+    with rasterio.open(maps["segmentation"].files.classes) as src:
+        whole, transform = src.read(1), src.transform
+    owned = {}
+    for name, result in results.items():
+        with rasterio.open(result.files.classes) as src:
+            classes, bounds = src.read(1), src.bounds
+            tags = src.tags()
+        window = from_bounds(*bounds, transform)
+        row0, col0 = round(window.row_off), round(window.col_off)
+        rows, cols = np.nonzero(classes != MAP_NODATA)
+        # Kept pixels are the whole map's, and their centres lie in the bbox.
+        np.testing.assert_array_equal(
+            classes[rows, cols], whole[rows + row0, cols + col0]
+        )
+        lon, lat = to_lonlat.transform(
+            bounds.left + (cols + 0.5) * 10.0, bounds.top - (rows + 0.5) * 10.0
+        )
+        bbox = result.summary["bbox"]
+        assert ((lon >= bbox[0]) & (lon < bbox[2])).all()
+        assert ((lat >= bbox[1]) & (lat < bbox[3])).all()
+        assert len(rows) < classes.size  # the rectangle's corners are nodata
+        assert result.summary["footprint_ha"] == result.summary["valid_ha"]
+        acres = result.summary["irrigated_acres"]
+        ha = result.summary["irrigated_ha"]
+        assert acres == pytest.approx(ha * 2.4710538, abs=0.01)
+        regions = gpd.read_file(result.files.polygons, layer="irrigated")
+        assert result.summary["regions_ha"] == pytest.approx(regions["area_ha"].sum())
+        assert tags["bbox_crs"] == "EPSG:4326"
+        owned[name] = set(zip(rows + row0, cols + col0, strict=True))
+    assert not owned["west"] & owned["east"]
+    assert owned["west"] | owned["east"] == owned["both"]
+    halves = (
+        results["west"].summary["irrigated_ha"]
+        + results["east"].summary["irrigated_ha"]
+    )
+    assert halves == pytest.approx(results["both"].summary["irrigated_ha"])
 
 
 def test_small_bbox_at_the_imagery_corner(
@@ -1509,7 +1619,8 @@ def test_a_two_pixel_map_reports_its_area_in_words(
     )
     printed = capsys.readouterr().out
     assert printed.startswith(
-        "Irrigated: 0.04 ha of 0.04 ha with data (100.0%), 1 region of at least 0 ha;"
+        "Irrigated: 0.04 ha (0.1 acres) of 0.04 ha with data (100.0%), 1 region of "
+        "at least 0 ha;"
     )
 
 
@@ -2384,7 +2495,7 @@ def test_a_map_that_clouds_blank_entirely_is_written_with_a_warning(
         "or is nodata in the imagery; pass --no-cloud-mask to keep cloudy pixels, "
         "or map imagery of another date."
     ]
-    assert captured.out.startswith("Irrigated: 0.0 ha of 0.0 ha with data")
+    assert captured.out.startswith("Irrigated: 0.0 ha (0.0 acres) of 0.0 ha with data")
     assert (read(out) == MAP_NODATA).all()
 
 

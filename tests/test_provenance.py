@@ -25,6 +25,7 @@ import torch
 from conftest import fake_s2_multiband, quiet_trainer, save_checkpoint
 from lightning.pytorch import LightningModule, seed_everything
 from test_evaluate import base_map, write_labels, write_map
+from torch.utils.data import DataLoader
 
 import torchgeo_simclr
 from torchgeo_simclr.constants import S2_BANDS
@@ -179,6 +180,38 @@ def test_checkpoints_record_software_seed_and_parent(
         "teacher": str(finetuned),
         "teacher_sha256": sha256(finetuned),
     }
+
+
+def test_a_checkpoint_and_its_map_carry_the_models_validation_scores(
+    tmp_path: Path, scene: Path
+) -> None:
+    # Two checkpoints gave 12,128 and 8,114 irrigated ha for one bbox (val F1
+    # 0.90 and 0.55), and nothing in either map said which to trust.
+    torch.manual_seed(0)
+    task = FineTuneTask(model="resnet18", in_channels=12, problem="segmentation")
+    image = torch.randn(4, 12, 32, 32)
+    mask = torch.zeros(4, 32, 32, dtype=torch.long)
+    mask[:, :16] = 1
+    data = [{"image": image[i], "mask": mask[i]} for i in range(4)]
+    loader = DataLoader(data, batch_size=4)
+    trainer = quiet_trainer(2, limit_val_batches=1, num_sanity_val_steps=0)
+    trainer.fit(task, train_dataloaders=loader, val_dataloaders=loader)
+    task.data_metadata = scene_metadata(next((scene / "sentinel2").glob("*.tif")))
+    path = tmp_path / "last.ckpt"
+    trainer.save_checkpoint(path)
+    scores = torch.load(path, weights_only=True)[CHECKPOINT_KEY]["val_scores"]
+    assert scores["epoch"] == 1
+    assert scores["step"] == 2
+    assert scores["val_labelled"] == 4 * 32 * 32  # pixels of a per-pixel model
+    for name in ("val_f1", "val_precision", "val_recall", "val_auroc"):
+        assert scores[name] == pytest.approx(float(trainer.callback_metrics[name]))
+    assert load_model(path).val_scores == scores
+    result = predict_map(
+        path, scene, tmp_path / "map.tif", device="cpu", progress=False
+    )
+    assert result.summary["model"]["val_scores"] == scores
+    with rasterio.open(result.files.classes) as src:
+        assert float(src.tags()["val_f1"]) == pytest.approx(scores["val_f1"], 1e-3)
 
 
 def test_a_resumed_fine_tune_keeps_its_parents_hash(tmp_path: Path) -> None:
@@ -392,3 +425,17 @@ def test_a_score_against_the_training_labels_says_so(tmp_path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         evaluate_map(trained, other)
+
+
+def test_a_map_that_does_not_record_its_training_labels_says_it_cannot_tell(
+    tmp_path: Path,
+) -> None:
+    # Maps of earlier checkpoints were scored in silence, as if held out.
+    labels = write_labels(tmp_path / "labels.gpkg")
+    untagged = write_map(tmp_path / "map.tif", base_map(), trained_on=None)
+    with pytest.warns(
+        UserWarning,
+        match=r"map.tif' does not record the label file its model was trained "
+        r"on .* cannot be told; score a --bbox",
+    ):
+        evaluate_map(untagged, labels)

@@ -102,6 +102,10 @@ UNKNOWN_DATE: Final[str] = "unknown"
 #: Square metres in a hectare.
 M2_PER_HA: Final[float] = 10_000.0
 
+#: Square metres in an (international) acre, the unit of California's water
+#: reports and DWR's ``ACRES`` column.
+M2_PER_ACRE: Final[float] = 4_046.856_422_4
+
 #: Decimals of areas in hectares: 0.01 ha is one 10 m pixel (the polygons'
 #: ``area_ha`` of ``predict`` and ``evaluate --fields``, evaluate's scores).
 AREA_DECIMALS: Final[int] = 2

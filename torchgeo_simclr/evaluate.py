@@ -841,8 +841,10 @@ def evaluate_map(
     ``mapped`` (0/1: the label and the majority vote), ``irrigated_px`` and
     ``not_irrigated_px`` (its scored pixels of each map class), ``agreement``
     (the share of them whose map class equals the label, 0-1), ``outcome``
-    (one of :data:`FIELD_OUTCOMES`) and ``area_ha`` (the polygon's area,
-    hectares). QGIS opens it filled by outcome (:data:`OUTCOME_LEGEND`).
+    (one of :data:`FIELD_OUTCOMES`), ``area_ha`` (the polygon's area,
+    hectares) and ``scored_ha`` (the area of its scored pixels, on which the
+    vote rests: less than ``area_ha`` where the field reaches past the map or
+    its data). QGIS opens it filled by outcome (:data:`OUTCOME_LEGEND`).
 
     With *scores*, the scores are also written to a JSON file (see
     :meth:`MapEvaluation.scores_record`): what was scored (map, labels, class
@@ -974,7 +976,16 @@ def evaluate_map(
         if why is not None:
             warnings.warn(why, UserWarning, stacklevel=2)
         trained_on = src.tags().get("training_labels_sha256")
-        if trained_on is not None and trained_on == cached_file_digest(labels):
+        if trained_on is None:
+            warnings.warn(
+                f"Map {name!r} does not record the label file its model was "
+                "trained on (a checkpoint of an earlier version, or labels from "
+                "a folder), so whether these labels are held out cannot be told; "
+                "score a --bbox you know the model was not trained on.",
+                UserWarning,
+                stacklevel=2,
+            )
+        elif trained_on == cached_file_digest(labels):
             warnings.warn(
                 f"{os.fspath(labels)!r} is the label file that trained the model "
                 f"of map {name!r} (same SHA-256): outside its val and test blocks "
@@ -1096,6 +1107,8 @@ class _Tally:
         #: Pixels whose centre each polygon holds (and labels), whatever the
         #: map class, ``[N]``.
         self.pixels = np.zeros(len(values), dtype=np.int64)
+        #: Area of each polygon's scored pixels, hectares (unrounded), ``[N]``.
+        self.scored_ha = np.zeros(len(values), dtype=np.float64)
         #: Pixels with a 0/1 label, whatever their map class.
         self.n_labelled = 0
 
@@ -1126,6 +1139,9 @@ class _Tally:
         # Rows of the scored pixels, in the row-major order of `cell`.
         rows = np.nonzero(scored)[0]
         self.confusion_ha += np.bincount(cell, weights=pixel_ha[rows], minlength=4)
+        self.scored_ha += np.bincount(
+            ids[scored], weights=pixel_ha[rows], minlength=self.scored_ha.size
+        )
         self.votes += np.bincount(
             2 * ids[scored].astype(np.int64) + predicted, minlength=self.votes.size
         ).reshape(self.votes.shape)
@@ -1181,7 +1197,9 @@ class _Tally:
             The fields in label order: ``crop_class`` (the code, surrounding
             spaces stripped, as the class map keys it), ``label``, ``mapped``,
             ``irrigated_px``, ``not_irrigated_px``, ``agreement``,
-            ``outcome``, ``area_ha`` and the polygon.
+            ``outcome``, ``area_ha`` (the whole polygon's), ``scored_ha`` (its
+            part on the map with data, which the vote rests on) and the
+            polygon.
         """
         scored = (self.votes.sum(axis=1) > 0) & (self.values != MAP_NODATA)
         votes = self.votes[scored]
@@ -1202,6 +1220,7 @@ class _Tally:
                     for truth, vote in zip(label, mapped, strict=True)
                 ],
                 "area_ha": _area_ha(shapes, crs),
+                "scored_ha": np.round(self.scored_ha[scored], AREA_DECIMALS),
             },
             geometry=shapes,
             crs=crs,

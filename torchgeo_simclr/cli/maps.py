@@ -9,9 +9,9 @@ if TYPE_CHECKING:
     from ..inference import MapResult
 
 
-def _hectares(value: float) -> str:
-    """Hectares to one decimal, or two significant digits below 1 ha."""
-    return f"{value:,.1f} ha" if value >= 1 or value == 0 else f"{value:.2g} ha"
+def _area(value: float, unit: str = "ha") -> str:
+    """An area to one decimal, or two significant digits below 1."""
+    return f"{value:,.1f} {unit}" if value >= 1 or value == 0 else f"{value:.2g} {unit}"
 
 
 def _predict(args: argparse.Namespace) -> None:
@@ -93,14 +93,24 @@ def _report_map(
     regions = summary["irrigated_regions"]
     note = dates_note(summary["imagery_dates"])
     print(
-        f"Irrigated: {_hectares(summary['irrigated_ha'])} of "
-        f"{_hectares(summary['valid_ha'])} with data "
+        f"Irrigated: {_area(summary['irrigated_ha'])} "
+        f"({_area(summary['irrigated_acres'], 'acres')}) of "
+        f"{_area(summary['valid_ha'])} with data "
         f"({100 * summary['irrigated_fraction']:.1f}%), {regions} "
         f"region{'' if regions == 1 else 's'} of at least {args.min_area:g} ha; "
         f"{summary['width']} x {summary['height']} px of {summary['pixel_size']:g} m "
         f"in {summary['crs']}, {summary['run_seconds']:.1f} s"
         f"{'; ' if note else ''}{note}."
     )
+    model = summary["model"]
+    scores = model.get("val_scores") or {}
+    if scores.get("val_f1") is not None:
+        unit = "pixels" if model["problem"] == "segmentation" else "patches"
+        print(
+            f"Model: val F1 {scores['val_f1']:.3f} on "
+            f"{int(scores['val_labelled']):,} labelled {unit} of its validation "
+            f"blocks (epoch {scores['epoch']})."
+        )
     if masks := summary["cloud_masks"]:
         buffer = summary["cloud_buffer_m"]
         grown = f", clouds grown by {buffer:g} m more" if buffer else ""

@@ -425,7 +425,8 @@ def _add_map_commands(commands: "argparse._SubParsersAction[Any]") -> None:
         "polygon per field in the map's CRS with its crop_class (its "
         "--class-column code, e.g. P), its label and the map's majority vote "
         "(0/1), irrigated_px and not_irrigated_px, agreement (0-1), outcome (e.g. "
-        "'irrigated, mapped not irrigated') and area_ha, filled by outcome",
+        "'irrigated, mapped not irrigated'), area_ha and scored_ha (the part "
+        "on the map with data, which the vote rests on), filled by outcome",
     )
     evaluate.add_argument(
         "--scores",
@@ -487,7 +488,9 @@ def _add_embedding_commands(commands: "argparse._SubParsersAction[Any]") -> None
     )
     _add_cloud_mask(embed)
     embed.add_argument(
-        "--overwrite", action="store_true", help="replace an existing index"
+        "--overwrite",
+        action="store_true",
+        help="replace an index an earlier embed wrote (never another file)",
     )
     _add_progress(embed)
     embed.set_defaults(func=_embed)
@@ -538,7 +541,10 @@ def _add_embedding_commands(commands: "argparse._SubParsersAction[Any]") -> None
         help="Sentinel-2 directory of the thumbnails (default: the index's)",
     )
     search.add_argument(
-        "--overwrite", action="store_true", help="replace existing outputs"
+        "--overwrite",
+        action="store_true",
+        help="replace the hits file and contact sheet of an earlier search "
+        "(never other files)",
     )
     search.set_defaults(func=_search)
 
@@ -576,7 +582,9 @@ def _add_embedding_commands(commands: "argparse._SubParsersAction[Any]") -> None
     )
     projection.add_argument("--seed", type=int, default=0, help="random seed")
     projection.add_argument(
-        "--overwrite", action="store_true", help="replace an existing PNG"
+        "--overwrite",
+        action="store_true",
+        help="replace a PNG an earlier embedding-map drew (never another file)",
     )
     _add_progress(projection)
     projection.set_defaults(func=_embedding_map)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import rasterio
+from numpy.typing import NDArray
 from pyproj import CRS, Transformer
 from rasterio.errors import RasterioIOError
 from rasterio.transform import Affine
@@ -14,6 +15,10 @@ from rasterio.windows import Window
 from torchgeo.datasets import GeoDataset
 
 from ..lonlat import LONLAT, check_bbox, lonlat_extent, parse_bbox_crs
+
+#: Grids this many pixels across or fewer are checked for a pixel in their
+#: footprint; a larger reprojected bbox always holds pixel centres.
+SMALL_GRID_PX = 4
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,9 @@ class OutputGrid:
     offset: tuple[int, int] = (0, 0)
     #: ``(rows, cols)`` of the whole imagery's grid (None: this grid is it).
     imagery_shape: tuple[int, int] | None = None
+    #: A bbox given in another CRS, ``(crs, (xmin, ymin, xmax, ymax))``: only
+    #: the pixels whose centres fall inside it belong to the map (None: all do).
+    footprint: tuple[CRS, tuple[float, float, float, float]] | None = None
 
     @property
     def res(self) -> float:
@@ -57,6 +65,34 @@ class OutputGrid:
         x0 = self.transform.c + window.col_off * self.res
         y1 = self.transform.f - window.row_off * self.res
         return (x0, y1 - window.height * self.res, x0 + window.width * self.res, y1)
+
+    def inside(self, first: int, rows: int) -> NDArray[np.bool_]:
+        """Which pixels of a stretch of rows belong to the map.
+
+        A pixel belongs when its centre lies in :attr:`footprint`, a half-open
+        box ``[xmin, xmax) x [ymin, ymax)`` in its own CRS, so the maps of two
+        bboxes that share an edge share no pixel and miss none.
+
+        Args:
+            first: first row, relative to this grid.
+            rows: how many rows.
+
+        Returns:
+            ``[rows, width]``, True where the pixel belongs (everywhere without
+            a :attr:`footprint`).
+        """
+        if self.footprint is None:
+            return np.ones((rows, self.width), dtype=bool)
+        crs, (xmin, ymin, xmax, ymax) = self.footprint
+        cols = self.transform.c + (np.arange(self.width) + 0.5) * self.res
+        ys = self.transform.f - (np.arange(first, first + rows) + 0.5) * self.res
+        x, y = np.meshgrid(cols, ys)
+        to_bbox = Transformer.from_crs(self.crs, crs, always_xy=True)
+        bx, by = (np.asarray(v) for v in to_bbox.transform(x, y))
+        inside: NDArray[np.bool_] = (
+            (bx >= xmin) & (bx < xmax) & (by >= ymin) & (by < ymax)
+        )
+        return inside
 
     def lonlat_bounds(self) -> tuple[float, float, float, float]:
         """The grid's extent in longitude / latitude degrees.
@@ -163,7 +199,9 @@ def output_grid(
 
     The bbox is reprojected once to the imagery's CRS and widened to whole
     pixels of the imagery (see :func:`native_bounds`), so outputs line up with
-    the input pixel for pixel.
+    the input pixel for pixel. A bbox in another CRS is no rectangle on that
+    grid: the grid is the rectangle around it, and its :attr:`~OutputGrid.footprint`
+    says which pixels belong to the bbox.
 
     Args:
         dataset: the imagery (a torchgeo raster dataset).
@@ -174,10 +212,11 @@ def output_grid(
         The grid.
 
     Raises:
-        ValueError: if the bbox is malformed (lon/lat swapped included) or
-            misses the imagery.
+        ValueError: if the bbox is malformed (lon/lat swapped included),
+            misses the imagery, or, in another CRS, holds no pixel centre.
     """
     crs = CRS.from_user_input(dataset.crs)
+    footprint = None
     xres = float(dataset.res[0])
     data = native_bounds(dataset)
     cut = False  # whether the bbox reaches past the imagery
@@ -203,6 +242,8 @@ def output_grid(
             )
             raise ValueError(msg)
         cut = any(abs(a - b) > xres / 2 for a, b in zip(region, region_, strict=True))
+        if source != crs:
+            footprint = (source, (values[0], values[1], values[2], values[3]))
     # Whole pixels of the imagery grid (anchored at its top-left corner) that
     # touch the region; the tolerance absorbs reprojection noise.
     left, top = data[0], data[3]
@@ -230,11 +271,27 @@ def output_grid(
             UserWarning,
             stacklevel=2,
         )
-    return OutputGrid(
+    grid = OutputGrid(
         crs,
         transform,
         max(col1 - col0, 1),
         max(row1 - row0, 1),
         offset=(row0, col0),
         imagery_shape=shape,
+        footprint=footprint,
     )
+    # A bbox a few pixels across may fall between pixel centres; a larger one
+    # holds some (checked where it is cheap).
+    if (
+        footprint is not None
+        and min(grid.width, grid.height) <= SMALL_GRID_PX
+        and not grid.inside(0, grid.height).any()
+    ):
+        unit = crs.axis_info[0].unit_name
+        msg = (
+            f"bbox {footprint[1]} ({footprint[0].to_string()}) holds no pixel "
+            f"centre of the imagery's {xres:g} {unit} grid in {crs.to_string()}; "
+            "pass a bbox at least one pixel across."
+        )
+        raise ValueError(msg)
+    return grid

@@ -9,6 +9,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,7 +25,7 @@ from rasterio.windows import Window
 from tqdm.auto import tqdm
 
 from .. import __version__
-from ..constants import IRRIGATED, M2_PER_HA, MAP_NODATA, NOT_IRRIGATED
+from ..constants import IRRIGATED, M2_PER_ACRE, M2_PER_HA, MAP_NODATA, NOT_IRRIGATED
 from ..datasets.dates import iso_days
 from ..digest import CHECKPOINT_ID_LENGTH
 from ..geopackage import missing_layer, write_geopackage
@@ -586,10 +587,18 @@ class IrrigationMapWriter(BasePredictionWriter):
         }
         if self._software["commit"] is not None:
             tags["software_commit"] = self._software["commit"]
+        if datamodule.bbox is not None:
+            # Pixels outside it are nodata, even within the map's rectangle.
+            tags["bbox"] = ",".join(f"{v:g}" for v in datamodule.bbox)
+            tags["bbox_crs"] = datamodule.bbox_crs.to_string()
         # Lets evaluate tell a score against the model's own training labels.
         trained_on = (task.training_labels or {}).get("labels_sha256")
         if trained_on is not None:
             tags["training_labels_sha256"] = trained_on
+        # How good the model was where it was not trained, for the map's reader.
+        for name, value in (task.val_scores or {}).items():
+            if name.startswith("val_"):
+                tags[name] = f"{value:.4g}"
         self._partial = {path: partial_path(path) for path in self.files.all()}
         self._strips = {
             name: partial_path(path.with_suffix(".strips.tif"))
@@ -619,7 +628,10 @@ class IrrigationMapWriter(BasePredictionWriter):
             "probability of irrigation",
             tags,
         )
-        self._counts = {"irrigated": 0, "valid": 0}
+        self._counts = {"irrigated": 0, "valid": 0, "footprint": 0}
+        #: When the map was started, UTC, ISO 8601 (the summary's; the
+        #: GeoTIFFs carry no time, so the same inputs give the same files).
+        self._created = datetime.now(UTC).isoformat(timespec="seconds")
         self._start = time.perf_counter()
         self._bar = tqdm(
             total=len(datamodule.windows),
@@ -674,8 +686,14 @@ class IrrigationMapWriter(BasePredictionWriter):
         self._bar.set_postfix_str(f"{self._pixels / max(elapsed, 1e-9):,.0f} px/s")
 
     def _write_rows(self, first: int, values: NDArray[np.float32]) -> None:
-        """Threshold and write finished rows to both strip files."""
-        missing = np.isnan(values)
+        """Threshold and write finished rows to both strip files.
+
+        Pixels outside the bbox's footprint (see
+        :meth:`~torchgeo_simclr.inference.grid.OutputGrid.inside`) are nodata.
+        """
+        inside = self._datamodule.grid.inside(first, len(values))
+        self._counts["footprint"] += int(inside.sum())
+        missing = np.isnan(values) | ~inside
         classes = (values > self._threshold).astype(np.uint8)
         classes[missing] = MAP_NODATA
         self._classes.write(first, classes)
@@ -746,7 +764,7 @@ class IrrigationMapWriter(BasePredictionWriter):
         self._bar.update()
         partial[files.classes_style].write_text(class_style())
         partial[files.probability_style].write_text(probability_style())
-        summary = finite(self._summary(len(polygons)))
+        summary = finite(self._summary(polygons))
         text = json.dumps(summary, indent=2, allow_nan=False)
         partial[files.summary].write_text(text + "\n")
         # Files may have appeared while the map was computed: nothing but an
@@ -793,15 +811,18 @@ class IrrigationMapWriter(BasePredictionWriter):
         write_cog(strips["classes"], partial[files.classes], "nearest")
         write_cog(strips["probability"], partial[files.probability], "average")
 
-    def _summary(self, n_regions: int) -> dict[str, Any]:
-        """The JSON summary of the finished map."""
+    def _summary(self, regions: Any) -> dict[str, Any]:
+        """The JSON summary of the finished map, with its irrigated *regions*."""
         grid, bbox = self._datamodule.grid, self._datamodule.bbox
         res = grid.res
         pixel_ha = res * res / M2_PER_HA
+        pixel_acres = res * res / M2_PER_ACRE
         valid, irrigated = self._counts["valid"], self._counts["irrigated"]
         return {
             "bbox": list(bbox) if bbox is not None else None,
-            "bbox_crs": self._datamodule.bbox_crs.to_string(),
+            "bbox_crs": (
+                self._datamodule.bbox_crs.to_string() if bbox is not None else None
+            ),
             "bounds": list(grid.bounds),
             "bounds_lonlat": list(grid.lonlat_bounds()),
             "crs": grid.crs.to_string(),
@@ -809,11 +830,15 @@ class IrrigationMapWriter(BasePredictionWriter):
             "pixel_size": res,
             "width": grid.width,
             "height": grid.height,
+            "footprint_ha": round(self._counts["footprint"] * pixel_ha, 2),
             "irrigated_ha": round(irrigated * pixel_ha, 2),
             "valid_ha": round(valid * pixel_ha, 2),
+            "irrigated_acres": round(irrigated * pixel_acres, 2),
+            "valid_acres": round(valid * pixel_acres, 2),
             "irrigated_fraction": round(irrigated / valid, 4) if valid else 0.0,
-            "irrigated_regions": n_regions,
+            "irrigated_regions": len(regions),
             "min_region_ha": self.min_area_ha,
+            "regions_ha": round(float(regions["area_ha"].sum()), 2),
             "threshold": self._threshold,
             "imagery_dates": self._dates,
             "cloud_masks": self._masks,
@@ -823,6 +848,7 @@ class IrrigationMapWriter(BasePredictionWriter):
             "root": self._root,
             "model": self._task.model_info(),
             "software": self._software,
+            "created": self._created,
             "run_seconds": round(time.perf_counter() - self._start, 2),
             "files": {
                 "classes": self.files.classes.name,

@@ -30,7 +30,7 @@ from ..patch_labels import patch_labels
 from ..software import PARENT_KEYS, global_seed, parent_digests, software_record
 from .checkpoint_note import CheckpointNote
 from .dev_run import no_checkpoint_in_dev_run
-from .metrics import DefinedAUROC, LabelledCount, log_metrics
+from .metrics import DefinedAUROC, LabelledCount, log_metrics, validation_scores
 from .normalisation import NormalisedAsTrained, warn_if_raw
 from .provenance import check_devices, check_resume, restored_from, split_warning
 from .schedule import warmup_cosine
@@ -126,6 +126,9 @@ class IrrigationTask(NormalisedAsTrained, BaseTask):
         self.restored = False
         #: Whether this validation or test epoch has scored a labelled batch.
         self.scored = False
+        #: The last validation's scores (see :func:`validation_scores`), as
+        #: saved with the weights; None before any.
+        self.val_scores: dict[str, Any] | None = None
         super().__init__()
 
     def build_without(self, missing: str, runs: str) -> None:
@@ -317,12 +320,14 @@ class IrrigationTask(NormalisedAsTrained, BaseTask):
         self.scored = False
 
     def on_validation_epoch_end(self) -> None:
-        """Refuse to go on when no validation batch had a label.
+        """Keep the scores for the checkpoint; refuse an epoch without a label.
 
         Raises:
-            ValueError: if none had (after the sanity check).
+            ValueError: if no batch had a label (after the sanity check).
         """
         self._refuse_unscored("val")
+        if not self.trainer.sanity_checking:
+            self.val_scores = validation_scores(self)
 
     def on_test_epoch_start(self) -> None:
         """Start counting scored test batches."""
@@ -539,6 +544,7 @@ class IrrigationTask(NormalisedAsTrained, BaseTask):
             **(self.parent_digests or parent_digests(parents)),
             "software": software_record(),
             "seed": global_seed(),
+            "val_scores": self.val_scores,
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -557,6 +563,7 @@ class IrrigationTask(NormalisedAsTrained, BaseTask):
         meta = checkpoint.get(CHECKPOINT_KEY, {})
         self.training_labels = meta.get("labels")
         self.trained_devices = meta.get("devices")
+        self.val_scores = meta.get("val_scores")
         self.parent_digests = {
             f"{key}_sha256": meta[f"{key}_sha256"]
             for key in PARENT_KEYS

@@ -95,3 +95,24 @@ def log_metrics(
     """
     for name, metric in metrics.items():
         module.log(name, metric, batch_size=batch_size, prog_bar=name.endswith("f1"))
+
+
+def validation_scores(module: LightningModule) -> dict[str, Any]:
+    """The scores of a validation epoch just ended, for its checkpoint.
+
+    Args:
+        module: a task with ``val_metrics``, at the end of a validation epoch
+            (before Lightning resets them).
+
+    Returns:
+        ``epoch`` and ``step`` (the training epoch and optimiser step
+        validated after), then each metric, e.g. ``val_f1`` (NaN where it is
+        undefined, as for AUROC on one class) and ``val_labelled`` (the
+        patches, or pixels, the scores rest on).
+    """
+    metrics: MetricCollection = module.val_metrics  # type: ignore[assignment]
+    return {
+        "epoch": module.current_epoch,
+        "step": module.global_step,
+        **{name: float(metric.compute()) for name, metric in metrics.items()},
+    }

@@ -77,6 +77,8 @@ class MapPredictionTask(BaseTask):
         self.training_labels = trained.labels
         #: The checkpoints it was built from, with their SHA-256.
         self.built_from = trained.built_from
+        #: Its scores on its validation blocks (None if unrecorded).
+        self.val_scores = trained.val_scores
         #: SHA-256 of the checkpoint file.
         self.checkpoint_sha256 = digest.result()
         self.register_buffer("mean", torch.tensor(self.data.mean).view(1, -1, 1, 1))
@@ -210,7 +212,9 @@ class MapPredictionTask(BaseTask):
             the window for classification), ``valid`` ``[B, h, w]`` (False
             where any band is nodata), and ``row`` and ``col`` as given.
         """
-        x, valid = normalise(batch["image"], self.mean, self.std, batch.get("valid"))
+        x, valid = normalise(
+            batch["image"], self.mean, self.std, batch.get("valid"), fill=True
+        )
         probability = torch.sigmoid(self.model(x).float())
         if probability.ndim == 1:
             probability = probability.view(-1, 1, 1).expand_as(valid)
@@ -222,9 +226,10 @@ class MapPredictionTask(BaseTask):
 
         Returns:
             Model name, kind, problem, checkpoint path and hash, bands, training
-            patch size, how the training labels were drawn and the checkpoints
-            it was built from (``built_from``: the SimCLR encoder or the
-            teacher, with their SHA-256).
+            patch size, how the training labels were drawn, its scores on its
+            validation blocks (``val_scores``, None if unrecorded) and the
+            checkpoints it was built from (``built_from``: the SimCLR encoder or
+            the teacher, with their SHA-256).
         """
         return {
             "model": self.model.spec.model,
@@ -235,5 +240,6 @@ class MapPredictionTask(BaseTask):
             "bands": list(self.data.bands),
             "training_patch_size": self.data.patch_size,
             "training_labels": self.training_labels,
+            "val_scores": self.val_scores,
             "built_from": self.built_from,
         }
