@@ -1,12 +1,17 @@
 """Temporary files of killed runs do not pile up beside a command's outputs."""
 
+import csv
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
-from torchgeo_simclr.outputs import STALE_AFTER, partial_path
+import pytest
+
+from torchgeo_simclr import experiment
+from torchgeo_simclr.outputs import STALE_AFTER, partial_path, replaced_when_complete
 
 
 def finished_pid() -> int:
@@ -89,3 +94,42 @@ def test_only_a_file_of_ours_may_be_replaced(tmp_path: Path) -> None:
 
     with pytest.raises(FileExistsError, match=r"\(unreadable: Permission denied\)"):
         refuse_unless_ours(theirs, "--out", "a map", unreadable, "choose another")
+
+
+def test_a_file_written_in_place_of_another_is_all_or_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "results.csv"
+    path.write_text("earlier\n")
+    with replaced_when_complete(path) as temporary:
+        temporary.write_text("new\n")
+        assert path.read_text() == "earlier\n"  # not yet
+    assert path.read_text() == "new\n"
+
+    def interrupted() -> None:
+        with replaced_when_complete(path) as temporary:
+            temporary.write_text("half")
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        interrupted()
+    assert path.read_text() == "new\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.csv"]
+
+
+def test_results_cut_short_leave_the_earlier_file_and_no_temporary_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # experiment's results.csv (and settings.json, the plot, the download
+    # manifest) were written under a fixed hidden name that a failure left
+    # behind, and two runs into one folder shared.
+    path = tmp_path / "results.csv"
+    path.write_text("earlier\n")
+    row = {column: "1" for column in experiment.COLUMNS}
+
+    def failing(self: csv.DictWriter[str], rows: Any) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(csv.DictWriter, "writerows", failing)
+    with pytest.raises(OSError, match="disk full"):
+        experiment._write_results(path, [row])
+    assert path.read_text() == "earlier\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.csv"]

@@ -26,6 +26,7 @@ from tqdm import tqdm
 from .digest import file_digest
 from .interrupts import keyboard_interrupts
 from .models.checkpoint import read_checkpoint
+from .outputs import replaced_when_complete
 from .split_guard import checkpoint_split, split_record
 from .throughput import FreshProcessTimer
 
@@ -284,12 +285,13 @@ def read_results(path: Path) -> list[dict[str, str]]:
 
 
 def _write_results(path: Path, rows: list[dict[str, Any]]) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    with temporary.open("w", newline="") as file:
+    with (
+        replaced_when_complete(path) as temporary,
+        temporary.open("w", newline="") as file,
+    ):
         writer = csv.DictWriter(file, COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(temporary, path)
 
 
 def fraction_name(fraction: float) -> str:
@@ -469,9 +471,8 @@ def check_settings(plan: ExperimentPlan, resuming: bool) -> None:
                 "same settings to resume this one."
             )
             raise ValueError(msg)
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(json.dumps(settings, indent=2) + "\n")
-    os.replace(partial, path)
+    with replaced_when_complete(path) as partial:
+        partial.write_text(json.dumps(settings, indent=2) + "\n")
 
 
 def check_root(plan: ExperimentPlan) -> None:
@@ -867,9 +868,8 @@ def _record_splits(plan: ExperimentPlan, splits: dict[str, dict[str, Any]]) -> N
     path = plan.out / SETTINGS_FILE
     settings = json.loads(path.read_text()) if path.exists() else {}
     settings[DATA_SPLIT] = splits
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(json.dumps(settings, indent=2) + "\n")
-    os.replace(partial, path)
+    with replaced_when_complete(path) as partial:
+        partial.write_text(json.dumps(settings, indent=2) + "\n")
 
 
 def _pretrained_path(plan: ExperimentPlan) -> Path:
@@ -1115,7 +1115,8 @@ def plot_results(rows: Sequence[dict[str, Any]], path: Path) -> None:
         if width <= fig.bbox.width:
             break
     fig.tight_layout()
-    temporary = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(temporary, dpi=120)
-    plt.close(fig)
-    os.replace(temporary, path)
+    try:
+        with replaced_when_complete(path) as temporary:
+            fig.savefig(temporary, dpi=120)
+    finally:
+        plt.close(fig)

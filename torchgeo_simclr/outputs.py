@@ -134,6 +134,24 @@ def partial_path(path: Path) -> Path:
     return path.with_name(f"{prefix}{os.getpid()}{path.suffix}")
 
 
+@contextmanager
+def replaced_when_complete(path: Path) -> Iterator[Path]:
+    """A temporary name to write a new *path* to, renamed over it once complete.
+
+    Yields:
+        :func:`partial_path` of *path*. Leaving the block renames it to *path*;
+        leaving it by an exception removes it, so *path* stays as it was and no
+        temporary file is left behind.
+    """
+    temporary = partial_path(path)
+    try:
+        yield temporary
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    os.replace(temporary, path)
+
+
 def _running(pid: int) -> bool:
     """Whether a process with this id runs on this machine."""
     try:

@@ -1,9 +1,10 @@
 """The download manifest: which scene went into which file, from where."""
 
 import json
-import os
 from pathlib import Path
 from typing import Any, Final
+
+from ..outputs import replaced_when_complete
 
 #: File name of the manifest inside the download root.
 MANIFEST_NAME: Final[str] = "manifest.json"
@@ -51,7 +52,6 @@ class Manifest:
             entry: the scene's record; ``entry["file"]`` is its key.
         """
         self.scenes[entry["file"]] = entry
-        partial = self.path.with_name(f".{self.path.name}.partial")
         scenes = [self.scenes[name] for name in sorted(self.scenes)]
-        partial.write_text(json.dumps({"scenes": scenes}, indent=2) + "\n")
-        os.replace(partial, self.path)
+        with replaced_when_complete(self.path) as partial:
+            partial.write_text(json.dumps({"scenes": scenes}, indent=2) + "\n")
