@@ -233,6 +233,28 @@ def refuse_unless_ours(
         raise FileExistsError(msg)
 
 
+def check_out_replaceable(
+    out: Path, what: str, fault: Callable[[Path], str | None], overwrite: bool
+) -> None:
+    """Refuse an existing ``--out`` unless an earlier run wrote it and *overwrite*.
+
+    Args:
+        out: the output file.
+        what: what an earlier output is (see :func:`refuse_unless_ours`).
+        fault: why an existing file is not one, or None where it is.
+        overwrite: allow replacing an earlier output.
+
+    Raises:
+        FileExistsError: if *out* exists and is not an earlier output, or is
+            one and *overwrite* is False.
+    """
+    named = f"--out {str(out)!r}"
+    refuse_unless_ours(out, named, what, fault, "choose another --out")
+    if out.exists() and not overwrite:
+        msg = f"{named} already exists; pass --overwrite to replace it."
+        raise FileExistsError(msg)
+
+
 #: How the ``Software`` text of a PNG the package draws begins.
 PNG_SOFTWARE = "torchgeo-simclr "
 

@@ -22,9 +22,12 @@ from ..inference.device import resolve_device
 from ..inference.normalise import normalise
 from ..models.backbone import check_input_size, feature_size
 from ..models.checkpoint import DataMetadata, Encoder, load_backbone
-from ..outputs import check_output_folder, output_folder, refuse_unless_ours
+from ..outputs import check_out_replaceable, check_output_folder, output_folder
 from ..software import software_record
 from .index import IndexInfo, IndexWriter, checkpoint_id, index_fault
+
+#: What ``--overwrite`` replaces: an earlier index, never another file.
+INDEX_WHAT = "an embeddings index written by embed"
 
 
 @dataclass(frozen=True)
@@ -142,25 +145,6 @@ def _patch_geometry(
     return encoder.data, size, step
 
 
-def _check_out(out: Path, overwrite: bool) -> None:
-    """Refuse an existing *out*, unless it is an index and *overwrite* is True.
-
-    Args:
-        out: the index to write.
-        overwrite: allow replacing an earlier index.
-
-    Raises:
-        FileExistsError: if *out* exists and is not an index, or is one and
-            *overwrite* is False.
-    """
-    what = "an embeddings index written by embed"
-    fix = "choose another --out"
-    refuse_unless_ours(out, f"--out {str(out)!r}", what, index_fault, fix)
-    if out.exists() and not overwrite:
-        msg = f"--out {str(out)!r} already exists; pass --overwrite to replace it."
-        raise FileExistsError(msg)
-
-
 def embed_region(
     checkpoint: str | Path,
     root: str | Path,
@@ -245,7 +229,7 @@ def embed_region(
             f"{out / 'index.parquet'}."
         )
         raise ValueError(msg)
-    _check_out(out, overwrite)
+    check_out_replaceable(out, INDEX_WHAT, index_fault, overwrite)
     check_output_folder(out.parent)
     if batch_size < 1:
         msg = f"--batch-size must be at least 1, got {batch_size}; pass e.g. 64."
@@ -344,6 +328,6 @@ def embed_region(
             )
             raise ValueError(msg)
         # Embedding takes long: a file put there meanwhile is not replaced.
-        _check_out(out, overwrite)
+        check_out_replaceable(out, INDEX_WHAT, index_fault, overwrite)
     seconds = time.perf_counter() - began
     return EmbedResult(out, writer.rows, skipped, seconds, tuple(iso_days(read_days)))

@@ -37,11 +37,11 @@ from ..datasets import IrrigationLabels
 from ..datasets.display import natural_colour
 from ..lonlat import lonlat_extent
 from ..outputs import (
+    check_out_replaceable,
     check_output_folder,
     partial_path,
     png_fault,
     png_marks,
-    refuse_unless_ours,
 )
 from ..patch_labels import patch_labels
 from .index import IndexInfo, read_embeddings, read_info
@@ -499,27 +499,13 @@ def _draw_map(
 
 
 def _check_out(out: Path, overwrite: bool) -> None:
-    """Refuse an existing *out*, unless it is an earlier map and *overwrite* is True.
-
-    Args:
-        out: the PNG to write.
-        overwrite: allow replacing an earlier map (a PNG marked
-            :data:`MAP_KIND`).
-
-    Raises:
-        FileExistsError: if *out* exists and is not an earlier map, or is one
-            and *overwrite* is False.
-    """
-    refuse_unless_ours(
+    """Refuse an existing *out* unless it is an earlier map and *overwrite*."""
+    check_out_replaceable(
         out,
-        f"--out {str(out)!r}",
         "an embedding map drawn by embedding-map",
         lambda path: png_fault(path, MAP_KIND),
-        "choose another --out",
+        overwrite,
     )
-    if out.exists() and not overwrite:
-        msg = f"--out {str(out)!r} already exists; pass --overwrite to replace it."
-        raise FileExistsError(msg)
 
 
 def _check_options(
