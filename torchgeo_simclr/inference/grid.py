@@ -4,6 +4,7 @@ import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import rasterio
@@ -66,6 +67,12 @@ class OutputGrid:
         y1 = self.transform.f - window.row_off * self.res
         return (x0, y1 - window.height * self.res, x0 + window.width * self.res, y1)
 
+    @cached_property
+    def _to_footprint(self) -> Transformer:
+        """From this grid's CRS to :attr:`footprint`'s, made once per grid."""
+        assert self.footprint is not None
+        return Transformer.from_crs(self.crs, self.footprint[0], always_xy=True)
+
     def inside(self, first: int, rows: int) -> NDArray[np.bool_]:
         """Which pixels of a stretch of rows belong to the map.
 
@@ -83,12 +90,11 @@ class OutputGrid:
         """
         if self.footprint is None:
             return np.ones((rows, self.width), dtype=bool)
-        crs, (xmin, ymin, xmax, ymax) = self.footprint
+        xmin, ymin, xmax, ymax = self.footprint[1]
         cols = self.transform.c + (np.arange(self.width) + 0.5) * self.res
         ys = self.transform.f - (np.arange(first, first + rows) + 0.5) * self.res
         x, y = np.meshgrid(cols, ys)
-        to_bbox = Transformer.from_crs(self.crs, crs, always_xy=True)
-        bx, by = (np.asarray(v) for v in to_bbox.transform(x, y))
+        bx, by = (np.asarray(v) for v in self._to_footprint.transform(x, y))
         inside: NDArray[np.bool_] = (
             (bx >= xmin) & (bx < xmax) & (by >= ymin) & (by < ymax)
         )
