@@ -20,6 +20,7 @@ from rasterio.transform import from_origin
 
 import torchgeo_simclr
 import torchgeo_simclr.evaluate as evaluate_module
+from torchgeo_simclr import map_pixels
 from torchgeo_simclr.cli import main
 from torchgeo_simclr.datasets.labels import IrrigationLabels
 from torchgeo_simclr.evaluate import (
@@ -662,7 +663,7 @@ def refused_before_the_map_is_opened(
     def no_evaluation(*args: object) -> None:
         raise AssertionError("the map was opened before the outputs were checked")
 
-    monkeypatch.setattr(evaluate_module, "_open_map", no_evaluation)
+    monkeypatch.setattr(evaluate_module, "open_map", no_evaluation)
     with pytest.raises(error, match=message) as info:
         evaluate_map(map_path, labels, **outputs)
     assert len(str(info.value).splitlines()) == 1
@@ -766,10 +767,8 @@ def test_fields_area_in_a_geographic_crs_is_on_the_ellipsoid() -> None:
         field, lambda xy: np.column_stack(to_lonlat.transform(*xy.T))
     )
     geometries = np.array([field, lonlat], dtype=object)
-    utm = evaluate_module._area_ha(geometries[:1], CRS.from_user_input(MAP_CRS))
-    geographic = evaluate_module._area_ha(
-        geometries[1:], CRS.from_user_input("EPSG:4326")
-    )
+    utm = map_pixels.area_ha(geometries[:1], CRS.from_user_input(MAP_CRS))
+    geographic = map_pixels.area_ha(geometries[1:], CRS.from_user_input("EPSG:4326"))
     assert utm.tolist() == [100.0]
     # UTM's scale error near the zone edge is under 0.1 % in area here.
     assert geographic[0] == pytest.approx(100.0, rel=2e-3)
@@ -801,7 +800,7 @@ def test_hectares_of_a_lonlat_map_are_on_the_ellipsoid() -> None:
     """A pixel of 0.001 degrees has the area of the same pixel drawn in UTM."""
     crs = CRS.from_user_input("EPSG:4326")
     transform = from_origin(-120.8, 37.101, 0.001, 0.001)
-    pixel_ha = evaluate_module._row_pixel_ha(transform, 2, crs)
+    pixel_ha = map_pixels.row_pixel_ha(transform, 2, crs)
     to_utm = Transformer.from_crs(crs, MAP_CRS, always_xy=True)
     for row, area in enumerate(pixel_ha):
         top = 37.101 - 0.001 * row

@@ -17,10 +17,12 @@ import pytest
 import rasterio
 import shapely
 from conftest import save_checkpoint, scene_stats
-from test_evaluate import write_labels, write_map
+from test_evaluate import base_map, write_labels, write_map
+from test_field_stats import write_fields
 
 from torchgeo_simclr.constants import MAP_CLASSES, MAP_NODATA, S2_BANDS
 from torchgeo_simclr.evaluate import FIELDS_LAYER, OUTCOME_LEGEND, evaluate_map
+from torchgeo_simclr.field_stats import FIELD_STATS_LAYER, STATUS_LEGEND, field_stats
 from torchgeo_simclr.geopackage import store_default_style
 from torchgeo_simclr.inference import MapResult, predict_map
 from torchgeo_simclr.inference.styles import (
@@ -240,3 +242,33 @@ def test_qgis_fills_evaluated_fields_by_outcome(qgis: str, tmp_path: Path) -> No
     ]
     # Every feature falls in a category: each is drawn, in its colour.
     assert shown["values"] == sorted(OUTCOME_LEGEND)
+
+
+def test_qgis_fills_field_stats_by_status(qgis: str, tmp_path: Path) -> None:
+    """The fields field-stats writes open in QGIS in their own CRS, by status."""
+    mapped = write_map(tmp_path / "map.tif", base_map())
+    fields = write_fields(tmp_path / "parcels.gpkg")
+    out = tmp_path / "stats.gpkg"
+    field_stats(mapped, fields, out)
+    report_path = tmp_path / "report.json"
+    home = {"HOME": str(tmp_path), "XDG_RUNTIME_DIR": str(tmp_path)}
+    subprocess.run(
+        [qgis, str(SCRIPT), "vector", str(out), FIELD_STATS_LAYER, str(report_path)],
+        check=True,
+        env={**os.environ, **home},
+        timeout=300,
+    )
+    shown = json.loads(report_path.read_text())
+    assert shown["valid"]
+    assert shown["features"] == 5
+    assert shown["crs"] == "EPSG:4269"
+    assert shown["renderer"] == "categorizedSymbol"
+    assert shown["attribute"] == "status"
+    assert shown["categories"] == [
+        [value, label, "SimpleFill", "solid", colour.lower()]
+        for value, (label, colour) in STATUS_LEGEND.items()
+    ]
+    # Every field is drawn, in its status's colour (A to F as test_field_stats).
+    assert shown["values"] == sorted(
+        ["irrigated", "not irrigated", "not irrigated", "not mapped", "partly mapped"]
+    )

@@ -32,10 +32,10 @@ import json
 import math
 import os
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Final, cast
+from typing import Any, Final
 
 import geopandas as gpd
 import numpy as np
@@ -54,7 +54,6 @@ from . import __version__
 from .constants import (
     AREA_DECIMALS,
     IRRIGATED,
-    M2_PER_HA,
     MAP_CLASSES,
     MAP_NODATA,
     NOT_IRRIGATED,
@@ -75,14 +74,17 @@ from .lonlat import (
     parse_bbox_crs,
     shapes_extent,
 )
-from .outputs import check_output_folder, not_a_file, partial_path, same_file
-from .software import cached_file_digest, software_record
-
-#: What a map file must be, for error messages.
-EXPECTED_MAP = (
-    f"a single-band uint8 irrigation class map with nodata {MAP_NODATA} "
-    f"({NOT_IRRIGATED} not irrigated, {IRRIGATED} irrigated)"
+from .map_pixels import (
+    area_ha,
+    open_map,
+    pixel_range,
+    rasterise_ids,
+    read_classes,
+    row_pixel_ha,
+    strips,
 )
+from .outputs import check_output_folder, partial_path, same_file
+from .software import cached_file_digest, software_record
 
 #: Layer of the scored fields in the GeoPackage that ``fields`` names.
 FIELDS_LAYER: Final[str] = "fields"
@@ -486,93 +488,6 @@ class MapEvaluation:
         }
 
 
-def _open_map(map_path: str | Path) -> Any:
-    """Open and check an irrigation map.
-
-    Args:
-        map_path: the map GeoTIFF.
-
-    Returns:
-        The open rasterio dataset (the caller closes it).
-
-    Raises:
-        FileNotFoundError: If *map_path* does not exist or is a folder.
-        ValueError: If it cannot be read, is not single-band uint8 with nodata
-            255, has no CRS, or is not north-up.
-    """
-    name = os.fspath(map_path)
-    if not name.startswith("/vsi") and not os.path.isfile(name):
-        missing = not_a_file(name)
-        msg = (
-            f"Map file {name!r} {missing}; expected {EXPECTED_MAP} as a "
-            "GeoTIFF, so check the path."
-        )
-        raise FileNotFoundError(msg)
-    try:
-        with warnings.catch_warnings():
-            # A picture without georeferencing is refused below, in one line.
-            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-            src = rasterio.open(name)
-    except rasterio.errors.RasterioIOError as error:
-        reason = str(error).strip().splitlines()[0].rstrip(".")
-        msg = (
-            f"Cannot read map file {name!r} ({reason}); expected {EXPECTED_MAP} "
-            "as a GeoTIFF, so check the path."
-        )
-        raise ValueError(msg) from None
-    problem = None
-    wrong_kind = src.count != 1 or src.dtypes[0] != "uint8" or src.nodata != MAP_NODATA
-    if src.driver != "GTiff" and (wrong_kind or src.crs is None):
-        # E.g. the quick look PNG: neither a probability nor a nodata fix.
-        georeferenced = "georeferenced" if src.crs is not None else "no CRS"
-        problem = (
-            f"is a {src.driver} file, not a GeoTIFF ({src.count} band(s) of "
-            f"{', '.join(sorted(set(src.dtypes)))}, {georeferenced})"
-        )
-        advice = (
-            "so pass the class map PATH.tif that predict wrote (PATH_quicklook.png "
-            "is only a picture of it)"
-        )
-    elif wrong_kind:
-        problem = (
-            f"has {src.count} band(s) of {', '.join(sorted(set(src.dtypes)))} with "
-            f"nodata {src.nodata}"
-        )
-        advice = (
-            "so pass the class map (not the `_probability.tif` next to it), or "
-            f"set its nodata with `gdal_edit.py -a_nodata {MAP_NODATA}`"
-        )
-    elif src.crs is None:
-        problem = "has no CRS"
-        advice = "so pass the map as written, with its georeferencing"
-    elif src.transform.b != 0 or src.transform.d != 0 or src.transform.e >= 0:
-        problem = f"has a rotated or south-up transform {tuple(src.transform)[:6]}"
-        advice = "so warp it north-up first, e.g. with `gdalwarp`"
-    if problem is not None:
-        src.close()
-        msg = f"Map file {name!r} {problem}; expected {EXPECTED_MAP}, {advice}."
-        raise ValueError(msg)
-    return src
-
-
-def _pixel_range(start: float, stop: float, size: float, limit: int) -> tuple[int, int]:
-    """Pixel index range ``[first, last)`` covering a coordinate interval.
-
-    Args:
-        start: distance of the interval's start from the map's first pixel edge,
-            map units (metres for UTM).
-        stop: distance of the interval's end from that edge, map units.
-        size: pixel size, map units.
-        limit: number of pixels along the axis.
-
-    Returns:
-        The first and one-past-last pixel, clipped to ``[0, limit]``.
-    """
-    first = math.floor(start / size)
-    last = math.ceil(stop / size)
-    return max(first, 0), min(max(last, 0), limit)
-
-
 @dataclass(frozen=True)
 class _Bbox:
     """A checked ``--bbox`` and the CRS ``--bbox-crs`` names for it."""
@@ -930,7 +845,7 @@ def evaluate_map(
     )
     name = os.fspath(map_path)
     layers = _check_label_layers(labels, labels_layer, class_column)
-    with _open_map(map_path) as src:
+    with open_map(map_path) as src:
         crs = CRS.from_user_input(src.crs.to_wkt())
         if region is not None:
             region.check_not_degrees(src.bounds, crs, name)
@@ -1004,36 +919,20 @@ def evaluate_map(
             total=window.height, desc="evaluate map", unit="row", disable=not progress
         )
         with bar:
-            for row in range(
-                window.row_off, window.row_off + window.height, rows_per_strip
-            ):
-                strip = rasterio.windows.Window(
-                    window.col_off,
-                    row,
-                    window.width,
-                    min(rows_per_strip, window.row_off + window.height - row),
-                )
-                classes = src.read(1, window=strip)
-                bad = classes[(classes > IRRIGATED) & (classes != MAP_NODATA)]
-                if bad.size:
-                    msg = (
-                        f"Map file {name!r} holds value {int(bad[0])}; expected "
-                        f"{EXPECTED_MAP}, so pass the class map, not a "
-                        "probability or other raster."
-                    )
-                    raise ValueError(msg)
+            for strip in strips(window, rows_per_strip):
+                classes = read_classes(src, strip, name)
                 transform = src.window_transform(strip)
                 hits = sindex.query(
                     shapely.box(*rasterio.windows.bounds(strip, src.transform)),
                     predicate="intersects",
                 )
-                ids = _rasterise_ids(geometries, hits, classes.shape, transform)
+                ids = rasterise_ids(geometries, hits, classes.shape, transform)
                 if bbox_polygon is not None:
                     outside = rasterio.features.geometry_mask(
                         [bbox_polygon], out_shape=classes.shape, transform=transform
                     )
                     ids[outside] = -1
-                tally.add(classes, ids, _row_pixel_ha(transform, strip.height, crs))
+                tally.add(classes, ids, row_pixel_ha(transform, strip.height, crs))
                 bar.update(strip.height)
 
     if tally.confusion.sum() == 0:
@@ -1219,7 +1118,7 @@ class _Tally:
                     FIELD_OUTCOMES[int(truth), int(vote)]
                     for truth, vote in zip(label, mapped, strict=True)
                 ],
-                "area_ha": _area_ha(shapes, crs),
+                "area_ha": area_ha(shapes, crs),
                 "scored_ha": np.round(self.scored_ha[scored], AREA_DECIMALS),
             },
             geometry=shapes,
@@ -1291,98 +1190,9 @@ def _labelled_window(
     xmin, ymin, xmax, ymax = extent.intersection(area).bounds
     left, top = float(src.transform.c), float(src.transform.f)
     xres, yres = float(src.transform.a), float(-src.transform.e)
-    col0, col1 = _pixel_range(xmin - left, xmax - left, xres, src.width)
-    row0, row1 = _pixel_range(top - ymax, top - ymin, yres, src.height)
+    col0, col1 = pixel_range(xmin - left, xmax - left, xres, src.width)
+    row0, row1 = pixel_range(top - ymax, top - ymin, yres, src.height)
     return rasterio.windows.Window(col0, row0, col1 - col0, row1 - row0)
-
-
-def _rasterise_ids(
-    geometries: npt.NDArray[Any],
-    hits: npt.NDArray[np.intp],
-    shape: tuple[int, ...],
-    transform: Any,
-) -> npt.NDArray[np.int32]:
-    """Burn the row number of the polygon labelling each pixel.
-
-    Args:
-        geometries: all label polygons, in the map CRS.
-        hits: indices of the polygons that may touch the strip.
-        shape: ``(rows, cols)`` of the strip.
-        transform: affine transform of the strip.
-
-    Returns:
-        int32 ``[rows, cols]``: the index of the last polygon (in file order)
-        whose interior holds the pixel centre, or -1 where there is none.
-    """
-    if hits.size == 0:
-        return np.full(shape, -1, dtype=np.int32)
-    order = np.sort(hits)
-    shapes: Iterable[tuple[Any, int]] = zip(
-        geometries[order], order.tolist(), strict=True
-    )
-    return cast(
-        npt.NDArray[np.int32],
-        rasterio.features.rasterize(
-            shapes, out_shape=shape, transform=transform, fill=-1, dtype=np.int32
-        ),
-    )
-
-
-def _area_ha(geometries: npt.NDArray[Any], crs: CRS) -> npt.NDArray[np.float64]:
-    """Areas of polygons in hectares, as ``PATH.gpkg``'s ``area_ha`` (0.01 ha).
-
-    Args:
-        geometries: the polygons, in *crs*, ``[N]``.
-        crs: a projected CRS (planar area in its linear unit, metres for
-            UTM) or a geographic one (area on its ellipsoid, equal-area).
-
-    Returns:
-        Hectares, rounded to 0.01 ha, ``[N]``.
-    """
-    if crs.is_geographic:
-        geod = crs.get_geod()
-        assert geod is not None  # every geographic CRS has an ellipsoid
-        m2 = np.array(
-            [abs(geod.geometry_area_perimeter(shape)[0]) for shape in geometries],
-            dtype=np.float64,
-        )
-    else:
-        metres = crs.axis_info[0].unit_conversion_factor if crs.axis_info else 1.0
-        m2 = shapely.area(geometries) * metres**2
-    return np.round(m2 / M2_PER_HA, AREA_DECIMALS)
-
-
-def _row_pixel_ha(transform: Any, rows: int, crs: CRS) -> npt.NDArray[np.float64]:
-    """Area of one pixel in each row of a strip, in hectares (unrounded).
-
-    Args:
-        transform: affine transform of the strip (north-up).
-        rows: rows in the strip.
-        crs: a projected CRS (pixel width times height in its linear unit,
-            metres for UTM: the same in every row) or a geographic one (the
-            pixel's area on its ellipsoid, which shrinks away from the equator).
-
-    Returns:
-        Hectares, ``[rows]``.
-    """
-    xres, yres = float(transform.a), float(-transform.e)
-    if crs.is_geographic:
-        geod = crs.get_geod()
-        assert geod is not None  # every geographic CRS has an ellipsoid
-        left = float(transform.c)
-        lons = [left, left + xres, left + xres, left]
-        tops = float(transform.f) - yres * np.arange(rows)
-        m2 = np.array(
-            [
-                abs(geod.polygon_area_perimeter(lons, [t, t, t - yres, t - yres])[0])
-                for t in tops
-            ],
-            dtype=np.float64,
-        )
-    else:
-        metres = crs.axis_info[0].unit_conversion_factor if crs.axis_info else 1.0
-        m2 = np.full(rows, xres * yres * metres**2, dtype=np.float64)
-    return m2 / M2_PER_HA
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The map commands: ``predict`` and ``evaluate``."""
+"""The map commands: ``predict``, ``evaluate`` and ``field-stats``."""
 
 import argparse
 from collections.abc import Callable
@@ -172,3 +172,29 @@ def _evaluate(args: argparse.Namespace) -> None:
         )
     if args.scores is not None:
         print(f"Scores: {args.scores} (JSON)")
+
+
+def _field_stats(args: argparse.Namespace) -> None:
+    """Sum up a class map per field; print the counts and the file written.
+
+    Args:
+        args: the parsed ``field-stats`` command line.
+    """
+    from ..field_stats import FIELD_STATS_LAYER, field_stats
+
+    result = field_stats(
+        args.map,
+        args.fields,
+        args.out,
+        layer=args.layer,
+        min_mapped=args.min_mapped,
+        overwrite=args.overwrite,
+        progress=args.progress,
+    )
+    print(result.summary())
+    written = (
+        f"layer {FIELD_STATS_LAYER!r}, styled by status for QGIS"
+        if result.out.suffix.lower() == ".gpkg"
+        else "CSV, one row per field"
+    )
+    print(f"Wrote {result.out} ({written})")

@@ -8,7 +8,7 @@ from typing import Any, NoReturn
 
 from .data import _download, _sample_data
 from .embeddings import _embed, _embedding_map, _search
-from .maps import _evaluate, _predict
+from .maps import _evaluate, _field_stats, _predict
 from .training import CONF_DIR, _demo, _experiment, _probe
 
 
@@ -301,7 +301,7 @@ def _add_download_command(commands: "argparse._SubParsersAction[Any]") -> None:
 
 
 def _add_map_commands(commands: "argparse._SubParsersAction[Any]") -> None:
-    """Add the ``predict`` and ``evaluate`` sub-commands."""
+    """Add the ``predict``, ``evaluate`` and ``field-stats`` sub-commands."""
     predict = commands.add_parser(
         "predict",
         help="map irrigation over a bbox: COG classes + probability, QGIS styles, "
@@ -445,6 +445,54 @@ def _add_map_commands(commands: "argparse._SubParsersAction[Any]") -> None:
     )
     _add_progress(evaluate)
     evaluate.set_defaults(func=_evaluate)
+
+    stats = commands.add_parser(
+        "field-stats",
+        help="which of your fields are irrigated: a class map summed up per field "
+        "(irrigated area and share, mean probability, status), as a GeoPackage "
+        "styled for QGIS or a CSV table",
+        description="Sum up a class map that predict wrote over your field "
+        "polygons (parcels, DWR fields, fields drawn in QGIS; any vector file, any "
+        "CRS). Each field overlapping the map keeps its attributes and gets status "
+        "(irrigated, not irrigated, partly mapped, not mapped), irr_share, "
+        "mean_prob (from PATH_probability.tif beside the map), irr_ha, mapped_ha, "
+        "area_ha and mapped_shr. A pixel counts for a field when its centre lies "
+        "inside it. E.g. torchgeo-simclr field-stats --map maps/sample.tif "
+        "--fields data/sample/crop_mapping.gpkg --out maps/sample_field_stats.gpkg",
+    )
+    stats.add_argument("--map", required=True, help="class map (PATH.tif)")
+    stats.add_argument(
+        "--fields",
+        required=True,
+        help="field polygons: a GeoPackage, Shapefile, GeoJSON, ... in any CRS",
+    )
+    stats.add_argument(
+        "--layer",
+        metavar="NAME",
+        help="layer of --fields to read (default: the first)",
+    )
+    stats.add_argument(
+        "--out",
+        required=True,
+        metavar="PATH.gpkg|PATH.csv",
+        help="where to write the fields: .gpkg (their geometry and CRS, styled by "
+        "status for QGIS) or .csv (a table with each field's lon and lat)",
+    )
+    stats.add_argument(
+        "--min-mapped",
+        type=_finite_number("a share of 0 to 1"),
+        default=0.5,
+        metavar="SHARE",
+        help="share of a field's area that must be mapped for it to be called "
+        "irrigated or not; less is 'partly mapped' (default: 0.5)",
+    )
+    stats.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a file an earlier field-stats wrote (never other files)",
+    )
+    _add_progress(stats)
+    stats.set_defaults(func=_field_stats)
 
 
 def _add_embedding_commands(commands: "argparse._SubParsersAction[Any]") -> None:
