@@ -140,16 +140,17 @@ def replaced_when_complete(path: Path) -> Iterator[Path]:
 
     Yields:
         :func:`partial_path` of *path*. Leaving the block renames it to *path*;
-        leaving it by an exception removes it, so *path* stays as it was and no
-        temporary file is left behind.
+        leaving it by an exception, or a rename that fails (*path* a folder,
+        say), removes it, so *path* stays as it was and no temporary file is
+        left behind.
     """
     temporary = partial_path(path)
     try:
         yield temporary
+        os.replace(temporary, path)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
-    os.replace(temporary, path)
 
 
 def _running(pid: int) -> bool:

@@ -15,6 +15,7 @@ from torchgeo.datasets.utils import GeoSlice, Sample
 
 from ..constants import S2_NODATA
 from ..lonlat import lonlat_extent
+from ..outputs import replaced_when_complete
 
 #: Changes whenever the values statistics are computed from change, so that
 #: cached statistics of an earlier version are not reused (2: per-band
@@ -159,6 +160,11 @@ def cached_band_statistics(
 ) -> tuple[Tensor, Tensor]:
     """:func:`band_statistics`, read from or written to a JSON cache.
 
+    The cache file is written under
+    :func:`~torchgeo_simclr.outputs.partial_path` and renamed once complete:
+    a reader never finds half a file, runs sharing the cache never share a
+    temporary name, and a failed write leaves no temporary file behind.
+
     Args:
         dataset: an image dataset whose samples have ``image`` ``[C, H, W]``.
         locations: the patches to read when the cache misses.
@@ -175,9 +181,8 @@ def cached_band_statistics(
     mean, std = band_statistics(dataset, locations)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(f".{os.getpid()}.tmp")
-        partial.write_text(json.dumps({"mean": mean.tolist(), "std": std.tolist()}))
-        partial.replace(path)
+        with replaced_when_complete(path) as partial:
+            partial.write_text(json.dumps({"mean": mean.tolist(), "std": std.tolist()}))
     except OSError as error:
         warnings.warn(
             f"Could not cache band statistics in {path} ({error}); they will be "

@@ -24,6 +24,7 @@ from torchgeo.datasets.utils import Sample
 from tqdm import tqdm
 
 from ..constants import IGNORE_INDEX, IRRIGATED, MAP_CLASSES, NOT_IRRIGATED, S2_BANDS
+from ..outputs import replaced_when_complete
 from .unreadable import UnreadableFileError, gdal_reason
 
 #: How a binary irrigation label is derived from the 43 CLC classes.
@@ -528,19 +529,24 @@ def _read_cache(path: Path) -> dict[str, CachedPatch]:
 
 
 def _write_cache(path: Path, patches: dict[str, CachedPatch]) -> None:
-    """Write the label cache atomically; warn (and go on) where that fails."""
-    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """Write the label cache atomically; warn (and go on) where that fails.
+
+    The cache is written under :func:`~torchgeo_simclr.outputs.partial_path`
+    and renamed once complete, so two processes reading the same root never
+    share a temporary name, and a failure leaves no temporary file behind.
+    """
     try:
-        with partial.open("w", newline="") as file:
+        with (
+            replaced_when_complete(path) as partial,
+            partial.open("w", newline="") as file,
+        ):
             writer = csv.writer(file)
             writer.writerow(["patch", "classes", "bands", "json_mtime_ns", "json_size"])
             writer.writerows(
                 (name, " ".join(map(str, p.classes)), p.bands, p.mtime_ns, p.size)
                 for name, p in patches.items()
             )
-        os.replace(partial, path)
     except OSError as error:
-        partial.unlink(missing_ok=True)
         warnings.warn(
             f"Could not cache the BigEarthNet labels in {str(path)!r} ({error}); "
             "they will be read from the label files again next time. Make the "

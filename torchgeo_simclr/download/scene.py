@@ -1,7 +1,6 @@
 """Read one scene's bbox window from its band COGs onto one 10 m grid."""
 
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from ..constants import (
     SCL_UNUSABLE,
 )
 from ..dilation import buffer_pixels, cloud_reach, grow
+from ..outputs import replaced_when_complete
 from .assets import find_asset, to_reflectance_x10000
 
 #: Pixels an SCL cloud grows by on the 10 m grid, for the 60 m bands (7).
@@ -176,7 +176,8 @@ def write_scene(
     pixels that SCL calls saturated or no data, and those within
     :data:`CLOUD_REACH` pixels (and *cloud_buffer* further) of what it calls
     cloud, cirrus or shadow, are set to 0. The file is written under a hidden
-    temporary name and renamed at the end.
+    temporary name of this process (:func:`~torchgeo_simclr.outputs.partial_path`)
+    and renamed at the end; a failure removes it and leaves *path* as it was.
 
     Args:
         item: the scene.
@@ -217,31 +218,27 @@ def write_scene(
         "compress": "deflate",
         "predictor": 2,
     }
-    partial = path.with_name(f".{path.name}.partial")
     harmonisation: dict[str, tuple[float, float]] = {}
-    try:
-        with rasterio.open(partial, "w", **profile) as dst:
-            for index, band in enumerate(S2_BANDS, start=1):
-                asset = find_asset(item, band)
-                gain, bias = to_reflectance_x10000(item, asset)
-                harmonisation[band] = (gain, bias)
-                raw = read_on_grid(asset.href, grid, Resampling.bilinear)
-                valid = (raw != S2_NODATA) & keep
-                scaled = np.clip(
-                    np.rint(raw.astype(np.float32) * gain + bias), 1, 65535
-                )
-                dst.write(np.where(valid, scaled, S2_NODATA).astype(np.uint16), index)
-                dst.set_band_description(index, band)
-                if on_band is not None:
-                    on_band(band)
-            dst.update_tags(
-                stac_item=item.id,
-                cloud_cover=str(item.properties.get("eo:cloud_cover")),
-                datetime=str(item.datetime),
-            )
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+    with (
+        replaced_when_complete(path) as partial,
+        rasterio.open(partial, "w", **profile) as dst,
+    ):
+        for index, band in enumerate(S2_BANDS, start=1):
+            asset = find_asset(item, band)
+            gain, bias = to_reflectance_x10000(item, asset)
+            harmonisation[band] = (gain, bias)
+            raw = read_on_grid(asset.href, grid, Resampling.bilinear)
+            valid = (raw != S2_NODATA) & keep
+            scaled = np.clip(np.rint(raw.astype(np.float32) * gain + bias), 1, 65535)
+            dst.write(np.where(valid, scaled, S2_NODATA).astype(np.uint16), index)
+            dst.set_band_description(index, band)
+            if on_band is not None:
+                on_band(band)
+        dst.update_tags(
+            stac_item=item.id,
+            cloud_cover=str(item.properties.get("eo:cloud_cover")),
+            datetime=str(item.datetime),
+        )
     return SceneFile(path, grid, float(keep.mean()), harmonisation)
 
 

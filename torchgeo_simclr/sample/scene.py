@@ -20,6 +20,7 @@ so the same seed gives byte-identical pixel arrays (with the same numpy build)
 and identical polygons.
 """
 
+import contextlib
 import functools
 import os
 from collections.abc import Sequence
@@ -42,6 +43,7 @@ from torchgeo_simclr.constants import (
     S2_NODATA,
 )
 from torchgeo_simclr.geopackage import write_geopackage
+from torchgeo_simclr.outputs import replaced_when_complete
 from torchgeo_simclr.sample.layout import (
     GRID_M,
     SCENE_CRS,
@@ -90,9 +92,6 @@ MAX_TILES: Final[int] = len(MGRS_COLUMNS)
 
 #: Reflectance (0-1) of the additive per-pixel noise floor.
 NOISE_FLOOR: Final[float] = 0.002
-
-#: Prefix of files being written; they are renamed when all are complete.
-PARTIAL_PREFIX: Final[str] = ".partial-"
 
 
 @dataclass(frozen=True)
@@ -655,38 +654,36 @@ def _write_outputs(
 ) -> None:
     """Write the tiles and the labels under temporary names, then rename them.
 
-    A failure removes the temporary files and leaves existing files untouched.
+    Each file is written under its :func:`~torchgeo_simclr.outputs.partial_path`
+    (this process's own name, so two runs into one folder never share one),
+    and all are renamed only once every one is complete. A failure removes the
+    temporary files and leaves existing files untouched.
     """
-    staged = {
-        p: p.with_name(PARTIAL_PREFIX + p.name) for p in [*image_paths, labels_path]
-    }
     image_paths[0].parent.mkdir(parents=True, exist_ok=True)
-    try:
-        for tmp in staged.values():
-            tmp.unlink(missing_ok=True)
-        _write_tiles(image, layout.bounds, [staged[p] for p in image_paths], seed)
+    with contextlib.ExitStack() as stack:
+        staged = {
+            path: stack.enter_context(replaced_when_complete(path))
+            for path in [*image_paths, labels_path]
+        }
+        _write_tiles(image, layout.bounds, {p: staged[p] for p in image_paths}, seed)
         write_geopackage(to_crop_mapping(layout), staged[labels_path], LAYER)
-        for final, tmp in staged.items():
-            tmp.replace(final)
-    finally:
-        for tmp in staged.values():
-            tmp.unlink(missing_ok=True)
 
 
 def _write_tiles(
-    image: np.ndarray, bounds: Bounds, paths: list[Path], seed: int
+    image: np.ndarray, bounds: Bounds, paths: dict[Path, Path], seed: int
 ) -> None:
     """Write the image as adjacent GeoTIFF tiles, west to east.
 
     Args:
         image: reflectance x10000, uint16, shape ``[12, H, W]``.
         bounds: scene bounds, EPSG:32610 metres.
-        paths: one output path per tile.
+        paths: each tile's final path (whose name the tags use) -> the path
+            it is written to, west to east.
         seed: generator seed, recorded in the tags.
     """
     height, width = image.shape[1:]
     step = width // len(paths)
-    for i, path in enumerate(paths):
+    for i, (final, path) in enumerate(paths.items()):
         tile = image[:, :, i * step : (i + 1) * step]
         profile = {
             "driver": "GTiff",
@@ -708,7 +705,7 @@ def _write_tiles(
         with rasterio.open(path, "w", **profile) as dst:
             dst.write(tile)
             dst.descriptions = S2_BANDS
-            dst.update_tags(**_tags(path.name, seed))
+            dst.update_tags(**_tags(final.name, seed))
             for b, nm in enumerate(WAVELENGTH_NM, start=1):
                 dst.update_tags(b, WAVELENGTH_NM=f"{nm:g}")
 
