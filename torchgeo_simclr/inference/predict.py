@@ -27,7 +27,10 @@ def default_window(problem: str, patch_size: int) -> tuple[int, int]:
     """Window side and overlap for a model, pixels.
 
     Classification models see windows of their training patch size, which
-    overlap by half, so the map has one value per half patch. Segmentation
+    overlap by half, so the map has one value per half patch on the imagery's
+    grid (its summary's and tags' ``detail_size``, e.g. 240 m for 48 px
+    patches of 10 m, beside ``pixel_size`` 10 m; see
+    :func:`~torchgeo_simclr.inference.writer.detail_size`). Segmentation
     models see 256-pixel windows (or their training size when larger) that
     overlap by a quarter.
 
@@ -91,7 +94,10 @@ def predict_map(
     Reads the imagery a row of windows at a time on its own pixel grid, blends
     overlapping windows, and writes ``out`` (uint8 classes, COG), the
     probability COG, their QGIS styles, the irrigated regions as a GeoPackage
-    and a JSON summary, all renamed into place only once complete.
+    and a JSON summary, all renamed into place only once complete. For a
+    classification (per-patch) model it prints the side of the cell that one
+    value stands for, e.g. ``Per-patch model: one value per 240 m x 240 m
+    cell on the 10 m grid.``
 
     Args:
         checkpoint: a fine-tuned or distilled ``.ckpt``.

@@ -442,6 +442,47 @@ def crs_units(crs: CRS) -> str:
     return str(crs.axis_info[0].unit_name)
 
 
+def detail_size(problem: str, res: float, window: int, overlap: int) -> float:
+    """Side of the square that one value of a map stands for, in CRS units.
+
+    A segmentation model gives every pixel a value of its own, so the detail
+    is the pixel. A classification (per-patch) model gives each window one
+    value, which the pixels of the window's central ``window - overlap``
+    square take (see :func:`~torchgeo_simclr.inference.blend.blend_weights`),
+    so the detail is the window stride: 24 px x 10 m = 240 m for windows of
+    48 px that overlap by half, on the same 10 m grid.
+
+    Args:
+        problem: ``classification`` or ``segmentation``.
+        res: pixel side of the map's grid, CRS units (metres for UTM).
+        window: window side, pixels.
+        overlap: pixels shared by neighbouring windows.
+
+    Returns:
+        The side, in the unit of *res* (metres for UTM).
+    """
+    return (window - overlap) * res if problem == "classification" else res
+
+
+def detail_note(detail: float, res: float, units: str) -> str:
+    """The line that tells a per-patch map's detail from its pixel size.
+
+    Args:
+        detail: from :func:`detail_size`.
+        res: pixel side of the map's grid.
+        units: their unit, from :func:`crs_units`.
+
+    Returns:
+        e.g. ``Per-patch model: one value per 240 m x 240 m cell on the 10 m
+        grid.``
+    """
+    unit = " m" if units in ("metre", "meter") else f" {units}"
+    return (
+        f"Per-patch model: one value per {detail:g}{unit} x {detail:g}{unit} cell "
+        f"on the {res:g}{unit} grid."
+    )
+
+
 def finite(value: Any) -> Any:
     """*value* with every NaN or infinite float, however deep, made None.
 
@@ -568,6 +609,8 @@ class IrrigationMapWriter(BasePredictionWriter):
         self._root = str(Path(datamodule.root).resolve())
         #: Versions and source commit of the software making the map.
         self._software = software_record()
+        #: Side of the square one value of the map stands for, CRS units.
+        self._detail = detail_size(task.problem, grid.res, self._window, self._overlap)
         kind: WeightKind = "centre" if task.problem == "classification" else "taper"
         self._blender = StripBlender(
             grid.width, grid.height, blend_weights(size, overlap, kind)
@@ -578,6 +621,7 @@ class IrrigationMapWriter(BasePredictionWriter):
             "checkpoint": task.model_info()["checkpoint"],
             "checkpoint_sha256": task.checkpoint_sha256,
             "problem": task.problem,
+            "detail_size": f"{self._detail:g}",
             "threshold": f"{self._threshold:g}",
             "cloud_masks": str(len(self._masks)),
             "cloud_buffer_m": f"{self._buffer:g}",
@@ -780,6 +824,9 @@ class IrrigationMapWriter(BasePredictionWriter):
         self._bar.set_postfix_str("done", refresh=False)
         self._bar.update()
         self._bar.close()
+        if self._task.problem == "classification":
+            grid = self._datamodule.grid
+            print(detail_note(self._detail, grid.res, crs_units(grid.crs)))
         if not self._counts["valid"]:
             warnings.warn(self._no_data(), UserWarning, stacklevel=1)
 
@@ -828,6 +875,7 @@ class IrrigationMapWriter(BasePredictionWriter):
             "crs": grid.crs.to_string(),
             "crs_units": crs_units(grid.crs),
             "pixel_size": res,
+            "detail_size": self._detail,
             "width": grid.width,
             "height": grid.height,
             "footprint_ha": round(self._counts["footprint"] * pixel_ha, 2),
