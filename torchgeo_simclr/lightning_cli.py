@@ -6,9 +6,6 @@ terminal of the commands that train or predict.
 """
 
 import copy
-import difflib
-import importlib
-import inspect
 import logging
 import os
 import pickle
@@ -26,6 +23,7 @@ from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCL
 from torchgeo.datamodules import BaseDataModule
 from torchgeo.tasks import BaseTask
 
+from .config_errors import parser_error, resolve
 from .interrupts import Interrupted, keyboard_interrupts
 from .tasks.checkpoint_note import written_checkpoint
 from .tasks.irrigation import StandInWarning
@@ -52,62 +50,6 @@ def model_options(options: Iterable[str]) -> list[str]:
     return sorted(name for name in names if name)
 
 
-def one_line(message: str) -> str:
-    """A parser's error as one line, with where to look for the options.
-
-    Args:
-        message: jsonargparse's message, possibly over several lines.
-
-    Returns:
-        The message's lines joined, and a pointer to ``--help``.
-    """
-    text = " ".join(line.strip() for line in message.splitlines() if line.strip())
-    # A class's refusal, buried in jsonargparse's list of Union subtypes.
-    found = re.search(
-        r"Problem with given class_path '([\w.]+)': (Option '(\w+)' is not accepted)",
-        text,
-    )
-    if found:
-        class_path, refusal, option = found.groups()
-        key = re.match(r'Parser key "([\w.]+)"', text)
-        group = key.group(1) if key else "model"  # e.g. model, trainer.callbacks
-        prefix = f"--{group}.init_args"
-        text = f"{class_path}: {refusal}{suggestion(class_path, option, prefix)}"
-        # `fit --help` lists the classes, not their constructors' options.
-        return (
-            f"{text.rstrip('.')}; torchgeo-simclr fit --{group}.help {class_path} "
-            "lists its options."
-        )
-    return f"{text.rstrip('.')}; torchgeo-simclr fit --help lists every option."
-
-
-#: Options people reach for under another name: the timm backbone is ``model``.
-ALIASES = {"backbone": "model", "arch": "model", "learning_rate": "lr"}
-
-
-def suggestion(class_path: str, option: str, prefix: str) -> str:
-    """Name the options of a class that a refused option may have meant.
-
-    Args:
-        class_path: the class whose constructor refused *option*.
-        option: the refused option.
-        prefix: how the command line names the class's options, e.g.
-            ``--model.init_args``.
-
-    Returns:
-        ``" (did you mean --model.init_args.X?)"``, or ``""``.
-    """
-    target = resolve(class_path)
-    if isinstance(target, str):
-        return ""
-    names = [n for n in inspect.signature(target).parameters if n != "self"]
-    close = [ALIASES[option]] if ALIASES.get(option) in names else []
-    close += [n for n in difflib.get_close_matches(option, names) if n not in close]
-    if not close:
-        return ""
-    return f" (did you mean {' or '.join(f'{prefix}.{n}' for n in close)}?)"
-
-
 def same_option(given: Any, restored: Any) -> bool:
     """Whether a command-line option equals the checkpoint's value.
 
@@ -124,23 +66,6 @@ def same_option(given: Any, restored: Any) -> bool:
     if isinstance(given, str) and isinstance(restored, str):
         return os.path.abspath(given) == os.path.abspath(restored)
     return False
-
-
-def resolve(class_path: str) -> Any:
-    """The object a dotted ``class_path`` names.
-
-    Args:
-        class_path: e.g. ``torchgeo_simclr.tasks.FineTuneTask``.
-
-    Returns:
-        The class (two paths to one class give the same object), or the
-        path itself when it cannot be imported.
-    """
-    module, _, name = class_path.rpartition(".")
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError, ValueError):
-        return class_path
 
 
 def construction_error(spec: Any) -> BaseException | None:
@@ -205,20 +130,20 @@ class PluginCLI(LightningCLI):
 
         Raises:
             ValueError: for an option or config file the parser refuses, in
-                one line instead of a page of usage.
+                one line instead of a page of usage (see :func:`parser_error`).
         """
-        try:
-            super().parse_arguments(parser, args)
-        except ArgumentError as error:
-            raise ValueError(one_line(str(error))) from None
-        config = self.config.get(self.config.get("subcommand") or "", self.config)
-        #: ``class_path`` of the model the configuration names.
-        self.configured_model = getattr(config.get("model"), "class_path", None)
-        init_args = getattr(config.get("model"), "init_args", None)
         if args is None:
             tokens = sys.argv[1:]
         else:  # a dict or Namespace of arguments has no command line
             tokens = [str(a) for a in args] if isinstance(args, list) else []
+        try:
+            super().parse_arguments(parser, args)
+        except ArgumentError as error:
+            raise ValueError(parser_error(str(error), tokens)) from None
+        config = self.config.get(self.config.get("subcommand") or "", self.config)
+        #: ``class_path`` of the model the configuration names.
+        self.configured_model = getattr(config.get("model"), "class_path", None)
+        init_args = getattr(config.get("model"), "init_args", None)
         #: The command line's option names.
         self.given_options = {t.split("=", 1)[0] for t in tokens if t.startswith("--")}
         #: Model options given on the command line, with their values, which

@@ -1,0 +1,140 @@
+"""`torchgeo-simclr fit --config FILE`: a bad config names the file and the key."""
+
+from pathlib import Path
+
+import pytest
+from conftest import cli_error_line
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+#: The datamodule of the quickstart configs, as a YAML file names it.
+DATAMODULE = "torchgeo_simclr.datamodules.CentralValleyDataModule"
+
+
+def data_yaml(*lines: str) -> str:
+    """A config that sets the quickstart datamodule's *lines* (``key: value``)."""
+    return "\n".join(
+        ["data:", f"  class_path: {DATAMODULE}", "  init_args:"]
+        + [f"    {line}" for line in lines]
+    )
+
+
+def fit_error(
+    tmp_path: Path, text: str, capsys: pytest.CaptureFixture[str], *extra: str
+) -> tuple[str, str]:
+    """Run `fit` on the quickstart config plus *text* as a second config.
+
+    Returns:
+        The second config's path and the one line `fit` printed (exit 2).
+    """
+    config = tmp_path / "my_settings.yaml"
+    config.write_text(text + "\n")
+    argv = ["fit", "--config", str(CONF / "simclr_quickstart.yaml")]
+    return str(config), cli_error_line([*argv, "--config", str(config), *extra], capsys)
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        (
+            data_yaml('batch_size: "abc"'),
+            "sets data.init_args.batch_size to 'abc', but batch_size takes a whole "
+            "number (int); change it there, e.g. to batch_size: 32 (the default).",
+        ),
+        (
+            data_yaml("label_fraction: lots"),
+            "sets data.init_args.label_fraction to 'lots', but label_fraction takes "
+            "a number or null (float | None); change it there to a number or null.",
+        ),
+        (
+            data_yaml("split_fractions: [0.5, 0.5]"),
+            "sets data.init_args.split_fractions to [0.5, 0.5], but split_fractions "
+            "takes a list of 3 numbers (tuple[float, float, float])",
+        ),
+        (
+            "trainer:\n  max_epochs: many",
+            "sets trainer.max_epochs to 'many', but max_epochs takes a whole number "
+            "or null",
+        ),
+        (
+            "model:\n  class_path: torchgeo_simclr.tasks.SimCLRv2Task\n"
+            "  init_args:\n    optimizer: adamw",
+            "sets model.init_args.optimizer to 'adamw', but optimizer takes one of "
+            "adam, lars, sgd",
+        ),
+    ],
+    ids=["int", "optional float", "tuple", "trainer", "literal"],
+)
+def test_a_value_of_the_wrong_type_names_the_file_key_and_type(
+    tmp_path: Path, text: str, named: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # jsonargparse's dump of the Union subtypes of `data`, without the file.
+    config, err = fit_error(tmp_path, text, capsys)
+    assert f"Config file {config!r} {named}" in err
+    assert "Union" not in err
+
+
+def test_the_file_that_set_the_refused_value_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The parser refuses a bad value where it reads it, though a later file
+    # sets a good one: the later file is not to blame.
+    good = tmp_path / "good.yaml"
+    good.write_text(data_yaml("batch_size: 4"))
+    config, err = fit_error(
+        tmp_path, data_yaml("batch_size: abc"), capsys, "--config", str(good)
+    )
+    assert f"Config file {config!r} sets data.init_args.batch_size to 'abc'" in err
+
+
+def test_a_wrong_type_on_the_command_line_names_the_option(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["fit", "--config", str(CONF / "simclr_quickstart.yaml")]
+    err = cli_error_line([*argv, "--data.init_args.batch_size", "abc"], capsys)
+    assert err.endswith(
+        "--data.init_args.batch_size got 'abc', but it takes a whole number (int); "
+        "pass e.g. --data.init_args.batch_size 32 (the default)."
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        (
+            data_yaml("batchsize: 4"),
+            "sets data.init_args.batchsize, which "
+            f"{DATAMODULE} does not accept (did you mean data.init_args.batch_size",
+        ),
+        (
+            "trainer:\n  max_epoch: 3",
+            "sets trainer.max_epoch, which fit does not accept (did you mean "
+            "trainer.max_epochs",
+        ),
+    ],
+    ids=["datamodule", "trainer"],
+)
+def test_a_misspelt_key_names_the_file(
+    tmp_path: Path, text: str, named: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, err = fit_error(tmp_path, text, capsys)
+    assert f"Config file {config!r} {named}" in err
+    assert "rename or remove it there" in err
+
+
+def test_invalid_yaml_names_the_file_and_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # jsonargparse named the file "<unicode string>".
+    text = data_yaml("batch_size: [4", "root: data")
+    config, err = fit_error(tmp_path, text, capsys)
+    assert f"Config file {config!r} is not valid YAML: " in err
+    assert "at line 5, column 9" in err
+    assert "unicode string" not in err
+
+
+def test_a_list_for_a_config_names_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, err = fit_error(tmp_path, "- trainer\n- data", capsys)
+    assert f"Config file {config!r} holds a list, not options by name" in err
