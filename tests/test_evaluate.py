@@ -1098,7 +1098,8 @@ def test_a_bbox_in_the_map_crs_scores_the_pixels_inside_it(
             UTM_BBOX,
             "EPSG:99999",
             "--bbox-crs 'EPSG:99999' is not a CRS that pyproj knows; pass e.g. "
-            "EPSG:4326 for lon/lat or EPSG:32610 for UTM zone 10N metres.",
+            "EPSG:4326 for lon/lat, EPSG:32610 for UTM zone 10N metres or EPSG:3310 "
+            "for California Albers metres.",
         ),
         (
             (UTM_BBOX[2], UTM_BBOX[1], UTM_BBOX[0], UTM_BBOX[3]),

@@ -88,11 +88,12 @@ def unnamed_crs(filepath: str, bounds: Iterable[float]) -> CRS:
     return LONLAT
 
 
-def parse_bbox_crs(value: str | CRS) -> CRS:
+def parse_bbox_crs(value: str | CRS, option: str = "--bbox-crs") -> CRS:
     """The CRS a ``--bbox-crs`` value names.
 
     Args:
         value: anything pyproj reads, e.g. ``"EPSG:32610"``.
+        option: the option it came from, for the message.
 
     Returns:
         The CRS.
@@ -104,8 +105,9 @@ def parse_bbox_crs(value: str | CRS) -> CRS:
         return CRS.from_user_input(value)
     except CRSError as error:
         msg = (
-            f"--bbox-crs {str(value)!r} is not a CRS that pyproj knows; pass e.g. "
-            "EPSG:4326 for lon/lat or EPSG:32610 for UTM zone 10N metres."
+            f"{option} {str(value)!r} is not a CRS that pyproj knows; pass e.g. "
+            "EPSG:4326 for lon/lat, EPSG:32610 for UTM zone 10N metres or "
+            "EPSG:3310 for California Albers metres."
         )
         raise ValueError(msg) from error
 

@@ -10,7 +10,7 @@ import shapely
 import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from matplotlib.figure import Figure
-from pyproj import Transformer
+from pyproj import CRS, Transformer
 from shapely import MultiPolygon
 from shapely.geometry.base import BaseGeometry
 from torch import Tensor
@@ -24,7 +24,14 @@ from ..datasets.dates import index_dates
 from ..datasets.sentinel2 import check_bands, fresh_file_handles
 from ..datasets.survey_years import other_years
 from ..days import dates_note, parse_days
-from ..lonlat import LONLAT, check_lonlat_bbox, lonlat_extent
+from ..lonlat import (
+    LONLAT,
+    bbox_fault,
+    check_lonlat_bbox,
+    in_degrees,
+    lonlat_extent,
+    parse_bbox_crs,
+)
 from ..patch_labels import patch_labels
 from .augment import make_views, set_augmentations
 from .blocks import spatial_blocks
@@ -65,6 +72,21 @@ def imagery_extent(dataset: GeoDataset) -> tuple[float, float, float, float]:
     """
     bounds = dataset.index.geometry.union_all().bounds
     west, south, east, north = lonlat_extent(bounds, dataset.crs)
+    return padded((west, south, east, north))
+
+
+def padded(
+    extent: tuple[float, float, float, float],
+) -> tuple[float, float, float, float]:
+    """A lon/lat extent plus 0.001 degrees (about 100 m) each way.
+
+    Args:
+        extent: ``(min lon, min lat, max lon, max lat)``, degrees.
+
+    Returns:
+        The wider extent, kept within +-180 and +-90 degrees.
+    """
+    west, south, east, north = extent
     pad = 0.001
     return (
         max(west - pad, -180.0),
@@ -100,6 +122,7 @@ class CentralValleyDataModule(ResumableDraws, GeoDataModule):
         root: str = "data",
         labels: str | None = "crop_mapping.gpkg",
         bbox: tuple[float, float, float, float] | None = None,
+        bbox_crs: str = "EPSG:4326",
         bands: list[str] | None = None,
         patch_size: int = 120,
         batch_size: int = 32,
@@ -140,8 +163,14 @@ class CentralValleyDataModule(ResumableDraws, GeoDataModule):
                 without a polygon is unlabelled, not "not irrigated". A
                 relative path is looked up under *root*; None for unlabeled
                 pretraining.
-            bbox: region of interest ``(min lon, min lat, max lon, max lat)`` in
-                EPSG:4326 degrees (default: all imagery).
+            bbox: region of interest ``(xmin, ymin, xmax, ymax)`` in *bbox_crs*:
+                ``(min lon, min lat, max lon, max lat)`` degrees by default
+                (default: all imagery). A bbox in another CRS than the
+                imagery's is reprojected to the rectangle around it in the
+                imagery's CRS.
+            bbox_crs: CRS of *bbox*, anything pyproj reads, e.g.
+                ``EPSG:32610`` (UTM zone 10N metres) or ``EPSG:3310``
+                (California Albers metres); lon/lat by default.
             bands: band names to load (default: all 12, in the standard order).
             patch_size: patch side, pixels (10 m each).
             batch_size: patches per batch.
@@ -210,11 +239,13 @@ class CentralValleyDataModule(ResumableDraws, GeoDataModule):
                 unlabelled.
 
         Raises:
-            ValueError: if *patch_size* or *batch_size* is below 1,
+            ValueError: if *bbox_crs* is not a CRS pyproj knows, *patch_size* or
+                *batch_size* is below 1,
                 *split_fractions* are not three shares above 0 that sum to 1,
                 *label_fraction* or *min_labelled* is not in ``(0, 1]``,
                 *start* or *end* is not a date, or *start* is after *end*.
         """
+        region_crs = parse_bbox_crs(bbox_crs, "--data.init_args.bbox_crs")
         check_patch_size(patch_size)
         check_batch_size(batch_size)
         check_split_fractions(split_fractions)
@@ -232,9 +263,11 @@ class CentralValleyDataModule(ResumableDraws, GeoDataModule):
         #: DWR label file as given, relative to *root* or the working directory
         #: (see :attr:`labels_path`); None for unlabelled pretraining.
         self.labels = labels
-        #: Region ``(min lon, min lat, max lon, max lat)``, EPSG:4326 degrees
-        #: (None: all imagery).
+        #: Region ``(xmin, ymin, xmax, ymax)`` in :attr:`bbox_crs` (None: all
+        #: imagery).
         self.bbox = bbox
+        #: CRS of :attr:`bbox` (EPSG:4326, lon/lat degrees, by default).
+        self.bbox_crs = region_crs
         #: Band names read, in the order of the image channels.
         self.bands = check_bands(bands)
         #: Side of the split blocks, pixels.
@@ -345,7 +378,7 @@ class CentralValleyDataModule(ResumableDraws, GeoDataModule):
                 crs=self.image_dataset.crs,
                 class_column=self.class_column,
                 class_map=self.class_map,
-                bbox=self.bbox or imagery_extent(self.image_dataset),
+                bbox=self._labels_extent(self.image_dataset),
                 layer=self.labels_layer,
                 covers_bbox=True,
             )
@@ -382,19 +415,159 @@ class CentralValleyDataModule(ResumableDraws, GeoDataModule):
         size = self.patch_size
         return size if isinstance(size, int) else int(size[0])
 
+    def _labels_extent(
+        self, imagery: CentralValleyS2
+    ) -> tuple[float, float, float, float]:
+        """The lon/lat extent the labels are read in: the bbox's, or the imagery's.
+
+        Args:
+            imagery: the imagery.
+
+        Returns:
+            ``(min lon, min lat, max lon, max lat)``: a lon/lat :attr:`bbox` as
+            given; the lon/lat extent of a bbox in another CRS (of the
+            rectangle around it in the imagery's CRS, plus 0.001 degrees);
+            without a bbox, :func:`imagery_extent`.
+        """
+        if self.bbox is None:
+            return imagery_extent(imagery)
+        if self.bbox_crs == LONLAT:
+            west, south, east, north = self.bbox
+            return west, south, east, north
+        west, south, east, north = lonlat_extent(
+            self._bbox_bounds(imagery.crs), imagery.crs, None
+        )
+        return padded((west, south, east, north))
+
+    def _bbox_named(self) -> str:
+        """The bbox as messages name it, e.g. ``bbox [1.0, 2.0, 3.0, 4.0] (lon/lat)``.
+
+        Returns:
+            ``bbox``, its values and its CRS (``lon/lat`` for EPSG:4326).
+        """
+        assert self.bbox is not None
+        crs = "lon/lat" if self.bbox_crs == LONLAT else self.bbox_crs.to_string()
+        return f"bbox {list(self.bbox)} ({crs})"
+
+    def _checked_bbox(self, imagery_crs: CRS) -> tuple[float, float, float, float]:
+        """:attr:`bbox`, refused in one sentence if it is not a bbox.
+
+        Args:
+            imagery_crs: the imagery's CRS, suggested as :attr:`bbox_crs` for
+                metres given as lon/lat.
+
+        Returns:
+            The bbox, in :attr:`bbox_crs`.
+
+        Raises:
+            ValueError: for a lon/lat bbox as
+                :func:`~torchgeo_simclr.lonlat.check_lonlat_bbox` refuses it
+                (latitude first, 0-360 degrees), but metres are told to name
+                their CRS; in another CRS, for values that are not 4 finite
+                numbers with min < max, or latitudes beyond +-90 degrees.
+        """
+        assert self.bbox is not None
+        values = tuple(float(v) for v in self.bbox)
+        crs = self.bbox_crs
+        option = "--data.init_args.bbox_crs"
+        if crs == LONLAT:
+            try:
+                bbox = check_lonlat_bbox(values)
+            except ValueError:
+                if len(values) == 4 and any(abs(v) > 360 for v in values):
+                    msg = (
+                        f"bbox={list(values)} is not longitude/latitude degrees "
+                        f"in EPSG:4326 (the default {option}): these look like "
+                        f"projected coordinates (metres); give their CRS, e.g. "
+                        f"{option} {imagery_crs.to_string()} if they are in the "
+                        "imagery's CRS."
+                    )
+                    raise ValueError(msg) from None
+                raise
+            assert bbox is not None
+            return bbox
+        names = ("lon", "lat") if crs.is_geographic else ("x", "y")
+        fault, meant = bbox_fault(values, names)
+        if not fault and crs.is_geographic and not in_degrees(values):
+            fault = "a latitude is beyond +-90 degrees or a longitude beyond +-180"
+            meant = None
+            swapped = (values[1], values[0], values[3], values[2])
+            if in_degrees(swapped):
+                fault += ": longitude and latitude look swapped"
+                meant = swapped
+        if fault:
+            fix = (
+                f"pass [{', '.join(f'{v:.10g}' for v in meant)}]"
+                if meant is not None
+                else f"pass 4 numbers xmin, ymin, xmax, ymax in {crs.to_string()}"
+            )
+            msg = (
+                f"bbox={list(values)} is not ({', '.join(f'min {n}' for n in names)}"
+                f", {', '.join(f'max {n}' for n in names)}) with min < max in "
+                f"{crs.to_string()} ({option}): {fault}; {fix}."
+            )
+            raise ValueError(msg)
+        xmin, ymin, xmax, ymax = values
+        return xmin, ymin, xmax, ymax
+
+    def _bbox_bounds(self, crs: CRS) -> tuple[float, float, float, float]:
+        """The rectangle around :attr:`bbox` in *crs* (the imagery's).
+
+        Args:
+            crs: the CRS of the rectangle.
+
+        Returns:
+            ``(xmin, ymin, xmax, ymax)`` in *crs*; the bbox's edges are
+            followed, so a bbox that is no rectangle in *crs* lies inside.
+        """
+        bbox = self._checked_bbox(crs)
+        to_data = Transformer.from_crs(self.bbox_crs, crs, always_xy=True)
+        xmin, ymin, xmax, ymax = to_data.transform_bounds(*bbox)
+        return xmin, ymin, xmax, ymax
+
+    def _check_degrees(self, footprint: BaseGeometry, crs: CRS) -> None:
+        """Refuse lon/lat degrees given in a projected :attr:`bbox_crs`.
+
+        Such a bbox lies near the CRS's origin, far from the imagery, and
+        would be refused for missing it without the reason.
+
+        Args:
+            footprint: the imagery's footprint, in *crs*.
+            crs: the imagery's CRS.
+
+        Raises:
+            ValueError: if the bbox misses the imagery in its CRS but its
+                numbers, read as lon/lat, lie over it.
+        """
+        assert self.bbox is not None
+        values = tuple(float(v) for v in self.bbox)
+        if not self.bbox_crs.is_projected or not in_degrees(values):
+            return
+        xmin, ymin, xmax, ymax = values
+        to_data = Transformer.from_crs(LONLAT, crs, always_xy=True)
+        read_as_lonlat = to_data.transform_bounds(xmin, ymin, xmax, ymax)
+        if not footprint.intersects(shapely.box(*read_as_lonlat)):
+            return
+        given = self.bbox_crs.to_string()
+        msg = (
+            f"bbox={list(values)} in {given} (--data.init_args.bbox_crs) misses the "
+            "imagery, but read as lon/lat degrees it lies over it; leave out "
+            f"--data.init_args.bbox_crs (lon/lat is the default), or give the bbox "
+            f"in {given} metres."
+        )
+        raise ValueError(msg)
+
     def _region(self, dataset: GeoDataset) -> BaseGeometry:
         footprint = dataset.index.geometry.union_all()
         if self.bbox is None:
             return footprint
-        bbox = check_lonlat_bbox(self.bbox)
-        assert bbox is not None
-        to_data = Transformer.from_crs(LONLAT, dataset.crs, always_xy=True)
-        box = shapely.box(*to_data.transform_bounds(*bbox))
+        box = shapely.box(*self._bbox_bounds(dataset.crs))
         region = footprint & box
         if region.is_empty or region.area == 0:
+            self._check_degrees(footprint, dataset.crs)
             extent = lonlat_extent(footprint.bounds, dataset.crs, 5)
             msg = (
-                f"bbox {list(self.bbox)} (lon/lat) does not overlap the data in "
+                f"{self._bbox_named()} does not overlap the data in "
                 f"{str(self.root)!r}, which covers {extent} (lon/lat) = "
                 f"{np.round(footprint.bounds, 1).tolist()} in {dataset.crs.to_string()}"
                 "; pass a bbox inside that extent."
