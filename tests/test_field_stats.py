@@ -10,6 +10,7 @@ import pandas as pd
 import pyogrio
 import pytest
 import rasterio
+import shapely
 from rasterio.transform import from_origin
 from test_evaluate import (
     MAP_CRS,
@@ -26,6 +27,7 @@ from torchgeo_simclr.evaluate import FIELDS_LAYER, evaluate_map
 from torchgeo_simclr.field_stats import (
     COLUMNS,
     FIELD_STATS_LAYER,
+    STATUS_LEGEND,
     STATUSES,
     field_stats,
 )
@@ -108,9 +110,9 @@ def test_hand_computed_statistics(mapped: Path, fields: Path, tmp_path: Path) ->
     out = tmp_path / "out" / "stats.gpkg"
     result = field_stats(mapped, fields, out)
     frame = by_name(out)
-    # G lies far off the map: not read, not written.
-    assert sorted(frame.index) == ["A", "B", "C", "E", "F"]
-    a, b, c, e, f = (frame.loc[name] for name in "ABCEF")
+    # Every field is written, in file order, G far off the map too.
+    assert list(frame.index) == list(FIELDS)
+    a, b, c, e, f, g = (frame.loc[name] for name in FIELDS)
     # A: 15 mapped pixels of 16 (one is nodata), all irrigated.
     assert (a.status, a.irr_share, a.irr_ha, a.mapped_ha) == (
         "irrigated",
@@ -118,7 +120,7 @@ def test_hand_computed_statistics(mapped: Path, fields: Path, tmp_path: Path) ->
         0.15,
         0.15,
     )
-    assert (a.area_ha, a.mapped_shr) == (0.16, 0.9375)
+    assert (a.area_ha, a.mapped_shr, a.irr_ac, a.area_ac) == (0.16, 0.9375, 0.37, 0.4)
     # Mean of 14 pixels at 0.9 and one at 0.6.
     assert a.mean_prob == pytest.approx((14 * 0.9 + 0.6) / 15, abs=1e-4)
     assert (b.status, b.irr_share, b.irr_ha, b.mapped_ha) == (
@@ -129,21 +131,46 @@ def test_hand_computed_statistics(mapped: Path, fields: Path, tmp_path: Path) ->
     )
     assert b.mean_prob == pytest.approx(0.375, abs=1e-4)  # (4 * 0.9 + 12 * 0.2) / 16
     assert (c.status, c.irr_share) == ("not irrigated", 0.5)  # a tie is not irrigated
-    assert e.status == "not mapped"
+    assert e.status == "no data"
     assert math.isnan(e.irr_share)
     assert math.isnan(e.mean_prob)
     assert (e.irr_ha, e.mapped_ha, e.mapped_shr) == (0, 0, 0)
-    # F: one column of four lies on the map.
+    # F: one column of four lies on the map; its pixels past the edge have no data.
     assert (f.status, f.mapped_shr, f.area_ha) == ("partly mapped", 0.25, 0.16)
-    assert result.n_fields == 5
-    assert result.counts == {
+    assert g.status == "off map"
+    assert math.isnan(g.mapped_shr)
+    assert result.n_fields == 6
+    assert result.counts == dict.fromkeys(STATUSES, 0) | {
         "irrigated": 1,
         "not irrigated": 2,
         "partly mapped": 1,
-        "not mapped": 1,
+        "no data": 1,
+        "off map": 1,
     }
     assert result.irrigated_fields_ha == 0.16
-    assert "1 irrigated (0.16 ha, 0.40 acres)" in result.summary()
+    assert result.irrigated_in_them_ha == 0.15
+    # A 15, B 4, C 8 and F's pixel at row 5 or more, column 19 (none irrigated).
+    assert result.irrigated_in_all_ha == 0.27
+    assert result.summary().splitlines()[:2] == [
+        "Fields: 6 written: 1 irrigated, 2 not irrigated, 1 partly mapped, 1 no data, "
+        "1 off map",
+        "Irrigated fields cover 0.16 ha (0.40 acres); the pixels mapped irrigated "
+        "cover 0.15 ha of them and 0.27 ha of all fields",
+    ]
+
+
+def test_what_made_the_map_is_on_every_field(tmp_path: Path, fields: Path) -> None:
+    mapped = write_map(tmp_path / "map.tif", base_map())
+    with rasterio.open(mapped, "r+") as dst:
+        dst.update_tags(
+            checkpoint_sha256="ab" * 32,
+            threshold="0.4",
+            imagery_dates="2023-07-20,unknown,2023-07-15",
+        )
+    field_stats(mapped, fields, tmp_path / "stats.csv")
+    row = by_name(tmp_path / "stats.csv").loc["A"]
+    assert (row["map"], row.ckpt_id, row.threshold) == ("map.tif", "ab" * 8, 0.4)
+    assert (row.acq_from, row.acq_to) == ("2023-07-15", "2023-07-20")
 
 
 def test_fields_keep_their_attributes_geometry_and_crs(
@@ -158,9 +185,8 @@ def test_fields_keep_their_attributes_geometry_and_crs(
     given = gpd.read_file(fields)
     assert written.crs == given.crs
     assert list(written.columns) == ["name", "owner", *COLUMNS, "geometry"]
-    kept = given[given["name"] != "G"].reset_index(drop=True)
-    assert written["owner"].tolist() == kept["owner"].tolist()
-    assert written.geometry.geom_equals(kept.geometry).all()
+    assert written["owner"].tolist() == given["owner"].tolist()
+    assert written.geometry.geom_equals(given.geometry).all()
 
 
 def test_csv_has_the_same_values_and_where_each_field_lies(
@@ -170,8 +196,9 @@ def test_csv_has_the_same_values_and_where_each_field_lies(
     field_stats(mapped, fields, tmp_path / "stats.csv")
     table, frame = by_name(tmp_path / "stats.csv"), by_name(tmp_path / "stats.gpkg")
     assert "geometry" not in table.columns
+    measured = list(COLUMNS)[: list(COLUMNS).index("mapped_shr") + 1]
     pd.testing.assert_frame_equal(
-        table[list(COLUMNS)], pd.DataFrame(frame[list(COLUMNS)]), check_dtype=False
+        table[measured], pd.DataFrame(frame[measured]), check_dtype=False
     )
     inside = gpd.GeoSeries.from_xy(
         table["lon"].to_numpy(), table["lat"].to_numpy(), crs="EPSG:4326"
@@ -189,7 +216,7 @@ def test_geopackage_is_styled_by_status(
     qml = styles["styleQML"].iloc[0]
     assert styles["f_table_name"].iloc[0] == FIELD_STATS_LAYER
     assert 'attr="status"' in qml
-    for status in STATUSES:
+    for status in STATUS_LEGEND:
         assert f'value="{status}"' in qml
 
 
@@ -237,14 +264,21 @@ def test_a_probability_map_on_another_grid_is_refused(
     assert not (tmp_path / "stats.csv").exists()
 
 
-def test_a_column_of_the_same_name_is_replaced_with_a_warning(
+def test_a_column_of_the_same_name_is_kept_under_another(
     mapped: Path, tmp_path: Path
 ) -> None:
-    fields = write_fields(tmp_path / "parcels.gpkg", status=["mine"] * len(FIELDS))
+    fields = write_fields(
+        tmp_path / "parcels.gpkg", status=["mine"] * len(FIELDS), lon=[1] * len(FIELDS)
+    )
     out = tmp_path / "stats.csv"
-    with pytest.warns(UserWarning, match=r"already have the column\(s\) status"):
+    with pytest.warns(
+        UserWarning, match=r"column\(s\) status, lon; .* status_in, lon_in"
+    ):
         field_stats(mapped, fields, out)
-    assert by_name(out).loc["A", "status"] == "irrigated"
+    table = by_name(out)
+    assert table.loc["A", "status"] == "irrigated"
+    assert table["status_in"].tolist() == ["mine"] * len(FIELDS)
+    assert table["lon_in"].tolist() == [1] * len(FIELDS)
 
 
 def test_outputs_are_refused_before_any_work(
@@ -336,8 +370,8 @@ def test_cli_prints_counts_and_the_file(
     )
     printed = capsys.readouterr().out
     assert (
-        "Fields: 5 over the map's extent: 1 irrigated (0.16 ha, 0.40 acres), "
-        "2 not irrigated, 1 partly mapped, 1 not mapped"
+        "Fields: 6 written: 1 irrigated, 2 not irrigated, 1 partly mapped, 1 no data, "
+        "1 off map\nIrrigated fields cover 0.16 ha (0.40 acres)"
     ) in printed
     assert f"Wrote {out} (layer 'field_stats', styled by status for QGIS)" in printed
 
@@ -355,3 +389,70 @@ def test_status_is_the_vote_evaluate_scores(tmp_path: Path) -> None:
     irrigated = (stats["status"] == "irrigated").astype(int)
     assert irrigated.tolist() == scored["mapped"].tolist()
     assert stats["mapped_ha"].tolist() == scored["scored_ha"].tolist()
+
+
+def test_overlapping_fields_each_count_their_own_pixels(
+    mapped: Path, tmp_path: Path
+) -> None:
+    # B2 covers the right half of B and 2 columns east of it; B3 the same as B.
+    fields = {"B": (0, 10, 4, 14), "B2": (0, 12, 4, 16), "B3": (0, 10, 4, 14)}
+    for suffix in (".gpkg", ".geojson"):
+        path = tmp_path / f"parcels{suffix}"
+        frame = gpd.GeoDataFrame(
+            {"name": list(fields)},
+            geometry=[pixel_box(rows) for rows in fields.values()],
+            crs=MAP_CRS,
+        )
+        frame.to_file(path)
+        field_stats(mapped, path, tmp_path / f"stats{suffix}.csv")
+    table = by_name(tmp_path / "stats.gpkg.csv")
+    assert list(table.index) == list(fields)
+    assert table["mapped_ha"].tolist() == [0.16, 0.16, 0.16]
+    # Row 0 of B is irrigated (4 pixels); B2 holds 2 of them.
+    assert table["irr_ha"].tolist() == [0.04, 0.02, 0.04]
+    pd.testing.assert_frame_equal(table, by_name(tmp_path / "stats.geojson.csv"))
+
+
+def test_fields_without_geometry_small_or_invalid_are_written(
+    mapped: Path, tmp_path: Path
+) -> None:
+    x0, y0 = ORIGIN
+    # A bow-tie over A's two top rows: rasterio burns both lobes, shapely gives
+    # it area 0 unless repaired.
+    bowtie = shapely.Polygon(
+        [(x0, y0), (x0 + 40, y0 - 20), (x0 + 40, y0), (x0, y0 - 20), (x0, y0)]
+    )
+    tiny = shapely.box(x0 + 101, y0 - 9, x0 + 104, y0 - 6)  # no pixel centre
+    frame = gpd.GeoDataFrame(
+        {"name": ["bowtie", "none", "tiny", "A"]},
+        geometry=[bowtie, None, tiny, pixel_box(FIELDS["A"])],
+        crs=MAP_CRS,
+    )
+    frame.to_file(tmp_path / "parcels.gpkg")
+    with pytest.warns(UserWarning, match=r"1 invalid polygon\(s\) \(e.g. row 1: Self"):
+        result = field_stats(mapped, tmp_path / "parcels.gpkg", tmp_path / "s.gpkg")
+    table = by_name(tmp_path / "s.gpkg")
+    assert list(table.index) == ["bowtie", "none", "tiny", "A"]
+    assert table["status"].tolist() == [
+        "irrigated",
+        "no geometry",
+        "too small",
+        "irrigated",
+    ]
+    # The repaired bow-tie: two triangles of 200 m2, holding 4 pixel centres.
+    assert table.loc["bowtie", "area_ha"] == 0.04
+    assert table.loc["bowtie", "mapped_ha"] == 0.03  # the nodata pixel (0, 0)
+    assert result.counts["no geometry"] == 1
+    # The file keeps the polygons as they were.
+    assert table.loc["bowtie"].geometry.equals(shapely.MultiPolygon([bowtie]))
+
+
+def test_a_per_patch_map_says_it_is_coarse(tmp_path: Path, fields: Path) -> None:
+    mapped = write_map(tmp_path / "map.tif", base_map())
+    with rasterio.open(mapped, "r+") as dst:
+        dst.update_tags(detail_size="240")
+    result = field_stats(mapped, fields, tmp_path / "stats.csv")
+    assert (
+        "The map is a per-patch model's: one value per 240 m x 240 m cell, so fields "
+        "smaller than that take the value of the patch around them"
+    ) in result.summary()

@@ -260,7 +260,7 @@ def test_qgis_fills_field_stats_by_status(qgis: str, tmp_path: Path) -> None:
     )
     shown = json.loads(report_path.read_text())
     assert shown["valid"]
-    assert shown["features"] == 5
+    assert shown["features"] == 6
     assert shown["crs"] == "EPSG:4269"
     assert shown["renderer"] == "categorizedSymbol"
     assert shown["attribute"] == "status"
@@ -268,7 +268,14 @@ def test_qgis_fills_field_stats_by_status(qgis: str, tmp_path: Path) -> None:
         [value, label, "SimpleFill", "solid", colour.lower()]
         for value, (label, colour) in STATUS_LEGEND.items()
     ]
-    # Every field is drawn, in its status's colour (A to F as test_field_stats).
+    # Every field is drawn, in its status's colour (A to G as test_field_stats).
     assert shown["values"] == sorted(
-        ["irrigated", "not irrigated", "not irrigated", "not mapped", "partly mapped"]
+        [
+            "irrigated",
+            "not irrigated",
+            "not irrigated",
+            "no data",
+            "partly mapped",
+            "off map",
+        ]
     )

@@ -3,16 +3,16 @@
 :func:`field_stats` reads a class map that ``predict`` wrote (and the
 probability map beside it, where there is one) and a vector file of field
 polygons (parcels, last year's DWR fields, fields drawn in QGIS: any file GDAL
-reads, in any CRS) and gives each field that overlaps the map what the map says
-about it: the area of its pixels mapped irrigated, the share of its mapped
-area that is irrigated, its mean probability of irrigation, and a status
-(:data:`STATUSES`) that a water manager can filter on.
+reads, in any CRS) and gives every field what the map says about it: the area
+of its pixels mapped irrigated, the share of its mapped area that is
+irrigated, its mean probability of irrigation, a status (:data:`STATUSES`)
+that a water manager can filter on, and what made the map.
 
-A pixel belongs to a field when its centre lies inside the polygon (where
-polygons overlap, to the one that comes later in the file), as ``evaluate``
-counts label polygons; the map is read in strips of whole rows, so memory does
-not grow with the map. Fields keep their own attributes, geometry and CRS;
-fields whose bounding box misses the map are not read.
+A pixel belongs to a field when its centre lies inside the polygon; fields
+that overlap each other each count the pixels they share. The map is read in
+strips of whole rows, so memory does not grow with the map. Fields keep their
+own attributes, geometry, CRS and order, and every field of the file is
+written, also those off the map or without geometry.
 """
 
 import csv
@@ -29,6 +29,7 @@ import pandas as pd
 import pyogrio
 import pyogrio.errors
 import rasterio
+import rasterio.features
 import rasterio.windows
 import shapely
 from pyproj import CRS
@@ -42,7 +43,9 @@ from .constants import (
     MAP_CLASSES,
     MAP_NODATA,
     NOT_IRRIGATED,
+    UNKNOWN_DATE,
 )
+from .digest import CHECKPOINT_ID_LENGTH
 from .geopackage import missing_layer, write_geopackage
 from .interrupts import deferred_interrupts
 from .lonlat import LONLAT, in_degrees, lonlat_extent, shapes_extent
@@ -69,40 +72,64 @@ FIELD_STATS_LAYER: Final[str] = "field_stats"
 #: Name of the layer's default style, shown in QGIS's style manager.
 FIELD_STATS_STYLE_NAME: Final[str] = "field status"
 
-#: ``status`` of a field: by the strict majority of its mapped area where at
-#: least ``min_mapped`` of it is mapped; ``partly mapped`` where less is;
-#: ``not mapped`` where no pixel centre with data lies in it (off the map's
-#: data, or a field smaller than a pixel).
+#: ``status`` of a field. Where at least ``min_mapped`` of its pixels have
+#: map data, by the strict majority of its mapped area; ``partly mapped``
+#: where fewer do, ``no data`` where none does (masked clouds, outside a
+#: lon/lat bbox's edge), ``too small`` where it holds no pixel centre, ``off
+#: map`` where it lies outside the map, ``no geometry`` where it has none.
 STATUSES: Final[tuple[str, ...]] = (
     "irrigated",
     "not irrigated",
     "partly mapped",
-    "not mapped",
+    "no data",
+    "too small",
+    "off map",
+    "no geometry",
 )
 
 #: QGIS legend label and fill colour of each status, in legend order: the
-#: map's own class colours, then greys.
+#: map's own class colours, then greys (a field without geometry is drawn
+#: nowhere).
 STATUS_LEGEND: Final[dict[str, tuple[str, str]]] = {
     "irrigated": MAP_CLASSES[IRRIGATED],
     "not irrigated": MAP_CLASSES[NOT_IRRIGATED],
-    "partly mapped": ("Partly mapped: too little of it on the map", "#9e9e9e"),
-    "not mapped": ("Not mapped: no map data in it", "#e0e0e0"),
+    "partly mapped": ("Partly mapped: too few of its pixels have data", "#9e9e9e"),
+    "no data": ("No data: none of its pixels has map data", "#d9d9d9"),
+    "too small": ("Too small: holds no pixel centre", "#f0f0f0"),
+    "off map": ("Off the map", "#ffffff"),
 }
 
 #: The columns :func:`field_stats` adds, in order, and what each holds (names
 #: of 10 characters at most, so a Shapefile export keeps them).
 COLUMNS: Final[dict[str, str]] = {
     "status": "one of: " + ", ".join(STATUSES),
-    "irr_share": "share of the mapped area mapped irrigated, 0-1 (null: not mapped)",
+    "irr_share": (
+        "share of its mapped area mapped irrigated, 0-1 (null: no pixel with data)"
+    ),
     "mean_prob": (
-        "mean probability of irrigation of its mapped pixels, 0-1 (null: not "
-        "mapped, or no probability map beside the class map)"
+        "mean probability of irrigation of its mapped pixels, 0-1 (null: no pixel "
+        "with data, or no probability map beside the class map)"
     ),
     "irr_ha": "area of its pixels mapped irrigated, hectares",
+    "irr_ac": "the same in acres",
     "mapped_ha": "area of its pixels with map data, hectares",
-    "area_ha": "the polygon's area, hectares",
-    "mapped_shr": "mapped_ha / area_ha, 0-1 (pixels by centre, so capped at 1)",
+    "area_ha": "the polygon's area (planar, in the map's CRS), hectares",
+    "area_ac": "the same in acres",
+    "mapped_shr": (
+        "share of its pixels with map data, 0-1: 1 where every pixel whose centre "
+        "it holds has data, less where its pixels lack data or it reaches past "
+        "the map"
+    ),
+    "map": "the class map's file name",
+    "ckpt_id": "first 16 hex digits of the SHA-256 of the map's checkpoint",
+    "threshold": "probability above which the map calls a pixel irrigated",
+    "acq_from": "first sensing date of the map's pixels, YYYY-MM-DD",
+    "acq_to": "last sensing date of the map's pixels, YYYY-MM-DD",
 }
+
+#: Suffix given to a field file's own column that has the name of one of
+#: :data:`COLUMNS` (e.g. ``status_in``), so that none of its values is lost.
+KEPT_SUFFIX: Final[str] = "_in"
 
 #: The columns a CSV adds after :data:`COLUMNS`: where each field lies, EPSG:4326
 #: degrees of a point inside it.
@@ -124,27 +151,48 @@ class FieldStats:
 
     #: The file written.
     out: Path
-    #: Fields read (those whose bounding box meets the map's).
+    #: Fields written: every field of the file.
     n_fields: int
     #: Fields of each status, in :data:`STATUSES` order.
     counts: dict[str, int]
     #: Total area of the fields of status ``irrigated``, hectares.
     irrigated_fields_ha: float
+    #: Area of the pixels mapped irrigated inside those fields, hectares.
+    irrigated_in_them_ha: float
+    #: Area of the pixels mapped irrigated inside any field, hectares.
+    irrigated_in_all_ha: float
+    #: Side of the square one value of the map stands for, with its unit
+    #: (e.g. ``"240 m"``), where it is coarser than a pixel (a per-patch
+    #: model's map), else None.
+    detail_size: str | None
     #: Whether ``mean_prob`` was filled from a probability map.
     has_probability: bool
 
     def summary(self) -> str:
-        """One line per fact, as the command prints it.
+        """What the command prints, one fact per line.
 
         Returns:
-            The text, e.g. ``"Fields: 1,038 over the map's extent: 412
-            irrigated (5,123.40 ha, 12,659.70 acres), ..."``.
+            The text, e.g. ``"Fields: 1,158 written: 581 irrigated, ..."``.
         """
-        parts = [f"{self.counts[status]:,} {status}" for status in STATUSES]
+        parts = [
+            f"{self.counts[status]:,} {status}"
+            for status in STATUSES
+            if self.counts[status] or status in STATUSES[:4]
+        ]
         acres = self.irrigated_fields_ha * M2_PER_HA / M2_PER_ACRE
-        parts[0] += f" ({self.irrigated_fields_ha:,.2f} ha, {acres:,.2f} acres)"
-        counted = ", ".join(parts)
-        lines = [f"Fields: {self.n_fields:,} over the map's extent: {counted}"]
+        lines = [
+            f"Fields: {self.n_fields:,} written: {', '.join(parts)}",
+            f"Irrigated fields cover {self.irrigated_fields_ha:,.2f} ha "
+            f"({acres:,.2f} acres); the pixels mapped irrigated cover "
+            f"{self.irrigated_in_them_ha:,.2f} ha of them and "
+            f"{self.irrigated_in_all_ha:,.2f} ha of all fields",
+        ]
+        if self.detail_size is not None:
+            lines.append(
+                f"The map is a per-patch model's: one value per {self.detail_size} x "
+                f"{self.detail_size} cell, so fields smaller than that take the value "
+                "of the patch around them"
+            )
         if not self.has_probability:
             lines.append(
                 "mean_prob is empty: no probability map (PATH_probability.tif) "
@@ -166,11 +214,14 @@ def field_stats(
 ) -> FieldStats:
     """Sum up an irrigation map per field and write the fields with the sums.
 
-    Each field that overlaps the map gets the columns of :data:`COLUMNS`
-    after its own (a column of the same name that it had is replaced, with a
-    warning). Its ``status`` is ``irrigated`` where more than half its mapped
-    area is mapped irrigated (a tie is ``not irrigated``, as ``evaluate``
-    votes), provided at least *min_mapped* of its area is mapped.
+    Every field of the file gets the columns of :data:`COLUMNS` after its
+    own, in file order (a column of its own with one of their names is kept
+    as ``NAME_in``, with a warning). Its ``status`` is ``irrigated`` where
+    more than half its mapped area is mapped irrigated (a tie is ``not
+    irrigated``, as ``evaluate`` votes), provided at least *min_mapped* of its
+    pixels have map data. An invalid polygon (a self-intersecting ring, say)
+    is counted as shapely's ``make_valid`` repairs it, with a warning; the
+    file keeps the polygon as it was.
 
     Args:
         map_path: the class map ``PATH.tif`` that ``predict`` wrote (uint8, 0
@@ -183,8 +234,8 @@ def field_stats(
             field's ``lon`` and ``lat``, EPSG:4326 degrees, of a point inside
             it).
         layer: the layer of *fields* to read, or None for its first.
-        min_mapped: share of a field's area, 0-1, that must be mapped for it
-            to get a class; below it the field is ``partly mapped``.
+        min_mapped: share of a field's pixels, 0-1, that must have map data
+            for it to get a class; below it the field is ``partly mapped``.
         overwrite: replace *out* if an earlier ``field-stats`` wrote it (never
             another file).
         progress: show a progress bar over the map's rows.
@@ -192,7 +243,7 @@ def field_stats(
             on it.
 
     Returns:
-        The counts, for the summary line.
+        The counts, for the summary.
 
     Raises:
         FileNotFoundError: If the map or *fields* does not exist.
@@ -204,11 +255,15 @@ def field_stats(
             no layer *layer*, no CRS, or geometries other than polygons, no
             field overlaps the map, *out* does not end in ``.gpkg`` or
             ``.csv`` or is one of the inputs, or *min_mapped* is not in 0-1.
+
+    Warns:
+        UserWarning: if fields have invalid geometry, or columns of the names
+            :func:`field_stats` adds.
     """
     if not 0 <= min_mapped <= 1:
         msg = (
             f"--min-mapped {min_mapped:g} is not a share of 0 to 1; pass e.g. 0.5 "
-            "(half of a field's area mapped)."
+            "(half of a field's pixels with map data)."
         )
         raise ValueError(msg)
     if rows_per_strip < 1:
@@ -227,65 +282,41 @@ def field_stats(
     }
     _check_out(out, inputs, overwrite)
     layer, crs_of_fields = _check_fields(fields_name, layer)
+    frame = gpd.read_file(fields_name, layer=layer, engine="pyogrio")
+    _check_polygons(frame, fields_name)
     with open_map(map_path) as src:
         crs = CRS.from_user_input(src.crs.to_wkt())
-        frame = _read_overlapping(fields_name, layer, crs_of_fields, src, name)
-        shapes = frame.geometry.to_crs(crs).to_numpy()
+        shapes = _shapes(frame, crs, fields_name)
+        on_map = shapely.intersects(shapes, shapely.box(*src.bounds))
+        if not on_map.any():
+            raise ValueError(_off_map(frame, crs_of_fields, fields_name, src, name))
         prob_src = _open_probability(probability, src, name)
         try:
-            sums = _Sums(len(frame))
-            window = _window(src, shapes)
-            sindex = shapely.STRtree(shapes)
-            bar = tqdm(
-                total=window.height,
-                desc="field stats",
-                unit="row",
-                disable=not progress,
-            )
-            with bar:
-                for strip in strips(window, rows_per_strip):
-                    classes = read_classes(src, strip, name)
-                    prob = (
-                        None
-                        if prob_src is None
-                        else prob_src.read(1, window=strip, out_dtype=np.float64)
-                    )
-                    transform = src.window_transform(strip)
-                    hits = sindex.query(
-                        shapely.box(*rasterio.windows.bounds(strip, src.transform)),
-                        predicate="intersects",
-                    )
-                    ids = rasterise_ids(shapes, hits, classes.shape, transform)
-                    sums.add(
-                        classes, prob, ids, row_pixel_ha(transform, strip.height, crs)
-                    )
-                    bar.update(strip.height)
+            sums = _Sums(src, prob_src, name, crs)
+            sums.add_strips(shapes, on_map, rows_per_strip, progress)
+            for index in _overlapping(shapes):
+                sums.recount(int(index), shapes[index])
+            table = sums.columns(shapes, on_map, min_mapped)
         finally:
             if prob_src is not None:
                 prob_src.close()
-    table = sums.columns(area_ha(shapes, crs), min_mapped)
-    added = [*COLUMNS, *(CSV_COLUMNS if out.suffix.lower() == ".csv" else ())]
-    clashes = sorted(set(added) & set(frame.columns))
-    if clashes:
-        warnings.warn(
-            f"Fields {fields_name!r} already have the column(s) {', '.join(clashes)}, "
-            f"which {out} holds field-stats' values in instead.",
-            UserWarning,
-            stacklevel=2,
-        )
-    result = frame.drop(columns=clashes)
-    for column, values in table.items():
-        result[column] = values
+        tags = src.tags()
+        res = float(src.transform.a)
+    table.update(_provenance(Path(map_path).name, tags, len(frame)))
+    result = _with_columns(frame, table, out, fields_name)
     _write(result, out, inputs, overwrite)
     status = table["status"]
     irrigated = status == "irrigated"
+    detail = float(tags.get("detail_size", res))
+    unit = "m" if crs.axis_info[0].unit_name == "metre" else crs.axis_info[0].unit_name
     return FieldStats(
         out=out,
         n_fields=len(result),
         counts={s: int(np.count_nonzero(status == s)) for s in STATUSES},
-        irrigated_fields_ha=round(
-            float(table["area_ha"][irrigated].sum()), AREA_DECIMALS
-        ),
+        irrigated_fields_ha=round(float(table["area_ha"][irrigated].sum()), 2),
+        irrigated_in_them_ha=round(float(sums.irrigated_ha[irrigated].sum()), 2),
+        irrigated_in_all_ha=round(float(sums.irrigated_ha.sum()), 2),
+        detail_size=f"{detail:g} {unit}" if detail > res else None,
         has_probability=prob_src is not None,
     )
 
@@ -426,52 +457,18 @@ def _check_fields(fields: str, layer: str | None) -> tuple[str, CRS]:
     return chosen, CRS.from_user_input(wkt)
 
 
-def _read_overlapping(
-    fields: str, layer: str, crs: CRS, src: Any, name: str
-) -> gpd.GeoDataFrame:
-    """Read the fields whose bounding box meets the map's, and check them.
+def _check_polygons(frame: gpd.GeoDataFrame, fields: str) -> None:
+    """Refuse fields that are points or lines.
 
     Args:
-        fields: the vector file.
-        layer: its layer.
-        crs: the layer's CRS.
-        src: the open map.
-        name: the map path, for messages.
-
-    Returns:
-        The fields, in their own CRS, in file order.
+        frame: the fields as read.
+        fields: the vector file, for the message.
 
     Raises:
-        ValueError: If no field overlaps the map, or a geometry is no polygon.
+        ValueError: If a geometry is neither a polygon nor a multipolygon.
     """
-    map_crs = CRS.from_user_input(src.crs.to_wkt())
-    box = gpd.GeoSeries([shapely.box(*src.bounds)], crs=map_crs).to_crs(crs)
-    frame = gpd.read_file(
-        fields, layer=layer, bbox=tuple(box.total_bounds), engine="pyogrio"
-    )
-    shapes = frame.geometry.to_crs(map_crs)
-    if not shapes.intersects(shapely.box(*src.bounds)).any():
-        everything = gpd.read_file(fields, layer=layer, engine="pyogrio")
-        bounds = [float(v) for v in everything.total_bounds]
-        if crs.is_geographic and len(everything) and not in_degrees(bounds):
-            extent = [round(v, 1) for v in bounds]
-            msg = (
-                f"Fields file {fields!r} is in {crs.name} degrees, but its "
-                f"coordinates {extent} are not longitude/latitude (a GeoJSON is "
-                "lon/lat unless it names a CRS); give the file its CRS, e.g. "
-                "`ogr2ogr -a_srs EPSG:32610 fields.gpkg IN`."
-            )
-            raise ValueError(msg)
-        where = shapes_extent(everything) if len(everything) else "nothing"
-        msg = (
-            f"No field of {fields!r} (which covers {where}) overlaps map {name!r}, "
-            f"which covers {lonlat_extent(src.bounds, map_crs)} (min lon, min lat, "
-            "max lon, max lat); pass the fields of the map's area."
-        )
-        raise ValueError(msg)
-    kinds = frame.geometry.dropna()
-    kinds = kinds[~kinds.is_empty].geom_type
-    other = sorted(set(kinds) - {"Polygon", "MultiPolygon"})
+    present = frame.geometry[~(frame.geometry.isna() | frame.geometry.is_empty)]
+    other = sorted(set(present.geom_type) - {"Polygon", "MultiPolygon"})
     if other:
         msg = (
             f"Fields file {fields!r} holds {', '.join(other)} geometries; expected "
@@ -479,7 +476,158 @@ def _read_overlapping(
             "points or lines into polygons first."
         )
         raise ValueError(msg)
-    return frame
+
+
+def _shapes(frame: gpd.GeoDataFrame, crs: CRS, fields: str) -> npt.NDArray[Any]:
+    """The fields in the map's CRS, invalid ones repaired, as they are counted.
+
+    Args:
+        frame: the fields as read, in their own CRS.
+        crs: the map's CRS.
+        fields: the vector file, for the warning.
+
+    Returns:
+        One polygon per field, ``[N]``; None where a field has no geometry.
+
+    Warns:
+        UserWarning: naming how many fields are invalid polygons, and the
+            first of them by row.
+    """
+    shapes: npt.NDArray[Any] = frame.geometry.to_crs(crs).to_numpy()
+    shapes[shapely.is_empty(shapes)] = None
+    invalid = np.flatnonzero(~shapely.is_valid(shapes) & ~shapely.is_missing(shapes))
+    if invalid.size:
+        warnings.warn(
+            f"Fields file {fields!r} holds {invalid.size:,} invalid polygon(s) (e.g. "
+            f"row {int(invalid[0]) + 1}: {shapely.is_valid_reason(shapes[invalid[0]])}"
+            "), counted as shapely's make_valid repairs them; fix them in the file "
+            "(QGIS: Vector > Geometry Tools > Fix Geometries) to be sure of their "
+            "area.",
+            UserWarning,
+            stacklevel=3,
+        )
+        shapes[invalid] = shapely.make_valid(shapes[invalid])
+    return shapes
+
+
+def _off_map(
+    frame: gpd.GeoDataFrame, crs: CRS, fields: str, src: Any, name: str
+) -> str:
+    """Why no field lies on the map, in one sentence.
+
+    Args:
+        frame: the fields as read.
+        crs: their CRS.
+        fields: the vector file.
+        src: the open map.
+        name: the map path.
+
+    Returns:
+        The message: coordinates that are not degrees in a lon/lat CRS (a
+        GeoJSON without its CRS), or both extents.
+    """
+    present = frame[~(frame.geometry.isna() | frame.geometry.is_empty)]
+    bounds = [float(v) for v in present.total_bounds]
+    if crs.is_geographic and len(present) and not in_degrees(bounds):
+        extent = [round(v, 1) for v in bounds]
+        return (
+            f"Fields file {fields!r} is in {crs.name} degrees, but its "
+            f"coordinates {extent} are not longitude/latitude (a GeoJSON is "
+            "lon/lat unless it names a CRS); give the file its CRS, e.g. "
+            "`ogr2ogr -a_srs EPSG:32610 fields.gpkg IN`."
+        )
+    where = shapes_extent(present) if len(present) else "nothing"
+    map_crs = CRS.from_user_input(src.crs.to_wkt())
+    return (
+        f"No field of {fields!r} (which covers {where}) overlaps map {name!r}, "
+        f"which covers {lonlat_extent(src.bounds, map_crs)} (min lon, min lat, "
+        "max lon, max lat); pass the fields of the map's area."
+    )
+
+
+def _overlapping(shapes: npt.NDArray[Any]) -> npt.NDArray[np.intp]:
+    """The fields whose interior meets another field's.
+
+    Their pixels are burnt onto the map once, each to one field, so these are
+    counted again one by one.
+
+    Args:
+        shapes: the fields, ``[N]`` (None for none).
+
+    Returns:
+        Their indices, sorted.
+    """
+    tree = shapely.STRtree(shapes)
+    first, second = tree.query(shapes, predicate="intersects")
+    other = first != second
+    first, second = first[other], second[other]
+    inner = shapely.relate_pattern(shapes[first], shapes[second], "2********")
+    return np.unique(first[inner])
+
+
+def _provenance(map_name: str, tags: dict[str, str], n: int) -> dict[str, Any]:
+    """What made the map, as a column each, from the tags ``predict`` writes.
+
+    Args:
+        map_name: the map's file name.
+        tags: the map's GeoTIFF tags.
+        n: number of fields.
+
+    Returns:
+        ``map``, ``ckpt_id``, ``threshold``, ``acq_from`` and ``acq_to``, ``[N]``
+        each (None where the map has no such tag).
+    """
+    dates = sorted(
+        day
+        for day in tags.get("imagery_dates", "").split(",")
+        if day and day != UNKNOWN_DATE
+    )
+    sha = tags.get("checkpoint_sha256")
+    threshold = tags.get("threshold")
+    values: dict[str, object] = {
+        "map": map_name,
+        "ckpt_id": None if sha is None else sha[:CHECKPOINT_ID_LENGTH],
+        "threshold": None if threshold is None else float(threshold),
+        "acq_from": dates[0] if dates else None,
+        "acq_to": dates[-1] if dates else None,
+    }
+    return {column: np.full(n, value, dtype=object) for column, value in values.items()}
+
+
+def _with_columns(
+    frame: gpd.GeoDataFrame, table: dict[str, Any], out: Path, fields: str
+) -> gpd.GeoDataFrame:
+    """The fields with the added columns after their own, geometry last.
+
+    Args:
+        frame: the fields as read.
+        table: column name -> values, ``[N]`` each, in :data:`COLUMNS` order.
+        out: the output (a CSV also adds :data:`CSV_COLUMNS`).
+        fields: the vector file, for the warning.
+
+    Returns:
+        The fields to write.
+
+    Warns:
+        UserWarning: if the fields have columns of the added names, which are
+            kept as ``NAME_in``.
+    """
+    added = [*table, *(CSV_COLUMNS if out.suffix.lower() == ".csv" else ())]
+    clashes = [column for column in frame.columns if column in added]
+    if clashes:
+        renamed = {column: f"{column}{KEPT_SUFFIX}" for column in clashes}
+        warnings.warn(
+            f"Fields {fields!r} already have the column(s) {', '.join(clashes)}; "
+            f"{out} keeps them as {', '.join(renamed.values())}.",
+            UserWarning,
+            stacklevel=3,
+        )
+        frame = frame.rename(columns=renamed)
+    result = frame.copy()
+    for column, values in table.items():
+        result[column] = values
+    geometry = result.geometry.name
+    return result[[*result.columns.drop(geometry), geometry]]
 
 
 def _open_probability(path: Path, src: Any, name: str) -> Any:
@@ -517,10 +665,19 @@ def _open_probability(path: Path, src: Any, name: str) -> Any:
     return prob
 
 
-def _window(src: Any, shapes: npt.NDArray[Any]) -> rasterio.windows.Window:
-    """The smallest window of whole map pixels that holds every field's pixels."""
+def _window(src: Any, shape: Any) -> rasterio.windows.Window:
+    """The smallest window of whole map pixels that holds a shape's pixels.
+
+    Args:
+        src: the open map.
+        shape: a geometry (or a box of several) in the map's CRS that meets
+            the map.
+
+    Returns:
+        The window, clipped to the map.
+    """
     xmin, ymin, xmax, ymax = (
-        shapely.box(*shapely.total_bounds(shapes))
+        shapely.box(*shapely.total_bounds(shape))
         .intersection(shapely.box(*src.bounds))
         .bounds
     )
@@ -532,37 +689,116 @@ def _window(src: Any, shapes: npt.NDArray[Any]) -> rasterio.windows.Window:
 
 
 class _Sums:
-    """Per-field areas and probability sums, accumulated strip by strip."""
+    """Per-field pixel areas and probability sums over a class map."""
 
-    def __init__(self, n: int) -> None:
-        """Start with zero sums for *n* fields."""
-        #: Area of each field's pixels with map data, hectares, ``[N]``.
-        self.mapped_ha = np.zeros(n, dtype=np.float64)
-        #: Area of each field's pixels mapped irrigated, hectares, ``[N]``.
-        self.irrigated_ha = np.zeros(n, dtype=np.float64)
-        #: Sum of the probability of each field's mapped pixels, ``[N]``.
-        self.probability = np.zeros(n, dtype=np.float64)
-        #: Mapped pixels of each field with a probability, ``[N]``.
-        self.probability_px = np.zeros(n, dtype=np.int64)
-
-    def add(
-        self,
-        classes: npt.NDArray[np.uint8],
-        probability: npt.NDArray[np.float64] | None,
-        ids: npt.NDArray[np.int32],
-        pixel_ha: npt.NDArray[np.float64],
-    ) -> None:
-        """Add one strip.
+    def __init__(self, src: Any, probability: Any, name: str, crs: CRS) -> None:
+        """Start with no fields.
 
         Args:
-            classes: map classes (0, 1 or 255), ``[H, W]``.
-            probability: probability of irrigation (nodata below 0), ``[H, W]``,
-                or None.
-            ids: the field holding each pixel's centre, -1 for none, ``[H, W]``.
-            pixel_ha: area of one pixel in each row, hectares, ``[H]``.
+            src: the open class map.
+            probability: the open probability map on its grid, or None.
+            name: the map path, for messages.
+            crs: the map's CRS.
         """
-        n = self.mapped_ha.size
-        mapped = (ids >= 0) & (classes != MAP_NODATA)
+        #: The class map.
+        self.src = src
+        #: The probability map, or None.
+        self.prob_src = probability
+        #: The map path, for messages.
+        self.name = name
+        #: The map's CRS.
+        self.crs = crs
+        empty = np.zeros(0, dtype=np.float64)
+        #: Area of the pixels whose centre each field holds, hectares, ``[N]``.
+        self.inside_ha = empty
+        #: Area of those with map data, hectares, ``[N]``.
+        self.mapped_ha = empty
+        #: Area of those mapped irrigated, hectares, ``[N]``.
+        self.irrigated_ha = empty
+        #: Sum of the probability of each field's mapped pixels, ``[N]``.
+        self.probability = empty
+        #: Mapped pixels of each field with a probability, ``[N]``.
+        self.probability_px = np.zeros(0, dtype=np.int64)
+
+    def add_strips(
+        self,
+        shapes: npt.NDArray[Any],
+        on_map: npt.NDArray[np.bool_],
+        rows: int,
+        progress: bool,
+    ) -> None:
+        """Count every field's pixels, reading the map in strips.
+
+        A pixel shared by fields that overlap is counted for the last of them
+        only; :meth:`recount` counts those fields again.
+
+        Args:
+            shapes: the fields in the map's CRS, ``[N]`` (None for none).
+            on_map: which of them meet the map, ``[N]``.
+            rows: map rows per strip.
+            progress: show a progress bar over the map's rows.
+        """
+        n = len(shapes)
+        self.inside_ha, self.mapped_ha = np.zeros(n), np.zeros(n)
+        self.irrigated_ha, self.probability = np.zeros(n), np.zeros(n)
+        self.probability_px = np.zeros(n, dtype=np.int64)
+        window = _window(self.src, shapes[on_map])
+        tree = shapely.STRtree(shapes)
+        bar = tqdm(
+            total=window.height, desc="field stats", unit="row", disable=not progress
+        )
+        with bar:
+            for strip in strips(window, rows):
+                transform = self.src.window_transform(strip)
+                hits = tree.query(
+                    shapely.box(*rasterio.windows.bounds(strip, self.src.transform)),
+                    predicate="intersects",
+                )
+                ids = rasterise_ids(
+                    shapes, hits, (strip.height, strip.width), transform
+                )
+                self._add(strip, ids)
+                bar.update(strip.height)
+
+    def recount(self, index: int, shape: Any) -> None:
+        """Count one field's pixels again, on its own.
+
+        Args:
+            index: the field's index.
+            shape: the field in the map's CRS.
+        """
+        for sums in (self.inside_ha, self.mapped_ha, self.irrigated_ha):
+            sums[index] = 0.0
+        self.probability[index], self.probability_px[index] = 0.0, 0
+        if not shapely.intersects(shape, shapely.box(*self.src.bounds)):
+            return
+        window = _window(self.src, shape)
+        inside = rasterio.features.geometry_mask(
+            [shape],
+            out_shape=(window.height, window.width),
+            transform=self.src.window_transform(window),
+            invert=True,
+        )
+        self._add(window, np.where(inside, index, -1).astype(np.int32))
+
+    def _add(self, window: rasterio.windows.Window, ids: npt.NDArray[np.int32]) -> None:
+        """Add the pixels of a window of the map to the fields that hold them.
+
+        Args:
+            window: the pixels.
+            ids: the field holding each pixel's centre, -1 for none,
+                ``[window.height, window.width]``.
+        """
+        n = self.inside_ha.size
+        classes = read_classes(self.src, window, self.name)
+        pixel_ha = row_pixel_ha(
+            self.src.window_transform(window), window.height, self.crs
+        )
+        held = ids >= 0
+        self.inside_ha += np.bincount(
+            ids[held], weights=pixel_ha[np.nonzero(held)[0]], minlength=n
+        )
+        mapped = held & (classes != MAP_NODATA)
         rows = np.nonzero(mapped)[0]
         owner = ids[mapped]
         self.mapped_ha += np.bincount(owner, weights=pixel_ha[rows], minlength=n)
@@ -570,8 +806,8 @@ class _Sums:
         self.irrigated_ha += np.bincount(
             owner[irrigated], weights=pixel_ha[rows][irrigated], minlength=n
         )
-        if probability is not None:
-            value = probability[mapped]
+        if self.prob_src is not None:
+            value = self.prob_src.read(1, window=window, out_dtype=np.float64)[mapped]
             known = value >= 0
             self.probability += np.bincount(
                 owner[known], weights=value[known], minlength=n
@@ -579,26 +815,38 @@ class _Sums:
             self.probability_px += np.bincount(owner[known], minlength=n)
 
     def columns(
-        self, area: npt.NDArray[np.float64], min_mapped: float
+        self,
+        shapes: npt.NDArray[Any],
+        on_map: npt.NDArray[np.bool_],
+        min_mapped: float,
     ) -> dict[str, npt.NDArray[Any]]:
-        """The :data:`COLUMNS` of every field.
+        """The measured :data:`COLUMNS` of every field, ``status`` to ``mapped_shr``.
 
         Args:
-            area: each polygon's area, hectares, ``[N]``.
-            min_mapped: share of its area a field needs mapped for a class.
+            shapes: the fields in the map's CRS, ``[N]`` (None for none).
+            on_map: which of them meet the map, ``[N]``.
+            min_mapped: share of its pixels a field needs mapped for a class.
 
         Returns:
             Column name -> values, ``[N]`` each (NaN where null).
         """
+        area = area_ha(shapes, self.crs)
+        # A field reaching past the map: its pixels there count as without data.
+        beyond = area_ha(
+            shapely.difference(shapes, shapely.box(*self.src.bounds)), self.crs
+        )
         with np.errstate(divide="ignore", invalid="ignore"):
             share = self.irrigated_ha / self.mapped_ha
             mean = self.probability / self.probability_px
-            mapped_share = np.minimum(self.mapped_ha / area, 1.0)
+            mapped_share = self.mapped_ha / (self.inside_ha + np.nan_to_num(beyond))
         mapped = self.mapped_ha > 0
-        mapped_share[area == 0] = np.where(mapped[area == 0], 1.0, 0.0)
         status = np.where(share > 0.5, "irrigated", "not irrigated").astype(object)
-        status[mapped_share < min_mapped] = "partly mapped"
-        status[~mapped] = "not mapped"
+        status[mapped & (mapped_share < min_mapped)] = "partly mapped"
+        status[~mapped] = "no data"
+        status[self.inside_ha == 0] = "too small"
+        status[~on_map] = "off map"
+        status[shapely.is_missing(shapes)] = "no geometry"
+        acres = M2_PER_HA / M2_PER_ACRE
         return {
             "status": status,
             "irr_share": np.round(np.where(mapped, share, np.nan), SHARE_DECIMALS),
@@ -606,9 +854,13 @@ class _Sums:
                 np.where(self.probability_px > 0, mean, np.nan), SHARE_DECIMALS
             ),
             "irr_ha": np.round(self.irrigated_ha, AREA_DECIMALS),
+            "irr_ac": np.round(self.irrigated_ha * acres, AREA_DECIMALS),
             "mapped_ha": np.round(self.mapped_ha, AREA_DECIMALS),
             "area_ha": area,
-            "mapped_shr": np.round(mapped_share, SHARE_DECIMALS),
+            "area_ac": np.round(area * acres, AREA_DECIMALS),
+            "mapped_shr": np.round(
+                np.where(self.inside_ha > 0, mapped_share, np.nan), SHARE_DECIMALS
+            ),
         }
 
 

@@ -453,11 +453,13 @@ def _add_map_commands(commands: "argparse._SubParsersAction[Any]") -> None:
         "styled for QGIS or a CSV table",
         description="Sum up a class map that predict wrote over your field "
         "polygons (parcels, DWR fields, fields drawn in QGIS; any vector file, any "
-        "CRS). Each field overlapping the map keeps its attributes and gets status "
-        "(irrigated, not irrigated, partly mapped, not mapped), irr_share, "
-        "mean_prob (from PATH_probability.tif beside the map), irr_ha, mapped_ha, "
-        "area_ha and mapped_shr. A pixel counts for a field when its centre lies "
-        "inside it. E.g. torchgeo-simclr field-stats --map maps/sample.tif "
+        "CRS). Every field keeps its attributes and gets status (irrigated, not "
+        "irrigated, partly mapped, no data, too small, off map, no geometry), "
+        "irr_share, mean_prob (from PATH_probability.tif beside the map), irr_ha "
+        "and irr_ac, mapped_ha, area_ha and area_ac, mapped_shr, and what made the "
+        "map (map, ckpt_id, threshold, acq_from, acq_to). A pixel counts for a "
+        "field when its centre lies inside it. E.g. torchgeo-simclr field-stats "
+        "--map maps/sample.tif "
         "--fields data/sample/crop_mapping.gpkg --out maps/sample_field_stats.gpkg",
     )
     stats.add_argument("--map", required=True, help="class map (PATH.tif)")
@@ -483,8 +485,8 @@ def _add_map_commands(commands: "argparse._SubParsersAction[Any]") -> None:
         type=_finite_number("a share of 0 to 1"),
         default=0.5,
         metavar="SHARE",
-        help="share of a field's area that must be mapped for it to be called "
-        "irrigated or not; less is 'partly mapped' (default: 0.5)",
+        help="share of a field's pixels that must have map data for it to be "
+        "called irrigated or not; fewer is 'partly mapped' (default: 0.5)",
     )
     stats.add_argument(
         "--overwrite",
