@@ -85,6 +85,53 @@ def test_the_file_that_set_the_refused_value_is_named(
         tmp_path, data_yaml("batch_size: abc"), capsys, "--config", str(good)
     )
     assert f"Config file {config!r} sets data.init_args.batch_size to 'abc'" in err
+    assert "(a later --config or option does not override a value refused here)" in err
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["split_fractions: [0.7, 0.15, 0.l5]", "bbox: [a, b, c, d]"],
+    ids=["item", "all items"],
+)
+def test_a_list_mended_by_a_later_file_blames_the_earlier(
+    tmp_path: Path, bad: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The later file, which holds the right list, was blamed for it.
+    good = tmp_path / "good.yaml"
+    key = bad.split(":")[0]
+    good.write_text(
+        data_yaml(
+            "split_fractions: [0.7, 0.15, 0.15]"
+            if key == "split_fractions"
+            else "bbox: [-120.86, 37.03, -120.70, 37.15]"
+        )
+    )
+    config, err = fit_error(tmp_path, data_yaml(bad), capsys, "--config", str(good))
+    assert f"Config file {config!r} sets data.init_args.{key} to [" in err
+    assert str(good) not in err
+
+
+def test_the_bad_entry_of_a_list_of_callbacks_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    checkpoint = "lightning.pytorch.callbacks.ModelCheckpoint"
+    text = (
+        "trainer:\n  callbacks:\n"
+        f"    - class_path: {checkpoint}\n      init_args:\n        save_top_k: one\n"
+        f"    - class_path: {checkpoint}\n      init_args:\n        save_top_k: 1\n"
+    )
+    config, err = fit_error(tmp_path, text, capsys)
+    assert (
+        f"Config file {config!r} sets trainer.callbacks.init_args.save_top_k to 'one'"
+    ) in err
+
+
+def test_a_misspelt_top_level_key_is_told_the_key_meant(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, err = fit_error(tmp_path, "dat:\n  init_args:\n    root: here", capsys)
+    assert f"Config file {config!r} sets dat.init_args.root" in err
+    assert "(did you mean data.init_args.root?)" in err
 
 
 def test_a_wrong_type_on_the_command_line_names_the_option(

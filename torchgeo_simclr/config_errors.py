@@ -179,24 +179,25 @@ class ConfigKey(NamedTuple):
             return None
         return parameters.get(name)
 
-    def in_tree(self, tree: Any) -> Any:
-        """The key's value in a parsed YAML config, or :data:`UNSET`.
+    def in_tree(self, tree: Any) -> list[Any]:
+        """The key's values in a parsed YAML config.
 
         Args:
             tree: the config as ``yaml.safe_load`` reads it.
 
         Returns:
-            The value (of the last list entry of :attr:`class_path` that has
-            it, for a list such as ``trainer.callbacks``), or :data:`UNSET`.
+            Its value; for a list such as ``trainer.callbacks``, the value of
+            every entry of :attr:`class_path` that sets it, in order; empty
+            where the config does not set it.
         """
         node = tree
         for part in self.group.split("."):
             if not isinstance(node, dict) or part not in node:
-                return UNSET
+                return []
             node = node[part]
         if self.name is None:
-            return node
-        found = UNSET
+            return [node]
+        found = []
         for entry in node if isinstance(node, list) else [node]:
             if not isinstance(entry, dict):
                 continue
@@ -209,16 +210,16 @@ class ConfigKey(NamedTuple):
                 continue
             init_args = entry.get("init_args")
             if isinstance(init_args, dict) and self.name in init_args:
-                found = init_args[self.name]
+                found.append(init_args[self.name])
             elif self.name in entry:
-                found = entry[self.name]
+                found.append(entry[self.name])
         return found
 
 
 class Setting(NamedTuple):
     """Where the value of a key that the parser refused was given."""
 
-    #: The ``--config`` file, or the command-line option, that set it last.
+    #: The ``--config`` file, or the command-line option, that set it.
     source: str
     #: Whether :attr:`source` is a ``--config`` file.
     from_file: bool
@@ -267,38 +268,66 @@ def as_yaml(value: Any) -> Any:
         return value
 
 
-def where_set(
-    key: ConfigKey, tokens: Sequence[str], refused: str | None = None
-) -> Setting | None:
-    """The ``--config`` file or option that set *key* to the refused value.
+def settings_of(key: ConfigKey, tokens: Sequence[str]) -> list[Setting]:
+    """Every ``--config`` file and option of a command line that sets *key*.
 
     Args:
         key: the key.
         tokens: the command line.
-        refused: the refused value as the parser's message shows it (None:
-            not shown).
 
     Returns:
-        The last file or option that sets *key* to *refused* (the parser
-        refuses a bad value where it reads it, even if a later file sets a
-        good one), else the last that sets *key*; None where none of the
-        command line does (e.g. a whole ``--data`` given as JSON).
+        The settings, in command-line order (a file that sets it in several
+        entries of a list, e.g. two callbacks, once for each).
     """
     settings = []
     options = key.options()
     for option, value in option_values(tokens):
         if option == "--config" and value is not None:
-            given = key.in_tree(read_config(value))
-            if given is not UNSET:
-                settings.append(Setting(value, True, given))
+            tree = read_config(value)
+            settings += [Setting(value, True, given) for given in key.in_tree(tree)]
         elif option in options:
             settings.append(Setting(option, False, value))
-    shown = UNSET if refused is None else as_yaml(refused)
-    matching = [
-        s for s in settings if str(s.value) == refused or as_yaml(s.value) == shown
-    ]
-    chosen = matching or settings
-    return chosen[-1] if chosen else None
+    return settings
+
+
+def holds(value: Any, refused: str) -> bool:
+    """Whether a setting's *value* is, or holds, the value a parser refused.
+
+    Args:
+        value: the value as a config file or the command line gives it.
+        refused: the refused value as the parser's message shows it: the
+            whole value, or one item of a list.
+
+    Returns:
+        True where *value*, or an item of it, reads as *refused*.
+    """
+    shown = as_yaml(refused)
+    items = [value, *(value if isinstance(value, list | tuple) else ())]
+    parsed = as_yaml(value)
+    if isinstance(parsed, list):
+        items += parsed
+    return any(str(item) == refused or as_yaml(item) == shown for item in items)
+
+
+def where_set(
+    settings: Sequence[Setting], refused: str | None = None
+) -> Setting | None:
+    """The ``--config`` file or option that set a key to the refused value.
+
+    Args:
+        settings: every setting of the key, from :func:`settings_of`.
+        refused: the refused value as the parser's message shows it (None:
+            not shown).
+
+    Returns:
+        The first setting that is or holds *refused* (the parser refuses a
+        bad value where it reads it, even if a later file sets a good one);
+        without *refused*, the last setting; None where no setting matches or
+        there is none (e.g. a whole ``--data`` given as JSON).
+    """
+    if refused is None:
+        return settings[-1] if settings else None
+    return next((s for s in settings if holds(s.value, refused)), None)
 
 
 def yaml_text(value: Any) -> str:
@@ -402,7 +431,8 @@ def type_error(text: str, tokens: Sequence[str]) -> str | None:
         return None
     given = re.search(r"(?:Got|Given) value: (.*?)(?: - |$)", tail)
     refused = None if given is None else given.group(1)
-    setting = where_set(key, tokens, refused)
+    settings = settings_of(key, tokens)
+    setting = where_set(settings, refused)
     if setting is not None:
         value = setting.value
         found = repr(value) if isinstance(value, str) else yaml_text(value)
@@ -413,11 +443,23 @@ def type_error(text: str, tokens: Sequence[str]) -> str | None:
     example = None if default is inspect.Parameter.empty else default
     takes = f"takes {words} ({annotation})"
     if setting is None:
+        sources = list(dict.fromkeys(repr(s.source) for s in settings))
+        where = (
+            "the --config file or on the command line"
+            if not sources
+            else f"whichever of {', '.join(sources)} sets it so"
+        )
         return (
             f"The configuration sets {key.dotted} to {found}, but {key.leaf} "
-            f"{takes}; set it to {words} in the --config file or on the command "
-            "line."
+            f"{takes}; set it to {words} in {where}."
         )
+    # The parser refuses a value as it reads it: a later setting cannot mend it.
+    later = settings[settings.index(setting) + 1 :]
+    override = (
+        " (a later --config or option does not override a value refused here)"
+        if later
+        else ""
+    )
     if setting.from_file:
         fix = f"change it there to {words}"
         if example is not None:
@@ -427,7 +469,7 @@ def type_error(text: str, tokens: Sequence[str]) -> str | None:
             )
         return (
             f"Config file {setting.source!r} sets {key.dotted} to {found}, but "
-            f"{key.leaf} {takes}; {fix}."
+            f"{key.leaf} {takes}; {fix}{override}."
         )
     fix = f"pass {words}"
     if example is not None:
@@ -435,7 +477,7 @@ def type_error(text: str, tokens: Sequence[str]) -> str | None:
             f"pass e.g. {setting.source} {shlex.quote(yaml_text(example))} (the "
             "default)"
         )
-    return f"{setting.source} got {found}, but it {takes}; {fix}."
+    return f"{setting.source} got {found}, but it {takes}; {fix}{override}."
 
 
 def unknown_key_error(text: str, tokens: Sequence[str]) -> str | None:
@@ -471,12 +513,17 @@ def unknown_key_error(text: str, tokens: Sequence[str]) -> str | None:
         if parent == "trainer":
             meant = suggestion("lightning.pytorch.Trainer", leaf, "trainer")
         else:
-            close = difflib.get_close_matches(dotted, TOP_LEVEL_KEYS)
+            # The top-level key, misspelt, e.g. `dat:` for `data:`.
+            head, dot, rest = dotted.partition(".")
+            close = [
+                f"{c}{dot}{rest}"
+                for c in difflib.get_close_matches(head, TOP_LEVEL_KEYS)
+            ]
             meant = f" (did you mean {' or '.join(close)}?)" if close else ""
         listing = f"torchgeo-simclr {refuser} --help lists every option"
     else:
         return None
-    setting = where_set(key, tokens)
+    setting = where_set(settings_of(key, tokens))
     if setting is None or not setting.from_file:
         return None
     return (
