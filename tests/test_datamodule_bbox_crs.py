@@ -4,10 +4,17 @@ from pathlib import Path
 
 import pytest
 import shapely
-from conftest import FAKE_CRS, cli_error_line, fake_dwr_gpkg, fake_s2_multiband
-from pyproj import Transformer
+from conftest import (
+    FAKE_CRS,
+    FAKE_ORIGIN,
+    cli_error_line,
+    fake_dwr_gpkg,
+    fake_s2_multiband,
+)
+from pyproj import CRS, Transformer
 
 from torchgeo_simclr.datamodules import CentralValleyDataModule
+from torchgeo_simclr.lonlat import bbox_polygon
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -136,3 +143,36 @@ def test_a_bbox_in_the_wrong_units_or_order_says_what_to_pass(
         dm.setup("fit")
     assert message in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_a_lon_lat_bbox_reads_the_labels_of_its_whole_region(tmp_path: Path) -> None:
+    # The region is the UTM rectangle around the lon/lat bbox, but the labels
+    # were read in the lon/lat bbox alone: a field in the rectangle's corner
+    # was unlabelled, and a UTM bbox of the same region trained on more labels.
+    fake_s2_multiband(tmp_path / "sentinel2")
+    x0, y0 = FAKE_ORIGIN
+    inner = (x0 + 600, y0 - 2000, x0 + 2000, y0 - 600)
+    to_lonlat = Transformer.from_crs(FAKE_CRS, "EPSG:4326", always_xy=True)
+    lonlat = to_lonlat.transform_bounds(*inner)
+    to_utm = Transformer.from_crs("EPSG:4326", FAKE_CRS, always_xy=True)
+    xmin, ymin, xmax, ymax = to_utm.transform_bounds(*lonlat)
+    quad = bbox_polygon(lonlat, CRS.from_user_input("EPSG:4326"), CRS(FAKE_CRS))
+    corners = [
+        shapely.box(x, y, x + 5, y + 5)
+        for x, y in [
+            (xmin, ymin),
+            (xmax - 5, ymin),
+            (xmin, ymax - 5),
+            (xmax - 5, ymax - 5),
+        ]
+    ]
+    outside = [c for c in corners if not quad.intersects(c)]
+    assert outside, "no corner of the rectangle lies outside the lon/lat bbox"
+    fields = [("P", inner), *(("P", c.bounds) for c in outside)]
+    fake_dwr_gpkg(tmp_path, fields=fields)
+    by_degrees = make(tmp_path, bbox=lonlat)
+    by_metres = make(tmp_path, bbox=(xmin, ymin, xmax, ymax), bbox_crs=FAKE_CRS)
+    for dm in (by_degrees, by_metres):
+        dm.setup("fit")
+        assert dm.label_dataset is not None
+        assert len(dm.label_dataset.features) == len(fields)

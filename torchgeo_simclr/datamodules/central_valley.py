@@ -418,22 +418,23 @@ class CentralValleyDataModule(ResumableDraws, GeoDataModule):
     def _labels_extent(
         self, imagery: CentralValleyS2
     ) -> tuple[float, float, float, float]:
-        """The lon/lat extent the labels are read in: the bbox's, or the imagery's.
+        """The lon/lat extent the labels are read in: the region's, or the imagery's.
+
+        The region of a :attr:`bbox` is the rectangle around it in the
+        imagery's CRS, whose corners reach past a lon/lat bbox: its labels are
+        read there too, so that the same region gives the same labels whatever
+        the CRS its bbox is given in.
 
         Args:
             imagery: the imagery.
 
         Returns:
-            ``(min lon, min lat, max lon, max lat)``: a lon/lat :attr:`bbox` as
-            given; the lon/lat extent of a bbox in another CRS (of the
-            rectangle around it in the imagery's CRS, plus 0.001 degrees);
-            without a bbox, :func:`imagery_extent`.
+            ``(min lon, min lat, max lon, max lat)``: the lon/lat extent of the
+            rectangle around :attr:`bbox` in the imagery's CRS, plus 0.001
+            degrees; without a bbox, :func:`imagery_extent`.
         """
         if self.bbox is None:
             return imagery_extent(imagery)
-        if self.bbox_crs == LONLAT:
-            west, south, east, north = self.bbox
-            return west, south, east, north
         west, south, east, north = lonlat_extent(
             self._bbox_bounds(imagery.crs), imagery.crs, None
         )
