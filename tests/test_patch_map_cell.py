@@ -74,9 +74,10 @@ def test_a_per_patch_map_says_its_cell_in_the_summary_tags_and_output(
         ]
     )
     printed = capsys.readouterr().out.splitlines()
-    assert "Per-patch model: one value per 160 m x 160 m cell on the 10 m grid." in (
-        printed
-    )
+    assert (
+        "Per-patch model: one value per 160 m x 160 m cell, each from a 320 m x 320 m "
+        "window, on the 10 m grid."
+    ) in printed
     summary = json.loads(out.with_suffix(".json").read_text())
     assert summary["pixel_size"] == 10.0  # the grid stays the imagery's
     assert summary["detail_size"] == 160.0
@@ -127,7 +128,7 @@ def test_a_segmentation_map_has_the_detail_of_its_pixels(
 
 
 def test_the_note_names_the_unit_of_a_grid_not_in_metres() -> None:
-    assert writer.detail_note(0.0024, 0.0001, "degree") == (
-        "Per-patch model: one value per 0.0024 degree x 0.0024 degree cell on the "
-        "0.0001 degree grid."
+    assert writer.detail_note(0.0024, 0.0048, 0.0001, "degree") == (
+        "Per-patch model: one value per 0.0024 degree x 0.0024 degree cell, each "
+        "from a 0.0048 degree x 0.0048 degree window, on the 0.0001 degree grid."
     )

@@ -464,22 +464,25 @@ def detail_size(problem: str, res: float, window: int, overlap: int) -> float:
     return (window - overlap) * res if problem == "classification" else res
 
 
-def detail_note(detail: float, res: float, units: str) -> str:
+def detail_note(detail: float, window: float, res: float, units: str) -> str:
     """The line that tells a per-patch map's detail from its pixel size.
 
     Args:
         detail: from :func:`detail_size`.
+        window: side of the window each value is predicted from, in the
+            unit of *res*.
         res: pixel side of the map's grid.
         units: their unit, from :func:`crs_units`.
 
     Returns:
-        e.g. ``Per-patch model: one value per 240 m x 240 m cell on the 10 m
-        grid.``
+        e.g. ``Per-patch model: one value per 240 m x 240 m cell, each from a
+        480 m x 480 m window, on the 10 m grid.``
     """
     unit = " m" if units in ("metre", "meter") else f" {units}"
     return (
-        f"Per-patch model: one value per {detail:g}{unit} x {detail:g}{unit} cell "
-        f"on the {res:g}{unit} grid."
+        f"Per-patch model: one value per {detail:g}{unit} x {detail:g}{unit} cell, "
+        f"each from a {window:g}{unit} x {window:g}{unit} window, on the "
+        f"{res:g}{unit} grid."
     )
 
 
@@ -633,7 +636,7 @@ class IrrigationMapWriter(BasePredictionWriter):
             tags["software_commit"] = self._software["commit"]
         if datamodule.bbox is not None:
             # Pixels outside it are nodata, even within the map's rectangle.
-            tags["bbox"] = ",".join(f"{v:g}" for v in datamodule.bbox)
+            tags["bbox"] = ",".join(repr(float(v)) for v in datamodule.bbox)
             tags["bbox_crs"] = datamodule.bbox_crs.to_string()
         # Lets evaluate tell a score against the model's own training labels.
         trained_on = (task.training_labels or {}).get("labels_sha256")
@@ -826,7 +829,8 @@ class IrrigationMapWriter(BasePredictionWriter):
         self._bar.close()
         if self._task.problem == "classification":
             grid = self._datamodule.grid
-            print(detail_note(self._detail, grid.res, crs_units(grid.crs)))
+            window = self._window * grid.res
+            print(detail_note(self._detail, window, grid.res, crs_units(grid.crs)))
         if not self._counts["valid"]:
             warnings.warn(self._no_data(), UserWarning, stacklevel=1)
 
