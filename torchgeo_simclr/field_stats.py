@@ -273,6 +273,7 @@ def field_stats(
     layer, crs_of_fields = _check_fields(fields_name, layer)
     frame = gpd.read_file(fields_name, layer=layer, engine="pyogrio")
     _check_polygons(frame, fields_name)
+    _check_degrees(frame, crs_of_fields, fields_name)
     with open_map(map_path) as src:
         crs = CRS.from_user_input(src.crs.to_wkt())
         shapes = _shapes(frame, crs, fields_name)
@@ -467,6 +468,31 @@ def _check_polygons(frame: gpd.GeoDataFrame, fields: str) -> None:
         raise ValueError(msg)
 
 
+def _check_degrees(frame: gpd.GeoDataFrame, crs: CRS, fields: str) -> None:
+    """Refuse coordinates that are not degrees in a lon/lat CRS.
+
+    Args:
+        frame: the fields as read.
+        crs: their CRS.
+        fields: the vector file, for the message.
+
+    Raises:
+        ValueError: If *crs* is geographic and a coordinate lies beyond +-180
+            or +-90 degrees (e.g. a GeoJSON of UTM metres without its CRS).
+    """
+    present = frame[~(frame.geometry.isna() | frame.geometry.is_empty)]
+    bounds = [float(v) for v in present.total_bounds]
+    if crs.is_geographic and len(present) and not in_degrees(bounds):
+        extent = [round(v, 1) for v in bounds]
+        msg = (
+            f"Fields file {fields!r} is in {crs.name} degrees, but its "
+            f"coordinates {extent} are not longitude/latitude (a GeoJSON is "
+            "lon/lat unless it names a CRS); give the file its CRS, e.g. "
+            "`ogr2ogr -a_srs EPSG:32610 fields.gpkg IN`."
+        )
+        raise ValueError(msg)
+
+
 def _shapes(frame: gpd.GeoDataFrame, crs: CRS, fields: str) -> npt.NDArray[Any]:
     """The fields in the map's CRS, invalid ones repaired, as they are counted.
 
@@ -512,19 +538,9 @@ def _off_map(
         name: the map path.
 
     Returns:
-        The message: coordinates that are not degrees in a lon/lat CRS (a
-        GeoJSON without its CRS), or both extents.
+        The message, with both extents.
     """
     present = frame[~(frame.geometry.isna() | frame.geometry.is_empty)]
-    bounds = [float(v) for v in present.total_bounds]
-    if crs.is_geographic and len(present) and not in_degrees(bounds):
-        extent = [round(v, 1) for v in bounds]
-        return (
-            f"Fields file {fields!r} is in {crs.name} degrees, but its "
-            f"coordinates {extent} are not longitude/latitude (a GeoJSON is "
-            "lon/lat unless it names a CRS); give the file its CRS, e.g. "
-            "`ogr2ogr -a_srs EPSG:32610 fields.gpkg IN`."
-        )
     where = shapes_extent(present) if len(present) else "nothing"
     map_crs = CRS.from_user_input(src.crs.to_wkt())
     return (
