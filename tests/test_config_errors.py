@@ -185,3 +185,32 @@ def test_a_list_for_a_config_names_the_file(
 ) -> None:
     config, err = fit_error(tmp_path, "- trainer\n- data", capsys)
     assert f"Config file {config!r} holds a list, not options by name" in err
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        (
+            "model:\n  class_path: torchgeo_simclr.tasks.FinetuneTask",
+            "sets model.class_path to torchgeo_simclr.tasks.FinetuneTask, but "
+            "torchgeo_simclr.tasks has no FinetuneTask (did you mean "
+            "torchgeo_simclr.tasks.FineTuneTask?)",
+        ),
+        (
+            "trainer:\n  callbacks:\n"
+            "    - class_path: lightning.pytorch.callbacks.ModelCheckpont",
+            "sets trainer.callbacks.class_path to "
+            "lightning.pytorch.callbacks.ModelCheckpont, but "
+            "lightning.pytorch.callbacks has no ModelCheckpont (did you mean "
+            "lightning.pytorch.callbacks.ModelCheckpoint",
+        ),
+    ],
+    ids=["model", "callback"],
+)
+def test_a_misspelt_class_path_names_the_file_and_the_class_meant(
+    tmp_path: Path, text: str, named: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # jsonargparse's Union dump, which does not name the file.
+    config, err = fit_error(tmp_path, text, capsys)
+    assert f"Config file {config!r} {named}" in err
+    assert "Union" not in err

@@ -574,6 +574,61 @@ def file_error(text: str, tokens: Sequence[str]) -> str | None:
     return None
 
 
+def holds_text(tree: Any, text: str) -> bool:
+    """Whether a parsed YAML config holds the string *text* anywhere."""
+    if isinstance(tree, dict):
+        return any(holds_text(value, text) for value in tree.values())
+    if isinstance(tree, list):
+        return any(holds_text(value, text) for value in tree)
+    return bool(tree == text)
+
+
+def class_path_error(text: str, tokens: Sequence[str]) -> str | None:
+    """A ``class_path`` that names no class, naming the file and the class meant.
+
+    Args:
+        text: jsonargparse's message, on one line.
+        tokens: the command line.
+
+    Returns:
+        One sentence naming the ``--config`` file (or the command line) that
+        gives the class path, why it cannot be imported and the classes of
+        its module it may have meant; None where *text* is another refusal.
+    """
+    missing = re.search(
+        r"Problem with given class_path '([\w.]+)': module '([\w.]+)' has no "
+        r"attribute '(\w+)'",
+        text,
+    )
+    if missing is None:
+        return None
+    class_path, module, name = missing.groups()
+    group = re.match(r'Parser key "([\w.]+)"', text)
+    key = f"{group.group(1)}.class_path" if group else "class_path"
+    try:
+        names = [n for n in dir(importlib.import_module(module)) if n[:1].isupper()]
+    except ImportError:
+        names = []
+    close = difflib.get_close_matches(name, names, n=2, cutoff=0.6)
+    meant = (
+        f" (did you mean {' or '.join(f'{module}.{c}' for c in close)}?)"
+        if close
+        else ""
+    )
+    source = next(
+        (
+            f"Config file {path!r}"
+            for path in config_files(tokens)
+            if holds_text(read_config(path), class_path)
+        ),
+        "The command line",
+    )
+    return (
+        f"{source} sets {key} to {class_path}, but {module} has no {name}{meant}; "
+        "correct the class path there."
+    )
+
+
 def parser_error(message: str, tokens: Sequence[str]) -> str:
     """A parser's refusal as one sentence, naming the config file at fault.
 
@@ -582,13 +637,13 @@ def parser_error(message: str, tokens: Sequence[str]) -> str:
         tokens: the command line, e.g. ``["fit", "--config", "a.yaml"]``.
 
     Returns:
-        For a value of the wrong type, a key nothing takes, or a file that is
-        not YAML: one sentence naming the ``--config`` file (or option), the
-        key, what was expected and found, and what to do; else
-        :func:`one_line`'s.
+        For a value of the wrong type, a key nothing takes, a class path that
+        names no class, or a file that is not YAML: one sentence naming the
+        ``--config`` file (or option), the key, what was expected and found,
+        and what to do; else :func:`one_line`'s.
     """
     text = " ".join(line.strip() for line in message.splitlines() if line.strip())
-    for explain in (file_error, unknown_key_error, type_error):
+    for explain in (file_error, class_path_error, unknown_key_error, type_error):
         if (sentence := explain(text, tokens)) is not None:
             return sentence
     return one_line(message)
