@@ -78,14 +78,15 @@ def pixel_window(src: Any, shape: Any) -> rasterio.windows.Window:
 class FieldPixels:
     """Per-field pixel areas and probability sums over a class map."""
 
-    def __init__(self, src: Any, probability: Any, name: str, crs: CRS) -> None:
-        """Start with no fields.
+    def __init__(self, src: Any, probability: Any, name: str, crs: CRS, n: int) -> None:
+        """Start with zero sums for *n* fields.
 
         Args:
             src: the open class map.
             probability: the open probability map on its grid, or None.
             name: the map path, for messages.
             crs: the map's CRS.
+            n: number of fields.
         """
         #: The class map.
         self.src = src
@@ -95,17 +96,16 @@ class FieldPixels:
         self.name = name
         #: The map's CRS.
         self.crs = crs
-        empty = np.zeros(0, dtype=np.float64)
         #: Area of the pixels whose centre each field holds, hectares, ``[N]``.
-        self.inside_ha = empty
+        self.inside_ha = np.zeros(n)
         #: Area of those with map data, hectares, ``[N]``.
-        self.mapped_ha = empty
+        self.mapped_ha = np.zeros(n)
         #: Area of those mapped irrigated, hectares, ``[N]``.
-        self.irrigated_ha = empty
+        self.irrigated_ha = np.zeros(n)
         #: Sum of the probability of each field's mapped pixels, ``[N]``.
-        self.probability = empty
+        self.probability = np.zeros(n)
         #: Mapped pixels of each field with a probability, ``[N]``.
-        self.probability_px = np.zeros(0, dtype=np.int64)
+        self.probability_px = np.zeros(n, dtype=np.int64)
 
     def add_strips(
         self,
@@ -125,10 +125,6 @@ class FieldPixels:
             rows: map rows per strip.
             progress: show a progress bar over the map's rows.
         """
-        n = len(shapes)
-        self.inside_ha, self.mapped_ha = np.zeros(n), np.zeros(n)
-        self.irrigated_ha, self.probability = np.zeros(n), np.zeros(n)
-        self.probability_px = np.zeros(n, dtype=np.int64)
         window = pixel_window(self.src, shapes[on_map])
         tree = shapely.STRtree(shapes)
         bar = tqdm(

@@ -51,10 +51,10 @@ from .map_pixels import (
     open_map,
 )
 from .outputs import (
+    check_out_replaceable,
     check_output_folder,
     not_a_file,
     partial_path,
-    refuse_unless_ours,
     same_file,
 )
 
@@ -282,7 +282,7 @@ def field_stats(
             raise ValueError(_off_map(frame, crs_of_fields, fields_name, src, name))
         prob_src = _open_probability(probability, src, name)
         try:
-            sums = FieldPixels(src, prob_src, name, crs)
+            sums = FieldPixels(src, prob_src, name, crs, len(shapes))
             sums.add_strips(shapes, on_map, rows_per_strip, progress)
             for index in overlapping(shapes):
                 sums.recount(int(index), shapes[index])
@@ -358,16 +358,9 @@ def _check_out(
         )
         raise ValueError(msg)
     check_output_folder(out.parent)
-    refuse_unless_ours(
-        out,
-        f"--out {given!r}",
-        "a file of fields written by field-stats",
-        _out_fault,
-        "choose another --out",
+    check_out_replaceable(
+        out, "a file of fields written by field-stats", _out_fault, overwrite
     )
-    if out.exists() and not overwrite:
-        msg = f"{given} already exists; pass --overwrite to replace it."
-        raise FileExistsError(msg)
 
 
 def _out_fault(path: Path) -> str | None:
