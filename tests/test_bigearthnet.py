@@ -641,7 +641,8 @@ def test_student_on_another_split(
     with pytest.raises(
         ValueError,
         match=r"was trained on spatial split \w+ but the datamodule makes split \w+"
-        r".*\(BigEarthNet: root, scheme and split_seed\)",
+        r".*; use split_seed 0, as the teacher was trained with \(this datamodule: "
+        r"split_seed 1\)\.",
     ):
         run_cli(
             [

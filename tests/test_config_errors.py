@@ -214,3 +214,78 @@ def test_a_misspelt_class_path_names_the_file_and_the_class_meant(
     config, err = fit_error(tmp_path, text, capsys)
     assert f"Config file {config!r} {named}" in err
     assert "Union" not in err
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        (f"data:\n  class_path: {DATAMODULE}\n  init_arg:\n    batch_size: 4", "data"),
+        (
+            "model:\n  class_path: torchgeo_simclr.tasks.SimCLRv2Task\n"
+            "  init_arg:\n    temperature: 0.2",
+            "model",
+        ),
+        (
+            "trainer:\n  callbacks:\n"
+            "    - class_path: lightning.pytorch.callbacks.ModelCheckpoint\n"
+            "      init_arg:\n        save_last: true",
+            "trainer.callbacks",
+        ),
+    ],
+    ids=["data", "model", "callback"],
+)
+def test_a_misspelt_init_args_names_the_file_and_the_key_meant(
+    tmp_path: Path, text: str, key: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # jsonargparse blamed the base class (BaseDataModule "does not accept" the
+    # option, BaseTask "is abstract") in its Union dump.
+    config, err = fit_error(tmp_path, text, capsys)
+    assert (
+        f"Config file {config!r} sets {key}.init_arg, which is not a key of a "
+        f"class's entry (did you mean {key}.init_args?)"
+    ) in err
+    assert "Union" not in err
+
+
+def test_an_empty_config_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # jsonargparse said "Unexpected config:" and nothing else.
+    config, err = fit_error(tmp_path, "# only a comment", capsys)
+    assert (
+        f"Config file {config!r} holds no options (it is empty or all comments)" in err
+    )
+
+
+def refusal(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """The error line of a `fit` whose datamodule refuses its options (exit 2).
+
+    The run gets as far as seeding, whose log line comes first.
+    """
+    from torchgeo_simclr.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    return capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_a_value_a_datamodule_refuses_names_the_file_that_set_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The datamodule names its option as the command line writes it.
+    config = tmp_path / "my_settings.yaml"
+    config.write_text(data_yaml("split_fractions: [0.5, 0.2, 0.2]"))
+    argv = ["fit", "--config", str(CONF / "simclr_quickstart.yaml")]
+    err = refusal([*argv, "--config", str(config)], capsys)
+    assert err.startswith(
+        f"torchgeo-simclr fit: error: In config file {str(config)!r}: "
+        "data.init_args.split_fractions [0.5, 0.2, 0.2] sum to 0.9, not 1"
+    )
+    # Given on the command line, the option is named as it was given.
+    option = ["--data.init_args.split_fractions", "[0.5, 0.2, 0.2]"]
+    err = refusal([*argv, *option], capsys)
+    assert err.startswith(
+        "torchgeo-simclr fit: error: --data.init_args.split_fractions [0.5, 0.2, 0.2] "
+        "sum to 0.9"
+    )

@@ -13,6 +13,7 @@ from torchgeo_simclr.constants import S2_BANDS
 from torchgeo_simclr.datamodules import CentralValleyDataModule
 from torchgeo_simclr.models.checkpoint import DataMetadata, load_model
 from torchgeo_simclr.tasks import FineTuneTask, RawInputWarning, SimCLRv2Task
+from torchgeo_simclr.tasks.provenance import split_advice
 
 
 @pytest.fixture(scope="module")
@@ -223,7 +224,36 @@ def test_resuming_pretraining_on_another_split_is_refused(
     assert str(pretrained) in message
     assert before[1] in message  # the checkpoint's val and test blocks
     assert "would train on its held-out blocks" in message
+    # The option that moved the split, with the value to resume with.
+    ((key, value),) = change.items()
+    recorded = {"seed": 0, "block_size": 32}[key]
+    assert (
+        f"resume with {key} {recorded}, as it was trained with "
+        f"(this datamodule: {key} {value})."
+    ) in message
     assert recorded_split(pretrained) == before
+
+
+def test_a_checkpoint_records_the_options_of_its_split(
+    scene: Path, pretrained: Path
+) -> None:
+    # With them a user can make the split again from the checkpoint alone.
+    data = torch.load(pretrained, weights_only=False)["torchgeo_simclr"]["data"]
+    assert data["settings"] == {
+        "root": str(scene),
+        "bbox": None,
+        "bbox_crs": "EPSG:4326",
+        "start": None,
+        "end": None,
+        "block_size": 32,
+        "split_fractions": [0.7, 0.15, 0.15],
+        "split_buffer": 0,
+        "seed": 0,
+        "patch_size": 16,
+    }
+    again = datamodule(scene, 4, **data["settings"])
+    again.setup("fit")
+    assert held_out_of(again) == data["held_out"]
 
 
 @pytest.mark.parametrize("change", [{}, {"split_buffer": 2}])
@@ -271,7 +301,10 @@ def test_fine_tuning_an_encoder_of_another_split_warns_once(
     assert f"Checkpoint {str(pretrained)!r}" in message
     assert f"split {trained} but the datamodule makes split {current}" in message
     assert "seen the imagery of this split's val and test blocks" in message
-    assert "seed it was pretrained with" in message
+    assert (
+        "fine-tune with seed 0, as it was pretrained with (this datamodule: seed 3)"
+        ", or pretrain again on this split."
+    ) in message
 
 
 @pytest.mark.parametrize(
@@ -377,3 +410,34 @@ def test_flops_and_export_of_a_task_need_no_input_values() -> None:
     task = FineTuneTask(in_channels=12).eval()
     exported = torch.export.export(task, (torch.randn(2, 12, 32, 32),))
     assert exported.module()(torch.zeros(2, 12, 32, 32)).shape == (2,)
+
+
+def split_of(held_out: str, settings: dict[str, object] | None) -> DataMetadata:
+    return DataMetadata(
+        bands=("B04",),
+        mean=(0.0,),
+        std=(1.0,),
+        patch_size=16,
+        split=held_out,
+        held_out=held_out,
+        settings=settings,
+    )
+
+
+def test_another_split_from_the_same_options_blames_the_data() -> None:
+    # Tiles added under root move the region, and so the blocks.
+    settings: dict[str, object] = {"root": "data/sample", "bbox": None, "seed": 0}
+    advice = split_advice(split_of("a", settings), split_of("b", settings), "use")
+    assert advice == (
+        "the datamodule's root, bbox and seed are those it was trained with, so "
+        "the data under root 'data/sample' has changed since"
+    )
+
+
+def test_a_checkpoint_without_its_options_names_them_all() -> None:
+    # Checkpoints of earlier versions record no options.
+    advice = split_advice(split_of("a", None), split_of("b", {"seed": 1}), "use")
+    assert advice == (
+        "use the root, bbox, block_size, split_fractions, split_buffer and seed it "
+        "was trained with (BigEarthNet: root, scheme and split_seed)"
+    )

@@ -532,6 +532,46 @@ def unknown_key_error(text: str, tokens: Sequence[str]) -> str | None:
     )
 
 
+#: The keys of a class's entry in a config, beside its options.
+ENTRY_KEYS = ("class_path", "init_args", "dict_kwargs")
+
+
+def entry_key_error(text: str, tokens: Sequence[str]) -> str | None:
+    """A misspelt key of a class's entry (``init_arg:``), naming the file.
+
+    jsonargparse then refuses the entry naming the base class (its options
+    "not accepted", or the class "abstract"), not the key.
+
+    Args:
+        text: jsonargparse's message, on one line.
+        tokens: the command line.
+
+    Returns:
+        One sentence with the file, the key and the key it may have meant;
+        None where *text* refuses no entry, or no ``--config`` file gives the
+        entry a misspelt key.
+    """
+    group = re.match(r'Parser key "([\w.]+)"', text)
+    if group is None or "class_path" not in text:
+        return None
+    for path in config_files(tokens):
+        found = ConfigKey(group.group(1)).in_tree(read_config(path))
+        entries = [e for v in found for e in (v if isinstance(v, list) else [v])]
+        for entry in entries:
+            if not isinstance(entry, dict) or "class_path" not in entry:
+                continue
+            for key in entry:
+                close = difflib.get_close_matches(str(key), ENTRY_KEYS, n=1)
+                if key not in ENTRY_KEYS and close:
+                    return (
+                        f"Config file {path!r} sets {group.group(1)}.{key}, which "
+                        f"is not a key of a class's entry (did you mean "
+                        f"{group.group(1)}.{close[0]}?); rename it there (a "
+                        "class's options go under init_args:, beside class_path:)."
+                    )
+    return None
+
+
 def file_error(text: str, tokens: Sequence[str]) -> str | None:
     """A ``--config`` file that is not valid YAML, or not a mapping, named.
 
@@ -565,7 +605,13 @@ def file_error(text: str, tokens: Sequence[str]) -> str | None:
             )
         except (OSError, UnicodeDecodeError, yaml.YAMLError):
             continue
-        if tree is not None and not isinstance(tree, dict):
+        if tree is None:
+            return (
+                f"Config file {path!r} holds no options (it is empty or all "
+                "comments); write its options as keys (trainer:, model:, data: "
+                f"...) like conf/simclr_quickstart.yaml, or leave out --config {path}."
+            )
+        if not isinstance(tree, dict):
             return (
                 f"Config file {path!r} holds {described(type(tree))}, not options "
                 "by name; write it as a mapping of keys (trainer:, model:, data: "
@@ -643,7 +689,40 @@ def parser_error(message: str, tokens: Sequence[str]) -> str:
         and what to do; else :func:`one_line`'s.
     """
     text = " ".join(line.strip() for line in message.splitlines() if line.strip())
-    for explain in (file_error, class_path_error, unknown_key_error, type_error):
+    for explain in (
+        file_error,
+        class_path_error,
+        entry_key_error,
+        unknown_key_error,
+        type_error,
+    ):
         if (sentence := explain(text, tokens)) is not None:
             return sentence
     return one_line(message)
+
+
+def named_config_file(error: BaseException, tokens: Sequence[str]) -> BaseException:
+    """A model's or datamodule's error, saying which ``--config`` file set its option.
+
+    Constructors name their options as the command line writes them
+    (``--data.init_args.split_fractions``); where a config file gave the
+    value, the message names that file and the key as the file writes it.
+
+    Args:
+        error: the constructor's error.
+        tokens: the command line.
+
+    Returns:
+        *error* itself where it names no option, or the option was not set by
+        a config file; else an error of the same type, its message starting
+        ``In config file 'FILE':`` and naming the key without ``--``.
+    """
+    text = str(error)
+    found = re.search(r"--(model|data)\.init_args\.(\w+)", text)
+    if found is None:
+        return error
+    setting = where_set(settings_of(ConfigKey(*found.groups()), tokens))
+    if setting is None or not setting.from_file:
+        return error
+    text = re.sub(r"--((?:model|data)\.init_args\.\w+)", r"\1", text)
+    return type(error)(f"In config file {setting.source!r}: {text}")

@@ -23,7 +23,7 @@ from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCL
 from torchgeo.datamodules import BaseDataModule
 from torchgeo.tasks import BaseTask
 
-from .config_errors import parser_error, resolve
+from .config_errors import named_config_file, parser_error, resolve
 from .interrupts import Interrupted, keyboard_interrupts
 from .tasks.checkpoint_note import written_checkpoint
 from .tasks.irrigation import StandInWarning
@@ -136,6 +136,8 @@ class PluginCLI(LightningCLI):
             tokens = sys.argv[1:]
         else:  # a dict or Namespace of arguments has no command line
             tokens = [str(a) for a in args] if isinstance(args, list) else []
+        #: The command line, for messages that name the config file at fault.
+        self.tokens = tokens
         try:
             super().parse_arguments(parser, args)
         except ArgumentError as error:
@@ -355,7 +357,7 @@ class PluginCLI(LightningCLI):
             for key in ("model", "data"):
                 error = construction_error(config.get(key))
                 if error is not None:
-                    raise error from None
+                    raise named_config_file(error, self.tokens) from None
             raise
         except MisconfigurationException as error:
             if "enable_checkpointing=False" not in str(error):

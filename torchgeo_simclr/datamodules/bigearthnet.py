@@ -242,6 +242,19 @@ class BigEarthNetIrrigationDataModule(ResumableDraws, NonGeoDataModule):
         #: Number of labelled training patches (set up with *label_fraction*).
         self.n_labels: int | None = None
 
+    @property
+    def split_settings(self) -> dict[str, Any]:
+        """The options that make this datamodule's split, as checkpoints record them.
+
+        Returns:
+            ``root``, ``scheme`` and ``split_seed`` as plain JSON values.
+        """
+        return {
+            "root": str(self.root),
+            "scheme": self.scheme,
+            "split_seed": int(self.split_seed),
+        }
+
     def prepare_data(self) -> None:
         """Read the label files once per node, so :meth:`setup` reads the cache."""
         BigEarthNetIrrigation(self.root, self.scheme)

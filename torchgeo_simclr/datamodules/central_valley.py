@@ -410,6 +410,29 @@ class CentralValleyDataModule(ResumableDraws, GeoDataModule):
         self.split_blocks = {"train": train, "val": val, "test": test}
 
     @property
+    def split_settings(self) -> dict[str, Any]:
+        """The options that make this datamodule's split, as checkpoints record them.
+
+        Returns:
+            ``root``, ``bbox``, ``bbox_crs``, ``start``, ``end``,
+            ``block_size``, ``split_fractions``, ``split_buffer``, ``seed``
+            and ``patch_size`` (the blocks' least side) as plain JSON values,
+            so a later stage's warning can name the ones it changed.
+        """
+        return {
+            "root": str(self.root),
+            "bbox": None if self.bbox is None else [float(v) for v in self.bbox],
+            "bbox_crs": self.bbox_crs.to_string(),
+            "start": None if self.start is None else self.start.isoformat(),
+            "end": None if self.end is None else self.end.isoformat(),
+            "block_size": int(self.block_size),
+            "split_fractions": [float(v) for v in self.split_fractions],
+            "split_buffer": int(self.split_buffer),
+            "seed": int(self.seed),
+            "patch_size": self.patch_size_px,
+        }
+
+    @property
     def patch_size_px(self) -> int:
         """Patch side in pixels."""
         size = self.patch_size

@@ -87,6 +87,12 @@ class DataMetadata:
     #: ``[min lon, min lat, max lon, max lat]`` (EPSG:4326 degrees) of the
     #: split blocks of scene data (None otherwise, or unknown).
     extent: tuple[float, ...] | None = None
+    #: The datamodule's options that make its split, by option name (e.g.
+    #: ``root``, ``bbox``, ``bbox_crs``, ``block_size``, ``split_fractions``,
+    #: ``split_buffer``, ``seed``; BigEarthNet: ``root``, ``scheme``,
+    #: ``split_seed``), as plain JSON values; None where unknown (checkpoints
+    #: of earlier versions, or a datamodule without ``split_settings``).
+    settings: dict[str, Any] | None = None
 
     @property
     def kind(self) -> str | None:
@@ -131,6 +137,7 @@ class DataMetadata:
             extent=None
             if data.get("extent") is None
             else tuple(float(v) for v in data["extent"]),
+            settings=data.get("settings"),
         )
 
     @classmethod
@@ -192,6 +199,7 @@ class DataMetadata:
             dataset=getattr(datamodule, "dataset_kind", None)
             or (SCENE if held_out else None),
             extent=blocks_extent(datamodule),
+            settings=getattr(datamodule, "split_settings", None),
         )
 
 

@@ -20,7 +20,7 @@ from ..models.checkpoint import (
 )
 from ..models.classifier import IrrigationModel, ModelSpec
 from .irrigation import IrrigationTask, expect_frozen_modules
-from .provenance import describe_labels, same_draw, split_change
+from .provenance import describe_labels, same_draw, split_advice, split_change
 from .schedule import check_optimiser, check_schedule
 
 
@@ -259,9 +259,8 @@ class DistillTask(IrrigationTask):
             msg = (
                 f"Teacher {self.hparams['teacher']!r} was trained on spatial split "
                 f"{splits[0]} but the datamodule makes split {splits[1]}, so "
-                "the student could be tested on the teacher's training blocks; use "
-                "the teacher's root, bbox, block_size, split_fractions, split_buffer "
-                "and seed (BigEarthNet: root, scheme and split_seed)."
+                "the student could be tested on the teacher's training blocks; "
+                f"{split_advice(teacher, data, 'use', 'the teacher was trained with')}."
             )
             raise ValueError(msg)
         if (

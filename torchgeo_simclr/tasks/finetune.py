@@ -20,7 +20,7 @@ from ..models.checkpoint import (
 )
 from ..models.classifier import IrrigationModel, ModelSpec, Problem, Stage
 from .irrigation import IrrigationTask, expect_frozen_modules
-from .provenance import describe_data, other_data, split_change
+from .provenance import describe_data, other_data, split_advice, split_change
 from .schedule import check_optimiser, check_schedule
 
 #: Which pretrained parts stay fixed while fine-tuning.
@@ -387,14 +387,15 @@ class FineTuneTask(IrrigationTask):
         splits = split_change(trained, current)
         if splits is None:
             return
+        advice = split_advice(
+            trained, current, "fine-tune with", "it was pretrained with"
+        )
         warnings.warn(
             f"Checkpoint {self.hparams['checkpoint']!r} was pretrained on spatial "
             f"split {splits[0]} but the datamodule makes split {splits[1]}, so "
             "the encoder has seen the imagery of this split's val and test "
-            "blocks and the scores may come out too high; fine-tune with the "
-            "root, bbox, block_size, split_fractions, split_buffer and seed it "
-            "was pretrained with (BigEarthNet: root, scheme and split_seed), or "
-            "pretrain again on this split.",
+            f"blocks and the scores may come out too high; {advice}, or pretrain "
+            "again on this split.",
             UserWarning,
             stacklevel=2,
         )

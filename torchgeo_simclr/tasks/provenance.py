@@ -94,6 +94,69 @@ def split_change(
     return None if pair[0] == pair[1] else pair
 
 
+#: The options that make a split, for checkpoints that do not record theirs.
+SPLIT_OPTIONS = "the root, bbox, block_size, split_fractions, split_buffer and seed"
+
+
+def setting_text(value: Any) -> str:
+    """A recorded option value as it is written in a YAML config.
+
+    Args:
+        value: a plain JSON value, e.g. ``[-120.9, 37.0, -120.7, 37.2]``.
+
+    Returns:
+        E.g. ``"[-120.9, 37.0, -120.7, 37.2]"``, ``"null"`` or ``"EPSG:4326"``.
+    """
+    if value is None:
+        return "null"
+    if isinstance(value, list):
+        return "[" + ", ".join(setting_text(v) for v in value) + "]"
+    return str(value)
+
+
+def split_advice(
+    trained: DataMetadata | None,
+    current: DataMetadata | None,
+    verb: str,
+    whose: str = "it was trained with",
+) -> str:
+    """What to set to make the checkpoint's split again, in words.
+
+    Args:
+        trained: the data the checkpoint was trained on.
+        current: the datamodule's data.
+        verb: what to do, e.g. ``"resume with"``.
+        whose: whose settings they are, e.g. ``"it was pretrained with"``.
+
+    Returns:
+        The recorded options that differ from the datamodule's with both
+        values, e.g. ``"resume with seed 0, as it was trained with (this
+        datamodule: seed 1)"``; that the data under ``root`` changed when
+        every option is the same; the options by name when the checkpoint
+        records none (earlier versions).
+    """
+    recorded = None if trained is None else trained.settings
+    if not recorded:
+        return (
+            f"{verb} {SPLIT_OPTIONS} {whose} (BigEarthNet: root, scheme and split_seed)"
+        )
+    now = (None if current is None else current.settings) or {}
+    changed = [key for key, value in recorded.items() if now.get(key) != value]
+    if not changed:
+        *most, last = list(recorded)
+        names = f"{', '.join(most)} and {last}" if most else last
+        return (
+            f"the datamodule's {names} are those {whose}, so the data under "
+            f"root {setting_text(recorded.get('root'))!r} has changed since"
+        )
+    old = ", ".join(f"{key} {setting_text(recorded[key])}" for key in changed)
+    new = ", ".join(
+        f"{key} {setting_text(now[key])}" if key in now else f"no {key}"
+        for key in changed
+    )
+    return f"{verb} {old}, as {whose} (this datamodule: {new})"
+
+
 #: :attr:`DataMetadata.dataset` values in words.
 DATASET_NAMES = {"bigearthnet": "BigEarthNet-S2 patches", "scene": "a Sentinel-2 scene"}
 
@@ -169,8 +232,7 @@ def check_resume(
         msg = (
             f"{who} was trained on spatial split {splits[0]} but the "
             f"datamodule makes split {splits[1]}, so resuming would train on "
-            "its held-out blocks; resume with the root, bbox, block_size, "
-            "split_fractions, split_buffer and seed it was trained with."
+            f"its held-out blocks; {split_advice(trained, current, 'resume with')}."
         )
         raise ValueError(msg)
     if trained_labels is None and current_labels is not None:
@@ -243,6 +305,6 @@ def split_warning(
         f"{upper_first(source)} was trained on spatial split "
         f"{splits[0]} but the datamodule makes split {splits[1]}: on the "
         "same imagery its held-out blocks may hold the checkpoint's training "
-        "blocks, and the scores come out too high; use the root, bbox, "
-        "block_size, split_fractions, split_buffer and seed it was trained with."
+        f"blocks, and the scores come out too high; "
+        f"{split_advice(trained, current, 'use')}."
     )
