@@ -95,6 +95,7 @@ def main() -> None:
         assert pool.labelled is not None
         assert test is not None
         labelled = pool.labelled
+        assert datamodule.dataset is not None
         # The pool's masks outside the labelled subset are blanked, so the
         # share of the whole pool comes from the train grid's own labels.
         grid = grid_patch_labels(

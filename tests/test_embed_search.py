@@ -63,13 +63,14 @@ from torchgeo_simclr.embeddings import (
 from torchgeo_simclr.embeddings.index import ROW_GROUP_ROWS, IndexInfo, IndexWriter
 from torchgeo_simclr.embeddings.search import load_index, unit_rows
 from torchgeo_simclr.embeddings.sheet import (
+    HEADING_INCHES,
     SHEET_COLUMNS,
     TILE_INCHES,
     TITLE_INCHES,
     read_thumbnails,
 )
 from torchgeo_simclr.inference.grid import output_grid
-from torchgeo_simclr.inference.styles import HIT_OUTLINE, HIT_OUTLINE_MM, polygon_style
+from torchgeo_simclr.inference.styles import hit_style
 from torchgeo_simclr.models.checkpoint import DataMetadata, Encoder, load_backbone
 from torchgeo_simclr.models.classifier import Problem
 from torchgeo_simclr.tasks import FineTuneTask, SimCLRv2Task
@@ -630,7 +631,9 @@ def test_hits_file_and_sheet(found: SearchResult) -> None:
     with Image.open(found.sheet) as image:
         width, height = image.size
     rows, columns = 2, SHEET_COLUMNS
-    expected = columns * TILE_INCHES / (rows * (TILE_INCHES + TITLE_INCHES))
+    expected = (
+        columns * TILE_INCHES / (rows * (TILE_INCHES + TITLE_INCHES) + HEADING_INCHES)
+    )
     assert width / height == pytest.approx(expected, rel=0.02)
     assert hidden(found.out.parent) == []
 
@@ -659,7 +662,7 @@ def test_hits_open_in_qgis_outlined_and_labelled_by_rank(
     assert styles["f_table_name"].iloc[0] == "hits"
     assert bool(styles["useAsDefault"].iloc[0])
     qml = styles["styleQML"].iloc[0]
-    assert qml == polygon_style(HIT_OUTLINE, HIT_OUTLINE_MM, label_field="rank")
+    assert qml == hit_style()
     # tests/test_qgis.py checks that QGIS draws such a style: here, its content.
     root = ET.fromstring(qml)
     assert root.get("labelsEnabled") == "1"
@@ -680,7 +683,7 @@ def test_the_sheet_draws_the_best_hits_only(
     # Query + 3 hits: one row of 4 thumbnails.
     with Image.open(result.sheet) as image:
         width, height = image.size
-    expected = 4 * TILE_INCHES / (TILE_INCHES + TITLE_INCHES)
+    expected = 4 * TILE_INCHES / (TILE_INCHES + TITLE_INCHES + HEADING_INCHES)
     assert width / height == pytest.approx(expected, rel=0.02)
 
 
@@ -1307,7 +1310,7 @@ def test_search_overwrites_only_its_own_outputs(
     with Image.open(out.with_suffix(".png")) as image:
         width, height = image.size
     assert width / height == pytest.approx(
-        4 * TILE_INCHES / (TILE_INCHES + TITLE_INCHES), rel=0.02
+        4 * TILE_INCHES / (TILE_INCHES + TITLE_INCHES + HEADING_INCHES), rel=0.02
     )
     # And a GeoJSON one.
     out = tmp_path / "hits.geojson"

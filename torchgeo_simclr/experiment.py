@@ -18,7 +18,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from tqdm import tqdm
@@ -29,6 +29,9 @@ from .models.checkpoint import read_checkpoint
 from .outputs import replaced_when_complete
 from .split_guard import checkpoint_split, split_record
 from .throughput import FreshProcessTimer
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 #: The methods compared, in the order they run for a fraction and seed.
 METHODS = ("simclr", "supervised", "distilled")
@@ -1049,28 +1052,74 @@ def legend_labels(rows: Sequence[dict[str, Any]]) -> dict[str, str]:
     return labels
 
 
-def plot_results(rows: Sequence[dict[str, Any]], path: Path) -> None:
-    """Plot test F1 against the label fraction, one line per method.
+#: How each method is drawn in :func:`plot_results`: colour (Okabe-Ito, told
+#: apart by colour-blind readers), marker and line style, so the lines also
+#: differ in greyscale and where colours are confused.
+METHOD_STYLES: dict[str, dict[str, str]] = {
+    "simclr": {"color": "#0072B2", "marker": "o", "linestyle": "-"},
+    "supervised": {"color": "#D55E00", "marker": "s", "linestyle": "--"},
+    "distilled": {"color": "#009E73", "marker": "^", "linestyle": ":"},
+}
 
-    Lines join the means over seeds; the shaded band spans the lowest and
-    highest seed; dots are single seeds. The x axis is logarithmic.
+
+def percent_label(fraction: float) -> str:
+    """A label fraction as the x axis names it, e.g. ``1 %`` for 0.01.
+
+    Args:
+        fraction: the share of labelled training patches used, 0-1.
+
+    Returns:
+        The percentage, without trailing zeros.
+    """
+    return f"{100 * fraction:.4g} %"
+
+
+def seeds_caption(rows: Sequence[dict[str, Any]]) -> str:
+    """The plot's note on what its lines, bands and dots are.
 
     Args:
         rows: result rows.
-        path: the PNG to write.
+
+    Returns:
+        E.g. ``"Lines: mean over 3 seeds; bands: lowest to highest seed; dots:
+        single seeds."``, saying ``1 to 3 seeds`` when the counts differ.
+    """
+    seeds: dict[tuple[str, float], set[str]] = defaultdict(set)
+    for r in rows:
+        seeds[r["method"], float(r["fraction"])].add(str(r["seed"]))
+    counts = sorted({len(s) for s in seeds.values()})
+    if not counts:
+        return ""
+    n = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]} to {counts[-1]}"
+    return (
+        f"Lines: mean over {n} seed{'' if counts == [1] else 's'}; bands: lowest "
+        "to highest seed; dots: single seeds."
+    )
+
+
+def results_figure(rows: Sequence[dict[str, Any]]) -> "Figure":
+    """Test F1 against the label fraction, one line per method.
+
+    Lines join the means over seeds; the shaded band spans the lowest and
+    highest seed; dots are single seeds (a caption under the title says so).
+    Each method has its own colour, marker and line style. The x axis is
+    logarithmic, labelled in percent of the labelled training patches (with
+    their number when every method used the same).
+
+    Args:
+        rows: result rows.
+
+    Returns:
+        The figure, one axes.
     """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FixedLocator, NullLocator
 
-    colours = {
-        "simclr": "tab:blue",
-        "supervised": "tab:orange",
-        "distilled": "tab:green",
-    }
     labels = legend_labels(rows)
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(7, 4.8))
     for method in METHODS:
         mine = [r for r in rows if r["method"] == method]
         if not mine:
@@ -1080,43 +1129,95 @@ def plot_results(rows: Sequence[dict[str, Any]], path: Path) -> None:
             [float(r["f1"]) for r in mine if float(r["fraction"]) == f]
             for f in fractions
         ]
-        colour = colours[method]
+        style = METHOD_STYLES[method]
         ax.plot(
             fractions,
             [sum(v) / len(v) for v in values],
-            marker="o",
-            color=colour,
             label=labels[method],
+            color=style["color"],
+            marker=style["marker"],
+            linestyle=style["linestyle"],
+            markersize=7,
         )
         ax.fill_between(
             fractions,
             [min(v) for v in values],
             [max(v) for v in values],
-            color=colour,
+            color=style["color"],
             alpha=0.15,
         )
         for fraction, v in zip(fractions, values, strict=True):
-            ax.scatter([fraction] * len(v), v, color=colour, s=10, alpha=0.6)
+            ax.scatter(
+                [fraction] * len(v),
+                v,
+                color=style["color"],
+                marker=style["marker"],
+                s=12,
+                alpha=0.6,
+            )
     ax.set_xscale("log")
-    ax.set_xlabel("fraction of labelled training patches", labelpad=2)
+    fractions = sorted({float(r["fraction"]) for r in rows})
+    counts = {
+        f: {str(r["n_labels"]) for r in rows if float(r["fraction"]) == f}
+        for f in fractions
+    }
+    numbered = all(len(n) == 1 and "" not in n for n in counts.values())
+    ax.xaxis.set_major_locator(FixedLocator(fractions))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xticklabels(
+        [
+            percent_label(f)
+            + (f"\n({int(next(iter(counts[f]))):,})" if numbered else "")
+            for f in fractions
+        ]
+    )
+    ax.set_xlabel(
+        "labelled training patches used: % of all"
+        + (" (number of patches)" if numbered else "")
+        + ", log scale",
+        labelpad=2,
+    )
     ax.set_ylabel("test F1 (irrigated)")
-    ax.set_title("Label efficiency on the held-out test set")
-    ax.grid(True, which="both", alpha=0.3)
+    ax.set_title("Label efficiency on the held-out test set", pad=20)
+    ax.text(
+        0.5,
+        1.02,
+        seeds_caption(rows),
+        transform=ax.transAxes,
+        ha="center",
+        va="bottom",
+        fontsize="small",
+    )
+    ax.grid(True, which="major", alpha=0.3)
     # Below the axes, so it never hides a point: in a row, or one entry a
     # line where the backbones' names make the row wider than the figure.
     for columns in (3, 1):
         legend = ax.legend(
             loc="upper center",
-            bbox_to_anchor=(0.5, -0.16),
+            bbox_to_anchor=(0.5, -0.2 if numbered else -0.16),
             ncol=columns,
             fontsize="small",
+            handlelength=3,
         )
         width = legend.get_window_extent().width
         if width <= fig.bbox.width:
             break
     fig.tight_layout()
+    return fig
+
+
+def plot_results(rows: Sequence[dict[str, Any]], path: Path) -> None:
+    """Write :func:`results_figure` of *rows* as a PNG.
+
+    Args:
+        rows: result rows.
+        path: the PNG to write (replaced only once complete).
+    """
+    import matplotlib.pyplot as plt
+
+    fig = results_figure(rows)
     try:
         with replaced_when_complete(path) as temporary:
-            fig.savefig(temporary, dpi=120)
+            fig.savefig(temporary, dpi=120, bbox_inches="tight", pad_inches=0.1)
     finally:
         plt.close(fig)

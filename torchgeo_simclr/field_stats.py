@@ -20,7 +20,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Required, TypedDict
 
 import geopandas as gpd
 import numpy as np
@@ -79,16 +79,54 @@ STATUSES: Final[tuple[str, ...]] = (
     "no geometry",
 )
 
-#: QGIS legend label and fill colour of each status, in legend order: the
-#: map's own class colours, then greys (a field without geometry is drawn
-#: nowhere).
-STATUS_LEGEND: Final[dict[str, tuple[str, str]]] = {
-    "irrigated": MAP_CLASSES[IRRIGATED],
-    "not irrigated": MAP_CLASSES[NOT_IRRIGATED],
-    "partly mapped": ("Partly mapped: too few of its pixels have data", "#9e9e9e"),
-    "no data": ("No data: none of its pixels has map data", "#d9d9d9"),
-    "too small": ("Too small: holds no pixel centre", "#f0f0f0"),
-    "off map": ("Off the map", "#ffffff"),
+
+class StatusFill(TypedDict, total=False):
+    """How the fields of one status are drawn in QGIS.
+
+    The arguments of :class:`~torchgeo_simclr.inference.styles.Fill` (made
+    only when a GeoPackage is written, so this module loads without
+    matplotlib); those left out take its defaults (a solid fill, a thin dark
+    grey outline).
+    """
+
+    #: Fill colour (of a hatch, its lines), or None for no fill.
+    colour: Required[str | None]
+    #: QGIS fill pattern, e.g. ``solid`` or ``b_diagonal`` (a hatch).
+    pattern: str
+    #: Outline colour.
+    outline: str
+    #: QGIS outline line style, e.g. ``solid`` or ``dash``.
+    outline_style: str
+
+
+#: QGIS legend label and look of each status, in legend order: the map's own
+#: class colours, a solid grey for partly mapped, a grey hatch for no data
+#: (what is under it shows between the lines), and no fill, only a grey
+#: outline, for fields too small or off the map, so those (often most fields
+#: of a county's file) never cover a basemap. A field without geometry is
+#: drawn nowhere.
+STATUS_LEGEND: Final[dict[str, tuple[str, StatusFill]]] = {
+    "irrigated": (
+        MAP_CLASSES[IRRIGATED][0],
+        {"colour": MAP_CLASSES[IRRIGATED][1]},
+    ),
+    "not irrigated": (
+        MAP_CLASSES[NOT_IRRIGATED][0],
+        {"colour": MAP_CLASSES[NOT_IRRIGATED][1]},
+    ),
+    "partly mapped": (
+        "Partly mapped: too few of its pixels have data",
+        {"colour": "#9e9e9e"},
+    ),
+    "no data": (
+        "No data: none of its pixels has map data",
+        {"colour": "#636363", "pattern": "b_diagonal"},
+    ),
+    "too small": (
+        "Too small: holds no pixel centre",
+        {"colour": None, "outline": "#636363", "outline_style": "dash"},
+    ),
+    "off map": ("Off the map", {"colour": None, "outline": "#969696"}),
 }
 
 #: The columns :func:`field_stats` adds, in order, and what each holds (names
@@ -669,11 +707,14 @@ def _write(
             table[lat] = np.round(points.y.to_numpy(), 6)
             table.to_csv(partial, index=False)
         else:
-            from .inference.styles import categorized_polygon_style
+            from .inference.styles import Fill, categorized_polygon_style
 
             style = categorized_polygon_style(
                 "status",
-                [(s, label, colour) for s, (label, colour) in STATUS_LEGEND.items()],
+                [
+                    (s, label, Fill(**fill))
+                    for s, (label, fill) in STATUS_LEGEND.items()
+                ],
             )
             write_geopackage(
                 frame,

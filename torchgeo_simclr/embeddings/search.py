@@ -25,7 +25,7 @@ import shapely
 from pyproj import CRS, Transformer
 
 from ..geopackage import STYLE_TABLE, write_geopackage
-from ..inference.styles import HIT_OUTLINE, HIT_OUTLINE_MM, polygon_style
+from ..inference.styles import hit_style
 from ..lonlat import LONLAT, check_latitudes, lonlat_extent, shapes_extent
 from ..models.checkpoint import BACKBONE_KINDS, read_checkpoint
 from ..outputs import (
@@ -74,6 +74,12 @@ NO_POLYGON_FIX: Final[dict[str, str]] = {
     "--geojson": "draw the field as a polygon, or pass a point with --lonlat",
     "--exclude": "draw the places to leave out as polygons",
 }
+
+#: Heading of the contact sheet: what its tile titles mean.
+SHEET_HEADING: Final[str] = (
+    "#rank, cosine similarity to the query (1 = same)\n"
+    "lon, lat of the patch centre (degrees)"
+)
 
 #: Most query patches drawn on the contact sheet (polygon and file queries).
 SHEET_QUERIES: Final[int] = 4
@@ -956,6 +962,24 @@ def _hits_frame(
     )
 
 
+def _centres(footprints: npt.NDArray[np.float64], crs: CRS) -> list[str]:
+    """The centre of each footprint as ``"lon, lat"``, degrees to 4 decimals.
+
+    Args:
+        footprints: ``[N, 4]`` ``(xmin, ymin, xmax, ymax)`` in *crs*.
+        crs: their CRS.
+
+    Returns:
+        ``N`` texts, e.g. ``"-120.7712, 37.1023"`` (4 decimals: about 10 m).
+    """
+    to_lonlat = Transformer.from_crs(crs, LONLAT, always_xy=True)
+    lon, lat = to_lonlat.transform(
+        (footprints[:, 0] + footprints[:, 2]) / 2,
+        (footprints[:, 1] + footprints[:, 3]) / 2,
+    )
+    return [f"{x:.4f}, {y:.4f}" for x, y in zip(lon, lat, strict=True)]
+
+
 def _query_footprints(query: Query) -> npt.NDArray[np.float64]:
     """Up to :data:`SHEET_QUERIES` of the query's patches, spread over it."""
     count = len(query.footprints)
@@ -984,8 +1008,8 @@ def search(
     Writes the hits (GeoPackage in the index CRS, or GeoJSON
     in lon/lat) and a contact sheet: the query's patches (at most
     :data:`SHEET_QUERIES`, titled in red) then the hits (the best
-    :data:`SHEET_HITS`), each in natural colour titled with rank and
-    similarity. Both appear only once complete.
+    :data:`SHEET_HITS`), each in natural colour titled with rank, cosine
+    similarity and the lon/lat of its centre. Both appear only once complete.
 
     Args:
         index: an index written by ``embed``.
@@ -1105,9 +1129,17 @@ def search(
     tiles += read_thumbnails(
         imagery, searched.crs, searched.info.res, searched.bounds[drawn]
     )
-    titles = ["query"] * len(shown)
+    titles = [f"query\n{centre}" for centre in _centres(shown, wanted.crs)]
     titles += [
-        f"#{i + 1} {value:.3f}" for i, value in enumerate(similarity[:SHEET_HITS])
+        f"#{i + 1}  {value:.3f}\n{lon:.4f}, {lat:.4f}"
+        for i, (value, lon, lat) in enumerate(
+            zip(
+                similarity[:SHEET_HITS],
+                hits["lon"].to_numpy()[:SHEET_HITS],
+                hits["lat"].to_numpy()[:SHEET_HITS],
+                strict=True,
+            )
+        )
     ]
     out.parent.mkdir(parents=True, exist_ok=True)
     sheet.parent.mkdir(parents=True, exist_ok=True)
@@ -1117,13 +1149,18 @@ def search(
         table = hits.to_crs(LONLAT) if driver == "GeoJSON" else hits
         # Through Arrow, dates are written as a date field, not as text.
         if driver == "GPKG":
-            style = polygon_style(HIT_OUTLINE, HIT_OUTLINE_MM, label_field="rank")
             write_geopackage(
-                table, partials[0], out.stem, ("search hits", style), use_arrow=True
+                table,
+                partials[0],
+                out.stem,
+                ("search hits", hit_style()),
+                use_arrow=True,
             )
         else:  # GeoJSON has no place for a style
             table.to_file(partials[0], driver=driver, layer=out.stem, use_arrow=True)
-        contact_sheet(tiles, titles, partials[1], queries=len(shown))
+        contact_sheet(
+            tiles, titles, partials[1], queries=len(shown), heading=SHEET_HEADING
+        )
         # Nothing put there since the check is replaced.
         _check_existing(out, sheet, overwrite, sheet_given)
         os.replace(partials[0], out)

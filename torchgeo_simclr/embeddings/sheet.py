@@ -21,8 +21,11 @@ SHEET_COLUMNS: Final[int] = 6
 #: Side of a thumbnail on the sheet, inches.
 TILE_INCHES: Final[float] = 2.0
 
-#: Height of the title above each thumbnail, inches.
-TITLE_INCHES: Final[float] = 0.3
+#: Height of the title above each thumbnail, inches: two lines of 9 points.
+TITLE_INCHES: Final[float] = 0.45
+
+#: Height of the sheet's heading, inches: two lines of 9 points.
+HEADING_INCHES: Final[float] = 0.5
 
 #: Resolution of the PNG, pixels per inch.
 SHEET_DPI: Final[int] = 100
@@ -94,31 +97,36 @@ def contact_sheet(
     titles: Sequence[str],
     out: Path,
     queries: int = 0,
+    heading: str | None = None,
 ) -> Path:
     """Draw thumbnails in rows of :data:`SHEET_COLUMNS`, each under its title.
 
     The PNG is ``columns x TILE_INCHES`` wide and ``rows x (TILE_INCHES +
-    TITLE_INCHES)`` high at :data:`SHEET_DPI`, its text marked
-    :data:`SHEET_KIND` (:func:`~torchgeo_simclr.outputs.png_marks`).
+    TITLE_INCHES)`` high (plus :data:`HEADING_INCHES` with a heading) at
+    :data:`SHEET_DPI`, its text marked :data:`SHEET_KIND`
+    (:func:`~torchgeo_simclr.outputs.png_marks`).
 
     Args:
         tiles: ``[3, h, w]`` reflectance x10000 of B04, B03, B02.
-        titles: one per tile.
+        titles: one per tile, up to two lines.
         out: the PNG to write (any name: the format is fixed).
         queries: how many of the first tiles are the query, titled in red.
+        heading: the sheet's title, up to two lines (what the tile titles
+            mean), or None for none.
 
     Returns:
         *out*.
     """
     images = [natural_colour(tile) for tile in tiles]
     rows, columns = sheet_shape(len(images))
-    height = rows * (TILE_INCHES + TITLE_INCHES)
+    top = HEADING_INCHES if heading is not None else 0.0
+    height = rows * (TILE_INCHES + TITLE_INCHES) + top
     # Each thumbnail fills its cell; the title takes the strip above it.
     layout = {
         "left": 0.0,
         "right": 1.0,
         "bottom": 0.0,
-        "top": 1 - TITLE_INCHES / height,
+        "top": 1 - (top + TITLE_INCHES) / height,
         "wspace": 0.05,
         "hspace": TITLE_INCHES / TILE_INCHES,
     }
@@ -130,6 +138,8 @@ def contact_sheet(
         gridspec_kw=layout,
     )
     try:
+        if heading is not None:
+            figure.suptitle(heading, y=1 - 0.05 / height, va="top", fontsize=9)
         for i, axis in enumerate(axes.ravel()):
             axis.axis("off")
             if i < len(images):

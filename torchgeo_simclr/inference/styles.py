@@ -6,9 +6,10 @@ opened. :func:`class_style` styles the class map (a *paletted* renderer, one
 colour per class), :func:`probability_style` the probability map (a
 *singlebandpseudocolor* renderer, an interpolated colour ramp).
 :func:`polygon_style` styles the irrigated regions and search hits (outlines
-only, so the map shows through; hits labelled by rank), and
-:func:`categorized_polygon_style` polygons filled by the value of a field
-(the fields that ``evaluate --fields`` writes, by outcome);
+only, so the map shows through; hits labelled by rank, :func:`hit_style`), and
+:func:`categorized_polygon_style` polygons drawn by the value of a field
+(the fields that ``evaluate --fields`` writes, by outcome; each category a
+:class:`Fill`: solid, hatched or no fill);
 :func:`~torchgeo_simclr.geopackage.write_geopackage` stores it inside their
 GeoPackage, where QGIS looks first for a vector layer's default style. A
 ``map.qml`` beside ``map.gpkg`` would not do: that name is the class map's style.
@@ -26,6 +27,7 @@ styles give them no entry.
 import math
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Final
 
 import matplotlib
@@ -52,15 +54,82 @@ POLYGON_OUTLINE: Final[str] = "#08306b"
 #: Width of that outline, millimetres on screen (QGIS's own default line width).
 POLYGON_OUTLINE_MM: Final[float] = 0.26
 
-#: Outline of search hits: orange, to stand out on imagery and class maps.
-HIT_OUTLINE: Final[str] = "#ff7f00"
+#: Outline of search hits: black, drawn over a white halo (:data:`HIT_HALO`),
+#: so one of the two stands out on any background: black has a contrast of
+#: 4.4:1 on the irrigated blue and 12.6:1 on the not-irrigated tan, white
+#: 4.8:1 on the blue and on dark imagery (vegetation, water) far more.
+HIT_OUTLINE: Final[str] = "#000000"
 
 #: Width of that outline, millimetres on screen.
 HIT_OUTLINE_MM: Final[float] = 0.6
 
+#: Halo under the outline of search hits: white.
+HIT_HALO: Final[str] = "#ffffff"
+
+#: Width of that halo, millimetres on screen: 0.3 mm shows each side of the outline.
+HIT_HALO_MM: Final[float] = 1.2
+
 #: Outline of categorized polygons (e.g. evaluated fields): QGIS's own dark grey,
 #: visible on every fill colour.
 CATEGORY_OUTLINE: Final[str] = "#232323"
+
+#: Fill patterns a :class:`Fill` may have: QGIS's brush styles
+#: (``QgsSymbolLayerUtils::encodeBrushStyle``). A hatch draws lines of the
+#: fill colour and leaves what is under the polygon visible between them.
+FILL_PATTERNS: Final[tuple[str, ...]] = (
+    "solid",
+    "horizontal",
+    "vertical",
+    "cross",
+    "b_diagonal",
+    "f_diagonal",
+    "diagonal_x",
+)
+
+#: Outline line styles a :class:`Fill` may have (QGIS's pen styles).
+OUTLINE_STYLES: Final[tuple[str, ...]] = ("solid", "dash", "dot", "dash dot")
+
+
+@dataclass(frozen=True)
+class Fill:
+    """How the polygons of one category are drawn: a fill and an outline.
+
+    Raises:
+        ValueError: if the pattern or outline style is not one QGIS knows, a
+            pattern is given without a colour, ``outline_mm`` is not above 0,
+            or a colour is not a colour.
+    """
+
+    #: Fill colour, anything matplotlib understands (for a hatch, the colour
+    #: of its lines), or None for no fill: what is under the polygon shows.
+    colour: str | None
+    #: Fill pattern, one of :data:`FILL_PATTERNS` (ignored without a colour).
+    pattern: str = "solid"
+    #: Outline colour.
+    outline: str = CATEGORY_OUTLINE
+    #: Outline width, millimetres on screen.
+    outline_mm: float = POLYGON_OUTLINE_MM
+    #: Outline line style, one of :data:`OUTLINE_STYLES`.
+    outline_style: str = "solid"
+
+    def __post_init__(self) -> None:
+        if self.pattern not in FILL_PATTERNS:
+            raise ValueError(
+                f"pattern must be one of {', '.join(FILL_PATTERNS)}, got "
+                f"{self.pattern!r}; pass e.g. 'solid' or 'b_diagonal'."
+            )
+        if self.outline_style not in OUTLINE_STYLES:
+            raise ValueError(
+                f"outline_style must be one of {', '.join(OUTLINE_STYLES)}, got "
+                f"{self.outline_style!r}."
+            )
+        if not self.outline_mm > 0:
+            raise ValueError(
+                f"outline_mm must be above 0 millimetres, got {self.outline_mm}."
+            )
+        for colour in (self.colour, self.outline):
+            if colour is not None:
+                to_rgba(colour)  # raises ValueError for a non-colour
 
 
 def _number(value: float) -> str:
@@ -337,6 +406,8 @@ def polygon_style(
     outline: str = POLYGON_OUTLINE,
     width_mm: float = POLYGON_OUTLINE_MM,
     label_field: str | None = None,
+    halo: str | None = None,
+    halo_mm: float = HIT_HALO_MM,
 ) -> str:
     """QML of a single-symbol renderer that draws polygons as outlines only.
 
@@ -345,19 +416,32 @@ def polygon_style(
         width_mm: outline width, millimetres on screen.
         label_field: a field whose value labels each polygon at its centre
             (dark text on a white halo), or None for no labels.
+        halo: colour of a wider line drawn under the outline (the symbol's
+            first layer, the outline its second), or None for none.
+        halo_mm: width of that halo, millimetres on screen (above
+            ``width_mm``, so it shows each side of the outline).
 
     Returns:
         The QML document (``layerGeometryType`` 2: polygons).
 
     Raises:
-        ValueError: if ``width_mm`` is not above 0 or ``outline`` is not a colour.
+        ValueError: if ``width_mm`` is not above 0, a halo is not wider than
+            the outline, or a colour is not a colour.
     """
     if not width_mm > 0:
         raise ValueError(f"width_mm must be above 0 millimetres, got {width_mm}.")
+    if halo is not None and not halo_mm > width_mm:
+        raise ValueError(
+            f"halo_mm must be above width_mm ({width_mm} mm) for the halo to show, "
+            f"got {halo_mm}."
+        )
     qgis = _root()
     renderer = _polygon_renderer(qgis, {"type": "singleSymbol"})
     # No fill: the class map shows through.
-    _fill_symbol(ET.SubElement(renderer, "symbols"), "0", None, outline, width_mm)
+    lines = [Fill(None, outline=outline, outline_mm=width_mm)]
+    if halo is not None:
+        lines.insert(0, Fill(None, outline=halo, outline_mm=halo_mm))
+    _fill_symbol(ET.SubElement(renderer, "symbols"), "0", lines)
     ET.SubElement(renderer, "rotation")
     ET.SubElement(renderer, "sizescale")
     if label_field is not None:
@@ -366,24 +450,34 @@ def polygon_style(
     return _polygon_document(qgis)
 
 
+def hit_style() -> str:
+    """QML of search hits: a black outline on a white halo, labelled by ``rank``.
+
+    Returns:
+        The QML document (see :func:`polygon_style`).
+    """
+    return polygon_style(HIT_OUTLINE, HIT_OUTLINE_MM, label_field="rank", halo=HIT_HALO)
+
+
 def categorized_polygon_style(
     field: str,
-    categories: Sequence[tuple[str, str, str]],
+    categories: Sequence[tuple[str, str, str | Fill]],
     outline: str = CATEGORY_OUTLINE,
     width_mm: float = POLYGON_OUTLINE_MM,
 ) -> str:
-    """QML of a categorized renderer that fills polygons by the value of a field.
+    """QML of a categorized renderer that draws polygons by the value of a field.
 
-    Each category is drawn with a solid fill of its colour and a thin outline,
-    and shown in QGIS's legend under its label; a polygon whose value matches
-    no category is not drawn.
+    Each category is drawn as its :class:`Fill` says (a colour alone: a solid
+    fill of it with a thin outline), and shown in QGIS's legend under its
+    label; a polygon whose value matches no category is not drawn.
 
     Args:
         field: the text field whose value picks the category.
-        categories: ``(value, legend label, fill colour)`` of each category,
-            in legend order; colours are anything matplotlib understands.
-        outline: outline colour of every category.
-        width_mm: outline width, millimetres on screen.
+        categories: ``(value, legend label, fill)`` of each category, in
+            legend order; the fill a :class:`Fill` or a colour (anything
+            matplotlib understands).
+        outline: outline colour of the categories given as a colour alone.
+        width_mm: outline width of those, millimetres on screen.
 
     Returns:
         The QML document (``renderer-v2`` of type ``categorizedSymbol`` on
@@ -408,7 +502,7 @@ def categorized_polygon_style(
     renderer = _polygon_renderer(qgis, {"type": "categorizedSymbol", "attr": field})
     listed = ET.SubElement(renderer, "categories")
     symbols = ET.SubElement(renderer, "symbols")
-    for index, (value, label, colour) in enumerate(categories):
+    for index, (value, label, fill) in enumerate(categories):
         ET.SubElement(
             listed,
             "category",
@@ -420,7 +514,9 @@ def categorized_polygon_style(
                 "type": "string",
             },
         )
-        _fill_symbol(symbols, str(index), colour, outline, width_mm)
+        if isinstance(fill, str):
+            fill = Fill(fill, outline=outline, outline_mm=width_mm)
+        _fill_symbol(symbols, str(index), [fill])
     ET.SubElement(renderer, "rotation")
     ET.SubElement(renderer, "sizescale")
     return _polygon_document(qgis)
@@ -437,21 +533,13 @@ def _polygon_renderer(qgis: ET.Element, kind: Mapping[str, str]) -> ET.Element:
     return ET.SubElement(qgis, "renderer-v2", {**kind, **common})
 
 
-def _fill_symbol(
-    symbols: ET.Element,
-    name: str,
-    fill: str | None,
-    outline: str,
-    width_mm: float,
-) -> None:
-    """Add a SimpleFill symbol named *name*: *fill* (None: none) and an outline.
+def _fill_symbol(symbols: ET.Element, name: str, fills: Sequence[Fill]) -> None:
+    """Add a fill symbol named *name*: one SimpleFill layer per fill, bottom first.
 
     Args:
         symbols: the renderer's ``symbols`` element.
         name: the symbol's name, which categories refer to.
-        fill: fill colour, anything matplotlib understands, or None for none.
-        outline: outline colour.
-        width_mm: outline width, millimetres on screen.
+        fills: the symbol's layers; QGIS draws the first under the others.
     """
     symbol = ET.SubElement(
         symbols,
@@ -464,21 +552,22 @@ def _fill_symbol(
             "force_rhr": "0",
         },
     )
-    layer = ET.SubElement(
-        symbol,
-        "layer",
-        {"class": "SimpleFill", "enabled": "1", "locked": "0", "pass": "0"},
-    )
-    properties = {
-        "color": "0,0,0,0" if fill is None else _rgba(fill),
-        "style": "no" if fill is None else "solid",
-        "outline_color": _rgba(outline),
-        "outline_style": "solid",
-        "outline_width": _number(width_mm),
-        "outline_width_unit": "MM",
-        "joinstyle": "bevel",
-    }
-    _properties(layer, properties)
+    for fill in fills:
+        layer = ET.SubElement(
+            symbol,
+            "layer",
+            {"class": "SimpleFill", "enabled": "1", "locked": "0", "pass": "0"},
+        )
+        properties = {
+            "color": "0,0,0,0" if fill.colour is None else _rgba(fill.colour),
+            "style": "no" if fill.colour is None else fill.pattern,
+            "outline_color": _rgba(fill.outline),
+            "outline_style": fill.outline_style,
+            "outline_width": _number(fill.outline_mm),
+            "outline_width_unit": "MM",
+            "joinstyle": "bevel",
+        }
+        _properties(layer, properties)
 
 
 def _polygon_document(qgis: ET.Element) -> str:
