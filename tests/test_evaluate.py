@@ -254,15 +254,16 @@ def test_all_correct_map(tmp_path: Path, labels: Path) -> None:
     assert result.n_pixels == 16 * 3 + 9
 
 
-def test_zero_denominators_are_zero(tmp_path: Path) -> None:
+def test_zero_denominators_are_none(tmp_path: Path) -> None:
+    """A score with nothing to divide by is undefined (None), not a poor 0.0."""
     labels = write_labels(tmp_path / "labels.gpkg", [("I", (0, 0, 4, 4))])
     classes = np.zeros((SIZE, SIZE), dtype=np.uint8)
     with pytest.warns(UserWarning, match="labelled not irrigated"):
         result = evaluate_map(write_map(tmp_path / "map.tif", classes), labels)
     assert result.tn == 16
     assert result.accuracy == result.field_accuracy == 1.0
-    assert result.f1 == result.precision == result.recall == result.iou == 0.0
-    assert result.field_f1 == 0.0
+    assert result.f1 is result.precision is result.recall is result.iou is None
+    assert result.field_f1 is None
 
 
 @pytest.mark.parametrize("rows_per_strip", [1, 3, 7])
@@ -418,12 +419,16 @@ def test_a_bbox_off_the_labels_is_named_as_evaluate_s_option(
     map_path: Path, labels: Path
 ) -> None:
     """Not the training advice (a bbox of the imagery, or no labels to pretrain)."""
+    # Labels of field A (top left) only, a bbox over the map's bottom right.
+    labels = write_labels(labels.with_name("field_a.gpkg"), FIELDS[:1])
+    x0, y0 = ORIGIN
+    bbox = lonlat_bbox(x0 + 150, y0 - 190, x0 + 190, y0 - 150)
     with pytest.raises(ValueError, match="does not overlap the labels") as info:
-        evaluate_map(map_path, labels, bbox=(-100.0, 40.0, -99.9, 40.1))
+        evaluate_map(map_path, labels, bbox=bbox)
     message = str(info.value)
+    given = " ".join(f"{v:.10g}" for v in bbox)
     assert message.startswith(
-        f"--bbox -100 40 -99.9 40.1 does not overlap the labels {str(labels)!r}, "
-        "which cover ["
+        f"--bbox {given} does not overlap the labels {str(labels)!r}, which cover ["
     )
     assert "pass a --bbox over both the labels and map" in message
     assert "pretrain" not in message
@@ -1123,9 +1128,10 @@ def test_a_bbox_in_the_map_crs_scores_the_pixels_inside_it(
             "the default), or give the bbox in EPSG:32610 coordinates.",
         ),
         (
-            (600000, 4000000, 601000, 4001000),
+            # On the map, between the fields (off the map it is refused first).
+            (700055, 4099905, 700095, 4099945),
             MAP_CRS,
-            "--bbox 600000 4000000 601000 4001000 in EPSG:32610 does not overlap the "
+            "--bbox 700055 4099905 700095 4099945 in EPSG:32610 does not overlap the "
             "labels {labels!r}, which cover [",
         ),
     ],

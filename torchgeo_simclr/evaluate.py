@@ -25,17 +25,22 @@ vote, pixel counts and outcome, styled for QGIS by outcome, so a GIS analyst
 sees where the map agrees with the labels and which crops it misses. With
 ``scores``, the scores and what was scored (paths, the label file's
 SHA-256, bbox, class-map overrides, software versions) are also written as a
-JSON file (:data:`SCORES_KEYS`, :data:`SCORES_UNITS`).
+JSON file (:data:`SCORES_KEYS`, :data:`SCORES_UNITS`), with what ties them
+to the map (its SHA-256 and the checkpoint and imagery dates its tags name),
+when they were made and the warnings given.
 """
 
 import json
 import math
 import os
+import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TextIO
 
 import geopandas as gpd
 import numpy as np
@@ -142,7 +147,9 @@ SCORES_KEYS: Final[frozenset[str]] = frozenset(
 #: key or key ending.
 SCORES_UNITS: Final[dict[str, str]] = {
     "f1, precision, recall, iou, accuracy": (
-        "fraction 0-1, irrigated is the positive class (0.0 where the denominator is 0)"
+        "fraction 0-1, irrigated is the positive class (null where the "
+        "denominator is 0: e.g. recall without a pixel labelled irrigated, "
+        "precision without one mapped irrigated)"
     ),
     "tp, fp, fn, tn": (
         "tp mapped and labelled irrigated, fp mapped irrigated but labelled not "
@@ -165,22 +172,46 @@ SCORES_UNITS: Final[dict[str, str]] = {
 #: scores file is about 2 KB).
 MAX_SCORES_BYTES: Final[int] = 1 << 20
 
+#: Tags of a map that ``predict`` wrote which the scores copy as ``map_tags``:
+#: what made the map (checkpoint and its SHA-256, model, threshold, sensing
+#: dates, the label file its model trained on, software), so that scores are
+#: tied to the map they rest on.
+MAP_TAGS: Final[tuple[str, ...]] = (
+    "checkpoint",
+    "checkpoint_sha256",
+    "model",
+    "problem",
+    "threshold",
+    "imagery_dates",
+    "training_labels_sha256",
+    "software",
+    "software_commit",
+)
 
-def _ratio(numerator: int, denominator: int) -> float:
-    """Divide, returning 0.0 for a zero denominator.
+#: How the scores table prints a score with a zero denominator (None).
+NOT_AVAILABLE: Final[str] = "n/a"
+
+
+def _score(value: float | None) -> str:
+    """A score as the table prints it: four decimals, or :data:`NOT_AVAILABLE`."""
+    return NOT_AVAILABLE if value is None else f"{value:.4f}"
+
+
+def _ratio(numerator: int, denominator: int) -> float | None:
+    """Divide, returning None for a zero denominator (the score is undefined).
 
     Args:
         numerator: count above the line.
         denominator: count below the line.
 
     Returns:
-        ``numerator / denominator``, or 0.0 when *denominator* is 0.
+        ``numerator / denominator``, or None when *denominator* is 0.
     """
-    return numerator / denominator if denominator else 0.0
+    return numerator / denominator if denominator else None
 
 
-def _f1(tp: int, fp: int, fn: int) -> float:
-    """F1 score from confusion counts (0.0 when there is no positive at all).
+def _f1(tp: int, fp: int, fn: int) -> float | None:
+    """F1 score from confusion counts (None when there is no positive at all).
 
     Args:
         tp: true positives.
@@ -197,21 +228,22 @@ def _f1(tp: int, fp: int, fn: int) -> float:
 class MapEvaluation:
     """Pixel- and field-level scores of an irrigation map (irrigated = positive).
 
-    Every score is a fraction in [0, 1]; a score whose denominator is zero (e.g.
-    precision of a map that predicts no irrigated pixel) is 0.0, not NaN.
+    Every score is a fraction in [0, 1], or None where its denominator is zero
+    and it is undefined (e.g. precision of a map that predicts no irrigated
+    pixel, or recall against labels without an irrigated pixel).
     Counts are pixels or fields; areas are hectares, rounded to 0.01 ha.
     """
 
     #: Pixel F1 score of the irrigated class, ``2 tp / (2 tp + fp + fn)``.
-    f1: float
+    f1: float | None
     #: Pixel precision of the irrigated class, ``tp / (tp + fp)``.
-    precision: float
+    precision: float | None
     #: Pixel recall of the irrigated class, ``tp / (tp + fn)``.
-    recall: float
+    recall: float | None
     #: Pixel intersection over union of the irrigated class, ``tp / (tp + fp + fn)``.
-    iou: float
+    iou: float | None
     #: Fraction of scored pixels whose map class equals the label.
-    accuracy: float
+    accuracy: float | None
     #: Pixels scored: map class 0 or 1 and label 0 or 1.
     n_pixels: int
     #: Scored pixels mapped irrigated and labelled irrigated.
@@ -223,9 +255,9 @@ class MapEvaluation:
     #: Scored pixels mapped not irrigated and labelled not irrigated.
     tn: int
     #: Fraction of scored fields whose majority map class equals their label.
-    field_accuracy: float
+    field_accuracy: float | None
     #: Field F1 score of the irrigated class (fields predicted by majority vote).
-    field_f1: float
+    field_f1: float | None
     #: Fields scored: polygons labelled 0 or 1 with at least one map pixel of
     #: class 0 or 1.
     n_fields: int
@@ -304,7 +336,7 @@ class MapEvaluation:
                 nodata.
 
         Returns:
-            The evaluation; scores with a zero denominator are 0.0.
+            The evaluation; scores with a zero denominator are None.
         """
         n_pixels = tp + fp + fn + tn
         n_fields = field_tp + field_fp + field_fn + field_tn
@@ -336,7 +368,7 @@ class MapEvaluation:
             n_polygons_nodata=n_polygons_nodata,
         )
 
-    def to_dict(self) -> dict[str, float | int]:
+    def to_dict(self) -> dict[str, float | int | None]:
         """Return the scores and counts as a flat dict (JSON-serialisable).
 
         Returns:
@@ -351,11 +383,11 @@ class MapEvaluation:
             Several lines, without a trailing newline.
         """
         rows = [
-            ("F1 (irrigated)", f"{self.f1:.4f}", f"{self.field_f1:.4f}"),
-            ("precision", f"{self.precision:.4f}", ""),
-            ("recall", f"{self.recall:.4f}", ""),
-            ("IoU", f"{self.iou:.4f}", ""),
-            ("accuracy", f"{self.accuracy:.4f}", f"{self.field_accuracy:.4f}"),
+            ("F1 (irrigated)", _score(self.f1), _score(self.field_f1)),
+            ("precision", _score(self.precision), ""),
+            ("recall", _score(self.recall), ""),
+            ("IoU", _score(self.iou), ""),
+            ("accuracy", _score(self.accuracy), _score(self.field_accuracy)),
             ("count", f"{self.n_pixels:,}", f"{self.n_fields:,}"),
         ]
         header = ("", "pixels", "fields")
@@ -380,6 +412,12 @@ class MapEvaluation:
             f"fn {self.field_fn:,}  tn {self.field_tn:,}"
         )
         lines.append(self.polygons_line())
+        if any(NOT_AVAILABLE in row for row in rows):
+            lines.append(
+                f"{NOT_AVAILABLE}: undefined, its denominator is 0 (recall: "
+                "nothing labelled irrigated; precision: nothing mapped irrigated; "
+                "F1 and IoU: neither)"
+            )
         return "\n".join(lines)
 
     def polygons_line(self) -> str:
@@ -417,11 +455,17 @@ class MapEvaluation:
         map_crs: CRS,
         fields: str | Path | None,
         labels_layer: str | None = None,
+        map_tags: Mapping[str, str] | None = None,
+        created: str | None = None,
+        run_seconds: float | None = None,
+        warned: Sequence[str] = (),
     ) -> dict[str, Any]:
         """The scores and what was scored, as the JSON file ``scores`` names.
 
         Args:
-            map_path: the map scored, as given.
+            map_path: the map scored, as given (recorded absolute, unless a
+                GDAL ``/vsi`` path, with the file's SHA-256 as
+                ``map_sha256``).
             labels: the label file or folder, as given (recorded absolute,
                 with the file's SHA-256 as ``labels_sha256``: None for a
                 folder, such as a ``.gdb``, or a GDAL ``/vsi`` path).
@@ -433,19 +477,31 @@ class MapEvaluation:
             fields: the GeoPackage of scored fields written, or None.
             labels_layer: the layer of the label file read, or None for its
                 first.
+            map_tags: the map's GeoTIFF tags, of which ``map_tags`` keeps
+                those named in :data:`MAP_TAGS`; None for none.
+            created: when the scoring started, UTC, ISO 8601, or None.
+            run_seconds: how long it took until the scores were recorded,
+                seconds, or None.
+            warned: the text of each warning given while scoring.
 
         Returns:
             A JSON-serialisable dict with :data:`SCORES_KEYS`: the inputs, the
-            ``units`` (:data:`SCORES_UNITS`), the ``pixels`` and ``fields``
-            scores and counts, and ``label_polygons``: how many were read and
-            scored, and why the others were not; counts end in ``_px``
+            map's provenance (``map_sha256``, ``map_tags``), ``created`` and
+            ``run_seconds``, the ``units`` (:data:`SCORES_UNITS`), the
+            ``pixels`` and ``fields`` scores and counts (None where
+            undefined), ``label_polygons``: how many were read and scored, and
+            why the others were not, and ``warnings``; counts end in ``_px``
             (pixels), ``_ha`` (hectares) or ``_fields`` (fields).
         """
         return {
             "torchgeo_simclr_version": __version__,
             "software": software_record(),
-            "map": os.fspath(map_path),
-            "labels": _absolute_labels(labels),
+            "created": created,
+            "run_seconds": run_seconds,
+            "map": _absolute(map_path),
+            "map_sha256": cached_file_digest(map_path),
+            "map_tags": _map_provenance(map_tags or {}),
+            "labels": _absolute(labels),
             "labels_sha256": cached_file_digest(labels),
             "labels_layer": labels_layer,
             "class_column": class_column,
@@ -453,7 +509,7 @@ class MapEvaluation:
             "bbox": None if bbox is None else [float(v) for v in bbox],
             "bbox_crs": bbox_crs.to_string(),
             "map_crs": map_crs.to_string(),
-            "fields_gpkg": None if fields is None else os.fspath(fields),
+            "fields_gpkg": None if fields is None else os.path.abspath(fields),
             "units": dict(SCORES_UNITS),
             "pixels": {
                 "f1": self.f1,
@@ -490,6 +546,7 @@ class MapEvaluation:
                 "ignored_class": self.n_polygons_ignored,
                 "map_nodata_only": self.n_polygons_nodata,
             },
+            "warnings": list(warned),
         }
 
 
@@ -680,7 +737,7 @@ def _check_label_layers(
         f"{', '.join(repr(v) for v in vector)}) and only the first, {first!r}, is "
         "scored against; pass --labels-layer NAME to score against another.",
         UserWarning,
-        stacklevel=3,
+        stacklevel=4,
     )
     return len(names)
 
@@ -712,8 +769,9 @@ def _one_class(evaluation: MapEvaluation, labels: str | Path) -> str | None:
     else:
         found = f"all {other:,} scored pixels are labelled not irrigated"
         meaning = (
-            "F1, precision, recall and IoU are 0 whatever the map, and a map that "
-            "calls nothing irrigated scores accuracy 1.0"
+            "recall is undefined (n/a) and F1, precision and IoU are 0 whatever "
+            "the map (n/a where it maps nothing irrigated), and a map that calls "
+            "nothing irrigated scores accuracy 1.0"
         )
         missing, value = "irrigated", 1
     return (
@@ -767,10 +825,14 @@ def evaluate_map(
     its data). QGIS opens it filled by outcome (:data:`OUTCOME_LEGEND`).
 
     With *scores*, the scores are also written to a JSON file (see
-    :meth:`MapEvaluation.scores_record`): what was scored (map, labels, class
-    column and class-map overrides, bbox and its CRS, package version), the
-    pixel scores with the confusion counts in pixels and hectares, and the
-    field scores with their counts.
+    :meth:`MapEvaluation.scores_record`): what was scored (map and labels,
+    absolute, with their SHA-256, class column and class-map overrides, bbox
+    and its CRS, package version), what made the map (its tags named in
+    :data:`MAP_TAGS`: checkpoint SHA-256, threshold, imagery dates, ...), the
+    pixel scores with the confusion counts in pixels and hectares, the field
+    scores with their counts (null for a score with a zero denominator), when
+    the scoring started (``created``, UTC) and took (``run_seconds``), and the
+    text of every warning shown meanwhile (``warnings``).
 
     The *fields* and *scores* paths are checked before any work; each file is
     written under a temporary name beside it and renamed once complete.
@@ -807,7 +869,7 @@ def evaluate_map(
             QGIS project GeoPackage), or None for its first.
 
     Returns:
-        The pixel and field scores; scores with a zero denominator are 0.0.
+        The pixel and field scores; scores with a zero denominator are None.
 
     Raises:
         FileNotFoundError: If the map or the label file does not exist.
@@ -836,6 +898,8 @@ def evaluate_map(
             "pass e.g. 512."
         )
         raise ValueError(msg)
+    created = datetime.now(UTC).isoformat(timespec="seconds")
+    start = time.perf_counter()
     # A latitude-first or inverted bbox gets the fix in --bbox's own syntax.
     region = _Bbox.parse(bbox, bbox_crs)
     fields_path = (
@@ -848,12 +912,115 @@ def evaluate_map(
         if scores is None
         else _SCORES.check(Path(scores), map_path, labels, overwrite)
     )
+    with _kept_warnings() as warned:
+        evaluation, crs, tags = _score_map(
+            map_path,
+            labels,
+            region,
+            class_column=class_column,
+            class_map=class_map,
+            labels_layer=labels_layer,
+            rows_per_strip=rows_per_strip,
+            progress=progress,
+            fields_path=fields_path,
+            overwrite=overwrite,
+        )
+    if scores_path is not None:
+        record = evaluation.scores_record(
+            map_path=map_path,
+            labels=labels,
+            class_column=class_column,
+            class_map=class_map,
+            bbox=None if region is None else region.values,
+            bbox_crs=parse_bbox_crs(bbox_crs),
+            map_crs=crs,
+            fields=fields_path,
+            labels_layer=labels_layer,
+            map_tags=tags,
+            created=created,
+            run_seconds=round(time.perf_counter() - start, 2),
+            warned=warned,
+        )
+        _write_scores(record, scores_path, map_path, labels, overwrite)
+    return evaluation
+
+
+@contextmanager
+def _kept_warnings() -> Iterator[list[str]]:
+    """Show warnings as they come, as ever, and keep the text of each one shown.
+
+    Warnings the filters in force ignore are neither shown nor kept, and
+    those they turn into errors are raised as before.
+
+    Yields:
+        The text of each warning shown so far in the block, in order.
+    """
+    kept: list[str] = []
+    with warnings.catch_warnings():
+        show = warnings.showwarning
+
+        def keep(
+            message: Warning | str,
+            category: type[Warning],
+            filename: str,
+            lineno: int,
+            file: TextIO | None = None,
+            line: str | None = None,
+        ) -> None:
+            kept.append(str(message))
+            show(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = keep
+        yield kept
+
+
+def _score_map(
+    map_path: str | Path,
+    labels: str | Path,
+    region: _Bbox | None,
+    *,
+    class_column: str,
+    class_map: Mapping[str, int] | None,
+    labels_layer: str | None,
+    rows_per_strip: int,
+    progress: bool,
+    fields_path: Path | None,
+    overwrite: bool,
+) -> tuple[MapEvaluation, CRS, dict[str, str]]:
+    """Score the map, and write the scored fields where *fields_path* is given.
+
+    The bbox is checked against the map first, so a bbox off the map is
+    refused before any warning about the labels.
+
+    Args:
+        map_path: the map GeoTIFF.
+        labels: the label file or folder.
+        region: the checked bbox, or None for the whole map.
+        class_column: the attribute with the class code.
+        class_map: class-map overrides, or None.
+        labels_layer: the layer of the label file to read, or None.
+        rows_per_strip: map rows read and rasterised at once.
+        progress: show a progress bar over the map's rows.
+        fields_path: the checked GeoPackage of scored fields, or None.
+        overwrite: whether an earlier GeoPackage of fields may be replaced.
+
+    Returns:
+        The scores, the map's CRS and its GeoTIFF tags.
+
+    Raises:
+        ValueError: as :func:`evaluate_map` says.
+        FileNotFoundError: If the map or the label file does not exist.
+    """
     name = os.fspath(map_path)
-    layers = _check_label_layers(labels, labels_layer, class_column)
     with open_map(map_path) as src:
         crs = CRS.from_user_input(src.crs.to_wkt())
+        tags = dict(src.tags())
+        bbox_polygon = None
         if region is not None:
             region.check_not_degrees(src.bounds, crs, name)
+            bbox_polygon = region.polygon(crs)
+            _check_bbox_on_map(src, region, bbox_polygon, crs, name)
+        layers = _check_label_layers(labels, labels_layer, class_column)
         try:
             with warnings.catch_warnings():
                 if layers > 1:
@@ -886,7 +1053,7 @@ def evaluate_map(
                 f"({lonlat_extent(src.bounds, crs)}), or leave it out."
             )
             raise ValueError(msg) from None
-        map_dates = src.tags().get("imagery_dates", "")
+        map_dates = tags.get("imagery_dates", "")
         why = other_years(
             dataset.years,
             repr(os.fspath(labels)),
@@ -894,8 +1061,8 @@ def evaluate_map(
             "a map made with predict --start/--end",
         )
         if why is not None:
-            warnings.warn(why, UserWarning, stacklevel=2)
-        trained_on = src.tags().get("training_labels_sha256")
+            warnings.warn(why, UserWarning, stacklevel=3)
+        trained_on = tags.get("training_labels_sha256")
         if trained_on is None:
             warnings.warn(
                 f"Map {name!r} does not record the label file its model was "
@@ -903,7 +1070,7 @@ def evaluate_map(
                 "a folder), so whether these labels are held out cannot be told; "
                 "score a --bbox you know the model was not trained on.",
                 UserWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
         elif trained_on == cached_file_digest(labels):
             warnings.warn(
@@ -913,10 +1080,9 @@ def evaluate_map(
                 "it fits them more than how it does on new fields; score it "
                 "against labels it did not train on.",
                 UserWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
-        bbox_polygon = None if region is None else region.polygon(crs)
-        window = _labelled_window(src, dataset, region, bbox_polygon, name, labels)
+        window = _labelled_window(src, dataset, bbox_polygon, name, labels)
         tally = _Tally(dataset.features["value"].to_numpy(dtype=np.uint8))
         geometries = dataset.features.geometry.to_numpy()
         sindex = dataset.features.sindex
@@ -960,7 +1126,7 @@ def evaluate_map(
         raise ValueError(msg)
     evaluation = tally.evaluation()
     if (one_class := _one_class(evaluation, labels)) is not None:
-        warnings.warn(one_class, UserWarning, stacklevel=2)
+        warnings.warn(one_class, UserWarning, stacklevel=3)
     if fields_path is not None:
         frame = tally.fields_frame(
             dataset.features.geometry.to_numpy(),
@@ -968,25 +1134,36 @@ def evaluate_map(
             crs,
         )
         _write_fields(frame, fields_path, map_path, labels, overwrite)
-    if scores_path is not None:
-        record = evaluation.scores_record(
-            map_path=map_path,
-            labels=labels,
-            class_column=class_column,
-            class_map=class_map,
-            bbox=None if region is None else region.values,
-            bbox_crs=parse_bbox_crs(bbox_crs),
-            map_crs=crs,
-            fields=fields_path,
-            labels_layer=labels_layer,
-        )
-        _write_scores(record, scores_path, map_path, labels, overwrite)
-    return evaluation
+    return evaluation, crs, tags
 
 
-def _absolute_labels(labels: str | Path) -> str:
-    """The label path as scores record it: absolute, unless a GDAL ``/vsi`` path."""
-    name = os.fspath(labels)
+def _map_provenance(tags: Mapping[str, str]) -> dict[str, Any]:
+    """What made a map, from its GeoTIFF tags, as the scores record it.
+
+    Args:
+        tags: the map's dataset tags.
+
+    Returns:
+        Each tag of :data:`MAP_TAGS`, None where the map has none (a map not
+        made by ``predict``, or by an earlier version): ``threshold`` as a
+        number (None if it is not one), ``imagery_dates`` as a list of ISO
+        dates, the others as tagged.
+    """
+    record: dict[str, Any] = {key: tags.get(key) for key in MAP_TAGS}
+    if (dates := record["imagery_dates"]) is not None:
+        record["imagery_dates"] = [day for day in dates.split(",") if day]
+    if (threshold := record["threshold"]) is not None:
+        try:
+            value = float(threshold)
+        except ValueError:
+            value = math.nan
+        record["threshold"] = value if math.isfinite(value) else None
+    return record
+
+
+def _absolute(path: str | Path) -> str:
+    """An input path as scores record it: absolute, unless a GDAL ``/vsi`` path."""
+    name = os.fspath(path)
     return name if name.startswith("/vsi") else os.path.abspath(name)
 
 
@@ -1131,10 +1308,45 @@ class _Tally:
         )
 
 
+def _check_bbox_on_map(
+    src: Any, region: _Bbox, bbox_polygon: shapely.Polygon, crs: CRS, name: str
+) -> None:
+    """Refuse a bbox that does not overlap the map.
+
+    Args:
+        src: the open map.
+        region: the user bbox.
+        bbox_polygon: *region* in the map CRS.
+        crs: the map's CRS.
+        name: the map path, for messages.
+
+    Raises:
+        ValueError: If the bbox does not overlap the map, naming the map's
+            extent in lon/lat (and in the bbox's CRS, where that is another).
+    """
+    if shapely.box(*src.bounds).intersects(bbox_polygon):
+        return
+    map_extent = lonlat_extent(src.bounds, crs)
+    if region.crs == LONLAT:
+        given = f"{region.named} (min lon, min lat, max lon, max lat)"
+        extent = f"{map_extent} (lon/lat)"
+    else:
+        given = region.named
+        to_bbox = Transformer.from_crs(crs, region.crs, always_xy=True)
+        bounds = np.round(to_bbox.transform_bounds(*src.bounds), 1)
+        extent = (
+            f"{map_extent} (lon/lat) = {bounds.tolist()} in {region.crs.to_string()}"
+        )
+    msg = (
+        f"{given} does not overlap map {name!r}, which covers {extent}; "
+        "pass a --bbox inside that extent or leave it out."
+    )
+    raise ValueError(msg)
+
+
 def _labelled_window(
     src: Any,
     dataset: IrrigationLabels,
-    region: _Bbox | None,
     bbox_polygon: shapely.Polygon | None,
     name: str,
     labels: str | Path,
@@ -1144,8 +1356,8 @@ def _labelled_window(
     Args:
         src: the open map.
         dataset: the labels, in the map CRS.
-        region: the user bbox, or None.
-        bbox_polygon: *region* in the map CRS, or None.
+        bbox_polygon: the user bbox in the map CRS (checked to overlap the map
+            by :func:`_check_bbox_on_map`), or None.
         name: the map path, for messages.
         labels: the label path, for messages.
 
@@ -1154,37 +1366,19 @@ def _labelled_window(
         scored.
 
     Raises:
-        ValueError: If the bbox does not overlap the map, or no label polygon
-            overlaps the map (within the bbox).
+        ValueError: If no label polygon overlaps the map (within the bbox).
     """
     features = dataset.features
     map_extent = lonlat_extent(src.bounds, dataset.crs)
     area = shapely.box(*src.bounds)
-    if region is not None and bbox_polygon is not None:
-        if not area.intersects(bbox_polygon):
-            if region.crs == LONLAT:
-                given = f"{region.named} (min lon, min lat, max lon, max lat)"
-                extent = f"{map_extent} (lon/lat)"
-            else:
-                given = region.named
-                to_bbox = Transformer.from_crs(dataset.crs, region.crs, always_xy=True)
-                bounds = np.round(to_bbox.transform_bounds(*src.bounds), 1)
-                extent = (
-                    f"{map_extent} (lon/lat) = {bounds.tolist()} in "
-                    f"{region.crs.to_string()}"
-                )
-            msg = (
-                f"{given} does not overlap map {name!r}, which covers {extent}; "
-                "pass a --bbox inside that extent or leave it out."
-            )
-            raise ValueError(msg)
+    if bbox_polygon is not None:
         area = area.intersection(bbox_polygon)
     hits = features.sindex.query(area, predicate="intersects")
     if hits.size == 0:
         # The features' own lon/lat bounds: the box around them in the map's
         # CRS, taken back to lon/lat, is far wider for labels far from the map.
         labels_extent = shapes_extent(features)
-        where = "" if region is None else " within the bbox"
+        where = "" if bbox_polygon is None else " within the bbox"
         msg = (
             f"Labels {os.fspath(labels)!r} cover {labels_extent} but map {name!r} "
             f"covers {map_extent} (min lon, min lat, max lon, max lat) and no "
