@@ -1403,7 +1403,7 @@ def test_embedding_map_cli(
         "perplexity": 30.0,
         "seed": 0,
         "overwrite": False,
-        "progress": True,
+        "progress": False,  # stderr is no terminal under pytest
     }
     assert str(tmp_path / "map.png") in capsys.readouterr().out
     main(

@@ -1,5 +1,7 @@
 """Tests of torchgeo_simclr.field_stats: an irrigation map summed up per field."""
 
+import hashlib
+import json
 import math
 import warnings
 from pathlib import Path
@@ -460,3 +462,66 @@ def test_a_per_patch_map_says_it_is_coarse(tmp_path: Path, fields: Path) -> None
         "The map is a per-patch model's: one value per 240 m x 240 m cell, so fields "
         "smaller than that take the value of the patch around them"
     ) in result.summary()
+
+
+def test_summary_holds_the_counts_and_what_made_them(
+    mapped: Path, fields: Path, tmp_path: Path
+) -> None:
+    # A scheduled job reads the counts from JSON, not from the printed text,
+    # and can tell which map they rest on.
+    out, summary = tmp_path / "stats.gpkg", tmp_path / "stats.json"
+    result = field_stats(mapped, fields, out, summary=summary)
+    record = json.loads(summary.read_text())
+    assert record["counts"] == result.counts
+    assert record["counts"]["irrigated"] == 1
+    assert record["n_fields"] == len(FIELDS)
+    assert record["irrigated_fields_ha"] == result.irrigated_fields_ha == 0.16
+    assert record["irrigated_fields_acres"] == 0.4
+    assert (record["map"], record["fields"], record["out"]) == (
+        str(mapped.resolve()),
+        str(fields.resolve()),
+        str(out.resolve()),
+    )
+    assert record["map_sha256"] == hashlib.sha256(mapped.read_bytes()).hexdigest()
+    assert set(record["map_tags"]) >= {"checkpoint_sha256", "imagery_dates"}
+    assert record["layer"] == "parcels"
+    assert record["min_mapped"] == 0.5
+    assert record["has_probability"] is True
+    assert record["created"].endswith("+00:00")
+    assert record["run_seconds"] >= 0
+    assert record["warnings"] == []
+
+
+def test_summary_is_refused_before_any_work_and_replaced_only_if_ours(
+    mapped: Path, fields: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "stats.gpkg"
+    with pytest.raises(ValueError, match=r"--summary .* must end in \.json"):
+        field_stats(mapped, fields, out, summary=tmp_path / "stats.txt")
+    # A GeoJSON file of fields may end in .json too.
+    geojson = tmp_path / "parcels.json"
+    gpd.read_file(fields).to_file(geojson, driver="GeoJSON")
+    with pytest.raises(ValueError, match=r"is the file --fields names"):
+        field_stats(mapped, geojson, out, summary=geojson)
+    theirs = tmp_path / "theirs.json"
+    theirs.write_text('{"a": 1}')
+    with pytest.raises(FileExistsError, match=r"--summary .* is not a summary"):
+        field_stats(mapped, fields, out, summary=theirs, overwrite=True)
+    assert theirs.read_text() == '{"a": 1}'
+    assert not out.exists()
+    summary = tmp_path / "stats.json"
+    field_stats(mapped, fields, out, summary=summary)
+    with pytest.raises(FileExistsError, match=r"pass --overwrite"):
+        field_stats(mapped, fields, tmp_path / "other.gpkg", summary=summary)
+    field_stats(mapped, fields, out, summary=summary, overwrite=True, min_mapped=1.0)
+    assert json.loads(summary.read_text())["counts"]["partly mapped"] > 1
+
+
+def test_cli_writes_the_summary_it_is_asked_for(
+    mapped: Path, fields: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out, summary = tmp_path / "stats.csv", tmp_path / "stats.json"
+    argv = ["field-stats", "--map", str(mapped), "--fields", str(fields)]
+    main([*argv, "--out", str(out), "--summary", str(summary)])
+    assert f"Wrote {summary} (the counts and totals as JSON)" in capsys.readouterr().out
+    assert json.loads(summary.read_text())["out"] == str(out.resolve())

@@ -33,14 +33,11 @@ when they were made and the warnings given.
 import json
 import math
 import os
-import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final, TextIO
+from typing import Any, Final
 
 import geopandas as gpd
 import numpy as np
@@ -81,6 +78,7 @@ from .lonlat import (
 )
 from .map_pixels import (
     area_ha,
+    map_provenance,
     open_map,
     pixel_range,
     rasterise_ids,
@@ -89,6 +87,7 @@ from .map_pixels import (
     strips,
 )
 from .outputs import check_output_folder, partial_path, same_file
+from .run_record import RunClock, absolute_path, kept_warnings
 from .software import cached_file_digest, software_record
 
 #: Layer of the scored fields in the GeoPackage that ``fields`` names.
@@ -171,22 +170,6 @@ SCORES_UNITS: Final[dict[str, str]] = {
 #: Largest existing file read to tell whether it is a scores file, bytes (a
 #: scores file is about 2 KB).
 MAX_SCORES_BYTES: Final[int] = 1 << 20
-
-#: Tags of a map that ``predict`` wrote which the scores copy as ``map_tags``:
-#: what made the map (checkpoint and its SHA-256, model, threshold, sensing
-#: dates, the label file its model trained on, software), so that scores are
-#: tied to the map they rest on.
-MAP_TAGS: Final[tuple[str, ...]] = (
-    "checkpoint",
-    "checkpoint_sha256",
-    "model",
-    "problem",
-    "threshold",
-    "imagery_dates",
-    "training_labels_sha256",
-    "software",
-    "software_commit",
-)
 
 #: How the scores table prints a score with a zero denominator (None).
 NOT_AVAILABLE: Final[str] = "n/a"
@@ -478,7 +461,8 @@ class MapEvaluation:
             labels_layer: the layer of the label file read, or None for its
                 first.
             map_tags: the map's GeoTIFF tags, of which ``map_tags`` keeps
-                those named in :data:`MAP_TAGS`; None for none.
+                those named in :data:`~torchgeo_simclr.map_pixels.MAP_TAGS`;
+                None for none.
             created: when the scoring started, UTC, ISO 8601, or None.
             run_seconds: how long it took until the scores were recorded,
                 seconds, or None.
@@ -498,10 +482,10 @@ class MapEvaluation:
             "software": software_record(),
             "created": created,
             "run_seconds": run_seconds,
-            "map": _absolute(map_path),
+            "map": absolute_path(map_path),
             "map_sha256": cached_file_digest(map_path),
-            "map_tags": _map_provenance(map_tags or {}),
-            "labels": _absolute(labels),
+            "map_tags": map_provenance(map_tags or {}),
+            "labels": absolute_path(labels),
             "labels_sha256": cached_file_digest(labels),
             "labels_layer": labels_layer,
             "class_column": class_column,
@@ -828,7 +812,8 @@ def evaluate_map(
     :meth:`MapEvaluation.scores_record`): what was scored (map and labels,
     absolute, with their SHA-256, class column and class-map overrides, bbox
     and its CRS, package version), what made the map (its tags named in
-    :data:`MAP_TAGS`: checkpoint SHA-256, threshold, imagery dates, ...), the
+    :data:`~torchgeo_simclr.map_pixels.MAP_TAGS`: checkpoint SHA-256,
+    threshold, imagery dates, ...), the
     pixel scores with the confusion counts in pixels and hectares, the field
     scores with their counts (null for a score with a zero denominator), when
     the scoring started (``created``, UTC) and took (``run_seconds``), and the
@@ -898,8 +883,7 @@ def evaluate_map(
             "pass e.g. 512."
         )
         raise ValueError(msg)
-    created = datetime.now(UTC).isoformat(timespec="seconds")
-    start = time.perf_counter()
+    clock = RunClock()
     # A latitude-first or inverted bbox gets the fix in --bbox's own syntax.
     region = _Bbox.parse(bbox, bbox_crs)
     fields_path = (
@@ -912,7 +896,7 @@ def evaluate_map(
         if scores is None
         else _SCORES.check(Path(scores), map_path, labels, overwrite)
     )
-    with _kept_warnings() as warned:
+    with kept_warnings() as warned:
         evaluation, crs, tags = _score_map(
             map_path,
             labels,
@@ -937,41 +921,12 @@ def evaluate_map(
             fields=fields_path,
             labels_layer=labels_layer,
             map_tags=tags,
-            created=created,
-            run_seconds=round(time.perf_counter() - start, 2),
+            created=clock.created,
+            run_seconds=clock.seconds(),
             warned=warned,
         )
         _write_scores(record, scores_path, map_path, labels, overwrite)
     return evaluation
-
-
-@contextmanager
-def _kept_warnings() -> Iterator[list[str]]:
-    """Show warnings as they come, as ever, and keep the text of each one shown.
-
-    Warnings the filters in force ignore are neither shown nor kept, and
-    those they turn into errors are raised as before.
-
-    Yields:
-        The text of each warning shown so far in the block, in order.
-    """
-    kept: list[str] = []
-    with warnings.catch_warnings():
-        show = warnings.showwarning
-
-        def keep(
-            message: Warning | str,
-            category: type[Warning],
-            filename: str,
-            lineno: int,
-            file: TextIO | None = None,
-            line: str | None = None,
-        ) -> None:
-            kept.append(str(message))
-            show(message, category, filename, lineno, file, line)
-
-        warnings.showwarning = keep
-        yield kept
 
 
 def _score_map(
@@ -1135,36 +1090,6 @@ def _score_map(
         )
         _write_fields(frame, fields_path, map_path, labels, overwrite)
     return evaluation, crs, tags
-
-
-def _map_provenance(tags: Mapping[str, str]) -> dict[str, Any]:
-    """What made a map, from its GeoTIFF tags, as the scores record it.
-
-    Args:
-        tags: the map's dataset tags.
-
-    Returns:
-        Each tag of :data:`MAP_TAGS`, None where the map has none (a map not
-        made by ``predict``, or by an earlier version): ``threshold`` as a
-        number (None if it is not one), ``imagery_dates`` as a list of ISO
-        dates, the others as tagged.
-    """
-    record: dict[str, Any] = {key: tags.get(key) for key in MAP_TAGS}
-    if (dates := record["imagery_dates"]) is not None:
-        record["imagery_dates"] = [day for day in dates.split(",") if day]
-    if (threshold := record["threshold"]) is not None:
-        try:
-            value = float(threshold)
-        except ValueError:
-            value = math.nan
-        record["threshold"] = value if math.isfinite(value) else None
-    return record
-
-
-def _absolute(path: str | Path) -> str:
-    """An input path as scores record it: absolute, unless a GDAL ``/vsi`` path."""
-    name = os.fspath(path)
-    return name if name.startswith("/vsi") else os.path.abspath(name)
 
 
 class _Tally:

@@ -16,6 +16,7 @@ written, also those off the map or without geometry.
 """
 
 import csv
+import json
 import os
 import warnings
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ import rasterio.windows
 import shapely
 from pyproj import CRS
 
+from . import __version__
 from .constants import (
     IRRIGATED,
     M2_PER_ACRE,
@@ -47,19 +49,30 @@ from .field_pixels import FieldPixels, overlapping
 from .geopackage import missing_layer, write_geopackage
 from .interrupts import deferred_interrupts
 from .lonlat import LONLAT, in_degrees, lonlat_extent, shapes_extent
-from .map_pixels import (
-    open_map,
-)
+from .map_pixels import map_provenance, open_map
 from .outputs import (
     check_out_replaceable,
     check_output_folder,
     not_a_file,
     partial_path,
+    replaced_when_complete,
     same_file,
 )
+from .run_record import RunClock, absolute_path, kept_warnings
+from .software import cached_file_digest, software_record
 
 #: Layer of the fields in the GeoPackage that ``--out`` names.
 FIELD_STATS_LAYER: Final[str] = "field_stats"
+
+#: Keys every ``--summary`` file holds: how an earlier one is told from
+#: another JSON file, which ``--overwrite`` never replaces.
+SUMMARY_KEYS: Final[frozenset[str]] = frozenset(
+    {"torchgeo_simclr_version", "map", "fields", "counts", "irrigated_fields_ha"}
+)
+
+#: Largest existing file read to tell whether it is a summary, bytes (a
+#: summary is about 2 KB).
+MAX_SUMMARY_BYTES: Final[int] = 1 << 20
 
 #: Name of the layer's default style, shown in QGIS's style manager.
 FIELD_STATS_STYLE_NAME: Final[str] = "field status"
@@ -194,6 +207,48 @@ class FieldStats:
     detail_size: str | None
     #: Whether ``mean_prob`` was filled from a probability map.
     has_probability: bool
+    #: The layer of the field file read.
+    layer: str
+    #: The class map's GeoTIFF tags.
+    map_tags: dict[str, str]
+
+    def record(
+        self, map_path: str | Path, fields: str | Path, min_mapped: float
+    ) -> dict[str, Any]:
+        """The counts and totals as ``--summary`` writes them, with what made them.
+
+        Args:
+            map_path: the class map read.
+            fields: the field file read.
+            min_mapped: ``--min-mapped``.
+
+        Returns:
+            A JSON-serialisable dict: the files (absolute), the map's SHA-256
+            and what made it (``map_tags``, see
+            :func:`~torchgeo_simclr.map_pixels.map_provenance`), the field
+            counts by status, the irrigated hectares and acres, and the
+            software; the keys :data:`SUMMARY_KEYS` among them.
+        """
+        acres = self.irrigated_fields_ha * M2_PER_HA / M2_PER_ACRE
+        return {
+            "torchgeo_simclr_version": __version__,
+            "software": software_record(),
+            "map": absolute_path(map_path),
+            "map_sha256": cached_file_digest(map_path),
+            "map_tags": map_provenance(self.map_tags),
+            "fields": absolute_path(fields),
+            "layer": self.layer,
+            "out": absolute_path(self.out),
+            "min_mapped": min_mapped,
+            "has_probability": self.has_probability,
+            "detail_size": self.detail_size,
+            "n_fields": self.n_fields,
+            "counts": self.counts,
+            "irrigated_fields_ha": self.irrigated_fields_ha,
+            "irrigated_fields_acres": round(acres, 2),
+            "irrigated_in_them_ha": self.irrigated_in_them_ha,
+            "irrigated_in_all_ha": self.irrigated_in_all_ha,
+        }
 
     def summary(self) -> str:
         """What the command prints, one fact per line.
@@ -238,6 +293,7 @@ def field_stats(
     overwrite: bool = False,
     progress: bool = False,
     rows_per_strip: int = 512,
+    summary: str | Path | None = None,
 ) -> FieldStats:
     """Sum up an irrigation map per field and write the fields with the sums.
 
@@ -268,25 +324,31 @@ def field_stats(
         progress: show a progress bar over the map's rows.
         rows_per_strip: map rows read at once; only memory and speed depend
             on it.
+        summary: a JSON file to write the counts and totals to, with what
+            made them (see :meth:`FieldStats.record`), when the run started
+            (``created``, UTC), its ``run_seconds`` and the ``warnings`` it
+            showed; None for none.
 
     Returns:
         The counts, for the summary.
 
     Raises:
         FileNotFoundError: If the map or *fields* does not exist.
-        FileExistsError: If *out* exists and *overwrite* is False, or it is no
-            file ``field-stats`` wrote.
+        FileExistsError: If *out* or *summary* exists and *overwrite* is
+            False, or it is no file ``field-stats`` wrote.
         IsADirectoryError: If *out* is a folder.
         PermissionError: If the folder of *out* cannot be written.
         ValueError: If the map is no class map, *fields* cannot be read, has
             no layer *layer*, no CRS, or geometries other than polygons, no
             field overlaps the map, *out* does not end in ``.gpkg`` or
-            ``.csv`` or is one of the inputs, or *min_mapped* is not in 0-1.
+            ``.csv`` or is one of the inputs, *summary* does not end in
+            ``.json`` or is *out* or an input, or *min_mapped* is not in 0-1.
 
     Warns:
         UserWarning: if fields have invalid geometry, or columns of the names
             :func:`field_stats` adds.
     """
+    clock = RunClock()
     if not 0 <= min_mapped <= 1:
         msg = (
             f"--min-mapped {min_mapped:g} is not a share of 0 to 1; pass e.g. 0.5 "
@@ -300,7 +362,7 @@ def field_stats(
         )
         raise ValueError(msg)
     out = Path(out)
-    name, fields_name = os.fspath(map_path), os.fspath(fields)
+    fields_name = os.fspath(fields)
     probability = _probability_path(Path(map_path))
     inputs: dict[str, str | os.PathLike[str]] = {
         "--map": map_path,
@@ -308,6 +370,61 @@ def field_stats(
         "": probability,
     }
     _check_out(out, inputs, overwrite)
+    if summary is not None:
+        _check_summary(Path(summary), out, inputs, overwrite)
+    with kept_warnings() as warned:
+        result = _sum_fields(
+            map_path,
+            fields_name,
+            out,
+            inputs,
+            layer=layer,
+            min_mapped=min_mapped,
+            overwrite=overwrite,
+            progress=progress,
+            rows_per_strip=rows_per_strip,
+        )
+    if summary is not None:
+        record = result.record(map_path, fields_name, min_mapped)
+        record["created"] = clock.created
+        record["run_seconds"] = clock.seconds()
+        record["warnings"] = warned
+        with replaced_when_complete(Path(summary)) as partial:
+            partial.write_text(
+                json.dumps(record, indent=2, allow_nan=False) + "\n", encoding="utf-8"
+            )
+    return result
+
+
+def _sum_fields(
+    map_path: str | Path,
+    fields_name: str,
+    out: Path,
+    inputs: dict[str, str | os.PathLike[str]],
+    *,
+    layer: str | None,
+    min_mapped: float,
+    overwrite: bool,
+    progress: bool,
+    rows_per_strip: int,
+) -> FieldStats:
+    """Read the fields, sum the map up over them and write them with the sums.
+
+    Args:
+        map_path: the class map.
+        fields_name: the vector file of fields.
+        out: the file to write, checked before.
+        inputs: option -> path of each file read.
+        layer: the layer of the fields to read, or None for the first.
+        min_mapped: share of a field's pixels that must have map data.
+        overwrite: whether an earlier field-stats file may be replaced.
+        progress: show a progress bar over the map's rows.
+        rows_per_strip: map rows read at once.
+
+    Returns:
+        The counts.
+    """
+    name = os.fspath(map_path)
     layer, crs_of_fields = _check_fields(fields_name, layer)
     frame = gpd.read_file(fields_name, layer=layer, engine="pyogrio")
     _check_polygons(frame, fields_name)
@@ -318,7 +435,7 @@ def field_stats(
         on_map = shapely.intersects(shapes, shapely.box(*src.bounds))
         if not on_map.any():
             raise ValueError(_off_map(frame, crs_of_fields, fields_name, src, name))
-        prob_src = _open_probability(probability, src, name)
+        prob_src = _open_probability(Path(inputs[""]), src, name)
         try:
             sums = FieldPixels(src, prob_src, name, crs, len(shapes))
             sums.add_strips(shapes, on_map, rows_per_strip, progress)
@@ -337,7 +454,7 @@ def field_stats(
     irrigated = status == "irrigated"
     detail = float(tags.get("detail_size", res))
     unit = "m" if crs.axis_info[0].unit_name == "metre" else crs.axis_info[0].unit_name
-    return FieldStats(
+    stats = FieldStats(
         out=out,
         n_fields=len(result),
         counts={s: int(np.count_nonzero(status == s)) for s in STATUSES},
@@ -346,7 +463,10 @@ def field_stats(
         irrigated_in_all_ha=round(float(sums.irrigated_ha.sum()), 2),
         detail_size=f"{detail:g} {unit}" if detail > res else None,
         has_probability=prob_src is not None,
+        layer=layer,
+        map_tags=tags,
     )
+    return stats
 
 
 def _probability_path(map_path: Path) -> Path:
@@ -399,6 +519,67 @@ def _check_out(
     check_out_replaceable(
         out, "a file of fields written by field-stats", _out_fault, overwrite
     )
+
+
+def _check_summary(
+    summary: Path, out: Path, inputs: dict[str, str | os.PathLike[str]], overwrite: bool
+) -> None:
+    """Refuse a ``--summary`` before any work: not JSON, *out*, an input, not ours.
+
+    Args:
+        summary: the JSON file to write.
+        out: the fields file to write.
+        inputs: option -> path of each file read.
+        overwrite: whether an earlier summary may be replaced.
+
+    Raises:
+        IsADirectoryError: If *summary* is a folder.
+        ValueError: If it does not end in ``.json``, or is *out* or an input.
+        PermissionError: If its folder cannot be made or written.
+        FileExistsError: If it exists and is no field-stats summary, or
+            *overwrite* is False.
+    """
+    given = str(summary)
+    if summary.is_dir():
+        msg = (
+            f"--summary {given!r} is a folder; pass a file name, e.g. "
+            f"{summary / 'field_stats.json'} (nothing was written)."
+        )
+        raise IsADirectoryError(msg)
+    if summary.suffix.lower() != ".json":
+        msg = (
+            f"--summary {given!r} must end in .json; pass e.g. "
+            f"{out.with_suffix('.json')}."
+        )
+        raise ValueError(msg)
+    if (clash := same_file([summary], {**inputs, "--out": out})) is not None:
+        option = clash[1] or "the probability map beside --map"
+        msg = (
+            f"--summary {given!r} is the file {option} names; choose another "
+            f"--summary, e.g. {out.with_suffix('.json')} (nothing was written)."
+        )
+        raise ValueError(msg)
+    check_output_folder(summary.parent, "--summary")
+    check_out_replaceable(
+        summary,
+        "a summary written by field-stats",
+        _summary_fault,
+        overwrite,
+        "--summary",
+    )
+
+
+def _summary_fault(path: Path) -> str | None:
+    """Why an existing *path* is no summary field-stats wrote, or None."""
+    if path.stat().st_size > MAX_SUMMARY_BYTES:
+        return f"a file of {path.stat().st_size:,} bytes"
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return "a file that is not JSON"
+    if not isinstance(record, dict) or not record.keys() >= SUMMARY_KEYS:
+        return "a JSON file without the keys of a field-stats summary"
+    return None
 
 
 def _out_fault(path: Path) -> str | None:

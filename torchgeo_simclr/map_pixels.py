@@ -10,9 +10,9 @@ polygons and pixels in hectares.
 import math
 import os
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Final, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -31,6 +31,48 @@ EXPECTED_MAP = (
     f"a single-band uint8 irrigation class map with nodata {MAP_NODATA} "
     f"({NOT_IRRIGATED} not irrigated, {IRRIGATED} irrigated)"
 )
+
+
+#: Tags of a map that ``predict`` wrote which records of it copy as
+#: ``map_tags`` (``evaluate --scores``, ``field-stats --summary``): what made
+#: the map (checkpoint and its SHA-256, model, threshold, sensing dates, the
+#: label file its model trained on, software), so that a record is tied to the
+#: map it rests on.
+MAP_TAGS: Final[tuple[str, ...]] = (
+    "checkpoint",
+    "checkpoint_sha256",
+    "model",
+    "problem",
+    "threshold",
+    "imagery_dates",
+    "training_labels_sha256",
+    "software",
+    "software_commit",
+)
+
+
+def map_provenance(tags: Mapping[str, str]) -> dict[str, Any]:
+    """What made a map, from its GeoTIFF tags, as records of it give it.
+
+    Args:
+        tags: the map's dataset tags.
+
+    Returns:
+        Each tag of :data:`MAP_TAGS`, None where the map has none (a map not
+        made by ``predict``, or by an earlier version): ``threshold`` as a
+        number (None if it is not one), ``imagery_dates`` as a list of ISO
+        dates, the others as tagged.
+    """
+    record: dict[str, Any] = {key: tags.get(key) for key in MAP_TAGS}
+    if (dates := record["imagery_dates"]) is not None:
+        record["imagery_dates"] = [day for day in dates.split(",") if day]
+    if (threshold := record["threshold"]) is not None:
+        try:
+            value = float(threshold)
+        except ValueError:
+            value = math.nan
+        record["threshold"] = value if math.isfinite(value) else None
+    return record
 
 
 def open_map(map_path: str | Path) -> Any:

@@ -2,13 +2,17 @@
 
 import contextlib
 import glob
+import hashlib
 import os
 import re
 import socket
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+
+from filelock import FileLock, Timeout
 
 
 def check_output_folder(folder: Path, option: str = "--out") -> None:
@@ -153,6 +157,62 @@ def replaced_when_complete(path: Path) -> Iterator[Path]:
         raise
 
 
+#: Folder of the locks that :func:`exclusive_output` takes: in the temporary
+#: folder, so that none is left beside a user's files, and one per user, so
+#: that no user's folder is in another's way.
+LOCK_FOLDER = Path(tempfile.gettempdir()) / (
+    f"torchgeo-simclr-locks-{os.getuid()}"
+    if hasattr(os, "getuid")
+    else "torchgeo-simclr-locks"
+)
+
+
+@contextmanager
+def exclusive_output(
+    path: str | os.PathLike[str], option: str = "--out"
+) -> Iterator[None]:
+    """Hold the output *path* for one run at a time on this machine.
+
+    Two runs writing the same output at once (two scheduled jobs given the
+    same ``--out``) would each report the files as theirs while the last
+    rename wins, file by file. The second run is refused instead, before it
+    does any work. The lock is a file named by the hash of the resolved path
+    in :data:`LOCK_FOLDER`; the operating system releases it when the
+    process ends, however it ends. Where no lock can be made there (a
+    read-only temporary folder), the run goes on without one.
+
+    Args:
+        path: the output, as given.
+        option: the option that gave it, for the message.
+
+    Yields:
+        Nothing; the output is held until the block is left.
+
+    Raises:
+        FileExistsError: if another run on this machine holds *path*.
+    """
+    key = hashlib.sha1(os.fsencode(Path(path).resolve())).hexdigest()[:20]
+    lock = FileLock(LOCK_FOLDER / f"{key}.lock", timeout=0)
+    held = True
+    try:
+        LOCK_FOLDER.mkdir(parents=True, exist_ok=True)
+        lock.acquire()
+    except Timeout:
+        msg = (
+            f"Another torchgeo-simclr run on this machine is writing {option} "
+            f"{os.fspath(path)!r}; wait for it to finish or pass another {option} "
+            "(nothing was written)."
+        )
+        raise FileExistsError(msg) from None
+    except OSError:  # no lock to be had here: go on without
+        held = False
+    try:
+        yield
+    finally:
+        if held:
+            lock.release()
+
+
 def _running(pid: int) -> bool:
     """Whether a process with this id runs on this machine."""
     try:
@@ -235,7 +295,11 @@ def refuse_unless_ours(
 
 
 def check_out_replaceable(
-    out: Path, what: str, fault: Callable[[Path], str | None], overwrite: bool
+    out: Path,
+    what: str,
+    fault: Callable[[Path], str | None],
+    overwrite: bool,
+    option: str = "--out",
 ) -> None:
     """Refuse an existing ``--out`` unless an earlier run wrote it and *overwrite*.
 
@@ -244,13 +308,14 @@ def check_out_replaceable(
         what: what an earlier output is (see :func:`refuse_unless_ours`).
         fault: why an existing file is not one, or None where it is.
         overwrite: allow replacing an earlier output.
+        option: the option that gave *out*, for the messages.
 
     Raises:
         FileExistsError: if *out* exists and is not an earlier output, or is
             one and *overwrite* is False.
     """
-    named = f"--out {str(out)!r}"
-    refuse_unless_ours(out, named, what, fault, "choose another --out")
+    named = f"{option} {str(out)!r}"
+    refuse_unless_ours(out, named, what, fault, f"choose another {option}")
     if out.exists() and not overwrite:
         msg = f"{named} already exists; pass --overwrite to replace it."
         raise FileExistsError(msg)

@@ -5,16 +5,21 @@
 """
 
 import argparse
+import errno
+import os
 import re
+import shutil
 import signal
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from functools import partial
 from pathlib import Path
 from typing import NoReturn, TextIO
 
 from ..interrupts import global_rank, sigterm_as_interrupt, terminated
+from ..outputs import exclusive_output
 from .parser import build_parser
 from .training import _fit
 
@@ -31,6 +36,166 @@ INTERRUPTED: dict[str, str] = {
     # Once training runs, the CLI names the checkpoint that resumes it.
     "fit": " It stopped before training began, so nothing was saved.",
 }
+
+
+#: Errors that are bad input, each printed as one line.
+ONE_LINE: tuple[type[Exception], ...] = (
+    FileNotFoundError,
+    FileExistsError,
+    NotADirectoryError,
+    IsADirectoryError,
+    PermissionError,
+    ConnectionError,
+    ValueError,
+)
+
+#: Options naming what each command writes, and whether each names a folder
+#: (else a file in the folder written).
+OUTPUTS: dict[str, tuple[tuple[str, bool], ...]] = {
+    "sample-data": (("--root", True),),
+    "demo": (("--root", True),),
+    "experiment": (("--out", True),),
+    "download": (("--out", True),),
+    "predict": (("--out", False),),
+    "evaluate": (("--scores", False), ("--fields", False)),
+    "field-stats": (("--out", False), ("--summary", False)),
+    "embed": (("--out", False),),
+    "search": (("--out", False), ("--sheet", False)),
+    "embedding-map": (("--out", False),),
+}
+
+#: How a full disk reads where no errno says so (SQLite's, GDAL's).
+FULL_DISK_MESSAGES = ("No space left on device", "database or disk is full")
+
+#: Libraries whose write errors may hide a full disk: GDAL prints the cause
+#: and raises e.g. "Failed to commit transaction" or "Failed to read directory".
+GDAL_MODULES = frozenset({"rasterio", "pyogrio", "fiona"})
+
+
+def _chain(error: BaseException) -> Iterator[BaseException]:
+    """*error* and the errors it was raised from or while handling."""
+    seen: set[int] = set()
+    link: BaseException | None = error
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        yield link
+        link = link.__cause__ or link.__context__
+
+
+def _says_disk_full(error: BaseException) -> bool:
+    """Whether *error* itself says the disk is full."""
+    return (isinstance(error, OSError) and error.errno == errno.ENOSPC) or any(
+        text in str(error) for text in FULL_DISK_MESSAGES
+    )
+
+
+def _may_be_disk_full(error: BaseException) -> bool:
+    """Whether *error* is a write error that a full disk may be behind."""
+    if type(error).__module__.partition(".")[0] in GDAL_MODULES:
+        return True
+    return type(error) is OSError and error.errno in (None, errno.EIO)
+
+
+def _nearly_full(folder: Path) -> bool:
+    """Whether *folder*'s file system has under 1 MiB or 0.1% free."""
+    usage = shutil.disk_usage(folder)
+    return usage.free < max(2**20, usage.total // 1000)
+
+
+def _existing(path: Path) -> Path:
+    """*path*, or its nearest parent that exists (a folder not made yet)."""
+    return next((folder for folder in (path, *path.parents) if folder.exists()), Path())
+
+
+def _full_disk(args: argparse.Namespace, error: Exception) -> str | None:
+    """Say in one sentence that the disk ran full, if that is what *error* is.
+
+    A full disk is an ENOSPC error (or its message) anywhere in the chain of
+    errors; or, for an error that is no refusal of bad input, a GDAL, OGR or
+    plain I/O error while a folder written to has almost no room left.
+
+    Args:
+        args: the parsed command line, naming what it writes.
+        error: what stopped the command.
+
+    Returns:
+        The sentence (naming the folder, the room left in it and what to do),
+        or None if *error* is something else.
+    """
+    chain = list(_chain(error))
+    said = any(_says_disk_full(link) for link in chain)
+    if not said and (
+        isinstance(error, ONE_LINE) or not any(map(_may_be_disk_full, chain))
+    ):
+        return None
+    outputs: list[tuple[str | None, Path]] = []
+    for name, is_folder in OUTPUTS.get(args.command, ()):
+        value = getattr(args, name[2:].replace("-", "_"), None)
+        if value is not None:
+            outputs.append((name, Path(value) if is_folder else Path(value).parent))
+    outputs.append((None, Path()))  # e.g. fit's checkpoints, under the current one
+    refused = [
+        Path(os.fsdecode(link.filename)).parent
+        for link in chain
+        if isinstance(link, OSError) and link.filename and _says_disk_full(link)
+    ]
+    if refused:
+        where = _existing(refused[0]).resolve()
+        option, folder = next(
+            ((o, f) for o, f in outputs if o and _existing(f).resolve() == where),
+            (None, refused[0]),
+        )
+    else:
+        full = [(o, f) for o, f in outputs if _nearly_full(_existing(f))]
+        if not full and not said:
+            return None
+        option, folder = (full or outputs)[0]
+    free = shutil.disk_usage(_existing(folder)).free
+    remedy = f"choose another {option}" if option else "run it again"
+    return (
+        f"No space left on device writing under "
+        f"'{str(folder).rstrip(os.sep)}{os.sep}' ({free / 1e6:,.1f} MB free); "
+        f"free space there or {remedy}."
+    )
+
+
+@contextmanager
+def _held_outputs(args: argparse.Namespace) -> Iterator[None]:
+    """Hold each output of the command for this run (see :func:`exclusive_output`).
+
+    A second run given the same output at once (two scheduled jobs with one
+    ``--out``) is refused in one line before it does any work.
+
+    Args:
+        args: the parsed command line, naming what it writes (:data:`OUTPUTS`).
+
+    Yields:
+        With the outputs held.
+    """
+    with ExitStack() as stack:
+        for name, _ in OUTPUTS.get(args.command, ()):
+            value = getattr(args, name[2:].replace("-", "_"), None)
+            if value is not None:
+                stack.enter_context(exclusive_output(value, name))
+        yield
+
+
+@contextmanager
+def _gdal_logged() -> Iterator[None]:
+    """Send GDAL's messages to the ``rasterio`` logger rather than stderr.
+
+    GDAL prints errors it only acts on later itself, e.g. ``ERROR 1:
+    TIFFAppendToStrip:Write error`` once per strip on a full disk, before the
+    command's own one-line error says what failed. (libtiff's own
+    ``_tiffWriteProc: No space left on device.`` lines still come through.)
+
+    Yields:
+        Within a :class:`rasterio.Env`, for the whole command.
+    """
+    import rasterio
+
+    with rasterio.Env():
+        yield
 
 
 def _show_warning(
@@ -74,25 +239,26 @@ def main(argv: Sequence[str] | None = None) -> None:
         args = build_parser().parse_args(argv)
     prefix = f"torchgeo-simclr {args.command}"
     try:
-        with warnings.catch_warnings(), sigterm_as_interrupt():
+        with (
+            warnings.catch_warnings(),
+            sigterm_as_interrupt(),
+            _gdal_logged(),
+            _held_outputs(args),
+        ):
             warnings.showwarning = partial(_show_warning, prefix, warnings.showwarning)
             args.func(args)
-    except (
-        FileNotFoundError,
-        FileExistsError,
-        NotADirectoryError,
-        IsADirectoryError,
-        PermissionError,
-        ConnectionError,
-        ValueError,
-    ) as error:
-        if terminated(error):  # raised while a SIGTERM was being handled
-            _stopped(prefix, args.command, error)
-        print(f"{prefix}: error: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
     except Exception as error:
-        if terminated(error):  # e.g. a DataLoader worker ended by the same SIGTERM
+        # Raised while a SIGTERM was being handled, e.g. by a DataLoader
+        # worker ended by the same SIGTERM.
+        if terminated(error):
             _stopped(prefix, args.command, error)
+        full = _full_disk(args, error)
+        if full is not None:  # else a log that watches for "error:" misses it
+            print(f"{prefix}: error: {full}", file=sys.stderr)
+            raise SystemExit(2) from None
+        if isinstance(error, ONE_LINE):
+            print(f"{prefix}: error: {error}", file=sys.stderr)
+            raise SystemExit(2) from None
         # Lightning's refusal of trainer settings, e.g. "No supported gpu
         # backend found!" for --trainer.accelerator gpu on a CPU-only machine.
         if type(error).__name__ != "MisconfigurationException":

@@ -190,6 +190,7 @@ def _field_stats(args: argparse.Namespace) -> None:
         min_mapped=args.min_mapped,
         overwrite=args.overwrite,
         progress=args.progress,
+        summary=args.summary,
     )
     print(result.summary())
     written = (
@@ -198,3 +199,5 @@ def _field_stats(args: argparse.Namespace) -> None:
         else "CSV, one row per field"
     )
     print(f"Wrote {result.out} ({written})")
+    if args.summary is not None:
+        print(f"Wrote {args.summary} (the counts and totals as JSON)")

@@ -2,7 +2,9 @@
 
 import argparse
 import difflib
+import importlib.metadata
 import math
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
@@ -235,9 +237,17 @@ def _add_dates(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_progress(parser: argparse.ArgumentParser) -> None:
-    """Add ``--no-progress`` (sets ``progress`` to False)."""
+    """Add ``--progress`` and ``--no-progress`` (set ``progress``).
+
+    Bars are on by default only when stderr is a terminal: a job's log file
+    would otherwise fill with their carriage-return updates.
+    """
     parser.add_argument(
-        "--no-progress", dest="progress", action="store_false", help="no progress bar"
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=sys.stderr is not None and sys.stderr.isatty(),
+        help="progress bars on stderr (default: on when stderr is a terminal, off "
+        "in a log file or pipe)",
     )
 
 
@@ -481,6 +491,13 @@ def _add_map_commands(commands: "argparse._SubParsersAction[Any]") -> None:
         "status for QGIS) or .csv (a table with each field's lon and lat)",
     )
     stats.add_argument(
+        "--summary",
+        metavar="PATH.json",
+        help="also write the counts by status and the irrigated hectares and acres "
+        "as JSON, with the map's SHA-256 and what made it, created, run_seconds and "
+        "the warnings shown",
+    )
+    stats.add_argument(
         "--min-mapped",
         type=_finite_number("a share of 0 to 1"),
         default=0.5,
@@ -491,7 +508,7 @@ def _add_map_commands(commands: "argparse._SubParsersAction[Any]") -> None:
     stats.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace a file an earlier field-stats wrote (never other files)",
+        help="replace files an earlier field-stats wrote (never other files)",
     )
     _add_progress(stats)
     stats.set_defaults(func=_field_stats)
@@ -640,6 +657,16 @@ def _add_embedding_commands(commands: "argparse._SubParsersAction[Any]") -> None
     projection.set_defaults(func=_embedding_map)
 
 
+def _version() -> str:
+    """The installed package's version (the source's where it is not installed)."""
+    try:
+        return importlib.metadata.version("torchgeo-simclr")
+    except importlib.metadata.PackageNotFoundError:
+        from .. import __version__
+
+        return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser of the ``torchgeo-simclr`` command.
 
@@ -649,6 +676,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineErrors(
         prog="torchgeo-simclr",
         description="SimCLRv2 irrigation mapping from Sentinel-2 (a TorchGeo plugin).",
+    )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"torchgeo-simclr {_version()}",
+        help="print the version, e.g. for a job's log, and exit",
     )
     commands = parser.add_subparsers(dest="command", required=True)
 

@@ -1,6 +1,10 @@
 """Writing a map strip by strip, then laying it out as a Cloud Optimized GeoTIFF."""
 
 import contextlib
+import errno
+import os
+import shutil
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
@@ -10,6 +14,7 @@ import numpy as np
 import rasterio
 import rasterio.shutil
 from numpy.typing import NDArray
+from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from ..constants import MAP_CLASSES, MAP_NODATA
@@ -20,6 +25,31 @@ PROBABILITY_NODATA = -1.0
 
 #: Tile side of the COG layout, pixels (small enough for overviews of small maps).
 COG_BLOCKSIZE = 256
+
+
+def _no_space(path: Path, needed: int) -> OSError | None:
+    """An ENOSPC error if *path*'s disk lacks room for *needed* more bytes.
+
+    GDAL reports a full disk on stderr and then fails with a generic write or
+    read error (or, for deferred writes, not at all); this names the cause
+    while the partial file still takes up its room.
+
+    Args:
+        path: the file GDAL failed to write.
+        needed: bytes it still had to write, at least.
+
+    Returns:
+        The error to raise, or None if the disk has that room (another cause).
+    """
+    free = shutil.disk_usage(path.parent).free
+    if free >= needed:
+        return None
+    return OSError(
+        errno.ENOSPC,
+        f"{os.strerror(errno.ENOSPC)}: {path.name} needs {needed:,} bytes more, "
+        f"{free:,} are free",
+        str(path),
+    )
 
 
 def class_colormap() -> dict[int, tuple[int, int, int, int]]:
@@ -64,6 +94,10 @@ class StripWriter:
             tags: dataset metadata (model, checkpoint hash, dates, ...).
             colormap: optional colour table (uint8 only).
         """
+        #: Where the file is written.
+        self.path = path
+        #: Bytes of pixel data the file holds once complete (it is uncompressed).
+        self.size = grid.width * grid.height * np.dtype(dtype).itemsize
         #: The open file, one band on *grid*, in write mode.
         self.dataset = rasterio.open(
             path,
@@ -94,13 +128,45 @@ class StripWriter:
         Args:
             row: first grid row.
             values: ``[n, width]``.
+
+        Raises:
+            OSError: with errno ENOSPC if GDAL failed for want of disk space.
         """
         window = Window(0, row, values.shape[1], values.shape[0])
-        self.dataset.write(values, 1, window=window)
+        try:
+            self.dataset.write(values, 1, window=window)
+        except RasterioError as error:
+            full = _no_space(self.path, self.size - self.path.stat().st_size)
+            if full is None:
+                raise
+            raise full from error
 
     def close(self) -> None:
-        """Flush and close the file."""
+        """Flush and close the file, and check that all its pixels reached the disk.
+
+        GDAL only prints the write errors of the strips it flushes on closing.
+        A second close, or one while another error is on its way, checks
+        nothing: that error is the one to see.
+
+        Raises:
+            OSError: if the file came out short, with errno ENOSPC where the
+                disk lacks the room for the rest.
+        """
+        if self.dataset.closed:
+            return
         self.dataset.close()
+        written = self.path.stat().st_size
+        if written >= self.size or sys.exc_info()[1] is not None:
+            return
+        full = _no_space(self.path, self.size - written)
+        if full is not None:
+            raise full
+        msg = (
+            f"GDAL wrote {written:,} of the {self.size:,} bytes of {self.path} "
+            "and reported no error; check that disk (quota, hardware errors) "
+            "and run it again"
+        )
+        raise OSError(errno.EIO, msg, str(self.path))
 
     def __enter__(self) -> Self:
         return self
@@ -120,28 +186,40 @@ def write_cog(source: Path, target: Path, resampling: str) -> None:
     Tiles of :data:`COG_BLOCKSIZE` pixels, DEFLATE compression (with the
     floating-point predictor for probabilities), and overviews down to one
     tile; nodata, colour table, band description and tags are carried over.
-    GDAL compresses the tiles on all cores (the same bytes, sooner).
+    GDAL compresses the tiles on all cores, or on as many threads as the
+    environment variable ``GDAL_NUM_THREADS`` says (the same bytes either way).
 
     Args:
         source: the striped GeoTIFF.
         target: the COG to write (a temporary name; renamed by the caller).
         resampling: overview resampling, ``nearest`` for classes and
             ``average`` for probabilities.
+
+    Raises:
+        OSError: with errno ENOSPC if GDAL failed and the disk has less room
+            than the striped file takes (an upper bound of the COG's size).
     """
     with rasterio.open(source) as src:
         floating = np.dtype(src.dtypes[0]).kind == "f"
-    rasterio.shutil.copy(
-        source,
-        target,
-        driver="COG",
-        COMPRESS="DEFLATE",
-        PREDICTOR="YES" if floating else "NO",
-        # Probabilities hardly compress (15 MB of 21 for the sample scene) and
-        # level 1 gets within 2% of level 6 in 60% of the time; classes shrink
-        # to half at level 6 for a few milliseconds more.
-        LEVEL=1 if floating else 6,
-        BLOCKSIZE=COG_BLOCKSIZE,
-        OVERVIEW_RESAMPLING=resampling.upper(),
-        BIGTIFF="IF_SAFER",
-        NUM_THREADS="ALL_CPUS",
-    )
+    try:
+        rasterio.shutil.copy(
+            source,
+            target,
+            driver="COG",
+            COMPRESS="DEFLATE",
+            PREDICTOR="YES" if floating else "NO",
+            # Probabilities hardly compress (15 MB of 21 for the sample scene)
+            # and level 1 gets within 2% of level 6 in 60% of the time; classes
+            # shrink to half at level 6 for a few milliseconds more.
+            LEVEL=1 if floating else 6,
+            BLOCKSIZE=COG_BLOCKSIZE,
+            OVERVIEW_RESAMPLING=resampling.upper(),
+            BIGTIFF="IF_SAFER",
+            # A shared machine's job may ask GDAL for fewer threads.
+            NUM_THREADS=os.environ.get("GDAL_NUM_THREADS", "").strip() or "ALL_CPUS",
+        )
+    except RasterioError as error:
+        full = _no_space(target, source.stat().st_size)
+        if full is None:
+            raise
+        raise full from error
