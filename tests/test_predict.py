@@ -1266,14 +1266,31 @@ def test_clouds_in_an_scl_beside_the_bands_are_map_nodata(
     masked = read(result.files.classes)
     assert masked.shape == cloud.shape
     assert result.summary["cloud_masks"] == [str(product / "SCL.tif")]
+    assert result.summary["mask_clouds"] is True
     with rasterio.open(result.files.classes) as src:
         assert src.tags()["cloud_masks"] == "1"
     assert (masked[cloud] == MAP_NODATA).all()
     assert (masked[~cloud] != MAP_NODATA).all()
     out = tmp_path / "b.tif"
-    predict_cli(checkpoints["segmentation"], root, out, "--no-cloud-mask")
+    predict_cli(
+        checkpoints["segmentation"],
+        root,
+        out,
+        "--no-cloud-mask",
+        "--start",
+        "2023-01-01",
+        "--end",
+        "2023-12-31",
+    )
     assert (read(out) != MAP_NODATA).all()
-    assert json.loads(out.with_suffix(".json").read_text())["cloud_masks"] == []
+    summary = json.loads(out.with_suffix(".json").read_text())
+    assert summary["cloud_masks"] == []
+    # The options that chose the pixels read are recorded with the map.
+    assert (summary["mask_clouds"], summary["start"], summary["end"]) == (
+        False,
+        "2023-01-01",
+        "2023-12-31",
+    )
 
 
 def test_cloud_buffer_widens_the_holes_and_is_recorded(

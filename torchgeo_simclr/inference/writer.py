@@ -3,13 +3,12 @@
 import json
 import math
 import os
-import time
 import warnings
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
@@ -37,6 +36,7 @@ from ..outputs import (
     remove_empty,
     same_file,
 )
+from ..run_record import RunClock
 from ..software import software_record
 from .blend import StripBlender, WeightKind, blend_weights
 from .geotiff import (
@@ -676,10 +676,10 @@ class IrrigationMapWriter(BasePredictionWriter):
             tags,
         )
         self._counts = {"irrigated": 0, "valid": 0, "footprint": 0}
-        #: When the map was started, UTC, ISO 8601 (the summary's; the
-        #: GeoTIFFs carry no time, so the same inputs give the same files).
-        self._created = datetime.now(UTC).isoformat(timespec="seconds")
-        self._start = time.perf_counter()
+        #: When the map was started, UTC, ISO 8601, and how long it took (the
+        #: summary's; the GeoTIFFs carry no time, so the same inputs give the
+        #: same files).
+        self._clock = RunClock()
         self._bar = tqdm(
             total=len(datamodule.windows),
             desc="predict",
@@ -729,7 +729,7 @@ class IrrigationMapWriter(BasePredictionWriter):
                 self._write_rows(first, values)
             self._pixels += height * width
         self._bar.update(len(rows))
-        elapsed = time.perf_counter() - self._start
+        elapsed = self._clock.seconds()
         self._bar.set_postfix_str(f"{self._pixels / max(elapsed, 1e-9):,.0f} px/s")
 
     def _write_rows(self, first: int, values: NDArray[np.float32]) -> None:
@@ -893,6 +893,9 @@ class IrrigationMapWriter(BasePredictionWriter):
             "regions_ha": round(float(regions["area_ha"].sum()), 2),
             "threshold": self._threshold,
             "imagery_dates": self._dates,
+            "start": _day(self._datamodule.start),
+            "end": _day(self._datamodule.end),
+            "mask_clouds": bool(self._datamodule.mask_clouds),
             "cloud_masks": self._masks,
             "cloud_buffer_m": self._buffer,
             "window_px": self._window,
@@ -900,8 +903,8 @@ class IrrigationMapWriter(BasePredictionWriter):
             "root": self._root,
             "model": self._task.model_info(),
             "software": self._software,
-            "created": self._created,
-            "run_seconds": round(time.perf_counter() - self._start, 2),
+            "created": self._clock.created,
+            "run_seconds": self._clock.seconds(),
             "files": {
                 "classes": self.files.classes.name,
                 "probability": self.files.probability.name,
@@ -934,3 +937,8 @@ class IrrigationMapWriter(BasePredictionWriter):
             path.unlink(missing_ok=True)
         self._partial, self._strips = {}, {}
         remove_empty(self._made)
+
+
+def _day(day: date | None) -> str | None:
+    """A sensing-day limit as the summary records it: ``YYYY-MM-DD``, or None."""
+    return None if day is None else day.isoformat()
