@@ -341,6 +341,27 @@ def test_index_records_days_cloud_masking_and_software(
     )
     info = read_info(unmasked.path)
     assert (info.start, info.end, info.mask_clouds) == (None, None, False)
+    assert (info.bbox, info.bbox_crs) == (None, None)  # all imagery under root
+
+
+def test_index_records_its_bbox(
+    scene: Path, segmentation: Path, tmp_path: Path
+) -> None:
+    # Which region an index covers, without reading its footprints.
+    with rasterio.open(next(scene.rglob("*.tif"))) as src:
+        left, bottom, right, top = src.bounds
+        crs = src.crs.to_string()
+    bbox = (left, bottom, (left + right) / 2, top)
+    index = embed_region(
+        segmentation,
+        scene,
+        tmp_path / "half.parquet",
+        bbox=bbox,
+        bbox_crs=crs,
+        progress=False,
+    )
+    info = read_info(index.path)
+    assert (info.bbox, info.bbox_crs) == (bbox, crs)
 
 
 def test_an_index_written_before_the_new_fields_still_loads(

@@ -297,6 +297,8 @@ def embed_region(
         mask_clouds=bool(datamodule.mask_clouds),
         cloud_buffer_m=float(datamodule.cloud_buffer),
         software=software_record(),
+        bbox=None if bbox is None else tuple(float(v) for v in bbox),
+        bbox_crs=None if bbox is None else datamodule.bbox_crs.to_string(),
     )
     skipped = 0
     read_days: set[int] = set()

@@ -92,6 +92,13 @@ class IndexInfo:
     #: source commit (see :func:`~torchgeo_simclr.software.software_record`);
     #: None: not recorded.
     software: dict[str, str | None] | None = None
+    #: The region embedded, ``(xmin, ymin, xmax, ymax)`` in :attr:`bbox_crs`
+    #: (``--bbox``; None: all imagery under :attr:`root`, or an index that does
+    #: not record it).
+    bbox: tuple[float, ...] | None = None
+    #: CRS of :attr:`bbox` as pyproj writes it, e.g. ``EPSG:4326`` (None
+    #: without a bbox).
+    bbox_crs: str | None = None
 
     def footprints(
         self, rows: npt.ArrayLike, cols: npt.ArrayLike
@@ -131,6 +138,8 @@ class IndexInfo:
         data = json.loads(text)
         data["bands"] = tuple(data["bands"])
         data["origin"] = tuple(data["origin"])
+        if data.get("bbox") is not None:
+            data["bbox"] = tuple(data["bbox"])
         return cls(**data)
 
 
