@@ -509,8 +509,8 @@ def test_fields_layer_holds_one_row_per_scored_field(tmp_path: Path) -> None:
         "crop_class",
         "label",
         "mapped",
-        "irrigated_px",
-        "not_irrigated_px",
+        "irr_px",
+        "not_irr_px",
         "agreement",
         "outcome",
         "area_ha",
@@ -528,7 +528,7 @@ def test_fields_layer_holds_one_row_per_scored_field(tmp_path: Path) -> None:
     assert result.field_accuracy == pytest.approx((tp + tn) / result.n_fields)
     assert result.field_f1 == pytest.approx(2 * tp / (2 * tp + fp + fn))
     # Fields do not overlap: their scored pixels are all the scored pixels.
-    irrigated, not_irrigated = frame["irrigated_px"], frame["not_irrigated_px"]
+    irrigated, not_irrigated = frame["irr_px"], frame["not_irr_px"]
     assert int((irrigated + not_irrigated).sum()) == result.n_pixels
     truth = frame["label"] == 1
     assert int(irrigated[truth].sum()) == result.tp
@@ -643,7 +643,7 @@ def test_fields_help_says_what_the_layer_holds(
         "outcome",
         "area_ha",
         "scored_ha",
-        "irrigated_px",
+        "irr_px",
         "--overwrite",
     ):
         assert word in text

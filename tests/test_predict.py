@@ -92,12 +92,12 @@ DATE = "2023-07-15"
 PROBLEMS: tuple[Problem, ...] = ("segmentation", "classification")
 
 #: Fields of the irrigated regions, then those saying what made the map.
-REGION_FIELDS = ("area_ha", "mean_probability")
+REGION_FIELDS = ("area_ha", "mean_prob")
 PROVENANCE_FIELDS = (
-    "acquired_from",
-    "acquired_to",
+    "acq_from",
+    "acq_to",
     "checkpoint",
-    "checkpoint_id",
+    "ckpt_id",
     "threshold",
 )
 
@@ -792,7 +792,7 @@ def test_summary_and_polygons_agree_with_the_rasters(
     assert polygons.crs.to_epsg() == 32610
     min_area = summary["min_region_ha"]
     assert (polygons["area_ha"] >= min_area).all()
-    probability = polygons["mean_probability"]
+    probability = polygons["mean_prob"]
     assert probability.between(0, 1).all()
     # Every pixel of a region is above the threshold, so is their mean (to 3
     # decimals: the attribute table shows 0.873, not 0.8734567890123456).
@@ -810,9 +810,7 @@ def test_summary_and_polygons_agree_with_the_rasters(
     # Each region's mean is over exactly its own pixels.
     values = read(result.files.probability)
     means = [float(values[tuple(np.array(region).T)].mean()) for region in kept]
-    np.testing.assert_allclose(
-        sorted(polygons["mean_probability"]), sorted(means), atol=5e-4
-    )
+    np.testing.assert_allclose(sorted(polygons["mean_prob"]), sorted(means), atol=5e-4)
     assert polygons["area_ha"].sum() <= summary["irrigated_ha"] + 0.005
     # Simplification smooths pixel staircases but keeps the area roughly.
     np.testing.assert_allclose(
@@ -843,11 +841,11 @@ def test_polygons_carry_the_imagery_date_checkpoint_and_threshold(
     polygons = gpd.read_file(result.files.polygons, layer="irrigated")
     assert len(polygons) > 0
     # One sensing date: the range is that day.
-    assert set(polygons["acquired_from"].dt.strftime("%Y-%m-%d")) == {DATE}
-    assert set(polygons["acquired_to"].dt.strftime("%Y-%m-%d")) == {DATE}
+    assert set(polygons["acq_from"].dt.strftime("%Y-%m-%d")) == {DATE}
+    assert set(polygons["acq_to"].dt.strftime("%Y-%m-%d")) == {DATE}
     assert set(polygons["checkpoint"]) == {str(checkpoint.resolve())}
     # The id that `torchgeo-simclr embed` records for the same checkpoint.
-    assert set(polygons["checkpoint_id"]) == {checkpoint_id(checkpoint)}
+    assert set(polygons["ckpt_id"]) == {checkpoint_id(checkpoint)}
     assert result.summary["model"]["checkpoint_sha256"].startswith(
         checkpoint_id(checkpoint)
     )
@@ -872,8 +870,8 @@ def test_polygons_of_scenes_of_two_dates_carry_the_range_and_given_threshold(
     polygons = gpd.read_file(result.files.polygons, layer="irrigated")
     assert len(polygons) == 1
     region = polygons.iloc[0]
-    assert region["acquired_from"].date().isoformat() == DATE
-    assert region["acquired_to"].date().isoformat() == "2023-07-20"
+    assert region["acq_from"].date().isoformat() == DATE
+    assert region["acq_to"].date().isoformat() == "2023-07-20"
     assert region["threshold"] == 0.0
 
 
@@ -888,7 +886,7 @@ def test_scenes_without_a_date_are_left_out_of_the_polygons_range(
     dates: list[str], expected: tuple[str | None, str | None], tmp_path: Path
 ) -> None:
     regions = gpd.GeoDataFrame(
-        {"area_ha": [1.0], "mean_probability": [0.9]},
+        {"area_ha": [1.0], "mean_prob": [0.9]},
         geometry=[shapely.box(0, 0, 100, 100)],
         crs="EPSG:32610",
     )
@@ -899,7 +897,7 @@ def test_scenes_without_a_date_are_left_out_of_the_polygons_range(
     [region] = pyogrio.read_dataframe(path, layer="irrigated").itertuples()
     got = tuple(
         None if pd.isna(day) else day.date().isoformat()
-        for day in (region.acquired_from, region.acquired_to)
+        for day in (region.acq_from, region.acq_to)
     )
     assert got == expected
 
@@ -911,7 +909,7 @@ def test_polygons_do_not_depend_on_strip_height(maps: dict[str, MapResult]) -> N
     assert len(strips) == len(whole)
     np.testing.assert_allclose(strips["area_ha"], whole["area_ha"])
     np.testing.assert_allclose(
-        np.sort(strips["mean_probability"]), np.sort(whole["mean_probability"])
+        np.sort(strips["mean_prob"]), np.sort(whole["mean_prob"])
     )
 
 
@@ -2571,7 +2569,7 @@ def test_imagery_dates_are_those_of_the_pixels_mapped(
     with rasterio.open(result.files.probability) as src:
         assert src.tags()["imagery_dates"] == "2023-08-20"
     polygons = gpd.read_file(result.files.polygons, layer="irrigated")
-    assert {str(day.date()) for day in polygons["acquired_from"]} == {"2023-08-20"}
+    assert {str(day.date()) for day in polygons["acq_from"]} == {"2023-08-20"}
     # Where the newer scene has no data, the older one fills in, and counts.
     with rasterio.open(tmp_path / "s2" / f"{later}.tif", "r+") as dst:
         dst.write(np.zeros((12, 32, 32), np.uint16), window=Window(0, 0, 32, 32))

@@ -17,7 +17,7 @@ from scipy import ndimage
 
 from ..constants import AREA_DECIMALS, IRRIGATED, M2_PER_HA, UNKNOWN_DATE
 
-#: Decimals of ``mean_probability``.
+#: Decimals of ``mean_prob``.
 PROBABILITY_DECIMALS = 3
 
 #: Pixels read at once (a strip of whole rows): 2048 x 2048 px, 4 MB of classes
@@ -49,9 +49,11 @@ def irrigated_polygons(
             hold :data:`STRIP_PIXELS`).
 
     Returns:
-        One row per region: ``area_ha`` (to 0.01 ha) and ``mean_probability``
-        (over the region's pixels, to 3 decimals), so the attribute table
-        reads cleanly, and ``geometry`` in the map's CRS, largest first.
+        One row per region: ``area_ha`` (to 0.01 ha) and ``mean_prob`` (the
+        mean probability over the region's pixels, to 3 decimals), so the
+        attribute table reads cleanly, and ``geometry`` in the map's CRS,
+        largest first. Column names have 10 characters at most, so that a
+        Shapefile export keeps them.
 
     Raises:
         ValueError: if *rows_per_strip* is below 1.
@@ -94,15 +96,13 @@ def irrigated_polygons(
             owner, counts, len(regions)
         )
     tolerance = res / 2 if simplify is None else simplify
-    frame = gpd.GeoDataFrame({"mean_probability": means}, geometry=regions, crs=crs)
+    frame = gpd.GeoDataFrame({"mean_prob": means}, geometry=regions, crs=crs)
     frame["area_ha"] = frame.geometry.area / M2_PER_HA
     frame = frame[frame["area_ha"] >= min_area_ha].copy()
     frame["geometry"] = frame.geometry.simplify(tolerance, preserve_topology=True)
     frame = frame.sort_values("area_ha", ascending=False).reset_index(drop=True)
-    frame = frame.round(
-        {"area_ha": AREA_DECIMALS, "mean_probability": PROBABILITY_DECIMALS}
-    )
-    return frame[["area_ha", "mean_probability", "geometry"]]
+    frame = frame.round({"area_ha": AREA_DECIMALS, "mean_prob": PROBABILITY_DECIMALS})
+    return frame[["area_ha", "mean_prob", "geometry"]]
 
 
 def with_provenance(
@@ -114,8 +114,8 @@ def with_provenance(
 ) -> gpd.GeoDataFrame:
     """*regions* with what made their map on every row, to filter on in a GIS.
 
-    The imagery's acquisition is a range, ``acquired_from`` to
-    ``acquired_to`` (the same day for a map of one date), rather than a list:
+    The imagery's acquisition is a range, ``acq_from`` (acquired from) to
+    ``acq_to`` (the same day for a map of one date), rather than a list:
     two date columns compare and filter as dates in QGIS (and drive its
     temporal controller), which a list in one text column does not. The range
     is the whole map's, not each region's; the list itself is in the summary
@@ -127,24 +127,27 @@ def with_provenance(
             :data:`~torchgeo_simclr.constants.UNKNOWN_DATE`, for scenes whose
             names carry no date, is left out of the range.
         checkpoint: the checkpoint's absolute path.
-        checkpoint_id: a short id of the checkpoint's content.
+        checkpoint_id: a short id of the checkpoint's content (column
+            ``ckpt_id``).
         threshold: probability (0-1) above which a pixel is irrigated.
 
     Returns:
-        A copy with, after the regions' own columns, ``acquired_from`` and
-        ``acquired_to`` (Arrow ``date32``, so that a GeoPackage written with
+        A copy with, after the regions' own columns, ``acq_from`` and
+        ``acq_to`` (Arrow ``date32``, so that a GeoPackage written with
         ``use_arrow=True`` types them ``DATE``, even in an empty layer; null
-        where no date is known), ``checkpoint``, ``checkpoint_id`` and
-        ``threshold``; ``geometry`` stays last.
+        where no date is known), ``checkpoint``, ``ckpt_id`` and
+        ``threshold``; ``geometry`` stays last. The names are those that
+        ``field-stats`` gives the same values, of 10 characters at most, so
+        that a Shapefile export keeps them (no truncation, no collision).
     """
     known = [date.fromisoformat(day) for day in dates if day != UNKNOWN_DATE]
     frame = regions.copy()
     rows = frame.index
     day = pd.ArrowDtype(pa.date32())
-    frame["acquired_from"] = pd.Series(min(known, default=None), rows, day)
-    frame["acquired_to"] = pd.Series(max(known, default=None), rows, day)
+    frame["acq_from"] = pd.Series(min(known, default=None), rows, day)
+    frame["acq_to"] = pd.Series(max(known, default=None), rows, day)
     frame["checkpoint"] = pd.Series(checkpoint, rows, object)
-    frame["checkpoint_id"] = pd.Series(checkpoint_id, rows, object)
+    frame["ckpt_id"] = pd.Series(checkpoint_id, rows, object)
     frame["threshold"] = pd.Series(threshold, rows, np.float64)
     geometry = frame.geometry.name
     return frame[[*frame.columns.drop(geometry), geometry]]
