@@ -441,3 +441,15 @@ def test_a_checkpoint_without_its_options_names_them_all() -> None:
         "use the root, bbox, block_size, split_fractions, split_buffer and seed it "
         "was trained with (BigEarthNet: root, scheme and split_seed)"
     )
+
+
+def test_the_advice_names_only_the_options_that_moved_the_held_out_blocks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The same folder given relative and absolute is the same root, and
+    # split_buffer does not move the val and test blocks that are compared.
+    monkeypatch.chdir(tmp_path)
+    trained = {"root": "data/sample", "split_buffer": 0, "seed": 0}
+    current = {"root": str(tmp_path / "data/sample"), "split_buffer": 2, "seed": 3}
+    advice = split_advice(split_of("a", trained), split_of("b", current), "use")
+    assert advice == "use seed 0, as it was trained with (this datamodule: seed 3)"

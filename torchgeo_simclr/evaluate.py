@@ -87,7 +87,7 @@ from .map_pixels import (
     strips,
 )
 from .outputs import check_output_folder, partial_path, same_file
-from .run_record import RunClock, absolute_path, kept_warnings
+from .run_record import RunClock, absolute_path, json_record_fault, kept_warnings
 from .software import cached_file_digest, software_record
 
 #: Layer of the scored fields in the GeoPackage that ``fields`` names.
@@ -800,13 +800,14 @@ def evaluate_map(
     layer :data:`FIELDS_LAYER`, in the map's CRS: one polygon per scored field
     (the whole label polygon, also where a bbox clips it) with ``crop_class``
     (its *class_column* code, e.g. ``P`` for pasture), ``label`` and
-    ``mapped`` (0/1: the label and the majority vote), ``irrigated_px`` and
-    ``not_irrigated_px`` (its scored pixels of each map class), ``agreement``
+    ``mapped`` (0/1: the label and the majority vote), ``irr_px`` and
+    ``not_irr_px`` (its scored pixels mapped irrigated and not), ``agreement``
     (the share of them whose map class equals the label, 0-1), ``outcome``
     (one of :data:`FIELD_OUTCOMES`), ``area_ha`` (the polygon's area,
     hectares) and ``scored_ha`` (the area of its scored pixels, on which the
     vote rests: less than ``area_ha`` where the field reaches past the map or
-    its data). QGIS opens it filled by outcome (:data:`OUTCOME_LEGEND`).
+    its data); every name has 10 characters at most, so that a Shapefile
+    export keeps it. QGIS opens it filled by outcome (:data:`OUTCOME_LEGEND`).
 
     With *scores*, the scores are also written to a JSON file (see
     :meth:`MapEvaluation.scores_record`): what was scored (map and labels,
@@ -1202,7 +1203,7 @@ class _Tally:
         Returns:
             The fields in label order: ``crop_class`` (the code, surrounding
             spaces stripped, as the class map keys it), ``label``, ``mapped``,
-            ``irrigated_px``, ``not_irrigated_px``, ``agreement``,
+            ``irr_px``, ``not_irr_px``, ``agreement``,
             ``outcome``, ``area_ha`` (the whole polygon's), ``scored_ha`` (its
             part on the map with data, which the vote rests on) and the
             polygon.
@@ -1218,8 +1219,8 @@ class _Tally:
                 "crop_class": [code_key(code) for code in codes[scored]],
                 "label": label,
                 "mapped": mapped,
-                "irrigated_px": votes[:, IRRIGATED],
-                "not_irrigated_px": votes[:, NOT_IRRIGATED],
+                "irr_px": votes[:, IRRIGATED],
+                "not_irr_px": votes[:, NOT_IRRIGATED],
                 "agreement": np.round(agree / votes.sum(axis=1), AGREEMENT_DECIMALS),
                 "outcome": [
                     FIELD_OUTCOMES[int(truth), int(vote)]
@@ -1498,21 +1499,7 @@ def _scores_file_fault(path: Path) -> str | None:
         A few words for a message (e.g. ``"not JSON"``), or None for a JSON
         object with every key of :data:`SCORES_KEYS`.
     """
-    try:
-        size = path.stat().st_size
-        if size > MAX_SCORES_BYTES:
-            return f"a file of {size:,} bytes, far larger than a scores file"
-        record = json.loads(path.read_bytes())
-    except OSError as error:
-        return f"unreadable: {error.strerror}"
-    except ValueError:  # JSONDecodeError and UnicodeDecodeError alike
-        return "not JSON"
-    if not isinstance(record, dict):
-        return f"JSON, but a {type(record).__name__}, not an object"
-    missing = sorted(SCORES_KEYS - set(record))
-    if missing:
-        return f"JSON without the key(s) {', '.join(missing)}"
-    return None
+    return json_record_fault(path, SCORES_KEYS, MAX_SCORES_BYTES, "a scores file")
 
 
 #: ``--fields``: a GeoPackage with the :data:`FIELDS_LAYER`.

@@ -58,7 +58,7 @@ from .outputs import (
     replaced_when_complete,
     same_file,
 )
-from .run_record import RunClock, absolute_path, kept_warnings
+from .run_record import RunClock, absolute_path, json_record_fault, kept_warnings
 from .software import cached_file_digest, software_record
 
 #: Layer of the fields in the GeoPackage that ``--out`` names.
@@ -389,6 +389,8 @@ def field_stats(
         record["created"] = clock.created
         record["run_seconds"] = clock.seconds()
         record["warnings"] = warned
+        # Checked again: another file may have taken the name meanwhile.
+        _check_summary(Path(summary), out, inputs, overwrite)
         with replaced_when_complete(Path(summary)) as partial:
             partial.write_text(
                 json.dumps(record, indent=2, allow_nan=False) + "\n", encoding="utf-8"
@@ -571,15 +573,7 @@ def _check_summary(
 
 def _summary_fault(path: Path) -> str | None:
     """Why an existing *path* is no summary field-stats wrote, or None."""
-    if path.stat().st_size > MAX_SUMMARY_BYTES:
-        return f"a file of {path.stat().st_size:,} bytes"
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return "a file that is not JSON"
-    if not isinstance(record, dict) or not record.keys() >= SUMMARY_KEYS:
-        return "a JSON file without the keys of a field-stats summary"
-    return None
+    return json_record_fault(path, SUMMARY_KEYS, MAX_SUMMARY_BYTES, "a summary")
 
 
 def _out_fault(path: Path) -> str | None:

@@ -157,10 +157,12 @@ def replaced_when_complete(path: Path) -> Iterator[Path]:
         raise
 
 
-#: Folder of the locks that :func:`exclusive_output` takes: in the temporary
-#: folder, so that none is left beside a user's files, and one per user, so
-#: that no user's folder is in another's way.
-LOCK_FOLDER = Path(tempfile.gettempdir()) / (
+#: Folder of the locks that :func:`exclusive_output` takes: in the machine's
+#: temporary folder, so that none is left beside a user's files, and one per
+#: user, so that no user's folder is in another's way. ``/tmp`` itself, not
+#: ``$TMPDIR``: batch schedulers give each job its own ``TMPDIR``, and two jobs
+#: would then never see each other's lock.
+LOCK_FOLDER = (Path("/tmp") if os.name == "posix" else Path(tempfile.gettempdir())) / (
     f"torchgeo-simclr-locks-{os.getuid()}"
     if hasattr(os, "getuid")
     else "torchgeo-simclr-locks"

@@ -6,10 +6,11 @@ the run started (``created``, UTC), how long it took (``run_seconds``) and
 the text of each warning it showed.
 """
 
+import json
 import os
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Set
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -64,3 +65,38 @@ def kept_warnings() -> Iterator[list[str]]:
 
         warnings.showwarning = keep
         yield kept
+
+
+def json_record_fault(
+    path: Path, keys: Set[str], max_bytes: int, kind: str
+) -> str | None:
+    """Why an existing *path* is no JSON record of this kind, or None.
+
+    An output that is such a record may be replaced with ``--overwrite``;
+    any other file never is.
+
+    Args:
+        path: an existing file.
+        keys: the keys every record of this kind holds.
+        max_bytes: the largest file read (a record is a few KB).
+        kind: the record in words, e.g. ``"a scores file"``.
+
+    Returns:
+        A few words for a message (e.g. ``"not JSON"``), or None for a JSON
+        object with every key of *keys*.
+    """
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            return f"a file of {size:,} bytes, far larger than {kind}"
+        record = json.loads(path.read_bytes())
+    except OSError as error:
+        return f"unreadable: {error.strerror}"
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError alike
+        return "not JSON"
+    if not isinstance(record, dict):
+        return f"JSON, but a {type(record).__name__}, not an object"
+    missing = sorted(set(keys) - set(record))
+    if missing:
+        return f"JSON without the key(s) {', '.join(missing)}"
+    return None

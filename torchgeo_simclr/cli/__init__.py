@@ -110,9 +110,11 @@ def _existing(path: Path) -> Path:
 def _full_disk(args: argparse.Namespace, error: Exception) -> str | None:
     """Say in one sentence that the disk ran full, if that is what *error* is.
 
-    A full disk is an ENOSPC error (or its message) anywhere in the chain of
-    errors; or, for an error that is no refusal of bad input, a GDAL, OGR or
-    plain I/O error while a folder written to has almost no room left.
+    A full disk is an ENOSPC error anywhere in the chain of errors; or,
+    while a folder written to has almost no room left, an error that says so
+    in words, or (no refusal of bad input) a GDAL, OGR or plain I/O error.
+    Where no file is named as refused, the sentence keeps the error's own
+    first line, as it may be another fault.
 
     Args:
         args: the parsed command line, naming what it writes.
@@ -146,17 +148,32 @@ def _full_disk(args: argparse.Namespace, error: Exception) -> str | None:
             (None, refused[0]),
         )
     else:
+        # No file named as refused: a folder written to that is nearly full.
+        # Without one, only an ENOSPC errno still counts (the partial files are
+        # gone by now, and their room with them), not a message that merely
+        # says so, such as torch's for its shared memory (/dev/shm).
         full = [(o, f) for o, f in outputs if _nearly_full(_existing(f))]
-        if not full and not said:
+        errno_said = any(
+            isinstance(link, OSError) and link.errno == errno.ENOSPC for link in chain
+        )
+        if not full and not errno_said:
             return None
         option, folder = (full or outputs)[0]
     free = shutil.disk_usage(_existing(folder)).free
     remedy = f"choose another {option}" if option else "run it again"
+    # Where no file was named, the error itself is kept: it may be another fault.
+    cause = "" if refused else f"; the write failed with {_first_line(error)}"
     return (
         f"No space left on device writing under "
-        f"'{str(folder).rstrip(os.sep)}{os.sep}' ({free / 1e6:,.1f} MB free); "
+        f"'{str(folder).rstrip(os.sep)}{os.sep}' ({free / 1e6:,.1f} MB free{cause}); "
         f"free space there or {remedy}."
     )
+
+
+def _first_line(error: BaseException) -> str:
+    """``Type: first line of the message`` of *error*."""
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
 
 
 @contextmanager

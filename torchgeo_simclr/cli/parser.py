@@ -2,12 +2,12 @@
 
 import argparse
 import difflib
-import importlib.metadata
 import math
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
+from .. import __version__
 from .data import _download, _sample_data
 from .embeddings import _embed, _embedding_map, _search
 from .maps import _evaluate, _field_stats, _predict
@@ -434,7 +434,8 @@ def _add_map_commands(commands: "argparse._SubParsersAction[Any]") -> None:
         help="also write the scored label fields to this GeoPackage, for QGIS: one "
         "polygon per field in the map's CRS with its crop_class (its "
         "--class-column code, e.g. P), its label and the map's majority vote "
-        "(0/1), irrigated_px and not_irrigated_px, agreement (0-1), outcome (e.g. "
+        "(0/1), irr_px and not_irr_px (its pixels mapped irrigated and not), "
+        "agreement (0-1), outcome (e.g. "
         "'irrigated, mapped not irrigated'), area_ha and scored_ha (the part "
         "on the map with data, which the vote rests on), filled by outcome",
     )
@@ -657,16 +658,6 @@ def _add_embedding_commands(commands: "argparse._SubParsersAction[Any]") -> None
     projection.set_defaults(func=_embedding_map)
 
 
-def _version() -> str:
-    """The installed package's version (the source's where it is not installed)."""
-    try:
-        return importlib.metadata.version("torchgeo-simclr")
-    except importlib.metadata.PackageNotFoundError:
-        from .. import __version__
-
-        return __version__
-
-
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser of the ``torchgeo-simclr`` command.
 
@@ -680,7 +671,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--version",
         action="version",
-        version=f"torchgeo-simclr {_version()}",
+        version=f"torchgeo-simclr {__version__}",
         help="print the version, e.g. for a job's log, and exit",
     )
     commands = parser.add_subparsers(dest="command", required=True)

@@ -196,8 +196,9 @@ def write_cog(source: Path, target: Path, resampling: str) -> None:
             ``average`` for probabilities.
 
     Raises:
-        OSError: with errno ENOSPC if GDAL failed and the disk has less room
-            than the striped file takes (an upper bound of the COG's size).
+        OSError: with errno ENOSPC, naming no file and keeping GDAL's message,
+            if GDAL failed and the disk has less room than the striped file
+            takes (an upper bound of the COG's size, so a guess).
     """
     with rasterio.open(source) as src:
         floating = np.dtype(src.dtypes[0]).kind == "f"
@@ -219,7 +220,15 @@ def write_cog(source: Path, target: Path, resampling: str) -> None:
             NUM_THREADS=os.environ.get("GDAL_NUM_THREADS", "").strip() or "ALL_CPUS",
         )
     except RasterioError as error:
-        full = _no_space(target, source.stat().st_size)
-        if full is None:
+        # The striped file's size only bounds the COG's: a disk with less room
+        # may be full, or GDAL failed for another reason, which is kept.
+        free, bound = shutil.disk_usage(target.parent).free, source.stat().st_size
+        if free >= bound:
             raise
-        raise full from error
+        first = str(error).strip().splitlines()[:1]
+        msg = (
+            f"GDAL could not write {target.name} ({first[0] if first else error!r})"
+            f" with {free:,} bytes free, less than the {bound:,} of the striped "
+            "file it compresses: the disk may be full"
+        )
+        raise OSError(errno.ENOSPC, msg) from error

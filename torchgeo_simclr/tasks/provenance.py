@@ -1,5 +1,6 @@
 """Whether a run resumes or scores a checkpoint on the data it was trained on."""
 
+import os
 import warnings
 from typing import Any
 
@@ -114,6 +115,13 @@ def setting_text(value: Any) -> str:
     return str(value)
 
 
+def _same_setting(key: str, a: Any, b: Any) -> bool:
+    """Whether two values of a split option are the same; ``root``s as folders."""
+    if key == "root" and isinstance(a, str) and isinstance(b, str):
+        return a == b or os.path.realpath(a) == os.path.realpath(b)
+    return bool(a == b)
+
+
 def split_advice(
     trained: DataMetadata | None,
     current: DataMetadata | None,
@@ -141,9 +149,20 @@ def split_advice(
             f"{verb} {SPLIT_OPTIONS} {whose} (BigEarthNet: root, scheme and split_seed)"
         )
     now = (None if current is None else current.settings) or {}
-    changed = [key for key, value in recorded.items() if now.get(key) != value]
+    # split_change compares the val and test blocks alone where both record
+    # them, which split_buffer does not move.
+    ignored = (
+        {"split_buffer"}
+        if trained and current and trained.held_out and current.held_out
+        else set()
+    )
+    changed = [
+        key
+        for key, value in recorded.items()
+        if key not in ignored and not _same_setting(key, now.get(key), value)
+    ]
     if not changed:
-        *most, last = list(recorded)
+        *most, last = [key for key in recorded if key not in ignored]
         names = f"{', '.join(most)} and {last}" if most else last
         return (
             f"the datamodule's {names} are those {whose}, so the data under "
