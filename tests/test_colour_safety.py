@@ -23,6 +23,8 @@ import numpy.typing as npt
 import pyogrio
 import pytest
 import shapely
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import Collection
 from matplotlib.colors import to_hex, to_rgb
 from matplotlib.figure import Figure
 from test_embed_search import (  # noqa: F401 (index, root, simclr: fixtures)
@@ -38,7 +40,14 @@ from test_qgis import qgis_python
 
 from torchgeo_simclr.constants import IRRIGATED, MAP_CLASSES, NOT_IRRIGATED
 from torchgeo_simclr.embeddings import EmbedResult, search
-from torchgeo_simclr.embeddings.projection import _draw_dates, _draw_labels
+from torchgeo_simclr.embeddings.projection import (
+    FIGURE_DPI,
+    UNLABELLED,
+    _draw_dates,
+    _draw_group,
+    _draw_labels,
+    _point_size,
+)
 from torchgeo_simclr.evaluate import FIELDS_LAYER, evaluate_map
 from torchgeo_simclr.field_stats import FIELD_STATS_LAYER, field_stats
 from torchgeo_simclr.geopackage import store_default_style
@@ -270,8 +279,47 @@ def test_search_hits_are_outlined_on_a_halo_and_tiles_give_lon_lat(
         assert best >= 4.0, background
 
 
-def test_embedding_map_dots_have_a_dark_edge() -> None:
-    # Before: no edge, and the tan dots were faint on white (1.7:1).
+def rendered_dot(colour: str, size: float) -> str:
+    """The mean colour of dots of *colour* and *size* (pt²) as the map draws them.
+
+    A 10 x 10 grid of dots is rendered at the map's DPI on white; the mean is
+    over every pixel with ink on it, the dots' edges and anti-aliased rims
+    included, which is what the eye blends a dot of a few pixels into.
+    """
+    figure = Figure(figsize=(2, 2), dpi=FIGURE_DPI)
+    ax = figure.add_axes((0, 0, 1, 1))
+    ax.set_axis_off()
+    grid = np.stack(np.meshgrid(np.arange(10.0), np.arange(10.0)), -1).reshape(-1, 2)
+    _draw_group(ax, grid, size, colour, "dots")
+    ax.set_xlim(-1, 10)
+    ax.set_ylim(-1, 10)
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    pixels = np.asarray(canvas.buffer_rgba())[..., :3].reshape(-1, 3)
+    ink = pixels[(pixels < 250).any(axis=1)]
+    assert len(ink) > 100
+    return to_hex(ink.mean(axis=0) / 255)
+
+
+@pytest.mark.parametrize(
+    "points",
+    [2000, 400, 50],
+    ids=["2000 points (2 pt²)", "400 points (10 pt²)", "50 points (40 pt²)"],
+)
+def test_embedding_map_tan_and_grey_dots_stay_apart_at_every_size(
+    points: int,
+) -> None:
+    # Before: a 0.3 pt dark edge on every dot covered most of a 2 pt² dot,
+    # and the not-irrigated tan looked the unlabelled grey (5.9 apart for a
+    # deuteranope, 1.09:1 in print, against 22.5 and 1.39 without it).
+    size = _point_size(points)
+    tan, grey = rendered_dot(TAN, size), rendered_dot(UNLABELLED[1], size)
+    assert deutan_delta_e(tan, grey) >= MIN_DELTA_E, (size, tan, grey)
+    assert contrast(tan, grey) >= 1.3, (size, tan, grey)
+
+
+def test_embedding_map_large_dots_have_a_dark_edge_and_small_ones_none() -> None:
+    # The tan is faint on white (1.7:1): large dots carry a dark edge.
     figure = Figure()
     ax = figure.add_subplot()
     labels = np.array([0, 0, 1, 1, 255])
@@ -279,12 +327,30 @@ def test_embedding_map_dots_have_a_dark_edge() -> None:
     dates = np.array(["2023-07-15", "2023-08-01", "NaT"], dtype="datetime64[D]")
     _draw_dates(figure, ax, np.arange(6.0).reshape(3, 2), dates)
     assert len(ax.collections) == 5
-    for points in ax.collections:
+    legend = ax.get_legend()
+    assert legend is not None
+    for points in [*ax.collections, *legend.legend_handles]:
+        assert isinstance(points, Collection)
         (edge,) = points.get_edgecolor()
         assert luminance(to_hex(edge)) < 0.1  # dark
         assert points.get_linewidth()[0] > 0
         # A tan dot's edge stands out on the white page.
         assert contrast(to_hex(edge), "#ffffff") >= 4.5
+    # Small dots (2000 points, 2 pt²) have none: it would cover the dot.
+    figure = Figure()
+    ax = figure.add_subplot()
+    many = np.arange(4000.0).reshape(2000, 2)
+    _draw_labels(ax, many, np.tile([0, 1, 255, 0], 500))
+    _draw_dates(figure, ax, many, np.full(2000, "2023-07-15", dtype="datetime64[D]"))
+    assert len(ax.collections) == 4
+    for points in ax.collections:
+        assert points.get_linewidth()[0] == 0
+    # The legend's dots are large, so they keep the edge.
+    legend = ax.get_legend()
+    assert legend is not None
+    for handle in legend.legend_handles:
+        assert isinstance(handle, Collection)
+        assert handle.get_linewidth()[0] > 0
 
 
 def test_fill_refuses_a_pattern_qgis_does_not_know() -> None:

@@ -583,6 +583,34 @@ def test_the_plot_tells_the_methods_apart_without_colour() -> None:
     ]
 
 
+def ticks_of(rows: list[dict[str, Any]]) -> list[str]:
+    """The x tick labels of the results plot of *rows*."""
+    figure = experiment.results_figure(rows)
+    try:
+        return [label.get_text() for label in figure.axes[0].get_xticklabels()]
+    finally:
+        plt.close(figure)
+
+
+def test_the_plot_leaves_unknown_label_counts_off_their_ticks() -> None:
+    # A run whose datamodule reports no n_labels (None in memory, "None" or
+    # "" read back from results.csv) crashed the plot after every run had
+    # finished: int("None").
+    rows: list[dict[str, Any]] = [
+        result("simclr", "0.01", 0, 0.5) | {"n_labels": None},
+        result("supervised", "0.01", 0, 0.4) | {"n_labels": "None"},
+        result("simclr", "0.1", 0, 0.6) | {"n_labels": 120},
+        result("simclr", "1", 0, 0.9) | {"n_labels": "1200"},
+        result("supervised", "1", 0, 0.8) | {"n_labels": 1200},
+    ]
+    assert ticks_of(rows) == ["1 %", "10 %\n(120)", "100 %\n(1,200)"]
+    rows[2]["n_labels"] = ""
+    assert ticks_of(rows) == ["1 %", "10 %", "100 %\n(1,200)"]
+    # Methods that used different numbers: no number either.
+    rows[3]["n_labels"] = "1100"
+    assert ticks_of(rows) == ["1 %", "10 %", "100 %"]
+
+
 def test_the_plot_caption_counts_uneven_seeds() -> None:
     rows = [
         result("simclr", "0.1", 0, 0.5),

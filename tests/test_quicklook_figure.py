@@ -47,18 +47,24 @@ def lonlat_bbox(shrink: float) -> tuple[float, float, float, float]:
 
 
 def class_map(
-    path: Path, tags: dict[str, str], size: int = FAKE_SIZE, res: float = 10.0
+    path: Path,
+    tags: dict[str, str],
+    size: int = FAKE_SIZE,
+    res: float = 10.0,
+    crs: str = FAKE_CRS,
+    origin: tuple[float, float] = FAKE_ORIGIN,
 ) -> Path:
-    """A class map over the fake scene: irrigated west half, *tags* as predict's.
+    """A class map (by default over the fake scene): irrigated west half, *tags*.
 
     As predict writes them, pixels outside a ``bbox`` tag's bbox are nodata.
+    *res* is in the unit of *crs*, *origin* the top-left corner in it.
     """
     data = np.zeros((size, size), np.uint8)
     data[:, : size // 2] = 1
-    transform = from_origin(*FAKE_ORIGIN, res, res)
+    transform = from_origin(*origin, res, res)
     if "bbox" in tags:
         bbox = [float(v) for v in tags["bbox"].split(",")]
-        polygon = bbox_polygon(bbox, CRS.from_epsg(4326), CRS.from_string(FAKE_CRS))
+        polygon = bbox_polygon(bbox, CRS.from_epsg(4326), CRS.from_string(crs))
         outside = rasterio.features.geometry_mask(
             [polygon], out_shape=data.shape, transform=transform
         )
@@ -71,7 +77,7 @@ def class_map(
         height=size,
         count=1,
         dtype="uint8",
-        crs=FAKE_CRS,
+        crs=crs,
         transform=transform,
         nodata=255,
     ) as dst:
@@ -171,3 +177,81 @@ def test_the_png_draws_a_map_pixel_as_about_one_png_pixel(tmp_path: Path) -> Non
     outside = row[frame + 3 : frame + 150]
     assert outside.max() < 250
     assert (outside.max(axis=1) - outside.min(axis=1)).max() == 0  # grey
+
+
+def drawn(path: Path) -> tuple[str, str, list[str]]:
+    """The title, footnote and scale bar labels of *path*'s quick look."""
+    figure = quicklook_figure(path)
+    try:
+        footnote = figure.texts[-1]  # after the title
+        bars = [a for a in figure.axes[-1].artists if isinstance(a, AnchoredSizeBar)]
+        labels = [bar.txt_label.get_text() for bar in bars]
+        return figure.get_suptitle(), footnote.get_text(), labels
+    finally:
+        plt.close(figure)
+
+
+def test_a_lon_lat_map_has_no_scale_bar_and_sizes_in_degrees(tmp_path: Path) -> None:
+    # A degree of longitude has no one length: no bar, rather than a wrong one.
+    path = class_map(
+        tmp_path / "lonlat.tif",
+        {"imagery_dates": "2023-07-15"},
+        size=40,
+        res=0.001,
+        crs="EPSG:4326",
+        origin=(-120.5, 37.0),
+    )
+    title, footnote, bars = drawn(path)
+    assert bars == []
+    assert "extent lon -120.5 to -120.46, lat 36.96 to 37 (WGS 84)" in title
+    assert footnote == "lonlat.tif, EPSG:4326; drawn at 0.001 deg a pixel"
+    png = quicklook(path, tmp_path / "lonlat.png")
+    with Image.open(png) as image:
+        assert min(image.size) >= 600
+
+
+def test_a_one_pixel_map_is_drawn_with_a_scale_bar(tmp_path: Path) -> None:
+    path = class_map(tmp_path / "one.tif", {}, size=1)
+    title, footnote, bars = drawn(path)
+    assert bars == ["2 m"]  # a quarter of 10 m
+    assert "extent lon -120.7" in title
+    assert footnote == "one.tif, EPSG:32610; drawn at 10 m a pixel"
+    png = quicklook(path, tmp_path / "one.png")
+    with Image.open(png) as image:
+        assert min(image.size) >= 600  # enlarged, not a dot
+
+
+def test_sizes_in_a_feet_crs_are_in_feet_and_the_bar_in_metres(tmp_path: Path) -> None:
+    # EPSG:2227 (California zone 3) is in US survey feet: the footnote said
+    # "drawn at 30 m a pixel" for 30 ft.
+    path = class_map(
+        tmp_path / "feet.tif",
+        {"detail_size": "240"},
+        size=100,
+        res=30.0,
+        crs="EPSG:2227",
+        origin=(6_000_000.0, 2_100_000.0),
+    )
+    _, footnote, bars = drawn(path)
+    assert footnote == (
+        "feet.tif, EPSG:2227; drawn at 30 US survey ft a pixel; the model gives "
+        "one value per 240 x 240 US survey ft cell"
+    )
+    # 3,000 ft is 914 m: a quarter is 229 m, so a 200 m bar.
+    assert bars == ["200 m"]
+
+
+def test_a_bbox_tag_without_its_crs_is_lon_lat(tmp_path: Path) -> None:
+    # A hand-tagged map (predict writes both tags) raised KeyError: 'bbox_crs'.
+    tags = {key: value for key, value in TAGS.items() if key != "bbox_crs"}
+    path = class_map(tmp_path / "map.tif", tags)
+    figure = quicklook_figure(path)
+    try:
+        title = figure.get_suptitle()
+        (legend,) = figure.legends
+        labels = [text.get_text() for text in legend.get_texts()]
+    finally:
+        plt.close(figure)
+    west, south, east, north = lonlat_bbox(0.2)
+    assert f"bbox lon {west!r} to {east!r}, lat {south!r} to {north!r}" in title
+    assert labels[-1] == "No data / outside bbox"

@@ -1074,6 +1074,39 @@ def percent_label(fraction: float) -> str:
     return f"{100 * fraction:.4g} %"
 
 
+def label_count(value: object) -> int | None:
+    """The ``n_labels`` of a result row, or None where it is unknown.
+
+    Args:
+        value: the row's ``n_labels``: an int, its text as read back from
+            ``results.csv``, or None, ``""`` or ``"None"`` (a run whose
+            datamodule did not report it).
+
+    Returns:
+        The number of labelled training patches, or None.
+    """
+    if value is None or str(value).strip() in ("", "None"):
+        return None
+    return int(str(value))
+
+
+def fraction_counts(rows: Sequence[dict[str, Any]]) -> dict[float, int | None]:
+    """The number of labelled training patches of each label fraction.
+
+    Args:
+        rows: result rows.
+
+    Returns:
+        For each fraction (0-1) in *rows*, the number of labelled patches its
+        runs used when all of them report the same one, else None (unknown,
+        or differing between methods).
+    """
+    counts: dict[float, set[int | None]] = defaultdict(set)
+    for r in rows:
+        counts[float(r["fraction"])].add(label_count(r["n_labels"]))
+    return {f: next(iter(n)) if len(n) == 1 else None for f, n in counts.items()}
+
+
 def seeds_caption(rows: Sequence[dict[str, Any]]) -> str:
     """The plot's note on what its lines, bands and dots are.
 
@@ -1104,7 +1137,8 @@ def results_figure(rows: Sequence[dict[str, Any]]) -> "Figure":
     highest seed; dots are single seeds (a caption under the title says so).
     Each method has its own colour, marker and line style. The x axis is
     logarithmic, labelled in percent of the labelled training patches (with
-    their number when every method used the same).
+    their number where every run of that fraction reports the same one; see
+    :func:`fraction_counts`).
 
     Args:
         rows: result rows.
@@ -1156,18 +1190,14 @@ def results_figure(rows: Sequence[dict[str, Any]]) -> "Figure":
                 alpha=0.6,
             )
     ax.set_xscale("log")
-    fractions = sorted({float(r["fraction"]) for r in rows})
-    counts = {
-        f: {str(r["n_labels"]) for r in rows if float(r["fraction"]) == f}
-        for f in fractions
-    }
-    numbered = all(len(n) == 1 and "" not in n for n in counts.values())
+    counts = fraction_counts(rows)
+    fractions = sorted(counts)
+    numbered = any(n is not None for n in counts.values())
     ax.xaxis.set_major_locator(FixedLocator(fractions))
     ax.xaxis.set_minor_locator(NullLocator())
     ax.set_xticklabels(
         [
-            percent_label(f)
-            + (f"\n({int(next(iter(counts[f]))):,})" if numbered else "")
+            percent_label(f) + ("" if counts[f] is None else f"\n({counts[f]:,})")
             for f in fractions
         ]
     )

@@ -3,9 +3,11 @@
 The figure is meant to be read on its own, e.g. in a water board's packet:
 its title says what the map shows (the probability threshold), from which
 Sentinel-2 dates and where (the bbox in longitude and latitude), both panels
-show the same ground, a scale bar and a north arrow sit on the map, and the
-legend names the hatched grey of pixels without data (outside the bbox, under
-masked clouds or beyond the imagery), which the page's white would hide.
+show the same ground, a north arrow sits on the map (with a scale bar in
+metres when the map's CRS is projected: a lon/lat map has none, its degrees of
+longitude being of no one length), and the legend names the hatched grey of
+pixels without data (outside the bbox, under masked clouds or beyond the
+imagery), which the page's white would hide.
 """
 
 import math
@@ -18,6 +20,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 import numpy.typing as npt
+import pyproj
 import rasterio
 import rasterio.features
 import rasterio.transform
@@ -35,7 +38,7 @@ from rasterio.enums import Resampling
 from ..constants import MAP_CLASSES, MAP_NODATA, S2_NODATA, UNKNOWN_DATE
 from ..datasets import CentralValleyS2
 from ..datasets.display import MASK_CMAP, natural_colour
-from ..lonlat import bbox_polygon
+from ..lonlat import bbox_polygon, lonlat_extent
 from ..outputs import partial_path
 
 #: Pixels per inch the quick look is drawn and saved at.
@@ -54,8 +57,13 @@ NODATA_FILL, NODATA_HATCH, NODATA_LINES = "#e6e6e6", "////", "#7f7f7f"
 #: panel titles) and below (legend and footnote).
 MARGIN, GAP, TOP, BOTTOM = 0.15, 0.3, 1.15, 0.75
 
-#: Lon/lat CRS of the title's bbox.
+#: Lon/lat CRS of the title's bbox, and of a ``bbox`` tag without a
+#: ``bbox_crs`` tag (predict's default ``--bbox-crs``).
 LONLAT = CRS.from_epsg(4326)
+
+#: How the footnote writes a projected CRS's linear unit (any other unit: by
+#: the name the CRS gives it).
+UNIT_ABBREVIATIONS = {"metre": "m", "foot": "ft", "US survey foot": "US survey ft"}
 
 
 def quicklook(
@@ -135,9 +143,11 @@ def quicklook_figure(
     Both layers are read at a reduced resolution (the COG's overviews serve
     the class map), so memory stays at about *max_side* squared pixels
     whatever the map's size. The title is built from the map's tags
-    (``threshold``, ``imagery_dates``, ``bbox`` and ``bbox_crs``); the
-    footnote names the file, its CRS, the drawn pixel size and, for a per-patch
-    model, the side of the square one map value stands for (``detail_size``).
+    (``threshold``, ``imagery_dates``, ``bbox`` and ``bbox_crs``, lon/lat
+    when missing); the footnote names the file, its CRS, the drawn pixel size
+    in the CRS's unit and, for a per-patch model, the side of the square one
+    map value stands for (``detail_size``). A scale bar, in metres, is drawn
+    only when the map's CRS is projected.
 
     Args:
         classes: a class map written by ``predict`` (``PATH.tif``).
@@ -151,8 +161,9 @@ def quicklook_figure(
 
     Returns:
         The figure: one axes per panel (``"Sentinel-2 natural colour"`` when
-        *root* is given, then ``"Irrigation map"``), a scale bar and north
-        arrow on the map, and a legend of the classes and of no data.
+        *root* is given, then ``"Irrigation map"``), a north arrow on the
+        map and, for a projected CRS, a scale bar, and a legend of the
+        classes and of no data.
     """
     with rasterio.open(classes) as src:
         step = max(1, math.ceil(max(src.width, src.height) / max_side))
@@ -268,14 +279,22 @@ def _panel_layout(count: int, shape: tuple[int, int]) -> tuple[Figure, list[Axes
     return figure, axes
 
 
+def _tagged_bbox(tags: dict[str, str]) -> tuple[list[float], CRS] | None:
+    """The map's ``bbox`` tag and its CRS (``bbox_crs``, else lon/lat), or None."""
+    if "bbox" not in tags:
+        return None
+    bbox = [float(v) for v in tags["bbox"].split(",")]
+    return bbox, CRS.from_user_input(tags.get("bbox_crs", LONLAT))
+
+
 def _outside_bbox(
     tags: dict[str, str], crs: CRS, bounds: BoundingBox, shape: tuple[int, int]
 ) -> npt.NDArray[np.bool_]:
     """``[H, W]``: True where a drawn pixel's centre lies outside the map's bbox."""
-    if "bbox" not in tags:
+    tagged = _tagged_bbox(tags)
+    if tagged is None:
         return np.zeros(shape, bool)
-    bbox = [float(v) for v in tags["bbox"].split(",")]
-    polygon = bbox_polygon(bbox, CRS.from_user_input(tags["bbox_crs"]), crs)
+    polygon = bbox_polygon(*tagged, crs)
     transform = rasterio.transform.from_bounds(*bounds, shape[1], shape[0])
     outside: npt.NDArray[np.bool_] = rasterio.features.geometry_mask(
         [polygon], out_shape=shape, transform=transform
@@ -290,10 +309,9 @@ def _title(tags: dict[str, str], crs: CRS, bounds: BoundingBox) -> str:
         f" (probability > {threshold})" if threshold is not None else ""
     )
     dates = [day for day in tags.get("imagery_dates", "").split(",") if day]
-    if "bbox" in tags:
-        bbox = [float(v) for v in tags["bbox"].split(",")]
-        source = CRS.from_user_input(tags["bbox_crs"])
-        where = "bbox " + _lonlat_text(bbox, source)
+    tagged = _tagged_bbox(tags)
+    if tagged is not None:
+        where = "bbox " + _lonlat_text(*tagged)
     else:
         where = "extent " + _lonlat_text(list(bounds), crs)
     return f"{what}\nSentinel-2 imagery of {_dates_title(dates)}\n{where}"
@@ -316,14 +334,9 @@ def _dates_title(dates: Sequence[str]) -> str:
 
 
 def _lonlat_text(bbox: Sequence[float], crs: CRS) -> str:
-    """A bbox as ``lon A to B, lat C to D (WGS 84)``, to about 10 m."""
-    west, south, east, north = (
-        bbox if crs == LONLAT else rasterio.warp.transform_bounds(crs, LONLAT, *bbox)
-    )
-    return (
-        f"lon {round(west, 4):.10g} to {round(east, 4):.10g}, "
-        f"lat {round(south, 4):.10g} to {round(north, 4):.10g} (WGS 84)"
-    )
+    """A bbox as ``lon A to B, lat C to D (WGS 84)``, to about 10 m (4 decimals)."""
+    west, south, east, north = lonlat_extent(bbox, pyproj.CRS.from_user_input(crs))
+    return f"lon {west:.10g} to {east:.10g}, lat {south:.10g} to {north:.10g} (WGS 84)"
 
 
 def _footnote(
@@ -334,8 +347,16 @@ def _footnote(
     shape: tuple[int, int],
     native: float,
 ) -> str:
-    """The file, its CRS and the drawn pixel size; a per-patch model's cell."""
-    units = "m" if crs.is_projected else "deg"
+    """The file, its CRS and the drawn pixel size; a per-patch model's cell.
+
+    Sizes are in the CRS's own unit: e.g. ``m``, ``US survey ft`` (EPSG:2227),
+    or ``deg`` for a lon/lat CRS.
+    """
+    units = (
+        UNIT_ABBREVIATIONS.get(crs.linear_units, crs.linear_units)
+        if crs.is_projected
+        else "deg"
+    )
     drawn = (bounds.right - bounds.left) / shape[1]
     text = f"{name}, {crs.to_string()}; drawn at {drawn:.3g} {units} a pixel"
     detail = float(tags.get("detail_size", native))
