@@ -501,7 +501,7 @@ def test_summary_is_refused_before_any_work_and_replaced_only_if_ours(
     # A GeoJSON file of fields may end in .json too.
     geojson = tmp_path / "parcels.json"
     gpd.read_file(fields).to_file(geojson, driver="GeoJSON")
-    with pytest.raises(ValueError, match=r"is the file --fields names"):
+    with pytest.raises(ValueError, match=r"is the file --fields reads"):
         field_stats(mapped, geojson, out, summary=geojson)
     theirs = tmp_path / "theirs.json"
     theirs.write_text('{"a": 1}')

@@ -19,6 +19,7 @@ import csv
 import json
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Required, TypedDict
@@ -496,30 +497,13 @@ def _check_out(
         FileExistsError: If it exists and is no field-stats file, or
             *overwrite* is False.
     """
-    given = str(out)
-    if out.is_dir():
-        msg = (
-            f"--out {given!r} is a folder; pass a file name, e.g. "
-            f"{out / 'field_stats.gpkg'} (nothing was written)."
-        )
-        raise IsADirectoryError(msg)
-    if (clash := same_file([out], inputs)) is not None:
-        option = clash[1] or "the probability map beside --map"
-        msg = (
-            f"--out {given!r} is the file {option} reads; choose another --out, "
-            "e.g. maps/sample_field_stats.gpkg (nothing was written)."
-        )
-        raise ValueError(msg)
-    if out.suffix.lower() not in SUFFIXES:
-        kinds = "; ".join(f"{suffix} {what}" for suffix, what in SUFFIXES.items())
-        msg = (
-            f"--out {given!r} must end in .gpkg or .csv ({kinds}); pass e.g. "
-            f"{out.with_suffix('.gpkg')}."
-        )
-        raise ValueError(msg)
-    check_output_folder(out.parent)
-    check_out_replaceable(
-        out, "a file of fields written by field-stats", _out_fault, overwrite
+    _check_output(
+        out,
+        "--out",
+        SUFFIXES,
+        inputs,
+        ("a file of fields written by field-stats", _out_fault),
+        overwrite,
     )
 
 
@@ -541,34 +525,63 @@ def _check_summary(
         FileExistsError: If it exists and is no field-stats summary, or
             *overwrite* is False.
     """
-    given = str(summary)
-    if summary.is_dir():
+    _check_output(
+        summary,
+        "--summary",
+        {".json": "the counts and totals as JSON"},
+        {**inputs, "--out": out},
+        ("a summary written by field-stats", _summary_fault),
+        overwrite,
+    )
+
+
+def _check_output(
+    path: Path,
+    option: str,
+    suffixes: dict[str, str],
+    others: dict[str, str | os.PathLike[str]],
+    ours: tuple[str, Callable[[Path], str | None]],
+    overwrite: bool,
+) -> None:
+    """Refuse an output before any work: a folder, another file, a suffix, not ours.
+
+    Args:
+        path: the file to write.
+        option: the option that gave it, e.g. ``--out``.
+        suffixes: the endings it may have, each with what it writes.
+        others: option -> path of each other file read or written (the
+            probability map under the key ``""``; ``--out`` is written).
+        ours: what an earlier output of *option* is, and why an existing file
+            is not one (None where it is).
+        overwrite: whether an earlier output may be replaced.
+    """
+    given = str(path)
+    first = next(iter(suffixes))
+    example = f"field_stats{first}"
+    if path.is_dir():
         msg = (
-            f"--summary {given!r} is a folder; pass a file name, e.g. "
-            f"{summary / 'field_stats.json'} (nothing was written)."
+            f"{option} {given!r} is a folder; pass a file name, e.g. "
+            f"{path / example} (nothing was written)."
         )
         raise IsADirectoryError(msg)
-    if summary.suffix.lower() != ".json":
+    if (clash := same_file([path], others)) is not None:
+        other = clash[1] or "the probability map beside --map"
+        does = "writes" if other == "--out" else "reads"
         msg = (
-            f"--summary {given!r} must end in .json; pass e.g. "
-            f"{out.with_suffix('.json')}."
+            f"{option} {given!r} is the file {other} {does}; choose another "
+            f"{option}, e.g. maps/sample_{example} (nothing was written)."
         )
         raise ValueError(msg)
-    if (clash := same_file([summary], {**inputs, "--out": out})) is not None:
-        option = clash[1] or "the probability map beside --map"
+    if path.suffix.lower() not in suffixes:
+        kinds = "; ".join(f"{suffix} {what}" for suffix, what in suffixes.items())
+        endings = " or ".join(suffixes)
         msg = (
-            f"--summary {given!r} is the file {option} names; choose another "
-            f"--summary, e.g. {out.with_suffix('.json')} (nothing was written)."
+            f"{option} {given!r} must end in {endings} ({kinds}); pass e.g. "
+            f"{path.with_suffix(first)}."
         )
         raise ValueError(msg)
-    check_output_folder(summary.parent, "--summary")
-    check_out_replaceable(
-        summary,
-        "a summary written by field-stats",
-        _summary_fault,
-        overwrite,
-        "--summary",
-    )
+    check_output_folder(path.parent, option)
+    check_out_replaceable(path, *ours, overwrite, option)
 
 
 def _summary_fault(path: Path) -> str | None:
