@@ -5,6 +5,7 @@ on Debian), not the project's::
 
     python3 tests/qgis_open.py map MAP.tif PIXELS.json OUT.json [RENDER.png]
     python3 tests/qgis_open.py vector FILE.gpkg LAYER OUT.json
+    python3 tests/qgis_open.py scene SCENE.tif PIXELS.json OUT.json
 
 ``map``: PIXELS.json lists ``[col, row]`` pixels of the class map. The layers are
 loaded the way QGIS loads a dropped file (each with its default style: the QML
@@ -15,6 +16,12 @@ pixel. RENDER.png, if given, is the class map with the polygons drawn over it.
 
 ``vector``: OUT.json records how QGIS styles one layer of a GeoPackage (for a
 categorized renderer, its field, its categories and each feature's value).
+
+``scene``: a multi-band Sentinel-2 GeoTIFF loaded as a dropped file (with the
+QML beside it); OUT.json records its renderer, the band of each colour (its
+number and QGIS's name of it, which ends in the band's description) with its
+contrast enhancement, and the rendered colour of each ``[col, row]`` pixel of
+PIXELS.json (at one screen pixel per raster pixel, on a magenta background).
 """
 
 import json
@@ -25,6 +32,7 @@ from typing import Any
 
 from qgis.core import (
     QgsApplication,
+    QgsContrastEnhancement,
     QgsMapLayer,
     QgsMapRendererSequentialJob,
     QgsMapSettings,
@@ -141,8 +149,33 @@ def inspect(map_path: Path, pixels: list[list[int]], png: str | None) -> dict[st
     return shown
 
 
+def scene(path: Path, pixels: list[list[int]]) -> dict[str, Any]:
+    """Load a scene as QGIS does, render it, report its colour bands and pixels."""
+    layer = QgsRasterLayer(str(path), "scene")
+    shown = raster(layer)
+    renderer = layer.renderer()
+    if renderer.type() == "multibandcolor":
+        for colour in ("red", "green", "blue"):
+            band = getattr(renderer, f"{colour}Band")()
+            enhancement = getattr(renderer, f"{colour}ContrastEnhancement")()
+            shown[colour] = {
+                "band": band,
+                "name": layer.bandName(band),
+                "min": enhancement.minimumValue(),
+                "max": enhancement.maximumValue(),
+                "algorithm": QgsContrastEnhancement.contrastEnhancementAlgorithmString(
+                    enhancement.contrastEnhancementAlgorithm()
+                ),
+            }
+    image = render([layer], layer)
+    shown["rendered"] = [QColor(image.pixel(col, row)).name() for col, row in pixels]
+    return shown
+
+
 def report(mode: str, args: list[str]) -> dict[str, Any]:
-    """The report of *mode* (``map`` or ``vector``) on its arguments."""
+    """The report of *mode* (``map``, ``vector`` or ``scene``) on its arguments."""
+    if mode == "scene":
+        return scene(Path(args[0]), json.loads(Path(args[1]).read_text()))
     if mode == "map":
         pixels = json.loads(Path(args[1]).read_text())
         png = args[3] if len(args) > 3 else None

@@ -92,8 +92,12 @@ def test_download_writes_the_least_cloudy_scene_on_the_10m_grid(
     out = tmp_path / "out"
     download(catalog, out)
 
-    files = sorted((out / "sentinel2").iterdir())
+    files = sorted((out / "sentinel2").glob("*.tif"))
     assert [f.name for f in files] == [f"{CLEAR}.tif"]  # 5% beats 40%
+    assert sorted(p.name for p in (out / "sentinel2").iterdir()) == [
+        f"{CLEAR}.qml",  # its QGIS style
+        f"{CLEAR}.tif",
+    ]
     with rasterio.open(files[0]) as src:
         assert src.count == 12
         assert src.res == (10.0, 10.0)
@@ -233,7 +237,10 @@ def test_interrupted_download_resumes_without_refetching(
         download(catalog, out, "--retries", "0", bbox=WIDE_BBOX)
     assert "Could not read scene" in capsys.readouterr().err
     # The finished scene is kept and recorded; the broken one left nothing.
-    assert sorted(p.name for p in (out / "sentinel2").iterdir()) == [f"{CLEAR}.tif"]
+    assert sorted(p.name for p in (out / "sentinel2").iterdir()) == [
+        f"{CLEAR}.qml",
+        f"{CLEAR}.tif",
+    ]
     assert list(manifest(out)) == [CLEAR]
 
     catalog.missing.clear()

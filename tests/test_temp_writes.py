@@ -97,7 +97,7 @@ def test_two_downloads_of_one_scene_at_once_both_finish_it(
     first = write_scene(item, BBOX, path, on_band=second)
     assert first is not None
     assert len(seconds) == 1
-    assert everything(out) == [path.name]
+    assert everything(out) == [path.with_suffix(".qml").name, path.name]
     with rasterio.open(path) as src:
         assert src.descriptions == tuple(S2_BANDS)
         assert (src.read() > 0).all()
@@ -117,7 +117,7 @@ def test_a_sample_scene_failing_midway_keeps_the_old_one(
         make_sample_scene(tmp_path, size=64, seed=2, overwrite=True)
     assert {path: path.read_bytes() for path in tmp_path.rglob("*.*")} == before
     assert everything(tmp_path) == sorted(
-        p.name for p in [*old.image_paths, old.labels_path]
+        p.name for p in [*old.image_paths, *old.style_paths, old.labels_path]
     )
 
 
@@ -138,7 +138,7 @@ def test_two_sample_scenes_written_at_once_into_one_folder_both_finish(
 
     monkeypatch.setattr(sample_scene, "write_geopackage", second)
     first = make_sample_scene(tmp_path, size=64, overwrite=True)
-    paths = [*first.image_paths, first.labels_path]
+    paths = [*first.image_paths, *first.style_paths, first.labels_path]
     assert everything(tmp_path) == sorted(path.name for path in paths)
     with rasterio.open(first.image_paths[0]) as src:
         assert src.tags()["MGRS_TILE"] == "10SFG"  # named after the final file

@@ -16,7 +16,13 @@ from ..outputs import check_output_folder
 from .assets import find_asset
 from .manifest import MANIFEST_NAME, Manifest
 from .request import DownloadRequest
-from .scene import GDAL_HTTP_OPTIONS, SceneFile, with_retries, write_scene
+from .scene import (
+    GDAL_HTTP_OPTIONS,
+    SceneFile,
+    with_retries,
+    write_scene,
+    write_style,
+)
 from .stac import (
     DEFAULT_COLLECTION,
     DEFAULT_STAC_URL,
@@ -68,7 +74,8 @@ def download(
     Searches *collection* of the STAC API at *stac_url*, keeps the *per_tile*
     least cloudy scenes of each MGRS tile, and writes the bbox window of each
     as ``OUT/sentinel2/<product>.tif`` (12 bands, 10 m, reflectance x10000,
-    see :func:`~torchgeo_simclr.download.scene.write_scene`), recording it in
+    see :func:`~torchgeo_simclr.download.scene.write_scene`) with its QGIS
+    style ``<product>.qml`` (natural colour), recording it in
     ``OUT/manifest.json``. Only the needed blocks of each band's COG are read.
     Scenes already in the manifest with the same bbox are not fetched again,
     so an interrupted download resumes where it stopped.
@@ -149,6 +156,7 @@ def download(
                 )
                 raise FileExistsError(msg)
             result.kept.append(path)
+            write_style(path)  # scenes downloaded before styles were written
             bar.update(steps)
             continue
         # GDAL remembers failed URLs for the life of the process; a retry must

@@ -1,5 +1,6 @@
 """Read one scene's bbox window from its band COGs onto one 10 m grid."""
 
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -159,6 +160,47 @@ class SceneFile:
     harmonisation: dict[str, tuple[float, float]]
 
 
+def style_path(path: Path) -> Path:
+    """The QGIS style beside a scene file: the same name, suffix ``.qml``.
+
+    Args:
+        path: the scene's GeoTIFF.
+
+    Returns:
+        The style's path; QGIS applies it when it opens *path*.
+    """
+    return path.with_suffix(".qml")
+
+
+def write_style(path: Path) -> bool:
+    """Write the natural-colour QGIS style beside a scene file, unless one is there.
+
+    A style already there is kept: an earlier download's, or the user's own
+    (QGIS's "Save as Default" writes it). The style is written under a hidden
+    temporary name of this process and renamed once complete.
+
+    Args:
+        path: the scene's GeoTIFF (bands in ``S2_BANDS`` order).
+
+    Returns:
+        Whether a style was written.
+    """
+    style = style_path(path)
+    if style.exists():
+        return False
+    with replaced_when_complete(style) as partial:
+        partial.write_text(_natural_colour(), encoding="utf-8")
+    return True
+
+
+def _natural_colour() -> str:
+    """The QML that shows a scene file (``S2_BANDS``) in natural colour."""
+    # Here, not at the top: the inference package imports torch.
+    from ..inference.styles import natural_colour_style
+
+    return natural_colour_style(S2_BANDS)
+
+
 def write_scene(
     item: Item,
     bbox: tuple[float, float, float, float],
@@ -178,6 +220,9 @@ def write_scene(
     cloud, cirrus or shadow, are set to 0. The file is written under a hidden
     temporary name of this process (:func:`~torchgeo_simclr.outputs.partial_path`)
     and renamed at the end; a failure removes it and leaves *path* as it was.
+    Beside it goes its QGIS style (:func:`style_path`: natural colour, see
+    :func:`~torchgeo_simclr.inference.styles.natural_colour_style`), written
+    and renamed with it, unless a style is there already (then it is kept).
 
     Args:
         item: the scene.
@@ -219,10 +264,17 @@ def write_scene(
         "predictor": 2,
     }
     harmonisation: dict[str, tuple[float, float]] = {}
-    with (
-        replaced_when_complete(path) as partial,
-        rasterio.open(partial, "w", **profile) as dst,
-    ):
+    style = style_path(path)
+    with contextlib.ExitStack() as stack:
+        # A style already there is kept (see write_style). Staged first, so
+        # it is renamed after the GeoTIFF.
+        staged_style = (
+            None
+            if style.exists()
+            else stack.enter_context(replaced_when_complete(style))
+        )
+        partial = stack.enter_context(replaced_when_complete(path))
+        dst = stack.enter_context(rasterio.open(partial, "w", **profile))
         for index, band in enumerate(S2_BANDS, start=1):
             asset = find_asset(item, band)
             gain, bias = to_reflectance_x10000(item, asset)
@@ -239,6 +291,8 @@ def write_scene(
             cloud_cover=str(item.properties.get("eo:cloud_cover")),
             datetime=str(item.datetime),
         )
+        if staged_style is not None:
+            staged_style.write_text(_natural_colour(), encoding="utf-8")
     return SceneFile(path, grid, float(keep.mean()), harmonisation)
 
 

@@ -4,7 +4,11 @@ Beside each map raster the package writes a QML file with the same stem
 (``map.tif`` -> ``map.qml``); QGIS applies it automatically when the raster is
 opened. :func:`class_style` styles the class map (a *paletted* renderer, one
 colour per class), :func:`probability_style` the probability map (a
-*singlebandpseudocolor* renderer, an interpolated colour ramp).
+*singlebandpseudocolor* renderer, an interpolated colour ramp), and
+:func:`natural_colour_style` a multi-band Sentinel-2 GeoTIFF (the scenes of
+``sample-data`` and ``download``) in natural colour (a *multibandcolor*
+renderer: B04, B03, B02 as red, green, blue, stretched alike as the quick look
+draws them).
 :func:`polygon_style` styles the irrigated regions and search hits (outlines
 only, so the map shows through; hits labelled by rank, :func:`hit_style`), and
 :func:`categorized_polygon_style` polygons drawn by the value of a field
@@ -17,9 +21,11 @@ GeoPackage, where QGIS looks first for a vector layer's default style. A
 The documents follow the structure QGIS 3 writes itself: the same element and
 attribute names as ``QgsPalettedRasterRenderer::writeXml``,
 ``QgsSingleBandPseudoColorRenderer::writeXml``,
+``QgsMultiBandColorRenderer::writeXml``, ``QgsContrastEnhancement::writeXml``,
 ``QgsColorRampShader::writeXml``, ``QgsSingleSymbolRenderer::save`` and
 ``QgsCategorizedSymbolRenderer::save``. Nodata
-pixels (255 in the class map, -1 in the probability map) are declared as nodata
+pixels (255 in the class map, -1 in the probability map, 0 in the Sentinel-2
+scenes) are declared as nodata
 in the GeoTIFFs, and QGIS draws nodata transparent (``nodataColor=""``), so the
 styles give them no entry.
 """
@@ -33,7 +39,8 @@ from typing import Final
 import matplotlib
 from matplotlib.colors import to_hex, to_rgba
 
-from ..constants import MAP_CLASSES
+from ..constants import MAP_CLASSES, REFLECTANCE_SCALE
+from ..datasets.display import NATURAL_COLOUR_MAX
 
 #: QGIS version written in the ``version`` attribute of the root element.
 QGIS_VERSION: Final[str] = "3.28.0"
@@ -47,6 +54,14 @@ PROBABILITY_COLORMAP: Final[str] = "YlGnBu"
 
 #: Number of colour stops of the probability ramp (0.0, 0.1, ..., 1.0 by default).
 PROBABILITY_STOPS: Final[int] = 11
+
+#: Sentinel-2 bands drawn as red, green and blue in natural colour.
+NATURAL_COLOUR_BANDS: Final[tuple[str, str, str]] = ("B04", "B03", "B02")
+
+#: Stored value (reflectance x10000) drawn at full brightness in natural
+#: colour, in every band alike: the quick look's
+#: (:func:`~torchgeo_simclr.datasets.display.natural_colour`).
+NATURAL_COLOUR_FULL: Final[float] = NATURAL_COLOUR_MAX * REFLECTANCE_SCALE
 
 #: Outline of the irrigated regions: dark blue, darker than the irrigated class.
 POLYGON_OUTLINE: Final[str] = "#08306b"
@@ -399,6 +414,43 @@ def probability_style(
                 "alpha": "255",
             },
         )
+    return _document(renderer)
+
+
+def natural_colour_style(bands: Sequence[str]) -> str:
+    """QML of a multi-band colour renderer showing a Sentinel-2 scene in natural colour.
+
+    B04, B03 and B02 are drawn as red, green and blue, each stretched from 0
+    (black) to :data:`NATURAL_COLOUR_FULL` (reflectance x10000 drawn at full
+    brightness), all three alike, as the quick look draws them; brighter
+    pixels are drawn at full brightness. Pixels that are nodata (0 in the
+    scenes) are drawn transparent.
+
+    Args:
+        bands: the file's band names, in band order (e.g. ``S2_BANDS``).
+
+    Returns:
+        The QML document.
+
+    Raises:
+        ValueError: if *bands* lacks B04, B03 or B02.
+    """
+    missing = [band for band in NATURAL_COLOUR_BANDS if band not in bands]
+    if missing:
+        raise ValueError(
+            f"bands lack {', '.join(missing)}, got {list(bands)}; natural colour "
+            f"needs {', '.join(NATURAL_COLOUR_BANDS)} as red, green and blue."
+        )
+    red, green, blue = (list(bands).index(band) + 1 for band in NATURAL_COLOUR_BANDS)
+    renderer = _renderer("multibandcolor", red)
+    del renderer.attrib["band"]  # a single-band renderer's attribute
+    for colour, band in (("red", red), ("green", green), ("blue", blue)):
+        renderer.set(f"{colour}Band", str(band))
+    for colour in ("red", "green", "blue"):
+        enhancement = ET.SubElement(renderer, f"{colour}ContrastEnhancement")
+        ET.SubElement(enhancement, "minValue").text = "0"
+        ET.SubElement(enhancement, "maxValue").text = _number(NATURAL_COLOUR_FULL)
+        ET.SubElement(enhancement, "algorithm").text = "StretchToMinimumMaximum"
     return _document(renderer)
 
 

@@ -132,6 +132,15 @@ class SampleScene:
     #: Acquisition time written to the images.
     acquired: datetime = ACQUIRED
 
+    @property
+    def style_paths(self) -> list[Path]:
+        """QGIS styles beside the GeoTIFFs (``.qml``, natural colour), west to east.
+
+        Returns:
+            One per path of :attr:`image_paths`, with the suffix ``.qml``.
+        """
+        return [path.with_suffix(".qml") for path in self.image_paths]
+
 
 def make_sample_scene(
     root: str | os.PathLike[str],
@@ -147,8 +156,10 @@ def make_sample_scene(
     side by side, together ``size`` x ``size`` pixels of 10 m, EPSG:32610,
     12 bands in ``S2_BANDS`` order, uint16 reflectance x10000, nodata 0) and
     ``root/crop_mapping.gpkg`` (DWR crop-mapping polygons, EPSG:4269, layer
-    ``crop_mapping``). Files are written under temporary names and renamed
-    when all are complete.
+    ``crop_mapping``). Beside each GeoTIFF a QGIS style of the same name
+    (``.qml``, see :func:`~torchgeo_simclr.inference.styles.natural_colour_style`)
+    makes QGIS open it in natural colour. Files are written under temporary
+    names and renamed when all are complete.
 
     Args:
         root: output folder, created if missing.
@@ -178,8 +189,9 @@ def make_sample_scene(
             raise ValueError(msg)
     image_paths = [root / "sentinel2" / name for name in tile_names(tiles)]
     labels_path = root / f"{LAYER}.gpkg"
+    style_paths = [path.with_suffix(".qml") for path in image_paths]
     if not overwrite:
-        _refuse_existing([*image_paths, labels_path])
+        _refuse_existing([*image_paths, *style_paths, labels_path])
     layout_rng, render_rng = (
         np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2)
     )
@@ -652,20 +664,28 @@ def _write_outputs(
     labels_path: Path,
     seed: int,
 ) -> None:
-    """Write the tiles and the labels under temporary names, then rename them.
+    """Write the tiles, their styles and the labels under temporary names, then rename.
 
+    Beside each tile goes its QGIS style (same name, ``.qml``): natural colour.
     Each file is written under its :func:`~torchgeo_simclr.outputs.partial_path`
     (this process's own name, so two runs into one folder never share one),
     and all are renamed only once every one is complete. A failure removes the
     temporary files and leaves existing files untouched.
     """
+    # Here, not at the top: the inference package imports torch.
+    from torchgeo_simclr.inference.styles import natural_colour_style
+
     image_paths[0].parent.mkdir(parents=True, exist_ok=True)
+    style_paths = [path.with_suffix(".qml") for path in image_paths]
     with contextlib.ExitStack() as stack:
         staged = {
             path: stack.enter_context(replaced_when_complete(path))
-            for path in [*image_paths, labels_path]
+            for path in [*image_paths, *style_paths, labels_path]
         }
         _write_tiles(image, layout.bounds, {p: staged[p] for p in image_paths}, seed)
+        style = natural_colour_style(S2_BANDS)
+        for path in style_paths:
+            staged[path].write_text(style, encoding="utf-8")
         write_geopackage(to_crop_mapping(layout), staged[labels_path], LAYER)
 
 
