@@ -795,8 +795,8 @@ class IrrigationMapWriter(BasePredictionWriter):
         self._cog_thread = None
         for path in strips.values():
             path.unlink()
-        self._bar.set_postfix_str("GeoPackage", refresh=False)
         self._bar.update()
+        self._bar.set_postfix_str("GeoPackage")  # shown now, however short the step
         # Named, the geometry type holds for an empty layer too (else Unknown);
         # through Arrow, the acquisition dates are DATE fields (else DateTime).
         write_geopackage(
@@ -807,8 +807,10 @@ class IrrigationMapWriter(BasePredictionWriter):
             geometry_type="Polygon",
             use_arrow=True,
         )
-        self._bar.set_postfix_str("styles and summary", refresh=False)
         self._bar.update()
+        self._bar.set_postfix_str(
+            "styles and summary"
+        )  # shown now, however short the step
         partial[files.classes_style].write_text(class_style())
         partial[files.probability_style].write_text(probability_style())
         summary = finite(self._summary(polygons))
@@ -824,8 +826,8 @@ class IrrigationMapWriter(BasePredictionWriter):
                 os.replace(temporary, path)
             self._partial, self._strips = {}, {}
             self.summary = summary
-        self._bar.set_postfix_str("done", refresh=False)
         self._bar.update()
+        self._bar.set_postfix_str("done")  # shown now, however short the step
         self._bar.close()
         if self._task.problem == "classification":
             grid = self._datamodule.grid
