@@ -73,6 +73,11 @@ def parse_days(
     return first, last
 
 
+def iso_day(day: date | None) -> str | None:
+    """A day limit as records write it: ``YYYY-MM-DD``, or None for no limit."""
+    return None if day is None else day.isoformat()
+
+
 def range_text(start: date | None, end: date | None) -> str:
     """A range of days in words, for messages.
 

@@ -130,11 +130,10 @@ def _full_disk(args: argparse.Namespace, error: Exception) -> str | None:
         isinstance(error, ONE_LINE) or not any(map(_may_be_disk_full, chain))
     ):
         return None
-    outputs: list[tuple[str | None, Path]] = []
-    for name, is_folder in OUTPUTS.get(args.command, ()):
-        value = getattr(args, name[2:].replace("-", "_"), None)
-        if value is not None:
-            outputs.append((name, Path(value) if is_folder else Path(value).parent))
+    outputs: list[tuple[str | None, Path]] = [
+        (name, path if is_folder else path.parent)
+        for name, path, is_folder in _given_outputs(args)
+    ]
     outputs.append((None, Path()))  # e.g. fit's checkpoints, under the current one
     refused = [
         Path(os.fsdecode(link.filename)).parent
@@ -190,11 +189,23 @@ def _held_outputs(args: argparse.Namespace) -> Iterator[None]:
         With the outputs held.
     """
     with ExitStack() as stack:
-        for name, _ in OUTPUTS.get(args.command, ()):
-            value = getattr(args, name[2:].replace("-", "_"), None)
-            if value is not None:
-                stack.enter_context(exclusive_output(value, name))
+        for name, path, _ in _given_outputs(args):
+            stack.enter_context(exclusive_output(path, name))
         yield
+
+
+def _given_outputs(args: argparse.Namespace) -> list[tuple[str, Path, bool]]:
+    """The outputs a command line names (:data:`OUTPUTS`), as given.
+
+    Returns:
+        ``(option, path, whether a folder)`` of each output option given.
+    """
+    given = []
+    for name, is_folder in OUTPUTS.get(args.command, ()):
+        value = getattr(args, name[2:].replace("-", "_"), None)
+        if value is not None:
+            given.append((name, Path(value), is_folder))
+    return given
 
 
 @contextmanager

@@ -23,7 +23,7 @@ from ..datasets import CentralValleyS2, IrrigationLabels, resolve_label_path
 from ..datasets.dates import index_dates
 from ..datasets.sentinel2 import check_bands, fresh_file_handles
 from ..datasets.survey_years import other_years
-from ..days import dates_note, parse_days
+from ..days import dates_note, iso_day, parse_days
 from ..lonlat import (
     LONLAT,
     bbox_fault,
@@ -423,8 +423,8 @@ class CentralValleyDataModule(ResumableDraws, GeoDataModule):
             "root": str(self.root),
             "bbox": None if self.bbox is None else [float(v) for v in self.bbox],
             "bbox_crs": self.bbox_crs.to_string(),
-            "start": None if self.start is None else self.start.isoformat(),
-            "end": None if self.end is None else self.end.isoformat(),
+            "start": iso_day(self.start),
+            "end": iso_day(self.end),
             "block_size": int(self.block_size),
             "split_fractions": [float(v) for v in self.split_fractions],
             "split_buffer": int(self.split_buffer),

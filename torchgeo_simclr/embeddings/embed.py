@@ -18,6 +18,7 @@ from ..datamodules.patches import GridPatches, keep_batch
 from ..datamodules.prediction import MapDataModule
 from ..datasets.dates import iso_days
 from ..datasets.sentinel2 import fresh_file_handles
+from ..days import iso_day
 from ..inference.device import resolve_device
 from ..inference.normalise import normalise
 from ..models.backbone import check_input_size, feature_size
@@ -292,8 +293,8 @@ def embed_region(
             float(grid.transform.c - grid.offset[1] * grid.res),
             float(grid.transform.f + grid.offset[0] * grid.res),
         ),
-        start=None if datamodule.start is None else datamodule.start.isoformat(),
-        end=None if datamodule.end is None else datamodule.end.isoformat(),
+        start=iso_day(datamodule.start),
+        end=iso_day(datamodule.end),
         mask_clouds=bool(datamodule.mask_clouds),
         cloud_buffer_m=float(datamodule.cloud_buffer),
         software=software_record(),

@@ -8,7 +8,6 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,6 +25,7 @@ from tqdm.auto import tqdm
 from .. import __version__
 from ..constants import IRRIGATED, M2_PER_ACRE, M2_PER_HA, MAP_NODATA, NOT_IRRIGATED
 from ..datasets.dates import iso_days
+from ..days import iso_day
 from ..digest import CHECKPOINT_ID_LENGTH
 from ..geopackage import missing_layer, write_geopackage
 from ..interrupts import Terminated, deferred_interrupts
@@ -895,8 +895,8 @@ class IrrigationMapWriter(BasePredictionWriter):
             "regions_ha": round(float(regions["area_ha"].sum()), 2),
             "threshold": self._threshold,
             "imagery_dates": self._dates,
-            "start": _day(self._datamodule.start),
-            "end": _day(self._datamodule.end),
+            "start": iso_day(self._datamodule.start),
+            "end": iso_day(self._datamodule.end),
             "mask_clouds": bool(self._datamodule.mask_clouds),
             "cloud_masks": self._masks,
             "cloud_buffer_m": self._buffer,
@@ -939,8 +939,3 @@ class IrrigationMapWriter(BasePredictionWriter):
             path.unlink(missing_ok=True)
         self._partial, self._strips = {}, {}
         remove_empty(self._made)
-
-
-def _day(day: date | None) -> str | None:
-    """A sensing-day limit as the summary records it: ``YYYY-MM-DD``, or None."""
-    return None if day is None else day.isoformat()
