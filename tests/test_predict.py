@@ -782,6 +782,7 @@ def test_summary_and_polygons_agree_with_the_rasters(
     assert summary["irrigated_fraction"] == pytest.approx(irrigated / valid, abs=1e-4)
     assert (summary["width"], summary["height"]) == (SCENE, SCENE)
     assert summary["crs"] == "EPSG:32610"
+    assert summary["warnings"] == []
     assert summary["pixel_size"] == 10.0
     with rasterio.open(result.files.classes) as src:
         assert summary["bounds"] == list(src.bounds)
@@ -1051,6 +1052,9 @@ def test_small_bbox_at_the_imagery_corner(
             bbox=bbox,
             bbox_crs="EPSG:32610",
         )
+    # The JSON record keeps the warning for a job that reads it later.
+    (warned,) = json.loads(result.files.summary.read_text())["warnings"]
+    assert warned.startswith("--bbox reaches past the imagery, so only its part")
     with rasterio.open(result.files.classes) as src:
         assert (src.width, src.height) == (46, 51)
         assert src.bounds == (right - 460.0, bottom, right, bottom + 510.0)
@@ -2526,6 +2530,12 @@ def test_a_map_that_clouds_blank_entirely_is_written_with_a_warning(
     ]
     assert captured.out.startswith("Irrigated: 0.0 ha (0.0 acres) of 0.0 ha with data")
     assert (read(out) == MAP_NODATA).all()
+    summary = json.loads(out.with_suffix(".json").read_text())
+    assert summary["warnings"] == [
+        f"the map {str(out)!r} is all nodata (no pixel with data): every pixel is "
+        "masked as cloud by the 1 cloud mask(s) or is nodata in the imagery; pass "
+        "--no-cloud-mask to keep cloudy pixels, or map imagery of another date."
+    ]
 
 
 def test_imagery_dates_leave_out_a_scene_that_only_touches_the_map(

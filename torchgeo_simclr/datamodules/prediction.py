@@ -20,6 +20,7 @@ from ..datasets.sentinel2 import fresh_file_handles
 from ..days import parse_days
 from ..inference.grid import OutputGrid, output_grid
 from ..lonlat import LONLAT, lonlat_extent, parse_bbox_crs
+from ..run_record import kept_warnings
 from .patches import GridPatches, keep_batch
 
 #: Width of the reads that batches of map windows are cut from: window
@@ -118,6 +119,9 @@ class MapDataModule(BaseDataModule):
         self.grid: OutputGrid | None = None
         #: The windows on :attr:`grid`, row by row, set by :meth:`setup`.
         self.windows: list[Window] = []
+        #: Text of each warning :meth:`setup` showed (e.g. a bbox reaching
+        #: past the imagery), which the map's summary records.
+        self.warned: list[str] = []
 
     def setup(self, stage: str) -> None:
         """Open the imagery and lay the windows over the bbox.
@@ -134,31 +138,30 @@ class MapDataModule(BaseDataModule):
             raise ValueError(msg)
         if self.imagery is not None:
             return
-        #: The imagery, set by :meth:`setup`.
-        self.imagery = CentralValleyS2(
-            self.root,
-            bands=self.bands,
-            mask_clouds=self.mask_clouds,
-            cloud_buffer=self.cloud_buffer,
-            start=self.start,
-            end=self.end,
-            pixel_dates=True,
-        )
-        self._check_degrees(self.imagery)
-        #: The output grid over :attr:`bbox` (or all imagery), set by :meth:`setup`.
-        self.grid = output_grid(self.imagery, self.bbox, self.bbox_crs)
-        if self.bbox is not None and self._scenes().empty:
-            self._no_scene()
-        #: The windows on :attr:`grid`, row by row, set by :meth:`setup`.
-        self.windows = self.grid.windows(self.patch_size, self.overlap)
-        #: The windows' patches, in row-major order, set by :meth:`setup`.
-        self.predict_dataset = GridPatches(
-            self.imagery,
-            self.grid,
-            self.windows,
-            min_valid=0,
-            block_shape=(1, READ_WIDTH),
-        )
+        with kept_warnings() as warned:
+            self.imagery = CentralValleyS2(
+                self.root,
+                bands=self.bands,
+                mask_clouds=self.mask_clouds,
+                cloud_buffer=self.cloud_buffer,
+                start=self.start,
+                end=self.end,
+                pixel_dates=True,
+            )
+            self._check_degrees(self.imagery)
+            self.grid = output_grid(self.imagery, self.bbox, self.bbox_crs)
+            if self.bbox is not None and self._scenes().empty:
+                self._no_scene()
+            self.windows = self.grid.windows(self.patch_size, self.overlap)
+            #: The windows' patches, in row-major order, set by :meth:`setup`.
+            self.predict_dataset = GridPatches(
+                self.imagery,
+                self.grid,
+                self.windows,
+                min_valid=0,
+                block_shape=(1, READ_WIDTH),
+            )
+        self.warned = warned
 
     def _check_degrees(self, imagery: CentralValleyS2) -> None:
         """Refuse lon/lat degrees given as the metres of a projected bbox CRS.

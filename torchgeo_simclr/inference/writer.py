@@ -7,6 +7,7 @@ import warnings
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -36,7 +37,7 @@ from ..outputs import (
     remove_empty,
     same_file,
 )
-from ..run_record import RunClock
+from ..run_record import RunClock, kept_warnings
 from ..software import software_record
 from .blend import StripBlender, WeightKind, blend_weights
 from .geotiff import (
@@ -582,6 +583,32 @@ class IrrigationMapWriter(BasePredictionWriter):
         self._cog_thread: ThreadPoolExecutor | None = None
         #: Folders this run created, removed again if it fails while empty.
         self._made: list[Path] = []
+        #: Keeps the warnings shown from :meth:`setup` to :meth:`teardown`.
+        self._keeping = ExitStack()
+        #: Text of each warning shown since :meth:`setup`.
+        self._warned: list[str] = []
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        """Start keeping the warnings shown, for the summary.
+
+        Args:
+            trainer: the trainer.
+            pl_module: the task.
+            stage: the stage, ``predict``.
+        """
+        self._warned = self._keeping.enter_context(kept_warnings())
+
+    def teardown(
+        self, trainer: Trainer, pl_module: LightningModule, stage: str
+    ) -> None:
+        """Stop keeping warnings.
+
+        Args:
+            trainer: the trainer.
+            pl_module: the task.
+            stage: the stage, ``predict``.
+        """
+        self._keeping.close()
 
     def on_predict_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Check the outputs and open the strip writers.
@@ -813,6 +840,8 @@ class IrrigationMapWriter(BasePredictionWriter):
         )  # shown now, however short the step
         partial[files.classes_style].write_text(class_style())
         partial[files.probability_style].write_text(probability_style())
+        if not self._counts["valid"]:
+            warnings.warn(self._no_data(), UserWarning, stacklevel=1)
         summary = finite(self._summary(polygons))
         text = json.dumps(summary, indent=2, allow_nan=False)
         partial[files.summary].write_text(text + "\n")
@@ -833,8 +862,6 @@ class IrrigationMapWriter(BasePredictionWriter):
             grid = self._datamodule.grid
             window = self._window * grid.res
             print(detail_note(self._detail, window, grid.res, crs_units(grid.crs)))
-        if not self._counts["valid"]:
-            warnings.warn(self._no_data(), UserWarning, stacklevel=1)
 
     def _no_data(self) -> str:
         """Why a finished map may have no pixel with data, and what to do."""
@@ -907,6 +934,7 @@ class IrrigationMapWriter(BasePredictionWriter):
             "software": self._software,
             "created": self._clock.created,
             "run_seconds": self._clock.seconds(),
+            "warnings": [*self._datamodule.warned, *self._warned],
             "files": {
                 "classes": self.files.classes.name,
                 "probability": self.files.probability.name,
