@@ -289,3 +289,35 @@ def test_a_value_a_datamodule_refuses_names_the_file_that_set_it(
         "torchgeo-simclr fit: error: --data.init_args.split_fractions [0.5, 0.2, 0.2] "
         "sum to 0.9"
     )
+
+
+def test_a_key_given_twice_in_a_config_names_both_lines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # YAML keeps the second batch_size without a word: the first, edited by the
+    # user, never took effect.
+    text = data_yaml("batch_size: 4", "root: data/sample", "batch_size: 8")
+    config, err = fit_error(tmp_path, text, capsys)
+    assert err == "torchgeo-simclr fit: error: " + (
+        f"Config file {config!r} sets data.init_args.batch_size twice, at lines 4 "
+        "and 6, and YAML would silently keep only the second; delete the one you "
+        "did not mean there."
+    )
+
+
+def test_the_same_key_in_two_entries_of_a_list_is_no_repeat(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Two callbacks each with their own init_args, and a merge key, are fine.
+    text = (
+        "trainer:\n  callbacks:\n"
+        "    - class_path: lightning.pytorch.callbacks.ModelCheckpoint\n"
+        "      init_args: &saved\n        save_last: true\n"
+        "    - class_path: lightning.pytorch.callbacks.ModelCheckpoint\n"
+        "      init_args:\n        <<: *saved\n        every_n_epochs: 2\n"
+        "trainer_typo: 1"
+    )
+    config, err = fit_error(tmp_path, text, capsys)
+    assert "twice" not in err
+    assert f"Config file {config!r}" in err
+    assert "trainer_typo" in err

@@ -620,6 +620,62 @@ def file_error(text: str, tokens: Sequence[str]) -> str | None:
     return None
 
 
+def repeated_keys(node: yaml.Node, path: str = "") -> Iterator[tuple[str, int, int]]:
+    """Each key that a YAML mapping gives twice, at any depth.
+
+    Args:
+        node: a composed YAML document (``yaml.compose``).
+        path: the dotted key of *node* (empty for the document).
+
+    Yields:
+        ``(dotted key, first line, second line)``, lines counted from 1, e.g.
+        ``("model.init_args.lr", 5, 12)``.
+    """
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key, value in node.value:
+            name = str(key.value)
+            dotted = f"{path}.{name}" if path else name
+            line = key.start_mark.line + 1
+            if name in seen and name != "<<":
+                yield dotted, seen[name], line
+            seen.setdefault(name, line)
+            yield from repeated_keys(value, dotted)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            yield from repeated_keys(item, f"{path}[{i}]")
+
+
+def repeated_key_error(tokens: Sequence[str]) -> str | None:
+    """A ``--config`` file that gives a key twice, named with both lines.
+
+    YAML keeps the last of the two values without a word, so a setting a user
+    edited higher up in the file may never take effect.
+
+    Args:
+        tokens: the command line.
+
+    Returns:
+        One sentence naming the file, the key and both lines; None where no
+        file gives a key twice (or a file cannot be read as YAML, which the
+        parser then reports).
+    """
+    for path in config_files(tokens):
+        try:
+            document = yaml.compose(Path(path).read_text(), Loader=yaml.SafeLoader)
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            continue
+        if document is None:
+            continue
+        for key, first, second in repeated_keys(document):
+            return (
+                f"Config file {path!r} sets {key} twice, at lines {first} and "
+                f"{second}, and YAML would silently keep only the second; delete "
+                "the one you did not mean there."
+            )
+    return None
+
+
 def holds_text(tree: Any, text: str) -> bool:
     """Whether a parsed YAML config holds the string *text* anywhere."""
     if isinstance(tree, dict):

@@ -23,7 +23,12 @@ from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCL
 from torchgeo.datamodules import BaseDataModule
 from torchgeo.tasks import BaseTask
 
-from .config_errors import named_config_file, parser_error, resolve
+from .config_errors import (
+    named_config_file,
+    parser_error,
+    repeated_key_error,
+    resolve,
+)
 from .interrupts import Interrupted, keyboard_interrupts
 from .tasks.checkpoint_note import written_checkpoint
 from .tasks.irrigation import StandInWarning
@@ -130,7 +135,9 @@ class PluginCLI(LightningCLI):
 
         Raises:
             ValueError: for an option or config file the parser refuses, in
-                one line instead of a page of usage (see :func:`parser_error`).
+                one line instead of a page of usage (see :func:`parser_error`),
+                and for a config file that gives a key twice (YAML would keep
+                the second without a word).
         """
         if args is None:
             tokens = sys.argv[1:]
@@ -138,6 +145,8 @@ class PluginCLI(LightningCLI):
             tokens = [str(a) for a in args] if isinstance(args, list) else []
         #: The command line, for messages that name the config file at fault.
         self.tokens = tokens
+        if (repeated := repeated_key_error(tokens)) is not None:
+            raise ValueError(repeated)
         try:
             super().parse_arguments(parser, args)
         except ArgumentError as error:
