@@ -275,6 +275,34 @@ def test_the_map_datamodule_reads_the_chosen_dates(tmp_path: Path) -> None:
     assert days_of(maps.imagery) == ["2023-07-15", "2023-06-04"]
 
 
+def test_a_bbox_past_a_dates_imagery_names_the_dates_and_the_share_mapped(
+    tmp_path: Path,
+) -> None:
+    # Two windows of the same bbox, one with imagery over half of it, must not
+    # be read as a loss of irrigated area: the warning names the window's
+    # dates and how much of the bbox its map covers.
+    root = three_days(tmp_path)
+    bbox = (X0 - SIDE, Y0 - SIDE, X0 + SIDE, Y0)
+    maps = MapDataModule(
+        root,
+        bbox=bbox,
+        bbox_crs="EPSG:32610",
+        patch_size=64,
+        overlap=0,
+        start="2023-06-01",
+        end="2023-06-30",
+    )
+    with pytest.warns(UserWarning, match="reaches past") as record:
+        maps.setup("predict")
+    (message,) = [str(r.message) for r in record if "reaches past" in str(r.message)]
+    assert message.startswith(
+        "--bbox reaches past the imagery sensed between 2023-06-01 and 2023-06-30 "
+        "(--start/--end), so only its part over that imagery is covered: "
+    )
+    assert "about 50% of the bbox; the map's totals cover that part only" in message
+    assert maps.warned == [message]
+
+
 def test_the_dates_note() -> None:
     assert dates_note(["2023-07-15"]) == ""
     assert dates_note(["2023-07-15", "2023-08-14", "unknown"]) == (

@@ -276,6 +276,10 @@ def test_bbox_reaching_past_the_imagery_is_cut_to_it(scene: SampleScene) -> None
     with pytest.warns(UserWarning, match="reaches past the imagery") as record:
         grid = output_grid(imagery(scene), bbox, "EPSG:32610")
     assert f"{[left, top - 1000.0, left + 500.0, top]}" in str(record[0].message)
+    # 500 m x 1000 m of the 5500 m x 6000 m asked for.
+    assert "about 2% of the bbox; the map's totals cover that part only" in str(
+        record[0].message
+    )
     assert grid.bounds == (left, top - 1000.0, left + 500.0, top)
     assert output_grid(imagery(scene)).bounds == (
         left,

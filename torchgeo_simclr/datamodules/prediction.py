@@ -17,7 +17,7 @@ from ..constants import S2_BANDS
 from ..datasets import CentralValleyS2
 from ..datasets.cloud_masks import CLOUD_MASK_NAME
 from ..datasets.sentinel2 import fresh_file_handles
-from ..days import parse_days
+from ..days import parse_days, range_text
 from ..inference.grid import OutputGrid, output_grid
 from ..lonlat import LONLAT, lonlat_extent, parse_bbox_crs
 from ..run_record import kept_warnings
@@ -149,7 +149,13 @@ class MapDataModule(BaseDataModule):
                 pixel_dates=True,
             )
             self._check_degrees(self.imagery)
-            self.grid = output_grid(self.imagery, self.bbox, self.bbox_crs)
+            dated = self.start is not None or self.end is not None
+            imagery = "the imagery" + (
+                f" sensed {range_text(self.start, self.end)} (--start/--end)"
+                if dated
+                else ""
+            )
+            self.grid = output_grid(self.imagery, self.bbox, self.bbox_crs, imagery)
             if self.bbox is not None and self._scenes().empty:
                 self._no_scene()
             self.windows = self.grid.windows(self.patch_size, self.overlap)

@@ -200,6 +200,7 @@ def output_grid(
     dataset: GeoDataset,
     bbox: Sequence[float] | None = None,
     bbox_crs: CRS | str = LONLAT,
+    imagery: str = "the imagery",
 ) -> OutputGrid:
     """The imagery's pixel grid over *bbox* (the whole imagery without one).
 
@@ -213,9 +214,15 @@ def output_grid(
         dataset: the imagery (a torchgeo raster dataset).
         bbox: ``(xmin, ymin, xmax, ymax)`` in *bbox_crs*; lon/lat by default.
         bbox_crs: CRS of *bbox*, e.g. ``"EPSG:32610"``.
+        imagery: the imagery in words, for a warning, e.g. ``"the imagery
+            sensed between 2022-01-01 and 2022-12-31 (--start/--end)"``.
 
     Returns:
         The grid.
+
+    Warns:
+        UserWarning: if the bbox reaches past the imagery, naming the part
+            mapped and its share of the bbox (totals then cover that part).
 
     Raises:
         ValueError: if the bbox is malformed (lon/lat swapped included),
@@ -270,10 +277,14 @@ def output_grid(
             left + col1 * xres,
             top - row0 * xres,
         )
+        asked = (region_[2] - region_[0]) * (region_[3] - region_[1])
+        share = (covered[2] - covered[0]) * (covered[3] - covered[1]) / asked
         warnings.warn(
-            f"--bbox reaches past the imagery, so only its part over the "
+            f"--bbox reaches past {imagery}, so only its part over that "
             f"imagery is covered: {lonlat_extent(covered, crs)} (lon/lat) = "
-            f"{np.round(covered, 1).tolist()} in {crs.to_string()}.",
+            f"{np.round(covered, 1).tolist()} in {crs.to_string()}, about "
+            f"{share:.0%} of the bbox; the map's totals cover that part only, so "
+            "compare them only with maps of the same ground.",
             UserWarning,
             stacklevel=2,
         )
