@@ -254,6 +254,8 @@ def test_a_checkpoint_records_the_options_of_its_split(
     again = datamodule(scene, 4, **data["settings"])
     again.setup("fit")
     assert held_out_of(again) == data["held_out"]
+    # And the imagery's sensing dates: a map of another year can say so.
+    assert data["imagery_dates"] == ["2023-07-15"]
 
 
 @pytest.mark.parametrize("change", [{}, {"split_buffer": 2}])

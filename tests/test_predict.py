@@ -154,6 +154,7 @@ def checkpoints(
         mean=tuple(mean.tolist()),
         std=tuple(std.tolist()),
         patch_size=PATCH,
+        imagery_dates=("2022-07-16",),
     )
     paths = {
         problem: save_checkpoint(folder / f"{problem}.ckpt", problem, metadata)
@@ -703,6 +704,8 @@ def test_tags_record_model_checkpoint_threshold_and_dates(
     assert result.summary["imagery_dates"] == [DATE]
     assert result.summary["model"]["checkpoint_sha256"] == sha256(checkpoints[problem])
     assert result.summary["model"]["training_labels"] == LABELS
+    # A map of another year than the model's training imagery says so.
+    assert result.summary["model"]["training_imagery_dates"] == ["2022-07-16"]
 
 
 def test_class_band_description_is_a_short_legend_heading(

@@ -93,6 +93,11 @@ class DataMetadata:
     #: ``split_seed``), as plain JSON values; None where unknown (checkpoints
     #: of earlier versions, or a datamodule without ``split_settings``).
     settings: dict[str, Any] | None = None
+    #: Sensing dates (``YYYY-MM-DD``, sorted; ``unknown`` for undated
+    #: products) of the scene imagery under the region trained on, e.g.
+    #: ``("2023-07-15",)``; None where unknown (BigEarthNet patches, or
+    #: checkpoints of earlier versions).
+    imagery_dates: tuple[str, ...] | None = None
 
     @property
     def kind(self) -> str | None:
@@ -138,6 +143,9 @@ class DataMetadata:
             if data.get("extent") is None
             else tuple(float(v) for v in data["extent"]),
             settings=data.get("settings"),
+            imagery_dates=None
+            if data.get("imagery_dates") is None
+            else tuple(str(v) for v in data["imagery_dates"]),
         )
 
     @classmethod
@@ -200,11 +208,29 @@ class DataMetadata:
             or (SCENE if held_out else None),
             extent=blocks_extent(datamodule),
             settings=getattr(datamodule, "split_settings", None),
+            imagery_dates=imagery_dates(datamodule),
         )
 
 
 #: :attr:`DataMetadata.dataset` of data split into blocks of a scene.
 SCENE = "scene"
+
+
+def imagery_dates(datamodule: Any) -> tuple[str, ...] | None:
+    """The sensing dates of a scene datamodule's imagery, or None.
+
+    Args:
+        datamodule: a set-up datamodule; one with an ``imagery_dates()``
+            method (e.g. :class:`~torchgeo_simclr.datamodules.CentralValleyDataModule`)
+            is asked.
+
+    Returns:
+        Its dates, e.g. ``("2023-07-15",)``; None where it has no such method
+        or names no date.
+    """
+    method = getattr(datamodule, "imagery_dates", None)
+    dates = tuple(str(d) for d in method()) if callable(method) else ()
+    return dates or None
 
 
 def datamodule_split(datamodule: Any) -> tuple[str | None, str | None]:

@@ -226,7 +226,9 @@ class MapPredictionTask(BaseTask):
 
         Returns:
             Model name, kind, problem, checkpoint path and hash, bands, training
-            patch size, how the training labels were drawn, its scores on its
+            patch size, the sensing dates of the imagery it was trained on
+            (``training_imagery_dates``, None where unrecorded), how the
+            training labels were drawn, its scores on its
             validation blocks (``val_scores``, None if unrecorded) and the
             checkpoints it was built from (``built_from``: the SimCLR encoder or
             the teacher, with their SHA-256).
@@ -239,6 +241,9 @@ class MapPredictionTask(BaseTask):
             "checkpoint_sha256": self.checkpoint_sha256,
             "bands": list(self.data.bands),
             "training_patch_size": self.data.patch_size,
+            "training_imagery_dates": None
+            if self.data.imagery_dates is None
+            else list(self.data.imagery_dates),
             "training_labels": self.training_labels,
             "val_scores": self.val_scores,
             "built_from": self.built_from,
