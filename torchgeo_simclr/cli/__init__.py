@@ -29,7 +29,7 @@ PACKAGE = Path(__file__).resolve().parents[1]
 #: What an interrupted command leaves, by command.
 INTERRUPTED: dict[str, str] = {
     **dict.fromkeys(
-        ("predict", "embed", "search", "embedding-map"),
+        ("predict", "embed", "search", "embedding-map", "change"),
         " Outputs are written under temporary names and renamed only once "
         "complete, so no file was written or changed.",
     ),
@@ -62,6 +62,7 @@ OUTPUTS: dict[str, tuple[tuple[str, bool], ...]] = {
     "embed": (("--out", False),),
     "search": (("--out", False), ("--sheet", False)),
     "embedding-map": (("--out", False),),
+    "change": (("--out", False),),
 }
 
 #: How a full disk reads where no errno says so (SQLite's, GDAL's).

@@ -1,4 +1,4 @@
-"""The map commands: ``predict``, ``evaluate`` and ``field-stats``."""
+"""The map commands: ``predict``, ``evaluate``, ``field-stats`` and ``change``."""
 
 import argparse
 from collections.abc import Callable
@@ -201,3 +201,34 @@ def _field_stats(args: argparse.Namespace) -> None:
     print(f"Wrote {result.out} ({written})")
     if args.summary is not None:
         print(f"Wrote {args.summary} (the counts and totals as JSON)")
+
+
+def _change(args: argparse.Namespace) -> None:
+    """Compare two class maps; print the change in one paragraph and the files.
+
+    ``PATH.qml`` and ``PATH.json`` beside ``--out`` are held for this run
+    (see :func:`~torchgeo_simclr.outputs.exclusive_output`), so a second run
+    writing the same change map at once is refused before any work.
+
+    Args:
+        args: the parsed ``change`` command line.
+    """
+    from contextlib import ExitStack
+
+    from ..change import ChangeFiles, change_map
+    from ..outputs import exclusive_output
+
+    files = ChangeFiles.beside(args.out)
+    with ExitStack() as stack:
+        for path in (files.style, files.record):
+            stack.enter_context(exclusive_output(path))
+        result = change_map(
+            args.before,
+            args.after,
+            args.out,
+            overwrite=args.overwrite,
+            progress=args.progress,
+        )
+    print(result.summary())
+    print(f"Wrote {files.classes} (classes, styled by {files.style.name} for QGIS)")
+    print(f"Wrote {files.record} (hectares and acres per class, as JSON)")

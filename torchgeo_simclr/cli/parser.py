@@ -10,7 +10,7 @@ from typing import Any, NoReturn
 from .. import __version__
 from .data import _download, _sample_data
 from .embeddings import _embed, _embedding_map, _search
-from .maps import _evaluate, _field_stats, _predict
+from .maps import _change, _evaluate, _field_stats, _predict
 from .training import CONF_DIR, _demo, _experiment, _probe
 
 
@@ -311,7 +311,7 @@ def _add_download_command(commands: "argparse._SubParsersAction[Any]") -> None:
 
 
 def _add_map_commands(commands: "argparse._SubParsersAction[Any]") -> None:
-    """Add the ``predict``, ``evaluate`` and ``field-stats`` sub-commands."""
+    """Add the map sub-commands: predict, evaluate, field-stats and change."""
     predict = commands.add_parser(
         "predict",
         help="map irrigation over a bbox: COG classes + probability, QGIS styles, "
@@ -513,6 +513,48 @@ def _add_map_commands(commands: "argparse._SubParsersAction[Any]") -> None:
     )
     _add_progress(stats)
     stats.set_defaults(func=_field_stats)
+
+    change = commands.add_parser(
+        "change",
+        help="where irrigation changed between two maps (e.g. two years): a styled "
+        "class raster (stayed not irrigated, stayed irrigated, lost, gained) and "
+        "the hectares and acres of each over the area both maps cover",
+        description="Compare two class maps that predict wrote on the same grid "
+        "(the same --bbox over imagery of the same tiles), pixel by pixel. Beside "
+        "--out PATH.tif (0 stayed not irrigated, 1 stayed irrigated, 2 lost: "
+        "irrigated before, not after, 3 gained: irrigated after, not before, 255 "
+        "nodata in either map) it writes PATH.qml (the QGIS style) and PATH.json "
+        "(hectares and acres of each class over the common coverage, the pixels "
+        "with data in both maps, and the area with data in one map only). Where "
+        "the extents differ, the pixels both cover are compared. E.g. "
+        "torchgeo-simclr change --before maps/y2022.tif --after maps/y2023.tif "
+        "--out maps/change_2022_2023.tif",
+    )
+    change.add_argument(
+        "--before",
+        required=True,
+        metavar="PATH.tif",
+        help="class map of the earlier year, as predict wrote it",
+    )
+    change.add_argument(
+        "--after",
+        required=True,
+        metavar="PATH.tif",
+        help="class map of the later year, as predict wrote it",
+    )
+    change.add_argument(
+        "--out",
+        required=True,
+        metavar="PATH.tif",
+        help="change map to write; PATH.qml and PATH.json go beside it",
+    )
+    change.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the files of an earlier change map (never other files)",
+    )
+    _add_progress(change)
+    change.set_defaults(func=_change)
 
 
 def _add_embedding_commands(commands: "argparse._SubParsersAction[Any]") -> None:
