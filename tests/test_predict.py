@@ -1650,11 +1650,14 @@ def test_a_two_pixel_map_reports_its_area_in_words(
         "--min-area",
         "0",
     )
-    printed = capsys.readouterr().out
-    assert printed.startswith(
+    (line, *_) = capsys.readouterr().out.splitlines()
+    assert line.startswith(
         "Irrigated: 0.04 ha (0.1 acres) of 0.04 ha with data (100.0%), 1 region of "
         "at least 0 ha;"
     )
+    # The one date of the imagery is named, so a log of two years' maps tells
+    # them apart.
+    assert line.endswith(f" s; imagery of {DATE}.")
 
 
 def test_segmentation_windows_smaller_than_the_encoder_can_take(

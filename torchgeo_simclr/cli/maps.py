@@ -91,7 +91,9 @@ def _report_map(
         png.unlink()
     summary = result.summary
     regions = summary["irrigated_regions"]
-    note = dates_note(summary["imagery_dates"])
+    dates = summary["imagery_dates"]
+    # One date is named too: a log of two years' runs tells them apart.
+    note = dates_note(dates) or (f"imagery of {dates[0]}" if dates else "")
     print(
         f"Irrigated: {_area(summary['irrigated_ha'])} "
         f"({_area(summary['irrigated_acres'], 'acres')}) of "
