@@ -187,7 +187,8 @@ def test_fields_keep_their_attributes_geometry_and_crs(
     written = gpd.read_file(out, layer=FIELD_STATS_LAYER)
     given = gpd.read_file(fields)
     assert written.crs == given.crs
-    assert list(written.columns) == ["name", "owner", *COLUMNS, "geometry"]
+    # src_fid first: the field's id in the file, to join the output back to it.
+    assert list(written.columns) == ["src_fid", "name", "owner", *COLUMNS, "geometry"]
     assert written["owner"].tolist() == given["owner"].tolist()
     assert written.geometry.geom_equals(given.geometry).all()
 
@@ -275,13 +276,13 @@ def test_a_column_of_the_same_name_is_kept_under_another(
     )
     out = tmp_path / "stats.csv"
     with pytest.warns(
-        UserWarning, match=r"column\(s\) status, lon; .* status_in, lon_in"
+        UserWarning, match=r"at most 10 characters: status as status_1, lon as lon_1\."
     ):
         field_stats(mapped, fields, out)
     table = by_name(out)
     assert table.loc["A", "status"] == "irrigated"
-    assert table["status_in"].tolist() == ["mine"] * len(FIELDS)
-    assert table["lon_in"].tolist() == [1] * len(FIELDS)
+    assert table["status_1"].tolist() == ["mine"] * len(FIELDS)
+    assert table["lon_1"].tolist() == [1] * len(FIELDS)
 
 
 def test_outputs_are_refused_before_any_work(
@@ -416,7 +417,14 @@ def test_overlapping_fields_each_count_their_own_pixels(
     assert table["mapped_ha"].tolist() == [0.16, 0.16, 0.16]
     # Row 0 of B is irrigated (4 pixels); B2 holds 2 of them.
     assert table["irr_ha"].tolist() == [0.04, 0.02, 0.04]
-    pd.testing.assert_frame_equal(table, by_name(tmp_path / "stats.geojson.csv"))
+    # The same but for src_fid: GDAL numbers a GeoPackage's fields from 1, a
+    # GeoJSON's from 0.
+    geojson = by_name(tmp_path / "stats.geojson.csv")
+    assert table["src_fid"].tolist() == [1, 2, 3]
+    assert geojson["src_fid"].tolist() == [0, 1, 2]
+    pd.testing.assert_frame_equal(
+        table.drop(columns="src_fid"), geojson.drop(columns="src_fid")
+    )
 
 
 def test_fields_without_geometry_small_or_invalid_are_written(

@@ -12,7 +12,9 @@ A pixel belongs to a field when its centre lies inside the polygon; fields
 that overlap each other each count the pixels they share. The map is read in
 strips of whole rows, so memory does not grow with the map. Fields keep their
 own attributes, geometry, CRS and order, and every field of the file is
-written, also those off the map or without geometry.
+written, also those off the map or without geometry, first with its feature id
+in the file (:data:`SOURCE_FID`), so that the output joins back to the file and
+the outputs of other maps of the same file join to each other.
 """
 
 import csv
@@ -21,6 +23,7 @@ import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any, Final, Required, TypedDict
 
@@ -28,6 +31,7 @@ import geopandas as gpd
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+import pyarrow as pa
 import pyogrio
 import pyogrio.errors
 import rasterio
@@ -171,9 +175,17 @@ COLUMNS: Final[dict[str, str]] = {
     "acq_to": "last sensing date of the map's pixels, YYYY-MM-DD",
 }
 
-#: Suffix given to a field file's own column that has the name of one of
-#: :data:`COLUMNS` (e.g. ``status_in``), so that none of its values is lost.
-KEPT_SUFFIX: Final[str] = "_in"
+#: Column written first: the field's feature id (FID) in the field file, as
+#: GDAL numbers it (a GeoPackage's ``fid``; 0, 1, 2, ... in file order for a
+#: Shapefile, GeoJSON or FlatGeobuf), to join the output back to the file. A
+#: GeoPackage written keeps it as its own FID too.
+SOURCE_FID: Final[str] = "src_fid"
+
+#: A GeoPackage's FID column, which GDAL takes a column of this name for.
+GPKG_FID: Final[str] = "fid"
+
+#: Longest column name a Shapefile (dBASE) keeps; it truncates longer ones.
+MAX_NAME: Final[int] = 10
 
 #: The columns a CSV adds after :data:`COLUMNS`: where each field lies, EPSG:4326
 #: degrees of a point inside it.
@@ -298,9 +310,14 @@ def field_stats(
 ) -> FieldStats:
     """Sum up an irrigation map per field and write the fields with the sums.
 
-    Every field of the file gets the columns of :data:`COLUMNS` after its
-    own, in file order (a column of its own with one of their names is kept
-    as ``NAME_in``, with a warning). Its ``status`` is ``irrigated`` where
+    Every field of the file is written, in file order, with its feature id
+    :data:`SOURCE_FID` first, then its own columns, then those of
+    :data:`COLUMNS`. A column of its own with the name of one of these (or of
+    ``fid``, a GeoPackage's FID), in any case or in its first 10 characters,
+    is kept under a numbered name of at most 10 characters that no other
+    column has (``status_1``, ``mapped_s_1``; ``status_2`` where ``status_1``
+    is taken, as in the output of field-stats fed back a second time), with a
+    warning that names each. Its ``status`` is ``irrigated`` where
     more than half its mapped area is mapped irrigated (a tie is ``not
     irrigated``, as ``evaluate`` votes), provided at least *min_mapped* of its
     pixels have map data. An invalid polygon (a self-intersecting ring, say)
@@ -314,9 +331,10 @@ def field_stats(
         fields: a vector file of polygons (GeoPackage, Shapefile, GeoJSON,
             FlatGeobuf, ...) in any CRS.
         out: ``.gpkg`` (layer :data:`FIELD_STATS_LAYER`, the fields in their
-            own CRS, styled by status for QGIS) or ``.csv`` (no geometry; each
-            field's ``lon`` and ``lat``, EPSG:4326 degrees, of a point inside
-            it).
+            own CRS with :data:`SOURCE_FID` as their FID, styled by status for
+            QGIS; ``acq_from`` and ``acq_to`` typed DATE, ``threshold`` REAL,
+            as ``predict``'s regions) or ``.csv`` (no geometry; each field's
+            ``lon`` and ``lat``, EPSG:4326 degrees, of a point inside it).
         layer: the layer of *fields* to read, or None for its first.
         min_mapped: share of a field's pixels, 0-1, that must have map data
             for it to get a class; below it the field is ``partly mapped``.
@@ -429,7 +447,9 @@ def _sum_fields(
     """
     name = os.fspath(map_path)
     layer, crs_of_fields = _check_fields(fields_name, layer)
-    frame = gpd.read_file(fields_name, layer=layer, engine="pyogrio")
+    frame = gpd.read_file(fields_name, layer=layer, engine="pyogrio", fid_as_index=True)
+    source_fid = _source_fids(frame.index)
+    frame = _as_written(frame.reset_index(drop=True), fields_name, layer)
     _check_polygons(frame, fields_name)
     _check_degrees(frame, crs_of_fields, fields_name)
     with open_map(map_path) as src:
@@ -451,7 +471,7 @@ def _sum_fields(
         tags = src.tags()
         res = float(src.transform.a)
     table.update(_provenance(Path(map_path).name, tags, len(frame)))
-    result = _with_columns(frame, table, out, fields_name)
+    result = _with_columns(frame, source_fid, table, out, fields_name)
     _write(result, out, inputs, overwrite)
     status = table["status"]
     irrigated = status == "irrigated"
@@ -769,6 +789,67 @@ def _off_map(
     )
 
 
+def _source_fids(index: pd.Index) -> npt.NDArray[np.int64]:
+    """The fields' feature ids in their file, for :data:`SOURCE_FID`.
+
+    Args:
+        index: the FIDs GDAL read (``fid_as_index=True``), ``[N]``.
+
+    Returns:
+        *index* as int64, ``[N]``; the row numbers 0, 1, 2, ... instead where
+        a driver gives no usable FIDs (one missing or negative, or two the
+        same), so the ids are unique either way.
+    """
+    fids = index.to_numpy()
+    usable = (
+        np.issubdtype(fids.dtype, np.integer)
+        and (fids >= 0).all()
+        and len(np.unique(fids)) == len(fids)
+    )
+    return fids.astype(np.int64) if usable else np.arange(len(fids), dtype=np.int64)
+
+
+def _as_written(frame: gpd.GeoDataFrame, fields: str, layer: str) -> gpd.GeoDataFrame:
+    """The fields' own columns as a GeoPackage written through Arrow types them.
+
+    Date fields (read as datetimes) become dates again, so they stay DATE
+    (e.g. ``acq_from`` of an earlier field-stats output read as fields), and
+    JSON objects (read as dicts, from a GeoJSON) become their JSON text rather
+    than a column per key.
+
+    Args:
+        frame: the fields as read.
+        fields: the vector file.
+        layer: its layer read.
+
+    Returns:
+        The fields, those columns converted.
+    """
+    info = pyogrio.read_info(fields, layer=layer)
+    kinds = dict(zip(info["fields"], info["dtypes"], strict=True))
+    frame = frame.copy()
+    day = pd.ArrowDtype(pa.date32())
+    for column in frame.columns.drop(frame.geometry.name):
+        values = frame[column]
+        if kinds.get(column) == "datetime64[D]":
+            frame[column] = pd.Series(values.dt.date, frame.index, day)
+        elif values.dtype == object and values.map(_is_json_object).any():
+            frame[column] = values.map(_json_text)
+    return frame
+
+
+def _is_json_object(value: object) -> bool:
+    """Whether *value* is a JSON object as read (a dict)."""
+    return isinstance(value, dict)
+
+
+def _json_text(value: object) -> object:
+    """*value* as JSON text, where it is a JSON object or array; else itself."""
+    if isinstance(value, dict | list | np.ndarray):
+        return json.dumps(value, default=lambda item: np.asarray(item).tolist())
+    return value
+
+
 def _provenance(map_name: str, tags: dict[str, str], n: int) -> dict[str, Any]:
     """What made the map, as a column each, from the tags ``predict`` writes.
 
@@ -778,8 +859,10 @@ def _provenance(map_name: str, tags: dict[str, str], n: int) -> dict[str, Any]:
         n: number of fields.
 
     Returns:
-        ``map``, ``ckpt_id``, ``threshold``, ``acq_from`` and ``acq_to``, ``[N]``
-        each (None where the map has no such tag).
+        ``map``, ``ckpt_id``, ``threshold`` (float64), ``acq_from`` and
+        ``acq_to`` (Arrow ``date32``, so that a GeoPackage types them DATE, as
+        ``predict``'s regions; a CSV writes ``YYYY-MM-DD``), ``[N]`` each
+        (null where the map has no such tag).
     """
     dates = sorted(
         day
@@ -788,50 +871,112 @@ def _provenance(map_name: str, tags: dict[str, str], n: int) -> dict[str, Any]:
     )
     sha = tags.get("checkpoint_sha256")
     threshold = tags.get("threshold")
-    values: dict[str, object] = {
-        "map": map_name,
-        "ckpt_id": None if sha is None else sha[:CHECKPOINT_ID_LENGTH],
-        "threshold": None if threshold is None else float(threshold),
-        "acq_from": dates[0] if dates else None,
-        "acq_to": dates[-1] if dates else None,
+    day = pd.ArrowDtype(pa.date32())
+    first, last = (date.fromisoformat(dates[i]) if dates else None for i in (0, -1))
+    return {
+        "map": np.full(n, map_name, dtype=object),
+        "ckpt_id": np.full(
+            n, None if sha is None else sha[:CHECKPOINT_ID_LENGTH], dtype=object
+        ),
+        "threshold": np.full(n, np.nan if threshold is None else float(threshold)),
+        "acq_from": pd.Series(first, range(n), day).array,
+        "acq_to": pd.Series(last, range(n), day).array,
     }
-    return {column: np.full(n, value, dtype=object) for column, value in values.items()}
 
 
 def _with_columns(
-    frame: gpd.GeoDataFrame, table: dict[str, Any], out: Path, fields: str
+    frame: gpd.GeoDataFrame,
+    source_fid: npt.NDArray[np.int64],
+    table: dict[str, Any],
+    out: Path,
+    fields: str,
 ) -> gpd.GeoDataFrame:
-    """The fields with the added columns after their own, geometry last.
+    """The fields with their id first, the added columns after their own.
 
     Args:
         frame: the fields as read.
+        source_fid: their feature ids in *fields*, ``[N]``.
         table: column name -> values, ``[N]`` each, in :data:`COLUMNS` order.
         out: the output (a CSV also adds :data:`CSV_COLUMNS`).
         fields: the vector file, for the warning.
 
     Returns:
-        The fields to write.
+        The fields to write: :data:`SOURCE_FID`, their own columns (renamed
+        by :func:`_kept_names`), *table*'s, geometry last. Their own
+        :data:`SOURCE_FID` is left out where it holds *source_fid* (a
+        GeoPackage field-stats wrote, read as fields, has its fields' ids as
+        FIDs), so the ids are not repeated.
 
     Warns:
-        UserWarning: if the fields have columns of the added names, which are
-            kept as ``NAME_in``.
+        UserWarning: if the fields have columns of the added names, naming
+            each with the name it is kept as.
     """
-    added = [*table, *(CSV_COLUMNS if out.suffix.lower() == ".csv" else ())]
-    clashes = [column for column in frame.columns if column in added]
-    if clashes:
-        renamed = {column: f"{column}{KEPT_SUFFIX}" for column in clashes}
+    added = [
+        SOURCE_FID,
+        *table,
+        *(CSV_COLUMNS if out.suffix.lower() == ".csv" else ()),
+    ]
+    geometry = frame.geometry.name
+    if SOURCE_FID in frame.columns and np.array_equal(
+        frame[SOURCE_FID].to_numpy(), source_fid
+    ):
+        frame = frame.drop(columns=SOURCE_FID)
+    renamed = _kept_names(
+        [str(column) for column in frame.columns.drop(geometry)], [*added, GPKG_FID]
+    )
+    if renamed:
+        kept = ", ".join(f"{old} as {new}" for old, new in renamed.items())
         warnings.warn(
-            f"Fields {fields!r} already have the column(s) {', '.join(clashes)}; "
-            f"{out} keeps them as {', '.join(renamed.values())}.",
+            f"Fields {fields!r} already have column(s) named like those field-stats "
+            f"writes; {out} keeps them as other names of at most {MAX_NAME} "
+            f"characters: {kept}.",
             UserWarning,
             stacklevel=3,
         )
         frame = frame.rename(columns=renamed)
     result = frame.copy()
+    result.insert(0, SOURCE_FID, source_fid)
     for column, values in table.items():
         result[column] = values
-    geometry = result.geometry.name
     return result[[*result.columns.drop(geometry), geometry]]
+
+
+def _kept_names(own: list[str], added: list[str]) -> dict[str, str]:
+    """New names for the fields' own columns that clash with those written.
+
+    A column clashes where its name, or its first :data:`MAX_NAME` characters
+    (all a Shapefile export keeps), is one of *added* in any case (GeoPackage
+    and Shapefile column names are case-insensitive). It is kept as its name
+    cut short, ``_`` and the smallest number that makes a name of at most
+    :data:`MAX_NAME` characters that no column has, nor has cut short, in any
+    case: ``status_1``, ``mapped_s_1``, then ``status_2`` where ``status_1``
+    is taken (as in a field-stats output fed back again, so the numbers go up
+    with each map added).
+
+    Args:
+        own: the fields' own column names, in file order.
+        added: the names of the columns written besides them.
+
+    Returns:
+        Old name -> new name of each clashing column, in file order.
+    """
+    reserved = {name.lower() for name in added}
+    taken = reserved | {name.lower() for name in own}
+    taken |= {name[:MAX_NAME].lower() for name in own}
+    renamed: dict[str, str] = {}
+    for name in own:
+        if name[:MAX_NAME].lower() not in reserved:
+            continue
+        number = 1
+        while True:
+            suffix = f"_{number}"
+            kept = name[: MAX_NAME - len(suffix)] + suffix
+            if kept.lower() not in taken:
+                break
+            number += 1
+        renamed[name] = kept
+        taken.add(kept.lower())
+    return renamed
 
 
 def _open_probability(path: Path, src: Any, name: str) -> Any:
@@ -904,13 +1049,16 @@ def _write(
                     for s, (label, fill) in STATUS_LEGEND.items()
                 ],
             )
+            # GDAL takes the column GPKG_FID for the FID; through Arrow, the
+            # acquisition dates are DATE fields (else TEXT).
             write_geopackage(
-                frame,
+                frame.assign(**{GPKG_FID: frame[SOURCE_FID]}),
                 partial,
                 FIELD_STATS_LAYER,
                 style=(FIELD_STATS_STYLE_NAME, style),
                 geometry_type="MultiPolygon",
                 promote_to_multi=True,
+                use_arrow=True,
             )
         # A file may have appeared meanwhile: only field-stats' own is replaced.
         _check_out(out, inputs, overwrite)

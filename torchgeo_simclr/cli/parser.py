@@ -464,7 +464,8 @@ def _add_map_commands(commands: "argparse._SubParsersAction[Any]") -> None:
         "styled for QGIS or a CSV table",
         description="Sum up a class map that predict wrote over your field "
         "polygons (parcels, DWR fields, fields drawn in QGIS; any vector file, any "
-        "CRS). Every field keeps its attributes and gets status (irrigated, not "
+        "CRS). Every field keeps its attributes and its feature id in the file "
+        "(src_fid) and gets status (irrigated, not "
         "irrigated, partly mapped, no data, too small, off map, no geometry), "
         "irr_share, mean_prob (from PATH_probability.tif beside the map), irr_ha "
         "and irr_ac, mapped_ha, area_ha and area_ac, mapped_shr, and what made the "
