@@ -2666,3 +2666,39 @@ def test_a_strip_writer_that_fails_to_start_closes_its_file(
         )
     assert len(opened) == 1
     assert opened[0].closed
+
+
+def test_a_map_larger_than_max_pixels_is_refused_before_any_work(
+    scene: SampleScene,
+    checkpoints: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A stray scene far from the others under --root planned a map of 272,344
+    # tiles (days of work, tens of GB) without a word.
+    out = tmp_path / "maps" / "map.tif"
+    err = predict_error(
+        capsys,
+        checkpoints["segmentation"],
+        scene.root,
+        out,
+        "--max-pixels",
+        "10000",
+    )
+    assert (
+        f"The map of the imagery under the root would be {SCENE:,} x {SCENE:,} px of "
+        f"10 metre ({SCENE * SCENE / 1e9:.1f} billion px, about 0 GB of rasters "
+        "before compression), more than --max-pixels 10,000; it spans "
+    ) in err
+    assert "so pass a --bbox over the region to map, look for a scene far" in err
+    assert not out.parent.exists()
+
+
+def test_a_bbox_in_exponent_form_is_read_as_numbers() -> None:
+    # argparse took -1e12 for an option: "expected 4 arguments".
+    from torchgeo_simclr.cli.parser import build_parser
+
+    given = ["predict", "--checkpoint", "m.ckpt", "--root", "data", "--out", "m.tif"]
+    bbox = ["--bbox", "-1e12", "-1.5E+3", "-.5", "1e12", "--bbox-crs", "EPSG:32610"]
+    args = build_parser().parse_args([*given, *bbox])
+    assert args.bbox == [-1e12, -1500.0, -0.5, 1e12]

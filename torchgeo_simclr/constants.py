@@ -109,3 +109,8 @@ M2_PER_ACRE: Final[float] = 4_046.856_422_4
 #: Decimals of areas in hectares: 0.01 ha is one 10 m pixel (the polygons'
 #: ``area_ha`` of ``predict`` and ``evaluate --fields``, evaluate's scores).
 AREA_DECIMALS: Final[int] = 2
+
+#: Largest map made without being asked for more, pixels: 1e9 px is
+#: 100,000 km2 at 10 m (the Central Valley is about 52,000 km2), about 5 GB of
+#: uncompressed class and probability rasters and hours of CPU time.
+MAX_PIXELS = 1_000_000_000

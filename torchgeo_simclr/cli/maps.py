@@ -59,6 +59,7 @@ def _predict(args: argparse.Namespace) -> None:
         progress=args.progress,
         start=args.start,
         end=args.end,
+        max_pixels=args.max_pixels,
     )
     try:
         _report_map(args, result, png, quicklook)

@@ -3,11 +3,13 @@
 import argparse
 import difflib
 import math
+import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from .. import __version__
+from ..constants import MAX_PIXELS
 from .data import _download, _sample_data
 from .embeddings import _embed, _embedding_map, _search
 from .maps import _change, _evaluate, _field_stats, _predict
@@ -19,6 +21,22 @@ class OneLineErrors(argparse.ArgumentParser):
 
     Like every other error of this command: the usage is one ``--help`` away.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """An argparse parser that reads ``-1e12`` as a negative number.
+
+        Python 3.12 and 3.13 take a negative number in exponent form for an
+        option, so ``--bbox -1e12 -1e12 1e12 1e12`` came out as "expected 4
+        arguments" (Python 3.14 reads it as a number, as here).
+
+        Args:
+            args: argparse's arguments.
+            kwargs: argparse's keyword arguments.
+        """
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = re.compile(
+            r"^-(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$"
+        )
 
     def parse_known_args(  # type: ignore[override]
         self, args: Sequence[str] | None = None, namespace: Any = None
@@ -367,6 +385,14 @@ def _add_map_commands(commands: "argparse._SubParsersAction[Any]") -> None:
     )
     predict.add_argument(
         "--num-workers", type=_at_least(0), default=0, help="processes reading imagery"
+    )
+    predict.add_argument(
+        "--max-pixels",
+        type=_at_least(1),
+        default=MAX_PIXELS,
+        help="largest map made, pixels: a larger one (e.g. a stray scene far from "
+        f"the others under --root) is refused before any work (default: {MAX_PIXELS:,}"
+        ", 100,000 km2 at 10 m)",
     )
     _add_cloud_mask(predict)
     predict.add_argument(

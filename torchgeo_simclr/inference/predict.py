@@ -7,6 +7,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from ..constants import MAX_PIXELS
 from ..days import parse_days
 from ..interrupts import Interrupted, Terminated, keyboard_interrupts
 from .device import resolve_device
@@ -88,6 +89,7 @@ def predict_map(
     progress: bool = True,
     start: date | str | None = None,
     end: date | str | None = None,
+    max_pixels: int = MAX_PIXELS,
 ) -> MapResult:
     """Map irrigation over a bounding box with a fine-tuned or distilled model.
 
@@ -125,6 +127,8 @@ def predict_map(
             default: no limit). Where products of several days overlap, the
             newest with data wins each pixel; *start* and *end* pick the days.
         end: last sensing day read, inclusive (default: no limit).
+        max_pixels: largest map made, pixels (width x height); a larger one is
+            refused before anything is written.
 
     Returns:
         The files and the summary.
@@ -148,6 +152,7 @@ def predict_map(
         overwrite=overwrite,
         progress=progress,
         command="torchgeo-simclr",
+        max_pixels=max_pixels,
     )
     files = writer.files
     start, end = parse_days(start, end)

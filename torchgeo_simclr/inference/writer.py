@@ -24,12 +24,20 @@ from rasterio.windows import Window
 from tqdm.auto import tqdm
 
 from .. import __version__
-from ..constants import IRRIGATED, M2_PER_ACRE, M2_PER_HA, MAP_NODATA, NOT_IRRIGATED
+from ..constants import (
+    IRRIGATED,
+    M2_PER_ACRE,
+    M2_PER_HA,
+    MAP_NODATA,
+    MAX_PIXELS,
+    NOT_IRRIGATED,
+)
 from ..datasets.dates import iso_days
 from ..days import iso_day
 from ..digest import CHECKPOINT_ID_LENGTH
 from ..geopackage import missing_layer, write_geopackage
 from ..interrupts import Terminated, deferred_interrupts
+from ..lonlat import lonlat_extent
 from ..outputs import (
     check_output_folder,
     make_folders,
@@ -76,6 +84,8 @@ OPTIONS: dict[Command, dict[str, str]] = {
         "checkpoint": "--checkpoint",
         "no_cloud_mask": "--no-cloud-mask",
         "cloud_buffer": "--cloud-buffer",
+        "max_pixels": "--max-pixels",
+        "bbox": "--bbox",
     },
     "torchgeo": {
         "command": "torchgeo predict",
@@ -87,6 +97,8 @@ OPTIONS: dict[Command, dict[str, str]] = {
         "checkpoint": "--model.init_args.checkpoint",
         "no_cloud_mask": "--data.init_args.mask_clouds false",
         "cloud_buffer": "--data.init_args.cloud_buffer",
+        "max_pixels": "--trainer.callbacks.init_args.max_pixels",
+        "bbox": "--data.init_args.bbox",
     },
 }
 
@@ -526,6 +538,7 @@ class IrrigationMapWriter(BasePredictionWriter):
         overwrite: bool = False,
         progress: bool = True,
         command: Command = "torchgeo",
+        max_pixels: int = MAX_PIXELS,
     ) -> None:
         """Initialise a new IrrigationMapWriter.
 
@@ -540,6 +553,9 @@ class IrrigationMapWriter(BasePredictionWriter):
                 messages use: ``torchgeo`` (``torchgeo predict --config``,
                 where the writer is a trainer callback) or
                 ``torchgeo-simclr`` (``torchgeo-simclr predict``).
+            max_pixels: largest map made, pixels (width x height): a larger one
+                (e.g. a stray scene far from the others under the root) is
+                refused before anything is written.
 
         Raises:
             ValueError: if *out* is not ``.tif``, *threshold* is outside
@@ -560,6 +576,12 @@ class IrrigationMapWriter(BasePredictionWriter):
                 "or e.g. 0.5."
             )
             raise ValueError(msg)
+        if max_pixels < 1:
+            msg = (
+                f"{options['max_pixels']} {max_pixels} is not a number of pixels of "
+                f"1 or more; pass e.g. {MAX_PIXELS}."
+            )
+            raise ValueError(msg)
         super().__init__(write_interval="batch")
         #: The command whose option names messages use.
         self.command: Command = command
@@ -573,6 +595,8 @@ class IrrigationMapWriter(BasePredictionWriter):
         self.overwrite = overwrite
         #: Whether a progress bar is shown.
         self.progress = progress
+        #: Largest map made, pixels.
+        self.max_pixels = max_pixels
         #: Summary of the last finished map (None before).
         self.summary: dict[str, Any] | None = None
         #: Final name -> temporary name of every file being written.
@@ -619,6 +643,7 @@ class IrrigationMapWriter(BasePredictionWriter):
         """
         datamodule: Any = trainer.datamodule  # type: ignore[attr-defined]
         task: Any = pl_module
+        self._check_size(datamodule.grid, datamodule.bbox is None)
         self.files.check_inputs(
             datamodule.input_files(), task.hparams["checkpoint"], self.command
         )
@@ -715,6 +740,37 @@ class IrrigationMapWriter(BasePredictionWriter):
             dynamic_ncols=True,
         )
         self._pixels = 0
+
+    def _check_size(self, grid: OutputGrid, whole: bool) -> None:
+        """Refuse a map of more than :attr:`max_pixels` pixels.
+
+        Args:
+            grid: the map's grid.
+            whole: whether it covers all the imagery (no bbox was given).
+
+        Raises:
+            ValueError: if *grid* has more pixels than :attr:`max_pixels`.
+        """
+        pixels = grid.width * grid.height
+        if pixels <= self.max_pixels:
+            return
+        options = OPTIONS[self.command]
+        res = float(grid.transform.a)
+        unit = crs_units(grid.crs)
+        where = "the imagery under the root" if whole else "the bbox"
+        fix = f"pass a {options['bbox']} over the region to map" + (
+            "" if whole else " that is smaller"
+        )
+        msg = (
+            f"The map of {where} would be {grid.width:,} x {grid.height:,} px of "
+            f"{res:g} {unit} ({pixels / 1e9:.1f} billion px, about "
+            f"{pixels * 5 / 1e9:,.0f} GB of rasters before compression), more than "
+            f"{options['max_pixels']} {self.max_pixels:,}; it spans "
+            f"{lonlat_extent(grid.bounds, grid.crs)} (lon/lat), so {fix}, look for a "
+            "scene far from the others under the root, or raise "
+            f"{options['max_pixels']} to map it all."
+        )
+        raise ValueError(msg)
 
     def write_on_batch_end(
         self,
