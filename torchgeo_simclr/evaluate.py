@@ -453,7 +453,8 @@ class MapEvaluation:
                 with the file's SHA-256 as ``labels_sha256``: None for a
                 folder, such as a ``.gdb``, or a GDAL ``/vsi`` path).
             class_column: the attribute with the class code.
-            class_map: the class-map overrides given (not the defaults).
+            class_map: the class map given (for a DWR class column, the
+                overrides of the defaults, which are not recorded).
             bbox: the region scored, in *bbox_crs*, or None for the whole map.
             bbox_crs: the CRS of *bbox*.
             map_crs: the map's CRS (pixel areas are taken in it).
@@ -831,8 +832,10 @@ def evaluate_map(
             Shapefile, GeoJSON, GeoParquet, ...) or a directory of them, in
             any CRS; land outside every polygon is not scored.
         class_column: attribute holding the class code.
-        class_map: class code -> mask value (0, 1 or 255) entries that update
-            :data:`~torchgeo_simclr.datasets.DEFAULT_IRRIGATION_MAP`.
+        class_map: class code -> mask value (0, 1 or 255): entries that update
+            :data:`~torchgeo_simclr.datasets.DEFAULT_IRRIGATION_MAP` for a DWR
+            class column (``CLASS1`` to ``CLASS4``), the whole map for any
+            other column, e.g. ``{"S": 1, "N": 0}``.
         bbox: ``(xmin, ymin, xmax, ymax)`` in *bbox_crs*, by default ``(min
             lon, min lat, max lon, max lat)`` in EPSG:4326 degrees; when given,
             only pixels whose centre lies inside it are scored, for pixel and
@@ -871,7 +874,10 @@ def evaluate_map(
             class and a 0/1 label, *fields* does not end in ``.gpkg``,
             *scores* does not end in ``.json``, or either is the map or the
             labels; if the label file has no layer *labels_layer*, or, without
-            one, its first layer lacks *class_column* while it has others.
+            one, its first layer lacks *class_column* while it has others; if
+            *class_column* is not DWR's and *class_map* maps none of its
+            codes (the message lists them); if the label file names no CRS
+            and its coordinates are not degrees (the fix names the map's).
 
     Warns:
         UserWarning: if the label file has other vector layers than the one
@@ -953,7 +959,7 @@ def _score_map(
         labels: the label file or folder.
         region: the checked bbox, or None for the whole map.
         class_column: the attribute with the class code.
-        class_map: class-map overrides, or None.
+        class_map: the class map given (see :func:`evaluate_map`), or None.
         labels_layer: the layer of the label file to read, or None.
         rows_per_strip: map rows read and rasterised at once.
         progress: show a progress bar over the map's rows.
@@ -1068,7 +1074,7 @@ def _score_map(
                 "no pixel centre lies in a polygon of an irrigated or not-irrigated "
                 "class"
             )
-            advice = "check class_column and class_map"
+            advice = "check --class-column and --class-map"
         else:
             found = (
                 f"all {tally.n_labelled:,} labelled pixels are map nodata "

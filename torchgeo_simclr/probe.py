@@ -14,6 +14,7 @@ from tqdm import tqdm
 from .constants import IGNORE_INDEX
 from .datamodules import CentralValleyDataModule
 from .datamodules.augment import BatchAugmentation
+from .datasets.dwr import DWR_CLASS_COLUMN
 from .models.checkpoint import DataMetadata
 from .patch_labels import patch_labels
 
@@ -40,9 +41,10 @@ def probe_datamodule(
     labels: str = "crop_mapping.gpkg",
     block_size: int = 256,
     seed: int = 0,
-    class_column: str = "CLASS2",
+    class_column: str = DWR_CLASS_COLUMN,
     start: date | str | None = None,
     end: date | str | None = None,
+    class_map: dict[str, int] | None = None,
 ) -> CentralValleyDataModule:
     """A labelled datamodule that feeds patches the way an encoder was trained.
 
@@ -56,6 +58,10 @@ def probe_datamodule(
         start: first sensing day read, inclusive (``YYYY-MM-DD``; default: no
             limit).
         end: last sensing day read, inclusive (default: no limit).
+        class_map: class code -> mask value (0 not irrigated, 1 irrigated, 255
+            ignored): overrides of the DWR defaults for a DWR class column,
+            the whole map for your own *class_column* (required there), e.g.
+            ``{"S": 1, "N": 0}``.
 
     Returns:
         The datamodule, set up for ``fit``, normalising with *data*'s
@@ -65,6 +71,7 @@ def probe_datamodule(
         root=root,
         labels=labels,
         class_column=class_column,
+        class_map=class_map,
         bands=list(data.bands),
         patch_size=data.patch_size,
         block_size=block_size,

@@ -98,6 +98,7 @@ def _embedding_map(args: argparse.Namespace) -> None:
         out=Path(args.out),
         labels=None if args.labels is None else Path(args.labels),
         class_column=args.class_column,
+        class_map=dict(args.class_map) or None,
         root=None if args.root is None else Path(args.root),
         thumbnails=args.thumbnails,
         max_points=args.max_points,

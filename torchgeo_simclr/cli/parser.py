@@ -210,6 +210,21 @@ def _add_class_column(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_class_map(parser: argparse.ArgumentParser) -> None:
+    """Add ``--class-map`` (what the ``--class-column`` codes mean)."""
+    parser.add_argument(
+        "--class-map",
+        nargs="+",
+        type=_class_code,
+        default=[],
+        metavar="CODE=VALUE",
+        help="class codes to count as irrigated (1), not irrigated (0) or ignored "
+        "(255): over the DWR defaults for a DWR class column (CLASS1-CLASS4, e.g. "
+        "--class-map I=1 X=0); for your own --class-column the whole map, "
+        "required, e.g. --class-column regadio --class-map S=1 N=0",
+    )
+
+
 def _add_cloud_mask(parser: argparse.ArgumentParser) -> None:
     """Add ``--no-cloud-mask`` (sets ``mask_clouds`` to False)."""
     parser.add_argument(
@@ -445,15 +460,7 @@ def _add_map_commands(commands: "argparse._SubParsersAction[Any]") -> None:
         help="CRS of --bbox, e.g. EPSG:32610 for UTM zone 10N metres (default: "
         "lon/lat)",
     )
-    evaluate.add_argument(
-        "--class-map",
-        nargs="+",
-        type=_class_code,
-        default=[],
-        metavar="CODE=VALUE",
-        help="class codes to count as irrigated (1), not irrigated (0) or ignored "
-        "(255), over the DWR defaults, e.g. --class-map I=1 X=0",
-    )
+    _add_class_map(evaluate)
     evaluate.add_argument(
         "--fields",
         metavar="PATH.gpkg",
@@ -696,6 +703,7 @@ def _add_embedding_commands(commands: "argparse._SubParsersAction[Any]") -> None
         "--labels", help="DWR crop-mapping file colouring the points"
     )
     _add_class_column(projection)
+    _add_class_map(projection)
     projection.add_argument(
         "--root", help="Sentinel-2 directory of the thumbnails (default: the index's)"
     )
@@ -794,6 +802,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="DWR label file (relative to --root)",
     )
     _add_class_column(probe)
+    _add_class_map(probe)
     _add_dates(probe)
     probe.add_argument(
         "--block-size", type=_at_least(1), default=256, help="split block side, px"

@@ -68,6 +68,7 @@ def _probe(args: argparse.Namespace) -> None:
         args.block_size,
         args.seed,
         class_column=args.class_column,
+        class_map=dict(args.class_map) or None,
         start=start,
         end=end,
     )

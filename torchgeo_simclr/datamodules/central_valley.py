@@ -186,8 +186,12 @@ class CentralValleyDataModule(ResumableDraws, GeoDataModule):
                 a buffer about one field wide keeps such fields out of
                 training.
             seed: seed of the block assignment and of the statistics' patches.
-            class_column: label file column holding the DWR class code.
-            class_map: overrides of the DWR class to mask value mapping.
+            class_column: label file column holding the class code: DWR's
+                (``CLASS2``) or your own.
+            class_map: class code -> mask value (0 not irrigated, 1
+                irrigated, 255 ignored): overrides of the DWR defaults for a
+                DWR class column (``CLASS1`` to ``CLASS4``), the whole map for
+                your own column, e.g. ``{"S": 1, "N": 0}`` (required there).
             augmentations: names of the enabled augmentation ops (default:
                 all nine).
             ops_per_view: ops drawn per view and sample.
@@ -288,10 +292,10 @@ class CentralValleyDataModule(ResumableDraws, GeoDataModule):
         )
         #: Seed of the block assignment and of the statistics' patches.
         self.seed = seed
-        #: Label file column holding the DWR class code.
+        #: Label file column holding the class code.
         self.class_column = class_column
-        #: Overrides of the DWR class code to mask value mapping (None: the
-        #: defaults).
+        #: Class code -> mask value: overrides of the DWR defaults for a DWR
+        #: class column, else the whole map (None: the DWR defaults alone).
         self.class_map = class_map
         #: Layer read from a multi-layer label file (None: the first).
         self.labels_layer = labels_layer
@@ -903,7 +907,9 @@ class CentralValleyDataModule(ResumableDraws, GeoDataModule):
                 f"Every labelled training patch under {str(self.root)!r} is {kind}"
                 f" ({self.n_labels} of {labelled_total}), so the model can only "
                 "learn one class; pass labels that cover both irrigated and other "
-                "fields (--data.init_args.labels), or a larger region"
+                "fields (--data.init_args.labels), check what your codes map to "
+                f"({self.class_column!r} with --data.init_args.class_map), or a "
+                "larger region"
                 f"{'' if self.label_fraction == 1 else ' or label_fraction'}.",
                 category=UserWarning,
             )

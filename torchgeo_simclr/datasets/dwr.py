@@ -14,6 +14,12 @@ DWR publishes one statewide release per survey year as a zipped File Geodatabase
 downloaded. Use the release of the imagery's year, since fields change crops. The
 map below was checked against the 2023 provisional release; a release whose class
 column or codes differ needs ``class_column`` or ``class_map``.
+
+The default map applies to DWR's class columns only (:data:`DWR_CLASS_COLUMNS`):
+your own column's codes (``S``/``N``, ``I``/``D``, ``1``/``0``, ...) mean what
+your ``class_map`` says and nothing else, since a code such as ``S`` (DWR's
+semi-agricultural, not irrigated) or ``D`` (DWR's deciduous fruits, irrigated)
+may mean the opposite in your file.
 """
 
 import re
@@ -55,6 +61,15 @@ DEFAULT_IRRIGATION_MAP: Final[dict[str, int]] = {
     "X": IGNORE_INDEX,  # not cropped or unclassified
 }
 
+#: The DWR class column read by default: the main land-use class.
+DWR_CLASS_COLUMN: Final[str] = "CLASS2"
+
+#: DWR's class columns (the main class, and the classes of multi-cropped
+#: fields), whose codes :data:`DEFAULT_IRRIGATION_MAP` gives a mask value.
+DWR_CLASS_COLUMNS: Final[frozenset[str]] = frozenset(
+    {"CLASS1", DWR_CLASS_COLUMN, "CLASS3", "CLASS4"}
+)
+
 #: Mask values a class map may use.
 VALID_MASK_VALUES: Final[frozenset[int]] = frozenset(
     {NOT_IRRIGATED, IRRIGATED, IGNORE_INDEX}
@@ -67,20 +82,29 @@ MISSING_CODE: Final[str] = "<missing>"
 _WHOLE_NUMBER: Final[re.Pattern[str]] = re.compile(r"([+-]?[0-9]+)\.0+")
 
 
-def build_irrigation_map(overrides: Mapping[str, int] | None = None) -> dict[str, int]:
+def build_irrigation_map(
+    overrides: Mapping[str, int] | None = None,
+    class_column: str = DWR_CLASS_COLUMN,
+) -> dict[str, int]:
     """Build the effective class map: the default updated with user entries.
 
     Args:
         overrides: class code -> mask value entries that replace or extend
-            :data:`DEFAULT_IRRIGATION_MAP`, e.g. ``{"I": 255, "UL": 1}``.
+            :data:`DEFAULT_IRRIGATION_MAP`, e.g. ``{"I": 255, "UL": 1}``, or,
+            for a column other than DWR's, the whole map, e.g. ``{"S": 1,
+            "N": 0}``.
+        class_column: the column the codes come from: the defaults apply only
+            to DWR's (see :func:`is_dwr_column`).
 
     Returns:
-        A new dict from class code to mask value (0, 1 or 255).
+        A new dict from class code to mask value (0, 1 or 255): the defaults
+        updated with *overrides* for a DWR class column, else *overrides*
+        alone.
 
     Raises:
         ValueError: If an override value is not 0, 1 or 255.
     """
-    effective = dict(DEFAULT_IRRIGATION_MAP)
+    effective = dict(DEFAULT_IRRIGATION_MAP) if is_dwr_column(class_column) else {}
     for code, value in (overrides or {}).items():
         if isinstance(value, bool) or value not in VALID_MASK_VALUES:
             msg = (
@@ -91,6 +115,19 @@ def build_irrigation_map(overrides: Mapping[str, int] | None = None) -> dict[str
             raise ValueError(msg)
         effective[code_key(code)] = int(value)
     return effective
+
+
+def is_dwr_column(class_column: str) -> bool:
+    """Whether a class column is DWR's, whose codes the defaults map.
+
+    Args:
+        class_column: the label file's column with the class codes.
+
+    Returns:
+        True for one of :data:`DWR_CLASS_COLUMNS`, in any case (``Class2``
+        too).
+    """
+    return class_column.upper() in DWR_CLASS_COLUMNS
 
 
 def code_key(code: object) -> str:

@@ -1,10 +1,12 @@
-"""Irrigation masks rasterised from DWR crop-mapping polygons."""
+"""Irrigation masks rasterised from DWR crop-mapping or your own polygons."""
 
+import json
 import math
 import os
 import pathlib
+import shlex
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar, cast
 
 import geopandas as gpd
@@ -31,7 +33,15 @@ from ..lonlat import (
     unnamed_crs,
 )
 from .combine import intersect
-from .dwr import build_irrigation_map, class_codes_to_mask_values, code_key
+from .dwr import (
+    DWR_CLASS_COLUMN,
+    DWR_CLASS_COLUMNS,
+    MISSING_CODE,
+    build_irrigation_map,
+    class_codes_to_mask_values,
+    code_key,
+    is_dwr_column,
+)
 from .files import as_path_list
 from .sentinel2 import check_res, class_panels, plot_panels
 from .survey_years import survey_year
@@ -74,6 +84,96 @@ def shown_code(code: str) -> str:
     return code or "<blank>"
 
 
+def assign_crs_hint(crs: CRS | None, whose: str, out: str = "out.gpkg") -> str:
+    """How to give a vector file that names no CRS the one it is used with.
+
+    Args:
+        crs: the CRS of the imagery or map the file is read for, or None
+            where none is known.
+        whose: what *crs* belongs to, e.g. ``"the map"``.
+        out: the file ogr2ogr writes, in the hint.
+
+    Returns:
+        E.g. "`ogr2ogr -a_srs EPSG:32630 out.gpkg IN` if they are in
+        EPSG:32630, the CRS of the map"; without an EPSG code for *crs*, the
+        command with ``EPSG:CODE`` to fill in.
+    """
+    authority = None if crs is None else crs.to_authority()
+    if authority is None:
+        return (
+            f"`ogr2ogr -a_srs EPSG:CODE {out} IN` with the EPSG code of the CRS "
+            "its coordinates are in"
+        )
+    code = ":".join(authority)
+    return f"`ogr2ogr -a_srs {code} {out} IN` if they are in {code}, the CRS of {whose}"
+
+
+def class_map_example(codes: Sequence[str]) -> str:
+    """How to pass a class map for *codes*, in each command's terms.
+
+    The first code is set irrigated and the second (if any) not, as an
+    example of the syntax: what the codes mean only the user knows.
+
+    Args:
+        codes: codes found, as :func:`~torchgeo_simclr.datasets.dwr.code_key`
+            gives them; blank and missing ones are left out of the example.
+
+    Returns:
+        E.g. ``if S means irrigated and N not: --data.init_args.class_map
+        '{"S": 1, "N": 0}' for fit (class_map in a config), --class-map S=1
+        N=0 for evaluate and probe``.
+    """
+    named = [code for code in codes if code and code != MISSING_CODE][:2] or ["CODE"]
+    pairs = dict(zip(named, (1, 0), strict=False))
+    meaning = f"if {named[0]} means irrigated" + (
+        f" and {named[1]} not" if len(named) > 1 else ""
+    )
+    yaml = shlex.quote(json.dumps(pairs, ensure_ascii=False))
+    cli = " ".join(shlex.quote(f"{code}={value}") for code, value in pairs.items())
+    return (
+        f"{meaning}: --data.init_args.class_map {yaml} for fit (class_map in a "
+        f"config), --class-map {cli} for evaluate and probe"
+    )
+
+
+def unmapped_codes_message(
+    files: Sequence[str],
+    class_column: str,
+    codes: Sequence[str],
+    class_map: Mapping[str, int] | None,
+) -> str:
+    """The refusal of labels whose own codes no class map gives a mask value.
+
+    Args:
+        files: the label files read.
+        class_column: their class column, not one of DWR's.
+        codes: the distinct codes found, sorted.
+        class_map: the class map given, or None.
+
+    Returns:
+        One sentence naming the files, the column, the codes (the first 10)
+        and what to pass.
+    """
+    named = f"file {files[0]!r}" if len(files) == 1 else f"files {list(files)}"
+    listed = ", ".join(map(shown_code, codes[:10])) + (
+        f" and {len(codes) - 10} more" if len(codes) > 10 else ""
+    )
+    given = (
+        f" and class_map {dict(class_map)} maps none of them (codes are compared "
+        "case-sensitively, surrounding spaces stripped)"
+        if class_map
+        else ""
+    )
+    dwr = ", ".join(sorted(DWR_CLASS_COLUMNS))
+    return (
+        f"Label {named} column {class_column!r} holds the codes {listed}, which "
+        f"say nothing about irrigation without a class map (DWR's crop classes "
+        f"are read from {dwr} only){given}; pass what each code means, 1 "
+        f"(irrigated), 0 (not irrigated) or 255 (ignored), e.g. "
+        f"{class_map_example(codes)}."
+    )
+
+
 def layer_columns(path: str, layer: str) -> list[str]:
     """The attribute columns of one layer of a file GDAL reads.
 
@@ -112,11 +212,15 @@ class LabelsOutsideBboxError(ValueError):
 
 
 class IrrigationLabels(VectorDataset):
-    """Irrigation masks from California DWR Statewide Crop Mapping polygons.
+    """Irrigation masks from California DWR Statewide Crop Mapping or your own polygons.
 
     Each polygon's class code (column ``CLASS2`` by default) is mapped once to
-    a mask value by :data:`~torchgeo_simclr.datasets.DEFAULT_IRRIGATION_MAP`
-    (updated with *class_map*): 1 irrigated, 0 not irrigated, 255 ignored. The
+    a mask value: 1 irrigated, 0 not irrigated, 255 ignored. DWR's class
+    columns (:data:`~torchgeo_simclr.datasets.dwr.DWR_CLASS_COLUMNS`) are
+    mapped by :data:`~torchgeo_simclr.datasets.DEFAULT_IRRIGATION_MAP` updated
+    with *class_map*; any other column by *class_map* alone, which must map
+    some of its codes (a code such as ``S`` or ``D`` may mean one thing to
+    DWR and the opposite in your file). The
     features are read once, with only the class column and the geometry (Z/M
     dropped), and kept in memory with a spatial index; each sample rasterises
     the polygons that intersect the query. Pixels are burnt when their centre
@@ -166,7 +270,7 @@ class IrrigationLabels(VectorDataset):
         paths: Path | Iterable[Path] = "data",
         crs: CRS | str | None = None,
         res: float | tuple[float, float] = 10.0,
-        class_column: str = "CLASS2",
+        class_column: str = DWR_CLASS_COLUMN,
         class_map: dict[str, int] | None = None,
         layer: str | int | None = None,
         bbox: tuple[float, float, float, float] | None = None,
@@ -187,8 +291,10 @@ class IrrigationLabels(VectorDataset):
                 :func:`~torchgeo_simclr.datasets.sentinel2.check_res`),
                 ``(x, y)`` or one number for both.
             class_column: attribute holding the class code.
-            class_map: class code -> mask value (0, 1 or 255) entries that
-                update :data:`~torchgeo_simclr.datasets.DEFAULT_IRRIGATION_MAP`.
+            class_map: class code -> mask value (0, 1 or 255): entries that
+                update :data:`~torchgeo_simclr.datasets.DEFAULT_IRRIGATION_MAP`
+                for a DWR class column (``CLASS1`` to ``CLASS4``, any case),
+                the whole map for any other column, e.g. ``{"S": 1, "N": 0}``.
             layer: layer name or index in multi-layer files (default: first).
             bbox: only read features intersecting ``(min lon, min lat, max lon,
                 max lat)``, EPSG:4326 degrees; the filter is applied while
@@ -206,8 +312,10 @@ class IrrigationLabels(VectorDataset):
             FileNotFoundError: If a path does not exist or holds no label file.
             ValueError: If a file cannot be read, the class column or layer is
                 missing, *class_map* has a value other than 0, 1, 255, *bbox* is
-                malformed, no feature lies in *bbox*, or *res* is 1 or more in a
-                geographic *crs*.
+                malformed, no feature lies in *bbox*, *res* is 1 or more in a
+                geographic *crs*, a file names no CRS and its coordinates are
+                not degrees, or *class_column* is not DWR's and *class_map*
+                maps none of its codes.
         """
         if crs is not None:
             crs = CRS.from_user_input(crs)
@@ -216,11 +324,14 @@ class IrrigationLabels(VectorDataset):
         self.paths = paths
         #: Function applied to each sample, or None.
         self.transforms = transforms
-        #: Attribute holding the DWR class code.
+        #: Attribute holding the class code.
         self.class_column = class_column
         #: Class code -> mask value (0, 1 or 255): the default map updated
-        #: with *class_map*.
-        self.class_map = build_irrigation_map(class_map)
+        #: with *class_map* for a DWR class column, else *class_map* alone.
+        self.class_map = build_irrigation_map(class_map, class_column)
+        # The samples' CRS asked for (None: the files'), which a file that
+        # names no CRS is told to take.
+        self._asked_crs = crs
         #: Layer name or index read from multi-layer files (None: the first).
         self.layer = layer
         #: Region ``(min lon, min lat, max lon, max lat)``, EPSG:4326 degrees,
@@ -288,6 +399,9 @@ class IrrigationLabels(VectorDataset):
                     "or no labels to pretrain (--data.init_args.labels null)."
                 )
                 raise LabelsOutsideBboxError(msg, box, extents)
+            raise ValueError(msg)
+        if not is_dwr_column(class_column) and seen.isdisjoint(self.class_map):
+            msg = unmapped_codes_message(kept, class_column, sorted(seen), class_map)
             raise ValueError(msg)
         if unknown:
             codes = sorted(unknown)
@@ -488,7 +602,7 @@ class IrrigationLabels(VectorDataset):
                 extent = pyogrio.read_info(
                     filepath, layer=self.layer, force_total_bounds=True
                 )["total_bounds"]
-                crs = unnamed_crs(
+                crs = self._unnamed_crs(
                     filepath, (math.nan,) * 4 if extent is None else extent
                 )
             frame = pyogrio.read_dataframe(
@@ -522,11 +636,40 @@ class IrrigationLabels(VectorDataset):
         frame = frame[[self.class_column, frame.geometry.name]]
         frame = frame.set_geometry(frame.geometry.force_2d())
         if frame.crs is None:
-            frame = frame.set_crs(unnamed_crs(filepath, frame.total_bounds))
+            frame = frame.set_crs(self._unnamed_crs(filepath, frame.total_bounds))
         mask = self.bbox_in(CRS.from_user_input(frame.crs))
         if mask is not None:
             frame = frame.iloc[frame.sindex.query(mask, predicate="intersects")]
         return cast(GeoDataFrame, frame)
+
+    def _unnamed_crs(self, filepath: str, bounds: Iterable[float]) -> CRS:
+        """The CRS of a file that names none, refused in the samples' CRS's terms.
+
+        Args:
+            filepath: the label file.
+            bounds: its ``(xmin, ymin, xmax, ymax)`` (NaN for an empty file).
+
+        Returns:
+            EPSG:4326, as :func:`~torchgeo_simclr.lonlat.unnamed_crs` gives it.
+
+        Raises:
+            ValueError: If the coordinates are not degrees; the fix names the
+                CRS of the imagery or map the labels are read for, where
+                known.
+        """
+        bounds = [float(v) for v in bounds]
+        try:
+            return unnamed_crs(filepath, bounds)
+        except ValueError:
+            pass
+        extent = [round(v, 1) for v in bounds]
+        fix = assign_crs_hint(self._asked_crs, "the imagery or map it is read for")
+        msg = (
+            f"Label file {filepath!r} names no CRS and its coordinates {extent} "
+            f"are not longitude/latitude degrees; give the file its CRS, e.g. "
+            f"{fix} (a shapefile keeps it in its .prj)."
+        )
+        raise ValueError(msg) from None
 
     def _check_column(self, filepath: str, columns: list[str]) -> None:
         """Check that the class column exists.

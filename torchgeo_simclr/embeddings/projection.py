@@ -249,6 +249,7 @@ def _open_labels(
     bounds: tuple[float, float, float, float],
     labels: Path,
     class_column: str = "CLASS2",
+    class_map: dict[str, int] | None = None,
 ) -> IrrigationLabels:
     """Read the label polygons within the index's extent, in the index's CRS.
 
@@ -257,6 +258,8 @@ def _open_labels(
         bounds: ``(xmin, ymin, xmax, ymax)`` of the patches, CRS units.
         labels: a DWR crop-mapping file.
         class_column: attribute holding the crop class code.
+        class_map: what the codes mean (1 irrigated, 0 not, 255 ignored): over
+            DWR's defaults for a DWR class column, the whole map for another.
 
     Returns:
         The labels, rasterised on the index grid.
@@ -273,6 +276,7 @@ def _open_labels(
         crs=crs,
         res=info.res,
         class_column=class_column,
+        class_map=class_map,
         bbox=(west, south, east, north),
     )
 
@@ -283,6 +287,7 @@ def patch_majority_labels(
     labels: Path,
     progress: bool = False,
     class_column: str = "CLASS2",
+    class_map: dict[str, int] | None = None,
 ) -> npt.NDArray[np.int64]:
     """Label each patch of an index by the majority of its rasterised DWR mask.
 
@@ -299,6 +304,7 @@ def patch_majority_labels(
             :class:`~torchgeo_simclr.datasets.IrrigationLabels` reads.
         progress: show a progress bar.
         class_column: attribute holding the crop class code.
+        class_map: what the codes mean (see :func:`_open_labels`).
 
     Returns:
         ``[N]`` labels: 0 not irrigated, 1 irrigated, 255 where less than half
@@ -313,7 +319,8 @@ def patch_majority_labels(
     out = np.full(len(rows), IGNORE_INDEX, dtype=np.int64)
     if len(rows) == 0:
         return out
-    dataset = _open_labels(info, _grid_bounds(info, rows, cols), labels, class_column)
+    bounds = _grid_bounds(info, rows, cols)
+    dataset = _open_labels(info, bounds, labels, class_column, class_map)
     blocks_across = int(cols.max()) // LABEL_BLOCK + 1
     block = (rows // LABEL_BLOCK) * blocks_across + cols // LABEL_BLOCK
     _, counts = np.unique(block, return_counts=True)
@@ -608,6 +615,7 @@ def embedding_map(
     out: Path,
     labels: Path | None = None,
     class_column: str = "CLASS2",
+    class_map: dict[str, int] | None = None,
     root: Path | None = None,
     thumbnails: int = 0,
     max_points: int = 5000,
@@ -628,6 +636,8 @@ def embedding_map(
         out: the PNG to write (``FIGURE_SIDE * FIGURE_DPI`` = 1200 px square).
         labels: a DWR crop-mapping file covering the index (optional).
         class_column: attribute of *labels* holding the crop class code.
+        class_map: what its codes mean, 1 irrigated, 0 not, 255 ignored (over
+            DWR's defaults for a DWR class column; required for another).
         root: the Sentinel-2 directory thumbnails are read from (default: the
             one the index was made from).
         thumbnails: number of randomly chosen points drawn as natural-colour
@@ -681,7 +691,7 @@ def embedding_map(
     classes = None
     if labels is not None:
         classes = patch_majority_labels(
-            info, table, Path(labels), progress, class_column
+            info, table, Path(labels), progress, class_column, class_map
         )
     xy = project(read_embeddings(table), perplexity, seed)
     chosen = sample_rows(len(keep), thumbnails, seed)
