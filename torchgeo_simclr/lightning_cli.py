@@ -24,8 +24,11 @@ from torchgeo.datamodules import BaseDataModule
 from torchgeo.tasks import BaseTask
 
 from .config_errors import (
+    config_files,
     named_config_file,
+    option_values,
     parser_error,
+    read_config,
     repeated_key_error,
     resolve,
 )
@@ -210,6 +213,7 @@ class PluginCLI(LightningCLI):
         # this task's options, and the wrong file is what to report.
         self._refuse_ignored_options(config)
         self._checkpoints_follow_root_dir(config)
+        self._replaced_optimiser_options(config)
         if config.get("lr_scheduler") and not config.get("optimizer"):
             msg = (
                 "--lr_scheduler takes effect only together with --optimizer, "
@@ -225,15 +229,21 @@ class PluginCLI(LightningCLI):
         The configs write checkpoints to ``runs/<name>/checkpoints``, beside
         their ``default_root_dir``; a run given another root on the command
         line would otherwise log there and checkpoint into the config's
-        folder, mixing its ``last.ckpt`` with another run's.
+        folder, mixing its ``last.ckpt`` with another run's. A checkpoint
+        folder set on the command line (``--trainer.callbacks.init_args.dirpath``,
+        or a ``ModelCheckpoint`` given whole with its ``dirpath``), or one a
+        config names apart from its root, stays where it was set; callbacks
+        added with ``--trainer.callbacks+`` move nothing.
 
         Args:
             config: the subcommand's configuration.
         """
-        given = self.given_options
-        if "--trainer.default_root_dir" not in given or any(
-            "callbacks" in option for option in given
-        ):
+        if "--trainer.default_root_dir" not in self.given_options:
+            return
+        if dirpath_on_command_line(self.tokens):
+            return
+        configured = configured_root(self.tokens)
+        if configured is None:
             return
         root = config.trainer.get("default_root_dir")
         for callback in config.trainer.get("callbacks") or []:
@@ -243,8 +253,68 @@ class PluginCLI(LightningCLI):
             ):
                 continue
             dirpath = init_args.get("dirpath")
-            if dirpath and os.path.basename(os.path.normpath(dirpath)) == "checkpoints":
+            if isinstance(dirpath, str) and os.path.normpath(dirpath) == (
+                os.path.normpath(os.path.join(configured, "checkpoints"))
+            ):
                 init_args.dirpath = os.path.join(root, "checkpoints")
+
+    def _replaced_optimiser_options(self, config: Any) -> None:
+        """Refuse, or name, the task's optimiser options that ``--optimizer`` replaces.
+
+        LightningCLI's ``--optimizer`` replaces the task's
+        ``configure_optimizers``: its optimiser, its warm-up + cosine schedule
+        and its per-group rates (see each task's ``optimiser_options``), which
+        were then dropped without a word.
+
+        Args:
+            config: the subcommand's configuration.
+
+        Raises:
+            ValueError: for such an option given on the command line together
+                with ``--optimizer``.
+
+        Warns:
+            UserWarning: naming the options (as a config or the defaults set
+                them) that ``--optimizer`` replaces, once per run.
+        """
+        optimizer = config.get("optimizer")
+        model = config.get("model")
+        init_args = getattr(model, "init_args", None)
+        if self.subcommand not in (None, "fit") or not optimizer or init_args is None:
+            return
+        task = resolve(model.class_path)
+        options = [
+            name for name in getattr(task, "optimiser_options", ()) if name in init_args
+        ]
+        if not options:
+            return
+        name = str(getattr(optimizer, "class_path", optimizer)).rsplit(".", 1)[-1]
+        replaced = (
+            f"--optimizer {name} replaces {task.__name__}'s own optimiser, its "
+            "warm-up + cosine schedule and its per-group learning rates"
+        )
+        given = [option for option in options if option in self.given_model_options]
+        if given:
+            named = ", ".join(
+                f"--model.init_args.{option} {init_args.get(option)!r}"
+                for option in given
+            )
+            msg = (
+                f"{replaced}, so {named} would be ignored; drop "
+                f"{'it' if len(given) == 1 else 'them'} and set the optimiser's "
+                "options under --optimizer.init_args (and a schedule with "
+                "--lr_scheduler), or drop --optimizer to train with the task's "
+                "options."
+            )
+            raise ValueError(msg)
+        named = ", ".join(f"{option} {init_args.get(option)!r}" for option in options)
+        warnings.warn(
+            f"{replaced}, so its options {named} (--model.init_args) are not used; "
+            "set the rates under --optimizer.init_args and a schedule with "
+            "--lr_scheduler, or drop --optimizer to train with the task's own.",
+            UserWarning,
+            stacklevel=2,
+        )
 
     def _refuse_ignored_options(self, config: Any) -> None:
         """Refuse model options that ``--ckpt_path`` replaced with its own.
@@ -379,6 +449,45 @@ class PluginCLI(LightningCLI):
                 "too), or drop --trainer.enable_checkpointing."
             )
             raise ValueError(msg) from None
+
+
+def dirpath_on_command_line(tokens: Sequence[str]) -> bool:
+    """Whether a command line sets a checkpoint callback's ``dirpath`` itself.
+
+    Args:
+        tokens: the command line, e.g. ``["--trainer.callbacks+",
+            "LearningRateMonitor"]``.
+
+    Returns:
+        True for an option naming ``dirpath`` (e.g.
+        ``--trainer.callbacks.init_args.dirpath``), or a ``--trainer.callbacks``
+        value that gives one (a ``ModelCheckpoint`` as JSON or YAML).
+    """
+    for option, value in option_values(tokens):
+        if "dirpath" in option:
+            return True
+        if option.startswith("--trainer.callbacks") and "dirpath" in (value or ""):
+            return True
+    return False
+
+
+def configured_root(tokens: Sequence[str]) -> str | None:
+    """The ``trainer.default_root_dir`` that a command line's config files give.
+
+    Args:
+        tokens: the command line.
+
+    Returns:
+        The last ``--config`` file's root that sets one, as written there;
+        None where none does.
+    """
+    root = None
+    for path in config_files(tokens):
+        tree = read_config(path)
+        trainer = tree.get("trainer") if isinstance(tree, dict) else None
+        if isinstance(trainer, dict) and trainer.get("default_root_dir"):
+            root = str(trainer["default_root_dir"])
+    return root
 
 
 def hpc_checkpoint(root: str | os.PathLike[str] | None) -> Path | None:

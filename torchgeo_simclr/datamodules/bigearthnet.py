@@ -25,6 +25,7 @@ from .samplers import (
     epoch_draws,
 )
 from .statistics import cache_key, cached_band_statistics
+from .workers import ignore_sigterm
 
 
 class IrrigationPatches(Subset[Sample]):
@@ -194,6 +195,9 @@ class BigEarthNetIrrigationDataModule(ResumableDraws, NonGeoDataModule):
         check_batch_size(batch_size)
         check_label_fraction(label_fraction)
         super().__init__(BigEarthNetIrrigation, batch_size, num_workers)
+        # Every setting, for the loggers (hparams.yaml, TensorBoard's HPARAMS)
+        # and load_from_checkpoint; the labelled subset adds its size later.
+        self.save_hyperparameters()
         side = BigEarthNetIrrigation.image_size[0]
         if not 1 <= patch_size <= side:
             msg = (
@@ -381,8 +385,19 @@ class BigEarthNetIrrigationDataModule(ResumableDraws, NonGeoDataModule):
         )
 
     def _dataloader_factory(self, split: str) -> DataLoader[Sample]:
+        """A split's DataLoader, whose workers ignore SIGTERM (:func:`ignore_sigterm`).
+
+        Args:
+            split: ``train``, ``val``, ``test`` or ``predict``.
+
+        Returns:
+            The DataLoader: for ``train``, of :class:`RandomDrawSampler`'s
+            draws, resumable (see :class:`ResumableDraws`).
+        """
         if split != "train":
-            return super()._dataloader_factory(split)
+            loader = super()._dataloader_factory(split)
+            loader.worker_init_fn = ignore_sigterm
+            return loader
         data = self._valid_attribute("train_dataset")
         # Reshuffled as often as *length* needs, and at least one full batch
         # (on each device) even when the labelled subset is smaller than a
@@ -403,4 +418,5 @@ class BigEarthNetIrrigationDataModule(ResumableDraws, NonGeoDataModule):
             collate_fn=self.collate_fn,
             drop_last=True,
             persistent_workers=self.num_workers > 0,
+            worker_init_fn=ignore_sigterm,
         )

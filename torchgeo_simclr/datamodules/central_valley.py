@@ -21,7 +21,7 @@ from torchgeo.datasets import GeoDataset, IntersectionDataset
 from ..constants import IGNORE_INDEX
 from ..datasets import CentralValleyS2, IrrigationLabels, resolve_label_path
 from ..datasets.dates import index_dates
-from ..datasets.sentinel2 import check_bands, fresh_file_handles
+from ..datasets.sentinel2 import check_bands
 from ..datasets.survey_years import other_years
 from ..days import dates_note, iso_day, parse_days
 from ..lonlat import (
@@ -52,6 +52,7 @@ from .samplers import (
     snap_to_grid,
 )
 from .statistics import cache_key, cached_band_statistics
+from .workers import raster_worker
 
 #: Labelled training patches below which a label_fraction under 1 is
 #: warned about: a pool this small is likely labels drawn by hand, all wanted.
@@ -262,6 +263,9 @@ class CentralValleyDataModule(ResumableDraws, GeoDataModule):
             length=length,
             num_workers=num_workers,
         )
+        # Every setting, for the loggers (hparams.yaml, TensorBoard's HPARAMS)
+        # and load_from_checkpoint; the labelled subset adds its size later.
+        self.save_hyperparameters()
         #: Directory searched recursively for the Sentinel-2 L2A files.
         self.root = Path(root)
         #: DWR label file as given, relative to *root* or the working directory
@@ -970,7 +974,7 @@ class CentralValleyDataModule(ResumableDraws, GeoDataModule):
         if split == "train":
             self.resume_draws(self.train_sampler)
         loader = super()._dataloader_factory(split)
-        loader.worker_init_fn = fresh_file_handles
+        loader.worker_init_fn = raster_worker
         return loader
 
     def grid_sampler(self, split: str) -> BlockGridSampler:

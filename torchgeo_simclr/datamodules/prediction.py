@@ -16,12 +16,12 @@ from torchgeo.datamodules import BaseDataModule
 from ..constants import S2_BANDS
 from ..datasets import CentralValleyS2
 from ..datasets.cloud_masks import CLOUD_MASK_NAME
-from ..datasets.sentinel2 import fresh_file_handles
 from ..days import parse_days, range_text
 from ..inference.grid import OutputGrid, output_grid
 from ..lonlat import LONLAT, lonlat_extent, parse_bbox_crs
 from ..run_record import kept_warnings
 from .patches import GridPatches, keep_batch
+from .workers import raster_worker
 
 #: Width of the reads that batches of map windows are cut from: window
 #: corners along a row, pixels (a read is a window side more). A 256 px
@@ -308,7 +308,7 @@ class MapDataModule(BaseDataModule):
             shuffle=False,
             collate_fn=keep_batch,
             num_workers=workers,
-            worker_init_fn=fresh_file_handles if workers else None,
+            worker_init_fn=raster_worker if workers else None,
             persistent_workers=False,
         )
 

@@ -48,6 +48,10 @@ class DistillTask(IrrigationTask):
     #: Checkpoint kind written by this task.
     kind = "distill"
 
+    #: Options read only by :meth:`configure_optimizers`, which LightningCLI's
+    #: ``--optimizer`` replaces.
+    optimiser_options = ("lr", "weight_decay", "warmup_fraction")
+
     def __init__(
         self,
         teacher: str,
@@ -215,6 +219,41 @@ class DistillTask(IrrigationTask):
         self.log("train_loss", loss, batch_size=image.shape[0], prog_bar=True)
         return loss
 
+    def evaluation_loss(
+        self, batch: dict[str, Tensor], logits: Tensor, targets: Tensor
+    ) -> Tensor:
+        """The loss logged as ``val_loss`` / ``test_loss``: the training loss.
+
+        That is the distillation loss against the teacher on the batch's
+        pixels with data, plus *alpha* times the binary cross-entropy on its
+        labels (see :meth:`training_step`), on the val or test blocks, where
+        every labelled patch or pixel counts. Where the teacher's file is gone
+        (a test or validate of a restored checkpoint, see
+        :meth:`~torchgeo_simclr.tasks.irrigation.IrrigationTask.build_without`)
+        it is the binary cross-entropy on the labels alone.
+
+        Args:
+            batch: ``image`` ``[B, C, H, W]``; ``valid`` bool ``[B, H, W]``
+                where given.
+            logits: the student's output on it, ``[B]`` or ``[B, H, W]``.
+            targets: its labels, some labelled.
+
+        Returns:
+            The loss, a scalar.
+        """
+        labelled = binary_loss(logits, targets)
+        if self.teacher is None:
+            return labelled
+        valid = batch.get("valid")
+        if valid is not None and self.model.spec.problem == "classification":
+            valid = valid.flatten(1).any(1)
+        loss = distillation_loss(
+            logits, self.teacher(batch["image"]), self.hparams["temperature"], valid
+        )
+        if self.hparams["alpha"] > 0:
+            loss = loss + self.hparams["alpha"] * labelled
+        return loss
+
     def check_fit(self, resumes: bool) -> None:
         """Refuse to fit without the teacher, also a fit that resumes.
 
@@ -320,6 +359,9 @@ class DistillTask(IrrigationTask):
 
     def configure_optimizers(self) -> OptimizerLRScheduler:
         """AdamW over the student with a warm-up + cosine schedule.
+
+        One parameter group, so Lightning's ``LearningRateMonitor`` logs it
+        as ``lr-AdamW``.
 
         Returns:
             The optimiser and its schedule.

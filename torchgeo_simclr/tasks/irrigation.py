@@ -23,6 +23,7 @@ from torchmetrics.classification import (
 )
 
 from ..constants import IGNORE_INDEX
+from ..losses import binary_loss
 from ..models.backbone import check_input_size
 from ..models.checkpoint import CHECKPOINT_KEY, DataMetadata, training_labels
 from ..models.classifier import IrrigationModel, ModelSpec
@@ -103,6 +104,15 @@ class IrrigationTask(NormalisedAsTrained, BaseTask):
 
     #: Checkpoint kind written by this task.
     kind = "irrigation"
+
+    #: Options read only by :meth:`configure_optimizers` (those a subclass
+    #: takes), which LightningCLI's ``--optimizer`` replaces.
+    optimiser_options: tuple[str, ...] = (
+        "lr",
+        "backbone_lr",
+        "weight_decay",
+        "warmup_fraction",
+    )
 
     def __init__(self) -> None:
         """Initialise the task (hyperparameters come from the subclass)."""
@@ -291,14 +301,59 @@ class IrrigationTask(NormalisedAsTrained, BaseTask):
             return batch["label"]
         return patch_labels(batch["mask"])
 
-    def _evaluate(self, batch: dict[str, Tensor], metrics: MetricCollection) -> None:
+    def labelled_loss(self, logits: Tensor, targets: Tensor) -> Tensor:
+        """The binary loss on labelled patches or pixels, as training computes it.
+
+        Args:
+            logits: ``[B]`` (classification) or ``[B, H, W]`` (segmentation).
+            targets: the same shape, 0 / 1, :data:`IGNORE_INDEX` where unknown.
+
+        Returns:
+            The mean loss over the labelled entries (a scalar): the task's
+            ``loss``, ``pos_weight`` and ``focal_gamma`` where it has them,
+            else unweighted binary cross-entropy.
+        """
+        return binary_loss(
+            logits,
+            targets,
+            kind=self.hparams.get("loss", "bce"),
+            pos_weight=self.hparams.get("pos_weight"),
+            focal_gamma=self.hparams.get("focal_gamma", 2.0),
+        )
+
+    def evaluation_loss(
+        self, batch: dict[str, Tensor], logits: Tensor, targets: Tensor
+    ) -> Tensor:
+        """The loss logged as ``val_loss`` / ``test_loss``: the training loss.
+
+        Args:
+            batch: the evaluation batch, ``image`` ``[B, C, H, W]``.
+            logits: the model's output on it, ``[B]`` or ``[B, H, W]``.
+            targets: its labels (see :meth:`targets`), some labelled.
+
+        Returns:
+            :meth:`labelled_loss` here, a scalar.
+        """
+        return self.labelled_loss(logits, targets)
+
+    def _evaluate(self, batch: dict[str, Tensor], split: str) -> None:
+        """Score a batch and log ``{split}_loss`` and the metrics, per epoch.
+
+        Args:
+            batch: as :meth:`validation_step` takes it.
+            split: ``val`` or ``test``.
+        """
         targets = self.targets(batch)
         if not bool((targets != IGNORE_INDEX).any()):
             return  # nothing to score; logging would compute on no samples
         self.scored = True
-        probabilities = torch.sigmoid(self.model(batch["image"]))
-        metrics.update(probabilities, targets)
-        log_metrics(self, metrics, batch["image"].shape[0])
+        metrics: MetricCollection = getattr(self, f"{split}_metrics")
+        logits = self.model(batch["image"])
+        size = batch["image"].shape[0]
+        loss = self.evaluation_loss(batch, logits, targets)
+        self.log(f"{split}_loss", loss, batch_size=size, on_step=False, on_epoch=True)
+        metrics.update(torch.sigmoid(logits), targets)
+        log_metrics(self, metrics, size)
 
     def _refuse_unscored(self, split: str) -> None:
         scored, self.scored = self.scored, False
@@ -344,7 +399,7 @@ class IrrigationTask(NormalisedAsTrained, BaseTask):
     def validation_step(
         self, batch: dict[str, Tensor], batch_idx: int, dataloader_idx: int = 0
     ) -> None:
-        """Score a validation batch.
+        """Score a validation batch: ``val_loss`` and the metrics, per epoch.
 
         Args:
             batch: ``image`` ``[B, C, H, W]`` and ``mask`` ``[B, H, W]`` or
@@ -352,12 +407,12 @@ class IrrigationTask(NormalisedAsTrained, BaseTask):
             batch_idx: index of the batch.
             dataloader_idx: index of the dataloader.
         """
-        self._evaluate(batch, self.val_metrics)
+        self._evaluate(batch, "val")
 
     def test_step(
         self, batch: dict[str, Tensor], batch_idx: int, dataloader_idx: int = 0
     ) -> None:
-        """Score a test batch.
+        """Score a test batch: ``test_loss`` and the metrics, per epoch.
 
         Args:
             batch: ``image`` ``[B, C, H, W]`` and ``mask`` ``[B, H, W]`` or
@@ -365,7 +420,7 @@ class IrrigationTask(NormalisedAsTrained, BaseTask):
             batch_idx: index of the batch.
             dataloader_idx: index of the dataloader.
         """
-        self._evaluate(batch, self.test_metrics)
+        self._evaluate(batch, "test")
 
     def forward(self, image: Tensor) -> Tensor:
         """Score a standardised batch.
@@ -488,12 +543,28 @@ class IrrigationTask(NormalisedAsTrained, BaseTask):
     def adamw_schedule(self, params: Iterable[Any]) -> OptimizerLRScheduler:
         """AdamW at ``lr`` and ``weight_decay`` with the warm-up + cosine schedule.
 
+        Parameter groups without a ``name`` are named for Lightning's
+        ``LearningRateMonitor`` (``lr-AdamW/backbone``, not ``lr-AdamW/pg2``):
+        ``backbone``, a group of the network's pretrained stages only (see
+        :meth:`~torchgeo_simclr.models.classifier.IrrigationModel.stages`: the
+        backbone and the kept projection-head blocks, at ``backbone_lr``), and
+        ``head``, one holding the new layers (the classifier or decoder).
+
         Args:
             params: parameters or parameter groups (a group may set its own lr).
 
         Returns:
             The optimiser and its schedule.
         """
+        params = list(params)
+        unnamed = [g for g in params if isinstance(g, dict) and "name" not in g]
+        if unnamed:
+            stages = {
+                id(p) for stage in self.model.stages() for p in stage.parameters()
+            }
+            for group in unnamed:
+                inside = all(id(p) in stages for p in group["params"])
+                group["name"] = "backbone" if inside else "head"
         optimizer = AdamW(
             params, lr=self.hparams["lr"], weight_decay=self.hparams["weight_decay"]
         )

@@ -56,6 +56,17 @@ class SimCLRv2Task(NormalisedAsTrained, BaseTask):
     #: here, not a weights enum as in torchgeo's tasks).
     ignore = None
 
+    #: Options read only by :meth:`configure_optimizers`, which LightningCLI's
+    #: ``--optimizer`` replaces.
+    optimiser_options = (
+        "optimizer",
+        "lr",
+        "weight_decay",
+        "momentum",
+        "warmup_fraction",
+        "probe_lr",
+    )
+
     def __init__(
         self,
         model: str = "resnet50",
@@ -318,7 +329,11 @@ class SimCLRv2Task(NormalisedAsTrained, BaseTask):
             p for name, p in self.named_parameters() if not name.startswith("probe.")
         ]
         # The probe has its own learning rate; the schedule scales both alike.
-        params = [{"params": rest}, {"params": probe, "lr": self.hparams["probe_lr"]}]
+        # Named for Lightning's LearningRateMonitor: lr-Adam/encoder, not pg1.
+        params = [
+            {"params": rest, "name": "encoder"},
+            {"params": probe, "lr": self.hparams["probe_lr"], "name": "probe"},
+        ]
         lr, wd = self.hparams["lr"], self.hparams["weight_decay"]
         match self.hparams["optimizer"]:
             case "adam":
