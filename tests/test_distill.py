@@ -446,7 +446,7 @@ def test_checkpoints_without_a_memory_order_load_as_nchw(
 def fake_datamodule(blocks: dict[str, shapely.Polygon], bands: list[str]) -> Any:
     return SimpleNamespace(
         bands=bands,
-        mean=torch.zeros(len(bands)),
+        mean=torch.arange(len(bands), dtype=torch.float32),  # the teachers' statistics
         std=torch.ones(len(bands)),
         patch_size=SIZE,
         split_blocks=blocks,

@@ -1,11 +1,31 @@
 """The files a dataset is given: paths as a list, and checks of Sentinel-2 files."""
 
 import os
+import re
+import shlex
 import warnings
 from collections.abc import Iterable, Sequence
 
+import numpy as np
 import rasterio
+from rasterio.windows import Window
 from torchgeo.datasets.utils import Path
+
+#: A band description naming a Sentinel-2 band: ``B04``, ``B4``, ``B8A``,
+#: ``B08A`` (any case, spaces around ignored).
+BAND_DESCRIPTION = re.compile(r"^\s*B0?(1[0-2]|[1-9]|8A)\s*$", re.IGNORECASE)
+
+#: Largest value of floating-point reflectance on a 0 to 1 scale, as Google
+#: Earth Engine and SNAP export it: bright snow and cloud reach a little past 1,
+#: while reflectance x10000 of any land surface lies far above.
+FLOAT_REFLECTANCE_MAX = 1.5
+
+#: Windows read across a floating-point file, per side, to see its values:
+#: a 3 x 3 grid of :data:`VALUE_WINDOW` px squares.
+VALUE_WINDOWS = 3
+
+#: Side of each window read to see a floating-point file's values, pixels.
+VALUE_WINDOW = 64
 
 
 def as_path_list(paths: Path | Iterable[Path]) -> list[Path]:
@@ -76,3 +96,110 @@ def warn_copies(scenes: Sequence[str]) -> None:
             "winning where they overlap, so point --root at one copy of each scene."
         )
         warnings.warn(msg, UserWarning, stacklevel=3)
+
+
+def band_name(description: str | None) -> str | None:
+    """The Sentinel-2 band a GDAL band description names, if it names one.
+
+    Args:
+        description: a band's description, e.g. ``"B04"``, ``"B4"`` or
+            ``"b8a"`` (None where the file gives none).
+
+    Returns:
+        The band as the package spells it (``"B04"``, ``"B8A"``), or None for
+        a description that is not a Sentinel-2 band name (e.g. ``"red"``).
+    """
+    match = BAND_DESCRIPTION.match(description or "")
+    if match is None:
+        return None
+    number = match[1].upper()
+    return "B8A" if number == "8A" else f"B{int(number):02d}"
+
+
+def check_band_order(
+    path: str, descriptions: Sequence[str | None], expected: Sequence[str]
+) -> None:
+    """Refuse a multi-band scene whose band descriptions name another order.
+
+    Multi-band scenes are read by position. Where every band's description
+    names a Sentinel-2 band, they must name *expected* in order; a file
+    without descriptions, or with any description that is not a band name, is
+    read by position as before.
+
+    Args:
+        path: the scene file.
+        descriptions: its GDAL band descriptions, in band order.
+        expected: the bands it must hold, in order.
+
+    Raises:
+        ValueError: If the descriptions name Sentinel-2 bands in another
+            order, or other bands, than *expected*.
+    """
+    names = [band_name(description) for description in descriptions]
+    if not names or None in names or names == list(expected):
+        return
+    found = " ".join(str(name) for name in names)
+    name = os.path.basename(path)
+    if sorted(map(str, names)) == sorted(expected):
+        picks = " ".join(f"-b {names.index(band) + 1}" for band in expected)
+        fix = (
+            "so reorder them, e.g. `mkdir reordered && gdal_translate "
+            f"{picks} {shlex.quote(path)} "
+            f"{shlex.quote(os.path.join('reordered', name))}`, and point --root "
+            "at the reordered folder"
+        )
+    else:
+        fix = (
+            "so write the 12 L2A bands once each, in that order (e.g. with "
+            "gdal_translate -b), or store one file per band in a product directory"
+        )
+    msg = (
+        f"Sentinel-2 scene {path!r} holds its bands in the order {found} (its "
+        "band descriptions), but multi-band scenes are read by position, "
+        f"expected in the order {' '.join(expected)}, {fix}."
+    )
+    raise ValueError(msg)
+
+
+def check_value_scale(path: str) -> None:
+    """Refuse a floating-point file of reflectance 0 to 1 instead of x10000.
+
+    Reads a 3 x 3 grid of small windows (see :data:`VALUE_WINDOWS`), only
+    from files of a floating-point type: integer files are read as they are.
+    Values of 0 (nodata) or not finite are left out; a file with no other
+    value in those windows is not refused.
+
+    Args:
+        path: a Sentinel-2 file (a multi-band scene or a band file).
+
+    Raises:
+        ValueError: If the file is of a floating-point type and every value
+            read lies within +-:data:`FLOAT_REFLECTANCE_MAX`.
+    """
+    with rasterio.open(path) as src:
+        dtype = np.dtype(src.dtypes[0])
+        if dtype.kind != "f":
+            return
+        side = min(VALUE_WINDOW, src.width, src.height)
+        parts = []
+        for row in np.linspace(0, src.height - side, VALUE_WINDOWS).round():
+            for col in np.linspace(0, src.width - side, VALUE_WINDOWS).round():
+                window = Window(int(col), int(row), side, side)
+                parts.append(src.read(window=window).ravel())
+    values = np.concatenate(parts)
+    values = values[np.isfinite(values) & (values != 0)]
+    if values.size == 0 or np.abs(values).max() > FLOAT_REFLECTANCE_MAX:
+        return
+    fixed = os.path.join("converted", os.path.basename(path))
+    msg = (
+        f"Sentinel-2 file {path!r} holds {dtype} values of at most "
+        f"{np.abs(values).max():.3g}, reflectance on a 0 to 1 scale (as Google "
+        "Earth Engine and SNAP export it); expected reflectance x 10000 as L2A "
+        "products store it (UInt16, e.g. 1234 for 0.1234, 0 = nodata), so "
+        "convert it, e.g. `mkdir converted && gdal_translate -scale 0 1 0 10000 "
+        "-ot UInt16 "
+        f"{shlex.quote(path)} {shlex.quote(fixed)}`, and every other file alike "
+        "(keeping their names and product folders), and point --root at the "
+        "converted copies."
+    )
+    raise ValueError(msg)

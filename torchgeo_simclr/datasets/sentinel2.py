@@ -54,7 +54,13 @@ from .cloud_masks import (
 from .combine import CheckedCombinations
 from .dates import sensing_date, sensing_start
 from .display import natural_colour, show_classes
-from .files import as_path_list, check_same_area, warn_copies
+from .files import (
+    as_path_list,
+    check_band_order,
+    check_same_area,
+    check_value_scale,
+    warn_copies,
+)
 from .mosaic import NO_SOURCE, PixelSources, first_valid
 from .products import boa_offset, level_1c_files, remove_offset
 from .unreadable import UnreadableFileError, gdal_reason, reading
@@ -120,6 +126,8 @@ def check_res(
     crs: CRS,
     res: float | tuple[float, float],
     footprints: GeoDataFrame | None = None,
+    *,
+    from_files: bool = False,
 ) -> None:
     """Refuse a pixel size of 1 or more in a geographic CRS: metres were meant.
 
@@ -133,6 +141,9 @@ def check_res(
         res: pixel size as given, ``(x, y)`` or one number for both.
         footprints: the data's footprints, whose UTM zone the refusal names
             (default: an example zone).
+        from_files: whether *crs* is the imagery's own, not one asked for: the
+            command line has no CRS or res option, so the refusal then says to
+            reproject the imagery into its UTM zone with ``gdalwarp``.
 
     Raises:
         ValueError: If *crs* is geographic and a side of *res* is 1 or more.
@@ -140,6 +151,23 @@ def check_res(
     size = max(abs(side) for side in (res if isinstance(res, tuple) else (res,)))
     if not crs.is_geographic or size < 1:
         return
+    if from_files:
+        utm = (
+            "EPSG:32610"
+            if footprints is None
+            else footprints.estimate_utm_crs().to_string()
+        )
+        msg = (
+            f"The Sentinel-2 imagery is in crs {crs.to_string()!r} (lon/lat "
+            f"degrees), so its {size:g} m pixels (res={res!r}) would be "
+            f"{size:g} degrees (about {size * 111:,.0f} km) wide; expected "
+            "imagery in a projected CRS in metres, as ESA's products are, so "
+            "reproject every file into the "
+            f"data's UTM zone, keeping its name, e.g. `gdalwarp -t_srs {utm} "
+            f"-tr {size:g} {size:g} in.tif out.tif` (in Python, pass "
+            f"crs={utm!r} instead, or res in degrees, e.g. res={size * 1e-5:g})."
+        )
+        raise ValueError(msg)
     zone = (
         "the data's UTM zone (e.g. crs='EPSG:32610', zone 10N)"
         if footprints is None
@@ -424,7 +452,7 @@ class CentralValleyS2(CheckedCombinations, RasterDataset):
         else:
             indexed = set(self.index.filepath)
         self._check_opened(expected, indexed)
-        check_res(self.crs, res, self.index)
+        check_res(self.crs, res, self.index, from_files=target_crs is None)
 
         if self.separate_files:
             self._check_band_files()
@@ -577,15 +605,22 @@ class CentralValleyS2(CheckedCombinations, RasterDataset):
         return "rasterio opens it now, so it may have been written meanwhile"
 
     def _check_band_counts(self) -> None:
-        """Check that every multi-band scene holds the 12 bands.
+        """Check that every multi-band scene holds the 12 bands, in order.
+
+        Where a scene's band descriptions all name Sentinel-2 bands, they must
+        name the 12 in :attr:`all_bands` order (see
+        :func:`~torchgeo_simclr.datasets.files.check_band_order`); and a
+        floating-point scene must not hold reflectance 0 to 1 (see
+        :func:`~torchgeo_simclr.datasets.files.check_value_scale`).
 
         Raises:
-            ValueError: If a file has another number of bands.
+            ValueError: If a file has another number of bands, descriptions
+                naming another order, or reflectance 0 to 1.
         """
         expected = len(self.all_bands)
         for filepath in self.index.filepath:
             with rasterio.open(filepath) as src:
-                count = src.count
+                count, descriptions = src.count, src.descriptions
             if count != expected:
                 msg = (
                     f"Sentinel-2 scene {filepath!r} has {count} band(s), expected "
@@ -594,6 +629,8 @@ class CentralValleyS2(CheckedCombinations, RasterDataset):
                     "B12.tif, B8A.tif) in a product directory."
                 )
                 raise ValueError(msg)
+            check_band_order(filepath, descriptions, self.all_bands)
+            check_value_scale(filepath)
 
     def _check_band_files(self) -> None:
         """Check that every indexed product has a file for every requested band.
@@ -603,14 +640,20 @@ class CentralValleyS2(CheckedCombinations, RasterDataset):
         reprojected or replaced by hand would otherwise be read as nodata or
         shifted without a word.
 
+        The indexed band file of each product must not hold floating-point
+        reflectance 0 to 1 (see
+        :func:`~torchgeo_simclr.datasets.files.check_value_scale`).
+
         Raises:
             FileNotFoundError: If a product lacks a band file.
-            ValueError: If a band file covers another area than the product.
+            ValueError: If a band file covers another area than the product,
+                or the indexed one holds reflectance 0 to 1.
             UnreadableFileError: If rasterio cannot open a band file.
         """
         for filepath in self.index.filepath:
             if str(filepath).startswith("/vsi"):
                 continue
+            check_value_scale(filepath)
             paths = {band: self._update_filepath(band, filepath) for band in self.bands}
             missing = {b: p for b, p in paths.items() if not os.path.exists(p)}
             if missing:

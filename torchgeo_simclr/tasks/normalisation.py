@@ -11,6 +11,7 @@ from torch import Tensor
 from ..datamodules.augment import use_statistics
 from ..inference.normalise import normalise
 from ..models.checkpoint import DataMetadata
+from .input_check import warn_if_unlike
 from .provenance import restored_from, upper_first
 
 #: A batch whose mean lies further than this from 0 is not standardised:
@@ -175,11 +176,19 @@ class NormalisedAsTrained(LightningModule):
         """Make the datamodule normalise with this network's statistics.
 
         Uses :attr:`data_metadata` when set, else :meth:`earlier_stage`'s, and
-        says so when that changes the datamodule's normalisation.
+        says so when that changes the datamodule's normalisation. The
+        datamodule's own statistics, of its data, are compared with them
+        first: a band whose mean lies far from the training mean (see
+        :func:`~torchgeo_simclr.tasks.input_check.unlike_training`) is warned
+        about, as imagery with ESA's +1000 offset left in would be.
 
         Raises:
             ValueError: if the datamodule's bands differ from those the
                 statistics belong to.
+
+        Warns:
+            UserWarning: when the data's band means lie far from the
+                statistics', naming the bands and the likely causes.
         """
         if (trained := self.trained_on()) is None:
             return
@@ -193,6 +202,9 @@ class NormalisedAsTrained(LightningModule):
                 "--data.init_args.bands to those bands, in that order."
             )
             raise ValueError(msg)
+        own = getattr(datamodule, "mean", None)
+        if own is not None and len(own) == len(data.mean):
+            warn_if_unlike(torch.as_tensor(own).tolist(), data, source)
         if use_statistics(datamodule, data.mean, data.std):
             rank_zero_info(
                 f"Normalising batches with the band statistics of {source}, not "

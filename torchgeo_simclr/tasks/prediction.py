@@ -13,7 +13,18 @@ from ..digest import file_digest
 from ..inference.normalise import normalise
 from ..models.checkpoint import DataMetadata, load_model
 from ..models.classifier import IrrigationModel
+from .input_check import BandMeans, warn_if_unlike
 from .normalisation import standardise, warn_if_raw
+
+#: Batches mapped before the imagery's band means are first compared with the
+#: training statistics (see :meth:`MapPredictionTask.predict_step`): early
+#: enough to warn before most of a large map is made, late enough to span
+#: more than one window.
+CHECK_AFTER = 4
+
+#: Pixels with data needed before that comparison; until then it waits for
+#: more batches (or the last one).
+CHECK_PIXELS = 4 * 256 * 256
 
 
 class MapPredictionTask(BaseTask):
@@ -189,6 +200,7 @@ class MapPredictionTask(BaseTask):
 
     def on_predict_start(self) -> None:
         """Check the datamodule's bands and window size against the model."""
+        self._start_imagery_check()
         datamodule = getattr(self.trainer, "datamodule", None)
         if datamodule is not None and hasattr(datamodule, "bands"):
             self.check_windows(list(datamodule.bands), int(datamodule.patch_size))
@@ -211,15 +223,68 @@ class MapPredictionTask(BaseTask):
             ``probability`` ``[B, h, w]`` in [0, 1] (one value repeated over
             the window for classification), ``valid`` ``[B, h, w]`` (False
             where any band is nodata), and ``row`` and ``col`` as given.
+
+        Warns:
+            UserWarning: once per map, when the band means of the pixels with
+                data mapped so far lie more than
+                :data:`~torchgeo_simclr.tasks.input_check.FAR_STD` training
+                standard deviations from the training means (imagery with the
+                +1000 offset, reflectance 0 to 1, bands in another order).
+                They are compared after :data:`CHECK_AFTER` batches with
+                :data:`CHECK_PIXELS` pixels with data, and at the last batch.
         """
         x, valid = normalise(
             batch["image"], self.mean, self.std, batch.get("valid"), fill=True
         )
+        self._check_imagery(batch["image"], valid, batch_idx, dataloader_idx)
         probability = torch.sigmoid(self.model(x).float())
         if probability.ndim == 1:
             probability = probability.view(-1, 1, 1).expand_as(valid)
         grid: dict[str, Tensor] = {k: batch[k] for k in ("row", "col") if k in batch}
         return {"probability": probability, "valid": valid, **grid}
+
+    def _start_imagery_check(self) -> None:
+        """Forget the band means of an earlier map (see :meth:`_check_imagery`)."""
+        #: Per-band sums of the pixels with data mapped so far.
+        self._band_means = BandMeans()
+        #: Whether the imagery's band means were found far from the training
+        #: statistics (warned), and whether they were compared with enough
+        #: pixels (two attributes).
+        self._warned, self._compared = False, False
+
+    def _check_imagery(
+        self, image: Tensor, valid: Tensor, batch_idx: int, dataloader_idx: int
+    ) -> None:
+        """Compare the band means mapped so far with the training statistics.
+
+        See :meth:`predict_step`. Adding a batch waits for nothing on the
+        device; each comparison copies ``C + 1`` numbers to the host.
+
+        Args:
+            image: ``[B, C, h, w]`` reflectance x10000.
+            valid: ``[B, h, w]`` pixels with data.
+            batch_idx: index of the batch.
+            dataloader_idx: index of the dataloader.
+        """
+        if not hasattr(self, "_band_means"):  # predict_step outside a Trainer
+            self._start_imagery_check()
+        if self._warned:
+            return
+        self._band_means.add(image, valid)
+        batches = (
+            self._trainer.num_predict_batches[dataloader_idx]
+            if self._trainer is not None and self._trainer.num_predict_batches
+            else float("inf")
+        )
+        last = batch_idx + 1 >= batches
+        if not last and (self._compared or batch_idx + 1 < CHECK_AFTER):
+            return
+        means, pixels = self._band_means.means()
+        if not pixels or (pixels < CHECK_PIXELS and not last):
+            return
+        self._compared = True
+        source = f"checkpoint {str(self.hparams['checkpoint'])!r}"
+        self._warned = warn_if_unlike(means, self.data, source)
 
     def model_info(self) -> dict[str, Any]:
         """What a map records about the model that made it.
