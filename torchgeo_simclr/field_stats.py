@@ -447,7 +447,12 @@ def _sum_fields(
     """
     name = os.fspath(map_path)
     layer, crs_of_fields = _check_fields(fields_name, layer)
-    frame = gpd.read_file(fields_name, layer=layer, engine="pyogrio", fid_as_index=True)
+    with warnings.catch_warnings():
+        # shapely's own word on NaN coordinates; _shapes names the fields.
+        warnings.filterwarnings("ignore", "invalid value encountered", RuntimeWarning)
+        frame = gpd.read_file(
+            fields_name, layer=layer, engine="pyogrio", fid_as_index=True
+        )
     source_fid = _source_fids(frame.index)
     frame = _as_written(frame.reset_index(drop=True), fields_name, layer)
     _check_polygons(frame, fields_name)
@@ -720,6 +725,8 @@ def _check_degrees(frame: gpd.GeoDataFrame, crs: CRS, fields: str) -> None:
             or +-90 degrees (e.g. a GeoJSON of UTM metres without its CRS).
     """
     present = frame[~(frame.geometry.isna() | frame.geometry.is_empty)]
+    # Fields with NaN or infinite coordinates are left to _shapes.
+    present = present[~_not_finite(present.geometry.to_numpy())]
     bounds = [float(v) for v in present.total_bounds]
     if crs.is_geographic and len(present) and not in_degrees(bounds):
         extent = [round(v, 1) for v in bounds]
@@ -744,11 +751,24 @@ def _shapes(frame: gpd.GeoDataFrame, crs: CRS, fields: str) -> npt.NDArray[Any]:
         One polygon per field, ``[N]``; None where a field has no geometry.
 
     Warns:
-        UserWarning: naming how many fields are invalid polygons, and the
-            first of them by row.
+        UserWarning: naming how many fields have coordinates that are not
+            numbers (NaN, or infinite: counted as having no geometry, as
+            shapely cannot repair them), and how many are invalid polygons,
+            each with the first of them by row.
     """
     shapes: npt.NDArray[Any] = frame.geometry.to_crs(crs).to_numpy()
     shapes[shapely.is_empty(shapes)] = None
+    broken = np.flatnonzero(_not_finite(shapes))
+    if broken.size:
+        warnings.warn(
+            f"Fields file {fields!r} holds {broken.size:,} field(s) with "
+            f"coordinates that are not numbers (NaN or infinite, e.g. row "
+            f"{int(broken[0]) + 1}), counted as having no geometry (status "
+            "'no geometry'); fix or remove them in the file.",
+            UserWarning,
+            stacklevel=3,
+        )
+        shapes[broken] = None
     invalid = np.flatnonzero(~shapely.is_valid(shapes) & ~shapely.is_missing(shapes))
     if invalid.size:
         warnings.warn(
@@ -762,6 +782,21 @@ def _shapes(frame: gpd.GeoDataFrame, crs: CRS, fields: str) -> npt.NDArray[Any]:
         )
         shapes[invalid] = shapely.make_valid(shapes[invalid])
     return shapes
+
+
+def _not_finite(geometries: npt.NDArray[Any]) -> npt.NDArray[np.bool_]:
+    """Which geometries have a NaN or infinite coordinate.
+
+    Args:
+        geometries: shapely geometries (or None), ``[N]``.
+
+    Returns:
+        ``[N]``, True where a coordinate is not a finite number.
+    """
+    coordinates, owner = shapely.get_coordinates(geometries, return_index=True)
+    flags = np.zeros(len(geometries), dtype=bool)
+    flags[owner[~np.isfinite(coordinates).all(axis=1)]] = True
+    return flags
 
 
 def _off_map(
@@ -1033,7 +1068,10 @@ def _write(
     partial = partial_path(out)
     try:
         if out.suffix.lower() == ".csv":
-            points = frame.geometry.representative_point().to_crs(LONLAT)
+            # No point lies in a field with NaN or infinite coordinates.
+            drawn = frame.geometry.copy()
+            drawn[_not_finite(drawn.to_numpy())] = None
+            points = drawn.representative_point().to_crs(LONLAT)
             table = pd.DataFrame(frame.drop(columns=frame.geometry.name))
             lon, lat = CSV_COLUMNS
             table[lon] = np.round(points.x.to_numpy(), 6)

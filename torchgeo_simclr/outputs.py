@@ -6,8 +6,10 @@ import hashlib
 import os
 import re
 import socket
+import stat
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -161,12 +163,101 @@ def replaced_when_complete(path: Path) -> Iterator[Path]:
 #: temporary folder, so that none is left beside a user's files, and one per
 #: user, so that no user's folder is in another's way. ``/tmp`` itself, not
 #: ``$TMPDIR``: batch schedulers give each job its own ``TMPDIR``, and two jobs
-#: would then never see each other's lock.
+#: would then never see each other's lock. Another user may have made it
+#: first (its name is known), so :func:`lock_folder` checks it is private.
 LOCK_FOLDER = (Path("/tmp") if os.name == "posix" else Path(tempfile.gettempdir())) / (
     f"torchgeo-simclr-locks-{os.getuid()}"
     if hasattr(os, "getuid")
     else "torchgeo-simclr-locks"
 )
+
+#: Folders where no lock could be made, each warned about once per process.
+_UNLOCKED: set[Path] = set()
+
+
+def lock_folders() -> list[Path]:
+    """Where :func:`lock_folder` looks for a private folder, in order.
+
+    Returns:
+        :data:`LOCK_FOLDER`, then, on systems with user ids,
+        ``$XDG_RUNTIME_DIR/torchgeo-simclr-locks`` (where set) and
+        ``~/.cache/torchgeo-simclr/locks``.
+    """
+    folders = [LOCK_FOLDER]
+    if hasattr(os, "getuid"):
+        if runtime := os.environ.get("XDG_RUNTIME_DIR"):
+            folders.append(Path(runtime) / "torchgeo-simclr-locks")
+        with contextlib.suppress(RuntimeError):  # no home folder to be found
+            folders.append(Path.home() / ".cache" / "torchgeo-simclr" / "locks")
+    return folders
+
+
+def _unsafe(folder: Path) -> str | None:
+    """Why an existing lock folder is not private to this user, or None.
+
+    Args:
+        folder: the folder, as made or found by :func:`lock_folder`.
+
+    Returns:
+        A few words naming its owner and mode, e.g. ``"owned by uid 1001,
+        mode 0o777"``, or None for a real folder of this user that no one
+        else may write to.
+
+    Raises:
+        OSError: if *folder* cannot be examined.
+    """
+    found = os.lstat(folder)
+    if stat.S_ISLNK(found.st_mode):
+        return f"a symbolic link to {os.readlink(folder)!r}"
+    if not stat.S_ISDIR(found.st_mode):
+        return "not a folder"
+    mode = stat.S_IMODE(found.st_mode)
+    if found.st_uid != os.getuid() or mode & 0o022:
+        return f"owned by uid {found.st_uid}, mode {mode:#o}"
+    return None
+
+
+def lock_folder() -> Path | None:
+    """A folder for :func:`exclusive_output`'s locks that only this user can write.
+
+    The first of :func:`lock_folders` that is, or is made (mode ``0o700``), a
+    real folder (no symbolic link) owned by this user and writable by no
+    other: in a folder someone else controls, they could plant links under
+    the lock names (known from the outputs' paths), or hold the locks to
+    block every run. Where user ids do not exist (Windows), the first is
+    taken as it is: the temporary folder is the user's own there.
+
+    Returns:
+        The folder, or None where none of them can be made (a read-only
+        disk): the run goes on without a lock.
+
+    Raises:
+        PermissionError: if no folder could be used and one of them is
+            someone else's (or open to others).
+    """
+    folders = lock_folders()
+    refused: list[tuple[Path, str]] = []
+    for folder in folders:
+        try:
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            why = _unsafe(folder) if hasattr(os, "getuid") else None
+        except OSError:
+            continue
+        if why is None:
+            return folder
+        refused.append((folder, why))
+    if not refused:
+        return None
+    folder, why = refused[0]
+    others = " or ".join(repr(str(other)) for other in folders if other != folder)
+    elsewhere = f", nor could one be used in {others}" if others else ""
+    msg = (
+        f"The lock folder {str(folder)!r} is not a private folder of yours "
+        f"({why}), so another user could interfere with this run's outputs"
+        f"{elsewhere}; remove it (or ask its owner to) and run the command again "
+        "(nothing was written)."
+    )
+    raise PermissionError(msg)
 
 
 @contextmanager
@@ -179,9 +270,10 @@ def exclusive_output(
     same ``--out``) would each report the files as theirs while the last
     rename wins, file by file. The second run is refused instead, before it
     does any work. The lock is a file named by the hash of the resolved path
-    in :data:`LOCK_FOLDER`; the operating system releases it when the
-    process ends, however it ends. Where no lock can be made there (a
-    read-only temporary folder), the run goes on without one.
+    in :func:`lock_folder` (:data:`LOCK_FOLDER` where it is private); the
+    operating system releases it when the process ends, however it ends.
+    Where no lock can be made (a read-only temporary folder), the run goes
+    on without one, with a warning (once per folder).
 
     Args:
         path: the output, as given.
@@ -192,27 +284,52 @@ def exclusive_output(
 
     Raises:
         FileExistsError: if another run on this machine holds *path*.
+        PermissionError: if the lock folder is someone else's
+            (:func:`lock_folder`).
     """
     key = hashlib.sha1(os.fsencode(Path(path).resolve())).hexdigest()[:20]
-    lock = FileLock(LOCK_FOLDER / f"{key}.lock", timeout=0)
-    held = True
-    try:
-        LOCK_FOLDER.mkdir(parents=True, exist_ok=True)
-        lock.acquire()
-    except Timeout:
-        msg = (
-            f"Another torchgeo-simclr run on this machine is writing {option} "
-            f"{os.fspath(path)!r}; wait for it to finish or pass another {option} "
-            "(nothing was written)."
-        )
-        raise FileExistsError(msg) from None
-    except OSError:  # no lock to be had here: go on without
-        held = False
+    folder = lock_folder()
+    lock = None
+    if folder is None:
+        _warn_unlocked(LOCK_FOLDER, "no folder for locks could be made")
+    else:
+        lock = FileLock(folder / f"{key}.lock", timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            msg = (
+                f"Another torchgeo-simclr run on this machine is writing {option} "
+                f"{os.fspath(path)!r}; wait for it to finish or pass another "
+                f"{option} (nothing was written)."
+            )
+            raise FileExistsError(msg) from None
+        except OSError as error:
+            _warn_unlocked(folder, error.strerror or str(error))
+            lock = None
     try:
         yield
     finally:
-        if held:
+        if lock is not None:
             lock.release()
+
+
+def _warn_unlocked(folder: Path, why: str) -> None:
+    """Warn, once per folder, that runs go on without a lock there.
+
+    Args:
+        folder: where the lock was to be made.
+        why: why it could not be, a few words.
+    """
+    if folder in _UNLOCKED:
+        return
+    _UNLOCKED.add(folder)
+    warnings.warn(
+        f"No lock could be made in {str(folder)!r} ({why}), so a second "
+        "torchgeo-simclr run given the same output at once would not be refused; "
+        "make sure only one run at a time writes each output.",
+        UserWarning,
+        stacklevel=4,
+    )
 
 
 def _running(pid: int) -> bool:

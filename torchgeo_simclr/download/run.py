@@ -1,6 +1,7 @@
 """Download Sentinel-2 L2A imagery of a bbox from a STAC API, resumably."""
 
 import functools
+import os
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -121,6 +122,8 @@ def download(
         raise ValueError(msg)
     chosen = pick_scenes(items, per_tile)
     folder = out / IMAGERY_DIR
+    # Every name is checked before any scene is fetched.
+    names = [scene_file_name(item, out) for item in chosen]
     folder.mkdir(parents=True, exist_ok=True)
     manifest = Manifest(out / MANIFEST_NAME)
     result = DownloadResult(manifest.path)
@@ -128,8 +131,7 @@ def download(
     bar = tqdm(
         total=len(chosen) * steps, desc="download", unit="band", disable=not progress
     )
-    for item in chosen:
-        name = f"{product_name(item)}.tif"
+    for item, name in zip(chosen, names, strict=True):
         path = folder / name
         key = f"{IMAGERY_DIR}/{name}"
         bar.set_postfix_str(name)
@@ -193,6 +195,44 @@ def download(
     bar.close()
     result.other_dates = scenes_outside(folder, request)
     return result
+
+
+#: A scene file's name: letters, digits, ``_`` and ``-``, then ``.tif``.
+SAFE_NAME: Final[re.Pattern[str]] = re.compile(r"[A-Za-z0-9_-]+\.tif")
+
+
+def scene_file_name(item: Item, out: Path) -> str:
+    """The name of a scene's file in ``OUT/sentinel2``, checked to stay there.
+
+    The name is made of the remote catalog's fields (:func:`product_name`
+    checks each); here it must be one plain name (no path separator, no
+    ``..``) that, joined to the folder, stays under *out*. The check is on
+    the text, not on links: a user's own scene linked in from elsewhere is
+    still found there.
+
+    Args:
+        item: the scene.
+        out: the download root (``--out``).
+
+    Returns:
+        ``<product name>.tif``.
+
+    Raises:
+        ValueError: if the item gives no such name.
+    """
+    name = f"{product_name(item)}.tif"
+    root = Path(os.path.abspath(out))
+    path = Path(os.path.abspath(root / IMAGERY_DIR / name))
+    if not SAFE_NAME.fullmatch(name) or path.parent != root / IMAGERY_DIR:
+        shown = repr(name) if len(name) <= 80 else f"{name[:77]!r}..."
+        msg = (
+            f"STAC item {item.id!r} gives the scene file name {shown}, which is "
+            f"not a plain file name in {str(root / IMAGERY_DIR)!r}; the catalog "
+            "at --stac-url does not describe Sentinel-2 L2A scenes as expected: "
+            "check --stac-url and --collection (nothing was written)."
+        )
+        raise ValueError(msg)
+    return name
 
 
 def scenes_outside(folder: Path, request: DownloadRequest) -> list[Path]:

@@ -1,5 +1,6 @@
 """Search a STAC API for Sentinel-2 L2A scenes and pick the least cloudy ones."""
 
+import contextlib
 import re
 from collections import defaultdict
 from collections.abc import Sequence
@@ -143,6 +144,39 @@ def cloud_cover(item: Item) -> float:
     return 100.0 if value is None else float(value)
 
 
+#: An MGRS tile id: UTM zone, latitude band (C-X) and 100 km square (A-Z
+#: without I and O), e.g. ``10SFG``.
+MGRS_TILE: Final[re.Pattern[str]] = re.compile(r"\d{2}[C-X][A-HJ-NP-Z]{2}")
+
+
+def tile_field(item: Item) -> tuple[str, str]:
+    """The scene's MGRS tile as the item gives it, unchecked, and where from.
+
+    Args:
+        item: a Sentinel-2 STAC item.
+
+    Returns:
+        The tile id from ``s2:mgrs_tile``, the MGRS extension, ``grid:code``
+        or the item id, in that order, and the name of the field(s) it came
+        from.
+    """
+    props = item.properties
+    if "s2:mgrs_tile" in props:
+        return str(props["s2:mgrs_tile"]), "s2:mgrs_tile"
+    if "mgrs:utm_zone" in props:
+        zone = props["mgrs:utm_zone"]
+        with contextlib.suppress(TypeError, ValueError, OverflowError):
+            zone = f"{int(zone):02d}"
+        return (
+            f"{zone}{props.get('mgrs:latitude_band')}{props.get('mgrs:grid_square')}",
+            "mgrs:utm_zone, mgrs:latitude_band and mgrs:grid_square",
+        )
+    if "grid:code" in props:
+        return str(props["grid:code"]).removeprefix("MGRS-"), "grid:code"
+    match = re.search(r"(?<![0-9A-Z])T?(\d{2}[C-X][A-Z]{2})(?![A-Z])", item.id)
+    return (match.group(1) if match else item.id), "id"
+
+
 def tile_of(item: Item) -> str:
     """The scene's MGRS tile, e.g. ``10SFG``.
 
@@ -151,20 +185,10 @@ def tile_of(item: Item) -> str:
 
     Returns:
         The tile id from ``s2:mgrs_tile``, the MGRS extension, ``grid:code``
-        or the item id, in that order.
+        or the item id, in that order (unchecked: :func:`product_name`
+        checks it).
     """
-    props = item.properties
-    if "s2:mgrs_tile" in props:
-        return str(props["s2:mgrs_tile"])
-    if "mgrs:utm_zone" in props:
-        return (
-            f"{int(props['mgrs:utm_zone']):02d}{props['mgrs:latitude_band']}"
-            f"{props['mgrs:grid_square']}"
-        )
-    if "grid:code" in props:
-        return str(props["grid:code"]).removeprefix("MGRS-")
-    match = re.search(r"(?<![0-9A-Z])T?(\d{2}[C-X][A-Z]{2})(?![A-Z])", item.id)
-    return match.group(1) if match else item.id
+    return tile_field(item)[0]
 
 
 def pick_scenes(items: Sequence[Item], per_tile: int) -> list[Item]:
@@ -192,23 +216,71 @@ def pick_scenes(items: Sequence[Item], per_tile: int) -> list[Item]:
 def product_name(item: Item) -> str:
     """File stem of a scene in the naming that CentralValleyS2 reads.
 
+    The name is made of the remote catalog's fields, so each is checked: a
+    tile such as ``../../x`` would put the file outside ``--out``.
+
     Args:
         item: a Sentinel-2 L2A STAC item.
 
     Returns:
         The ESA product name (``S2B_MSIL2A_20230715T184919_N0509_R070_T10SFG_
         20230715T223344``), from ``s2:product_uri`` or built from the item.
+
+    Raises:
+        ValueError: if a field the name is built from is not what a
+            Sentinel-2 L2A item holds there.
     """
     uri = str(item.properties.get("s2:product_uri", "")).removesuffix(".SAFE")
-    if PRODUCT_NAME.match(uri):
+    if PRODUCT_NAME.fullmatch(uri):
         return uri
     props = item.properties
-    platform = str(props.get("platform", "sentinel-2a"))[-1].upper()
+    platform = str(props.get("platform", "sentinel-2a"))[-1:].upper()
+    if not re.fullmatch(r"[A-Z0-9]", platform):
+        raise ValueError(
+            bad_field(item, "platform", props.get("platform"), "e.g. 'sentinel-2b'")
+        )
+    tile, field = tile_field(item)
+    if not MGRS_TILE.fullmatch(tile):
+        raise ValueError(bad_field(item, field, tile, "an MGRS tile such as 10SFG"))
     assert item.datetime is not None
     sensed = item.datetime.strftime("%Y%m%dT%H%M%S")
-    baseline = str(props.get("s2:processing_baseline", "00.00")).replace(".", "")
-    orbit = int(props.get("sat:relative_orbit", 0))
+    baseline = str(props.get("s2:processing_baseline", "00.00"))
+    if not re.fullmatch(r"[0-9]{0,4}", baseline.replace(".", "")):
+        raise ValueError(
+            bad_field(item, "s2:processing_baseline", baseline, "e.g. '05.09'")
+        )
+    given = props.get("sat:relative_orbit", 0)
+    try:
+        orbit = int(float(given)) if float(given).is_integer() else -1
+    except (TypeError, ValueError, OverflowError):
+        orbit = -1
+    if not 0 <= orbit <= 999:
+        raise ValueError(
+            bad_field(item, "sat:relative_orbit", given, "an orbit number 0-999")
+        )
     return (
-        f"S2{platform}_MSIL2A_{sensed}_N{int(baseline or 0):04d}_R{orbit:03d}"
-        f"_T{tile_of(item)}_{sensed}"
+        f"S2{platform}_MSIL2A_{sensed}_N{int(baseline.replace('.', '') or 0):04d}"
+        f"_R{orbit:03d}_T{tile}_{sensed}"
+    )
+
+
+def bad_field(item: Item, field: str, value: object, expected: str) -> str:
+    """The sentence for a field of a STAC item that no file name is made from.
+
+    Args:
+        item: the item.
+        field: the field's name, e.g. ``s2:mgrs_tile``.
+        value: what the item holds there.
+        expected: what it should hold, e.g. ``"an MGRS tile such as 10SFG"``.
+
+    Returns:
+        One sentence naming the item, the field and its value (cut short).
+    """
+    shown = repr(value)
+    shown = shown if len(shown) <= 80 else f"{shown[:77]}..."
+    return (
+        f"STAC item {item.id!r} has {field} {shown}, not {expected}, so no scene "
+        "file name is made from it; the catalog at --stac-url does not describe "
+        "Sentinel-2 L2A scenes as expected: check --stac-url and --collection "
+        "(nothing was written)."
     )

@@ -2,9 +2,11 @@
 
 import hashlib
 import itertools
+import math
 import os
 import pickle
 import re
+import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -15,7 +17,7 @@ from torch import Tensor, nn
 
 from ..lonlat import lonlat_extent
 from ..software import cached_file_digest
-from .backbone import PooledFeatures, create_backbone
+from .backbone import PooledFeatures, create_backbone, unknown_options
 from .classifier import IrrigationModel, ModelSpec
 
 #: Key of this package's metadata inside a Lightning checkpoint.
@@ -122,15 +124,23 @@ class DataMetadata:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "DataMetadata":
+    def from_dict(
+        cls, data: dict[str, Any], source: str | os.PathLike[str] | None = None
+    ) -> "DataMetadata":
         """Rebuild from :meth:`to_dict`'s output.
 
         Args:
             data: the stored dictionary.
+            source: the checkpoint it was read from, for the message.
 
         Returns:
             The metadata.
+
+        Raises:
+            ValueError: if its normalisation statistics cannot standardise
+                the bands (see :func:`check_statistics`).
         """
+        check_statistics(data, source)
         return cls(
             bands=tuple(data["bands"]),
             mean=tuple(float(v) for v in data["mean"]),
@@ -149,17 +159,24 @@ class DataMetadata:
         )
 
     @classmethod
-    def from_checkpoint(cls, checkpoint: dict[str, Any]) -> "DataMetadata | None":
+    def from_checkpoint(
+        cls, checkpoint: dict[str, Any], source: str | os.PathLike[str] | None = None
+    ) -> "DataMetadata | None":
         """Read the metadata a task stored in a Lightning checkpoint.
 
         Args:
             checkpoint: the loaded checkpoint dictionary.
+            source: the file it was read from, for the message.
 
         Returns:
             The metadata, None when the checkpoint records none.
+
+        Raises:
+            ValueError: if its normalisation statistics cannot standardise
+                the bands (see :func:`check_statistics`).
         """
         data = checkpoint.get(CHECKPOINT_KEY, {}).get("data")
-        return None if data is None else cls.from_dict(data)
+        return None if data is None else cls.from_dict(data, source)
 
     @classmethod
     def from_datamodule(
@@ -214,6 +231,63 @@ class DataMetadata:
 
 #: :attr:`DataMetadata.dataset` of data split into blocks of a scene.
 SCENE = "scene"
+
+
+def check_statistics(
+    data: Mapping[str, Any], source: str | os.PathLike[str] | None = None
+) -> None:
+    """Refuse normalisation statistics that would turn every pixel into NaN.
+
+    A NaN or infinite mean or standard deviation, or a deviation of 0 or
+    below, makes every standardised pixel NaN or infinite: the map would be
+    all nodata, blamed on the imagery.
+
+    Args:
+        data: :meth:`DataMetadata.to_dict`'s output, as a checkpoint stores it.
+        source: the checkpoint it was read from, for the message.
+
+    Raises:
+        ValueError: if there is not one finite mean and one finite deviation
+            above 0 per band.
+    """
+    named = "A checkpoint" if source is None else f"Checkpoint {os.fspath(source)!r}"
+    bands = [str(band) for band in data["bands"]]
+    mean, std = list(data["mean"]), list(data["std"])
+    if not len(mean) == len(std) == len(bands):
+        msg = (
+            f"{named} records {len(mean)} normalisation means and {len(std)} "
+            f"standard deviations for its {len(bands)} bands {bands}; the file "
+            "was altered or damaged: use the checkpoint the fit run wrote, or "
+            "fit again."
+        )
+        raise ValueError(msg)
+    bad = []
+    for band, m, s in zip(bands, mean, std, strict=True):
+        faults = []
+        if not _finite(m):
+            faults.append(f"mean {m}")
+        if not _finite(s) or float(s) <= 0:
+            faults.append(f"std {s}")
+        if faults:
+            bad.append(f"{band} ({', '.join(faults)})")
+    if bad:
+        msg = (
+            f"{named} records normalisation statistics that cannot standardise "
+            f"band{'s' if len(bad) > 1 else ''} {', '.join(bad)} (a mean must be "
+            "finite and a standard deviation finite and above 0, else every pixel "
+            "is NaN and the map all nodata); the checkpoint is damaged or was "
+            "trained on data with no valid pixels in those bands: fit it again on "
+            "imagery with data, or use another checkpoint."
+        )
+        raise ValueError(msg)
+
+
+def _finite(value: Any) -> bool:
+    """Whether *value* is a finite number."""
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
 
 
 def imagery_dates(datamodule: Any) -> tuple[str, ...] | None:
@@ -439,7 +513,52 @@ def read_checkpoint(
             f"was expected; pass a checkpoint written by {kind_writers(kinds)}."
         )
         raise ValueError(msg)
+    check_metadata(path, meta)
     return checkpoint, meta
+
+
+def check_metadata(path: str | os.PathLike[str], meta: Mapping[str, Any]) -> None:
+    """Refuse a checkpoint's metadata that would drive timm or the maps astray.
+
+    A checkpoint's ``backbone_kwargs`` go to ``timm.create_model`` when it is
+    read: only :data:`~torchgeo_simclr.models.backbone.ARCHITECTURE_OPTIONS`
+    are taken, not e.g. ``checkpoint_path`` (timm would open that file) or
+    ``pretrained_cfg``. Its normalisation statistics must standardise every
+    band (:func:`check_statistics`).
+
+    Args:
+        path: the checkpoint, for the messages.
+        meta: its torchgeo-simclr metadata.
+
+    Raises:
+        ValueError: if either is not so.
+    """
+    spec = meta.get("spec")
+    for options in (
+        meta.get("backbone_kwargs"),
+        spec.get("backbone_kwargs") if isinstance(spec, Mapping) else None,
+    ):
+        if options is not None and not isinstance(options, Mapping):
+            msg = (
+                f"Checkpoint {os.fspath(path)!r} records backbone_kwargs "
+                f"{options!r}, not a mapping of timm options; the file was altered "
+                "or written by another tool: pass a checkpoint a fit of "
+                "torchgeo-simclr wrote."
+            )
+            raise ValueError(msg)
+        if unknown := unknown_options(options):
+            msg = (
+                f"Checkpoint {os.fspath(path)!r} sets backbone_kwargs "
+                f"{', '.join(unknown)}, which a checkpoint may not pass to timm "
+                "(only options of the network's shape and regularisation, such as "
+                "drop_path_rate or dynamic_img_size, are taken, since others can "
+                "make timm read other files); the file was altered or written by "
+                "another tool: pass a checkpoint a fit of torchgeo-simclr wrote."
+            )
+            raise ValueError(msg)
+    data = meta.get("data")
+    if data is not None:
+        check_statistics(data, path)
 
 
 def sub_state(state: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
@@ -468,7 +587,9 @@ def build_loaded[M: nn.Module](
     a ResNet-18, 0.5 s for a ResNet-152 on a 2-core CPU), only for the checkpoint to
     replace them. Here the network is built on the meta device (shapes, no memory) and
     takes the checkpoint's tensors as its own. A network that cannot be built that way,
-    or that keeps buffers the checkpoint does not hold, is built and loaded as usual.
+    or that keeps buffers the checkpoint does not hold, is built and loaded as usual;
+    one that refuses to be built (a ValueError), or whose weights *state* does not
+    hold by name and shape, is refused before any memory goes to it.
 
     Args:
         build: makes the network, e.g. ``lambda: create_backbone("resnet18")``.
@@ -476,15 +597,27 @@ def build_loaded[M: nn.Module](
 
     Returns:
         The network, holding *state*'s tensors.
+
+    Raises:
+        RuntimeError: if *state* does not fit the network (as
+            ``load_state_dict`` says).
     """
     module: M | None
     try:
         with torch.device("meta"):
             module = build()
-        module.load_state_dict(state, assign=True)
-    except (RuntimeError, NotImplementedError, ValueError):
+    except (RuntimeError, NotImplementedError):
         # Some constructors compute values from tensors, which meta tensors lack.
         module = None
+    else:
+        try:
+            module.load_state_dict(state, assign=True)
+        except RuntimeError:
+            if not _fits(module, state):
+                # Built for real, it would take as long (a ViT-g: 90 s, 5 GB)
+                # only to fail the same way.
+                raise
+            module = None
     if module is None or any(
         tensor.is_meta
         for tensor in itertools.chain(module.parameters(), module.buffers())
@@ -492,6 +625,55 @@ def build_loaded[M: nn.Module](
         module = build()
         module.load_state_dict(state)
     return module
+
+
+def _fits(module: nn.Module, state: Mapping[str, Tensor]) -> bool:
+    """Whether *state* has exactly *module*'s weights, by name and shape.
+
+    Args:
+        module: a network (on the meta device: only shapes are read).
+        state: a state dict for it.
+
+    Returns:
+        True where names and shapes agree.
+    """
+    own = module.state_dict()
+    return own.keys() == state.keys() and all(
+        tuple(own[key].shape) == tuple(state[key].shape) for key in own
+    )
+
+
+def _built[M: nn.Module](
+    path: str | Path, model: str, build: Callable[[], M], state: Mapping[str, Tensor]
+) -> M:
+    """:func:`build_loaded`, refusing in one sentence weights that do not fit.
+
+    Args:
+        path: the checkpoint, for the message.
+        model: the timm name its metadata gives, for the message.
+        build: makes the network its metadata describes.
+        state: the weights it holds for that network.
+
+    Returns:
+        The network, holding *state*'s tensors.
+
+    Raises:
+        ValueError: if *state* does not fit the network.
+    """
+    try:
+        return build_loaded(build, state)
+    except RuntimeError as error:
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        if not lines or not lines[0].startswith("Error(s) in loading state_dict"):
+            raise
+        detail = textwrap.shorten(lines[1].rstrip(". ") if len(lines) > 1 else "", 200)
+        msg = (
+            f"Checkpoint {os.fspath(path)!r} holds weights that do not fit the "
+            f"{model} network its metadata describes ({detail}); the file was "
+            "altered or written by another tool: use the checkpoint the fit run "
+            "wrote."
+        )
+        raise ValueError(msg) from None
 
 
 def load_encoder(path: str | Path, kind: str = "simclr") -> Encoder:
@@ -505,13 +687,20 @@ def load_encoder(path: str | Path, kind: str = "simclr") -> Encoder:
         The backbone in eval mode, its name and its data metadata.
     """
     checkpoint, meta = read_checkpoint(path, [kind])
-    return _encoder(checkpoint, meta)
+    return _encoder(path, checkpoint, meta)
 
 
-def _encoder(checkpoint: dict[str, Any], meta: dict[str, Any]) -> Encoder:
-    """The backbone of an opened SimCLR checkpoint (see :func:`load_encoder`)."""
+def _encoder(
+    path: str | Path, checkpoint: dict[str, Any], meta: dict[str, Any]
+) -> Encoder:
+    """The backbone of an opened SimCLR checkpoint (see :func:`load_encoder`).
+
+    *path* only names the file in errors.
+    """
     options = meta.get("backbone_kwargs")
-    backbone = build_loaded(
+    backbone = _built(
+        path,
+        meta["model"],
         lambda: create_backbone(
             meta["model"], in_channels=meta["in_channels"], options=options
         ),
@@ -609,8 +798,11 @@ def _trained_model(
             "fit run wrote."
         )
         raise ValueError(msg)
-    model = build_loaded(
-        lambda: IrrigationModel(spec), sub_state(checkpoint["state_dict"], "model.")
+    model = _built(
+        path,
+        spec.model,
+        lambda: IrrigationModel(spec),
+        sub_state(checkpoint["state_dict"], "model."),
     )
     model.eval()
     return TrainedModel(
@@ -646,7 +838,7 @@ def load_backbone(path: str | Path) -> Encoder:
     """
     checkpoint, meta = read_checkpoint(path, BACKBONE_KINDS)
     if meta["kind"] == "simclr":
-        return _encoder(checkpoint, meta)
+        return _encoder(path, checkpoint, meta)
     trained = _trained_model(path, checkpoint, meta)
     network = trained.model
     backbone = (
