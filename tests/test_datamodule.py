@@ -30,6 +30,7 @@ from torchgeo_simclr.constants import IGNORE_INDEX, IRRIGATED
 from torchgeo_simclr.datamodules import CentralValleyDataModule, central_valley
 from torchgeo_simclr.datamodules.fractions import grid_patch_labels
 from torchgeo_simclr.datamodules.statistics import band_statistics
+from torchgeo_simclr.datamodules.workers import raster_worker
 from torchgeo_simclr.datasets import sentinel2
 from torchgeo_simclr.datasets.sentinel2 import fresh_file_handles
 
@@ -201,9 +202,9 @@ def test_workers_open_their_own_files(scene: Path) -> None:
     dm = make(scene, num_workers=1)
     dm.setup("fit")
     loader = dm.train_dataloader()
-    assert loader.worker_init_fn is fresh_file_handles
+    assert loader.worker_init_fn is raster_worker
     assert RasterDataset._cached_load_warp_file.cache_info().currsize > 0
-    fresh_file_handles(0)
+    raster_worker(0)
     assert RasterDataset._cached_load_warp_file.cache_info().currsize == 0
     batch = next(iter(loader))
     assert torch.isfinite(batch["image"]).all()

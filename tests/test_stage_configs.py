@@ -593,7 +593,7 @@ def test_a_teacher_of_one_input_size_is_refused_before_training(
 ) -> None:
     # A ViT teacher at 32 px failed at the first step, deep in timm.
     metadata = DataMetadata(
-        bands=tuple(S2_BANDS), mean=(1e3,) * 12, std=(5e2,) * 12, patch_size=32
+        bands=tuple(S2_BANDS), mean=(1e3,) * 12, std=(5e3,) * 12, patch_size=32
     )
     teacher = save_checkpoint(
         workdir / "vit_teacher.ckpt",
