@@ -40,11 +40,13 @@ def resolve(class_path: str) -> Any:
         return class_path
 
 
-def one_line(message: str) -> str:
+def one_line(message: str, subcommand: str = "fit") -> str:
     """A parser's error as one line, with where to look for the options.
 
     Args:
         message: jsonargparse's message, possibly over several lines.
+        subcommand: the command whose ``--help`` to point to (``fit``,
+            ``validate``, ``test`` or ``predict``).
 
     Returns:
         The message's lines joined, and a pointer to ``--help``.
@@ -63,10 +65,13 @@ def one_line(message: str) -> str:
         text = f"{class_path}: {refusal}{suggestion(class_path, option, prefix)}"
         # `fit --help` lists the classes, not their constructors' options.
         return (
-            f"{text.rstrip('.')}; torchgeo-simclr fit --{group}.help {class_path} "
+            f"{text.rstrip('.')}; torchgeo-simclr {subcommand} --{group}.help "
+            f"{class_path} "
             "lists its options."
         )
-    return f"{text.rstrip('.')}; torchgeo-simclr fit --help lists every option."
+    return (
+        f"{text.rstrip('.')}; torchgeo-simclr {subcommand} --help lists every option."
+    )
 
 
 #: Options people reach for under another name: the timm backbone is ``model``.
@@ -754,7 +759,8 @@ def parser_error(message: str, tokens: Sequence[str]) -> str:
     ):
         if (sentence := explain(text, tokens)) is not None:
             return sentence
-    return one_line(message)
+    subcommand = tokens[0] if tokens and not tokens[0].startswith("-") else "fit"
+    return one_line(message, subcommand)
 
 
 def named_config_file(error: BaseException, tokens: Sequence[str]) -> BaseException:

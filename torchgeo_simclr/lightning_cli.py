@@ -201,20 +201,18 @@ class PluginCLI(LightningCLI):
             and restored
             and resolve(restored) is not resolve(self.configured_model)
         ):
-            msg = (
-                f"--ckpt_path {str(config.get('ckpt_path'))!r} was written by "
-                f"{restored} but the configuration trains {self.configured_model}; "
-                "--ckpt_path resumes a run of the same task, so pass an earlier "
-                "stage's checkpoint as --model.init_args.checkpoint (fine-tuning) "
-                "or --model.init_args.teacher (distillation)."
-            )
-            raise ValueError(msg)
+            raise ValueError(self._other_task_error(config, restored))
         # After the task check: another task's checkpoint restores none of
         # this task's options, and the wrong file is what to report.
         self._refuse_ignored_options(config)
         self._checkpoints_follow_root_dir(config)
         self._replaced_optimiser_options(config)
-        if config.get("lr_scheduler") and not config.get("optimizer"):
+        # Only a fit trains: validate, test and predict use no optimiser.
+        if (
+            self.subcommand in (None, "fit")
+            and config.get("lr_scheduler")
+            and not config.get("optimizer")
+        ):
             msg = (
                 "--lr_scheduler takes effect only together with --optimizer, "
                 "which replaces the task's own optimiser and warm-up + cosine "
@@ -222,6 +220,46 @@ class PluginCLI(LightningCLI):
                 "--model.init_args.warmup_fraction) or pass --optimizer too."
             )
             raise ValueError(msg)
+
+    def _other_task_error(self, config: Any, restored: str) -> str:
+        """The sentence refusing a ``--ckpt_path`` that another task wrote.
+
+        Args:
+            config: the subcommand's configuration.
+            restored: ``class_path`` of the task that wrote the checkpoint.
+
+        Returns:
+            One sentence naming both tasks and what to pass instead: for
+            ``fit``, the earlier stage's checkpoint as the task's own option;
+            for ``validate``, ``test`` and ``predict``, a checkpoint of the
+            configured task, or the config of the stage that wrote this one.
+        """
+        given = (
+            f"--ckpt_path {str(config.get('ckpt_path'))!r} was written by {restored}"
+        )
+        if self.subcommand in (None, "fit"):
+            return (
+                f"{given} but the configuration trains {self.configured_model}; "
+                "--ckpt_path resumes a run of the same task, so pass an earlier "
+                "stage's checkpoint as --model.init_args.checkpoint (fine-tuning) "
+                "or --model.init_args.teacher (distillation)."
+            )
+        if self.subcommand == "predict":
+            return (
+                f"{given} but the configuration predicts with "
+                f"{self.configured_model} (Lightning would quietly predict with "
+                "the checkpoint's own task instead); drop --ckpt_path and pass "
+                "the file as --model.init_args.checkpoint where the task takes "
+                "one (conf/predict_cal.yaml's does), or pass a checkpoint that "
+                "a fit of this configuration wrote."
+            )
+        return (
+            f"{given} but the configuration {self.subcommand}s "
+            f"{self.configured_model} (Lightning would quietly score the "
+            "checkpoint's own task instead); pass a checkpoint that a fit of "
+            f"this configuration wrote, or {self.subcommand} this one with the "
+            "config of the stage that wrote it."
+        )
 
     def _checkpoints_follow_root_dir(self, config: Any) -> None:
         """Move the configs' checkpoint folders with ``--trainer.default_root_dir``.
@@ -339,15 +377,25 @@ class PluginCLI(LightningCLI):
             for name, given in self.given_model_options.items()
             if not same_option(given, init_args.get(name))
         ]
-        if lost:
-            msg = (
-                f"--ckpt_path {str(config.get('ckpt_path'))!r} restores the model "
-                "options the run was trained with, so --model.init_args "
-                f"{', '.join(lost)} would be ignored; resume without changing "
-                "them, or start a new fit (no --ckpt_path) with the options you "
-                "want."
+        if not lost:
+            return
+        if self.subcommand in (None, "fit"):
+            remedy = (
+                "resume without changing them, or start a new fit (no "
+                "--ckpt_path) with the options you want."
             )
-            raise ValueError(msg)
+        else:
+            remedy = (
+                f"drop {'it' if len(lost) == 1 else 'them'} to {self.subcommand} "
+                "the checkpoint as it was trained, or fit a new checkpoint with "
+                "the options you want."
+            )
+        msg = (
+            f"--ckpt_path {str(config.get('ckpt_path'))!r} restores the model "
+            "options the run was trained with, so --model.init_args "
+            f"{', '.join(lost)} would be ignored; {remedy}"
+        )
+        raise ValueError(msg)
 
     def _run_subcommand(self, subcommand: str) -> None:
         """Run the subcommand; on Ctrl-C, say which checkpoint resumes it.
@@ -356,10 +404,16 @@ class PluginCLI(LightningCLI):
             subcommand: e.g. ``fit``.
 
         Raises:
-            Interrupted: on Ctrl-C, naming the run's latest checkpoint (a
-                rerun in the same folder writes ``last-vN.ckpt``, not
-                ``last.ckpt``), or saying that none was saved yet.
+            Interrupted: on Ctrl-C during a fit, naming the run's latest
+                checkpoint (a rerun in the same folder writes
+                ``last-vN.ckpt``, not ``last.ckpt``), or saying that none was
+                saved yet; ``validate``, ``test`` and ``predict`` save no
+                checkpoint, so their interrupt is passed on as it is.
         """
+        if subcommand != "fit":
+            with keyboard_interrupts():
+                super()._run_subcommand(subcommand)
+            return
         try:
             with keyboard_interrupts():
                 super()._run_subcommand(subcommand)
@@ -513,19 +567,25 @@ def hpc_checkpoint(root: str | os.PathLike[str] | None) -> Path | None:
     return max(numbered)[1] if numbered else None
 
 
-def run_cli(arguments: Sequence[str]) -> PluginCLI:
-    """Run ``torchgeo fit ARGUMENTS`` in this process.
+#: The LightningCLI subcommands that ``torchgeo-simclr`` runs through
+#: :class:`PluginCLI`.
+SUBCOMMANDS = ("fit", "validate", "test", "predict")
+
+
+def run_cli(arguments: Sequence[str], subcommand: str = "fit") -> PluginCLI:
+    """Run ``torchgeo SUBCOMMAND ARGUMENTS`` in this process.
 
     Args:
-        arguments: the arguments after ``torchgeo fit``, e.g.
+        arguments: the arguments after ``torchgeo SUBCOMMAND``, e.g.
             ``["--config", "conf/simclr_quickstart.yaml"]``.
+        subcommand: one of :data:`SUBCOMMANDS`.
 
     Returns:
         The finished CLI, with its ``trainer``, ``model`` and ``datamodule``.
     """
     # LightningCLI reads sys.argv, which must be this stage's command line:
     # DDP starts every other rank by running sys.argv again.
-    argv, sys.argv = sys.argv, [sys.argv[0], "fit", *arguments]
+    argv, sys.argv = sys.argv, [sys.argv[0], subcommand, *arguments]
     try:
         with keyboard_interrupts():
             return PluginCLI(

@@ -35,7 +35,15 @@ INTERRUPTED: dict[str, str] = {
     ),
     # Once training runs, the CLI names the checkpoint that resumes it.
     "fit": " It stopped before training began, so nothing was saved.",
+    **dict.fromkeys(
+        ("validate", "test"),
+        " It writes no checkpoint; run it again for the scores.",
+    ),
 }
+
+#: LightningCLI's subcommands that ``torchgeo-simclr`` runs (``predict`` only
+#: with ``--config``: without, it is this tool's own map command).
+LIGHTNING = ("fit", "validate", "test", "predict")
 
 
 #: Errors that are bad input, each printed as one line.
@@ -251,19 +259,26 @@ def main(argv: Sequence[str] | None = None) -> None:
         argv: arguments (default: ``sys.argv[1:]``).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv == ["fit"]:
+    if argv in (["fit"], ["validate"], ["test"]):
         # LightningCLI would print its own usage (with subcommands this tool
         # does not have) and "required: fit.data, fit.model".
+        example = (
+            "--config conf/simclr_quickstart.yaml"
+            if argv[0] == "fit"
+            else "--config conf/finetune_quickstart.yaml --ckpt_path "
+            "runs/finetune_quickstart/checkpoints/last.ckpt"
+        )
         print(
-            "torchgeo-simclr fit: error: pass a config, e.g. torchgeo-simclr fit "
-            "--config conf/simclr_quickstart.yaml (the README names one per stage; "
-            "torchgeo-simclr fit --help lists every option).",
+            f"torchgeo-simclr {argv[0]}: error: pass a config, e.g. torchgeo-simclr "
+            f"{argv[0]} {example} (the README names one per stage; "
+            f"torchgeo-simclr {argv[0]} --help lists every option).",
             file=sys.stderr,
         )
         raise SystemExit(2)
-    if argv[:1] == ["fit"]:
-        # Everything after `fit`, --help included, goes to LightningCLI as is.
-        args = argparse.Namespace(command="fit", func=_fit, arguments=argv[1:])
+    if _lightning_command(argv):
+        # Everything after the subcommand, --help included, goes to
+        # LightningCLI as is.
+        args = argparse.Namespace(command=argv[0], func=_fit, arguments=argv[1:])
     else:
         args = build_parser().parse_args(argv)
     prefix = f"torchgeo-simclr {args.command}"
@@ -304,6 +319,27 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(2) from None
     except KeyboardInterrupt as error:
         _stopped(prefix, args.command, error)
+
+
+def _lightning_command(argv: Sequence[str]) -> bool:
+    """Whether a command line is one of LightningCLI's subcommands.
+
+    Args:
+        argv: ``torchgeo-simclr``'s arguments, e.g. ``["test", "--config",
+            "conf/finetune_quickstart.yaml"]``.
+
+    Returns:
+        True for ``fit``, ``validate`` and ``test``, and for ``predict`` with
+        a ``--config`` (the map command takes none).
+    """
+    if not argv or argv[0] not in LIGHTNING:
+        return False
+    if argv[0] != "predict":
+        return True
+    return any(
+        token in ("--config", "-c") or token.startswith("--config=")
+        for token in argv[1:]
+    )
 
 
 def _stopped(prefix: str, command: str, error: BaseException) -> NoReturn:

@@ -349,7 +349,8 @@ def _add_map_commands(commands: "argparse._SubParsersAction[Any]") -> None:
         "predict",
         help="map irrigation over a bbox: COG classes + probability, QGIS styles, "
         "irrigated regions as polygons (GeoPackage; fields that touch merge into one) "
-        "and a JSON summary",
+        "and a JSON summary (with --config: `torchgeo predict ARGS`, checked as "
+        "fit is)",
         description="Map irrigation over a bbox with a fine-tuned or distilled "
         "checkpoint. Beside --out PATH.tif (classes: 0 not irrigated, 1 irrigated, "
         "255 nodata) it writes PATH_probability.tif, the QGIS styles PATH.qml and "
@@ -769,12 +770,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sample.set_defaults(func=_sample_data)
 
-    # Listed for the help text only: main() hands `fit ...` to LightningCLI.
+    # Listed for the help text only: main() hands `fit ...`, `validate ...`
+    # and `test ...` to LightningCLI.
     commands.add_parser(
         "fit",
         help="`torchgeo fit ARGS` that reports bad input in one line and prints "
         "the checkpoint path",
     )
+    for name in ("validate", "test"):
+        commands.add_parser(
+            name,
+            help=f"`torchgeo {name} ARGS` that refuses a --ckpt_path of another "
+            "task than the config's and reports bad input in one line",
+        )
 
     demo = commands.add_parser(
         "demo", help="sample scene + quickstart pretraining + kNN probe, on a CPU"

@@ -1,4 +1,8 @@
-"""The training commands: ``fit``, ``probe``, ``demo`` and ``experiment``."""
+"""The training commands: ``fit``, ``probe``, ``demo`` and ``experiment``.
+
+:func:`_fit` also runs LightningCLI's ``validate`` and ``test``, and its
+``predict`` for ``torchgeo-simclr predict --config``.
+"""
 
 import argparse
 import json
@@ -32,15 +36,19 @@ CONF_DIR = config_dir()
 
 
 def _fit(args: argparse.Namespace) -> None:
-    """Run ``torchgeo fit``; the task names the checkpoint it wrote at the end.
+    """Run ``torchgeo fit``, ``validate``, ``test`` or ``predict`` in this process.
+
+    A fit's task names the checkpoint it wrote at the end; ``validate`` and
+    ``test`` print Lightning's table of scores.
 
     Args:
-        args: ``arguments``, everything after ``torchgeo-simclr fit``.
+        args: ``command``, the subcommand, and ``arguments``, everything after
+            ``torchgeo-simclr COMMAND``.
     """
-    from ..lightning_cli import fit, quiet_tips
+    from ..lightning_cli import quiet_tips, run_cli
 
     quiet_tips()
-    fit(args.arguments)
+    run_cli(args.arguments, args.command)
 
 
 def _probe(args: argparse.Namespace) -> None:

@@ -1,6 +1,7 @@
 """The batch transform a datamodule runs on the device after transfer."""
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import torch
@@ -28,10 +29,19 @@ class BatchAugmentation(nn.Module):
     image, mask and valid pixels are kept and ``batch["views"]``
     ``[V, B, C, H, W]`` is added (for contrastive training), with the views'
     masks as ``batch["view_masks"]`` ``[V, B, H, W]`` when the batch has a mask.
+
+    With *fixed_seed* (validation and test), a batch's views are drawn from a
+    random state seeded by *fixed_seed* and the batch's pixels, so the same
+    batch gets the same views every epoch and whatever the run's seed, and
+    the global random state (the training's draws) is left as it was.
     """
 
     def __init__(
-        self, mean: Tensor, std: Tensor, views: SimCLRViews | None = None
+        self,
+        mean: Tensor,
+        std: Tensor,
+        views: SimCLRViews | None = None,
+        fixed_seed: int | None = None,
     ) -> None:
         """Initialise a new BatchAugmentation.
 
@@ -39,6 +49,9 @@ class BatchAugmentation(nn.Module):
             mean: per-band mean ``[C]``, data units.
             std: per-band standard deviation ``[C]``, data units.
             views: the view generator; None only normalises.
+            fixed_seed: draw each batch's views from this seed and the batch's
+                pixels instead of the global random state; None draws from
+                the global random state.
         """
         super().__init__()
         #: per-band mean ``[1, C, 1, 1]``, data units.
@@ -47,6 +60,9 @@ class BatchAugmentation(nn.Module):
         self.std = std.reshape(1, -1, 1, 1)
         #: the view generator, or None to only normalise.
         self.views = views
+        #: seed of the views drawn per batch (see the class docstring), or
+        #: None to draw from the global random state.
+        self.fixed_seed = fixed_seed
 
     def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """Transform a batch.
@@ -61,6 +77,12 @@ class BatchAugmentation(nn.Module):
             pixels of ``image`` with data) and views added.
         """
         image = batch["image"]
+        # Keyed on the pixels as read: normalisation replaces them.
+        draws = (
+            nullcontext()
+            if self.views is None or self.fixed_seed is None
+            else fixed_draws(self.fixed_seed + batch_key(image), image.device)
+        )
         batch["image"], valid = normalise(
             image, self.mean.to(image), self.std.to(image)
         )
@@ -69,6 +91,20 @@ class BatchAugmentation(nn.Module):
         batch["valid"] = valid
         if self.views is None:
             return batch
+        with draws:
+            return self._add_views(batch, valid)
+
+    def _add_views(self, batch: dict[str, Tensor], valid: Tensor) -> dict[str, Tensor]:
+        """Draw the views of a normalised batch (see :meth:`forward`).
+
+        Args:
+            batch: the normalised batch, ``image`` ``[B, C, H, W]``.
+            valid: its pixels with data, bool ``[B, H, W]``.
+
+        Returns:
+            *batch* with its views.
+        """
+        assert self.views is not None
         if self.views.num_views == 1:
             [(batch["image"], code)] = self.views(
                 batch["image"], _pack(batch.get("mask"), valid)
@@ -84,6 +120,65 @@ class BatchAugmentation(nn.Module):
         if masks:
             batch["view_masks"] = torch.stack(masks)
         return batch
+
+
+#: Pixel values :func:`batch_key` reads at most, spread over the batch.
+KEY_VALUES = 2**20
+
+#: Seed of the validation and test views (see :class:`BatchAugmentation`).
+EVAL_VIEW_SEED = 0
+
+
+def batch_key(image: Tensor) -> int:
+    """A number that a batch's pixels always give, to seed its views with.
+
+    Integer arithmetic, so it does not depend on the order the device sums
+    in; batches of the same pixels give the same key, and others almost
+    never do.
+
+    Args:
+        image: ``[B, C, H, W]``, reflectance x10000 (as read, before
+            normalisation).
+
+    Returns:
+        A key in ``[0, 2**31)``.
+    """
+    values = image.detach().flatten()
+    values = values[:: max(1, values.numel() // KEY_VALUES)]
+    codes = values.double().nan_to_num().clamp(-(2**40), 2**40).to(torch.int64)
+    weights = torch.arange(codes.numel(), device=codes.device) % 65521 + 1
+    total = int((codes * weights).sum()) + image.shape[0] * 1_000_003
+    return total % 2**31
+
+
+@contextmanager
+def fixed_draws(seed: int, device: torch.device) -> Iterator[None]:
+    """Draw from a random state seeded by *seed*, on the CPU and on *device*.
+
+    The global random states of both are put back afterwards, so draws made
+    inside do not change those made after (the training's).
+
+    Args:
+        seed: the seed.
+        device: the device the draws are made on, besides the CPU.
+
+    Yields:
+        Inside the seeded random state.
+    """
+    on_device = device.type != "cpu"
+    with torch.random.fork_rng(
+        devices=[device] if on_device else [],
+        device_type=device.type if on_device else "cuda",
+    ):
+        torch.default_generator.manual_seed(seed)
+        if device.type == "cuda":
+            index = (
+                torch.cuda.current_device() if device.index is None else device.index
+            )
+            torch.cuda.default_generators[index].manual_seed(seed)
+        elif on_device:
+            torch.get_device_module(device).manual_seed(seed)
+        yield
 
 
 #: Added to a label to mark its pixel as having data in :func:`_pack`.
@@ -158,7 +253,9 @@ def set_augmentations(
 
     Training gets *views*; validation and test get them only for contrastive
     training (two or more views), so supervised runs are scored on plain
-    patches; ``aug`` (prediction) only normalises.
+    patches, and draw them from :data:`EVAL_VIEW_SEED` and each batch's
+    pixels (the same views every epoch, the training's draws untouched);
+    ``aug`` (prediction) only normalises.
 
     Args:
         datamodule: sets ``train_aug``, ``val_aug``, ``test_aug``, ``aug``.
@@ -168,8 +265,8 @@ def set_augmentations(
     """
     eval_views = views if views is not None and views.num_views >= 2 else None
     datamodule.train_aug = BatchAugmentation(mean, std, views)
-    datamodule.val_aug = BatchAugmentation(mean, std, eval_views)
-    datamodule.test_aug = BatchAugmentation(mean, std, eval_views)
+    datamodule.val_aug = BatchAugmentation(mean, std, eval_views, EVAL_VIEW_SEED)
+    datamodule.test_aug = BatchAugmentation(mean, std, eval_views, EVAL_VIEW_SEED)
     datamodule.aug = BatchAugmentation(mean, std)
 
 
