@@ -877,12 +877,17 @@ def evaluate_map(
             one, its first layer lacks *class_column* while it has others; if
             *class_column* is not DWR's and *class_map* maps none of its
             codes (the message lists them); if the label file names no CRS
-            and its coordinates are not degrees (the fix names the map's).
+            and its coordinates are not degrees (the fix names the map's); if
+            its coordinates can be no place on Earth in its CRS (degrees beyond
+            +-180 or +-90, or e.g. +-1e300), as field-stats refuses them.
 
     Warns:
         UserWarning: if the label file has other vector layers than the one
             read without *labels_layer*, or the scored pixels are labelled with
-            one class only (then a map of that class alone scores perfectly).
+            one class only (then a map of that class alone scores perfectly);
+            if it holds features with NaN or infinite coordinates (left out)
+            or invalid polygons (scored as shapely's make_valid repairs them),
+            as field-stats warns of them.
     """
     if rows_per_strip < 1:
         msg = (

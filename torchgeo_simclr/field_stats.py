@@ -49,11 +49,12 @@ from .constants import (
     NOT_IRRIGATED,
     UNKNOWN_DATE,
 )
+from .datasets.labels import assign_crs_hint, not_finite, off_earth_fault
 from .digest import CHECKPOINT_ID_LENGTH
 from .field_pixels import FieldPixels, overlapping
 from .geopackage import missing_layer, write_geopackage
 from .interrupts import deferred_interrupts
-from .lonlat import LONLAT, in_degrees, lonlat_extent, shapes_extent
+from .lonlat import LONLAT, lonlat_extent, shapes_extent
 from .map_pixels import map_provenance, open_map
 from .outputs import (
     check_out_replaceable,
@@ -358,7 +359,9 @@ def field_stats(
         IsADirectoryError: If *out* is a folder.
         PermissionError: If the folder of *out* cannot be written.
         ValueError: If the map is no class map, *fields* cannot be read, has
-            no layer *layer*, no CRS, or geometries other than polygons, no
+            no layer *layer*, no CRS (the fix names the map's), geometries
+            other than polygons, or coordinates that can be no place on Earth
+            in its CRS (degrees beyond +-180 or +-90, or e.g. +-1e300), no
             field overlaps the map, *out* does not end in ``.gpkg`` or
             ``.csv`` or is one of the inputs, *summary* does not end in
             ``.json`` or is *out* or an input, or *min_mapped* is not in 0-1.
@@ -446,7 +449,9 @@ def _sum_fields(
         The counts.
     """
     name = os.fspath(map_path)
-    layer, crs_of_fields = _check_fields(fields_name, layer)
+    with open_map(map_path) as src:
+        map_crs = CRS.from_user_input(src.crs.to_wkt())
+    layer, crs_of_fields = _check_fields(fields_name, layer, map_crs)
     with warnings.catch_warnings():
         # shapely's own word on NaN coordinates; _shapes names the fields.
         warnings.filterwarnings("ignore", "invalid value encountered", RuntimeWarning)
@@ -456,7 +461,7 @@ def _sum_fields(
     source_fid = _source_fids(frame.index)
     frame = _as_written(frame.reset_index(drop=True), fields_name, layer)
     _check_polygons(frame, fields_name)
-    _check_degrees(frame, crs_of_fields, fields_name)
+    _check_on_earth(frame, crs_of_fields, fields_name, map_crs)
     with open_map(map_path) as src:
         crs = CRS.from_user_input(src.crs.to_wkt())
         shapes = _shapes(frame, crs, fields_name)
@@ -624,12 +629,13 @@ def _out_fault(path: Path) -> str | None:
     return f"a CSV without the column(s) {', '.join(missing)}" if missing else None
 
 
-def _check_fields(fields: str, layer: str | None) -> tuple[str, CRS]:
-    """Check the field file and its layer before the map is read.
+def _check_fields(fields: str, layer: str | None, map_crs: CRS) -> tuple[str, CRS]:
+    """Check the field file and its layer before its fields are read.
 
     Args:
         fields: the vector file.
         layer: the layer asked for, or None for the first.
+        map_crs: the map's CRS, which the fix for a file without a CRS names.
 
     Returns:
         The layer to read (*layer*, or the first) and its CRS.
@@ -685,7 +691,7 @@ def _check_fields(fields: str, layer: str | None) -> tuple[str, CRS]:
         msg = (
             f"Fields file {fields!r} (layer {chosen!r}) has no CRS, so where its "
             "fields lie is unknown; set it, e.g. in QGIS (Layer > Set CRS) or with "
-            "`ogr2ogr -a_srs EPSG:32610`."
+            f"{assign_crs_hint(map_crs, 'the map', 'fields.gpkg')}."
         )
         raise ValueError(msg)
     return chosen, CRS.from_user_input(wkt)
@@ -712,31 +718,30 @@ def _check_polygons(frame: gpd.GeoDataFrame, fields: str) -> None:
         raise ValueError(msg)
 
 
-def _check_degrees(frame: gpd.GeoDataFrame, crs: CRS, fields: str) -> None:
-    """Refuse coordinates that are not degrees in a lon/lat CRS.
+def _check_on_earth(
+    frame: gpd.GeoDataFrame, crs: CRS, fields: str, map_crs: CRS
+) -> None:
+    """Refuse coordinates that can be no place on Earth in the fields' CRS.
 
     Args:
         frame: the fields as read.
         crs: their CRS.
         fields: the vector file, for the message.
+        map_crs: the map's CRS, which the fix for degrees that are not names.
 
     Raises:
         ValueError: If *crs* is geographic and a coordinate lies beyond +-180
-            or +-90 degrees (e.g. a GeoJSON of UTM metres without its CRS).
+            or +-90 degrees (e.g. a GeoJSON of UTM metres without its CRS), or
+            a coordinate lies far beyond any place on Earth (see
+            :func:`~torchgeo_simclr.datasets.labels.off_earth_fault`).
     """
-    present = frame[~(frame.geometry.isna() | frame.geometry.is_empty)]
+    geometries = frame.geometry.to_numpy().copy()
     # Fields with NaN or infinite coordinates are left to _shapes.
-    present = present[~_not_finite(present.geometry.to_numpy())]
-    bounds = [float(v) for v in present.total_bounds]
-    if crs.is_geographic and len(present) and not in_degrees(bounds):
-        extent = [round(v, 1) for v in bounds]
-        msg = (
-            f"Fields file {fields!r} is in {crs.name} degrees, but its "
-            f"coordinates {extent} are not longitude/latitude (a GeoJSON is "
-            "lon/lat unless it names a CRS); give the file its CRS, e.g. "
-            "`ogr2ogr -a_srs EPSG:32610 fields.gpkg IN`."
-        )
-        raise ValueError(msg)
+    geometries[not_finite(geometries)] = None
+    fix = assign_crs_hint(map_crs, "the map", "fields.gpkg")
+    fault = off_earth_fault(f"Fields file {fields!r}", geometries, crs, fix)
+    if fault is not None:
+        raise ValueError(fault)
 
 
 def _shapes(frame: gpd.GeoDataFrame, crs: CRS, fields: str) -> npt.NDArray[Any]:
@@ -758,7 +763,7 @@ def _shapes(frame: gpd.GeoDataFrame, crs: CRS, fields: str) -> npt.NDArray[Any]:
     """
     shapes: npt.NDArray[Any] = frame.geometry.to_crs(crs).to_numpy()
     shapes[shapely.is_empty(shapes)] = None
-    broken = np.flatnonzero(_not_finite(shapes))
+    broken = np.flatnonzero(not_finite(shapes))
     if broken.size:
         warnings.warn(
             f"Fields file {fields!r} holds {broken.size:,} field(s) with "
@@ -782,21 +787,6 @@ def _shapes(frame: gpd.GeoDataFrame, crs: CRS, fields: str) -> npt.NDArray[Any]:
         )
         shapes[invalid] = shapely.make_valid(shapes[invalid])
     return shapes
-
-
-def _not_finite(geometries: npt.NDArray[Any]) -> npt.NDArray[np.bool_]:
-    """Which geometries have a NaN or infinite coordinate.
-
-    Args:
-        geometries: shapely geometries (or None), ``[N]``.
-
-    Returns:
-        ``[N]``, True where a coordinate is not a finite number.
-    """
-    coordinates, owner = shapely.get_coordinates(geometries, return_index=True)
-    flags = np.zeros(len(geometries), dtype=bool)
-    flags[owner[~np.isfinite(coordinates).all(axis=1)]] = True
-    return flags
 
 
 def _off_map(
@@ -1070,7 +1060,7 @@ def _write(
         if out.suffix.lower() == ".csv":
             # No point lies in a field with NaN or infinite coordinates.
             drawn = frame.geometry.copy()
-            drawn[_not_finite(drawn.to_numpy())] = None
+            drawn[not_finite(drawn.to_numpy())] = None
             points = drawn.representative_point().to_crs(LONLAT)
             table = pd.DataFrame(frame.drop(columns=frame.geometry.name))
             lon, lat = CSV_COLUMNS

@@ -7,10 +7,11 @@ import pathlib
 import shlex
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar, Final, cast
 
 import geopandas as gpd
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import pyogrio
 import pyogrio.errors
@@ -51,6 +52,11 @@ EXPECTED_FORMATS = (
     "a vector file GDAL can read (GDB zip, .gdb folder, GeoPackage, Shapefile, "
     "GeoJSON) or a GeoParquet file"
 )
+
+#: Farthest a place on Earth lies from the origin of any projected CRS,
+#: metres, with room to spare (the equator is 40,075 km long; EPSG:3857 ends
+#: at 20,037 km): a coordinate beyond it is no place in any CRS.
+MAX_PROJECTED_METRES: Final[float] = 1e8
 
 
 def resolve_label_path(root: str | os.PathLike[str], labels: str) -> pathlib.Path:
@@ -191,6 +197,98 @@ def layer_columns(path: str, layer: str) -> list[str]:
         ]
 
 
+def not_finite(geometries: npt.NDArray[Any]) -> npt.NDArray[np.bool_]:
+    """Which geometries have a NaN or infinite coordinate.
+
+    Args:
+        geometries: shapely geometries (or None), ``[N]``.
+
+    Returns:
+        ``[N]``, True where a coordinate is not a finite number.
+    """
+    coordinates, owner = shapely.get_coordinates(geometries, return_index=True)
+    flags = np.zeros(len(geometries), dtype=bool)
+    flags[owner[~np.isfinite(coordinates).all(axis=1)]] = True
+    return flags
+
+
+def _metres_per_unit(crs: CRS) -> float:
+    """Metres in one unit of a projected CRS's first axis (1 when it names none)."""
+    factor = crs.axis_info[0].unit_conversion_factor if crs.axis_info else None
+    return float(factor) if factor else 1.0
+
+
+def off_earth_fault(
+    what: str, geometries: npt.NDArray[Any], crs: CRS, fix: str
+) -> str | None:
+    """Why the coordinates of vector features cannot be places on Earth in their CRS.
+
+    In a geographic CRS a coordinate must lie within ±180 and ±90 degrees; in
+    a projected one within :data:`MAX_PROJECTED_METRES` of the origin. Either
+    way, a coordinate beyond :data:`MAX_PROJECTED_METRES` (taken as metres in
+    a geographic CRS) is a place in no CRS at all, e.g. ±1e300.
+
+    Args:
+        what: the file, as messages name it, e.g. ``"Label file 'a.gpkg'"``.
+        geometries: the features in *crs*, ``[N]``, None where left out
+            (no geometry, or coordinates that are not numbers).
+        crs: their CRS.
+        fix: how to give the file its CRS (see :func:`assign_crs_hint`), for
+            degrees that are not degrees.
+
+    Returns:
+        One sentence naming the file, its extent, the first such feature by
+        row (1-based) and what to do; None where every coordinate can be a
+        place on Earth.
+    """
+    bounds = shapely.bounds(geometries)  # NaN where None
+    factor = 1.0 if crs.is_geographic else _metres_per_unit(crs)
+    far = (np.abs(bounds) > MAX_PROJECTED_METRES / factor).any(axis=1)
+    if crs.is_geographic:
+        outside = (np.abs(bounds[:, 0::2]) > 180).any(axis=1) | (
+            np.abs(bounds[:, 1::2]) > 90
+        ).any(axis=1)
+    else:
+        outside = far
+    rows = np.flatnonzero(outside)
+    if not rows.size:
+        return None
+    extent = [round(float(v), 1) for v in shapely.total_bounds(geometries)]
+    if far.any():
+        return (
+            f"{what} holds {int(far.sum()):,} feature(s) with coordinates far "
+            f"beyond any place on Earth (e.g. row {int(np.flatnonzero(far)[0]) + 1}"
+            f"; the file's extent in {crs.name} is {extent}); fix or remove "
+            "them in the file."
+        )
+    return (
+        f"{what} is in {crs.name} degrees, but its coordinates {extent} are not "
+        f"longitude/latitude (e.g. row {int(rows[0]) + 1}; a GeoJSON is lon/lat "
+        f"unless it names a CRS); give the file its CRS, e.g. {fix}."
+    )
+
+
+def _polygonal(geometry: shapely.Geometry) -> shapely.Geometry:
+    """The polygons of a geometry make_valid repaired (it also keeps lines and points).
+
+    Args:
+        geometry: a valid geometry.
+
+    Returns:
+        It when a (multi)polygon; else a multipolygon of its polygon parts,
+        empty where it has none.
+    """
+    if isinstance(geometry, shapely.Polygon | shapely.MultiPolygon):
+        return geometry
+    polygons = [
+        polygon
+        for part in shapely.get_parts(geometry)
+        for polygon in shapely.get_parts(part)
+        if isinstance(polygon, shapely.Polygon)
+    ]
+    return shapely.MultiPolygon(polygons)
+
+
 class LabelsOutsideBboxError(ValueError):
     """No label polygon intersects the bbox (a ``ValueError`` with its parts)."""
 
@@ -223,7 +321,12 @@ class IrrigationLabels(VectorDataset):
     DWR and the opposite in your file). The
     features are read once, with only the class column and the geometry (Z/M
     dropped), and kept in memory with a spatial index; each sample rasterises
-    the polygons that intersect the query. Pixels are burnt when their centre
+    the polygons that intersect the query. Features with a NaN or infinite
+    coordinate are left out, and an invalid polygon (a self-intersecting
+    ring, say) is replaced by the polygons of shapely's ``make_valid`` repair,
+    each with one warning per file naming the first by row, as ``field-stats``
+    counts its fields; coordinates that can be no place on Earth in the
+    file's CRS are refused. Pixels are burnt when their centre
     lies inside a polygon; pixels outside every polygon are 255. Where polygons
     overlap, the one that comes later in the file (and later files over earlier
     ones) wins.
@@ -314,8 +417,13 @@ class IrrigationLabels(VectorDataset):
                 missing, *class_map* has a value other than 0, 1, 255, *bbox* is
                 malformed, no feature lies in *bbox*, *res* is 1 or more in a
                 geographic *crs*, a file names no CRS and its coordinates are
-                not degrees, or *class_column* is not DWR's and *class_map*
-                maps none of its codes.
+                not degrees, a file's coordinates can be no place on Earth in
+                its CRS (see :func:`off_earth_fault`), or *class_column* is not
+                DWR's and *class_map* maps none of its codes.
+
+        Warns:
+            UserWarning: if a file holds features with coordinates that are
+                not numbers (left out) or invalid polygons (repaired).
         """
         if crs is not None:
             crs = CRS.from_user_input(crs)
@@ -342,6 +450,8 @@ class IrrigationLabels(VectorDataset):
         self.covers_bbox = covers_bbox and self.bbox is not None
 
         files = self.files
+        # Features left out for coordinates that are not numbers.
+        self._not_numbers = 0
         frames: list[GeoDataFrame] = []
         kept: list[str] = []
         extents: dict[str, list[float]] = {}
@@ -382,10 +492,16 @@ class IrrigationLabels(VectorDataset):
 
         if not frames:
             if self.bbox is None or not extents:
+                left_out = (
+                    f" with coordinates that are numbers ({self._not_numbers:,} "
+                    "left out)"
+                    if self._not_numbers
+                    else ""
+                )
                 msg = (
-                    f"Label file(s) {files} hold no polygons; expected label "
-                    "polygons (DWR's crop mapping or your own), so check the file "
-                    "and its layer (--data.init_args.labels_layer; evaluate: "
+                    f"Label file(s) {files} hold no polygons{left_out}; expected "
+                    "label polygons (DWR's crop mapping or your own), so check the "
+                    "file and its layer (--data.init_args.labels_layer; evaluate: "
                     "--labels-layer)."
                 )
             else:
@@ -540,15 +656,89 @@ class IrrigationLabels(VectorDataset):
         Raises:
             ValueError: If the file cannot be read or lacks the layer or column.
         """
-        if filepath.lower().endswith(self.parquet_suffixes):
-            frame = self._read_parquet(filepath)
-        else:
-            frame = self._read_ogr(filepath)
-        frame = frame[~(frame.geometry.isna() | frame.geometry.is_empty)]
-        extent: list[float] | None = []
-        if frame.empty:
-            extent = self._extent(filepath)
+        with warnings.catch_warnings():
+            # shapely's own word on NaN coordinates; _usable names the features.
+            warnings.filterwarnings(
+                "ignore", "invalid value encountered", RuntimeWarning
+            )
+            if filepath.lower().endswith(self.parquet_suffixes):
+                frame = self._read_parquet(filepath)
+            else:
+                frame = self._read_ogr(filepath)
+            frame = self._usable(filepath, frame)
+            extent: list[float] | None = []
+            if frame.empty:
+                extent = self._extent(filepath)
         return frame, extent
+
+    def _usable(self, filepath: str, frame: GeoDataFrame) -> GeoDataFrame:
+        """The features of a file that can be rasterised, invalid polygons repaired.
+
+        Features without geometry are dropped; those with a NaN or infinite
+        coordinate are left out with a warning; an invalid polygon (a
+        self-intersecting ring, say) is replaced by the polygons of shapely's
+        ``make_valid`` repair, with a warning (as ``field-stats`` counts it).
+
+        Args:
+            filepath: the label file, for the messages.
+            frame: its features as read, in its CRS.
+
+        Returns:
+            The usable features, in file order.
+
+        Raises:
+            ValueError: If a coordinate can be no place on Earth in the file's
+                CRS (see :func:`off_earth_fault`).
+
+        Warns:
+            UserWarning: naming how many features have coordinates that are
+                not numbers, and how many are invalid polygons, each with the
+                first of them by row (1-based, among the features read).
+        """
+        geometries = frame.geometry.to_numpy().copy()
+        keep = ~(shapely.is_missing(geometries) | shapely.is_empty(geometries))
+        broken = np.flatnonzero(keep & not_finite(geometries))
+        if broken.size:
+            warnings.warn(
+                f"Label file {filepath!r} holds {broken.size:,} feature(s) with "
+                "coordinates that are not numbers (NaN or infinite, e.g. row "
+                f"{int(broken[0]) + 1}), left out; fix or remove them in the file.",
+                UserWarning,
+                stacklevel=4,
+            )
+            keep[broken] = False
+            self._not_numbers += broken.size
+        geometries[~keep] = None
+        fix = assign_crs_hint(self._asked_crs, "the imagery or map it is read for")
+        fault = off_earth_fault(
+            f"Label file {filepath!r}",
+            geometries,
+            CRS.from_user_input(frame.crs),
+            fix,
+        )
+        if fault is not None:
+            raise ValueError(fault)
+        invalid = np.flatnonzero(keep & ~shapely.is_valid(geometries))
+        if invalid.size:
+            reason = shapely.is_valid_reason(geometries[invalid[0]])
+            warnings.warn(
+                f"Label file {filepath!r} holds {invalid.size:,} invalid polygon(s) "
+                f"(e.g. row {int(invalid[0]) + 1}: {reason}), used as shapely's "
+                "make_valid repairs them; fix them in the file (QGIS: Vector > "
+                "Geometry Tools > Fix Geometries) to be sure of the pixels they "
+                "label.",
+                UserWarning,
+                stacklevel=4,
+            )
+            repaired = shapely.make_valid(geometries[invalid])
+            geometries[invalid] = [_polygonal(shape) for shape in repaired]
+            keep[invalid] = ~shapely.is_empty(geometries[invalid])
+        frame = frame.set_geometry(
+            gpd.GeoSeries(
+                geometries, index=frame.index, crs=frame.crs, name=frame.geometry.name
+            )
+        )
+        return cast(GeoDataFrame, frame[keep])
 
     def _unreadable(self, filepath: str, error: Exception) -> ValueError:
         """Build the error for a label file that cannot be read.

@@ -1,5 +1,6 @@
 """Sentinel-2 L2A scenes of California's Central Valley, 12 bands on a 10 m grid."""
 
+import functools
 import os
 import re
 import warnings
@@ -300,6 +301,10 @@ class CentralValleyS2(CheckedCombinations, RasterDataset):
     # The index the sensing days of :meth:`_sensing_days` are of, and the days.
     _days: tuple[GeoDataFrame, dict[str, str]] | None = None
 
+    # While the files are indexed: the WKT of each file's own CRS, by path,
+    # in the order opened (None once indexed).
+    _native_crs: dict[str, str] | None = None
+
     def __init__(
         self,
         paths: Path | Iterable[Path] = "data",
@@ -323,7 +328,8 @@ class CentralValleyS2(CheckedCombinations, RasterDataset):
                 for its product.
             crs: coordinate reference system to warp to, a pyproj CRS or a
                 string such as ``"EPSG:32610"`` (default: the CRS of the first
-                file found).
+                file found by path; where the files read are in several CRSs,
+                a warning names it and how many files are in each).
             res: pixel size of the output grid in units of the CRS (metres for
                 UTM, degrees for a geographic CRS such as EPSG:4326, where 1
                 or more is refused as metres meant; see :func:`check_res`),
@@ -443,6 +449,7 @@ class CentralValleyS2(CheckedCombinations, RasterDataset):
         # The files torchgeo opens to index them, less the Level-1C ones that
         # are left out below.
         expected = sorted(set(multiband_files or band_files) - set(level_1c))
+        self._native_crs = {}
         try:
             super().__init__(
                 paths, target_crs, res, self.bands, transforms, cache, time_series
@@ -451,6 +458,8 @@ class CentralValleyS2(CheckedCombinations, RasterDataset):
             indexed: set[str] = set()
         else:
             indexed = set(self.index.filepath)
+        finally:
+            native_crs, self._native_crs = self._native_crs, None
         self._check_opened(expected, indexed)
         check_res(self.crs, res, self.index, from_files=target_crs is None)
 
@@ -470,6 +479,8 @@ class CentralValleyS2(CheckedCombinations, RasterDataset):
             )
             warnings.warn(msg, UserWarning, stacklevel=2)
         self._select_dates()
+        if target_crs is None:
+            self._warn_mixed_crs(native_crs)
         self._warn_undated()
         self._order_by_time()
         #: Whether cloud masks beside per-band files are applied.
@@ -757,6 +768,50 @@ class CentralValleyS2(CheckedCombinations, RasterDataset):
         #: product), those sensed outside :attr:`start` to :attr:`end` left out.
         self.index = self.index[keep]
 
+    def _warn_mixed_crs(self, native_crs: dict[str, str]) -> None:
+        """Say which CRS the files are read in, where they are in several.
+
+        torchgeo reads every file on a grid in the CRS of the first file it
+        indexes (by path), resampling the others onto it: with scenes of two
+        UTM zones under the root, which zone that is depends on the names.
+
+        Args:
+            native_crs: the WKT of each indexed file's own CRS, by path, in
+                the order indexed (the first gave the dataset's CRS).
+
+        Warns:
+            UserWarning: if a file read is in another CRS than the dataset's,
+                naming the CRS chosen, how many files are in each CRS, and how
+                to choose.
+        """
+        if not native_crs:
+            return
+        first_path, first_wkt = next(iter(native_crs.items()))
+        chosen = _crs_name(first_wkt)
+        counts: dict[str, int] = {}
+        for path in self.index.filepath:
+            if path in native_crs:
+                name = _crs_name(native_crs[path])
+                counts[name] = counts.get(name, 0) + 1
+        if set(counts) <= {chosen}:
+            return
+        listed = ", ".join(
+            f"{name}: {count} file{'s' if count > 1 else ''}"
+            for name, count in sorted(counts.items())
+        )
+        other = max(
+            (name for name in counts if name != chosen), key=lambda n: counts[n]
+        )
+        msg = (
+            f"The Sentinel-2 files read under {self._roots_str()} are in "
+            f"{len(counts)} CRS(s) ({listed}); they are read on a grid in "
+            f"{chosen}, the CRS of the first file by path ({first_path!r}), and "
+            "files in another CRS are resampled onto it; to choose the CRS, keep "
+            "only one zone's files under --root (--data.init_args.root), or in "
+            f"Python pass crs, e.g. CentralValleyS2(root, crs={other!r})."
+        )
+        warnings.warn(msg, UserWarning, stacklevel=3)
+
     def _find_cloud_masks(self) -> dict[str, tuple[CloudMask, ...]]:
         """Find each indexed product's cloud masks (see the class docstring).
 
@@ -938,6 +993,9 @@ class CentralValleyS2(CheckedCombinations, RasterDataset):
             The open file, or a WarpedVRT of it.
         """
         handle = super()._load_warp_file(filepath, crs)
+        if self._native_crs is not None:  # Indexing: note the file's own CRS.
+            native = handle.src_crs if isinstance(handle, WarpedVRT) else handle.crs
+            self._native_crs[str(filepath)] = native.to_wkt()
         if not isinstance(handle, WarpedVRT):
             return handle
         src = rasterio.open(filepath)
@@ -1364,6 +1422,22 @@ class CentralValleyS2(CheckedCombinations, RasterDataset):
         image = sample["image"][rgb_indices].detach().cpu().float().numpy()
         panels = [("Image", natural_colour(image)), *class_panels(sample)]
         return plot_panels(panels, show_titles, suptitle)
+
+
+@functools.cache
+def _crs_name(wkt: str) -> str:
+    """A CRS as messages name it.
+
+    Args:
+        wkt: the CRS as WKT.
+
+    Returns:
+        Its authority code, e.g. ``EPSG:32610``, where pyproj finds one;
+        else its name.
+    """
+    crs = CRS.from_wkt(wkt)
+    authority = crs.to_authority(min_confidence=70)
+    return ":".join(authority) if authority else crs.name
 
 
 def class_panels(sample: Sample) -> list[tuple[str, npt.NDArray[Any]]]:
