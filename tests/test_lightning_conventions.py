@@ -2,6 +2,7 @@
 
 import csv
 import sys
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -280,3 +281,19 @@ def test_datamodule_hyperparameters_hold_every_setting(
     assert hparams["batch_size"] == 3
     assert hparams["patch_size"] == 48
     assert hparams["label_fraction"] is None
+
+
+def test_datamodule_hyperparameters_given_from_python_load_as_data(
+    tmp_path: Path,
+) -> None:
+    # A Path and a date given from Python went into every checkpoint as
+    # objects, which torch.load(weights_only=True), and so predict and
+    # fine-tuning, refused.
+    datamodule = CentralValleyDataModule(
+        root=tmp_path, start=date(2023, 1, 1), end="2023-12-31"
+    )
+    saved = tmp_path / "hparams.pt"
+    torch.save({"datamodule_hyper_parameters": dict(datamodule.hparams)}, saved)
+    loaded = torch.load(saved, weights_only=True)["datamodule_hyper_parameters"]
+    assert loaded["root"] == str(tmp_path)
+    assert (loaded["start"], loaded["end"]) == ("2023-01-01", "2023-12-31")

@@ -18,7 +18,11 @@ from ..datasets.bigearthnet import Scheme
 from .augment import make_views, set_augmentations
 from .balanced_split import VAL_PERCENT, irrigation_splits
 from .fractions import draw_labelled_subset
-from .options import check_batch_size, check_label_fraction
+from .options import (
+    check_batch_size,
+    check_label_fraction,
+    save_plain_hyperparameters,
+)
 from .samplers import (
     RandomDrawSampler,
     ResumableDraws,
@@ -197,7 +201,7 @@ class BigEarthNetIrrigationDataModule(ResumableDraws, NonGeoDataModule):
         super().__init__(BigEarthNetIrrigation, batch_size, num_workers)
         # Every setting, for the loggers (hparams.yaml, TensorBoard's HPARAMS)
         # and load_from_checkpoint; the labelled subset adds its size later.
-        self.save_hyperparameters()
+        save_plain_hyperparameters(self)
         side = BigEarthNetIrrigation.image_size[0]
         if not 1 <= patch_size <= side:
             msg = (

@@ -42,6 +42,7 @@ from .options import (
     check_min_labelled,
     check_patch_size,
     check_split_fractions,
+    save_plain_hyperparameters,
 )
 from .samplers import (
     BlockGridSampler,
@@ -265,7 +266,7 @@ class CentralValleyDataModule(ResumableDraws, GeoDataModule):
         )
         # Every setting, for the loggers (hparams.yaml, TensorBoard's HPARAMS)
         # and load_from_checkpoint; the labelled subset adds its size later.
-        self.save_hyperparameters()
+        save_plain_hyperparameters(self)
         #: Directory searched recursively for the Sentinel-2 L2A files.
         self.root = Path(root)
         #: DWR label file as given, relative to *root* or the working directory

@@ -1,6 +1,12 @@
 """Refusals of datamodule options out of range, before any data is read."""
 
-from collections.abc import Sequence
+import inspect
+import os
+from collections.abc import Mapping, Sequence
+from datetime import date
+from typing import Any
+
+from lightning.pytorch import LightningDataModule
 
 #: How far the split shares' sum may be from 1 (rounding in a config).
 SUM_TOLERANCE = 1e-6
@@ -113,3 +119,44 @@ def check_split_fractions(fractions: Sequence[float]) -> None:
             "[0.7, 0.15, 0.15]."
         )
         raise ValueError(msg)
+
+
+def plain_value(value: Any) -> Any:
+    """*value* as a checkpoint read with ``weights_only=True`` can hold it.
+
+    Paths become text, days ``YYYY-MM-DD``, tuples lists, CRSs their
+    ``EPSG:`` text; numbers, text, None and containers of them stay.
+
+    Args:
+        value: a datamodule's argument, e.g. ``Path("data")`` or
+            ``date(2023, 1, 1)``.
+
+    Returns:
+        A plain value, e.g. ``"data"`` or ``"2023-01-01"``.
+    """
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, Mapping):
+        return {str(k): plain_value(v) for k, v in value.items()}
+    if isinstance(value, Sequence):
+        return [plain_value(v) for v in value]
+    return str(value)
+
+
+def save_plain_hyperparameters(datamodule: LightningDataModule) -> None:
+    """Save a datamodule's arguments as its hyperparameters, as plain values.
+
+    For the loggers (``hparams.yaml``, TensorBoard's HPARAMS) and
+    ``load_from_checkpoint``; a ``Path`` or ``date`` given from Python would
+    make the checkpoint unreadable with ``weights_only=True``.
+
+    Args:
+        datamodule: the datamodule, called from its ``__init__``.
+    """
+    datamodule.save_hyperparameters(frame=inspect.currentframe().f_back)  # type: ignore[union-attr]
+    for key, value in list(datamodule.hparams.items()):
+        datamodule.hparams[key] = plain_value(value)
