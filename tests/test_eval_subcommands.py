@@ -186,3 +186,15 @@ def test_a_parser_error_points_to_the_command_s_own_help(
     )
     err = cli_error_line(["test", "--config", config, "--ckpt_path"], capsys)
     assert err.endswith("; torchgeo-simclr test --help lists every option.")
+
+
+def test_a_predict_config_error_points_to_lightning_s_help(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # `torchgeo-simclr predict --help` is the map command's help, which lists
+    # none of the configuration's options.
+    config = str(Path(__file__).resolve().parents[1] / "conf" / "predict_cal.yaml")
+    err = cli_error_line(["predict", "--config", config, "--ckpt_path"], capsys)
+    assert err.endswith(
+        "; torchgeo-simclr predict --config FILE --help lists every option."
+    )

@@ -2702,3 +2702,21 @@ def test_a_bbox_in_exponent_form_is_read_as_numbers() -> None:
     bbox = ["--bbox", "-1e12", "-1.5E+3", "-.5", "1e12", "--bbox-crs", "EPSG:32610"]
     args = build_parser().parse_args([*given, *bbox])
     assert args.bbox == [-1e12, -1500.0, -0.5, 1e12]
+    # A whole number in exponent form is a number of pixels too.
+    args = build_parser().parse_args([*given, "--max-pixels", "2e9"])
+    assert args.max_pixels == 2_000_000_000
+
+
+def test_a_failed_map_stops_keeping_warnings(tmp_path: Path) -> None:
+    # Lightning calls on_exception, not teardown, when a run fails (e.g. the
+    # --max-pixels refusal): warnings stayed captured in the user's process.
+    import warnings
+
+    from torchgeo_simclr.inference import IrrigationMapWriter
+
+    shown = warnings.showwarning
+    writer = IrrigationMapWriter(tmp_path / "map.tif")
+    writer.setup(None, None, "predict")  # type: ignore[arg-type]
+    assert warnings.showwarning is not shown
+    writer.on_exception(None, None, ValueError("refused"))  # type: ignore[arg-type]
+    assert warnings.showwarning is shown

@@ -46,7 +46,7 @@ def one_line(message: str, subcommand: str = "fit") -> str:
     Args:
         message: jsonargparse's message, possibly over several lines.
         subcommand: the command whose ``--help`` to point to (``fit``,
-            ``validate``, ``test`` or ``predict``).
+            ``validate``, ``test`` or ``predict --config FILE``).
 
     Returns:
         The message's lines joined, and a pointer to ``--help``.
@@ -760,6 +760,8 @@ def parser_error(message: str, tokens: Sequence[str]) -> str:
         if (sentence := explain(text, tokens)) is not None:
             return sentence
     subcommand = tokens[0] if tokens and not tokens[0].startswith("-") else "fit"
+    if subcommand == "predict":  # without --config, predict is the map command
+        subcommand = "predict --config FILE"
     return one_line(message, subcommand)
 
 

@@ -84,6 +84,7 @@ def _report_map(
     quicklook: Callable[..., Path],
 ) -> None:
     """Print a finished map's summary and files; draw or drop its quick look."""
+    from ..constants import UNKNOWN_DATE
     from ..days import dates_note
 
     # The quick look of the map just replaced would no longer match it.
@@ -94,7 +95,8 @@ def _report_map(
     regions = summary["irrigated_regions"]
     dates = summary["imagery_dates"]
     # One date is named too: a log of two years' runs tells them apart.
-    note = dates_note(dates) or (f"imagery of {dates[0]}" if dates else "")
+    one = "an unknown date" if dates == [UNKNOWN_DATE] else dates[0] if dates else ""
+    note = dates_note(dates) or (f"imagery of {one}" if one else "")
     print(
         f"Irrigated: {_area(summary['irrigated_ha'])} "
         f"({_area(summary['irrigated_acres'], 'acres')}) of "

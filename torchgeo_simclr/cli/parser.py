@@ -142,7 +142,14 @@ def _at_least(minimum: int) -> Callable[[str], int]:
     """
 
     def integer(text: str) -> int:
-        value = int(text)
+        try:
+            value = int(text)
+        except ValueError:
+            # 2e9 is a whole number too; 2.5, nan and inf are not.
+            number = float(text)
+            if not number.is_integer():
+                raise
+            value = int(number)
         if value < minimum:
             msg = f"must be at least {minimum}, got {value}"
             raise argparse.ArgumentTypeError(msg)

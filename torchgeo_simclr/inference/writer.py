@@ -1010,6 +1010,8 @@ class IrrigationMapWriter(BasePredictionWriter):
             pl_module: the task.
             exception: what stopped the run.
         """
+        # Lightning calls no teardown after an exception: stop keeping warnings.
+        self._keeping.close()
         for writer in ("_classes", "_probability"):
             if hasattr(self, writer):
                 getattr(self, writer).close()
