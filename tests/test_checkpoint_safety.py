@@ -72,13 +72,19 @@ def test_a_checkpoint_may_not_point_timm_at_another_file(
         finetuned, lambda meta: meta["spec"].update(backbone_kwargs=options)
     )
     for load in (load_model, load_backbone):
-        with pytest.raises(ValueError, match="may not pass to timm") as error:
+        with pytest.raises(ValueError, match="read or fetch another file") as error:
             load(path)
-        assert str(error.value).startswith(
+        message = str(error.value)
+        assert message.startswith(
             f"Checkpoint {str(path)!r} sets backbone_kwargs checkpoint_path, "
-            "pretrained_cfg_overlay, which a checkpoint may not pass to timm"
-        ), error.value
-        assert "\n" not in str(error.value)
+            "pretrained_cfg_overlay, which would make timm read or fetch another "
+            "file"
+        ), message
+        # It names what is wrong with the options, and does not claim the file
+        # was altered (an earlier version may have written it).
+        assert "the file was altered" not in message
+        assert message.endswith("leave checkpoint_path, pretrained_cfg_overlay out.")
+        assert "\n" not in message
 
 
 def test_a_pretrained_checkpoint_may_not_set_pretrained_cfg(
@@ -93,17 +99,49 @@ def test_a_pretrained_checkpoint_may_not_set_pretrained_cfg(
         FineTuneTask(checkpoint=str(path))
 
 
-def test_fit_takes_only_architecture_options() -> None:
+def test_fit_refuses_options_that_make_timm_read_files() -> None:
     # A fit must not write a checkpoint that its own readers would refuse.
     for task in (SimCLRv2Task, FineTuneTask):
-        with pytest.raises(ValueError, match="may not set") as error:
-            task(model="resnet18", backbone_kwargs={"checkpoint_path": "w.pt"})
-        message = str(error.value)
-        assert message.startswith("backbone_kwargs may not set checkpoint_path: only")
-        assert "drop_path_rate" in message
-    # Options of the network's shape are taken as before.
-    task = FineTuneTask(model="resnet18", backbone_kwargs={"drop_rate": 0.1})
-    assert task.model.spec.backbone_kwargs == {"drop_rate": 0.1}
+        for key in ("checkpoint_path", "cache_dir", "pretrained_cfg"):
+            with pytest.raises(ValueError, match="may not set") as error:
+                task(model="resnet18", backbone_kwargs={key: "w.pt"})
+            assert str(error.value).startswith(
+                f"backbone_kwargs may not set {key}: it makes timm read or fetch "
+                "another file"
+            ), error.value
+    # What the task sets itself is refused as before.
+    with pytest.raises(ValueError, match="in_chans: the task sets it"):
+        FineTuneTask(model="resnet18", backbone_kwargs={"in_chans": 3})
+
+
+def test_ordinary_timm_options_are_taken_in_configs_and_checkpoints(
+    finetuned: Path,
+) -> None:
+    # An allow-list of 28 names refused act_layer, stem_type and the like, in a
+    # config and in a checkpoint an earlier version had trained with them ("the
+    # file was altered or written by another tool").
+    task = FineTuneTask(
+        model="resnet18", backbone_kwargs={"drop_rate": 0.1, "act_layer": "silu"}
+    )
+    assert task.model.spec.backbone_kwargs == {"drop_rate": 0.1, "act_layer": "silu"}
+    path = _altered(
+        finetuned,
+        lambda meta: meta["spec"].update(backbone_kwargs={"act_layer": "silu"}),
+    )
+    model = load_model(path)
+    assert isinstance(model.model.backbone.act1, torch.nn.SiLU)
+
+
+def test_a_checkpoint_may_not_set_what_the_task_sets(finetuned: Path) -> None:
+    path = _altered(
+        finetuned, lambda meta: meta["spec"].update(backbone_kwargs={"in_chans": 3})
+    )
+    with pytest.raises(ValueError, match="which the task sets itself") as error:
+        load_model(path)
+    assert str(error.value).startswith(
+        f"Checkpoint {str(path)!r} sets backbone_kwargs in_chans, which the task "
+        "sets itself"
+    ), error.value
 
 
 def test_a_network_the_weights_do_not_fit_is_never_built_for_real(

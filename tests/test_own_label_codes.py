@@ -131,7 +131,7 @@ def test_your_own_column_without_a_class_map_is_refused(
     message = str(info.value)
     assert f"Label file {str(path)!r} column 'regadio' holds the codes N, S" in message
     assert '--data.init_args.class_map \'{"N": 1, "S": 0}\' for fit' in message
-    assert "--class-map N=1 S=0 for evaluate and probe" in message
+    assert "--class-map N=1 S=0 for evaluate, probe and embedding-map" in message
     assert (given is None) == ("maps none of them" not in message)
     if given is not None:
         assert given in message
@@ -143,6 +143,46 @@ def test_dwr_class_columns_keep_the_defaults() -> None:
         effective = build_irrigation_map({"I": IGNORE_INDEX}, column)
         assert effective == DEFAULT_IRRIGATION_MAP | {"I": IGNORE_INDEX}
     assert build_irrigation_map({"S": 1, "N": 0}, "regadio") == {"S": 1, "N": 0}
+
+
+def write_dwr_fields(path: Path, column: str) -> Path:
+    """DWR crop codes (G, P, V, I, U, NV) in *column*, one per 4x4 field."""
+    codes = ["G", "P", "V", "I", "U", "NV"]
+    frame = gpd.GeoDataFrame(
+        {column: codes},
+        geometry=[field_box((0, 4 * i, 4, 4 * i + 4)) for i in range(len(codes))],
+        crs=SPAIN,
+    )
+    frame.to_file(path)
+    return path
+
+
+def test_a_renamed_dwr_column_with_overrides_is_refused(tmp_path: Path) -> None:
+    # The old README sent a year whose class column is named otherwise to
+    # class_column; with a few overrides every other DWR class became 255,
+    # with only a warning, and training ran on near-empty labels.
+    path = write_dwr_fields(tmp_path / "crops_2022.gpkg", "Class2_2022")
+    overrides = {"G": IGNORE_INDEX, "P": IGNORE_INDEX}
+    with pytest.raises(ValueError, match="DWR crop codes") as info:
+        IrrigationLabels(path, class_column="Class2_2022", class_map=overrides)
+    message = str(info.value)
+    assert message.startswith(
+        f"Label file {str(path)!r} column 'Class2_2022' holds DWR crop codes that "
+        "class_map {'G': 255, 'P': 255} leaves out (I, NV, U, V), and DWR's "
+        "default classes apply only to columns named CLASS1 to CLASS4"
+    ), message
+    assert "rename the column to CLASS2" in message
+    assert "value for every code" in message
+    # Renamed to CLASS2, the same overrides update DWR's defaults.
+    renamed = write_dwr_fields(tmp_path / "crops_2022_renamed.gpkg", "CLASS2")
+    labels = IrrigationLabels(renamed, class_map=overrides)
+    assert (
+        values(labels) == [IGNORE_INDEX, IGNORE_INDEX, IRRIGATED] + [NOT_IRRIGATED] * 3
+    )
+    # Every code mapped: the user's own meaning, no refusal.
+    full = overrides | {"V": 1, "I": 0, "U": 0, "NV": 0}
+    mine = IrrigationLabels(path, class_column="Class2_2022", class_map=full)
+    assert values(mine) == [IGNORE_INDEX, IGNORE_INDEX, IRRIGATED] + [NOT_IRRIGATED] * 3
 
 
 def evaluate(map_path: Path, labels: Path, *options: str) -> list[str]:
@@ -247,7 +287,9 @@ def test_probe_takes_a_class_map(scene: Path) -> None:
         patch_size=32,
     )
     root = str(scene)
-    with pytest.raises(ValueError, match="--class-map D=1 I=0 for evaluate and probe"):
+    with pytest.raises(
+        ValueError, match="--class-map D=1 I=0 for evaluate, probe and embedding-map"
+    ):
         probe_datamodule(metadata, root, "riego.gpkg", 64, class_column="riego")
     dm = probe_datamodule(
         metadata,

@@ -7,8 +7,10 @@ pass ``res=``/``crs=``, which the command line does not have.
 """
 
 import shutil
+import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -31,6 +33,7 @@ from torchgeo_simclr.inference.predict import predict_map
 from torchgeo_simclr.models.checkpoint import DataMetadata
 from torchgeo_simclr.sample import SampleScene, make_sample_scene
 from torchgeo_simclr.tasks import DistillTask, MapPredictionTask
+from torchgeo_simclr.tasks.input_check import BandMeans
 
 #: Per-band standard deviation of the quickstart checkpoint's training data,
 #: reflectance x10000 (``runs/segment_quickstart/checkpoints/last.ckpt``).
@@ -80,6 +83,67 @@ def test_float_reflectance_x10000_and_nodata_read_as_before(tmp_path: Path) -> N
     with rasterio.open(path, "r+") as dst:
         dst.write(np.zeros_like(expected))
     assert len(CentralValleyS2(tmp_path / "float")) == 1
+
+
+def test_a_nodata_value_does_not_hide_reflectance_0_to_1(tmp_path: Path) -> None:
+    # SNAP and GDAL write nodata -9999: its |value| passed for reflectance
+    # x10000, so the 0 to 1 scene was read without a word.
+    path = as_float(fake_s2_multiband(tmp_path / "snap"), 10000 * 10)
+    with rasterio.open(path, "r+") as dst:
+        data = dst.read()
+        data[:, :, : data.shape[2] // 2] = -9999
+        dst.write(data)
+        dst.nodata = -9999
+    with pytest.raises(ValueError, match="reflectance on a 0 to 1 scale") as error:
+        CentralValleyS2(tmp_path / "snap")
+    assert "values of at most 0." in str(error.value)
+
+
+def opens_by_checks(
+    monkeypatch: pytest.MonkeyPatch, root: Path
+) -> dict[str, list[str]]:
+    """Build a dataset of *root*, and the files each of this package's checks opened.
+
+    Returns:
+        Each file opened by a check of this package (not by reading or
+        indexing), with the names of the checks that opened it.
+    """
+    original = rasterio.open
+    opened: dict[str, list[str]] = {}
+
+    def spy(path: Any, *args: Any, **kwargs: Any) -> Any:
+        caller = sys._getframe(1).f_code
+        if "torchgeo_simclr" in caller.co_filename and "check" in caller.co_name:
+            opened.setdefault(str(path), []).append(caller.co_name)
+        return original(path, *args, **kwargs)
+
+    monkeypatch.setattr(rasterio, "open", spy)
+    CentralValleyS2(root)
+    monkeypatch.setattr(rasterio, "open", original)
+    return opened
+
+
+@pytest.mark.parametrize("scale", [None, 1.0], ids=["uint16", "float32"])
+def test_a_stack_is_opened_once_to_check_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scale: float | None
+) -> None:
+    # The value-scale check opened every scene a second time, on every build
+    # of a dataset (fit, predict, evaluate, probe), remote scenes included.
+    path = fake_s2_multiband(tmp_path / "scenes")
+    if scale is not None:
+        as_float(path, scale)
+    opened = opens_by_checks(monkeypatch, tmp_path / "scenes")
+    assert opened[str(path)] == ["_check_band_counts"]
+
+
+def test_a_product_band_file_is_opened_once_to_check_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    product = fake_s2_per_band(tmp_path / "products")
+    opened = opens_by_checks(monkeypatch, tmp_path / "products")
+    indexed = [path for path, callers in opened.items() if len(callers) > 1]
+    assert indexed == [], opened
+    assert opened[str(product / "B02.tif")] == ["_check_band_files"]
 
 
 def test_lonlat_imagery_is_refused_with_a_gdalwarp_into_its_utm_zone(
@@ -194,6 +258,42 @@ def test_the_map_warns_after_four_batches_not_at_its_end(checkpoint: Path) -> No
             warned_at += [batch_idx] * len(unlike([str(w.message) for w in shown]))
             shown.clear()
     assert warned_at == [7]
+
+
+def test_the_band_means_stop_once_compared(
+    checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every batch of the map was added (an einsum over a float copy of it)
+    # after the comparison, and each batch while too few pixels had been
+    # mapped copied the count to the host, a device sync per batch.
+    task = MapPredictionTask(checkpoint=checkpoint)
+    mean = torch.tensor(task.data.mean).view(1, -1, 1, 1)
+    image = torch.zeros((1, 12, 256, 256)) + mean
+    added, synced = [], []
+    original_add, original_means = BandMeans.add, BandMeans.means
+
+    def add(self: BandMeans, *args: Any) -> None:
+        added.append(1)
+        original_add(self, *args)
+
+    def means(self: BandMeans) -> tuple[list[float], int]:
+        synced.append(1)
+        return original_means(self)
+
+    monkeypatch.setattr(BandMeans, "add", add)
+    monkeypatch.setattr(BandMeans, "means", means)
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        # 40 batches of 8 x 8 px: never enough pixels to compare.
+        for batch_idx in range(40):
+            task.predict_step({"image": image[..., :8, :8]}, batch_idx)
+        assert len(synced) == 4  # after 4, 8, 16 and 32 batches, not 37 times
+        # Enough pixels: compared once, then no batch is added.
+        for batch_idx in range(40, 80):
+            task.predict_step({"image": image}, batch_idx)
+    assert unlike([str(w.message) for w in shown]) == []
+    assert len(synced) == 5  # after 64 batches
+    assert len(added) == 64  # none of the 16 after it
 
 
 @pytest.mark.parametrize("offset", [False, True])

@@ -5,9 +5,12 @@ import re
 import shlex
 import warnings
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import rasterio
+from rasterio.io import DatasetReader
 from rasterio.windows import Window
 from torchgeo.datasets.utils import Path
 
@@ -42,19 +45,23 @@ def as_path_list(paths: Path | Iterable[Path]) -> list[Path]:
     return list(paths)
 
 
-def check_same_area(reference: str, others: Sequence[str]) -> None:
+def check_same_area(reference: str | DatasetReader, others: Sequence[str]) -> None:
     """Refuse band files of a product that cover another area than its reference.
 
     Args:
-        reference: the product's indexed band file.
+        reference: the product's indexed band file, or that file already open
+            (then it is not opened again).
         others: its other band files.
 
     Raises:
         ValueError: If a file lies in another CRS than *reference*, or an edge
             lies more than one of the file's pixels from *reference*'s.
     """
-    with rasterio.open(reference) as src:
-        crs, bounds = src.crs, src.bounds
+    if isinstance(reference, DatasetReader):
+        crs, bounds, reference = reference.crs, reference.bounds, reference.name
+    else:
+        with rasterio.open(reference) as src:
+            crs, bounds = src.crs, src.bounds
     for path in others:
         with rasterio.open(path) as src:
             same_crs = src.crs == crs
@@ -161,32 +168,32 @@ def check_band_order(
     raise ValueError(msg)
 
 
-def check_value_scale(path: str) -> None:
+def check_value_scale(source: str | DatasetReader) -> None:
     """Refuse a floating-point file of reflectance 0 to 1 instead of x10000.
 
-    Reads a 3 x 3 grid of small windows (see :data:`VALUE_WINDOWS`), only
-    from files of a floating-point type: integer files are read as they are.
-    Values of 0 (nodata) or not finite are left out; a file with no other
-    value in those windows is not refused.
+    Decides on the file's data type first: an integer file is read as it is,
+    so it costs no read (and, passed open, no open). A floating-point one has
+    a 3 x 3 grid of small windows read (see :data:`VALUE_WINDOWS`). Values
+    of 0 (nodata), not finite, or the file's nodata value (e.g. -9999, as
+    SNAP and GDAL write it) or outside its mask are left out; a file with no
+    other value in those windows is not refused.
 
     Args:
-        path: a Sentinel-2 file (a multi-band scene or a band file).
+        source: a Sentinel-2 file (a multi-band scene or a band file), or that
+            file already open.
 
     Raises:
         ValueError: If the file is of a floating-point type and every value
             read lies within +-:data:`FLOAT_REFLECTANCE_MAX`.
     """
-    with rasterio.open(path) as src:
-        dtype = np.dtype(src.dtypes[0])
-        if dtype.kind != "f":
-            return
-        side = min(VALUE_WINDOW, src.width, src.height)
-        parts = []
-        for row in np.linspace(0, src.height - side, VALUE_WINDOWS).round():
-            for col in np.linspace(0, src.width - side, VALUE_WINDOWS).round():
-                window = Window(int(col), int(row), side, side)
-                parts.append(src.read(window=window).ravel())
-    values = np.concatenate(parts)
+    if isinstance(source, DatasetReader):
+        path, read = source.name, _float_values(source)
+    else:
+        with rasterio.open(source) as src:
+            path, read = source, _float_values(src)
+    if read is None:
+        return
+    values, dtype = read, read.dtype
     values = values[np.isfinite(values) & (values != 0)]
     if values.size == 0 or np.abs(values).max() > FLOAT_REFLECTANCE_MAX:
         return
@@ -203,3 +210,24 @@ def check_value_scale(path: str) -> None:
         "converted copies."
     )
     raise ValueError(msg)
+
+
+def _float_values(src: DatasetReader) -> npt.NDArray[np.floating[Any]] | None:
+    """The valid values of a 3 x 3 grid of windows across a floating-point file.
+
+    Args:
+        src: the open file.
+
+    Returns:
+        None for a file of an integer type (nothing is read), else the values
+        read, flat, less those its nodata value or mask leave out.
+    """
+    if np.dtype(src.dtypes[0]).kind != "f":
+        return None
+    side = min(VALUE_WINDOW, src.width, src.height)
+    parts = []
+    for row in np.linspace(0, src.height - side, VALUE_WINDOWS).round():
+        for col in np.linspace(0, src.width - side, VALUE_WINDOWS).round():
+            window = Window(int(col), int(row), side, side)
+            parts.append(src.read(window=window, masked=True).compressed())
+    return np.concatenate(parts)

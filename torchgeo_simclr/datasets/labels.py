@@ -35,6 +35,7 @@ from ..lonlat import (
 )
 from .combine import intersect
 from .dwr import (
+    DEFAULT_IRRIGATION_MAP,
     DWR_CLASS_COLUMN,
     DWR_CLASS_COLUMNS,
     MISSING_CODE,
@@ -127,7 +128,7 @@ def class_map_example(codes: Sequence[str]) -> str:
     Returns:
         E.g. ``if S means irrigated and N not: --data.init_args.class_map
         '{"S": 1, "N": 0}' for fit (class_map in a config), --class-map S=1
-        N=0 for evaluate and probe``.
+        N=0 for evaluate, probe and embedding-map``.
     """
     named = [code for code in codes if code and code != MISSING_CODE][:2] or ["CODE"]
     pairs = dict(zip(named, (1, 0), strict=False))
@@ -138,7 +139,7 @@ def class_map_example(codes: Sequence[str]) -> str:
     cli = " ".join(shlex.quote(f"{code}={value}") for code, value in pairs.items())
     return (
         f"{meaning}: --data.init_args.class_map {yaml} for fit (class_map in a "
-        f"config), --class-map {cli} for evaluate and probe"
+        f"config), --class-map {cli} for evaluate, probe and embedding-map"
     )
 
 
@@ -177,6 +178,69 @@ def unmapped_codes_message(
         f"are read from {dwr} only){given}; pass what each code means, 1 "
         f"(irrigated), 0 (not irrigated) or 255 (ignored), e.g. "
         f"{class_map_example(codes)}."
+    )
+
+
+def dwr_codes_left_out(
+    class_column: str, unmapped: Iterable[str], class_map: Mapping[str, int] | None
+) -> list[str]:
+    """DWR crop codes a partial class map leaves out of a renamed DWR column.
+
+    DWR's defaults apply only to
+    :data:`~torchgeo_simclr.datasets.dwr.DWR_CLASS_COLUMNS`: a DWR column
+    renamed (e.g. ``Class2_2022``) with a class map of a few overrides (e.g.
+    ``{"G": 255, "P": 255}``) would leave every other DWR class ignored.
+
+    Args:
+        class_column: the label files' class column.
+        unmapped: the distinct codes found that *class_map* leaves out, as
+            :func:`~torchgeo_simclr.datasets.dwr.code_key` gives them.
+        class_map: the class map given, or None.
+
+    Returns:
+        The keys of :data:`~torchgeo_simclr.datasets.dwr.DEFAULT_IRRIGATION_MAP`
+        among *unmapped*, sorted, where the column is not DWR's, a class map is
+        given, and at least two of them make at least half of *unmapped*
+        (missing codes not counted); else an empty list.
+    """
+    if is_dwr_column(class_column) or not class_map:
+        return []
+    codes = {code for code in unmapped if code != MISSING_CODE}
+    dwr = sorted(codes & DEFAULT_IRRIGATION_MAP.keys())
+    return dwr if len(dwr) >= 2 and 2 * len(dwr) >= len(codes) else []
+
+
+def dwr_codes_left_out_message(
+    files: Sequence[str],
+    class_column: str,
+    codes: Sequence[str],
+    class_map: Mapping[str, int],
+) -> str:
+    """The refusal of a renamed DWR column with a partial class map.
+
+    Args:
+        files: the label files read.
+        class_column: their class column, not one of DWR's.
+        codes: the DWR codes *class_map* leaves out, from
+            :func:`dwr_codes_left_out`.
+        class_map: the class map given.
+
+    Returns:
+        One sentence naming the column, the codes left out, the rule and what
+        to do.
+    """
+    named = f"file {files[0]!r}" if len(files) == 1 else f"files {list(files)}"
+    listed = ", ".join(map(shown_code, codes[:10])) + (
+        f" and {len(codes) - 10} more" if len(codes) > 10 else ""
+    )
+    return (
+        f"Label {named} column {class_column!r} holds DWR crop codes that "
+        f"class_map {dict(class_map)} leaves out ({listed}), and DWR's default "
+        f"classes apply only to columns named CLASS1 to CLASS4, so those polygons "
+        f"would all be ignored; rename the column to {DWR_CLASS_COLUMN} in the "
+        f"file and read it as {DWR_CLASS_COLUMN} (the default class_column), "
+        "keeping class_map as overrides of DWR's defaults, or give class_map a "
+        "value for every code."
     )
 
 
@@ -518,6 +582,11 @@ class IrrigationLabels(VectorDataset):
             raise ValueError(msg)
         if not is_dwr_column(class_column) and seen.isdisjoint(self.class_map):
             msg = unmapped_codes_message(kept, class_column, sorted(seen), class_map)
+            raise ValueError(msg)
+        if class_map and (
+            dwr_codes := dwr_codes_left_out(class_column, unknown, class_map)
+        ):
+            msg = dwr_codes_left_out_message(kept, class_column, dwr_codes, class_map)
             raise ValueError(msg)
         if unknown:
             codes = sorted(unknown)

@@ -621,8 +621,10 @@ class CentralValleyS2(CheckedCombinations, RasterDataset):
         Where a scene's band descriptions all name Sentinel-2 bands, they must
         name the 12 in :attr:`all_bands` order (see
         :func:`~torchgeo_simclr.datasets.files.check_band_order`); and a
-        floating-point scene must not hold reflectance 0 to 1 (see
-        :func:`~torchgeo_simclr.datasets.files.check_value_scale`).
+        floating-point scene on disk (not ``/vsi...``) must not hold
+        reflectance 0 to 1 (see
+        :func:`~torchgeo_simclr.datasets.files.check_value_scale`). Each
+        scene is opened once for these checks, and an integer one is not read.
 
         Raises:
             ValueError: If a file has another number of bands, descriptions
@@ -630,18 +632,22 @@ class CentralValleyS2(CheckedCombinations, RasterDataset):
         """
         expected = len(self.all_bands)
         for filepath in self.index.filepath:
+            # One open per scene for all three checks.
             with rasterio.open(filepath) as src:
-                count, descriptions = src.count, src.descriptions
-            if count != expected:
-                msg = (
-                    f"Sentinel-2 scene {filepath!r} has {count} band(s), expected "
-                    f"{expected} ({' '.join(self.all_bands)}); write all 12 L2A "
-                    "bands in that order, or store one file per band (B01.tif ... "
-                    "B12.tif, B8A.tif) in a product directory."
-                )
-                raise ValueError(msg)
-            check_band_order(filepath, descriptions, self.all_bands)
-            check_value_scale(filepath)
+                if src.count != expected:
+                    msg = (
+                        f"Sentinel-2 scene {filepath!r} has {src.count} band(s), "
+                        f"expected {expected} ({' '.join(self.all_bands)}); write "
+                        "all 12 L2A bands in that order, or store one file per "
+                        "band (B01.tif ... B12.tif, B8A.tif) in a product directory."
+                    )
+                    raise ValueError(msg)
+                check_band_order(filepath, src.descriptions, self.all_bands)
+                # A remote float scene would cost 9 reads over the network each
+                # time a dataset is built; remote band files are not checked
+                # either (see _check_band_files).
+                if not str(filepath).startswith("/vsi"):
+                    check_value_scale(src)
 
     def _check_band_files(self) -> None:
         """Check that every indexed product has a file for every requested band.
@@ -664,7 +670,6 @@ class CentralValleyS2(CheckedCombinations, RasterDataset):
         for filepath in self.index.filepath:
             if str(filepath).startswith("/vsi"):
                 continue
-            check_value_scale(filepath)
             paths = {band: self._update_filepath(band, filepath) for band in self.bands}
             missing = {b: p for b, p in paths.items() if not os.path.exists(p)}
             if missing:
@@ -678,7 +683,10 @@ class CentralValleyS2(CheckedCombinations, RasterDataset):
                 raise FileNotFoundError(msg)
             others = sorted(set(paths.values()) - {filepath})
             try:
-                check_same_area(filepath, others)
+                # One open of the indexed band file for both checks.
+                with rasterio.open(filepath) as src:
+                    check_value_scale(src)
+                    check_same_area(src, others)
             except RasterioIOError:
                 # Open each again on its own, to name the one that fails.
                 for path in others:

@@ -70,81 +70,72 @@ def create_backbone(
 #: options (bands, weights) or because the pipeline relies on them.
 RESERVED_OPTIONS = ("in_chans", "num_classes", "pretrained", "features_only")
 
-#: The ``timm.create_model`` arguments ``backbone_kwargs`` may set: options of
-#: the network's shape and regularisation, with plain values. A checkpoint
-#: keeps them and passes them to timm again when it is read, and others would
-#: let a checkpoint someone sent make timm read other files
-#: (``checkpoint_path``, ``pretrained_cfg``, ``pretrained_cfg_overlay``,
-#: ``cache_dir``) or change what the pipeline relies on.
-ARCHITECTURE_OPTIONS: frozenset[str] = frozenset(
+#: The ``timm.create_model`` (and ``build_model_with_cfg``) arguments that make
+#: timm read or fetch files or weights: a weights file (``checkpoint_path``),
+#: a model config naming one (``pretrained_cfg``, ``pretrained_cfg_overlay``),
+#: ImageNet weights (``pretrained``, and how they are loaded:
+#: ``pretrained_strict``, ``pretrained_filter_fn``) or another cache folder
+#: (``cache_dir``). ``backbone_kwargs`` may set any other option, since a
+#: checkpoint keeps them and passes them to timm again when it is read.
+FILE_OPTIONS: frozenset[str] = frozenset(
     {
-        "attn_drop_rate",
-        "class_token",
-        "depth",
-        "depths",
-        "dims",
-        "drop_block_rate",
-        "drop_path_rate",
-        "drop_rate",
-        "dynamic_img_pad",
-        "dynamic_img_size",
-        "embed_dim",
-        "global_pool",
-        "img_size",
-        "init_values",
-        "layer_scale_init_value",
-        "ls_init_value",
-        "mlp_ratio",
-        "no_embed_class",
-        "num_heads",
-        "output_stride",
-        "patch_drop_rate",
-        "patch_size",
-        "pos_drop_rate",
-        "proj_drop_rate",
-        "qk_norm",
-        "qkv_bias",
-        "reg_tokens",
-        "window_size",
+        "cache_dir",
+        "checkpoint_path",
+        "pretrained",
+        "pretrained_cfg",
+        "pretrained_cfg_overlay",
+        "pretrained_filter_fn",
+        "pretrained_strict",
     }
 )
 
 
-def unknown_options(options: Mapping[str, Any] | None) -> list[str]:
-    """The keys of *options* that ``backbone_kwargs`` may not set, sorted.
+def file_options(options: Mapping[str, Any] | None) -> list[str]:
+    """The keys of *options* that make timm read or fetch files, sorted.
 
     Args:
         options: ``backbone_kwargs`` as given or as a checkpoint records them.
 
     Returns:
-        Those outside :data:`ARCHITECTURE_OPTIONS` (the reserved ones too).
+        Those in :data:`FILE_OPTIONS`.
     """
-    return sorted(str(key) for key in options or {} if key not in ARCHITECTURE_OPTIONS)
+    return sorted(str(key) for key in options or {} if key in FILE_OPTIONS)
+
+
+def reserved_options(options: Mapping[str, Any] | None) -> list[str]:
+    """The keys of *options* that the tasks set themselves, sorted.
+
+    Args:
+        options: ``backbone_kwargs`` as given or as a checkpoint records them.
+
+    Returns:
+        Those in :data:`RESERVED_OPTIONS`.
+    """
+    return sorted(str(key) for key in options or {} if key in RESERVED_OPTIONS)
 
 
 def check_backbone_options(options: Mapping[str, Any] | None) -> None:
-    """Refuse backbone options that clash with what the tasks set, or are not allowed.
+    """Refuse backbone options that clash with what the tasks set, or read files.
 
     Args:
         options: ``backbone_kwargs`` as given.
 
     Raises:
-        ValueError: if *options* holds a reserved key, or one outside
-            :data:`ARCHITECTURE_OPTIONS`.
+        ValueError: if *options* holds a key of :data:`RESERVED_OPTIONS` or of
+            :data:`FILE_OPTIONS`.
     """
-    clash = sorted(set(options or {}) & set(RESERVED_OPTIONS))
-    if clash:
+    if clash := reserved_options(options):
         msg = (
             f"backbone_kwargs may not set {', '.join(clash)}: the task sets it "
             "(in_channels and weights are options of their own); drop it."
         )
         raise ValueError(msg)
-    if unknown := unknown_options(options):
+    if reading := file_options(options):
         msg = (
-            f"backbone_kwargs may not set {', '.join(unknown)}: only options of "
-            "the network's shape and regularisation are taken, since a checkpoint "
-            "passes them to timm again when it is read "
-            f"({', '.join(sorted(ARCHITECTURE_OPTIONS))}); drop it."
+            f"backbone_kwargs may not set {', '.join(reading)}: it makes timm read "
+            "or fetch another file each time a checkpoint of this network is read "
+            "(weights come from --model.init_args.weights or a checkpoint); "
+            "drop it."
         )
         raise ValueError(msg)
 

@@ -17,7 +17,12 @@ from torch import Tensor, nn
 
 from ..lonlat import lonlat_extent
 from ..software import cached_file_digest
-from .backbone import PooledFeatures, create_backbone, unknown_options
+from .backbone import (
+    PooledFeatures,
+    create_backbone,
+    file_options,
+    reserved_options,
+)
 from .classifier import IrrigationModel, ModelSpec
 
 #: Key of this package's metadata inside a Lightning checkpoint.
@@ -521,9 +526,10 @@ def check_metadata(path: str | os.PathLike[str], meta: Mapping[str, Any]) -> Non
     """Refuse a checkpoint's metadata that would drive timm or the maps astray.
 
     A checkpoint's ``backbone_kwargs`` go to ``timm.create_model`` when it is
-    read: only :data:`~torchgeo_simclr.models.backbone.ARCHITECTURE_OPTIONS`
-    are taken, not e.g. ``checkpoint_path`` (timm would open that file) or
-    ``pretrained_cfg``. Its normalisation statistics must standardise every
+    read: those of :data:`~torchgeo_simclr.models.backbone.FILE_OPTIONS`
+    (e.g. ``checkpoint_path``: timm would open that file) and of
+    :data:`~torchgeo_simclr.models.backbone.RESERVED_OPTIONS` are refused,
+    any other is taken. Its normalisation statistics must standardise every
     band (:func:`check_statistics`).
 
     Args:
@@ -546,14 +552,22 @@ def check_metadata(path: str | os.PathLike[str], meta: Mapping[str, Any]) -> Non
                 "torchgeo-simclr wrote."
             )
             raise ValueError(msg)
-        if unknown := unknown_options(options):
+        if reading := file_options(options):
             msg = (
                 f"Checkpoint {os.fspath(path)!r} sets backbone_kwargs "
-                f"{', '.join(unknown)}, which a checkpoint may not pass to timm "
-                "(only options of the network's shape and regularisation, such as "
-                "drop_path_rate or dynamic_img_size, are taken, since others can "
-                "make timm read other files); the file was altered or written by "
-                "another tool: pass a checkpoint a fit of torchgeo-simclr wrote."
+                f"{', '.join(reading)}, which would make timm read or fetch "
+                "another file (weights or a model config) as the checkpoint is "
+                "read; it is refused so that a checkpoint reads no file but "
+                "itself: pass a checkpoint whose backbone_kwargs leave "
+                f"{', '.join(reading)} out."
+            )
+            raise ValueError(msg)
+        if clash := reserved_options(options):
+            msg = (
+                f"Checkpoint {os.fspath(path)!r} sets backbone_kwargs "
+                f"{', '.join(clash)}, which the task sets itself from the "
+                "checkpoint's bands and weights; pass a checkpoint whose "
+                f"backbone_kwargs leave {', '.join(clash)} out."
             )
             raise ValueError(msg)
     data = meta.get("data")

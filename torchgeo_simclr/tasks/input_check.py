@@ -153,7 +153,10 @@ class BandMeans:
             Per-band mean ``[C]`` of the pixels with data (empty before any is
             added) and their number.
         """
-        if self.total is None or self.count is None or not float(self.count):
+        if self.total is None or self.count is None:
             return [], 0
-        count = float(self.count)
-        return (self.total.cpu().double() / count).tolist(), round(count)
+        # One copy to the host for the sums and the count.
+        *total, count = torch.cat([self.total, self.count[None]]).cpu().double()
+        if not count:
+            return [], 0
+        return [float(value / count) for value in total], round(float(count))

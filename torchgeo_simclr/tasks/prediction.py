@@ -22,9 +22,24 @@ from .normalisation import standardise, warn_if_raw
 #: more than one window.
 CHECK_AFTER = 4
 
-#: Pixels with data needed before that comparison; until then it waits for
-#: more batches (or the last one).
+#: Pixels with data needed before that comparison; until then it is tried
+#: again after twice, four times, ... :data:`CHECK_AFTER` batches (and at the
+#: last one), so that counting them waits on the device only that often.
 CHECK_PIXELS = 4 * 256 * 256
+
+
+def check_due(batches: int) -> bool:
+    """Whether the band means are compared after *batches* batches.
+
+    Args:
+        batches: batches mapped so far, this one included.
+
+    Returns:
+        True after :data:`CHECK_AFTER` times a power of two batches (4, 8,
+        16, ...).
+    """
+    rounds, rest = divmod(batches, CHECK_AFTER)
+    return rest == 0 and rounds > 0 and rounds & (rounds - 1) == 0
 
 
 class MapPredictionTask(BaseTask):
@@ -230,8 +245,10 @@ class MapPredictionTask(BaseTask):
                 :data:`~torchgeo_simclr.tasks.input_check.FAR_STD` training
                 standard deviations from the training means (imagery with the
                 +1000 offset, reflectance 0 to 1, bands in another order).
-                They are compared after :data:`CHECK_AFTER` batches with
-                :data:`CHECK_PIXELS` pixels with data, and at the last batch.
+                They are compared once, at the first batch that
+                :func:`check_due` names (or the last one) with
+                :data:`CHECK_PIXELS` pixels with data mapped, or at the last
+                batch with fewer; later batches are not added.
         """
         x, valid = normalise(
             batch["image"], self.mean, self.std, batch.get("valid"), fill=True
@@ -247,10 +264,10 @@ class MapPredictionTask(BaseTask):
         """Forget the band means of an earlier map (see :meth:`_check_imagery`)."""
         #: Per-band sums of the pixels with data mapped so far.
         self._band_means = BandMeans()
-        #: Whether the imagery's band means were found far from the training
-        #: statistics (warned), and whether they were compared with enough
-        #: pixels (two attributes).
-        self._warned, self._compared = False, False
+        #: Whether the imagery's band means were compared with the training
+        #: statistics, with enough pixels or at the last batch; no batch is
+        #: added after.
+        self._compared = False
 
     def _check_imagery(
         self, image: Tensor, valid: Tensor, batch_idx: int, dataloader_idx: int
@@ -258,7 +275,9 @@ class MapPredictionTask(BaseTask):
         """Compare the band means mapped so far with the training statistics.
 
         See :meth:`predict_step`. Adding a batch waits for nothing on the
-        device; each comparison copies ``C + 1`` numbers to the host.
+        device; each batch :func:`check_due` names (and the last) copies
+        ``C + 1`` numbers to the host; once compared, batches are no longer
+        added.
 
         Args:
             image: ``[B, C, h, w]`` reflectance x10000.
@@ -268,7 +287,7 @@ class MapPredictionTask(BaseTask):
         """
         if not hasattr(self, "_band_means"):  # predict_step outside a Trainer
             self._start_imagery_check()
-        if self._warned:
+        if self._compared:
             return
         self._band_means.add(image, valid)
         batches = (
@@ -277,14 +296,14 @@ class MapPredictionTask(BaseTask):
             else float("inf")
         )
         last = batch_idx + 1 >= batches
-        if not last and (self._compared or batch_idx + 1 < CHECK_AFTER):
+        if not last and not check_due(batch_idx + 1):
             return
         means, pixels = self._band_means.means()
         if not pixels or (pixels < CHECK_PIXELS and not last):
             return
         self._compared = True
         source = f"checkpoint {str(self.hparams['checkpoint'])!r}"
-        self._warned = warn_if_unlike(means, self.data, source)
+        warn_if_unlike(means, self.data, source)
 
     def model_info(self) -> dict[str, Any]:
         """What a map records about the model that made it.
