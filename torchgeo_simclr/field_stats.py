@@ -49,7 +49,6 @@ from .constants import (
     NOT_IRRIGATED,
     UNKNOWN_DATE,
 )
-from .datasets.labels import assign_crs_hint, not_finite, off_earth_fault
 from .digest import CHECKPOINT_ID_LENGTH
 from .field_pixels import FieldPixels, overlapping
 from .geopackage import missing_layer, write_geopackage
@@ -66,6 +65,7 @@ from .outputs import (
 )
 from .run_record import RunClock, absolute_path, json_record_fault, kept_warnings
 from .software import cached_file_digest, software_record
+from .vectors import assign_crs_hint, not_finite, off_earth_fault
 
 #: Layer of the fields in the GeoPackage that ``--out`` names.
 FIELD_STATS_LAYER: Final[str] = "field_stats"
@@ -733,7 +733,7 @@ def _check_on_earth(
         ValueError: If *crs* is geographic and a coordinate lies beyond +-180
             or +-90 degrees (e.g. a GeoJSON of UTM metres without its CRS), or
             a coordinate lies far beyond any place on Earth (see
-            :func:`~torchgeo_simclr.datasets.labels.off_earth_fault`).
+            :func:`~torchgeo_simclr.vectors.off_earth_fault`).
     """
     geometries = frame.geometry.to_numpy().copy()
     # Fields with NaN or infinite coordinates are left to _shapes.
